@@ -1,0 +1,59 @@
+/* status.h: status codes and error messages shared by the whole engine.
+ *
+ * Engine functions never exit and never print. They return a DrrlStatus and,
+ * on failure, fill a caller-owned DrrlError whose message has the form
+ * "FILE:WHERE: what is wrong" (the CLI prefixes "drrl: "). A NULL DrrlError
+ * pointer is allowed everywhere: the message is then dropped.
+ */
+#ifndef DRRL_STATUS_H
+#define DRRL_STATUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum DrrlStatus {
+    DRRL_OK = 0,
+    DRRL_E_USAGE,     /* bad flag or argument: exit 2 */
+    DRRL_E_INPUT,     /* malformed or inconsistent input file: exit 2 */
+    DRRL_E_NOTFOUND,  /* a named file or item does not exist: exit 2 */
+    DRRL_E_IO,        /* read/write failure at runtime: exit 1 */
+    DRRL_E_NOMEM,     /* allocation failed or size overflow: exit 1 */
+    DRRL_E_EXISTS,    /* output exists and --force not given: exit 2 */
+    DRRL_E_INTERRUPTED, /* stopped by a signal; partial results saved: exit 1 */
+    DRRL_E_INTERNAL,  /* a bug: exit 1 */
+    DRRL_STATUS_COUNT
+} DrrlStatus;
+
+#define DRRL_ERROR_MAX 512
+
+typedef struct DrrlError {
+    DrrlStatus code;
+    char msg[DRRL_ERROR_MAX];
+} DrrlError;
+
+/* Short fixed description of a status ("bad input", ...). Never NULL. */
+const char *drrl_status_name(DrrlStatus s);
+
+/* Process exit status for a status code: 0 ok, 2 usage/input, 1 runtime. */
+int drrl_status_exit_code(DrrlStatus s);
+
+/* Fill err (if non-NULL) with code and a printf-formatted message; returns
+ * code so callers can write `return drrl_error(err, DRRL_E_INPUT, ...)`. */
+DrrlStatus drrl_error(DrrlError *err, DrrlStatus code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Clear err to DRRL_OK with an empty message. */
+void drrl_error_clear(DrrlError *err);
+
+/* Checked size arithmetic: return 0 and store the result, or 1 on overflow. */
+int drrl_size_mul(size_t a, size_t b, size_t *out);
+int drrl_size_add(size_t a, size_t b, size_t *out);
+
+/* Out-of-memory hook: the UI sets one that restores the terminal before the
+ * process dies. drrl_xmalloc-style helpers are deliberately absent: engine code
+ * returns DRRL_E_NOMEM instead; this hook is for the UI's last resort. */
+typedef void (*DrrlFatalHook)(const char *why);
+void drrl_set_fatal_hook(DrrlFatalHook hook);
+void drrl_fatal(const char *why) __attribute__((noreturn));
+
+#endif

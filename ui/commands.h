@@ -1,0 +1,18 @@
+/* commands.h: the table of drrl subcommands (one X-macro line each).
+ *
+ * X(name, summary): the command `drrl name` runs
+ *   int cmd_name(int argc, char **argv);   (argv[0] is "name")
+ * defined in ui/cmd_name.c. Only commands that work belong here: `drrl help`
+ * lists this table. Keep one line per command, in the order help shows them.
+ */
+#ifndef DRRL_COMMANDS_H
+#define DRRL_COMMANDS_H
+
+#define DRRL_COMMANDS(X) \
+    X(version, "print the version")
+
+#define X(name, summary) int cmd_##name(int argc, char **argv);
+DRRL_COMMANDS(X)
+#undef X
+
+#endif
