@@ -1,6 +1,7 @@
 /* commands.h: the table of drrl subcommands (one X-macro line each).
  *
- * X(name, summary): the command `drrl name` runs
+ * X(name, summary): the command `drrl name` (with '_' typed as '-', so
+ * train_lm is `drrl train-lm`) runs
  *   int cmd_name(int argc, char **argv);   (argv[0] is "name")
  * defined in ui/cmd_name.c. Only commands that work belong here: `drrl help`
  * lists this table. Keep one line per command, in the order help shows them.

@@ -13,6 +13,8 @@ typedef struct Command {
     int (*run)(int argc, char **argv);
 } Command;
 
+/* Command names are C identifiers in the table; '_' shows as '-'
+ * (train_lm is `drrl train-lm`). */
 static const Command commands[] = {
 #define X(name, summary) {#name, summary, cmd_##name},
     DRRL_COMMANDS(X)
@@ -20,12 +22,31 @@ static const Command commands[] = {
 };
 static const size_t n_commands = sizeof commands / sizeof commands[0];
 
+/* Compare a typed name with a table name, '-' in the typed one matching '_'. */
+static int name_matches(const char *typed, const char *table)
+{
+    for (; *typed && *table; typed++, table++)
+        if (*typed != *table && !(*typed == '-' && *table == '_'))
+            return 0;
+    return *typed == *table;
+}
+
 static const Command *find_command(const char *name)
 {
     for (size_t i = 0; i < n_commands; i++)
-        if (strcmp(commands[i].name, name) == 0)
+        if (name_matches(name, commands[i].name))
             return &commands[i];
     return NULL;
+}
+
+/* The user-facing spelling of a command name ('_' -> '-'). */
+static const char *display_name(const char *table, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", table);
+    for (char *p = buf; *p; p++)
+        if (*p == '_')
+            *p = '-';
+    return buf;
 }
 
 static void print_help(void)
@@ -36,8 +57,11 @@ static void print_help(void)
            "(DR-RL) in transformer language models.\n"
            "\n"
            "Commands:\n");
-    for (size_t i = 0; i < n_commands; i++)
-        printf("  %-13s %s\n", commands[i].name, commands[i].summary);
+    for (size_t i = 0; i < n_commands; i++) {
+        char buf[64];
+        printf("  %-13s %s\n", display_name(commands[i].name, buf, sizeof buf),
+               commands[i].summary);
+    }
     printf("\n"
            "'drrl help COMMAND' or 'drrl COMMAND --help' describes one command.\n"
            "See drrl(1) for everything else.\n");
@@ -47,7 +71,7 @@ static void print_help(void)
 static int command_help(const Command *cmd)
 {
     char name[64], flag[] = "--help";
-    snprintf(name, sizeof name, "%s", cmd->name);
+    display_name(cmd->name, name, sizeof name);
     char *argv[] = {name, flag, NULL};
     cli_getopt_reset();
     return cmd->run(2, argv);
