@@ -1,0 +1,125 @@
+/* bounds.h: proven perturbation bounds for low-rank attention.
+ *
+ * Notation (one head, head_dim d): keys K (n x d), values V (n x d), query q
+ * (1 x d); orthonormal bases B_K, B_V (d x d, columns); P = B[:, :r] B[:, :r]^T
+ * the rank-r projector. Low-rank attention computes
+ *   s~ = q P_K K^T / sqrt(d),  p~ = softmax(s~),  o~ = p~ V P_V
+ * against exact s = q K^T / sqrt(d), p = softmax(s), o = p V.
+ * All bounds hold in exact arithmetic; comparisons with float32 results must
+ * allow for round-off (bounds_roundoff gives the allowance drrl uses).
+ * Every function returns a bound (never an estimate) unless it says so.
+ */
+#ifndef DRRL_BOUNDS_H
+#define DRRL_BOUNDS_H
+
+#include <stdint.h>
+
+/* Eckart-Young-Mirsky (Eckart & Young 1936; Mirsky 1960): for the best rank-r
+ * approximation X P_r, P_r onto the top-r right singular vectors,
+ *   ||X - X P_r||_F = sqrt(sum_{k > r} sigma_k^2),  ||X - X P_r||_2 = sigma_{r+1}.
+ * lambda: the d eigenvalues of G = X^T X (sigma_k^2), descending.
+ * Returns the Frobenius tail (equality, not just a bound). */
+double bounds_tail_fro(const double *lambda, int32_t d, int32_t r);
+/* sigma_{r+1} (0 when r >= d). */
+/* Eigenvalues from a double Gram matrix are accurate to an absolute error,
+ * not a relative one: accumulating G = X^T X over n rows errs by at most
+ * gamma_n trace(G) in ||.||_2 (|dG_ij| <= gamma_n a_i a_j, a_i = ||X e_i||,
+ * Higham Sec. 3.5), and dsyevr's eigenvalues are exact for G + E with
+ * ||E||_2 <= p(d) u ||G||_2 (LAPACK Users' Guide, Sec. 4.7; we take p(d) =
+ * 16 d). So sigma_k^2 computed this way may be low by up to
+ *   (gamma_n + 16 d u) trace(G),  u = 2^-53,
+ * which bounds_gram_allowance returns; add it to any squared tail taken from
+ * such eigenvalues (it matters only for tails near zero). */
+double bounds_gram_allowance(double trace, int64_t n, int32_t d);
+double bounds_tail_spec(const double *lambda, int32_t d, int32_t r);
+
+/* Stale basis: for ANY orthonormal B and P = B_r B_r^T,
+ *   ||X (I - P)||_F^2 = trace(G) - trace(B_r^T G B_r)            (exact)
+ * since ||X(I-P)||_F^2 = trace((I-P) G (I-P)) = trace(G) - trace(P G).
+ * G, B: (d, d) row-major double, G symmetric (full). O(d^2 r). */
+double bounds_stale_tail2(const double *G, const double *B, int32_t d, int32_t r);
+
+/* Score error for one query row:
+ *   s - s~ = q (I - P) K^T / sqrt(d) = q (I-P) (I-P) K^T / sqrt(d)
+ *   ||s - s~||_2 <= ||q (I - P)||_2 ||K (I - P)||_2 / sqrt(d)
+ * (submultiplicativity). With K's rows split as [A; C], ||K(I-P)||_2^2 <=
+ * ||A(I-P)||_2^2 + ||C(I-P)||_F^2 because ||[A;C]x||^2 = ||Ax||^2 + ||Cx||^2;
+ * with P from A's own top-r right singular vectors ||A(I-P)||_2 = sigma_{r+1}(A).
+ * Arguments: q_res = ||q (I-P)||_2, key_res2 = a bound on ||K(I-P)||_2^2. */
+double bounds_score(double q_res, double key_res2, int32_t d);
+
+/* Softmax in l2 (proof): softmax's Jacobian J = diag(p) - p p^T is symmetric
+ * positive semidefinite, and by Gershgorin (row i: p_i(1-p_i) + sum_{j!=i}
+ * p_i p_j = 2 p_i (1 - p_i) <= 1/2) its largest eigenvalue is <= 1/2. By the
+ * mean value theorem in integral form, softmax(x) - softmax(y) =
+ * int_0^1 J(y + t(x-y)) (x-y) dt, so
+ *   ||softmax(x) - softmax(y)||_2 <= (1/2) ||x - y||_2.
+ * (Gao & Pavel, "On the properties of the softmax function", 2017, prove the
+ * weaker constant 1.) Also <= sqrt(2) (two probability vectors). */
+double bounds_softmax_l2(double ds2);
+
+/* Softmax in l1 (proof): with x = y + delta, |delta_i| <= e,
+ * softmax(x)_i = p_i e^{delta_i} / sum_j p_j e^{delta_j}, so each ratio
+ * softmax(x)_i / p_i lies in [e^{-2e}, e^{2e}] and
+ *   ||softmax(x) - softmax(y)||_1 <= e^{2e} - 1   (and always <= 2).
+ * ds_inf: a bound on ||x - y||_inf (||.||_2 is one). */
+double bounds_softmax_l1(double ds_inf);
+
+/* Head output, one row (proof):
+ *   o - o~ = (p - p~) V + p~ V (I - P_V)
+ *   ||(p - p~) V||_2 <= min(||p - p~||_2 ||V||_2, ||p - p~||_1 max_j ||v_j||_2)
+ *   ||p~ V (I - P_V)||_2 <= ||p~||_2 ||V (I - P_V)||_2
+ * (the paper's ||dO||_F <= ||dA||_2 ||V||_F is the first step's F-form).
+ * Arguments: ds2 bound on ||s - s~||_2; v_spec bound on ||V||_2 (||V||_F is
+ * one); v_rowmax = max_j ||v_j||; p_tilde2 = ||p~||_2 (<= 1); val_res2 bound on
+ * ||V(I-P_V)||_2^2. Returns the bound on ||o - o~||_2. */
+double bounds_output(double ds2, double v_spec, double v_rowmax, double p_tilde2,
+                     double val_res2);
+
+/* Relative form: ||o - o~|| / ||o|| <= b / (||o~|| - b) when ||o~|| > b (by
+ * ||o|| >= ||o~|| - ||o - o~||); +INFINITY otherwise. */
+double bounds_relative(double b, double norm_approx);
+
+/* Rank transition (paper Eq. 8): moving from rank r to r' changes the
+ * truncation error X P_r - X P_r' = X (P_r - P_r') whose Frobenius norm is
+ * exactly the band energy sqrt(sum_{k between r and r'} sigma_k^2) when P
+ * comes from X's singular vectors (orthogonality of the bands). */
+double bounds_band(const double *lambda, int32_t d, int32_t r, int32_t r2);
+
+/* Weyl (Weyl 1912; Horn & Johnson, Matrix Analysis, Cor. 7.3.5):
+ * |sigma_k(M + E) - sigma_k(M)| <= ||E||_2. Returns the half-width ||E||_2
+ * bound given e_norm >= ||E||_2 (identity; kept for the contract). For the
+ * Gram matrices of a growing key set, G_new = G_ref + dG with dG PSD, so
+ * lambda_k(G_ref) <= lambda_k(G_new) <= lambda_k(G_ref) + ||dG||_2. */
+double bounds_weyl(double e_norm);
+
+/* Davis-Kahan sin(theta) (Davis & Kahan 1970; Stewart & Sun, Matrix
+ * Perturbation Theory, Thm V.3.6) with Weyl for the perturbed spectrum: for
+ * symmetric A and A + E, the top-r eigenspaces U, U' satisfy
+ *   ||sin Theta(U, U')||_2 <= ||E||_2 / (lambda_r(A) - lambda_{r+1}(A) - ||E||_2)
+ * when the denominator is positive; else the bound is the trivial 1. Applied
+ * to Gram matrices this is Wedin's theorem for the right singular subspace.
+ * lambda: eigenvalues of A descending (d values); r in [1, d]; r == d gives 0.
+ * e_norm >= ||E||_2 (e.g. ||E||_F). Result in [0, 1]. */
+double bounds_sin_theta(const double *lambda, int32_t d, int32_t r, double e_norm);
+
+/* Certified upper bound on ||A||_2 for a symmetric PSD d x d A (row-major,
+ * full): ||A||_2 <= ||A^m||_F^{1/m} for m = 2^squarings (because
+ * ||A^m||_2 = ||A||_2^m <= ||A^m||_F), tightening as m grows (the factor is at
+ * most d^{1/(2m)}). O(squarings d^3). Use it where a bound needs ||.||_2:
+ * power iteration (bounds_spec_lower) only estimates from below. */
+double bounds_spec_upper(const double *A, int32_t d, int32_t squarings);
+/* Power iteration estimate of ||A||_2 from below (A symmetric PSD); NOT a
+ * bound on ||A||_2, for display beside bounds_spec_upper. */
+double bounds_spec_lower(const double *A, int32_t d, int32_t iters);
+
+/* Round-off allowance used when comparing float32 results with a bound:
+ * standard dot-product analysis gives |fl(x.y) - x.y| <= gamma_n |x|.|y| with
+ * gamma_n = n u / (1 - n u), u = 2^-24 (Higham, Accuracy and Stability of
+ * Numerical Algorithms, 2nd ed., Sec. 3.1). For the attention output we allow
+ * 8 gamma_{n+d} times scale (scale = max_j ||v_j||, covering both the exact
+ * and the approximate path and the softmax's relative error). This is an
+ * allowance for comparing computed numbers, not part of any bound. */
+double bounds_roundoff(int64_t n, int32_t d, double scale);
+
+#endif

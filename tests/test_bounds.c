@@ -1,0 +1,344 @@
+/* Property tests: no perturbation bound in bounds.h is ever violated, over
+ * thousands of random matrices of several sizes, spectra (decaying, flat,
+ * clustered, low-rank) and ranks. Reference quantities are computed directly
+ * (dense products, direct SVD) in double. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "attn_testutil.h"
+#include "basis.h"
+#include "bounds.h"
+
+#define REL 1e-9 /* slack for double round-off in the reference computation */
+
+static const int sizes[][2] = {{6, 4}, {24, 8}, {48, 16}, {96, 32}};
+
+typedef struct Case {
+    int n, d;
+    float *K;
+    double *G, *lam, *B;
+} Case;
+
+static void case_make(Case *c, TRng *r, int n, int d, int kind, double scale)
+{
+    c->n = n, c->d = d;
+    c->K = malloc((size_t)n * d * sizeof *c->K);
+    t_matrix(r, c->K, n, d, kind, scale);
+    c->G = calloc((size_t)d * d, sizeof *c->G);
+    c->lam = malloc((size_t)d * sizeof *c->lam);
+    c->B = malloc((size_t)d * d * sizeof *c->B);
+    basis_gram_add(c->G, c->K, n, d, d);
+    basis_gram_symmetrize(c->G, d);
+    DrrlError e;
+    cr_assert_eq(basis_eig_batch(c->G, 1, d, c->lam, c->B, &e), DRRL_OK);
+}
+
+static void case_free(Case *c) { free(c->K), free(c->G), free(c->lam), free(c->B); }
+
+/* y = x (I - P) with P = B[:, :r] B[:, :r]^T, x of length d. */
+static void residual(const double *x, const double *B, int d, int r, double *y)
+{
+    memcpy(y, x, (size_t)d * sizeof *y);
+    for (int j = 0; j < r; j++) {
+        double c = 0;
+        for (int i = 0; i < d; i++)
+            c += x[i] * B[i * d + j];
+        for (int i = 0; i < d; i++)
+            y[i] -= c * B[i * d + j];
+    }
+}
+
+/* ||X||_2 of a rows x d double matrix by direct SVD. */
+static double spec_norm(const double *X, int rows, int d)
+{
+    float *f = malloc((size_t)rows * d * sizeof *f);
+    for (int i = 0; i < rows * d; i++)
+        f[i] = (float)X[i];
+    double *s = malloc((size_t)d * sizeof *s);
+    DrrlError e;
+    /* float copy would lose precision: use a double SVD directly instead */
+    free(f);
+    double *a = malloc((size_t)rows * d * sizeof *a);
+    memcpy(a, X, (size_t)rows * d * sizeof *a);
+    int k = rows < d ? rows : d;
+    double *sv = malloc((size_t)k * sizeof *sv);
+    LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'N', rows, d, a, d, sv, NULL, rows, NULL, d);
+    double out = sv[0];
+    (void)e;
+    free(a), free(sv), free(s);
+    return out;
+}
+
+Test(bounds, eckart_young_and_stale_tail)
+{
+    TRng r = {1};
+    int n_cases = 0;
+    for (int si = 0; si < 4; si++)
+        for (int kind = 0; kind < SPEC_COUNT; kind++)
+            for (int trial = 0; trial < 40; trial++) {
+                Case c;
+                int n = sizes[si][0], d = sizes[si][1];
+                case_make(&c, &r, n, d, kind, 0.1 + 20.0 * trng_unif(&r));
+                int rk = (int)(trng_u64(&r) % (uint64_t)(d + 1));
+                double *R = malloc((size_t)n * d * sizeof *R), x[64], y[64];
+                double fro2 = 0;
+                for (int i = 0; i < n; i++) {
+                    for (int j = 0; j < d; j++)
+                        x[j] = c.K[i * d + j];
+                    residual(x, c.B, d, rk, y);
+                    for (int j = 0; j < d; j++)
+                        R[i * d + j] = y[j], fro2 += y[j] * y[j];
+                }
+                double tf = bounds_tail_fro(c.lam, d, rk);
+                double scale = sqrt(c.lam[0] * d) + 1e-300;
+                cr_assert(fabs(sqrt(fro2) - tf) <= 1e-6 * scale, "EY fro %g vs %g", sqrt(fro2),
+                          tf);
+                double sn = spec_norm(R, n, d);
+                cr_assert(sn <= bounds_tail_spec(c.lam, d, rk) + 1e-6 * scale,
+                          "EY spec %g > %g", sn, bounds_tail_spec(c.lam, d, rk));
+                /* stale basis: a random orthonormal basis */
+                double *Bs = malloc((size_t)d * d * sizeof *Bs);
+                t_orth(&r, Bs, d, d);
+                double st = 0;
+                for (int i = 0; i < n; i++) {
+                    for (int j = 0; j < d; j++)
+                        x[j] = c.K[i * d + j];
+                    residual(x, Bs, d, rk, y);
+                    for (int j = 0; j < d; j++)
+                        st += y[j] * y[j];
+                }
+                cr_assert(fabs(st - bounds_stale_tail2(c.G, Bs, d, rk)) <= 1e-9 * scale * scale,
+                          "stale %g vs %g", st, bounds_stale_tail2(c.G, Bs, d, rk));
+                /* band energy (Eq. 8): ||K P_r - K P_r'||_F */
+                int r2 = (int)(trng_u64(&r) % (uint64_t)(d + 1));
+                double band2 = 0;
+                for (int i = 0; i < n; i++) {
+                    for (int j = 0; j < d; j++)
+                        x[j] = c.K[i * d + j];
+                    double y2[64];
+                    residual(x, c.B, d, rk, y);
+                    residual(x, c.B, d, r2, y2);
+                    for (int j = 0; j < d; j++)
+                        band2 += (y[j] - y2[j]) * (y[j] - y2[j]);
+                }
+                cr_assert(fabs(sqrt(band2) - bounds_band(c.lam, d, rk, r2)) <= 1e-6 * scale);
+                free(R), free(Bs);
+                case_free(&c);
+                n_cases++;
+            }
+    cr_assert_eq(n_cases, 640);
+}
+
+/* Score, softmax and output bounds together, with the key set split into a
+ * "completed" part A (whose basis is used) and a current segment C. */
+Test(bounds, score_softmax_output_never_violated)
+{
+    TRng r = {7};
+    int n_cases = 0, nontrivial = 0;
+    for (int si = 0; si < 4; si++)
+        for (int kind = 0; kind < SPEC_COUNT; kind++)
+            for (int trial = 0; trial < 80; trial++) {
+                int n = sizes[si][0], d = sizes[si][1];
+                int na = n / 2 + (int)(trng_u64(&r) % (uint64_t)(n / 2)); /* rows in A */
+                double scale = 0.2 + 6.0 * trng_unif(&r);
+                float *K = malloc((size_t)n * d * sizeof *K), *V = malloc((size_t)n * d * sizeof *V);
+                t_matrix(&r, K, n, d, kind, scale);
+                t_matrix(&r, V, n, d, (kind + 1) % SPEC_COUNT, 1.0 + trng_unif(&r));
+                double *GA = calloc((size_t)d * d, sizeof *GA), *GV = calloc((size_t)d * d, sizeof *GV);
+                double lamA[64], lamV[64], *BA = malloc((size_t)d * d * sizeof *BA);
+                double *BV = malloc((size_t)d * d * sizeof *BV);
+                basis_gram_add(GA, K, na, d, d);
+                basis_gram_add(GV, V, na, d, d);
+                DrrlError e;
+                cr_assert_eq(basis_eig_batch(GA, 1, d, lamA, BA, &e), DRRL_OK);
+                cr_assert_eq(basis_eig_batch(GV, 1, d, lamV, BV, &e), DRRL_OK);
+                int rk = 1 + (int)(trng_u64(&r) % (uint64_t)d);
+                double q[64], qr[64], x[64], y[64];
+                for (int j = 0; j < d; j++)
+                    q[j] = trng_normal(&r) * scale;
+                residual(q, BA, d, rk, qr);
+                double q_res = 0;
+                for (int j = 0; j < d; j++)
+                    q_res += qr[j] * qr[j];
+                q_res = sqrt(q_res);
+                /* key residual bound: sigma_{r+1}(A)^2 + ||C(I-P)||_F^2; value likewise */
+                double cres = 0, vres = 0, vfro2 = 0, vrowmax = 0;
+                for (int i = na; i < n; i++) {
+                    for (int j = 0; j < d; j++)
+                        x[j] = K[i * d + j];
+                    residual(x, BA, d, rk, y);
+                    for (int j = 0; j < d; j++)
+                        cres += y[j] * y[j];
+                    for (int j = 0; j < d; j++)
+                        x[j] = V[i * d + j];
+                    residual(x, BV, d, rk, y);
+                    for (int j = 0; j < d; j++)
+                        vres += y[j] * y[j];
+                }
+                for (int i = 0; i < n; i++) {
+                    double rn = 0;
+                    for (int j = 0; j < d; j++)
+                        rn += (double)V[i * d + j] * V[i * d + j];
+                    vfro2 += rn;
+                    vrowmax = fmax(vrowmax, sqrt(rn));
+                }
+                double trA = 0, trV = 0;
+                for (int j = 0; j < d; j++)
+                    trA += lamA[j], trV += lamV[j];
+                double key_res2 = (rk < d ? lamA[rk] + bounds_gram_allowance(trA, na, d) : 0) + cres;
+                double val_res2 = (rk < d ? lamV[rk] + bounds_gram_allowance(trV, na, d) : 0) + vres;
+                /* exact and approximate scores, probabilities, outputs */
+                double s[128], st[128], p[128], pt[128];
+                double isd = 1.0 / sqrt((double)d);
+                double qp[64];
+                for (int j = 0; j < d; j++)
+                    qp[j] = q[j] - qr[j]; /* q P */
+                for (int i = 0; i < n; i++) {
+                    double a = 0, b = 0;
+                    for (int j = 0; j < d; j++)
+                        a += q[j] * K[i * d + j], b += qp[j] * K[i * d + j];
+                    s[i] = a * isd, st[i] = b * isd;
+                }
+                double ms = -INFINITY, mt = -INFINITY, zs = 0, zt = 0;
+                for (int i = 0; i < n; i++)
+                    ms = fmax(ms, s[i]), mt = fmax(mt, st[i]);
+                for (int i = 0; i < n; i++)
+                    zs += (p[i] = exp(s[i] - ms)), zt += (pt[i] = exp(st[i] - mt));
+                double ds2 = 0, dp2 = 0, dp1 = 0, pt2 = 0;
+                for (int i = 0; i < n; i++) {
+                    p[i] /= zs, pt[i] /= zt;
+                    ds2 += (s[i] - st[i]) * (s[i] - st[i]);
+                    dp2 += (p[i] - pt[i]) * (p[i] - pt[i]);
+                    dp1 += fabs(p[i] - pt[i]);
+                    pt2 += pt[i] * pt[i];
+                }
+                ds2 = sqrt(ds2), dp2 = sqrt(dp2), pt2 = sqrt(pt2);
+                double sb = bounds_score(q_res, key_res2, d);
+                cr_assert(ds2 <= sb * (1 + REL) + 1e-12, "score %g > %g", ds2, sb);
+                cr_assert(dp2 <= bounds_softmax_l2(ds2) * (1 + REL) + 1e-15);
+                cr_assert(dp1 <= bounds_softmax_l1(ds2) * (1 + REL) + 1e-15);
+                double o[64] = {0}, ot[64] = {0}, tmp[64] = {0};
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < d; j++)
+                        o[j] += p[i] * V[i * d + j], tmp[j] += pt[i] * V[i * d + j];
+                double tp[64];
+                residual(tmp, BV, d, rk, tp);
+                double err2 = 0, no = 0;
+                for (int j = 0; j < d; j++) {
+                    ot[j] = tmp[j] - tp[j]; /* p~ V P_V */
+                    err2 += (o[j] - ot[j]) * (o[j] - ot[j]);
+                    no += ot[j] * ot[j];
+                }
+                double ob = bounds_output(sb, sqrt(vfro2), vrowmax, pt2, val_res2);
+                cr_assert(sqrt(err2) <= ob * (1 + REL) + 1e-12, "output %g > %g", sqrt(err2), ob);
+                double rel = bounds_relative(ob, sqrt(no));
+                double on = 0;
+                for (int j = 0; j < d; j++)
+                    on += o[j] * o[j];
+                if (isfinite(rel) && on > 0) {
+                    cr_assert(sqrt(err2 / on) <= rel * (1 + REL) + 1e-12);
+                    if (rel < 1.0)
+                        nontrivial++;
+                }
+                free(K), free(V), free(GA), free(GV), free(BA), free(BV);
+                n_cases++;
+            }
+    cr_assert_eq(n_cases, 1280);
+    cr_assert(nontrivial > 100, "only %d informative relative bounds", nontrivial);
+}
+
+/* Softmax constants on adversarial inputs: large logits, one-hot limits. */
+Test(bounds, softmax_lipschitz_random)
+{
+    TRng r = {11};
+    for (int trial = 0; trial < 5000; trial++) {
+        int n = 2 + (int)(trng_u64(&r) % 60);
+        double x[64], y[64], px[64], py[64], sc = exp(6.0 * trng_unif(&r) - 3.0);
+        double mx = -INFINITY, my = -INFINITY, zx = 0, zy = 0, d2 = 0, dinf = 0;
+        for (int i = 0; i < n; i++) {
+            x[i] = trng_normal(&r) * sc;
+            y[i] = x[i] + trng_normal(&r) * sc * trng_unif(&r);
+            mx = fmax(mx, x[i]), my = fmax(my, y[i]);
+            d2 += (x[i] - y[i]) * (x[i] - y[i]);
+            dinf = fmax(dinf, fabs(x[i] - y[i]));
+        }
+        for (int i = 0; i < n; i++)
+            zx += (px[i] = exp(x[i] - mx)), zy += (py[i] = exp(y[i] - my));
+        double e2 = 0, e1 = 0;
+        for (int i = 0; i < n; i++) {
+            double a = px[i] / zx - py[i] / zy;
+            e2 += a * a, e1 += fabs(a);
+        }
+        cr_assert(sqrt(e2) <= bounds_softmax_l2(sqrt(d2)) * (1 + REL) + 1e-15);
+        cr_assert(e1 <= bounds_softmax_l1(dinf) * (1 + REL) + 1e-15);
+    }
+}
+
+/* Weyl, Davis-Kahan/Wedin and spectral-norm bounds for a growing key set:
+ * G' = G + C^T C. */
+Test(bounds, weyl_davis_kahan_spectral)
+{
+    TRng r = {23};
+    int n_cases = 0, informative = 0;
+    for (int si = 0; si < 4; si++)
+        for (int kind = 0; kind < SPEC_COUNT; kind++)
+            for (int trial = 0; trial < 40; trial++) {
+                Case c;
+                int n = sizes[si][0], d = sizes[si][1];
+                case_make(&c, &r, n, d, kind, 1.0 + 5 * trng_unif(&r));
+                int nc = 1 + (int)(trng_u64(&r) % 8);
+                float *C = malloc((size_t)nc * d * sizeof *C);
+                double eps = exp(-6.0 * trng_unif(&r));
+                for (int i = 0; i < nc * d; i++)
+                    C[i] = (float)(trng_normal(&r) * eps);
+                double *dG = calloc((size_t)d * d, sizeof *dG), *G2 = malloc((size_t)d * d * sizeof *G2);
+                basis_gram_add(dG, C, nc, d, d);
+                basis_gram_symmetrize(dG, d);
+                double efro = 0;
+                for (int i = 0; i < d * d; i++)
+                    G2[i] = c.G[i] + dG[i], efro += dG[i] * dG[i];
+                efro = sqrt(efro);
+                double e_up = bounds_spec_upper(dG, d, 4);
+                double e_lo = bounds_spec_lower(dG, d, 30);
+                double lam2[64], *B2 = malloc((size_t)d * d * sizeof *B2), lamE[64];
+                double *BE = malloc((size_t)d * d * sizeof *BE);
+                DrrlError e;
+                cr_assert_eq(basis_eig_batch(G2, 1, d, lam2, B2, &e), DRRL_OK);
+                cr_assert_eq(basis_eig_batch(dG, 1, d, lamE, BE, &e), DRRL_OK);
+                double etrue = lamE[0];
+                cr_assert(e_up >= etrue * (1 - REL), "spec upper %g < %g", e_up, etrue);
+                cr_assert(e_up <= efro * (1 + REL));
+                cr_assert(e_lo <= etrue * (1 + REL));
+                /* Weyl on eigenvalues of the Grams */
+                for (int k = 0; k < d; k++) {
+                    cr_assert(fabs(lam2[k] - c.lam[k]) <= bounds_weyl(e_up) * (1 + 1e-7) +
+                                                              1e-9 * c.lam[0]);
+                    cr_assert(lam2[k] >= c.lam[k] - 1e-9 * c.lam[0]); /* PSD update */
+                }
+                /* sin theta between top-r eigenspaces */
+                for (int rk = 1; rk < d; rk++) {
+                    double bnd = bounds_sin_theta(c.lam, d, rk, e_up);
+                    /* sin theta = ||(I - U'U'^T) U||_2 = ||U_perp'^T U||_2 */
+                    int m = d - rk;
+                    double *M = malloc((size_t)m * rk * sizeof *M);
+                    for (int a = 0; a < m; a++)
+                        for (int b = 0; b < rk; b++) {
+                            double dot = 0;
+                            for (int i = 0; i < d; i++)
+                                dot += B2[i * d + rk + a] * c.B[i * d + b];
+                            M[a * rk + b] = dot;
+                        }
+                    double st = spec_norm(M, m, rk);
+                    cr_assert(st <= bnd + 1e-7, "sin theta %g > bound %g (r %d)", st, bnd, rk);
+                    if (bnd < 0.5)
+                        informative++;
+                    free(M);
+                }
+                free(C), free(dG), free(G2), free(B2), free(BE);
+                case_free(&c);
+                n_cases++;
+            }
+    cr_assert_eq(n_cases, 640);
+    cr_assert(informative > 500, "only %d informative sin-theta bounds", informative);
+}
