@@ -10,6 +10,7 @@
 #define DRRL_COMMANDS_H
 
 #define DRRL_COMMANDS(X) \
+    X(tokenize, "print the token ids of a text") \
     X(version, "print the version")
 
 #define X(name, summary) int cmd_##name(int argc, char **argv);
