@@ -69,7 +69,30 @@ typedef struct TraceMeta {
     double eps_start, eps_floor, eps_decay; /* eps schedule */
 } TraceMeta;
 
+/* Zero m (strings NULL, rank_grid NULL), schema_version = TRACE_SCHEMA_VERSION,
+ * value/reward-free defaults: alpha/beta/gamma and eps_* 0. */
+void trace_meta_init(TraceMeta *m);
+
+/* Free the strings and rank_grid of m (each may be NULL) and zero it.
+ * m == NULL is fine. */
 void trace_meta_done(TraceMeta *m);
+
+/* Deep-copy src into dst (dst is overwritten, not freed first: init or done it
+ * beforehand). On DRRL_E_NOMEM dst is left empty (as after trace_meta_init). */
+DrrlStatus trace_meta_copy(TraceMeta *dst, const TraceMeta *src, DrrlError *err);
+
+/* Set *field to a malloc'd copy of s (NULL stays NULL), freeing the old one. */
+DrrlStatus trace_meta_set_str(char **field, const char *s, DrrlError *err);
+
+/* Check the ranges every stored or written record must satisfy: step,
+ * token_index, segment >= 0; layer, head, head_dim in 0..65535; 0 <= rank <=
+ * head_dim; array counts in 0..65535 with non-NULL arrays when non-zero;
+ * masked ranks ascending in 0..head_dim. DRRL_E_INPUT naming the field. */
+DrrlStatus trace_record_check(const TraceRecord *rec, DrrlError *err);
+
+/* x as float32, out-of-range magnitudes becoming +-infinity (a plain cast
+ * would be undefined behaviour there). */
+float trace_to_float(double x);
 
 /* A sink receives records in order of (step, layer, head). */
 typedef struct TraceSink {

@@ -1,0 +1,747 @@
+/* Tests of the trace store and trace files (src/trace_store.c, src/trace_csv.c). */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "trace_csv.h"
+#include "trace_store.h"
+
+/* ---- fixtures ---- */
+
+static char dir[256];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/drrl-test-trace.XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char p[512];
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+                unlink(p);
+            }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static const char *in_dir(const char *name)
+{
+    static char p[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
+    return p[k];
+}
+
+static int n_files(void)
+{
+    int n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return n;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *b = malloc((size_t)n + 1);
+    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return b;
+}
+
+static void spit(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Deterministic record content: tokens with CSV and escaping hazards. */
+static const char *tokens[] = {"the", " quote\"d", "a,b", "line\nbreak", "back\\slash",
+                               "\xff\xfe bad utf8", "caf\xc3\xa9", "\t"};
+
+typedef struct Gen {
+    float sigma[16], sigma_v[16], probs[4];
+    int32_t masked[3];
+    TraceRecord rec;
+} Gen;
+
+static uint32_t mix(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x7feb352d;
+    x ^= x >> 15;
+    x *= 0x846ca68b;
+    return x ^ (x >> 16);
+}
+
+static double unit(uint32_t seed)
+{
+    return (mix(seed) >> 8) / 16777216.0;
+}
+
+static const TraceRecord *gen(Gen *g, int64_t step, int32_t layer, int32_t head)
+{
+    uint32_t s = (uint32_t)(step * 131 + layer * 17 + head);
+    TraceRecord *r = &g->rec;
+    memset(r, 0, sizeof *r);
+    r->step = step;
+    r->token_index = step;
+    r->token = tokens[step % 8];
+    r->segment = (int32_t)(step / 4);
+    r->layer = layer;
+    r->head = head;
+    r->method = "drrl";
+    r->head_dim = 16;
+    r->rank = 4 * (1 + (int32_t)(mix(s) % 4));
+    r->energy_kept = unit(s + 1);
+    for (int i = 0; i < 16; i++) {
+        g->sigma[i] = (float)(10.0 * unit(s * 7 + (uint32_t)i) / (i + 1));
+        g->sigma_v[i] = (float)(3.0 / (i + 1));
+    }
+    r->n_sigma = 16;
+    r->sigma = g->sigma;
+    r->n_sigma_v = head == 1 ? 0 : 16; /* one head without value spectrum */
+    r->sigma_v = g->sigma_v;
+    r->tail_bound = unit(s + 2) * 1e-3;
+    r->sin_theta_bound = unit(s + 3);
+    r->output_bound = 0.1 / 3.0;
+    r->threshold = 0.05;
+    r->n_masked = (int32_t)(mix(s + 4) % 3);
+    for (int i = 0; i < r->n_masked; i++)
+        g->masked[i] = 4 * (i + 1);
+    r->masked = g->masked;
+    r->measured_error = unit(s + 5) * 1e-4;
+    r->fidelity = 1.0 - unit(s + 6) * 1e-6;
+    r->flops_exact = 4.0 * 16 * (double)(step + 1);
+    r->flops_executed = r->flops_exact * 0.5 + 3;
+    r->savings_cum = 0.25;
+    r->n_policy = step % 2 ? 4 : 0;
+    for (int i = 0; i < 4; i++)
+        g->probs[i] = (float)(0.1 * (i + 1));
+    r->policy_probs = g->probs;
+    r->value = step % 2 ? -0.5 : NAN;
+    r->reward = step % 3 ? 1e-30 : INFINITY;
+    r->wall_ns = 1000 + step;
+    return r;
+}
+
+static void meta_fill(TraceMeta *m)
+{
+    static int32_t grid[] = {4, 8, 12, 16};
+    trace_meta_init(m);
+    m->drrl_version = "test";
+    m->model_path = "tests/fixtures/gpt2-tiny-b";
+    m->model_hash = "abc123";
+    m->text_hash = "def456";
+    m->method = "drrl";
+    m->seed = 42;
+    m->segment_len = 4;
+    m->n_layer = 2;
+    m->n_head = 3;
+    m->head_dim = 16;
+    m->n_grid = 4;
+    m->rank_grid = grid;
+    m->alpha = 1.0;
+    m->beta = 0.05;
+    m->gamma = 0.1;
+    m->eps_start = 0.2;
+    m->eps_floor = 0.01;
+    m->eps_decay = 0.999;
+}
+
+/* Write steps x 2 layers x 3 heads to path. */
+static DrrlStatus write_trace(const char *path, int steps, unsigned flags, int interrupted)
+{
+    TraceMeta m;
+    meta_fill(&m);
+    TraceCsvWriter *w;
+    DrrlError e;
+    DrrlStatus st = trace_csv_writer_open(&w, path, &m, flags, &e);
+    if (st)
+        return st;
+    Gen g;
+    for (int s = 0; s < steps; s++)
+        for (int l = 0; l < 2; l++)
+            for (int h = 0; h < 3; h++)
+                cr_assert_eq(trace_csv_writer_put(w, gen(&g, s, l, h), &e), DRRL_OK, "%s",
+                             e.msg);
+    return trace_csv_writer_finish(w, interrupted, &e);
+}
+
+static int feq(double a, double b)
+{
+    return (isnan(a) && isnan(b)) || a == b;
+}
+
+static void expect_same(const TraceRecord *a, const TraceRecord *b)
+{
+    cr_assert_eq(a->step, b->step);
+    cr_assert_eq(a->token_index, b->token_index);
+    cr_assert_str_eq(a->token, b->token);
+    cr_assert_eq(a->segment, b->segment);
+    cr_assert_eq(a->layer, b->layer);
+    cr_assert_eq(a->head, b->head);
+    cr_assert_str_eq(a->method, b->method);
+    cr_assert_eq(a->rank, b->rank);
+    cr_assert_eq(a->head_dim, b->head_dim);
+    cr_assert(feq((float)a->energy_kept, (float)b->energy_kept));
+    cr_assert_eq(a->n_sigma, b->n_sigma);
+    for (int i = 0; i < a->n_sigma; i++)
+        cr_assert_eq(a->sigma[i], b->sigma[i]);
+    cr_assert_eq(a->n_sigma_v, b->n_sigma_v);
+    for (int i = 0; i < a->n_sigma_v; i++)
+        cr_assert_eq(a->sigma_v[i], b->sigma_v[i]);
+    cr_assert(feq((float)a->tail_bound, (float)b->tail_bound));
+    cr_assert(feq((float)a->sin_theta_bound, (float)b->sin_theta_bound));
+    cr_assert(feq((float)a->output_bound, (float)b->output_bound));
+    cr_assert(feq((float)a->threshold, (float)b->threshold));
+    cr_assert_eq(a->n_masked, b->n_masked);
+    for (int i = 0; i < a->n_masked; i++)
+        cr_assert_eq(a->masked[i], b->masked[i]);
+    cr_assert(feq((float)a->measured_error, (float)b->measured_error));
+    cr_assert(feq((float)a->fidelity, (float)b->fidelity));
+    cr_assert(feq(a->flops_exact, b->flops_exact));
+    cr_assert(feq(a->flops_executed, b->flops_executed));
+    cr_assert(feq((float)a->savings_cum, (float)b->savings_cum));
+    cr_assert_eq(a->n_policy, b->n_policy);
+    for (int i = 0; i < a->n_policy; i++)
+        cr_assert_eq(a->policy_probs[i], b->policy_probs[i]);
+    cr_assert(feq((float)a->value, (float)b->value));
+    cr_assert(feq((float)a->reward, (float)b->reward));
+    cr_assert_eq(a->wall_ns, b->wall_ns);
+}
+
+/* ---- the store ---- */
+
+Test(trace_store, put_get_dense_grid)
+{
+    TraceStore *s = trace_store_new();
+    Gen g;
+    DrrlError e;
+    for (int st = 0; st < 5; st++)
+        for (int l = 0; l < 2; l++)
+            for (int h = 0; h < 3; h++)
+                cr_assert_eq(trace_store_put(s, gen(&g, st, l, h), &e), DRRL_OK, "%s", e.msg);
+    cr_assert_eq(trace_store_n_rows(s), 30);
+    cr_assert_eq(trace_store_n_steps(s), 5);
+    cr_assert_eq(trace_store_n_layers(s), 2);
+    cr_assert_eq(trace_store_n_heads(s), 3);
+    for (int st = 0; st < 5; st++)
+        for (int l = 0; l < 2; l++)
+            for (int h = 0; h < 3; h++) {
+                const TraceRecord *r = trace_store_get(s, st, l, h);
+                cr_assert_not_null(r);
+                expect_same(r, gen(&g, st, l, h));
+                TraceRecord c;
+                cr_assert(trace_store_read(s, st, l, h, &c));
+                expect_same(&c, gen(&g, st, l, h));
+                cr_assert_eq(c.sigma, r->sigma, "both views point into the store");
+            }
+    cr_assert_null(trace_store_get(s, 5, 0, 0));
+    cr_assert_null(trace_store_get(s, 0, 2, 0));
+    cr_assert_null(trace_store_get(s, 0, 0, 3));
+    cr_assert_null(trace_store_get(s, -1, 0, 0));
+    const TraceRecord *first = trace_store_get(s, 2, 1, 1);
+    cr_assert_eq(trace_store_get(s, 2, 1, 1), first, "pointers are stable");
+    cr_assert_eq(trace_store_step_at(s, 3), 3);
+    cr_assert_eq(trace_store_step_index(s, 4), 4);
+    cr_assert_eq(trace_store_step_at(s, 5), -1);
+    cr_assert_null(trace_store_meta(s));
+    trace_store_free(s);
+    trace_store_free(NULL);
+}
+
+Test(trace_store, sparse_steps_and_heads)
+{
+    TraceStore *s = trace_store_new();
+    Gen g;
+    DrrlError e;
+    /* steps 3, 7, 100; step 7 lacks (0,1) and (1,0) */
+    int64_t steps[] = {3, 7, 100};
+    for (int k = 0; k < 3; k++)
+        for (int l = 0; l < 2; l++)
+            for (int h = 0; h < 3; h++) {
+                if (steps[k] == 7 && ((l == 0 && h == 1) || (l == 1 && h == 0)))
+                    continue;
+                cr_assert_eq(trace_store_put(s, gen(&g, steps[k], l, h), &e), DRRL_OK);
+            }
+    cr_assert_eq(trace_store_n_steps(s), 3);
+    cr_assert_eq(trace_store_n_rows(s), 16);
+    cr_assert_null(trace_store_get(s, 7, 0, 1));
+    cr_assert_null(trace_store_get(s, 7, 1, 0));
+    cr_assert_null(trace_store_get(s, 4, 0, 0));
+    expect_same(trace_store_get(s, 7, 1, 2), gen(&g, 7, 1, 2));
+    expect_same(trace_store_get(s, 100, 0, 0), gen(&g, 100, 0, 0));
+    cr_assert_eq(trace_store_step_index(s, 100), 2);
+    cr_assert_eq(trace_store_step_index(s, 50), -1);
+    TraceRecord r;
+    cr_assert(trace_store_row(s, 7, &r));
+    cr_assert_eq(r.step, 7);
+    cr_assert_eq(r.layer, 0);
+    cr_assert_eq(r.head, 2);
+    cr_assert_not(trace_store_row(s, 16, &r));
+    trace_store_free(s);
+}
+
+Test(trace_store, rejects_disorder_and_inconsistent_steps)
+{
+    TraceStore *s = trace_store_new();
+    Gen g;
+    DrrlError e;
+    cr_assert_eq(trace_store_put(s, gen(&g, 1, 0, 1), &e), DRRL_OK);
+    cr_assert_eq(trace_store_put(s, gen(&g, 1, 0, 1), &e), DRRL_E_INPUT, "repeat");
+    cr_assert_eq(trace_store_put(s, gen(&g, 1, 0, 0), &e), DRRL_E_INPUT, "head goes back");
+    cr_assert_eq(trace_store_put(s, gen(&g, 0, 1, 0), &e), DRRL_E_INPUT, "step goes back");
+    cr_assert(strstr(e.msg, "ordered") != NULL, "%s", e.msg);
+    TraceRecord r = *gen(&g, 1, 1, 0);
+    r.token_index = 5;
+    cr_assert_eq(trace_store_put(s, &r, &e), DRRL_E_INPUT, "token_index changes in a step");
+    r = *gen(&g, 2, 0, 0);
+    r.rank = 17;
+    cr_assert_eq(trace_store_put(s, &r, &e), DRRL_E_INPUT, "rank > head_dim");
+    r = *gen(&g, 2, 0, 0);
+    r.layer = -1;
+    cr_assert_eq(trace_store_put(s, &r, &e), DRRL_E_INPUT);
+    cr_assert_eq(trace_store_n_rows(s), 1);
+    trace_store_free(s);
+}
+
+Test(trace_store, equal_arrays_are_shared_across_steps)
+{
+    TraceStore *a = trace_store_new(), *b = trace_store_new();
+    Gen g;
+    DrrlError e;
+    for (int st = 0; st < 50; st++) {
+        TraceRecord r = *gen(&g, 0, 0, 0);
+        r.step = r.token_index = st;
+        r.token = "x";
+        r.segment = 0;
+        cr_assert_eq(trace_store_put(a, &r, &e), DRRL_OK);
+        cr_assert_eq(trace_store_put(b, gen(&g, st, 0, 0), &e), DRRL_OK);
+    }
+    cr_assert_eq(trace_store_get(a, 0, 0, 0)->sigma, trace_store_get(a, 49, 0, 0)->sigma);
+    cr_assert_eq(trace_store_get(a, 49, 0, 0)->sigma_v, trace_store_get(a, 1, 0, 0)->sigma_v);
+    cr_assert_neq(trace_store_get(b, 0, 0, 0)->sigma, trace_store_get(b, 49, 0, 0)->sigma);
+    trace_store_free(a);
+    trace_store_free(b);
+}
+
+/* ---- writing ---- */
+
+TestSuite(trace_csv, .init = setup, .fini = teardown);
+
+Test(trace_csv, round_trip_is_byte_identical)
+{
+    const char *a = in_dir("a.csv"), *b = in_dir("b.csv");
+    cr_assert_eq(write_trace(a, 9, 0, 0), DRRL_OK);
+    TraceStore *s;
+    DrrlError e;
+    cr_assert_eq(trace_csv_load(a, &s, &e), DRRL_OK, "%s", e.msg);
+    cr_assert_eq(trace_store_n_rows(s), 9 * 6);
+    Gen g;
+    for (int st = 0; st < 9; st++)
+        for (int l = 0; l < 2; l++)
+            for (int h = 0; h < 3; h++)
+                expect_same(trace_store_get(s, st, l, h), gen(&g, st, l, h));
+    const TraceMeta *m = trace_store_meta(s);
+    cr_assert_not_null(m);
+    cr_assert_str_eq(m->model_hash, "abc123");
+    cr_assert_eq(m->seed, 42);
+    cr_assert_eq(m->n_grid, 4);
+    cr_assert_eq(m->rank_grid[3], 16);
+    cr_assert_eq(m->n_steps, 9);
+    cr_assert_eq(m->eps_decay, 0.999);
+    cr_assert_eq(trace_csv_write_store(b, s, 0, &e), DRRL_OK, "%s", e.msg);
+    trace_store_free(s);
+    size_t na, nb;
+    char *ta = slurp(a, &na), *tb = slurp(b, &nb);
+    cr_assert_eq(na, nb);
+    cr_assert(memcmp(ta, tb, na) == 0, "CSV differs after a round trip");
+    free(ta);
+    free(tb);
+    ta = slurp(in_dir("a.csv.json"), &na);
+    tb = slurp(in_dir("b.csv.json"), &nb);
+    cr_assert_str_eq(ta, tb);
+    free(ta);
+    free(tb);
+}
+
+Test(trace_csv, same_records_give_identical_bytes)
+{
+    cr_assert_eq(write_trace(in_dir("1.csv"), 8, 0, 0), DRRL_OK);
+    cr_assert_eq(write_trace(in_dir("2.csv"), 8, 0, 0), DRRL_OK);
+    char *a = slurp(in_dir("1.csv"), NULL), *b = slurp(in_dir("2.csv"), NULL);
+    cr_assert_str_eq(a, b);
+    /* Fixed formats: header, quoting, escapes, NaN/Inf, FLOPs as integers. */
+    cr_assert(strncmp(a, "step,token_index,token,segment,layer,head,method,rank,head_dim,", 63) ==
+              0);
+    cr_assert(strstr(a, "\" quote\"\"d\"") != NULL, "libcsv doubles quotes");
+    cr_assert(strstr(a, "\"line\\x0Abreak\"") != NULL, "newline escaped");
+    cr_assert(strstr(a, "\"back\\\\slash\"") != NULL);
+    cr_assert(strstr(a, "\"\\xFF\\xFE bad utf8\"") != NULL, "invalid UTF-8 escaped");
+    cr_assert(strstr(a, "\"caf\xc3\xa9\"") != NULL, "valid UTF-8 kept");
+    cr_assert(strstr(a, ",NaN,") != NULL);
+    cr_assert(strstr(a, ",Inf,") != NULL);
+    cr_assert(strstr(a, ",0.0333333351,") != NULL, "%.9g of float32(0.1/3)");
+    cr_assert(strstr(a, ",64,35,") != NULL, "FLOPs 64 and 35 written as integers");
+    free(a);
+    free(b);
+}
+
+Test(trace_csv, no_timing_leaves_wall_ns_empty)
+{
+    cr_assert_eq(write_trace(in_dir("t.csv"), 2, TRACE_CSV_NO_TIMING, 0), DRRL_OK);
+    char *a = slurp(in_dir("t.csv"), NULL);
+    cr_assert(strstr(a, ",1000\n") == NULL);
+    TraceStore *s;
+    DrrlError e;
+    cr_assert_eq(trace_csv_load(in_dir("t.csv"), &s, &e), DRRL_OK, "%s", e.msg);
+    cr_assert_eq(trace_store_get(s, 1, 1, 2)->wall_ns, -1);
+    trace_store_free(s);
+    free(a);
+}
+
+Test(trace_csv, never_overwrites_without_force)
+{
+    const char *p = in_dir("t.csv");
+    spit(p, "precious\n");
+    TraceMeta m;
+    meta_fill(&m);
+    TraceCsvWriter *w = (TraceCsvWriter *)1;
+    DrrlError e;
+    cr_assert_eq(trace_csv_writer_open(&w, p, &m, 0, &e), DRRL_E_EXISTS);
+    cr_assert_null(w);
+    cr_assert(strstr(e.msg, "--force") != NULL, "%s", e.msg);
+    char *t = slurp(p, NULL);
+    cr_assert_str_eq(t, "precious\n");
+    free(t);
+    cr_assert_eq(n_files(), 1, "no temporary file left");
+    /* A sidecar alone also blocks. */
+    unlink(p);
+    spit(in_dir("t.csv.json"), "{}");
+    cr_assert_eq(write_trace(p, 1, 0, 0), DRRL_E_EXISTS);
+    cr_assert_eq(write_trace(p, 1, TRACE_CSV_FORCE, 0), DRRL_OK);
+    TraceStore *s;
+    cr_assert_eq(trace_csv_load(p, &s, &e), DRRL_OK, "%s", e.msg);
+    trace_store_free(s);
+    cr_assert_eq(n_files(), 2);
+}
+
+Test(trace_csv, atomic_nothing_visible_until_finish_and_nothing_left_on_failure)
+{
+    const char *p = in_dir("t.csv");
+    TraceMeta m;
+    meta_fill(&m);
+    TraceCsvWriter *w;
+    DrrlError e;
+    Gen g;
+    cr_assert_eq(trace_csv_writer_open(&w, p, &m, 0, &e), DRRL_OK);
+    cr_assert_eq(trace_csv_writer_put(w, gen(&g, 0, 0, 0), &e), DRRL_OK);
+    cr_assert_neq(access(p, F_OK), 0, "target appears only at finish");
+    cr_assert_eq(n_files(), 1, "one temporary file");
+    /* A bad record is refused; aborting removes everything. */
+    cr_assert_eq(trace_csv_writer_put(w, gen(&g, 0, 0, 0), &e), DRRL_E_INPUT);
+    trace_csv_writer_abort(w);
+    cr_assert_eq(n_files(), 0);
+    trace_csv_writer_abort(NULL);
+    /* An impossible directory: error, nothing created. */
+    cr_assert_eq(trace_csv_writer_open(&w, in_dir("no/such/dir/t.csv"), &m, 0, &e),
+                 DRRL_E_NOTFOUND);
+    cr_assert(strstr(e.msg, "no/such/dir/t.csv") != NULL, "%s", e.msg);
+    cr_assert_eq(n_files(), 0);
+    /* The target appears while recording: it is not replaced, rows are kept. */
+    cr_assert_eq(trace_csv_writer_open(&w, p, &m, 0, &e), DRRL_OK);
+    cr_assert_eq(trace_csv_writer_put(w, gen(&g, 0, 0, 0), &e), DRRL_OK);
+    spit(p, "someone else's\n");
+    cr_assert_eq(trace_csv_writer_finish(w, 0, &e), DRRL_E_EXISTS);
+    cr_assert(strstr(e.msg, "kept in") != NULL, "%s", e.msg);
+    char *t = slurp(p, NULL);
+    cr_assert_str_eq(t, "someone else's\n");
+    free(t);
+    cr_assert_eq(n_files(), 2, "target + the kept temporary file");
+}
+
+Test(trace_csv, interrupted_run_is_a_valid_partial_trace)
+{
+    const char *p = in_dir("t.csv");
+    TraceMeta m;
+    meta_fill(&m);
+    TraceCsvWriter *w;
+    DrrlError e;
+    Gen g;
+    cr_assert_eq(trace_csv_writer_open(&w, p, &m, 0, &e), DRRL_OK);
+    /* Stopped in the middle of step 2. */
+    for (int st = 0; st < 3; st++)
+        for (int l = 0; l < 2; l++)
+            for (int h = 0; h < 3; h++)
+                if (st < 2 || l == 0)
+                    cr_assert_eq(trace_csv_writer_put(w, gen(&g, st, l, h), &e), DRRL_OK);
+    cr_assert_eq(trace_csv_writer_rows(w), 15);
+    cr_assert_eq(trace_csv_writer_finish(w, 1, &e), DRRL_OK, "%s", e.msg);
+    TraceStore *s;
+    cr_assert_eq(trace_csv_load(p, &s, &e), DRRL_OK, "%s", e.msg);
+    cr_assert_eq(trace_store_n_rows(s), 15);
+    cr_assert_eq(trace_store_n_steps(s), 3);
+    cr_assert_null(trace_store_get(s, 2, 1, 0));
+    trace_store_free(s);
+    TraceMeta mm;
+    int complete = 1;
+    size_t rows = 0;
+    cr_assert_eq(trace_csv_read_meta(p, &mm, &rows, &complete, &e), DRRL_OK);
+    cr_assert_eq(complete, 0);
+    cr_assert_eq(rows, 15);
+    trace_meta_done(&mm);
+}
+
+Test(trace_csv, empty_trace_is_valid)
+{
+    cr_assert_eq(write_trace(in_dir("t.csv"), 0, 0, 1), DRRL_OK);
+    TraceStore *s;
+    DrrlError e;
+    cr_assert_eq(trace_csv_load(in_dir("t.csv"), &s, &e), DRRL_OK, "%s", e.msg);
+    cr_assert_eq(trace_store_n_rows(s), 0);
+    cr_assert_null(trace_store_get(s, 0, 0, 0));
+    trace_store_free(s);
+}
+
+/* ---- reading malformed input ---- */
+
+/* Write a valid 3-step trace, apply edit to the CSV text (or the sidecar),
+ * load, and expect DRRL_E_INPUT with a message starting with want. */
+typedef void (*Edit)(char **text);
+
+static void expect_bad(Edit csv_edit, Edit json_edit, const char *want)
+{
+    const char *p = in_dir("t.csv");
+    cr_assert_eq(write_trace(p, 3, 0, 0), DRRL_OK);
+    if (csv_edit) {
+        char *t = slurp(p, NULL);
+        csv_edit(&t);
+        spit(p, t);
+        free(t);
+    }
+    if (json_edit) {
+        char *t = slurp(in_dir("t.csv.json"), NULL);
+        json_edit(&t);
+        spit(in_dir("t.csv.json"), t);
+        free(t);
+    }
+    TraceStore *s = (TraceStore *)1;
+    DrrlError e;
+    DrrlStatus st = trace_csv_load(p, &s, &e);
+    cr_assert_eq(st, DRRL_E_INPUT, "status %d: %s", st, e.msg);
+    cr_assert_null(s);
+    char full[600];
+    snprintf(full, sizeof full, "%s%s", dir, want);
+    cr_assert(strncmp(e.msg, full, strlen(full)) == 0, "got '%s', want prefix '%s'", e.msg,
+              full);
+}
+
+/* Replace the first occurrence of from with to. */
+static void replace(char **text, const char *from, const char *to)
+{
+    char *at = strstr(*text, from);
+    cr_assert_not_null(at, "'%s' not in the text", from);
+    size_t n = strlen(*text), a = strlen(from), b = strlen(to);
+    char *out = malloc(n - a + b + 1);
+    size_t pre = (size_t)(at - *text);
+    memcpy(out, *text, pre);
+    memcpy(out + pre, to, b);
+    memcpy(out + pre + b, at + a, n - pre - a + 1);
+    free(*text);
+    *text = out;
+}
+
+/* The start of line k (1-based). */
+static char *line_at(char *t, int k)
+{
+    for (int i = 1; i < k; i++)
+        t = strchr(t, '\n') + 1;
+    return t;
+}
+
+static void e_header_name(char **t)
+{
+    replace(t, "tail_bound", "tail_bnd");
+}
+static void e_header_missing(char **t)
+{
+    replace(t, "sigma_v,", "");
+}
+static void e_header_swapped(char **t)
+{
+    replace(t, "layer,head", "head,layer");
+}
+static void e_bad_number(char **t)
+{
+    /* row 3 (line 4): the rank field */
+    char *l = line_at(*t, 4);
+    char *f = l;
+    for (int i = 0; i < 7; i++) /* skip 7 fields; token has no comma in step 0 */
+        f = strchr(f, ',') + 1;
+    *f = 'x';
+}
+static void e_bad_list_item(char **t)
+{
+    char *l = line_at(*t, 2);
+    char *semi = strchr(l, ';');
+    *semi = '!';
+}
+static void e_column_count(char **t)
+{
+    char *l = line_at(*t, 3);
+    char *nl = strchr(l, '\n');
+    char *c = nl;
+    while (*c != ',')
+        c--;
+    memmove(c, nl, strlen(nl) + 1); /* drop the last field */
+}
+static void e_truncated(char **t)
+{
+    size_t n = strlen(*t);
+    (*t)[n - 7] = '\0'; /* cut inside the last row */
+}
+static void e_truncated_rows(char **t)
+{
+    char *l = line_at(*t, 7);
+    *l = '\0'; /* the file ends cleanly after 5 rows: only the sidecar tells */
+}
+static void e_schema(char **t)
+{
+    replace(t, "\"schema_version\": 1", "\"schema_version\": 2");
+}
+static void e_head_dim(char **t)
+{
+    replace(t, "\"head_dim\": 16", "\"head_dim\": 8");
+}
+static void e_method(char **t)
+{
+    replace(t, "\"method\": \"drrl\"", "\"method\": \"fixed:8\"");
+}
+static void e_json_syntax(char **t)
+{
+    replace(t, "\"seed\": 42,", "\"seed\": 42,,");
+}
+static void e_quote(char **t)
+{
+    replace(t, "\"the\"", "\"th\"e\"");
+}
+static void e_escape(char **t)
+{
+    replace(t, "\"the\"", "\"t\\qhe\"");
+}
+static void e_order(char **t)
+{
+    /* line 3 (step 0, layer 0, head 1) -> head 0 again */
+    char *l = line_at(*t, 3);
+    char *f = l;
+    for (int i = 0; i < 5; i++)
+        f = strchr(f, ',') + 1;
+    *f = '0';
+}
+static void e_empty(char **t)
+{
+    (*t)[0] = '\0';
+}
+
+Test(trace_csv, wrong_header)
+{
+    expect_bad(e_header_name, NULL, "/t.csv:1:13: missing column 'tail_bound'");
+}
+Test(trace_csv, missing_column)
+{
+    expect_bad(e_header_missing, NULL, "/t.csv:1:12: missing column 'sigma_v'");
+}
+Test(trace_csv, columns_out_of_order)
+{
+    expect_bad(e_header_swapped, NULL,
+               "/t.csv:1:5: wrong header: column 5 is 'head', expected 'layer'");
+}
+Test(trace_csv, bad_number)
+{
+    expect_bad(e_bad_number, NULL, "/t.csv:4:8: column 'rank': 'x");
+}
+Test(trace_csv, bad_list_item)
+{
+    expect_bad(e_bad_list_item, NULL, "/t.csv:2:11: column 'sigma': item 1");
+}
+Test(trace_csv, wrong_column_count)
+{
+    expect_bad(e_column_count, NULL, "/t.csv:3:25: wrong column count: 25 fields, expected 26");
+}
+Test(trace_csv, truncated_last_row)
+{
+    expect_bad(e_truncated, NULL, "/t.csv:19:25: truncated file");
+}
+Test(trace_csv, truncated_at_a_row_boundary)
+{
+    expect_bad(e_truncated_rows, NULL, "/t.csv: 5 rows, but the sidecar says 18");
+}
+Test(trace_csv, unknown_schema_version)
+{
+    expect_bad(NULL, e_schema, "/t.csv.json: unknown schema version 2");
+}
+Test(trace_csv, sidecar_head_dim_mismatch)
+{
+    expect_bad(NULL, e_head_dim, "/t.csv:2:9: head_dim 16, but the sidecar says 8");
+}
+Test(trace_csv, sidecar_method_mismatch)
+{
+    expect_bad(NULL, e_method, "/t.csv:2:7: method 'drrl', but the sidecar says 'fixed:8'");
+}
+Test(trace_csv, sidecar_json_syntax)
+{
+    expect_bad(NULL, e_json_syntax, "/t.csv.json:8:");
+}
+Test(trace_csv, malformed_quotes)
+{
+    expect_bad(e_quote, NULL, "/t.csv:2:3: malformed CSV");
+}
+Test(trace_csv, malformed_escape)
+{
+    expect_bad(e_escape, NULL, "/t.csv:2:3: column 'token': malformed escape");
+}
+Test(trace_csv, rows_out_of_order)
+{
+    expect_bad(e_order, NULL, "/t.csv:3: trace record: step 0 layer 0 head 0 after");
+}
+Test(trace_csv, empty_file)
+{
+    expect_bad(e_empty, NULL, "/t.csv:1: empty file");
+}
+
+Test(trace_csv, missing_files)
+{
+    TraceStore *s;
+    DrrlError e;
+    cr_assert_eq(trace_csv_load(in_dir("none.csv"), &s, &e), DRRL_E_NOTFOUND);
+    spit(in_dir("alone.csv"), "step\n");
+    cr_assert_eq(trace_csv_load(in_dir("alone.csv"), &s, &e), DRRL_E_INPUT);
+    cr_assert(strstr(e.msg, "sidecar is missing") != NULL, "%s", e.msg);
+}
