@@ -1,0 +1,59 @@
+/* policy_reward.h: the reward of one DR-RL rank decision.
+ *
+ * Per (layer, head, segment), with rank r chosen after rank r_prev
+ * (../shared/design/method.md, "The policy"; paper defaults alpha = 1.0,
+ * beta = 0.05, gamma = 0.1):
+ *   R = alpha * cos(O_exact, O_r)            fidelity of the head's output rows
+ *     - beta  * FLOPs_r / FLOPs_exact        attention-core cost of the head
+ *     - gamma * band(r_prev, r) / ||K||_F    rank-transition energy (paper Eq. 8)
+ *     - kappa * max(0, mean_h FLOPs_r/FLOPs_exact - budget)   (layer budget)
+ *     + lm * (log p_r(next) - log p_exact(next))   (optional LM term)
+ * The budget term is ours: it is what makes the budget feature matter. It is
+ * charged equally to every head of a layer whose mean cost exceeds the budget
+ * (the encoder sees all heads, so it can learn to share the budget). The LM
+ * term is the change in mean next-token log-likelihood over the segment,
+ * shared by all decisions of the segment; 0 disables it.
+ */
+#ifndef DRRL_POLICY_REWARD_H
+#define DRRL_POLICY_REWARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct PolicyRewardWeights {
+    double alpha;  /* fidelity weight (1.0) */
+    double beta;   /* FLOP weight (0.05) */
+    double gamma;  /* band-energy weight (0.1) */
+    double kappa;  /* budget hinge weight (1.0) */
+    double lm;     /* LM reward weight (0: off) */
+} PolicyRewardWeights;
+
+void policy_reward_defaults(PolicyRewardWeights *w);
+
+/* The terms of one decision, as shown in progress bars and traces. */
+typedef struct PolicyRewardTerms {
+    double fidelity;   /* cos(O_exact, O_r), mean over the segment's rows */
+    double flops_frac; /* FLOPs_r / FLOPs_exact for this head and segment */
+    double band;       /* band energy / ||K||_F in [0, 1] */
+    double budget;     /* hinge excess of the layer (same for all its heads) */
+    double lm;         /* LM log-likelihood change (0 when unused) */
+    double total;      /* the reward */
+} PolicyRewardTerms;
+
+/* Mean over rows of cos(a_i, b_i) for two (rows, d) matrices with row
+ * strides lda, ldb; accumulated in double. A pair of zero rows counts as 1,
+ * one zero row against a non-zero one as 0. rows == 0 gives 1. */
+double policy_reward_cosine(const float *a, size_t lda, const float *b, size_t ldb, int rows,
+                            int d);
+
+/* band(r_prev, r) / ||K||_F = sqrt(sum_{min(r,r') <= k < max(r,r')} lambda_k /
+ * sum_k lambda_k) from the key Gram eigenvalues (d, descending; negative
+ * rounding clamped to 0). 0 when r == r_prev or the trace is 0. */
+double policy_reward_band(const double *lambda, int d, int r_prev, int r);
+
+/* Fill terms[h].total for the n_head decisions of one layer, given each
+ * head's fidelity, flops_frac, band and lm already set in terms[h]. */
+void policy_reward_layer(const PolicyRewardWeights *w, double budget, PolicyRewardTerms *terms,
+                         int n_head);
+
+#endif

@@ -1,0 +1,149 @@
+/* Policy features and rewards: layouts, statistics and formulas by hand. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy_features.h"
+#include "policy_reward.h"
+
+Test(policy_features, weight_stats_of_a_known_matrix)
+{
+    /* W = 3 u v^T with unit u (4), v (6): ||W||_2 = 3. */
+    float W[4 * 8];
+    double u[4] = {0.5, 0.5, 0.5, 0.5}, v[6];
+    for (int j = 0; j < 6; j++)
+        v[j] = (j % 2 ? 1.0 : -1.0) / sqrt(6.0);
+    double sum = 0, sum2 = 0;
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 8; j++) {
+            W[i * 8 + j] = j < 6 ? (float)(3.0 * u[i] * v[j]) : 99.0f; /* ld 8: padding */
+            if (j < 6) {
+                sum += W[i * 8 + j];
+                sum2 += (double)W[i * 8 + j] * W[i * 8 + j];
+            }
+        }
+    float out[3];
+    policy_features_weight_stats(W, 4, 6, 8, 20, out);
+    double mean = sum / 24, var = sum2 / 24 - mean * mean;
+    cr_assert_float_eq(out[0], mean / sqrt(var), 1e-5);
+    cr_assert_float_eq(out[1], log(var + 1e-12), 1e-5);
+    cr_assert_float_eq(out[2], log(3.0), 1e-5);
+}
+
+Test(policy_features, spectral_estimate_of_a_diagonal)
+{
+    float W[3 * 3] = {1, 0, 0, 0, -5, 0, 0, 0, 2};
+    float out[3];
+    policy_features_weight_stats(W, 3, 3, 3, 60, out);
+    cr_assert_float_eq(out[2], log(5.0), 1e-4);
+}
+
+Test(policy_features, model_stats_follow_gqa_groups)
+{
+    /* L = 1, H = 4, K = 2, D = 2, C = 3: heads 0,1 read kv head 0; 2,3 kv head 1. */
+    float wq[8 * 3], wk[4 * 3], wv[4 * 3], stats[4 * 9];
+    for (int i = 0; i < 24; i++)
+        wq[i] = (float)sin(i + 1.0);
+    for (int i = 0; i < 12; i++) {
+        wk[i] = (float)cos((i % 6) * 0.7) * (i < 6 ? 1.0f : 3.0f);
+        wv[i] = (float)(i % 5) - 2.0f;
+    }
+    policy_features_model_stats(wq, wk, wv, 1, 4, 2, 2, 3, stats);
+    cr_assert_eq(memcmp(stats + 3, stats + 9 + 3, 6 * sizeof(float)), 0);
+    cr_assert_eq(memcmp(stats + 18 + 3, stats + 27 + 3, 6 * sizeof(float)), 0);
+    cr_assert_neq(stats[3 + 2], stats[18 + 3 + 2]); /* kv heads differ (x3 scale) */
+    cr_assert_float_eq(stats[18 + 5] - stats[5], log(3.0), 1e-4);
+    cr_assert_neq(stats[0], stats[9]); /* query heads differ */
+}
+
+Test(policy_features, head_features_by_hand)
+{
+    int32_t grid[3] = {1, 2, 4};
+    double lk[4] = {4, 3, 2, 1}, lv[4] = {1, 1, 1, 1};
+    float ws[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    int nf = policy_features_count(3);
+    cr_assert_eq(nf, 18);
+    float f[18];
+    policy_features_head(f, ws, grid, 3, 4, 2, 0.6, 255, lk, lv);
+    cr_assert_eq(memcmp(f, ws, sizeof ws), 0);
+    cr_assert_float_eq(f[POLICY_FEAT_PREV_RANK], 0.5, 1e-7);
+    cr_assert_float_eq(f[POLICY_FEAT_BUDGET], 0.6, 1e-7);
+    cr_assert_float_eq(f[POLICY_FEAT_CONTEXT], 8.0 / 16.0, 1e-7);
+    cr_assert_float_eq(f[12], 0.4, 1e-7);
+    cr_assert_float_eq(f[13], 0.7, 1e-7);
+    cr_assert_float_eq(f[14], 1.0, 1e-7);
+    cr_assert_float_eq(f[15], 0.25, 1e-7);
+    cr_assert_float_eq(f[16], 0.5, 1e-7);
+    policy_features_head(f, ws, grid, 3, 4, 4, 1.0, 0, NULL, NULL);
+    for (int i = 12; i < 18; i++)
+        cr_assert_eq(f[i], 1.0f);
+    cr_assert_eq(f[POLICY_FEAT_CONTEXT], 0.0f);
+}
+
+Test(policy_features, layout_names_and_json)
+{
+    char b[32];
+    cr_assert_str_eq(policy_features_name(0, 3, b, sizeof b), "wq_mean_std");
+    cr_assert_str_eq(policy_features_name(5, 3, b, sizeof b), "wk_log_norm");
+    cr_assert_str_eq(policy_features_name(13, 3, b, sizeof b), "energy_k[1]");
+    cr_assert_str_eq(policy_features_name(17, 3, b, sizeof b), "energy_v[2]");
+    cr_assert_str_eq(policy_features_name(18, 3, b, sizeof b), "?");
+    char *j = policy_features_layout_json(3);
+    cr_assert_not_null(j);
+    cr_assert(strstr(j, "\"version\":1"));
+    cr_assert(strstr(j, "\"energy_v[2]\"]"));
+    free(j);
+}
+
+Test(policy_features, conv_input_rows_have_unit_rms)
+{
+    float x[3 * 5] = {1, 2, 3, 4, 5, 0, 0, 0, 0, 0, -10, 10, -10, 10, 0};
+    float out[3 * 4];
+    policy_features_conv_input(x, 3, 4, 5, out); /* C = 4 of ld 5 */
+    double ss = 0;
+    for (int c = 0; c < 4; c++)
+        ss += out[c] * out[c];
+    cr_assert_float_eq(ss / 4, 1.0, 1e-6);
+    for (int c = 0; c < 4; c++)
+        cr_assert_eq(out[4 + c], 0.0f);
+    cr_assert_float_eq(out[8], -1.0, 1e-6);
+}
+
+Test(policy_reward, cosine_cases)
+{
+    float a[2 * 3] = {1, 2, 3, 0, 0, 0}, b[2 * 3] = {2, 4, 6, 0, 0, 0};
+    cr_assert_float_eq(policy_reward_cosine(a, 3, b, 3, 2, 3), 1.0, 1e-12);
+    float c[3] = {-1, -2, -3}, d[3] = {3, 0, -1}, z[3] = {0, 0, 0};
+    cr_assert_float_eq(policy_reward_cosine(a, 3, c, 3, 1, 3), -1.0, 1e-12);
+    cr_assert_float_eq(policy_reward_cosine(a, 3, d, 3, 1, 3), 0.0, 1e-12);
+    cr_assert_float_eq(policy_reward_cosine(a, 3, z, 3, 1, 3), 0.0, 1e-12);
+    cr_assert_float_eq(policy_reward_cosine(a, 3, b, 3, 0, 3), 1.0, 1e-12);
+}
+
+Test(policy_reward, band_energy_by_hand)
+{
+    double l[4] = {4, 3, 2, 1};
+    cr_assert_float_eq(policy_reward_band(l, 4, 1, 3), sqrt(5.0 / 10.0), 1e-12);
+    cr_assert_float_eq(policy_reward_band(l, 4, 3, 1), sqrt(5.0 / 10.0), 1e-12);
+    cr_assert_float_eq(policy_reward_band(l, 4, 2, 2), 0.0, 1e-12);
+    cr_assert_float_eq(policy_reward_band(l, 4, 0, 4), 1.0, 1e-12);
+}
+
+Test(policy_reward, layer_totals_follow_the_formula)
+{
+    PolicyRewardWeights w;
+    policy_reward_defaults(&w);
+    cr_assert_float_eq(w.alpha, 1.0, 0);
+    cr_assert_float_eq(w.beta, 0.05, 0);
+    cr_assert_float_eq(w.gamma, 0.1, 0);
+    w.lm = 0.5;
+    PolicyRewardTerms t[2] = {{.fidelity = 0.9, .flops_frac = 0.5, .band = 0.2, .lm = -0.1},
+                              {.fidelity = 1.0, .flops_frac = 1.0, .band = 0.0, .lm = -0.1}};
+    policy_reward_layer(&w, 0.6, t, 2); /* mean cost 0.75: excess 0.15 */
+    cr_assert_float_eq(t[0].budget, 0.15, 1e-12);
+    cr_assert_float_eq(t[0].total, 0.9 - 0.05 * 0.5 - 0.1 * 0.2 - 0.15 - 0.05, 1e-12);
+    cr_assert_float_eq(t[1].total, 1.0 - 0.05 - 0.15 - 0.05, 1e-12);
+    policy_reward_layer(&w, 0.8, t, 2);
+    cr_assert_eq(t[1].budget, 0.0);
+}

@@ -1,0 +1,173 @@
+/* Policy file: round trips, checkpoints, model checks and bad files. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "policy_features.h"
+#include "policy_file.h"
+#include "safetensors.h"
+
+static char dir[64];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/drrl-pf-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(policy_file, .init = setup, .fini = teardown);
+
+static const char *path_of(const char *name)
+{
+    static char p[128];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return p;
+}
+
+static void make(PolicyNet **net, PolicyMeta *m)
+{
+    memset(m, 0, sizeof *m);
+    m->n_grid = 4;
+    for (int i = 0; i < 4; i++)
+        m->grid[i] = 2 * (i + 1);
+    m->segment = 16;
+    policy_reward_defaults(&m->reward);
+    m->budget_lo = 0.3;
+    m->budget_hi = 0.9;
+    m->eps_start = 0.5;
+    m->eps_floor = 0.05;
+    m->eps_decay = 0.99;
+    PolicyModelShape s = {"gpt2", 2, 2, 2, 8, 16, "0123456789abcdef"};
+    m->model = s;
+    m->steps = 12;
+    m->seed = 18446744073709551615ULL;
+    m->adam_t = 12;
+    m->has_rng = 1;
+    m->rng[0] = 1;
+    m->rng[1] = 0xffffffffffffffffULL;
+    m->rng[2] = 3;
+    m->rng[3] = 4;
+    snprintf(m->command, sizeof m->command, "drrl train-policy --steps 12");
+    PolicyNetConfig c = {.n_feat = policy_features_count(4), .conv_in = 16, .conv_kernel = 4,
+                         .conv_out = 4, .n_layer = 2, .n_head = 2, .n_action = 4,
+                         .d_model = 8, .n_attn_head = 2, .d_ff = 16, .n_block = 1};
+    PolicyRng r;
+    policy_rng_seed(&r, 5);
+    cr_assert_eq(policy_net_new(&c, &r, net, NULL), DRRL_OK);
+}
+
+Test(policy_file, round_trip_with_checkpoint)
+{
+    PolicyNet *net, *back;
+    PolicyMeta m, mb;
+    make(&net, &m);
+    PolicyAdam a, ab;
+    cr_assert_eq(policy_adam_init(&a, net, 1e-3, NULL), DRRL_OK);
+    for (size_t i = 0; i < a.n; i++) {
+        a.m[i] = (float)i * 0.5f;
+        a.v[i] = (float)i;
+    }
+    a.t = 12;
+    DrrlError err;
+    const char *p = path_of("p.safetensors");
+    cr_assert_eq(policy_file_save(p, net, &m, &a, &err), DRRL_OK, "%s", err.msg);
+    int has = 0;
+    cr_assert_eq(policy_file_load(p, &back, &mb, &ab, &has, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(has, 1);
+    cr_assert_eq(back->n_params, net->n_params);
+    cr_assert_eq(memcmp(back->params, net->params, net->n_params * sizeof(float)), 0);
+    cr_assert_eq(memcmp(ab.m, a.m, a.n * sizeof(float)), 0);
+    cr_assert_eq(memcmp(ab.v, a.v, a.n * sizeof(float)), 0);
+    cr_assert_eq(ab.t, 12);
+    cr_assert_eq(mb.n_grid, 4);
+    cr_assert_eq(mb.grid[3], 8);
+    cr_assert_eq(mb.segment, 16);
+    cr_assert_float_eq(mb.reward.beta, 0.05, 1e-15);
+    cr_assert_float_eq(mb.budget_lo, 0.3, 1e-15);
+    cr_assert_str_eq(mb.model.hash, "0123456789abcdef");
+    cr_assert_eq(mb.seed, m.seed);
+    cr_assert_eq(mb.has_rng, 1);
+    cr_assert_eq(memcmp(mb.rng, m.rng, sizeof m.rng), 0);
+    cr_assert_str_eq(mb.command, m.command);
+    policy_adam_done(&a);
+    policy_adam_done(&ab);
+    policy_net_free(back);
+    /* Without Adam state: has_adam stays 0. */
+    cr_assert_eq(policy_file_save(p, net, &m, NULL, &err), DRRL_OK);
+    cr_assert_eq(policy_file_load(p, &back, &mb, &ab, &has, &err), DRRL_OK);
+    cr_assert_eq(has, 0);
+    policy_net_free(back);
+    policy_net_free(net);
+}
+
+Test(policy_file, model_checks)
+{
+    PolicyNet *net;
+    PolicyMeta m;
+    make(&net, &m);
+    char warn[512];
+    DrrlError err;
+    PolicyModelShape same = m.model;
+    cr_assert_eq(policy_file_check_model("p", &m, &same, warn, sizeof warn, &err), DRRL_OK);
+    cr_assert_str_eq(warn, "");
+    PolicyModelShape other = same;
+    snprintf(other.hash, sizeof other.hash, "fedcba9876543210");
+    cr_assert_eq(policy_file_check_model("p", &m, &other, warn, sizeof warn, &err), DRRL_OK);
+    cr_assert(strstr(warn, "another model of this shape"), "%s", warn);
+    other = same;
+    other.n_head = 4;
+    cr_assert_eq(policy_file_check_model("p", &m, &other, warn, sizeof warn, &err),
+                 DRRL_E_INPUT);
+    cr_assert(strstr(err.msg, "p: the policy was trained for a gpt2 model"), "%s", err.msg);
+    policy_net_free(net);
+}
+
+Test(policy_file, bad_files_are_input_errors)
+{
+    PolicyNet *net, *back = NULL;
+    PolicyMeta m, mb;
+    make(&net, &m);
+    DrrlError err;
+    cr_assert_eq(policy_file_load(path_of("missing"), &back, &mb, NULL, NULL, &err),
+                 DRRL_E_NOTFOUND);
+    /* A safetensors file that is not a policy. */
+    float x = 1.0f;
+    SafetensorsWriteTensor t = {.name = "x", .dtype = SAFETENSORS_F32, .ndim = 1,
+                                .shape = {1}, .data = &x};
+    const char *p = path_of("notpolicy.safetensors");
+    cr_assert_eq(safetensors_write(p, &t, 1, "{\"format\":\"pt\"}", &err), DRRL_OK);
+    cr_assert_eq(policy_file_load(p, &back, &mb, NULL, NULL, &err), DRRL_E_INPUT);
+    cr_assert(strstr(err.msg, "not a drrl policy file"), "%s", err.msg);
+    /* Truncated policy file. */
+    p = path_of("p.safetensors");
+    cr_assert_eq(policy_file_save(p, net, &m, NULL, &err), DRRL_OK);
+    FILE *f = fopen(p, "rb");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    cr_assert_eq(truncate(p, n - 10), 0);
+    cr_assert_eq(policy_file_load(p, &back, &mb, NULL, NULL, &err), DRRL_E_INPUT);
+    cr_assert(strstr(err.msg, p), "%s", err.msg);
+    /* A non-finite weight. */
+    net->params[3] = 1.0f / 0.0f;
+    cr_assert_eq(policy_file_save(p, net, &m, NULL, &err), DRRL_OK);
+    cr_assert_eq(policy_file_load(p, &back, &mb, NULL, NULL, &err), DRRL_E_INPUT);
+    cr_assert(strstr(err.msg, "not finite"), "%s", err.msg);
+    net->params[3] = 0.0f;
+    /* Grid not ending at head_dim. */
+    m.model.head_dim = 16;
+    cr_assert_eq(policy_file_save(p, net, &m, NULL, &err), DRRL_OK);
+    cr_assert_eq(policy_file_load(p, &back, &mb, NULL, NULL, &err), DRRL_E_INPUT);
+    cr_assert(strstr(err.msg, "head_dim"), "%s", err.msg);
+    cr_assert_null(back);
+    policy_net_free(net);
+}
