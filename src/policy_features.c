@@ -19,7 +19,7 @@ const char *policy_features_name(int i, int n_grid, char *buf, size_t n)
     else if (i < POLICY_FEAT_ENERGY + n_grid)
         snprintf(buf, n, "energy_k[%d]", i - POLICY_FEAT_ENERGY);
     else
-        snprintf(buf, n, "energy_v[%d]", i - POLICY_FEAT_ENERGY - n_grid);
+        snprintf(buf, n, "bound[%d]", i - POLICY_FEAT_ENERGY - n_grid);
     return buf;
 }
 
@@ -37,7 +37,8 @@ char *policy_features_layout_json(int n_grid)
                                 policy_features_name(i, n_grid, nm, sizeof nm));
     }
     snprintf(s + len, cap - len,
-             "],\"conv\":\"layer input rows / RMS, causal conv, tanh, mean over segment\"}");
+             "],\"conv\":\"completed segment's [keys | values] of all kv heads, rows / RMS; "
+             "causal conv, tanh, mean over rows\"}");
     return s;
 }
 
@@ -117,36 +118,23 @@ void policy_features_model_stats(const float *wq, const float *wk, const float *
         }
 }
 
-/* energy[i] = sum_{k < grid[i]} lambda_k / sum_k lambda_k (1 when the trace is 0). */
-static void energies(float *out, const double *lambda, const int32_t *grid, int n_grid, int d)
-{
-    if (!lambda) {
-        for (int i = 0; i < n_grid; i++)
-            out[i] = 1.0f;
-        return;
-    }
-    double total = 0;
-    for (int k = 0; k < d; k++)
-        total += lambda[k] > 0 ? lambda[k] : 0;
-    double acc = 0;
-    int k = 0;
-    for (int i = 0; i < n_grid; i++) {
-        for (; k < grid[i] && k < d; k++)
-            acc += lambda[k] > 0 ? lambda[k] : 0;
-        out[i] = total > 0 ? (float)(acc / total) : 1.0f;
-    }
-}
-
-void policy_features_head(float *feat, const float *wstats, const int32_t *grid, int n_grid,
-                          int head_dim, int prev_rank, double budget, int64_t n_keys,
-                          const double *lambda_k, const double *lambda_v)
+void policy_features_head(float *feat, const float *wstats, int n_grid, int head_dim,
+                          int prev_rank, double budget, int64_t n_keys, const double *energy,
+                          const double *bound)
 {
     memcpy(feat, wstats, 9 * sizeof(float));
     feat[POLICY_FEAT_PREV_RANK] = (float)prev_rank / (float)head_dim;
     feat[POLICY_FEAT_BUDGET] = (float)budget;
     feat[POLICY_FEAT_CONTEXT] = (float)(log2(1.0 + (double)(n_keys > 0 ? n_keys : 0)) / 16.0);
-    energies(feat + POLICY_FEAT_ENERGY, lambda_k, grid, n_grid, head_dim);
-    energies(feat + POLICY_FEAT_ENERGY + n_grid, lambda_v, grid, n_grid, head_dim);
+    for (int i = 0; i < n_grid; i++) {
+        double e = energy ? energy[i] : 1.0, b = bound ? bound[i] : 0.0;
+        if (!(e >= 0))
+            e = 0; /* NaN guard */
+        if (!(b >= 0))
+            b = 0;
+        feat[POLICY_FEAT_ENERGY + i] = (float)(e > 1 ? 1 : e);
+        feat[POLICY_FEAT_ENERGY + n_grid + i] = isinf(b) ? 1.0f : (float)(b / (1.0 + b));
+    }
 }
 
 void policy_features_conv_input(const float *x, int T, int C, size_t ld, float *out)
@@ -161,4 +149,18 @@ void policy_features_conv_input(const float *x, int T, int C, size_t ld, float *
         for (int c = 0; c < C; c++)
             out[(size_t)t * C + c] = r[c] * inv;
     }
+}
+
+void policy_features_gather_kv(const float *const *k, const float *const *v, int n_kv_head,
+                               int head_dim, int64_t t0, int T, float *out)
+{
+    size_t D = (size_t)head_dim, W = 2 * (size_t)n_kv_head * D;
+    for (int t = 0; t < T; t++) {
+        float *row = out + (size_t)t * W;
+        for (int g = 0; g < n_kv_head; g++) {
+            memcpy(row + g * D, k[g] + (size_t)(t0 + t) * D, D * sizeof(float));
+            memcpy(row + (n_kv_head + g) * D, v[g] + (size_t)(t0 + t) * D, D * sizeof(float));
+        }
+    }
+    policy_features_conv_input(out, T, (int)W, W, out);
 }

@@ -4,10 +4,15 @@
  * The state has three parts:
  *  1. Static features, one vector per head, in the layout below (the ONE place
  *     it is defined; policy files record it by name and refuse another).
- *  2. The convolution input: the layer's input rows over the segment just
- *     completed, each divided by its RMS (so the summary sees directions, not
- *     the residual stream's growing scale). The causal convolution over it
- *     and its weights belong to the network (policy_net.h) and are trained.
+ *  2. The convolution input: the layer's input over the segment just
+ *     completed, as the layer's attention sees it: row t is the
+ *     concatenation of the keys and values of every kv head at position t
+ *     (K = LN(x) W_K^T, V = LN(x) W_V^T: linear images of the layer input),
+ *     divided by its RMS. It comes from the KV cache, so it is causal (only
+ *     completed tokens) and needs nothing beyond what the attention core
+ *     already holds, in training and at inference alike. The causal
+ *     convolution over it and its weights belong to the network
+ *     (policy_net.h) and are trained.
  *  3. Layer and head embeddings: learned tables inside the network, indexed
  *     by the layer and head numbers.
  *
@@ -21,8 +26,11 @@
  *   10 budget          FLOP budget: target executed / exact attention FLOPs
  *   11 log_context     log2(1 + keys seen before the segment) / 16
  *   12 .. 12+n_grid-1  energy_k[i]: fraction of the key energy kept at grid
- *                      rank i (sum of the top r_i Gram eigenvalues / trace)
- *   then n_grid        energy_v[i]: the same for the values
+ *                      rank i (attn_core.h's AttnDecision.energy)
+ *   then n_grid        bound[i]: b / (1 + b) for the proven relative tail
+ *                      bound b at grid rank i (the larger of the key and value
+ *                      bounds, AttnDecision.bound), so the policy sees what
+ *                      the safety mask sees, squashed into [0, 1)
  * The spectral norm is estimated by power iteration: it is a feature here,
  * not a bound (bounds.h has the certified upper bound where one is needed).
  */
@@ -78,17 +86,29 @@ void policy_features_model_stats(const float *wq, const float *wk, const float *
                                  int d_model, float *stats);
 
 /* Fill one head's static features (policy_features_count(n_grid) floats).
- * wstats: the head's 9 weight statistics; grid (n_grid ranks, ascending,
- * last == head_dim); prev_rank in [1, head_dim]; budget in (0, 1]; n_keys =
- * tokens seen before the segment; lambda_k, lambda_v: the key and value Gram
- * eigenvalues (head_dim values, descending) or NULL when no basis exists yet
- * (all energies are then 1: the head is exact). */
-void policy_features_head(float *feat, const float *wstats, const int32_t *grid, int n_grid,
-                          int head_dim, int prev_rank, double budget, int64_t n_keys,
-                          const double *lambda_k, const double *lambda_v);
+ * wstats: the head's 9 weight statistics; prev_rank in [1, head_dim]; budget
+ * in (0, 1]; n_keys = tokens seen before the segment; energy, bound: n_grid
+ * values each (key energy kept and relative tail bound per grid rank), or
+ * NULL (energy 1, bound 0: an exact head). */
+void policy_features_head(float *feat, const float *wstats, int n_grid, int head_dim,
+                          int prev_rank, double budget, int64_t n_keys, const double *energy,
+                          const double *bound);
 
-/* Convolution input: rows x[t] (T rows of C, row stride ld) divided by their
- * RMS (rows of zero RMS stay zero). out: (T, C). */
+/* Convolution input width for a model: keys and values of every kv head. */
+static inline int policy_features_conv_width(int n_kv_head, int head_dim)
+{
+    return 2 * n_kv_head * head_dim;
+}
+
+/* Each of T rows of C (row stride ld) divided by its RMS, into out (T, C);
+ * rows of zero RMS stay zero. out may be x when ld == C. */
 void policy_features_conv_input(const float *x, int T, int C, size_t ld, float *out);
+
+/* Gather the conv input of one layer from its KV cache: rows t0 .. t0+T-1 of
+ * every kv head's keys k[g] and values v[g] ((len, head_dim) each), laid out
+ * as [k_0 | ... | k_{K-1} | v_0 | ... | v_{K-1}] per row, RMS-normalised.
+ * out: (T, 2 K head_dim). */
+void policy_features_gather_kv(const float *const *k, const float *const *v, int n_kv_head,
+                               int head_dim, int64_t t0, int T, float *out);
 
 #endif

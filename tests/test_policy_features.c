@@ -59,13 +59,12 @@ Test(policy_features, model_stats_follow_gqa_groups)
 
 Test(policy_features, head_features_by_hand)
 {
-    int32_t grid[3] = {1, 2, 4};
-    double lk[4] = {4, 3, 2, 1}, lv[4] = {1, 1, 1, 1};
+    double en[3] = {0.4, 0.7, 1.0}, bd[3] = {3.0, 1.0, 0.0};
     float ws[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
     int nf = policy_features_count(3);
     cr_assert_eq(nf, 18);
     float f[18];
-    policy_features_head(f, ws, grid, 3, 4, 2, 0.6, 255, lk, lv);
+    policy_features_head(f, ws, 3, 4, 2, 0.6, 255, en, bd);
     cr_assert_eq(memcmp(f, ws, sizeof ws), 0);
     cr_assert_float_eq(f[POLICY_FEAT_PREV_RANK], 0.5, 1e-7);
     cr_assert_float_eq(f[POLICY_FEAT_BUDGET], 0.6, 1e-7);
@@ -73,12 +72,39 @@ Test(policy_features, head_features_by_hand)
     cr_assert_float_eq(f[12], 0.4, 1e-7);
     cr_assert_float_eq(f[13], 0.7, 1e-7);
     cr_assert_float_eq(f[14], 1.0, 1e-7);
-    cr_assert_float_eq(f[15], 0.25, 1e-7);
+    cr_assert_float_eq(f[15], 0.75, 1e-7);
     cr_assert_float_eq(f[16], 0.5, 1e-7);
-    policy_features_head(f, ws, grid, 3, 4, 4, 1.0, 0, NULL, NULL);
-    for (int i = 12; i < 18; i++)
+    cr_assert_float_eq(f[17], 0.0, 1e-7);
+    bd[0] = 1.0 / 0.0;
+    bd[1] = 0.0 / 0.0;
+    policy_features_head(f, ws, 3, 4, 4, 1.0, 0, en, bd);
+    cr_assert_eq(f[15], 1.0f);
+    cr_assert_eq(f[16], 0.0f);
+    policy_features_head(f, ws, 3, 4, 4, 1.0, 0, NULL, NULL);
+    for (int i = 12; i < 15; i++)
         cr_assert_eq(f[i], 1.0f);
+    for (int i = 15; i < 18; i++)
+        cr_assert_eq(f[i], 0.0f);
     cr_assert_eq(f[POLICY_FEAT_CONTEXT], 0.0f);
+}
+
+Test(policy_features, gather_kv_rows)
+{
+    /* K = 2 kv heads, D = 2, cache of 4 rows; gather rows 1..2. */
+    float k0[8] = {0, 0, 1, 1, 2, 2, 3, 3}, k1[8] = {0, 0, -1, 1, -2, 2, -3, 3};
+    float v0[8] = {0, 0, 5, 5, 6, 6, 7, 7}, v1[8] = {0, 0, 1, 0, 0, 1, 1, 1};
+    const float *k[2] = {k0, k1}, *v[2] = {v0, v1};
+    cr_assert_eq(policy_features_conv_width(2, 2), 8);
+    float out[2 * 8];
+    policy_features_gather_kv(k, v, 2, 2, 1, 2, out);
+    float raw[8] = {1, 1, -1, 1, 5, 5, 1, 0};
+    double ss = 0;
+    for (int i = 0; i < 8; i++)
+        ss += raw[i] * raw[i];
+    double rms = sqrt(ss / 8);
+    for (int i = 0; i < 8; i++)
+        cr_assert_float_eq(out[i], raw[i] / rms, 1e-6, "col %d", i);
+    cr_assert_float_eq(out[8 + 4] / out[8 + 0], 3.0, 1e-6); /* v0 row 2 / k0 row 2 */
 }
 
 Test(policy_features, layout_names_and_json)
@@ -87,12 +113,12 @@ Test(policy_features, layout_names_and_json)
     cr_assert_str_eq(policy_features_name(0, 3, b, sizeof b), "wq_mean_std");
     cr_assert_str_eq(policy_features_name(5, 3, b, sizeof b), "wk_log_norm");
     cr_assert_str_eq(policy_features_name(13, 3, b, sizeof b), "energy_k[1]");
-    cr_assert_str_eq(policy_features_name(17, 3, b, sizeof b), "energy_v[2]");
+    cr_assert_str_eq(policy_features_name(17, 3, b, sizeof b), "bound[2]");
     cr_assert_str_eq(policy_features_name(18, 3, b, sizeof b), "?");
     char *j = policy_features_layout_json(3);
     cr_assert_not_null(j);
     cr_assert(strstr(j, "\"version\":1"));
-    cr_assert(strstr(j, "\"energy_v[2]\"]"));
+    cr_assert(strstr(j, "\"bound[2]\"]"));
     free(j);
 }
 
