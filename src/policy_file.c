@@ -252,7 +252,7 @@ static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc,
                           "%s: metadata rank_grid ends at %d, not at head_dim %d", path,
                           m->grid[m->n_grid - 1], m->model.head_dim);
     if (nc->n_layer != m->model.n_layer || nc->n_head != m->model.n_head ||
-        nc->conv_in != m->model.d_model)
+        nc->conv_in != policy_features_conv_width(m->model.n_kv_head, m->model.head_dim))
         return drrl_error(err, DRRL_E_INPUT,
                           "%s: the network's shape does not match its model section", path);
 

@@ -57,7 +57,7 @@ static void make(PolicyNet **net, PolicyMeta *m)
     m->rng[2] = 3;
     m->rng[3] = 4;
     snprintf(m->command, sizeof m->command, "drrl train-policy --steps 12");
-    PolicyNetConfig c = {.n_feat = policy_features_count(4), .conv_in = 16, .conv_kernel = 4,
+    PolicyNetConfig c = {.n_feat = policy_features_count(4), .conv_in = 2 * 2 * 8, .conv_kernel = 4,
                          .conv_out = 4, .n_layer = 2, .n_head = 2, .n_action = 4,
                          .d_model = 8, .n_attn_head = 2, .d_ff = 16, .n_block = 1};
     PolicyRng r;
