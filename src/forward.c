@@ -1,0 +1,652 @@
+#include "forward.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Below this many score entries (H * n * n_keys) a layer's attention runs on
+ * the calling thread: starting threads would cost more than it saves. */
+#define FORWARD_PARALLEL_MIN ((size_t)1 << 16)
+#define FORWARD_MAX_THREADS 256
+
+struct Forward {
+    const Model *m;
+    int threads;
+    ForwardAttn attn;
+
+    /* KV cache: (L, K, cap, D) each; len positions valid. */
+    float *kc, *vc;
+    size_t cap, len;
+
+    /* Activations for up to rows tokens. */
+    size_t rows;
+    float *x;   /* (rows, C) residual stream */
+    float *h;   /* (rows, C) normed input of a sublayer */
+    float *q;   /* (rows, H*D) */
+    float *k;   /* (rows, K*D) */
+    float *v;   /* (rows, K*D) */
+    float *att; /* (rows, H*D) attention output before o_proj */
+    float *f1;  /* (rows, F) */
+    float *f2;  /* (rows, F) */
+
+    /* Per-worker attention scratch. */
+    float **ws;
+    size_t *ws_cap;
+
+    float *inv_freq; /* (D/2) RoPE inverse frequencies, Llama only */
+};
+
+/* ---- small kernels ----------------------------------------------------- */
+
+/* y (n, out) = x (n, in) W^T + b, W (out, in). */
+static void linear(float *y, const float *x, const float *w, const float *b, size_t n, size_t in,
+                   size_t out)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in, 1.0f, x,
+                (int)in, w, (int)in, 0.0f, y, (int)out);
+    if (b)
+        for (size_t i = 0; i < n; i++) {
+            float *row = y + i * out;
+            for (size_t j = 0; j < out; j++)
+                row[j] += b[j];
+        }
+}
+
+/* LayerNorm (biased variance, as torch.nn.LayerNorm), statistics in double. */
+static void layernorm(float *y, const float *x, const float *w, const float *b, size_t n,
+                      size_t C, double eps)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float *xi = x + i * C;
+        float *yi = y + i * C;
+        double mean = 0, var = 0;
+        for (size_t j = 0; j < C; j++)
+            mean += xi[j];
+        mean /= (double)C;
+        for (size_t j = 0; j < C; j++) {
+            double d = xi[j] - mean;
+            var += d * d;
+        }
+        var /= (double)C;
+        double inv = 1.0 / sqrt(var + eps);
+        for (size_t j = 0; j < C; j++)
+            yi[j] = (float)((xi[j] - mean) * inv) * w[j] + b[j];
+    }
+}
+
+/* RMSNorm as transformers' LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * w. */
+static void rmsnorm(float *y, const float *x, const float *w, size_t n, size_t C, double eps)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float *xi = x + i * C;
+        float *yi = y + i * C;
+        double ss = 0;
+        for (size_t j = 0; j < C; j++)
+            ss += (double)xi[j] * xi[j];
+        float inv = (float)(1.0 / sqrt(ss / (double)C + eps));
+        for (size_t j = 0; j < C; j++)
+            yi[j] = w[j] * (xi[j] * inv);
+    }
+}
+
+static void norm(const Forward *f, float *y, const float *x, const float *w, const float *b,
+                 size_t n)
+{
+    const ModelConfig *c = &f->m->cfg;
+    if (c->arch == MODEL_ARCH_GPT2)
+        layernorm(y, x, w, b, n, (size_t)c->d_model, c->norm_eps);
+    else
+        rmsnorm(y, x, w, n, (size_t)c->d_model, c->norm_eps);
+}
+
+/* gelu_new (GPT-2; Hendrycks & Gimpel 2016, tanh approximation). */
+static float gelu_new(float x)
+{
+    const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+static float silu(float x)
+{
+    return x / (1.0f + expf(-x));
+}
+
+/* Rotate one head vector in place by RoPE at position pos (transformers'
+ * rotate_half convention: element j pairs with j + D/2). Angles in float32
+ * as transformers computes them: angle = float(pos) * inv_freq[j]. */
+static void rope(float *v, size_t D, size_t pos, const float *inv_freq)
+{
+    size_t half = D / 2;
+    for (size_t j = 0; j < half; j++) {
+        float angle = (float)pos * inv_freq[j];
+        float c = (float)cos((double)angle), s = (float)sin((double)angle);
+        float a = v[j], b = v[j + half];
+        v[j] = a * c - b * s;
+        v[j + half] = b * c + a * s;
+    }
+}
+
+/* ---- exact attention ----------------------------------------------------- */
+
+DrrlStatus forward_attn_exact(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
+{
+    (void)ctx;
+    (void)err;
+    size_t n = a->n, nk = a->n_keys, D = (size_t)a->head_dim;
+    float *S = a->scratch; /* (n, nk) */
+    /* S = scale * q k^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nk, (int)D, a->scale, a->q,
+                (int)a->q_stride, a->k, (int)D, 0.0f, S, (int)nk);
+    for (size_t i = 0; i < n; i++) {
+        float *row = S + i * nk;
+        size_t lim = a->pos0 + i + 1; /* causal: keys 0 .. pos0+i */
+        float mx = row[0];
+        for (size_t j = 1; j < lim; j++)
+            if (row[j] > mx)
+                mx = row[j];
+        double sum = 0;
+        for (size_t j = 0; j < lim; j++) {
+            float e = expf(row[j] - mx);
+            row[j] = e;
+            sum += e;
+        }
+        float inv = (float)(1.0 / sum);
+        for (size_t j = 0; j < lim; j++)
+            row[j] *= inv;
+        for (size_t j = lim; j < nk; j++)
+            row[j] = 0.0f;
+        if (a->probs)
+            memcpy(a->probs + i * a->probs_stride, row, nk * sizeof *row);
+    }
+    /* out = P v */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)D, (int)nk, 1.0f, S,
+                (int)nk, a->v, (int)D, 0.0f, a->out, (int)a->out_stride);
+    return DRRL_OK;
+}
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+static const ForwardAttn exact_attn = {"exact", NULL, forward_attn_exact, NULL, 0};
+
+DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **out,
+                       DrrlError *err)
+{
+    *out = NULL;
+    Forward *f = calloc(1, sizeof *f);
+    if (!f)
+        return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory");
+    f->m = m;
+    if (threads <= 0)
+        threads = openblas_get_num_threads();
+    if (threads < 1)
+        threads = 1;
+    if (threads > FORWARD_MAX_THREADS)
+        threads = FORWARD_MAX_THREADS;
+    f->threads = threads;
+    f->attn = exact_attn;
+    f->ws = calloc((size_t)threads, sizeof *f->ws);
+    f->ws_cap = calloc((size_t)threads, sizeof *f->ws_cap);
+    const ModelConfig *c = &m->cfg;
+    size_t D = (size_t)c->head_dim;
+    if (c->arch == MODEL_ARCH_LLAMA) {
+        f->inv_freq = malloc(D / 2 * sizeof *f->inv_freq);
+        if (f->inv_freq)
+            for (size_t j = 0; j < D / 2; j++) {
+                /* transformers: 1.0 / (base ** (arange(0, D, 2).float() / D)),
+                 * in float32. */
+                float e = (float)(2 * j) / (float)D;
+                float p = (float)pow((double)(float)c->rope_theta, (double)e);
+                f->inv_freq[j] = 1.0f / p;
+            }
+    }
+    if (!f->ws || !f->ws_cap || (c->arch == MODEL_ARCH_LLAMA && !f->inv_freq)) {
+        forward_free(f);
+        return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory");
+    }
+    f->cap = cap_hint ? cap_hint : (size_t)c->n_ctx;
+    size_t per, total;
+    if (drrl_size_mul((size_t)c->n_layer * (size_t)c->n_kv_head, D, &per) ||
+        drrl_size_mul(per, f->cap, &total) || drrl_size_mul(total, sizeof(float), &total) ||
+        !(f->kc = malloc(total ? total : 1)) || !(f->vc = malloc(total ? total : 1))) {
+        forward_free(f);
+        return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory for a %zu-token cache",
+                          cap_hint);
+    }
+    *out = f;
+    return DRRL_OK;
+}
+
+static void free_rows(Forward *f)
+{
+    free(f->x);
+    free(f->h);
+    free(f->q);
+    free(f->k);
+    free(f->v);
+    free(f->att);
+    free(f->f1);
+    free(f->f2);
+    f->x = f->h = f->q = f->k = f->v = f->att = f->f1 = f->f2 = NULL;
+    f->rows = 0;
+}
+
+void forward_free(Forward *f)
+{
+    if (!f)
+        return;
+    free_rows(f);
+    if (f->ws)
+        for (int i = 0; i < f->threads; i++)
+            free(f->ws[i]);
+    free(f->ws);
+    free(f->ws_cap);
+    free(f->kc);
+    free(f->vc);
+    free(f->inv_freq);
+    free(f);
+}
+
+void forward_reset(Forward *f)
+{
+    f->len = 0;
+}
+
+size_t forward_len(const Forward *f)
+{
+    return f->len;
+}
+
+int forward_threads(const Forward *f)
+{
+    return f->threads;
+}
+
+void forward_set_attn(Forward *f, const ForwardAttn *attn)
+{
+    f->attn = attn ? *attn : exact_attn;
+    if (!f->attn.head)
+        f->attn.head = forward_attn_exact;
+}
+
+const float *forward_cache_k(const Forward *f, int l, int g)
+{
+    const ModelConfig *c = &f->m->cfg;
+    return f->kc + (((size_t)l * (size_t)c->n_kv_head + (size_t)g) * f->cap) * (size_t)c->head_dim;
+}
+
+const float *forward_cache_v(const Forward *f, int l, int g)
+{
+    const ModelConfig *c = &f->m->cfg;
+    return f->vc + (((size_t)l * (size_t)c->n_kv_head + (size_t)g) * f->cap) * (size_t)c->head_dim;
+}
+
+static float *cache_at(const Forward *f, float *base, size_t l, size_t g, size_t t)
+{
+    const ModelConfig *c = &f->m->cfg;
+    return base + ((l * (size_t)c->n_kv_head + g) * f->cap + t) * (size_t)c->head_dim;
+}
+
+/* Make room for need positions, keeping the first len. */
+static DrrlStatus grow_cache(Forward *f, size_t need, DrrlError *err)
+{
+    if (need <= f->cap)
+        return DRRL_OK;
+    const ModelConfig *c = &f->m->cfg;
+    size_t ncap = f->cap * 2 > need ? f->cap * 2 : need;
+    size_t heads = (size_t)c->n_layer * (size_t)c->n_kv_head, D = (size_t)c->head_dim;
+    size_t total;
+    if (drrl_size_mul(heads * D, ncap, &total) || drrl_size_mul(total, sizeof(float), &total))
+        return drrl_error(err, DRRL_E_NOMEM, "forward: cache of %zu tokens too large", need);
+    float *nk = malloc(total), *nv = malloc(total);
+    if (!nk || !nv) {
+        free(nk);
+        free(nv);
+        return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory for a %zu-token cache",
+                          need);
+    }
+    for (size_t hh = 0; hh < heads; hh++) {
+        memcpy(nk + hh * ncap * D, f->kc + hh * f->cap * D, f->len * D * sizeof(float));
+        memcpy(nv + hh * ncap * D, f->vc + hh * f->cap * D, f->len * D * sizeof(float));
+    }
+    free(f->kc);
+    free(f->vc);
+    f->kc = nk;
+    f->vc = nv;
+    f->cap = ncap;
+    return DRRL_OK;
+}
+
+static DrrlStatus grow_rows(Forward *f, size_t n, DrrlError *err)
+{
+    if (n <= f->rows)
+        return DRRL_OK;
+    const ModelConfig *c = &f->m->cfg;
+    size_t C = (size_t)c->d_model, HD = (size_t)c->n_head * (size_t)c->head_dim;
+    size_t KD = (size_t)c->n_kv_head * (size_t)c->head_dim, F = (size_t)c->d_ff;
+    free_rows(f);
+    f->x = malloc(n * C * sizeof(float));
+    f->h = malloc(n * C * sizeof(float));
+    f->q = malloc(n * HD * sizeof(float));
+    f->k = malloc(n * KD * sizeof(float));
+    f->v = malloc(n * KD * sizeof(float));
+    f->att = malloc(n * HD * sizeof(float));
+    f->f1 = malloc(n * F * sizeof(float));
+    f->f2 = malloc(n * F * sizeof(float));
+    if (!f->x || !f->h || !f->q || !f->k || !f->v || !f->att || !f->f1 || !f->f2) {
+        free_rows(f);
+        return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory for %zu tokens", n);
+    }
+    f->rows = n;
+    return DRRL_OK;
+}
+
+/* ---- attention phase --------------------------------------------------- */
+
+typedef struct AttnJob {
+    Forward *f;
+    int layer;
+    size_t pos0, n, n_keys, block, n_blocks, n_tasks;
+    float scale;
+    float *probs;        /* capture for this layer: (H, n, stride) or NULL */
+    size_t probs_stride;
+    atomic_size_t next;
+    atomic_int failed;
+    pthread_mutex_t lock;
+    DrrlStatus status;
+    DrrlError err;
+} AttnJob;
+
+typedef struct AttnWorker {
+    AttnJob *job;
+    int id;
+} AttnWorker;
+
+static void attn_run(AttnJob *j, int worker)
+{
+    Forward *f = j->f;
+    const ModelConfig *c = &f->m->cfg;
+    size_t H = (size_t)c->n_head, D = (size_t)c->head_dim, HD = H * D;
+    size_t group = H / (size_t)c->n_kv_head;
+    for (;;) {
+        if (atomic_load(&j->failed))
+            return;
+        size_t t = atomic_fetch_add(&j->next, 1);
+        if (t >= j->n_tasks)
+            return;
+        size_t h = t / j->n_blocks, b = t % j->n_blocks;
+        size_t r0 = b * j->block, r1 = r0 + j->block < j->n ? r0 + j->block : j->n;
+        ForwardAttnArgs a;
+        a.layer = j->layer;
+        a.head = (int)h;
+        a.kv_head = (int)(h / group);
+        a.head_dim = (int)D;
+        a.pos0 = j->pos0 + r0;
+        a.n = r1 - r0;
+        a.n_keys = j->pos0 + r1;
+        a.scale = j->scale;
+        a.q = f->q + r0 * HD + h * D;
+        a.q_stride = HD;
+        a.k = forward_cache_k(f, j->layer, a.kv_head);
+        a.v = forward_cache_v(f, j->layer, a.kv_head);
+        a.out = f->att + r0 * HD + h * D;
+        a.out_stride = HD;
+        a.probs = j->probs ? j->probs + (h * j->n + r0) * j->probs_stride : NULL;
+        a.probs_stride = j->probs_stride;
+        a.scratch = f->ws[worker];
+        a.thread_ctx = NULL;
+        a.worker = worker;
+        DrrlError e;
+        drrl_error_clear(&e);
+        DrrlStatus s = f->attn.head(f->attn.ctx, &a, &e);
+        if (s != DRRL_OK) {
+            pthread_mutex_lock(&j->lock);
+            if (j->status == DRRL_OK) {
+                j->status = s;
+                j->err = e;
+            }
+            pthread_mutex_unlock(&j->lock);
+            atomic_store(&j->failed, 1);
+            return;
+        }
+    }
+}
+
+static void *attn_thread(void *p)
+{
+    AttnWorker *w = p;
+    attn_run(w->job, w->id);
+    return NULL;
+}
+
+static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, float *probs,
+                            size_t probs_stride, DrrlError *err)
+{
+    const ModelConfig *c = &f->m->cfg;
+    size_t H = (size_t)c->n_head, D = (size_t)c->head_dim;
+    size_t n_keys = pos0 + n;
+    size_t block = f->attn.rows_per_call ? f->attn.rows_per_call : FORWARD_ATTN_BLOCK;
+    if (block > n)
+        block = n;
+    size_t n_blocks = (n + block - 1) / block, n_tasks = H * n_blocks;
+
+    /* Work in score entries decides the threads. */
+    size_t work = H * n * n_keys;
+    int nt = f->threads;
+    if (work < FORWARD_PARALLEL_MIN)
+        nt = 1;
+    if ((size_t)nt > n_tasks)
+        nt = (int)n_tasks;
+
+    size_t need;
+    if (drrl_size_mul(block, n_keys, &need))
+        return drrl_error(err, DRRL_E_NOMEM, "forward: attention scratch too large");
+    for (int w = 0; w < nt; w++)
+        if (f->ws_cap[w] < need) {
+            float *p = realloc(f->ws[w], need * sizeof(float));
+            if (!p)
+                return drrl_error(err, DRRL_E_NOMEM,
+                                  "forward: out of memory for attention scratch (%zu x %zu)",
+                                  block, n_keys);
+            f->ws[w] = p;
+            f->ws_cap[w] = need;
+        }
+
+    float scale = 1.0f;
+    if (c->scale_attn)
+        scale = (float)(1.0 / sqrt((double)D));
+    if (c->scale_attn_by_layer)
+        scale /= (float)(layer + 1);
+
+    AttnJob j;
+    memset(&j, 0, sizeof j);
+    j.f = f;
+    j.layer = layer;
+    j.pos0 = pos0;
+    j.n = n;
+    j.n_keys = n_keys;
+    j.block = block;
+    j.n_blocks = n_blocks;
+    j.n_tasks = n_tasks;
+    j.scale = scale;
+    j.probs = probs;
+    j.probs_stride = probs_stride;
+    atomic_init(&j.next, 0);
+    atomic_init(&j.failed, 0);
+    pthread_mutex_init(&j.lock, NULL);
+    j.status = DRRL_OK;
+
+    /* Our threads each call sgemm: keep OpenBLAS single-threaded meanwhile
+     * so the two kinds of parallelism do not nest, and so that every score
+     * block is computed the same way whatever the thread count (results are
+     * then bit-identical across thread counts). */
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    if (nt <= 1) {
+        attn_run(&j, 0);
+    } else {
+        pthread_t tid[FORWARD_MAX_THREADS];
+        AttnWorker wk[FORWARD_MAX_THREADS];
+        int started = 0;
+        for (int w = 1; w < nt; w++) {
+            wk[w].job = &j;
+            wk[w].id = w;
+            if (pthread_create(&tid[w], NULL, attn_thread, &wk[w]) != 0)
+                break;
+            started = w;
+        }
+        attn_run(&j, 0);
+        for (int w = 1; w <= started; w++)
+            pthread_join(tid[w], NULL);
+    }
+    openblas_set_num_threads(blas_threads);
+    pthread_mutex_destroy(&j.lock);
+    if (j.status != DRRL_OK) {
+        if (err)
+            *err = j.err;
+        return j.status;
+    }
+    (void)D;
+    return DRRL_OK;
+}
+
+/* ---- the forward pass --------------------------------------------------- */
+
+DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logits,
+                          const ForwardCapture *cap, DrrlError *err)
+{
+    const Model *m = f->m;
+    const ModelConfig *c = &m->cfg;
+    if (n == 0)
+        return DRRL_OK;
+    size_t C = (size_t)c->d_model, H = (size_t)c->n_head, K = (size_t)c->n_kv_head;
+    size_t D = (size_t)c->head_dim, F = (size_t)c->d_ff, V = (size_t)c->vocab;
+    size_t L = (size_t)c->n_layer, HD = H * D, KD = K * D;
+    size_t pos0 = f->len, n_keys = pos0 + n;
+    int gpt2 = c->arch == MODEL_ARCH_GPT2;
+
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || (size_t)ids[i] >= V)
+            return drrl_error(err, DRRL_E_USAGE, "token %zu: id %d outside the vocabulary 0..%zu",
+                              pos0 + i, ids[i], V - 1);
+    if (gpt2 && n_keys > (size_t)c->n_ctx)
+        return drrl_error(err, DRRL_E_USAGE,
+                          "%zu tokens exceed the model's %d positions (n_positions)", n_keys,
+                          c->n_ctx);
+    if (cap && cap->attn && cap->attn_stride < n_keys)
+        return drrl_error(err, DRRL_E_USAGE, "forward: attention capture stride %zu < %zu keys",
+                          cap->attn_stride, n_keys);
+    DrrlStatus s = grow_cache(f, n_keys, err);
+    if (s == DRRL_OK)
+        s = grow_rows(f, n, err);
+    if (s != DRRL_OK)
+        return s;
+
+    /* Embeddings. */
+    for (size_t i = 0; i < n; i++) {
+        float *xi = f->x + i * C;
+        const float *te = m->tok_emb + (size_t)ids[i] * C;
+        if (gpt2) {
+            const float *pe = m->pos_emb + (pos0 + i) * C;
+            for (size_t j = 0; j < C; j++)
+                xi[j] = te[j] + pe[j];
+        } else {
+            memcpy(xi, te, C * sizeof *xi);
+        }
+    }
+
+    for (size_t l = 0; l < L; l++) {
+        if (cap && cap->hidden)
+            memcpy(cap->hidden + l * n * C, f->x, n * C * sizeof(float));
+        /* Attention sublayer. */
+        norm(f, f->h, f->x, m->ln1_w + l * C, m->ln1_b ? m->ln1_b + l * C : NULL, n);
+        linear(f->q, f->h, m->wq + l * HD * C, m->bq ? m->bq + l * HD : NULL, n, C, HD);
+        linear(f->k, f->h, m->wk + l * KD * C, m->bk ? m->bk + l * KD : NULL, n, C, KD);
+        linear(f->v, f->h, m->wv + l * KD * C, m->bv ? m->bv + l * KD : NULL, n, C, KD);
+        if (!gpt2)
+            for (size_t i = 0; i < n; i++) {
+                for (size_t h = 0; h < H; h++)
+                    rope(f->q + i * HD + h * D, D, pos0 + i, f->inv_freq);
+                for (size_t g = 0; g < K; g++)
+                    rope(f->k + i * KD + g * D, D, pos0 + i, f->inv_freq);
+            }
+        for (size_t g = 0; g < K; g++)
+            for (size_t i = 0; i < n; i++) {
+                memcpy(cache_at(f, f->kc, l, g, pos0 + i), f->k + i * KD + g * D,
+                       D * sizeof(float));
+                memcpy(cache_at(f, f->vc, l, g, pos0 + i), f->v + i * KD + g * D,
+                       D * sizeof(float));
+            }
+        if (f->attn.layer_begin) {
+            s = f->attn.layer_begin(f->attn.ctx, (int)l, pos0, n, f->q, err);
+            if (s != DRRL_OK)
+                return s;
+        }
+        float *probs = NULL;
+        size_t pstride = 0;
+        if (cap && cap->attn) {
+            pstride = cap->attn_stride;
+            probs = cap->attn + l * H * n * pstride;
+            memset(probs, 0, H * n * pstride * sizeof(float));
+        }
+        /* The keys of this step are in the cache; make them visible to the
+         * hook by counting them now (restored on error below). */
+        size_t saved_len = f->len;
+        f->len = n_keys;
+        s = attention(f, (int)l, pos0, n, probs, pstride, err);
+        f->len = saved_len;
+        if (s != DRRL_OK)
+            return s;
+        linear(f->h, f->att, m->wo + l * C * HD, m->bo ? m->bo + l * C : NULL, n, HD, C);
+        for (size_t i = 0; i < n * C; i++)
+            f->x[i] += f->h[i];
+
+        /* MLP sublayer. */
+        norm(f, f->h, f->x, m->ln2_w + l * C, m->ln2_b ? m->ln2_b + l * C : NULL, n);
+        linear(f->f1, f->h, m->w_up + l * F * C, m->b_up ? m->b_up + l * F : NULL, n, C, F);
+        if (gpt2) {
+            for (size_t i = 0; i < n * F; i++)
+                f->f1[i] = gelu_new(f->f1[i]);
+        } else {
+            linear(f->f2, f->h, m->w_gate + l * F * C, m->b_gate ? m->b_gate + l * F : NULL, n, C,
+                   F);
+            for (size_t i = 0; i < n * F; i++)
+                f->f1[i] *= silu(f->f2[i]);
+        }
+        linear(f->h, f->f1, m->w_down + l * C * F, m->b_down ? m->b_down + l * C : NULL, n, F,
+               C);
+        for (size_t i = 0; i < n * C; i++)
+            f->x[i] += f->h[i];
+    }
+
+    norm(f, f->h, f->x, m->lnf_w, m->lnf_b, n);
+    if (cap && cap->hidden)
+        memcpy(cap->hidden + L * n * C, f->h, n * C * sizeof(float));
+    if (logits)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)V, (int)C, 1.0f, f->h,
+                    (int)C, m->lm_head, (int)C, 0.0f, logits, (int)V);
+    f->len = n_keys;
+    return DRRL_OK;
+}
+
+double forward_loss(const float *logits, const int32_t *ids, size_t n, int vocab)
+{
+    if (n < 2)
+        return 0.0;
+    double total = 0;
+    size_t V = (size_t)vocab;
+    for (size_t i = 0; i + 1 < n; i++) {
+        const float *row = logits + i * V;
+        double mx = row[0];
+        for (size_t j = 1; j < V; j++)
+            if (row[j] > mx)
+                mx = row[j];
+        double sum = 0;
+        for (size_t j = 0; j < V; j++)
+            sum += exp((double)row[j] - mx);
+        total += (mx + log(sum)) - (double)row[ids[i + 1]];
+    }
+    return total / (double)(n - 1);
+}
