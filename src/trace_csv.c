@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <libgen.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -653,24 +654,28 @@ static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
                                        1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-/* Parse a decimal real (or NaN, Inf, -Inf, case-insensitive) filling the
- * whole string. Fast path (Clinger 1990, "How to read floating point numbers
- * accurately"): with at most 19 digits, a mantissa <= 2^53 and |exp10| <= 22
- * both operands are exact doubles, so one IEEE multiply or divide gives the
- * correctly rounded result; anything else goes to strtod. Returns 0 or -1. */
-static int parse_real(const char *s, double *out)
+/* Parse a decimal real (or NaN, Inf, -Inf, case-insensitive) at s, ending at
+ * '\0' or ';' (*end points there). Fast path (Clinger 1990, "How to read
+ * floating point numbers accurately"): with at most 19 digits, a mantissa
+ * <= 2^53 and |exp10| <= 22 both operands are exact doubles, so one IEEE
+ * multiply or divide gives the correctly rounded result; anything else goes
+ * to strtod. Returns 0 or -1. */
+static int parse_real_end(const char *s, double *out, const char **end)
 {
     const char *p = s;
     int neg = 0;
     if (*p == '-' || *p == '+')
         neg = *p++ == '-';
     if ((*p | 0x20) == 'n' || (*p | 0x20) == 'i') {
-        if (strcasecmp(p, "nan") == 0)
+        size_t n = strcspn(p, ";");
+        if (n == 3 && strncasecmp(p, "nan", 3) == 0)
             *out = NAN;
-        else if (strcasecmp(p, "inf") == 0 || strcasecmp(p, "infinity") == 0)
+        else if ((n == 3 && strncasecmp(p, "inf", 3) == 0) ||
+                 (n == 8 && strncasecmp(p, "infinity", 8) == 0))
             *out = neg ? -INFINITY : INFINITY;
         else
             return -1;
+        *end = p + n;
         return 0;
     }
     uint64_t m = 0;
@@ -713,20 +718,27 @@ static int parse_real(const char *s, double *out)
                 e = e * 10 + (*p - '0');
         exp10 += eneg ? -e : e;
     }
-    if (*p)
+    if (*p && *p != ';')
         return -1;
+    *end = p;
     if (!dropped && m <= (1ull << 53) && exp10 >= -22 && exp10 <= 22) {
         double d = (double)m;
         d = exp10 < 0 ? d / pow10_exact[-exp10] : d * pow10_exact[exp10];
         *out = neg ? -d : d;
         return 0;
     }
-    char *end;
-    double d = strtod(s, &end);
-    if (*end)
+    char *e2;
+    double d = strtod(s, &e2); /* the grammar above was checked: strtod agrees on the end */
+    if (e2 != p)
         return -1;
     *out = d;
     return 0;
+}
+
+static int parse_real(const char *s, double *out)
+{
+    const char *end;
+    return parse_real_end(s, out, &end) != 0 || *end ? -1 : 0;
 }
 
 /* Parse a decimal integer in [lo, hi] filling the whole string. */
@@ -812,7 +824,19 @@ typedef struct Reader {
     size_t mcap;
     size_t rows;
     int64_t steps, last_step;
+    int split; /* parsing one part of a file split at '\n' (trace_csv_load) */
 } Reader;
+
+static void reader_done(Reader *r)
+{
+    for (int i = 0; i < TRACE_CSV_NCOLS; i++)
+        free(r->hdr[i]);
+    free(r->token.p);
+    free(r->method.p);
+    for (int k = 0; k < 3; k++)
+        free(r->fa[k]);
+    free(r->masked);
+}
 
 static void rfail(Reader *r, int col, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -871,29 +895,20 @@ static void field_real(Reader *r, int c, const char *s, double *out)
 }
 
 /* A ';'-separated list of reals (k = 0, 1, 2: sigma, sigma_v, policy_probs)
- * or of integers (masked). */
-static int32_t field_list(Reader *r, int c, const char *s, int k)
+ * or of integers (k = 3: masked). */
+static int32_t field_list(Reader *r, int c, const char *s, size_t len, int k)
 {
     if (!*s)
         return 0;
     int32_t n = 0;
     const char *p = s;
-    char item[64];
     for (;;) {
-        const char *q = strchr(p, ';');
-        size_t len = q ? (size_t)(q - p) : strlen(p);
-        if (len == 0 || len >= sizeof item) {
-            bad_number(r, c, s, len ? "a ';'-separated list of numbers (item too long)"
-                                    : "a ';'-separated list of numbers (empty item)");
-            return 0;
-        }
-        memcpy(item, p, len);
-        item[len] = '\0';
         if (n >= 65535) {
             bad_number(r, c, s, "a list of at most 65535 numbers");
             return 0;
         }
         size_t need = (size_t)n + 1;
+        const char *end = p;
         if (k < 3) {
             if (need > r->fcap[k]) {
                 size_t nc = r->fcap[k] ? r->fcap[k] * 2 : 64;
@@ -904,10 +919,11 @@ static int32_t field_list(Reader *r, int c, const char *s, int k)
                 r->fcap[k] = nc;
             }
             double d;
-            if (parse_real(item, &d) != 0 || (isfinite(d) && fabs(d) > FLT_MAX)) {
-                char b[44];
-                rfail(r, c + 1, "column '%s': item %d '%s' is not a number", trace_csv_columns[c],
-                      (int)n + 1, shown(item, b, sizeof b));
+            if (parse_real_end(p, &d, &end) != 0 || (isfinite(d) && fabs(d) > FLT_MAX)) {
+                char b[44], item[44];
+                snprintf(item, sizeof item, "%.*s", (int)strcspn(p, ";"), p);
+                rfail(r, c + 1, "column '%s': item %d '%s' is not a float32 number",
+                      trace_csv_columns[c], (int)n + 1, shown(item, b, sizeof b));
                 return 0;
             }
             r->fa[k][n] = (float)d;
@@ -920,9 +936,14 @@ static int32_t field_list(Reader *r, int c, const char *s, int k)
                 r->masked = nm;
                 r->mcap = nc;
             }
-            int64_t v;
-            if (parse_int(item, 0, 65535, &v) != 0) {
-                char b[44];
+            int64_t v = 0;
+            int ok = *end >= '0' && *end <= '9';
+            for (; ok && *end >= '0' && *end <= '9'; end++)
+                if ((v = v * 10 + (*end - '0')) > 65535)
+                    ok = 0;
+            if (!ok || (*end && *end != ';')) {
+                char b[44], item[44];
+                snprintf(item, sizeof item, "%.*s", (int)strcspn(p, ";"), p);
                 rfail(r, c + 1, "column '%s': item %d '%s' is not an integer in 0..65535",
                       trace_csv_columns[c], (int)n + 1, shown(item, b, sizeof b));
                 return 0;
@@ -930,9 +951,18 @@ static int32_t field_list(Reader *r, int c, const char *s, int k)
             r->masked[n] = (int32_t)v;
         }
         n++;
-        if (!q)
+        if (!*end) {
+            if ((size_t)(end - s) != len) {
+                rfail(r, c + 1, "column '%s': NUL byte", trace_csv_columns[c]);
+                return 0;
+            }
             break;
-        p = q + 1;
+        }
+        p = end + 1;
+        if (!*p || *p == ';') {
+            bad_number(r, c, s, "a ';'-separated list of numbers (empty item)");
+            return 0;
+        }
     }
     return n;
 nomem:
@@ -950,6 +980,10 @@ static void field_text(Reader *r, int c, const char *s, size_t len, Buf *b)
     } else if (e) {
         rfail(r, c + 1, "column '%s': malformed escape (only \\\\ and \\xHH, HH not 00)",
               trace_csv_columns[c]);
+    } else if (r->split && (memchr(s, '\n', len) || memchr(s, '\r', len))) {
+        /* A raw line break inside a field: splitting the file at line breaks
+         * was wrong; the caller reads it again in one piece. */
+        rfail(r, c + 1, "raw line break inside a field");
     }
 }
 
@@ -971,7 +1005,12 @@ static void on_field(void *data, size_t len, void *ctx)
         rfail(r, c + 1, "row has more than %d fields", TRACE_CSV_NCOLS);
         return;
     }
-    if (memchr(s, '\0', len)) {
+    if ((c == C_TOKEN || c == C_METHOD) && memchr(s, '\0', len)) {
+        rfail(r, c + 1, "column '%s': NUL byte", trace_csv_columns[c]);
+        return;
+    }
+    int list = c == C_SIGMA || c == C_SIGMA_V || c == C_MASKED || c == C_POLICY;
+    if (c != C_TOKEN && c != C_METHOD && !list && strlen(s) != len) {
         rfail(r, c + 1, "column '%s': NUL byte", trace_csv_columns[c]);
         return;
     }
@@ -1033,11 +1072,11 @@ static void on_field(void *data, size_t len, void *ctx)
         field_real(r, c, s, &t->energy_kept);
         break;
     case C_SIGMA:
-        t->n_sigma = field_list(r, c, s, 0);
+        t->n_sigma = field_list(r, c, s, len, 0);
         t->sigma = r->fa[0];
         break;
     case C_SIGMA_V:
-        t->n_sigma_v = field_list(r, c, s, 1);
+        t->n_sigma_v = field_list(r, c, s, len, 1);
         t->sigma_v = r->fa[1];
         break;
     case C_TAIL:
@@ -1053,7 +1092,7 @@ static void on_field(void *data, size_t len, void *ctx)
         field_real(r, c, s, &t->threshold);
         break;
     case C_MASKED:
-        t->n_masked = field_list(r, c, s, 3);
+        t->n_masked = field_list(r, c, s, len, 3);
         t->masked = r->masked;
         for (int32_t i = 0; !r->st && i < t->n_masked; i++)
             if (t->masked[i] > t->head_dim || (i && t->masked[i] <= t->masked[i - 1]))
@@ -1078,7 +1117,7 @@ static void on_field(void *data, size_t len, void *ctx)
         field_real(r, c, s, &t->savings_cum);
         break;
     case C_POLICY:
-        t->n_policy = field_list(r, c, s, 2);
+        t->n_policy = field_list(r, c, s, len, 2);
         t->policy_probs = r->fa[2];
         break;
     case C_VALUE:
@@ -1383,25 +1422,316 @@ out:
     free(chunk);
     csv_free(&p);
     fclose(f);
-    for (int i = 0; i < TRACE_CSV_NCOLS; i++)
-        free(r.hdr[i]);
-    free(r.token.p);
-    free(r.method.p);
-    for (int k = 0; k < 3; k++)
-        free(r.fa[k]);
-    free(r.masked);
+    reader_done(&r);
+    return st;
+}
+
+/* ---- parallel loading ----
+ * trace_csv_load reads the file in windows of up to LOAD_WINDOW bytes, splits
+ * each window at line breaks into one part per thread, parses the parts with
+ * one libcsv parser each into batches, and appends the batches to the store
+ * in file order. Rows never contain raw line breaks (text fields escape them),
+ * so a split at '\n' is a split between rows; a file where that does not hold
+ * (a raw break inside a quoted field) makes a part fail. On any failure the
+ * file is read again by the sequential reader, whose messages carry the exact
+ * line and column. */
+
+enum { LOAD_WINDOW = 8 << 20, LOAD_MAX_THREADS = 8 };
+
+typedef struct BatchRow {
+    TraceRecord rec; /* pointers unset: see the offsets */
+    size_t off_token, off_method, off_arrays;
+} BatchRow;
+
+typedef struct Batch {
+    BatchRow *rows;
+    size_t n, cap;
+    Buf bytes; /* strings and arrays, 4-byte aligned items */
+} Batch;
+
+static int batch_add(Batch *b, const void *p, size_t n, size_t *off)
+{
+    size_t pad = (4 - b->bytes.n % 4) % 4;
+    if (buf_reserve(&b->bytes, pad + n + 1))
+        return 1;
+    b->bytes.n += pad;
+    *off = b->bytes.n;
+    if (n)
+        memcpy(b->bytes.p + b->bytes.n, p, n);
+    b->bytes.n += n;
+    return 0;
+}
+
+static DrrlStatus batch_put(TraceSink *self, const TraceRecord *rec, DrrlError *err)
+{
+    Batch *b = self->ctx;
+    if (b->n == b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 1024;
+        BatchRow *nr = realloc(b->rows, nc * sizeof *nr);
+        if (!nr)
+            return drrl_error(err, DRRL_E_NOMEM, "out of memory");
+        b->rows = nr;
+        b->cap = nc;
+    }
+    BatchRow *row = &b->rows[b->n];
+    row->rec = *rec;
+    size_t dummy;
+    if (batch_add(b, rec->token, strlen(rec->token) + 1, &row->off_token) ||
+        batch_add(b, rec->method, strlen(rec->method) + 1, &row->off_method) ||
+        batch_add(b, rec->sigma, 4 * (size_t)rec->n_sigma, &row->off_arrays) ||
+        batch_add(b, rec->sigma_v, 4 * (size_t)rec->n_sigma_v, &dummy) ||
+        batch_add(b, rec->policy_probs, 4 * (size_t)rec->n_policy, &dummy) ||
+        batch_add(b, rec->masked, 4 * (size_t)rec->n_masked, &dummy))
+        return drrl_error(err, DRRL_E_NOMEM, "out of memory");
+    b->n++;
+    return DRRL_OK;
+}
+
+/* Row i of b with its pointers resolved. */
+static void batch_get(const Batch *b, size_t i, TraceRecord *r)
+{
+    const BatchRow *row = &b->rows[i];
+    *r = row->rec;
+    const char *base = b->bytes.p;
+    r->token = base + row->off_token;
+    r->method = base + row->off_method;
+    const float *f = (const float *)(const void *)(base + row->off_arrays);
+    r->sigma = f;
+    r->sigma_v = f += r->n_sigma;
+    r->policy_probs = f += r->n_sigma_v;
+    r->masked = (const int32_t *)(const void *)(f + r->n_policy);
+}
+
+typedef struct Part {
+    const char *text;
+    size_t len;
+    const char *path;
+    const TraceMeta *meta;
+    Batch batch;
+    TraceSink sink;
+    DrrlError err;
+    DrrlStatus st;
+} Part;
+
+static void *part_run(void *arg)
+{
+    Part *pt = arg;
+    pt->batch.n = 0;
+    pt->batch.bytes.n = 0;
+    pt->sink.put = batch_put;
+    pt->sink.ctx = &pt->batch;
+    Reader r = {0};
+    r.path = pt->path;
+    r.sink = &pt->sink;
+    r.meta = pt->meta;
+    r.err = &pt->err;
+    r.header_done = 1;
+    r.split = 1;
+    struct csv_parser p;
+    if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0) {
+        pt->st = DRRL_E_NOMEM;
+        return NULL;
+    }
+    if (csv_parse(&p, pt->text, pt->len, on_field, on_row, &r) != pt->len && !r.st)
+        r.st = DRRL_E_INPUT;
+    if (!r.st && csv_fini(&p, on_field, on_row, &r) != 0 && !r.st)
+        r.st = DRRL_E_INPUT;
+    csv_free(&p);
+    reader_done(&r);
+    pt->st = r.st;
+    return NULL;
+}
+
+static int load_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : (int)n;
+}
+
+typedef struct LoadCount {
+    size_t rows;
+    int64_t steps, last_step;
+} LoadCount;
+
+/* Append the parsed parts to the store, in order. */
+static DrrlStatus put_parts(Part *parts, int np, TraceStore *s, LoadCount *c)
+{
+    for (int k = 0; k < np; k++) {
+        if (parts[k].st)
+            return parts[k].st;
+        for (size_t i = 0; i < parts[k].batch.n; i++) {
+            TraceRecord r;
+            batch_get(&parts[k].batch, i, &r);
+            DrrlError e;
+            DrrlStatus st = trace_store_put(s, &r, &e);
+            if (st)
+                return st;
+            if (c->rows == 0 || r.step != c->last_step)
+                c->steps++;
+            c->last_step = r.step;
+            c->rows++;
+        }
+    }
+    return DRRL_OK;
+}
+
+/* Parse the header line (buf[0, len), ending in '\n') with the usual checks. */
+static DrrlStatus load_header(const char *path, const TraceMeta *meta, const char *buf,
+                              size_t len)
+{
+    Reader r = {0};
+    DrrlError e;
+    r.path = path;
+    r.meta = meta;
+    r.err = &e;
+    r.line = 1;
+    struct csv_parser p;
+    if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0)
+        return DRRL_E_NOMEM;
+    DrrlStatus st = DRRL_OK;
+    if (csv_parse(&p, buf, len, on_field, on_row, &r) != len || r.st || !r.header_done)
+        st = DRRL_E_INPUT;
+    csv_free(&p);
+    reader_done(&r);
+    return st;
+}
+
+/* Returns DRRL_OK with the rows in s, or an error status meaning "read it
+ * again sequentially" (no message). Pipelined: while the workers parse window
+ * k + 1, this thread appends window k's batches to the store (appending must
+ * keep file order, so it is the one sequential part). */
+static DrrlStatus load_parallel(const char *path, const TraceMeta *meta, size_t want_rows,
+                                TraceStore *s)
+{
+    int nt = load_threads();
+    Part parts[2][LOAD_MAX_THREADS];
+    memset(parts, 0, sizeof parts);
+    int np[2] = {0, 0}, cur = 0;
+    DrrlStatus st = DRRL_OK;
+    LoadCount count = {0, 0, -1};
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return DRRL_E_IO;
+    size_t cap = LOAD_WINDOW, have = 0;
+    char *buf = malloc(cap + 1);
+    int header_done = 0, eof = 0;
+    if (!buf) {
+        close(fd);
+        return DRRL_E_NOMEM;
+    }
+    while (!st) {
+        if (!eof) {
+            ssize_t got = read(fd, buf + have, cap - have);
+            if (got < 0) {
+                st = DRRL_E_IO;
+                break;
+            }
+            eof = got == 0;
+            have += (size_t)got;
+        }
+        size_t end = 0;
+        for (size_t i = have; i > 0; i--)
+            if (buf[i - 1] == '\n') {
+                end = i;
+                break;
+            }
+        if (end == 0) {
+            if (eof) {
+                /* Leftover bytes without a line end: a truncated last row. */
+                st = have || !header_done ? DRRL_E_INPUT : DRRL_OK;
+                break;
+            }
+            if (have == cap) { /* a line longer than the window */
+                char *nb = cap < SIZE_MAX / 4 ? realloc(buf, 2 * cap + 1) : NULL;
+                if (!nb) {
+                    st = DRRL_E_NOMEM;
+                    break;
+                }
+                buf = nb;
+                cap *= 2;
+            }
+            continue;
+        }
+        size_t start = 0;
+        if (!header_done) {
+            start = (size_t)((const char *)memchr(buf, '\n', end) - buf) + 1;
+            if ((st = load_header(path, meta, buf, start)))
+                break;
+            header_done = 1;
+        }
+        /* Split [start, end) into parts at line breaks and start parsing. */
+        Part *pp = parts[cur];
+        np[cur] = 0;
+        for (size_t pos = start; pos < end && np[cur] < nt;) {
+            size_t target = start + (end - start) * (size_t)(np[cur] + 1) / (size_t)nt;
+            if (target < pos + 1)
+                target = pos + 1;
+            const char *q = memchr(buf + target - 1, '\n', end - (target - 1));
+            size_t stop = q ? (size_t)(q - buf) + 1 : end;
+            Part *pt = &pp[np[cur]++];
+            pt->text = buf + pos;
+            pt->len = stop - pos;
+            pt->path = path;
+            pt->meta = meta;
+            pos = stop;
+        }
+        pthread_t tid[LOAD_MAX_THREADS];
+        int started[LOAD_MAX_THREADS];
+        for (int k = 0; k < np[cur]; k++)
+            started[k] = pthread_create(&tid[k], NULL, part_run, &pp[k]) == 0;
+        /* Meanwhile: the previous window into the store. */
+        st = put_parts(parts[cur ^ 1], np[cur ^ 1], s, &count);
+        np[cur ^ 1] = 0;
+        for (int k = 0; k < np[cur]; k++) {
+            if (started[k])
+                pthread_join(tid[k], NULL);
+            else
+                part_run(&pp[k]);
+        }
+        memmove(buf, buf + end, have - end);
+        have -= end;
+        cur ^= 1;
+    }
+    if (!st)
+        st = put_parts(parts[cur ^ 1], np[cur ^ 1], s, &count);
+    if (!st && (count.rows != want_rows || count.steps != meta->n_steps))
+        st = DRRL_E_INPUT;
+    for (int w = 0; w < 2; w++)
+        for (int k = 0; k < LOAD_MAX_THREADS; k++) {
+            free(parts[w][k].batch.rows);
+            free(parts[w][k].batch.bytes.p);
+        }
+    free(buf);
+    close(fd);
     return st;
 }
 
 DrrlStatus trace_csv_load(const char *path, TraceStore **out, DrrlError *err)
 {
     *out = NULL;
-    TraceStore *s = trace_store_new();
-    if (!s)
-        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
     TraceMeta meta;
-    TraceSink sink = trace_store_sink(s);
-    DrrlStatus st = trace_csv_read(path, &meta, &sink, err);
+    size_t want_rows = 0;
+    DrrlStatus st = trace_csv_read_meta(path, &meta, &want_rows, NULL, err);
+    if (st) {
+        trace_meta_done(&meta);
+        return st;
+    }
+    TraceStore *s = trace_store_new();
+    if (!s) {
+        trace_meta_done(&meta);
+        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
+    }
+    DrrlStatus pst = load_parallel(path, &meta, want_rows, s);
+    if (pst != DRRL_OK) {
+        /* Read again in one piece for the exact diagnostic (or the rare file
+         * that cannot be split at line breaks). */
+        trace_store_free(s);
+        trace_meta_done(&meta);
+        if (!(s = trace_store_new()))
+            return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
+        TraceSink sink = trace_store_sink(s);
+        st = trace_csv_read(path, &meta, &sink, err);
+    }
     if (!st)
         st = trace_store_set_meta(s, &meta, err);
     trace_meta_done(&meta);

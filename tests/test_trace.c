@@ -237,6 +237,21 @@ static void expect_same(const TraceRecord *a, const TraceRecord *b)
     cr_assert_eq(a->wall_ns, b->wall_ns);
 }
 
+/* Replace the first occurrence of from with to. */
+static void replace(char **text, const char *from, const char *to)
+{
+    char *at = strstr(*text, from);
+    cr_assert_not_null(at, "'%s' not in the text", from);
+    size_t n = strlen(*text), a = strlen(from), b = strlen(to);
+    char *out = malloc(n - a + b + 1);
+    size_t pre = (size_t)(at - *text);
+    memcpy(out, *text, pre);
+    memcpy(out + pre, to, b);
+    memcpy(out + pre + b, at + a, n - pre - a + 1);
+    free(*text);
+    *text = out;
+}
+
 /* ---- the store ---- */
 
 Test(trace_store, put_get_dense_grid)
@@ -530,6 +545,58 @@ Test(trace_csv, empty_trace_is_valid)
     trace_store_free(s);
 }
 
+Test(trace_csv, parallel_load_of_many_windows_equals_sequential_read)
+{
+    /* About 24 MB: several load windows, each split between threads. */
+    const char *p = in_dir("big.csv");
+    TraceMeta m;
+    meta_fill(&m);
+    m.n_layer = 4;
+    m.n_head = 4;
+    TraceCsvWriter *w;
+    DrrlError e;
+    Gen g;
+    cr_assert_eq(trace_csv_writer_open(&w, p, &m, 0, &e), DRRL_OK);
+    for (int st = 0; st < 3000; st++)
+        for (int l = 0; l < 4; l++)
+            for (int h = 0; h < 4; h++)
+                cr_assert_eq(trace_csv_writer_put(w, gen(&g, st, l, h), &e), DRRL_OK);
+    cr_assert_eq(trace_csv_writer_finish(w, 0, &e), DRRL_OK);
+    TraceStore *a, *b = trace_store_new();
+    cr_assert_eq(trace_csv_load(p, &a, &e), DRRL_OK, "%s", e.msg);
+    TraceSink sink = trace_store_sink(b);
+    TraceMeta mb;
+    cr_assert_eq(trace_csv_read(p, &mb, &sink, &e), DRRL_OK, "%s", e.msg);
+    trace_meta_done(&mb);
+    cr_assert_eq(trace_store_n_rows(a), 48000);
+    cr_assert_eq(trace_store_n_rows(b), 48000);
+    for (size_t i = 0; i < 48000; i += 7) {
+        TraceRecord ra, rb;
+        cr_assert(trace_store_row(a, i, &ra));
+        cr_assert(trace_store_row(b, i, &rb));
+        expect_same(&ra, &rb);
+        expect_same(&ra, gen(&g, ra.step, ra.layer, ra.head));
+    }
+    trace_store_free(a);
+    trace_store_free(b);
+}
+
+Test(trace_csv, raw_line_break_in_a_quoted_field_still_loads)
+{
+    const char *p = in_dir("t.csv");
+    cr_assert_eq(write_trace(p, 8, 0, 0), DRRL_OK);
+    char *t = slurp(p, NULL);
+    replace(&t, "\"line\\x0Abreak\"", "\"line\nbreak\"");
+    spit(p, t);
+    free(t);
+    TraceStore *s;
+    DrrlError e;
+    cr_assert_eq(trace_csv_load(p, &s, &e), DRRL_OK, "%s", e.msg);
+    cr_assert_str_eq(trace_store_get(s, 3, 1, 2)->token, "line\nbreak");
+    cr_assert_eq(trace_store_n_rows(s), 48);
+    trace_store_free(s);
+}
+
 /* ---- reading malformed input ---- */
 
 /* Write a valid 3-step trace, apply edit to the CSV text (or the sidecar),
@@ -561,21 +628,6 @@ static void expect_bad(Edit csv_edit, Edit json_edit, const char *want)
     snprintf(full, sizeof full, "%s%s", dir, want);
     cr_assert(strncmp(e.msg, full, strlen(full)) == 0, "got '%s', want prefix '%s'", e.msg,
               full);
-}
-
-/* Replace the first occurrence of from with to. */
-static void replace(char **text, const char *from, const char *to)
-{
-    char *at = strstr(*text, from);
-    cr_assert_not_null(at, "'%s' not in the text", from);
-    size_t n = strlen(*text), a = strlen(from), b = strlen(to);
-    char *out = malloc(n - a + b + 1);
-    size_t pre = (size_t)(at - *text);
-    memcpy(out, *text, pre);
-    memcpy(out + pre, to, b);
-    memcpy(out + pre + b, at + a, n - pre - a + 1);
-    free(*text);
-    *text = out;
 }
 
 /* The start of line k (1-based). */
