@@ -4,7 +4,7 @@
 set -e
 cd "$(dirname "$0")"
 pkgs="build-essential autoconf automake pkg-config libncurses-dev libopenblas-dev
-      liblapacke-dev libcsv-dev libcriterion-dev libjansson-dev"
+      liblapacke-dev libcsv-dev libcriterion-dev libjansson-dev tmux"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

@@ -11,6 +11,7 @@
 
 #define DRRL_COMMANDS(X) \
     X(tokenize, "print the token ids of a text") \
+    X(replay, "open a recorded trace in the explorer, without the model") \
     X(version, "print the version")
 
 #define X(name, summary) int cmd_##name(int argc, char **argv);

@@ -1,0 +1,121 @@
+#!/bin/sh
+# drrl replay: bad input, golden screens rendered headless by the real
+# binary, and the same keys played on a real (tmux) terminal giving the same
+# screen, restored on q and on SIGINT.
+# DRRL_REGEN_GOLDEN=1 rewrites the replay-*.txt goldens instead.
+. "$top_srcdir/tests/cli/lib.sh"
+
+trace="$top_srcdir/tests/golden/tui-small.csv"
+gold="$top_srcdir/tests/golden"
+
+run "$DRRL" replay "$tmpdir/missing.csv" --dump-screen -
+expect_rc 2
+expect_one_line_error
+expect_err_contains "missing.csv"
+
+printf 'step,token\n1,2\n' >"$tmpdir/bad.csv"
+run "$DRRL" replay "$tmpdir/bad.csv" --dump-screen -
+expect_rc 2
+expect_one_line_error
+
+run "$DRRL" replay "$trace" --size 80 --dump-screen -
+expect_rc 2
+expect_one_line_error
+
+run "$DRRL" replay
+expect_rc 2
+expect_one_line_error
+
+# Without a terminal and without --dump-screen: a clear error, not a crash.
+run "$DRRL" replay "$trace" </dev/null
+expect_rc 2
+expect_one_line_error
+expect_err_contains "terminal"
+
+# check NAME KEYS SIZE LOCALE: the headless screen equals the golden file.
+check() {
+    LC_ALL=$4 "$DRRL" replay "$trace" --keys "$2" --size "$3" --dump-screen "$tmpdir/$1.txt" \
+        >"$tmpdir/out" 2>"$tmpdir/err"
+    rc=$?
+    expect_rc 0
+    if [ "${DRRL_REGEN_GOLDEN:-0}" = 1 ]; then
+        cp "$tmpdir/$1.txt" "$gold/$1.txt"
+    else
+        diff -u "$gold/$1.txt" "$tmpdir/$1.txt" >"$tmpdir/diff" || {
+            cat "$tmpdir/diff" >&2
+            fail "screen $1 differs from tests/golden/$1.txt"
+        }
+    fi
+}
+
+keys_a="l l l l l l l l l l ] j . . Tab"
+check replay-120x40 "$keys_a" 120x40 C.UTF-8
+check replay-80x24-ascii "$keys_a" 80x24 C
+check replay-break-100x30 "Tab Tab : 3 Enter b rank Enter c" 100x30 C.UTF-8
+check replay-resize "l l resize=50x14 l" 200x60 C.UTF-8
+check replay-tiny "l" 10x5 C.UTF-8
+
+# The screen on a real terminal equals the headless dump.
+command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux not installed (tmux part)"; exit 0; }
+phase=0
+sock="drrl-test-$$-$phase"
+tm() { tmux -L "$sock" -f /dev/null "$@"; }
+# next_phase: a fresh tmux server for the next part
+next_phase() {
+    tm kill-server >/dev/null 2>&1
+    phase=$((phase + 1))
+    sock="drrl-test-$$-$phase"
+}
+cleanup() { tm kill-server >/dev/null 2>&1; rm -rf "$tmpdir"; }
+trap cleanup EXIT INT TERM
+
+# wait_for PATTERN: poll the pane until it shows PATTERN (10 s at most).
+wait_for() {
+    i=0
+    while [ $i -lt 100 ]; do
+        tm capture-pane -p -t t >"$tmpdir/pane" 2>/dev/null
+        grep -q -- "$1" "$tmpdir/pane" && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    cat "$tmpdir/pane" >&2
+    fail "the terminal never showed '$1'"
+}
+
+start() {
+    tm new-session -d -s t -x 120 -y 40 \
+        "env LC_ALL=C.UTF-8 TERM=xterm-256color '$DRRL' replay '$trace' --keys '$1'; echo \"exit=\$?\"; sleep 30"
+}
+
+start "$keys_a"
+wait_for "token 17/40"
+sleep 0.3
+tm capture-pane -p -t t >"$tmpdir/pane"
+# capture-pane keeps each line's trailing blanks off, as --dump-screen does
+diff -u "$gold/replay-120x40.txt" "$tmpdir/pane" >"$tmpdir/diff" || {
+    cat "$tmpdir/diff" >&2
+    fail "the tmux screen differs from the headless dump"
+}
+tm send-keys -t t q
+wait_for "exit=0"
+grep -q "Ranks" "$tmpdir/pane" && fail "the TUI's screen is still shown after q"
+
+# SIGINT: the terminal comes back and the exit status says interrupted.
+next_phase
+start "l"
+wait_for "token 2/40"
+tm send-keys -t t C-c
+wait_for "exit=1"
+grep -q "Ranks" "$tmpdir/pane" && fail "the TUI's screen is still shown after SIGINT"
+
+# Resize at any time: shrink below the minimum, then grow back.
+next_phase
+start "l l"
+wait_for "token 3/40"
+tm resize-window -t t -x 30 -y 8 2>/dev/null || tm resize-pane -t t -x 30 -y 8
+wait_for "too small"
+tm resize-window -t t -x 120 -y 40 2>/dev/null || tm resize-pane -t t -x 120 -y 40
+wait_for "token 3/40"
+tm send-keys -t t q
+wait_for "exit=0"
+exit 0
