@@ -12,7 +12,9 @@
 #define DRRL_COMMANDS(X) \
     X(tokenize, "print the token ids of a text") \
     X(replay, "open a recorded trace in the explorer, without the model") \
-    X(version, "print the version")
+    X(version, "print the version") \
+    X(run, "run a model over a text with an attention method; print FLOPs, fidelity, bounds") \
+    X(eval, "compare attention methods: bits per byte, perplexity, FLOPs, fidelity, wall time")
 
 #define X(name, summary) int cmd_##name(int argc, char **argv);
 DRRL_COMMANDS(X)

@@ -1,0 +1,67 @@
+#!/bin/sh
+# drrl run / drrl eval on the fixture models: summaries, JSON keys, CSV rows,
+# determinism, and one-line usage errors.
+. "$top_srcdir/tests/cli/lib.sh"
+M="$FIXTURES/llama-tiny-b"
+G="$FIXTURES/gpt2-tiny-b"
+P="the quick brown fox jumps over the lazy dog; the dog sleeps."
+
+run "$DRRL" run --model "$M" --prompt "$P" --method fixed:4 --segment 8 \
+    --summary-json "$tmpdir/s.json"
+expect_rc 0
+expect_out_contains "bound violations  0"
+for k in tokens flops_exact flops_executed attn_flops_exact attn_flops_executed savings \
+         attn_savings fidelity bound_violations wall_s; do
+    grep -q "\"$k\": " "$tmpdir/s.json" || fail "summary JSON lacks $k"
+done
+grep -q '"bound_violations": 0,' "$tmpdir/s.json" || fail "violations not 0"
+grep -q '"tokens": 60,' "$tmpdir/s.json" || fail "expected 60 byte tokens"
+
+# every method form runs on both fixture families
+for spec in full fixed:2 energy:0.9 random:1-4 oracle:0.2 performer:8 nystrom:3; do
+    for model in "$M" "$G"; do
+        run "$DRRL" run --model "$model" --ids-file /dev/stdin --segment 4 --method "$spec" \
+            --summary-json - <<IDS
+1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20
+21 22 23 24 25 26 27 28 29 30
+IDS
+        expect_rc 0
+        case "$out" in *'"bound_violations": 0,'*) ;; *) fail "$spec: violations" ;; esac
+    done
+done
+
+# usage errors: one line, exit 2
+run "$DRRL" run --model "$M" --prompt "$P" --method lowrank:3
+expect_rc 2; expect_one_line_error; expect_err_contains "fixed:R"
+run "$DRRL" run --model "$M" --prompt "$P" --method fixed:99
+expect_rc 2; expect_one_line_error; expect_err_contains "head_dim"
+run "$DRRL" run --model "$M"
+expect_rc 2; expect_one_line_error
+run "$DRRL" run --model "$M" --prompt "$P" --segment 0
+expect_rc 2; expect_one_line_error
+printf '1 2 3\n4 x 5\n' >"$tmpdir/bad.ids"
+run "$DRRL" run --model "$M" --ids-file "$tmpdir/bad.ids"
+expect_rc 2; expect_one_line_error; expect_err_contains "bad.ids:2:3"
+run "$DRRL" run --model "$tmpdir/nope" --prompt "$P"
+expect_rc 2; expect_one_line_error
+
+# eval: table and CSV, deterministic up to wall time
+head -c 3000 "$top_srcdir/tests/fixtures/README.md" >"$tmpdir/text.txt"
+run "$DRRL" eval --model "$M" --data "$tmpdir/text.txt" --seq-len 64 --windows 3 \
+    --methods full,fixed:3,performer:8 --segment 16 --csv "$tmpdir/a.csv"
+expect_rc 0
+expect_out_contains "fixed:3"
+[ "$(wc -l <"$tmpdir/a.csv")" -eq 4 ] || fail "expected a header and 3 rows"
+head -1 "$tmpdir/a.csv" | grep -q '^method,seq_len,tokens,loss,bpb,ppl,' || fail "CSV header"
+grep -q '^full,64,192,' "$tmpdir/a.csv" || fail "full row"
+"$DRRL" eval --model "$M" --data "$tmpdir/text.txt" --seq-len 64 --windows 3 \
+    --methods full,fixed:3,performer:8 --segment 16 --csv "$tmpdir/b.csv" >/dev/null ||
+    fail "second eval"
+cut -d, -f1-14 "$tmpdir/a.csv" >"$tmpdir/a.cut"
+cut -d, -f1-14 "$tmpdir/b.csv" >"$tmpdir/b.cut"
+cmp -s "$tmpdir/a.cut" "$tmpdir/b.cut" || fail "eval is not deterministic"
+run "$DRRL" eval --model "$M" --data "$tmpdir/text.txt" --seq-len 64 --methods full,bogus
+expect_rc 2; expect_one_line_error
+run "$DRRL" eval --model "$M" --data "$tmpdir/text.txt" --methods full
+expect_rc 2; expect_one_line_error
+exit 0

@@ -1,0 +1,214 @@
+/* Session + attention core on the reference fixtures (Hugging Face
+ * transformers outputs): the hook path reproduces the reference at full
+ * rank, low-rank runs never violate a bound, stepping and chunked advancing
+ * agree, attention rows match the reference probabilities. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "safetensors.h"
+#include "session.h"
+
+typedef struct Ref {
+    Safetensors *st;
+    int32_t *ids;
+    size_t n;
+    float *logits;
+    size_t vocab;
+} Ref;
+
+static void ref_load(Ref *r, const char *name)
+{
+    char path[512];
+    DrrlError e;
+    snprintf(path, sizeof path, "%s/%s/reference.safetensors", FIXTURES_DIR, name);
+    cr_assert_eq(safetensors_load(path, &r->st, &e), DRRL_OK, "%s", e.msg);
+    const SafetensorsTensor *ti = safetensors_find(r->st, "input_ids");
+    const SafetensorsTensor *tl = safetensors_find(r->st, "logits");
+    cr_assert(ti && tl);
+    r->n = ti->numel;
+    r->vocab = tl->shape[1];
+    r->ids = malloc(r->n * sizeof *r->ids);
+    r->logits = malloc(tl->numel * sizeof *r->logits);
+    cr_assert_eq(safetensors_to_i32(r->st, ti, r->ids, &e), DRRL_OK);
+    cr_assert_eq(safetensors_to_f32(r->st, tl, r->logits, &e), DRRL_OK);
+}
+
+static void ref_free(Ref *r) { safetensors_free(r->st), free(r->ids), free(r->logits); }
+
+static Session *open_session(const char *name, const char *spec, int T, int full_kernel)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/%s", FIXTURES_DIR, name);
+    AttnCoreConfig c;
+    attn_core_config_default(&c);
+    DrrlError e;
+    cr_assert_eq(method_parse(spec, &c.method, &e), DRRL_OK);
+    c.segment = T;
+    c.lowrank_at_full = full_kernel;
+    c.keep_queries = 1;
+    Session *s;
+    cr_assert_eq(session_open(dir, &c, 1, &s, &e), DRRL_OK, "%s", e.msg);
+    return s;
+}
+
+static const char *fixtures[] = {"gpt2-tiny-b", "llama-tiny-b"};
+
+/* Logits of every position, by stepping. */
+static float *step_all(Session *s, const Ref *r)
+{
+    float *out = malloc(r->n * r->vocab * sizeof *out);
+    DrrlError e;
+    for (size_t t = 0; t < r->n; t++) {
+        cr_assert_eq(session_step(s, &e), DRRL_OK, "%s", e.msg);
+        memcpy(out + t * r->vocab, session_logits(s), r->vocab * sizeof *out);
+    }
+    return out;
+}
+
+static double rel_diff(const float *a, const float *b, size_t n)
+{
+    double md = 0, mx = 0;
+    for (size_t i = 0; i < n; i++)
+        md = fmax(md, fabs((double)a[i] - b[i])), mx = fmax(mx, fabs((double)b[i]));
+    return md / mx;
+}
+
+Test(session, full_and_full_rank_kernel_match_reference)
+{
+    for (int fi = 0; fi < 2; fi++) {
+        Ref r;
+        ref_load(&r, fixtures[fi]);
+        for (int k = 0; k < 2; k++) {
+            int D = fi == 0 ? 16 : 8;
+            char spec[32];
+            if (k == 0)
+                snprintf(spec, sizeof spec, "full");
+            else
+                snprintf(spec, sizeof spec, "fixed:%d", D); /* the rank-r kernel at r = D */
+            Session *s = open_session(fixtures[fi], spec, 8, 1);
+            DrrlError e;
+            cr_assert_eq(session_set_ids(s, r.ids, r.n, &e), DRRL_OK);
+            float *lg = step_all(s, &r);
+            double d = rel_diff(lg, r.logits, r.n * r.vocab);
+            cr_assert(d < 1e-4, "%s %s: logits differ by %g", fixtures[fi], spec, d);
+            cr_assert_eq(attn_core_stats(session_core(s))->violations, 0);
+            free(lg);
+            session_free(s);
+        }
+        ref_free(&r);
+    }
+}
+
+typedef struct Count {
+    size_t n;
+    int64_t last_step;
+    int ordered;
+} Count;
+
+static DrrlStatus count_put(TraceSink *self, const TraceRecord *rec, DrrlError *err)
+{
+    (void)err;
+    Count *c = self->ctx;
+    if (rec->step < c->last_step)
+        c->ordered = 0;
+    c->last_step = rec->step;
+    c->n++;
+    return DRRL_OK;
+}
+
+Test(session, lowrank_on_fixtures_bounds_hold_and_chunking_agrees)
+{
+    for (int fi = 0; fi < 2; fi++) {
+        Ref r;
+        ref_load(&r, fixtures[fi]);
+        const char *specs[] = {"fixed:2", "fixed:4", "energy:0.9", "oracle:0.2", "random:1-6"};
+        for (int k = 0; k < 5; k++) {
+            for (int T = 1; T <= 8; T += 7) {
+                Session *a = open_session(fixtures[fi], specs[k], T, 0);
+                Session *b = open_session(fixtures[fi], specs[k], T, 0);
+                DrrlError e;
+                Count c = {0, -1, 1};
+                TraceSink sink = {count_put, &c};
+                cr_assert_eq(session_add_sink(a, sink, &e), DRRL_OK);
+                cr_assert_eq(session_set_ids(a, r.ids, r.n, &e), DRRL_OK);
+                cr_assert_eq(session_set_ids(b, r.ids, r.n, &e), DRRL_OK);
+                float *la = step_all(a, &r);
+                size_t done;
+                cr_assert_eq(session_advance(b, r.n, &done, &e), DRRL_OK, "%s", e.msg);
+                cr_assert_eq(done, r.n);
+                const AttnCoreStats *sa = attn_core_stats(session_core(a));
+                cr_assert_eq(sa->violations, 0, "%s %s T=%d: %lld violations", fixtures[fi],
+                             specs[k], T, (long long)sa->violations);
+                cr_assert(sa->rows > 0);
+                const ModelConfig *mc = &session_model(a)->cfg;
+                cr_assert_eq(c.n, r.n * mc->n_layer * mc->n_head);
+                cr_assert(c.ordered);
+                /* same decisions and, up to round-off, the same loss */
+                double na = session_nll_sum(a) / session_nll_count(a);
+                double nb = session_nll_sum(b) / session_nll_count(b);
+                cr_assert(fabs(na - nb) < 1e-4 * fabs(na), "%s %s T=%d: %g vs %g", fixtures[fi], specs[k], T, na, nb);
+                for (int l = 0; l < mc->n_layer; l++)
+                    for (int h = 0; h < mc->n_head; h++)
+                        cr_assert_eq(attn_core_rank(session_core(a), l, h),
+                                     attn_core_rank(session_core(b), l, h));
+                free(la);
+                session_free(a), session_free(b);
+            }
+        }
+        ref_free(&r);
+    }
+}
+
+Test(session, attention_rows_match_reference)
+{
+    for (int fi = 0; fi < 2; fi++) {
+        Ref r;
+        ref_load(&r, fixtures[fi]);
+      for (int k = 0; k < 2; k++) {
+        /* full: every layer's exact rows match; fixed:2 changes the input of
+         * layer 1, so only layer 0's exact rows can match the reference */
+        Session *s = open_session(fixtures[fi], k ? "fixed:2" : "full", 8, 0);
+        DrrlError e;
+        cr_assert_eq(session_set_ids(s, r.ids, r.n, &e), DRRL_OK);
+        size_t done;
+        cr_assert_eq(session_advance(s, r.n, &done, &e), DRRL_OK);
+        const ModelConfig *mc = &session_model(s)->cfg;
+        float *ref = malloc((size_t)mc->n_head * r.n * r.n * sizeof *ref);
+        for (int l = 0; l < (k ? 1 : mc->n_layer); l++) {
+            char name[32];
+            snprintf(name, sizeof name, "attn.%d", l);
+            const SafetensorsTensor *t = safetensors_find(r.st, name);
+            cr_assert(t);
+            cr_assert_eq(safetensors_to_f32(r.st, t, ref, &e), DRRL_OK);
+            for (int h = 0; h < mc->n_head; h++) {
+                SessionAttnRows rows;
+                size_t pos = r.n - 1;
+                cr_assert_eq(session_attention_rows(s, l, h, pos, 5, &rows, &e), DRRL_OK, "%s",
+                             e.msg);
+                cr_assert_eq(rows.n_rows, 5);
+                cr_assert_eq(rows.first, pos - 4);
+                for (size_t i = 0; i < rows.n_rows; i++) {
+                    double sum = 0;
+                    for (size_t j = 0; j < rows.n_keys; j++) {
+                        float want = ref[((size_t)h * r.n + rows.first + i) * r.n + j];
+                        cr_assert(fabsf(rows.exact[i * rows.n_keys + j] - want) < 1e-4,
+                                  "layer %d head %d row %zu key %zu", l, h, i, j);
+                        sum += rows.approx[i * rows.n_keys + j];
+                    }
+                    cr_assert(fabs(sum - 1.0) < 1e-4);
+                }
+                session_attention_rows_free(&rows);
+            }
+        }
+        SessionAttnRows rows;
+        cr_assert_eq(session_attention_rows(s, 0, 99, 0, 5, &rows, &e), DRRL_E_USAGE);
+        cr_assert_eq(session_attention_rows(s, 0, 0, r.n, 5, &rows, &e), DRRL_E_USAGE);
+        free(ref);
+        session_free(s);
+      }
+        ref_free(&r);
+    }
+}
