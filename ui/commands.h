@@ -10,6 +10,8 @@
 #define DRRL_COMMANDS_H
 
 #define DRRL_COMMANDS(X) \
+    X(info, "show a model directory's architecture, sizes, dtype and tokenizer") \
+    X(dump, "write logits, attention and hidden states of the exact forward pass") \
     X(tokenize, "print the token ids of a text") \
     X(replay, "open a recorded trace in the explorer, without the model") \
     X(version, "print the version") \

@@ -1,0 +1,347 @@
+/* cmd_dump.c: `drrl dump`: run the exact forward pass over token ids or a
+ * text and write logits, attention probabilities and hidden states to a
+ * safetensors file (loadable with Python's safetensors). */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "forward.h"
+#include "model.h"
+#include "safetensors.h"
+#include "tokenizer.h"
+
+static const char usage[] =
+    "usage: drrl dump --model DIR (--ids IDS | --ids-file F | --text FILE | --prompt S)\n"
+    "                 --out OUT.safetensors [--force] [--no-attn] [--no-hidden]\n"
+    "                 [--threads N]\n"
+    "\n"
+    "Run the exact forward pass and write float32 tensors to OUT.safetensors:\n"
+    "  logits [T, vocab], attn.L [heads, T, T] (attention probabilities of layer L),\n"
+    "  hidden.L [T, d_model] for L = 0..n_layer (transformers' output_hidden_states:\n"
+    "  hidden.0 is the embedding output, the last is after the final norm), and\n"
+    "  input_ids [T] (I32). The header's metadata holds the loss and the weights'\n"
+    "  hash.\n"
+    "\n"
+    "  --model DIR       a Hugging Face GPT-2 or Llama model directory\n"
+    "  --ids IDS         token ids separated by commas or whitespace\n"
+    "  --ids-file F      token ids from a file, separated by whitespace or commas\n"
+    "  --text FILE       the file's bytes, encoded with the model's tokenizer\n"
+    "  --prompt S        the string S, encoded with the model's tokenizer\n"
+    "  --out FILE        the safetensors file to write (atomically)\n"
+    "  --force           replace FILE if it exists\n"
+    "  --no-attn         leave out attn.L (they take layers x heads x T x T floats)\n"
+    "  --no-hidden       leave out hidden.L\n"
+    "  --threads N       attention worker threads (default: OpenBLAS's count)\n"
+    "  -h, --help        show this help\n";
+
+static int read_file(const char *path, char **buf, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f)
+        return cli_error(CLI_EXIT_USAGE, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (f != stdin)
+            fclose(f);
+        return cli_error(CLI_EXIT_USAGE, "%s: is a directory", path);
+    }
+    size_t cap = 65536, n = 0;
+    char *b = malloc(cap + 1);
+    for (;;) {
+        if (!b)
+            break;
+        if (n == cap) {
+            char *p = realloc(b, cap * 2 + 1);
+            if (!p) {
+                free(b);
+                b = NULL;
+                break;
+            }
+            b = p;
+            cap *= 2;
+        }
+        size_t k = fread(b + n, 1, cap - n, f);
+        n += k;
+        if (k == 0)
+            break;
+    }
+    int bad = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (!b)
+        return cli_error(CLI_EXIT_FAIL, "%s: out of memory", path);
+    if (bad) {
+        free(b);
+        return cli_error(CLI_EXIT_FAIL, "%s: read error", path);
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+/* Parse ids separated by commas and/or whitespace; errors name SRC and the
+ * line:column of the bad token. */
+static int parse_ids(const char *src, const char *s, size_t len, int vocab, int32_t **out,
+                     size_t *n_out)
+{
+    size_t cap = 64, n = 0, line = 1, col = 1;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    if (!ids)
+        return cli_error(CLI_EXIT_FAIL, "out of memory");
+    size_t i = 0;
+    while (i < len) {
+        char ch = s[i];
+        if (ch == ',' || ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n') {
+            if (ch == '\n') {
+                line++;
+                col = 1;
+            } else {
+                col++;
+            }
+            i++;
+            continue;
+        }
+        size_t j = i;
+        long long v = 0;
+        int ok = 1;
+        while (j < len && !(s[j] == ',' || s[j] == ' ' || s[j] == '\t' || s[j] == '\r' ||
+                            s[j] == '\n')) {
+            if (s[j] < '0' || s[j] > '9' || v > 100000000)
+                ok = 0;
+            else
+                v = v * 10 + (s[j] - '0');
+            j++;
+        }
+        if (!ok || v >= vocab) {
+            int w = (int)(j - i > 20 ? 20 : j - i);
+            free(ids);
+            if (!ok)
+                return cli_error(CLI_EXIT_USAGE, "%s:%zu:%zu: '%.*s' is not a token id", src,
+                                 line, col, w, s + i);
+            return cli_error(CLI_EXIT_USAGE,
+                             "%s:%zu:%zu: token id %lld is outside the vocabulary 0..%d", src,
+                             line, col, v, vocab - 1);
+        }
+        if (n == cap) {
+            int32_t *p = realloc(ids, 2 * cap * sizeof *ids);
+            if (!p) {
+                free(ids);
+                return cli_error(CLI_EXIT_FAIL, "out of memory");
+            }
+            ids = p;
+            cap *= 2;
+        }
+        ids[n++] = (int32_t)v;
+        col += j - i;
+        i = j;
+    }
+    if (n == 0) {
+        free(ids);
+        return cli_error(CLI_EXIT_USAGE, "%s: no token ids", src);
+    }
+    *out = ids;
+    *n_out = n;
+    return 0;
+}
+
+/* The ids to run, from whichever source was given. */
+static int get_ids(const char *model, const Model *m, const char *ids_arg, const char *ids_file,
+                   const char *text, const char *prompt, int32_t **ids, size_t *n)
+{
+    int vocab = m->cfg.vocab;
+    if (ids_arg)
+        return parse_ids("--ids", ids_arg, strlen(ids_arg), vocab, ids, n);
+    char *buf = NULL;
+    size_t len = 0;
+    int rc;
+    if (ids_file) {
+        if ((rc = read_file(ids_file, &buf, &len)) != 0)
+            return rc;
+        rc = parse_ids(ids_file, buf, len, vocab, ids, n);
+        free(buf);
+        return rc;
+    }
+    if (text) {
+        if ((rc = read_file(text, &buf, &len)) != 0)
+            return rc;
+    } else {
+        len = strlen(prompt);
+        buf = strdup(prompt);
+        if (!buf)
+            return cli_error(CLI_EXIT_FAIL, "out of memory");
+    }
+    DrrlError err;
+    drrl_error_clear(&err);
+    Tokenizer *tok = NULL;
+    rc = 0;
+    if (tokenizer_load_dir(model, vocab, &tok, &err) != DRRL_OK ||
+        tokenizer_encode(tok, buf, len, ids, n, &err) != DRRL_OK)
+        rc = cli_fail(&err);
+    else if (*n == 0)
+        rc = cli_error(CLI_EXIT_USAGE, "%s: the text has no tokens", text ? text : "--prompt");
+    if (rc)
+        free(*ids);
+    tokenizer_free(tok);
+    free(buf);
+    return rc;
+}
+
+int cmd_dump(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, 'm'},    {"ids", required_argument, 0, 'i'},
+        {"ids-file", required_argument, 0, 'I'}, {"text", required_argument, 0, 'f'},
+        {"prompt", required_argument, 0, 'p'},   {"out", required_argument, 0, 'o'},
+        {"force", no_argument, 0, 'F'},          {"no-attn", no_argument, 0, 'A'},
+        {"no-hidden", no_argument, 0, 'H'},      {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
+    };
+    const char *model = NULL, *ids_arg = NULL, *ids_file = NULL, *text = NULL, *prompt = NULL;
+    const char *out = NULL;
+    int force = 0, no_attn = 0, no_hidden = 0, c;
+    long threads = 0;
+    while ((c = cli_getopt("dump", argc, argv, "h", longopts)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'i': ids_arg = optarg; break;
+        case 'I': ids_file = optarg; break;
+        case 'f': text = optarg; break;
+        case 'p': prompt = optarg; break;
+        case 'o': out = optarg; break;
+        case 'F': force = 1; break;
+        case 'A': no_attn = 1; break;
+        case 'H': no_hidden = 1; break;
+        case 't':
+            if (cli_parse_long("dump", "--threads", optarg, 1, 256, &threads))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
+        default: return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("dump", "unexpected argument '%s'", argv[optind]);
+    if (!model)
+        return cli_usage_error("dump", "give --model DIR");
+    if ((ids_arg != NULL) + (ids_file != NULL) + (text != NULL) + (prompt != NULL) != 1)
+        return cli_usage_error("dump",
+                               "give exactly one of --ids, --ids-file, --text and --prompt");
+    if (!out)
+        return cli_usage_error("dump", "give --out FILE");
+    struct stat sb;
+    if (!force && stat(out, &sb) == 0)
+        return cli_error(CLI_EXIT_USAGE, "%s: exists (use --force to replace it)", out);
+
+    DrrlError err;
+    drrl_error_clear(&err);
+    Model *m = NULL;
+    if (model_load(model, &m, &err) != DRRL_OK)
+        return cli_fail(&err);
+    const ModelConfig *cf = &m->cfg;
+    int32_t *ids = NULL;
+    size_t T = 0;
+    int rc = get_ids(model, m, ids_arg, ids_file, text, prompt, &ids, &T);
+    if (rc) {
+        model_free(m);
+        return rc;
+    }
+    size_t L = (size_t)cf->n_layer, H = (size_t)cf->n_head, C = (size_t)cf->d_model;
+    size_t V = (size_t)cf->vocab;
+    if (cf->arch == MODEL_ARCH_GPT2 && T > (size_t)cf->n_ctx) {
+        rc = cli_error(CLI_EXIT_USAGE, "%zu tokens exceed %s's %d positions (n_positions)", T,
+                       model, cf->n_ctx);
+        goto done;
+    }
+
+    /* Sizes, checked: attention is L*H*T*T floats. */
+    size_t n_logits, n_hidden = 0, n_attn = 0;
+    int overflow = drrl_size_mul(T, V, &n_logits);
+    if (!no_hidden)
+        overflow |= drrl_size_mul((L + 1) * C, T, &n_hidden);
+    if (!no_attn)
+        overflow |= drrl_size_mul(L * H * T, T, &n_attn);
+    if (overflow || n_attn > ((size_t)1 << 32)) {
+        rc = cli_error(CLI_EXIT_USAGE,
+                       "%zu tokens: the attention probabilities would take %.1f GiB; use "
+                       "--no-attn or fewer tokens",
+                       T, (double)L * H * T * T * 4 / (1 << 30));
+        goto done;
+    }
+    float *logits = malloc(n_logits * sizeof(float));
+    float *hidden = n_hidden ? malloc(n_hidden * sizeof(float)) : NULL;
+    float *attn = n_attn ? malloc(n_attn * sizeof(float)) : NULL;
+    Forward *f = NULL;
+    SafetensorsWriteTensor *w = calloc(2 + 2 * L + 1, sizeof *w);
+    char (*names)[32] = calloc(2 * L + 1, sizeof *names);
+    if (!logits || (n_hidden && !hidden) || (n_attn && !attn) || !w || !names) {
+        rc = cli_error(CLI_EXIT_FAIL, "out of memory for %zu tokens", T);
+        goto done2;
+    }
+    if (forward_new(m, T, (int)threads, &f, &err) != DRRL_OK) {
+        rc = cli_fail(&err);
+        goto done2;
+    }
+    ForwardCapture cap = {hidden, attn, T};
+    if (forward_tokens(f, ids, T, logits, &cap, &err) != DRRL_OK) {
+        rc = cli_fail(&err);
+        goto done2;
+    }
+    double loss = T >= 2 ? forward_loss(logits, ids, T, cf->vocab) : 0.0;
+
+    size_t k = 0;
+    w[k++] = (SafetensorsWriteTensor){"input_ids", SAFETENSORS_I32, 1, {T}, ids};
+    w[k++] = (SafetensorsWriteTensor){"logits", SAFETENSORS_F32, 2, {T, V}, logits};
+    for (size_t l = 0; attn && l < L; l++) {
+        snprintf(names[l], sizeof names[l], "attn.%zu", l);
+        w[k++] = (SafetensorsWriteTensor){names[l], SAFETENSORS_F32, 3, {H, T, T},
+                                          attn + l * H * T * T};
+    }
+    for (size_t l = 0; hidden && l <= L; l++) {
+        snprintf(names[L + l], sizeof names[L + l], "hidden.%zu", l);
+        w[k++] = (SafetensorsWriteTensor){names[L + l], SAFETENSORS_F32, 2, {T, C},
+                                          hidden + l * T * C};
+    }
+    char meta[1024];
+    char loss_s[64];
+    if (T >= 2)
+        snprintf(loss_s, sizeof loss_s, "%.9g", loss);
+    else
+        snprintf(loss_s, sizeof loss_s, "none");
+    /* Metadata values are strings; the model path is left out (it may hold
+     * characters that would need JSON escaping and says little). */
+    snprintf(meta, sizeof meta,
+             "{\"format\":\"pt\",\"producer\":\"drrl %s\",\"method\":\"exact\","
+             "\"architecture\":\"%s\",\"weights_hash\":\"%s\",\"tokens\":\"%zu\","
+             "\"loss\":\"%s\"}",
+             PACKAGE_VERSION, cf->arch_name, m->hash, T, loss_s);
+    if (safetensors_write(out, w, k, meta, &err) != DRRL_OK) {
+        rc = cli_fail(&err);
+        goto done2;
+    }
+    if (T >= 2)
+        printf("%s: %zu tokens, loss %.6f (perplexity %.3f)\n", out, T, loss, exp(loss));
+    else
+        printf("%s: %zu token\n", out, T);
+    if (fflush(stdout) != 0)
+        rc = cli_error(CLI_EXIT_FAIL, "standard output: write error");
+
+done2:
+    forward_free(f);
+    free(names);
+    free(w);
+    free(logits);
+    free(hidden);
+    free(attn);
+done:
+    free(ids);
+    model_free(m);
+    return rc;
+}
