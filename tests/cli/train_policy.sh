@@ -1,0 +1,64 @@
+#!/bin/sh
+# drrl train-policy: usage errors, refusal to overwrite, a small deterministic
+# training run on the tiny Llama fixture, and resuming from its checkpoint.
+. "$top_srcdir/tests/cli/lib.sh"
+
+model="$FIXTURES/llama-tiny-b"
+text="$tmpdir/text.txt"
+i=0
+while [ $i -lt 40 ]; do
+    echo "The quick brown fox jumps over the lazy dog; the cat sleeps on line $i." >>"$text"
+    i=$((i + 1))
+done
+small="--model $model --data $text --segment 16 --episode-len 64 --episodes 2 --threads 1 -q"
+
+run "$DRRL" train-policy --help
+expect_rc 0
+expect_out_contains "usage: drrl train-policy"
+
+run "$DRRL" train-policy --model "$model" --data "$text"
+expect_rc 2
+expect_one_line_error
+expect_err_contains "--out"
+
+run "$DRRL" train-policy $small --out "$tmpdir/p.st" --budget 1.5
+expect_rc 2
+expect_one_line_error
+expect_err_contains "--budget"
+
+run "$DRRL" train-policy $small --out "$tmpdir/p.st" --episode-len 40
+expect_rc 2
+expect_one_line_error
+
+run "$DRRL" train-policy --model "$tmpdir/nope" --data "$text" --out "$tmpdir/p.st"
+expect_rc 2
+expect_one_line_error
+
+# Two runs with the same seed and command give byte-identical files.
+run "$DRRL" train-policy $small --out "$tmpdir/p.st" --steps 3 --seed 5
+expect_rc 0
+[ -s "$tmpdir/p.st" ] || fail "no policy file written"
+cp "$tmpdir/p.st" "$tmpdir/first.st"
+run "$DRRL" train-policy $small --out "$tmpdir/p.st" --steps 3 --seed 5
+expect_rc 2
+expect_one_line_error
+expect_err_contains "exists"
+cmp -s "$tmpdir/p.st" "$tmpdir/first.st" || fail "a refused run changed the file"
+rm "$tmpdir/p.st"
+run "$DRRL" train-policy $small --out "$tmpdir/p.st" --steps 3 --seed 5
+expect_rc 0
+cmp -s "$tmpdir/p.st" "$tmpdir/first.st" || fail "same seed, different policy files"
+run "$DRRL" train-policy $small --out "$tmpdir/f.st" --steps 1 --seed 6
+run "$DRRL" train-policy $small --out "$tmpdir/f.st" --steps 1 --seed 5 --force
+expect_rc 0
+
+# Resume in place to more steps; a truncated checkpoint is a one-line error.
+run "$DRRL" train-policy $small --out "$tmpdir/p.st" --resume "$tmpdir/p.st" --steps 4
+expect_rc 0
+cmp -s "$tmpdir/p.st" "$tmpdir/first.st" && fail "resume did not train"
+head -c 200 "$tmpdir/p.st" >"$tmpdir/bad.st"
+run "$DRRL" train-policy $small --out "$tmpdir/q.st" --resume "$tmpdir/bad.st" --steps 5
+expect_rc 2
+expect_one_line_error
+expect_err_contains "bad.st"
+exit 0

@@ -1,0 +1,281 @@
+/* Policy training end to end on the tiny Llama fixture: determinism by seed,
+ * exact continuation with --resume, and learning (a FLOP-only reward must
+ * drive the chosen ranks down). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "forward.h"
+#include "method.h"
+#include "model.h"
+#include "policy_agent.h"
+#include "policy_file.h"
+#include "policy_train.h"
+
+static char dir[64];
+static Model *model;
+static int32_t ids[4096];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/drrl-pt-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    DrrlError err;
+    cr_assert_eq(model_load(FIXTURES_DIR "/llama-tiny-b", &model, &err), DRRL_OK, "%s", err.msg);
+    const char *text = "The quick brown fox jumps over the lazy dog while the cat sleeps. ";
+    size_t n = strlen(text);
+    PolicyRng r;
+    policy_rng_seed(&r, 3);
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        ids[i] = (unsigned char)text[(i + policy_rng_below(&r, 3)) % n];
+}
+
+static void teardown(void)
+{
+    model_free(model);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(policy_train, .init = setup, .fini = teardown, .timeout = 120);
+
+static const char *path_of(const char *name)
+{
+    static char p[4][128];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
+    return p[k];
+}
+
+static void small_cfg(PolicyTrainConfig *c, const char *out, int64_t steps)
+{
+    policy_train_config_default(c);
+    c->segment = 16;
+    c->episode_len = 64;
+    c->episodes = 2;
+    c->steps = steps;
+    c->seed = 7;
+    c->r_min = 2;
+    c->r_step = 2;
+    c->threads = 1;
+    c->checkpoint_every = 0;
+    c->d_model = 16;
+    c->d_ff = 32;
+    c->n_block = 1;
+    c->out_path = out;
+    c->command = "test";
+}
+
+static PolicyNet *load(const char *p, PolicyMeta *m)
+{
+    PolicyNet *net;
+    DrrlError err;
+    cr_assert_eq(policy_file_load(p, &net, m, NULL, NULL, &err), DRRL_OK, "%s", err.msg);
+    return net;
+}
+
+static void train(const PolicyTrainConfig *c, const char *resume)
+{
+    DrrlError err;
+    char warn[256];
+    cr_assert_eq(policy_train(model, ids, sizeof ids / sizeof ids[0], c, resume, NULL, NULL,
+                              warn, sizeof warn, &err),
+                 DRRL_OK, "%s", err.msg);
+}
+
+Test(policy_train, deterministic_by_seed_and_resume_is_exact)
+{
+    PolicyTrainConfig c;
+    const char *a = path_of("a.st"), *b = path_of("b.st"), *r = path_of("r.st");
+    small_cfg(&c, a, 4);
+    train(&c, NULL);
+    small_cfg(&c, b, 4);
+    train(&c, NULL);
+    small_cfg(&c, r, 2);
+    train(&c, NULL);
+    small_cfg(&c, r, 4);
+    train(&c, r); /* resume in place */
+    PolicyMeta ma, mb, mr;
+    PolicyNet *na = load(a, &ma), *nb = load(b, &mb), *nr = load(r, &mr);
+    cr_assert_eq(memcmp(na->params, nb->params, na->n_params * sizeof(float)), 0);
+    cr_assert_eq(memcmp(na->params, nr->params, na->n_params * sizeof(float)), 0,
+                 "a resumed run must equal an uninterrupted one");
+    cr_assert_eq(mr.steps, 4);
+    cr_assert_eq(memcmp(ma.rng, mr.rng, sizeof ma.rng), 0);
+    /* Another seed gives another policy. */
+    small_cfg(&c, b, 4);
+    c.seed = 8;
+    train(&c, NULL);
+    PolicyMeta m8;
+    PolicyNet *n8 = load(b, &m8);
+    cr_assert_neq(memcmp(na->params, n8->params, na->n_params * sizeof(float)), 0);
+    cr_assert_str_eq(ma.model.hash, model->hash);
+    cr_assert_eq(ma.grid[ma.n_grid - 1], 8);
+    policy_net_free(na);
+    policy_net_free(nb);
+    policy_net_free(nr);
+    policy_net_free(n8);
+}
+
+typedef struct Track {
+    double first, last;
+} Track;
+
+static int track(void *ctx, const PolicyTrainProgress *p)
+{
+    Track *t = ctx;
+    if (p->step == 1)
+        t->first = p->flops_frac;
+    t->last = p->flops_frac;
+    return 0;
+}
+
+/* With only the FLOP term (alpha = gamma = 0, no budget), the best policy
+ * takes the smallest allowed rank everywhere: PPO must move there. */
+Test(policy_train, learns_to_cut_flops_when_only_flops_count)
+{
+    PolicyTrainConfig c;
+    small_cfg(&c, path_of("f.st"), 25);
+    c.reward.alpha = 0;
+    c.reward.gamma = 0;
+    c.reward.kappa = 0;
+    c.reward.beta = 1.0;
+    c.eps_start = c.eps_floor = 1e9; /* nothing masked */
+    c.ppo.lr = 3e-3;
+    Track t = {0, 0};
+    DrrlError err;
+    cr_assert_eq(policy_train(model, ids, sizeof ids / sizeof ids[0], &c, NULL, track, &t, NULL,
+                              0, &err),
+                 DRRL_OK, "%s", err.msg);
+    cr_assert_lt(t.last, t.first - 0.1, "flops fraction %g -> %g", t.first, t.last);
+}
+
+Test(policy_train, bad_inputs)
+{
+    PolicyTrainConfig c;
+    DrrlError err;
+    small_cfg(&c, path_of("x.st"), 1);
+    c.episode_len = 40; /* not a multiple of 16 */
+    cr_assert_eq(policy_train(model, ids, 4096, &c, NULL, NULL, NULL, NULL, 0, &err),
+                 DRRL_E_USAGE);
+    small_cfg(&c, path_of("x.st"), 1);
+    cr_assert_eq(policy_train(model, ids, 60, &c, NULL, NULL, NULL, NULL, 0, &err),
+                 DRRL_E_USAGE);
+    cr_assert(strstr(err.msg, "60 tokens"), "%s", err.msg);
+    cr_assert_eq(policy_train(model, ids, 4096, &c, path_of("missing.st"), NULL, NULL, NULL, 0,
+                              &err),
+                 DRRL_E_NOTFOUND);
+}
+
+/* The shipped-style inference path: load the file as an agent for the
+ * model; another shape is refused; the argmax is deterministic. */
+Test(policy_train, agent_load_checks_the_model)
+{
+    PolicyTrainConfig c;
+    const char *p = path_of("g.st");
+    small_cfg(&c, p, 1);
+    train(&c, NULL);
+    PolicyAgent *ag;
+    char warn[512];
+    DrrlError err;
+    cr_assert_eq(policy_agent_load(p, model, 16, 0, &ag, warn, sizeof warn, &err), DRRL_OK,
+                 "%s", err.msg);
+    cr_assert_str_eq(warn, "");
+    int ng;
+    const int32_t *g = policy_agent_grid(ag, &ng);
+    cr_assert_eq(ng, 4);
+    cr_assert_eq(g[0], 2);
+    int32_t rmin, rstep;
+    policy_agent_core_grid(ag, &rmin, &rstep);
+    cr_assert_eq(rmin, 2);
+    cr_assert_eq(rstep, 2);
+    policy_agent_free(ag);
+    Model *gpt;
+    cr_assert_eq(model_load(FIXTURES_DIR "/gpt2-tiny-b", &gpt, &err), DRRL_OK);
+    cr_assert_eq(policy_agent_load(p, gpt, 16, 0, &ag, warn, sizeof warn, &err), DRRL_E_INPUT);
+    cr_assert(strstr(err.msg, "trained for a llama model"), "%s", err.msg);
+    model_free(gpt);
+    /* Same shape, other weights: a warning. */
+    model->arena[0] += 1.0f;
+    model_rehash(model);
+    cr_assert_eq(policy_agent_load(p, model, 16, 0, &ag, warn, sizeof warn, &err), DRRL_OK);
+    cr_assert(strstr(warn, "another model of this shape"), "%s", warn);
+    policy_agent_free(ag);
+}
+
+static const float *fk(const void *ctx, int l, int g)
+{
+    return forward_cache_k(ctx, l, g);
+}
+static const float *fv(const void *ctx, int l, int g)
+{
+    return forward_cache_v(ctx, l, g);
+}
+
+/* Run 96 tokens with --method drrl:P through a core set up the session's way;
+ * returns the executed attention FLOPs. */
+static double infer(const char *policy, int32_t *ranks_out)
+{
+    DrrlError err;
+    AttnCoreConfig cfg;
+    attn_core_config_default(&cfg);
+    char spec[256];
+    snprintf(spec, sizeof spec, "drrl:%s", policy);
+    cr_assert_eq(method_parse(spec, &cfg.method, &err), DRRL_OK, "%s", err.msg);
+    cfg.segment = 16;
+    PolicyAgent *ag;
+    char warn[256];
+    cr_assert_eq(policy_agent_prepare(model, &cfg, 0.5, &ag, warn, sizeof warn, &err), DRRL_OK, "%s",
+                 err.msg);
+    cr_assert_eq(cfg.r_min, 2);
+    cr_assert_eq(cfg.r_step, 2);
+    AttnCore *core;
+    Forward *f;
+    cr_assert_eq(attn_core_new(&model->cfg, &cfg, &core, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(forward_new(model, 96, 1, &f, &err), DRRL_OK);
+    attn_core_bind_cache(core, fk, fv, f);
+    policy_agent_connect(ag, core, fk, fv, f);
+    ForwardAttn hook = attn_core_hook(core);
+    forward_set_attn(f, &hook);
+    for (int s = 0; s < 6; s++) {
+        cr_assert_eq(forward_tokens(f, ids + 16 * s, 16, NULL, NULL, &err), DRRL_OK, "%s",
+                     err.msg);
+        cr_assert_eq(attn_core_finish_call(core, (size_t)(16 * s), 16, NULL, NULL, 0, &err),
+                     DRRL_OK, "%s", err.msg);
+    }
+    for (int l = 0; l < model->cfg.n_layer; l++)
+        for (int h = 0; h < model->cfg.n_head; h++)
+            ranks_out[l * model->cfg.n_head + h] = attn_core_rank(core, l, h);
+    double fl = flops_attn(attn_core_flops_executed(core));
+    cr_assert_eq(policy_agent_decisions(ag), 5 * model->cfg.n_layer * model->cfg.n_head);
+    forward_free(f);
+    attn_core_free(core);
+    policy_agent_free(ag);
+    return fl;
+}
+
+Test(policy_train, inference_takes_the_argmax_deterministically)
+{
+    PolicyTrainConfig c;
+    const char *p = path_of("i.st");
+    small_cfg(&c, p, 2);
+    train(&c, NULL);
+    int32_t r1[8], r2[8];
+    double a = infer(p, r1), b = infer(p, r2);
+    cr_assert_eq(a, b);
+    cr_assert_eq(memcmp(r1, r2, sizeof r1), 0);
+    for (int i = 0; i < 8; i++)
+        cr_assert(r1[i] >= 2 && r1[i] <= 8 && r1[i] % 2 == 0, "rank %d", r1[i]);
+    /* Without a policy path: a usage error, not a crash. */
+    AttnCoreConfig cfg;
+    attn_core_config_default(&cfg);
+    cr_assert_eq(method_parse("drrl", &cfg.method, NULL), DRRL_OK);
+    PolicyAgent *ag;
+    DrrlError err;
+    cr_assert_eq(policy_agent_prepare(model, &cfg, 0, &ag, NULL, 0, &err), DRRL_E_USAGE);
+}
