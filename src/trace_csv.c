@@ -228,6 +228,61 @@ static int format_row(Buf *line, Buf *tmp, const TraceRecord *r, int timing)
     return bad || add_str(line, "\n");
 }
 
+int trace_csv_field(const TraceRecord *r, int col, char *out, size_t n)
+{
+    Buf b = {0};
+    char t[40];
+    int bad = buf_add(&b, "", 0);
+    switch (col) {
+    case C_STEP: bad = bad || add_fmt_i64(&b, r->step); break;
+    case C_TOKEN_INDEX: bad = bad || add_fmt_i64(&b, r->token_index); break;
+    case C_TOKEN: bad = bad || escape_text(&b, r->token ? r->token : ""); break;
+    case C_SEGMENT: bad = bad || add_fmt_i64(&b, r->segment); break;
+    case C_LAYER: bad = bad || add_fmt_i64(&b, r->layer); break;
+    case C_HEAD: bad = bad || add_fmt_i64(&b, r->head); break;
+    case C_METHOD: bad = bad || escape_text(&b, r->method ? r->method : ""); break;
+    case C_RANK: bad = bad || add_fmt_i64(&b, r->rank); break;
+    case C_HEAD_DIM: bad = bad || add_fmt_i64(&b, r->head_dim); break;
+    case C_ENERGY: bad = bad || add_real(&b, r->energy_kept); break;
+    case C_SIGMA: bad = bad || add_floats(&b, r->sigma, r->n_sigma); break;
+    case C_SIGMA_V: bad = bad || add_floats(&b, r->sigma_v, r->n_sigma_v); break;
+    case C_TAIL: bad = bad || add_real(&b, r->tail_bound); break;
+    case C_SIN_THETA: bad = bad || add_real(&b, r->sin_theta_bound); break;
+    case C_OUTPUT: bad = bad || add_real(&b, r->output_bound); break;
+    case C_THRESHOLD: bad = bad || add_real(&b, r->threshold); break;
+    case C_MASKED:
+        for (int32_t i = 0; !bad && i < r->n_masked; i++)
+            bad = (i && add_str(&b, ";")) || add_fmt_i64(&b, r->masked[i]);
+        break;
+    case C_MEASURED: bad = bad || add_real(&b, r->measured_error); break;
+    case C_FIDELITY: bad = bad || add_real(&b, r->fidelity); break;
+    case C_FLOPS_EXACT: bad = bad || buf_add(&b, t, (size_t)fmt_flops(t, r->flops_exact)); break;
+    case C_FLOPS_EXEC: bad = bad || buf_add(&b, t, (size_t)fmt_flops(t, r->flops_executed)); break;
+    case C_SAVINGS: bad = bad || add_real(&b, r->savings_cum); break;
+    case C_POLICY: bad = bad || add_floats(&b, r->policy_probs, r->n_policy); break;
+    case C_VALUE: bad = bad || add_real(&b, r->value); break;
+    case C_REWARD: bad = bad || add_real(&b, r->reward); break;
+    case C_WALL: bad = bad || (r->wall_ns >= 0 && add_fmt_i64(&b, r->wall_ns)); break;
+    default: bad = 1;
+    }
+    if (bad) {
+        free(b.p);
+        if (n)
+            out[0] = '\0';
+        return -1;
+    }
+    if (n) {
+        if (b.n < n)
+            memcpy(out, b.p, b.n + 1);
+        else if (n >= 4)
+            snprintf(out, n, "%.*s...", (int)(n - 4), b.p);
+        else
+            out[0] = '\0';
+    }
+    free(b.p);
+    return 0;
+}
+
 /* ================================================================ sidecar */
 
 char *trace_csv_sidecar_path(const char *path)
@@ -805,6 +860,23 @@ static int unescape_text(Buf *b, const char *s, size_t n)
 }
 
 /* ================================================================ reader */
+
+/* RFC 4180: spaces are part of a field (libcsv trims them by default). */
+static int no_space(unsigned char c)
+{
+    (void)c;
+    return 0;
+}
+
+static int parser_init(struct csv_parser *p)
+{
+    if (csv_init(p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0)
+        return -1;
+    csv_set_space_func(p, no_space);
+    return 0;
+}
+
+
 
 typedef struct Reader {
     const char *path;
@@ -1384,7 +1456,7 @@ DrrlStatus trace_csv_read(const char *path, TraceMeta *meta, TraceSink *sink, Dr
     r.err = err;
     r.line = 1;
     struct csv_parser p;
-    if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0) {
+    if (parser_init(&p) != 0) {
         fclose(f);
         return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
     }
@@ -1528,7 +1600,7 @@ static void *part_run(void *arg)
     r.header_done = 1;
     r.split = 1;
     struct csv_parser p;
-    if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0) {
+    if (parser_init(&p) != 0) {
         pt->st = DRRL_E_NOMEM;
         return NULL;
     }
@@ -1586,7 +1658,7 @@ static DrrlStatus load_header(const char *path, const TraceMeta *meta, const cha
     r.err = &e;
     r.line = 1;
     struct csv_parser p;
-    if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0)
+    if (parser_init(&p) != 0)
         return DRRL_E_NOMEM;
     DrrlStatus st = DRRL_OK;
     if (csv_parse(&p, buf, len, on_field, on_row, &r) != len || r.st || !r.header_done)

@@ -29,6 +29,11 @@
 enum { TRACE_CSV_NCOLS = 26 };
 extern const char *const trace_csv_columns[TRACE_CSV_NCOLS];
 
+/* Column col (0..TRACE_CSV_NCOLS-1) of r as the file spells it (text
+ * escaped, not quoted; wall_ns < 0 empty) into out[n], shortened with "..."
+ * when longer. Returns 0, or -1 for a bad column or when out of memory. */
+int trace_csv_field(const TraceRecord *r, int col, char *out, size_t n);
+
 /* ---- writing ---- */
 
 enum {

@@ -14,6 +14,7 @@
     X(dump, "write logits, attention and hidden states of the exact forward pass") \
     X(tokenize, "print the token ids of a text") \
     X(replay, "open a recorded trace in the explorer, without the model") \
+    X(diff, "compare two traces: first divergence, per-layer rank, error and FLOP deltas") \
     X(version, "print the version") \
     X(run, "run a model over a text with an attention method; print FLOPs, fidelity, bounds") \
     X(eval, "compare attention methods: bits per byte, perplexity, FLOPs, fidelity, wall time") \
