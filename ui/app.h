@@ -17,6 +17,16 @@
 #include "status.h"
 #include "trace_store.h"
 
+/* Attention rows for the attention pane: row i is query first + i over keys
+ * 0 .. first + i (n_keys columns, zeros after). */
+typedef struct AppAttnRows {
+    size_t first, n_rows, n_keys;
+    int32_t rank;  /* the head's rank used for the approximate rows */
+    float *exact;  /* (n_rows, n_keys) */
+    float *approx; /* (n_rows, n_keys) */
+    void *owner;   /* the source's bookkeeping */
+} AppAttnRows;
+
 /* A live engine behind the explorer. All callbacks borrow ctx. */
 typedef struct AppSource {
     void *ctx;
@@ -25,13 +35,17 @@ typedef struct AppSource {
     /* Compute the next step and append its records to the App's store.
      * Returns DRRL_OK, or an error (the App shows it and stops playing). */
     DrrlStatus (*advance)(void *ctx, DrrlError *err);
-    /* Attention probabilities of query `step` at (layer, head) over keys
-     * 0..step: exact into exact[0..n), approximate into approx[0..n), with
-     * n = min(step + 1, cap) keys ending at `step`; *first gets the index of
-     * the first key shown. Returns 0, or -1 when unavailable (then the pane
-     * says why). May be NULL. */
-    int (*attention)(void *ctx, int64_t step, int32_t layer, int32_t head, float *exact,
-                     float *approx, size_t cap, size_t *n, int64_t *first);
+    /* Attention rows of (layer, head) for the query positions
+     * [first, first + n_rows) ending at pos (at most max_rows), exact beside
+     * approximate, as session_attention_rows (session.h) gives them. Returns
+     * 0, or -1 with a reason in why. Free with attention_free. May be NULL
+     * (replay: the pane then says the rows need the model). */
+    int (*attention)(void *ctx, int32_t layer, int32_t head, size_t pos, size_t max_rows,
+                     struct AppAttnRows *out, char *why, size_t why_n);
+    void (*attention_free)(void *ctx, struct AppAttnRows *rows);
+    /* Tokens computed by the engine (its position): the approximate rows
+     * use the basis and ranks of that position. */
+    int64_t (*position)(void *ctx);
 } AppSource;
 
 typedef enum BreakKind {

@@ -384,16 +384,25 @@ void canvas_sparkline(Canvas *c, int x, int y, int w, const double *v, int n, do
     }
 }
 
+int canvas_level8(double level)
+{
+    /* (0, 1/8] -> 0, ..., (7/8, 1] -> 7: rank r of d lands in level
+     * ceil(8 r / d) - 1, so the eight grid ranks d/8 .. d differ */
+    if (!(level > 0))
+        return 0;
+    if (level > 1)
+        level = 1;
+    int i = (int)ceil(level * 8 - 1e-9) - 1;
+    return i < 0 ? 0 : i > 7 ? 7 : i;
+}
+
 int canvas_heat_role(double level)
 {
     if (!(level > 0))
         level = 0;
     if (level > 1)
         level = 1;
-    int i = (int)(level * CANVAS_HEAT_LEVELS);
-    if (i >= CANVAS_HEAT_LEVELS)
-        i = CANVAS_HEAT_LEVELS - 1;
-    return CANVAS_ROLE_HEAT0 + i;
+    return CANVAS_ROLE_HEAT0 + canvas_level8(level);
 }
 
 uint32_t canvas_ramp_glyph(const Canvas *c, double level)

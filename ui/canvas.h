@@ -162,7 +162,9 @@ int canvas_hbar(Canvas *c, int x, int y, int w, double frac, int role);
 void canvas_sparkline(Canvas *c, int x, int y, int w, const double *v, int n, double lo,
                       double hi, int role);
 
-/* The heat role for level in [0, 1]. */
+/* The eighth a level in [0, 1] falls in: 0..7 (ceil(8 level) - 1). */
+int canvas_level8(double level);
+/* The heat role for level in [0, 1] (HEAT0 + canvas_level8). */
 int canvas_heat_role(double level);
 /* The monochrome ramp glyph for level in [0, 1]. */
 uint32_t canvas_ramp_glyph(const Canvas *c, double level);

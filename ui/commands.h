@@ -13,6 +13,7 @@
     X(info, "show a model directory's architecture, sizes, dtype and tokenizer") \
     X(dump, "write logits, attention and hidden states of the exact forward pass") \
     X(tokenize, "print the token ids of a text") \
+    X(explore, "step a model through a text token by token in the TUI, live") \
     X(replay, "open a recorded trace in the explorer, without the model") \
     X(diff, "compare two traces: first divergence, per-layer rank, error and FLOP deltas") \
     X(version, "print the version") \

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 
 #include "views.h"
 
@@ -51,73 +52,72 @@ static void attention_draw(const App *app, Canvas *c, CanvasRect r)
         return;
     }
     if (r.h < 2 || r.w < 30) {
-        views_note(c, r, "too small");
+        views_note(c, r, "too small: z zooms this pane");
         return;
     }
     const CanvasGlyphs *g = canvas_glyphs(c);
-    int mw = 22; /* metrics: "relerr    KL  topk" */
+    int mw = 22; /* metrics: " relerr     KL top5" */
     int bw = (r.w - 5 - mw - 3) / 3;
     if (bw < 3) {
-        views_note(c, r, "too narrow");
+        views_note(c, r, "too narrow: z zooms this pane");
         return;
     }
-    canvas_printf(c, r.x + 5, r.y, bw, CANVAS_ROLE_DIM, 0, "exact");
-    canvas_printf(c, r.x + 6 + bw, r.y, bw, CANVAS_ROLE_DIM, 0, "approx");
-    canvas_printf(c, r.x + 7 + 2 * bw, r.y, bw, CANVAS_ROLE_DIM, 0, "approx-exact");
+    AppAttnRows rows;
+    char why[256] = "";
+    if (app->src->attention(app->src->ctx, app->layer, app->head, (size_t)app->step,
+                            (size_t)(r.h - 1), &rows, why, sizeof why) != 0) {
+        views_note(c, r, why);
+        return;
+    }
+    canvas_text(c, r.x + 5, r.y, bw, CANVAS_ROLE_DIM, 0, "exact");
+    canvas_text(c, r.x + 6 + bw, r.y, bw, CANVAS_ROLE_DIM, 0, "approx");
+    canvas_text(c, r.x + 7 + 2 * bw, r.y, bw, CANVAS_ROLE_DIM, 0, "approx-exact");
     canvas_printf(c, r.x + r.w - mw, r.y, mw, CANVAS_ROLE_DIM, 0, " relerr     KL top%d", TOPK);
-    size_t cap = (size_t)app->step + 1; /* whole rows: metrics use every key */
-    float *ex = malloc(cap * sizeof *ex), *ap = malloc(cap * sizeof *ap);
-    if (!ex || !ap) {
-        free(ex);
-        free(ap);
-        return;
-    }
-    int rows = r.h - 1;
-    for (int i = 0; i < rows; i++) {
-        int64_t q = app->step - (rows - 1 - i);
-        int y = r.y + 1 + i;
-        if (q < 0)
-            continue;
-        size_t n = 0;
-        int64_t first = 0;
-        if (app->src->attention(app->src->ctx, q, app->layer, app->head, ex, ap, cap, &n,
-                                &first) != 0) {
-            canvas_text(c, r.x, y, r.w, CANVAS_ROLE_DIM, 0, "  (not available)");
-            continue;
-        }
-        canvas_printf(c, r.x, y, 5, q == app->step ? CANVAS_ROLE_CURSOR : CANVAS_ROLE_DIM,
-                      q == app->step ? CANVAS_BOLD : 0, "%4lld", (long long)q);
+    /* the last bw keys, right-aligned so each query's own key is on the
+     * diagonal */
+    size_t nk = rows.n_keys;
+    size_t k0 = nk > (size_t)bw ? nk - (size_t)bw : 0;
+    int off = bw - (int)(nk - k0);
+    for (size_t i = 0; i < rows.n_rows; i++) {
+        size_t q = rows.first + i;
+        int y = r.y + 1 + (int)i;
+        const float *ex = rows.exact + i * nk, *ap = rows.approx + i * nk;
+        size_t n = q + 1; /* valid keys of this row */
+        bool cur = (int64_t)q == app->step;
+        canvas_printf(c, r.x, y, 5, cur ? CANVAS_ROLE_CURSOR : CANVAS_ROLE_DIM,
+                      cur ? CANVAS_BOLD : 0, "%4zu", q + 1);
         double mx = 0, num = 0, den = 0, kl = 0;
         for (size_t k = 0; k < n; k++) {
-            if (ex[k] > mx)
-                mx = ex[k];
-            if (ap[k] > mx)
-                mx = ap[k];
+            mx = fmax(mx, fmax(ex[k], ap[k]));
             double d = (double)ap[k] - ex[k];
             num += d * d;
             den += (double)ex[k] * ex[k];
-            if (ex[k] > 0)
+            if (ex[k] > 0) /* KL(exact || approx), approx floored */
                 kl += ex[k] * log(ex[k] / fmax(ap[k], 1e-12));
         }
-        /* the last bw keys, right-aligned so the query itself is last */
-        size_t k0 = n > (size_t)bw ? n - (size_t)bw : 0;
-        int off = bw - (int)(n - k0);
         for (size_t k = k0; k < n; k++) {
             int col = off + (int)(k - k0);
             double le = mx > 0 ? ex[k] / mx : 0, la = mx > 0 ? ap[k] / mx : 0;
             canvas_put(c, r.x + 5 + col, y, canvas_ramp_glyph(c, le), canvas_heat_role(le), 0);
-            canvas_put(c, r.x + 6 + bw + col, y, canvas_ramp_glyph(c, la), canvas_heat_role(la), 0);
+            canvas_put(c, r.x + 6 + bw + col, y, canvas_ramp_glyph(c, la), canvas_heat_role(la),
+                       0);
             double d = mx > 0 ? ((double)ap[k] - ex[k]) / mx : 0;
-            uint32_t ch = d > 0.02 ? g->upper : d < -0.02 ? g->lower : ' ';
-            canvas_put(c, r.x + 7 + 2 * bw + col, y, ch, d > 0 ? CANVAS_ROLE_POS : CANVAS_ROLE_NEG, 0);
+            uint32_t ch = d > 0.02 ? g->upper : d < -0.02 ? g->lower : (uint32_t)'.';
+            canvas_put(c, r.x + 7 + 2 * bw + col, y, ch,
+                       d > 0.02 ? CANVAS_ROLE_POS : d < -0.02 ? CANVAS_ROLE_NEG : CANVAS_ROLE_DIM,
+                       0);
         }
         int k = 0, o = topk_overlap(ex, ap, (int)n, &k);
         double rel = den > 0 ? sqrt(num / den) : 0;
         canvas_printf(c, r.x + r.w - mw, y, mw, rel > 0.1 ? CANVAS_ROLE_WARN : CANVAS_ROLE_NORMAL,
                       0, "%7.4f %6.4f  %d/%d", rel, kl, o, k);
     }
-    free(ex);
-    free(ap);
+    int64_t pos = app->src->position ? app->src->position(app->src->ctx) : app->step + 1;
+    if (pos > app->step + 1 && (int)rows.n_rows + 1 < r.h)
+        canvas_printf(c, r.x, r.y + r.h - 1, r.w, CANVAS_ROLE_DIM, 0,
+                      "approx uses the basis and rank %d of token %lld", rows.rank,
+                      (long long)pos);
+    app->src->attention_free(app->src->ctx, &rows);
 }
 
 const View view_attention = {

@@ -121,10 +121,10 @@ static void bounds_draw(const App *app, Canvas *c, CanvasRect r)
     y++;
     const char *ok = "ok", *over = "> eps";
     gauge(c, r, y++, "tail bound", rec->tail_bound, scale, eps, CANVAS_ROLE_BOUND,
-          rec->tail_bound <= eps ? ok : over,
+          !isfinite(rec->tail_bound) ? "" : rec->tail_bound <= eps ? ok : over,
           rec->tail_bound <= eps ? CANVAS_ROLE_OK : CANVAS_ROLE_WARN);
     gauge(c, r, y++, "output bound", rec->output_bound, scale, eps, CANVAS_ROLE_BOUND,
-          rec->output_bound <= eps ? ok : over,
+          !isfinite(rec->output_bound) ? "" : rec->output_bound <= eps ? ok : over,
           rec->output_bound <= eps ? CANVAS_ROLE_OK : CANVAS_ROLE_WARN);
     bool violated = isfinite(rec->output_bound) && rec->measured_error > rec->output_bound * (1 + 1e-6) + 1e-12;
     gauge(c, r, y++, "measured err", rec->measured_error, scale, eps, CANVAS_ROLE_MEASURED,

@@ -31,15 +31,14 @@ static void policy_draw(const App *app, Canvas *c, CanvasRect r)
         canvas_printf(c, x, y, r.x + r.w - x, CANVAS_ROLE_NORMAL, CANVAS_BOLD, "reward %+.3f",
                       rec->reward);
     y++;
-    if (m && isfinite(rec->reward) && rec->flops_exact > 0) {
-        /* The fidelity and FLOP terms follow from the record; the
-         * perturbation term is the rest of the recorded reward. */
-        double tf = m->alpha * rec->fidelity;
-        double tc = -m->beta * rec->flops_executed / rec->flops_exact;
-        double tp = rec->reward - tf - tc;
-        canvas_printf(c, r.x, y++, r.w, CANVAS_ROLE_DIM, 0, " fidelity      %+.3f", tf);
-        canvas_printf(c, r.x, y++, r.w, CANVAS_ROLE_DIM, 0, " FLOPs         %+.3f", tc);
-        canvas_printf(c, r.x, y++, r.w, CANVAS_ROLE_DIM, 0, " perturbation  %+.3f", tp);
+    if (m && rec->flops_exact > 0) {
+        /* Two terms of the reward (policy_reward.h) at this token; the
+         * recorded reward is the decision's, over its segment, and also
+         * charges rank changes and the layer's budget. */
+        canvas_printf(c, r.x, y++, r.w, CANVAS_ROLE_DIM, 0, " alpha*fidelity %+.3f", m->alpha * rec->fidelity);
+        canvas_printf(c, r.x, y++, r.w, CANVAS_ROLE_DIM, 0, " -beta*FLOPs    %+.3f",
+                      -m->beta * rec->flops_executed / rec->flops_exact);
+        canvas_text(c, r.x, y++, r.w, CANVAS_ROLE_DIM, 0, " (this token; + rank change, budget)");
     }
     int rows = r.y + r.h - y;
     int n = rec->n_policy;

@@ -87,7 +87,7 @@ static void draw_legend(const App *app, Canvas *c, int x, int y, int w)
         if (col + need > w)
             break;
         double lv = level_of(rank, hd);
-        col += canvas_put(c, x + col, y, canvas_glyphs(c)->spark[(int)lround(lv * 7)],
+        col += canvas_put(c, x + col, y, canvas_glyphs(c)->spark[canvas_level8(lv)],
                           canvas_heat_role(lv), 0);
         col += canvas_text(c, x + col, y, w - col, CANVAS_ROLE_DIM, 0, num);
         col++;
@@ -194,7 +194,7 @@ static void ranks_draw(const App *app, Canvas *c, CanvasRect r)
             bool sel = sel_l && h == app->head;
             if (sel)
                 attr |= CANVAS_REVERSE;
-            canvas_put(c, x, y, gl->spark[(int)lround(lv * 7)], role, attr);
+            canvas_put(c, x, y, gl->spark[canvas_level8(lv)], role, attr);
             if (g.cell_w > g.digits)
                 canvas_printf(c, x + 1, y, g.digits, sel ? CANVAS_ROLE_CURSOR : role, attr, "%*d",
                               g.digits, rec->rank);

@@ -1,0 +1,79 @@
+#!/bin/sh
+# drrl explore (live) on the fixture models: headless screens, --trace-out,
+# and the replayed screen at a step equal to the live screen at that step.
+. "$top_srcdir/tests/cli/lib.sh"
+
+model="$FIXTURES/gpt2-tiny-b"
+seq 1 40 | tr '\n' ' ' >"$tmpdir/ids.txt"
+common="--model $model --ids-file $tmpdir/ids.txt --method energy:0.9 --segment 4"
+
+run "$DRRL" explore --model "$tmpdir/none" --ids-file "$tmpdir/ids.txt" --dump-screen -
+expect_rc 2
+expect_one_line_error
+
+run "$DRRL" explore $common --method bogus:1 --dump-screen -
+expect_rc 2
+expect_one_line_error
+
+run "$DRRL" explore $common --size 0x0 --dump-screen -
+expect_rc 2
+expect_one_line_error
+
+run "$DRRL" explore $common </dev/null
+expect_rc 2
+expect_one_line_error
+expect_err_contains "terminal"
+
+# Live, recording a trace; 12 steps forward, 2 back, 3 forward again.
+keys="l l l l l l l l l l l l h h l l l"
+run env LC_ALL=C.UTF-8 "$DRRL" explore $common --trace-out "$tmpdir/t.csv" --keys "$keys" \
+    --size 120x40 --dump-screen "$tmpdir/live.txt"
+expect_rc 0
+[ -s "$tmpdir/t.csv" ] && [ -s "$tmpdir/t.csv.json" ] || fail "no trace written"
+grep -q "token 14/40" "$tmpdir/live.txt" || fail "live screen is not at token 14"
+grep -q "relerr" "$tmpdir/live.txt" || fail "live screen has no attention rows"
+
+# An existing trace is not replaced without --force.
+run "$DRRL" explore $common --trace-out "$tmpdir/t.csv" --dump-screen -
+expect_rc 2
+expect_one_line_error
+run "$DRRL" explore $common --trace-out "$tmpdir/t2.csv" --force --dump-screen /dev/null
+expect_rc 0
+
+# The replayed screen at that step equals the live one, but for the status
+# line (explore vs replay) and the attention pane (live only): compare the
+# panes above the attention pane.
+run env LC_ALL=C.UTF-8 "$DRRL" replay "$tmpdir/t.csv" --keys "G" --size 120x40 \
+    --dump-screen "$tmpdir/replay.txt"
+expect_rc 0
+grep -q "token 14/14" "$tmpdir/replay.txt" || fail "replay is not at its last token"
+n=$(grep -n "Attention" "$tmpdir/live.txt" | head -1 | cut -d: -f1)
+[ -n "$n" ] || fail "no attention pane in the live screen"
+head -n $((n - 1)) "$tmpdir/live.txt" >"$tmpdir/a"
+head -n $((n - 1)) "$tmpdir/replay.txt" >"$tmpdir/b"
+diff -u "$tmpdir/a" "$tmpdir/b" >"$tmpdir/diff" || {
+    cat "$tmpdir/diff" >&2
+    fail "replayed screen differs from the live screen"
+}
+# the whole screen at 80x24 (tokens, ranks, spectrum, bounds): only the
+# status line may differ
+run env LC_ALL=C.UTF-8 "$DRRL" explore $common --keys "$keys" --size 80x24 \
+    --trace-out "$tmpdir/t80.csv" --dump-screen "$tmpdir/live80.txt"
+expect_rc 0
+run env LC_ALL=C.UTF-8 "$DRRL" replay "$tmpdir/t80.csv" --keys "G" --size 80x24 \
+    --dump-screen "$tmpdir/replay80.txt"
+expect_rc 0
+head -n 23 "$tmpdir/live80.txt" >"$tmpdir/a"
+head -n 23 "$tmpdir/replay80.txt" >"$tmpdir/b"
+diff -u "$tmpdir/a" "$tmpdir/b" >"$tmpdir/diff" || {
+    cat "$tmpdir/diff" >&2
+    fail "replayed 80x24 screen differs from the live screen"
+}
+
+# Llama (grouped heads) and every panel zoomed in turn: no crash.
+for k in "Tab z" "Tab Tab z" "Tab Tab Tab z" "Tab Tab Tab Tab z" "Tab Tab Tab Tab Tab z" "? " "i"; do
+    run "$DRRL" explore --model "$FIXTURES/llama-tiny-b" --ids-file "$tmpdir/ids.txt" \
+        --method oracle:0.2 --segment 3 --keys "l l l l l l l $k" --size 90x28 --dump-screen -
+    expect_rc 0
+done
+exit 0
