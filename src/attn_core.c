@@ -21,12 +21,15 @@ typedef struct Side {
     double *Bd;      /* (D, D) basis in double (column j = direction j) */
     float *B;        /* (D, D) the same in float, used by the kernels */
     float *P;        /* (D, cap): P[j*cap + t] = (x_t B)_j, the projected cache */
-    double *E;       /* (D) sum_t P[j][t]^2 over all projected rows */
-    double *En;      /* (D) same over rows projected since the last eigensolve */
+    double *E;       /* (D) sum_t P[j][t]^2 over all projected rows, j < w */
+    double *En;      /* (D) same over rows n_ref.. (since the last eigensolve) */
     double trace_ref;
     int64_t n_ref;   /* rows in Gref */
     int64_t n_gram;  /* rows folded into G */
     int64_t n_proj;  /* rows in P */
+    int32_t w;       /* projected width: P holds directions 0..w-1 */
+    double tot;      /* sum_t ||x_t||^2 over all cached rows (double) */
+    double tot_new;  /* the same over rows since the last eigensolve (n_ref..) */
     double rowmax;   /* max_t ||x_t||_2 over cached rows */
     double dG;       /* ||G - Gref||_F at the last boundary */
     int has_basis;
@@ -167,6 +170,7 @@ static void side_reset(Side *s, int32_t D)
     memset(s->E, 0, (size_t)D * sizeof *s->E);
     memset(s->En, 0, (size_t)D * sizeof *s->En);
     s->trace_ref = 0, s->n_ref = s->n_gram = s->n_proj = 0;
+    s->w = 0, s->tot = s->tot_new = 0.0;
     s->rowmax = s->dG = 0;
     s->has_basis = 0, s->refresh = REFRESH_NONE;
 }
@@ -369,47 +373,85 @@ static void charge_kv(AttnCore *ac, int32_t l, int32_t g, FlopCat c, double n)
 
 /* ---- bounds from the state of a side ---- */
 
+/* Float32 projections make sum_{j<r} E_j differ from the exact
+ * ||X P_r||_F^2 by a relative O(D u); subtracting it from the exact double
+ * total could then understate a tail. We add 1e-6 of the total (about 16 D u
+ * for D <= 1024) as an allowance, so the tails below stay upper bounds. */
+#define PROJ_SLACK 1e-6
+
 /* A bound on ||X (I - P_r)||_2^2 over all cached rows of the side (see
- * bounds.h, bounds_score): the smaller of the exact Frobenius residual of
- * every projected row, and sigma_{r+1}(Gref)^2 (plus the Gram round-off
- * allowance) + the Frobenius residual of the rows added since. */
+ * bounds.h, bounds_score): the smaller of
+ *   (a) the Frobenius residual of every cached row, tot - sum_{j<r} E_j
+ *       (exact: the basis is orthonormal), when r <= w, and
+ *   (b) sigma_{r+1}(Gref)^2 (+ Gram round-off allowance) + the Frobenius
+ *       residual of the rows added since Gref (<= their total energy),
+ * since ||[A; C] x||^2 = ||A x||^2 + ||C x||^2 and the basis holds Gref's
+ * top eigenvectors. */
 static double side_res2(const Side *s, int32_t D, int32_t r)
 {
     if (r >= D)
         return 0.0;
-    double fro = 0.0, fresh = 0.0;
-    for (int32_t j = D - 1; j >= r; j--)
-        fro += s->E[j], fresh += s->En[j];
+    double fresh = s->tot_new;
+    if (r <= s->w) {
+        double kept = 0.0;
+        for (int32_t j = 0; j < r; j++)
+            kept += s->En[j];
+        fresh = s->tot_new - kept + PROJ_SLACK * s->tot_new;
+        if (fresh < 0.0)
+            fresh = 0.0;
+    }
     double spec = s->lam[r] + bounds_gram_allowance(s->trace_ref, s->n_ref, D) + fresh;
-    return fro < spec ? fro : spec;
+    if (r <= s->w) {
+        double kept = 0.0;
+        for (int32_t j = 0; j < r; j++)
+            kept += s->E[j];
+        double fro = s->tot - kept + PROJ_SLACK * s->tot;
+        if (fro < 0.0)
+            fro = 0.0;
+        if (fro < spec)
+            return fro;
+    }
+    return spec;
 }
 
 static double side_total(const Side *s, int32_t D)
 {
-    double t = 0.0;
-    for (int32_t j = 0; j < D; j++)
-        t += s->E[j];
-    return t;
+    (void)D;
+    return s->tot;
 }
 
-/* Relative tail bound: sqrt(res2(r) / ||X||_F^2) (0 when X is zero). */
+/* Relative tail bound: sqrt(res2(r) / ||X||_F^2) (0 when X is zero), <= 1. */
 static double side_rel(const Side *s, int32_t D, int32_t r)
 {
     double tot = side_total(s, D);
-    return tot > 0.0 ? sqrt(side_res2(s, D, r) / tot) : 0.0;
+    if (!(tot > 0.0))
+        return 0.0;
+    double b = sqrt(side_res2(s, D, r) / tot);
+    return b < 1.0 ? b : 1.0;
 }
 
+/* Fraction of the energy kept at rank r: exact for r <= w; beyond the
+ * projected width an estimate from the last eigensolve's spectrum (used only
+ * to choose ranks, never as a bound). */
 static double side_energy(const Side *s, int32_t D, int32_t r)
 {
-    double tot = side_total(s, D), kept = 0.0;
+    if (r >= D)
+        return 1.0;
+    double tot = s->tot, kept = 0.0;
     if (!(tot > 0.0))
         return 1.0;
-    for (int32_t j = 0; j < r && j < D; j++)
-        kept += s->E[j];
+    if (r <= s->w) {
+        for (int32_t j = 0; j < r; j++)
+            kept += s->E[j];
+    } else {
+        double lt = 0.0;
+        for (int32_t j = 0; j < D; j++)
+            lt += s->lam[j], kept += j < r ? s->lam[j] : 0.0;
+        return lt > 0.0 ? kept / lt : 1.0;
+    }
     double e = kept / tot;
     return e > 1.0 ? 1.0 : e;
 }
-
 
 /* The forward's attention scale for layer l (mirrors forward.c). */
 static float layer_scale(const AttnCore *ac, int32_t l)
@@ -753,19 +795,21 @@ static DrrlStatus grow_proj(AttnCore *ac, size_t need, DrrlError *err)
     return DRRL_OK;
 }
 
-/* Project rows [from, to) of x (raw cache, (len, D)) into s->P. */
+/* Project rows [from, to) of x (raw cache, (len, D)) into s->P at the
+ * current width w: P[0:w, from:to] = B[:, :w]^T x[from:to]^T, 2 D w per row. */
 static void side_project(AttnCore *ac, Side *s, const float *x, int64_t from, int64_t to,
                          int32_t l, int32_t g)
 {
-    int32_t D = ac->D;
+    int32_t D = ac->D, w = s->w;
     if (to <= from)
         return;
     int n = (int)(to - from);
-    /* P[:, from:to] = B^T x[from:to]^T */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, D, n, D, 1.0f, s->B, D,
-                x + (size_t)from * D, D, 0.0f, s->P + from, (int)ac->pcap);
-    charge_kv(ac, l, g, FLOPS_BASIS_PROJ, flops_cache_proj(D) * n);
-    for (int32_t j = 0; j < D; j++) {
+    if (w > 0) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, w, n, D, 1.0f, s->B, D,
+                    x + (size_t)from * D, D, 0.0f, s->P + from, (int)ac->pcap);
+        charge_kv(ac, l, g, FLOPS_BASIS_PROJ, 2.0 * D * w * n);
+    }
+    for (int32_t j = 0; j < w; j++) {
         const float *p = s->P + (size_t)j * ac->pcap;
         double e = 0.0;
         for (int64_t t = from; t < to; t++)
@@ -775,8 +819,50 @@ static void side_project(AttnCore *ac, Side *s, const float *x, int64_t from, in
     s->n_proj = to;
 }
 
+/* Widen the projected cache to w_need directions: columns w..w_need-1 of
+ * every cached row, re-projected from the raw cache (which the forward keeps
+ * for exact attention), 2 t D (w_need - w) FLOPs. After an eigensolve w is 0,
+ * so this is the cache refresh: 2 t D w, never more than rotating the cache,
+ * (K B_old)(B_old^T B_new) at 2 t D^2 + 2 D^3. */
+static void side_widen(AttnCore *ac, Side *s, const float *x, int32_t w_need, int32_t l,
+                       int32_t g)
+{
+    int32_t D = ac->D, w = s->w, dw = w_need - w;
+    int n = (int)s->n_proj;
+    if (dw <= 0)
+        return;
+    if (n > 0) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, dw, n, D, 1.0f, s->B + w, D, x, D,
+                    0.0f, s->P + (size_t)w * ac->pcap, (int)ac->pcap);
+        charge_kv(ac, l, g, FLOPS_ROTATE, 2.0 * n * D * dw);
+    }
+    for (int32_t j = w; j < w_need; j++) {
+        const float *p = s->P + (size_t)j * ac->pcap;
+        double e = 0.0, en = 0.0;
+        for (int64_t t = 0; t < n; t++) {
+            double v = (double)p[t] * p[t];
+            e += v;
+            if (t >= s->n_ref)
+                en += v;
+        }
+        s->E[j] = e, s->En[j] = en;
+    }
+    s->w = w_need;
+}
+
 /* Boundary at position pos (a multiple of T, > 0) of layer l: fold the
- * completed segment into the Grams, then keep or recompute each basis. */
+ * completed segment into the Grams, then decide per side:
+ *   KEEP without an eigensolve when the Davis-Kahan bound (bounds.h) on the
+ *     rotation of the top-r subspace is <= rot_tol for every rank r < D in
+ *     use by the side's heads (G - Gref is the Gram of the rows added since
+ *     the last eigensolve; its Frobenius norm bounds its spectral norm);
+ *   else eigensolve (batched over the layer's sides), and still KEEP when
+ *     the kept basis's exact residual energy tot - sum_{j<r} E_j is within
+ *     (1 + rot_tol) of the Eckart-Young optimum sum_{j>=r} lambda_j(G) at
+ *     every rank in use: the stale basis is then nearly as good, and the
+ *     2 t D w re-projection of the cache is saved;
+ *   else RECOMPUTE: adopt the new basis; the cache is re-projected at the
+ *     width in use (side_widen) before the next rows run. */
 static DrrlStatus boundary(AttnCore *ac, int32_t l, int64_t pos, DrrlError *err)
 {
     int32_t D = ac->D, K = ac->K;
@@ -796,8 +882,6 @@ static DrrlStatus boundary(AttnCore *ac, int32_t l, int64_t pos, DrrlError *err)
                 need++;
                 continue;
             }
-            /* ||G - Gref||_F >= ||G - Gref||_2: the perturbation since the
-             * last eigensolve (PSD: the Gram of the rows added since). */
             double e = 0.0;
             for (size_t i = 0; i < dd; i++) {
                 double t = s->G[i] - s->Gref[i];
@@ -812,23 +896,21 @@ static DrrlStatus boundary(AttnCore *ac, int32_t l, int64_t pos, DrrlError *err)
                 if (stb > worst)
                     worst = stb;
             }
-            s->refresh = worst <= ac->cfg.rot_tol ? REFRESH_KEEP : REFRESH_RECOMPUTE;
-            if (s->refresh == REFRESH_KEEP)
+            if (worst <= ac->cfg.rot_tol) {
+                s->refresh = REFRESH_KEEP;
                 ac->stats.refresh_keep++;
-            else
+            } else {
+                s->refresh = REFRESH_RECOMPUTE;
                 need++;
+            }
         }
     if (!need)
         return DRRL_OK;
-    /* Batched eigensolve over every side of this layer that needs one. */
     double *Gs = malloc((size_t)need * dd * sizeof *Gs);
     double *lam = malloc((size_t)need * D * sizeof *lam);
     double *Bs = malloc((size_t)need * dd * sizeof *Bs);
-    double *M = malloc(dd * sizeof *M);
-    float *Mf = malloc(dd * sizeof *Mf);
-    float *tmp = malloc((size_t)D * ac->pcap * sizeof *tmp);
-    if (!Gs || !lam || !Bs || !M || !Mf || !tmp) {
-        free(Gs), free(lam), free(Bs), free(M), free(Mf), free(tmp);
+    if (!Gs || !lam || !Bs) {
+        free(Gs), free(lam), free(Bs);
         return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory for a basis refresh");
     }
     int k = 0;
@@ -845,66 +927,50 @@ static DrrlStatus boundary(AttnCore *ac, int32_t l, int64_t pos, DrrlError *err)
             Side *s = &kv_at(ac, l, g)->s[si];
             if (s->refresh != REFRESH_RECOMPUTE)
                 continue;
-            const double *Bn = Bs + (size_t)k * dd;
+            const double *Bn = Bs + (size_t)k * dd, *ln = lam + (size_t)k * D;
+            k++;
             charge_kv(ac, l, g, FLOPS_EIG, flops_eig(D));
-            ac->stats.refresh_recompute++;
+            double tr = 0.0;
+            for (int32_t j = 0; j < D; j++)
+                tr += s->G[(size_t)j * D + j];
             if (s->has_basis) {
-                /* rotate: P_new = (B_old^T B_new)^T P_old, i.e. the cache
-                 * K B_new = (K B_old)(B_old^T B_new), t d^2 + d^3. */
-                for (int32_t i = 0; i < D; i++)
-                    for (int32_t j = 0; j < D; j++) {
-                        double acc = 0.0;
-                        for (int32_t q = 0; q < D; q++)
-                            acc += s->Bd[(size_t)q * D + i] * Bn[(size_t)q * D + j];
-                        M[(size_t)i * D + j] = acc;
-                        Mf[(size_t)i * D + j] = (float)acc;
-                    }
-                int n = (int)s->n_proj;
-                if (n > 0) {
-                    for (int32_t j = 0; j < D; j++)
-                        memcpy(tmp + (size_t)j * n, s->P + (size_t)j * ac->pcap,
-                               (size_t)n * sizeof *tmp);
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, n, D, 1.0f, Mf, D,
-                                tmp, n, 0.0f, s->P, (int)ac->pcap);
+                int keep = ac->cfg.rot_tol >= 0.0;
+                double allow = bounds_gram_allowance(tr, s->n_gram, D) + PROJ_SLACK * s->tot;
+                for (int32_t j = 0; j < ac->group && keep; j++) {
+                    int32_t r = hs_at(ac, l, g * ac->group + j)->rank;
+                    if (r >= D || r > s->w)
+                        continue;
+                    double kept = 0.0, ey = 0.0;
+                    for (int32_t q = 0; q < r; q++)
+                        kept += s->E[q];
+                    for (int32_t q = r; q < D; q++)
+                        ey += ln[q];
+                    keep = s->tot - kept <= (1.0 + ac->cfg.rot_tol) * ey + allow;
                 }
-                charge_kv(ac, l, g, FLOPS_ROTATE, flops_rotate((double)n, D));
+                charge_kv(ac, l, g, FLOPS_EIG, 2.0 * D);
+                if (keep) {
+                    s->refresh = REFRESH_KEEP;
+                    ac->stats.refresh_keep++;
+                    continue;
+                }
             }
+            ac->stats.refresh_recompute++;
             memcpy(s->Bd, Bn, dd * sizeof *Bn);
             for (size_t i = 0; i < dd; i++)
                 s->B[i] = (float)Bn[i];
-            memcpy(s->lam, lam + (size_t)k * D, (size_t)D * sizeof *lam);
+            memcpy(s->lam, ln, (size_t)D * sizeof *ln);
             memcpy(s->Gref, s->G, dd * sizeof *s->G);
-            s->trace_ref = 0.0;
-            for (int32_t j = 0; j < D; j++)
-                s->trace_ref += s->G[(size_t)j * D + j];
+            s->trace_ref = tr;
             s->n_ref = s->n_gram;
             s->dG = 0.0;
-            if (!s->has_basis) {
-                /* first basis: project every cached row from the raw cache */
-                const float *x = si == SIDE_K ? ac->cache_k(ac->cache_ctx, l, g)
-                                              : ac->cache_v(ac->cache_ctx, l, g);
-                s->has_basis = 1;
-                s->n_proj = 0;
-                int64_t n = s->n_gram;
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, D, (int)n, D, 1.0f, s->B, D,
-                            x, D, 0.0f, s->P, (int)ac->pcap);
-                s->n_proj = n;
-                charge_kv(ac, l, g, FLOPS_ROTATE, 2.0 * (double)n * D * D);
-            }
-            /* energies of the (rotated) cache, exact for the new basis */
-            for (int32_t j = 0; j < D; j++) {
-                const float *p = s->P + (size_t)j * ac->pcap;
-                double e = 0.0;
-                for (int64_t t = 0; t < s->n_proj; t++)
-                    e += (double)p[t] * p[t];
-                s->E[j] = e;
-                s->En[j] = 0.0;
-                /* rows projected beyond n_ref (none at a boundary) would go to En */
-            }
-            charge_kv(ac, l, g, FLOPS_ROTATE, 2.0 * (double)s->n_proj * D);
-            k++;
+            s->has_basis = 1;
+            s->n_proj = pos; /* every cached row, at width 0 until side_widen */
+            s->w = 0;
+            s->tot_new = 0.0;
+            memset(s->E, 0, (size_t)D * sizeof *s->E);
+            memset(s->En, 0, (size_t)D * sizeof *s->En);
         }
-    free(Gs), free(lam), free(Bs), free(M), free(Mf), free(tmp);
+    free(Gs), free(lam), free(Bs);
     return st;
 }
 
@@ -1123,7 +1189,14 @@ static DrrlStatus layer_begin(void *ctx, int layer, size_t pos0, size_t n, const
             return st;
         }
     }
-    for (int32_t g = 0; g < ac->K; g++)
+    for (int32_t g = 0; g < ac->K; g++) {
+        /* the width the group's heads need this segment */
+        int32_t w_need = 0;
+        for (int32_t j = 0; j < ac->group; j++) {
+            int32_t r = hs_at(ac, layer, g * ac->group + j)->rank;
+            if ((r < ac->D || ac->cfg.lowrank_at_full) && r > w_need)
+                w_need = r;
+        }
         for (int si = 0; si < 2; si++) {
             Side *s = &kv_at(ac, layer, g)->s[si];
             const float *x = si == SIDE_K ? ac->cache_k(ac->cache_ctx, layer, g)
@@ -1134,10 +1207,15 @@ static DrrlStatus layer_begin(void *ctx, int layer, size_t pos0, size_t n, const
                     r2 += (double)x[t * ac->D + j] * x[t * ac->D + j];
                 if (sqrt(r2) > s->rowmax)
                     s->rowmax = sqrt(r2);
+                s->tot += r2, s->tot_new += r2;
             }
-            if (s->has_basis)
+            if (s->has_basis) {
+                if (w_need > s->w)
+                    side_widen(ac, s, x, w_need, layer, g);
                 side_project(ac, s, x, s->n_proj, (int64_t)(pos0 + n), layer, g);
+            }
         }
+    }
     return DRRL_OK;
 }
 

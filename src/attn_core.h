@@ -14,10 +14,15 @@
  * comes from completed segments only, so no token depends on a later token.
  *
  * At each segment boundary the completed segment is folded into the Grams and
- * each basis is either KEPT (stale, no eigensolve) when the Davis-Kahan bound
- * on the rotation of every rank in use is <= rot_tol, or RECOMPUTED (batched
- * eigensolve, then the cache is rotated: X B_new = (X B_old)(B_old^T B_new)).
- * The choice is recorded per (layer, kv head, boundary).
+ * each basis is KEPT (stale) or RECOMPUTED, decided by the bounds: kept with
+ * no eigensolve when the Davis-Kahan bound on the rotation of every rank in
+ * use is <= rot_tol; otherwise eigensolved (batched over the layer) and still
+ * kept when the stale basis's exact residual energy is within (1 + rot_tol)
+ * of the Eckart-Young optimum; otherwise the new basis is adopted and the
+ * projected cache is re-projected at the width in use (2 t D w FLOPs, never
+ * more than rotating it, (K B_old)(B_old^T B_new) at 2 t D^2). The projected
+ * caches hold only the w leading directions any head of the kv group uses.
+ * Each decision is counted (attn_core_stats) per (layer, kv head, boundary).
  *
  * Calls: forward_tokens() calls must not cross a segment boundary (drive the
  * forward one segment, or one token, at a time; session.h does). After each
@@ -49,7 +54,8 @@ typedef struct AttnCoreConfig {
     int measure;       /* compute exact attention alongside: measured error,
                           fidelity, bound violations */
     double eps;        /* safety threshold eps_t on the relative tail bound */
-    double rot_tol;    /* keep a stale basis while sin(theta) bound <= rot_tol */
+    double rot_tol;    /* keep a stale basis while the bounds allow (above); < 0:
+                          always recompute */
     int keep_queries;  /* keep every query (for attn_core_query: the views) */
     int lowrank_at_full; /* run the rank-r kernel even at r == head_dim (tests:
                             it must then equal exact attention to 1e-5) */
