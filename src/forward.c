@@ -37,6 +37,7 @@ struct Forward {
     size_t *ws_cap;
 
     float *inv_freq; /* (D/2) RoPE inverse frequencies, Llama only */
+    float *rope_cs;  /* (D) cos and sin of one position */
 };
 
 /* ---- small kernels ----------------------------------------------------- */
@@ -114,15 +115,24 @@ static float silu(float x)
     return x / (1.0f + expf(-x));
 }
 
-/* Rotate one head vector in place by RoPE at position pos (transformers'
- * rotate_half convention: element j pairs with j + D/2). Angles in float32
- * as transformers computes them: angle = float(pos) * inv_freq[j]. */
-static void rope(float *v, size_t D, size_t pos, const float *inv_freq)
+/* RoPE angles of position pos (transformers' convention, in float32 as it
+ * computes them: angle_j = float(pos) * inv_freq[j]); cs = (cos[D/2], sin[D/2]). */
+static void rope_angles(float *cs, size_t D, size_t pos, const float *inv_freq)
 {
     size_t half = D / 2;
     for (size_t j = 0; j < half; j++) {
         float angle = (float)pos * inv_freq[j];
-        float c = (float)cos((double)angle), s = (float)sin((double)angle);
+        cs[j] = (float)cos((double)angle);
+        cs[half + j] = (float)sin((double)angle);
+    }
+}
+
+/* Rotate one head vector in place (rotate_half: element j pairs with j + D/2). */
+static void rope(float *v, size_t D, const float *cs)
+{
+    size_t half = D / 2;
+    for (size_t j = 0; j < half; j++) {
+        float c = cs[j], s = cs[half + j];
         float a = v[j], b = v[j + half];
         v[j] = a * c - b * s;
         v[j + half] = b * c + a * s;
@@ -130,6 +140,84 @@ static void rope(float *v, size_t D, size_t pos, const float *inv_freq)
 }
 
 /* ---- exact attention ----------------------------------------------------- */
+
+/* Hot loops below are written so that GCC vectorises them (no reductions
+ * across lanes in float, no calls), and are compiled for AVX-512, AVX2 and
+ * baseline x86-64, picked at load time (target_clones). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define FORWARD_HOT                                                                           \
+    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic"),                       \
+                   target_clones("avx512f", "avx2", "default")))
+#else
+#define FORWARD_HOT
+#endif
+
+/* exp(x) for x <= 0, to within 2 ulp of expf (checked in tests/test_forward.c
+ * against exp() in double): Cody-Waite reduction x = k ln2 + r with
+ * |r| <= ln2/2 and the degree-7 Taylor polynomial of e^r (truncation error
+ * |r|^8/8! < 6e-9 relative); below -87 the result (< 2^-125) is 0, which
+ * changes a softmax probability by less than 1e-37. Used because libm's
+ * expf is a call per element and dominated the softmax. */
+static inline float exp_nonpos(float x)
+{
+    const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f,
+                ln2_lo = -2.12194440e-4f, magic = 12582912.0f; /* 1.5 * 2^23 */
+    float xc = x < -87.0f ? -87.0f : x;
+    float k = (xc * log2e + magic) - magic; /* round to nearest */
+    float r = (xc - k * ln2_hi) - k * ln2_lo;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits = ((int32_t)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return x < -87.0f ? 0.0f : p * scale;
+}
+
+/* Softmax of row[0..lim) in place; row[lim..nk) set to 0. Max-subtracted;
+ * the sum accumulates in double in a fixed order (eight partial sums), so
+ * results do not depend on the thread or the instruction set. */
+FORWARD_HOT static void softmax_row(float *row, size_t lim, size_t nk)
+{
+    float m8[8];
+    for (int u = 0; u < 8; u++)
+        m8[u] = row[0];
+    size_t j = 0;
+    for (; j + 8 <= lim; j += 8)
+        for (int u = 0; u < 8; u++)
+            m8[u] = row[j + u] > m8[u] ? row[j + u] : m8[u];
+    float mx = m8[0];
+    for (int u = 1; u < 8; u++)
+        mx = m8[u] > mx ? m8[u] : mx;
+    for (; j < lim; j++)
+        mx = row[j] > mx ? row[j] : mx;
+    for (j = 0; j < lim; j++)
+        row[j] = exp_nonpos(row[j] - mx);
+    double s8[8] = {0};
+    for (j = 0; j + 8 <= lim; j += 8)
+        for (int u = 0; u < 8; u++)
+            s8[u] += row[j + u];
+    double sum = 0;
+    for (int u = 0; u < 8; u++)
+        sum += s8[u];
+    for (; j < lim; j++)
+        sum += row[j];
+    float inv = (float)(1.0 / sum);
+    for (j = 0; j < lim; j++)
+        row[j] *= inv;
+    for (j = lim; j < nk; j++)
+        row[j] = 0.0f;
+}
+
+float forward_exp_nonpos(float x)
+{
+    return exp_nonpos(x);
+}
 
 DrrlStatus forward_attn_exact(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
 {
@@ -142,22 +230,7 @@ DrrlStatus forward_attn_exact(void *ctx, const ForwardAttnArgs *a, DrrlError *er
                 (int)a->q_stride, a->k, (int)D, 0.0f, S, (int)nk);
     for (size_t i = 0; i < n; i++) {
         float *row = S + i * nk;
-        size_t lim = a->pos0 + i + 1; /* causal: keys 0 .. pos0+i */
-        float mx = row[0];
-        for (size_t j = 1; j < lim; j++)
-            if (row[j] > mx)
-                mx = row[j];
-        double sum = 0;
-        for (size_t j = 0; j < lim; j++) {
-            float e = expf(row[j] - mx);
-            row[j] = e;
-            sum += e;
-        }
-        float inv = (float)(1.0 / sum);
-        for (size_t j = 0; j < lim; j++)
-            row[j] *= inv;
-        for (size_t j = lim; j < nk; j++)
-            row[j] = 0.0f;
+        softmax_row(row, a->pos0 + i + 1, nk); /* causal: keys 0 .. pos0+i */
         if (a->probs)
             memcpy(a->probs + i * a->probs_stride, row, nk * sizeof *row);
     }
@@ -193,6 +266,7 @@ DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **o
     size_t D = (size_t)c->head_dim;
     if (c->arch == MODEL_ARCH_LLAMA) {
         f->inv_freq = malloc(D / 2 * sizeof *f->inv_freq);
+        f->rope_cs = malloc(D * sizeof *f->rope_cs);
         if (f->inv_freq)
             for (size_t j = 0; j < D / 2; j++) {
                 /* transformers: 1.0 / (base ** (arange(0, D, 2).float() / D)),
@@ -202,7 +276,7 @@ DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **o
                 f->inv_freq[j] = 1.0f / p;
             }
     }
-    if (!f->ws || !f->ws_cap || (c->arch == MODEL_ARCH_LLAMA && !f->inv_freq)) {
+    if (!f->ws || !f->ws_cap || (c->arch == MODEL_ARCH_LLAMA && (!f->inv_freq || !f->rope_cs))) {
         forward_free(f);
         return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory");
     }
@@ -246,6 +320,7 @@ void forward_free(Forward *f)
     free(f->kc);
     free(f->vc);
     free(f->inv_freq);
+    free(f->rope_cs);
     free(f);
 }
 
@@ -567,10 +642,11 @@ DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logit
         linear(f->v, f->h, m->wv + l * KD * C, m->bv ? m->bv + l * KD : NULL, n, C, KD);
         if (!gpt2)
             for (size_t i = 0; i < n; i++) {
+                rope_angles(f->rope_cs, D, pos0 + i, f->inv_freq);
                 for (size_t h = 0; h < H; h++)
-                    rope(f->q + i * HD + h * D, D, pos0 + i, f->inv_freq);
+                    rope(f->q + i * HD + h * D, D, f->rope_cs);
                 for (size_t g = 0; g < K; g++)
-                    rope(f->k + i * KD + g * D, D, pos0 + i, f->inv_freq);
+                    rope(f->k + i * KD + g * D, D, f->rope_cs);
             }
         for (size_t g = 0; g < K; g++)
             for (size_t i = 0; i < n; i++) {

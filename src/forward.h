@@ -99,8 +99,13 @@ typedef struct ForwardAttn {
 } ForwardAttn;
 
 /* The exact hook: scores = scale * q k^T (cblas_sgemm), causal mask, softmax
- * (max-subtracted, sum in double), out = P v (cblas_sgemm). ctx is unused. */
+ * (max-subtracted, sum in double), out = P v (cblas_sgemm). ctx is unused.
+ * Thread-safe; results do not depend on the thread or CPU features. */
 DrrlStatus forward_attn_exact(void *ctx, const ForwardAttnArgs *a, DrrlError *err);
+
+/* The exp the exact softmax uses, for x <= 0 (exposed for its test):
+ * within 2 ulp of exp(x); 0 below -87. */
+float forward_exp_nonpos(float x);
 
 /* What forward_tokens() can record besides the logits. Any pointer may be
  * NULL. n = tokens in the call, n_keys = pos0 + n. */

@@ -394,3 +394,22 @@ Test(forward, loss_of_uniform_logits_is_log_vocab)
     int32_t ids[3] = {1, 2, 3};
     cr_assert_float_eq(forward_loss(logits, ids, 3, 10), log(10.0), 1e-12);
 }
+
+/* The softmax's exp: within 2 ulp of exp() over the range that matters. */
+Test(forward, exp_nonpos_is_accurate)
+{
+    double worst = 0;
+    for (int i = 0; i <= 2000000; i++) {
+        float x = -87.0f * (float)i / 2000000.0f;
+        double want = exp((double)x);
+        double got = forward_exp_nonpos(x);
+        double ulp = ldexp(1.0, ilogb(want) - 23);
+        double e = fabs(got - want) / ulp;
+        if (e > worst)
+            worst = e;
+    }
+    cr_assert(worst <= 2.0, "exp error %.2f ulp", worst);
+    cr_assert_eq(forward_exp_nonpos(0.0f), 1.0f);
+    cr_assert_eq(forward_exp_nonpos(-100.0f), 0.0f);
+    cr_assert_eq(forward_exp_nonpos(-INFINITY), 0.0f);
+}

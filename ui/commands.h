@@ -12,6 +12,7 @@
 #define DRRL_COMMANDS(X) \
     X(info, "show a model directory's architecture, sizes, dtype and tokenizer") \
     X(dump, "write logits, attention and hidden states of the exact forward pass") \
+    X(bench, "measure speed: bench forward (exact forward pass tokens/s)") \
     X(tokenize, "print the token ids of a text") \
     X(explore, "step a model through a text token by token in the TUI, live") \
     X(replay, "open a recorded trace in the explorer, without the model") \
