@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "attn_cli.h"
 #include "forward.h"
 #include "model.h"
 #include "safetensors.h"
@@ -20,7 +21,7 @@
 static const char usage[] =
     "usage: drrl dump --model DIR (--ids IDS | --ids-file F | --text FILE | --prompt S)\n"
     "                 --out OUT.safetensors [--force] [--no-attn] [--no-hidden]\n"
-    "                 [--threads N]\n"
+    "                 [--threads N] [--method SPEC [--segment T] [--seed N]]\n"
     "\n"
     "Run the exact forward pass and write float32 tensors to OUT.safetensors:\n"
     "  logits [T, vocab], attn.L [heads, T, T] (attention probabilities of layer L),\n"
@@ -39,6 +40,12 @@ static const char usage[] =
     "  --no-attn         leave out attn.L (they take layers x heads x T x T floats)\n"
     "  --no-hidden       leave out hidden.L\n"
     "  --threads N       attention worker threads (default: OpenBLAS's count)\n"
+    "  --method SPEC     approximate attention with SPEC (default full: exact); the\n"
+    "                    logits, attn.L and hidden.L are then the approximated ones.\n"
+    "                    performer and nystrom form no attention matrix: their\n"
+    "                    attn.L rows are zeros after the first segment\n"
+    "  --segment T, --seed N, --rank-min R, --rank-step S, --eps E, --rot-tol X\n"
+    "                    as for drrl run\n"
     "  -h, --help        show this help\n";
 
 static int read_file(const char *path, char **buf, size_t *len)
@@ -194,6 +201,64 @@ static int get_ids(const char *model, const Model *m, const char *ids_arg, const
     return rc;
 }
 
+static const float *dump_cache_k(const void *ctx, int l, int g)
+{
+    return forward_cache_k((const Forward *)ctx, l, g);
+}
+static const float *dump_cache_v(const void *ctx, int l, int g)
+{
+    return forward_cache_v((const Forward *)ctx, l, g);
+}
+
+/* --method: run the tokens through the attention core in calls that end at
+ * segment boundaries (the core's contract), copying each call's capture
+ * into the full (L, H, T, T) and (L+1, T, C) arrays. */
+static int dump_approx(const Model *m, Forward *f, const AttnCoreConfig *acfg,
+                       const int32_t *ids, size_t T, float *logits, float *hidden,
+                       float *attn)
+{
+    const ModelConfig *cf = &m->cfg;
+    size_t L = (size_t)cf->n_layer, H = (size_t)cf->n_head, C = (size_t)cf->d_model;
+    size_t V = (size_t)cf->vocab, seg = (size_t)acfg->segment;
+    DrrlError err;
+    AttnCore *ac;
+    if (attn_core_new(cf, acfg, &ac, &err) != DRRL_OK)
+        return cli_fail(&err);
+    attn_core_bind_cache(ac, dump_cache_k, dump_cache_v, f);
+    ForwardAttn fa = attn_core_hook(ac);
+    forward_set_attn(f, &fa);
+    size_t chunk = seg < T ? seg : T;
+    float *h = hidden ? malloc((L + 1) * chunk * C * sizeof *h) : NULL;
+    float *a = attn ? malloc(L * H * chunk * T * sizeof *a) : NULL;
+    int rc = 0;
+    if ((hidden && !h) || (attn && !a))
+        rc = cli_error(CLI_EXIT_FAIL, "out of memory for %zu tokens", T);
+    for (size_t p = 0; p < T && !rc;) {
+        size_t n = seg - p % seg;
+        if (n > T - p)
+            n = T - p;
+        ForwardCapture cap = {h, a, T};
+        if (forward_tokens(f, ids + p, n, logits + p * V, &cap, &err) != DRRL_OK ||
+            attn_core_finish_call(ac, p, n, NULL, NULL, 0, &err) != DRRL_OK) {
+            rc = cli_fail(&err);
+            break;
+        }
+        for (size_t l = 0; h && l <= L; l++)
+            memcpy(hidden + (l * T + p) * C, h + l * n * C, n * C * sizeof *h);
+        for (size_t lh = 0; a && lh < L * H; lh++)
+            for (size_t i = 0; i < n; i++) {
+                float *dst = attn + (lh * T + p + i) * T;
+                memcpy(dst, a + (lh * n + i) * T, (p + n) * sizeof *a);
+                memset(dst + p + n, 0, (T - p - n) * sizeof *a);
+            }
+        p += n;
+    }
+    forward_set_attn(f, NULL);
+    free(h), free(a);
+    attn_core_free(ac);
+    return rc;
+}
+
 int cmd_dump(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -202,13 +267,22 @@ int cmd_dump(int argc, char **argv)
         {"prompt", required_argument, 0, 'p'},   {"out", required_argument, 0, 'o'},
         {"force", no_argument, 0, 'F'},          {"no-attn", no_argument, 0, 'A'},
         {"no-hidden", no_argument, 0, 'H'},      {"threads", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'},           ATTN_CLI_LONGOPTS,
+        {0, 0, 0, 0},
     };
+    AttnCoreConfig acfg;
+    attn_core_config_default(&acfg);
+    acfg.measure = 0;
     const char *model = NULL, *ids_arg = NULL, *ids_file = NULL, *text = NULL, *prompt = NULL;
     const char *out = NULL;
     int force = 0, no_attn = 0, no_hidden = 0, c;
     long threads = 0;
     while ((c = cli_getopt("dump", argc, argv, "h", longopts)) != -1) {
+        int ar = attn_cli_option("dump", c, optarg, &acfg);
+        if (ar < 0)
+            return CLI_EXIT_USAGE;
+        if (ar > 0)
+            continue;
         switch (c) {
         case 'm': model = optarg; break;
         case 'i': ids_arg = optarg; break;
@@ -289,9 +363,13 @@ int cmd_dump(int argc, char **argv)
         rc = cli_fail(&err);
         goto done2;
     }
-    ForwardCapture cap = {hidden, attn, T};
-    if (forward_tokens(f, ids, T, logits, &cap, &err) != DRRL_OK) {
-        rc = cli_fail(&err);
+    if (acfg.method.kind == METHOD_FULL) {
+        ForwardCapture cap = {hidden, attn, T};
+        if (forward_tokens(f, ids, T, logits, &cap, &err) != DRRL_OK) {
+            rc = cli_fail(&err);
+            goto done2;
+        }
+    } else if ((rc = dump_approx(m, f, &acfg, ids, T, logits, hidden, attn))) {
         goto done2;
     }
     double loss = T >= 2 ? forward_loss(logits, ids, T, cf->vocab) : 0.0;
@@ -318,10 +396,11 @@ int cmd_dump(int argc, char **argv)
     /* Metadata values are strings; the model path is left out (it may hold
      * characters that would need JSON escaping and says little). */
     snprintf(meta, sizeof meta,
-             "{\"format\":\"pt\",\"producer\":\"drrl %s\",\"method\":\"exact\","
+             "{\"format\":\"pt\",\"producer\":\"drrl %s\",\"method\":\"%s\","
              "\"architecture\":\"%s\",\"weights_hash\":\"%s\",\"tokens\":\"%zu\","
              "\"loss\":\"%s\"}",
-             PACKAGE_VERSION, cf->arch_name, m->hash, T, loss_s);
+             PACKAGE_VERSION, acfg.method.kind == METHOD_FULL ? "exact" : acfg.method.spec,
+             cf->arch_name, m->hash, T, loss_s);
     if (safetensors_write(out, w, k, meta, &err) != DRRL_OK) {
         rc = cli_fail(&err);
         goto done2;

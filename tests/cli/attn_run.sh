@@ -64,4 +64,17 @@ run "$DRRL" eval --model "$M" --data "$tmpdir/text.txt" --seq-len 64 --methods f
 expect_rc 2; expect_one_line_error
 run "$DRRL" eval --model "$M" --data "$tmpdir/text.txt" --methods full
 expect_rc 2; expect_one_line_error
+
+# dump --method: at rank head_dim the approximated dump equals the exact one
+run "$DRRL" dump --model "$M" --prompt "$P" --out "$tmpdir/e.st"
+expect_rc 0
+exact_line=$(echo "$out" | sed 's/^[^:]*: //')
+run "$DRRL" dump --model "$M" --prompt "$P" --method fixed:8 --segment 8 --out "$tmpdir/f.st"
+expect_rc 0
+[ "$(echo "$out" | sed 's/^[^:]*: //')" = "$exact_line" ] || fail "fixed:head_dim dump differs"
+run "$DRRL" dump --model "$M" --prompt "$P" --method fixed:2 --segment 8 --out "$tmpdir/g.st"
+expect_rc 0
+[ "$(echo "$out" | sed 's/^[^:]*: //')" != "$exact_line" ] || fail "fixed:2 dump equals exact"
+run "$DRRL" dump --model "$M" --prompt "$P" --method nope --out "$tmpdir/h.st"
+expect_rc 2; expect_one_line_error
 exit 0
