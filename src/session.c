@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "policy_agent.h"
+
 struct Session {
     Model *m;
     Tokenizer *tok;
@@ -23,6 +25,8 @@ struct Session {
     size_t nll_n;
     double wall;
     char idtext[32];
+    PolicyAgent *agent;   /* drrl: the policy choosing ranks (policy_agent.h) */
+    char warning[512];    /* e.g. a policy trained for another model of this shape */
 };
 
 static const float *cache_k(const void *ctx, int l, int g)
@@ -44,7 +48,11 @@ DrrlStatus session_new(Model *m, Tokenizer *tok, const AttnCoreConfig *cfg, int 
         return drrl_error(err, DRRL_E_NOMEM, "session: out of memory");
     }
     s->m = m, s->tok = tok, s->cfg = *cfg;
-    DrrlStatus st = attn_core_new(&m->cfg, cfg, &s->core, err);
+    /* drrl: load the policy first, it fixes the rank grid (s->cfg). */
+    DrrlStatus st = policy_agent_prepare(m, &s->cfg, 0.0, &s->agent, s->warning,
+                                         sizeof s->warning, err);
+    if (!st)
+        st = attn_core_new(&m->cfg, &s->cfg, &s->core, err);
     if (!st)
         st = forward_new(m, 0, threads, &s->f, err);
     if (st) {
@@ -52,6 +60,8 @@ DrrlStatus session_new(Model *m, Tokenizer *tok, const AttnCoreConfig *cfg, int 
         return st;
     }
     attn_core_bind_cache(s->core, cache_k, cache_v, s->f);
+    if (s->agent)
+        policy_agent_connect(s->agent, s->core, cache_k, cache_v, s->f);
     ForwardAttn fa = attn_core_hook(s->core);
     forward_set_attn(s->f, &fa);
     *out = s;
@@ -86,6 +96,7 @@ void session_free(Session *s)
         return;
     forward_free(s->f);
     attn_core_free(s->core);
+    policy_agent_free(s->agent);
     model_free(s->m);
     tokenizer_free(s->tok);
     free(s->ids), free(s->logits);
@@ -244,6 +255,12 @@ double session_wall_s(const Session *s) { return s->wall; }
 const Model *session_model(const Session *s) { return s->m; }
 const Tokenizer *session_tokenizer(const Session *s) { return s->tok; }
 AttnCore *session_core(Session *s) { return s->core; }
+const char *session_warning(const Session *s) { return s->warning; }
+void session_set_budget(Session *s, double budget)
+{
+    if (s->agent && budget > 0)
+        policy_agent_set_budget(s->agent, budget);
+}
 
 const float *session_logits(const Session *s)
 {

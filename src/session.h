@@ -83,6 +83,16 @@ const Model *session_model(const Session *s);
 const Tokenizer *session_tokenizer(const Session *s); /* NULL if none */
 AttnCore *session_core(Session *s);
 
+/* Method drrl[:POLICY] (policy_agent.h): the session loads the policy file
+ * (cfg->method.policy; the caller resolves an empty one to the default) and
+ * runs the core on the policy's rank grid. A policy for another model shape
+ * is DRRL_E_INPUT from session_new/open; for another model of the same shape
+ * the session opens and session_warning() says so (one line, "" if none).
+ * session_set_budget sets the FLOP budget fed to the policy (fraction of
+ * exact attention FLOPs; default the middle of the policy's training range). */
+const char *session_warning(const Session *s);
+void session_set_budget(Session *s, double budget);
+
 /* Attention rows of one head near a position, exact beside approximate, for
  * the attention pane. Rows are the query positions
  *   [first, first + n_rows), first = max(0, pos + 1 - max_rows), pos < session_pos(),

@@ -12,6 +12,20 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "policy_agent.h"
+
+void attn_cli_resolve_method(Method *m)
+{
+    if (m->kind == METHOD_DRRL && !m->policy[0])
+        snprintf(m->policy, sizeof m->policy, "%s/%s", cli_data_dir(), POLICY_AGENT_DEFAULT_FILE);
+}
+
+void attn_cli_warn(const Session *s)
+{
+    const char *w = session_warning(s);
+    if (w && w[0])
+        fprintf(stderr, "drrl: warning: %s\n", w);
+}
 
 int attn_cli_option(const char *cmd, int c, const char *arg, AttnCoreConfig *cfg)
 {
@@ -24,6 +38,7 @@ int attn_cli_option(const char *cmd, int c, const char *arg, AttnCoreConfig *cfg
             cli_usage_error(cmd, "%s", err.msg);
             return -1;
         }
+        attn_cli_resolve_method(&cfg->method);
         return 1;
     case ATTN_CLI_OPT_SEGMENT:
         if (cli_parse_long(cmd, "--segment", arg, 1, 1 << 24, &v))

@@ -106,6 +106,7 @@ int cmd_eval(int argc, char **argv)
                 free(list);
                 return cli_usage_error("eval", "%s", err.msg);
             }
+            attn_cli_resolve_method(&ms[n_methods]);
             n_methods++;
         }
         free(list);
@@ -127,6 +128,7 @@ int cmd_eval(int argc, char **argv)
             rc = cli_fail(&err);
             break;
         }
+        attn_cli_warn(s);
         if (!ids) {
             if (!session_tokenizer(s)) {
                 rc = cli_error(CLI_EXIT_USAGE, "%s: the model has no tokenizer",

@@ -12,6 +12,8 @@
 #include "cli.h"
 #include "commands.h"
 #include "session.h"
+#include "signals.h"
+#include "trace_cli.h"
 
 static const char usage[] =
     "usage: drrl run [--model DIR] (--text FILE | --prompt S | --ids-file F) [--seq-len N]\n"
@@ -30,6 +32,7 @@ static const char usage[] =
     "  --seq-len N       use the first N tokens (default: all)\n"
     "  --offset BYTES    start reading --text at this byte offset\n" ATTN_CLI_USAGE
     "  --summary-json F  also write the summary as a JSON object to F ('-' = stdout)\n"
+    TRACE_CLI_USAGE
     "  --threads N       attention worker threads (default: as OpenBLAS)\n"
     "  -h, --help        show this help\n";
 
@@ -84,6 +87,7 @@ int cmd_run(int argc, char **argv)
         {"threads", required_argument, 0, 't'},
         {"help", no_argument, 0, 'h'},
         ATTN_CLI_LONGOPTS,
+        TRACE_CLI_LONGOPTS,
         {0, 0, 0, 0},
     };
     AttnCoreConfig cfg;
@@ -91,7 +95,10 @@ int cmd_run(int argc, char **argv)
     const char *model = NULL, *text = NULL, *prompt = NULL, *idsf = NULL, *json = NULL;
     long seq_len = 0, offset = 0, threads = 0;
     int c, r;
+    TraceCli tc = {0};
     while ((c = cli_getopt("run", argc, argv, "h", longopts)) != -1) {
+        if (trace_cli_option(&tc, c))
+            continue;
         if ((r = attn_cli_option("run", c, optarg, &cfg)) != 0) {
             if (r < 0)
                 return CLI_EXIT_USAGE;
@@ -127,22 +134,42 @@ int cmd_run(int argc, char **argv)
     DrrlError err;
     if (session_open(attn_cli_model_dir(model), &cfg, (int)threads, &s, &err) != DRRL_OK)
         return cli_fail(&err);
+    attn_cli_warn(s);
     if ((r = attn_cli_set_input("run", s, text, prompt, idsf, offset, seq_len))) {
         session_free(s);
         return r;
     }
+    if ((r = trace_cli_start(&tc, "run", s, &cfg))) {
+        session_free(s);
+        return r;
+    }
+    signals_catch(); /* Ctrl-C: stop between chunks, keep the trace */
     /* Run in segment-sized calls, with a progress bar on a terminal. */
     size_t total = session_len(s), done = 0;
     while (session_pos(s) < total) {
         size_t chunk = (size_t)cfg.segment * 4;
+        if (signals_caught()) {
+            attn_cli_progress_end();
+            r = trace_cli_interrupted(&tc, "run");
+            signals_restore();
+            session_free(s);
+            return r;
+        }
         if (session_advance(s, chunk, &done, &err) != DRRL_OK) {
             attn_cli_progress_end();
+            trace_cli_finish(&tc, 1); /* the rows so far stay a valid trace */
+            signals_restore();
             session_free(s);
             return cli_fail(&err);
         }
         attn_cli_progress("run", session_pos(s), total);
     }
     attn_cli_progress_end();
+    signals_restore();
+    if ((r = trace_cli_finish(&tc, 0))) {
+        session_free(s);
+        return r;
+    }
     AttnSummary sum;
     attn_cli_summary(s, &sum);
     if (!json || strcmp(json, "-") != 0) {

@@ -61,4 +61,20 @@ run "$DRRL" train-policy $small --out "$tmpdir/q.st" --resume "$tmpdir/bad.st" -
 expect_rc 2
 expect_one_line_error
 expect_err_contains "bad.st"
+
+# The trained policy drives `drrl run --method drrl:POLICY` (argmax); a model
+# of another shape is refused with one line and exit 2.
+run "$DRRL" run --model "$model" --text "$text" --seq-len 96 --segment 16 --method "drrl:$tmpdir/p.st"
+expect_rc 0
+expect_out_contains "drrl:"
+expect_out_contains "bound violations  0"
+run "$DRRL" run --model "$FIXTURES/gpt2-tiny-b" --text "$text" --seq-len 48 --segment 16 \
+    --method "drrl:$tmpdir/p.st"
+expect_rc 2
+expect_one_line_error
+expect_err_contains "trained for a llama model"
+run "$DRRL" eval --model "$model" --data "$text" --seq-len 64 --segment 16 \
+    --methods "full,drrl:$tmpdir/p.st"
+expect_rc 0
+expect_out_contains "drrl:"
 exit 0
