@@ -5,7 +5,6 @@
  * the data directory's model, text and (if present) policy. */
 #include "config.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +20,6 @@
 #include "trace_csv.h"
 #include "trace_store.h"
 #include "tui.h"
-
-/* The policy file `drrl explore` uses by default, in the data directory (the
- * name policy_agent.h gives the default policy). */
-#define EXPLORE_POLICY_FILE "policy.safetensors"
 
 static const char usage[] =
     "usage: drrl explore [--model DIR] [--text FILE | --prompt S | --ids-file F]\n"
@@ -50,40 +45,6 @@ static const char usage[] =
     "  --step N          compute and show the first N+1 tokens before starting\n"
     TUI_USAGE
     "  -h, --help        show this help\n";
-
-/* The first DATA/texts/NAME.txt (by name), else DATA/brown/test.txt; malloc'd,
- * or NULL when neither exists. */
-static char *default_text(void)
-{
-    const char *data = cli_data_dir();
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/texts", data);
-    char *best = NULL;
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            size_t n = strlen(e->d_name);
-            if (n > 4 && strcmp(e->d_name + n - 4, ".txt") == 0 &&
-                (!best || strcmp(e->d_name, best) < 0)) {
-                free(best);
-                best = strdup(e->d_name);
-            }
-        }
-        closedir(d);
-    }
-    char path[4096 + 256];
-    struct stat st;
-    if (best) {
-        snprintf(path, sizeof path, "%s/%s", dir, best);
-        free(best);
-        return strdup(path);
-    }
-    snprintf(path, sizeof path, "%s/brown/test.txt", data);
-    if (stat(path, &st) == 0)
-        return strdup(path);
-    return NULL;
-}
 
 int cmd_explore(int argc, char **argv)
 {
@@ -156,7 +117,7 @@ int cmd_explore(int argc, char **argv)
         return cli_usage_error("explore", "give at most one of --text, --prompt, --ids-file");
     char *def_text = NULL;
     if (!eo.text && !eo.prompt && !eo.ids_file) {
-        def_text = default_text();
+        def_text = explore_default_text();
         if (!def_text)
             return cli_error(CLI_EXIT_USAGE,
                              "explore: no input: give --text FILE or --prompt S (no %s/texts/*.txt "
@@ -165,12 +126,7 @@ int cmd_explore(int argc, char **argv)
         eo.text = def_text;
     }
     if (!method_given) {
-        /* the shipped policy when there is one, else the energy rule */
-        char pol[4096];
-        struct stat st;
-        snprintf(pol, sizeof pol, "%s/%s", cli_data_dir(), EXPLORE_POLICY_FILE);
-        const char *spec = stat(pol, &st) == 0 ? "drrl" : "energy:0.95";
-        if (attn_cli_option("explore", ATTN_CLI_OPT_METHOD, spec, &cfg) < 0) {
+        if (attn_cli_option("explore", ATTN_CLI_OPT_METHOD, explore_default_method(), &cfg) < 0) {
             free(def_text);
             return CLI_EXIT_USAGE;
         }

@@ -3,9 +3,11 @@
 
 #include "explore.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "attn_cli.h"
 #include "cli.h"
@@ -116,6 +118,48 @@ static DrrlStatus fill_meta(Explore *ex, const ExploreOptions *o, TraceMeta *m, 
     m->eps_start = m->eps_floor = o->cfg.eps;
     m->eps_decay = 0;
     return DRRL_OK;
+}
+
+/* The first DATA/texts/NAME.txt (by name), else DATA/brown/test.txt; malloc'd,
+ * or NULL when neither exists. */
+char *explore_default_text(void)
+{
+    const char *data = cli_data_dir();
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/texts", data);
+    char *best = NULL;
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            size_t n = strlen(e->d_name);
+            if (n > 4 && strcmp(e->d_name + n - 4, ".txt") == 0 &&
+                (!best || strcmp(e->d_name, best) < 0)) {
+                free(best);
+                best = strdup(e->d_name);
+            }
+        }
+        closedir(d);
+    }
+    char path[4096 + 256];
+    struct stat st;
+    if (best) {
+        snprintf(path, sizeof path, "%s/%s", dir, best);
+        free(best);
+        return strdup(path);
+    }
+    snprintf(path, sizeof path, "%s/brown/test.txt", data);
+    if (stat(path, &st) == 0)
+        return strdup(path);
+    return NULL;
+}
+
+const char *explore_default_method(void)
+{
+    char pol[4096];
+    struct stat st;
+    snprintf(pol, sizeof pol, "%s/%s", cli_data_dir(), EXPLORE_POLICY_FILE);
+    return stat(pol, &st) == 0 ? "drrl" : "energy:0.95";
 }
 
 int explore_open(Explore **out, const ExploreOptions *o, const char *cmd)

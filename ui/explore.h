@@ -37,6 +37,15 @@ int explore_close(Explore *ex, int interrupted);
 App *explore_app(Explore *ex);
 Session *explore_session(Explore *ex);
 
+/* The default input text: the first DATA/texts/NAME.txt by name, else
+ * DATA/brown/test.txt; malloc'd, or NULL when neither exists. */
+char *explore_default_text(void);
+
+/* The default method: drrl with the shipped policy when DATA holds one
+ * (EXPLORE_POLICY_FILE), else energy:0.95. */
+#define EXPLORE_POLICY_FILE "policy.safetensors"
+const char *explore_default_method(void);
+
 /* Compute the next token (what the App's source does on Right). */
 DrrlStatus explore_step(Explore *ex, DrrlError *err);
 

@@ -1,0 +1,220 @@
+/* bench_tui.c: `drrl bench tui`: how fast the explorer is.
+ *
+ * step:  one token through all layers with the live engine (Session, every
+ *        TraceRecord into the store, the App's caches) plus drawing every
+ *        pane, timed for each of the last --steps tokens before the context
+ *        reaches --tokens; the median is reported.
+ * frame: drawing the whole screen (--size) into the canvas and flushing it
+ *        through curses to a terminal on /dev/null, at the final token,
+ *        --frames times, the selected head changing every frame; median.
+ * Targets (issue 7): step <= 30 ms at context 2048 on the default model,
+ * frame <= 5 ms. */
+#include "config.h"
+
+#include "bench_tui.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "attn_cli.h"
+#include "canvas.h"
+#include "cli.h"
+#include "explore.h"
+#include "screen.h"
+#include "term.h"
+#include "tui.h"
+
+static const char usage[] =
+    "usage: drrl bench tui [--model DIR] [--text FILE | --ids-file F] [--tokens N] [--steps K]\n"
+    "                      [--frames F] [--size COLSxROWS] [--method SPEC] [options]\n"
+    "\n"
+    "Time the explorer: the median of one step (one token through every layer\n"
+    "with the live engine, records stored, every pane redrawn) over the last K\n"
+    "tokens before the context reaches N, and the median of one frame (draw\n"
+    "the screen and flush it through curses to /dev/null).\n"
+    "\n"
+    "  --model DIR       model directory (default: DATA/model)\n"
+    "  --text FILE       input text (default as drrl explore)\n"
+    "  --ids-file F      token ids instead of a text\n"
+    "  --tokens N        context length reached (default 2048, at most the\n"
+    "                    model's context)\n"
+    "  --steps K         steps timed (default 32)\n"
+    "  --frames F        frames timed (default 200)\n"
+    "  --size COLSxROWS  screen size for the frames (default 200x60)\n"
+    ATTN_CLI_USAGE
+    "  --threads N       attention worker threads (default: as OpenBLAS)\n"
+    "  -h, --help        show this help\n";
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int bench_tui(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, 'm'},   {"text", required_argument, 0, 'f'},
+        {"ids-file", required_argument, 0, 'i'},
+        {"tokens", required_argument, 0, 'n'},  {"steps", required_argument, 0, 'k'},
+        {"frames", required_argument, 0, 'F'},  {"size", required_argument, 0, 's'},
+        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+        ATTN_CLI_LONGOPTS,                      {0, 0, 0, 0},
+    };
+    ExploreOptions eo = {0};
+    attn_core_config_default(&eo.cfg);
+    long tokens = 2048, steps = 32, frames = 200, threads = 0;
+    int cols = 200, rows = 60;
+    bool method_given = false;
+    int c, r;
+    while ((c = cli_getopt("bench tui", argc, argv, "h", longopts)) != -1) {
+        if (c == ATTN_CLI_OPT_METHOD)
+            method_given = true;
+        if ((r = attn_cli_option("bench tui", c, optarg, &eo.cfg)) != 0) {
+            if (r < 0)
+                return CLI_EXIT_USAGE;
+            continue;
+        }
+        switch (c) {
+        case 'm': eo.model_dir = optarg; break;
+        case 'f': eo.text = optarg; break;
+        case 'i': eo.ids_file = optarg; break;
+        case 'n':
+            if (cli_parse_long("bench tui", "--tokens", optarg, 2, 1L << 20, &tokens))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'k':
+            if (cli_parse_long("bench tui", "--steps", optarg, 1, 100000, &steps))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'F':
+            if (cli_parse_long("bench tui", "--frames", optarg, 1, 1000000, &frames))
+                return CLI_EXIT_USAGE;
+            break;
+        case 's':
+            if (tui_parse_size(optarg, &cols, &rows) != 0)
+                return cli_usage_error("bench tui", "--size: expected COLSxROWS, got '%s'",
+                                       optarg);
+            break;
+        case 't':
+            if (cli_parse_long("bench tui", "--threads", optarg, 1, 256, &threads))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
+        default: return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("bench tui", "unexpected argument '%s'", argv[optind]);
+    if (!method_given &&
+        attn_cli_option("bench tui", ATTN_CLI_OPT_METHOD, explore_default_method(), &eo.cfg) < 0)
+        return CLI_EXIT_USAGE;
+    char *def_text = NULL;
+    if (!eo.text && !eo.ids_file) {
+        def_text = explore_default_text();
+        if (!def_text)
+            return cli_error(CLI_EXIT_USAGE, "bench tui: no input: give --text FILE");
+        eo.text = def_text;
+    }
+    eo.seq_len = tokens;
+    eo.threads = (int)threads;
+    Explore *ex;
+    int rc = explore_open(&ex, &eo, "bench tui");
+    free(def_text);
+    if (rc != 0)
+        return rc;
+    App *app = explore_app(ex);
+    Session *s = explore_session(ex);
+    size_t n = session_len(s);
+    if ((long)n < steps + 1) {
+        explore_close(ex, 0);
+        return cli_error(CLI_EXIT_USAGE, "bench tui: the input has %zu tokens, fewer than --steps + 1",
+                         n);
+    }
+    Canvas *cv = canvas_new(cols, rows, true);
+    double *t = malloc((size_t)(steps > frames ? steps : frames) * sizeof *t);
+    if (!cv || !t) {
+        canvas_free(cv);
+        free(t);
+        explore_close(ex, 0);
+        return cli_error(CLI_EXIT_FAIL, "bench tui: out of memory");
+    }
+    app->cols = cols;
+    app->rows = rows;
+    app->focus = 6; /* attention: its rows are recomputed each frame too */
+    DrrlError err;
+    drrl_error_clear(&err);
+    /* warm up to the last `steps` tokens (segment-sized calls) */
+    size_t warm = n - (size_t)steps;
+    while (session_pos(s) < warm) {
+        size_t done;
+        size_t chunk = warm - session_pos(s);
+        if (chunk > (size_t)eo.cfg.segment)
+            chunk = (size_t)eo.cfg.segment;
+        if (session_advance(s, chunk, &done, &err) != DRRL_OK || app_sync(app) != 0)
+            goto fail;
+    }
+    for (long i = 0; i < steps; i++) {
+        double t0 = now_s();
+        if (app_apply(app, ACTION_last_token) < 0 || explore_step(ex, &err) != DRRL_OK)
+            goto fail;
+        app->step = app_n_steps(app) - 1;
+        screen_draw(app, cv);
+        t[i] = now_s() - t0;
+    }
+    double step_ms = 1e3 * median(t, (int)steps);
+    FILE *devnull = fopen("/dev/null", "w"), *devin = fopen("/dev/null", "r");
+    if (!devnull || !devin || term_open_on("xterm-256color", devnull, devin) != 0) {
+        if (devnull)
+            fclose(devnull);
+        if (devin)
+            fclose(devin);
+        drrl_error(&err, DRRL_E_IO, "bench tui: cannot open a terminal on /dev/null");
+        goto fail;
+    }
+    for (long i = 0; i < frames; i++) {
+        app->head = (int32_t)(i % (app->n_heads > 0 ? app->n_heads : 1));
+        double t0 = now_s();
+        screen_draw(app, cv);
+        term_flush(cv);
+        t[i] = now_s() - t0;
+    }
+    term_close();
+    fclose(devnull);
+    fclose(devin);
+    double frame_ms = 1e3 * median(t, (int)frames);
+    const Model *m = session_model(s);
+    printf("model          %s (%d layers x %d heads, head_dim %d)\n", m->dir, m->cfg.n_layer,
+           m->cfg.n_head, m->cfg.head_dim);
+    printf("method         %s\n", app->method);
+    printf("context        %zu tokens\n", n);
+    printf("step median    %.2f ms over the last %ld tokens (target <= 30 ms)\n", step_ms,
+           steps);
+    printf("frame median   %.3f ms at %dx%d over %ld frames (target <= 5 ms)\n", frame_ms, cols,
+           rows, frames);
+    canvas_free(cv);
+    free(t);
+    explore_close(ex, 0);
+    return CLI_EXIT_OK;
+fail:
+    canvas_free(cv);
+    free(t);
+    explore_close(ex, 0);
+    return cli_fail(&err);
+}
