@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "policy_agent.h"
 #include "commands.h"
 #include "attn_cli.h"
 #include "forward.h"
@@ -222,9 +223,21 @@ static int dump_approx(const Model *m, Forward *f, const AttnCoreConfig *acfg,
     size_t V = (size_t)cf->vocab, seg = (size_t)acfg->segment;
     DrrlError err;
     AttnCore *ac;
-    if (attn_core_new(cf, acfg, &ac, &err) != DRRL_OK)
+    /* drrl: the policy fixes the rank grid and chooses the ranks. */
+    AttnCoreConfig cc = *acfg;
+    PolicyAgent *agent = NULL;
+    char warn[512];
+    if (policy_agent_prepare(m, &cc, 0.0, &agent, warn, sizeof warn, &err) != DRRL_OK)
         return cli_fail(&err);
+    if (warn[0])
+        fprintf(stderr, "drrl: warning: %s\n", warn);
+    if (attn_core_new(cf, &cc, &ac, &err) != DRRL_OK) {
+        policy_agent_free(agent);
+        return cli_fail(&err);
+    }
     attn_core_bind_cache(ac, dump_cache_k, dump_cache_v, f);
+    if (agent)
+        policy_agent_connect(agent, ac, dump_cache_k, dump_cache_v, f);
     ForwardAttn fa = attn_core_hook(ac);
     forward_set_attn(f, &fa);
     size_t chunk = seg < T ? seg : T;
@@ -256,6 +269,7 @@ static int dump_approx(const Model *m, Forward *f, const AttnCoreConfig *acfg,
     forward_set_attn(f, NULL);
     free(h), free(a);
     attn_core_free(ac);
+    policy_agent_free(agent);
     return rc;
 }
 

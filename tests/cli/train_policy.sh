@@ -77,4 +77,8 @@ run "$DRRL" eval --model "$model" --data "$text" --seq-len 64 --segment 16 \
     --methods "full,drrl:$tmpdir/p.st"
 expect_rc 0
 expect_out_contains "drrl:"
+run "$DRRL" dump --model "$model" --text "$text" --method "drrl:$tmpdir/p.st" --segment 16 \
+    --out "$tmpdir/dump.safetensors" --no-attn --no-hidden
+expect_rc 0
+[ -s "$tmpdir/dump.safetensors" ] || fail "dump --method drrl wrote nothing"
 exit 0
