@@ -1,8 +1,17 @@
 #!/bin/sh
-# bootstrap.sh: install what is missing (Debian 12, as root), configure once,
-# build. Idempotent: a second run only rebuilds what changed.
+# bootstrap.sh [check]: set up and build drrl on Debian 12 (as root).
+#
+#   ./bootstrap.sh          install missing Debian packages, configure build/
+#                           once, build (drrl is then build/ui/drrl)
+#   ./bootstrap.sh check    the same, then the whole test suite: make check in
+#                           build/, make check in build-sanitizers/ (configured
+#                           with --enable-sanitizers: ASan + UBSan), and make
+#                           distcheck
+#
+# Idempotent: a second run only rebuilds what changed.
 set -e
 cd "$(dirname "$0")"
+top=$(pwd)
 pkgs="build-essential autoconf automake pkg-config libncurses-dev libopenblas-dev
       liblapacke-dev libcsv-dev libcriterion-dev libjansson-dev tmux"
 missing=""
@@ -10,12 +19,37 @@ for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
-    echo "bootstrap: installing$missing"
+    echo "bootstrap: installing$missing" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends $missing
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-[ -x configure ] || ./autogen.sh
-[ -f Makefile ] || ./configure
-make -j"$(nproc)"
+[ -x configure ] || ./autogen.sh >/dev/null
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# build_in DIR [configure options]: configure DIR once, then build it.
+build_in() {
+    dir=$1
+    shift
+    mkdir -p "$top/$dir"
+    cd "$top/$dir"
+    [ -f Makefile ] || "$top/configure" -q "$@"
+    make -s -j"$jobs"
+}
+
+build_in build
+case "${1:-}" in
+"") ;;
+check)
+    make -j"$jobs" check
+    build_in build-sanitizers --enable-sanitizers
+    make -j"$jobs" check
+    cd "$top/build"
+    make -j"$jobs" distcheck
+    ;;
+*)
+    echo "usage: ./bootstrap.sh [check]" >&2
+    exit 2
+    ;;
+esac
