@@ -32,8 +32,12 @@
 
 #include "tokenizer_tables.h"
 
-/* Largest vocabulary accepted (ids are int32 and arrays are sized by it). */
-#define TOKENIZER_MAX_VOCAB (1u << 24)
+/* Largest vocabulary accepted (the largest real ones have ~256K tokens). */
+#define TOKENIZER_MAX_VOCAB (1u << 22)
+/* Ids must be nearly dense: arrays are sized by the largest id, so a file with
+ * a few tokens at huge ids would cost memory out of all proportion. At most
+ * this many ids, plus one per token, may lack a token. */
+#define TOKENIZER_MAX_HOLES 1024
 /* Largest tokenizer file read (tokenizer.json of big vocabularies is ~20 MB). */
 #define TOKENIZER_MAX_FILE ((size_t)1 << 30)
 
@@ -417,8 +421,11 @@ static DrrlStatus tokenizer_from_builder(Builder *b, TokenizerKind kind, size_t 
     for (int i = 0; i < 256; i++)
         t->byte_id[i] = -1;
 
+    size_t n_tokens = 0;
+    for (size_t id = 0; id < t->n_ids; id++)
+        n_tokens += t->len[id] >= 0;
     size_t cap = 16;
-    while (cap < 2 * t->n_ids)
+    while (cap < 2 * n_tokens)
         cap *= 2;
     t->slots = calloc(cap, sizeof *t->slots);
     if (!t->slots)
@@ -446,13 +453,16 @@ static DrrlStatus tokenizer_from_builder(Builder *b, TokenizerKind kind, size_t 
             t->byte_id[(unsigned char)s[0]] = (int32_t)id;
     }
 
+    /* Display strings; ids without a token share the "<?>" at offset 0. */
     Growbuf g = {0};
     t->text_off = malloc((t->n_ids ? t->n_ids : 1) * sizeof *t->text_off);
-    if (!t->text_off)
+    if (!t->text_off || grow_append(&g, "<?>", 4)) {
+        free(g.p);
         goto nomem;
+    }
     for (size_t id = 0; id < t->n_ids; id++) {
-        t->text_off[id] = (uint32_t)g.len;
-        int r = t->len[id] < 0 ? grow_append(&g, "<?>", 4)
+        t->text_off[id] = t->len[id] < 0 ? 0 : (uint32_t)g.len;
+        int r = t->len[id] < 0 ? 0
                                : render_display(&g, t->bytes + t->off[id], (size_t)t->len[id]);
         if (r || g.len > UINT32_MAX) {
             free(g.p);
@@ -549,6 +559,11 @@ static DrrlStatus parse_vocab_object(json_t *vocab, const char *where, Builder *
         if ((size_t)id > max_id)
             max_id = (size_t)id;
     }
+    if (max_id + 1 > 2 * n + TOKENIZER_MAX_HOLES)
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s: ids go up to %zu but there are only %zu tokens (ids must be "
+                          "nearly dense)",
+                          where, max_id, n);
     DrrlStatus st = builder_init(b, max_id + 1, where, err);
     if (st)
         return st;
@@ -900,6 +915,13 @@ DrrlStatus tokenizer_parse_json(const char *json, size_t len, const char *name, 
         if ((size_t)json_integer_value(id) + 1 > max_id)
             max_id = (size_t)json_integer_value(id) + 1;
     }
+    if (max_id > 2 * (n_vocab + json_array_size(added)) + TOKENIZER_MAX_HOLES) {
+        st = drrl_error(err, DRRL_E_INPUT,
+                        "%s:added_tokens: ids go up to %zu, far beyond the %zu tokens (ids must "
+                        "be nearly dense)",
+                        name, max_id - 1, n_vocab + json_array_size(added));
+        goto done;
+    }
     if (max_id > b.n_ids) {
         uint32_t *off = realloc(b.off, max_id * sizeof *off);
         if (off)
@@ -1030,11 +1052,10 @@ static DrrlStatus read_config(const char *path, int *vocab_size, int *byte_marke
     json_t *vs = json_object_get(root, "vocab_size");
     if (vs) {
         if (!json_is_integer(vs) || json_integer_value(vs) <= 0 ||
-            json_integer_value(vs) > (json_int_t)TOKENIZER_MAX_VOCAB) {
+            json_integer_value(vs) > INT32_MAX) {
             json_decref(root);
-            return drrl_error(err, DRRL_E_INPUT,
-                              "%s:vocab_size: expected an integer in 1..%u", path,
-                              TOKENIZER_MAX_VOCAB);
+            return drrl_error(err, DRRL_E_INPUT, "%s:vocab_size: expected a positive integer",
+                              path);
         }
         *vocab_size = (int)json_integer_value(vs);
     }

@@ -362,6 +362,8 @@ Test(errors, malformed_vocab_and_merges)
     expect_bpe_error("{\"a\": \"0\"}", "", "vocab.json:\"a\": the id is not an integer");
     expect_bpe_error("{\"a\": -1}", "", "vocab.json:\"a\": id -1 is out of range");
     expect_bpe_error("{\"a\": 99999999999}", "", "out of range");
+    /* A few tokens at huge ids (memory out of proportion): refused. */
+    expect_bpe_error("{\"a\": 0, \"b\": 4000000}", "", "vocab.json: ids go up to 4000000 but there are only 2 tokens");
     expect_bpe_error("{\"a\": 0, \"a\": 1}", "", "duplicate");
     expect_bpe_error("{\"a\": 0, \"b\": 0}", "", "id 0 is used twice");
     expect_bpe_error("{\"a b\": 0}", "", "U+0020 is not in GPT-2's byte-level alphabet");

@@ -1,6 +1,7 @@
 /* main.c: the drrl command's dispatcher (git-style subcommands). */
 #include "config.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -91,6 +92,9 @@ int cmd_version(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* A write past RLIMIT_FSIZE must fail with EFBIG, reported and cleaned up
+     * like a full disk, not kill drrl with SIGXFSZ and leave a partial file. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         const Command *explore = find_command("explore");
         if (explore) {
