@@ -591,9 +591,9 @@ DrrlStatus safetensors_write(const char *path, const SafetensorsWriteTensor *ten
         json_object_foreach(m, k, v)
         {
             if (!json_is_string(v)) {
-                json_decref(m);
                 s = drrl_error(err, DRRL_E_USAGE, "%s: metadata value '%s' is not a string",
                                path, k);
+                json_decref(m);
                 goto done;
             }
         }
