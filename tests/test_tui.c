@@ -452,6 +452,46 @@ Test(app, playback_ticks_and_stops_at_a_breakpoint)
     fixture_done(&f);
 }
 
+Test(app, a_click_on_the_grid_selects_that_head)
+{
+    Fixture f;
+    fixture(&f, 12, false);
+    App *a = &f.app;
+    a->cols = 120;
+    a->rows = 40;
+    Canvas *c = canvas_new(120, 40, true);
+    screen_draw(a, c);
+    /* find the cell of layer 2 head 3: the row labelled L2 in the ranks pane */
+    Layout l;
+    layout_compute(&l, 120, 40, a->n_layers, false, a->focus, false);
+    CanvasRect r = layout_inner(l.pane[VIEW_ranks]);
+    int y = r.y + 1 + 2, x = -1;
+    char *dump = canvas_dump_string(c);
+    cr_assert_not_null(strstr(dump, "L2"));
+    free(dump);
+    /* the fourth rank number on that row */
+    int seen = 0;
+    for (int i = r.x + 5; i < r.x + r.w && x < 0; i++) {
+        const CanvasCell *cell = canvas_cell(c, i, y);
+        const CanvasCell *prev = canvas_cell(c, i - 1, y);
+        if (cell->ch >= 0x2581 && cell->ch <= 0x2588 && prev->ch != cell->ch && ++seen == 4)
+            x = i + 1;
+    }
+    cr_assert_geq(x, 0);
+    a->mouse_x = x;
+    a->mouse_y = y;
+    cr_assert_eq(app_key(a, KEY_CODE_MOUSE), APP_REDRAW_ALL);
+    cr_assert_eq(a->layer, 2);
+    cr_assert_eq(a->head, 3);
+    /* a click on the spectrum focuses it */
+    a->mouse_x = l.pane[VIEW_spectrum].x + 3;
+    a->mouse_y = l.pane[VIEW_spectrum].y + 3;
+    app_key(a, KEY_CODE_MOUSE);
+    cr_assert_eq(a->focus, VIEW_spectrum);
+    canvas_free(c);
+    fixture_done(&f);
+}
+
 Test(app, cumulative_flops_match_a_direct_sum)
 {
     Fixture f;

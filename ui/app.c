@@ -145,6 +145,10 @@ void app_cum(const App *app, int64_t step, int32_t layer, double *exact, double 
 static bool ensure_step(App *app, int64_t s)
 {
     while (app_n_steps(app) <= s) {
+        if (app->interrupted && app->interrupted()) {
+            app->playing = false;
+            return false;
+        }
         if (!app->src || !app->src->advance || app_n_steps(app) >= app_n_tokens(app))
             return false;
         DrrlError err;

@@ -118,6 +118,9 @@ typedef struct App {
     int cols, rows;        /* terminal size */
     int mouse_x, mouse_y;  /* last click */
     bool quit;
+    /* Set by the loop: true when a signal asks to stop; long computations
+     * (continue, next segment on a live engine) check it. May be NULL. */
+    bool (*interrupted)(void);
 
     /* Cumulative FLOPs and wall time per layer, per step (grown by
      * app_sync): cum[(step * n_layers + layer) * 3 + {0: exact, 1: executed,

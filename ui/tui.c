@@ -166,6 +166,7 @@ static int run_interactive(App *app, const TuiOptions *o, const char *cmd, bool 
     }
     Script s = {.p = o->keys};
     int flags = APP_REDRAW_ALL;
+    app->interrupted = term_interrupted;
     while (!app->quit && !term_interrupted()) {
         if (flags & APP_REDRAW_ALL) {
             term_size(&cols, &rows);
