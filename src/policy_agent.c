@@ -169,12 +169,25 @@ DrrlStatus policy_agent_prepare(const Model *m, AttnCoreConfig *cfg, double budg
         warn[0] = '\0';
     if (cfg->method.kind != METHOD_DRRL)
         return DRRL_OK;
-    if (!cfg->method.policy[0])
+    /* drrl:PATH@B: a budget B in (0, 1] after the last '@' overrides budget. */
+    char path[sizeof cfg->method.policy];
+    snprintf(path, sizeof path, "%s", cfg->method.policy);
+    char *at = strrchr(path, '@');
+    if (at) {
+        char *end;
+        double b = strtod(at + 1, &end);
+        if (end == at + 1 || *end || !(b > 0 && b <= 1))
+            return drrl_error(err, DRRL_E_USAGE,
+                              "--method %s: the budget after '@' must be a number in (0, 1]",
+                              cfg->method.spec);
+        budget = b;
+        *at = '\0';
+    }
+    if (!path[0])
         return drrl_error(err, DRRL_E_USAGE,
-                          "--method drrl: no policy file (give drrl:POLICY, or install %s)",
-                          POLICY_AGENT_DEFAULT_FILE);
-    DrrlStatus st = policy_agent_load(cfg->method.policy, m, cfg->segment, budget, out, warn,
-                                      warn_n, err);
+                          "--method %s: no policy file (give drrl:POLICY, or install %s)",
+                          cfg->method.spec, POLICY_AGENT_DEFAULT_FILE);
+    DrrlStatus st = policy_agent_load(path, m, cfg->segment, budget, out, warn, warn_n, err);
     if (st)
         return st;
     policy_agent_core_grid(*out, &cfg->r_min, &cfg->r_step);

@@ -57,8 +57,10 @@ DrrlStatus policy_agent_load(const char *path, const Model *m, int T, double bud
  *   policy_agent_prepare(m, &cfg, budget, &agent, warn, n, err); before attn_core_new
  *   policy_agent_connect(agent, core, cache_k, cache_v, fwd); after it
  * prepare does nothing (and sets *out = NULL) unless cfg->method is drrl;
- * then it loads cfg->method.policy (the caller resolves an empty one to
- * DATA/POLICY_AGENT_DEFAULT_FILE; still empty: DRRL_E_USAGE), checks the
+ * then it loads cfg->method.policy, "PATH" or "PATH@B" where B in (0, 1] is
+ * the FLOP budget fed to the policy (overriding budget; the caller resolves
+ * an empty PATH to DATA/POLICY_AGENT_DEFAULT_FILE; still empty:
+ * DRRL_E_USAGE, as is a bad B), checks the
  * model as policy_agent_load does, and sets cfg->r_min / r_step to the
  * policy's grid; budget <= 0 takes the middle of the policy's training
  * range. connect binds the KV cache and installs the chooser. */

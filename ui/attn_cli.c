@@ -16,8 +16,13 @@
 
 void attn_cli_resolve_method(Method *m)
 {
-    if (m->kind == METHOD_DRRL && !m->policy[0])
-        snprintf(m->policy, sizeof m->policy, "%s/%s", cli_data_dir(), POLICY_AGENT_DEFAULT_FILE);
+    if (m->kind == METHOD_DRRL && (!m->policy[0] || m->policy[0] == '@')) {
+        char budget[sizeof m->policy];
+        snprintf(budget, sizeof budget, "%s", m->policy); /* "" or "@B" */
+        if (snprintf(m->policy, sizeof m->policy, "%s/%s%s", cli_data_dir(),
+                     POLICY_AGENT_DEFAULT_FILE, budget) >= (int)sizeof m->policy)
+            m->policy[0] = '\0'; /* too long: reported as "no policy file" */
+    }
 }
 
 void attn_cli_warn(const Session *s)

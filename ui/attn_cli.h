@@ -49,8 +49,9 @@ enum {
  * -1 after printing a usage error. */
 int attn_cli_option(const char *cmd, int c, const char *arg, AttnCoreConfig *cfg);
 
-/* drrl with no :POLICY: fill in the default policy file under cli_data_dir()
- * (policy_agent.h's POLICY_AGENT_DEFAULT_FILE). Other methods are untouched. */
+/* drrl with no :POLICY (or drrl:@B, a budget only): fill in the default
+ * policy file under cli_data_dir() (policy_agent.h's
+ * POLICY_AGENT_DEFAULT_FILE), keeping "@B". Other methods are untouched. */
 void attn_cli_resolve_method(Method *m);
 
 /* Print the session's warning (session_warning), if any, as one line. */

@@ -68,6 +68,14 @@ run "$DRRL" run --model "$model" --text "$text" --seq-len 96 --segment 16 --meth
 expect_rc 0
 expect_out_contains "drrl:"
 expect_out_contains "bound violations  0"
+run "$DRRL" run --model "$model" --text "$text" --seq-len 96 --segment 16 \
+    --method "drrl:$tmpdir/p.st@0.4"
+expect_rc 0
+run "$DRRL" run --model "$model" --text "$text" --seq-len 96 --segment 16 \
+    --method "drrl:$tmpdir/p.st@1.5"
+expect_rc 2
+expect_one_line_error
+expect_err_contains "budget"
 run "$DRRL" run --model "$FIXTURES/gpt2-tiny-b" --text "$text" --seq-len 48 --segment 16 \
     --method "drrl:$tmpdir/p.st"
 expect_rc 2
