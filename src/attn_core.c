@@ -32,6 +32,7 @@ typedef struct Side {
     double tot_new;  /* the same over rows since the last eigensolve (n_ref..) */
     double rowmax;   /* max_t ||x_t||_2 over cached rows */
     double dG;       /* ||G - Gref||_F at the last boundary */
+    double *sinr;    /* (D + 1) residual Davis-Kahan bound per rank, last boundary */
     int has_basis;
     int refresh;     /* last boundary's decision */
 } Side;
@@ -144,7 +145,7 @@ void attn_core_config_default(AttnCoreConfig *c)
 static void side_free(Side *s)
 {
     free(s->G), free(s->Gref), free(s->lam), free(s->Bd), free(s->B), free(s->P), free(s->E),
-        free(s->En);
+        free(s->En), free(s->sinr);
 }
 
 static int side_alloc(Side *s, int32_t D)
@@ -158,7 +159,8 @@ static int side_alloc(Side *s, int32_t D)
     s->B = calloc(dd, sizeof *s->B);
     s->E = calloc((size_t)D, sizeof *s->E);
     s->En = calloc((size_t)D, sizeof *s->En);
-    return s->G && s->Gref && s->lam && s->Bd && s->B && s->E && s->En;
+    s->sinr = calloc((size_t)D + 1, sizeof *s->sinr);
+    return s->G && s->Gref && s->lam && s->Bd && s->B && s->E && s->En && s->sinr;
 }
 
 static void side_reset(Side *s, int32_t D)
@@ -169,6 +171,7 @@ static void side_reset(Side *s, int32_t D)
     memset(s->lam, 0, (size_t)D * sizeof *s->lam);
     memset(s->E, 0, (size_t)D * sizeof *s->E);
     memset(s->En, 0, (size_t)D * sizeof *s->En);
+    memset(s->sinr, 0, ((size_t)D + 1) * sizeof *s->sinr);
     s->trace_ref = 0, s->n_ref = s->n_gram = s->n_proj = 0;
     s->w = 0, s->tot = s->tot_new = 0.0;
     s->rowmax = s->dG = 0;
@@ -850,24 +853,74 @@ static void side_widen(AttnCore *ac, Side *s, const float *x, int32_t w_need, in
     s->w = w_need;
 }
 
+/* Residual Davis-Kahan bounds (bounds_sin_theta_residual) for every rank,
+ * from C = B^T (G - Gref) B in the basis in force (Gref's eigenvectors):
+ * off(r) = ||C[r:, :r]||_F, comp(r) = ||C[r:, r:]||_F. O(D^3) with BLAS. */
+static void side_sin_residual(AttnCore *ac, Side *s, double *dGm, double *tmp, double *Cm,
+                              int32_t l, int32_t g)
+{
+    int32_t D = ac->D;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, D, D, D, 1.0, dGm, D, s->Bd, D, 0.0,
+                tmp, D);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, D, D, 1.0, s->Bd, D, tmp, D, 0.0,
+                Cm, D);
+    charge_kv(ac, l, g, FLOPS_EIG, 4.0 * D * D * D);
+    /* O(D^2): tmp[a] = sum_{b<r} C_ab^2 grows with r, row totals fixed */
+    s->sinr[0] = s->sinr[D] = 0.0;
+    if (D < 2)
+        return;
+    double allow = bounds_gram_allowance(s->trace_ref, s->n_gram, D);
+    double *rowlo = tmp, *rowtot = tmp + D; /* tmp has D*D >= 2D room (D >= 2) */
+    for (int32_t a = 0; a < D; a++) {
+        double t = 0.0;
+        for (int32_t b = 0; b < D; b++)
+            t += Cm[(size_t)a * D + b] * Cm[(size_t)a * D + b];
+        rowtot[a] = t, rowlo[a] = 0.0;
+    }
+    for (int32_t r = 1; r < D; r++) {
+        for (int32_t a = 0; a < D; a++)
+            rowlo[a] += Cm[(size_t)a * D + r - 1] * Cm[(size_t)a * D + r - 1];
+        double off = 0.0, comp = 0.0;
+        for (int32_t a = r; a < D; a++)
+            off += rowlo[a], comp += rowtot[a] - rowlo[a];
+        if (comp < 0.0)
+            comp = 0.0;
+        double b1 = bounds_sin_theta_residual(s->lam[r - 1] - s->lam[r], sqrt(off) + allow,
+                                              sqrt(comp) + allow);
+        double b2 = bounds_sin_theta(s->lam, D, r, s->dG);
+        s->sinr[r] = b1 < b2 ? b1 : b2;
+    }
+    s->sinr[0] = s->sinr[D] = 0.0;
+}
+
 /* Boundary at position pos (a multiple of T, > 0) of layer l: fold the
- * completed segment into the Grams, then decide per side:
- *   KEEP without an eigensolve when the Davis-Kahan bound (bounds.h) on the
- *     rotation of the top-r subspace is <= rot_tol for every rank r < D in
- *     use by the side's heads (G - Gref is the Gram of the rows added since
- *     the last eigensolve; its Frobenius norm bounds its spectral norm);
- *   else eigensolve (batched over the layer's sides), and still KEEP when
- *     the kept basis's exact residual energy tot - sum_{j<r} E_j is within
- *     (1 + rot_tol) of the Eckart-Young optimum sum_{j>=r} lambda_j(G) at
- *     every rank in use: the stale basis is then nearly as good, and the
- *     2 t D w re-projection of the cache is saved;
- *   else RECOMPUTE: adopt the new basis; the cache is re-projected at the
- *     width in use (side_widen) before the next rows run. */
+ * completed segment into the Grams, then decide per side, cheapest first:
+ *   KEEP with no eigensolve when the Davis-Kahan bound (the smaller of the
+ *     plain and the residual form, bounds.h) on the rotation of the top-r
+ *     subspace is <= rot_tol for every rank r < D in use by the side's heads;
+ *   else compute the eigenvalues only, and still KEEP when the kept basis's
+ *     exact residual energy tot - sum_{j<r} E_j is within (1 + rot_tol) of
+ *     the Eckart-Young optimum sum_{j>=r} lambda_j(G) at every rank in use:
+ *     the stale basis is then nearly as good;
+ *   else RECOMPUTE: eigenvectors (batched over the layer's sides), adopt the
+ *     new basis; the cache is re-projected at the width in use (side_widen)
+ *     before the next rows run.
+ * rot_tol < 0 always recomputes. */
 static DrrlStatus boundary(AttnCore *ac, int32_t l, int64_t pos, DrrlError *err)
 {
     int32_t D = ac->D, K = ac->K;
     size_t dd = (size_t)D * D;
     int need = 0;
+    double *dGm = malloc(dd * sizeof *dGm), *tmp = malloc(dd * sizeof *tmp);
+    double *Cm = malloc(dd * sizeof *Cm);
+    double *Gs = malloc((size_t)2 * K * dd * sizeof *Gs);
+    double *lam = malloc((size_t)2 * K * D * sizeof *lam);
+    double *Bs = malloc((size_t)2 * K * dd * sizeof *Bs);
+    if (!dGm || !tmp || !Cm || !Gs || !lam || !Bs) {
+        free(dGm), free(tmp), free(Cm), free(Gs), free(lam), free(Bs);
+        return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory for a basis refresh");
+    }
+    double tol = ac->cfg.rot_tol;
     for (int32_t g = 0; g < K; g++)
         for (int si = 0; si < 2; si++) {
             Side *s = &kv_at(ac, l, g)->s[si];
@@ -884,45 +937,81 @@ static DrrlStatus boundary(AttnCore *ac, int32_t l, int64_t pos, DrrlError *err)
             }
             double e = 0.0;
             for (size_t i = 0; i < dd; i++) {
-                double t = s->G[i] - s->Gref[i];
-                e += t * t;
+                dGm[i] = s->G[i] - s->Gref[i];
+                e += dGm[i] * dGm[i];
             }
             s->dG = sqrt(e) + bounds_gram_allowance(s->trace_ref, s->n_gram, D);
             charge_kv(ac, l, g, FLOPS_GRAM, 3.0 * (double)dd);
+            s->refresh = REFRESH_RECOMPUTE;
+            if (tol < 0.0) {
+                need++;
+                continue;
+            }
+            side_sin_residual(ac, s, dGm, tmp, Cm, l, g);
             double worst = 0.0;
             for (int32_t j = 0; j < ac->group; j++) {
                 int32_t r = hs_at(ac, l, g * ac->group + j)->rank;
-                double stb = bounds_sin_theta(s->lam, D, r, s->dG);
-                if (stb > worst)
-                    worst = stb;
+                if (r > 0 && r < D && s->sinr[r] > worst)
+                    worst = s->sinr[r];
             }
-            if (worst <= ac->cfg.rot_tol) {
+            if (worst <= tol) {
                 s->refresh = REFRESH_KEEP;
                 ac->stats.refresh_keep++;
             } else {
-                s->refresh = REFRESH_RECOMPUTE;
                 need++;
             }
         }
-    if (!need)
-        return DRRL_OK;
-    double *Gs = malloc((size_t)need * dd * sizeof *Gs);
-    double *lam = malloc((size_t)need * D * sizeof *lam);
-    double *Bs = malloc((size_t)need * dd * sizeof *Bs);
-    if (!Gs || !lam || !Bs) {
-        free(Gs), free(lam), free(Bs);
-        return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory for a basis refresh");
-    }
-    int k = 0;
+    /* Eigenvalues only, for sides that have a basis: keep when near-optimal. */
+    int nv = 0;
     for (int32_t g = 0; g < K; g++)
+        for (int si = 0; si < 2; si++) {
+            Side *s = &kv_at(ac, l, g)->s[si];
+            if (s->refresh == REFRESH_RECOMPUTE && s->has_basis && tol >= 0.0)
+                memcpy(Gs + (size_t)nv++ * dd, s->G, dd * sizeof *Gs);
+        }
+    DrrlStatus st = nv ? basis_eigvals_batch(Gs, nv, D, lam, err) : DRRL_OK;
+    int k = 0;
+    for (int32_t g = 0; g < K && st == DRRL_OK && nv; g++)
+        for (int si = 0; si < 2; si++) {
+            Side *s = &kv_at(ac, l, g)->s[si];
+            if (!(s->refresh == REFRESH_RECOMPUTE && s->has_basis))
+                continue;
+            const double *ln = lam + (size_t)k++ * D;
+            charge_kv(ac, l, g, FLOPS_EIG, flops_eigvals(D) + 2.0 * D);
+            double tr = 0.0;
+            for (int32_t j = 0; j < D; j++)
+                tr += s->G[(size_t)j * D + j];
+            double allow = bounds_gram_allowance(tr, s->n_gram, D) + PROJ_SLACK * s->tot;
+            int keep = 1;
+            for (int32_t j = 0; j < ac->group && keep; j++) {
+                int32_t r = hs_at(ac, l, g * ac->group + j)->rank;
+                if (r >= D || r > s->w)
+                    continue;
+                double kept = 0.0, ey = 0.0;
+                for (int32_t q = 0; q < r; q++)
+                    kept += s->E[q];
+                for (int32_t q = r; q < D; q++)
+                    ey += ln[q];
+                keep = s->tot - kept <= (1.0 + tol) * ey + allow;
+            }
+            if (keep) {
+                s->refresh = REFRESH_KEEP;
+                ac->stats.refresh_keep++;
+                need--;
+            }
+        }
+    /* Eigenvectors for the sides that recompute, batched over the layer. */
+    k = 0;
+    for (int32_t g = 0; g < K && st == DRRL_OK; g++)
         for (int si = 0; si < 2; si++) {
             Side *s = &kv_at(ac, l, g)->s[si];
             if (s->refresh == REFRESH_RECOMPUTE)
                 memcpy(Gs + (size_t)k++ * dd, s->G, dd * sizeof *Gs);
         }
-    DrrlStatus st = basis_eig_batch(Gs, need, D, lam, Bs, err);
+    if (st == DRRL_OK && need > 0)
+        st = basis_eig_batch(Gs, need, D, lam, Bs, err);
     k = 0;
-    for (int32_t g = 0; g < K && st == DRRL_OK; g++)
+    for (int32_t g = 0; g < K && st == DRRL_OK && need > 0; g++)
         for (int si = 0; si < 2; si++) {
             Side *s = &kv_at(ac, l, g)->s[si];
             if (s->refresh != REFRESH_RECOMPUTE)
@@ -930,31 +1019,10 @@ static DrrlStatus boundary(AttnCore *ac, int32_t l, int64_t pos, DrrlError *err)
             const double *Bn = Bs + (size_t)k * dd, *ln = lam + (size_t)k * D;
             k++;
             charge_kv(ac, l, g, FLOPS_EIG, flops_eig(D));
+            ac->stats.refresh_recompute++;
             double tr = 0.0;
             for (int32_t j = 0; j < D; j++)
                 tr += s->G[(size_t)j * D + j];
-            if (s->has_basis) {
-                int keep = ac->cfg.rot_tol >= 0.0;
-                double allow = bounds_gram_allowance(tr, s->n_gram, D) + PROJ_SLACK * s->tot;
-                for (int32_t j = 0; j < ac->group && keep; j++) {
-                    int32_t r = hs_at(ac, l, g * ac->group + j)->rank;
-                    if (r >= D || r > s->w)
-                        continue;
-                    double kept = 0.0, ey = 0.0;
-                    for (int32_t q = 0; q < r; q++)
-                        kept += s->E[q];
-                    for (int32_t q = r; q < D; q++)
-                        ey += ln[q];
-                    keep = s->tot - kept <= (1.0 + ac->cfg.rot_tol) * ey + allow;
-                }
-                charge_kv(ac, l, g, FLOPS_EIG, 2.0 * D);
-                if (keep) {
-                    s->refresh = REFRESH_KEEP;
-                    ac->stats.refresh_keep++;
-                    continue;
-                }
-            }
-            ac->stats.refresh_recompute++;
             memcpy(s->Bd, Bn, dd * sizeof *Bn);
             for (size_t i = 0; i < dd; i++)
                 s->B[i] = (float)Bn[i];
@@ -969,8 +1037,9 @@ static DrrlStatus boundary(AttnCore *ac, int32_t l, int64_t pos, DrrlError *err)
             s->tot_new = 0.0;
             memset(s->E, 0, (size_t)D * sizeof *s->E);
             memset(s->En, 0, (size_t)D * sizeof *s->En);
+            memset(s->sinr, 0, ((size_t)D + 1) * sizeof *s->sinr);
         }
-    free(Gs), free(lam), free(Bs);
+    free(dGm), free(tmp), free(Cm), free(Gs), free(lam), free(Bs);
     return st;
 }
 
@@ -1060,7 +1129,7 @@ static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, s
         double b = side_rel(&kv->s[SIDE_K], D, r), bv = side_rel(&kv->s[SIDE_V], D, r);
         hs->tail_rel = b > bv ? b : bv;
         const Side *sk = &kv->s[SIDE_K];
-        hs->sin_theta = sk->refresh == REFRESH_KEEP ? bounds_sin_theta(sk->lam, D, r, sk->dG) : 0.0;
+        hs->sin_theta = sk->refresh == REFRESH_KEEP ? sk->sinr[r < D ? r : D] : 0.0;
         hs->n_probs = have_probs ? ng : 0;
         if (have_probs)
             memcpy(hs->probs, ac->dec_probs + h * ng, (size_t)ng * sizeof *hs->probs);
@@ -1087,8 +1156,8 @@ static RowStat *row_at(AttnCore *ac, int32_t l, int32_t h, size_t i)
     return &ac->rows[((size_t)l * ac->H + h) * ac->call_n + i];
 }
 
-static DrrlStatus layer_begin(void *ctx, int layer, size_t pos0, size_t n, const float *q,
-                              DrrlError *err)
+static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n,
+                                   const float *q, DrrlError *err)
 {
     AttnCore *ac = ctx;
     DrrlStatus st;
@@ -1219,26 +1288,94 @@ static DrrlStatus layer_begin(void *ctx, int layer, size_t pos0, size_t n, const
     return DRRL_OK;
 }
 
+/* The refresh works on D x D matrices and segment-sized blocks, far too
+ * small for OpenBLAS's threads to pay (they spin and yield): run it with one
+ * BLAS thread (basis_eig_batch has its own threads), restore after. */
+static DrrlStatus layer_begin(void *ctx, int layer, size_t pos0, size_t n, const float *q,
+                              DrrlError *err)
+{
+    int saved = openblas_get_num_threads();
+    if (saved > 1)
+        openblas_set_num_threads(1);
+    DrrlStatus st = layer_begin_impl(ctx, layer, pos0, n, q, err);
+    if (saved > 1)
+        openblas_set_num_threads(saved);
+    return st;
+}
+
 /* ---- the per-head kernel ---- */
 
-static void softmax_rows(float *S, size_t n, size_t N, size_t pos0, double *fl_softmax)
+/* e^x for x <= 0 in float32, vectorisable (libm's expf is a call per
+ * element and dominated the softmax). Cody-Waite reduction x = k ln2 + r,
+ * |r| <= ln2/2, with ln2 split in a high part exact in float and a low part
+ * (Cody & Waite, Software Manual for the Elementary Functions, 1980), then
+ * the degree-7 Taylor polynomial of e^r (truncation < |r|^8/8! < 6e-9
+ * relative) scaled by 2^k built in the exponent bits. Below -87 the result
+ * (< 2^-125) is flushed to 0: a probability changes by < 1e-37. */
+static inline float attn_exp_nonpos(float x)
+{
+    const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f,
+                ln2_lo = -2.12194440e-4f, round = 12582912.0f; /* 1.5 * 2^23 */
+    float xc = x < -87.0f ? -87.0f : x;
+    float k = (xc * log2e + round) - round; /* nearest integer */
+    float r = (xc - k * ln2_hi) - k * ln2_lo;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits = ((int32_t)k + 127) << 23;
+    float two_k;
+    memcpy(&two_k, &bits, sizeof two_k);
+    return x < -87.0f ? 0.0f : p * two_k;
+}
+
+/* Hot loop compiled so GCC vectorises it (no float reductions across lanes,
+ * no calls), for AVX-512, AVX2 and baseline x86-64, picked at load time. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define ATTN_HOT                                                                              \
+    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic"),                       \
+                   target_clones("avx512f", "avx2", "default")))
+#else
+#define ATTN_HOT
+#endif
+
+/* Causal softmax of the rows of S (n x N) in place: row i covers keys
+ * 0..pos0+i, the rest is set to 0. Max-subtracted; the sum accumulates in
+ * double over eight fixed lanes, so results do not depend on threads. */
+ATTN_HOT static void softmax_rows(float *S, size_t n, size_t N, size_t pos0, double *fl_softmax)
 {
     for (size_t i = 0; i < n; i++) {
         float *s = S + i * N;
-        size_t m = pos0 + i + 1;
-        float mx = s[0];
-        for (size_t t = 1; t < m; t++)
-            if (s[t] > mx)
-                mx = s[t];
-        double z = 0.0;
-        for (size_t t = 0; t < m; t++) {
-            s[t] = expf(s[t] - mx);
+        size_t m = pos0 + i + 1, t;
+        float m8[8];
+        for (int u = 0; u < 8; u++)
+            m8[u] = s[0];
+        for (t = 0; t + 8 <= m; t += 8)
+            for (int u = 0; u < 8; u++)
+                m8[u] = s[t + u] > m8[u] ? s[t + u] : m8[u];
+        float mx = m8[0];
+        for (int u = 1; u < 8; u++)
+            mx = m8[u] > mx ? m8[u] : mx;
+        for (; t < m; t++)
+            mx = s[t] > mx ? s[t] : mx;
+        for (t = 0; t < m; t++)
+            s[t] = attn_exp_nonpos(s[t] - mx);
+        double z8[8] = {0}, z = 0.0;
+        for (t = 0; t + 8 <= m; t += 8)
+            for (int u = 0; u < 8; u++)
+                z8[u] += s[t + u];
+        for (int u = 0; u < 8; u++)
+            z += z8[u];
+        for (; t < m; t++)
             z += s[t];
-        }
         float inv = (float)(1.0 / z);
-        for (size_t t = 0; t < m; t++)
+        for (t = 0; t < m; t++)
             s[t] *= inv;
-        for (size_t t = m; t < N; t++)
+        for (t = m; t < N; t++)
             s[t] = 0.0f;
         *fl_softmax += flops_softmax((double)m);
     }
@@ -1553,4 +1690,14 @@ const float *attn_core_query(const AttnCore *ac, int32_t layer, int32_t head, si
     if (!ac->qh || layer < 0 || layer >= ac->L || head < 0 || head >= ac->H || pos >= ac->qlen)
         return NULL;
     return ac->qh + (((size_t)layer * ac->H + head) * ac->qcap + pos) * ac->D;
+}
+
+DrrlStatus attn_core_reserve(AttnCore *ac, size_t n, DrrlError *err)
+{
+    if (!method_is_lowrank(&ac->cfg.method) || n <= ac->pcap)
+        return DRRL_OK;
+    size_t cap = ac->pcap ? ac->pcap : 256;
+    while (cap < n)
+        cap *= 2;
+    return grow_proj(ac, cap, err);
 }

@@ -102,6 +102,10 @@ void attn_core_bind_cache(AttnCore *ac, AttnCacheFn k, AttnCacheFn v, const void
 /* The hook to install with forward_set_attn (ctx = ac). */
 ForwardAttn attn_core_hook(AttnCore *ac);
 
+/* Reserve room for n positions in the core's caches (optional: they grow
+ * by doubling otherwise). DRRL_E_NOMEM. */
+DrrlStatus attn_core_reserve(AttnCore *ac, size_t n, DrrlError *err);
+
 /* Forget all state (new sequence); keeps memory. */
 void attn_core_reset(AttnCore *ac);
 

@@ -63,7 +63,7 @@ void basis_fix_signs(double *B, int32_t d)
 typedef struct EigJob {
     const double *G;
     int32_t from, to, d;
-    double *lambda, *B;
+    double *lambda, *B; /* B == NULL: eigenvalues only */
     int info, bad;
 } EigJob;
 
@@ -84,28 +84,32 @@ static void *eig_job(void *arg)
     for (int32_t h = j->from; h < j->to; h++) {
         memcpy(a, j->G + (size_t)h * dd, dd * sizeof *a);
         lapack_int m = 0;
-        lapack_int info = LAPACKE_dsyevr(LAPACK_ROW_MAJOR, 'V', 'A', 'U', d, a, d, 0.0, 0.0,
-                                         0, 0, 0.0, &m, w, z, d, isuppz);
+        lapack_int info = LAPACKE_dsyevr(LAPACK_ROW_MAJOR, j->B ? 'V' : 'N', 'A', 'U', d, a, d,
+                                         0.0, 0.0, 0, 0, 0.0, &m, w, z, d, isuppz);
         if (info != 0 || m != d) {
             j->info = info ? (int)info : -2000, j->bad = h;
             break;
         }
         /* dsyevr returns ascending eigenvalues: reverse to descending. */
-        double *lam = j->lambda + (size_t)h * d, *b = j->B + (size_t)h * dd;
+        double *lam = j->lambda + (size_t)h * d;
         for (int32_t c = 0; c < d; c++) {
             int32_t src = d - 1 - c;
             lam[c] = w[src] > 0.0 ? w[src] : 0.0;
-            for (int32_t i = 0; i < d; i++)
-                b[(size_t)i * d + c] = z[(size_t)i * d + src];
         }
+        if (!j->B)
+            continue;
+        double *b = j->B + (size_t)h * dd;
+        for (int32_t c = 0; c < d; c++)
+            for (int32_t i = 0; i < d; i++)
+                b[(size_t)i * d + c] = z[(size_t)i * d + d - 1 - c];
         basis_fix_signs(b, d);
     }
     free(a), free(w), free(z), free(isuppz);
     return NULL;
 }
 
-DrrlStatus basis_eig_batch(const double *G, int32_t n, int32_t d, double *lambda, double *B,
-                           DrrlError *err)
+static DrrlStatus eig_run(const double *G, int32_t n, int32_t d, double *lambda, double *B,
+                          DrrlError *err)
 {
     /* Independent problems: run them on up to BASIS_MAX_THREADS threads
      * (each LAPACK call single-threaded, so OpenBLAS's own threads are held
@@ -147,6 +151,18 @@ DrrlStatus basis_eig_batch(const double *G, int32_t n, int32_t d, double *lambda
                               jobs[t].info);
     }
     return DRRL_OK;
+}
+
+DrrlStatus basis_eig_batch(const double *G, int32_t n, int32_t d, double *lambda, double *B,
+                           DrrlError *err)
+{
+    return eig_run(G, n, d, lambda, B, err);
+}
+
+DrrlStatus basis_eigvals_batch(const double *G, int32_t n, int32_t d, double *lambda,
+                               DrrlError *err)
+{
+    return eig_run(G, n, d, lambda, NULL, err);
 }
 
 DrrlStatus basis_svd(const float *X, int64_t rows, int32_t d, int64_t ld, double *sigma,

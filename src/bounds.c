@@ -200,3 +200,14 @@ double bounds_gram_allowance(double trace, int64_t n, int32_t d)
     double gamma = nu < 0.5 ? nu / (1.0 - nu) : 1.0;
     return (gamma + 16.0 * d * u) * (trace > 0.0 ? trace : 0.0);
 }
+
+double bounds_sin_theta_residual(double gap, double off, double comp)
+{
+    double delta = gap - comp;
+    if (delta <= 0.0)
+        return 1.0;
+    if (off <= 0.0)
+        return 0.0;
+    double b = off / delta;
+    return b < 1.0 ? b : 1.0;
+}

@@ -103,6 +103,21 @@ double bounds_weyl(double e_norm);
  * e_norm >= ||E||_2 (e.g. ||E||_F). Result in [0, 1]. */
 double bounds_sin_theta(const double *lambda, int32_t d, int32_t r, double e_norm);
 
+/* Davis-Kahan in residual form, for a PSD update A' = A + E of a symmetric A
+ * whose top-r eigenvectors U (and the rest, U_perp) are known. With
+ * M = U^T A' U and the residual R = A'U - U M = U_perp U_perp^T E U:
+ *   - the eigenvalues of M = Lambda_r + U^T E U are >= lambda_r(A) (E PSD);
+ *   - lambda_{r+1}(A') <= max_{x in span U_perp} x^T A' x
+ *       <= lambda_{r+1}(A) + ||U_perp^T E U_perp||_2     (Courant-Fischer);
+ * so the sin(theta) theorem (Davis & Kahan 1970; Stewart & Sun Thm V.3.6)
+ * with separation delta = lambda_r(A) - lambda_{r+1}(A) - ||U_perp^T E U_perp||_2 gives
+ *   ||sin Theta(U, U')||_2 <= ||U_perp^T E U||_2 / delta     (delta > 0),
+ * usually far tighter than bounds_sin_theta when E mostly lies in span U
+ * (new keys like old ones). Arguments: gap = lambda_r(A) - lambda_{r+1}(A),
+ * off >= ||U_perp^T E U||_2 and comp >= ||U_perp^T E U_perp||_2 (Frobenius
+ * norms of the blocks of B^T E B will do). Result in [0, 1]. */
+double bounds_sin_theta_residual(double gap, double off, double comp);
+
 /* Certified upper bound on ||A||_2 for a symmetric PSD d x d A (row-major,
  * full): ||A||_2 <= ||A^m||_F^{1/m} for m = 2^squarings (because
  * ||A^m||_2 = ||A||_2^m <= ||A^m||_F), tightening as m grows (the factor is at

@@ -95,6 +95,9 @@ static inline double flops_gram(double rows, double d) { return rows * d * (d + 
  * Sec. 8.3.6). LAPACK's dsyevr usually does less; this is a model count, the
  * same for every method, not a measurement. */
 static inline double flops_eig(double d) { return 9.0 * d * d * d; }
+/* Eigenvalues only: the tridiagonal reduction, 4 d^3 / 3 (Golub & Van Loan,
+ * Alg. 8.3.1); the eigenvalues of the tridiagonal matrix cost O(d^2). */
+static inline double flops_eigvals(double d) { return 4.0 * d * d * d / 3.0; }
 /* Full SVD of an m x n matrix (m >= n) with both singular vector sets:
  * 4 m^2 n + 8 m n^2 + 9 n^3 (Golub & Van Loan, 4th ed., Fig. 8.6.1, R-SVD). */
 static inline double flops_svd(double m, double n)

@@ -123,7 +123,7 @@ DrrlStatus session_set_ids(Session *s, const int32_t *ids, size_t n, DrrlError *
     free(s->ids);
     s->ids = c, s->n_ids = n;
     session_restart(s);
-    return DRRL_OK;
+    return attn_core_reserve(s->core, n, err);
 }
 
 DrrlStatus session_set_text(Session *s, const char *bytes, size_t len, DrrlError *err)

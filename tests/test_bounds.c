@@ -280,7 +280,7 @@ Test(bounds, softmax_lipschitz_random)
 Test(bounds, weyl_davis_kahan_spectral)
 {
     TRng r = {23};
-    int n_cases = 0, informative = 0;
+    int n_cases = 0, informative = 0, informative_res = 0;
     for (int si = 0; si < 4; si++)
         for (int kind = 0; kind < SPEC_COUNT; kind++)
             for (int trial = 0; trial < 40; trial++) {
@@ -316,9 +316,27 @@ Test(bounds, weyl_davis_kahan_spectral)
                                                               1e-9 * c.lam[0]);
                     cr_assert(lam2[k] >= c.lam[k] - 1e-9 * c.lam[0]); /* PSD update */
                 }
+                /* C = B^T dG B in the old eigenbasis, for the residual form */
+                double *Cm = calloc((size_t)d * d, sizeof *Cm);
+                for (int a = 0; a < d; a++)
+                    for (int b = 0; b < d; b++) {
+                        double acc = 0;
+                        for (int i = 0; i < d; i++)
+                            for (int j = 0; j < d; j++)
+                                acc += c.B[i * d + a] * dG[i * d + j] * c.B[j * d + b];
+                        Cm[a * d + b] = acc;
+                    }
                 /* sin theta between top-r eigenspaces */
                 for (int rk = 1; rk < d; rk++) {
                     double bnd = bounds_sin_theta(c.lam, d, rk, e_up);
+                    double off = 0, comp = 0;
+                    for (int a = rk; a < d; a++)
+                        for (int b = 0; b < d; b++)
+                            *(b < rk ? &off : &comp) += Cm[a * d + b] * Cm[a * d + b];
+                    double bres = bounds_sin_theta_residual(c.lam[rk - 1] - c.lam[rk], sqrt(off),
+                                                            sqrt(comp));
+                    if (bres < 0.5)
+                        informative_res++;
                     /* sin theta = ||(I - U'U'^T) U||_2 = ||U_perp'^T U||_2 */
                     int m = d - rk;
                     double *M = malloc((size_t)m * rk * sizeof *M);
@@ -331,14 +349,18 @@ Test(bounds, weyl_davis_kahan_spectral)
                         }
                     double st = spec_norm(M, m, rk);
                     cr_assert(st <= bnd + 1e-7, "sin theta %g > bound %g (r %d)", st, bnd, rk);
+                    cr_assert(st <= bres + 1e-7, "sin theta %g > residual bound %g (r %d)", st,
+                              bres, rk);
                     if (bnd < 0.5)
                         informative++;
                     free(M);
                 }
-                free(C), free(dG), free(G2), free(B2), free(BE);
+                free(C), free(dG), free(G2), free(B2), free(BE), free(Cm);
                 case_free(&c);
                 n_cases++;
             }
     cr_assert_eq(n_cases, 640);
     cr_assert(informative > 500, "only %d informative sin-theta bounds", informative);
+    cr_assert(informative_res >= informative, "residual form less informative: %d vs %d",
+              informative_res, informative);
 }
