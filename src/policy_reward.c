@@ -60,8 +60,13 @@ void policy_reward_layer(const PolicyRewardWeights *w, double budget, PolicyRewa
     double excess = mean > budget ? mean - budget : 0.0;
     for (int h = 0; h < n_head; h++) {
         PolicyRewardTerms *t = &terms[h];
-        t->budget = excess;
+        /* Each head pays the layer's overshoot in proportion to its share of
+         * the layer's cost (the shares sum to n_head, so the layer pays
+         * n_head * excess in all). An equal split would give a head 1/n_head
+         * of the effect of its own rank on the penalty, too weak a signal to
+         * learn from (a policy trained that way collapsed to exact). */
+        t->budget = mean > 0 ? excess * t->flops_frac / mean : excess;
         t->total = w->alpha * t->fidelity - w->beta * t->flops_frac - w->gamma * t->band -
-                   w->kappa * excess + w->lm * t->lm;
+                   w->kappa * t->budget + w->lm * t->lm;
     }
 }

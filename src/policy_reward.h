@@ -6,11 +6,13 @@
  *   R = alpha * cos(O_exact, O_r)            fidelity of the head's output rows
  *     - beta  * FLOPs_r / FLOPs_exact        attention-core cost of the head
  *     - gamma * band(r_prev, r) / ||K||_F    rank-transition energy (paper Eq. 8)
- *     - kappa * max(0, mean_h FLOPs_r/FLOPs_exact - budget)   (layer budget)
+ *     - kappa * max(0, c_mean - budget) * c_h / c_mean        (layer budget)
  *     + lm * (log p_r(next) - log p_exact(next))   (optional LM term)
- * The budget term is ours: it is what makes the budget feature matter. It is
- * charged equally to every head of a layer whose mean cost exceeds the budget
- * (the encoder sees all heads, so it can learn to share the budget). The LM
+ * with c_h = FLOPs_r/FLOPs_exact of head h and c_mean its mean over the
+ * layer's heads. The budget term is ours: it is what makes the budget feature
+ * matter. A layer whose mean cost exceeds the budget pays the overshoot, each
+ * head in proportion to its share of the cost (the encoder sees all heads, so
+ * it can learn to share the budget). The LM
  * term is the change in mean next-token log-likelihood over the segment,
  * shared by all decisions of the segment; 0 disables it.
  */
@@ -35,7 +37,7 @@ typedef struct PolicyRewardTerms {
     double fidelity;   /* cos(O_exact, O_r), mean over the segment's rows */
     double flops_frac; /* FLOPs_r / FLOPs_exact for this head and segment */
     double band;       /* band energy / ||K||_F in [0, 1] */
-    double budget;     /* hinge excess of the layer (same for all its heads) */
+    double budget;     /* the head's share of the layer's overshoot (see above) */
     double lm;         /* LM log-likelihood change (0 when unused) */
     double total;      /* the reward */
 } PolicyRewardTerms;

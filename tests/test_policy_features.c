@@ -166,10 +166,12 @@ Test(policy_reward, layer_totals_follow_the_formula)
     w.lm = 0.5;
     PolicyRewardTerms t[2] = {{.fidelity = 0.9, .flops_frac = 0.5, .band = 0.2, .lm = -0.1},
                               {.fidelity = 1.0, .flops_frac = 1.0, .band = 0.0, .lm = -0.1}};
-    policy_reward_layer(&w, 0.6, t, 2); /* mean cost 0.75: excess 0.15 */
-    cr_assert_float_eq(t[0].budget, 0.15, 1e-12);
-    cr_assert_float_eq(t[0].total, 0.9 - 0.05 * 0.5 - 0.1 * 0.2 - 0.15 - 0.05, 1e-12);
-    cr_assert_float_eq(t[1].total, 1.0 - 0.05 - 0.15 - 0.05, 1e-12);
+    policy_reward_layer(&w, 0.6, t, 2); /* mean cost 0.75: excess 0.15, shares 2/3, 4/3 */
+    cr_assert_float_eq(t[0].budget, 0.15 * 0.5 / 0.75, 1e-12);
+    cr_assert_float_eq(t[1].budget, 0.15 * 1.0 / 0.75, 1e-12);
+    cr_assert_float_eq(t[0].budget + t[1].budget, 2 * 0.15, 1e-12);
+    cr_assert_float_eq(t[0].total, 0.9 - 0.05 * 0.5 - 0.1 * 0.2 - 0.1 - 0.05, 1e-12);
+    cr_assert_float_eq(t[1].total, 1.0 - 0.05 - 0.2 - 0.05, 1e-12);
     policy_reward_layer(&w, 0.8, t, 2);
     cr_assert_eq(t[1].budget, 0.0);
 }
