@@ -16,7 +16,7 @@
 #include "commands.h"
 #include "explore.h"
 #include "session.h"
-#include "term.h"
+#include "signals.h"
 #include "trace_csv.h"
 #include "trace_store.h"
 #include "tui.h"
@@ -142,7 +142,9 @@ int cmd_explore(int argc, char **argv)
     App *app = explore_app(ex);
     DrrlError err;
     drrl_error_clear(&err);
-    while (app_n_steps(app) <= start && app_n_steps(app) < app_n_tokens(app)) {
+    signals_catch();
+    while (app_n_steps(app) <= start && app_n_steps(app) < app_n_tokens(app) &&
+           !signals_caught()) {
         if (explore_step(ex, &err) != DRRL_OK) {
             explore_close(ex, 1);
             return cli_fail(&err);
@@ -151,6 +153,16 @@ int cmd_explore(int argc, char **argv)
     if (app_n_steps(app) > 0)
         app->step = app_n_steps(app) - 1;
     rc = tui_run(app, &to, "explore");
-    int rc2 = explore_close(ex, rc != 0 || term_interrupted());
+    size_t rows = trace_store_n_rows(app->store);
+    /* the trace keeps what was computed, whatever ended the run */
+    int rc2 = explore_close(ex, rc != 0);
+    if (rc == TUI_INTERRUPTED) {
+        if (eo.trace_out && rc2 == 0)
+            rc = cli_error(CLI_EXIT_FAIL, "explore: interrupted (%s): trace %s holds %zu rows",
+                           signals_name(), eo.trace_out, rows);
+        else
+            rc = cli_error(CLI_EXIT_FAIL, "explore: interrupted (%s)", signals_name());
+    }
+    signals_restore();
     return rc != 0 ? rc : rc2;
 }

@@ -9,6 +9,7 @@
 #include "app.h"
 #include "cli.h"
 #include "commands.h"
+#include "signals.h"
 #include "trace_csv.h"
 #include "trace_store.h"
 #include "tui.h"
@@ -92,5 +93,8 @@ int cmd_replay(int argc, char **argv)
     int rc = tui_run(&app, &to, "replay");
     app_done(&app);
     trace_store_free(store);
+    if (rc == TUI_INTERRUPTED)
+        rc = cli_error(CLI_EXIT_FAIL, "replay: interrupted (%s)", signals_name());
+    signals_restore();
     return rc;
 }

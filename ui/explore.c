@@ -227,6 +227,9 @@ int explore_open(Explore **out, const ExploreOptions *o, const char *cmd)
         explore_close(ex, 0);
         return cli_fail(&err);
     }
+    const char *warn = session_warning(ex->s);
+    if (warn && warn[0]) /* e.g. a policy trained for another model of this shape */
+        app_message(&ex->app, true, "%s", warn);
     *out = ex;
     return 0;
 }

@@ -8,12 +8,12 @@
 
 #include <curses.h>
 #include <langinfo.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "keys.h"
+#include "signals.h"
 #include "status.h"
 
 static bool is_open;
@@ -21,26 +21,9 @@ static SCREEN *screen;
 static TermColour colour = TERM_MONO;
 static attr_t role_attr[CANVAS_ROLE_COUNT];
 static short role_pair[CANVAS_ROLE_COUNT];
-static volatile sig_atomic_t interrupted;
+void term_catch_signals(void) { signals_catch(); }
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-void term_catch_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-}
-
-bool term_interrupted(void) { return interrupted != 0; }
+bool term_interrupted(void) { return signals_caught() != 0; }
 
 bool term_locale_utf8(void)
 {

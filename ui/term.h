@@ -8,7 +8,8 @@
  * the terminal has them, else the 8 basic ones.
  * Restoring: term_close is idempotent and registered with atexit and as the
  * engine's fatal hook, so every exit path leaves the terminal usable; SIGINT,
- * SIGTERM and SIGHUP set a flag (term_interrupted) that the loop checks.
+ * SIGTERM and SIGHUP set a flag (ui/signals.h; term_interrupted) that the
+ * loop checks between keys and between computed tokens.
  */
 #ifndef DRRL_TERM_H
 #define DRRL_TERM_H
@@ -43,9 +44,9 @@ void term_flush(const Canvas *c);
  * A click stores its position in *mx, *my. */
 int32_t term_key(int timeout_ms, int *mx, int *my);
 
-/* A signal asked us to stop (SIGINT, SIGTERM, SIGHUP). */
+/* A signal asked us to stop (SIGINT, SIGTERM, SIGHUP): signals_caught(). */
 bool term_interrupted(void);
-/* Install the signal handlers (term_open does it too). */
+/* Install the signal handlers (signals_catch; term_open does it too). */
 void term_catch_signals(void);
 
 /* Whether the locale's codeset is UTF-8 (setlocale must have run). */

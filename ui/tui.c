@@ -128,8 +128,12 @@ static int run_headless(App *app, const TuiOptions *o, const char *cmd, bool utf
     ScriptKind k;
     int32_t key = 0;
     int a = 0, b = 0;
-    while (!app->quit && (k = script_next(&s, &key, &a, &b)) != SCRIPT_END)
+    app->interrupted = term_interrupted;
+    while (!app->quit && !term_interrupted() &&
+           (k = script_next(&s, &key, &a, &b)) != SCRIPT_END)
         script_apply(app, k, key, a, b);
+    if (term_interrupted())
+        return TUI_INTERRUPTED;
     Canvas *c = canvas_new(app->cols, app->rows, utf8);
     if (!c)
         return cli_error(CLI_EXIT_FAIL, "%s: out of memory", cmd);
@@ -199,15 +203,14 @@ static int run_interactive(App *app, const TuiOptions *o, const char *cmd, bool 
     bool sig = term_interrupted();
     canvas_free(c);
     term_close();
-    if (sig)
-        return cli_error(CLI_EXIT_FAIL, "%s: interrupted", cmd);
-    return CLI_EXIT_OK;
+    return sig ? TUI_INTERRUPTED : CLI_EXIT_OK;
 }
 
 int tui_run(App *app, const TuiOptions *o, const char *cmd)
 {
     setlocale(LC_ALL, "");
     bool utf8 = term_locale_utf8();
+    term_catch_signals();
     if (o->dump_path)
         return run_headless(app, o, cmd, utf8);
     return run_interactive(app, o, cmd, utf8);

@@ -27,8 +27,12 @@ typedef struct TuiOptions {
 } TuiOptions;
 
 /* Run the explorer on app; returns a process exit code (0, or 1/2 with a
- * one-line message printed after the terminal was restored). cmd names the
- * command in messages. */
+ * one-line message printed after the terminal was restored), or
+ * TUI_INTERRUPTED, printing nothing, when a signal stopped it (the caller
+ * saves what it must and reports it: signals_name()). cmd names the
+ * command in messages. Signal handlers are installed for the run
+ * (signals_catch) and left installed; the caller restores them. */
+#define TUI_INTERRUPTED (-1)
 int tui_run(App *app, const TuiOptions *o, const char *cmd);
 
 /* Parse "COLSxROWS" (each 1..10000). Returns 0 or -1. */

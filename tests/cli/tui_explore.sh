@@ -76,4 +76,28 @@ for k in "Tab z" "Tab Tab z" "Tab Tab Tab z" "Tab Tab Tab Tab z" "Tab Tab Tab Ta
         --method oracle:0.2 --segment 3 --keys "l l l l l l l $k" --size 90x28 --dump-screen -
     expect_rc 0
 done
+# Ctrl-C on a real terminal: the terminal comes back, exit status 1, one
+# line naming the trace, and the trace holds what was computed.
+command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux not installed (tmux part)"; exit 0; }
+sock="drrl-explore-$$"
+tm() { tmux -L "$sock" -f /dev/null "$@"; }
+trap 'tm kill-server >/dev/null 2>&1; rm -rf "$tmpdir"' EXIT INT TERM
+tm new-session -d -s t -x 100 -y 30 \
+    "env LC_ALL=C.UTF-8 TERM=xterm-256color '$DRRL' explore $common --trace-out '$tmpdir/int.csv' --keys 'l l l l'; echo \"exit=\$?\"; sleep 30"
+i=0
+until tm capture-pane -p -t t 2>/dev/null | grep -q "token 5/40"; do
+    i=$((i + 1)); [ $i -lt 100 ] || fail "explore never reached token 5 in tmux"; sleep 0.1
+done
+tm send-keys -t t C-c
+i=0
+until tm capture-pane -p -t t 2>/dev/null | grep -q "exit=1"; do
+    i=$((i + 1)); [ $i -lt 100 ] || fail "explore did not exit on Ctrl-C"; sleep 0.1
+done
+tm capture-pane -p -t t >"$tmpdir/pane"
+grep -q "interrupted (SIGINT): trace .*int.csv holds 20 rows" "$tmpdir/pane" || {
+    cat "$tmpdir/pane" >&2; fail "no one-line report naming the trace"; }
+grep -q "Ranks" "$tmpdir/pane" && fail "the TUI's screen is still shown after Ctrl-C"
+run env LC_ALL=C.UTF-8 "$DRRL" replay "$tmpdir/int.csv" --keys G --dump-screen -
+expect_rc 0
+expect_out_contains "token 5/5"
 exit 0

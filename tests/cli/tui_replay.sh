@@ -100,6 +100,24 @@ tm send-keys -t t q
 wait_for "exit=0"
 grep -q "Ranks" "$tmpdir/pane" && fail "the TUI's screen is still shown after q"
 
+# Colours: 256 colours on xterm-256color; none at all with NO_COLOR.
+tm capture-pane -e -p -t t >/dev/null 2>&1
+next_phase
+start "l"
+wait_for "token 2/40"
+tm capture-pane -e -p -t t >"$tmpdir/esc"
+grep -q '38;5;' "$tmpdir/esc" || fail "no 256-colour cells on xterm-256color"
+tm send-keys -t t q
+wait_for "exit=0"
+next_phase
+tm new-session -d -s t -x 120 -y 40 \
+    "env NO_COLOR=1 LC_ALL=C.UTF-8 TERM=xterm-256color '$DRRL' replay '$trace' --keys 'l'; echo \"exit=\$?\"; sleep 30"
+wait_for "token 2/40"
+tm capture-pane -e -p -t t >"$tmpdir/esc"
+grep -q '\[3[0-7]m\|\[4[0-7]m\|38;5;\|48;5;' "$tmpdir/esc" && fail "colours despite NO_COLOR"
+tm send-keys -t t q
+wait_for "exit=0"
+
 # SIGINT: the terminal comes back and the exit status says interrupted.
 next_phase
 start "l"
