@@ -1,0 +1,54 @@
+/* fuzz_tokenizer_bpe.c: vocab.json + merges.txt (split at the first NUL).
+ * A tokenizer that loads must encode and decode text losslessly, with every
+ * id inside its vocabulary. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz_util.h"
+#include "tokenizer.h"
+
+static void exercise(const Tokenizer *tok, const char *text, size_t len)
+{
+    int32_t *ids;
+    size_t n;
+    DrrlError err;
+    if (tokenizer_encode(tok, text, len, &ids, &n, &err) != DRRL_OK) {
+        FUZZ_CHECK_MSG(err);
+        return; /* a vocabulary without some byte's token */
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || (size_t)ids[i] >= tokenizer_vocab_size(tok))
+            abort();
+    char *back;
+    size_t blen;
+    if (tokenizer_decode(tok, ids, n, &back, &blen, &err) != DRRL_OK)
+        abort();
+    if (blen != len || memcmp(back, text, len) != 0)
+        abort();
+    free(back);
+    free(ids);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    size_t n1, off2;
+    fuzz_split(data, size, &n1, &off2);
+    Tokenizer *tok;
+    DrrlError err;
+    if (tokenizer_parse_bpe((const char *)data, n1, "vocab.json", (const char *)data + off2,
+                            size - off2, "merges.txt", &tok, &err) != DRRL_OK) {
+        FUZZ_CHECK_MSG(err);
+        if (tok)
+            abort();
+        return 0;
+    }
+    static const char text[] = "Hello, world! It's 2024 -- don't  panic\n\tab abab \xc3\xa9\xff";
+    exercise(tok, text, sizeof text - 1);
+    exercise(tok, (const char *)data + off2, size - off2);
+    for (size_t i = 0; i < tokenizer_vocab_size(tok); i++)
+        if (strlen(tokenizer_token_text(tok, (int32_t)i)) == 0)
+            abort();
+    tokenizer_free(tok);
+    return 0;
+}

@@ -1,0 +1,139 @@
+/* seed_writer.c: writes the binary seeds that need drrl's own writers:
+ * a small trace (CSV + sidecar, joined with a NUL as fuzz_trace_csv reads
+ * them) and a small policy file. Built and run by `run.sh seeds`.
+ * usage: seed_writer OUTDIR   (writes OUTDIR/trace.csv[.json], OUTDIR/policy.safetensors) */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy_features.h"
+#include "policy_file.h"
+#include "trace_csv.h"
+
+static int write_trace(const char *path, int with_policy)
+{
+    static int32_t grid[] = {2, 4};
+    TraceMeta m;
+    trace_meta_init(&m);
+    m.drrl_version = "seed";
+    m.model_path = "m";
+    m.model_hash = "0123456789abcdef";
+    m.text_hash = "fedcba9876543210";
+    m.method = with_policy ? "drrl" : "fixed:2";
+    m.seed = 7;
+    m.segment_len = 2;
+    m.n_layer = 1;
+    m.n_head = 2;
+    m.head_dim = 4;
+    m.n_grid = 2;
+    m.rank_grid = grid;
+    m.alpha = 1.0;
+    m.beta = 0.05;
+    m.gamma = 0.1;
+    m.eps_start = 0.2;
+    m.eps_floor = 0.01;
+    m.eps_decay = 0.99;
+    TraceCsvWriter *w;
+    DrrlError e;
+    if (trace_csv_writer_open(&w, path, &m, TRACE_CSV_FORCE | TRACE_CSV_NO_TIMING, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    static const char *tokens[] = {"The", " cat", ",\n", "\"q\""};
+    float sigma[4] = {3, 2, 1, 0.5f}, sigma_v[4] = {2, 1, 0.5f, 0.25f}, probs[2] = {0.25f, 0.75f};
+    int32_t masked[1] = {2};
+    for (int s = 0; s < 4; s++)
+        for (int h = 0; h < 2; h++) {
+            TraceRecord r;
+            memset(&r, 0, sizeof r);
+            r.step = s;
+            r.token_index = s;
+            r.token = tokens[s];
+            r.segment = s / 2;
+            r.layer = 0;
+            r.head = h;
+            r.method = m.method;
+            r.rank = h ? 4 : 2;
+            r.head_dim = 4;
+            r.energy_kept = 0.9;
+            r.n_sigma = 4;
+            r.sigma = sigma;
+            r.n_sigma_v = h ? 0 : 4;
+            r.sigma_v = sigma_v;
+            r.tail_bound = 1e-3;
+            r.sin_theta_bound = 0.5;
+            r.output_bound = 0.03;
+            r.threshold = 0.05;
+            r.n_masked = h ? 0 : 1;
+            r.masked = masked;
+            r.measured_error = 1e-4;
+            r.fidelity = 0.999;
+            r.flops_exact = 64.0 * (s + 1);
+            r.flops_executed = 40.0 * (s + 1);
+            r.savings_cum = 0.3;
+            r.n_policy = with_policy ? 2 : 0;
+            r.policy_probs = probs;
+            r.value = with_policy ? -0.5 : NAN;
+            r.reward = with_policy ? 0.1 : NAN;
+            if (trace_csv_writer_put(w, &r, &e)) {
+                fprintf(stderr, "%s\n", e.msg);
+                return 1;
+            }
+        }
+    if (trace_csv_writer_finish(w, 0, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static int write_policy(const char *path)
+{
+    PolicyMeta m;
+    memset(&m, 0, sizeof m);
+    m.n_grid = 2;
+    m.grid[0] = 2;
+    m.grid[1] = 4;
+    m.segment = 2;
+    policy_reward_defaults(&m.reward);
+    m.budget_lo = 0.3;
+    m.budget_hi = 0.9;
+    m.eps_start = 0.5;
+    m.eps_floor = 0.05;
+    m.eps_decay = 0.99;
+    PolicyModelShape s = {"gpt2", 1, 2, 2, 4, 8, "0123456789abcdef"};
+    m.model = s;
+    m.steps = 1;
+    m.seed = 1;
+    snprintf(m.command, sizeof m.command, "seed_writer");
+    PolicyNetConfig c = {.n_feat = policy_features_count(2), .conv_in = 2 * 2 * 4,
+                         .conv_kernel = 2, .conv_out = 2, .n_layer = 1, .n_head = 2,
+                         .n_action = 2, .d_model = 4, .n_attn_head = 1, .d_ff = 4,
+                         .n_block = 1};
+    PolicyRng r;
+    policy_rng_seed(&r, 5);
+    PolicyNet *net;
+    DrrlError e;
+    if (policy_net_new(&c, &r, &net, &e) || policy_file_save(path, net, &m, NULL, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    policy_net_free(net);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2)
+        return 2;
+    char p[4096];
+    snprintf(p, sizeof p, "%s/trace.csv", argv[1]);
+    if (write_trace(p, 0))
+        return 1;
+    snprintf(p, sizeof p, "%s/trace_policy.csv", argv[1]);
+    if (write_trace(p, 1))
+        return 1;
+    snprintf(p, sizeof p, "%s/policy.safetensors", argv[1]);
+    return write_policy(p);
+}
