@@ -7,10 +7,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Below this many score entries (H * n * n_keys) a layer's attention runs on
- * the calling thread: starting threads would cost more than it saves. */
-#define FORWARD_PARALLEL_MIN ((size_t)1 << 16)
+/* Parallelism. A Forward owns a pool of threads-1 workers (plus the calling
+ * thread) that runs every stage of a layer: row blocks of the matrix products
+ * (each a single-threaded cblas_sgemm), row blocks of norms, RoPE and
+ * activations, and (head, query block) attention calls. OpenBLAS is held at
+ * one thread for the duration of forward_tokens() and restored after, so its
+ * own threads never compete with the pool. Stages smaller than these
+ * thresholds run on the calling thread alone. */
 #define FORWARD_MAX_THREADS 256
+#define FORWARD_PAR_MACS ((size_t)1 << 17)  /* multiply-adds of one product */
+#define FORWARD_PAR_ELEMS ((size_t)1 << 14) /* elements of an elementwise stage */
+#define FORWARD_PAR_SCORES ((size_t)1 << 15) /* score entries of a layer */
+
+typedef void (*PoolFn)(void *ctx, size_t task, int worker);
 
 struct Forward {
     const Model *m;
@@ -37,24 +46,168 @@ struct Forward {
     size_t *ws_cap;
 
     float *inv_freq; /* (D/2) RoPE inverse frequencies, Llama only */
-    float *rope_cs;  /* (D) cos and sin of one position */
+    float *rope_cs;  /* (threads, D) cos and sin of one position per worker */
+
+    /* The pool. */
+    pthread_t *tid;
+    int n_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work, cv_done;
+    int pool_ok;
+    unsigned gen;
+    int quit, active, pending;
+    PoolFn fn;
+    void *fn_ctx;
+    size_t n_tasks;
+    atomic_size_t next;
 };
 
-/* ---- small kernels ----------------------------------------------------- */
+/* ---- the pool ------------------------------------------------------------ */
 
-/* y (n, out) = x (n, in) W^T + b, W (out, in). */
-static void linear(float *y, const float *x, const float *w, const float *b, size_t n, size_t in,
-                   size_t out)
+typedef struct PoolWorker {
+    Forward *f;
+    int id;
+} PoolWorker;
+
+static void pool_tasks(Forward *f, int worker)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in, 1.0f, x,
-                (int)in, w, (int)in, 0.0f, y, (int)out);
-    if (b)
-        for (size_t i = 0; i < n; i++) {
-            float *row = y + i * out;
-            for (size_t j = 0; j < out; j++)
-                row[j] += b[j];
-        }
+    for (;;) {
+        size_t t = atomic_fetch_add(&f->next, 1);
+        if (t >= f->n_tasks)
+            return;
+        f->fn(f->fn_ctx, t, worker);
+    }
 }
+
+static void *pool_main(void *arg)
+{
+    PoolWorker *w = arg;
+    Forward *f = w->f;
+    int id = w->id;
+    free(w);
+    unsigned seen = 0;
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        while (!f->quit && f->gen == seen)
+            pthread_cond_wait(&f->cv_work, &f->mu);
+        if (f->quit)
+            break;
+        seen = f->gen;
+        if (id >= f->active)
+            continue;
+        pthread_mutex_unlock(&f->mu);
+        pool_tasks(f, id);
+        pthread_mutex_lock(&f->mu);
+        if (--f->pending == 0)
+            pthread_cond_signal(&f->cv_done);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+/* Run fn for tasks 0..n_tasks-1 on up to `want` threads (the caller is
+ * worker 0); returns when all are done. */
+static void pool_run(Forward *f, size_t n_tasks, int want, PoolFn fn, void *ctx)
+{
+    if (n_tasks == 0)
+        return;
+    int nw = want < f->n_started + 1 ? want : f->n_started + 1;
+    if ((size_t)nw > n_tasks)
+        nw = (int)n_tasks;
+    if (nw <= 1) {
+        for (size_t t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
+        return;
+    }
+    pthread_mutex_lock(&f->mu);
+    f->fn = fn;
+    f->fn_ctx = ctx;
+    f->n_tasks = n_tasks;
+    atomic_store(&f->next, 0);
+    f->active = nw;
+    f->pending = nw - 1;
+    f->gen++;
+    pthread_cond_broadcast(&f->cv_work);
+    pthread_mutex_unlock(&f->mu);
+    pool_tasks(f, 0);
+    pthread_mutex_lock(&f->mu);
+    while (f->pending > 0)
+        pthread_cond_wait(&f->cv_done, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Split n items into at most f->threads blocks of a multiple of `align`
+ * items; returns the block size. */
+static size_t block_of(const Forward *f, size_t n, size_t align)
+{
+    size_t b = (n + (size_t)f->threads - 1) / (size_t)f->threads;
+    b = (b + align - 1) / align * align;
+    return b ? b : 1;
+}
+
+/* ---- matrix products ------------------------------------------------------ */
+
+typedef struct LinJob {
+    float *y;
+    const float *x, *w, *b;
+    size_t n, in, out, block;
+    float beta;
+    int by_rows;
+} LinJob;
+
+static void lin_task(void *ctx, size_t t, int worker)
+{
+    (void)worker;
+    const LinJob *j = ctx;
+    if (j->by_rows) {
+        size_t r0 = t * j->block, r1 = r0 + j->block < j->n ? r0 + j->block : j->n;
+        if (r0 >= r1)
+            return;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)j->out,
+                    (int)j->in, 1.0f, j->x + r0 * j->in, (int)j->in, j->w, (int)j->in, j->beta,
+                    j->y + r0 * j->out, (int)j->out);
+        if (j->b)
+            for (size_t i = r0; i < r1; i++) {
+                float *row = j->y + i * j->out;
+                for (size_t c = 0; c < j->out; c++)
+                    row[c] += j->b[c];
+            }
+    } else {
+        size_t c0 = t * j->block, c1 = c0 + j->block < j->out ? c0 + j->block : j->out;
+        if (c0 >= c1)
+            return;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->n, (int)(c1 - c0),
+                    (int)j->in, 1.0f, j->x, (int)j->in, j->w + c0 * j->in, (int)j->in, j->beta,
+                    j->y + c0, (int)j->out);
+        if (j->b)
+            for (size_t i = 0; i < j->n; i++) {
+                float *row = j->y + i * j->out;
+                for (size_t c = c0; c < c1; c++)
+                    row[c] += j->b[c];
+            }
+    }
+}
+
+/* y (n, out) = x (n, in) W^T + b, W (out, in); with accumulate, y += ... (the
+ * residual connection, fused into the product). Split into blocks of
+ * FORWARD_LIN_ROWS rows when there are that many, else (a few tokens at a
+ * time) into blocks of FORWARD_LIN_COLS output columns. The blocks depend
+ * only on the shapes, never on the thread count, so results are bit-identical
+ * whatever the number of threads. */
+#define FORWARD_LIN_ROWS 64
+#define FORWARD_LIN_COLS 64
+static void linear(Forward *f, float *y, const float *x, const float *w, const float *b,
+                   size_t n, size_t in, size_t out, int accumulate)
+{
+    LinJob j = {y, x, w, b, n, in, out, 0, accumulate ? 1.0f : 0.0f, 0};
+    j.by_rows = n >= FORWARD_LIN_ROWS;
+    j.block = j.by_rows ? FORWARD_LIN_ROWS : FORWARD_LIN_COLS;
+    size_t tasks = ((j.by_rows ? n : out) + j.block - 1) / j.block;
+    int nt = n * in * out >= FORWARD_PAR_MACS ? f->threads : 1;
+    pool_run(f, tasks, nt, lin_task, &j);
+}
+
+/* ---- elementwise stages ---------------------------------------------------- */
 
 /* LayerNorm (biased variance, as torch.nn.LayerNorm), statistics in double. */
 static void layernorm(float *y, const float *x, const float *w, const float *b, size_t n,
@@ -93,26 +246,77 @@ static void rmsnorm(float *y, const float *x, const float *w, size_t n, size_t C
     }
 }
 
-static void norm(const Forward *f, float *y, const float *x, const float *w, const float *b,
-                 size_t n)
+/* Row-parallel stages share this description. */
+typedef struct RowJob {
+    Forward *f;
+    int kind;            /* ROW_NORM, ROW_ROPE, ROW_ACT */
+    size_t n, block;
+    float *y;
+    const float *x, *w, *b;
+    size_t layer, pos0;
+} RowJob;
+
+enum { ROW_NORM, ROW_ROPE, ROW_ACT };
+
+/* exp_nonpos and the other hot loops are defined with the exact attention
+ * below. */
+static inline float exp_nonpos(float x);
+
+static void row_task(void *ctx, size_t t, int worker);
+
+static void rows_run(Forward *f, int kind, size_t n, size_t width, RowJob *j)
 {
-    const ModelConfig *c = &f->m->cfg;
-    if (c->arch == MODEL_ARCH_GPT2)
-        layernorm(y, x, w, b, n, (size_t)c->d_model, c->norm_eps);
-    else
-        rmsnorm(y, x, w, n, (size_t)c->d_model, c->norm_eps);
+    j->f = f;
+    j->kind = kind;
+    j->n = n;
+    size_t tasks = 1;
+    if (n * width >= FORWARD_PAR_ELEMS && f->threads > 1 && n > 1) {
+        j->block = block_of(f, n, 1);
+        tasks = (n + j->block - 1) / j->block;
+    } else {
+        j->block = n;
+    }
+    pool_run(f, tasks, f->threads, row_task, j);
 }
 
-/* gelu_new (GPT-2; Hendrycks & Gimpel 2016, tanh approximation). */
-static float gelu_new(float x)
+/* gelu_new (GPT-2; Hendrycks & Gimpel 2016, tanh approximation), with
+ * tanh(u) = sign(u) (1 - e^{-2|u|}) / (1 + e^{-2|u|}). */
+static inline float gelu_new(float x)
 {
     const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
-    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+    float u = k * (x + 0.044715f * x * x * x);
+    float e = exp_nonpos(-2.0f * fabsf(u));
+    float t = (1.0f - e) / (1.0f + e);
+    t = u < 0 ? -t : t;
+    return 0.5f * x * (1.0f + t);
 }
 
-static float silu(float x)
+/* silu(x) = x sigmoid(x), sigmoid from e^{-|x|} (no overflow either side). */
+static inline float silu(float x)
 {
-    return x / (1.0f + expf(-x));
+    float e = exp_nonpos(-fabsf(x));
+    float s = x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    return x * s;
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define FORWARD_HOT                                                                           \
+    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic"),                       \
+                   target_clones("avx512f", "avx2", "default")))
+#else
+#define FORWARD_HOT
+#endif
+
+FORWARD_HOT static void act_gelu(float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = gelu_new(v[i]);
+}
+
+FORWARD_HOT static void act_swiglu(float *up, const float *gate, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        up[i] *= silu(gate[i]);
 }
 
 /* RoPE angles of position pos (transformers' convention, in float32 as it
@@ -139,18 +343,76 @@ static void rope(float *v, size_t D, const float *cs)
     }
 }
 
+static float *cache_at(const Forward *f, float *base, size_t l, size_t g, size_t t)
+{
+    const ModelConfig *c = &f->m->cfg;
+    return base + ((l * (size_t)c->n_kv_head + g) * f->cap + t) * (size_t)c->head_dim;
+}
+
+static void row_task(void *ctx, size_t t, int worker)
+{
+    RowJob *j = ctx;
+    Forward *f = j->f;
+    const ModelConfig *c = &f->m->cfg;
+    size_t r0 = t * j->block, r1 = r0 + j->block < j->n ? r0 + j->block : j->n;
+    if (r0 >= r1)
+        return;
+    size_t C = (size_t)c->d_model, H = (size_t)c->n_head, K = (size_t)c->n_kv_head;
+    size_t D = (size_t)c->head_dim, F = (size_t)c->d_ff, HD = H * D, KD = K * D;
+    switch (j->kind) {
+    case ROW_NORM:
+        if (c->arch == MODEL_ARCH_GPT2)
+            layernorm(j->y + r0 * C, j->x + r0 * C, j->w, j->b, r1 - r0, C, c->norm_eps);
+        else
+            rmsnorm(j->y + r0 * C, j->x + r0 * C, j->w, r1 - r0, C, c->norm_eps);
+        break;
+    case ROW_ROPE: {
+        /* RoPE on this step's queries and keys (Llama), then keys and values
+         * into the cache at their positions. */
+        float *cs = f->rope_cs ? f->rope_cs + (size_t)worker * D : NULL;
+        for (size_t i = r0; i < r1; i++) {
+            if (cs) {
+                rope_angles(cs, D, j->pos0 + i, f->inv_freq);
+                for (size_t h = 0; h < H; h++)
+                    rope(f->q + i * HD + h * D, D, cs);
+                for (size_t g = 0; g < K; g++)
+                    rope(f->k + i * KD + g * D, D, cs);
+            }
+            for (size_t g = 0; g < K; g++) {
+                memcpy(cache_at(f, f->kc, j->layer, g, j->pos0 + i), f->k + i * KD + g * D,
+                       D * sizeof(float));
+                memcpy(cache_at(f, f->vc, j->layer, g, j->pos0 + i), f->v + i * KD + g * D,
+                       D * sizeof(float));
+            }
+        }
+        break;
+    }
+    case ROW_ACT:
+        if (c->arch == MODEL_ARCH_GPT2)
+            act_gelu(f->f1 + r0 * F, (r1 - r0) * F);
+        else
+            act_swiglu(f->f1 + r0 * F, f->f2 + r0 * F, (r1 - r0) * F);
+        break;
+    }
+}
+
+static void norm(Forward *f, float *y, const float *x, const float *w, const float *b, size_t n)
+{
+    RowJob j = {0};
+    j.y = y;
+    j.x = x;
+    j.w = w;
+    j.b = b;
+    rows_run(f, ROW_NORM, n, (size_t)f->m->cfg.d_model, &j);
+}
+
 /* ---- exact attention ----------------------------------------------------- */
 
-/* Hot loops below are written so that GCC vectorises them (no reductions
- * across lanes in float, no calls), and are compiled for AVX-512, AVX2 and
- * baseline x86-64, picked at load time (target_clones). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define FORWARD_HOT                                                                           \
-    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic"),                       \
-                   target_clones("avx512f", "avx2", "default")))
-#else
-#define FORWARD_HOT
-#endif
+/* Hot loops (FORWARD_HOT) are written so that GCC vectorises them (no
+ * reductions across lanes in float, no calls), and are compiled for AVX-512,
+ * AVX2 and baseline x86-64, picked at load time (target_clones); with
+ * -std=c11 no multiply-add is contracted, so every variant gives the same
+ * bits. */
 
 /* exp(x) for x <= 0, to within 2 ulp of expf (checked in tests/test_forward.c
  * against exp() in double): Cody-Waite reduction x = k ln2 + r with
@@ -266,7 +528,7 @@ DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **o
     size_t D = (size_t)c->head_dim;
     if (c->arch == MODEL_ARCH_LLAMA) {
         f->inv_freq = malloc(D / 2 * sizeof *f->inv_freq);
-        f->rope_cs = malloc(D * sizeof *f->rope_cs);
+        f->rope_cs = malloc((size_t)threads * D * sizeof *f->rope_cs);
         if (f->inv_freq)
             for (size_t j = 0; j < D / 2; j++) {
                 /* transformers: 1.0 / (base ** (arange(0, D, 2).float() / D)),
@@ -288,6 +550,25 @@ DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **o
         forward_free(f);
         return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory for a %zu-token cache",
                           cap_hint);
+    }
+    /* The pool: threads-1 workers. If some fail to start, run with fewer. */
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv_work, NULL);
+    pthread_cond_init(&f->cv_done, NULL);
+    f->pool_ok = 1;
+    atomic_init(&f->next, 0);
+    f->tid = calloc((size_t)threads, sizeof *f->tid);
+    for (int i = 1; f->tid && i < threads; i++) {
+        PoolWorker *w = malloc(sizeof *w);
+        if (!w)
+            break;
+        w->f = f;
+        w->id = i;
+        if (pthread_create(&f->tid[i], NULL, pool_main, w) != 0) {
+            free(w);
+            break;
+        }
+        f->n_started = i;
     }
     *out = f;
     return DRRL_OK;
@@ -311,6 +592,18 @@ void forward_free(Forward *f)
 {
     if (!f)
         return;
+    if (f->pool_ok) {
+        pthread_mutex_lock(&f->mu);
+        f->quit = 1;
+        pthread_cond_broadcast(&f->cv_work);
+        pthread_mutex_unlock(&f->mu);
+        for (int i = 1; i <= f->n_started; i++)
+            pthread_join(f->tid[i], NULL);
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cv_work);
+        pthread_cond_destroy(&f->cv_done);
+    }
+    free(f->tid);
     free_rows(f);
     if (f->ws)
         for (int i = 0; i < f->threads; i++)
@@ -356,12 +649,6 @@ const float *forward_cache_v(const Forward *f, int l, int g)
 {
     const ModelConfig *c = &f->m->cfg;
     return f->vc + (((size_t)l * (size_t)c->n_kv_head + (size_t)g) * f->cap) * (size_t)c->head_dim;
-}
-
-static float *cache_at(const Forward *f, float *base, size_t l, size_t g, size_t t)
-{
-    const ModelConfig *c = &f->m->cfg;
-    return base + ((l * (size_t)c->n_kv_head + g) * f->cap + t) * (size_t)c->head_dim;
 }
 
 /* Make room for need positions, keeping the first len. */
@@ -418,82 +705,64 @@ static DrrlStatus grow_rows(Forward *f, size_t n, DrrlError *err)
     return DRRL_OK;
 }
 
-/* ---- attention phase --------------------------------------------------- */
+/* ---- attention stage ------------------------------------------------------ */
 
 typedef struct AttnJob {
     Forward *f;
     int layer;
-    size_t pos0, n, n_keys, block, n_blocks, n_tasks;
+    size_t pos0, n, n_keys, block, n_blocks;
     float scale;
     float *probs;        /* capture for this layer: (H, n, stride) or NULL */
     size_t probs_stride;
-    atomic_size_t next;
     atomic_int failed;
     pthread_mutex_t lock;
     DrrlStatus status;
     DrrlError err;
 } AttnJob;
 
-typedef struct AttnWorker {
-    AttnJob *job;
-    int id;
-} AttnWorker;
-
-static void attn_run(AttnJob *j, int worker)
+static void attn_task(void *ctx, size_t t, int worker)
 {
+    AttnJob *j = ctx;
+    if (atomic_load(&j->failed))
+        return;
     Forward *f = j->f;
     const ModelConfig *c = &f->m->cfg;
     size_t H = (size_t)c->n_head, D = (size_t)c->head_dim, HD = H * D;
     size_t group = H / (size_t)c->n_kv_head;
-    for (;;) {
-        if (atomic_load(&j->failed))
-            return;
-        size_t t = atomic_fetch_add(&j->next, 1);
-        if (t >= j->n_tasks)
-            return;
-        size_t h = t / j->n_blocks, b = t % j->n_blocks;
-        size_t r0 = b * j->block, r1 = r0 + j->block < j->n ? r0 + j->block : j->n;
-        ForwardAttnArgs a;
-        a.layer = j->layer;
-        a.head = (int)h;
-        a.kv_head = (int)(h / group);
-        a.head_dim = (int)D;
-        a.pos0 = j->pos0 + r0;
-        a.n = r1 - r0;
-        a.n_keys = j->pos0 + r1;
-        a.scale = j->scale;
-        a.q = f->q + r0 * HD + h * D;
-        a.q_stride = HD;
-        a.k = forward_cache_k(f, j->layer, a.kv_head);
-        a.v = forward_cache_v(f, j->layer, a.kv_head);
-        a.out = f->att + r0 * HD + h * D;
-        a.out_stride = HD;
-        a.probs = j->probs ? j->probs + (h * j->n + r0) * j->probs_stride : NULL;
-        a.probs_stride = j->probs_stride;
-        a.scratch = f->ws[worker];
-        a.thread_ctx = NULL;
-        a.worker = worker;
-        DrrlError e;
-        drrl_error_clear(&e);
-        DrrlStatus s = f->attn.head(f->attn.ctx, &a, &e);
-        if (s != DRRL_OK) {
-            pthread_mutex_lock(&j->lock);
-            if (j->status == DRRL_OK) {
-                j->status = s;
-                j->err = e;
-            }
-            pthread_mutex_unlock(&j->lock);
-            atomic_store(&j->failed, 1);
-            return;
+    size_t h = t / j->n_blocks, b = t % j->n_blocks;
+    size_t r0 = b * j->block, r1 = r0 + j->block < j->n ? r0 + j->block : j->n;
+    ForwardAttnArgs a;
+    a.layer = j->layer;
+    a.head = (int)h;
+    a.kv_head = (int)(h / group);
+    a.head_dim = (int)D;
+    a.pos0 = j->pos0 + r0;
+    a.n = r1 - r0;
+    a.n_keys = j->pos0 + r1;
+    a.scale = j->scale;
+    a.q = f->q + r0 * HD + h * D;
+    a.q_stride = HD;
+    a.k = forward_cache_k(f, j->layer, a.kv_head);
+    a.v = forward_cache_v(f, j->layer, a.kv_head);
+    a.out = f->att + r0 * HD + h * D;
+    a.out_stride = HD;
+    a.probs = j->probs ? j->probs + (h * j->n + r0) * j->probs_stride : NULL;
+    a.probs_stride = j->probs_stride;
+    a.scratch = f->ws[worker];
+    a.thread_ctx = NULL;
+    a.worker = worker;
+    DrrlError e;
+    drrl_error_clear(&e);
+    DrrlStatus s = f->attn.head(f->attn.ctx, &a, &e);
+    if (s != DRRL_OK) {
+        pthread_mutex_lock(&j->lock);
+        if (j->status == DRRL_OK) {
+            j->status = s;
+            j->err = e;
         }
+        pthread_mutex_unlock(&j->lock);
+        atomic_store(&j->failed, 1);
     }
-}
-
-static void *attn_thread(void *p)
-{
-    AttnWorker *w = p;
-    attn_run(w->job, w->id);
-    return NULL;
 }
 
 static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, float *probs,
@@ -506,12 +775,9 @@ static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, float 
     if (block > n)
         block = n;
     size_t n_blocks = (n + block - 1) / block, n_tasks = H * n_blocks;
-
-    /* Work in score entries decides the threads. */
-    size_t work = H * n * n_keys;
-    int nt = f->threads;
-    if (work < FORWARD_PARALLEL_MIN)
-        nt = 1;
+    int nt = H * n * n_keys < FORWARD_PAR_SCORES ? 1 : f->threads;
+    if (nt > f->n_started + 1)
+        nt = f->n_started + 1;
     if ((size_t)nt > n_tasks)
         nt = (int)n_tasks;
 
@@ -544,80 +810,35 @@ static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, float 
     j.n_keys = n_keys;
     j.block = block;
     j.n_blocks = n_blocks;
-    j.n_tasks = n_tasks;
     j.scale = scale;
     j.probs = probs;
     j.probs_stride = probs_stride;
-    atomic_init(&j.next, 0);
     atomic_init(&j.failed, 0);
     pthread_mutex_init(&j.lock, NULL);
     j.status = DRRL_OK;
-
-    /* Our threads each call sgemm: keep OpenBLAS single-threaded meanwhile
-     * so the two kinds of parallelism do not nest, and so that every score
-     * block is computed the same way whatever the thread count (results are
-     * then bit-identical across thread counts). */
-    int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    if (nt <= 1) {
-        attn_run(&j, 0);
-    } else {
-        pthread_t tid[FORWARD_MAX_THREADS];
-        AttnWorker wk[FORWARD_MAX_THREADS];
-        int started = 0;
-        for (int w = 1; w < nt; w++) {
-            wk[w].job = &j;
-            wk[w].id = w;
-            if (pthread_create(&tid[w], NULL, attn_thread, &wk[w]) != 0)
-                break;
-            started = w;
-        }
-        attn_run(&j, 0);
-        for (int w = 1; w <= started; w++)
-            pthread_join(tid[w], NULL);
-    }
-    openblas_set_num_threads(blas_threads);
+    pool_run(f, n_tasks, nt, attn_task, &j);
     pthread_mutex_destroy(&j.lock);
     if (j.status != DRRL_OK) {
         if (err)
             *err = j.err;
         return j.status;
     }
-    (void)D;
     return DRRL_OK;
 }
 
 /* ---- the forward pass --------------------------------------------------- */
 
-DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logits,
-                          const ForwardCapture *cap, DrrlError *err)
+static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *logits,
+                             const ForwardCapture *cap, DrrlError *err)
 {
     const Model *m = f->m;
     const ModelConfig *c = &m->cfg;
-    if (n == 0)
-        return DRRL_OK;
     size_t C = (size_t)c->d_model, H = (size_t)c->n_head, K = (size_t)c->n_kv_head;
     size_t D = (size_t)c->head_dim, F = (size_t)c->d_ff, V = (size_t)c->vocab;
     size_t L = (size_t)c->n_layer, HD = H * D, KD = K * D;
     size_t pos0 = f->len, n_keys = pos0 + n;
     int gpt2 = c->arch == MODEL_ARCH_GPT2;
-
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] < 0 || (size_t)ids[i] >= V)
-            return drrl_error(err, DRRL_E_USAGE, "token %zu: id %d outside the vocabulary 0..%zu",
-                              pos0 + i, ids[i], V - 1);
-    if (gpt2 && n_keys > (size_t)c->n_ctx)
-        return drrl_error(err, DRRL_E_USAGE,
-                          "%zu tokens exceed the model's %d positions (n_positions)", n_keys,
-                          c->n_ctx);
-    if (cap && cap->attn && cap->attn_stride < n_keys)
-        return drrl_error(err, DRRL_E_USAGE, "forward: attention capture stride %zu < %zu keys",
-                          cap->attn_stride, n_keys);
-    DrrlStatus s = grow_cache(f, n_keys, err);
-    if (s == DRRL_OK)
-        s = grow_rows(f, n, err);
-    if (s != DRRL_OK)
-        return s;
+    DrrlStatus s;
 
     /* Embeddings. */
     for (size_t i = 0; i < n; i++) {
@@ -637,24 +858,13 @@ DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logit
             memcpy(cap->hidden + l * n * C, f->x, n * C * sizeof(float));
         /* Attention sublayer. */
         norm(f, f->h, f->x, m->ln1_w + l * C, m->ln1_b ? m->ln1_b + l * C : NULL, n);
-        linear(f->q, f->h, m->wq + l * HD * C, m->bq ? m->bq + l * HD : NULL, n, C, HD);
-        linear(f->k, f->h, m->wk + l * KD * C, m->bk ? m->bk + l * KD : NULL, n, C, KD);
-        linear(f->v, f->h, m->wv + l * KD * C, m->bv ? m->bv + l * KD : NULL, n, C, KD);
-        if (!gpt2)
-            for (size_t i = 0; i < n; i++) {
-                rope_angles(f->rope_cs, D, pos0 + i, f->inv_freq);
-                for (size_t h = 0; h < H; h++)
-                    rope(f->q + i * HD + h * D, D, f->rope_cs);
-                for (size_t g = 0; g < K; g++)
-                    rope(f->k + i * KD + g * D, D, f->rope_cs);
-            }
-        for (size_t g = 0; g < K; g++)
-            for (size_t i = 0; i < n; i++) {
-                memcpy(cache_at(f, f->kc, l, g, pos0 + i), f->k + i * KD + g * D,
-                       D * sizeof(float));
-                memcpy(cache_at(f, f->vc, l, g, pos0 + i), f->v + i * KD + g * D,
-                       D * sizeof(float));
-            }
+        linear(f, f->q, f->h, m->wq + l * HD * C, m->bq ? m->bq + l * HD : NULL, n, C, HD, 0);
+        linear(f, f->k, f->h, m->wk + l * KD * C, m->bk ? m->bk + l * KD : NULL, n, C, KD, 0);
+        linear(f, f->v, f->h, m->wv + l * KD * C, m->bv ? m->bv + l * KD : NULL, n, C, KD, 0);
+        RowJob rj = {0};
+        rj.layer = l;
+        rj.pos0 = pos0;
+        rows_run(f, ROW_ROPE, n, HD + 2 * KD, &rj);
         if (f->attn.layer_begin) {
             s = f->attn.layer_begin(f->attn.ctx, (int)l, pos0, n, f->q, err);
             if (s != DRRL_OK)
@@ -667,44 +877,72 @@ DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logit
             probs = cap->attn + l * H * n * pstride;
             memset(probs, 0, H * n * pstride * sizeof(float));
         }
-        /* The keys of this step are in the cache; make them visible to the
-         * hook by counting them now (restored on error below). */
-        size_t saved_len = f->len;
+        /* The keys of this step are in the cache; count them while the hook
+         * runs (restored on error by the caller). */
         f->len = n_keys;
         s = attention(f, (int)l, pos0, n, probs, pstride, err);
-        f->len = saved_len;
+        f->len = pos0;
         if (s != DRRL_OK)
             return s;
-        linear(f->h, f->att, m->wo + l * C * HD, m->bo ? m->bo + l * C : NULL, n, HD, C);
-        for (size_t i = 0; i < n * C; i++)
-            f->x[i] += f->h[i];
+        /* x += att Wo^T + bo */
+        linear(f, f->x, f->att, m->wo + l * C * HD, m->bo ? m->bo + l * C : NULL, n, HD, C, 1);
 
         /* MLP sublayer. */
         norm(f, f->h, f->x, m->ln2_w + l * C, m->ln2_b ? m->ln2_b + l * C : NULL, n);
-        linear(f->f1, f->h, m->w_up + l * F * C, m->b_up ? m->b_up + l * F : NULL, n, C, F);
-        if (gpt2) {
-            for (size_t i = 0; i < n * F; i++)
-                f->f1[i] = gelu_new(f->f1[i]);
-        } else {
-            linear(f->f2, f->h, m->w_gate + l * F * C, m->b_gate ? m->b_gate + l * F : NULL, n, C,
-                   F);
-            for (size_t i = 0; i < n * F; i++)
-                f->f1[i] *= silu(f->f2[i]);
-        }
-        linear(f->h, f->f1, m->w_down + l * C * F, m->b_down ? m->b_down + l * C : NULL, n, F,
-               C);
-        for (size_t i = 0; i < n * C; i++)
-            f->x[i] += f->h[i];
+        linear(f, f->f1, f->h, m->w_up + l * F * C, m->b_up ? m->b_up + l * F : NULL, n, C, F,
+               0);
+        if (!gpt2)
+            linear(f, f->f2, f->h, m->w_gate + l * F * C, m->b_gate ? m->b_gate + l * F : NULL, n,
+                   C, F, 0);
+        RowJob aj = {0};
+        rows_run(f, ROW_ACT, n, F, &aj);
+        /* x += act Wdown^T + bdown */
+        linear(f, f->x, f->f1, m->w_down + l * C * F, m->b_down ? m->b_down + l * C : NULL, n, F,
+               C, 1);
     }
 
     norm(f, f->h, f->x, m->lnf_w, m->lnf_b, n);
     if (cap && cap->hidden)
         memcpy(cap->hidden + L * n * C, f->h, n * C * sizeof(float));
     if (logits)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)V, (int)C, 1.0f, f->h,
-                    (int)C, m->lm_head, (int)C, 0.0f, logits, (int)V);
+        linear(f, logits, f->h, m->lm_head, NULL, n, C, V, 0);
     f->len = n_keys;
     return DRRL_OK;
+}
+
+DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logits,
+                          const ForwardCapture *cap, DrrlError *err)
+{
+    const ModelConfig *c = &f->m->cfg;
+    if (n == 0)
+        return DRRL_OK;
+    size_t V = (size_t)c->vocab, pos0 = f->len, n_keys = pos0 + n;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || (size_t)ids[i] >= V)
+            return drrl_error(err, DRRL_E_USAGE, "token %zu: id %d outside the vocabulary 0..%zu",
+                              pos0 + i, ids[i], V - 1);
+    if (c->arch == MODEL_ARCH_GPT2 && n_keys > (size_t)c->n_ctx)
+        return drrl_error(err, DRRL_E_USAGE,
+                          "%zu tokens exceed the model's %d positions (n_positions)", n_keys,
+                          c->n_ctx);
+    if (cap && cap->attn && cap->attn_stride < n_keys)
+        return drrl_error(err, DRRL_E_USAGE, "forward: attention capture stride %zu < %zu keys",
+                          cap->attn_stride, n_keys);
+    DrrlStatus s = grow_cache(f, n_keys, err);
+    if (s == DRRL_OK)
+        s = grow_rows(f, n, err);
+    if (s != DRRL_OK)
+        return s;
+    /* Every product runs single-threaded inside the pool (see the top). */
+    int blas_threads = openblas_get_num_threads();
+    if (blas_threads != 1)
+        openblas_set_num_threads(1);
+    s = run_tokens(f, ids, n, logits, cap, err);
+    if (blas_threads != 1)
+        openblas_set_num_threads(blas_threads);
+    if (s != DRRL_OK)
+        f->len = pos0;
+    return s;
 }
 
 double forward_loss(const float *logits, const int32_t *ids, size_t n, int vocab)
