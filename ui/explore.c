@@ -23,6 +23,11 @@ struct Explore {
     App app;
     char model_name[256];
     char method[128];
+    /* the attention rows last shown (src_attention) */
+    SessionAttnRows rows;
+    bool rows_valid;
+    int32_t rows_layer, rows_head;
+    size_t rows_pos, rows_max, rows_engine_pos;
 };
 
 static int64_t src_n_tokens(void *ctx)
@@ -36,32 +41,38 @@ static DrrlStatus src_advance(void *ctx, DrrlError *err)
     return explore_step(ctx, err);
 }
 
+/* The attention pane asks for the same rows on every redraw: the last
+ * answer is kept until the head, the position or the engine moves. */
 static int src_attention(void *ctx, int32_t layer, int32_t head, size_t pos, size_t max_rows,
                          AppAttnRows *out, char *why, size_t why_n)
 {
     Explore *ex = ctx;
-    SessionAttnRows *r = calloc(1, sizeof *r);
-    DrrlError err;
-    if (!r) {
-        snprintf(why, why_n, "out of memory");
-        return -1;
+    SessionAttnRows *r = &ex->rows;
+    if (!ex->rows_valid || ex->rows_layer != layer || ex->rows_head != head ||
+        ex->rows_pos != pos || ex->rows_max != max_rows ||
+        ex->rows_engine_pos != session_pos(ex->s)) {
+        if (ex->rows_valid)
+            session_attention_rows_free(r);
+        ex->rows_valid = false;
+        DrrlError err;
+        if (session_attention_rows(ex->s, layer, head, pos, max_rows, r, &err) != DRRL_OK) {
+            snprintf(why, why_n, "%s", err.msg);
+            return -1;
+        }
+        ex->rows_valid = true;
+        ex->rows_layer = layer;
+        ex->rows_head = head;
+        ex->rows_pos = pos;
+        ex->rows_max = max_rows;
+        ex->rows_engine_pos = session_pos(ex->s);
     }
-    if (session_attention_rows(ex->s, layer, head, pos, max_rows, r, &err) != DRRL_OK) {
-        snprintf(why, why_n, "%s", err.msg);
-        free(r);
-        return -1;
-    }
-    *out = (AppAttnRows){r->first, r->n_rows, r->n_keys, r->rank, r->exact, r->approx, r};
+    *out = (AppAttnRows){r->first, r->n_rows, r->n_keys, r->rank, r->exact, r->approx, NULL};
     return 0;
 }
 
 static void src_attention_free(void *ctx, AppAttnRows *rows)
 {
-    (void)ctx;
-    if (rows->owner) {
-        session_attention_rows_free(rows->owner);
-        free(rows->owner);
-    }
+    (void)ctx; /* the rows stay cached in the Explore */
     memset(rows, 0, sizeof *rows);
 }
 
@@ -260,6 +271,8 @@ int explore_close(Explore *ex, int interrupted)
             rc = cli_fail(&err);
         ex->writer = NULL;
     }
+    if (ex->rows_valid)
+        session_attention_rows_free(&ex->rows);
     app_done(&ex->app);
     session_free(ex->s);
     trace_store_free(ex->store);
