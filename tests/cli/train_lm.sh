@@ -1,0 +1,48 @@
+#!/bin/sh
+# drrl train-lm: a short training run end to end (train, checkpoint, resume,
+# export, evaluate the exported directory) and its error paths.
+. "$top_srcdir/tests/cli/lib.sh"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+i=0
+while [ $i -lt 300 ]; do
+    echo "the cat sat on the mat $((i % 7)) and the dog sat on the log ." >>"$tmp/t.txt"
+    i=$((i + 1))
+done
+
+small="--train $tmp/t.txt --valid $tmp/t.txt --layers 1 --d-model 16 --heads 2 --head-dim 8 --d-ff 32 --ctx 32 --batch 4 --warmup 2 --eval-every 5 --eval-bytes 2000 --threads 2 -q"
+
+run "$DRRL" train-lm $small --steps 10 --max-seconds 0.000001 --out "$tmp/m"
+expect_rc 0
+[ -f "$tmp/m.ckpt" ] || fail "no checkpoint written"
+[ -f "$tmp/m/config.json" ] || fail "no config.json written"
+
+# a second fresh run refuses to overwrite the checkpoint
+run "$DRRL" train-lm $small --steps 10 --out "$tmp/m"
+expect_rc 2
+expect_one_line_error
+expect_err_contains "m.ckpt"
+
+run "$DRRL" train-lm --resume --train "$tmp/t.txt" --valid "$tmp/t.txt" --out "$tmp/m" -q
+expect_rc 0
+expect_file_contains() { grep -q "$2" "$1" || fail "$1 lacks $2"; }
+expect_file_contains "$tmp/m/config.json" '"LlamaForCausalLM"'
+expect_file_contains "$tmp/m/config.json" '"drrl_tokenizer": "byte"'
+
+run "$DRRL" train-lm --eval-only --model "$tmp/m" --data "$tmp/t.txt" --ctx 64 -q
+expect_rc 0
+expect_out_contains "bpb"
+
+# bad input: a missing file, a garbage checkpoint, a bad flag value
+run "$DRRL" train-lm --eval-only --model "$tmp/nope" --data "$tmp/t.txt"
+expect_rc 2
+expect_one_line_error
+printf 'garbage' >"$tmp/bad.ckpt"
+run "$DRRL" train-lm --resume --checkpoint "$tmp/bad.ckpt" --train "$tmp/t.txt" --valid none
+expect_rc 2
+expect_one_line_error
+expect_err_contains "bad.ckpt"
+run "$DRRL" train-lm --layers 0
+expect_rc 2
+expect_one_line_error

@@ -1,0 +1,413 @@
+/* test_train.c: the trainer's kernels and model against central finite
+ * differences, determinism, the learning-rate schedule, checkpoints, and the
+ * Hugging Face export round trip.
+ *
+ * Gradient checks: each kernel's output y is reduced to L = sum(y * r) (r
+ * fixed random, sum in double), so dL/dy = r is fed to backward, and
+ * dL/dx_i is compared with (L(x + h e_i) - L(x - h e_i)) / 2h on sampled
+ * entries. Forward passes run in float32, so the difference quotient carries
+ * a rounding noise of about n_out * 2^-24 * |y r| / h; h = 1e-2 keeps that
+ * near 1e-4 while the truncation error (h^2 / 6 * L''') stays below 1e-4 for
+ * these O(1) inputs. The bound |fd - an| <= 2e-3 + 2e-2 |an| is a few times
+ * the largest error seen on correct code, and far below the errors of a wrong
+ * sign, a missing term or a transposed index (order |an|). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "train.h"
+#include "train_export.h"
+#include "train_model.h"
+#include "train_ops.h"
+
+static uint64_t rng_state = 12345;
+static double urand(void)
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+static void fill(float *x, size_t n, double scale)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)((urand() * 2.0 - 1.0) * scale);
+}
+
+typedef double (*LossFn)(void *ctx);
+
+#define H_FD 1e-2
+#define TOL_ABS 2e-3
+#define TOL_REL 2e-2
+
+/* Compare g with finite differences of f on up to `samples` entries of x. */
+static void check_grad(const char *what, float *x, const float *g, size_t n, LossFn f,
+                       void *ctx, size_t samples)
+{
+    size_t step = n > samples ? n / samples : 1;
+    double worst = 0;
+    for (size_t i = 0; i < n; i += step) {
+        float keep = x[i];
+        x[i] = keep + (float)H_FD;
+        double lp = f(ctx);
+        x[i] = keep - (float)H_FD;
+        double lm = f(ctx);
+        x[i] = keep;
+        double fd = (lp - lm) / (2 * H_FD), an = g[i];
+        double e = fabs(fd - an) - TOL_REL * fabs(an);
+        if (e > worst)
+            worst = e;
+        cr_expect(fabs(fd - an) <= TOL_ABS + TOL_REL * fabs(an),
+                  "%s[%zu]: finite difference %.6g, backward %.6g", what, i, fd, an);
+    }
+    (void)worst;
+}
+
+static double dot_r(const float *y, const float *r, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)y[i] * r[i];
+    return s;
+}
+
+/* ---- RMSNorm ---- */
+typedef struct {
+    size_t n, c;
+    float *x, *w, *y, *rstd, *r;
+} RmsCtx;
+static double rms_loss(void *p)
+{
+    RmsCtx *k = p;
+    train_ops_rmsnorm_forward(NULL, k->y, k->rstd, k->x, k->w, k->n, k->c, 1e-5f);
+    return dot_r(k->y, k->r, k->n * k->c);
+}
+Test(train_grad, rmsnorm)
+{
+    size_t n = 5, c = 12;
+    RmsCtx k = {n, c, malloc(n * c * 4), malloc(c * 4), malloc(n * c * 4), malloc(n * 4),
+                malloc(n * c * 4)};
+    fill(k.x, n * c, 1.5);
+    fill(k.w, c, 1.0);
+    fill(k.r, n * c, 1.0);
+    float *dx = calloc(n * c, 4), *dw = calloc(c, 4);
+    double *scratch = calloc(TRAIN_POOL_CHUNKS * c, sizeof(double));
+    rms_loss(&k);
+    train_ops_rmsnorm_backward(NULL, dx, dw, k.r, k.x, k.w, k.rstd, n, c, scratch);
+    check_grad("rmsnorm dx", k.x, dx, n * c, rms_loss, &k, 60);
+    check_grad("rmsnorm dw", k.w, dw, c, rms_loss, &k, 12);
+    free(k.x), free(k.w), free(k.y), free(k.rstd), free(k.r), free(dx), free(dw), free(scratch);
+}
+
+/* ---- RoPE ---- */
+typedef struct {
+    size_t n, t, stride, heads, hd;
+    float *x, *y, *r, *cs, *sn;
+} RopeCtx;
+static double rope_loss(void *p)
+{
+    RopeCtx *k = p;
+    memcpy(k->y, k->x, k->n * k->stride * 4);
+    train_ops_rope_forward(NULL, k->y, k->n, k->t, 0, k->stride, k->heads, k->hd, k->cs, k->sn);
+    return dot_r(k->y, k->r, k->n * k->stride);
+}
+Test(train_grad, rope)
+{
+    size_t t = 6, n = 12, heads = 2, hd = 8, stride = 20; /* 4 spare columns */
+    RopeCtx k = {n, t, stride, heads, hd, malloc(n * stride * 4), malloc(n * stride * 4),
+                 malloc(n * stride * 4), malloc(t * hd / 2 * 4), malloc(t * hd / 2 * 4)};
+    train_ops_rope_table(k.cs, k.sn, t, hd, 10000.0);
+    fill(k.x, n * stride, 1.0);
+    fill(k.r, n * stride, 1.0);
+    float *d = malloc(n * stride * 4);
+    memcpy(d, k.r, n * stride * 4);
+    train_ops_rope_backward(NULL, d, n, t, 0, stride, heads, hd, k.cs, k.sn);
+    check_grad("rope dx", k.x, d, n * stride, rope_loss, &k, 240);
+    /* position 0 is the identity */
+    memcpy(k.y, k.x, n * stride * 4);
+    train_ops_rope_forward(NULL, k.y, n, t, 0, stride, heads, hd, k.cs, k.sn);
+    cr_expect(memcmp(k.y, k.x, stride * 4) == 0);
+    free(k.x), free(k.y), free(k.r), free(k.cs), free(k.sn), free(d);
+}
+
+/* ---- attention ---- */
+typedef struct {
+    TrainAttnShape s;
+    float *qkv, *o, *p, *r, *scratch;
+} AttnCtx;
+static double attn_loss(void *pv)
+{
+    AttnCtx *k = pv;
+    size_t D = k->s.n_head * k->s.head_dim;
+    train_ops_attention_forward(NULL, &k->s, k->o, k->p, k->qkv, k->qkv + D, k->qkv + 2 * D,
+                                k->scratch);
+    return dot_r(k->o, k->r, k->s.b * k->s.t * D);
+}
+Test(train_grad, attention)
+{
+    size_t b = 2, t = 5, h = 2, hd = 4, D = h * hd, n = b * t;
+    AttnCtx k = {{b, t, h, hd, 3 * D, D}, malloc(n * 3 * D * 4), malloc(n * D * 4),
+                 malloc(b * h * t * t * 4), malloc(n * D * 4), NULL};
+    k.scratch = malloc(train_ops_attention_scratch(&k.s) * 4);
+    fill(k.qkv, n * 3 * D, 1.5);
+    fill(k.r, n * D, 1.0);
+    float *dqkv = malloc(n * 3 * D * 4);
+    attn_loss(&k);
+    /* causality: rows of P sum to 1 with zeros above the diagonal */
+    for (size_t i = 0; i < b * h * t; i++) {
+        double s = 0;
+        for (size_t u = 0; u < t; u++) {
+            s += k.p[i * t + u];
+            if (u > i % t)
+                cr_expect(k.p[i * t + u] == 0.0f);
+        }
+        cr_expect(fabs(s - 1) < 1e-5);
+    }
+    train_ops_attention_backward(NULL, &k.s, dqkv, dqkv + D, dqkv + 2 * D, k.r, k.p, k.qkv,
+                                 k.qkv + D, k.qkv + 2 * D, k.scratch);
+    check_grad("attention dq/dk/dv", k.qkv, dqkv, n * 3 * D, attn_loss, &k, 240);
+    free(k.qkv), free(k.o), free(k.p), free(k.r), free(k.scratch), free(dqkv);
+}
+
+/* ---- SwiGLU ---- */
+typedef struct {
+    size_t n, f;
+    float *gu, *h, *r;
+} GluCtx;
+static double glu_loss(void *p)
+{
+    GluCtx *k = p;
+    train_ops_swiglu_forward(NULL, k->h, k->gu, k->n, k->f);
+    return dot_r(k->h, k->r, k->n * k->f);
+}
+Test(train_grad, swiglu)
+{
+    size_t n = 4, f = 9;
+    GluCtx k = {n, f, malloc(n * 2 * f * 4), malloc(n * f * 4), malloc(n * f * 4)};
+    fill(k.gu, n * 2 * f, 3.0);
+    fill(k.r, n * f, 1.0);
+    float *d = malloc(n * 2 * f * 4);
+    train_ops_swiglu_backward(NULL, d, k.r, k.gu, n, f);
+    check_grad("swiglu dg/du", k.gu, d, n * 2 * f, glu_loss, &k, 72);
+    free(k.gu), free(k.h), free(k.r), free(d);
+}
+
+/* ---- linear ---- */
+typedef struct {
+    size_t n, in, out;
+    float *x, *w, *y, *r;
+} LinCtx;
+static double lin_loss(void *p)
+{
+    LinCtx *k = p;
+    train_ops_linear_forward(k->y, k->x, k->w, k->n, k->in, k->out, 0);
+    return dot_r(k->y, k->r, k->n * k->out);
+}
+Test(train_grad, linear)
+{
+    size_t n = 6, in = 7, out = 5;
+    LinCtx k = {n, in, out, malloc(n * in * 4), malloc(out * in * 4), malloc(n * out * 4),
+                malloc(n * out * 4)};
+    fill(k.x, n * in, 1.0);
+    fill(k.w, out * in, 1.0);
+    fill(k.r, n * out, 1.0);
+    float *dx = calloc(n * in, 4), *dw = calloc(out * in, 4);
+    train_ops_linear_backward(dx, dw, k.r, k.x, k.w, n, in, out, 1);
+    check_grad("linear dx", k.x, dx, n * in, lin_loss, &k, 42);
+    check_grad("linear dw", k.w, dw, out * in, lin_loss, &k, 35);
+    free(k.x), free(k.w), free(k.y), free(k.r), free(dx), free(dw);
+}
+
+/* ---- embedding + cross-entropy ---- */
+typedef struct {
+    size_t n, v;
+    float *logits, *table, *x, *r;
+    uint8_t *tok, *tgt;
+} CeCtx;
+static double ce_loss(void *p)
+{
+    CeCtx *k = p;
+    return train_ops_crossentropy(NULL, NULL, NULL, k->logits, k->tgt, k->n, k->v, 0.0f);
+}
+static double emb_loss(void *p)
+{
+    CeCtx *k = p;
+    train_ops_embedding_forward(NULL, k->x, k->table, k->tok, k->n, 3);
+    return dot_r(k->x, k->r, k->n * 3);
+}
+Test(train_grad, crossentropy_and_embedding)
+{
+    size_t n = 4, v = 256;
+    CeCtx k = {n, v, malloc(n * v * 4), malloc(v * 3 * 4), malloc(n * 3 * 4),
+               malloc(n * 3 * 4), malloc(n), malloc(n)};
+    fill(k.logits, n * v, 3.0);
+    uint8_t tok[] = {7, 200, 7, 0}, tgt[] = {1, 2, 255, 1};
+    memcpy(k.tok, tok, n);
+    memcpy(k.tgt, tgt, n);
+    float *d = malloc(n * v * 4);
+    double loss = train_ops_crossentropy(NULL, d, NULL, k.logits, k.tgt, n, v, 1.0f);
+    cr_expect(loss > 0);
+    check_grad("crossentropy dlogits", k.logits, d, n * v, ce_loss, &k, 400);
+    fill(k.table, v * 3, 1.0);
+    fill(k.r, n * 3, 1.0);
+    float *dt = calloc(v * 3, 4);
+    train_ops_embedding_backward(NULL, dt, k.r, k.tok, n, 3);
+    /* token 7 appears twice: its gradient row is the sum of both */
+    for (size_t i = 0; i < 3; i++)
+        cr_expect(fabsf(dt[7 * 3 + i] - (k.r[i] + k.r[2 * 3 + i])) < 1e-6f);
+    check_grad("embedding dtable", k.table, dt, v * 3, emb_loss, &k, 768);
+    free(k.logits), free(k.table), free(k.x), free(k.r), free(k.tok), free(k.tgt), free(d),
+        free(dt);
+}
+
+/* ---- whole model ---- */
+static const TrainModelConfig tiny = {.n_layer = 2, .d_model = 16, .n_head = 2,
+                                      .head_dim = 8, .d_ff = 24, .tied = 0,
+                                      .rms_eps = 1e-5f, .rope_theta = 10000.0,
+                                      .max_positions = 64};
+typedef struct {
+    TrainModel *m;
+    TrainActs *a;
+    uint8_t tok[16], tgt[16];
+} ModelCtx;
+static double model_loss(void *p)
+{
+    ModelCtx *k = p;
+    return train_model_forward(k->m, k->a, NULL, k->tok, k->tgt, 0, NULL) / 16.0;
+}
+static void model_check(int tied)
+{
+    TrainModelConfig cfg = tiny;
+    cfg.tied = tied;
+    ModelCtx k;
+    cr_assert_eq(train_model_new(&cfg, &k.m, NULL), DRRL_OK);
+    cr_assert_eq(train_acts_new(k.m, 2, 8, 1, 1, &k.a, NULL), DRRL_OK);
+    train_model_init(k.m, 7);
+    /* larger weights than the 0.02 init so every path carries gradient */
+    for (size_t i = 0; i < k.m->n_tensors; i++)
+        if (k.m->tensors[i].ndim == 2)
+            fill(k.m->tensors[i].w, k.m->tensors[i].numel, 0.4);
+        else
+            for (size_t j = 0; j < k.m->tensors[i].numel; j++)
+                k.m->tensors[i].w[j] = 1.0f + (float)(urand() - 0.5);
+    for (int i = 0; i < 16; i++) {
+        k.tok[i] = (uint8_t)(urand() * 256);
+        k.tgt[i] = (uint8_t)(urand() * 256);
+    }
+    train_model_zero_grad(k.m);
+    double l = model_loss(&k);
+    cr_expect(isfinite(l));
+    train_model_backward(k.m, k.a, NULL, k.tok);
+    /* the training forward overwrote logits with their gradient: the FD
+     * passes below recompute them, which is all they need */
+    for (size_t i = 0; i < k.m->n_tensors; i++) {
+        TrainTensor *t = &k.m->tensors[i];
+        float *g = malloc(t->numel * 4);
+        memcpy(g, t->g, t->numel * 4);
+        check_grad(t->name, t->w, g, t->numel, model_loss, &k, 24);
+        free(g);
+    }
+    train_acts_free(k.a);
+    train_model_free(k.m);
+}
+Test(train_grad, model_untied) { model_check(0); }
+Test(train_grad, model_tied) { model_check(1); }
+
+/* ---- schedule ---- */
+Test(train, lr_schedule)
+{
+    TrainOptions o;
+    train_options_default(&o);
+    o.steps = 1000;
+    o.warmup = 100;
+    o.lr = 1e-3;
+    o.min_lr = 1e-4;
+    cr_expect(fabs(train_lr(&o, 0) - 1e-5) < 1e-12);
+    cr_expect(fabs(train_lr(&o, 99) - 1e-3) < 1e-12);
+    cr_expect(fabs(train_lr(&o, 100) - 1e-3) < 1e-12);
+    cr_expect(fabs(train_lr(&o, 550) - 5.5e-4) < 1e-9);
+    cr_expect(fabs(train_lr(&o, 1000) - 1e-4) < 1e-12);
+    for (long s = 101; s < 1000; s++)
+        cr_expect(train_lr(&o, s) <= train_lr(&o, s - 1));
+}
+
+/* ---- training: determinism, resume, export ---- */
+static char *write_text(const char *name)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "/tmp/drrl_test_train_%ld_%s", (long)getpid(), name);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 400; i++)
+        fprintf(f, "the quick brown fox %d jumps over the lazy dog .\n", i % 17);
+    fclose(f);
+    return strdup(path);
+}
+
+static TrainOptions small_opts(void)
+{
+    TrainOptions o;
+    train_options_default(&o);
+    o.model = tiny;
+    o.batch = 4;
+    o.ctx = 32;
+    o.steps = 30;
+    o.warmup = 2;
+    o.lr = 1e-2;
+    o.min_lr = 1e-3;
+    o.eval_every = 6;
+    o.eval_bytes = 2000;
+    o.ckpt_every = 0;
+    return o;
+}
+
+Test(train, deterministic_resume_and_export)
+{
+    char *text = write_text("text");
+    char ck[256], dir[256];
+    snprintf(ck, sizeof ck, "%s.ckpt", text);
+    snprintf(dir, sizeof dir, "%s.model", text);
+    TrainOptions o = small_opts();
+    DrrlError err;
+    /* A: 30 steps in one go, 1 drrl thread */
+    TrainSession *a;
+    cr_assert_eq(train_session_new(&o, text, text, 1, &a, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(train_session_run(a, NULL, 0, NULL, NULL, &err), DRRL_OK, "%s", err.msg);
+    cr_expect(train_session_valid_bpb(a) < 8.0 * 0.8, "training should beat uniform: %.3f bpb",
+              train_session_valid_bpb(a));
+    /* B: 3 threads, stopped after one step (max_seconds tiny), checkpoint,
+     * resumed with 2 threads to the end */
+    TrainOptions o6 = o;
+    TrainSession *b;
+    cr_assert_eq(train_session_new(&o6, text, text, 3, &b, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(train_session_run(b, ck, 1e-9, NULL, NULL, &err), DRRL_OK, "%s", err.msg);
+    cr_expect_eq(train_session_step(b), 1); /* out of time after one step */
+    train_session_free(b);
+    cr_assert_eq(train_session_resume(ck, text, text, 2, &b, &err), DRRL_OK, "%s", err.msg);
+    cr_expect_eq(train_session_step(b), 1);
+    cr_assert_eq(train_session_run(b, ck, 0, NULL, NULL, &err), DRRL_OK, "%s", err.msg);
+    TrainModel *ma = train_session_model(a), *mb = train_session_model(b);
+    cr_expect(memcmp(ma->params, mb->params, ma->n_params * sizeof(float)) == 0,
+              "resumed run with other thread counts must be bit-identical");
+    /* export and load back */
+    cr_assert_eq(train_export_write(ma, dir, NULL, &err), DRRL_OK, "%s", err.msg);
+    TrainModel *mc;
+    cr_assert_eq(train_export_load(dir, &mc, &err), DRRL_OK, "%s", err.msg);
+    cr_expect_eq(mc->n_params, ma->n_params);
+    cr_expect(memcmp(ma->params, mc->params, ma->n_params * sizeof(float)) == 0);
+    /* a truncated checkpoint is refused with the path in the message */
+    FILE *f = fopen(ck, "r+b");
+    cr_assert(f);
+    cr_assert_eq(ftruncate(fileno(f), 300), 0);
+    fclose(f);
+    TrainSession *c;
+    cr_expect_eq(train_session_resume(ck, text, text, 1, &c, &err), DRRL_E_INPUT);
+    cr_expect(strstr(err.msg, ck) != NULL, "%s", err.msg);
+    train_model_free(mc);
+    train_session_free(a);
+    train_session_free(b);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s'", text, ck, dir);
+    cr_expect_eq(system(cmd), 0);
+    free(text);
+}
