@@ -1,4 +1,5 @@
 /* trace_csv.c: trace files, written and read through libcsv (trace_csv.h). */
+#define _GNU_SOURCE 1 /* sched_getaffinity: the CPUs this process may use */
 #include "trace_csv.h"
 
 #include <csv.h>
@@ -9,6 +10,7 @@
 #include <libgen.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -897,10 +899,29 @@ typedef struct Reader {
     size_t rows;
     int64_t steps, last_step;
     int split; /* parsing one part of a file split at '\n' (trace_csv_load) */
+    /* Last text and values of the float lists per (layer, head): spectra and
+     * policy outputs repeat for a whole segment, so most are not parsed. */
+    struct ListCache *lc;
+    size_t lc_cap, lc_n;
 } Reader;
+
+typedef struct ListCache {
+    uint32_t key; /* layer << 16 | head, + 1 (0: empty slot) */
+    char *raw[3];
+    size_t rawlen[3], rawcap[3];
+    float *vals[3];
+    int32_t n[3];
+    size_t valcap[3];
+} ListCache;
 
 static void reader_done(Reader *r)
 {
+    for (size_t i = 0; i < r->lc_cap; i++)
+        for (int k = 0; k < 3; k++) {
+            free(r->lc[i].raw[k]);
+            free(r->lc[i].vals[k]);
+        }
+    free(r->lc);
     for (int i = 0; i < TRACE_CSV_NCOLS; i++)
         free(r->hdr[i]);
     free(r->token.p);
@@ -1043,6 +1064,75 @@ nomem:
     return 0;
 }
 
+/* The cache slot of (layer, head), created if needed; NULL when out of memory. */
+static ListCache *list_slot(Reader *r, int32_t layer, int32_t head)
+{
+    uint32_t key = ((uint32_t)layer << 16 | (uint32_t)head) + 1;
+    if (r->lc_n * 2 >= r->lc_cap) {
+        size_t nc = r->lc_cap ? r->lc_cap * 2 : 64;
+        ListCache *nt = calloc(nc, sizeof *nt);
+        if (!nt)
+            return NULL;
+        for (size_t i = 0; i < r->lc_cap; i++)
+            if (r->lc[i].key) {
+                size_t j = (r->lc[i].key * 2654435761u) & (nc - 1);
+                while (nt[j].key)
+                    j = (j + 1) & (nc - 1);
+                nt[j] = r->lc[i];
+            }
+        free(r->lc);
+        r->lc = nt;
+        r->lc_cap = nc;
+    }
+    size_t j = (key * 2654435761u) & (r->lc_cap - 1);
+    while (r->lc[j].key && r->lc[j].key != key)
+        j = (j + 1) & (r->lc_cap - 1);
+    if (!r->lc[j].key) {
+        r->lc[j].key = key;
+        r->lc_n++;
+    }
+    return &r->lc[j];
+}
+
+/* field_list for the float lists (k < 3), skipping the parse when the text is
+ * the same as this (layer, head)'s previous one. *vals gets the values. */
+static int32_t field_floats(Reader *r, int c, const char *s, size_t len, int k,
+                            const float **vals)
+{
+    ListCache *lc = list_slot(r, r->rec.layer, r->rec.head);
+    if (lc && lc->raw[k] && lc->rawlen[k] == len && memcmp(lc->raw[k], s, len) == 0) {
+        *vals = lc->vals[k];
+        return lc->n[k];
+    }
+    int32_t n = field_list(r, c, s, len, k);
+    *vals = r->fa[k];
+    if (r->st || !lc)
+        return n;
+    if (lc->rawcap[k] < len + 1) {
+        char *nr = realloc(lc->raw[k], len + 1);
+        if (!nr)
+            return n;
+        lc->raw[k] = nr;
+        lc->rawcap[k] = len + 1;
+    }
+    if (lc->valcap[k] < (size_t)n || !lc->vals[k]) {
+        float *nv = realloc(lc->vals[k], ((size_t)n + 1) * sizeof *nv);
+        if (!nv) {
+            lc->rawlen[k] = (size_t)-1;
+            return n;
+        }
+        lc->vals[k] = nv;
+        lc->valcap[k] = (size_t)n + 1;
+    }
+    memcpy(lc->raw[k], s, len);
+    lc->rawlen[k] = len;
+    if (n)
+        memcpy(lc->vals[k], r->fa[k], (size_t)n * sizeof *r->fa[k]);
+    lc->n[k] = n;
+    *vals = lc->vals[k];
+    return n;
+}
+
 static void field_text(Reader *r, int c, const char *s, size_t len, Buf *b)
 {
     int e = unescape_text(b, s, len);
@@ -1144,12 +1234,10 @@ static void on_field(void *data, size_t len, void *ctx)
         field_real(r, c, s, &t->energy_kept);
         break;
     case C_SIGMA:
-        t->n_sigma = field_list(r, c, s, len, 0);
-        t->sigma = r->fa[0];
+        t->n_sigma = field_floats(r, c, s, len, 0, &t->sigma);
         break;
     case C_SIGMA_V:
-        t->n_sigma_v = field_list(r, c, s, len, 1);
-        t->sigma_v = r->fa[1];
+        t->n_sigma_v = field_floats(r, c, s, len, 1, &t->sigma_v);
         break;
     case C_TAIL:
         field_real(r, c, s, &t->tail_bound);
@@ -1189,8 +1277,7 @@ static void on_field(void *data, size_t len, void *ctx)
         field_real(r, c, s, &t->savings_cum);
         break;
     case C_POLICY:
-        t->n_policy = field_list(r, c, s, len, 2);
-        t->policy_probs = r->fa[2];
+        t->n_policy = field_floats(r, c, s, len, 2, &t->policy_probs);
         break;
     case C_VALUE:
         field_real(r, c, s, &t->value);
@@ -1614,9 +1701,13 @@ static void *part_run(void *arg)
     return NULL;
 }
 
+/* Parser threads: the CPUs this process may run on (taskset, cgroups'
+ * cpusets), at most LOAD_MAX_THREADS. */
 static int load_threads(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                          : sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : (int)n;
 }
 

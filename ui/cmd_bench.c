@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bench_trace.h"
 #include "bench_tui.h"
 #include "cli.h"
 #include "commands.h"
@@ -32,6 +33,7 @@ static const BenchCommand bench_table[] = {
      bench_forward},
     {"tui", "the explorer: median step (one token, all layers, panes) and frame times",
      bench_tui},
+    {"trace", "load a 10^6-row trace for replay: median time and peak memory", bench_trace},
 };
 static const size_t n_bench = sizeof bench_table / sizeof bench_table[0];
 

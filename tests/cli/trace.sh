@@ -2,13 +2,11 @@
 # Trace files end to end through the CLI: drrl diff's exit statuses (0 same,
 # 1 different, 2 trouble) and one-line errors for malformed traces.
 . "$top_srcdir/tests/cli/lib.sh"
-gen="$(dirname "$(dirname "$DRRL")")/bench/trace_bench"
-[ -x "$gen" ] || fail "missing $gen (built by make check)"
-
 a="$tmpdir/a.csv"
 b="$tmpdir/b.csv"
-"$gen" gen "$a" 600 8 2 3 4 || fail "cannot generate a trace"
-"$gen" gen "$b" 600 8 2 3 4 || fail "cannot generate a trace"
+synth="--rows 600 --head-dim 8 --layers 2 --heads 3 --segment 4"
+"$DRRL" bench trace --write "$a" $synth || fail "cannot generate a trace"
+"$DRRL" bench trace --write "$b" $synth || fail "cannot generate a trace"
 cmp -s "$a" "$b" || fail "the same synthetic run gave different CSV bytes"
 cmp -s "$a.json" "$b.json" || fail "the same synthetic run gave different sidecars"
 
@@ -33,6 +31,12 @@ sed 's/"rows": 600/"rows": 599/' "$a.json" >"$b.json"
 run "$DRRL" diff "$a" "$b"
 expect_rc 1
 expect_out_contains "row only in A"
+
+# drrl bench trace end to end, small.
+run "$DRRL" bench trace --rows 2000 --repeat 3 --dir "$tmpdir" --head-dim 8
+expect_rc 0
+expect_out_contains "median: "
+ls "$tmpdir" | grep -q drrl-bench && fail "bench trace left files behind"
 
 # Trouble: exit 2 with one line naming the file and position.
 printf 'step,token\n' >"$b"
