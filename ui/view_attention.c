@@ -69,9 +69,10 @@ static void attention_draw(const App *app, Canvas *c, CanvasRect r)
         views_note(c, r, why);
         return;
     }
-    canvas_text(c, r.x + 5, r.y, bw, CANVAS_ROLE_DIM, 0, "exact");
-    canvas_text(c, r.x + 6 + bw, r.y, bw, CANVAS_ROLE_DIM, 0, "approx");
-    canvas_text(c, r.x + 7 + 2 * bw, r.y, bw, CANVAS_ROLE_DIM, 0, "approx-exact");
+    bool narrow = bw < 12;
+    canvas_text(c, r.x + 5, r.y, bw, CANVAS_ROLE_DIM, 0, narrow ? "ex" : "exact");
+    canvas_text(c, r.x + 6 + bw, r.y, bw, CANVAS_ROLE_DIM, 0, narrow ? "ap" : "approx");
+    canvas_text(c, r.x + 7 + 2 * bw, r.y, bw, CANVAS_ROLE_DIM, 0, narrow ? "diff" : "approx-exact");
     canvas_printf(c, r.x + r.w - mw, r.y, mw, CANVAS_ROLE_DIM, 0, " relerr     KL top%d", TOPK);
     /* the last bw keys, right-aligned so each query's own key is on the
      * diagonal */

@@ -24,7 +24,7 @@ static void row(Canvas *c, CanvasRect r, int y, const char *label, double e, dou
     canvas_printf(c, r.x + 18, y, 11, CANVAS_ROLE_NORMAL, 0, "%10s", views_flops(x, b, sizeof b));
     double sv = e > 0 ? 1 - x / e : 0;
     canvas_printf(c, r.x + 29, y, 8, sv >= 0 ? CANVAS_ROLE_OK : CANVAS_ROLE_BAD, CANVAS_BOLD,
-                  "%6.1f%%", 100 * sv);
+                  fabs(sv) < 9.995 ? "%6.1f%%" : "%6.0f%%", 100 * sv);
     int bw = r.w - 38;
     if (bw > 4)
         canvas_hbar(c, r.x + 38, y, bw, sv, CANVAS_ROLE_OK);
