@@ -30,6 +30,7 @@ void policy_train_config_default(PolicyTrainConfig *c)
     policy_reward_defaults(&c->reward);
     ppo_config_default(&c->ppo);
     c->ppo.lr = 1e-3;
+    c->ppo.ent_coef = 0.02; /* 0.01 let the policy collapse to exact within ~20 steps */
     c->d_model = 32;
     c->n_attn_head = 2;
     c->d_ff = 64;

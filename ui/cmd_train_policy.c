@@ -57,7 +57,7 @@ static const char usage[] =
     "  --eps-start X (1.0)  --eps-floor X (0.25)  --eps-decay X (0.97)\n"
     "PPO:\n"
     "  --lr X (1e-3)  --epochs N (4)  --minibatch N (16)  --clip X (0.2)\n"
-    "  --ent-coef X (0.01)  --value-coef X (0.5)  --discount X (0.9)  --gae-lambda X (0.95)\n"
+    "  --ent-coef X (0.02)  --value-coef X (0.5)  --discount X (0.9)  --gae-lambda X (0.95)\n"
     "Other:\n"
     "  --ckpt-every N      steps between checkpoints (10; 0 = only at the end)\n"
     "  --threads N         forward worker threads (default: online CPUs)\n"
