@@ -46,6 +46,9 @@ typedef struct AppSource {
     /* Tokens computed by the engine (its position): the approximate rows
      * use the basis and ranks of that position. */
     int64_t (*position)(void *ctx);
+    /* Display text of token i of the input, computed or not (the strip shows
+     * what comes next). May be NULL. */
+    const char *(*token_text)(void *ctx, int64_t i);
 } AppSource;
 
 typedef enum BreakKind {

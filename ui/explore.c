@@ -76,6 +76,12 @@ static void src_attention_free(void *ctx, AppAttnRows *rows)
     memset(rows, 0, sizeof *rows);
 }
 
+static const char *src_token_text(void *ctx, int64_t i)
+{
+    Explore *ex = ctx;
+    return i >= 0 ? session_token_text(ex->s, (size_t)i) : "";
+}
+
 static int64_t src_position(void *ctx)
 {
     Explore *ex = ctx;
@@ -232,6 +238,7 @@ int explore_open(Explore **out, const ExploreOptions *o, const char *cmd)
         .attention = src_attention,
         .attention_free = src_attention_free,
         .position = src_position,
+        .token_text = src_token_text,
     };
     app_init(&ex->app, ex->store, &ex->src, ex->model_name, ex->method, "explore");
     if (explore_step(ex, &err) != DRRL_OK) {

@@ -26,8 +26,15 @@ static const char *shown_token(const char *t, char *buf, size_t n)
 static const char *token_at(const App *app, int64_t s, int *segment)
 {
     TraceRecord r;
-    if (!app_read(app, s, 0, 0, &r))
-        return NULL;
+    if (!app_read(app, s, 0, 0, &r)) {
+        /* live: a token not computed yet, from the input itself */
+        const TraceMeta *m = trace_store_meta(app->store);
+        if (!app->src || !app->src->token_text || s < 0 || s >= app_n_tokens(app) || !m ||
+            m->segment_len <= 0)
+            return NULL;
+        *segment = (int)(s / m->segment_len);
+        return app->src->token_text(app->src->ctx, s);
+    }
     *segment = r.segment;
     return r.token ? r.token : ""; /* interned in the store: stays valid */
 }
@@ -43,7 +50,7 @@ static void tokens_title(const App *app, char *buf, size_t n)
 
 static void tokens_draw(const App *app, Canvas *c, CanvasRect r)
 {
-    int64_t n = app_n_steps(app);
+    int64_t n = app_n_tokens(app);
     int seg = 0;
     const char *cur = token_at(app, app->step, &seg);
     if (!cur) {

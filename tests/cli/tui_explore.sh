@@ -24,8 +24,10 @@ expect_rc 2
 expect_one_line_error
 expect_err_contains "terminal"
 
-# Live, recording a trace; 12 steps forward, 2 back, 3 forward again.
-keys="l l l l l l l l l l l l h h l l l"
+# Live, recording a trace: 12 steps forward, 2 back, 3 forward again, then to
+# the end of the input and back to token 14 (the whole input is in the
+# trace, so the token strip shows the same upcoming tokens in both).
+keys="l l l l l l l l l l l l h h l l l : 40 Enter : 14 Enter"
 run env LC_ALL=C.UTF-8 "$DRRL" explore $common --trace-out "$tmpdir/t.csv" --keys "$keys" \
     --size 120x40 --dump-screen "$tmpdir/live.txt"
 expect_rc 0
@@ -43,10 +45,10 @@ expect_rc 0
 # The replayed screen at that step equals the live one, but for the status
 # line (explore vs replay) and the attention pane (live only): compare the
 # panes above the attention pane.
-run env LC_ALL=C.UTF-8 "$DRRL" replay "$tmpdir/t.csv" --keys "G" --size 120x40 \
+run env LC_ALL=C.UTF-8 "$DRRL" replay "$tmpdir/t.csv" --keys ": 14 Enter" --size 120x40 \
     --dump-screen "$tmpdir/replay.txt"
 expect_rc 0
-grep -q "token 14/14" "$tmpdir/replay.txt" || fail "replay is not at its last token"
+grep -q "token 14/40" "$tmpdir/replay.txt" || fail "replay is not at token 14"
 n=$(grep -n "Attention" "$tmpdir/live.txt" | head -1 | cut -d: -f1)
 [ -n "$n" ] || fail "no attention pane in the live screen"
 head -n $((n - 1)) "$tmpdir/live.txt" >"$tmpdir/a"
@@ -60,7 +62,7 @@ diff -u "$tmpdir/a" "$tmpdir/b" >"$tmpdir/diff" || {
 run env LC_ALL=C.UTF-8 "$DRRL" explore $common --keys "$keys" --size 80x24 \
     --trace-out "$tmpdir/t80.csv" --dump-screen "$tmpdir/live80.txt"
 expect_rc 0
-run env LC_ALL=C.UTF-8 "$DRRL" replay "$tmpdir/t80.csv" --keys "G" --size 80x24 \
+run env LC_ALL=C.UTF-8 "$DRRL" replay "$tmpdir/t80.csv" --keys ": 14 Enter" --size 80x24 \
     --dump-screen "$tmpdir/replay80.txt"
 expect_rc 0
 head -n 23 "$tmpdir/live80.txt" >"$tmpdir/a"
