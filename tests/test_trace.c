@@ -797,3 +797,100 @@ Test(trace_csv, missing_files)
     cr_assert_eq(trace_csv_load(in_dir("alone.csv"), &s, &e), DRRL_E_INPUT);
     cr_assert(strstr(e.msg, "sidecar is missing") != NULL, "%s", e.msg);
 }
+
+/* ---- diff ---- */
+
+#include "trace_diff.h"
+
+static TraceStore *store_of(int steps, int32_t bump_step, int32_t bump_layer, int skip_last)
+{
+    TraceStore *s = trace_store_new();
+    Gen g;
+    DrrlError e;
+    for (int st = 0; st < steps; st++)
+        for (int l = 0; l < 2; l++)
+            for (int h = 0; h < 3; h++) {
+                if (skip_last && st == steps - 1 && l == 1 && h == 2)
+                    continue;
+                TraceRecord r = *gen(&g, st, l, h);
+                if (st == bump_step && l == bump_layer && h == 0) {
+                    r.rank = r.rank == 16 ? 4 : 16;
+                    r.measured_error += 0.5;
+                    r.flops_executed *= 2;
+                }
+                cr_assert_eq(trace_store_put(s, &r, &e), DRRL_OK);
+            }
+    return s;
+}
+
+Test(trace_diff, identical_traces)
+{
+    TraceStore *a = store_of(4, -1, 0, 0), *b = store_of(4, -1, 0, 0);
+    TraceDiff d;
+    cr_assert_eq(trace_diff_compute(a, b, 0, &d, NULL), DRRL_OK);
+    cr_assert(d.identical);
+    cr_assert_not(d.has_first);
+    cr_assert_eq(d.aligned, 24);
+    cr_assert_eq(d.n_layers, 2);
+    cr_assert_eq(d.layers[1].aligned, 12);
+    cr_assert_eq(d.layers[1].rank_sum_a, d.layers[1].rank_sum_b);
+    trace_diff_done(&d);
+    /* wall_ns only counts with TRACE_DIFF_TIMING */
+    TraceRecord ra;
+    cr_assert(trace_store_read(a, 0, 0, 0, &ra));
+    TraceRecord rb = ra;
+    rb.wall_ns += 1;
+    cr_assert_eq(trace_diff_rows(&ra, &rb, 0), -1);
+    cr_assert_eq(trace_diff_rows(&ra, &rb, TRACE_DIFF_TIMING), 25);
+    trace_store_free(a);
+    trace_store_free(b);
+}
+
+Test(trace_diff, first_divergence_and_layer_deltas)
+{
+    TraceStore *a = store_of(4, -1, 0, 0), *b = store_of(4, 2, 1, 1);
+    TraceDiff d;
+    cr_assert_eq(trace_diff_compute(a, b, 0, &d, NULL), DRRL_OK);
+    cr_assert_not(d.identical);
+    cr_assert(d.has_first);
+    cr_assert_eq(d.first_step, 2);
+    cr_assert_eq(d.first_layer, 1);
+    cr_assert_eq(d.first_head, 0);
+    cr_assert_str_eq(trace_csv_columns[d.first_column], "rank");
+    cr_assert_eq(d.differing, 1);
+    cr_assert_eq(d.only_a, 1);
+    cr_assert_eq(d.only_b, 0);
+    cr_assert_eq(d.layers[1].rank_changed, 1);
+    cr_assert_eq(d.layers[0].rank_changed, 0);
+    cr_assert_eq(d.layers[1].only_a, 1);
+    cr_assert_float_eq(d.layers[1].max_err_delta, 0.5, 1e-6);
+    cr_assert_gt(d.layers[1].flops_b, d.layers[1].flops_a);
+    cr_assert_eq(d.layers[0].flops_b, d.layers[0].flops_a);
+    trace_diff_done(&d);
+    /* The other way round: the missing row is B's extra. */
+    cr_assert_eq(trace_diff_compute(b, a, 0, &d, NULL), DRRL_OK);
+    cr_assert_eq(d.only_b, 1);
+    trace_diff_done(&d);
+    trace_store_free(a);
+    trace_store_free(b);
+}
+
+Test(trace_diff, sidecar_differences_count)
+{
+    TraceStore *a = store_of(2, -1, 0, 0), *b = store_of(2, -1, 0, 0);
+    TraceMeta m;
+    meta_fill(&m);
+    cr_assert_eq(trace_store_set_meta(a, &m, NULL), DRRL_OK);
+    m.seed = 43;
+    cr_assert_eq(trace_store_set_meta(b, &m, NULL), DRRL_OK);
+    TraceDiff d;
+    cr_assert_eq(trace_diff_compute(a, b, 0, &d, NULL), DRRL_OK);
+    cr_assert_not(d.identical);
+    cr_assert_not(d.has_first);
+    cr_assert_str_eq(d.meta_key, "seed");
+    cr_assert_str_eq(d.meta_a, "42");
+    cr_assert_str_eq(d.meta_b, "43");
+    trace_diff_done(&d);
+    trace_store_free(a);
+    trace_store_free(b);
+}
