@@ -63,7 +63,7 @@ static CanvasRect centred(const Canvas *c, int w, int h)
 static void draw_help(const App *app, Canvas *c)
 {
     int need = keys_count + 6;
-    CanvasRect r = centred(c, 72, need + 2);
+    CanvasRect r = centred(c, 80, need + 2);
     canvas_fill(c, r, ' ', CANVAS_ROLE_NORMAL, 0);
     canvas_box(c, r, "Keys  (Esc closes; j/k scroll)", CANVAS_ROLE_FOCUS);
     CanvasRect in = {r.x + 2, r.y + 1, r.w - 4, r.h - 2};
