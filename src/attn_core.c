@@ -1070,12 +1070,15 @@ static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, s
         if (!ac->chooser)
             return drrl_error(err, DRRL_E_USAGE,
                               "--method %s: no policy is loaded for the drrl method", m->spec);
+        double policy_flops = 0.0;
         AttnDecision dec = {l, (int32_t)seg, H, D, &ac->grid, ac->dec_prev, ac->dec_energy,
-                            ac->dec_bound, ac->dec_mask, q, n};
+                            ac->dec_bound, ac->dec_mask, q, n, &policy_flops};
         DrrlStatus st = ac->chooser(ac->chooser_ctx, &dec, ac->dec_rank, ac->dec_probs,
                                     ac->dec_value, err);
         if (st)
             return st;
+        for (int32_t h = 0; h < H; h++)
+            callfl_at(ac, l, h)[FLOPS_POLICY] += policy_flops / H;
         have_probs = 1;
     }
     for (int32_t h = 0; h < H; h++) {

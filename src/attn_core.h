@@ -77,6 +77,8 @@ typedef struct AttnDecision {
     const uint8_t *mask;       /* (n_head, n): 1 = allowed */
     const float *q;            /* (n_q, H*D) queries of the segment's first call */
     size_t n_q;
+    double *policy_flops;      /* out: the chooser adds the FLOPs it executed; they
+                                  are charged to FLOPS_POLICY, split over the heads */
 } AttnDecision;
 
 /* Fill rank[h] (a grid rank allowed by the mask) for every head; optionally

@@ -283,6 +283,8 @@ DrrlStatus policy_agent_choose(void *ctx, const AttnDecision *dec, int32_t *rank
         a->seg_prev[(size_t)l * H + h] = dec->prev_rank[h];
     }
     a->flops += a->flops_per_forward;
+    if (dec->policy_flops)
+        *dec->policy_flops += a->flops_per_forward;
     a->decisions += H;
     if (a->buf) {
         int idx;

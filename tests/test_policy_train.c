@@ -252,6 +252,11 @@ static double infer(const char *policy, int32_t *ranks_out)
         for (int h = 0; h < model->cfg.n_head; h++)
             ranks_out[l * model->cfg.n_head + h] = attn_core_rank(core, l, h);
     double fl = flops_attn(attn_core_flops_executed(core));
+    /* The policy's own work is in the ledger, under FLOPS_POLICY. */
+    double pf = flops_get(attn_core_flops_executed(core), -1, -1, FLOPS_POLICY);
+    cr_assert_gt(pf, 0.0);
+    cr_assert_float_eq(pf, policy_agent_flops(ag), 1e-6 * pf);
+    cr_assert_eq(flops_get(attn_core_flops_exact(core), -1, -1, FLOPS_POLICY), 0.0);
     cr_assert_eq(policy_agent_decisions(ag), 5 * model->cfg.n_layer * model->cfg.n_head);
     forward_free(f);
     attn_core_free(core);
