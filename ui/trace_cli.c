@@ -5,10 +5,12 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "model.h"
+#include "policy_reward.h"
 #include "signals.h"
 
 int trace_cli_option(TraceCli *t, int c)
@@ -33,35 +35,59 @@ static void ids_hash(const int32_t *ids, size_t n, char out[17])
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
+DrrlStatus trace_cli_meta(Session *s, const AttnCoreConfig *cfg, TraceMeta *m, DrrlError *err)
+{
+    const Model *model = session_model(s);
+    const RankGrid *g = attn_core_grid(session_core(s));
+    char text_hash[17];
+    ids_hash(session_ids(s), session_len(s), text_hash);
+    trace_meta_init(m);
+    DrrlStatus st;
+    if ((st = trace_meta_set_str(&m->drrl_version, PACKAGE_VERSION, err)) ||
+        (st = trace_meta_set_str(&m->model_path, model->dir, err)) ||
+        (st = trace_meta_set_str(&m->model_hash, model->hash, err)) ||
+        (st = trace_meta_set_str(&m->text_hash, text_hash, err)) ||
+        (st = trace_meta_set_str(&m->method, attn_core_method(session_core(s)), err)))
+        goto fail;
+    m->seed = cfg->seed;
+    m->segment_len = cfg->segment;
+    m->n_layer = model->cfg.n_layer;
+    m->n_head = model->cfg.n_head;
+    m->head_dim = model->cfg.head_dim;
+    if (g && g->n > 0) {
+        m->rank_grid = malloc((size_t)g->n * sizeof *m->rank_grid);
+        if (!m->rank_grid) {
+            st = drrl_error(err, DRRL_E_NOMEM, "out of memory");
+            goto fail;
+        }
+        memcpy(m->rank_grid, g->r, (size_t)g->n * sizeof *m->rank_grid);
+        m->n_grid = g->n;
+    }
+    PolicyRewardWeights w;
+    policy_reward_defaults(&w);
+    m->alpha = w.alpha;
+    m->beta = w.beta;
+    m->gamma = w.gamma;
+    /* A run keeps one threshold: start = floor, no decay. */
+    m->eps_start = m->eps_floor = cfg->eps;
+    m->eps_decay = 1.0;
+    return DRRL_OK;
+fail:
+    trace_meta_done(m);
+    return st;
+}
+
 int trace_cli_start(TraceCli *t, const char *cmd, Session *s, const AttnCoreConfig *cfg)
 {
     if (!t->out)
         return 0;
-    const Model *m = session_model(s);
-    const RankGrid *g = attn_core_grid(session_core(s));
-    char text_hash[17];
-    ids_hash(session_ids(s), session_len(s), text_hash);
     TraceMeta meta;
-    trace_meta_init(&meta);
-    meta.drrl_version = (char *)PACKAGE_VERSION;
-    meta.model_path = m->dir;
-    meta.model_hash = (char *)m->hash;
-    meta.text_hash = text_hash;
-    meta.method = (char *)attn_core_method(session_core(s));
-    meta.seed = cfg->seed;
-    meta.segment_len = cfg->segment;
-    meta.n_layer = m->cfg.n_layer;
-    meta.n_head = m->cfg.n_head;
-    meta.head_dim = m->cfg.head_dim;
-    meta.n_grid = g ? g->n : 0;
-    meta.rank_grid = g ? (int32_t *)g->r : NULL;
-    /* Reward weights belong to a policy's training, not to a run. */
-    meta.alpha = meta.beta = meta.gamma = NAN;
-    /* A run uses one threshold throughout. */
-    meta.eps_start = meta.eps_floor = cfg->eps;
-    meta.eps_decay = 1.0;
     DrrlError err;
-    if (trace_csv_writer_open(&t->w, t->out, &meta, t->flags, &err) != DRRL_OK)
+    if (trace_cli_meta(s, cfg, &meta, &err) != DRRL_OK)
+        return cli_fail(&err);
+    DrrlStatus st = trace_csv_writer_open(&t->w, t->out, &meta, t->flags, &err);
+    trace_meta_done(&meta);
+    if (st != DRRL_OK)
         return cli_fail(&err);
     if (session_add_sink(s, trace_csv_writer_sink(t->w), &err) != DRRL_OK) {
         trace_csv_writer_abort(t->w);

@@ -31,6 +31,13 @@ typedef struct TraceCli {
 /* Handle option c into t: 1 when it was one of the options above, else 0. */
 int trace_cli_option(TraceCli *t, int c);
 
+/* The sidecar metadata of a session run with cfg (model path and hash, hash
+ * of the session's token ids, method, seed, segment length, shape, rank grid,
+ * the reward weights the records' reward column uses, the threshold). m is
+ * initialised here; its strings are owned (trace_meta_done). For every
+ * command that records, so that their sidecars agree. */
+DrrlStatus trace_cli_meta(Session *s, const AttnCoreConfig *cfg, TraceMeta *m, DrrlError *err);
+
 /* With --trace-out: open the trace (refusing to overwrite without --force),
  * describe the session's model, ids, method and settings in its sidecar, and
  * add its sink to s. Call after the session has its ids. Returns 0, or an
