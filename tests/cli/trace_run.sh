@@ -60,4 +60,18 @@ run "$DRRL" run $opts --text "$tmpdir/long.txt" --seq-len $((rows / 8)) \
     --trace-out "$tmpdir/prefix.csv" --no-timing
 expect_rc 0
 cmp -s "$tmpdir/int.csv" "$tmpdir/prefix.csv" || fail "the interrupted trace is not the run's prefix"
+
+# SIGTERM likewise.
+"$DRRL" run $opts --text "$tmpdir/long.txt" --trace-out "$tmpdir/term.csv" \
+    >"$tmpdir/out" 2>"$tmpdir/err" &
+pid=$!
+sleep 1
+kill -TERM $pid
+wait $pid
+rc=$?
+err=$(cat "$tmpdir/err")
+expect_rc 1
+expect_err_contains "interrupted by SIGTERM"
+run "$DRRL" diff --quiet "$tmpdir/term.csv" "$tmpdir/term.csv"
+expect_rc 0
 exit 0
