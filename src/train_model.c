@@ -128,6 +128,22 @@ DrrlStatus train_model_new(const TrainModelConfig *cfg, TrainModel **out, DrrlEr
     return DRRL_OK;
 }
 
+DrrlStatus train_model_copy_params(TrainModel *dst, const TrainModel *src, DrrlError *err)
+{
+    const TrainModelConfig *a = &dst->cfg, *b = &src->cfg;
+    if (a->n_layer != b->n_layer || a->d_model != b->d_model || a->n_head != b->n_head ||
+        a->head_dim != b->head_dim || a->d_ff != b->d_ff || a->tied != b->tied ||
+        dst->n_params != src->n_params)
+        return drrl_error(err, DRRL_E_INPUT,
+                          "train: --init model has %d layers, d_model %d, %d heads x %d, "
+                          "d_ff %d, %s; the run has %d, %d, %d x %d, %d, %s",
+                          b->n_layer, b->d_model, b->n_head, b->head_dim, b->d_ff,
+                          b->tied ? "tied" : "untied", a->n_layer, a->d_model, a->n_head,
+                          a->head_dim, a->d_ff, a->tied ? "tied" : "untied");
+    memcpy(dst->params, src->params, dst->n_params * sizeof(float));
+    return DRRL_OK;
+}
+
 TrainTensor *train_model_find(TrainModel *m, const char *name)
 {
     for (size_t i = 0; i < m->n_tensors; i++)

@@ -80,6 +80,10 @@ void train_model_free(TrainModel *m);
  * 2019, section 2.3), norm weights 1. Deterministic. */
 void train_model_init(TrainModel *m, uint64_t seed);
 
+/* Copy src's parameter values into dst. Errors: DRRL_E_INPUT when the two
+ * differ in shape (config). */
+DrrlStatus train_model_copy_params(TrainModel *dst, const TrainModel *src, DrrlError *err);
+
 /* The tensor called NAME, or NULL. */
 TrainTensor *train_model_find(TrainModel *m, const char *name);
 

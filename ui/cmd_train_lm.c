@@ -37,6 +37,9 @@ static const char usage[] =
     "Output:\n"
     "  --out DIR           model directory to write (default drrl-model)\n"
     "  --checkpoint FILE   checkpoint (default DIR.ckpt)\n"
+    "  --init DIR          start from the weights of model directory DIR (same\n"
+    "                      shape; fresh optimiser state): fine-tuning, e.g. at\n"
+    "                      a longer --ctx\n"
     "  --resume            continue from the checkpoint (its options win, except\n"
     "                      --steps, which resets the total: the cosine decay is\n"
     "                      recomputed from the current step)\n"
@@ -71,7 +74,7 @@ enum {
     OPT_LAYERS, OPT_DMODEL, OPT_HEADS, OPT_HEADDIM, OPT_DFF, OPT_UNTIED, OPT_THETA,
     OPT_MAXPOS, OPT_BATCH, OPT_CTX, OPT_STEPS, OPT_WARMUP, OPT_LR, OPT_MINLR, OPT_WD,
     OPT_CLIP, OPT_SEED, OPT_EVALEVERY, OPT_EVALBYTES, OPT_CKPTEVERY, OPT_THREADS,
-    OPT_EVALONLY, OPT_MODEL, OPT_DATA, OPT_STRIDE, OPT_DUMP
+    OPT_EVALONLY, OPT_MODEL, OPT_DATA, OPT_STRIDE, OPT_DUMP, OPT_INIT
 };
 
 static const struct option longopts[] = {
@@ -108,6 +111,7 @@ static const struct option longopts[] = {
     {"data", required_argument, 0, OPT_DATA},
     {"stride", required_argument, 0, OPT_STRIDE},
     {"dump-logits", required_argument, 0, OPT_DUMP},
+    {"init", required_argument, 0, OPT_INIT},
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -288,7 +292,7 @@ int cmd_train_lm(int argc, char **argv)
     TrainOptions o;
     train_options_default(&o);
     const char *train = NULL, *valid = NULL, *out = "drrl-model", *ckpt = NULL;
-    const char *model_dir = NULL, *data = NULL, *dump = NULL;
+    const char *model_dir = NULL, *data = NULL, *dump = NULL, *init_dir = NULL;
     int resume = 0, steps_set = 0, force = 0, quiet = 0, evalonly = 0, ctx_set = 0, batch_set = 0;
     double maxsec = 0;
     long threads = sysconf(_SC_NPROCESSORS_ONLN), stride = 0, v;
@@ -311,6 +315,7 @@ int cmd_train_lm(int argc, char **argv)
         case OPT_MODEL: model_dir = optarg; break;
         case OPT_DATA: data = optarg; break;
         case OPT_DUMP: dump = optarg; break;
+        case OPT_INIT: init_dir = optarg; break;
         case OPT_UNTIED: o.model.tied = 0; break;
         case OPT_MAXSEC: e = parse_d("--max-seconds", optarg, 0, 1e9, &maxsec); break;
 #define INT_OPT(K, NAME, LO, HI, DST) \
@@ -394,6 +399,15 @@ int cmd_train_lm(int argc, char **argv)
                            : train_session_new(&o, train, valid, (int)threads, &s, &err);
     if (!st && resume && steps_set && (st = train_session_set_steps(s, o.steps, &err)))
         train_session_free(s);
+    if (!st && !resume && init_dir) {
+        TrainModel *src = NULL;
+        st = train_export_load(init_dir, &src, &err);
+        if (!st)
+            st = train_model_copy_params(train_session_model(s), src, &err);
+        train_model_free(src);
+        if (st)
+            train_session_free(s);
+    }
     if (st) {
         rc = cli_fail(&err);
         goto done;
