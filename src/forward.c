@@ -54,8 +54,9 @@ struct Forward {
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_done;
     int pool_ok;
-    unsigned gen;
-    int quit, active, pending;
+    atomic_uint gen;
+    atomic_int pending;
+    int quit, active;
     PoolFn fn;
     void *fn_ctx;
     size_t n_tasks;
@@ -79,6 +80,19 @@ static void pool_tasks(Forward *f, int worker)
     }
 }
 
+/* Workers and the caller spin this many pauses (a few to a few hundred
+ * microseconds) for the next stage before sleeping on the condition
+ * variable: stages follow each other closely within a forward pass, and a
+ * futex wake-up per stage and thread would cost more than the short stages. */
+#define FORWARD_SPIN 4000
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 static void *pool_main(void *arg)
 {
     PoolWorker *w = arg;
@@ -86,22 +100,28 @@ static void *pool_main(void *arg)
     int id = w->id;
     free(w);
     unsigned seen = 0;
-    pthread_mutex_lock(&f->mu);
     for (;;) {
-        while (!f->quit && f->gen == seen)
-            pthread_cond_wait(&f->cv_work, &f->mu);
-        if (f->quit)
-            break;
-        seen = f->gen;
-        if (id >= f->active)
-            continue;
-        pthread_mutex_unlock(&f->mu);
-        pool_tasks(f, id);
+        for (int i = 0; i < FORWARD_SPIN && atomic_load(&f->gen) == seen; i++)
+            cpu_relax();
         pthread_mutex_lock(&f->mu);
-        if (--f->pending == 0)
+        while (!f->quit && atomic_load(&f->gen) == seen)
+            pthread_cond_wait(&f->cv_work, &f->mu);
+        if (f->quit) {
+            pthread_mutex_unlock(&f->mu);
+            break;
+        }
+        seen = atomic_load(&f->gen);
+        int active = f->active;
+        pthread_mutex_unlock(&f->mu);
+        if (id >= active)
+            continue;
+        pool_tasks(f, id);
+        if (atomic_fetch_sub(&f->pending, 1) == 1) {
+            pthread_mutex_lock(&f->mu);
             pthread_cond_signal(&f->cv_done);
+            pthread_mutex_unlock(&f->mu);
+        }
     }
-    pthread_mutex_unlock(&f->mu);
     return NULL;
 }
 
@@ -125,15 +145,19 @@ static void pool_run(Forward *f, size_t n_tasks, int want, PoolFn fn, void *ctx)
     f->n_tasks = n_tasks;
     atomic_store(&f->next, 0);
     f->active = nw;
-    f->pending = nw - 1;
-    f->gen++;
+    atomic_store(&f->pending, nw - 1);
+    atomic_fetch_add(&f->gen, 1);
     pthread_cond_broadcast(&f->cv_work);
     pthread_mutex_unlock(&f->mu);
     pool_tasks(f, 0);
-    pthread_mutex_lock(&f->mu);
-    while (f->pending > 0)
-        pthread_cond_wait(&f->cv_done, &f->mu);
-    pthread_mutex_unlock(&f->mu);
+    for (int i = 0; i < FORWARD_SPIN && atomic_load(&f->pending) > 0; i++)
+        cpu_relax();
+    if (atomic_load(&f->pending) > 0) {
+        pthread_mutex_lock(&f->mu);
+        while (atomic_load(&f->pending) > 0)
+            pthread_cond_wait(&f->cv_done, &f->mu);
+        pthread_mutex_unlock(&f->mu);
+    }
 }
 
 /* Split n items into at most f->threads blocks of a multiple of `align`
@@ -557,6 +581,8 @@ DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **o
     pthread_cond_init(&f->cv_done, NULL);
     f->pool_ok = 1;
     atomic_init(&f->next, 0);
+    atomic_init(&f->gen, 0);
+    atomic_init(&f->pending, 0);
     f->tid = calloc((size_t)threads, sizeof *f->tid);
     for (int i = 1; f->tid && i < threads; i++) {
         PoolWorker *w = malloc(sizeof *w);
