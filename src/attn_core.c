@@ -5,7 +5,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "basis.h"
 #include "bounds.h"
@@ -35,6 +37,12 @@ typedef struct Side {
     double *sinr;    /* (D + 1) residual Davis-Kahan bound per rank, last boundary */
     int has_basis;
     int refresh;     /* last boundary's decision */
+    /* per-call accumulators, written by the one thread that works on this
+     * side and merged into the ledger and stats on the calling thread */
+    double fl[FLOPS_CAT_COUNT];
+    int n_keep, n_recompute;
+    DrrlStatus st;
+    DrrlError err;
 } Side;
 
 typedef struct Kv {
@@ -810,7 +818,7 @@ static void side_project(AttnCore *ac, Side *s, const float *x, int64_t from, in
     if (w > 0) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, w, n, D, 1.0f, s->B, D,
                     x + (size_t)from * D, D, 0.0f, s->P + from, (int)ac->pcap);
-        charge_kv(ac, l, g, FLOPS_BASIS_PROJ, 2.0 * D * w * n);
+        s->fl[FLOPS_BASIS_PROJ] += 2.0 * D * w * n;
     }
     for (int32_t j = 0; j < w; j++) {
         const float *p = s->P + (size_t)j * ac->pcap;
@@ -837,7 +845,7 @@ static void side_widen(AttnCore *ac, Side *s, const float *x, int32_t w_need, in
     if (n > 0) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, dw, n, D, 1.0f, s->B + w, D, x, D,
                     0.0f, s->P + (size_t)w * ac->pcap, (int)ac->pcap);
-        charge_kv(ac, l, g, FLOPS_ROTATE, 2.0 * n * D * dw);
+        s->fl[FLOPS_ROTATE] += 2.0 * n * D * dw;
     }
     for (int32_t j = w; j < w_need; j++) {
         const float *p = s->P + (size_t)j * ac->pcap;
@@ -864,7 +872,7 @@ static void side_sin_residual(AttnCore *ac, Side *s, double *dGm, double *tmp, d
                 tmp, D);
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, D, D, 1.0, s->Bd, D, tmp, D, 0.0,
                 Cm, D);
-    charge_kv(ac, l, g, FLOPS_EIG, 4.0 * D * D * D);
+    s->fl[FLOPS_EIG] += 4.0 * D * D * D;
     /* O(D^2): tmp[a] = sum_{b<r} C_ab^2 grows with r, row totals fixed */
     s->sinr[0] = s->sinr[D] = 0.0;
     if (D < 2)
@@ -893,96 +901,80 @@ static void side_sin_residual(AttnCore *ac, Side *s, double *dGm, double *tmp, d
     s->sinr[0] = s->sinr[D] = 0.0;
 }
 
-/* Boundary at position pos (a multiple of T, > 0) of layer l: fold the
- * completed segment into the Grams, then decide per side, cheapest first:
- *   KEEP with no eigensolve when the Davis-Kahan bound (the smaller of the
- *     plain and the residual form, bounds.h) on the rotation of the top-r
- *     subspace is <= rot_tol for every rank r < D in use by the side's heads;
+/* Boundary at position pos (a multiple of T, > 0) for one side of layer l,
+ * kv head g: fold the completed segment into the Gram, then decide, cheapest
+ * test first:
+ *   KEEP with no eigensolve when Davis-Kahan (the smaller of the plain and
+ *     the residual form, bounds.h) bounds the rotation of the top-r subspace
+ *     by rot_tol for every rank r < D in use by the kv group's heads;
  *   else compute the eigenvalues only, and still KEEP when the kept basis's
  *     exact residual energy tot - sum_{j<r} E_j is within (1 + rot_tol) of
- *     the Eckart-Young optimum sum_{j>=r} lambda_j(G) at every rank in use:
- *     the stale basis is then nearly as good;
- *   else RECOMPUTE: eigenvectors (batched over the layer's sides), adopt the
- *     new basis; the cache is re-projected at the width in use (side_widen)
- *     before the next rows run.
- * rot_tol < 0 always recomputes. */
-static DrrlStatus boundary(AttnCore *ac, int32_t l, int64_t pos, DrrlError *err)
+ *     the Eckart-Young optimum sum_{j>=r} lambda_j(G) at every rank in use;
+ *   else RECOMPUTE: eigenvectors, adopt the new basis; the cache is then
+ *     re-projected at the width in use (side_widen) before the next rows.
+ * rot_tol < 0 always recomputes. Runs on a worker thread (one per side at a
+ * time); touches only this side. */
+static void side_boundary(AttnCore *ac, int32_t l, int32_t g, int si, int64_t pos)
 {
-    int32_t D = ac->D, K = ac->K;
+    Side *s = &kv_at(ac, l, g)->s[si];
+    int32_t D = ac->D;
     size_t dd = (size_t)D * D;
-    int need = 0;
-    double *dGm = malloc(dd * sizeof *dGm), *tmp = malloc(dd * sizeof *tmp);
-    double *Cm = malloc(dd * sizeof *Cm);
-    double *Gs = malloc((size_t)2 * K * dd * sizeof *Gs);
-    double *lam = malloc((size_t)2 * K * D * sizeof *lam);
-    double *Bs = malloc((size_t)2 * K * dd * sizeof *Bs);
-    if (!dGm || !tmp || !Cm || !Gs || !lam || !Bs) {
-        free(dGm), free(tmp), free(Cm), free(Gs), free(lam), free(Bs);
-        return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory for a basis refresh");
-    }
     double tol = ac->cfg.rot_tol;
-    for (int32_t g = 0; g < K; g++)
-        for (int si = 0; si < 2; si++) {
-            Side *s = &kv_at(ac, l, g)->s[si];
-            const float *x = si == SIDE_K ? ac->cache_k(ac->cache_ctx, l, g)
-                                          : ac->cache_v(ac->cache_ctx, l, g);
-            basis_gram_add(s->G, x + (size_t)s->n_gram * D, pos - s->n_gram, D, D);
-            charge_kv(ac, l, g, FLOPS_GRAM, flops_gram((double)(pos - s->n_gram), D));
-            s->n_gram = pos;
-            basis_gram_symmetrize(s->G, D);
-            if (!s->has_basis) {
-                s->refresh = REFRESH_RECOMPUTE;
-                need++;
-                continue;
-            }
-            double e = 0.0;
-            for (size_t i = 0; i < dd; i++) {
-                dGm[i] = s->G[i] - s->Gref[i];
-                e += dGm[i] * dGm[i];
-            }
-            s->dG = sqrt(e) + bounds_gram_allowance(s->trace_ref, s->n_gram, D);
-            charge_kv(ac, l, g, FLOPS_GRAM, 3.0 * (double)dd);
-            s->refresh = REFRESH_RECOMPUTE;
-            if (tol < 0.0) {
-                need++;
-                continue;
-            }
-            side_sin_residual(ac, s, dGm, tmp, Cm, l, g);
-            double worst = 0.0;
-            for (int32_t j = 0; j < ac->group; j++) {
-                int32_t r = hs_at(ac, l, g * ac->group + j)->rank;
-                if (r > 0 && r < D && s->sinr[r] > worst)
-                    worst = s->sinr[r];
-            }
-            if (worst <= tol) {
-                s->refresh = REFRESH_KEEP;
-                ac->stats.refresh_keep++;
-            } else {
-                need++;
-            }
+    const float *x = si == SIDE_K ? ac->cache_k(ac->cache_ctx, l, g)
+                                  : ac->cache_v(ac->cache_ctx, l, g);
+    basis_gram_add(s->G, x + (size_t)s->n_gram * D, pos - s->n_gram, D, D);
+    s->fl[FLOPS_GRAM] += flops_gram((double)(pos - s->n_gram), D);
+    s->n_gram = pos;
+    basis_gram_symmetrize(s->G, D);
+    double *dGm = malloc(dd * sizeof *dGm), *tmp = malloc(dd * sizeof *tmp);
+    double *Cm = malloc(dd * sizeof *Cm), *lam = malloc((size_t)D * sizeof *lam);
+    double *Bn = malloc(dd * sizeof *Bn);
+    if (!dGm || !tmp || !Cm || !lam || !Bn) {
+        s->st = drrl_error(&s->err, DRRL_E_NOMEM, "attn_core: out of memory for a basis refresh");
+        goto done;
+    }
+    s->refresh = REFRESH_RECOMPUTE;
+    if (s->has_basis) {
+        double e = 0.0;
+        for (size_t i = 0; i < dd; i++) {
+            dGm[i] = s->G[i] - s->Gref[i];
+            e += dGm[i] * dGm[i];
         }
-    /* Eigenvalues only, for sides that have a basis: keep when near-optimal. */
-    int nv = 0;
-    for (int32_t g = 0; g < K; g++)
-        for (int si = 0; si < 2; si++) {
-            Side *s = &kv_at(ac, l, g)->s[si];
-            if (s->refresh == REFRESH_RECOMPUTE && s->has_basis && tol >= 0.0)
-                memcpy(Gs + (size_t)nv++ * dd, s->G, dd * sizeof *Gs);
+        s->dG = sqrt(e) + bounds_gram_allowance(s->trace_ref, s->n_gram, D);
+        s->fl[FLOPS_GRAM] += 3.0 * (double)dd;
+    }
+    if (s->has_basis && tol >= 0.0) {
+        side_sin_residual(ac, s, dGm, tmp, Cm, l, g);
+        double worst = 0.0;
+        for (int32_t j = 0; j < ac->group; j++) {
+            int32_t r = hs_at(ac, l, g * ac->group + j)->rank;
+            if (r > 0 && r < D && s->sinr[r] > worst)
+                worst = s->sinr[r];
         }
-    DrrlStatus st = nv ? basis_eigvals_batch(Gs, nv, D, lam, err) : DRRL_OK;
-    int k = 0;
-    for (int32_t g = 0; g < K && st == DRRL_OK && nv; g++)
-        for (int si = 0; si < 2; si++) {
-            Side *s = &kv_at(ac, l, g)->s[si];
-            if (!(s->refresh == REFRESH_RECOMPUTE && s->has_basis))
-                continue;
-            const double *ln = lam + (size_t)k++ * D;
-            charge_kv(ac, l, g, FLOPS_EIG, flops_eigvals(D) + 2.0 * D);
-            double tr = 0.0;
-            for (int32_t j = 0; j < D; j++)
-                tr += s->G[(size_t)j * D + j];
-            double allow = bounds_gram_allowance(tr, s->n_gram, D) + PROJ_SLACK * s->tot;
-            int keep = 1;
+        if (worst <= tol) {
+            s->refresh = REFRESH_KEEP;
+            s->n_keep++;
+            goto done;
+        }
+        double tr = 0.0;
+        for (int32_t j = 0; j < D; j++)
+            tr += s->G[(size_t)j * D + j];
+        double allow = bounds_gram_allowance(tr, s->n_gram, D) + PROJ_SLACK * s->tot;
+        /* Is the kept basis within (1 + tol) of the optimum at every rank in
+         * use? First against a lower bound of the optimum that needs no
+         * eigensolve: G = Gref + dG with dG PSD, so lambda_j(G) >=
+         * lambda_j(Gref) for every j (Weyl's monotonicity, Horn & Johnson
+         * Cor. 4.3.12); then, if that fails, against G's own eigenvalues. */
+        int keep = 0;
+        for (int pass = 0; pass < 2 && !keep; pass++) {
+            const double *ev = s->lam;
+            if (pass == 1) {
+                if ((s->st = basis_eigvals_batch(s->G, 1, D, lam, &s->err)))
+                    goto done;
+                s->fl[FLOPS_EIG] += flops_eigvals(D) + 2.0 * D;
+                ev = lam;
+            }
+            keep = 1;
             for (int32_t j = 0; j < ac->group && keep; j++) {
                 int32_t r = hs_at(ac, l, g * ac->group + j)->rank;
                 if (r >= D || r > s->w)
@@ -991,55 +983,138 @@ static DrrlStatus boundary(AttnCore *ac, int32_t l, int64_t pos, DrrlError *err)
                 for (int32_t q = 0; q < r; q++)
                     kept += s->E[q];
                 for (int32_t q = r; q < D; q++)
-                    ey += ln[q];
+                    ey += ev[q];
                 keep = s->tot - kept <= (1.0 + tol) * ey + allow;
             }
-            if (keep) {
-                s->refresh = REFRESH_KEEP;
-                ac->stats.refresh_keep++;
-                need--;
-            }
         }
-    /* Eigenvectors for the sides that recompute, batched over the layer. */
-    k = 0;
-    for (int32_t g = 0; g < K && st == DRRL_OK; g++)
-        for (int si = 0; si < 2; si++) {
-            Side *s = &kv_at(ac, l, g)->s[si];
-            if (s->refresh == REFRESH_RECOMPUTE)
-                memcpy(Gs + (size_t)k++ * dd, s->G, dd * sizeof *Gs);
+        if (keep) {
+            s->refresh = REFRESH_KEEP;
+            s->n_keep++;
+            goto done;
         }
-    if (st == DRRL_OK && need > 0)
-        st = basis_eig_batch(Gs, need, D, lam, Bs, err);
-    k = 0;
-    for (int32_t g = 0; g < K && st == DRRL_OK && need > 0; g++)
-        for (int si = 0; si < 2; si++) {
-            Side *s = &kv_at(ac, l, g)->s[si];
-            if (s->refresh != REFRESH_RECOMPUTE)
-                continue;
-            const double *Bn = Bs + (size_t)k * dd, *ln = lam + (size_t)k * D;
-            k++;
-            charge_kv(ac, l, g, FLOPS_EIG, flops_eig(D));
-            ac->stats.refresh_recompute++;
-            double tr = 0.0;
-            for (int32_t j = 0; j < D; j++)
-                tr += s->G[(size_t)j * D + j];
-            memcpy(s->Bd, Bn, dd * sizeof *Bn);
-            for (size_t i = 0; i < dd; i++)
-                s->B[i] = (float)Bn[i];
-            memcpy(s->lam, ln, (size_t)D * sizeof *ln);
-            memcpy(s->Gref, s->G, dd * sizeof *s->G);
-            s->trace_ref = tr;
-            s->n_ref = s->n_gram;
-            s->dG = 0.0;
-            s->has_basis = 1;
-            s->n_proj = pos; /* every cached row, at width 0 until side_widen */
-            s->w = 0;
-            s->tot_new = 0.0;
-            memset(s->E, 0, (size_t)D * sizeof *s->E);
-            memset(s->En, 0, (size_t)D * sizeof *s->En);
-            memset(s->sinr, 0, ((size_t)D + 1) * sizeof *s->sinr);
+    }
+    if ((s->st = basis_eig_batch(s->G, 1, D, lam, Bn, &s->err)))
+        goto done;
+    s->fl[FLOPS_EIG] += flops_eig(D);
+    s->n_recompute++;
+    double tr = 0.0;
+    for (int32_t j = 0; j < D; j++)
+        tr += s->G[(size_t)j * D + j];
+    memcpy(s->Bd, Bn, dd * sizeof *Bn);
+    for (size_t i = 0; i < dd; i++)
+        s->B[i] = (float)Bn[i];
+    memcpy(s->lam, lam, (size_t)D * sizeof *lam);
+    memcpy(s->Gref, s->G, dd * sizeof *s->G);
+    s->trace_ref = tr;
+    s->n_ref = s->n_gram;
+    s->dG = 0.0;
+    s->has_basis = 1;
+    s->n_proj = pos; /* every cached row, at width 0 until side_widen */
+    s->w = 0;
+    s->tot_new = 0.0;
+    memset(s->E, 0, (size_t)D * sizeof *s->E);
+    memset(s->En, 0, (size_t)D * sizeof *s->En);
+    memset(s->sinr, 0, ((size_t)D + 1) * sizeof *s->sinr);
+done:
+    free(dGm), free(tmp), free(Cm), free(lam), free(Bn);
+}
+
+/* The new rows [pos0, pos0 + n) of one side: norms, widening to w_need
+ * directions, projection. Worker thread; touches only this side. */
+static void side_advance(AttnCore *ac, int32_t l, int32_t g, int si, size_t pos0, size_t n,
+                         int32_t w_need)
+{
+    Side *s = &kv_at(ac, l, g)->s[si];
+    const float *x = si == SIDE_K ? ac->cache_k(ac->cache_ctx, l, g)
+                                  : ac->cache_v(ac->cache_ctx, l, g);
+    for (size_t t = pos0; t < pos0 + n; t++) {
+        double r2 = 0.0;
+        for (int32_t j = 0; j < ac->D; j++)
+            r2 += (double)x[t * ac->D + j] * x[t * ac->D + j];
+        if (sqrt(r2) > s->rowmax)
+            s->rowmax = sqrt(r2);
+        s->tot += r2, s->tot_new += r2;
+    }
+    if (s->has_basis) {
+        if (w_need > s->w)
+            side_widen(ac, s, x, w_need, l, g);
+        side_project(ac, s, x, s->n_proj, (int64_t)(pos0 + n), l, g);
+    }
+}
+
+/* Run phase (0: boundary at pos, 1: advance rows) over the 2 K sides of
+ * layer l on up to 16 threads. Each side's work is sequential code on one
+ * thread, so results do not depend on the thread count. */
+typedef struct SideTask {
+    AttnCore *ac;
+    int32_t l, phase, from, to;
+    int64_t pos;
+    size_t pos0, n;
+    const int32_t *w_need; /* (K) */
+} SideTask;
+
+static void *side_task(void *arg)
+{
+    SideTask *t = arg;
+    for (int32_t i = t->from; i < t->to; i++) {
+        int32_t g = i / 2;
+        int si = i % 2;
+        if (t->phase == 0)
+            side_boundary(t->ac, t->l, g, si, t->pos);
+        else
+            side_advance(t->ac, t->l, g, si, t->pos0, t->n, t->w_need[g]);
+    }
+    return NULL;
+}
+
+static DrrlStatus run_sides(AttnCore *ac, int32_t l, int phase, int64_t pos, size_t pos0,
+                            size_t n, const int32_t *w_need, DrrlError *err)
+{
+    enum { MAXT = 16 };
+    int32_t ns = 2 * ac->K;
+    for (int32_t i = 0; i < ns; i++) {
+        Side *s = &kv_at(ac, l, i / 2)->s[i % 2];
+        memset(s->fl, 0, sizeof s->fl);
+        s->n_keep = s->n_recompute = 0;
+        s->st = DRRL_OK;
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = (int)(cores < 1 ? 1 : cores > MAXT ? MAXT : cores);
+    if (nt > ns)
+        nt = ns;
+    /* tiny work (one token, small heads) is not worth a thread */
+    if ((size_t)ac->D * ac->D * (phase == 0 ? 128 : n) < 65536)
+        nt = 1;
+    SideTask tasks[MAXT];
+    pthread_t tid[MAXT];
+    int started[MAXT] = {0};
+    for (int t = 0; t < nt; t++) {
+        tasks[t] = (SideTask){ac, l, phase, (int32_t)((int64_t)ns * t / nt),
+                              (int32_t)((int64_t)ns * (t + 1) / nt), pos, pos0, n, w_need};
+        if (t > 0 && pthread_create(&tid[t], NULL, side_task, &tasks[t]) == 0)
+            started[t] = 1;
+    }
+    side_task(&tasks[0]);
+    for (int t = 1; t < nt; t++) {
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            side_task(&tasks[t]);
+    }
+    DrrlStatus st = DRRL_OK;
+    for (int32_t i = 0; i < ns; i++) {
+        Side *s = &kv_at(ac, l, i / 2)->s[i % 2];
+        for (int c = 0; c < FLOPS_CAT_COUNT; c++)
+            if (s->fl[c] != 0.0)
+                charge_kv(ac, l, i / 2, (FlopCat)c, s->fl[c]);
+        ac->stats.refresh_keep += s->n_keep;
+        ac->stats.refresh_recompute += s->n_recompute;
+        if (s->st && st == DRRL_OK) {
+            st = s->st;
+            if (err)
+                *err = s->err;
         }
-    free(dGm), free(tmp), free(Cm), free(Gs), free(lam), free(Bs);
+    }
     return st;
 }
 
@@ -1244,7 +1319,7 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n,
         return st;
     int new_seg = (int64_t)pos0 % T == 0;
     if (new_seg && seg > 0 && ac->seg_done[layer] < seg) {
-        if ((st = boundary(ac, layer, (int64_t)pos0, err)))
+        if ((st = run_sides(ac, layer, 0, (int64_t)pos0, 0, 0, NULL, err)))
             return st;
         ac->seg_done[layer] = seg;
     }
@@ -1261,34 +1336,22 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n,
             return st;
         }
     }
+    int32_t wbuf[64], *w_need = ac->K <= 64 ? wbuf : malloc((size_t)ac->K * sizeof *w_need);
+    if (!w_need)
+        return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
     for (int32_t g = 0; g < ac->K; g++) {
         /* the width the group's heads need this segment */
-        int32_t w_need = 0;
+        w_need[g] = 0;
         for (int32_t j = 0; j < ac->group; j++) {
             int32_t r = hs_at(ac, layer, g * ac->group + j)->rank;
-            if ((r < ac->D || ac->cfg.lowrank_at_full) && r > w_need)
-                w_need = r;
-        }
-        for (int si = 0; si < 2; si++) {
-            Side *s = &kv_at(ac, layer, g)->s[si];
-            const float *x = si == SIDE_K ? ac->cache_k(ac->cache_ctx, layer, g)
-                                          : ac->cache_v(ac->cache_ctx, layer, g);
-            for (size_t t = pos0; t < pos0 + n; t++) {
-                double r2 = 0.0;
-                for (int32_t j = 0; j < ac->D; j++)
-                    r2 += (double)x[t * ac->D + j] * x[t * ac->D + j];
-                if (sqrt(r2) > s->rowmax)
-                    s->rowmax = sqrt(r2);
-                s->tot += r2, s->tot_new += r2;
-            }
-            if (s->has_basis) {
-                if (w_need > s->w)
-                    side_widen(ac, s, x, w_need, layer, g);
-                side_project(ac, s, x, s->n_proj, (int64_t)(pos0 + n), layer, g);
-            }
+            if ((r < ac->D || ac->cfg.lowrank_at_full) && r > w_need[g])
+                w_need[g] = r;
         }
     }
-    return DRRL_OK;
+    st = run_sides(ac, layer, 1, 0, pos0, n, w_need, err);
+    if (w_need != wbuf)
+        free(w_need);
+    return st;
 }
 
 /* The refresh works on D x D matrices and segment-sized blocks, far too
