@@ -126,7 +126,8 @@ static DrrlStatus eig_run(const double *G, int32_t n, int32_t d, double *lambda,
     pthread_t tid[BASIS_MAX_THREADS];
     int started[BASIS_MAX_THREADS] = {0};
     int saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    if (saved != 1) /* callers on worker threads already run at 1: leave it */
+        openblas_set_num_threads(1);
     for (int t = 0; t < nt; t++) {
         jobs[t] = (EigJob){G, (int32_t)((int64_t)n * t / nt), (int32_t)((int64_t)n * (t + 1) / nt),
                            d, lambda, B, 0, 0};
@@ -140,7 +141,8 @@ static DrrlStatus eig_run(const double *G, int32_t n, int32_t d, double *lambda,
         else
             eig_job(&jobs[t]); /* no thread: run it here */
     }
-    openblas_set_num_threads(saved);
+    if (saved != 1)
+        openblas_set_num_threads(saved);
     for (int t = 0; t < nt; t++) {
         if (jobs[t].info == -1000)
             return drrl_error(err, DRRL_E_NOMEM,
