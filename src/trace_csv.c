@@ -8,6 +8,7 @@
 #include <float.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <locale.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -70,6 +71,32 @@ static int buf_add(Buf *b, const char *s, size_t n)
     b->n += n;
     b->p[b->n] = '\0';
     return 0;
+}
+
+/* ================================================================ locale */
+
+/* Numbers are written and read in the C locale whatever the program set
+ * (the TUI calls setlocale(LC_ALL, ""): a "de_DE" LC_NUMERIC would write
+ * "0,5", breaking the CSV and byte-identity). uselocale is per thread. */
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static locale_t c_locale_obj;
+
+static void c_locale_init(void)
+{
+    c_locale_obj = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
+/* Switch this thread to the C locale; returns what to pass to c_locale_leave. */
+static locale_t c_locale_enter(void)
+{
+    pthread_once(&c_locale_once, c_locale_init);
+    return c_locale_obj ? uselocale(c_locale_obj) : (locale_t)0;
+}
+
+static void c_locale_leave(locale_t old)
+{
+    if (old)
+        uselocale(old);
 }
 
 /* ================================================================ formatting */
@@ -234,6 +261,7 @@ int trace_csv_field(const TraceRecord *r, int col, char *out, size_t n)
 {
     Buf b = {0};
     char t[40];
+    locale_t loc = c_locale_enter();
     int bad = buf_add(&b, "", 0);
     switch (col) {
     case C_STEP: bad = bad || add_fmt_i64(&b, r->step); break;
@@ -267,6 +295,7 @@ int trace_csv_field(const TraceRecord *r, int col, char *out, size_t n)
     case C_WALL: bad = bad || (r->wall_ns >= 0 && add_fmt_i64(&b, r->wall_ns)); break;
     default: bad = 1;
     }
+    c_locale_leave(loc);
     if (bad) {
         free(b.p);
         if (n)
@@ -526,7 +555,10 @@ DrrlStatus trace_csv_writer_put(TraceCsvWriter *w, const TraceRecord *r, DrrlErr
         w->last_token = t;
         w->steps++;
     }
-    if (format_row(&w->line, &w->tmp, r, !(w->flags & TRACE_CSV_NO_TIMING)))
+    locale_t loc = c_locale_enter();
+    int bad = format_row(&w->line, &w->tmp, r, !(w->flags & TRACE_CSV_NO_TIMING));
+    c_locale_leave(loc);
+    if (bad)
         return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", w->path);
     if (fwrite(w->line.p, 1, w->line.n, w->f) != w->line.n) {
         w->failed = 1;
@@ -1555,6 +1587,7 @@ DrrlStatus trace_csv_read(const char *path, TraceMeta *meta, TraceSink *sink, Dr
     }
     size_t n;
     int any = 0;
+    locale_t loc = c_locale_enter();
     while (!r.st && (n = fread(chunk, 1, CHUNK, f)) > 0) {
         any = 1;
         if (csv_parse(&p, chunk, n, on_field, on_row, &r) != n && !r.st)
@@ -1566,6 +1599,7 @@ DrrlStatus trace_csv_read(const char *path, TraceMeta *meta, TraceSink *sink, Dr
         rfail(&r, 0, "empty file (expected the header row)");
     else if (!r.st && csv_fini(&p, on_field, on_row, &r) != 0 && !r.st)
         rfail(&r, r.col + 1, "truncated file: unterminated quoted field");
+    c_locale_leave(loc);
     if (r.st)
         st = r.st;
     else if (!r.header_done)
@@ -1691,10 +1725,12 @@ static void *part_run(void *arg)
         pt->st = DRRL_E_NOMEM;
         return NULL;
     }
+    locale_t loc = c_locale_enter();
     if (csv_parse(&p, pt->text, pt->len, on_field, on_row, &r) != pt->len && !r.st)
         r.st = DRRL_E_INPUT;
     if (!r.st && csv_fini(&p, on_field, on_row, &r) != 0 && !r.st)
         r.st = DRRL_E_INPUT;
+    c_locale_leave(loc);
     csv_free(&p);
     reader_done(&r);
     pt->st = r.st;

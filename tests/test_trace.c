@@ -894,3 +894,54 @@ Test(trace_diff, sidecar_differences_count)
     trace_store_free(a);
     trace_store_free(b);
 }
+
+/* ---- locale ---- */
+
+#include <locale.h>
+
+/* A program may set a locale whose decimal point is ',' (the TUI calls
+ * setlocale(LC_ALL, "")): traces must not change. The locale is built with
+ * localedef into the test directory; without localedef the test is skipped. */
+Test(trace_csv, numbers_ignore_the_program_locale)
+{
+    cr_assert_eq(write_trace(in_dir("c.csv"), 4, 0, 0), DRRL_OK);
+    const char *def = in_dir("comma.def");
+    spit(def, "LC_CTYPE\ncopy \"POSIX\"\nEND LC_CTYPE\nLC_COLLATE\ncopy \"POSIX\"\nEND "
+              "LC_COLLATE\nLC_MONETARY\ncopy \"POSIX\"\nEND LC_MONETARY\nLC_NUMERIC\n"
+              "decimal_point \",\"\nthousands_sep \".\"\ngrouping 3;3\nEND LC_NUMERIC\n"
+              "LC_TIME\ncopy \"POSIX\"\nEND LC_TIME\nLC_MESSAGES\ncopy \"POSIX\"\nEND "
+              "LC_MESSAGES\n");
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd,
+             "localedef -c -i '%s' -f ANSI_X3.4-1968 '%s/loc/comma' >/dev/null 2>&1", def, dir);
+    mkdir(in_dir("loc"), 0700);
+    int made = system(cmd);
+    (void)made;
+    setenv("LOCPATH", in_dir("loc"), 1);
+    if (!setlocale(LC_NUMERIC, "comma"))
+        cr_skip_test("localedef could not build a comma-decimal locale");
+    char b[16];
+    snprintf(b, sizeof b, "%.1f", 1.5);
+    cr_assert_str_eq(b, "1,5", "the comma locale is active");
+    cr_assert_eq(write_trace(in_dir("l.csv"), 4, 0, 0), DRRL_OK);
+    char *x = slurp(in_dir("c.csv"), NULL), *y = slurp(in_dir("l.csv"), NULL);
+    cr_assert_str_eq(x, y, "the trace depends on LC_NUMERIC");
+    free(x);
+    free(y);
+    TraceStore *s;
+    DrrlError e;
+    cr_assert_eq(trace_csv_load(in_dir("l.csv"), &s, &e), DRRL_OK, "%s", e.msg);
+    Gen g;
+    expect_same(trace_store_get(s, 3, 1, 2), gen(&g, 3, 1, 2)); /* 1e-30 goes through strtod */
+    TraceStore *q = trace_store_new();
+    TraceSink sink = trace_store_sink(q);
+    TraceMeta m;
+    cr_assert_eq(trace_csv_read(in_dir("l.csv"), &m, &sink, &e), DRRL_OK, "%s", e.msg);
+    trace_meta_done(&m);
+    expect_same(trace_store_get(q, 2, 0, 1), gen(&g, 2, 0, 1));
+    trace_store_free(q);
+    trace_store_free(s);
+    /* teardown removes files, not directories below dir */
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/loc'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
