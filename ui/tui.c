@@ -68,6 +68,7 @@ static ScriptKind script_next(Script *s, int32_t *key, int *a, int *b)
         *key = (int32_t)ch;
         return SCRIPT_KEY;
     }
+    s->typing = NULL; /* it pointed into tok, which the next token reuses */
     if (!s->p)
         return SCRIPT_END;
     while (*s->p == ' ')

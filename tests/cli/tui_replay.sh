@@ -54,6 +54,9 @@ check replay-80x24-ascii "$keys_a" 80x24 C
 check replay-break-100x30 "Tab Tab : 3 Enter b rank Enter c" 100x30 C.UTF-8
 check replay-resize "l l resize=50x14 l" 200x60 C.UTF-8
 check replay-tiny "l" 10x5 C.UTF-8
+# text typed in a prompt, then a named key (a regression: the name was typed)
+check replay-goto-search ": 25 Enter / lazy Enter n" 100x30 C.UTF-8
+grep -q "search wrapped: 'lazy' at token 8" "$gold/replay-goto-search.txt" || fail "search for 'lazy' did not run"
 
 # The screen on a real terminal equals the headless dump.
 command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux not installed (tmux part)"; exit 0; }
