@@ -1750,6 +1750,75 @@ DrrlStatus attn_core_row_probs(AttnCore *ac, int32_t layer, int32_t head, const 
         double dummy = 0.0;
         softmax_rows(out, 1, n_keys, n_keys - 1, &dummy);
     }
+    if (probs && ac->perf) {
+        /* Performer: the weights its prefix sums apply implicitly,
+         * phi(q).phi(k_j) / sum_j' phi(q).phi(k_j') (one shift for all). */
+        const Perf *p = &ac->perf[(size_t)layer * ac->K + head / ac->group];
+        int32_t M = ac->cfg.method.m;
+        double *lq = malloc((size_t)M * sizeof *lq), *lk = malloc((size_t)M * sizeof *lk);
+        double *w = malloc(n_keys * sizeof *w);
+        if (!lq || !lk || !w) {
+            free(lq), free(lk), free(w);
+            return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
+        }
+        perf_logits(p->W, M, D, q, scale, lq);
+        double mx = -INFINITY;
+        for (size_t t = 0; t < n_keys; t++) {
+            perf_logits(p->W, M, D, k + t * D, scale, lk);
+            double m2 = -INFINITY;
+            for (int32_t i = 0; i < M; i++)
+                m2 = lq[i] + lk[i] > m2 ? lq[i] + lk[i] : m2;
+            w[t] = m2; /* log of the largest term, for the shift below */
+            mx = m2 > mx ? m2 : mx;
+        }
+        double z = 0.0;
+        for (size_t t = 0; t < n_keys; t++) {
+            perf_logits(p->W, M, D, k + t * D, scale, lk);
+            double a = 0.0;
+            for (int32_t i = 0; i < M; i++)
+                a += exp(lq[i] + lk[i] - mx);
+            w[t] = a;
+            z += a;
+        }
+        for (size_t t = 0; t < n_keys; t++)
+            probs[t] = z > 0.0 ? (float)(w[t] / z) : 0.0f;
+        free(lq), free(lk), free(w);
+    } else if (probs && ac->nys) {
+        /* Nystrom after its first segment: sum_i w_i e^{Lq_i.k_j s - c_i} / z_i
+         * with w = softmax(q Lk^T s) pinv(A), from the landmarks in force now
+         * (z_i counts every key seen so far: for an older row the weights
+         * need not sum to 1). */
+        const Nys *y = &ac->nys[(size_t)layer * ac->H + head];
+        int32_t m = y->m_used, M = ac->cfg.method.m;
+        if (m > 0) {
+            double u[4096], wv[4096], mx = -INFINITY, zz = 0.0;
+            for (int32_t a = 0; a < m; a++) {
+                double d = 0.0;
+                for (int32_t j = 0; j < D; j++)
+                    d += (double)q[j] * y->Lk[(size_t)a * D + j];
+                u[a] = d * scale;
+                mx = u[a] > mx ? u[a] : mx;
+            }
+            for (int32_t a = 0; a < m; a++)
+                zz += (u[a] = exp(u[a] - mx));
+            for (int32_t b = 0; b < m; b++) {
+                double acc = 0.0;
+                for (int32_t a = 0; a < m; a++)
+                    acc += u[a] / zz * y->Ap[a * M + b];
+                wv[b] = acc;
+            }
+            for (size_t t = 0; t < n_keys; t++) {
+                double acc = 0.0;
+                for (int32_t a = 0; a < m; a++) {
+                    double d = 0.0;
+                    for (int32_t j = 0; j < D; j++)
+                        d += (double)y->Lq[(size_t)a * D + j] * k[t * D + j];
+                    acc += wv[a] * exp(d * scale - y->c[a]) / y->z[a];
+                }
+                probs[t] = (float)acc;
+            }
+        }
+    }
     return DRRL_OK;
 }
 

@@ -147,7 +147,9 @@ const float *attn_core_query(const AttnCore *ac, int32_t layer, int32_t head, si
  * them (for the attention pane): the query q (D floats, post-RoPE), the
  * forward's cache k, v of its kv head ((n_keys, D)). Writes n_keys probs and,
  * if exact_probs is non-NULL, the exact ones. Uses the basis and rank in
- * force now (exact for full and the baselines, which have no rank rows). */
+ * force now. Performer and Nystrom form no attention matrix: their rows are
+ * the weights their prefix sums apply implicitly (Nystrom's from the
+ * landmarks in force now; exact in its first segment). */
 DrrlStatus attn_core_row_probs(AttnCore *ac, int32_t layer, int32_t head, const float *q,
                                const float *k, size_t n_keys, float *probs,
                                float *exact_probs, DrrlError *err);

@@ -98,7 +98,8 @@ void session_set_budget(Session *s, double budget);
  *   [first, first + n_rows), first = max(0, pos + 1 - max_rows), pos < session_pos(),
  * each over keys 0 .. its own position (row i has first + i + 1 valid
  * entries, zeros after, up to n_keys = first + n_rows). The approximate rows
- * are computed with the basis and rank in force now (for the newest row
+ * are computed with the basis and rank in force now (performer and nystrom:
+ * the weights they apply implicitly, see attn_core_row_probs; for the newest row
  * that is what the run used). exact and approx are malloc'ed (n_rows,
  * n_keys); free with session_attention_rows_free. Errors: DRRL_E_USAGE for a
  * bad layer/head/pos, DRRL_E_NOMEM. */

@@ -212,3 +212,32 @@ Test(session, attention_rows_match_reference)
         ref_free(&r);
     }
 }
+
+Test(session, baseline_rows_are_distributions)
+{
+    Ref r;
+    ref_load(&r, "llama-tiny-b");
+    const char *specs[] = {"performer:64", "nystrom:4"};
+    for (int k = 0; k < 2; k++) {
+        Session *s = open_session("llama-tiny-b", specs[k], 8, 0);
+        DrrlError e;
+        cr_assert_eq(session_set_ids(s, r.ids, r.n, &e), DRRL_OK);
+        cr_assert_eq(session_advance(s, r.n, NULL, &e), DRRL_OK, "%s", e.msg);
+        SessionAttnRows rows;
+        cr_assert_eq(session_attention_rows(s, 1, 2, r.n - 1, 1, &rows, &e), DRRL_OK, "%s", e.msg);
+        double sum = 0, dot = 0, na = 0, nx = 0;
+        for (size_t j = 0; j < rows.n_keys; j++) {
+            float a = rows.approx[j], x = rows.exact[j];
+            sum += a, dot += (double)a * x, na += (double)a * a, nx += (double)x * x;
+            if (k == 0)
+                cr_assert(a >= 0.0f);
+        }
+        cr_assert(fabs(sum - 1.0) < 1e-3, "%s: row sums to %g", specs[k], sum);
+        if (k == 0) /* (4 landmarks approximate this row poorly: no such check) */
+            cr_assert(dot / sqrt(na * nx) > 0.5, "%s: rows unlike exact (cos %g)", specs[k],
+                      dot / sqrt(na * nx));
+        session_attention_rows_free(&rows);
+        session_free(s);
+    }
+    ref_free(&r);
+}
