@@ -1474,9 +1474,14 @@ static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
         for (size_t i = 0; i < n; i++)
             memcpy(a->out + i * a->out_stride,
                    ac->bl_out + ((row0 + i) * ac->H + h) * (size_t)D, (size_t)D * sizeof(float));
-        if (a->probs) /* the implicit weights are not formed; leave exact-free zeros */
-            for (size_t i = 0; i < n; i++)
-                memset(a->probs + i * a->probs_stride, 0, N * sizeof(float));
+        if (a->probs) /* the weights applied implicitly (instrumentation, not counted) */
+            for (size_t i = 0; i < n && st == DRRL_OK; i++) {
+                float *pr = a->probs + i * a->probs_stride;
+                size_t nk = a->pos0 + i + 1;
+                st = attn_core_row_probs(ac, l, h, a->q + i * a->q_stride, a->k, nk, pr, NULL,
+                                         err);
+                memset(pr + nk, 0, (N - nk) * sizeof(float));
+            }
     } else if (!lowrank) {
         st = forward_attn_exact(NULL, a, err);
         fl[FLOPS_SCORES] = 2.0 * n * N * D;

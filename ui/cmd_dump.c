@@ -44,7 +44,7 @@ static const char usage[] =
     "  --method SPEC     approximate attention with SPEC (default full: exact); the\n"
     "                    logits, attn.L and hidden.L are then the approximated ones.\n"
     "                    performer and nystrom form no attention matrix: their\n"
-    "                    attn.L rows are zeros after the first segment\n"
+    "                    attn.L rows are the weights they apply implicitly\n"
     "  --segment T, --seed N, --rank-min R, --rank-step S, --eps E, --rot-tol X\n"
     "                    as for drrl run\n"
     "  -h, --help        show this help\n";
