@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "canvas.h"
@@ -429,6 +430,36 @@ Test(app, breakpoints_brute_force_agree)
         }
     }
     cr_assert_gt(at, 0);
+    fixture_done(&f);
+}
+
+Test(app, w_writes_a_trace_that_loads_back_and_never_overwrites)
+{
+    Fixture f;
+    fixture(&f, 10, true);
+    App *a = &f.app;
+    char dir[] = "/tmp/drrl-tui-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/t.csv", dir);
+    app_key(a, 'w');
+    keys(a, path);
+    app_key(a, KEY_CODE_ENTER);
+    cr_assert(!a->msg_error, "%s", a->msg);
+    TraceStore *back = NULL;
+    DrrlError err;
+    cr_assert_eq(trace_csv_load(path, &back, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(trace_store_n_rows(back), trace_store_n_rows(f.s));
+    trace_store_free(back);
+    app_key(a, 'w');
+    keys(a, path);
+    app_key(a, KEY_CODE_ENTER);
+    cr_assert(a->msg_error, "an existing trace must not be replaced");
+    char side[300];
+    snprintf(side, sizeof side, "%s.json", path);
+    unlink(path);
+    unlink(side);
+    rmdir(dir);
     fixture_done(&f);
 }
 

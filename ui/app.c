@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "layout.h"
+#include "trace_csv.h"
 #include "views.h"
 
 /* Playback speeds in steps per second. */
@@ -588,9 +589,11 @@ int app_apply(App *app, KeyAction a)
     case ACTION_goto_token:
     case ACTION_search:
     case ACTION_break_add:
+    case ACTION_write_trace:
         app->prompt = a == ACTION_goto_token ? PROMPT_GOTO
                       : a == ACTION_search   ? PROMPT_SEARCH
-                                             : PROMPT_BREAK;
+                      : a == ACTION_break_add ? PROMPT_BREAK
+                                             : PROMPT_WRITE;
         app->input[0] = 0;
         app->input_len = 0;
         return APP_REDRAW_ALL;
@@ -655,6 +658,22 @@ static int commit_prompt(App *app)
         if (*in)
             snprintf(app->search, sizeof app->search, "%s", in);
         return search(app, 1);
+    }
+    if (k == PROMPT_WRITE) {
+        if (!*in) {
+            app_message(app, true, "write: no file name");
+            return APP_REDRAW_ALL;
+        }
+        DrrlError err;
+        drrl_error_clear(&err);
+        /* atomic, and never over an existing trace (trace_csv.h) */
+        if (trace_csv_write_store(in, app->store, 0, &err) != DRRL_OK) {
+            app_message(app, true, "%s", err.msg);
+            return APP_REDRAW_ALL;
+        }
+        app_message(app, false, "wrote %zu rows (%lld tokens) to %s",
+                    trace_store_n_rows(app->store), (long long)app_n_steps(app), in);
+        return APP_REDRAW_ALL;
     }
     if (k == PROMPT_BREAK) {
         Breakpoint b;

@@ -72,6 +72,7 @@ typedef enum PromptKind {
     PROMPT_GOTO,
     PROMPT_SEARCH,
     PROMPT_BREAK,
+    PROMPT_WRITE,
 } PromptKind;
 
 typedef enum Overlay {

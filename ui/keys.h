@@ -65,6 +65,7 @@ enum {
     X(cont, 'c', KEY_CODE_NONE, "c", "continue to the next breakpoint")               \
     X(reverse_cont, 'C', KEY_CODE_NONE, "C", "step back to the previous breakpoint")   \
     X(scale, 's', KEY_CODE_NONE, "s", "spectrum scale: linear or log")                \
+    X(write_trace, 'w', KEY_CODE_NONE, "w", "write the steps so far as a CSV trace (asks for a file)") \
     X(info, 'i', KEY_CODE_NONE, "i", "explain the focused pane in plain words")       \
     X(help, '?', KEY_CODE_F1, "? F1", "this help")                                     \
     X(redraw, KEY_CODE_CTRL_L, KEY_CODE_NONE, "C-l", "redraw the screen")              \

@@ -103,6 +103,7 @@ static void draw_status(const App *app, Canvas *c, CanvasRect r)
     if (app->prompt != PROMPT_NONE) {
         const char *what = app->prompt == PROMPT_GOTO     ? "go to token: "
                            : app->prompt == PROMPT_SEARCH ? "search: "
+                           : app->prompt == PROMPT_WRITE  ? "write trace to: "
                                                           : "break (rank | err X | masked | token N | head L.H) [L.H]: ";
         int x = canvas_text(c, r.x, r.y, r.w, CANVAS_ROLE_STATUS, CANVAS_BOLD, what);
         x += canvas_text(c, r.x + x, r.y, r.w - x - 1, CANVAS_ROLE_STATUS, 0, app->input);
