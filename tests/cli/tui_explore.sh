@@ -88,12 +88,12 @@ tm new-session -d -s t -x 100 -y 30 \
     "env LC_ALL=C.UTF-8 TERM=xterm-256color '$DRRL' explore $common --trace-out '$tmpdir/int.csv' --keys 'l l l l'; echo \"exit=\$?\"; sleep 30"
 i=0
 until tm capture-pane -p -t t 2>/dev/null | grep -q "token 5/40"; do
-    i=$((i + 1)); [ $i -lt 100 ] || fail "explore never reached token 5 in tmux"; sleep 0.1
+    i=$((i + 1)); [ $i -lt 300 ] || fail "explore never reached token 5 in tmux"; sleep 0.1
 done
 tm send-keys -t t C-c
 i=0
 until tm capture-pane -p -t t 2>/dev/null | grep -q "exit=1"; do
-    i=$((i + 1)); [ $i -lt 100 ] || fail "explore did not exit on Ctrl-C"; sleep 0.1
+    i=$((i + 1)); [ $i -lt 300 ] || fail "explore did not exit on Ctrl-C"; sleep 0.1
 done
 tm capture-pane -p -t t >"$tmpdir/pane"
 grep -q "interrupted (SIGINT): trace .*int.csv holds 20 rows" "$tmpdir/pane" || {
