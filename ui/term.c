@@ -135,6 +135,18 @@ int term_open(char *why, size_t n)
         return -1;
     }
     set_term(screen);
+    /* a terminal that cannot move the cursor cannot show a full screen */
+    char *cup = tigetstr("cup");
+    if (!cup || cup == (char *)-1) {
+        endwin();
+        delscreen(screen);
+        screen = NULL;
+        const char *t = getenv("TERM");
+        snprintf(why, n, "the terminal (TERM=%s) cannot move the cursor: use a full-screen "
+                         "terminal, or render headless with --dump-screen FILE",
+                 t ? t : "unset");
+        return -1;
+    }
     setup_screen();
     return 0;
 }

@@ -126,6 +126,13 @@ grep -q '\[3[0-7]m\|\[4[0-7]m\|38;5;\|48;5;' "$tmpdir/esc" && fail "colours desp
 tm send-keys -t t q
 wait_for "exit=0"
 
+# A terminal that cannot address the cursor: a clear error, exit 2.
+next_phase
+tm new-session -d -s t -x 120 -y 40 \
+    "env LC_ALL=C.UTF-8 TERM=dumb '$DRRL' replay '$trace'; echo \"exit=\$?\"; sleep 30"
+wait_for "exit=2"
+grep -q "cannot move the cursor" "$tmpdir/pane" || fail "no message for TERM=dumb"
+
 # SIGINT: the terminal comes back and the exit status says interrupted.
 next_phase
 start "l"
