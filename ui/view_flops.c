@@ -70,6 +70,7 @@ static void flops_draw(const App *app, Canvas *c, CanvasRect r)
     if (y < r.y + r.h) {
         int lw = 17;
         canvas_text(c, r.x, y, lw, CANVAS_ROLE_DIM, 0, "saved per token");
+        /* (the sparkline's range is the shown tokens' min..max with 0) */
         int sw = r.w - lw;
         int64_t n = app->step + 1;
         int64_t from = n > sw ? n - sw : 0;
@@ -84,7 +85,17 @@ static void flops_draw(const App *app, Canvas *c, CanvasRect r)
                     double de = e1 - e0, dx = x1 - x0;
                     v[s - from] = de > 0 ? 1 - dx / de : NAN;
                 }
-                canvas_sparkline(c, r.x + lw, y, (int)(n - from), v, (int)(n - from), 0, 1,
+                /* scaled to the values shown, 0 included: savings can be
+                 * negative (overheads) and are shown so */
+                double lo = 0, hi = 0;
+                for (int64_t k = 0; k < n - from; k++)
+                    if (!isnan(v[k])) {
+                        lo = fmin(lo, v[k]);
+                        hi = fmax(hi, v[k]);
+                    }
+                if (hi - lo < 1e-9)
+                    hi = lo + 1;
+                canvas_sparkline(c, r.x + lw, y, (int)(n - from), v, (int)(n - from), lo, hi,
                                  CANVAS_ROLE_OK);
                 free(v);
             }
