@@ -574,8 +574,8 @@ int app_apply(App *app, KeyAction a)
         return APP_REDRAW_ALL;
     case ACTION_play:
         app->playing = !app->playing;
-        app_message(app, false, app->playing ? "playing at %d tokens/s" : "paused",
-                    speeds[app->speed]);
+        if (!app->playing) /* playing shows in the status line itself */
+            app_message(app, false, "paused");
         return APP_REDRAW_ALL;
     case ACTION_faster:
     case ACTION_slower:
