@@ -903,13 +903,14 @@ static void side_sin_residual(AttnCore *ac, Side *s, double *dGm, double *tmp, d
 
 /* Boundary at position pos (a multiple of T, > 0) for one side of layer l,
  * kv head g: fold the completed segment into the Gram, then decide, cheapest
- * test first:
- *   KEEP with no eigensolve when Davis-Kahan (the smaller of the plain and
- *     the residual form, bounds.h) bounds the rotation of the top-r subspace
- *     by rot_tol for every rank r < D in use by the kv group's heads;
- *   else compute the eigenvalues only, and still KEEP when the kept basis's
- *     exact residual energy tot - sum_{j<r} E_j is within (1 + rot_tol) of
- *     the Eckart-Young optimum sum_{j>=r} lambda_j(G) at every rank in use;
+ * test first (details at the tests):
+ *   KEEP when the kept basis's exact residual energy tot - sum_{j<r} E_j is
+ *     within (1 + rot_tol) of a lower bound on the Eckart-Young optimum
+ *     (Weyl, no eigensolve), or when Davis-Kahan (the smaller of the plain
+ *     and the residual form, bounds.h) bounds the rotation of the top-r
+ *     subspace by rot_tol, or when the residual is within (1 + rot_tol) of
+ *     the optimum from G's eigenvalues, at every rank r < D in use by the kv
+ *     group's heads;
  *   else RECOMPUTE: eigenvectors, adopt the new basis; the cache is then
  *     re-projected at the width in use (side_widen) before the next rows.
  * rot_tol < 0 always recomputes. Runs on a worker thread (one per side at a
@@ -944,36 +945,43 @@ static void side_boundary(AttnCore *ac, int32_t l, int32_t g, int si, int64_t po
         s->fl[FLOPS_GRAM] += 3.0 * (double)dd;
     }
     if (s->has_basis && tol >= 0.0) {
-        side_sin_residual(ac, s, dGm, tmp, Cm, l, g);
-        double worst = 0.0;
-        for (int32_t j = 0; j < ac->group; j++) {
-            int32_t r = hs_at(ac, l, g * ac->group + j)->rank;
-            if (r > 0 && r < D && s->sinr[r] > worst)
-                worst = s->sinr[r];
-        }
-        if (worst <= tol) {
-            s->refresh = REFRESH_KEEP;
-            s->n_keep++;
-            goto done;
-        }
+        /* Plain Davis-Kahan for every rank (O(D)); the residual form below
+         * replaces it when computed. */
+        for (int32_t r = 1; r < D; r++)
+            s->sinr[r] = bounds_sin_theta(s->lam, D, r, s->dG);
+        s->sinr[0] = s->sinr[D] = 0.0;
         double tr = 0.0;
         for (int32_t j = 0; j < D; j++)
             tr += s->G[(size_t)j * D + j];
         double allow = bounds_gram_allowance(tr, s->n_gram, D) + PROJ_SLACK * s->tot;
-        /* Is the kept basis within (1 + tol) of the optimum at every rank in
-         * use? First against a lower bound of the optimum that needs no
-         * eigensolve: G = Gref + dG with dG PSD, so lambda_j(G) >=
-         * lambda_j(Gref) for every j (Weyl's monotonicity, Horn & Johnson
-         * Cor. 4.3.12); then, if that fails, against G's own eigenvalues. */
+        /* Three tests, cheapest first; keep at the first that passes.
+         * (1) and (3): is the kept basis within (1 + tol) of the optimum
+         * sum_{j>=r} lambda_j(G) at every rank in use? (1) compares with a
+         * lower bound of the optimum that needs no eigensolve: G = Gref + dG
+         * with dG PSD, so lambda_j(G) >= lambda_j(Gref) for every j (Weyl's
+         * monotonicity, Horn & Johnson Cor. 4.3.12); O(D). (2) Davis-Kahan
+         * in residual form bounds the rotation of every rank in use by tol;
+         * O(D^3) in BLAS. (3) compares with G's own eigenvalues (no vectors). */
         int keep = 0;
-        for (int pass = 0; pass < 2 && !keep; pass++) {
+        for (int test = 1; test <= 3 && !keep; test++) {
             const double *ev = s->lam;
-            if (pass == 1) {
+            if (test == 2) {
+                side_sin_residual(ac, s, dGm, tmp, Cm, l, g);
+                keep = 1;
+                for (int32_t j = 0; j < ac->group && keep; j++) {
+                    int32_t r = hs_at(ac, l, g * ac->group + j)->rank;
+                    if (r > 0 && r < D && s->sinr[r] > tol)
+                        keep = 0;
+                }
+                continue;
+            }
+            if (test == 3) {
                 if ((s->st = basis_eigvals_batch(s->G, 1, D, lam, &s->err)))
                     goto done;
-                s->fl[FLOPS_EIG] += flops_eigvals(D) + 2.0 * D;
+                s->fl[FLOPS_EIG] += flops_eigvals(D);
                 ev = lam;
             }
+            s->fl[FLOPS_EIG] += 2.0 * D;
             keep = 1;
             for (int32_t j = 0; j < ac->group && keep; j++) {
                 int32_t r = hs_at(ac, l, g * ac->group + j)->rank;
