@@ -14,15 +14,17 @@
  * comes from completed segments only, so no token depends on a later token.
  *
  * At each segment boundary the completed segment is folded into the Grams and
- * each basis is KEPT (stale) or RECOMPUTED, decided by the bounds: kept with
- * no eigensolve when the Davis-Kahan bound on the rotation of every rank in
- * use is <= rot_tol; otherwise eigensolved (batched over the layer) and still
- * kept when the stale basis's exact residual energy is within (1 + rot_tol)
- * of the Eckart-Young optimum; otherwise the new basis is adopted and the
- * projected cache is re-projected at the width in use (2 t D w FLOPs, never
+ * each basis is KEPT (stale) or RECOMPUTED, decided by the bounds, cheapest
+ * test first: kept when its exact residual energy is within (1 + rot_tol)
+ * of a Weyl lower bound on the Eckart-Young optimum (no eigensolve), or when
+ * Davis-Kahan bounds the rotation of every rank in use by rot_tol, or when
+ * the residual is within (1 + rot_tol) of the optimum from G's eigenvalues;
+ * otherwise eigenvectors are recomputed and the projected cache is
+ * re-projected from the raw cache at the width in use (2 t D w FLOPs, never
  * more than rotating it, (K B_old)(B_old^T B_new) at 2 t D^2). The projected
  * caches hold only the w leading directions any head of the kv group uses.
- * Each decision is counted (attn_core_stats) per (layer, kv head, boundary).
+ * Refresh and projection run per (kv head, side) on parallel threads. Each
+ * decision is counted (attn_core_stats) per (layer, kv head, side, boundary).
  *
  * Calls: forward_tokens() calls must not cross a segment boundary (drive the
  * forward one segment, or one token, at a time; session.h does). After each
