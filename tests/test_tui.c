@@ -210,7 +210,7 @@ static bool overlap(CanvasRect a, CanvasRect b)
 static void check_layout(int cols, int rows, int n_layers, bool policy, int focus, bool zoom)
 {
     Layout l;
-    layout_compute(&l, cols, rows, n_layers, policy, focus, zoom);
+    layout_compute(&l, cols, rows, n_layers, n_layers, policy, focus, zoom);
     if (l.mode == LAYOUT_TOO_SMALL) {
         cr_assert(cols < LAYOUT_MIN_COLS || rows < LAYOUT_MIN_ROWS);
         return;
@@ -242,13 +242,13 @@ static void check_layout(int cols, int rows, int n_layers, bool policy, int focu
 Test(layout, modes_by_size)
 {
     Layout l;
-    layout_compute(&l, 10, 5, 12, false, VIEW_ranks, false);
+    layout_compute(&l, 10, 5, 12, 12, false, VIEW_ranks, false);
     cr_assert_eq(l.mode, LAYOUT_TOO_SMALL);
-    layout_compute(&l, 60, 20, 12, false, VIEW_ranks, false);
+    layout_compute(&l, 60, 20, 12, 12, false, VIEW_ranks, false);
     cr_assert_eq(l.mode, LAYOUT_SINGLE);
-    layout_compute(&l, 80, 24, 12, false, VIEW_ranks, false);
+    layout_compute(&l, 80, 24, 12, 12, false, VIEW_ranks, false);
     cr_assert_eq(l.mode, LAYOUT_COMPACT);
-    layout_compute(&l, 120, 40, 12, false, VIEW_ranks, false);
+    layout_compute(&l, 120, 40, 12, 12, false, VIEW_ranks, false);
     cr_assert_eq(l.mode, LAYOUT_FULL);
 }
 
@@ -268,7 +268,7 @@ Test(layout, panes_fit_and_never_overlap)
 Test(layout, hit_finds_the_pane)
 {
     Layout l;
-    layout_compute(&l, 120, 40, 4, true, VIEW_ranks, false);
+    layout_compute(&l, 120, 40, 4, 4, true, VIEW_ranks, false);
     CanvasRect r = l.pane[VIEW_spectrum];
     cr_assert_eq(layout_hit(&l, r.x + 1, r.y + 1), VIEW_spectrum);
     cr_assert_eq(layout_hit(&l, 0, 39), -1); /* the status line */
@@ -494,7 +494,7 @@ Test(app, a_click_on_the_grid_selects_that_head)
     screen_draw(a, c);
     /* find the cell of layer 2 head 3: the row labelled L2 in the ranks pane */
     Layout l;
-    layout_compute(&l, 120, 40, a->n_layers, false, a->focus, false);
+    layout_compute(&l, 120, 40, a->n_layers, a->n_heads, false, a->focus, false);
     CanvasRect r = layout_inner(l.pane[VIEW_ranks]);
     int y = r.y + 1 + 2, x = -1;
     char *dump = canvas_dump_string(c);

@@ -506,7 +506,7 @@ static void cycle_focus(App *app, int dir)
 static int click(App *app)
 {
     Layout l;
-    layout_compute(&l, app->cols, app->rows, app->n_layers, views_available(app, VIEW_policy),
+    layout_compute(&l, app->cols, app->rows, app->n_layers, app->n_heads, views_available(app, VIEW_policy),
                    app->focus, app->zoom);
     int v = layout_hit(&l, app->mouse_x, app->mouse_y);
     if (v < 0)

@@ -32,7 +32,7 @@ const char *layout_mode_name(LayoutMode m)
 
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-void layout_compute(Layout *l, int cols, int rows, int n_layers, bool has_policy,
+void layout_compute(Layout *l, int cols, int rows, int n_layers, int n_heads, bool has_policy,
                     int focus, bool zoom)
 {
     memset(l, 0, sizeof *l);
@@ -78,7 +78,12 @@ void layout_compute(Layout *l, int cols, int rows, int n_layers, bool has_policy
      * then policy beside attention. */
     int lw = clampi(cols * 5 / 12, 50, 90);
     int rw = cols - lw;
-    int rh = clampi(n_layers + 6, 12, body_h - 10);
+    /* the grid, and below it the history sparklines when they do not fit
+     * beside it (view_ranks.c: cells of about 3 columns, 16 for the side) */
+    int want = n_layers + 6;
+    if (lw - 4 - (5 + 3 * n_heads) - 2 < 16)
+        want += (n_heads < 8 ? n_heads : 8) + 2;
+    int rh = clampi(want, 12, body_h - 10);
     if (rh < 14 && body_h >= 30)
         rh = 14;
     l->pane[VIEW_ranks] = rect(0, body_y, lw, rh);

@@ -36,10 +36,11 @@ typedef struct Layout {
     CanvasRect status;           /* the status line */
 } Layout;
 
-/* Compute the layout for a cols x rows terminal. has_policy: whether the
- * policy pane has anything to show; focus: the focused ViewId; zoom: the
- * focused pane alone. */
-void layout_compute(Layout *l, int cols, int rows, int n_layers, bool has_policy,
+/* Compute the layout for a cols x rows terminal of a model with n_layers x
+ * n_heads (the rank grid's size). has_policy: whether the policy pane has
+ * anything to show; focus: the focused ViewId; zoom: the focused pane
+ * alone. */
+void layout_compute(Layout *l, int cols, int rows, int n_layers, int n_heads, bool has_policy,
                     int focus, bool zoom);
 
 /* The inside of a pane's frame. */

@@ -182,7 +182,7 @@ void screen_draw(const App *app, Canvas *c)
         return;
     Layout l;
     bool has_policy = views_available(app, VIEW_policy);
-    layout_compute(&l, c->w, c->h, app->n_layers, has_policy, app->focus, app->zoom);
+    layout_compute(&l, c->w, c->h, app->n_layers, app->n_heads, has_policy, app->focus, app->zoom);
     if (l.mode == LAYOUT_TOO_SMALL) {
         draw_too_small(c);
         return;
