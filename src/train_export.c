@@ -71,7 +71,10 @@ static json_t *export_config_json(const TrainModelConfig *c)
     json_object_set_new(o, "num_key_value_heads", json_integer(c->n_head));
     json_object_set_new(o, "head_dim", json_integer(c->head_dim));
     json_object_set_new(o, "num_hidden_layers", json_integer(c->n_layer));
-    json_object_set_new(o, "rms_norm_eps", json_real(c->rms_eps));
+    /* the float eps printed with float precision: 1e-05, not 9.99999997e-06 */
+    char eps[32];
+    snprintf(eps, sizeof eps, "%.7g", (double)c->rms_eps);
+    json_object_set_new(o, "rms_norm_eps", json_real(strtod(eps, NULL)));
     json_object_set_new(o, "rope_theta", json_real(c->rope_theta));
     json_t *rp = json_object();
     json_object_set_new(rp, "rope_theta", json_real(c->rope_theta));

@@ -11,6 +11,9 @@
 
 #include "train_ops.h"
 
+/* Sequences at least this long use the sgemm attention path. */
+#define TRAIN_ATTN_BLAS_MIN_T 1024
+
 DrrlStatus train_model_config_check(const TrainModelConfig *c, DrrlError *err)
 {
     if (c->n_layer < 1 || c->n_layer > 64)
@@ -262,7 +265,8 @@ DrrlStatus train_acts_new(const TrainModel *m, size_t b, size_t t, int for_train
     size_t n = a->n;
     if (n / b != t)
         fail = 1;
-    a->shape = (TrainAttnShape){b, t, H, hd, 3 * D, D};
+    /* long sequences: sgemm attention (see train_ops.h) */
+    a->shape = (TrainAttnShape){b, t, H, hd, 3 * D, D, t >= TRAIN_ATTN_BLAS_MIN_T};
     if (n_threads < 1)
         n_threads = 1;
     if (!fail) {
@@ -279,8 +283,8 @@ DrrlStatus train_acts_new(const TrainModel *m, size_t b, size_t t, int for_train
         a->xf = acts_alloc(1, n, C, &fail);
         a->rstdf = acts_alloc(1, n, 1, &fail);
         a->logits = acts_alloc(1, n, TRAIN_VOCAB, &fail);
-        a->attn_scratch = acts_alloc((size_t)n_threads,
-                                     train_ops_attention_scratch(&a->shape), 1, &fail);
+        a->attn_scratch = acts_alloc(1, train_ops_attention_scratch(&a->shape, n_threads), 1,
+                                     &fail);
         a->rms_scratch = calloc(TRAIN_POOL_CHUNKS * C, sizeof(double));
         if (!a->rms_scratch)
             fail = 1;

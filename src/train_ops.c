@@ -183,10 +183,18 @@ typedef struct AttnJob {
     size_t scratch_per_thread;
 } AttnJob;
 
-size_t train_ops_attention_scratch(const TrainAttnShape *s)
+/* Loop path, per thread: transposed (head_dim, T) copies of K or V, dK, dV,
+ * and two rows of T. */
+static size_t attn_loop_scratch(const TrainAttnShape *s)
 {
-    /* transposed (head_dim, T) copies of K or V, dK, dV, and two rows of T */
     return 3 * s->head_dim * s->t + 2 * s->t;
+}
+
+size_t train_ops_attention_scratch(const TrainAttnShape *s, int threads)
+{
+    if (s->use_blas) /* Q K V dO dQ dK dV (T, hd) and two (T, T) */
+        return 7 * s->t * s->head_dim + 2 * s->t * s->t;
+    return (size_t)(threads < 1 ? 1 : threads) * attn_loop_scratch(s);
 }
 
 /* Forward for one (b, h): for each query t, scores against keys 0..t are
@@ -244,12 +252,159 @@ TRAIN_HOT static void attn_fwd_item(void *ctx, size_t item, int thread)
     }
 }
 
+/* ---- attention, sgemm path ------------------------------------------- */
+
+#define ATTN_BLOCK 256
+
+/* Copy head h of sequence b out of (or into) strided rows. */
+static void attn_gather(float *dst, const float *src, size_t stride, size_t base, size_t h,
+                        size_t t, size_t hd)
+{
+    for (size_t r = 0; r < t; r++)
+        memcpy(dst + r * hd, src + (base + r) * stride + h * hd, hd * sizeof(float));
+}
+static void attn_scatter(float *dst, const float *src, size_t stride, size_t base, size_t h,
+                         size_t t, size_t hd)
+{
+    for (size_t r = 0; r < t; r++)
+        memcpy(dst + (base + r) * stride + h * hd, src + r * hd, hd * sizeof(float));
+}
+
+typedef struct SoftJob {
+    float *p;        /* (T, T): scores in, probabilities out */
+    float *ds;       /* backward: dP in, dS (scale folded in) out */
+    size_t t;
+    float scale;
+} SoftJob;
+
+/* Rows of one (b, h): softmax over u <= t of the scaled scores; zeros above. */
+TRAIN_HOT static void soft_fwd_item(void *ctx, size_t chunk, int thread)
+{
+    const SoftJob *j = ctx;
+    size_t r0, r1, T = j->t;
+    train_pool_chunk(T, chunk, &r0, &r1);
+    for (size_t t = r0; t < r1; t++) {
+        float *pr = j->p + t * T;
+        float mx = pr[0];
+        for (size_t u = 1; u <= t; u++)
+            mx = pr[u] > mx ? pr[u] : mx;
+        double sum = 0.0;
+        for (size_t u = 0; u <= t; u++) {
+            pr[u] = expf(pr[u] - mx);
+            sum += pr[u];
+        }
+        float inv = (float)(1.0 / sum);
+        for (size_t u = 0; u <= t; u++)
+            pr[u] *= inv;
+        for (size_t u = t + 1; u < T; u++)
+            pr[u] = 0.0f;
+    }
+}
+
+TRAIN_HOT static void soft_bwd_item(void *ctx, size_t chunk, int thread)
+{
+    const SoftJob *j = ctx;
+    size_t r0, r1, T = j->t;
+    train_pool_chunk(T, chunk, &r0, &r1);
+    for (size_t t = r0; t < r1; t++) {
+        const float *pr = j->p + t * T;
+        float *d = j->ds + t * T;
+        double dot = 0.0;
+        for (size_t u = 0; u <= t; u++)
+            dot += (double)pr[u] * d[u];
+        float fd = (float)dot;
+        for (size_t u = 0; u <= t; u++)
+            d[u] = pr[u] * (d[u] - fd) * j->scale;
+        for (size_t u = t + 1; u < T; u++)
+            d[u] = 0.0f;
+    }
+}
+
+static void attn_blas_forward(TrainPool *pool, const TrainAttnShape *s, float *out, float *p,
+                              const float *q, const float *k, const float *v, float *scratch)
+{
+    size_t T = s->t, hd = s->head_dim;
+    float *Q = scratch, *K = Q + T * hd, *V = K + T * hd, *O = V + T * hd;
+    float *pbuf = scratch + 7 * T * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (size_t b = 0; b < s->b; b++)
+        for (size_t h = 0; h < s->n_head; h++) {
+            float *P = p ? p + ((b * s->n_head + h) * T) * T : pbuf;
+            attn_gather(Q, q, s->qkv_stride, b * T, h, T, hd);
+            attn_gather(K, k, s->qkv_stride, b * T, h, T, hd);
+            attn_gather(V, v, s->qkv_stride, b * T, h, T, hd);
+            for (size_t r0 = 0; r0 < T; r0 += ATTN_BLOCK) {
+                size_t r1 = r0 + ATTN_BLOCK < T ? r0 + ATTN_BLOCK : T;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)r1,
+                            (int)hd, scale, Q + r0 * hd, (int)hd, K, (int)hd, 0.0f,
+                            P + r0 * T, (int)T);
+            }
+            SoftJob sj = {P, NULL, T, scale};
+            train_pool_run(pool, soft_fwd_item, &sj, TRAIN_POOL_CHUNKS);
+            for (size_t r0 = 0; r0 < T; r0 += ATTN_BLOCK) {
+                size_t r1 = r0 + ATTN_BLOCK < T ? r0 + ATTN_BLOCK : T;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0),
+                            (int)hd, (int)r1, 1.0f, P + r0 * T, (int)T, V, (int)hd, 0.0f,
+                            O + r0 * hd, (int)hd);
+            }
+            attn_scatter(out, O, s->o_stride, b * T, h, T, hd);
+        }
+}
+
+static void attn_blas_backward(TrainPool *pool, const TrainAttnShape *s, float *dq, float *dk,
+                               float *dv, const float *dout, const float *p, const float *q,
+                               const float *k, const float *v, float *scratch)
+{
+    size_t T = s->t, hd = s->head_dim;
+    float *Q = scratch, *K = Q + T * hd, *V = K + T * hd, *dO = V + T * hd;
+    float *dQ = dO + T * hd, *dK = dQ + T * hd, *dV = dK + T * hd;
+    float *dS = scratch + 7 * T * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (size_t b = 0; b < s->b; b++)
+        for (size_t h = 0; h < s->n_head; h++) {
+            const float *P = p + ((b * s->n_head + h) * T) * T;
+            attn_gather(Q, q, s->qkv_stride, b * T, h, T, hd);
+            attn_gather(K, k, s->qkv_stride, b * T, h, T, hd);
+            attn_gather(V, v, s->qkv_stride, b * T, h, T, hd);
+            attn_gather(dO, dout, s->o_stride, b * T, h, T, hd);
+            /* dP = dO V^T on the causal blocks */
+            for (size_t r0 = 0; r0 < T; r0 += ATTN_BLOCK) {
+                size_t r1 = r0 + ATTN_BLOCK < T ? r0 + ATTN_BLOCK : T;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)r1,
+                            (int)hd, 1.0f, dO + r0 * hd, (int)hd, V, (int)hd, 0.0f,
+                            dS + r0 * T, (int)T);
+            }
+            SoftJob sj = {(float *)P, dS, T, scale};
+            train_pool_run(pool, soft_bwd_item, &sj, TRAIN_POOL_CHUNKS);
+            memset(dK, 0, 2 * T * hd * sizeof(float)); /* dK and dV */
+            for (size_t r0 = 0; r0 < T; r0 += ATTN_BLOCK) {
+                size_t r1 = r0 + ATTN_BLOCK < T ? r0 + ATTN_BLOCK : T;
+                int m = (int)(r1 - r0);
+                /* dQ rows = dS K; dK += dS^T Q; dV += P^T dO (column range 0..r1) */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, (int)hd, (int)r1,
+                            1.0f, dS + r0 * T, (int)T, K, (int)hd, 0.0f, dQ + r0 * hd,
+                            (int)hd);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)r1, (int)hd, m, 1.0f,
+                            dS + r0 * T, (int)T, Q + r0 * hd, (int)hd, 1.0f, dK, (int)hd);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)r1, (int)hd, m, 1.0f,
+                            P + r0 * T, (int)T, dO + r0 * hd, (int)hd, 1.0f, dV, (int)hd);
+            }
+            attn_scatter(dq, dQ, s->qkv_stride, b * T, h, T, hd);
+            attn_scatter(dk, dK, s->qkv_stride, b * T, h, T, hd);
+            attn_scatter(dv, dV, s->qkv_stride, b * T, h, T, hd);
+        }
+}
+
 void train_ops_attention_forward(TrainPool *pool, const TrainAttnShape *s, float *out,
                                  float *p, const float *q, const float *k, const float *v,
                                  float *scratch)
 {
     AttnJob j = {.s = s, .out = out, .p = p, .q = q, .k = k, .v = v, .scratch = scratch,
-                 .scratch_per_thread = train_ops_attention_scratch(s)};
+                 .scratch_per_thread = attn_loop_scratch(s)};
+    if (s->use_blas) {
+        attn_blas_forward(pool, s, out, p, q, k, v, scratch);
+        return;
+    }
     train_pool_run(pool, attn_fwd_item, &j, s->b * s->n_head);
 }
 
@@ -329,7 +484,11 @@ void train_ops_attention_backward(TrainPool *pool, const TrainAttnShape *s, floa
 {
     AttnJob j = {.s = s, .dq = dq, .dk = dk, .dv = dv, .dout = dout, .pin = p, .q = q,
                  .k = k, .v = v, .scratch = scratch,
-                 .scratch_per_thread = train_ops_attention_scratch(s)};
+                 .scratch_per_thread = attn_loop_scratch(s)};
+    if (s->use_blas) {
+        attn_blas_backward(pool, s, dq, dk, dv, dout, p, q, k, v, scratch);
+        return;
+    }
     train_pool_run(pool, attn_bwd_item, &j, s->b * s->n_head);
 }
 

@@ -61,13 +61,22 @@ void train_ops_rope_table(float *cos_t, float *sin_t, size_t positions, size_t h
  * q, k, v: row r holds head h at [h*hd, (h+1)*hd) of a row of stride
  * qkv_stride; out (N, n_head*hd) has stride o_stride. p, if not NULL,
  * receives the probabilities (B, n_head, T, T) (needed by backward; entries
- * above the diagonal are 0). scratch: per thread, train_ops_attention_scratch
- * floats, train_pool_threads(pool) blocks. */
+ * above the diagonal are 0). scratch: train_ops_attention_scratch(s, threads)
+ * floats for a pool of `threads` threads.
+ *
+ * Two implementations of the same arithmetic: with use_blas = 0, each
+ * (b, h) is one pool item running vectorised loops over its causal
+ * triangle (best for short T, many items); with use_blas = 1, the (b, h)
+ * pairs run one after the other, each as sgemm's over 256-row blocks of the
+ * causal triangle (OpenBLAS's threads do the work; best for long T, where
+ * the loops would be memory-bound), with the softmax rows spread over the
+ * pool. Both are deterministic for a fixed OpenBLAS thread count. */
 typedef struct TrainAttnShape {
     size_t b, t, n_head, head_dim;
     size_t qkv_stride, o_stride;
+    int use_blas;
 } TrainAttnShape;
-size_t train_ops_attention_scratch(const TrainAttnShape *s);
+size_t train_ops_attention_scratch(const TrainAttnShape *s, int threads);
 void train_ops_attention_forward(TrainPool *pool, const TrainAttnShape *s, float *out,
                                  float *p, const float *q, const float *k, const float *v,
                                  float *scratch);

@@ -144,12 +144,12 @@ static double attn_loss(void *pv)
                                 k->scratch);
     return dot_r(k->o, k->r, k->s.b * k->s.t * D);
 }
-Test(train_grad, attention)
+static void attention_check(size_t b, size_t t, int use_blas)
 {
-    size_t b = 2, t = 5, h = 2, hd = 4, D = h * hd, n = b * t;
-    AttnCtx k = {{b, t, h, hd, 3 * D, D}, malloc(n * 3 * D * 4), malloc(n * D * 4),
+    size_t h = 2, hd = 4, D = h * hd, n = b * t;
+    AttnCtx k = {{b, t, h, hd, 3 * D, D, use_blas}, malloc(n * 3 * D * 4), malloc(n * D * 4),
                  malloc(b * h * t * t * 4), malloc(n * D * 4), NULL};
-    k.scratch = malloc(train_ops_attention_scratch(&k.s) * 4);
+    k.scratch = malloc(train_ops_attention_scratch(&k.s, 1) * 4);
     fill(k.qkv, n * 3 * D, 1.5);
     fill(k.r, n * D, 1.0);
     float *dqkv = malloc(n * 3 * D * 4);
@@ -166,8 +166,30 @@ Test(train_grad, attention)
     }
     train_ops_attention_backward(NULL, &k.s, dqkv, dqkv + D, dqkv + 2 * D, k.r, k.p, k.qkv,
                                  k.qkv + D, k.qkv + 2 * D, k.scratch);
-    check_grad("attention dq/dk/dv", k.qkv, dqkv, n * 3 * D, attn_loss, &k, 240);
+    check_grad(use_blas ? "attention (sgemm) dq/dk/dv" : "attention dq/dk/dv", k.qkv, dqkv,
+               n * 3 * D, attn_loss, &k, 240);
     free(k.qkv), free(k.o), free(k.p), free(k.r), free(k.scratch), free(dqkv);
+}
+Test(train_grad, attention) { attention_check(2, 5, 0); }
+/* 300 rows: two sgemm blocks (256 + 44), so block edges are crossed */
+Test(train_grad, attention_sgemm) { attention_check(2, 300, 1); }
+
+/* Both attention paths compute the same thing. */
+Test(train, attention_paths_agree)
+{
+    size_t b = 2, t = 300, h = 2, hd = 8, D = h * hd, n = b * t;
+    TrainAttnShape s0 = {b, t, h, hd, 3 * D, D, 0}, s1 = s0;
+    s1.use_blas = 1;
+    float *qkv = malloc(n * 3 * D * 4), *o0 = malloc(n * D * 4), *o1 = malloc(n * D * 4);
+    float *sc0 = malloc(train_ops_attention_scratch(&s0, 1) * 4);
+    float *sc1 = malloc(train_ops_attention_scratch(&s1, 1) * 4);
+    fill(qkv, n * 3 * D, 2.0);
+    train_ops_attention_forward(NULL, &s0, o0, NULL, qkv, qkv + D, qkv + 2 * D, sc0);
+    train_ops_attention_forward(NULL, &s1, o1, NULL, qkv, qkv + D, qkv + 2 * D, sc1);
+    for (size_t i = 0; i < n * D; i++)
+        cr_assert(fabsf(o0[i] - o1[i]) <= 1e-5f * (1.0f + fabsf(o0[i])), "%zu: %g vs %g", i,
+                  o0[i], o1[i]);
+    free(qkv), free(o0), free(o1), free(sc0), free(sc1);
 }
 
 /* ---- SwiGLU ---- */

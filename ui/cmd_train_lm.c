@@ -60,6 +60,7 @@ static const char usage[] =
     "  --ctx N             window length (1024)\n"
     "  --stride N          window step; each byte is scored once (default = ctx)\n"
     "  --batch N           windows per forward pass (default 4)\n"
+    "  --rope-theta X      evaluate with this RoPE base instead of config.json's\n"
     "  --dump-logits FILE  also write the logits of the first window as\n"
     "                      safetensors (input_ids I32 [T], logits F32 [T, 256])\n"
     "Other:\n"
@@ -253,7 +254,7 @@ static DrrlStatus dump_logits(TrainModel *m, TrainPool *pool, const uint8_t *tex
 }
 
 static int eval_only(const char *model_dir, const char *data, long ctx, long stride,
-                     long batch, long threads, int quiet, const char *dump)
+                     long batch, long threads, int quiet, const char *dump, double theta)
 {
     DrrlError err;
     TrainModel *m = NULL;
@@ -265,6 +266,8 @@ static int eval_only(const char *model_dir, const char *data, long ctx, long str
     if (rc)
         return rc;
     DrrlStatus st = train_export_load(model_dir, &m, &err);
+    if (!st && theta > 0)
+        m->cfg.rope_theta = theta; /* evaluate another RoPE base */
     if (!st)
         st = train_read_text(data, &text, &len, &err);
     if (!st)
@@ -293,7 +296,7 @@ int cmd_train_lm(int argc, char **argv)
     train_options_default(&o);
     const char *train = NULL, *valid = NULL, *out = "drrl-model", *ckpt = NULL;
     const char *model_dir = NULL, *data = NULL, *dump = NULL, *init_dir = NULL;
-    int resume = 0, steps_set = 0, force = 0, quiet = 0, evalonly = 0, ctx_set = 0, batch_set = 0;
+    int resume = 0, steps_set = 0, theta_set = 0, force = 0, quiet = 0, evalonly = 0, ctx_set = 0, batch_set = 0;
     double maxsec = 0;
     long threads = sysconf(_SC_NPROCESSORS_ONLN), stride = 0, v;
     double d;
@@ -337,7 +340,7 @@ int cmd_train_lm(int argc, char **argv)
 #undef INT_OPT
         case OPT_BATCH: e = parse_l("--batch", optarg, 1, 4096, &v); if (!e) o.batch = (size_t)v, batch_set = 1; break;
         case OPT_CTX: e = parse_l("--ctx", optarg, 2, 65536, &v); if (!e) o.ctx = (size_t)v, ctx_set = 1; break;
-        case OPT_THETA: e = parse_d("--rope-theta", optarg, 1.0001, 1e9, &o.model.rope_theta); break;
+        case OPT_THETA: e = parse_d("--rope-theta", optarg, 1.0001, 1e9, &o.model.rope_theta); theta_set = 1; break;
         case OPT_LR: e = parse_d("--lr", optarg, 1e-9, 10, &o.lr); break;
         case OPT_MINLR: e = parse_d("--min-lr", optarg, 0, 10, &o.min_lr); break;
         case OPT_WD: e = parse_d("--weight-decay", optarg, 0, 10, &o.weight_decay); break;
@@ -361,7 +364,8 @@ int cmd_train_lm(int argc, char **argv)
         if (!model_dir || !data)
             return cli_error(CLI_EXIT_FAIL, "out of memory");
         rc = eval_only(model_dir, data, ctx_set ? (long)o.ctx : 1024, stride,
-                       batch_set ? (long)o.batch : 4, threads, quiet, dump);
+                       batch_set ? (long)o.batch : 4, threads, quiet, dump,
+                       theta_set ? o.model.rope_theta : 0.0);
         free(def_a);
         free(def_b);
         return rc;
