@@ -135,11 +135,11 @@ void canvas_colour(Canvas *c, int x, int y, int n, int fg, int bg);
 void canvas_fill(Canvas *c, CanvasRect r, uint32_t ch, int role, int attr);
 
 /* Draw UTF-8 text starting at (x, y), at most maxw columns (maxw < 0: to the
- * clip's right edge). Control characters are shown as '?' (tabs as a space,
- * newlines as the glyph set's return mark is not needed: callers escape).
- * Invalid UTF-8 bytes are shown as U+FFFD (or '?' in ASCII mode); in ASCII
- * mode every non-ASCII character is shown as '?'. If the text is cut, its
- * last column shows an ellipsis. Returns the number of columns drawn. */
+ * clip's right edge). A tab shows as a space and other control characters
+ * as '?' (callers that want "\n" escape it first). Invalid UTF-8 bytes show
+ * as U+FFFD; in ASCII mode every non-ASCII character shows as '?'. If the
+ * text is cut, its last column shows an ellipsis. Returns the number of
+ * columns drawn. */
 int canvas_text(Canvas *c, int x, int y, int maxw, int role, int attr, const char *s);
 
 /* printf into canvas_text. */
