@@ -284,3 +284,43 @@ Test(policy_train, inference_takes_the_argmax_deterministically)
     DrrlError err;
     cr_assert_eq(policy_agent_prepare(model, &cfg, 0, &ag, NULL, 0, &err), DRRL_E_USAGE);
 }
+
+typedef struct LmSeen {
+    int steps;
+    double lm;
+} LmSeen;
+
+static int seen_lm(void *ctx, const PolicyTrainProgress *p)
+{
+    LmSeen *s = ctx;
+    s->steps++;
+    s->lm = p->lm;
+    return 0;
+}
+
+/* The optional LM reward runs an exact forward beside. With the safety
+ * threshold at 0 every head must stay exact, so the term is 0; with nothing
+ * masked the policy explores low ranks and the term moves. */
+Test(policy_train, lm_reward_term)
+{
+    PolicyTrainConfig c;
+    small_cfg(&c, path_of("lm.st"), 2);
+    c.reward.lm = 0.5;
+    c.eps_start = c.eps_floor = 0.0;
+    LmSeen s = {0, 0};
+    DrrlError err;
+    cr_assert_eq(policy_train(model, ids, sizeof ids / sizeof ids[0], &c, NULL, seen_lm, &s, NULL,
+                              0, &err),
+                 DRRL_OK, "%s", err.msg);
+    cr_assert_eq(s.steps, 2);
+    cr_assert_float_eq(s.lm, 0.0, 1e-6, "exact heads, lm term %g", s.lm);
+    c.eps_start = c.eps_floor = 1e9;
+    cr_assert_eq(policy_train(model, ids, sizeof ids / sizeof ids[0], &c, NULL, seen_lm, &s, NULL,
+                              0, &err),
+                 DRRL_OK, "%s", err.msg);
+    cr_assert(isfinite(s.lm) && fabs(s.lm) > 1e-4, "lm term %g", s.lm);
+    PolicyMeta m;
+    PolicyNet *net = load(path_of("lm.st"), &m);
+    cr_assert_float_eq(m.reward.lm, 0.5, 0);
+    policy_net_free(net);
+}
