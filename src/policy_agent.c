@@ -22,8 +22,8 @@ struct PolicyAgent {
     int has_meta;
     PolicyNetCache *cache;
     int L, H, K, D, Cin, G, F, T;
-    int32_t *grid;     /* (G) */
-    float *wstats;     /* (L, H, 9) */
+    int32_t *grid; /* (G) */
+    float *wstats; /* (L, H, 9) */
     double budget;
     AttnCacheFn ck, cv;
     const void *cctx;

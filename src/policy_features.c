@@ -6,8 +6,8 @@
 #include <string.h>
 
 static const char *const static_names[POLICY_FEAT_ENERGY] = {
-    "wq_mean_std", "wq_log_var",  "wq_log_norm", "wk_mean_std", "wk_log_var",  "wk_log_norm",
-    "wv_mean_std", "wv_log_var",  "wv_log_norm", "prev_rank",   "budget",      "log_context",
+    "wq_mean_std", "wq_log_var", "wq_log_norm", "wk_mean_std", "wk_log_var", "wk_log_norm",
+    "wv_mean_std", "wv_log_var", "wv_log_norm", "prev_rank",   "budget",     "log_context",
 };
 
 const char *policy_features_name(int i, int n_grid, char *buf, size_t n)
@@ -30,7 +30,8 @@ char *policy_features_layout_json(int n_grid)
     char *s = malloc(cap);
     if (!s)
         return NULL;
-    size_t len = (size_t)snprintf(s, cap, "{\"version\":%d,\"static\":[", POLICY_FEATURES_VERSION);
+    size_t len =
+        (size_t)snprintf(s, cap, "{\"version\":%d,\"static\":[", POLICY_FEATURES_VERSION);
     for (int i = 0; i < nf; i++) {
         char nm[32];
         len += (size_t)snprintf(s + len, cap - len, "%s\"%s\"", i ? "," : "",
@@ -97,9 +98,9 @@ void policy_features_weight_stats(const float *W, int rows, int cols, size_t ld,
     out[2] = (float)log(sigma + 1e-12);
 }
 
-void policy_features_model_stats(const float *wq, const float *wk, const float *wv,
-                                 int n_layer, int n_head, int n_kv_head, int head_dim,
-                                 int d_model, float *stats)
+void policy_features_model_stats(const float *wq, const float *wk, const float *wv, int n_layer,
+                                 int n_head, int n_kv_head, int head_dim, int d_model,
+                                 float *stats)
 {
     size_t D = (size_t)head_dim, C = (size_t)d_model;
     int group = n_head / (n_kv_head > 0 ? n_kv_head : 1);

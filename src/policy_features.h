@@ -43,9 +43,9 @@
 #include "status.h"
 
 enum {
-    POLICY_FEAT_WQ = 0,      /* 3 stats of W_Q */
-    POLICY_FEAT_WK = 3,      /* 3 stats of W_K */
-    POLICY_FEAT_WV = 6,      /* 3 stats of W_V */
+    POLICY_FEAT_WQ = 0, /* 3 stats of W_Q */
+    POLICY_FEAT_WK = 3, /* 3 stats of W_K */
+    POLICY_FEAT_WV = 6, /* 3 stats of W_V */
     POLICY_FEAT_PREV_RANK = 9,
     POLICY_FEAT_BUDGET = 10,
     POLICY_FEAT_CONTEXT = 11,
@@ -81,9 +81,9 @@ void policy_features_weight_stats(const float *W, int rows, int cols, size_t ld,
  * model's Q, K, V projections. wq (L, H*D, C), wk and wv (L, K*D, C) as in
  * model.h; query head h reads kv head h / (H / K). stats must hold
  * n_layer * n_head * 9 floats. */
-void policy_features_model_stats(const float *wq, const float *wk, const float *wv,
-                                 int n_layer, int n_head, int n_kv_head, int head_dim,
-                                 int d_model, float *stats);
+void policy_features_model_stats(const float *wq, const float *wk, const float *wv, int n_layer,
+                                 int n_head, int n_kv_head, int head_dim, int d_model,
+                                 float *stats);
 
 /* Fill one head's static features (policy_features_count(n_grid) floats).
  * wstats: the head's 9 weight statistics; prev_rank in [1, head_dim]; budget

@@ -39,13 +39,13 @@ static char *meta_string(const PolicyNet *net, const PolicyMeta *m)
         " s:{s:s, s:i, s:i, s:i, s:i, s:i, s:s},"
         " s:{s:I, s:s, s:I, s:o, s:s}}",
         "version", POLICY_FILE_VERSION, "net", net_json(&net->cfg), "rank_grid", grid,
-        "segment", m->segment, "features", features, "reward", "alpha", m->reward.alpha,
-        "beta", m->reward.beta, "gamma", m->reward.gamma, "kappa", m->reward.kappa, "lm",
-        m->reward.lm, "budget_range", m->budget_lo, m->budget_hi, "eps", "start",
-        m->eps_start, "floor", m->eps_floor, "decay", m->eps_decay, "model", "arch",
-        m->model.arch, "n_layer", m->model.n_layer, "n_head", m->model.n_head, "n_kv_head",
-        m->model.n_kv_head, "head_dim", m->model.head_dim, "d_model", m->model.d_model, "hash",
-        m->model.hash, "training", "steps", (json_int_t)m->steps, "seed", seed, "adam_t",
+        "segment", m->segment, "features", features, "reward", "alpha", m->reward.alpha, "beta",
+        m->reward.beta, "gamma", m->reward.gamma, "kappa", m->reward.kappa, "lm", m->reward.lm,
+        "budget_range", m->budget_lo, m->budget_hi, "eps", "start", m->eps_start, "floor",
+        m->eps_floor, "decay", m->eps_decay, "model", "arch", m->model.arch, "n_layer",
+        m->model.n_layer, "n_head", m->model.n_head, "n_kv_head", m->model.n_kv_head,
+        "head_dim", m->model.head_dim, "d_model", m->model.d_model, "hash", m->model.hash,
+        "training", "steps", (json_int_t)m->steps, "seed", seed, "adam_t",
         (json_int_t)m->adam_t, "rng",
         m->has_rng ? json_pack("[s, s, s, s]", rng[0], rng[1], rng[2], rng[3]) : json_null(),
         "command", m->command);
@@ -122,8 +122,9 @@ static DrrlStatus get_num(const char *path, json_t *obj, const char *where, cons
 {
     json_t *v = json_object_get(obj, key);
     if (!json_is_number(v) || !(json_number_value(v) >= lo && json_number_value(v) <= hi))
-        return drrl_error(err, DRRL_E_INPUT, "%s: metadata %s.%s: expected a number in [%g, %g]",
-                          path, where, key, lo, hi);
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s: metadata %s.%s: expected a number in [%g, %g]", path, where, key,
+                          lo, hi);
     *out = json_number_value(v);
     return DRRL_OK;
 }
@@ -138,15 +139,15 @@ static DrrlStatus get_obj(const char *path, json_t *doc, const char *key, json_t
     return DRRL_OK;
 }
 
-#define TRY(x)                                                                                \
-    do {                                                                                      \
-        st = (x);                                                                             \
-        if (st)                                                                               \
-            goto out;                                                                         \
+#define TRY(x)                                                                                 \
+    do {                                                                                       \
+        st = (x);                                                                              \
+        if (st)                                                                                \
+            goto out;                                                                          \
     } while (0)
 
-static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc,
-                             PolicyMeta *m, DrrlError *err)
+static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc, PolicyMeta *m,
+                             DrrlError *err)
 {
     DrrlStatus st = DRRL_OK;
     long v;
@@ -162,10 +163,10 @@ static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc,
         const char *k;
         int *dst;
         long lo;
-    } nf[] = {{"n_feat", &nc->n_feat, 1},     {"conv_in", &nc->conv_in, 1},
+    } nf[] = {{"n_feat", &nc->n_feat, 1},           {"conv_in", &nc->conv_in, 1},
               {"conv_kernel", &nc->conv_kernel, 1}, {"conv_out", &nc->conv_out, 1},
-              {"n_layer", &nc->n_layer, 1},   {"n_head", &nc->n_head, 1},
-              {"n_action", &nc->n_action, 1}, {"d_model", &nc->d_model, 1},
+              {"n_layer", &nc->n_layer, 1},         {"n_head", &nc->n_head, 1},
+              {"n_action", &nc->n_action, 1},       {"d_model", &nc->d_model, 1},
               {"n_attn_head", &nc->n_attn_head, 1}, {"d_ff", &nc->d_ff, 1},
               {"n_block", &nc->n_block, 0}};
     for (size_t i = 0; i < sizeof nf / sizeof nf[0]; i++) {
@@ -180,7 +181,8 @@ static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc,
     m->n_grid = (int)json_array_size(grid);
     for (int i = 0; i < m->n_grid; i++) {
         json_t *r = json_array_get(grid, (size_t)i);
-        if (!json_is_integer(r) || json_integer_value(r) < 1 || json_integer_value(r) > 1 << 20 ||
+        if (!json_is_integer(r) || json_integer_value(r) < 1 ||
+            json_integer_value(r) > 1 << 20 ||
             (i > 0 && json_integer_value(r) <= m->grid[i - 1]))
             return drrl_error(err, DRRL_E_INPUT,
                               "%s: metadata rank_grid[%d]: expected ascending positive ranks",
@@ -188,8 +190,9 @@ static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc,
         m->grid[i] = (int32_t)json_integer_value(r);
     }
     if (nc->n_action != m->n_grid)
-        return drrl_error(err, DRRL_E_INPUT, "%s: net.n_action %d but the rank grid has %d ranks",
-                          path, nc->n_action, m->n_grid);
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s: net.n_action %d but the rank grid has %d ranks", path,
+                          nc->n_action, m->n_grid);
     TRY(get_int(path, doc, "policy", "segment", 1, 1 << 24, &v, err));
     m->segment = (int)v;
 
@@ -201,13 +204,14 @@ static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc,
     int same = feat && mj && json_equal(feat, mj);
     json_decref(mj);
     if (!same)
-        return drrl_error(err, DRRL_E_INPUT,
-                          "%s: metadata features: the policy was trained on another feature "
-                          "layout (this drrl has version %d); retrain it with drrl train-policy",
-                          path, POLICY_FEATURES_VERSION);
+        return drrl_error(
+            err, DRRL_E_INPUT,
+            "%s: metadata features: the policy was trained on another feature "
+            "layout (this drrl has version %d); retrain it with drrl train-policy",
+            path, POLICY_FEATURES_VERSION);
     if (nc->n_feat != policy_features_count(m->n_grid))
-        return drrl_error(err, DRRL_E_INPUT, "%s: net.n_feat %d, the feature layout has %d", path,
-                          nc->n_feat, policy_features_count(m->n_grid));
+        return drrl_error(err, DRRL_E_INPUT, "%s: net.n_feat %d, the feature layout has %d",
+                          path, nc->n_feat, policy_features_count(m->n_grid));
 
     TRY(get_obj(path, doc, "reward", &o, err));
     TRY(get_num(path, o, "reward", "alpha", -1e6, 1e6, &m->reward.alpha, err));
@@ -244,8 +248,8 @@ static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc,
     }
     s = json_object_get(o, "hash");
     if (!json_is_string(s) || strlen(json_string_value(s)) != 16)
-        return drrl_error(err, DRRL_E_INPUT,
-                          "%s: metadata model.hash: expected 16 hex digits", path);
+        return drrl_error(err, DRRL_E_INPUT, "%s: metadata model.hash: expected 16 hex digits",
+                          path);
     snprintf(m->model.hash, sizeof m->model.hash, "%s", json_string_value(s));
     if (m->grid[m->n_grid - 1] != m->model.head_dim)
         return drrl_error(err, DRRL_E_INPUT,
@@ -289,8 +293,8 @@ out:
     return st;
 }
 
-static DrrlStatus read_f32(const char *path, const Safetensors *st, const char *name,
-                           int ndim, const size_t *shape, float *dst, DrrlError *err)
+static DrrlStatus read_f32(const char *path, const Safetensors *st, const char *name, int ndim,
+                           const size_t *shape, float *dst, DrrlError *err)
 {
     const SafetensorsTensor *t = safetensors_find(st, name);
     if (!t)
@@ -301,7 +305,8 @@ static DrrlStatus read_f32(const char *path, const Safetensors *st, const char *
     if (!ok) {
         char want[64] = "", *p = want;
         for (int d = 0; d < ndim; d++)
-            p += snprintf(p, (size_t)(want + sizeof want - p), "%s%zu", d ? ", " : "", shape[d]);
+            p +=
+                snprintf(p, (size_t)(want + sizeof want - p), "%s%zu", d ? ", " : "", shape[d]);
         return drrl_error(err, DRRL_E_INPUT, "%s: tensor '%s': expected F32 [%s]", path, name,
                           want);
     }
@@ -338,8 +343,8 @@ DrrlStatus policy_file_load(const char *path, PolicyNet **net_out, PolicyMeta *m
     json_error_t jerr;
     doc = json_loads(md, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(doc)) {
-        st = drrl_error(err, DRRL_E_INPUT, "%s: metadata drrl_policy:%d:%d: %s", path, jerr.line,
-                        jerr.column, jerr.text);
+        st = drrl_error(err, DRRL_E_INPUT, "%s: metadata drrl_policy:%d:%d: %s", path,
+                        jerr.line, jerr.column, jerr.text);
         goto out;
     }
     PolicyNetConfig nc;

@@ -33,9 +33,9 @@
 
 /* The model a policy was trained for. */
 typedef struct PolicyModelShape {
-    char arch[16];  /* "gpt2" / "llama" */
+    char arch[16]; /* "gpt2" / "llama" */
     int n_layer, n_head, n_kv_head, head_dim, d_model;
-    char hash[17];  /* model.h's content hash (16 hex digits) */
+    char hash[17]; /* model.h's content hash (16 hex digits) */
 } PolicyModelShape;
 
 typedef struct PolicyMeta {
@@ -43,15 +43,15 @@ typedef struct PolicyMeta {
     int32_t grid[POLICY_FILE_GRID_MAX]; /* ascending, last == head_dim */
     int segment;                        /* segment length T trained with */
     PolicyRewardWeights reward;
-    double budget_lo, budget_hi;        /* budgets sampled in training, (0, 1] */
+    double budget_lo, budget_hi;            /* budgets sampled in training, (0, 1] */
     double eps_start, eps_floor, eps_decay; /* safety threshold schedule */
     PolicyModelShape model;
-    int64_t steps;                      /* PPO iterations done */
+    int64_t steps; /* PPO iterations done */
     uint64_t seed;
-    int64_t adam_t;                     /* Adam step count (checkpoints) */
+    int64_t adam_t; /* Adam step count (checkpoints) */
     int has_rng;
-    uint64_t rng[4];                    /* training PRNG state, for --resume */
-    char command[512];                  /* the command line that made it */
+    uint64_t rng[4];   /* training PRNG state, for --resume */
+    char command[512]; /* the command line that made it */
 } PolicyMeta;
 
 /* Write net and meta (and, if adam != NULL, its moments) to path atomically

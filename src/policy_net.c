@@ -14,14 +14,14 @@
 
 /* Offsets (in floats) of every parameter block; the same for params and grads. */
 typedef struct Layout {
-    size_t conv_w, conv_b;          /* (k, conv_in, conv_out), (conv_out) */
-    size_t in_w, in_b;              /* (n_feat + conv_out, D), (D) */
-    size_t layer_emb, head_emb;     /* (n_layer, D), (n_head, D) */
-    size_t lnf_g, lnf_b;            /* (D) */
-    size_t actor_w, actor_b;        /* (D, n_action), (n_action) */
-    size_t critic_w, critic_b;      /* (D, 1), (1) */
-    size_t blk0;                    /* first block's ln1_g */
-    size_t blk_stride;              /* floats per block */
+    size_t conv_w, conv_b;      /* (k, conv_in, conv_out), (conv_out) */
+    size_t in_w, in_b;          /* (n_feat + conv_out, D), (D) */
+    size_t layer_emb, head_emb; /* (n_layer, D), (n_head, D) */
+    size_t lnf_g, lnf_b;        /* (D) */
+    size_t actor_w, actor_b;    /* (D, n_action), (n_action) */
+    size_t critic_w, critic_b;  /* (D, 1), (1) */
+    size_t blk0;                /* first block's ln1_g */
+    size_t blk_stride;          /* floats per block */
 } Layout;
 
 /* Offsets inside one encoder block, relative to its start. */
@@ -62,10 +62,10 @@ DrrlStatus policy_net_check_config(const PolicyNetConfig *c, DrrlError *err)
         const char *name;
         int v, min;
     } f[] = {
-        {"n_feat", c->n_feat, 1},       {"conv_in", c->conv_in, 1},
+        {"n_feat", c->n_feat, 1},           {"conv_in", c->conv_in, 1},
         {"conv_kernel", c->conv_kernel, 1}, {"conv_out", c->conv_out, 1},
-        {"n_layer", c->n_layer, 1},     {"n_head", c->n_head, 1},
-        {"n_action", c->n_action, 1},   {"d_model", c->d_model, 1},
+        {"n_layer", c->n_layer, 1},         {"n_head", c->n_head, 1},
+        {"n_action", c->n_action, 1},       {"d_model", c->d_model, 1},
         {"n_attn_head", c->n_attn_head, 1}, {"d_ff", c->d_ff, 1},
         {"n_block", c->n_block, 0},
     };
@@ -126,10 +126,10 @@ static size_t build_blocks(PolicyNet *net)
     add_block(net, &off, "critic.b", 1, 1, 0, 0);
     for (int l = 0; l < c->n_block; l++) {
         char n[POLICY_NET_NAME_MAX];
-#define BLK(suffix, nd, a, b)                                                                 \
-    do {                                                                                      \
-        snprintf(n, sizeof n, "block%d." suffix, l);                                          \
-        add_block(net, &off, n, nd, a, b, 0);                                                 \
+#define BLK(suffix, nd, a, b)                                                                  \
+    do {                                                                                       \
+        snprintf(n, sizeof n, "block%d." suffix, l);                                           \
+        add_block(net, &off, n, nd, a, b, 0);                                                  \
     } while (0)
         BLK("ln1.g", 1, D, 0);
         BLK("ln1.b", 1, D, 0);
@@ -357,30 +357,30 @@ static float gelu_grad(float x)
 /* ---- cache ------------------------------------------------------------ */
 
 struct PolicyNetCache {
-    int T_cap;  /* capacity of conv buffers (rows) */
-    int T;      /* of the last forward */
+    int T_cap; /* capacity of conv buffers (rows) */
+    int T;     /* of the last forward */
     int layer;
-    const float *conv_x;  /* borrowed from the last forward's input */
-    float *convz;         /* (T_cap, conv_out): tanh(Z) */
-    float *dconv;         /* (T_cap, conv_out) scratch */
-    float *s;             /* (conv_out) */
-    float *xin;           /* (H, fin) */
-    float *e0;            /* (H, D) embedding output */
+    const float *conv_x; /* borrowed from the last forward's input */
+    float *convz;        /* (T_cap, conv_out): tanh(Z) */
+    float *dconv;        /* (T_cap, conv_out) scratch */
+    float *s;            /* (conv_out) */
+    float *xin;          /* (H, fin) */
+    float *e0;           /* (H, D) embedding output */
     /* per block b (n_block of each): */
-    float *bx;    /* (nb, H, D) block input */
-    float *a1;    /* (nb, H, D) LN1 output */
-    float *h1;    /* (nb, H, D) LN1 xhat */
-    float *r1;    /* (nb, H) LN1 rstd */
-    float *qkv;   /* (nb, H, 3D) */
-    float *att;   /* (nb, NA, H, H) probabilities */
-    float *y;     /* (nb, H, D) attention output before proj */
-    float *xm;    /* (nb, H, D) after the attention residual */
+    float *bx;           /* (nb, H, D) block input */
+    float *a1;           /* (nb, H, D) LN1 output */
+    float *h1;           /* (nb, H, D) LN1 xhat */
+    float *r1;           /* (nb, H) LN1 rstd */
+    float *qkv;          /* (nb, H, 3D) */
+    float *att;          /* (nb, NA, H, H) probabilities */
+    float *y;            /* (nb, H, D) attention output before proj */
+    float *xm;           /* (nb, H, D) after the attention residual */
     float *a2, *h2, *r2; /* LN2: (nb, H, D), (nb, H, D), (nb, H) */
-    float *pre;   /* (nb, H, M) */
-    float *act;   /* (nb, H, M) */
-    float *xf;    /* (H, D) final block output */
-    float *hf, *rf; /* LNf xhat (H, D), rstd (H) */
-    float *f;     /* (H, D) LNf output */
+    float *pre;          /* (nb, H, M) */
+    float *act;          /* (nb, H, M) */
+    float *xf;           /* (H, D) final block output */
+    float *hf, *rf;      /* LNf xhat (H, D), rstd (H) */
+    float *f;            /* (H, D) LNf output */
     /* backward scratch */
     float *dx, *dx2, *dtmp, *dqkv, *dpre, *dxin, *datt;
 };
@@ -395,14 +395,14 @@ PolicyNetCache *policy_net_cache_new(const PolicyNet *net)
     size_t nb = (size_t)c->n_block, NA = (size_t)c->n_attn_head;
     size_t fin = (size_t)(c->n_feat + c->conv_out);
     size_t big = 3 * D > M ? 3 * D : M;
-#define ALLOC(p, n)                                                                           \
-    do {                                                                                      \
-        size_t n_ = (n);                                                                      \
-        k->p = calloc(n_ ? n_ : 1, sizeof(float));                                            \
-        if (!k->p) {                                                                          \
-            policy_net_cache_free(k);                                                         \
-            return NULL;                                                                      \
-        }                                                                                     \
+#define ALLOC(p, n)                                                                            \
+    do {                                                                                       \
+        size_t n_ = (n);                                                                       \
+        k->p = calloc(n_ ? n_ : 1, sizeof(float));                                             \
+        if (!k->p) {                                                                           \
+            policy_net_cache_free(k);                                                          \
+            return NULL;                                                                       \
+        }                                                                                      \
     } while (0)
     ALLOC(s, (size_t)c->conv_out);
     ALLOC(xin, H * fin);
@@ -439,11 +439,10 @@ void policy_net_cache_free(PolicyNetCache *k)
 {
     if (!k)
         return;
-    float **all[] = {&k->convz, &k->dconv, &k->s,   &k->xin, &k->e0,  &k->bx,   &k->a1,
-                     &k->h1,    &k->r1,    &k->qkv, &k->att, &k->y,   &k->xm,   &k->a2,
-                     &k->h2,    &k->r2,    &k->pre, &k->act, &k->xf,  &k->hf,   &k->rf,
-                     &k->f,     &k->dx,    &k->dx2, &k->dtmp, &k->dqkv, &k->dpre, &k->dxin,
-                     &k->datt};
+    float **all[] = {&k->convz, &k->dconv, &k->s,    &k->xin,  &k->e0,  &k->bx, &k->a1, &k->h1,
+                     &k->r1,    &k->qkv,   &k->att,  &k->y,    &k->xm,  &k->a2, &k->h2, &k->r2,
+                     &k->pre,   &k->act,   &k->xf,   &k->hf,   &k->rf,  &k->f,  &k->dx, &k->dx2,
+                     &k->dtmp,  &k->dqkv,  &k->dpre, &k->dxin, &k->datt};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         free(*all[i]);
     free(k);

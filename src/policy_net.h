@@ -118,8 +118,8 @@ double policy_net_clip_grad(PolicyNet *net, double max_norm);
  * arena. m and v have the net's layout and are saved in checkpoints. */
 typedef struct PolicyAdam {
     size_t n;
-    float *m, *v;  /* owned */
-    int64_t t;     /* steps taken */
+    float *m, *v; /* owned */
+    int64_t t;    /* steps taken */
     double lr, beta1, beta2, eps;
 } PolicyAdam;
 

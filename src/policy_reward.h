@@ -23,11 +23,11 @@
 #include <stdint.h>
 
 typedef struct PolicyRewardWeights {
-    double alpha;  /* fidelity weight (1.0) */
-    double beta;   /* FLOP weight (0.05) */
-    double gamma;  /* band-energy weight (0.1) */
-    double kappa;  /* budget hinge weight (1.0) */
-    double lm;     /* LM reward weight (0: off) */
+    double alpha; /* fidelity weight (1.0) */
+    double beta;  /* FLOP weight (0.05) */
+    double gamma; /* band-energy weight (0.1) */
+    double kappa; /* budget hinge weight (1.0) */
+    double lm;    /* LM reward weight (0: off) */
 } PolicyRewardWeights;
 
 void policy_reward_defaults(PolicyRewardWeights *w);

@@ -179,7 +179,8 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
     if (t.T < 1 || t.E % t.T || t.E < 2 * t.T)
         return drrl_error(err, DRRL_E_USAGE,
                           "train-policy: the episode length %d must be a multiple (>= 2) of "
-                          "the segment %d", t.E, t.T);
+                          "the segment %d",
+                          t.E, t.T);
     if (mc->arch == MODEL_ARCH_GPT2 && t.E > mc->n_ctx)
         return drrl_error(err, DRRL_E_USAGE,
                           "train-policy: episodes of %d tokens exceed the model's %d positions",
@@ -209,9 +210,10 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
         st = policy_file_check_model(resume_path, &t.meta, &shape, warn, warn_n, err);
         if (!st && (t.meta.n_grid != t.grid.n ||
                     memcmp(t.meta.grid, t.grid.r, (size_t)t.grid.n * sizeof *t.grid.r)))
-            st = drrl_error(err, DRRL_E_USAGE,
-                            "%s: the checkpoint's rank grid differs from --rank-min/--rank-step",
-                            resume_path);
+            st =
+                drrl_error(err, DRRL_E_USAGE,
+                           "%s: the checkpoint's rank grid differs from --rank-min/--rank-step",
+                           resume_path);
         if (!st && t.meta.segment != t.T)
             st = drrl_error(err, DRRL_E_USAGE,
                             "%s: the checkpoint was trained with --segment %d, not %d",
@@ -366,7 +368,8 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
         p.decisions = n_rew;
         int last = step + 1 == cfg->steps;
         int stop = 0;
-        p.checkpoint = last || (cfg->checkpoint_every > 0 && (step + 1) % cfg->checkpoint_every == 0);
+        p.checkpoint =
+            last || (cfg->checkpoint_every > 0 && (step + 1) % cfg->checkpoint_every == 0);
         if (p.checkpoint && (st = save(&t, step + 1, err)))
             break;
         p.wall_s = now_s() - t0;

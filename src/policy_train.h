@@ -32,37 +32,37 @@
 #include "status.h"
 
 typedef struct PolicyTrainConfig {
-    int32_t segment;        /* decision segment T (default 128) */
-    int32_t r_min, r_step;  /* rank grid (0: method_grid defaults) */
-    int32_t episode_len;    /* tokens per episode, a multiple of T (default 8 T) */
-    int32_t episodes;       /* episodes per PPO step (default 4) */
-    int64_t steps;          /* total PPO steps (default 50) */
+    int32_t segment;       /* decision segment T (default 128) */
+    int32_t r_min, r_step; /* rank grid (0: method_grid defaults) */
+    int32_t episode_len;   /* tokens per episode, a multiple of T (default 8 T) */
+    int32_t episodes;      /* episodes per PPO step (default 4) */
+    int64_t steps;         /* total PPO steps (default 50) */
     uint64_t seed;
-    double budget_lo, budget_hi; /* budget range (default 0.3 .. 1.0) */
+    double budget_lo, budget_hi;            /* budget range (default 0.3 .. 1.0) */
     double eps_start, eps_floor, eps_decay; /* safety threshold schedule */
-    double rot_tol;         /* attn_core's basis keep tolerance */
+    double rot_tol;                         /* attn_core's basis keep tolerance */
     PolicyRewardWeights reward;
     PpoConfig ppo;
     /* network shape (the rest follows from the model and the grid) */
     int32_t d_model, n_attn_head, d_ff, n_block, conv_kernel, conv_out;
-    int threads;            /* forward worker threads (0: default) */
+    int threads;              /* forward worker threads (0: default) */
     int64_t checkpoint_every; /* steps between checkpoints (0: only at the end) */
-    const char *out_path;   /* policy file written at checkpoints and the end */
-    const char *command;    /* recorded in the file */
+    const char *out_path;     /* policy file written at checkpoints and the end */
+    const char *command;      /* recorded in the file */
 } PolicyTrainConfig;
 
 void policy_train_config_default(PolicyTrainConfig *c);
 
 typedef struct PolicyTrainProgress {
-    int64_t step, steps;    /* step just finished (1-based), total */
-    double reward;          /* mean reward per decision */
+    int64_t step, steps; /* step just finished (1-based), total */
+    double reward;       /* mean reward per decision */
     double fidelity, flops_frac, band, budget_excess, lm; /* mean terms */
-    double attn_savings;    /* 1 - executed / exact attention-core FLOPs */
+    double attn_savings; /* 1 - executed / exact attention-core FLOPs */
     double entropy, approx_kl, value_loss, clip_frac;
-    double eps;             /* safety threshold in force */
-    int64_t decisions;      /* in this step */
-    int checkpoint;         /* a checkpoint was written after this step */
-    double wall_s;          /* since the start of this run */
+    double eps;        /* safety threshold in force */
+    int64_t decisions; /* in this step */
+    int checkpoint;    /* a checkpoint was written after this step */
+    double wall_s;     /* since the start of this run */
 } PolicyTrainProgress;
 
 /* Called after every step; return nonzero to stop (a checkpoint is written

@@ -78,8 +78,8 @@ DrrlStatus ppo_act(const PolicyNet *net, PolicyNetCache *cache, const PolicyNetI
         double lse = ppo_masked_softmax(lh, mh, G, p);
         if (lse == -INFINITY)
             return drrl_error(err, DRRL_E_INTERNAL,
-                              "ppo: layer %d head %d: the safety mask allows no rank", in->layer,
-                              h);
+                              "ppo: layer %d head %d: the safety mask allows no rank",
+                              in->layer, h);
         int a = rng ? ppo_sample(p, G, rng) : ppo_argmax(lh, mh, G);
         action[h] = a;
         logp[h] = (float)(lh[a] - lse);
@@ -286,8 +286,8 @@ DrrlStatus ppo_update(PolicyNet *net, PolicyNetCache *cache, PolicyAdam *opt, Pp
             policy_net_zero_grad(net);
             for (int k = start; k < end; k++) {
                 const PpoSample *s = &b->s[order[k]];
-                PolicyNetInput in = {.layer = s->layer, .feat = s->feat, .conv_x = s->conv_x,
-                                     .T = s->T};
+                PolicyNetInput in = {
+                    .layer = s->layer, .feat = s->feat, .conv_x = s->conv_x, .T = s->T};
                 st = policy_net_forward(net, cache, &in, logits, value, err);
                 if (st)
                     goto out;
@@ -295,11 +295,10 @@ DrrlStatus ppo_update(PolicyNet *net, PolicyNetCache *cache, PolicyAdam *opt, Pp
                     int clipped;
                     double e, lpn;
                     double A = (s->adv[h] - mean) / sd;
-                    double L = ppo_decision_loss(cfg, logits + (size_t)h * G,
-                                                 s->mask + (size_t)h * G, G, s->action[h],
-                                                 s->logp[h], A, value[h], s->ret[h],
-                                                 dlogits + (size_t)h * G, &dvalue[h], &clipped,
-                                                 &e, &lpn);
+                    double L = ppo_decision_loss(
+                        cfg, logits + (size_t)h * G, s->mask + (size_t)h * G, G, s->action[h],
+                        s->logp[h], A, value[h], s->ret[h], dlogits + (size_t)h * G, &dvalue[h],
+                        &clipped, &e, &lpn);
                     double v_err = value[h] - s->ret[h];
                     vl += 0.5 * v_err * v_err;
                     pl += L - cfg->value_coef * 0.5 * v_err * v_err + cfg->ent_coef * e;

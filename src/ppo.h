@@ -83,22 +83,22 @@ double ppo_decision_loss(const PpoConfig *cfg, const float *logits, const uint8_
 
 typedef struct PpoSample {
     int layer;
-    int T;              /* segment length of conv_x */
-    float *feat;        /* (H, F) */
-    float *conv_x;      /* (T, C) */
-    uint8_t *mask;      /* (H, G), 1 = allowed */
-    int32_t *action;    /* (H) */
-    float *logp;        /* (H) behaviour log-probabilities */
-    float *value;       /* (H) critic values when acting */
-    float *reward;      /* (H) filled by the caller after acting */
-    float *adv, *ret;   /* (H) filled by ppo_compute_advantages */
-    int next;           /* next sample of the same trajectory, or -1 (terminal) */
+    int T;            /* segment length of conv_x */
+    float *feat;      /* (H, F) */
+    float *conv_x;    /* (T, C) */
+    uint8_t *mask;    /* (H, G), 1 = allowed */
+    int32_t *action;  /* (H) */
+    float *logp;      /* (H) behaviour log-probabilities */
+    float *value;     /* (H) critic values when acting */
+    float *reward;    /* (H) filled by the caller after acting */
+    float *adv, *ret; /* (H) filled by ppo_compute_advantages */
+    int next;         /* next sample of the same trajectory, or -1 (terminal) */
 } PpoSample;
 
 typedef struct PpoBuffer {
-    int H, F, C, G;  /* heads, features, conv channels, actions */
+    int H, F, C, G; /* heads, features, conv channels, actions */
     int n, cap;
-    PpoSample *s;    /* owned, with every array */
+    PpoSample *s; /* owned, with every array */
 } PpoBuffer;
 
 DrrlStatus ppo_buffer_init(PpoBuffer *b, int H, int F, int C, int G, DrrlError *err);

@@ -57,9 +57,17 @@ static void make(PolicyNet **net, PolicyMeta *m)
     m->rng[2] = 3;
     m->rng[3] = 4;
     snprintf(m->command, sizeof m->command, "drrl train-policy --steps 12");
-    PolicyNetConfig c = {.n_feat = policy_features_count(4), .conv_in = 2 * 2 * 8, .conv_kernel = 4,
-                         .conv_out = 4, .n_layer = 2, .n_head = 2, .n_action = 4,
-                         .d_model = 8, .n_attn_head = 2, .d_ff = 16, .n_block = 1};
+    PolicyNetConfig c = {.n_feat = policy_features_count(4),
+                         .conv_in = 2 * 2 * 8,
+                         .conv_kernel = 4,
+                         .conv_out = 4,
+                         .n_layer = 2,
+                         .n_head = 2,
+                         .n_action = 4,
+                         .d_model = 8,
+                         .n_attn_head = 2,
+                         .d_ff = 16,
+                         .n_block = 1};
     PolicyRng r;
     policy_rng_seed(&r, 5);
     cr_assert_eq(policy_net_new(&c, &r, net, NULL), DRRL_OK);
@@ -141,8 +149,8 @@ Test(policy_file, bad_files_are_input_errors)
                  DRRL_E_NOTFOUND);
     /* A safetensors file that is not a policy. */
     float x = 1.0f;
-    SafetensorsWriteTensor t = {.name = "x", .dtype = SAFETENSORS_F32, .ndim = 1,
-                                .shape = {1}, .data = &x};
+    SafetensorsWriteTensor t = {
+        .name = "x", .dtype = SAFETENSORS_F32, .ndim = 1, .shape = {1}, .data = &x};
     const char *p = path_of("notpolicy.safetensors");
     cr_assert_eq(safetensors_write(p, &t, 1, "{\"format\":\"pt\"}", &err), DRRL_OK);
     cr_assert_eq(policy_file_load(p, &back, &mb, NULL, NULL, &err), DRRL_E_INPUT);

@@ -10,9 +10,17 @@
 
 static PolicyNetConfig small_cfg(void)
 {
-    PolicyNetConfig c = {.n_feat = 5, .conv_in = 6, .conv_kernel = 3, .conv_out = 3,
-                         .n_layer = 2, .n_head = 3, .n_action = 4, .d_model = 8,
-                         .n_attn_head = 2, .d_ff = 12, .n_block = 2};
+    PolicyNetConfig c = {.n_feat = 5,
+                         .conv_in = 6,
+                         .conv_kernel = 3,
+                         .conv_out = 3,
+                         .n_layer = 2,
+                         .n_head = 3,
+                         .n_action = 4,
+                         .d_model = 8,
+                         .n_attn_head = 2,
+                         .d_ff = 12,
+                         .n_block = 2};
     return c;
 }
 

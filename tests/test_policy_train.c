@@ -24,7 +24,8 @@ static void setup(void)
     snprintf(dir, sizeof dir, "/tmp/drrl-pt-XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
     DrrlError err;
-    cr_assert_eq(model_load(FIXTURES_DIR "/llama-tiny-b", &model, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(model_load(FIXTURES_DIR "/llama-tiny-b", &model, &err), DRRL_OK, "%s",
+                 err.msg);
     const char *text = "The quick brown fox jumps over the lazy dog while the cat sleeps. ";
     size_t n = strlen(text);
     PolicyRng r;
@@ -167,9 +168,9 @@ Test(policy_train, bad_inputs)
     cr_assert_eq(policy_train(model, ids, 60, &c, NULL, NULL, NULL, NULL, 0, &err),
                  DRRL_E_USAGE);
     cr_assert(strstr(err.msg, "60 tokens"), "%s", err.msg);
-    cr_assert_eq(policy_train(model, ids, 4096, &c, path_of("missing.st"), NULL, NULL, NULL, 0,
-                              &err),
-                 DRRL_E_NOTFOUND);
+    cr_assert_eq(
+        policy_train(model, ids, 4096, &c, path_of("missing.st"), NULL, NULL, NULL, 0, &err),
+        DRRL_E_NOTFOUND);
 }
 
 /* The shipped-style inference path: load the file as an agent for the
@@ -230,8 +231,8 @@ static double infer(const char *policy, int32_t *ranks_out)
     cfg.segment = 16;
     PolicyAgent *ag;
     char warn[256];
-    cr_assert_eq(policy_agent_prepare(model, &cfg, 0.5, &ag, warn, sizeof warn, &err), DRRL_OK, "%s",
-                 err.msg);
+    cr_assert_eq(policy_agent_prepare(model, &cfg, 0.5, &ag, warn, sizeof warn, &err), DRRL_OK,
+                 "%s", err.msg);
     cr_assert_eq(cfg.r_min, 2);
     cr_assert_eq(cfg.r_step, 2);
     AttnCore *core;
@@ -309,14 +310,14 @@ Test(policy_train, lm_reward_term)
     c.eps_start = c.eps_floor = 0.0;
     LmSeen s = {0, 0};
     DrrlError err;
-    cr_assert_eq(policy_train(model, ids, sizeof ids / sizeof ids[0], &c, NULL, seen_lm, &s, NULL,
-                              0, &err),
+    cr_assert_eq(policy_train(model, ids, sizeof ids / sizeof ids[0], &c, NULL, seen_lm, &s,
+                              NULL, 0, &err),
                  DRRL_OK, "%s", err.msg);
     cr_assert_eq(s.steps, 2);
     cr_assert_float_eq(s.lm, 0.0, 1e-6, "exact heads, lm term %g", s.lm);
     c.eps_start = c.eps_floor = 1e9;
-    cr_assert_eq(policy_train(model, ids, sizeof ids / sizeof ids[0], &c, NULL, seen_lm, &s, NULL,
-                              0, &err),
+    cr_assert_eq(policy_train(model, ids, sizeof ids / sizeof ids[0], &c, NULL, seen_lm, &s,
+                              NULL, 0, &err),
                  DRRL_OK, "%s", err.msg);
     cr_assert(isfinite(s.lm) && fabs(s.lm) > 1e-4, "lm term %g", s.lm);
     PolicyMeta m;

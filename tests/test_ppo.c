@@ -38,8 +38,8 @@ Test(ppo, decision_loss_gradient_matches_finite_differences)
     const float z0[5] = {0.3f, -0.7f, 1.1f, 0.2f, -0.4f};
     const uint8_t mask[5] = {1, 1, 0, 1, 1};
     /* (logp_old offset, adv): ratio inside the clip, above it, below it, both signs. */
-    const double cases[][2] = {{0.0, 1.0}, {0.0, -1.3}, {-0.5, 0.8}, {-0.5, -0.8},
-                               {0.5, 0.7}, {0.5, -0.9}};
+    const double cases[][2] = {{0.0, 1.0},   {0.0, -1.3}, {-0.5, 0.8},
+                               {-0.5, -0.8}, {0.5, 0.7},  {0.5, -0.9}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         float z[5], dz[5], dv;
         memcpy(z, z0, sizeof z);
@@ -149,9 +149,17 @@ typedef struct BanditRun {
 /* Train on the bandit; mask_arm0 forbids arm 0 for every head. */
 static BanditRun bandit_train(uint64_t seed, int mask_arm0, int iters)
 {
-    PolicyNetConfig nc = {.n_feat = BF, .conv_in = BC, .conv_kernel = 2, .conv_out = 2,
-                          .n_layer = 1, .n_head = BH, .n_action = BG, .d_model = 16,
-                          .n_attn_head = 2, .d_ff = 32, .n_block = 1};
+    PolicyNetConfig nc = {.n_feat = BF,
+                          .conv_in = BC,
+                          .conv_kernel = 2,
+                          .conv_out = 2,
+                          .n_layer = 1,
+                          .n_head = BH,
+                          .n_action = BG,
+                          .d_model = 16,
+                          .n_attn_head = 2,
+                          .d_ff = 32,
+                          .n_block = 1};
     PolicyRng rng;
     policy_rng_seed(&rng, seed);
     BanditRun run = {0};
@@ -178,13 +186,13 @@ static BanditRun bandit_train(uint64_t seed, int mask_arm0, int iters)
                 ctx[h] = (int)policy_rng_below(&rng, 3);
             bandit_state(&rng, ctx, feat, x);
             PolicyNetInput in = {.layer = 0, .feat = feat, .conv_x = x, .T = BT};
-            cr_assert_eq(ppo_act(run.net, run.cache, &in, mask, &rng, act, logp, value, NULL,
-                                 NULL),
-                         DRRL_OK);
+            cr_assert_eq(
+                ppo_act(run.net, run.cache, &in, mask, &rng, act, logp, value, NULL, NULL),
+                DRRL_OK);
             int idx;
-            cr_assert_eq(ppo_buffer_add(&buf, -1, 0, feat, x, BT, mask, act, logp, value, &idx,
-                                        NULL),
-                         DRRL_OK);
+            cr_assert_eq(
+                ppo_buffer_add(&buf, -1, 0, feat, x, BT, mask, act, logp, value, &idx, NULL),
+                DRRL_OK);
             for (int h = 0; h < BH; h++) {
                 cr_assert(mask[h * BG + act[h]], "a masked arm was sampled");
                 buf.s[idx].reward[h] = bandit_reward(ctx[h], act[h]);
@@ -266,9 +274,17 @@ Test(ppo, training_is_deterministic_by_seed)
 
 Test(ppo, empty_mask_is_an_error)
 {
-    PolicyNetConfig nc = {.n_feat = BF, .conv_in = BC, .conv_kernel = 2, .conv_out = 2,
-                          .n_layer = 1, .n_head = BH, .n_action = BG, .d_model = 8,
-                          .n_attn_head = 2, .d_ff = 8, .n_block = 1};
+    PolicyNetConfig nc = {.n_feat = BF,
+                          .conv_in = BC,
+                          .conv_kernel = 2,
+                          .conv_out = 2,
+                          .n_layer = 1,
+                          .n_head = BH,
+                          .n_action = BG,
+                          .d_model = 8,
+                          .n_attn_head = 2,
+                          .d_ff = 8,
+                          .n_block = 1};
     PolicyRng rng;
     policy_rng_seed(&rng, 1);
     PolicyNet *net;

@@ -67,10 +67,37 @@ static const char usage[] =
     "DATA is drrl's data directory ($DRRL_DATA, or the installed one).\n";
 
 enum {
-    OPT_MODEL = 256, OPT_DATA, OPT_OUT, OPT_RESUME, OPT_FORCE, OPT_MAXTOK, OPT_STEPS,
-    OPT_SEED, OPT_BUDGET, OPT_SEGMENT, OPT_EPLEN, OPT_EPISODES, OPT_RMIN, OPT_RSTEP,
-    OPT_ALPHA, OPT_BETA, OPT_GAMMA, OPT_KAPPA, OPT_LM, OPT_EPS0, OPT_EPSF, OPT_EPSD, OPT_LR,
-    OPT_EPOCHS, OPT_MB, OPT_CLIP, OPT_ENT, OPT_VCOEF, OPT_DISC, OPT_GAE, OPT_CKPT,
+    OPT_MODEL = 256,
+    OPT_DATA,
+    OPT_OUT,
+    OPT_RESUME,
+    OPT_FORCE,
+    OPT_MAXTOK,
+    OPT_STEPS,
+    OPT_SEED,
+    OPT_BUDGET,
+    OPT_SEGMENT,
+    OPT_EPLEN,
+    OPT_EPISODES,
+    OPT_RMIN,
+    OPT_RSTEP,
+    OPT_ALPHA,
+    OPT_BETA,
+    OPT_GAMMA,
+    OPT_KAPPA,
+    OPT_LM,
+    OPT_EPS0,
+    OPT_EPSF,
+    OPT_EPSD,
+    OPT_LR,
+    OPT_EPOCHS,
+    OPT_MB,
+    OPT_CLIP,
+    OPT_ENT,
+    OPT_VCOEF,
+    OPT_DISC,
+    OPT_GAE,
+    OPT_CKPT,
     OPT_THREADS
 };
 
@@ -243,27 +270,41 @@ int cmd_train_policy(int argc, char **argv)
     long v;
     double d;
     cli_getopt_reset();
-#define L(opt, lo, hi, dst)                                                                   \
-    do {                                                                                      \
-        if (cli_parse_long("train-policy", opt, optarg, lo, hi, &v))                          \
-            return CLI_EXIT_USAGE;                                                            \
-        dst = v;                                                                              \
+#define L(opt, lo, hi, dst)                                                                    \
+    do {                                                                                       \
+        if (cli_parse_long("train-policy", opt, optarg, lo, hi, &v))                           \
+            return CLI_EXIT_USAGE;                                                             \
+        dst = v;                                                                               \
     } while (0)
-#define D(opt, lo, hi, dst)                                                                   \
-    do {                                                                                      \
-        if (cli_parse_double("train-policy", opt, optarg, lo, hi, &d))                        \
-            return CLI_EXIT_USAGE;                                                            \
-        dst = d;                                                                              \
+#define D(opt, lo, hi, dst)                                                                    \
+    do {                                                                                       \
+        if (cli_parse_double("train-policy", opt, optarg, lo, hi, &d))                         \
+            return CLI_EXIT_USAGE;                                                             \
+        dst = d;                                                                               \
     } while (0)
     while ((c = cli_getopt("train-policy", argc, argv, "qh", longopts)) != -1) {
         switch (c) {
-        case OPT_MODEL: model_dir = optarg; break;
-        case OPT_DATA: data = optarg; break;
-        case OPT_OUT: out = optarg; break;
-        case OPT_RESUME: resume = optarg; break;
-        case OPT_FORCE: force = 1; break;
-        case OPT_MAXTOK: L("--max-tokens", 1, 1L << 40, maxtok); break;
-        case OPT_STEPS: L("--steps", 1, 100000000, cfg.steps); break;
+        case OPT_MODEL:
+            model_dir = optarg;
+            break;
+        case OPT_DATA:
+            data = optarg;
+            break;
+        case OPT_OUT:
+            out = optarg;
+            break;
+        case OPT_RESUME:
+            resume = optarg;
+            break;
+        case OPT_FORCE:
+            force = 1;
+            break;
+        case OPT_MAXTOK:
+            L("--max-tokens", 1, 1L << 40, maxtok);
+            break;
+        case OPT_STEPS:
+            L("--steps", 1, 100000000, cfg.steps);
+            break;
         case OPT_SEED: {
             char *end;
             errno = 0;
@@ -278,33 +319,85 @@ int cmd_train_policy(int argc, char **argv)
             if (parse_budget(optarg, &cfg.budget_lo, &cfg.budget_hi))
                 return CLI_EXIT_USAGE;
             break;
-        case OPT_SEGMENT: L("--segment", 1, 1 << 20, cfg.segment); break;
-        case OPT_EPLEN: L("--episode-len", 2, 1 << 24, cfg.episode_len); break;
-        case OPT_EPISODES: L("--episodes", 1, 1 << 20, cfg.episodes); break;
-        case OPT_RMIN: L("--rank-min", 1, 4096, cfg.r_min); break;
-        case OPT_RSTEP: L("--rank-step", 1, 4096, cfg.r_step); break;
-        case OPT_ALPHA: D("--alpha", -1e6, 1e6, cfg.reward.alpha); break;
-        case OPT_BETA: D("--beta", -1e6, 1e6, cfg.reward.beta); break;
-        case OPT_GAMMA: D("--gamma", -1e6, 1e6, cfg.reward.gamma); break;
-        case OPT_KAPPA: D("--kappa", -1e6, 1e6, cfg.reward.kappa); break;
-        case OPT_LM: D("--lm-reward", -1e6, 1e6, cfg.reward.lm); break;
-        case OPT_EPS0: D("--eps-start", 0, 1e30, cfg.eps_start); break;
-        case OPT_EPSF: D("--eps-floor", 0, 1e30, cfg.eps_floor); break;
-        case OPT_EPSD: D("--eps-decay", 0, 1, cfg.eps_decay); break;
-        case OPT_LR: D("--lr", 0, 1, cfg.ppo.lr); break;
-        case OPT_EPOCHS: L("--epochs", 1, 1000, cfg.ppo.epochs); break;
-        case OPT_MB: L("--minibatch", 1, 1 << 20, cfg.ppo.minibatch); break;
-        case OPT_CLIP: D("--clip", 0, 10, cfg.ppo.clip); break;
-        case OPT_ENT: D("--ent-coef", 0, 100, cfg.ppo.ent_coef); break;
-        case OPT_VCOEF: D("--value-coef", 0, 100, cfg.ppo.value_coef); break;
-        case OPT_DISC: D("--discount", 0, 1, cfg.ppo.discount); break;
-        case OPT_GAE: D("--gae-lambda", 0, 1, cfg.ppo.gae_lambda); break;
-        case OPT_CKPT: L("--ckpt-every", 0, 1L << 40, cfg.checkpoint_every); break;
-        case OPT_THREADS: L("--threads", 1, 1024, cfg.threads); break;
-        case 'q': quiet = 1; break;
-        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
-        case '?': return CLI_EXIT_USAGE;
-        default: return CLI_EXIT_USAGE;
+        case OPT_SEGMENT:
+            L("--segment", 1, 1 << 20, cfg.segment);
+            break;
+        case OPT_EPLEN:
+            L("--episode-len", 2, 1 << 24, cfg.episode_len);
+            break;
+        case OPT_EPISODES:
+            L("--episodes", 1, 1 << 20, cfg.episodes);
+            break;
+        case OPT_RMIN:
+            L("--rank-min", 1, 4096, cfg.r_min);
+            break;
+        case OPT_RSTEP:
+            L("--rank-step", 1, 4096, cfg.r_step);
+            break;
+        case OPT_ALPHA:
+            D("--alpha", -1e6, 1e6, cfg.reward.alpha);
+            break;
+        case OPT_BETA:
+            D("--beta", -1e6, 1e6, cfg.reward.beta);
+            break;
+        case OPT_GAMMA:
+            D("--gamma", -1e6, 1e6, cfg.reward.gamma);
+            break;
+        case OPT_KAPPA:
+            D("--kappa", -1e6, 1e6, cfg.reward.kappa);
+            break;
+        case OPT_LM:
+            D("--lm-reward", -1e6, 1e6, cfg.reward.lm);
+            break;
+        case OPT_EPS0:
+            D("--eps-start", 0, 1e30, cfg.eps_start);
+            break;
+        case OPT_EPSF:
+            D("--eps-floor", 0, 1e30, cfg.eps_floor);
+            break;
+        case OPT_EPSD:
+            D("--eps-decay", 0, 1, cfg.eps_decay);
+            break;
+        case OPT_LR:
+            D("--lr", 0, 1, cfg.ppo.lr);
+            break;
+        case OPT_EPOCHS:
+            L("--epochs", 1, 1000, cfg.ppo.epochs);
+            break;
+        case OPT_MB:
+            L("--minibatch", 1, 1 << 20, cfg.ppo.minibatch);
+            break;
+        case OPT_CLIP:
+            D("--clip", 0, 10, cfg.ppo.clip);
+            break;
+        case OPT_ENT:
+            D("--ent-coef", 0, 100, cfg.ppo.ent_coef);
+            break;
+        case OPT_VCOEF:
+            D("--value-coef", 0, 100, cfg.ppo.value_coef);
+            break;
+        case OPT_DISC:
+            D("--discount", 0, 1, cfg.ppo.discount);
+            break;
+        case OPT_GAE:
+            D("--gae-lambda", 0, 1, cfg.ppo.gae_lambda);
+            break;
+        case OPT_CKPT:
+            L("--ckpt-every", 0, 1L << 40, cfg.checkpoint_every);
+            break;
+        case OPT_THREADS:
+            L("--threads", 1, 1024, cfg.threads);
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            cli_print_usage(usage);
+            return CLI_EXIT_OK;
+        case '?':
+            return CLI_EXIT_USAGE;
+        default:
+            return CLI_EXIT_USAGE;
         }
     }
 #undef L
@@ -315,8 +408,8 @@ int cmd_train_policy(int argc, char **argv)
         return cli_usage_error("train-policy", "--out POLICY is required");
     struct stat sb;
     if (!force && !(resume && !strcmp(resume, out)) && stat(out, &sb) == 0)
-        return cli_error(2, "%s: exists; use --force to overwrite it or --resume %s to continue",
-                         out, out);
+        return cli_error(
+            2, "%s: exists; use --force to overwrite it or --resume %s to continue", out, out);
 
     char *mdir = model_dir ? strdup(model_dir) : data_path("model");
     char *dpath = data ? strdup(data) : data_path("brown/train.txt");
@@ -349,8 +442,8 @@ int cmd_train_policy(int argc, char **argv)
     size_t len = 0;
     cmdline[0] = 0;
     for (int i = 0; i < argc && len < sizeof cmdline - 1; i++)
-        len += (size_t)snprintf(cmdline + len, sizeof cmdline - len, "%s%s",
-                                i ? " " : "drrl ", argv[i]);
+        len += (size_t)snprintf(cmdline + len, sizeof cmdline - len, "%s%s", i ? " " : "drrl ",
+                                argv[i]);
     cfg.out_path = out;
     cfg.command = cmdline;
 
