@@ -56,7 +56,9 @@ static void attention_draw(const App *app, Canvas *c, CanvasRect r)
         return;
     }
     const CanvasGlyphs *g = canvas_glyphs(c);
-    int mw = 22; /* metrics: " relerr     KL top5" */
+    /* metrics: " relerr     KL top5", or without KL when narrow */
+    bool with_kl = r.w >= 60;
+    int mw = with_kl ? 22 : 14;
     int bw = (r.w - 5 - mw - 3) / 3;
     if (bw < 3) {
         views_note(c, r, "too narrow: z zooms this pane");
@@ -73,12 +75,12 @@ static void attention_draw(const App *app, Canvas *c, CanvasRect r)
     canvas_text(c, r.x + 5, r.y, bw, CANVAS_ROLE_DIM, 0, narrow ? "ex" : "exact");
     canvas_text(c, r.x + 6 + bw, r.y, bw, CANVAS_ROLE_DIM, 0, narrow ? "ap" : "approx");
     canvas_text(c, r.x + 7 + 2 * bw, r.y, bw, CANVAS_ROLE_DIM, 0, narrow ? "diff" : "approx-exact");
-    canvas_printf(c, r.x + r.w - mw, r.y, mw, CANVAS_ROLE_DIM, 0, " relerr     KL top%d", TOPK);
-    /* the last bw keys, right-aligned so each query's own key is on the
-     * diagonal */
+    canvas_printf(c, r.x + r.w - mw, r.y, mw, CANVAS_ROLE_DIM, 0,
+                  with_kl ? " relerr     KL top%d" : " relerr top%d", TOPK);
+    /* each row shows its own last bw keys, right-aligned: the rightmost
+     * column is the token itself, the one left of it the token before, so
+     * attention to "k tokens back" lines up in a column */
     size_t nk = rows.n_keys;
-    size_t k0 = nk > (size_t)bw ? nk - (size_t)bw : 0;
-    int off = bw - (int)(nk - k0);
     for (size_t i = 0; i < rows.n_rows; i++) {
         size_t q = rows.first + i;
         int y = r.y + 1 + (int)i;
@@ -96,6 +98,8 @@ static void attention_draw(const App *app, Canvas *c, CanvasRect r)
             if (ex[k] > 0) /* KL(exact || approx), approx floored */
                 kl += ex[k] * log(ex[k] / fmax(ap[k], 1e-12));
         }
+        size_t k0 = n > (size_t)bw ? n - (size_t)bw : 0;
+        int off = bw - (int)(n - k0);
         for (size_t k = k0; k < n; k++) {
             int col = off + (int)(k - k0);
             double le = mx > 0 ? ex[k] / mx : 0, la = mx > 0 ? ap[k] / mx : 0;
@@ -110,8 +114,14 @@ static void attention_draw(const App *app, Canvas *c, CanvasRect r)
         }
         int k = 0, o = topk_overlap(ex, ap, (int)n, &k);
         double rel = den > 0 ? sqrt(num / den) : 0;
-        canvas_printf(c, r.x + r.w - mw, y, mw, rel > 0.1 ? CANVAS_ROLE_WARN : CANVAS_ROLE_NORMAL,
-                      0, "%7.4f %6.4f  %d/%d", rel, kl, o, k);
+        if (with_kl)
+            canvas_printf(c, r.x + r.w - mw, y, mw,
+                          rel > 0.1 ? CANVAS_ROLE_WARN : CANVAS_ROLE_NORMAL, 0,
+                          "%7.4f %6.4f  %d/%d", rel, kl, o, k);
+        else
+            canvas_printf(c, r.x + r.w - mw, y, mw,
+                          rel > 0.1 ? CANVAS_ROLE_WARN : CANVAS_ROLE_NORMAL, 0, "%7.4f  %d/%d",
+                          rel, o, k);
     }
     int64_t pos = app->src->position ? app->src->position(app->src->ctx) : app->step + 1;
     if (pos > app->step + 1 && (int)rows.n_rows + 1 < r.h)
@@ -126,7 +136,8 @@ const View view_attention = {
     .title = attention_title,
     .draw = attention_draw,
     .info = "Each line is one query token (the bottom one is the current token) "
-            "and shows how much it attends to each earlier token: left with exact "
+            "and shows how much it attends to the tokens just before it (the "
+            "rightmost column is the token itself, then one back, two back...): left with exact "
             "attention, middle with the low-rank approximation, right their "
             "difference (upper half block: the approximation gives more weight, "
             "lower half block: less). relerr is the relative error of the row, KL "

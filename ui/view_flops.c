@@ -93,6 +93,8 @@ static void flops_draw(const App *app, Canvas *c, CanvasRect r)
                         lo = fmin(lo, v[k]);
                         hi = fmax(hi, v[k]);
                     }
+                if (lo < -1) /* a basis refresh can cost many tokens' worth: clip */
+                    lo = -1;
                 if (hi - lo < 1e-9)
                     hi = lo + 1;
                 canvas_sparkline(c, r.x + lw, y, (int)(n - from), v, (int)(n - from), lo, hi,

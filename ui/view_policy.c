@@ -19,7 +19,9 @@ static void policy_draw(const App *app, Canvas *c, CanvasRect r)
     TraceRecord rec_buf;
     const TraceRecord *rec = app_read(app, app->step, app->layer, app->head, &rec_buf) ? &rec_buf : NULL;
     if (!rec || rec->n_policy <= 0) {
-        views_note(c, r, "no policy in this run");
+        views_note(c, r, rec && rec->segment == 0
+                             ? "no decision yet: the first segment runs exact"
+                             : "no policy decision recorded at this token");
         return;
     }
     const TraceMeta *m = trace_store_meta(app->store);

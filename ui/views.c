@@ -17,10 +17,14 @@ int views_available(const App *app, int id)
 {
     if (id != VIEW_policy)
         return 1;
-    /* The policy pane exists when the trace carries policy probabilities. */
-    TraceRecord r_buf;
-    const TraceRecord *r = app_read(app, 0, 0, 0, &r_buf) ? &r_buf : NULL;
-    return r && r->n_policy > 0;
+    /* The policy pane exists when a policy chose the ranks: the method is
+     * drrl, or the records carry policy probabilities (the first segment
+     * runs exact and has none). */
+    const TraceMeta *m = trace_store_meta(app->store);
+    if (m && m->method && strncmp(m->method, "drrl", 4) == 0)
+        return 1;
+    TraceRecord r;
+    return app_read(app, app->step, app->layer, app->head, &r) && r.n_policy > 0;
 }
 
 const char *views_flops(double f, char *buf, size_t n)
