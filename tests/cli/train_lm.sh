@@ -46,3 +46,18 @@ expect_err_contains "bad.ckpt"
 run "$DRRL" train-lm --layers 0
 expect_rc 2
 expect_one_line_error
+
+# Ctrl-C (SIGINT) stops a run with a checkpoint that --resume continues
+"$DRRL" train-lm $small --steps 100000 --ckpt-every 1 --out "$tmp/sig" 2>"$tmp/sig.err" &
+pid=$!
+i=0
+while [ ! -f "$tmp/sig.ckpt" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 0.5
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc -eq 1 ] || fail "SIGINT: exit $rc, expected 1"
+grep -q "interrupted at step" "$tmp/sig.err" || fail "SIGINT: no message"
+[ -f "$tmp/sig/model.safetensors" ] || fail "SIGINT: no model exported"
+run "$DRRL" train-lm --resume --out "$tmp/sig" --train "$tmp/t.txt" --valid none --max-seconds 0.000001 -q
+expect_rc 0
