@@ -9,7 +9,9 @@ head_dim 32, d_ff 768, vocab 256, RMSNorm, RoPE, SwiGLU, tied lm_head) with
 random weights, and times a full-sequence forward pass with logits at each
 length: torch.inference_mode, float32, attention through
 torch.nn.functional.scaled_dot_product_attention(is_causal=True) (PyTorch's
-fused CPU kernel), one warm-up run and the median of --repeat runs.
+fused CPU kernel; on torch < 2.0, such as Debian 12's python3-torch 1.13, the
+plain product, mask and softmax), one warm-up run and the median of --repeat
+runs.
 
 With --drrl CMD (the drrl binary, or a command line that runs it), it also
 runs `CMD bench forward` with the same thread count, lengths and repeats, and
@@ -73,6 +75,17 @@ def rotate_half(x):
     return torch.cat([-x2, x1], dim=-1)
 
 
+def attention(q, k, v):
+    """Causal softmax attention: PyTorch's fused kernel when it has one
+    (torch >= 2.0), else the plain product, mask and softmax."""
+    if hasattr(F, "scaled_dot_product_attention"):
+        return F.scaled_dot_product_attention(q[None], k[None], v[None], is_causal=True)[0]
+    T = q.shape[-2]
+    s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(D))
+    mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+    return torch.softmax(s.masked_fill(mask, float("-inf")), dim=-1) @ v
+
+
 def forward(w, ids, cos, sin):
     T = ids.shape[0]
     x = w["emb"][ids]
@@ -83,7 +96,7 @@ def forward(w, ids, cos, sin):
         v = (h @ w["wv"][l].T).view(T, H, D).transpose(0, 1)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
-        o = F.scaled_dot_product_attention(q[None], k[None], v[None], is_causal=True)[0]
+        o = attention(q, k, v)
         x = x + o.transpose(0, 1).reshape(T, H * D) @ w["wo"][l].T
         h = rmsnorm(x, w["ln2"][l])
         x = x + (F.silu(h @ w["wg"][l].T) * (h @ w["wu"][l].T)) @ w["wd"][l].T
