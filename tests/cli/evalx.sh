@@ -1,0 +1,70 @@
+#!/bin/sh
+# drrl eval: paired bootstrap CIs against exact and --ablations.
+. "$top_srcdir/tests/cli/lib.sh"
+
+M="$FIXTURES/llama-tiny-b"
+head -c 3000 "$top_srcdir/tests/fixtures/README.md" >"$tmpdir/text.txt"
+ev="$DRRL eval --model $M --data $tmpdir/text.txt --seq-len 64 --segment 16"
+
+# CI columns: empty for full; for the others loss_diff is the difference of
+# the two loss columns and lies inside [lo, hi]; deterministic.
+run $ev --windows 6 --methods full,fixed:3,performer:8 --csv "$tmpdir/a.csv"
+expect_rc 0
+expect_out_contains "dloss [95% CI]"
+head -1 "$tmpdir/a.csv" | grep -q ',wall_s,loss_diff,loss_diff_lo,loss_diff_hi,bpb_diff,bpb_diff_lo,bpb_diff_hi,mean_rank$' ||
+    fail "CSV header: $(head -1 "$tmpdir/a.csv")"
+awk -F, 'NR == 2 { if ($16 != "" || $17 != "") exit 1; full = $4 }
+         NR > 2 { d = $4 - full; if ($16 - d > 1e-6 || d - $16 > 1e-6) exit 2
+                  if (!($17 <= $16 && $16 <= $18 && $17 < $18)) exit 3
+                  if (!($20 <= $19 && $19 <= $21)) exit 4 }' "$tmpdir/a.csv" ||
+    fail "CI columns wrong (awk rc $?): $(cat "$tmpdir/a.csv")"
+"$DRRL" eval --model "$M" --data "$tmpdir/text.txt" --seq-len 64 --segment 16 --windows 6 \
+    --methods full,fixed:3,performer:8 --csv "$tmpdir/b.csv" >/dev/null || fail "second eval"
+cut -d, -f16-21 "$tmpdir/a.csv" >"$tmpdir/a.cut"
+cut -d, -f16-21 "$tmpdir/b.csv" >"$tmpdir/b.cut"
+cmp -s "$tmpdir/a.cut" "$tmpdir/b.cut" || fail "CIs are not deterministic"
+# another seed resamples differently (same point estimate)
+"$DRRL" eval --model "$M" --data "$tmpdir/text.txt" --seq-len 64 --segment 16 --windows 6 \
+    --methods full,fixed:3 --seed 9 --csv "$tmpdir/c.csv" >/dev/null || fail "seeded eval"
+a=$(sed -n 3p "$tmpdir/a.csv" | cut -d, -f16-18)
+c=$(sed -n 3p "$tmpdir/c.csv" | cut -d, -f16-18)
+[ "${a%%,*}" = "${c%%,*}" ] || fail "point estimate changed with the seed"
+[ "$a" != "$c" ] || fail "--seed does not reach the bootstrap"
+# one window: the interval is the point
+run $ev --windows 1 --methods full,fixed:3 --csv "$tmpdir/d.csv"
+expect_rc 0
+awk -F, 'NR == 3 { if (!($16 == $17 && $17 == $18)) exit 1 }' "$tmpdir/d.csv" ||
+    fail "one window must give a point interval: $(sed -n 3p "$tmpdir/d.csv")"
+# no full method: no CI
+run $ev --windows 2 --methods fixed:3,fixed:2 --csv "$tmpdir/e.csv"
+expect_rc 0
+awk -F, 'NR > 1 && $16 != "" { exit 1 }' "$tmpdir/e.csv" || fail "CI without a reference"
+
+# --ablations
+run $ev --methods full --ablations --beta0-policy "$tmpdir/nope.st"
+expect_rc 2; expect_one_line_error; expect_err_contains "nope.st"
+run $ev --methods full,fixed:3 --ablations --beta0-policy "$M/config.json"
+expect_rc 2; expect_one_line_error; expect_err_contains "drrl"
+run $ev --methods full --boot 0
+expect_rc 2; expect_one_line_error
+i=0
+while [ $i -lt 40 ]; do
+    echo "The quick brown fox jumps over the lazy dog; the cat sleeps on line $i." >>"$tmpdir/train.txt"
+    i=$((i + 1))
+done
+"$DRRL" train-policy --model "$M" --data "$tmpdir/train.txt" --segment 16 --episode-len 64 \
+    --episodes 2 --threads 1 -q --out "$tmpdir/p.st" --steps 2 --seed 1 || fail "train-policy"
+"$DRRL" train-policy --model "$M" --data "$tmpdir/train.txt" --segment 16 --episode-len 64 \
+    --episodes 2 --threads 1 -q --out "$tmpdir/p0.st" --steps 2 --seed 2 --beta 0 ||
+    fail "train-policy --beta 0"
+run $ev --windows 3 --methods "full,drrl:$tmpdir/p.st@0.5" --ablations \
+    --beta0-policy "$tmpdir/p0.st" --csv "$tmpdir/f.csv"
+expect_rc 0
+[ "$(wc -l <"$tmpdir/f.csv")" -eq 6 ] || fail "expected full, drrl and 3 ablations"
+grep -q "^drrl:.*@0.5 no-RL=fixed:[0-9]*," "$tmpdir/f.csv" || fail "no-RL row"
+grep -q "^drrl:.*@0.5 no-mask," "$tmpdir/f.csv" || fail "no-mask row"
+grep -q "^drrl:.*@0.5 beta=0," "$tmpdir/f.csv" || fail "beta=0 row"
+# the no-RL rank is the drrl row's mean rank, rounded
+awk -F, 'NR == 3 { r = int($22 + 0.5) } NR == 4 { split($1, p, "fixed:"); if (p[2] + 0 != r) exit 1 }' \
+    "$tmpdir/f.csv" || fail "no-RL rank is not the mean rank: $(cat "$tmpdir/f.csv")"
+exit 0
