@@ -170,15 +170,32 @@ int bench_tui(int argc, char **argv)
         if (session_advance(s, chunk, &done, &err) != DRRL_OK || app_sync(app) != 0)
             goto fail;
     }
+    double *te = malloc((size_t)steps * sizeof *te), *td = malloc((size_t)steps * sizeof *td);
+    if (!te || !td) {
+        free(te);
+        free(td);
+        drrl_error(&err, DRRL_E_NOMEM, "bench tui: out of memory");
+        goto fail;
+    }
     for (long i = 0; i < steps; i++) {
         double t0 = now_s();
-        if (app_apply(app, ACTION_last_token) < 0 || explore_step(ex, &err) != DRRL_OK)
+        if (app_apply(app, ACTION_last_token) < 0 || explore_step(ex, &err) != DRRL_OK) {
+            free(te);
+            free(td);
             goto fail;
+        }
         app->step = app_n_steps(app) - 1;
+        double t1 = now_s();
         screen_draw(app, cv);
-        t[i] = now_s() - t0;
+        double t2 = now_s();
+        t[i] = t2 - t0;
+        te[i] = t1 - t0;
+        td[i] = t2 - t1;
     }
     double step_ms = 1e3 * median(t, (int)steps);
+    double engine_ms = 1e3 * median(te, (int)steps), draw_ms = 1e3 * median(td, (int)steps);
+    free(te);
+    free(td);
     FILE *devnull = fopen("/dev/null", "w"), *devin = fopen("/dev/null", "r");
     if (!devnull || !devin || term_open_on("xterm-256color", devnull, devin) != 0) {
         if (devnull)
@@ -218,6 +235,10 @@ int bench_tui(int argc, char **argv)
     printf("context        %zu tokens\n", n);
     printf("step median    %.2f ms over the last %ld tokens (target <= 30 ms)\n", step_ms,
            steps);
+    printf("  engine       %.2f ms (one token through every layer, records stored)\n",
+           engine_ms);
+    printf("  panes        %.2f ms (every pane drawn; the attention rows recomputed)\n",
+           draw_ms);
     printf("frame median   %.3f ms at %dx%d over %ld frames (target <= 5 ms)\n", frame_ms, cols,
            rows, frames);
     printf("head change    %.3f ms per frame after selecting another head (attention rows\n"

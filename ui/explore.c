@@ -23,11 +23,14 @@ struct Explore {
     App app;
     char model_name[256];
     char method[128];
-    /* the attention rows last shown (src_attention) */
-    SessionAttnRows rows;
-    bool rows_valid;
-    int32_t rows_layer, rows_head;
-    size_t rows_pos, rows_max, rows_engine_pos;
+    /* Attention rows already computed (src_attention): rows [rows_first,
+     * rows_first + rows_n) of (rows_layer, rows_head), rows_nk columns, valid
+     * while the engine's basis and ranks are those of segment rows_epoch. */
+    float *rows_exact, *rows_approx;
+    size_t rows_first, rows_n, rows_nk;
+    int32_t rows_layer, rows_head, rows_rank;
+    int64_t rows_epoch;
+    int32_t segment; /* T: bases and ranks change only at multiples of T */
 };
 
 static int64_t src_n_tokens(void *ctx)
@@ -41,32 +44,104 @@ static DrrlStatus src_advance(void *ctx, DrrlError *err)
     return explore_step(ctx, err);
 }
 
-/* The attention pane asks for the same rows on every redraw: the last
- * answer is kept until the head, the position or the engine moves. */
+/* The attention pane asks for rows on every redraw and, stepping, for one new
+ * row and many old ones. The approximate rows use the basis and ranks in
+ * force (session.h), which change only at segment boundaries, so rows
+ * computed in the same segment of the engine are reused: only the missing
+ * ones are computed. */
+static int64_t rows_epoch(Explore *ex)
+{
+    size_t pos = session_pos(ex->s);
+    return pos == 0 ? -1 : (int64_t)((pos - 1) / (size_t)ex->segment);
+}
+
+/* Compute rows [lo, hi] into the new buffers (row i = query first + i). */
+static int fill_rows(Explore *ex, int32_t layer, int32_t head, size_t lo, size_t hi,
+                     size_t first, size_t nk, float *exact, float *approx, char *why, size_t n)
+{
+    SessionAttnRows r;
+    DrrlError err;
+    if (session_attention_rows(ex->s, layer, head, hi, hi - lo + 1, &r, &err) != DRRL_OK) {
+        snprintf(why, n, "%s", err.msg);
+        return -1;
+    }
+    for (size_t i = 0; i < r.n_rows; i++) {
+        size_t q = r.first + i, k = q + 1 < nk ? q + 1 : nk;
+        memcpy(exact + (q - first) * nk, r.exact + i * r.n_keys, k * sizeof *exact);
+        memcpy(approx + (q - first) * nk, r.approx + i * r.n_keys, k * sizeof *approx);
+    }
+    ex->rows_rank = r.rank;
+    session_attention_rows_free(&r);
+    return 0;
+}
+
 static int src_attention(void *ctx, int32_t layer, int32_t head, size_t pos, size_t max_rows,
                          AppAttnRows *out, char *why, size_t why_n)
 {
     Explore *ex = ctx;
-    SessionAttnRows *r = &ex->rows;
-    if (!ex->rows_valid || ex->rows_layer != layer || ex->rows_head != head ||
-        ex->rows_pos != pos || ex->rows_max != max_rows ||
-        ex->rows_engine_pos != session_pos(ex->s)) {
-        if (ex->rows_valid)
-            session_attention_rows_free(r);
-        ex->rows_valid = false;
-        DrrlError err;
-        if (session_attention_rows(ex->s, layer, head, pos, max_rows, r, &err) != DRRL_OK) {
-            snprintf(why, why_n, "%s", err.msg);
-            return -1;
-        }
-        ex->rows_valid = true;
-        ex->rows_layer = layer;
-        ex->rows_head = head;
-        ex->rows_pos = pos;
-        ex->rows_max = max_rows;
-        ex->rows_engine_pos = session_pos(ex->s);
+    if (max_rows < 1)
+        max_rows = 1;
+    size_t first = pos + 1 > max_rows ? pos + 1 - max_rows : 0;
+    size_t nr = pos + 1 - first, nk = pos + 1;
+    if (pos >= session_pos(ex->s)) {
+        snprintf(why, why_n, "token %zu has not run yet", pos + 1);
+        return -1;
     }
-    *out = (AppAttnRows){r->first, r->n_rows, r->n_keys, r->rank, r->exact, r->approx, NULL};
+    bool reuse = ex->rows_exact && ex->rows_layer == layer && ex->rows_head == head &&
+                 ex->rows_epoch == rows_epoch(ex);
+    size_t c_lo = ex->rows_first, c_hi = ex->rows_first + ex->rows_n; /* [c_lo, c_hi) */
+    if (reuse && first == c_lo && nr == ex->rows_n && nk == ex->rows_nk) {
+        *out = (AppAttnRows){first, nr, nk, ex->rows_rank, ex->rows_exact, ex->rows_approx,
+                             NULL};
+        return 0;
+    }
+    float *exact = calloc(nr * nk, sizeof *exact), *approx = calloc(nr * nk, sizeof *approx);
+    if (!exact || !approx) {
+        free(exact);
+        free(approx);
+        snprintf(why, why_n, "out of memory");
+        return -1;
+    }
+    /* rows already known, then the missing ones: at most one range before
+     * and one after them */
+    size_t have_lo = first, have_hi = first; /* copied: [have_lo, have_hi) */
+    if (reuse && c_lo < pos + 1 && c_hi > first) {
+        have_lo = c_lo > first ? c_lo : first;
+        have_hi = c_hi < pos + 1 ? c_hi : pos + 1;
+        for (size_t q = have_lo; q < have_hi; q++) {
+            size_t k = q + 1;
+            memcpy(exact + (q - first) * nk, ex->rows_exact + (q - c_lo) * ex->rows_nk,
+                   k * sizeof *exact);
+            memcpy(approx + (q - first) * nk, ex->rows_approx + (q - c_lo) * ex->rows_nk,
+                   k * sizeof *approx);
+        }
+    }
+    int rc = 0;
+    if (have_hi == have_lo) /* nothing reused */
+        rc = fill_rows(ex, layer, head, first, pos, first, nk, exact, approx, why, why_n);
+    else {
+        if (have_lo > first)
+            rc = fill_rows(ex, layer, head, first, have_lo - 1, first, nk, exact, approx, why,
+                           why_n);
+        if (rc == 0 && have_hi < pos + 1)
+            rc = fill_rows(ex, layer, head, have_hi, pos, first, nk, exact, approx, why, why_n);
+    }
+    if (rc != 0) {
+        free(exact);
+        free(approx);
+        return -1;
+    }
+    free(ex->rows_exact);
+    free(ex->rows_approx);
+    ex->rows_exact = exact;
+    ex->rows_approx = approx;
+    ex->rows_first = first;
+    ex->rows_n = nr;
+    ex->rows_nk = nk;
+    ex->rows_layer = layer;
+    ex->rows_head = head;
+    ex->rows_epoch = rows_epoch(ex);
+    *out = (AppAttnRows){first, nr, nk, ex->rows_rank, exact, approx, NULL};
     return 0;
 }
 
@@ -189,6 +264,7 @@ int explore_open(Explore **out, const ExploreOptions *o, const char *cmd)
     drrl_error_clear(&err);
     AttnCoreConfig cfg = o->cfg;
     cfg.keep_queries = 1; /* the attention pane recomputes rows from them */
+    ex->segment = cfg.segment > 0 ? cfg.segment : 1;
     if (session_open(attn_cli_model_dir(o->model_dir), &cfg, o->threads, &ex->s, &err) !=
         DRRL_OK) {
         free(ex);
@@ -278,8 +354,8 @@ int explore_close(Explore *ex, int interrupted)
             rc = cli_fail(&err);
         ex->writer = NULL;
     }
-    if (ex->rows_valid)
-        session_attention_rows_free(&ex->rows);
+    free(ex->rows_exact);
+    free(ex->rows_approx);
     app_done(&ex->app);
     session_free(ex->s);
     trace_store_free(ex->store);

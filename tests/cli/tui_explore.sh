@@ -102,4 +102,27 @@ grep -q "Ranks" "$tmpdir/pane" && fail "the TUI's screen is still shown after Ct
 run env LC_ALL=C.UTF-8 "$DRRL" replay "$tmpdir/int.csv" --keys G --dump-screen -
 expect_rc 0
 expect_out_contains "token 5/5"
+
+# Redrawn after every key on a terminal, the attention rows are reused from
+# one step to the next (explore.c); drawn once, headless, they are computed
+# afresh: the two screens must agree (but for the measured wall times).
+tm kill-server >/dev/null 2>&1
+sock="drrl-explore-$$-2"
+K="l l l l l l l l l l l l l l l l l l l l l l Tab Tab Tab Tab h h h l"
+run env LC_ALL=C.UTF-8 "$DRRL" explore $common --keys "$K" --size 120x40 --dump-screen "$tmpdir/h.txt"
+expect_rc 0
+grep -q "relerr" "$tmpdir/h.txt" || fail "no attention rows on the screen"
+tm new-session -d -s t -x 120 -y 40 \
+    "env LC_ALL=C.UTF-8 TERM=xterm-256color '$DRRL' explore $common --keys '$K'; sleep 30"
+grep -v "wall time" "$tmpdir/h.txt" >"$tmpdir/h2.txt"
+i=0
+until tm capture-pane -p -t t 2>/dev/null | grep -v "wall time" >"$tmpdir/p2.txt" &&
+    cmp -s "$tmpdir/h2.txt" "$tmpdir/p2.txt"; do
+    i=$((i + 1))
+    if [ $i -ge 300 ]; then
+        diff -u "$tmpdir/h2.txt" "$tmpdir/p2.txt" >&2
+        fail "the terminal's screen (rows reused) differs from the headless one"
+    fi
+    sleep 0.1
+done
 exit 0
