@@ -70,7 +70,13 @@ int cmd_bench(int argc, char **argv)
         default: return CLI_EXIT_USAGE;
         }
     }
-    return cli_usage_error("bench", "give a benchmark (one of: forward)");
+    char names[256];
+    size_t o = 0;
+    names[0] = '\0';
+    for (size_t i = 0; i < n_bench && o < sizeof names; i++)
+        o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", i ? ", " : "",
+                              bench_table[i].name);
+    return cli_usage_error("bench", "give a benchmark (one of: %s)", names);
 }
 
 /* ---- bench forward --------------------------------------------------- */
