@@ -220,15 +220,57 @@ static void lin_task(void *ctx, size_t t, int worker)
  * whatever the number of threads. */
 #define FORWARD_LIN_ROWS 64
 #define FORWARD_LIN_COLS 64
-static void linear(Forward *f, float *y, const float *x, const float *w, const float *b,
-                   size_t n, size_t in, size_t out, int accumulate)
+#define FORWARD_LIN_MAX 3
+
+static LinJob lin_job(float *y, const float *x, const float *w, const float *b, size_t n,
+                      size_t in, size_t out, int accumulate)
 {
     LinJob j = {y, x, w, b, n, in, out, 0, accumulate ? 1.0f : 0.0f, 0};
     j.by_rows = n >= FORWARD_LIN_ROWS;
     j.block = j.by_rows ? FORWARD_LIN_ROWS : FORWARD_LIN_COLS;
-    size_t tasks = ((j.by_rows ? n : out) + j.block - 1) / j.block;
-    int nt = n * in * out >= FORWARD_PAR_MACS ? f->threads : 1;
-    pool_run(f, tasks, nt, lin_task, &j);
+    return j;
+}
+
+static size_t lin_tasks(const LinJob *j)
+{
+    return ((j->by_rows ? j->n : j->out) + j->block - 1) / j->block;
+}
+
+/* Several independent products (q, k, v; up and gate) in one pool run, so
+ * the threads meet once instead of once per product. */
+typedef struct LinMulti {
+    LinJob jobs[FORWARD_LIN_MAX];
+    size_t first[FORWARD_LIN_MAX + 1]; /* task index where each job starts */
+    int n;
+} LinMulti;
+
+static void lin_multi_task(void *ctx, size_t t, int worker)
+{
+    LinMulti *m = ctx;
+    int i = 0;
+    while (t >= m->first[i + 1])
+        i++;
+    lin_task(&m->jobs[i], t - m->first[i], worker);
+}
+
+static void linear_multi(Forward *f, LinMulti *m)
+{
+    size_t macs = 0;
+    m->first[0] = 0;
+    for (int i = 0; i < m->n; i++) {
+        m->first[i + 1] = m->first[i] + lin_tasks(&m->jobs[i]);
+        macs += m->jobs[i].n * m->jobs[i].in * m->jobs[i].out;
+    }
+    pool_run(f, m->first[m->n], macs >= FORWARD_PAR_MACS ? f->threads : 1, lin_multi_task, m);
+}
+
+static void linear(Forward *f, float *y, const float *x, const float *w, const float *b,
+                   size_t n, size_t in, size_t out, int accumulate)
+{
+    LinMulti m;
+    m.n = 1;
+    m.jobs[0] = lin_job(y, x, w, b, n, in, out, accumulate);
+    linear_multi(f, &m);
 }
 
 /* ---- elementwise stages ---------------------------------------------------- */
@@ -884,9 +926,15 @@ static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *lo
             memcpy(cap->hidden + l * n * C, f->x, n * C * sizeof(float));
         /* Attention sublayer. */
         norm(f, f->h, f->x, m->ln1_w + l * C, m->ln1_b ? m->ln1_b + l * C : NULL, n);
-        linear(f, f->q, f->h, m->wq + l * HD * C, m->bq ? m->bq + l * HD : NULL, n, C, HD, 0);
-        linear(f, f->k, f->h, m->wk + l * KD * C, m->bk ? m->bk + l * KD : NULL, n, C, KD, 0);
-        linear(f, f->v, f->h, m->wv + l * KD * C, m->bv ? m->bv + l * KD : NULL, n, C, KD, 0);
+        LinMulti qkv;
+        qkv.n = 3;
+        qkv.jobs[0] = lin_job(f->q, f->h, m->wq + l * HD * C, m->bq ? m->bq + l * HD : NULL, n,
+                              C, HD, 0);
+        qkv.jobs[1] = lin_job(f->k, f->h, m->wk + l * KD * C, m->bk ? m->bk + l * KD : NULL, n,
+                              C, KD, 0);
+        qkv.jobs[2] = lin_job(f->v, f->h, m->wv + l * KD * C, m->bv ? m->bv + l * KD : NULL, n,
+                              C, KD, 0);
+        linear_multi(f, &qkv);
         RowJob rj = {0};
         rj.layer = l;
         rj.pos0 = pos0;
@@ -915,11 +963,14 @@ static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *lo
 
         /* MLP sublayer. */
         norm(f, f->h, f->x, m->ln2_w + l * C, m->ln2_b ? m->ln2_b + l * C : NULL, n);
-        linear(f, f->f1, f->h, m->w_up + l * F * C, m->b_up ? m->b_up + l * F : NULL, n, C, F,
-               0);
+        LinMulti up;
+        up.n = gpt2 ? 1 : 2;
+        up.jobs[0] = lin_job(f->f1, f->h, m->w_up + l * F * C, m->b_up ? m->b_up + l * F : NULL,
+                             n, C, F, 0);
         if (!gpt2)
-            linear(f, f->f2, f->h, m->w_gate + l * F * C, m->b_gate ? m->b_gate + l * F : NULL, n,
-                   C, F, 0);
+            up.jobs[1] = lin_job(f->f2, f->h, m->w_gate + l * F * C,
+                                 m->b_gate ? m->b_gate + l * F : NULL, n, C, F, 0);
+        linear_multi(f, &up);
         RowJob aj = {0};
         rows_run(f, ROW_ACT, n, F, &aj);
         /* x += act Wdown^T + bdown */
