@@ -40,7 +40,7 @@ static void policy_draw(const App *app, Canvas *c, CanvasRect r)
         canvas_printf(c, r.x, y++, r.w, CANVAS_ROLE_DIM, 0, " alpha*fidelity %+.3f", m->alpha * rec->fidelity);
         canvas_printf(c, r.x, y++, r.w, CANVAS_ROLE_DIM, 0, " -beta*FLOPs    %+.3f",
                       -m->beta * rec->flops_executed / rec->flops_exact);
-        canvas_text(c, r.x, y++, r.w, CANVAS_ROLE_DIM, 0, " (this token; + rank change, budget)");
+        canvas_text(c, r.x, y++, r.w, CANVAS_ROLE_DIM, 0, " (now; + rank change, budget)");
     }
     int rows = r.y + r.h - y;
     int n = rec->n_policy;
