@@ -123,7 +123,8 @@ int bench_tui(int argc, char **argv)
     if (optind < argc)
         return cli_usage_error("bench tui", "unexpected argument '%s'", argv[optind]);
     if (!method_given &&
-        attn_cli_option("bench tui", ATTN_CLI_OPT_METHOD, explore_default_method(), &eo.cfg) < 0)
+        attn_cli_option("bench tui", ATTN_CLI_OPT_METHOD,
+                        eo.model_dir ? "energy:0.95" : explore_default_method(), &eo.cfg) < 0)
         return CLI_EXIT_USAGE;
     char *def_text = NULL;
     if (!eo.text && !eo.ids_file) {

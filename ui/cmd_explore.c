@@ -28,8 +28,8 @@ static const char usage[] =
     "Step the model through a text token by token and watch each head's rank,\n"
     "spectrum, bounds, FLOP savings, policy and attention, live. Press ? inside\n"
     "for the keys. With no arguments: the data directory's model and text, and\n"
-    "the drrl method with its policy when the data directory has one\n"
-    "(energy:0.95 otherwise).\n"
+    "the drrl method with its policy when the data directory has one; with\n"
+    "--model and no --method, energy:0.95.\n"
     "\n"
     "  --model DIR       model directory (default: DATA/model)\n"
     "  --text FILE       input text (default: DATA/texts/*.txt, else\n"
@@ -42,7 +42,7 @@ static const char usage[] =
     "                    was computed is kept on quit, error or Ctrl-C\n"
     "  --force           replace an existing trace\n"
     "  --threads N       attention worker threads (default: as OpenBLAS)\n"
-    "  --step N          compute and show the first N+1 tokens before starting\n"
+    "  --token N         compute the first N tokens and start at token N\n"
     TUI_USAGE
     "  -h, --help        show this help\n";
 
@@ -58,7 +58,7 @@ int cmd_explore(int argc, char **argv)
         {"trace-out", required_argument, 0, 'T'},
         {"force", no_argument, 0, 'F'},
         {"threads", required_argument, 0, 't'},
-        {"step", required_argument, 0, 's'},
+        {"token", required_argument, 0, 's'},
         {"help", no_argument, 0, 'h'},
         ATTN_CLI_LONGOPTS,
         TUI_LONG_OPTIONS,
@@ -68,7 +68,7 @@ int cmd_explore(int argc, char **argv)
     attn_core_config_default(&cfg);
     ExploreOptions eo = {0};
     TuiOptions to = {0};
-    long threads = 0, start = 0;
+    long threads = 0, start = 1;
     bool method_given = false;
     int c, r;
     while ((c = cli_getopt("explore", argc, argv, "h", longopts)) != -1) {
@@ -104,7 +104,7 @@ int cmd_explore(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             break;
         case 's':
-            if (cli_parse_long("explore", "--step", optarg, 0, 1L << 30, &start))
+            if (cli_parse_long("explore", "--token", optarg, 1, 1L << 30, &start))
                 return CLI_EXIT_USAGE;
             break;
         case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
@@ -126,7 +126,9 @@ int cmd_explore(int argc, char **argv)
         eo.text = def_text;
     }
     if (!method_given) {
-        if (attn_cli_option("explore", ATTN_CLI_OPT_METHOD, explore_default_method(), &cfg) < 0) {
+        /* the shipped policy belongs to the shipped model */
+        const char *spec = eo.model_dir ? "energy:0.95" : explore_default_method();
+        if (attn_cli_option("explore", ATTN_CLI_OPT_METHOD, spec, &cfg) < 0) {
             free(def_text);
             return CLI_EXIT_USAGE;
         }
@@ -143,7 +145,7 @@ int cmd_explore(int argc, char **argv)
     DrrlError err;
     drrl_error_clear(&err);
     signals_catch();
-    while (app_n_steps(app) <= start && app_n_steps(app) < app_n_tokens(app) &&
+    while (app_n_steps(app) < start && app_n_steps(app) < app_n_tokens(app) &&
            !signals_caught()) {
         if (explore_step(ex, &err) != DRRL_OK) {
             explore_close(ex, 1);

@@ -21,9 +21,9 @@ static const char usage[] =
     "without the model: ranks, spectra, bounds, FLOPs and the policy, token by\n"
     "token. Keys as in drrl explore; press ? inside for the list.\n"
     "\n"
-    "  --step N            start at step N (default 0)\n"
+    "  --token N         start at token N (counted from 1, as the status line)\n"
     TUI_USAGE
-    "  -h, --help          show this help\n";
+    "  -h, --help        show this help\n";
 
 /* The last path component (what the status line shows of a model path). */
 static const char *base_name(const char *p)
@@ -40,12 +40,12 @@ int cmd_replay(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"help", no_argument, 0, 'h'},
-        {"step", required_argument, 0, 's'},
+        {"token", required_argument, 0, 's'},
         TUI_LONG_OPTIONS,
         {0, 0, 0, 0},
     };
     TuiOptions to = {0};
-    long start = 0;
+    long start = 1;
     int opt;
     while ((opt = cli_getopt("replay", argc, argv, "h", longopts)) != -1) {
         if (opt == 'h') {
@@ -55,7 +55,7 @@ int cmd_replay(int argc, char **argv)
         if (opt == '?')
             return CLI_EXIT_USAGE;
         if (opt == 's') {
-            if (cli_parse_long("replay", "--step", optarg, 0, INT32_MAX, &start) != 0)
+            if (cli_parse_long("replay", "--token", optarg, 1, INT32_MAX, &start) != 0)
                 return CLI_EXIT_USAGE;
             continue;
         }
@@ -89,7 +89,7 @@ int cmd_replay(int argc, char **argv)
         return cli_error(CLI_EXIT_FAIL, "replay: out of memory");
     }
     int64_t n = trace_store_n_steps(store);
-    app.step = start < n ? start : n - 1;
+    app.step = start - 1 < n ? start - 1 : n - 1;
     int rc = tui_run(&app, &to, "replay");
     app_done(&app);
     trace_store_free(store);

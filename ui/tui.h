@@ -50,9 +50,9 @@ int tui_option(const char *cmd, int opt, const char *arg, TuiOptions *o);
 
 /* Usage lines for those options. */
 #define TUI_USAGE                                                                  \
-    "  --keys KEYS         play these keys first (e.g. \"l l ] j Tab q\")\n"        \
-    "  --dump-screen FILE  headless: apply --keys, write the screen as text to\n"  \
-    "                      FILE (- for stdout) and exit; no terminal needed\n"      \
-    "  --size COLSxROWS    headless screen size (default 80x24)\n"
+    "  --keys KEYS       play these keys first (e.g. \"l l ] j Tab q\")\n"          \
+    "  --dump-screen F   headless: apply --keys, write the screen as text to F\n"  \
+    "                    (- for stdout) and exit; no terminal needed\n"            \
+    "  --size COLSxROWS  headless screen size (default 80x24)\n"
 
 #endif
