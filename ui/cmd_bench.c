@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bench_attention.h"
 #include "bench_trace.h"
 #include "bench_tui.h"
 #include "cli.h"
@@ -34,6 +35,8 @@ static const BenchCommand bench_table[] = {
     {"tui", "the explorer: median step (one token, all layers, panes) and frame times",
      bench_tui},
     {"trace", "load a 10^6-row trace for replay: median time and peak memory", bench_trace},
+    {"attention", "executed FLOPs and wall time against L: exact vs ranks D/8, D/4, D/2; SVD; refresh",
+     bench_attention},
 };
 static const size_t n_bench = sizeof bench_table / sizeof bench_table[0];
 
