@@ -57,7 +57,7 @@ static const char usage[] =
     "Evaluation (--eval-only):\n"
     "  --model DIR         model directory (default DATA/model)\n"
     "  --data FILE         text (default DATA/brown/test.txt)\n"
-    "  --ctx N             window length (1024)\n"
+    "  --ctx N             window length (256, the shipped model's training context)\n"
     "  --stride N          window step; each byte is scored once (default = ctx)\n"
     "  --batch N           windows per forward pass (default 4)\n"
     "  --rope-theta X      evaluate with this RoPE base instead of config.json's\n"
@@ -363,7 +363,7 @@ int cmd_train_lm(int argc, char **argv)
             data = def_b = default_path("brown/test.txt");
         if (!model_dir || !data)
             return cli_error(CLI_EXIT_FAIL, "out of memory");
-        rc = eval_only(model_dir, data, ctx_set ? (long)o.ctx : 1024, stride,
+        rc = eval_only(model_dir, data, ctx_set ? (long)o.ctx : 256, stride,
                        batch_set ? (long)o.batch : 4, threads, quiet, dump,
                        theta_set ? o.model.rope_theta : 0.0);
         free(def_a);
