@@ -15,7 +15,7 @@
 #            L = $DRRL_RESULTS_PARETO_LEN.
 # Knobs (environment):
 #   DRRL                   the drrl binary (default: drrl on PATH)
-#   DRRL_RESULTS_BYTES     use the first N bytes of the test split (65536)
+#   DRRL_RESULTS_BYTES     use the first N bytes of the test split (16384)
 #   DRRL_RESULTS_LENGTHS   window lengths of Table 1 ("1024 4096 8192")
 #   DRRL_RESULTS_ABL_LEN   window length of Table 2 (4096)
 #   DRRL_RESULTS_PARETO_LEN window length of the Pareto table (1024)
@@ -25,7 +25,7 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 DRRL=${DRRL:-drrl}
-bytes=${DRRL_RESULTS_BYTES:-65536}
+bytes=${DRRL_RESULTS_BYTES:-16384}
 lengths=${DRRL_RESULTS_LENGTHS:-1024 4096 8192}
 abl_len=${DRRL_RESULTS_ABL_LEN:-4096}
 par_len=${DRRL_RESULTS_PARETO_LEN:-1024}
@@ -75,9 +75,9 @@ echo "Performer and Nystrom take the M whose attention FLOPs come closest to DR-
 echo
 echo "$hdr"
 for L in $lengths; do
-    ev --seq-len "$L" --methods full,drrl:@0.5 --csv "$tmp/d.csv"
-    # per-token attention FLOPs of drrl, on the first window's scale
-    target=$(awk -F, 'NR == 3 { printf "%.0f", $11 / ($3 / '"$L"') }' "$tmp/d.csv")
+    # DR-RL's attention FLOPs on the first window: the calibration target
+    ev --seq-len "$L" --windows 1 --methods drrl:@0.5 --csv "$tmp/d.csv"
+    target=$(awk -F, 'NR == 2 { printf "%.0f", $11 }' "$tmp/d.csv")
     mp=$(calib performer "$L" "$target")
     mn=$(calib nystrom "$L" "$target")
     ev --seq-len "$L" --methods "full,fixed:16,energy:0.9,random:4-32,drrl:@0.5,performer:$mp,nystrom:$mn" \
