@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "layout.h"
+#include "diff.h"
 #include "trace_csv.h"
 #include "views.h"
 
@@ -774,6 +775,11 @@ int app_key(App *app, int32_t key)
         return APP_REDRAW_NONE;
     }
     app->msg[0] = 0;
+    if (app->diff) {
+        DiffAction da = diff_key_action(key);
+        if (da != DIFF_ACTION_NONE)
+            return diff_apply(app, da);
+    }
     KeyAction a = keys_action(key);
     if (a == ACTION_NONE) {
         app_message(app, true, "no action on this key (? lists the keys)");

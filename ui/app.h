@@ -132,6 +132,10 @@ typedef struct App {
     double *cum;
     int64_t cum_steps;
     int32_t n_layers, n_heads;
+
+    /* drrl diff --tui: trace B and the diverging cells (ui/diff.h); NULL
+     * otherwise. While set, the screen is the difference view. */
+    struct AppDiff *diff;
 } App;
 
 /* Initialise app on a store (borrowed) and an optional live source.

@@ -6,14 +6,18 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "app.h"
 #include "cli.h"
 #include "commands.h"
+#include "diff.h"
+#include "signals.h"
 #include "trace_csv.h"
 #include "trace_diff.h"
 #include "trace_store.h"
+#include "tui.h"
 
 static const char usage[] =
-    "usage: drrl diff [--quiet] [--timing] A.csv B.csv\n"
+    "usage: drrl diff [--quiet] [--timing] [--tui [TUI OPTIONS]] A.csv B.csv\n"
     "\n"
     "Compare two traces row by row, aligned by step, layer and head. Print the\n"
     "first divergence (the first row, in step/layer/head order, that differs or\n"
@@ -27,6 +31,12 @@ static const char usage[] =
     "  -q, --quiet    print nothing; only the exit status tells\n"
     "      --timing   compare wall_ns too (measured time differs between any two\n"
     "                 runs, so it is ignored by default)\n"
+    "      --tui      show the differences in the explorer instead: a layers x\n"
+    "                 heads grid of rank B-A at each token, the selected head's\n"
+    "                 rank, error and FLOPs in both (keys as in drrl replay, plus\n"
+    "                 f first divergence, d/D next/previous, v ranks or deltas;\n"
+    "                 exit status 0 on q, as replay)\n"
+    TUI_USAGE
     "  -h, --help     show this help\n";
 
 /* Any failure is exit 2 here: 1 means "the traces differ". */
@@ -88,12 +98,44 @@ static void print_diff(const char *pa, const char *pb, const TraceStore *a,
     }
 }
 
+/* The explorer on A with B attached (ui/diff.h). */
+static int diff_tui(const char *pa, const char *pb, TraceStore *a, const TraceStore *b,
+                    const TuiOptions *to)
+{
+    if (trace_store_n_steps(a) == 0)
+        return cli_error(CLI_EXIT_USAGE, "%s: the trace has no rows", pa);
+    const TraceMeta *ma = trace_store_meta(a), *mb = trace_store_meta(b);
+    char method[160];
+    snprintf(method, sizeof method, "%s vs %s", ma && ma->method ? ma->method : "?",
+             mb && mb->method ? mb->method : "?");
+    AppDiff d;
+    App app;
+    app_init(&app, a, NULL, "A vs B", method, "diff");
+    if (app_sync(&app) != 0 || diff_init(&d, a, b, pa, pb) != 0) {
+        app_done(&app);
+        diff_done(&d);
+        return cli_error(CLI_EXIT_FAIL, "diff: out of memory");
+    }
+    app.diff = &d;
+    int rc = tui_run(&app, to, "diff");
+    app_done(&app);
+    diff_done(&d);
+    if (rc == TUI_INTERRUPTED)
+        rc = cli_error(CLI_EXIT_FAIL, "diff: interrupted (%s)", signals_name());
+    signals_restore();
+    return rc;
+}
+
 int cmd_diff(int argc, char **argv)
 {
     static const struct option longopts[] = {{"quiet", no_argument, 0, 'q'},
                                              {"timing", no_argument, 0, 'T'},
                                              {"help", no_argument, 0, 'h'},
+                                             {"tui", no_argument, 0, 'U'},
+                                             TUI_LONG_OPTIONS,
                                              {0, 0, 0, 0}};
+    TuiOptions to = {0};
+    int tui = 0;
     int quiet = 0;
     unsigned flags = 0;
     int c;
@@ -108,8 +150,13 @@ int cmd_diff(int argc, char **argv)
         case 'h':
             cli_print_usage(usage);
             return CLI_EXIT_OK;
+        case 'U':
+            tui = 1;
+            break;
         default:
-            return CLI_EXIT_USAGE;
+            if (tui_option("diff", c, optarg, &to) != 1)
+                return CLI_EXIT_USAGE;
+            break;
         }
     }
     if (argc - optind != 2)
@@ -122,6 +169,12 @@ int cmd_diff(int argc, char **argv)
     if (trace_csv_load(pb, &b, &err) != DRRL_OK) {
         trace_store_free(a);
         return fail2(&err);
+    }
+    if (tui || to.keys || to.dump_path || to.cols) {
+        int rc = diff_tui(pa, pb, a, b, &to);
+        trace_store_free(a);
+        trace_store_free(b);
+        return rc;
     }
     TraceDiff d;
     int rc;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "diff.h"
 #include "layout.h"
 #include "views.h"
 
@@ -62,7 +63,8 @@ static CanvasRect centred(const Canvas *c, int w, int h)
 
 static void draw_help(const App *app, Canvas *c)
 {
-    int need = keys_count + 6;
+    int n_diff = app->diff ? diff_keys_count + 1 : 0; /* the difference view's keys */
+    int need = keys_count + n_diff + 6;
     CanvasRect r = centred(c, 80, need + 2);
     canvas_fill(c, r, ' ', CANVAS_ROLE_NORMAL, 0);
     canvas_box(c, r, "Keys  (Esc closes; j/k scroll)", CANVAS_ROLE_FOCUS);
@@ -73,6 +75,15 @@ static void draw_help(const App *app, Canvas *c)
             continue;
         canvas_text(c, in.x, y, 12, CANVAS_ROLE_TITLE, CANVAS_BOLD, keys_table[i].keys);
         canvas_text(c, in.x + 12, y, in.w - 12, CANVAS_ROLE_NORMAL, 0, keys_table[i].help);
+    }
+    if (app->diff) {
+        y++;
+        for (int i = 0; i < diff_keys_count; i++, y++) {
+            if (y < in.y || y >= in.y + in.h)
+                continue;
+            canvas_text(c, in.x, y, 12, CANVAS_ROLE_TITLE, CANVAS_BOLD, diff_keys[i].keys);
+            canvas_text(c, in.x + 12, y, in.w - 12, CANVAS_ROLE_NORMAL, 0, diff_keys[i].help);
+        }
     }
     y++;
     static const char *more[] = {
@@ -87,7 +98,7 @@ static void draw_help(const App *app, Canvas *c)
 
 static void draw_info(const App *app, Canvas *c)
 {
-    const View *v = views[app->focus];
+    const View *v = app->diff ? &view_diff : views[app->focus];
     CanvasRect r = centred(c, 70, 16);
     canvas_fill(c, r, ' ', CANVAS_ROLE_NORMAL, 0);
     char title[64];
@@ -175,6 +186,26 @@ static void draw_too_small(Canvas *c)
     wrap(c, (CanvasRect){0, y, c->w, c->h - y}, 0, CANVAS_ROLE_NORMAL, msg);
 }
 
+/* One pane: its frame and title (the focused one marked, for monochrome and
+ * text dumps), and the view inside; r.w == 0: not shown. */
+static void draw_pane(const App *app, Canvas *c, const View *v, CanvasRect r, bool focused)
+{
+    if (r.w <= 0 || r.h <= 0)
+        return;
+    char title[160];
+    size_t k = 0;
+    if (focused)
+        k = (size_t)canvas_utf8_encode(canvas_glyphs(c)->arrow_r, title);
+    v->title(app, title + k, sizeof title - k);
+    canvas_box(c, r, title, focused ? CANVAS_ROLE_FOCUS : CANVAS_ROLE_BORDER);
+    CanvasRect in = layout_inner(r);
+    in.x += 1; /* one column of padding */
+    in.w -= 2;
+    canvas_clip(c, in);
+    v->draw(app, c, in);
+    canvas_unclip(c);
+}
+
 void screen_draw(const App *app, Canvas *c)
 {
     canvas_clear(c);
@@ -187,25 +218,16 @@ void screen_draw(const App *app, Canvas *c)
         draw_too_small(c);
         return;
     }
-    for (int i = 0; i < VIEW_COUNT; i++) {
-        CanvasRect r = l.pane[i];
-        if (r.w <= 0 || r.h <= 0)
-            continue;
-        const View *v = views[i];
-        char title[160];
-        bool focused = i == app->focus;
-        /* the focused pane's title is marked, for monochrome and text dumps */
-        size_t k = 0;
-        if (focused)
-            k = (size_t)canvas_utf8_encode(canvas_glyphs(c)->arrow_r, title);
-        v->title(app, title + k, sizeof title - k);
-        canvas_box(c, r, title, focused ? CANVAS_ROLE_FOCUS : CANVAS_ROLE_BORDER);
-        CanvasRect in = layout_inner(r);
-        in.x += 1; /* one column of padding */
-        in.w -= 2;
-        canvas_clip(c, in);
-        v->draw(app, c, in);
-        canvas_unclip(c);
+    if (app->diff) {
+        /* the difference view: the tokens strip over the diff pane, which
+         * takes the body as a zoomed pane would (layout.h) */
+        Layout z;
+        layout_compute(&z, c->w, c->h, app->n_layers, app->n_heads, false, VIEW_ranks, true);
+        draw_pane(app, c, &view_tokens, z.pane[VIEW_tokens], false);
+        draw_pane(app, c, &view_diff, z.pane[VIEW_ranks], true);
+    } else {
+        for (int i = 0; i < VIEW_COUNT; i++)
+            draw_pane(app, c, views[i], l.pane[i], i == app->focus);
     }
     draw_status(app, c, l.status);
     if (app->overlay == OVERLAY_HELP)

@@ -1,0 +1,98 @@
+#!/bin/sh
+# drrl diff --tui: the difference view of two traces recorded by `drrl run
+# --trace-out` on the tiny fixture model with two methods: bad input, golden
+# screens rendered headless by the real binary, and the same keys on a real
+# (tmux) terminal giving the same screen, restored on q.
+# DRRL_REGEN_GOLDEN=1 rewrites the diff-*.txt goldens instead.
+. "$top_srcdir/tests/cli/lib.sh"
+
+gold=$(cd "$top_srcdir/tests/golden" && pwd)
+model="$FIXTURES/llama-tiny-b"
+prompt="A trace records every rank decision; replay needs no model. "
+opts="--model $model --segment 4 --seed 7 --prompt"
+run "$DRRL" run $opts "$prompt" --method energy:0.9 --trace-out "$tmpdir/a.csv" --no-timing
+expect_rc 0
+run "$DRRL" run $opts "$prompt" --method fixed:4 --trace-out "$tmpdir/b.csv" --no-timing
+expect_rc 0
+# the screen names the traces as given: relative names keep the goldens
+# independent of where the test runs
+case $DRRL in /*) ;; *) DRRL=$(pwd)/$DRRL ;; esac
+cd "$tmpdir" || fail "cd $tmpdir"
+
+run "$DRRL" diff --tui a.csv missing.csv --dump-screen -
+expect_rc 2
+expect_one_line_error
+expect_err_contains "missing.csv"
+run "$DRRL" diff --tui a.csv b.csv --size 80 --dump-screen -
+expect_rc 2
+expect_one_line_error
+run "$DRRL" diff --tui a.csv
+expect_rc 2
+expect_one_line_error
+# Without a terminal and without --dump-screen: a clear error, not a crash.
+run "$DRRL" diff --tui a.csv b.csv </dev/null
+expect_rc 2
+expect_one_line_error
+expect_err_contains "terminal"
+# The text report is unchanged by the TUI's options being there.
+run "$DRRL" diff a.csv b.csv
+expect_rc 1
+expect_out_contains "first divergence: step 0"
+
+# check NAME KEYS SIZE LOCALE: the headless screen equals the golden file.
+check() {
+    LC_ALL=$4 "$DRRL" diff --tui a.csv b.csv --keys "$2" --size "$3" \
+        --dump-screen "$tmpdir/$1.txt" >"$tmpdir/out" 2>"$tmpdir/err"
+    rc=$?
+    expect_rc 0
+    if [ "${DRRL_REGEN_GOLDEN:-0}" = 1 ]; then
+        cp "$tmpdir/$1.txt" "$gold/$1.txt"
+    else
+        diff -u "$gold/$1.txt" "$tmpdir/$1.txt" >"$tmpdir/diff" || {
+            cat "$tmpdir/diff" >&2
+            fail "screen $1 differs from tests/golden/$1.txt"
+        }
+    fi
+}
+# first divergence, next two diverging tokens, another head and layer
+keys_a="f d d . j"
+check diff-100x30 "$keys_a" 100x30 C.UTF-8
+# ranks A/B instead of deltas, ASCII, back one divergence
+check diff-80x24-ascii "f d v D" 80x24 C
+grep -q "!first divergence: token 5, L0 H0, rank  (this token)" "$gold/diff-80x24-ascii.txt" ||
+    fail "the first divergence is not marked at its token"
+grep -q "first differing column: rank" "$gold/diff-100x30.txt" || fail "no column for the head"
+
+# The screen on a real terminal equals the headless dump; q restores it.
+command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux not installed (tmux part)"; exit 0; }
+sock="drrl-test-diff-$$"
+tm() { tmux -L "$sock" -f /dev/null "$@"; }
+cleanup() { tm kill-server >/dev/null 2>&1; cd /; rm -rf "$tmpdir"; }
+trap cleanup EXIT INT TERM
+wait_for() {
+    i=0
+    while [ $i -lt 300 ]; do
+        tm capture-pane -p -t t >"$tmpdir/pane" 2>/dev/null
+        grep -q -- "$1" "$tmpdir/pane" && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    cat "$tmpdir/pane" >&2
+    fail "the terminal never showed '$1'"
+}
+tm new-session -d -s t -x 100 -y 30 \
+    "env LC_ALL=C.UTF-8 TERM=xterm-256color '$DRRL' diff --tui a.csv b.csv --keys '$keys_a'; echo \"exit=\$?\"; sleep 30"
+wait_for "L1 H1"
+i=0
+until tm capture-pane -p -t t >"$tmpdir/pane" && cmp -s "$gold/diff-100x30.txt" "$tmpdir/pane"; do
+    i=$((i + 1))
+    if [ $i -ge 50 ]; then
+        diff -u "$gold/diff-100x30.txt" "$tmpdir/pane" >&2
+        fail "the tmux screen differs from the headless dump"
+    fi
+    sleep 0.1
+done
+tm send-keys -t t q
+wait_for "exit=0"
+grep -q "Diff B-A" "$tmpdir/pane" && fail "the TUI's screen is still shown after q"
+exit 0
