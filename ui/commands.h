@@ -20,6 +20,7 @@
     X(version, "print the version") \
     X(run, "run a model over a text with an attention method; print FLOPs, fidelity, bounds") \
     X(eval, "compare attention methods: bits per byte, perplexity, FLOPs, fidelity, wall time") \
+    X(eval_sentiment, "sentence sentiment probe of a frozen model per attention method (k-fold)") \
     X(train_lm, "train a byte-level language model; export it for drrl and transformers") \
     X(train_policy, "train the DR-RL rank policy with PPO on a frozen model")
 

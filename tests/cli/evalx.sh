@@ -82,4 +82,25 @@ awk -F, '$1 == "scaling" { f[$2, ++n[$2]] = $4 }
     "$tmpdir/ba.csv" || fail "attention FLOPs not ordered by rank: $(cat "$tmpdir/ba.csv")"
 run "$DRRL" bench attention --max-len 100
 expect_rc 2; expect_one_line_error
+
+# eval-sentiment: word-separable sentences; naive Bayes gets them all right
+i=0
+while [ $i -lt 12 ]; do
+    printf '1\tA wonderful, great film number %d.\n0\tAn awful, boring film number %d.\n' $i $i \
+        >>"$tmpdir/s.tsv"
+    i=$((i + 1))
+done
+run "$DRRL" eval-sentiment --model "$M" --data "$tmpdir/s.tsv" --folds 3 --methods full,fixed:2 \
+    --segment 8 --csv "$tmpdir/s.csv"
+expect_rc 0
+expect_out_contains "24 sentences (12 positive), 3-fold"
+[ "$(wc -l <"$tmpdir/s.csv")" -eq 4 ] || fail "expected NB and two logreg rows"
+grep -q '^naive-bayes (words),3,1,1.000000,0.000000,,1.000000,1.000000,1.000000$' "$tmpdir/s.csv" ||
+    fail "naive Bayes should separate these: $(cat "$tmpdir/s.csv")"
+grep -q '^logreg fixed:2,3,1,' "$tmpdir/s.csv" || fail "logreg row"
+printf '1\tgood\n2\tbad\n' >"$tmpdir/bad.tsv"
+run "$DRRL" eval-sentiment --model "$M" --data "$tmpdir/bad.tsv"
+expect_rc 2; expect_one_line_error; expect_err_contains "bad.tsv:2:1"
+run "$DRRL" eval-sentiment --model "$M" --data "$tmpdir/s.tsv" --folds 20
+expect_rc 2; expect_one_line_error
 exit 0
