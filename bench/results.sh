@@ -12,7 +12,9 @@
 #            window), at each L in $DRRL_RESULTS_LENGTHS;
 #   Table 2  DR-RL ablations (drrl eval --ablations) at L = $DRRL_RESULTS_ABL_LEN;
 #   Pareto   bits per byte against executed FLOPs over each method's knob at
-#            L = $DRRL_RESULTS_PARETO_LEN.
+#            L = $DRRL_RESULTS_PARETO_LEN;
+#   Fig. 3   `drrl bench attention --max-len $DRRL_RESULTS_BENCH_LEN` output;
+#   SST-2 stand-in  `drrl eval-sentiment` output (10-fold, seed 1).
 # Knobs (environment):
 #   DRRL                   the drrl binary (default: drrl on PATH)
 #   DRRL_RESULTS_BYTES     use the first N bytes of the test split (16384)
@@ -20,6 +22,7 @@
 #   DRRL_RESULTS_ABL_LEN   window length of Table 2 (4096)
 #   DRRL_RESULTS_PARETO_LEN window length of the Pareto table (1024)
 #   DRRL_RESULTS_BETA0     the beta = 0 policy (data/policy-beta0.safetensors)
+#   DRRL_RESULTS_BENCH_LEN largest L of bench attention (4096)
 # Wall times are the medians of nothing: one pass per method, on whatever
 # else the machine runs; FLOPs come from drrl's executed-FLOP ledger.
 set -eu
@@ -29,6 +32,7 @@ bytes=${DRRL_RESULTS_BYTES:-16384}
 lengths=${DRRL_RESULTS_LENGTHS:-1024 4096 8192}
 abl_len=${DRRL_RESULTS_ABL_LEN:-4096}
 par_len=${DRRL_RESULTS_PARETO_LEN:-1024}
+bench_len=${DRRL_RESULTS_BENCH_LEN:-4096}
 beta0=${DRRL_RESULTS_BETA0:-$top/data/policy-beta0.safetensors}
 model=$top/data/model
 test_txt=$top/data/brown/test.txt
@@ -110,3 +114,19 @@ awk -F, 'NR > 1 { print $8 "," $0 }' "$tmp/p.csv" | sort -t, -k1,1g | cut -d, -f
         END { best = 1e300
               for (i = 1; i <= n; i++) { star = (b[i] < best) ? "*" : ""; if (b[i] < best) best = b[i]
                   printf "| `%s` | %.3e | %.4f | %s | %.2f | %s |\n", m[i], f[i], b[i], ci[i], w[i], star } }'
+echo
+
+echo "### Fig. 3, measured: \`drrl bench attention --max-len $bench_len\`"
+echo
+echo '```'
+"$DRRL" bench attention --model "$model" --max-len "$bench_len"
+echo '```'
+echo
+
+echo "### Downstream stand-in for SST-2: \`drrl eval-sentiment\`"
+echo
+echo "The 1,000 IMDb sentences of UCI Sentiment Labelled Sentences (\`data/sentiment/imdb.tsv\`); features are the frozen model's mean-pooled last hidden states; DR-RL is \`drrl\` at the policy's default budget with 16-token segments."
+echo
+echo '```'
+"$DRRL" eval-sentiment --model "$model" --data "$top/data/sentiment/imdb.tsv" --methods full,drrl 2>/dev/null
+echo '```'
