@@ -119,7 +119,7 @@ echo
 echo "### Fig. 3, measured: \`drrl bench attention --max-len $bench_len\`"
 echo
 echo '```'
-"$DRRL" bench attention --model "$model" --max-len "$bench_len"
+"$DRRL" bench attention --model "$model" --text "$top/data/texts/brown-test-1-scifi.txt" --max-len "$bench_len"
 echo '```'
 echo
 
