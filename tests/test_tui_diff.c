@@ -220,3 +220,47 @@ Test(tui_diff, man_page_lists_the_keys)
         p = hit + strlen(want);
     }
 }
+
+/* A click on a cell of the grid selects that head (found on the drawn
+ * screen, so drawing and clicking agree on where the cells are). */
+Test(tui_diff, click_selects_the_head)
+{
+    static const Change ch[] = {{5, 2, 1, -2, 0}};
+    Fx f;
+    fx_init(&f, ch, 1, STEPS);
+    App *a = &f.app;
+    a->cols = 100;
+    a->rows = 30;
+    app_key(a, 'f');
+    Canvas *c = canvas_new(100, 30, false);
+    cr_assert_not_null(c);
+    screen_draw(a, c);
+    /* the "-2" cell of L2 H1: click on its '2' */
+    int hx = -1, hy = -1;
+    for (int y = 0; y < c->h && hx < 0; y++)
+        for (int x = 0; x + 1 < c->w; x++)
+            if (canvas_cell(c, x, y)->ch == '-' && canvas_cell(c, x + 1, y)->ch == '2' &&
+                canvas_cell(c, x - 1, y)->ch == '>') {
+                hx = x + 1;
+                hy = y;
+                break;
+            }
+    cr_assert(hx >= 0, "no -2 cell on the screen");
+    app_key(a, 'g'); /* elsewhere first */
+    a->layer = 0;
+    a->head = 3;
+    app_key(a, 'f');
+    a->layer = 0;
+    a->head = 3;
+    a->mouse_x = hx;
+    a->mouse_y = hy;
+    cr_assert_eq(app_key(a, KEY_CODE_MOUSE), APP_REDRAW_ALL);
+    cr_assert_eq(a->layer, 2);
+    cr_assert_eq(a->head, 1);
+    /* the header row selects nothing */
+    a->mouse_y = hy - 3;
+    app_key(a, KEY_CODE_MOUSE);
+    cr_assert_eq(a->layer, 2);
+    canvas_free(c);
+    fx_done(&f);
+}

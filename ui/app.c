@@ -506,6 +506,13 @@ static void cycle_focus(App *app, int dir)
 
 static int click(App *app)
 {
+    if (app->diff) {
+        /* the difference view's inside, padded as screen.c draws it */
+        CanvasRect in = layout_inner(diff_frame(app, app->cols, app->rows));
+        in.x += 1;
+        in.w -= 2;
+        return view_diff.handle(app, ACTION_select_click, in);
+    }
     Layout l;
     layout_compute(&l, app->cols, app->rows, app->n_layers, app->n_heads, views_available(app, VIEW_policy),
                    app->focus, app->zoom);

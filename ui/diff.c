@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "layout.h"
 #include "trace_diff.h"
 
 const DiffKey diff_keys[] = {
@@ -158,4 +159,11 @@ int diff_apply(App *app, DiffAction a)
         break;
     }
     return APP_REDRAW_NONE;
+}
+
+CanvasRect diff_frame(const App *app, int cols, int rows)
+{
+    Layout z;
+    layout_compute(&z, cols, rows, app->n_layers, app->n_heads, false, VIEW_ranks, true);
+    return z.pane[VIEW_ranks];
 }

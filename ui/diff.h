@@ -80,6 +80,12 @@ DiffAction diff_key_action(int32_t key);
  * APP_REDRAW_* flags. */
 int diff_apply(App *app, DiffAction a);
 
+/* The difference view's frame on a cols x rows screen: the body below the
+ * tokens strip, where the layout puts a zoomed pane (layout.h); w == 0 when
+ * the screen is too small. */
+#include "canvas.h"
+CanvasRect diff_frame(const App *app, int cols, int rows);
+
 /* The view drawn below the tokens strip while app->diff is set. */
 #include "views.h"
 extern const View view_diff;

@@ -221,10 +221,9 @@ void screen_draw(const App *app, Canvas *c)
     if (app->diff) {
         /* the difference view: the tokens strip over the diff pane, which
          * takes the body as a zoomed pane would (layout.h) */
-        Layout z;
-        layout_compute(&z, c->w, c->h, app->n_layers, app->n_heads, false, VIEW_ranks, true);
-        draw_pane(app, c, &view_tokens, z.pane[VIEW_tokens], false);
-        draw_pane(app, c, &view_diff, z.pane[VIEW_ranks], true);
+        layout_compute(&l, c->w, c->h, app->n_layers, app->n_heads, false, VIEW_ranks, true);
+        draw_pane(app, c, &view_tokens, l.pane[VIEW_tokens], false);
+        draw_pane(app, c, &view_diff, diff_frame(app, c->w, c->h), true);
     } else {
         for (int i = 0; i < VIEW_COUNT; i++)
             draw_pane(app, c, views[i], l.pane[i], i == app->focus);

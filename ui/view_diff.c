@@ -146,6 +146,60 @@ static void draw_details(const App *app, Canvas *c, int x, int y, int w, int h)
     }
 }
 
+/* Where the grid goes in the pane's inside r: two lines of text, a gap and
+ * the heads' header above it, the legend and the details below; the rows
+ * scroll to keep the selected layer in view. */
+typedef struct DiffGrid {
+    int cell_w, label_w; /* a cell: its text and a marker column before it */
+    int first, n_rows;   /* layers shown */
+    int x0, y0;          /* the first cell (layer first, head 0) */
+} DiffGrid;
+
+static DiffGrid grid_of(const App *app, CanvasRect r)
+{
+    const AppDiff *d = app->diff;
+    DiffGrid g;
+    TraceRecord probe;
+    int hd = app_read(app, app->step, 0, 0, &probe) ? probe.head_dim : 64;
+    int dig = digits_of(hd);
+    g.cell_w = (d->show_ranks ? 2 * dig + 1 : dig + 1) + 1;
+    g.label_w = 2 + digits_of(d->n_layers > 0 ? d->n_layers - 1 : 0) + 1;
+    int bottom = r.y + r.h, y = r.y + 2 < bottom ? r.y + 2 : bottom;
+    int detail_h = 6;
+    int room = bottom - y - 3 - detail_h; /* gap, header, legend, details */
+    if (room < 1)
+        room = bottom - y - 2;
+    g.n_rows = d->n_layers < room ? d->n_layers : room;
+    if (g.n_rows < 0)
+        g.n_rows = 0;
+    g.first = app->layer - g.n_rows / 2;
+    if (g.first + g.n_rows > d->n_layers)
+        g.first = d->n_layers - g.n_rows;
+    if (g.first < 0)
+        g.first = 0;
+    g.x0 = r.x + g.label_w;
+    g.y0 = y + 2;
+    return g;
+}
+
+/* A click on a cell selects that head. */
+static int diff_handle(App *app, KeyAction a, CanvasRect r)
+{
+    if (a != ACTION_select_click || !app->diff)
+        return APP_REDRAW_NONE;
+    DiffGrid g = grid_of(app, r);
+    int dx = app->mouse_x - g.x0, dy = app->mouse_y - g.y0;
+    if (dx < 0 || dy < 0 || dy >= g.n_rows || dx / g.cell_w >= app->diff->n_heads ||
+        g.x0 + (dx / g.cell_w + 1) * g.cell_w > r.x + r.w)
+        return APP_REDRAW_NONE;
+    int32_t l = g.first + dy, h = dx / g.cell_w;
+    if (l >= app->n_layers || h >= app->n_heads)
+        return APP_REDRAW_NONE;
+    app->layer = l;
+    app->head = h;
+    return APP_REDRAW_ALL;
+}
+
 static void diff_draw(const App *app, Canvas *c, CanvasRect r)
 {
     const AppDiff *d = app->diff;
@@ -179,23 +233,8 @@ static void diff_draw(const App *app, Canvas *c, CanvasRect r)
         y++;
     }
     /* the grid */
-    TraceRecord probe;
-    int hd = app_read(app, app->step, 0, 0, &probe) ? probe.head_dim : 64;
-    int dig = digits_of(hd);
-    int cell_w = (d->show_ranks ? 2 * dig + 1 : dig + 1) + 1; /* text + a marker column */
-    int label_w = 2 + digits_of(d->n_layers > 0 ? d->n_layers - 1 : 0) + 1;
-    int detail_h = 6;
-    int room = bottom - y - 3 - detail_h; /* gap, header, legend, details */
-    if (room < 1)
-        room = bottom - y - 2;
-    int n_rows = d->n_layers < room ? d->n_layers : room;
-    if (n_rows < 0)
-        n_rows = 0;
-    int first = app->layer - n_rows / 2;
-    if (first + n_rows > d->n_layers)
-        first = d->n_layers - n_rows;
-    if (first < 0)
-        first = 0;
+    DiffGrid gr = grid_of(app, r);
+    int cell_w = gr.cell_w, label_w = gr.label_w, first = gr.first, n_rows = gr.n_rows;
     if (y < bottom)
         y++; /* gap */
     if (y < bottom && n_rows > 0) {
@@ -249,7 +288,7 @@ const View view_diff = {
     .name = "diff",
     .title = diff_title,
     .draw = diff_draw,
-    .handle = NULL,
+    .handle = diff_handle,
     .resize = NULL,
     .info = "Two traces of the same text side by side, aligned by token, layer and head. "
             "Each cell of the grid is one head at this token: '=' when its rows agree in "
