@@ -44,8 +44,12 @@ static void gauge(Canvas *c, CanvasRect r, int y, const char *label, double v, d
     }
     if (isfinite(v))
         x += canvas_printf(c, x, y, r.x + r.w - x, role, CANVAS_BOLD, "%6.4f", v);
+    else if (v > 0) /* +inf: the proven bound exceeds the output itself */
+        x += canvas_text(c, x, y, r.x + r.w - x, CANVAS_ROLE_DIM, 0, "   inf");
     else
         x += canvas_text(c, x, y, r.x + r.w - x, CANVAS_ROLE_DIM, 0, "   n/a");
+    if (isinf(v) && v > 0 && !*note)
+        note = "vacuous";
     if (*note)
         canvas_text(c, x + 1, y, r.x + r.w - x - 1, note_role, 0, note);
 }
@@ -150,6 +154,9 @@ const View view_bounds = {
             "The threshold eps is the safety line: a rank whose bound is above it "
             "is masked (greyed, x) so the policy cannot pick it. The measured error "
             "is what really happened; the ratio bound/measured says how tight, "
-            "i.e. how cautious, the guarantee is. A measured error above the bound "
-            "would be a bug and is shown in red.",
+            "i.e. how cautious, the guarantee is. An output bound shown as inf "
+            "(vacuous) means the worst case allowed by the proof is at least as "
+            "large as the head's output itself, so it promises nothing here; n/a "
+            "means no bound applies (exact, or a baseline without one). A measured "
+            "error above the bound would be a bug and is shown in red.",
 };
