@@ -565,6 +565,47 @@ Test(app, any_size_draws)
     fixture_done(&f);
 }
 
+/* An infinite output bound (the proof allows an error as large as the output)
+ * reads "inf vacuous"; a NaN one (no bound applies) reads "n/a". */
+static char *bounds_screen(double output_bound)
+{
+    TraceStore *s = trace_store_new();
+    cr_assert_not_null(s);
+    float sig[4] = {4, 2, 1, 0.5f};
+    TraceRecord r = {.token = "a", .method = "fixed:2", .rank = 2, .head_dim = 4,
+                     .energy_kept = 0.9, .n_sigma = 4, .sigma = sig, .n_sigma_v = 4,
+                     .sigma_v = sig, .tail_bound = 0.1, .output_bound = output_bound,
+                     .threshold = 0.25, .measured_error = 0.3, .fidelity = 0.95,
+                     .flops_exact = 10, .flops_executed = 5, .value = NAN, .reward = NAN};
+    DrrlError err;
+    cr_assert_eq(trace_store_put(s, &r, &err), DRRL_OK);
+    App app;
+    app_init(&app, s, NULL, "t", "fixed:2", "replay");
+    cr_assert_eq(app_sync(&app), 0);
+    app.focus = VIEW_bounds;
+    app.zoom = true;
+    app.cols = 80;
+    app.rows = 24;
+    Canvas *c = canvas_new(80, 24, true);
+    screen_draw(&app, c);
+    char *got = canvas_dump_string(c);
+    canvas_free(c);
+    app_done(&app);
+    trace_store_free(s);
+    return got;
+}
+
+Test(bounds_view, infinite_output_bound_reads_vacuous)
+{
+    utf8_locale();
+    char *inf = bounds_screen(INFINITY), *nan = bounds_screen(NAN);
+    cr_assert_not_null(strstr(inf, "inf vacuous"), "%s", inf);
+    cr_assert_null(strstr(nan, "vacuous"), "%s", nan);
+    cr_assert_not_null(strstr(nan, "n/a"), "%s", nan);
+    free(inf);
+    free(nan);
+}
+
 /* ---- golden screens ---- */
 
 static void golden(const char *name, App *app, int w, int h, bool utf8)
