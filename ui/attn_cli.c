@@ -92,46 +92,6 @@ const char *attn_cli_model_dir(const char *dir)
     return buf;
 }
 
-int attn_cli_read_file(const char *path, char **buf, size_t *len)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f)
-        return cli_error(CLI_EXIT_USAGE, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        return cli_error(CLI_EXIT_USAGE, "%s: is a directory", path);
-    }
-    size_t cap = 65536, n = 0;
-    char *b = malloc(cap + 1);
-    while (b) {
-        if (n == cap) {
-            char *p = realloc(b, cap * 2 + 1);
-            if (!p) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = p, cap *= 2;
-        }
-        size_t k = fread(b + n, 1, cap - n, f);
-        n += k;
-        if (k == 0)
-            break;
-    }
-    int bad = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    if (!b)
-        return cli_error(CLI_EXIT_FAIL, "%s: out of memory", path);
-    if (bad) {
-        free(b);
-        return cli_error(CLI_EXIT_FAIL, "%s: read error", path);
-    }
-    b[n] = 0;
-    *buf = b, *len = n;
-    return 0;
-}
 
 /* Integers separated by whitespace or commas; errors name file:line:column. */
 static int parse_ids_file(const char *path, const char *text, size_t len, int32_t vocab,
@@ -195,7 +155,7 @@ int attn_cli_set_input(const char *cmd, Session *s, const char *text_file, const
         if (!buf)
             return cli_error(CLI_EXIT_FAIL, "out of memory");
         len = strlen(buf);
-    } else if ((rc = attn_cli_read_file(text_file ? text_file : ids_file, &buf, &len))) {
+    } else if ((rc = cli_read_file(text_file ? text_file : ids_file, &buf, &len))) {
         return rc;
     }
     if (ids_file) {

@@ -60,10 +60,6 @@ void attn_cli_warn(const Session *s);
 /* The model directory: dir, or the default model under cli_data_dir(). */
 const char *attn_cli_model_dir(const char *dir);
 
-/* Read a whole file into a malloc'ed buffer ("-" = stdin). 0, or an exit code
- * after printing the error. */
-int attn_cli_read_file(const char *path, char **buf, size_t *len);
-
 /* Token ids from exactly one of text_file (bytes from byte offset `offset`),
  * prompt, or ids_file (integers separated by whitespace or commas), through
  * the session's tokenizer, cut to seq_len tokens (0 = all), set on the

@@ -39,6 +39,12 @@ int cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, lon
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo,
                      double hi, double *out);
 
+/* Read a whole file ("-" = standard input) into a malloc'ed, NUL-terminated
+ * buffer (the NUL is not counted in *len; the caller frees *buf). On failure
+ * prints one line ("drrl: PATH: what") and returns the exit code: 2 when the
+ * file cannot be opened or is a directory, 1 on a read error or no memory. */
+int cli_read_file(const char *path, char **buf, size_t *len);
+
 /* Print a command's usage text (to stdout for --help). */
 void cli_print_usage(const char *usage);
 

@@ -49,52 +49,6 @@ static const char usage[] =
     "                    as for drrl run\n"
     "  -h, --help        show this help\n";
 
-static int read_file(const char *path, char **buf, size_t *len)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f)
-        return cli_error(CLI_EXIT_USAGE, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        if (f != stdin)
-            fclose(f);
-        return cli_error(CLI_EXIT_USAGE, "%s: is a directory", path);
-    }
-    size_t cap = 65536, n = 0;
-    char *b = malloc(cap + 1);
-    for (;;) {
-        if (!b)
-            break;
-        if (n == cap) {
-            char *p = realloc(b, cap * 2 + 1);
-            if (!p) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = p;
-            cap *= 2;
-        }
-        size_t k = fread(b + n, 1, cap - n, f);
-        n += k;
-        if (k == 0)
-            break;
-    }
-    int bad = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    if (!b)
-        return cli_error(CLI_EXIT_FAIL, "%s: out of memory", path);
-    if (bad) {
-        free(b);
-        return cli_error(CLI_EXIT_FAIL, "%s: read error", path);
-    }
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
-    return 0;
-}
-
 /* Parse ids separated by commas and/or whitespace; errors name SRC and the
  * line:column of the bad token. */
 static int parse_ids(const char *src, const char *s, size_t len, int vocab, int32_t **out,
@@ -171,14 +125,14 @@ static int get_ids(const char *model, const Model *m, const char *ids_arg, const
     size_t len = 0;
     int rc;
     if (ids_file) {
-        if ((rc = read_file(ids_file, &buf, &len)) != 0)
+        if ((rc = cli_read_file(ids_file, &buf, &len)) != 0)
             return rc;
         rc = parse_ids(ids_file, buf, len, vocab, ids, n);
         free(buf);
         return rc;
     }
     if (text) {
-        if ((rc = read_file(text, &buf, &len)) != 0)
+        if ((rc = cli_read_file(text, &buf, &len)) != 0)
             return rc;
     } else {
         len = strlen(prompt);

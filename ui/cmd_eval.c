@@ -204,7 +204,7 @@ int cmd_eval(int argc, char **argv)
     }
     char *text;
     size_t tlen;
-    if ((r = attn_cli_read_file(data, &text, &tlen)))
+    if ((r = cli_read_file(data, &text, &tlen)))
         return r;
     int32_t *ids = NULL;
     size_t n_ids = 0;

@@ -62,7 +62,7 @@ static int read_tsv(const char *path, Sent **out, size_t *n_out)
     char *buf;
     size_t len;
     int r;
-    if ((r = attn_cli_read_file(path, &buf, &len)))
+    if ((r = cli_read_file(path, &buf, &len)))
         return r;
     size_t cap = 1024, n = 0;
     Sent *s = malloc(cap * sizeof *s);

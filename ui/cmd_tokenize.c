@@ -31,49 +31,6 @@ static const char usage[] =
     "                    whitespace) instead\n"
     "  -h, --help        show this help\n";
 
-/* Read a whole file (or stdin for "-") into a malloc'ed buffer. */
-static int read_input(const char *path, char **buf, size_t *len)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f)
-        return cli_error(CLI_EXIT_USAGE, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        return cli_error(CLI_EXIT_USAGE, "%s: is a directory", path);
-    }
-    size_t cap = 65536, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        if (n == cap) {
-            char *p = cap < SIZE_MAX / 2 ? realloc(b, cap * 2) : NULL;
-            if (!p) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = p;
-            cap *= 2;
-        }
-        size_t k = fread(b + n, 1, cap - n, f);
-        n += k;
-        if (k == 0)
-            break;
-    }
-    int bad = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    if (!b)
-        return cli_error(CLI_EXIT_FAIL, "%s: out of memory", path);
-    if (bad) {
-        free(b);
-        return cli_error(CLI_EXIT_FAIL, "%s: read error", path);
-    }
-    *buf = b;
-    *len = n;
-    return 0;
-}
-
 /* Parse ids separated by commas and/or whitespace. */
 static int parse_ids(const char *s, int32_t **ids, size_t *n)
 {
@@ -194,7 +151,7 @@ int cmd_tokenize(int argc, char **argv)
     char *buf = NULL;
     size_t len = 0;
     if (text) {
-        rc = read_input(text, &buf, &len);
+        rc = cli_read_file(text, &buf, &len);
     } else {
         len = strlen(prompt);
         buf = malloc(len + 1);

@@ -197,40 +197,6 @@ static int on_progress(void *user, const PolicyTrainProgress *p)
     return interrupted;
 }
 
-static int read_file(const char *path, char **buf, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return cli_error(2, "%s: %s", path, strerror(errno));
-    size_t cap = 1 << 20, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        size_t got = fread(b + n, 1, cap - n, f);
-        n += got;
-        if (n < cap)
-            break;
-        char *nb = realloc(b, cap * 2);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!b)
-        return cli_error(1, "%s: out of memory", path);
-    if (bad) {
-        free(b);
-        return cli_error(1, "%s: read error", path);
-    }
-    *buf = b;
-    *len = n;
-    return 0;
-}
-
 static char *data_path(const char *rel)
 {
     const char *d = cli_data_dir();
@@ -428,7 +394,7 @@ int cmd_train_policy(int argc, char **argv)
         rc = cli_fail(&err);
         goto done;
     }
-    if ((rc = read_file(dpath, &text, &n_text)))
+    if ((rc = cli_read_file(dpath, &text, &n_text)))
         goto done;
     if (tokenizer_encode(tok, text, n_text, &ids, &n_ids, &err)) {
         rc = cli_fail(&err);
