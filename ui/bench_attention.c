@@ -26,6 +26,7 @@
 
 #include "basis.h"
 #include "bench_attention.h"
+#include "bench_util.h"
 #include "cli.h"
 #include "commands.h"
 #include "session.h"
@@ -50,25 +51,6 @@ static const char usage[] =
     "  --threads N     attention worker threads (default: online CPUs)\n"
     "  --csv F         write every measurement as CSV to F ('-' = stdout)\n"
     "  -h, --help      show this help\n";
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 #define MAX_LENS 16
 #define N_METH 4
@@ -123,10 +105,10 @@ static int run_point(Session *s, const int32_t *ids, size_t L, double *wall, dou
     DrrlError err;
     if (session_set_ids(s, ids, L, &err) != DRRL_OK)
         return cli_fail(&err);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (session_advance(s, L, NULL, &err) != DRRL_OK)
         return cli_fail(&err);
-    *wall = now_s() - t0;
+    *wall = bench_now_s() - t0;
     AttnCore *ac = session_core(s);
     const AttnCoreStats *st = attn_core_stats(ac);
     const FlopLedger *fe = attn_core_flops_executed(ac);
@@ -286,8 +268,8 @@ int bench_attention(int argc, char **argv)
                                &awt[k * repeat + r], &afl[k][li], &rfl[k][li], &keep[k][li],
                                &recomp[k][li]);
         for (int k = 0; k <= N_METH && rc == CLI_EXIT_OK; k++) {
-            wmed[k][li] = median(&wt[k * repeat], (int)repeat);
-            awmed[k][li] = median(&awt[k * repeat], (int)repeat);
+            wmed[k][li] = bench_median(&wt[k * repeat], (int)repeat);
+            awmed[k][li] = bench_median(&awt[k * repeat], (int)repeat);
             if (k < N_METH)
                 printf("%6ld %-18s %14.4e %9.1f%% %10.4f %10.4f\n", lens[li], names[k],
                        afl[k][li], 100.0 * afl[k][li] / afl[0][li], wmed[k][li], awmed[k][li]);
@@ -352,24 +334,24 @@ int bench_attention(int argc, char **argv)
             for (int li = 0; li < n_lens && rc == CLI_EXIT_OK; li++) {
                 long L = lens[li];
                 for (long r = 0; r < repeat && rc == CLI_EXIT_OK; r++) {
-                    double t0 = now_s();
+                    double t0 = bench_now_s();
                     memset(G, 0, (size_t)n * D * D * sizeof *G);
                     for (int h = 0; h < n; h++)
                         basis_gram_add(G + (size_t)h * D * D, X, L, D, D);
-                    double t_1 = now_s();
+                    double t_1 = bench_now_s();
                     if (basis_eig_batch(G, n, D, lam, B, &err) != DRRL_OK)
                         rc = cli_fail(&err);
-                    double t_2 = now_s();
+                    double t_2 = bench_now_s();
                     for (int h = 0; h < n && rc == CLI_EXIT_OK; h++)
                         if (basis_svd(X, L, D, D, sig, V, &err) != DRRL_OK)
                             rc = cli_fail(&err);
-                    double t_3 = now_s();
+                    double t_3 = bench_now_s();
                     t1[r] = t_1 - t0, t1[repeat + r] = t_2 - t_1, t1[2 * repeat + r] = t_3 - t_2;
                 }
                 if (rc != CLI_EXIT_OK)
                     break;
-                double g = median(t1, (int)repeat), e = median(t1 + repeat, (int)repeat);
-                double v = median(t1 + 2 * repeat, (int)repeat);
+                double g = bench_median(t1, (int)repeat), e = bench_median(t1 + repeat, (int)repeat);
+                double v = bench_median(t1 + 2 * repeat, (int)repeat);
                 printf("%6ld %12.6f %12.6f %12.6f %9.1fx\n", L, g, e, v, v / e);
                 if (cf)
                     fprintf(cf, "svd,%ld,gram,,,,,%.6f,,%ld\nsvd,%ld,eig_batch,,,,,%.6f,,%ld\n"

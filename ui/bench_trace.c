@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "cli.h"
 #include "trace_csv.h"
 
@@ -180,28 +181,15 @@ static const char usage[] =
     "  --write F       only write the synthetic trace to F (and F.json), replacing it\n"
     "  -h, --help      show this help\n";
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* --load F: one load in this process; one line "SECONDS MAXRSS_KB ROWS STORE_BYTES". */
 static int load_once(const char *path)
 {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     TraceStore *s;
     DrrlError err;
     if (trace_csv_load(path, &s, &err) != DRRL_OK)
         return cli_fail(&err);
-    double secs = now_s() - t0;
+    double secs = bench_now_s() - t0;
     /* Seek to the middle and the end, as a replay does. */
     int64_t n = trace_store_n_steps(s);
     if (n > 0 && (!trace_store_get(s, trace_store_step_at(s, (size_t)n / 2), 0, 0) ||
@@ -253,12 +241,6 @@ static int load_child(const char *path, double *secs, double *rss_mb, double *st
     *rss_mb = (double)rss_kb / 1024.0;
     *store_mb = (double)bytes / 1048576.0;
     return 0;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 int bench_trace(int argc, char **argv)
@@ -327,7 +309,7 @@ int bench_trace(int argc, char **argv)
     snprintf(path, sizeof path, "%s/bench.csv", tdir);
     snprintf(json, sizeof json, "%s.json", path);
     int rc = CLI_EXIT_OK;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (synth_write(path, rows, (int)hd, (int)layers, (int)heads, (int)seg, &err)) {
         rc = cli_fail(&err);
         goto out;
@@ -336,7 +318,7 @@ int bench_trace(int argc, char **argv)
     double mb = stat(path, &st) == 0 ? (double)st.st_size / 1e6 : NAN;
     printf("trace: %ld rows (%ld layers x %ld heads per step), head_dim %ld, segment %ld, "
            "%.1f MB of CSV, written in %.1f s\n",
-           rows, layers, heads, hd, seg, mb, now_s() - t0);
+           rows, layers, heads, hd, seg, mb, bench_now_s() - t0);
     printf("load (trace_csv_load, %ld CPUs online), each in a fresh process:\n",
            sysconf(_SC_NPROCESSORS_ONLN));
     double secs[1000], rss[1000], store = 0;
@@ -348,7 +330,7 @@ int bench_trace(int argc, char **argv)
         printf("  run %d: %.3f s, peak RSS %.1f MB\n", i + 1, secs[i], rss[i]);
         fflush(stdout);
     }
-    double ms = median(secs, (int)repeat), mr = median(rss, (int)repeat);
+    double ms = bench_median(secs, (int)repeat), mr = bench_median(rss, (int)repeat);
     printf("median: %.3f s, peak RSS %.1f MB (store %.1f MB; %.0f rows/s, %.0f MB/s)\n", ms,
            mr, store, (double)rows / ms, mb / ms);
 out:

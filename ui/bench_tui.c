@@ -21,6 +21,7 @@
 #include "app.h"
 #include "attn_cli.h"
 #include "canvas.h"
+#include "bench_util.h"
 #include "cli.h"
 #include "explore.h"
 #include "screen.h"
@@ -47,25 +48,6 @@ static const char usage[] =
     ATTN_CLI_USAGE
     "  --threads N       attention worker threads (default: as OpenBLAS)\n"
     "  -h, --help        show this help\n";
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 int bench_tui(int argc, char **argv)
 {
@@ -179,22 +161,22 @@ int bench_tui(int argc, char **argv)
         goto fail;
     }
     for (long i = 0; i < steps; i++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (app_apply(app, ACTION_last_token) < 0 || explore_step(ex, &err) != DRRL_OK) {
             free(te);
             free(td);
             goto fail;
         }
         app->step = app_n_steps(app) - 1;
-        double t1 = now_s();
+        double t1 = bench_now_s();
         screen_draw(app, cv);
-        double t2 = now_s();
+        double t2 = bench_now_s();
         t[i] = t2 - t0;
         te[i] = t1 - t0;
         td[i] = t2 - t1;
     }
-    double step_ms = 1e3 * median(t, (int)steps);
-    double engine_ms = 1e3 * median(te, (int)steps), draw_ms = 1e3 * median(td, (int)steps);
+    double step_ms = 1e3 * bench_median(t, (int)steps);
+    double engine_ms = 1e3 * bench_median(te, (int)steps), draw_ms = 1e3 * bench_median(td, (int)steps);
     free(te);
     free(td);
     FILE *devnull = fopen("/dev/null", "w"), *devin = fopen("/dev/null", "r");
@@ -208,24 +190,24 @@ int bench_tui(int argc, char **argv)
     }
     /* redraws of the same state (a resize, a playback tick at the end) */
     for (long i = 0; i < frames; i++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         screen_draw(app, cv);
         term_flush(cv);
-        t[i] = now_s() - t0;
+        t[i] = bench_now_s() - t0;
     }
-    double frame_ms = 1e3 * median(t, (int)frames);
+    double frame_ms = 1e3 * bench_median(t, (int)frames);
     /* frames after selecting another head: new spectrum, bounds, policy and
      * attention rows (recomputed by the engine for that head) */
     for (long i = 0; i < frames; i++) {
         app->head = (int32_t)((i + 1) % (app->n_heads > 0 ? app->n_heads : 1));
         if (app->n_heads <= 1)
             app->layer = (int32_t)((i + 1) % (app->n_layers > 0 ? app->n_layers : 1));
-        double t0 = now_s();
+        double t0 = bench_now_s();
         screen_draw(app, cv);
         term_flush(cv);
-        t[i] = now_s() - t0;
+        t[i] = bench_now_s() - t0;
     }
-    double head_ms = 1e3 * median(t, (int)frames);
+    double head_ms = 1e3 * bench_median(t, (int)frames);
     term_close();
     fclose(devnull);
     fclose(devin);

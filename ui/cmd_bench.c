@@ -16,6 +16,7 @@
 #include "bench_attention.h"
 #include "bench_trace.h"
 #include "bench_tui.h"
+#include "bench_util.h"
 #include "cli.h"
 #include "commands.h"
 #include "forward.h"
@@ -102,19 +103,6 @@ static const char forward_usage[] =
     "\n"
     "bench/forward_torch.py runs the same computation in PyTorch on the CPU with\n"
     "the same thread count and prints the ratio.\n";
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* The default model's shape, with random weights (a speed benchmark does
  * not need trained ones; the values do not change the work done). */
@@ -257,17 +245,15 @@ static int bench_forward(int argc, char **argv)
             }
             for (long r = -1; r < repeat && rc == CLI_EXIT_OK; r++) {
                 forward_reset(f);
-                double t0 = now_s();
+                double t0 = bench_now_s();
                 if (forward_tokens(f, ids, T, logits, NULL, &err) != DRRL_OK)
                     rc = cli_fail(&err);
-                double dt = now_s() - t0;
+                double dt = bench_now_s() - t0;
                 if (r >= 0)
                     times[r] = dt; /* run -1 is the warm-up */
             }
             if (rc == CLI_EXIT_OK) {
-                qsort(times, (size_t)repeat, sizeof *times, cmp_double);
-                double med = repeat % 2 ? times[repeat / 2]
-                                        : 0.5 * (times[repeat / 2 - 1] + times[repeat / 2]);
+                double med = bench_median(times, (int)repeat);
                 printf("%-8zu %10.4f %12.1f %6ld\n", T, med, (double)T / med, repeat);
                 fflush(stdout);
             }
