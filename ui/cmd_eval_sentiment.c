@@ -57,6 +57,13 @@ typedef struct Sent {
     size_t len;
 } Sent;
 
+static void sents_free(Sent *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(s[i].text);
+    free(s);
+}
+
 static int read_tsv(const char *path, Sent **out, size_t *n_out)
 {
     char *buf;
@@ -83,14 +90,14 @@ static int read_tsv(const char *path, Sent **out, size_t *n_out)
             continue;
         }
         if ((p[0] != '0' && p[0] != '1') || p[1] != '\t' || !p[2]) {
-            free(s), free(buf);
+            sents_free(s, n), free(buf);
             return cli_error(CLI_EXIT_USAGE, "%s:%zu:1: expected LABEL<TAB>TEXT with LABEL 0 or 1",
                              path, line);
         }
         if (n == cap) {
             Sent *t = realloc(s, 2 * cap * sizeof *s);
             if (!t) {
-                free(s), free(buf);
+                sents_free(s, n), free(buf);
                 return cli_error(CLI_EXIT_FAIL, "out of memory");
             }
             s = t, cap *= 2;
@@ -99,7 +106,7 @@ static int read_tsv(const char *path, Sent **out, size_t *n_out)
         s[n].len = (size_t)(end - p - 2);
         s[n].text = malloc(s[n].len + 1);
         if (!s[n].text) {
-            free(s), free(buf);
+            sents_free(s, n), free(buf);
             return cli_error(CLI_EXIT_FAIL, "out of memory");
         }
         memcpy(s[n].text, p + 2, s[n].len + 1);
@@ -463,9 +470,8 @@ int cmd_eval_sentiment(int argc, char **argv)
             rc = cli_error(CLI_EXIT_FAIL, "%s: write error", csv);
     }
 done:
-    for (size_t i = 0; i < n; i++)
-        free(s[i].text);
-    free(s), free(y), free(fold), free(train), free(res), free(feat), free(words), free(off);
+    sents_free(s, n);
+    free(y), free(fold), free(train), free(res), free(feat), free(words), free(off);
     tokenizer_free(tok);
     model_free(m);
     if (!rc && fflush(stdout) != 0)
