@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "basis.h"
+#include "fastexp.h"
 #include "bounds.h"
 
 enum { SIDE_K = 0, SIDE_V = 1 };
@@ -1379,34 +1380,6 @@ static DrrlStatus layer_begin(void *ctx, int layer, size_t pos0, size_t n, const
 
 /* ---- the per-head kernel ---- */
 
-/* e^x for x <= 0 in float32, vectorisable (libm's expf is a call per
- * element and dominated the softmax). Cody-Waite reduction x = k ln2 + r,
- * |r| <= ln2/2, with ln2 split in a high part exact in float and a low part
- * (Cody & Waite, Software Manual for the Elementary Functions, 1980), then
- * the degree-7 Taylor polynomial of e^r (truncation < |r|^8/8! < 6e-9
- * relative) scaled by 2^k built in the exponent bits. Below -87 the result
- * (< 2^-125) is flushed to 0: a probability changes by < 1e-37. */
-static inline float attn_exp_nonpos(float x)
-{
-    const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f,
-                ln2_lo = -2.12194440e-4f, round = 12582912.0f; /* 1.5 * 2^23 */
-    float xc = x < -87.0f ? -87.0f : x;
-    float k = (xc * log2e + round) - round; /* nearest integer */
-    float r = (xc - k * ln2_hi) - k * ln2_lo;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    int32_t bits = ((int32_t)k + 127) << 23;
-    float two_k;
-    memcpy(&two_k, &bits, sizeof two_k);
-    return x < -87.0f ? 0.0f : p * two_k;
-}
-
 /* Hot loop compiled so GCC vectorises it (no float reductions across lanes,
  * no calls), for AVX-512, AVX2 and baseline x86-64, picked at load time. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
@@ -1437,7 +1410,7 @@ ATTN_HOT static void softmax_rows(float *S, size_t n, size_t N, size_t pos0, dou
         for (; t < m; t++)
             mx = s[t] > mx ? s[t] : mx;
         for (t = 0; t < m; t++)
-            s[t] = attn_exp_nonpos(s[t] - mx);
+            s[t] = fastexp_nonpos(s[t] - mx);
         double z8[8] = {0}, z = 0.0;
         for (t = 0; t + 8 <= m; t += 8)
             for (int u = 0; u < 8; u++)

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fastexp.h"
+
 /* Parallelism. A Forward owns a pool of threads-1 workers (plus the calling
  * thread) that runs every stage of a layer: row blocks of the matrix products
  * (each a single-threaded cblas_sgemm), row blocks of norms, RoPE and
@@ -324,10 +326,6 @@ typedef struct RowJob {
 
 enum { ROW_NORM, ROW_ROPE, ROW_ACT };
 
-/* exp_nonpos and the other hot loops are defined with the exact attention
- * below. */
-static inline float exp_nonpos(float x);
-
 static void row_task(void *ctx, size_t t, int worker);
 
 static void rows_run(Forward *f, int kind, size_t n, size_t width, RowJob *j)
@@ -351,7 +349,7 @@ static inline float gelu_new(float x)
 {
     const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
     float u = k * (x + 0.044715f * x * x * x);
-    float e = exp_nonpos(-2.0f * fabsf(u));
+    float e = fastexp_nonpos(-2.0f * fabsf(u));
     float t = (1.0f - e) / (1.0f + e);
     t = u < 0 ? -t : t;
     return 0.5f * x * (1.0f + t);
@@ -360,7 +358,7 @@ static inline float gelu_new(float x)
 /* silu(x) = x sigmoid(x), sigmoid from e^{-|x|} (no overflow either side). */
 static inline float silu(float x)
 {
-    float e = exp_nonpos(-fabsf(x));
+    float e = fastexp_nonpos(-fabsf(x));
     float s = x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
     return x * s;
 }
@@ -480,33 +478,6 @@ static void norm(Forward *f, float *y, const float *x, const float *w, const flo
  * -std=c11 no multiply-add is contracted, so every variant gives the same
  * bits. */
 
-/* exp(x) for x <= 0, to within 2 ulp of expf (checked in tests/test_forward.c
- * against exp() in double): Cody-Waite reduction x = k ln2 + r with
- * |r| <= ln2/2 and the degree-7 Taylor polynomial of e^r (truncation error
- * |r|^8/8! < 6e-9 relative); below -87 the result (< 2^-125) is 0, which
- * changes a softmax probability by less than 1e-37. Used because libm's
- * expf is a call per element and dominated the softmax. */
-static inline float exp_nonpos(float x)
-{
-    const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f,
-                ln2_lo = -2.12194440e-4f, magic = 12582912.0f; /* 1.5 * 2^23 */
-    float xc = x < -87.0f ? -87.0f : x;
-    float k = (xc * log2e + magic) - magic; /* round to nearest */
-    float r = (xc - k * ln2_hi) - k * ln2_lo;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    int32_t bits = ((int32_t)k + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return x < -87.0f ? 0.0f : p * scale;
-}
-
 /* Softmax of row[0..lim) in place; row[lim..nk) set to 0. Max-subtracted;
  * the sum accumulates in double in a fixed order (eight partial sums), so
  * results do not depend on the thread or the instruction set. */
@@ -525,7 +496,7 @@ FORWARD_HOT static void softmax_row(float *row, size_t lim, size_t nk)
     for (; j < lim; j++)
         mx = row[j] > mx ? row[j] : mx;
     for (j = 0; j < lim; j++)
-        row[j] = exp_nonpos(row[j] - mx);
+        row[j] = fastexp_nonpos(row[j] - mx);
     double s8[8] = {0};
     for (j = 0; j + 8 <= lim; j += 8)
         for (int u = 0; u < 8; u++)
@@ -544,7 +515,7 @@ FORWARD_HOT static void softmax_row(float *row, size_t lim, size_t nk)
 
 float forward_exp_nonpos(float x)
 {
-    return exp_nonpos(x);
+    return fastexp_nonpos(x);
 }
 
 DrrlStatus forward_attn_exact(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
