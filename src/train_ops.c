@@ -190,11 +190,16 @@ static size_t attn_loop_scratch(const TrainAttnShape *s)
     return 3 * s->head_dim * s->t + 2 * s->t;
 }
 
+/* sgemm path, per thread: Q K V dO dQ dK dV (T, hd) and one (T, T). */
+static size_t attn_blas_scratch(const TrainAttnShape *s)
+{
+    return 7 * s->t * s->head_dim + s->t * s->t;
+}
+
 size_t train_ops_attention_scratch(const TrainAttnShape *s, int threads)
 {
-    if (s->use_blas) /* Q K V dO dQ dK dV (T, hd) and two (T, T) */
-        return 7 * s->t * s->head_dim + 2 * s->t * s->t;
-    return (size_t)(threads < 1 ? 1 : threads) * attn_loop_scratch(s);
+    size_t per = s->use_blas ? attn_blas_scratch(s) : attn_loop_scratch(s);
+    return (size_t)(threads < 1 ? 1 : threads) * per;
 }
 
 /* Forward for one (b, h): for each query t, scores against keys 0..t are
@@ -270,129 +275,113 @@ static void attn_scatter(float *dst, const float *src, size_t stride, size_t bas
         memcpy(dst + (base + r) * stride + h * hd, src + r * hd, hd * sizeof(float));
 }
 
-typedef struct SoftJob {
-    float *p;        /* (T, T): scores in, probabilities out */
-    float *ds;       /* backward: dP in, dS (scale folded in) out */
-    size_t t;
-    float scale;
-} SoftJob;
-
-/* Rows of one (b, h): softmax over u <= t of the scaled scores; zeros above. */
-TRAIN_HOT static void soft_fwd_item(void *ctx, size_t chunk, int thread)
+/* Row t of P (T columns): softmax over u <= t of the scaled scores already
+ * in it; zeros above the diagonal. */
+TRAIN_HOT static void soft_fwd_row(float *pr, size_t t, size_t T)
 {
-    const SoftJob *j = ctx;
-    size_t r0, r1, T = j->t;
-    train_pool_chunk(T, chunk, &r0, &r1);
-    for (size_t t = r0; t < r1; t++) {
-        float *pr = j->p + t * T;
-        float mx = pr[0];
-        for (size_t u = 1; u <= t; u++)
-            mx = pr[u] > mx ? pr[u] : mx;
-        double sum = 0.0;
-        for (size_t u = 0; u <= t; u++) {
-            pr[u] = expf(pr[u] - mx);
-            sum += pr[u];
-        }
-        float inv = (float)(1.0 / sum);
-        for (size_t u = 0; u <= t; u++)
-            pr[u] *= inv;
-        for (size_t u = t + 1; u < T; u++)
-            pr[u] = 0.0f;
+    float mx = pr[0];
+    for (size_t u = 1; u <= t; u++)
+        mx = pr[u] > mx ? pr[u] : mx;
+    double sum = 0.0;
+    for (size_t u = 0; u <= t; u++) {
+        pr[u] = expf(pr[u] - mx);
+        sum += pr[u];
     }
+    float inv = (float)(1.0 / sum);
+    for (size_t u = 0; u <= t; u++)
+        pr[u] *= inv;
+    for (size_t u = t + 1; u < T; u++)
+        pr[u] = 0.0f;
 }
 
-TRAIN_HOT static void soft_bwd_item(void *ctx, size_t chunk, int thread)
+/* Row t: dP in d, dS = P (dP - <P, dP>) scale out. */
+TRAIN_HOT static void soft_bwd_row(const float *pr, float *d, size_t t, size_t T, float scale)
 {
-    const SoftJob *j = ctx;
-    size_t r0, r1, T = j->t;
-    train_pool_chunk(T, chunk, &r0, &r1);
-    for (size_t t = r0; t < r1; t++) {
-        const float *pr = j->p + t * T;
-        float *d = j->ds + t * T;
-        double dot = 0.0;
-        for (size_t u = 0; u <= t; u++)
-            dot += (double)pr[u] * d[u];
-        float fd = (float)dot;
-        for (size_t u = 0; u <= t; u++)
-            d[u] = pr[u] * (d[u] - fd) * j->scale;
-        for (size_t u = t + 1; u < T; u++)
-            d[u] = 0.0f;
-    }
+    double dot = 0.0;
+    for (size_t u = 0; u <= t; u++)
+        dot += (double)pr[u] * d[u];
+    float fd = (float)dot;
+    for (size_t u = 0; u <= t; u++)
+        d[u] = pr[u] * (d[u] - fd) * scale;
+    for (size_t u = t + 1; u < T; u++)
+        d[u] = 0.0f;
 }
 
-static void attn_blas_forward(TrainPool *pool, const TrainAttnShape *s, float *out, float *p,
-                              const float *q, const float *k, const float *v, float *scratch)
+/* One (b, h) per pool item; each item's sgemm's run single-threaded in the
+ * worker (the caller sets OpenBLAS to one thread), so the pairs run in
+ * parallel and the result does not depend on the thread count. */
+static void attn_blas_fwd_item(void *ctx, size_t item, int thread)
 {
-    size_t T = s->t, hd = s->head_dim;
-    float *Q = scratch, *K = Q + T * hd, *V = K + T * hd, *O = V + T * hd;
-    float *pbuf = scratch + 7 * T * hd;
+    const AttnJob *j = ctx;
+    const TrainAttnShape *s = j->s;
+    size_t b = item / s->n_head, h = item % s->n_head, T = s->t, hd = s->head_dim;
+    float *Q = j->scratch + (size_t)thread * j->scratch_per_thread;
+    float *K = Q + T * hd, *V = K + T * hd, *O = V + T * hd;
+    float *P = j->p ? j->p + ((b * s->n_head + h) * T) * T : Q + 7 * T * hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    for (size_t b = 0; b < s->b; b++)
-        for (size_t h = 0; h < s->n_head; h++) {
-            float *P = p ? p + ((b * s->n_head + h) * T) * T : pbuf;
-            attn_gather(Q, q, s->qkv_stride, b * T, h, T, hd);
-            attn_gather(K, k, s->qkv_stride, b * T, h, T, hd);
-            attn_gather(V, v, s->qkv_stride, b * T, h, T, hd);
-            for (size_t r0 = 0; r0 < T; r0 += ATTN_BLOCK) {
-                size_t r1 = r0 + ATTN_BLOCK < T ? r0 + ATTN_BLOCK : T;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)r1,
-                            (int)hd, scale, Q + r0 * hd, (int)hd, K, (int)hd, 0.0f,
-                            P + r0 * T, (int)T);
-            }
-            SoftJob sj = {P, NULL, T, scale};
-            train_pool_run(pool, soft_fwd_item, &sj, TRAIN_POOL_CHUNKS);
-            for (size_t r0 = 0; r0 < T; r0 += ATTN_BLOCK) {
-                size_t r1 = r0 + ATTN_BLOCK < T ? r0 + ATTN_BLOCK : T;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0),
-                            (int)hd, (int)r1, 1.0f, P + r0 * T, (int)T, V, (int)hd, 0.0f,
-                            O + r0 * hd, (int)hd);
-            }
-            attn_scatter(out, O, s->o_stride, b * T, h, T, hd);
-        }
+    attn_gather(Q, j->q, s->qkv_stride, b * T, h, T, hd);
+    attn_gather(K, j->k, s->qkv_stride, b * T, h, T, hd);
+    attn_gather(V, j->v, s->qkv_stride, b * T, h, T, hd);
+    for (size_t r0 = 0; r0 < T; r0 += ATTN_BLOCK) {
+        size_t r1 = r0 + ATTN_BLOCK < T ? r0 + ATTN_BLOCK : T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)r1,
+                    (int)hd, scale, Q + r0 * hd, (int)hd, K, (int)hd, 0.0f, P + r0 * T,
+                    (int)T);
+        for (size_t t = r0; t < r1; t++)
+            soft_fwd_row(P + t * T, t, T);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)hd,
+                    (int)r1, 1.0f, P + r0 * T, (int)T, V, (int)hd, 0.0f, O + r0 * hd,
+                    (int)hd);
+    }
+    attn_scatter(j->out, O, s->o_stride, b * T, h, T, hd);
 }
 
-static void attn_blas_backward(TrainPool *pool, const TrainAttnShape *s, float *dq, float *dk,
-                               float *dv, const float *dout, const float *p, const float *q,
-                               const float *k, const float *v, float *scratch)
+static void attn_blas_bwd_item(void *ctx, size_t item, int thread)
 {
-    size_t T = s->t, hd = s->head_dim;
-    float *Q = scratch, *K = Q + T * hd, *V = K + T * hd, *dO = V + T * hd;
+    const AttnJob *j = ctx;
+    const TrainAttnShape *s = j->s;
+    size_t b = item / s->n_head, h = item % s->n_head, T = s->t, hd = s->head_dim;
+    float *Q = j->scratch + (size_t)thread * j->scratch_per_thread;
+    float *K = Q + T * hd, *V = K + T * hd, *dO = V + T * hd;
     float *dQ = dO + T * hd, *dK = dQ + T * hd, *dV = dK + T * hd;
-    float *dS = scratch + 7 * T * hd;
+    float *dS = Q + 7 * T * hd;
+    const float *P = j->pin + ((b * s->n_head + h) * T) * T;
     const float scale = 1.0f / sqrtf((float)hd);
-    for (size_t b = 0; b < s->b; b++)
-        for (size_t h = 0; h < s->n_head; h++) {
-            const float *P = p + ((b * s->n_head + h) * T) * T;
-            attn_gather(Q, q, s->qkv_stride, b * T, h, T, hd);
-            attn_gather(K, k, s->qkv_stride, b * T, h, T, hd);
-            attn_gather(V, v, s->qkv_stride, b * T, h, T, hd);
-            attn_gather(dO, dout, s->o_stride, b * T, h, T, hd);
-            /* dP = dO V^T on the causal blocks */
-            for (size_t r0 = 0; r0 < T; r0 += ATTN_BLOCK) {
-                size_t r1 = r0 + ATTN_BLOCK < T ? r0 + ATTN_BLOCK : T;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)r1,
-                            (int)hd, 1.0f, dO + r0 * hd, (int)hd, V, (int)hd, 0.0f,
-                            dS + r0 * T, (int)T);
-            }
-            SoftJob sj = {(float *)P, dS, T, scale};
-            train_pool_run(pool, soft_bwd_item, &sj, TRAIN_POOL_CHUNKS);
-            memset(dK, 0, 2 * T * hd * sizeof(float)); /* dK and dV */
-            for (size_t r0 = 0; r0 < T; r0 += ATTN_BLOCK) {
-                size_t r1 = r0 + ATTN_BLOCK < T ? r0 + ATTN_BLOCK : T;
-                int m = (int)(r1 - r0);
-                /* dQ rows = dS K; dK += dS^T Q; dV += P^T dO (column range 0..r1) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, (int)hd, (int)r1,
-                            1.0f, dS + r0 * T, (int)T, K, (int)hd, 0.0f, dQ + r0 * hd,
-                            (int)hd);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)r1, (int)hd, m, 1.0f,
-                            dS + r0 * T, (int)T, Q + r0 * hd, (int)hd, 1.0f, dK, (int)hd);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)r1, (int)hd, m, 1.0f,
-                            P + r0 * T, (int)T, dO + r0 * hd, (int)hd, 1.0f, dV, (int)hd);
-            }
-            attn_scatter(dq, dQ, s->qkv_stride, b * T, h, T, hd);
-            attn_scatter(dk, dK, s->qkv_stride, b * T, h, T, hd);
-            attn_scatter(dv, dV, s->qkv_stride, b * T, h, T, hd);
-        }
+    attn_gather(Q, j->q, s->qkv_stride, b * T, h, T, hd);
+    attn_gather(K, j->k, s->qkv_stride, b * T, h, T, hd);
+    attn_gather(V, j->v, s->qkv_stride, b * T, h, T, hd);
+    attn_gather(dO, j->dout, s->o_stride, b * T, h, T, hd);
+    memset(dK, 0, 2 * T * hd * sizeof(float)); /* dK and dV */
+    for (size_t r0 = 0; r0 < T; r0 += ATTN_BLOCK) {
+        size_t r1 = r0 + ATTN_BLOCK < T ? r0 + ATTN_BLOCK : T;
+        int m = (int)(r1 - r0);
+        /* dP = dO V^T on the causal block, then dS in place */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, (int)r1, (int)hd, 1.0f,
+                    dO + r0 * hd, (int)hd, V, (int)hd, 0.0f, dS + r0 * T, (int)T);
+        for (size_t t = r0; t < r1; t++)
+            soft_bwd_row(P + t * T, dS + t * T, t, T, scale);
+        /* dQ rows = dS K; dK += dS^T Q; dV += P^T dO (column range 0..r1) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, (int)hd, (int)r1, 1.0f,
+                    dS + r0 * T, (int)T, K, (int)hd, 0.0f, dQ + r0 * hd, (int)hd);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)r1, (int)hd, m, 1.0f,
+                    dS + r0 * T, (int)T, Q + r0 * hd, (int)hd, 1.0f, dK, (int)hd);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)r1, (int)hd, m, 1.0f,
+                    P + r0 * T, (int)T, dO + r0 * hd, (int)hd, 1.0f, dV, (int)hd);
+    }
+    attn_scatter(j->dq, dQ, s->qkv_stride, b * T, h, T, hd);
+    attn_scatter(j->dk, dK, s->qkv_stride, b * T, h, T, hd);
+    attn_scatter(j->dv, dV, s->qkv_stride, b * T, h, T, hd);
+}
+
+/* Run fn over the (b, h) pairs with OpenBLAS single-threaded in the workers. */
+static void attn_blas_run(TrainPool *pool, TrainPoolFn fn, AttnJob *j)
+{
+    int saved = openblas_get_num_threads();
+    if (saved > 1)
+        openblas_set_num_threads(1);
+    train_pool_run(pool, fn, j, j->s->b * j->s->n_head);
+    if (saved > 1)
+        openblas_set_num_threads(saved);
 }
 
 void train_ops_attention_forward(TrainPool *pool, const TrainAttnShape *s, float *out,
@@ -400,9 +389,9 @@ void train_ops_attention_forward(TrainPool *pool, const TrainAttnShape *s, float
                                  float *scratch)
 {
     AttnJob j = {.s = s, .out = out, .p = p, .q = q, .k = k, .v = v, .scratch = scratch,
-                 .scratch_per_thread = attn_loop_scratch(s)};
+                 .scratch_per_thread = s->use_blas ? attn_blas_scratch(s) : attn_loop_scratch(s)};
     if (s->use_blas) {
-        attn_blas_forward(pool, s, out, p, q, k, v, scratch);
+        attn_blas_run(pool, attn_blas_fwd_item, &j);
         return;
     }
     train_pool_run(pool, attn_fwd_item, &j, s->b * s->n_head);
@@ -484,9 +473,9 @@ void train_ops_attention_backward(TrainPool *pool, const TrainAttnShape *s, floa
 {
     AttnJob j = {.s = s, .dq = dq, .dk = dk, .dv = dv, .dout = dout, .pin = p, .q = q,
                  .k = k, .v = v, .scratch = scratch,
-                 .scratch_per_thread = attn_loop_scratch(s)};
+                 .scratch_per_thread = s->use_blas ? attn_blas_scratch(s) : attn_loop_scratch(s)};
     if (s->use_blas) {
-        attn_blas_backward(pool, s, dq, dk, dv, dout, p, q, k, v, scratch);
+        attn_blas_run(pool, attn_blas_bwd_item, &j);
         return;
     }
     train_pool_run(pool, attn_bwd_item, &j, s->b * s->n_head);

@@ -66,11 +66,11 @@ void train_ops_rope_table(float *cos_t, float *sin_t, size_t positions, size_t h
  *
  * Two implementations of the same arithmetic: with use_blas = 0, each
  * (b, h) is one pool item running vectorised loops over its causal
- * triangle (best for short T, many items); with use_blas = 1, the (b, h)
- * pairs run one after the other, each as sgemm's over 256-row blocks of the
- * causal triangle (OpenBLAS's threads do the work; best for long T, where
- * the loops would be memory-bound), with the softmax rows spread over the
- * pool. Both are deterministic for a fixed OpenBLAS thread count. */
+ * triangle (best for short T, many items); with use_blas = 1, each (b, h)
+ * is one pool item running single-threaded sgemm's over 256-row blocks of
+ * the causal triangle, the softmax of a block done while it is in cache
+ * (best for long T, where the loops would be memory-bound). Both give the
+ * same bits for any thread count. */
 typedef struct TrainAttnShape {
     size_t b, t, n_head, head_dim;
     size_t qkv_stride, o_stride;
