@@ -87,6 +87,46 @@ float safetensors_f16_to_f32(uint16_t h)
     return f;
 }
 
+/* float -> binary16, round to nearest even (IEEE 754-2008 section 4.3.1);
+ * overflow gives +-inf, NaN stays NaN (quiet), tiny values go subnormal or 0. */
+uint16_t safetensors_f32_to_f16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    uint32_t exp = (u >> 23) & 0xffu, man = u & 0x7fffffu;
+    if (exp == 0xff)
+        return (uint16_t)(sign | 0x7c00u | (man ? 0x200u | (man >> 13) : 0));
+    int e = (int)exp - 127 + 15;
+    if (e >= 0x1f)
+        return (uint16_t)(sign | 0x7c00u);
+    if (e <= 0) { /* subnormal half (or zero): shift the full significand */
+        if (e < -10)
+            return sign;
+        uint32_t m = man | 0x800000u;
+        unsigned shift = (unsigned)(14 - e);
+        uint32_t half = m >> shift, rem = m & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1u)))
+            half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (half & 1u)))
+        half++; /* a carry into the exponent is the correct rounding, up to inf */
+    return (uint16_t)(sign | half);
+}
+
+/* float -> bfloat16, round to nearest even; NaN stays NaN. */
+uint16_t safetensors_f32_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x7fffffu))
+        return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
 /* ---- reader ------------------------------------------------------------ */
 
 typedef struct Range {

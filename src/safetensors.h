@@ -101,6 +101,10 @@ DrrlStatus safetensors_to_i32(const Safetensors *st, const SafetensorsTensor *t,
 /* Half-precision conversions (IEEE 754 binary16 and bfloat16), exact. */
 float safetensors_f16_to_f32(uint16_t h);
 float safetensors_bf16_to_f32(uint16_t b);
+/* float32 -> binary16 / bfloat16, rounded to nearest even; values beyond
+ * binary16's range become +-inf (callers that must not lose them check). */
+uint16_t safetensors_f32_to_f16(float f);
+uint16_t safetensors_f32_to_bf16(float f);
 
 /* One tensor to write. data holds numel elements of dtype, row-major. */
 typedef struct SafetensorsWriteTensor {

@@ -54,7 +54,7 @@ static DrrlStatus export_write_atomic(const char *path, const char *text, DrrlEr
     return DRRL_OK;
 }
 
-static json_t *export_config_json(const TrainModelConfig *c)
+static json_t *export_config_json(const TrainModelConfig *c, const char *torch_dtype)
 {
     json_t *o = json_object();
     json_t *arch = json_array();
@@ -89,31 +89,58 @@ static json_t *export_config_json(const TrainModelConfig *c)
     json_object_set_new(o, "initializer_range", json_real(0.02));
     json_object_set_new(o, "pretraining_tp", json_integer(1));
     json_object_set_new(o, "use_cache", json_true());
-    json_object_set_new(o, "torch_dtype", json_string("float32"));
+    json_object_set_new(o, "torch_dtype", json_string(torch_dtype));
     json_object_set_new(o, "drrl_tokenizer", json_string("byte"));
     return o;
 }
 
 DrrlStatus train_export_write(const TrainModel *m, const char *dir,
-                              const char *metadata_json, DrrlError *err)
+                              const char *metadata_json, SafetensorsDtype dtype,
+                              DrrlError *err)
 {
+    const char *tdt = dtype == SAFETENSORS_F16    ? "float16"
+                      : dtype == SAFETENSORS_BF16 ? "bfloat16"
+                      : dtype == SAFETENSORS_F32  ? "float32"
+                                                  : NULL;
+    if (!tdt)
+        return drrl_error(err, DRRL_E_USAGE, "%s: weights can be written as F32, F16 or BF16",
+                          dir);
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return drrl_error(err, DRRL_E_IO, "%s: cannot create directory: %s", dir,
                           strerror(errno));
     char *cpath = export_join(dir, "config.json");
     char *wpath = export_join(dir, "model.safetensors");
-    json_t *cfg = export_config_json(&m->cfg);
+    json_t *cfg = export_config_json(&m->cfg, tdt);
     char *text = cfg ? json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
     SafetensorsWriteTensor *wt = calloc(m->n_tensors, sizeof *wt);
+    /* 16-bit copies of all parameters, when asked for (params is contiguous). */
+    uint16_t *half = dtype == SAFETENSORS_F32 ? NULL : malloc(m->n_params * sizeof *half);
     DrrlStatus st = DRRL_OK;
-    if (!cpath || !wpath || !text || !wt) {
+    if (!cpath || !wpath || !text || !wt || (dtype != SAFETENSORS_F32 && !half)) {
         st = drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", dir);
         goto done;
     }
     for (size_t i = 0; i < m->n_tensors; i++) {
         const TrainTensor *t = &m->tensors[i];
-        wt[i] = (SafetensorsWriteTensor){.name = t->name, .dtype = SAFETENSORS_F32,
-                                         .ndim = t->ndim, .data = t->w};
+        const void *data = t->w;
+        if (half) {
+            uint16_t *h = half + (size_t)(t->w - m->params);
+            for (size_t k = 0; k < t->numel; k++) {
+                h[k] = dtype == SAFETENSORS_F16 ? safetensors_f32_to_f16(t->w[k])
+                                                : safetensors_f32_to_bf16(t->w[k]);
+                float back = dtype == SAFETENSORS_F16 ? safetensors_f16_to_f32(h[k])
+                                                      : safetensors_bf16_to_f32(h[k]);
+                if (!isfinite(back)) {
+                    st = drrl_error(err, DRRL_E_INPUT,
+                                    "%s: tensor '%s' element %zu (%g) does not fit %s", dir,
+                                    t->name, k, (double)t->w[k], tdt);
+                    goto done;
+                }
+            }
+            data = h;
+        }
+        wt[i] = (SafetensorsWriteTensor){.name = t->name, .dtype = dtype, .ndim = t->ndim,
+                                         .data = data};
         wt[i].shape[0] = t->shape[0];
         wt[i].shape[1] = t->shape[1];
     }
@@ -132,6 +159,7 @@ DrrlStatus train_export_write(const TrainModel *m, const char *dir,
     st = export_write_atomic(cpath, withnl, err);
     free(withnl);
 done:
+    free(half);
     free(wt);
     free(text);
     json_decref(cfg);

@@ -12,17 +12,22 @@
 #ifndef DRRL_TRAIN_EXPORT_H
 #define DRRL_TRAIN_EXPORT_H
 
+#include "safetensors.h"
 #include "status.h"
 #include "train_model.h"
 
 /* Write DIR/config.json and DIR/model.safetensors, each atomically (DIR is
- * created if missing). metadata_json: NULL or a JSON object of strings stored
- * in the safetensors header (e.g. how the model was trained). Errors:
- * DRRL_E_IO, DRRL_E_NOMEM. */
+ * created if missing), the weights stored as dtype: SAFETENSORS_F32, or
+ * SAFETENSORS_F16 / SAFETENSORS_BF16 rounded to nearest even (half the
+ * size; config.json's torch_dtype says which). metadata_json: NULL or a JSON
+ * object of strings stored in the safetensors header (e.g. how the model was
+ * trained). Errors: DRRL_E_USAGE (another dtype), DRRL_E_INPUT (a weight
+ * beyond the 16-bit type's range), DRRL_E_IO, DRRL_E_NOMEM. */
 DrrlStatus train_export_write(const TrainModel *m, const char *dir,
-                              const char *metadata_json, DrrlError *err);
+                              const char *metadata_json, SafetensorsDtype dtype,
+                              DrrlError *err);
 
-/* Read a directory written by train_export_write (or any float32 Llama
+/* Read a directory written by train_export_write (or any F32/F16/BF16 Llama
  * byte-level model of this shape family: vocab 256, as many KV heads as
  * heads, no biases) into a new TrainModel. Errors: DRRL_E_NOTFOUND,
  * DRRL_E_INPUT (naming the file and key or tensor), DRRL_E_NOMEM. */

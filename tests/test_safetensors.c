@@ -385,3 +385,40 @@ Test(safetensors, reads_the_transformers_fixture)
     cr_assert_eq(t->shape[1], 32);
     safetensors_free(st);
 }
+
+/* float32 -> float16 / bfloat16: every finite 16-bit value survives the round
+ * trip, and values between two neighbours round to the nearer one, ties to
+ * the even one (IEEE 754 round-to-nearest-even), overflow to infinity. */
+Test(safetensors, narrowing_rounds_to_nearest_even)
+{
+    for (uint32_t h = 0; h < 0x10000u; h++) {
+        if ((h & 0x7c00u) == 0x7c00u)
+            continue; /* inf and NaN below */
+        float f = safetensors_f16_to_f32((uint16_t)h);
+        cr_assert_eq(safetensors_f32_to_f16(f), h, "f16 %#x", h);
+        float g = safetensors_bf16_to_f32((uint16_t)h);
+        if (!isnan(g) && !isinf(g))
+            cr_assert_eq(safetensors_f32_to_bf16(g), h, "bf16 %#x", h);
+    }
+    /* neighbours a < b (positive, finite, below the largest): midpoint and
+     * just either side of it */
+    for (uint32_t h = 0; h < 0x7bffu; h += 7) {
+        double a = safetensors_f16_to_f32((uint16_t)h), b = safetensors_f16_to_f32((uint16_t)(h + 1));
+        float mid = (float)((a + b) / 2); /* exact in float32 */
+        uint16_t even = (h & 1u) ? (uint16_t)(h + 1) : (uint16_t)h;
+        cr_assert_eq(safetensors_f32_to_f16(mid), even, "tie above %#x", h);
+        cr_assert_eq(safetensors_f32_to_f16(nextafterf(mid, 0.0f)), h, "below mid %#x", h);
+        cr_assert_eq(safetensors_f32_to_f16(nextafterf(mid, 1e9f)), h + 1, "above mid %#x", h);
+        cr_assert_eq(safetensors_f32_to_f16(-mid), even | 0x8000u);
+    }
+    cr_assert_eq(safetensors_f32_to_f16(65520.0f), 0x7c00u); /* rounds past 65504 */
+    cr_assert_eq(safetensors_f32_to_f16(65519.0f), 0x7bffu);
+    cr_assert_eq(safetensors_f32_to_f16(-1e10f), 0xfc00u);
+    cr_assert_eq(safetensors_f32_to_f16(ldexpf(1.0f, -25)), 0x0000u); /* tie to even 0 */
+    cr_assert_eq(safetensors_f32_to_f16(ldexpf(1.5f, -25)), 0x0001u);
+    cr_assert(isnan(safetensors_f16_to_f32(safetensors_f32_to_f16(NAN))));
+    cr_assert(isinf(safetensors_f16_to_f32(safetensors_f32_to_f16(INFINITY))));
+    cr_assert_eq(safetensors_f32_to_bf16(1.00390625f), 0x3f80u); /* 1 + 2^-8: tie to even */
+    cr_assert_eq(safetensors_f32_to_bf16(1.01171875f), 0x3f82u); /* 1 + 3*2^-8: tie to even */
+    cr_assert(isnan(safetensors_bf16_to_f32(safetensors_f32_to_bf16(NAN))));
+}

@@ -446,7 +446,7 @@ int cmd_train_lm(int argc, char **argv)
              train_session_step(s), so->steps, (unsigned long long)so->seed,
              train_session_elapsed(s));
     /* The model directory always reflects the latest step, even when stopped. */
-    DrrlStatus st2 = train_export_write(train_session_model(s), out, meta, &err2);
+    DrrlStatus st2 = train_export_write(train_session_model(s), out, meta, SAFETENSORS_F32, &err2);
     if (st2) {
         rc = cli_fail(&err2);
     } else if (st) {

@@ -22,7 +22,8 @@
     X(eval, "compare attention methods: bits per byte, perplexity, FLOPs, fidelity, wall time") \
     X(eval_sentiment, "sentence sentiment probe of a frozen model per attention method (k-fold)") \
     X(train_lm, "train a byte-level language model; export it for drrl and transformers") \
-    X(train_policy, "train the DR-RL rank policy with PPO on a frozen model")
+    X(train_policy, "train the DR-RL rank policy with PPO on a frozen model") \
+    X(convert, "rewrite a drrl-trained model directory with float16, bfloat16 or float32 weights")
 
 #define X(name, summary) int cmd_##name(int argc, char **argv);
 DRRL_COMMANDS(X)

@@ -61,3 +61,27 @@ grep -q "interrupted at step" "$tmp/sig.err" || fail "SIGINT: no message"
 [ -f "$tmp/sig/model.safetensors" ] || fail "SIGINT: no model exported"
 run "$DRRL" train-lm --resume --out "$tmp/sig" --train "$tmp/t.txt" --valid none --max-seconds 0.000001 -q
 expect_rc 0
+
+# drrl convert: float16 copy of the trained model, same bits per byte to 3
+# decimals; refuses to overwrite, rejects a bad dtype and a missing model
+run "$DRRL" convert "$tmp/m" "$tmp/m16"
+expect_rc 0
+expect_out_contains "float16 weights"
+expect_file_contains "$tmp/m16/config.json" '"torch_dtype": "float16"'
+s32=$(wc -c <"$tmp/m/model.safetensors")
+s16=$(wc -c <"$tmp/m16/model.safetensors")
+[ $((s16 * 2)) -lt $((s32 + 4096)) ] || fail "convert: f16 file $s16 bytes is not half of $s32"
+b32=$("$DRRL" train-lm --eval-only --model "$tmp/m" --data "$tmp/t.txt" --ctx 64 -q 2>&1 | awk '/bpb/{print $1}')
+b16=$("$DRRL" train-lm --eval-only --model "$tmp/m16" --data "$tmp/t.txt" --ctx 64 -q 2>&1 | awk '/bpb/{print $1}')
+[ -n "$b32" ] && awk -v a="$b32" -v b="$b16" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 0.001) }' ||
+    fail "convert: bpb $b32 (f32) vs $b16 (f16)"
+run "$DRRL" convert "$tmp/m" "$tmp/m16"
+expect_rc 2
+expect_one_line_error
+run "$DRRL" convert --dtype f8 "$tmp/m" "$tmp/m8"
+expect_rc 2
+expect_one_line_error
+run "$DRRL" convert "$tmp/nope" "$tmp/m8"
+expect_rc 2
+expect_one_line_error
+[ ! -e "$tmp/m8/model.safetensors" ] || fail "convert: output left behind after an error"
