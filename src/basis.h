@@ -41,13 +41,24 @@ DrrlStatus basis_eig_batch(const double *G, int32_t n, int32_t d, double *lambda
 DrrlStatus basis_eigvals_batch(const double *G, int32_t n, int32_t d, double *lambda,
                                DrrlError *err);
 
-/* Direct path (used by tests to check the Gram path): thin SVD of X (rows x
- * d, row stride ld) in double with LAPACKE_dgesdd. sigma (min(rows, d)
+/* Direct path (used by tests to check the Gram path, and timed by `drrl
+ * bench attention` as the per-head alternative): SVD of X (rows x d, row
+ * stride ld) in double with LAPACKE_dgesvd, singular values and right
+ * singular vectors only (no rows-long left factor: O(rows d^2) time, O(rows
+ * d) memory). sigma (min(rows, d)
  * values, descending; entries beyond rows are set to 0 up to d) and, if V is
  * non-NULL, V (d, d) with right singular vector j in column j, sign-fixed as
  * above (columns beyond rank(X) are an arbitrary orthonormal completion). */
 DrrlStatus basis_svd(const float *X, int64_t rows, int32_t d, int64_t ld, double *sigma,
                      double *V, DrrlError *err);
+
+/* basis_svd of n matrices, matrix h at X + h * stride (stride 0: the same
+ * matrix n times), on parallel threads with single-threaded LAPACK, exactly
+ * as basis_eig_batch runs its eigensolves (so the two compare like with
+ * like). sigma (n, d), V (n, d, d) or NULL. Output does not depend on the
+ * thread count. Errors as basis_svd (the first failing matrix's). */
+DrrlStatus basis_svd_batch(const float *X, int32_t n, int64_t rows, int32_t d, int64_t ld,
+                           int64_t stride, double *sigma, double *V, DrrlError *err);
 
 /* Fix the sign of each column of B (d x d row-major) so its largest-
  * magnitude entry is positive. */

@@ -3,13 +3,15 @@
  * Part 1 (Fig. 3): for L = 512, 1024, ... up to --max-len, the default model
  * runs L tokens with full attention and with fixed ranks head_dim/8, /4, /2
  * (no exact path beside: --no-exact). Per (L, method): the attention-core
- * FLOPs the ledger says were executed, and the medians over --repeat runs of
- * the forward's wall time and of the time spent inside the attention hook
- * (summed over worker threads). Methods are interleaved within a repeat.
+ * FLOPs the ledger says were executed, and the medians over --repeat runs
+ * (--long-repeat from L = LONG_LEN on) of the forward's wall time and of the
+ * time spent inside the attention hook (summed over worker threads). Methods are interleaved within a repeat.
  * Part 3: bases for every (layer, kv head) key matrix of L rows: one batched
  * eigensolve of the d x d Gram matrices (what drrl does at a refresh) against
- * a thin SVD of each L x d matrix (what a per-head SVD costs); Gram build
- * timed separately. Gaussian data: the work does not depend on the values.
+ * a thin SVD of each L x d matrix (what a per-head SVD costs), both batches
+ * on the same threads with single-threaded LAPACK per matrix; Gram build
+ * timed separately. Pseudo-random data (xorshift, fixed seed): the work does
+ * not depend on the values.
  * Part 2: rank head_dim/4 with the bounds deciding keep/recompute at each
  * refresh (--rot-tol default) against recomputing every basis at every
  * segment boundary (rot_tol < 0): refresh FLOPs executed (Gram, eigensolve,
@@ -33,26 +35,38 @@
 
 static const char usage[] =
     "usage: drrl bench attention [--model DIR] [--text FILE] [--max-len N] [--repeat N]\n"
-    "                            [--segment T] [--threads N] [--csv F]\n"
+    "                            [--long-repeat N] [--segment T] [--threads N] [--csv F]\n"
     "\n"
     "Measure, for L = 512, 1024, ... up to --max-len: the executed attention FLOPs\n"
     "(from the FLOP ledger) and median wall times of exact attention and of fixed\n"
-    "ranks head_dim/8, /4, /2 (the DR-RL paper's Fig. 3, measured); a batched\n"
-    "Gram eigensolve against per-head SVD of every key matrix; incremental basis\n"
-    "refresh (keep a basis while the bounds allow) against full recompute at\n"
-    "every segment boundary. Tables, terminal plots, and with --csv one CSV.\n"
+    "ranks head_dim/8, /4, /2 (the DR-RL paper's Fig. 3, measured); incremental\n"
+    "basis refresh (keep a basis while the bounds allow) against full recompute at\n"
+    "every segment boundary; bases for the model's L x head_dim key matrices (one\n"
+    "per layer and kv head) from one batched Gram eigensolve (what drrl does)\n"
+    "against one thin SVD per head. Both yield the same thing, singular values and\n"
+    "right singular vectors; both batches run their matrices on the same threads\n"
+    "with single-threaded LAPACK, and both include the float-to-double copy of\n"
+    "the keys: 'gram s' builds the Gram matrices (dsyrk, L d^2 flops each), 'eig\n"
+    "batch s' is their eigensolve (LAPACKE_dsyevr), 'svd/head s' is one\n"
+    "LAPACKE_dgesvd per head with no left factor (QR first, about 2 L d^2 flops\n"
+    "each, at Householder QR's memory-bound speed); the data are seeded\n"
+    "pseudo-random numbers.\n"
+    "Tables, terminal plots, and with --csv one CSV.\n"
     "\n"
     "  --model DIR     model directory (default: the data directory's model)\n"
     "  --text FILE     text whose bytes/tokens are repeated to length L (default:\n"
     "                  DATA/texts/brown-test-1-scifi.txt)\n"
     "  --max-len N     largest L (default 4096; 16384 for the paper's full range)\n"
     "  --repeat N      timed runs per point (median; default 3)\n"
+    "  --long-repeat N timed runs per point at L >= 8192 (default: --repeat):\n"
+    "                  those points take most of the time (the work grows as L^2)\n"
     "  --segment T     decision segment length (default 128)\n"
     "  --threads N     attention worker threads (default: online CPUs)\n"
     "  --csv F         write every measurement as CSV to F ('-' = stdout)\n"
     "  -h, --help      show this help\n";
 
 #define MAX_LENS 16
+#define LONG_LEN 8192 /* --long-repeat applies from this L on */
 #define N_METH 4
 #define PLOT_W 56
 #define PLOT_H 14
@@ -130,10 +144,11 @@ int bench_attention(int argc, char **argv)
         {"max-len", required_argument, 0, 'L'}, {"repeat", required_argument, 0, 'r'},
         {"segment", required_argument, 0, 's'}, {"threads", required_argument, 0, 'j'},
         {"csv", required_argument, 0, 'c'},     {"help", no_argument, 0, 'h'},
+        {"long-repeat", required_argument, 0, 'R'},
         {0, 0, 0, 0},
     };
     const char *model = NULL, *text = NULL, *csv = NULL;
-    long max_len = 4096, repeat = 3, segment = 128, threads = 0;
+    long max_len = 4096, repeat = 3, long_repeat = 0, segment = 128, threads = 0;
     int c;
     while ((c = cli_getopt("bench attention", argc, argv, "h", longopts)) != -1) {
         switch (c) {
@@ -146,6 +161,11 @@ int bench_attention(int argc, char **argv)
             break;
         case 'r':
             if (cli_parse_long("bench attention", "--repeat", optarg, 1, 1000, &repeat))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'R':
+            if (cli_parse_long("bench attention", "--long-repeat", optarg, 1, 1000,
+                               &long_repeat))
                 return CLI_EXIT_USAGE;
             break;
         case 's':
@@ -171,10 +191,14 @@ int bench_attention(int argc, char **argv)
         snprintf(def_text, sizeof def_text, "%s/texts/brown-test-1-scifi.txt", cli_data_dir());
         text = def_text;
     }
-    long lens[MAX_LENS];
+    if (long_repeat == 0)
+        long_repeat = repeat;
+    /* runs at each length; buffers hold rmax runs per method */
+    const long rmax = repeat > long_repeat ? repeat : long_repeat;
+    long lens[MAX_LENS], reps[MAX_LENS];
     int n_lens = 0;
     for (long L = 512; L <= max_len && n_lens < MAX_LENS; L *= 2)
-        lens[n_lens++] = L;
+        reps[n_lens] = L >= LONG_LEN ? long_repeat : repeat, lens[n_lens++] = L;
 
     FILE *cf = NULL;
     if (csv) {
@@ -192,7 +216,7 @@ int bench_attention(int argc, char **argv)
     Session *ss[N_METH + 1] = {0};
     char names[N_METH + 1][48];
     DrrlError err;
-    int rc = CLI_EXIT_OK, D = 0;
+    int rc = CLI_EXIT_OK, D = 0, n_kv = 0;
     int32_t *ids = NULL;
     for (int k = 0; k <= N_METH && rc == CLI_EXIT_OK; k++) {
         if (k == 0) {
@@ -216,6 +240,7 @@ int bench_attention(int argc, char **argv)
         }
         if (k == 0) {
             D = session_model(ss[0])->cfg.head_dim;
+            n_kv = session_model(ss[0])->cfg.n_layer * session_model(ss[0])->cfg.n_kv_head;
             /* the text, repeated to the largest L */
             FILE *f = fopen(text, "rb");
             if (!f) {
@@ -246,15 +271,18 @@ int bench_attention(int argc, char **argv)
     static double afl[N_METH + 1][MAX_LENS], rfl[N_METH + 1][MAX_LENS];
     static double wmed[N_METH + 1][MAX_LENS], awmed[N_METH + 1][MAX_LENS];
     int64_t keep[N_METH + 1][MAX_LENS], recomp[N_METH + 1][MAX_LENS];
-    double *wt = calloc((size_t)(N_METH + 1) * (size_t)repeat, sizeof *wt);
-    double *awt = calloc((size_t)(N_METH + 1) * (size_t)repeat, sizeof *awt);
+    double *wt = calloc((size_t)(N_METH + 1) * (size_t)rmax, sizeof *wt);
+    double *awt = calloc((size_t)(N_METH + 1) * (size_t)rmax, sizeof *awt);
     if (rc == CLI_EXIT_OK && (!wt || !awt))
         rc = cli_error(CLI_EXIT_FAIL, "out of memory");
     if (rc == CLI_EXIT_OK) {
         const Model *m = session_model(ss[0]);
         printf("drrl bench attention: %s (%d layers, %d heads, head_dim %d), segment %ld, "
-               "median of %ld\n",
+               "median of %ld",
                model, m->cfg.n_layer, m->cfg.n_head, D, segment, repeat);
+        if (long_repeat != repeat && lens[n_lens - 1] >= LONG_LEN)
+            printf(" (of %ld at L >= %d)", long_repeat, LONG_LEN);
+        printf("\n");
         printf("\n1. Attention core against L (executed FLOPs from the ledger; wall: whole "
                "forward; hook: inside attention, summed over threads)\n");
         printf("%6s %-18s %14s %10s %10s %10s\n", "L", "method", "attn FLOPs", "vs full",
@@ -262,14 +290,15 @@ int bench_attention(int argc, char **argv)
         fflush(stdout);
     }
     for (int li = 0; li < n_lens && rc == CLI_EXIT_OK; li++) {
-        for (long r = 0; r < repeat && rc == CLI_EXIT_OK; r++)
+        const long nr = reps[li];
+        for (long r = 0; r < nr && rc == CLI_EXIT_OK; r++)
             for (int k = 0; k <= N_METH && rc == CLI_EXIT_OK; k++)
-                rc = run_point(ss[k], ids, (size_t)lens[li], &wt[k * repeat + r],
-                               &awt[k * repeat + r], &afl[k][li], &rfl[k][li], &keep[k][li],
+                rc = run_point(ss[k], ids, (size_t)lens[li], &wt[k * rmax + r],
+                               &awt[k * rmax + r], &afl[k][li], &rfl[k][li], &keep[k][li],
                                &recomp[k][li]);
         for (int k = 0; k <= N_METH && rc == CLI_EXIT_OK; k++) {
-            wmed[k][li] = bench_median(&wt[k * repeat], (int)repeat);
-            awmed[k][li] = bench_median(&awt[k * repeat], (int)repeat);
+            wmed[k][li] = bench_median(&wt[k * rmax], (int)nr);
+            awmed[k][li] = bench_median(&awt[k * rmax], (int)nr);
             if (k < N_METH)
                 printf("%6ld %-18s %14.4e %9.1f%% %10.4f %10.4f\n", lens[li], names[k],
                        afl[k][li], 100.0 * afl[k][li] / afl[0][li], wmed[k][li], awmed[k][li]);
@@ -277,7 +306,7 @@ int bench_attention(int argc, char **argv)
                 fprintf(cf, "%s,%ld,%s,%.17g,%.17g,%lld,%lld,%.6f,%.6f,%ld\n",
                         k == N_METH ? "refresh" : "scaling", lens[li], names[k], afl[k][li],
                         rfl[k][li], (long long)keep[k][li], (long long)recomp[k][li],
-                        wmed[k][li], awmed[k][li], repeat);
+                        wmed[k][li], awmed[k][li], nr);
         }
         fflush(stdout);
     }
@@ -310,19 +339,24 @@ int bench_attention(int argc, char **argv)
         session_free(ss[k]);
     free(wt), free(awt), free(ids);
 
-    /* 2. batched Gram eigensolve against per-head SVD */
+    /* 3. batched Gram eigensolve against per-head SVD */
     if (rc == CLI_EXIT_OK) {
-        int n = 32; /* (layers x kv heads) of the default model */
+        int n = n_kv; /* one key matrix per (layer, kv head) */
         printf("\n3. Bases for %d key matrices (L x %d): batched Gram eigensolve against "
-               "per-head SVD (LAPACKE_dgesdd; median of %ld)\n",
+               "per-head thin SVD (LAPACKE_dgesvd, values and right vectors only, no L-row "
+               "factor); median of %ld",
                n, D, repeat);
-        printf("%6s %12s %12s %12s %10s\n", "L", "gram s", "eig batch s", "svd/head s",
-               "svd/eig");
+        if (long_repeat != repeat && lens[n_lens - 1] >= LONG_LEN)
+            printf(" (of %ld at L >= %d)", long_repeat, LONG_LEN);
+        printf("\n");
+        printf("%6s %12s %12s %12s %10s %12s\n", "L", "gram s", "eig batch s", "svd/head s",
+               "svd/eig", "svd/(g+eig)");
         float *X = malloc((size_t)lens[n_lens - 1] * (size_t)D * sizeof *X);
         double *G = malloc((size_t)n * D * D * sizeof *G), *lam = malloc((size_t)n * D * sizeof *lam);
-        double *B = malloc((size_t)n * D * D * sizeof *B), *sig = malloc((size_t)D * sizeof *sig);
-        double *V = malloc((size_t)D * D * sizeof *V);
-        double *t1 = malloc((size_t)repeat * 3 * sizeof *t1);
+        double *B = malloc((size_t)n * D * D * sizeof *B);
+        double *sig = malloc((size_t)n * D * sizeof *sig);
+        double *V = malloc((size_t)n * D * D * sizeof *V);
+        double *t1 = malloc((size_t)rmax * 3 * sizeof *t1);
         if (!X || !G || !lam || !B || !sig || !V || !t1) {
             rc = cli_error(CLI_EXIT_FAIL, "out of memory");
         } else {
@@ -332,8 +366,8 @@ int bench_attention(int argc, char **argv)
                 X[i] = (float)((double)(s >> 11) * 0x1.0p-53 - 0.5);
             }
             for (int li = 0; li < n_lens && rc == CLI_EXIT_OK; li++) {
-                long L = lens[li];
-                for (long r = 0; r < repeat && rc == CLI_EXIT_OK; r++) {
+                long L = lens[li], nr = reps[li];
+                for (long r = 0; r < nr && rc == CLI_EXIT_OK; r++) {
                     double t0 = bench_now_s();
                     memset(G, 0, (size_t)n * D * D * sizeof *G);
                     for (int h = 0; h < n; h++)
@@ -342,21 +376,22 @@ int bench_attention(int argc, char **argv)
                     if (basis_eig_batch(G, n, D, lam, B, &err) != DRRL_OK)
                         rc = cli_fail(&err);
                     double t_2 = bench_now_s();
-                    for (int h = 0; h < n && rc == CLI_EXIT_OK; h++)
-                        if (basis_svd(X, L, D, D, sig, V, &err) != DRRL_OK)
-                            rc = cli_fail(&err);
+                    if (rc == CLI_EXIT_OK &&
+                        basis_svd_batch(X, n, L, D, D, 0, sig, V, &err) != DRRL_OK)
+                        rc = cli_fail(&err);
                     double t_3 = bench_now_s();
-                    t1[r] = t_1 - t0, t1[repeat + r] = t_2 - t_1, t1[2 * repeat + r] = t_3 - t_2;
+                    t1[r] = t_1 - t0, t1[rmax + r] = t_2 - t_1, t1[2 * rmax + r] = t_3 - t_2;
                 }
                 if (rc != CLI_EXIT_OK)
                     break;
-                double g = bench_median(t1, (int)repeat), e = bench_median(t1 + repeat, (int)repeat);
-                double v = bench_median(t1 + 2 * repeat, (int)repeat);
-                printf("%6ld %12.6f %12.6f %12.6f %9.1fx\n", L, g, e, v, v / e);
+                double g = bench_median(t1, (int)nr), e = bench_median(t1 + rmax, (int)nr);
+                double v = bench_median(t1 + 2 * rmax, (int)nr);
+                printf("%6ld %12.6f %12.6f %12.6f %9.1fx %11.1fx\n", L, g, e, v, v / e,
+                       v / (g + e));
                 if (cf)
                     fprintf(cf, "svd,%ld,gram,,,,,%.6f,,%ld\nsvd,%ld,eig_batch,,,,,%.6f,,%ld\n"
                                 "svd,%ld,svd_per_head,,,,,%.6f,,%ld\n",
-                            L, g, repeat, L, e, repeat, L, v, repeat);
+                            L, g, nr, L, e, nr, L, v, nr);
             }
         }
         free(X), free(G), free(lam), free(B), free(sig), free(V), free(t1);

@@ -69,14 +69,21 @@ awk -F, 'NR == 3 { r = int($22 + 0.5) } NR == 4 { split($1, p, "fixed:"); if (p[
     "$tmpdir/f.csv" || fail "no-RL rank is not the mean rank: $(cat "$tmpdir/f.csv")"
 
 # bench attention: CSV of measured points; executed attention FLOPs grow with
-# the rank and stay below exact; the SVD part has its three timings
-run "$DRRL" bench attention --model "$M" --text "$tmpdir/text.txt" --max-len 1024 --repeat 1 \
-    --segment 64 --csv "$tmpdir/ba.csv"
+# the rank and stay below exact; the SVD part has its three timings;
+# --long-repeat sets the runs from L = 8192 on, --repeat those below
+run "$DRRL" bench attention --model "$M" --text "$tmpdir/text.txt" --max-len 8192 --repeat 2 \
+    --long-repeat 1 --segment 64 --csv "$tmpdir/ba.csv"
 expect_rc 0
 expect_out_contains "Executed attention FLOPs against L"
-[ "$(grep -c '^scaling,' "$tmpdir/ba.csv")" -eq 8 ] || fail "expected 2 lengths x 4 methods"
-[ "$(grep -c '^refresh,' "$tmpdir/ba.csv")" -eq 2 ] || fail "expected 2 refresh rows"
-[ "$(grep -c '^svd,' "$tmpdir/ba.csv")" -eq 6 ] || fail "expected 2 x 3 SVD rows"
+expect_out_contains "median of 2 (of 1 at L >= 8192)"
+expect_out_contains "per-head thin SVD (LAPACKE_dgesvd"
+[ "$(grep -c '^scaling,' "$tmpdir/ba.csv")" -eq 20 ] || fail "expected 5 lengths x 4 methods"
+[ "$(grep -c '^refresh,' "$tmpdir/ba.csv")" -eq 5 ] || fail "expected 5 refresh rows"
+[ "$(grep -c '^svd,' "$tmpdir/ba.csv")" -eq 15 ] || fail "expected 5 x 3 SVD rows"
+awk -F, 'NR > 1 && $10 != ($2 >= 8192 ? 1 : 2) { exit 1 }' "$tmpdir/ba.csv" ||
+    fail "repeats column: $(cat "$tmpdir/ba.csv")"
+run "$DRRL" bench attention --long-repeat 0
+expect_rc 2; expect_one_line_error
 awk -F, '$1 == "scaling" { f[$2, ++n[$2]] = $4 }
     END { for (L in n) if (!(f[L, 2] < f[L, 3] && f[L, 3] < f[L, 4] && f[L, 4] < f[L, 1])) exit 1 }' \
     "$tmpdir/ba.csv" || fail "attention FLOPs not ordered by rank: $(cat "$tmpdir/ba.csv")"
