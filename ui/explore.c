@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "explore.h"
+#include "trace_cli.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -11,7 +12,6 @@
 
 #include "attn_cli.h"
 #include "cli.h"
-#include "policy_reward.h"
 #include "trace_csv.h"
 #include "trace_store.h"
 
@@ -177,39 +177,14 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
-/* The run's metadata for the store and the trace sidecar. */
+/* The run's metadata for the store and the trace sidecar: the same as
+ * `drrl run` writes (trace_cli_meta), plus the number of steps. */
 static DrrlStatus fill_meta(Explore *ex, const ExploreOptions *o, TraceMeta *m, DrrlError *err)
 {
-    const Model *model = session_model(ex->s);
-    const RankGrid *g = attn_core_grid(session_core(ex->s));
-    trace_meta_init(m);
-    DrrlStatus st;
-    if ((st = trace_meta_set_str(&m->drrl_version, PACKAGE_VERSION, err)) ||
-        (st = trace_meta_set_str(&m->model_path, model->dir, err)) ||
-        (st = trace_meta_set_str(&m->model_hash, model->hash, err)) ||
-        (st = trace_meta_set_str(&m->method, attn_core_method(session_core(ex->s)), err)))
-        return st;
-    m->seed = o->cfg.seed;
-    m->segment_len = o->cfg.segment;
-    m->n_layer = model->cfg.n_layer;
-    m->n_head = model->cfg.n_head;
-    m->head_dim = model->cfg.head_dim;
-    m->n_steps = (int32_t)session_len(ex->s);
-    if (g && g->n > 0) {
-        m->rank_grid = malloc((size_t)g->n * sizeof *m->rank_grid);
-        if (!m->rank_grid)
-            return drrl_error(err, DRRL_E_NOMEM, "explore: out of memory");
-        memcpy(m->rank_grid, g->r, (size_t)g->n * sizeof *m->rank_grid);
-        m->n_grid = g->n;
-    }
-    PolicyRewardWeights w;
-    policy_reward_defaults(&w);
-    m->alpha = w.alpha;
-    m->beta = w.beta;
-    m->gamma = w.gamma;
-    m->eps_start = m->eps_floor = o->cfg.eps;
-    m->eps_decay = 0;
-    return DRRL_OK;
+    DrrlStatus st = trace_cli_meta(ex->s, &o->cfg, m, err);
+    if (st == DRRL_OK)
+        m->n_steps = (int32_t)session_len(ex->s);
+    return st;
 }
 
 /* The first DATA/texts/NAME.txt (by name), else DATA/brown/test.txt; malloc'd,

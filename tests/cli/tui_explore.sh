@@ -34,6 +34,14 @@ expect_rc 0
 [ -s "$tmpdir/t.csv" ] && [ -s "$tmpdir/t.csv.json" ] || fail "no trace written"
 grep -q "token 14/40" "$tmpdir/live.txt" || fail "live screen is not at token 14"
 grep -q "relerr" "$tmpdir/live.txt" || fail "live screen has no attention rows"
+# Its sidecar holds the same metadata as `drrl run` writes for this input.
+run "$DRRL" run $common --trace-out "$tmpdir/run.csv"
+expect_rc 0
+for key in text_hash model_hash method segment_len start decay; do
+    a=$(grep -o "\"$key\": *[^,}]*" "$tmpdir/t.csv.json")
+    b=$(grep -o "\"$key\": *[^,}]*" "$tmpdir/run.csv.json")
+    [ -n "$a" ] && [ "$a" = "$b" ] || fail "sidecar $key: explore '$a', run '$b'"
+done
 
 # An existing trace is not replaced without --force.
 run "$DRRL" explore $common --trace-out "$tmpdir/t.csv" --dump-screen -
