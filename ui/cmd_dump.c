@@ -227,6 +227,29 @@ static int dump_approx(const Model *m, Forward *f, const AttnCoreConfig *acfg,
     return rc;
 }
 
+/* OUT's directory must exist before the forward pass is run: bad input,
+ * exit 2, one line naming OUT and the directory. */
+static int check_out_dir(const char *out)
+{
+    const char *slash = strrchr(out, '/');
+    if (!slash)
+        return 0;
+    size_t n = slash == out ? 1 : (size_t)(slash - out);
+    char *dir = strndup(out, n);
+    if (!dir)
+        return cli_error(CLI_EXIT_FAIL, "out of memory");
+    struct stat sb;
+    int rc = 0;
+    if (stat(dir, &sb) != 0)
+        rc = cli_error(CLI_EXIT_USAGE, "%s: cannot write there: %s: %s", out, dir,
+                       strerror(errno));
+    else if (!S_ISDIR(sb.st_mode))
+        rc = cli_error(CLI_EXIT_USAGE, "%s: cannot write there: %s is not a directory", out,
+                       dir);
+    free(dir);
+    return rc;
+}
+
 int cmd_dump(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -281,6 +304,9 @@ int cmd_dump(int argc, char **argv)
     struct stat sb;
     if (!force && stat(out, &sb) == 0)
         return cli_error(CLI_EXIT_USAGE, "%s: exists (use --force to replace it)", out);
+    int orc = check_out_dir(out);
+    if (orc)
+        return orc;
 
     DrrlError err;
     drrl_error_clear(&err);

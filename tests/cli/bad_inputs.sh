@@ -212,11 +212,17 @@ ok "10x5 terminal" "$DRRL" replay "$trace" --size 10x5 --dump-screen "$tmpdir/sc
 [ -s "$tmpdir/screen.txt" ] || fail "10x5 terminal: empty screen"
 
 # ---- outputs ----
-bad "unwritable output directory" "$DRRL" dump --model "$gpt2" --ids 1,2,3 \
-    --out "$tmpdir/no-such-dir/x.safetensors"
+# exit2: the last bad case was bad input (exit 2), not a runtime failure.
+exit2() {
+    [ "$rc" -eq 2 ] || fail "case $n_bad: expected exit 2, got $rc"
+}
+bad "output directory does not exist" "$DRRL" dump --model "$gpt2" --ids 1,2,3 \
+    --out "$tmpdir/no-such-dir/x.safetensors"; exit2; says "$tmpdir/no-such-dir/x.safetensors"
+bad "output directory does not exist (text)" "$DRRL" dump --model "$llama" --prompt abc \
+    --out "$tmpdir/no-such-dir/deeper/x.safetensors"; exit2; says "no-such-dir/deeper"
 : >"$tmpdir/afile"
 bad "output parent is a file" "$DRRL" dump --model "$gpt2" --ids 1,2,3 \
-    --out "$tmpdir/afile/x.safetensors"
+    --out "$tmpdir/afile/x.safetensors"; exit2; says "afile"
 bad "output is a directory" "$DRRL" dump --model "$gpt2" --ids 1,2,3 --out "$outdir"
 printf 'keep' >"$tmpdir/exists.safetensors"
 bad "output exists without --force" "$DRRL" dump --model "$gpt2" --ids 1,2,3 \

@@ -174,6 +174,35 @@ def model_seeds():
     put('config', 'unknown_arch', '{"architectures": ["BertModel"], "vocab_size": 10}')
 
 
+def shard_index_seeds():
+    """The fixture's index as saved by transformers, a compact copy, and
+    nearly valid ones (a missing tensor, a wrong or missing shard, a name
+    outside the directory, a number for a file name, no weight_map)."""
+    path = os.path.join(TOP, 'tests/fixtures/llama-sharded-f16/model.safetensors.index.json')
+    raw = open(path, 'rb').read()
+    put('shard_index', 'fixture', raw)
+    idx = json.loads(raw)
+    wm = idx['weight_map']
+    put('shard_index', 'compact', json.dumps({'weight_map': wm}, separators=(',', ':')))
+    def variant(name, edit):
+        w = dict(wm)
+        edit(w)
+        put('shard_index', name, json.dumps({'metadata': idx['metadata'], 'weight_map': w},
+                                            indent=1))
+    variant('missing_tensor', lambda w: w.pop('model.norm.weight'))
+    variant('wrong_shard', lambda w: w.update({'model.norm.weight':
+                                               'model-00001-of-00003.safetensors'}))
+    variant('missing_shard', lambda w: w.update({'model.norm.weight':
+                                                 'model-00004-of-00003.safetensors'}))
+    variant('outside_dir', lambda w: w.update({'model.norm.weight': '../config.json'}))
+    variant('not_safetensors', lambda w: w.update({'model.norm.weight': 'config.json'}))
+    variant('number', lambda w: w.update({'model.norm.weight': 3}))
+    variant('extra_tensor', lambda w: w.update({'lm_head.weight':
+                                                'model-00003-of-00003.safetensors'}))
+    put('shard_index', 'no_weight_map', json.dumps({'metadata': idx['metadata']}))
+    put('shard_index', 'weight_map_array', '{"weight_map": ["model-00001-of-00003.safetensors"]}')
+
+
 def method_seeds():
     for i, spec in enumerate(['full', 'fixed:8', 'energy:0.9', 'random:2-8', 'oracle:0.01',
                               'performer:16', 'nystrom:8', 'drrl', 'drrl:policy.safetensors',
@@ -193,6 +222,7 @@ if __name__ == '__main__':
     tokenizer_seeds()
     safetensors_seeds()
     model_seeds()
+    shard_index_seeds()
     method_seeds()
     if len(sys.argv) > 1:
         writer_seeds(sys.argv[1])

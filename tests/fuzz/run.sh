@@ -20,7 +20,7 @@ top=$(cd "$here/../.." && pwd)
 out=$top/build-fuzz
 CC=${CC:-clang}
 NICE=${NICE:-19}
-harnesses="tokenizer_bpe tokenizer_json tokenizer_encode safetensors config model method \
+harnesses="tokenizer_bpe tokenizer_json tokenizer_encode safetensors config model shard_index method \
 trace_csv policy_file"
 
 usage() {
