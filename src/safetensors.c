@@ -708,8 +708,10 @@ DrrlStatus safetensors_write(const char *path, const SafetensorsWriteTensor *ten
     memcpy(tmp + plen, ".tmp.XXXXXX", 12);
     fd = mkstemp(tmp);
     if (fd < 0) {
-        s = drrl_error(err, DRRL_E_IO, "%s: cannot create a temporary file: %s", path,
-                       strerror(errno));
+        /* a directory that does not exist is the user's input, not an I/O failure */
+        int missing = errno == ENOENT || errno == ENOTDIR;
+        s = drrl_error(err, missing ? DRRL_E_NOTFOUND : DRRL_E_IO,
+                       "%s: cannot create a temporary file: %s", path, strerror(errno));
         free(tmp);
         tmp = NULL;
         goto done;

@@ -106,8 +106,8 @@ DrrlStatus train_export_write(const TrainModel *m, const char *dir,
         return drrl_error(err, DRRL_E_USAGE, "%s: weights can be written as F32, F16 or BF16",
                           dir);
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return drrl_error(err, DRRL_E_IO, "%s: cannot create directory: %s", dir,
-                          strerror(errno));
+        return drrl_error(err, errno == ENOENT || errno == ENOTDIR ? DRRL_E_NOTFOUND : DRRL_E_IO,
+                          "%s: cannot create directory: %s", dir, strerror(errno));
     char *cpath = export_join(dir, "config.json");
     char *wpath = export_join(dir, "model.safetensors");
     json_t *cfg = export_config_json(&m->cfg, tdt);

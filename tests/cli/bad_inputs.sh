@@ -224,6 +224,8 @@ bad "output directory does not exist (text)" "$DRRL" dump --model "$llama" --pro
 bad "output parent is a file" "$DRRL" dump --model "$gpt2" --ids 1,2,3 \
     --out "$tmpdir/afile/x.safetensors"; exit2; says "afile"
 bad "output is a directory" "$DRRL" dump --model "$gpt2" --ids 1,2,3 --out "$outdir"
+bad "converted model's directory does not exist" "$DRRL" convert "$llama" \
+    "$tmpdir/no-such-dir/m16"; exit2; says "no-such-dir/m16"
 printf 'keep' >"$tmpdir/exists.safetensors"
 bad "output exists without --force" "$DRRL" dump --model "$gpt2" --ids 1,2,3 \
     --out "$tmpdir/exists.safetensors"
