@@ -202,6 +202,25 @@ size_t train_ops_attention_scratch(const TrainAttnShape *s, int threads)
     return (size_t)(threads < 1 ? 1 : threads) * per;
 }
 
+/* Row t of P (T columns): softmax over u <= t of the scaled scores already
+ * in it; zeros above the diagonal. */
+TRAIN_HOT static void soft_fwd_row(float *pr, size_t t, size_t T)
+{
+    float mx = pr[0];
+    for (size_t u = 1; u <= t; u++)
+        mx = pr[u] > mx ? pr[u] : mx;
+    double sum = 0.0;
+    for (size_t u = 0; u <= t; u++) {
+        pr[u] = expf(pr[u] - mx);
+        sum += pr[u];
+    }
+    float inv = (float)(1.0 / sum);
+    for (size_t u = 0; u <= t; u++)
+        pr[u] *= inv;
+    for (size_t u = t + 1; u < T; u++)
+        pr[u] = 0.0f;
+}
+
 /* Forward for one (b, h): for each query t, scores against keys 0..t are
  * built as axpy's over the transposed keys (vectorisable without
  * reassociating a dot product), softmax in float with the max subtracted,
@@ -231,20 +250,7 @@ TRAIN_HOT static void attn_fwd_item(void *ctx, size_t item, int thread)
             for (size_t u = 0; u <= t; u++)
                 pr[u] += qi * kti[u];
         }
-        float mx = pr[0];
-        for (size_t u = 1; u <= t; u++)
-            mx = pr[u] > mx ? pr[u] : mx;
-        double sum = 0.0;
-        for (size_t u = 0; u <= t; u++) {
-            pr[u] = expf(pr[u] - mx);
-            sum += pr[u];
-        }
-        float inv = (float)(1.0 / sum);
-        for (size_t u = 0; u <= t; u++)
-            pr[u] *= inv;
-        if (j->p)
-            for (size_t u = t + 1; u < T; u++)
-                pr[u] = 0.0f;
+        soft_fwd_row(pr, t, j->p ? T : t + 1); /* the scratch row needs no zeros */
         float *orow = j->out + (base + t) * s->o_stride + h * hd;
         for (size_t i = 0; i < hd; i++)
             orow[i] = 0.0f;
@@ -273,25 +279,6 @@ static void attn_scatter(float *dst, const float *src, size_t stride, size_t bas
 {
     for (size_t r = 0; r < t; r++)
         memcpy(dst + (base + r) * stride + h * hd, src + r * hd, hd * sizeof(float));
-}
-
-/* Row t of P (T columns): softmax over u <= t of the scaled scores already
- * in it; zeros above the diagonal. */
-TRAIN_HOT static void soft_fwd_row(float *pr, size_t t, size_t T)
-{
-    float mx = pr[0];
-    for (size_t u = 1; u <= t; u++)
-        mx = pr[u] > mx ? pr[u] : mx;
-    double sum = 0.0;
-    for (size_t u = 0; u <= t; u++) {
-        pr[u] = expf(pr[u] - mx);
-        sum += pr[u];
-    }
-    float inv = (float)(1.0 / sum);
-    for (size_t u = 0; u <= t; u++)
-        pr[u] *= inv;
-    for (size_t u = t + 1; u < T; u++)
-        pr[u] = 0.0f;
 }
 
 /* Row t: dP in d, dS = P (dP - <P, dP>) scale out. */
