@@ -147,7 +147,7 @@ void attn_core_config_default(AttnCoreConfig *c)
     method_parse("full", &c->method, NULL);
     c->segment = 128;
     c->measure = 1;
-    c->eps = 0.25;
+    c->eps = NAN;
     c->rot_tol = 0.1;
 }
 
@@ -200,6 +200,8 @@ DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCo
     if (!ac)
         return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
     ac->cfg = *c;
+    if (isnan(ac->cfg.eps))
+        ac->cfg.eps = ATTN_CORE_EPS;
     ac->mc = *cfg;
     ac->L = cfg->n_layer, ac->H = cfg->n_head, ac->K = cfg->n_kv_head, ac->D = cfg->head_dim;
     ac->group = ac->H / ac->K;
@@ -358,6 +360,11 @@ const FlopLedger *attn_core_flops_executed(const AttnCore *ac) { return &ac->exe
 const FlopLedger *attn_core_flops_exact(const AttnCore *ac) { return &ac->exact; }
 const AttnCoreStats *attn_core_stats(const AttnCore *ac) { return &ac->stats; }
 const RankGrid *attn_core_grid(const AttnCore *ac) { return &ac->grid; }
+double attn_core_eps(const AttnCore *ac)
+{
+    return ac->cfg.eps;
+}
+
 const char *attn_core_method(const AttnCore *ac) { return ac->cfg.method.spec; }
 
 int32_t attn_core_rank(const AttnCore *ac, int32_t layer, int32_t head)

@@ -55,7 +55,9 @@ typedef struct AttnCoreConfig {
     uint64_t seed;     /* random:A-B and performer features */
     int measure;       /* compute exact attention alongside: measured error,
                           fidelity, bound violations */
-    double eps;        /* safety threshold eps_t on the relative tail bound */
+    double eps;        /* safety threshold eps_t on the relative tail bound; NAN
+                          (the default) = auto: the policy's trained floor for
+                          drrl (policy_agent_prepare), else ATTN_CORE_EPS */
     double rot_tol;    /* keep a stale basis while the bounds allow (above); < 0:
                           always recompute */
     int keep_queries;  /* keep every query (for attn_core_query: the views) */
@@ -63,8 +65,10 @@ typedef struct AttnCoreConfig {
                             it must then equal exact attention to 1e-5) */
 } AttnCoreConfig;
 
-/* Defaults: full, T = 128, default grid, seed 0, measure on, eps 0.25,
- * rot_tol 0.1. */
+#define ATTN_CORE_EPS 0.25 /* the safety threshold when nothing else sets it */
+
+/* Defaults: full, T = 128, default grid, seed 0, measure on, eps auto (NAN,
+ * see eps above), rot_tol 0.1. */
 void attn_core_config_default(AttnCoreConfig *c);
 
 /* What a rank chooser (the DR-RL policy) sees at a (layer, segment) decision.
@@ -140,6 +144,8 @@ const AttnCoreStats *attn_core_stats(const AttnCore *ac);
 int32_t attn_core_rank(const AttnCore *ac, int32_t layer, int32_t head);
 const RankGrid *attn_core_grid(const AttnCore *ac);
 const char *attn_core_method(const AttnCore *ac);
+/* The safety threshold in force (auto resolved). */
+double attn_core_eps(const AttnCore *ac);
 
 /* The post-RoPE query of (layer, head) at position pos, D floats, or NULL
  * (keep_queries off, or pos not run yet). Valid until the next forward call. */

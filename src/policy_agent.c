@@ -191,6 +191,10 @@ DrrlStatus policy_agent_prepare(const Model *m, AttnCoreConfig *cfg, double budg
     if (st)
         return st;
     policy_agent_core_grid(*out, &cfg->r_min, &cfg->r_step);
+    /* eps auto: the safety floor the policy was trained under, so inference
+     * masks what training masked at the end. */
+    if (isnan(cfg->eps))
+        cfg->eps = (*out)->meta.eps_floor;
     return DRRL_OK;
 }
 

@@ -69,7 +69,7 @@ DrrlStatus trace_cli_meta(Session *s, const AttnCoreConfig *cfg, TraceMeta *m, D
     m->beta = w.beta;
     m->gamma = w.gamma;
     /* A run keeps one threshold: start = floor, no decay. */
-    m->eps_start = m->eps_floor = cfg->eps;
+    m->eps_start = m->eps_floor = attn_core_eps(session_core(s));
     m->eps_decay = 1.0;
     return DRRL_OK;
 fail:

@@ -89,4 +89,21 @@ run "$DRRL" dump --model "$model" --text "$text" --method "drrl:$tmpdir/p.st" --
     --out "$tmpdir/dump.safetensors" --no-attn --no-hidden
 expect_rc 0
 [ -s "$tmpdir/dump.safetensors" ] || fail "dump --method drrl wrote nothing"
+
+# The safety threshold at inference is the floor the policy was trained
+# under (recorded in the file), unless --eps says otherwise.
+run "$DRRL" train-policy $small --out "$tmpdir/e.st" --steps 1 --seed 5 --eps-floor 0.5
+expect_rc 0
+run "$DRRL" run --model "$model" --text "$text" --seq-len 48 --segment 16 \
+    --method "drrl:$tmpdir/e.st" --trace-out "$tmpdir/e.csv"
+expect_rc 0
+grep -q '"floor": 0.5,' "$tmpdir/e.csv.json" || fail "inference eps is not the policy's floor"
+run "$DRRL" run --model "$model" --text "$text" --seq-len 48 --segment 16 \
+    --method "drrl:$tmpdir/e.st" --eps 0.375 --trace-out "$tmpdir/e3.csv"
+expect_rc 0
+grep -q '"floor": 0.375,' "$tmpdir/e3.csv.json" || fail "--eps does not override the policy's floor"
+run "$DRRL" run --model "$model" --text "$text" --seq-len 48 --segment 16 \
+    --method energy:0.9 --trace-out "$tmpdir/e4.csv"
+expect_rc 0
+grep -q '"floor": 0.25,' "$tmpdir/e4.csv.json" || fail "default eps is not 0.25 without a policy"
 exit 0
