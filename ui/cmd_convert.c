@@ -77,8 +77,16 @@ int cmd_convert(int argc, char **argv)
         double d = fabs((double)b - (double)w);
         maxdiff = d > maxdiff ? d : maxdiff; /* inf (out of range) is reported by the writer */
     }
-    DrrlStatus st = train_export_write(m, out, "{\"format\":\"pt\"}", dtype, &err);
+    /* keep the input's safetensors metadata (how train-lm made it) */
+    snprintf(path, sizeof path, "%s/model.safetensors", in);
+    Safetensors *sf = NULL;
+    const char *meta = "{\"format\":\"pt\"}";
+    if (safetensors_load(path, &sf, &err) == DRRL_OK && sf->metadata_json)
+        meta = sf->metadata_json;
+    DrrlStatus st = train_export_write(m, out, meta, dtype, &err);
+    safetensors_free(sf);
     train_model_free(m);
+    snprintf(path, sizeof path, "%s/model.safetensors", out);
     if (st)
         return cli_fail(&err);
     if (stat(path, &sb) != 0)

@@ -68,6 +68,7 @@ run "$DRRL" convert "$tmp/m" "$tmp/m16"
 expect_rc 0
 expect_out_contains "float16 weights"
 expect_file_contains "$tmp/m16/config.json" '"torch_dtype": "float16"'
+head -c 400 "$tmp/m16/model.safetensors" | grep -q drrl_seed || fail "convert: training metadata lost"
 s32=$(wc -c <"$tmp/m/model.safetensors")
 s16=$(wc -c <"$tmp/m16/model.safetensors")
 [ $((s16 * 2)) -lt $((s32 + 4096)) ] || fail "convert: f16 file $s16 bytes is not half of $s32"
