@@ -708,9 +708,7 @@ DrrlStatus safetensors_write(const char *path, const SafetensorsWriteTensor *ten
     memcpy(tmp + plen, ".tmp.XXXXXX", 12);
     fd = mkstemp(tmp);
     if (fd < 0) {
-        /* a directory that does not exist is the user's input, not an I/O failure */
-        int missing = errno == ENOENT || errno == ENOTDIR;
-        s = drrl_error(err, missing ? DRRL_E_NOTFOUND : DRRL_E_IO,
+        s = drrl_error(err, drrl_status_of_write_errno(errno),
                        "%s: cannot create a temporary file: %s", path, strerror(errno));
         free(tmp);
         tmp = NULL;

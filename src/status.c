@@ -1,5 +1,6 @@
 #include "status.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,11 @@ const char *drrl_status_name(DrrlStatus s)
     if ((int)s < 0 || s >= DRRL_STATUS_COUNT)
         return "unknown status";
     return status_table[s].name;
+}
+
+DrrlStatus drrl_status_of_write_errno(int e)
+{
+    return e == ENOENT || e == ENOTDIR ? DRRL_E_NOTFOUND : DRRL_E_IO;
 }
 
 int drrl_status_exit_code(DrrlStatus s)

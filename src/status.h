@@ -37,6 +37,11 @@ const char *drrl_status_name(DrrlStatus s);
 /* Process exit status for a status code: 0 ok, 2 usage/input, 1 runtime. */
 int drrl_status_exit_code(DrrlStatus s);
 
+/* The status for a failed open/create/mkdir's errno when writing output: a
+ * path that does not exist (ENOENT, or a component that is not a directory,
+ * ENOTDIR) is the user's input, DRRL_E_NOTFOUND; anything else DRRL_E_IO. */
+DrrlStatus drrl_status_of_write_errno(int e);
+
 /* Fill err (if non-NULL) with code and a printf-formatted message; returns
  * code so callers can write `return drrl_error(err, DRRL_E_INPUT, ...)`. */
 DrrlStatus drrl_error(DrrlError *err, DrrlStatus code, const char *fmt, ...)

@@ -94,19 +94,26 @@ static json_t *export_config_json(const TrainModelConfig *c, const char *torch_d
     return o;
 }
 
+const char *train_export_torch_dtype(SafetensorsDtype dtype)
+{
+    return dtype == SAFETENSORS_F16    ? "float16"
+           : dtype == SAFETENSORS_BF16 ? "bfloat16"
+           : dtype == SAFETENSORS_F32  ? "float32"
+                                       : NULL;
+}
+
 DrrlStatus train_export_write(const TrainModel *m, const char *dir,
                               const char *metadata_json, SafetensorsDtype dtype,
-                              DrrlError *err)
+                              double *max_change, DrrlError *err)
 {
-    const char *tdt = dtype == SAFETENSORS_F16    ? "float16"
-                      : dtype == SAFETENSORS_BF16 ? "bfloat16"
-                      : dtype == SAFETENSORS_F32  ? "float32"
-                                                  : NULL;
+    const char *tdt = train_export_torch_dtype(dtype);
+    if (max_change)
+        *max_change = 0.0;
     if (!tdt)
         return drrl_error(err, DRRL_E_USAGE, "%s: weights can be written as F32, F16 or BF16",
                           dir);
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return drrl_error(err, errno == ENOENT || errno == ENOTDIR ? DRRL_E_NOTFOUND : DRRL_E_IO,
+        return drrl_error(err, drrl_status_of_write_errno(errno),
                           "%s: cannot create directory: %s", dir, strerror(errno));
     char *cpath = export_join(dir, "config.json");
     char *wpath = export_join(dir, "model.safetensors");
@@ -136,6 +143,9 @@ DrrlStatus train_export_write(const TrainModel *m, const char *dir,
                                     t->name, k, (double)t->w[k], tdt);
                     goto done;
                 }
+                double d = fabs((double)back - (double)t->w[k]);
+                if (max_change && d > *max_change)
+                    *max_change = d;
             }
             data = h;
         }
@@ -245,9 +255,12 @@ static DrrlStatus parse_config(const char *path, TrainModelConfig *c, DrrlError 
     return st;
 }
 
-DrrlStatus train_export_load(const char *dir, TrainModel **out, DrrlError *err)
+DrrlStatus train_export_load(const char *dir, TrainModel **out, char **metadata_json,
+                             DrrlError *err)
 {
     *out = NULL;
+    if (metadata_json)
+        *metadata_json = NULL;
     char *cpath = export_join(dir, "config.json");
     char *wpath = export_join(dir, "model.safetensors");
     TrainModel *m = NULL;
@@ -282,6 +295,9 @@ DrrlStatus train_export_load(const char *dir, TrainModel **out, DrrlError *err)
                 st = drrl_error(err, DRRL_E_INPUT, "%s: tensor '%s': element %zu not finite",
                                 wpath, t->name, k);
     }
+    if (!st && metadata_json && sf->metadata_json &&
+        !(*metadata_json = strdup(sf->metadata_json)))
+        st = drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", wpath);
 done:
     safetensors_free(sf);
     free(cpath);

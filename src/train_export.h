@@ -21,16 +21,25 @@
  * SAFETENSORS_F16 / SAFETENSORS_BF16 rounded to nearest even (half the
  * size; config.json's torch_dtype says which). metadata_json: NULL or a JSON
  * object of strings stored in the safetensors header (e.g. how the model was
- * trained). Errors: DRRL_E_USAGE (another dtype), DRRL_E_INPUT (a weight
- * beyond the 16-bit type's range), DRRL_E_IO, DRRL_E_NOMEM. */
+ * trained). max_change, if not NULL, receives the largest |w - stored w|
+ * over all weights (0 for F32). Errors: DRRL_E_USAGE (another dtype),
+ * DRRL_E_INPUT (a weight beyond the 16-bit type's range), DRRL_E_IO,
+ * DRRL_E_NOMEM. */
 DrrlStatus train_export_write(const TrainModel *m, const char *dir,
                               const char *metadata_json, SafetensorsDtype dtype,
-                              DrrlError *err);
+                              double *max_change, DrrlError *err);
+
+/* config.json's torch_dtype for F32, F16 and BF16 ("float32", ...); NULL for
+ * any other dtype. */
+const char *train_export_torch_dtype(SafetensorsDtype dtype);
 
 /* Read a directory written by train_export_write (or any F32/F16/BF16 Llama
  * byte-level model of this shape family: vocab 256, as many KV heads as
  * heads, no biases) into a new TrainModel. Errors: DRRL_E_NOTFOUND,
- * DRRL_E_INPUT (naming the file and key or tensor), DRRL_E_NOMEM. */
-DrrlStatus train_export_load(const char *dir, TrainModel **out, DrrlError *err);
+ * DRRL_E_INPUT (naming the file and key or tensor), DRRL_E_NOMEM.
+ * metadata_json, if not NULL, receives a malloc'd copy of the safetensors
+ * header's "__metadata__" (NULL when it has none); the caller frees it. */
+DrrlStatus train_export_load(const char *dir, TrainModel **out, char **metadata_json,
+                             DrrlError *err);
 
 #endif

@@ -412,9 +412,9 @@ Test(train, deterministic_resume_and_export)
     cr_expect(memcmp(ma->params, mb->params, ma->n_params * sizeof(float)) == 0,
               "resumed run with other thread counts must be bit-identical");
     /* export and load back */
-    cr_assert_eq(train_export_write(ma, dir, NULL, SAFETENSORS_F32, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(train_export_write(ma, dir, NULL, SAFETENSORS_F32, NULL, &err), DRRL_OK, "%s", err.msg);
     TrainModel *mc;
-    cr_assert_eq(train_export_load(dir, &mc, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(train_export_load(dir, &mc, NULL, &err), DRRL_OK, "%s", err.msg);
     cr_expect_eq(mc->n_params, ma->n_params);
     cr_expect(memcmp(ma->params, mc->params, ma->n_params * sizeof(float)) == 0);
     /* a truncated checkpoint is refused with the path in the message */

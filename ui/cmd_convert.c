@@ -2,7 +2,7 @@
  * its weights stored as float32, float16 or bfloat16. */
 #include "config.h"
 
-#include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -66,33 +66,20 @@ int cmd_convert(int argc, char **argv)
 
     DrrlError err;
     TrainModel *m = NULL;
-    if (train_export_load(in, &m, &err))
+    char *meta = NULL; /* the input's safetensors metadata (how train-lm made it), kept */
+    if (train_export_load(in, &m, &meta, &err))
         return cli_fail(&err);
     double maxdiff = 0.0;
-    for (size_t k = 0; k < m->n_params; k++) {
-        float w = m->params[k];
-        float b = dtype == SAFETENSORS_F16    ? safetensors_f16_to_f32(safetensors_f32_to_f16(w))
-                  : dtype == SAFETENSORS_BF16 ? safetensors_bf16_to_f32(safetensors_f32_to_bf16(w))
-                                              : w;
-        double d = fabs((double)b - (double)w);
-        maxdiff = d > maxdiff ? d : maxdiff; /* inf (out of range) is reported by the writer */
-    }
-    /* keep the input's safetensors metadata (how train-lm made it) */
-    snprintf(path, sizeof path, "%s/model.safetensors", in);
-    Safetensors *sf = NULL;
-    const char *meta = "{\"format\":\"pt\"}";
-    if (safetensors_load(path, &sf, &err) == DRRL_OK && sf->metadata_json)
-        meta = sf->metadata_json;
-    DrrlStatus st = train_export_write(m, out, meta, dtype, &err);
-    safetensors_free(sf);
+    DrrlStatus st = train_export_write(m, out, meta ? meta : "{\"format\":\"pt\"}", dtype,
+                                       &maxdiff, &err);
+    free(meta);
     train_model_free(m);
-    snprintf(path, sizeof path, "%s/model.safetensors", out);
     if (st)
         return cli_fail(&err);
     if (stat(path, &sb) != 0)
         return cli_error(CLI_EXIT_FAIL, "%s: not written", path);
     printf("%s: %s weights, %lld bytes; largest change of a weight %.3g\n", path,
-           dtype == SAFETENSORS_F16 ? "float16" : dtype == SAFETENSORS_BF16 ? "bfloat16" : "float32",
+           train_export_torch_dtype(dtype),
            (long long)sb.st_size, maxdiff);
     return CLI_EXIT_OK;
 }

@@ -265,7 +265,7 @@ static int eval_only(const char *model_dir, const char *data, long ctx, long str
     int rc = check_text(data);
     if (rc)
         return rc;
-    DrrlStatus st = train_export_load(model_dir, &m, &err);
+    DrrlStatus st = train_export_load(model_dir, &m, NULL, &err);
     if (!st && theta > 0)
         m->cfg.rope_theta = theta; /* evaluate another RoPE base */
     if (!st)
@@ -405,7 +405,7 @@ int cmd_train_lm(int argc, char **argv)
         train_session_free(s);
     if (!st && !resume && init_dir) {
         TrainModel *src = NULL;
-        st = train_export_load(init_dir, &src, &err);
+        st = train_export_load(init_dir, &src, NULL, &err);
         if (!st)
             st = train_model_copy_params(train_session_model(s), src, &err);
         train_model_free(src);
@@ -446,7 +446,7 @@ int cmd_train_lm(int argc, char **argv)
              train_session_step(s), so->steps, (unsigned long long)so->seed,
              train_session_elapsed(s));
     /* The model directory always reflects the latest step, even when stopped. */
-    DrrlStatus st2 = train_export_write(train_session_model(s), out, meta, SAFETENSORS_F32, &err2);
+    DrrlStatus st2 = train_export_write(train_session_model(s), out, meta, SAFETENSORS_F32, NULL, &err2);
     if (st2) {
         rc = cli_fail(&err2);
     } else if (st) {
