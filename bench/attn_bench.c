@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "session.h"
+#include "run/session.h"
 
 static uint64_t rs = 0x243F6A8885A308D3ull;
 static double gauss(void)

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attn_core.h"
+#include "attn/attn_core.h"
 #include "attn_testutil.h"
-#include "bounds.h"
+#include "attn/bounds.h"
 
 typedef struct Fake {
     int H, K, D, cap;

@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include "attn_testutil.h"
-#include "basis.h"
-#include "flops.h"
-#include "method.h"
+#include "attn/basis.h"
+#include "attn/flops.h"
+#include "attn/method.h"
 
 Test(method, parses_every_form)
 {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "basis.h"
+#include "attn/basis.h"
 
 /* X (rows x d, row stride ld): column j is s[j] times a unit vector that is
  * nonzero only on the rows t with t % d == j, so the columns are orthogonal,

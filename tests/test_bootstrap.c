@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 
-#include "bootstrap.h"
+#include "eval/bootstrap.h"
 
 Test(bootstrap, quantile_type7)
 {

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "attn_testutil.h"
-#include "basis.h"
-#include "bounds.h"
+#include "attn/basis.h"
+#include "attn/bounds.h"
 
 #define REL 1e-9 /* slack for double round-off in the reference computation */
 

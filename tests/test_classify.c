@@ -3,7 +3,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 
-#include "classify.h"
+#include "eval/classify.h"
 
 static double sig(double x) { return 1.0 / (1.0 + exp(-x)); }
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "safetensors.h"
+#include "model/safetensors.h"
 
 #define TOL_REF 1e-4  /* max abs difference / max abs reference value */
 #define TOL_LOSS 1e-4

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "forward.h"
-#include "model.h"
-#include "safetensors.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "model/safetensors.h"
 
 /* Tolerances (max abs difference / max abs reference value). */
 #define TOL_REF 1e-4         /* logits, attention, hidden states vs transformers */

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy_features.h"
-#include "policy_reward.h"
+#include "policy/policy_features.h"
+#include "policy/policy_reward.h"
 
 Test(policy_features, weight_stats_of_a_known_matrix)
 {

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "policy_features.h"
-#include "policy_file.h"
-#include "safetensors.h"
+#include "policy/policy_features.h"
+#include "policy/policy_file.h"
+#include "model/safetensors.h"
 
 static char dir[64];
 

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy_net.h"
-#include "policy_rng.h"
+#include "policy/policy_net.h"
+#include "policy/policy_rng.h"
 
 static PolicyNetConfig small_cfg(void)
 {

@@ -8,12 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "forward.h"
-#include "method.h"
-#include "model.h"
-#include "policy_agent.h"
-#include "policy_file.h"
-#include "policy_train.h"
+#include "model/forward.h"
+#include "attn/method.h"
+#include "model/model.h"
+#include "policy/policy_agent.h"
+#include "policy/policy_file.h"
+#include "policy/policy_train.h"
 
 static char dir[64];
 static Model *model;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ppo.h"
+#include "policy/ppo.h"
 
 Test(ppo, masked_softmax_and_argmax)
 {

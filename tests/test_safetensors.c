@@ -1,4 +1,4 @@
-/* Unit tests for src/safetensors.c: round trips and every validation failure. */
+/* Unit tests for src/model/safetensors.c: round trips and every validation failure. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <math.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "safetensors.h"
+#include "model/safetensors.h"
 
 static char dir[256];
 

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "safetensors.h"
-#include "session.h"
+#include "model/safetensors.h"
+#include "run/session.h"
 
 typedef struct Ref {
     Safetensors *st;

@@ -2,7 +2,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "status.h"
+#include "base/status.h"
 
 Test(status, exit_codes_follow_the_contract)
 {

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 #define BPE_DIR TEST_SRCDIR "/data/gpt2-bpe"
 

@@ -1,4 +1,4 @@
-/* Tests of the trace store and trace files (src/trace_store.c, src/trace_csv.c). */
+/* Tests of the trace store and trace files (src/trace/trace_store.c, src/trace/trace_csv.c). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <math.h>
@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "trace_csv.h"
-#include "trace_store.h"
+#include "trace/trace_csv.h"
+#include "trace/trace_store.h"
 
 /* ---- fixtures ---- */
 
@@ -800,7 +800,7 @@ Test(trace_csv, missing_files)
 
 /* ---- diff ---- */
 
-#include "trace_diff.h"
+#include "trace/trace_diff.h"
 
 static TraceStore *store_of(int steps, int32_t bump_step, int32_t bump_layer, int skip_last)
 {

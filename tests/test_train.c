@@ -18,10 +18,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "train.h"
-#include "train_export.h"
-#include "train_model.h"
-#include "train_ops.h"
+#include "train/train.h"
+#include "train/train_export.h"
+#include "train/train_model.h"
+#include "train/train_ops.h"
 
 static uint64_t rng_state = 12345;
 static double urand(void)

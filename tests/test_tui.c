@@ -13,14 +13,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "app.h"
-#include "canvas.h"
-#include "keys.h"
-#include "layout.h"
-#include "screen.h"
-#include "trace_csv.h"
+#include "tui/app.h"
+#include "tui/canvas.h"
+#include "tui/keys.h"
+#include "tui/layout.h"
+#include "tui/screen.h"
+#include "trace/trace_csv.h"
 #include "tui_data.h"
-#include "views.h"
+#include "tui/views.h"
 
 static void utf8_locale(void) { setlocale(LC_ALL, "C.UTF-8"); }
 

@@ -1,4 +1,4 @@
-/* test_tui_diff.c: the TUI's difference view (ui/diff.h, ui/view_diff.c):
+/* test_tui_diff.c: the TUI's difference view (ui/tui/diff.h, ui/tui/view_diff.c):
  * which cells diverge, the first divergence, navigation between diverging
  * tokens, and what the screen shows, on deterministic test data (B is A
  * with a few rows changed or left out). */
@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app.h"
-#include "canvas.h"
-#include "diff.h"
-#include "screen.h"
-#include "trace_csv.h"
+#include "tui/app.h"
+#include "tui/canvas.h"
+#include "tui/diff.h"
+#include "tui/screen.h"
+#include "trace/trace_csv.h"
 #include "tui_data.h"
 
 #define STEPS 24

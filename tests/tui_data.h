@@ -8,7 +8,7 @@
 
 #include <stdbool.h>
 
-#include "trace_store.h"
+#include "trace/trace_store.h"
 
 /* A new store of n_steps tokens, L layers, H heads, head_dim d (a multiple
  * of 4, >= 8), segment length 8, with or without policy columns. NULL when

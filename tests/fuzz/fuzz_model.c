@@ -4,7 +4,7 @@
 #include <stdint.h>
 
 #include "fuzz_util.h"
-#include "model.h"
+#include "model/model.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

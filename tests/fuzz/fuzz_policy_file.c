@@ -3,7 +3,7 @@
 #include <stdint.h>
 
 #include "fuzz_util.h"
-#include "policy_file.h"
+#include "policy/policy_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "model.h"
+#include "model/model.h"
 
 #ifndef FUZZ_SRCDIR
 #define FUZZ_SRCDIR "."

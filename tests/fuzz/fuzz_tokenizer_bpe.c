@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 static void exercise(const Tokenizer *tok, const char *text, size_t len)
 {

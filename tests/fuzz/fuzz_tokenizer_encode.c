@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 #ifndef FUZZ_SRCDIR
 #define FUZZ_SRCDIR "."

@@ -3,8 +3,8 @@
 #include <stdint.h>
 
 #include "fuzz_util.h"
-#include "trace_csv.h"
-#include "trace_store.h"
+#include "trace/trace_csv.h"
+#include "trace/trace_store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

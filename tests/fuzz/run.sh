@@ -48,9 +48,9 @@ build_lib() {
     fuzz) flags="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" ;;
     cover) flags="-fprofile-instr-generate -fcoverage-mapping" ;;
     esac
-    newest_h=$(ls -t "$top"/src/*.h | head -1)
+    newest_h=$(ls -t "$top"/src/*/*.h | head -1)
     changed=0
-    for c in "$top"/src/*.c; do
+    for c in "$top"/src/*/*.c; do
         o=$dir/obj/$(basename "$c" .c).o
         if [ ! -f "$o" ] || [ "$c" -nt "$o" ] || [ "$newest_h" -nt "$o" ]; then
             # shellcheck disable=SC2046
@@ -110,7 +110,7 @@ cover)
     LLVM_PROFILE_FILE=$prof "$out/cover/fuzz_$name" "$here/seeds/$name" "$corpus" >/dev/null 2>&1 || true
     llvm-profdata merge -sparse "$prof" -o "$out/cover/$name.profdata"
     llvm-cov report "$out/cover/fuzz_$name" -instr-profile="$out/cover/$name.profdata" \
-        "$top"/src/*.c 2>/dev/null | awk 'NR<=2 || $4 != "0" && $1 != "TOTAL" || $1 == "TOTAL"' |
+        "$top"/src/*/*.c 2>/dev/null | awk 'NR<=2 || $4 != "0" && $1 != "TOTAL" || $1 == "TOTAL"' |
         grep -v '^ *$' | sed "s|$top/||"
     ;;
 repro)

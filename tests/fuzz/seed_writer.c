@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy_features.h"
-#include "policy_file.h"
-#include "trace_csv.h"
+#include "policy/policy_features.h"
+#include "policy/policy_file.h"
+#include "trace/trace_csv.h"
 
 static int write_trace(const char *path, int with_policy)
 {

@@ -1,0 +1,1833 @@
+#include "attn/attn_core.h"
+
+#include <cblas.h>
+#include <lapacke.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attn/basis.h"
+#include "base/fastexp.h"
+#include "attn/bounds.h"
+
+enum { SIDE_K = 0, SIDE_V = 1 };
+enum { REFRESH_NONE = 0, REFRESH_KEEP = 1, REFRESH_RECOMPUTE = 2 };
+
+/* Keys or values of one (layer, kv head). */
+typedef struct Side {
+    double *G;       /* (D, D) upper: Gram of all completed segments */
+    double *Gref;    /* (D, D) full: G at the last eigensolve */
+    double *lam;     /* (D) eigenvalues of Gref, descending */
+    double *Bd;      /* (D, D) basis in double (column j = direction j) */
+    float *B;        /* (D, D) the same in float, used by the kernels */
+    float *P;        /* (D, cap): P[j*cap + t] = (x_t B)_j, the projected cache */
+    double *E;       /* (D) sum_t P[j][t]^2 over all projected rows, j < w */
+    double *En;      /* (D) same over rows n_ref.. (since the last eigensolve) */
+    double trace_ref;
+    int64_t n_ref;   /* rows in Gref */
+    int64_t n_gram;  /* rows folded into G */
+    int64_t n_proj;  /* rows in P */
+    int32_t w;       /* projected width: P holds directions 0..w-1 */
+    double tot;      /* sum_t ||x_t||^2 over all cached rows (double) */
+    double tot_new;  /* the same over rows since the last eigensolve (n_ref..) */
+    double rowmax;   /* max_t ||x_t||_2 over cached rows */
+    double dG;       /* ||G - Gref||_F at the last boundary */
+    double *sinr;    /* (D + 1) residual Davis-Kahan bound per rank, last boundary */
+    int has_basis;
+    int refresh;     /* last boundary's decision */
+    /* per-call accumulators, written by the one thread that works on this
+     * side and merged into the ledger and stats on the calling thread */
+    double fl[FLOPS_CAT_COUNT];
+    int n_keep, n_recompute;
+    DrrlStatus st;
+    DrrlError err;
+} Side;
+
+typedef struct Kv {
+    Side s[2];
+} Kv;
+
+typedef struct Perf {
+    float *W;    /* (M, D) */
+    double *S;   /* (M, D) */
+    double *z;   /* (M) */
+    double c;    /* shift of every exponent in S and z */
+} Perf;
+
+typedef struct Nys {
+    float *Lq, *Lk; /* (M, D) */
+    double *S;      /* (M, D) */
+    double *z, *c;  /* (M) */
+    double *Ap;     /* (M, M) pinv of the landmark kernel, m_used x m_used */
+    double *qsum;   /* (D) sum of this segment's queries */
+    int32_t m_used, next;
+} Nys;
+
+/* The decision in force for (layer, query head). */
+typedef struct HeadState {
+    int32_t rank;
+    double energy, tail_rel, sin_theta;
+    int32_t n_masked;
+    int32_t *masked; /* (grid.n) */
+    float *probs;    /* (grid.n) policy probabilities, n_probs of them */
+    int32_t n_probs;
+    double value;
+} HeadState;
+
+/* One (layer, head, row) of the current call. */
+typedef struct RowStat {
+    double fl[FLOPS_CAT_COUNT];
+    double fl_exact[FLOPS_CAT_COUNT];
+    double measured, fidelity, bound_abs, bound_rel, tail_rel;
+    int violation, measured_ok;
+    int64_t wall_ns;
+    int32_t rank;
+} RowStat;
+
+struct AttnCore {
+    AttnCoreConfig cfg;
+    ModelConfig mc;
+    RankGrid grid;
+    int32_t L, H, K, D, group;
+    Kv *kv;            /* (L, K) */
+    HeadState *hs;     /* (L, H) */
+    RowStat *rows;     /* (L, H, rows_cap) */
+    size_t rows_cap, call_n, call_pos0;
+    size_t pcap;       /* capacity (rows) of every projected cache */
+    float *qh;         /* (L, H, qcap, D) query history (keep_queries) */
+    size_t qcap, qlen;
+    double *callfl;    /* (L, H, FLOPS_CAT_COUNT): call-level work (refresh, projection) */
+    FlopLedger exec, exact;
+    AttnCoreStats stats;
+    AttnChooser chooser;
+    void *chooser_ctx;
+    AttnCacheFn cache_k, cache_v;
+    const void *cache_ctx;
+    int64_t *seg_done; /* (L): last segment whose boundary was processed */
+    uint64_t rng;
+    /* baselines */
+    Perf *perf;  /* (L, K) performer state */
+    Nys *nys;    /* (L, H) nystrom state */
+    float *bl_out;      /* (call n, H, D) baseline outputs of the current layer */
+    size_t bl_cap;
+    /* decision scratch */
+    double *dec_energy, *dec_bound;
+    uint8_t *dec_mask;
+    int32_t *dec_prev, *dec_rank;
+    float *dec_probs;
+    double *dec_value;
+};
+
+static void perf_reset(Perf *p, int32_t M, int32_t D);
+static void orf_fill(float *W, int32_t M, int32_t D, uint64_t seed);
+
+/* ---- small helpers ---- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull); /* splitmix64 (Steele et al. 2014) */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void attn_core_config_default(AttnCoreConfig *c)
+{
+    memset(c, 0, sizeof *c);
+    method_parse("full", &c->method, NULL);
+    c->segment = 128;
+    c->measure = 1;
+    c->eps = NAN;
+    c->rot_tol = 0.1;
+}
+
+static void side_free(Side *s)
+{
+    free(s->G), free(s->Gref), free(s->lam), free(s->Bd), free(s->B), free(s->P), free(s->E),
+        free(s->En), free(s->sinr);
+}
+
+static int side_alloc(Side *s, int32_t D)
+{
+    size_t dd = (size_t)D * D;
+    memset(s, 0, sizeof *s);
+    s->G = calloc(dd, sizeof *s->G);
+    s->Gref = calloc(dd, sizeof *s->Gref);
+    s->lam = calloc((size_t)D, sizeof *s->lam);
+    s->Bd = calloc(dd, sizeof *s->Bd);
+    s->B = calloc(dd, sizeof *s->B);
+    s->E = calloc((size_t)D, sizeof *s->E);
+    s->En = calloc((size_t)D, sizeof *s->En);
+    s->sinr = calloc((size_t)D + 1, sizeof *s->sinr);
+    return s->G && s->Gref && s->lam && s->Bd && s->B && s->E && s->En && s->sinr;
+}
+
+static void side_reset(Side *s, int32_t D)
+{
+    size_t dd = (size_t)D * D;
+    memset(s->G, 0, dd * sizeof *s->G);
+    memset(s->Gref, 0, dd * sizeof *s->Gref);
+    memset(s->lam, 0, (size_t)D * sizeof *s->lam);
+    memset(s->E, 0, (size_t)D * sizeof *s->E);
+    memset(s->En, 0, (size_t)D * sizeof *s->En);
+    memset(s->sinr, 0, ((size_t)D + 1) * sizeof *s->sinr);
+    s->trace_ref = 0, s->n_ref = s->n_gram = s->n_proj = 0;
+    s->w = 0, s->tot = s->tot_new = 0.0;
+    s->rowmax = s->dG = 0;
+    s->has_basis = 0, s->refresh = REFRESH_NONE;
+}
+
+DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCore **out,
+                         DrrlError *err)
+{
+    *out = NULL;
+    DrrlStatus st = method_check(&c->method, cfg->head_dim, err);
+    if (st)
+        return st;
+    if (c->segment < 1)
+        return drrl_error(err, DRRL_E_USAGE, "--segment must be >= 1 (got %d)", (int)c->segment);
+    AttnCore *ac = calloc(1, sizeof *ac);
+    if (!ac)
+        return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
+    ac->cfg = *c;
+    if (isnan(ac->cfg.eps))
+        ac->cfg.eps = ATTN_CORE_EPS;
+    ac->mc = *cfg;
+    ac->L = cfg->n_layer, ac->H = cfg->n_head, ac->K = cfg->n_kv_head, ac->D = cfg->head_dim;
+    ac->group = ac->H / ac->K;
+    ac->rng = c->seed ^ 0x5eed5eed5eedull;
+    if ((st = method_grid(&ac->grid, ac->D, c->r_min, c->r_step, err)))
+        goto fail;
+    if ((st = flops_init(&ac->exec, ac->L, ac->H, err)) ||
+        (st = flops_init(&ac->exact, ac->L, ac->H, err)))
+        goto fail;
+    size_t LK = (size_t)ac->L * ac->K, LH = (size_t)ac->L * ac->H, G = (size_t)ac->grid.n;
+    ac->kv = calloc(LK, sizeof *ac->kv);
+    ac->hs = calloc(LH, sizeof *ac->hs);
+    ac->callfl = calloc(LH * FLOPS_CAT_COUNT, sizeof *ac->callfl);
+    ac->seg_done = calloc((size_t)ac->L, sizeof *ac->seg_done);
+    ac->dec_energy = calloc((size_t)ac->H * G, sizeof *ac->dec_energy);
+    ac->dec_bound = calloc((size_t)ac->H * G, sizeof *ac->dec_bound);
+    ac->dec_mask = calloc((size_t)ac->H * G, sizeof *ac->dec_mask);
+    ac->dec_prev = calloc((size_t)ac->H, sizeof *ac->dec_prev);
+    ac->dec_rank = calloc((size_t)ac->H, sizeof *ac->dec_rank);
+    ac->dec_probs = calloc((size_t)ac->H * G, sizeof *ac->dec_probs);
+    ac->dec_value = calloc((size_t)ac->H, sizeof *ac->dec_value);
+    if (!ac->kv || !ac->hs || !ac->callfl || !ac->seg_done || !ac->dec_energy ||
+        !ac->dec_bound || !ac->dec_mask || !ac->dec_prev || !ac->dec_rank || !ac->dec_probs ||
+        !ac->dec_value) {
+        st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < LK; i++)
+        for (int s = 0; s < 2; s++)
+            if (!side_alloc(&ac->kv[i].s[s], ac->D)) {
+                st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
+                goto fail;
+            }
+    for (size_t i = 0; i < LH; i++) {
+        ac->hs[i].masked = calloc(G, sizeof *ac->hs[i].masked);
+        ac->hs[i].probs = calloc(G, sizeof *ac->hs[i].probs);
+        if (!ac->hs[i].masked || !ac->hs[i].probs) {
+            st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
+            goto fail;
+        }
+    }
+    if (c->method.kind == METHOD_PERFORMER || c->method.kind == METHOD_NYSTROM) {
+        int32_t M = c->method.m, D = ac->D;
+        size_t MD = (size_t)M * D;
+        if (c->method.kind == METHOD_PERFORMER) {
+            ac->perf = calloc(LK, sizeof *ac->perf);
+            for (size_t i = 0; ac->perf && i < LK; i++) {
+                Perf *p = &ac->perf[i];
+                p->W = malloc(MD * sizeof *p->W);
+                p->S = malloc(MD * sizeof *p->S);
+                p->z = malloc((size_t)M * sizeof *p->z);
+                if (!p->W || !p->S || !p->z) {
+                    st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (performer)");
+                    goto fail;
+                }
+                /* seeded per (layer, kv head): the same seed gives the same features */
+                orf_fill(p->W, M, D, c->seed * 0x100000001b3ull + i * 0x9e3779b97f4a7c15ull + 1);
+            }
+            if (!ac->perf) {
+                st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (performer)");
+                goto fail;
+            }
+        } else {
+            ac->nys = calloc(LH, sizeof *ac->nys);
+            for (size_t i = 0; ac->nys && i < LH; i++) {
+                Nys *y = &ac->nys[i];
+                y->Lq = calloc(MD, sizeof *y->Lq);
+                y->Lk = calloc(MD, sizeof *y->Lk);
+                y->S = calloc(MD, sizeof *y->S);
+                y->z = calloc((size_t)M, sizeof *y->z);
+                y->c = calloc((size_t)M, sizeof *y->c);
+                y->Ap = calloc((size_t)M * M, sizeof *y->Ap);
+                y->qsum = calloc((size_t)D, sizeof *y->qsum);
+                if (!y->Lq || !y->Lk || !y->S || !y->z || !y->c || !y->Ap || !y->qsum) {
+                    st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (nystrom)");
+                    goto fail;
+                }
+            }
+            if (!ac->nys) {
+                st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (nystrom)");
+                goto fail;
+            }
+        }
+    }
+    attn_core_reset(ac);
+    *out = ac;
+    return DRRL_OK;
+fail:
+    attn_core_free(ac);
+    return st;
+}
+
+void attn_core_free(AttnCore *ac)
+{
+    if (!ac)
+        return;
+    if (ac->kv)
+        for (size_t i = 0; i < (size_t)ac->L * ac->K; i++)
+            side_free(&ac->kv[i].s[0]), side_free(&ac->kv[i].s[1]);
+    if (ac->hs)
+        for (size_t i = 0; i < (size_t)ac->L * ac->H; i++)
+            free(ac->hs[i].masked), free(ac->hs[i].probs);
+    if (ac->perf)
+        for (size_t i = 0; i < (size_t)ac->L * ac->K; i++)
+            free(ac->perf[i].W), free(ac->perf[i].S), free(ac->perf[i].z);
+    if (ac->nys)
+        for (size_t i = 0; i < (size_t)ac->L * ac->H; i++) {
+            Nys *y = &ac->nys[i];
+            free(y->Lq), free(y->Lk), free(y->S), free(y->z), free(y->c), free(y->Ap), free(y->qsum);
+        }
+    free(ac->perf), free(ac->nys), free(ac->bl_out), free(ac->qh);
+    free(ac->kv), free(ac->hs), free(ac->rows), free(ac->callfl), free(ac->seg_done);
+    free(ac->dec_energy), free(ac->dec_bound), free(ac->dec_mask), free(ac->dec_prev);
+    free(ac->dec_rank), free(ac->dec_probs), free(ac->dec_value);
+    flops_done(&ac->exec), flops_done(&ac->exact);
+    free(ac);
+}
+
+void attn_core_reset(AttnCore *ac)
+{
+    for (size_t i = 0; i < (size_t)ac->L * ac->K; i++)
+        side_reset(&ac->kv[i].s[0], ac->D), side_reset(&ac->kv[i].s[1], ac->D);
+    for (size_t i = 0; i < (size_t)ac->L * ac->H; i++) {
+        HeadState *h = &ac->hs[i];
+        h->rank = ac->D, h->energy = 1.0, h->tail_rel = 0.0, h->sin_theta = 0.0;
+        h->n_masked = 0, h->n_probs = 0, h->value = NAN;
+    }
+    for (int32_t l = 0; l < ac->L; l++)
+        ac->seg_done[l] = 0;
+    flops_clear(&ac->exec), flops_clear(&ac->exact);
+    memset(&ac->stats, 0, sizeof ac->stats);
+    ac->qlen = 0;
+    if (ac->perf)
+        for (size_t i = 0; i < (size_t)ac->L * ac->K; i++)
+            perf_reset(&ac->perf[i], ac->cfg.method.m, ac->D);
+    if (ac->nys)
+        for (size_t i = 0; i < (size_t)ac->L * ac->H; i++) {
+            Nys *y = &ac->nys[i];
+            y->m_used = y->next = 0;
+            memset(y->qsum, 0, (size_t)ac->D * sizeof *y->qsum);
+        }
+    ac->rng = ac->cfg.seed ^ 0x5eed5eed5eedull;
+}
+
+void attn_core_set_chooser(AttnCore *ac, AttnChooser fn, void *ctx)
+{
+    ac->chooser = fn, ac->chooser_ctx = ctx;
+}
+
+void attn_core_bind_cache(AttnCore *ac, AttnCacheFn k, AttnCacheFn v, const void *ctx)
+{
+    ac->cache_k = k, ac->cache_v = v, ac->cache_ctx = ctx;
+}
+
+const FlopLedger *attn_core_flops_executed(const AttnCore *ac) { return &ac->exec; }
+const FlopLedger *attn_core_flops_exact(const AttnCore *ac) { return &ac->exact; }
+const AttnCoreStats *attn_core_stats(const AttnCore *ac) { return &ac->stats; }
+const RankGrid *attn_core_grid(const AttnCore *ac) { return &ac->grid; }
+double attn_core_eps(const AttnCore *ac)
+{
+    return ac->cfg.eps;
+}
+
+const char *attn_core_method(const AttnCore *ac) { return ac->cfg.method.spec; }
+
+int32_t attn_core_rank(const AttnCore *ac, int32_t layer, int32_t head)
+{
+    if (layer < 0 || layer >= ac->L || head < 0 || head >= ac->H)
+        return 0;
+    return ac->hs[(size_t)layer * ac->H + head].rank;
+}
+
+static Kv *kv_at(AttnCore *ac, int32_t l, int32_t g) { return &ac->kv[(size_t)l * ac->K + g]; }
+static HeadState *hs_at(AttnCore *ac, int32_t l, int32_t h)
+{
+    return &ac->hs[(size_t)l * ac->H + h];
+}
+static double *callfl_at(AttnCore *ac, int32_t l, int32_t h)
+{
+    return ac->callfl + ((size_t)l * ac->H + h) * FLOPS_CAT_COUNT;
+}
+/* Charge n FLOPs of kv-head work to its query heads, split evenly. */
+static void charge_kv(AttnCore *ac, int32_t l, int32_t g, FlopCat c, double n)
+{
+    for (int32_t j = 0; j < ac->group; j++)
+        callfl_at(ac, l, g * ac->group + j)[c] += n / ac->group;
+}
+
+/* ---- bounds from the state of a side ---- */
+
+/* Float32 projections make sum_{j<r} E_j differ from the exact
+ * ||X P_r||_F^2 by a relative O(D u); subtracting it from the exact double
+ * total could then understate a tail. We add 1e-6 of the total (about 16 D u
+ * for D <= 1024) as an allowance, so the tails below stay upper bounds. */
+#define PROJ_SLACK 1e-6
+
+/* A bound on ||X (I - P_r)||_2^2 over all cached rows of the side (see
+ * bounds.h, bounds_score): the smaller of
+ *   (a) the Frobenius residual of every cached row, tot - sum_{j<r} E_j
+ *       (exact: the basis is orthonormal), when r <= w, and
+ *   (b) sigma_{r+1}(Gref)^2 (+ Gram round-off allowance) + the Frobenius
+ *       residual of the rows added since Gref (<= their total energy),
+ * since ||[A; C] x||^2 = ||A x||^2 + ||C x||^2 and the basis holds Gref's
+ * top eigenvectors. */
+static double side_res2(const Side *s, int32_t D, int32_t r)
+{
+    if (r >= D)
+        return 0.0;
+    double fresh = s->tot_new;
+    if (r <= s->w) {
+        double kept = 0.0;
+        for (int32_t j = 0; j < r; j++)
+            kept += s->En[j];
+        fresh = s->tot_new - kept + PROJ_SLACK * s->tot_new;
+        if (fresh < 0.0)
+            fresh = 0.0;
+    }
+    double spec = s->lam[r] + bounds_gram_allowance(s->trace_ref, s->n_ref, D) + fresh;
+    if (r <= s->w) {
+        double kept = 0.0;
+        for (int32_t j = 0; j < r; j++)
+            kept += s->E[j];
+        double fro = s->tot - kept + PROJ_SLACK * s->tot;
+        if (fro < 0.0)
+            fro = 0.0;
+        if (fro < spec)
+            return fro;
+    }
+    return spec;
+}
+
+static double side_total(const Side *s, int32_t D)
+{
+    (void)D;
+    return s->tot;
+}
+
+/* Relative tail bound: sqrt(res2(r) / ||X||_F^2) (0 when X is zero), <= 1. */
+static double side_rel(const Side *s, int32_t D, int32_t r)
+{
+    double tot = side_total(s, D);
+    if (!(tot > 0.0))
+        return 0.0;
+    double b = sqrt(side_res2(s, D, r) / tot);
+    return b < 1.0 ? b : 1.0;
+}
+
+/* Fraction of the energy kept at rank r: exact for r <= w; beyond the
+ * projected width an estimate from the last eigensolve's spectrum (used only
+ * to choose ranks, never as a bound). */
+static double side_energy(const Side *s, int32_t D, int32_t r)
+{
+    if (r >= D)
+        return 1.0;
+    double tot = s->tot, kept = 0.0;
+    if (!(tot > 0.0))
+        return 1.0;
+    if (r <= s->w) {
+        for (int32_t j = 0; j < r; j++)
+            kept += s->E[j];
+    } else {
+        double lt = 0.0;
+        for (int32_t j = 0; j < D; j++)
+            lt += s->lam[j], kept += j < r ? s->lam[j] : 0.0;
+        return lt > 0.0 ? kept / lt : 1.0;
+    }
+    double e = kept / tot;
+    return e > 1.0 ? 1.0 : e;
+}
+
+/* The forward's attention scale for layer l (mirrors forward.c). */
+static float layer_scale(const AttnCore *ac, int32_t l)
+{
+    float scale = 1.0f;
+    if (ac->mc.scale_attn)
+        scale = (float)(1.0 / sqrt((double)ac->D));
+    if (ac->mc.scale_attn_by_layer)
+        scale /= (float)(l + 1);
+    return scale;
+}
+
+/* ---- Performer FAVOR+ (Choromanski et al., "Rethinking Attention with
+ * Performers", ICLR 2021): positive random features
+ *   phi(x)_i = exp(w_i . x - ||x||^2 / 2) / sqrt(M),  E[phi(x).phi(y)] = exp(x.y),
+ * with x = sqrt(scale) q (or k), rows w_i orthogonal within blocks of D and
+ * scaled by chi(D)-distributed norms (Sec. 2.4, "ORFs"). Causal attention by
+ * prefix sums S = sum_j phi(k_j) v_j^T, z = sum_j phi(k_j) (Sec. 2.6). The
+ * shared 1/sqrt(M) cancels; a running maximum shift keeps exp() finite and
+ * cancels in the ratio too (S and z are rescaled when the maximum grows). */
+
+/* ---- causal Nystrom (after Xiong et al., "Nystromformer", AAAI 2021): with
+ * landmark queries Lq and keys Lk (m x D),
+ *   o ~= softmax(q Lk^T) pinv(softmax(Lq Lk^T)) softmax(Lq K^T) V.
+ * The public Nystromformer takes landmarks as segment means over the whole
+ * sequence, which sees the future. Here landmark i is the mean query / key of
+ * one COMPLETED segment (the newest M segments, replacing the oldest), the
+ * third factor is kept causally as prefix sums S_i = sum_j e^{Lq_i.k_j s - c_i} v_j,
+ * z_i = sum_j e^{...} over keys seen so far, and the first segment is exact. */
+
+static void orf_fill(float *W, int32_t M, int32_t D, uint64_t seed)
+{
+    uint64_t s = seed;
+    double *blk = malloc((size_t)D * D * sizeof *blk), *tau = malloc((size_t)D * sizeof *tau);
+    if (!blk || !tau) {
+        free(blk), free(tau);
+        return;
+    }
+    for (int32_t row = 0; row < M; row += D) {
+        for (int32_t i = 0; i < D * D; i++) {
+            double u1 = ((rng_next(&s) >> 11) + 1) * 0x1.0p-53, u2 = (rng_next(&s) >> 11) * 0x1.0p-53;
+            blk[i] = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+        }
+        LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, D, D, blk, D, tau);
+        LAPACKE_dorgqr(LAPACK_ROW_MAJOR, D, D, D, blk, D, tau);
+        for (int32_t i = 0; i < D && row + i < M; i++) {
+            /* norm ~ chi(D): the norm of a fresh Gaussian vector */
+            double nn = 0.0;
+            for (int32_t j = 0; j < D; j++) {
+                double u1 = ((rng_next(&s) >> 11) + 1) * 0x1.0p-53,
+                       u2 = (rng_next(&s) >> 11) * 0x1.0p-53;
+                double g = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+                nn += g * g;
+            }
+            nn = sqrt(nn);
+            for (int32_t j = 0; j < D; j++) /* row i of Q (orthonormal rows) */
+                W[(size_t)(row + i) * D + j] = (float)(blk[(size_t)i * D + j] * nn);
+        }
+    }
+    free(blk), free(tau);
+}
+
+/* Exponent of feature i for x (D floats): w_i . x sqrt(s) - s ||x||^2 / 2. */
+static void perf_logits(const float *W, int32_t M, int32_t D, const float *x, float s,
+                        double *out)
+{
+    double xx = 0.0;
+    for (int32_t j = 0; j < D; j++)
+        xx += (double)x[j] * x[j];
+    double rs = sqrt((double)s);
+    for (int32_t i = 0; i < M; i++) {
+        double a = 0.0;
+        for (int32_t j = 0; j < D; j++)
+            a += (double)W[(size_t)i * D + j] * x[j];
+        out[i] = a * rs - 0.5 * s * xx;
+    }
+}
+
+static void perf_reset(Perf *p, int32_t M, int32_t D)
+{
+    memset(p->S, 0, (size_t)M * D * sizeof *p->S);
+    memset(p->z, 0, (size_t)M * sizeof *p->z);
+    p->c = -INFINITY;
+}
+
+/* Performer outputs of rows pos0..pos0+n-1 of layer l into ac->bl_out. */
+static void perf_layer(AttnCore *ac, int32_t l, size_t pos0, size_t n, const float *q)
+{
+    int32_t D = ac->D, M = ac->cfg.method.m, H = ac->H;
+    float s = layer_scale(ac, l);
+    double *lg = malloc((size_t)M * sizeof *lg);
+    if (!lg)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        size_t t = pos0 + i;
+        for (int32_t g = 0; g < ac->K; g++) {
+            Perf *p = &ac->perf[(size_t)l * ac->K + g];
+            const float *k = ac->cache_k(ac->cache_ctx, l, g) + t * D;
+            const float *v = ac->cache_v(ac->cache_ctx, l, g) + t * D;
+            perf_logits(p->W, M, D, k, s, lg);
+            charge_kv(ac, l, g, FLOPS_BASIS_PROJ, 2.0 * M * D + 2.0 * D + 2.0 * M);
+            double mx = lg[0];
+            for (int32_t a = 1; a < M; a++)
+                mx = lg[a] > mx ? lg[a] : mx;
+            if (mx > p->c) {
+                if (isfinite(p->c)) {
+                    double f = exp(p->c - mx);
+                    for (int32_t a = 0; a < M * D; a++)
+                        p->S[a] *= f;
+                    for (int32_t a = 0; a < M; a++)
+                        p->z[a] *= f;
+                    charge_kv(ac, l, g, FLOPS_VALUE, (double)M * D + M);
+                }
+                p->c = mx;
+            }
+            for (int32_t a = 0; a < M; a++) {
+                double ph = exp(lg[a] - p->c);
+                p->z[a] += ph;
+                for (int32_t j = 0; j < D; j++)
+                    p->S[(size_t)a * D + j] += ph * v[j];
+            }
+            charge_kv(ac, l, g, FLOPS_VALUE, 2.0 * M * D + M);
+        }
+        for (int32_t h = 0; h < H; h++) {
+            Perf *p = &ac->perf[(size_t)l * ac->K + h / ac->group];
+            const float *qq = q + i * (size_t)H * D + (size_t)h * D;
+            perf_logits(p->W, M, D, qq, s, lg);
+            double mx = lg[0];
+            for (int32_t a = 1; a < M; a++)
+                mx = lg[a] > mx ? lg[a] : mx;
+            double den = 0.0;
+            float *o = ac->bl_out + (i * H + h) * (size_t)D;
+            double num[4096];
+            for (int32_t j = 0; j < D; j++)
+                num[j] = 0.0;
+            for (int32_t a = 0; a < M; a++) {
+                double ps = exp(lg[a] - mx);
+                den += ps * p->z[a];
+                for (int32_t j = 0; j < D; j++)
+                    num[j] += ps * p->S[(size_t)a * D + j];
+            }
+            for (int32_t j = 0; j < D; j++)
+                o[j] = den > 0.0 ? (float)(num[j] / den) : 0.0f;
+            double *cf = callfl_at(ac, l, h);
+            cf[FLOPS_BASIS_PROJ] += 2.0 * M * D + 2.0 * D + 2.0 * M;
+            cf[FLOPS_VALUE] += 2.0 * M * D;
+            cf[FLOPS_SOFTMAX] += 2.0 * M + D;
+        }
+    }
+    free(lg);
+}
+
+/* Nystrom: at a boundary at pos (segment seg - 1 completed), add a landmark. */
+static DrrlStatus nys_boundary(AttnCore *ac, int32_t l, int64_t pos, DrrlError *err)
+{
+    int32_t D = ac->D, M = ac->cfg.method.m, T = ac->cfg.segment;
+    float s = layer_scale(ac, l);
+    for (int32_t h = 0; h < ac->H; h++) {
+        Nys *y = &ac->nys[(size_t)l * ac->H + h];
+        int32_t g = h / ac->group;
+        const float *K = ac->cache_k(ac->cache_ctx, l, g), *V = ac->cache_v(ac->cache_ctx, l, g);
+        int32_t slot = y->next;
+        y->next = (y->next + 1) % M;
+        if (y->m_used < M)
+            y->m_used++;
+        int64_t from = pos - T;
+        for (int32_t j = 0; j < D; j++) {
+            double ks = 0.0;
+            for (int64_t t = from; t < pos; t++)
+                ks += K[t * D + j];
+            y->Lk[(size_t)slot * D + j] = (float)(ks / T);
+            y->Lq[(size_t)slot * D + j] = (float)(y->qsum[j] / T);
+            y->qsum[j] = 0.0;
+        }
+        /* rebuild row slot of the prefix sums over keys 0..pos-1 */
+        const float *lq = y->Lq + (size_t)slot * D;
+        double c = -INFINITY;
+        for (int64_t t = 0; t < pos; t++) {
+            double a = 0.0;
+            for (int32_t j = 0; j < D; j++)
+                a += (double)lq[j] * K[t * D + j];
+            a *= s;
+            c = a > c ? a : c;
+        }
+        double z = 0.0, *S = y->S + (size_t)slot * D;
+        for (int32_t j = 0; j < D; j++)
+            S[j] = 0.0;
+        for (int64_t t = 0; t < pos; t++) {
+            double a = 0.0;
+            for (int32_t j = 0; j < D; j++)
+                a += (double)lq[j] * K[t * D + j];
+            double e = exp(a * s - c);
+            z += e;
+            for (int32_t j = 0; j < D; j++)
+                S[j] += e * V[t * D + j];
+        }
+        y->z[slot] = z, y->c[slot] = c;
+        double *cf = callfl_at(ac, l, h);
+        cf[FLOPS_ROTATE] += 2.0 * (2.0 * pos * D) + 2.0 * pos * D + 3.0 * pos + 2.0 * T * D;
+        /* landmark kernel A = softmax_rows(Lq Lk^T s) and its pseudo-inverse */
+        int32_t m = y->m_used;
+        double *A = malloc((size_t)m * m * sizeof *A), *sv = malloc((size_t)m * sizeof *sv);
+        double *U = malloc((size_t)m * m * sizeof *U), *Vt = malloc((size_t)m * m * sizeof *Vt);
+        if (!A || !sv || !U || !Vt) {
+            free(A), free(sv), free(U), free(Vt);
+            return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (nystrom)");
+        }
+        for (int32_t a = 0; a < m; a++) {
+            double mx = -INFINITY, zz = 0.0;
+            for (int32_t b = 0; b < m; b++) {
+                double d = 0.0;
+                for (int32_t j = 0; j < D; j++)
+                    d += (double)y->Lq[(size_t)a * D + j] * y->Lk[(size_t)b * D + j];
+                A[a * m + b] = d * s;
+                mx = A[a * m + b] > mx ? A[a * m + b] : mx;
+            }
+            for (int32_t b = 0; b < m; b++)
+                zz += (A[a * m + b] = exp(A[a * m + b] - mx));
+            for (int32_t b = 0; b < m; b++)
+                A[a * m + b] /= zz;
+        }
+        cf[FLOPS_ROTATE] += 2.0 * m * m * D + flops_softmax((double)m * m);
+        lapack_int info = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'A', m, m, A, m, sv, U, m, Vt, m);
+        if (info != 0) {
+            free(A), free(sv), free(U), free(Vt);
+            return drrl_error(err, DRRL_E_INTERNAL, "attn_core: nystrom pinv failed (info %d)",
+                              (int)info);
+        }
+        /* pinv = V diag(1/sv) U^T, dropping sv below 1e-6 sv_max */
+        for (int32_t a = 0; a < m; a++)
+            for (int32_t b = 0; b < m; b++) {
+                double acc = 0.0;
+                for (int32_t k = 0; k < m; k++)
+                    if (sv[k] > 1e-6 * sv[0])
+                        acc += Vt[k * m + a] / sv[k] * U[b * m + k];
+                y->Ap[a * M + b] = acc;
+            }
+        cf[FLOPS_EIG] += flops_svd(m, m) + 2.0 * m * m * m;
+        free(A), free(sv), free(U), free(Vt);
+    }
+    return DRRL_OK;
+}
+
+/* Nystrom outputs of rows pos0..pos0+n-1 (segment >= 1) into ac->bl_out. */
+static void nys_layer(AttnCore *ac, int32_t l, size_t pos0, size_t n, const float *q)
+{
+    int32_t D = ac->D, M = ac->cfg.method.m, H = ac->H;
+    float s = layer_scale(ac, l);
+    for (size_t i = 0; i < n; i++) {
+        size_t t = pos0 + i;
+        for (int32_t h = 0; h < H; h++) {
+            Nys *y = &ac->nys[(size_t)l * H + h];
+            int32_t g = h / ac->group, m = y->m_used;
+            const float *k = ac->cache_k(ac->cache_ctx, l, g) + t * D;
+            const float *v = ac->cache_v(ac->cache_ctx, l, g) + t * D;
+            const float *qq = q + i * (size_t)H * D + (size_t)h * D;
+            double *cf = callfl_at(ac, l, h);
+            for (int32_t j = 0; j < D; j++)
+                y->qsum[j] += qq[j];
+            /* add key t to every landmark row */
+            for (int32_t a = 0; a < m; a++) {
+                double d = 0.0;
+                for (int32_t j = 0; j < D; j++)
+                    d += (double)y->Lq[(size_t)a * D + j] * k[j];
+                d *= s;
+                if (d > y->c[a]) {
+                    double f = exp(y->c[a] - d);
+                    for (int32_t j = 0; j < D; j++)
+                        y->S[(size_t)a * D + j] *= f;
+                    y->z[a] *= f;
+                    y->c[a] = d;
+                    cf[FLOPS_VALUE] += D + 1.0;
+                }
+                double e = exp(d - y->c[a]);
+                y->z[a] += e;
+                for (int32_t j = 0; j < D; j++)
+                    y->S[(size_t)a * D + j] += e * v[j];
+            }
+            cf[FLOPS_SCORES] += 2.0 * m * D;
+            cf[FLOPS_VALUE] += 2.0 * m * D + 2.0 * m;
+            /* u = softmax(q Lk^T s), w = u pinv(A), o = sum_a w_a S_a / z_a */
+            double u[4096], w[4096], mx = -INFINITY, zz = 0.0;
+            for (int32_t a = 0; a < m; a++) {
+                double d = 0.0;
+                for (int32_t j = 0; j < D; j++)
+                    d += (double)qq[j] * y->Lk[(size_t)a * D + j];
+                u[a] = d * s;
+                mx = u[a] > mx ? u[a] : mx;
+            }
+            for (int32_t a = 0; a < m; a++)
+                zz += (u[a] = exp(u[a] - mx));
+            for (int32_t a = 0; a < m; a++)
+                u[a] /= zz;
+            for (int32_t b = 0; b < m; b++) {
+                double acc = 0.0;
+                for (int32_t a = 0; a < m; a++)
+                    acc += u[a] * y->Ap[a * M + b];
+                w[b] = acc;
+            }
+            float *o = ac->bl_out + (i * H + h) * (size_t)D;
+            for (int32_t j = 0; j < D; j++) {
+                double acc = 0.0;
+                for (int32_t a = 0; a < m; a++)
+                    acc += w[a] * y->S[(size_t)a * D + j] / y->z[a];
+                o[j] = (float)acc;
+            }
+            cf[FLOPS_SCORES] += 2.0 * m * D;
+            cf[FLOPS_SOFTMAX] += flops_softmax(m);
+            cf[FLOPS_VALUE] += 2.0 * m * m + 2.0 * m * D + m;
+        }
+    }
+}
+
+/* ---- layer_begin: boundary, refresh, projection, decision ---- */
+
+static DrrlStatus grow_proj(AttnCore *ac, size_t need, DrrlError *err)
+{
+    if (need <= ac->pcap)
+        return DRRL_OK;
+    size_t cap = ac->pcap ? ac->pcap : 256;
+    while (cap < need)
+        cap *= 2;
+    size_t bytes;
+    if (drrl_size_mul(cap, (size_t)ac->D * sizeof(float), &bytes))
+        return drrl_error(err, DRRL_E_NOMEM, "attn_core: cache size overflow");
+    for (size_t i = 0; i < (size_t)ac->L * ac->K; i++)
+        for (int si = 0; si < 2; si++) {
+            Side *s = &ac->kv[i].s[si];
+            float *np = malloc(bytes);
+            if (!np)
+                return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory for a %zu-row "
+                                                     "projected cache", cap);
+            if (s->P)
+                for (int32_t j = 0; j < ac->D; j++)
+                    memcpy(np + (size_t)j * cap, s->P + (size_t)j * ac->pcap,
+                           (size_t)s->n_proj * sizeof(float));
+            free(s->P);
+            s->P = np;
+        }
+    ac->pcap = cap;
+    return DRRL_OK;
+}
+
+/* Project rows [from, to) of x (raw cache, (len, D)) into s->P at the
+ * current width w: P[0:w, from:to] = B[:, :w]^T x[from:to]^T, 2 D w per row. */
+static void side_project(AttnCore *ac, Side *s, const float *x, int64_t from, int64_t to,
+                         int32_t l, int32_t g)
+{
+    int32_t D = ac->D, w = s->w;
+    if (to <= from)
+        return;
+    int n = (int)(to - from);
+    if (w > 0) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, w, n, D, 1.0f, s->B, D,
+                    x + (size_t)from * D, D, 0.0f, s->P + from, (int)ac->pcap);
+        s->fl[FLOPS_BASIS_PROJ] += 2.0 * D * w * n;
+    }
+    for (int32_t j = 0; j < w; j++) {
+        const float *p = s->P + (size_t)j * ac->pcap;
+        double e = 0.0;
+        for (int64_t t = from; t < to; t++)
+            e += (double)p[t] * p[t];
+        s->E[j] += e, s->En[j] += e;
+    }
+    s->n_proj = to;
+}
+
+/* Widen the projected cache to w_need directions: columns w..w_need-1 of
+ * every cached row, re-projected from the raw cache (which the forward keeps
+ * for exact attention), 2 t D (w_need - w) FLOPs. After an eigensolve w is 0,
+ * so this is the cache refresh: 2 t D w, never more than rotating the cache,
+ * (K B_old)(B_old^T B_new) at 2 t D^2 + 2 D^3. */
+static void side_widen(AttnCore *ac, Side *s, const float *x, int32_t w_need, int32_t l,
+                       int32_t g)
+{
+    int32_t D = ac->D, w = s->w, dw = w_need - w;
+    int n = (int)s->n_proj;
+    if (dw <= 0)
+        return;
+    if (n > 0) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, dw, n, D, 1.0f, s->B + w, D, x, D,
+                    0.0f, s->P + (size_t)w * ac->pcap, (int)ac->pcap);
+        s->fl[FLOPS_ROTATE] += 2.0 * n * D * dw;
+    }
+    for (int32_t j = w; j < w_need; j++) {
+        const float *p = s->P + (size_t)j * ac->pcap;
+        double e = 0.0, en = 0.0;
+        for (int64_t t = 0; t < n; t++) {
+            double v = (double)p[t] * p[t];
+            e += v;
+            if (t >= s->n_ref)
+                en += v;
+        }
+        s->E[j] = e, s->En[j] = en;
+    }
+    s->w = w_need;
+}
+
+/* Residual Davis-Kahan bounds (bounds_sin_theta_residual) for every rank,
+ * from C = B^T (G - Gref) B in the basis in force (Gref's eigenvectors):
+ * off(r) = ||C[r:, :r]||_F, comp(r) = ||C[r:, r:]||_F. O(D^3) with BLAS. */
+static void side_sin_residual(AttnCore *ac, Side *s, double *dGm, double *tmp, double *Cm,
+                              int32_t l, int32_t g)
+{
+    int32_t D = ac->D;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, D, D, D, 1.0, dGm, D, s->Bd, D, 0.0,
+                tmp, D);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, D, D, 1.0, s->Bd, D, tmp, D, 0.0,
+                Cm, D);
+    s->fl[FLOPS_EIG] += 4.0 * D * D * D;
+    /* O(D^2): tmp[a] = sum_{b<r} C_ab^2 grows with r, row totals fixed */
+    s->sinr[0] = s->sinr[D] = 0.0;
+    if (D < 2)
+        return;
+    double allow = bounds_gram_allowance(s->trace_ref, s->n_gram, D);
+    double *rowlo = tmp, *rowtot = tmp + D; /* tmp has D*D >= 2D room (D >= 2) */
+    for (int32_t a = 0; a < D; a++) {
+        double t = 0.0;
+        for (int32_t b = 0; b < D; b++)
+            t += Cm[(size_t)a * D + b] * Cm[(size_t)a * D + b];
+        rowtot[a] = t, rowlo[a] = 0.0;
+    }
+    for (int32_t r = 1; r < D; r++) {
+        for (int32_t a = 0; a < D; a++)
+            rowlo[a] += Cm[(size_t)a * D + r - 1] * Cm[(size_t)a * D + r - 1];
+        double off = 0.0, comp = 0.0;
+        for (int32_t a = r; a < D; a++)
+            off += rowlo[a], comp += rowtot[a] - rowlo[a];
+        if (comp < 0.0)
+            comp = 0.0;
+        double b1 = bounds_sin_theta_residual(s->lam[r - 1] - s->lam[r], sqrt(off) + allow,
+                                              sqrt(comp) + allow);
+        double b2 = bounds_sin_theta(s->lam, D, r, s->dG);
+        s->sinr[r] = b1 < b2 ? b1 : b2;
+    }
+    s->sinr[0] = s->sinr[D] = 0.0;
+}
+
+/* Boundary at position pos (a multiple of T, > 0) for one side of layer l,
+ * kv head g: fold the completed segment into the Gram, then decide, cheapest
+ * test first (details at the tests):
+ *   KEEP when the kept basis's exact residual energy tot - sum_{j<r} E_j is
+ *     within (1 + rot_tol) of a lower bound on the Eckart-Young optimum
+ *     (Weyl, no eigensolve), or when Davis-Kahan (the smaller of the plain
+ *     and the residual form, bounds.h) bounds the rotation of the top-r
+ *     subspace by rot_tol, or when the residual is within (1 + rot_tol) of
+ *     the optimum from G's eigenvalues, at every rank r < D in use by the kv
+ *     group's heads;
+ *   else RECOMPUTE: eigenvectors, adopt the new basis; the cache is then
+ *     re-projected at the width in use (side_widen) before the next rows.
+ * rot_tol < 0 always recomputes. Runs on a worker thread (one per side at a
+ * time); touches only this side. */
+static void side_boundary(AttnCore *ac, int32_t l, int32_t g, int si, int64_t pos)
+{
+    Side *s = &kv_at(ac, l, g)->s[si];
+    int32_t D = ac->D;
+    size_t dd = (size_t)D * D;
+    double tol = ac->cfg.rot_tol;
+    const float *x = si == SIDE_K ? ac->cache_k(ac->cache_ctx, l, g)
+                                  : ac->cache_v(ac->cache_ctx, l, g);
+    basis_gram_add(s->G, x + (size_t)s->n_gram * D, pos - s->n_gram, D, D);
+    s->fl[FLOPS_GRAM] += flops_gram((double)(pos - s->n_gram), D);
+    s->n_gram = pos;
+    basis_gram_symmetrize(s->G, D);
+    double *dGm = malloc(dd * sizeof *dGm), *tmp = malloc(dd * sizeof *tmp);
+    double *Cm = malloc(dd * sizeof *Cm), *lam = malloc((size_t)D * sizeof *lam);
+    double *Bn = malloc(dd * sizeof *Bn);
+    if (!dGm || !tmp || !Cm || !lam || !Bn) {
+        s->st = drrl_error(&s->err, DRRL_E_NOMEM, "attn_core: out of memory for a basis refresh");
+        goto done;
+    }
+    s->refresh = REFRESH_RECOMPUTE;
+    if (s->has_basis) {
+        double e = 0.0;
+        for (size_t i = 0; i < dd; i++) {
+            dGm[i] = s->G[i] - s->Gref[i];
+            e += dGm[i] * dGm[i];
+        }
+        s->dG = sqrt(e) + bounds_gram_allowance(s->trace_ref, s->n_gram, D);
+        s->fl[FLOPS_GRAM] += 3.0 * (double)dd;
+    }
+    if (s->has_basis && tol >= 0.0) {
+        /* Plain Davis-Kahan for every rank (O(D)); the residual form below
+         * replaces it when computed. */
+        for (int32_t r = 1; r < D; r++)
+            s->sinr[r] = bounds_sin_theta(s->lam, D, r, s->dG);
+        s->sinr[0] = s->sinr[D] = 0.0;
+        double tr = 0.0;
+        for (int32_t j = 0; j < D; j++)
+            tr += s->G[(size_t)j * D + j];
+        double allow = bounds_gram_allowance(tr, s->n_gram, D) + PROJ_SLACK * s->tot;
+        /* Three tests, cheapest first; keep at the first that passes.
+         * (1) and (3): is the kept basis within (1 + tol) of the optimum
+         * sum_{j>=r} lambda_j(G) at every rank in use? (1) compares with a
+         * lower bound of the optimum that needs no eigensolve: G = Gref + dG
+         * with dG PSD, so lambda_j(G) >= lambda_j(Gref) for every j (Weyl's
+         * monotonicity, Horn & Johnson Cor. 4.3.12); O(D). (2) Davis-Kahan
+         * in residual form bounds the rotation of every rank in use by tol;
+         * O(D^3) in BLAS. (3) compares with G's own eigenvalues (no vectors). */
+        int keep = 0;
+        for (int test = 1; test <= 3 && !keep; test++) {
+            const double *ev = s->lam;
+            if (test == 2) {
+                side_sin_residual(ac, s, dGm, tmp, Cm, l, g);
+                keep = 1;
+                for (int32_t j = 0; j < ac->group && keep; j++) {
+                    int32_t r = hs_at(ac, l, g * ac->group + j)->rank;
+                    if (r > 0 && r < D && s->sinr[r] > tol)
+                        keep = 0;
+                }
+                continue;
+            }
+            if (test == 3) {
+                if ((s->st = basis_eigvals_batch(s->G, 1, D, lam, &s->err)))
+                    goto done;
+                s->fl[FLOPS_EIG] += flops_eigvals(D);
+                ev = lam;
+            }
+            s->fl[FLOPS_EIG] += 2.0 * D;
+            keep = 1;
+            for (int32_t j = 0; j < ac->group && keep; j++) {
+                int32_t r = hs_at(ac, l, g * ac->group + j)->rank;
+                if (r >= D || r > s->w)
+                    continue;
+                double kept = 0.0, ey = 0.0;
+                for (int32_t q = 0; q < r; q++)
+                    kept += s->E[q];
+                for (int32_t q = r; q < D; q++)
+                    ey += ev[q];
+                keep = s->tot - kept <= (1.0 + tol) * ey + allow;
+            }
+        }
+        if (keep) {
+            s->refresh = REFRESH_KEEP;
+            s->n_keep++;
+            goto done;
+        }
+    }
+    if ((s->st = basis_eig_batch(s->G, 1, D, lam, Bn, &s->err)))
+        goto done;
+    s->fl[FLOPS_EIG] += flops_eig(D);
+    s->n_recompute++;
+    double tr = 0.0;
+    for (int32_t j = 0; j < D; j++)
+        tr += s->G[(size_t)j * D + j];
+    memcpy(s->Bd, Bn, dd * sizeof *Bn);
+    for (size_t i = 0; i < dd; i++)
+        s->B[i] = (float)Bn[i];
+    memcpy(s->lam, lam, (size_t)D * sizeof *lam);
+    memcpy(s->Gref, s->G, dd * sizeof *s->G);
+    s->trace_ref = tr;
+    s->n_ref = s->n_gram;
+    s->dG = 0.0;
+    s->has_basis = 1;
+    s->n_proj = pos; /* every cached row, at width 0 until side_widen */
+    s->w = 0;
+    s->tot_new = 0.0;
+    memset(s->E, 0, (size_t)D * sizeof *s->E);
+    memset(s->En, 0, (size_t)D * sizeof *s->En);
+    memset(s->sinr, 0, ((size_t)D + 1) * sizeof *s->sinr);
+done:
+    free(dGm), free(tmp), free(Cm), free(lam), free(Bn);
+}
+
+/* The new rows [pos0, pos0 + n) of one side: norms, widening to w_need
+ * directions, projection. Worker thread; touches only this side. */
+static void side_advance(AttnCore *ac, int32_t l, int32_t g, int si, size_t pos0, size_t n,
+                         int32_t w_need)
+{
+    Side *s = &kv_at(ac, l, g)->s[si];
+    const float *x = si == SIDE_K ? ac->cache_k(ac->cache_ctx, l, g)
+                                  : ac->cache_v(ac->cache_ctx, l, g);
+    for (size_t t = pos0; t < pos0 + n; t++) {
+        double r2 = 0.0;
+        for (int32_t j = 0; j < ac->D; j++)
+            r2 += (double)x[t * ac->D + j] * x[t * ac->D + j];
+        if (sqrt(r2) > s->rowmax)
+            s->rowmax = sqrt(r2);
+        s->tot += r2, s->tot_new += r2;
+    }
+    if (s->has_basis) {
+        if (w_need > s->w)
+            side_widen(ac, s, x, w_need, l, g);
+        side_project(ac, s, x, s->n_proj, (int64_t)(pos0 + n), l, g);
+    }
+}
+
+/* Run phase (0: boundary at pos, 1: advance rows) over the 2 K sides of
+ * layer l on up to 16 threads. Each side's work is sequential code on one
+ * thread, so results do not depend on the thread count. */
+typedef struct SideTask {
+    AttnCore *ac;
+    int32_t l, phase, from, to;
+    int64_t pos;
+    size_t pos0, n;
+    const int32_t *w_need; /* (K) */
+} SideTask;
+
+static void *side_task(void *arg)
+{
+    SideTask *t = arg;
+    for (int32_t i = t->from; i < t->to; i++) {
+        int32_t g = i / 2;
+        int si = i % 2;
+        if (t->phase == 0)
+            side_boundary(t->ac, t->l, g, si, t->pos);
+        else
+            side_advance(t->ac, t->l, g, si, t->pos0, t->n, t->w_need[g]);
+    }
+    return NULL;
+}
+
+static DrrlStatus run_sides(AttnCore *ac, int32_t l, int phase, int64_t pos, size_t pos0,
+                            size_t n, const int32_t *w_need, DrrlError *err)
+{
+    enum { MAXT = 16 };
+    int32_t ns = 2 * ac->K;
+    for (int32_t i = 0; i < ns; i++) {
+        Side *s = &kv_at(ac, l, i / 2)->s[i % 2];
+        memset(s->fl, 0, sizeof s->fl);
+        s->n_keep = s->n_recompute = 0;
+        s->st = DRRL_OK;
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = (int)(cores < 1 ? 1 : cores > MAXT ? MAXT : cores);
+    if (nt > ns)
+        nt = ns;
+    /* tiny work (one token, small heads) is not worth a thread */
+    if ((size_t)ac->D * ac->D * (phase == 0 ? 128 : n) < 65536)
+        nt = 1;
+    SideTask tasks[MAXT];
+    pthread_t tid[MAXT];
+    int started[MAXT] = {0};
+    for (int t = 0; t < nt; t++) {
+        tasks[t] = (SideTask){ac, l, phase, (int32_t)((int64_t)ns * t / nt),
+                              (int32_t)((int64_t)ns * (t + 1) / nt), pos, pos0, n, w_need};
+        if (t > 0 && pthread_create(&tid[t], NULL, side_task, &tasks[t]) == 0)
+            started[t] = 1;
+    }
+    side_task(&tasks[0]);
+    for (int t = 1; t < nt; t++) {
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            side_task(&tasks[t]);
+    }
+    DrrlStatus st = DRRL_OK;
+    for (int32_t i = 0; i < ns; i++) {
+        Side *s = &kv_at(ac, l, i / 2)->s[i % 2];
+        for (int c = 0; c < FLOPS_CAT_COUNT; c++)
+            if (s->fl[c] != 0.0)
+                charge_kv(ac, l, i / 2, (FlopCat)c, s->fl[c]);
+        ac->stats.refresh_keep += s->n_keep;
+        ac->stats.refresh_recompute += s->n_recompute;
+        if (s->st && st == DRRL_OK) {
+            st = s->st;
+            if (err)
+                *err = s->err;
+        }
+    }
+    return st;
+}
+
+/* Decide ranks of every head of layer l for segment seg. */
+static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, size_t n,
+                         DrrlError *err)
+{
+    int32_t D = ac->D, H = ac->H, ng = ac->grid.n;
+    const Method *m = &ac->cfg.method;
+    for (int32_t h = 0; h < H; h++) {
+        HeadState *hs = hs_at(ac, l, h);
+        Kv *kv = kv_at(ac, l, h / ac->group);
+        ac->dec_prev[h] = hs->rank;
+        for (int32_t i = 0; i < ng; i++) {
+            int32_t r = ac->grid.r[i];
+            double b = side_rel(&kv->s[SIDE_K], D, r), bv = side_rel(&kv->s[SIDE_V], D, r);
+            ac->dec_bound[h * ng + i] = b > bv ? b : bv;
+            ac->dec_energy[h * ng + i] = side_energy(&kv->s[SIDE_K], D, r);
+            /* Safety mask: unsafe when the bound exceeds eps_t; exact and the
+             * current rank are always allowed, so the mask is never empty. */
+            ac->dec_mask[h * ng + i] =
+                !(ac->dec_bound[h * ng + i] > ac->cfg.eps) || r == D || r == hs->rank;
+        }
+        ac->dec_value[h] = NAN;
+    }
+    int have_probs = 0;
+    if (m->kind == METHOD_DRRL) {
+        if (!ac->chooser)
+            return drrl_error(err, DRRL_E_USAGE,
+                              "--method %s: no policy is loaded for the drrl method", m->spec);
+        double policy_flops = 0.0;
+        AttnDecision dec = {l, (int32_t)seg, H, D, &ac->grid, ac->dec_prev, ac->dec_energy,
+                            ac->dec_bound, ac->dec_mask, q, n, &policy_flops};
+        DrrlStatus st = ac->chooser(ac->chooser_ctx, &dec, ac->dec_rank, ac->dec_probs,
+                                    ac->dec_value, err);
+        if (st)
+            return st;
+        for (int32_t h = 0; h < H; h++)
+            callfl_at(ac, l, h)[FLOPS_POLICY] += policy_flops / H;
+        have_probs = 1;
+    }
+    for (int32_t h = 0; h < H; h++) {
+        HeadState *hs = hs_at(ac, l, h);
+        const double *bd = ac->dec_bound + h * ng, *en = ac->dec_energy + h * ng;
+        Kv *kv = kv_at(ac, l, h / ac->group);
+        int32_t r = D;
+        switch (m->kind) {
+        case METHOD_FIXED: r = m->rank; break;
+        case METHOD_ENERGY:
+            for (int32_t i = 0; i < ng; i++) {
+                double ev = side_energy(&kv->s[SIDE_V], D, ac->grid.r[i]);
+                if (en[i] >= m->energy && ev >= m->energy) {
+                    r = ac->grid.r[i];
+                    break;
+                }
+            }
+            break;
+        case METHOD_RANDOM: {
+            int32_t lo = method_grid_index(&ac->grid, m->lo);
+            int32_t hi = method_grid_index(&ac->grid, m->hi);
+            if (ac->grid.r[hi] > m->hi && hi > lo)
+                hi--;
+            r = ac->grid.r[lo + (int32_t)(rng_next(&ac->rng) % (uint64_t)(hi - lo + 1))];
+            break;
+        }
+        case METHOD_ORACLE:
+            for (int32_t i = 0; i < ng; i++)
+                if (bd[i] <= m->eps) {
+                    r = ac->grid.r[i];
+                    break;
+                }
+            break;
+        case METHOD_DRRL: {
+            r = ac->dec_rank[h];
+            int32_t gi = method_grid_index(&ac->grid, r);
+            if (ac->grid.r[gi] != r || !ac->dec_mask[h * ng + gi])
+                return drrl_error(err, DRRL_E_INTERNAL,
+                                  "attn_core: the policy chose rank %d for layer %d head %d, "
+                                  "not an allowed grid rank", (int)r, (int)l, (int)h);
+            break;
+        }
+        default: r = D; break;
+        }
+        hs->rank = r;
+        hs->n_masked = 0;
+        for (int32_t i = 0; i < ng; i++)
+            if (!ac->dec_mask[h * ng + i])
+                hs->masked[hs->n_masked++] = ac->grid.r[i];
+        hs->energy = side_energy(&kv->s[SIDE_K], D, r);
+        double b = side_rel(&kv->s[SIDE_K], D, r), bv = side_rel(&kv->s[SIDE_V], D, r);
+        hs->tail_rel = b > bv ? b : bv;
+        const Side *sk = &kv->s[SIDE_K];
+        hs->sin_theta = sk->refresh == REFRESH_KEEP ? sk->sinr[r < D ? r : D] : 0.0;
+        hs->n_probs = have_probs ? ng : 0;
+        if (have_probs)
+            memcpy(hs->probs, ac->dec_probs + h * ng, (size_t)ng * sizeof *hs->probs);
+        hs->value = ac->dec_value[h];
+    }
+    return DRRL_OK;
+}
+
+static DrrlStatus ensure_rows(AttnCore *ac, size_t n, DrrlError *err)
+{
+    size_t need = (size_t)ac->L * ac->H * n;
+    if (need > ac->rows_cap) {
+        RowStat *r = realloc(ac->rows, need * sizeof *r);
+        if (!r)
+            return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory for row statistics");
+        ac->rows = r;
+        ac->rows_cap = need;
+    }
+    return DRRL_OK;
+}
+
+static RowStat *row_at(AttnCore *ac, int32_t l, int32_t h, size_t i)
+{
+    return &ac->rows[((size_t)l * ac->H + h) * ac->call_n + i];
+}
+
+static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n,
+                                   const float *q, DrrlError *err)
+{
+    AttnCore *ac = ctx;
+    DrrlStatus st;
+    int64_t T = ac->cfg.segment;
+    if (layer == 0) {
+        if ((st = ensure_rows(ac, n, err)))
+            return st;
+        ac->call_n = n, ac->call_pos0 = pos0;
+        memset(ac->rows, 0, (size_t)ac->L * ac->H * n * sizeof *ac->rows);
+        memset(ac->callfl, 0, (size_t)ac->L * ac->H * FLOPS_CAT_COUNT * sizeof *ac->callfl);
+    }
+    if (ac->cfg.keep_queries) {
+        if (pos0 + n > ac->qcap) {
+            size_t cap = ac->qcap ? ac->qcap : 256;
+            while (cap < pos0 + n)
+                cap *= 2;
+            float *nq = malloc((size_t)ac->L * ac->H * cap * ac->D * sizeof *nq);
+            if (!nq)
+                return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (queries)");
+            for (size_t lh = 0; ac->qh && lh < (size_t)ac->L * ac->H; lh++)
+                memcpy(nq + lh * cap * ac->D, ac->qh + lh * ac->qcap * ac->D,
+                       ac->qlen * ac->D * sizeof *nq);
+            free(ac->qh);
+            ac->qh = nq, ac->qcap = cap;
+        }
+        for (size_t i = 0; i < n; i++)
+            for (int32_t h = 0; h < ac->H; h++)
+                memcpy(ac->qh + (((size_t)layer * ac->H + h) * ac->qcap + pos0 + i) * ac->D,
+                       q + i * (size_t)ac->H * ac->D + (size_t)h * ac->D,
+                       (size_t)ac->D * sizeof(float));
+        if (layer == ac->L - 1)
+            ac->qlen = pos0 + n;
+    }
+    MethodKind kind = ac->cfg.method.kind;
+    if (kind == METHOD_PERFORMER || kind == METHOD_NYSTROM) {
+        if (!ac->cache_k || !ac->cache_v)
+            return drrl_error(err, DRRL_E_INTERNAL, "attn_core: no KV cache bound");
+        size_t need = n * (size_t)ac->H * ac->D;
+        if (need > ac->bl_cap) {
+            float *b = realloc(ac->bl_out, need * sizeof *b);
+            if (!b)
+                return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
+            ac->bl_out = b, ac->bl_cap = need;
+        }
+        if (kind == METHOD_PERFORMER) {
+            perf_layer(ac, layer, pos0, n, q);
+            return DRRL_OK;
+        }
+        int64_t seg = (int64_t)pos0 / T;
+        if ((int64_t)(pos0 + n - 1) / T != seg)
+            return drrl_error(err, DRRL_E_INTERNAL,
+                              "attn_core: a forward call (positions %zu..%zu) crosses a segment "
+                              "boundary", pos0, pos0 + n - 1);
+        if ((int64_t)pos0 % T == 0 && seg > 0 && ac->seg_done[layer] < seg) {
+            if ((st = nys_boundary(ac, layer, (int64_t)pos0, err)))
+                return st;
+            ac->seg_done[layer] = seg;
+        }
+        if (seg == 0) { /* exact; just collect the segment's query sums */
+            for (size_t i = 0; i < n; i++)
+                for (int32_t h = 0; h < ac->H; h++) {
+                    Nys *y = &ac->nys[(size_t)layer * ac->H + h];
+                    for (int32_t j = 0; j < ac->D; j++)
+                        y->qsum[j] += q[i * (size_t)ac->H * ac->D + (size_t)h * ac->D + j];
+                }
+        } else {
+            nys_layer(ac, layer, pos0, n, q);
+        }
+        return DRRL_OK;
+    }
+    if (!method_is_lowrank(&ac->cfg.method))
+        return DRRL_OK;
+    if (!ac->cache_k || !ac->cache_v)
+        return drrl_error(err, DRRL_E_INTERNAL, "attn_core: no KV cache bound");
+    int64_t seg = (int64_t)pos0 / T;
+    if ((int64_t)(pos0 + n - 1) / T != seg)
+        return drrl_error(err, DRRL_E_INTERNAL,
+                          "attn_core: a forward call (positions %zu..%zu) crosses a segment "
+                          "boundary (segment %lld)", pos0, pos0 + n - 1, (long long)T);
+    if ((st = grow_proj(ac, pos0 + n, err)))
+        return st;
+    int new_seg = (int64_t)pos0 % T == 0;
+    if (new_seg && seg > 0 && ac->seg_done[layer] < seg) {
+        if ((st = run_sides(ac, layer, 0, (int64_t)pos0, 0, 0, NULL, err)))
+            return st;
+        ac->seg_done[layer] = seg;
+    }
+    /* decide from the state at the boundary (completed segments only), then
+     * project the call's new rows */
+    if (new_seg) {
+        if (seg == 0) {
+            for (int32_t h = 0; h < ac->H; h++) {
+                HeadState *hs = hs_at(ac, layer, h);
+                hs->rank = ac->D, hs->n_masked = 0, hs->energy = 1.0, hs->tail_rel = 0.0;
+                hs->sin_theta = 0.0, hs->n_probs = 0, hs->value = NAN;
+            }
+        } else if ((st = decide(ac, layer, seg, q, n, err))) {
+            return st;
+        }
+    }
+    int32_t wbuf[64], *w_need = ac->K <= 64 ? wbuf : malloc((size_t)ac->K * sizeof *w_need);
+    if (!w_need)
+        return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
+    for (int32_t g = 0; g < ac->K; g++) {
+        /* the width the group's heads need this segment */
+        w_need[g] = 0;
+        for (int32_t j = 0; j < ac->group; j++) {
+            int32_t r = hs_at(ac, layer, g * ac->group + j)->rank;
+            if ((r < ac->D || ac->cfg.lowrank_at_full) && r > w_need[g])
+                w_need[g] = r;
+        }
+    }
+    st = run_sides(ac, layer, 1, 0, pos0, n, w_need, err);
+    if (w_need != wbuf)
+        free(w_need);
+    return st;
+}
+
+/* The refresh works on D x D matrices and segment-sized blocks, far too
+ * small for OpenBLAS's threads to pay (they spin and yield): run it with one
+ * BLAS thread (basis_eig_batch has its own threads), restore after. */
+static DrrlStatus layer_begin(void *ctx, int layer, size_t pos0, size_t n, const float *q,
+                              DrrlError *err)
+{
+    int saved = openblas_get_num_threads();
+    if (saved > 1)
+        openblas_set_num_threads(1);
+    DrrlStatus st = layer_begin_impl(ctx, layer, pos0, n, q, err);
+    if (saved > 1)
+        openblas_set_num_threads(saved);
+    return st;
+}
+
+/* ---- the per-head kernel ---- */
+
+/* Hot loop compiled so GCC vectorises it (no float reductions across lanes,
+ * no calls), for AVX-512, AVX2 and baseline x86-64, picked at load time. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define ATTN_HOT                                                                              \
+    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic"),                       \
+                   target_clones("avx512f", "avx2", "default")))
+#else
+#define ATTN_HOT
+#endif
+
+/* Causal softmax of the rows of S (n x N) in place: row i covers keys
+ * 0..pos0+i, the rest is set to 0. Max-subtracted; the sum accumulates in
+ * double over eight fixed lanes, so results do not depend on threads. */
+ATTN_HOT static void softmax_rows(float *S, size_t n, size_t N, size_t pos0, double *fl_softmax)
+{
+    for (size_t i = 0; i < n; i++) {
+        float *s = S + i * N;
+        size_t m = pos0 + i + 1, t;
+        float m8[8];
+        for (int u = 0; u < 8; u++)
+            m8[u] = s[0];
+        for (t = 0; t + 8 <= m; t += 8)
+            for (int u = 0; u < 8; u++)
+                m8[u] = s[t + u] > m8[u] ? s[t + u] : m8[u];
+        float mx = m8[0];
+        for (int u = 1; u < 8; u++)
+            mx = m8[u] > mx ? m8[u] : mx;
+        for (; t < m; t++)
+            mx = s[t] > mx ? s[t] : mx;
+        for (t = 0; t < m; t++)
+            s[t] = fastexp_nonpos(s[t] - mx);
+        double z8[8] = {0}, z = 0.0;
+        for (t = 0; t + 8 <= m; t += 8)
+            for (int u = 0; u < 8; u++)
+                z8[u] += s[t + u];
+        for (int u = 0; u < 8; u++)
+            z += z8[u];
+        for (; t < m; t++)
+            z += s[t];
+        float inv = (float)(1.0 / z);
+        for (t = 0; t < m; t++)
+            s[t] *= inv;
+        for (t = m; t < N; t++)
+            s[t] = 0.0f;
+        *fl_softmax += flops_softmax((double)m);
+    }
+}
+
+static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
+{
+    AttnCore *ac = ctx;
+    int64_t t0 = now_ns();
+    int32_t l = a->layer, h = a->head, D = a->head_dim;
+    size_t n = a->n, N = a->n_keys, row0 = a->pos0 - ac->call_pos0;
+    HeadState *hs = hs_at(ac, l, h);
+    Kv *kv = kv_at(ac, l, a->kv_head);
+    Side *sk = &kv->s[SIDE_K], *sv = &kv->s[SIDE_V];
+    int32_t r = hs->rank;
+    int lowrank = method_is_lowrank(&ac->cfg.method) && (r < D || ac->cfg.lowrank_at_full) &&
+                  sk->has_basis;
+    double fl[FLOPS_CAT_COUNT] = {0};
+    /* exact counterfactual: the exact hook's products over the n x N block */
+    double ex_soft = 0.0;
+    for (size_t i = 0; i < n; i++)
+        ex_soft += flops_softmax((double)(a->pos0 + i + 1));
+    DrrlStatus st = DRRL_OK;
+    float *exact_out = NULL, *qb = NULL, *ab = NULL;
+    double *qres = NULL, *pt2 = NULL;
+    MethodKind kind = ac->cfg.method.kind;
+    int baseline = kind == METHOD_PERFORMER ||
+                   (kind == METHOD_NYSTROM && a->pos0 >= (size_t)ac->cfg.segment);
+    if (baseline) {
+        for (size_t i = 0; i < n; i++)
+            memcpy(a->out + i * a->out_stride,
+                   ac->bl_out + ((row0 + i) * ac->H + h) * (size_t)D, (size_t)D * sizeof(float));
+        if (a->probs) /* the weights applied implicitly (instrumentation, not counted) */
+            for (size_t i = 0; i < n && st == DRRL_OK; i++) {
+                float *pr = a->probs + i * a->probs_stride;
+                size_t nk = a->pos0 + i + 1;
+                st = attn_core_row_probs(ac, l, h, a->q + i * a->q_stride, a->k, nk, pr, NULL,
+                                         err);
+                memset(pr + nk, 0, (N - nk) * sizeof(float));
+            }
+    } else if (!lowrank) {
+        st = forward_attn_exact(NULL, a, err);
+        fl[FLOPS_SCORES] = 2.0 * n * N * D;
+        fl[FLOPS_SOFTMAX] = ex_soft;
+        fl[FLOPS_VALUE] = 2.0 * n * N * D;
+    } else {
+        qb = malloc(n * (size_t)r * sizeof *qb);
+        ab = malloc(n * (size_t)r * sizeof *ab);
+        qres = malloc(n * sizeof *qres);
+        pt2 = malloc(n * sizeof *pt2);
+        if (!qb || !ab || !qres || !pt2) {
+            st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory in head kernel");
+            goto done;
+        }
+        float *S = a->scratch;
+        /* q B_K[:, :r] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, r, D, 1.0f, a->q,
+                    (int)a->q_stride, sk->B, D, 0.0f, qb, r);
+        fl[FLOPS_BASIS_PROJ] = 2.0 * n * D * r;
+        /* scores: (n x r)(r x N), inner dimension r */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)N, r, a->scale, qb,
+                    r, sk->P, (int)ac->pcap, 0.0f, S, (int)N);
+        fl[FLOPS_SCORES] = 2.0 * n * N * r;
+        softmax_rows(S, n, N, a->pos0, &fl[FLOPS_SOFTMAX]);
+        /* value product: (n x N)(N x r), inner dimension N, output width r */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, r, (int)N, 1.0f, S,
+                    (int)N, sv->P, (int)ac->pcap, 0.0f, ab, r);
+        fl[FLOPS_VALUE] = 2.0 * n * N * r;
+        /* back to head_dim: (n x r)(r x D) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, D, r, 1.0f, ab, r, sv->B,
+                    D, 0.0f, a->out, (int)a->out_stride);
+        fl[FLOPS_OUT_PROJ] = 2.0 * n * r * D;
+        if (a->probs)
+            for (size_t i = 0; i < n; i++)
+                memcpy(a->probs + i * a->probs_stride, S + i * N, N * sizeof(float));
+        if (ac->cfg.measure)
+            for (size_t i = 0; i < n; i++) {
+                double qq = 0.0, qp = 0.0, pp = 0.0;
+                for (int32_t j = 0; j < D; j++)
+                    qq += (double)a->q[i * a->q_stride + j] * a->q[i * a->q_stride + j];
+                for (int32_t j = 0; j < r; j++)
+                    qp += (double)qb[i * r + j] * qb[i * r + j];
+                for (size_t t = 0; t < N; t++)
+                    pp += (double)S[i * N + t] * S[i * N + t];
+                qres[i] = sqrt(qq - qp > 0.0 ? qq - qp : 0.0);
+                pt2[i] = sqrt(pp);
+            }
+    }
+    int64_t t1 = now_ns();
+    if (st == DRRL_OK && ac->cfg.measure) {
+        exact_out = malloc(n * (size_t)D * sizeof *exact_out);
+        if (!exact_out) {
+            st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory in head kernel");
+            goto done;
+        }
+        if (!lowrank && !baseline) {
+            for (size_t i = 0; i < n; i++)
+                memcpy(exact_out + i * D, a->out + i * a->out_stride, (size_t)D * sizeof(float));
+        } else {
+            ForwardAttnArgs b = *a;
+            b.out = exact_out, b.out_stride = (size_t)D, b.probs = NULL;
+            if ((st = forward_attn_exact(NULL, &b, err)))
+                goto done;
+        }
+        double kres2 = lowrank ? side_res2(sk, D, r) : 0.0;
+        double vres2 = lowrank ? side_res2(sv, D, r) : 0.0;
+        double vspec = sqrt(side_total(sv, D));
+        for (size_t i = 0; i < n; i++) {
+            RowStat *rs = row_at(ac, l, h, row0 + i);
+            const float *o = exact_out + i * D, *ot = a->out + i * a->out_stride;
+            double e2 = 0.0, no = 0.0, nt = 0.0, dot = 0.0;
+            for (int32_t j = 0; j < D; j++) {
+                double d = (double)o[j] - ot[j];
+                e2 += d * d, no += (double)o[j] * o[j], nt += (double)ot[j] * ot[j];
+                dot += (double)o[j] * ot[j];
+            }
+            rs->measured = no > 0.0 ? sqrt(e2 / no) : sqrt(e2);
+            rs->fidelity = no > 0.0 && nt > 0.0 ? dot / sqrt(no * nt) : (e2 == 0.0 ? 1.0 : 0.0);
+            rs->measured_ok = 1;
+            if (lowrank) {
+                double ds = qres[i] * sqrt(kres2) * a->scale;
+                rs->bound_abs = bounds_output(ds, vspec, sv->rowmax, pt2[i], vres2);
+                rs->bound_rel = bounds_relative(rs->bound_abs, sqrt(nt));
+                double qn = 0.0;
+                for (int32_t j = 0; j < D; j++)
+                    qn += (double)a->q[i * a->q_stride + j] * a->q[i * a->q_stride + j];
+                double smax = sqrt(qn) * sk->rowmax * a->scale;
+                double allow = bounds_roundoff((int64_t)N, D, sv->rowmax * (1.0 + 2.0 * smax));
+                rs->violation = sqrt(e2) > rs->bound_abs + allow;
+            } else if (baseline) {
+                rs->bound_abs = NAN, rs->bound_rel = NAN; /* no proven bound */
+                rs->violation = 0;
+            } else {
+                rs->bound_abs = 0.0, rs->bound_rel = 0.0;
+                rs->violation = 0; /* exact: nothing to bound */
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        RowStat *rs = row_at(ac, l, h, row0 + i);
+        rs->rank = lowrank ? r : baseline ? ac->cfg.method.m : D;
+        rs->wall_ns = (t1 - t0) / (int64_t)n;
+        for (int c = 0; c < FLOPS_CAT_COUNT; c++)
+            rs->fl[c] = fl[c] / (double)n; /* block products: the same per row */
+        if (!baseline) /* the causal softmax differs per row: count each row's own */
+            rs->fl[FLOPS_SOFTMAX] = flops_softmax((double)(a->pos0 + i + 1));
+        rs->fl_exact[FLOPS_SCORES] = 2.0 * N * D;
+        rs->fl_exact[FLOPS_SOFTMAX] = flops_softmax((double)(a->pos0 + i + 1));
+        rs->fl_exact[FLOPS_VALUE] = 2.0 * N * D;
+        if (!ac->cfg.measure) {
+            rs->measured = NAN, rs->fidelity = NAN;
+            rs->bound_abs = NAN, rs->bound_rel = NAN;
+        }
+        rs->tail_rel = lowrank ? hs->tail_rel : baseline ? NAN : 0.0;
+    }
+done:
+    free(exact_out), free(qb), free(ab), free(qres), free(pt2);
+    return st;
+}
+
+ForwardAttn attn_core_hook(AttnCore *ac)
+{
+    ForwardAttn fa;
+    memset(&fa, 0, sizeof fa);
+    fa.name = ac->cfg.method.spec;
+    fa.ctx = ac;
+    fa.head = head_fn;
+    fa.layer_begin = layer_begin;
+    fa.rows_per_call = 0;
+    return fa;
+}
+
+/* ---- after a call: ledgers, statistics, records ---- */
+
+static void model_flops_per_token(const ModelConfig *c, double *proj, double *mlp,
+                                  double *other_layer, double *lm_head)
+{
+    double C = c->d_model, HD = (double)c->n_head * c->head_dim,
+           KD = (double)c->n_kv_head * c->head_dim, F = c->d_ff;
+    *proj = flops_linear(1, C, HD) + 2.0 * flops_linear(1, C, KD) + flops_linear(1, HD, C);
+    *mlp = (c->arch == MODEL_ARCH_LLAMA ? 3.0 : 2.0) * flops_linear(1, C, F);
+    *other_layer = 2.0 * 5.0 * C + 2.0 * C; /* two norms (~5 per element) and two residual adds */
+    *lm_head = flops_linear(1, C, c->vocab);
+}
+
+DrrlStatus attn_core_finish_call(AttnCore *ac, size_t pos0, size_t n,
+                                 const char *const *tokens, TraceSink *sinks, int n_sinks,
+                                 DrrlError *err)
+{
+    if (n != ac->call_n || pos0 != ac->call_pos0)
+        return drrl_error(err, DRRL_E_INTERNAL, "attn_core: finish_call(%zu, %zu) does not "
+                          "match the last forward call (%zu, %zu)", pos0, n, ac->call_pos0,
+                          ac->call_n);
+    double proj, mlp, other, lmh;
+    model_flops_per_token(&ac->mc, &proj, &mlp, &other, &lmh);
+    for (FlopLedger *fl = &ac->exec; fl; fl = fl == &ac->exec ? &ac->exact : NULL)
+        for (int32_t l = 0; l < ac->L; l++) {
+            flops_add(fl, l, FLOPS_LAYER, FLOPS_PROJ, proj * n);
+            flops_add(fl, l, FLOPS_LAYER, FLOPS_MLP, mlp * n);
+            flops_add(fl, l, FLOPS_LAYER, FLOPS_OTHER,
+                      other * n + (l == ac->L - 1 ? lmh * n : 0.0));
+        }
+    TraceRecord rec;
+    double exec_tot = flops_total(&ac->exec), exact_tot = flops_total(&ac->exact);
+    for (size_t i = 0; i < n; i++) {
+        for (int32_t l = 0; l < ac->L; l++)
+            for (int32_t h = 0; h < ac->H; h++) {
+                RowStat *rs = row_at(ac, l, h, i);
+                HeadState *hs = hs_at(ac, l, h);
+                Kv *kv = kv_at(ac, l, h / ac->group);
+                double fe = 0.0, fx = 0.0;
+                for (int c = 0; c < FLOPS_CAT_COUNT; c++) {
+                    double extra = i == 0 ? callfl_at(ac, l, h)[c] : 0.0;
+                    flops_add(&ac->exec, l, h, (FlopCat)c, rs->fl[c] + extra);
+                    flops_add(&ac->exact, l, h, (FlopCat)c, rs->fl_exact[c]);
+                    fe += rs->fl[c] + extra;
+                    fx += rs->fl_exact[c];
+                }
+                exec_tot += fe, exact_tot += fx;
+                if (rs->measured_ok) {
+                    ac->stats.rows++;
+                    ac->stats.fidelity_sum += rs->fidelity;
+                    ac->stats.violations += rs->violation;
+                }
+                ac->stats.attn_wall_s += rs->wall_ns * 1e-9;
+                if (n_sinks <= 0)
+                    continue;
+                float sig[4096], sigv[4096];
+                const Side *sk = &kv->s[SIDE_K], *sv = &kv->s[SIDE_V];
+                int nsig = sk->has_basis ? ac->D : 0;
+                for (int32_t j = 0; j < nsig; j++) {
+                    sig[j] = (float)sqrt(sk->lam[j]);
+                    sigv[j] = (float)sqrt(sv->lam[j]);
+                }
+                memset(&rec, 0, sizeof rec);
+                rec.step = (int64_t)(pos0 + i);
+                rec.token_index = (int64_t)(pos0 + i);
+                rec.token = tokens && tokens[i] ? tokens[i] : "";
+                rec.segment = (int32_t)((pos0 + i) / (size_t)ac->cfg.segment);
+                rec.layer = l, rec.head = h;
+                rec.method = ac->cfg.method.spec;
+                rec.rank = rs->rank;
+                rec.head_dim = ac->D;
+                rec.energy_kept = rs->rank == ac->D ? 1.0 : hs->energy;
+                rec.n_sigma = nsig, rec.sigma = sig;
+                rec.n_sigma_v = nsig, rec.sigma_v = sigv;
+                rec.tail_bound = rs->tail_rel;
+                rec.sin_theta_bound = rs->rank == ac->D ? 0.0 : hs->sin_theta;
+                rec.output_bound = rs->bound_rel;
+                rec.threshold = ac->cfg.eps;
+                rec.n_masked = hs->n_masked;
+                rec.masked = hs->masked;
+                rec.measured_error = rs->measured;
+                rec.fidelity = rs->fidelity;
+                rec.flops_exact = fx;
+                rec.flops_executed = fe;
+                rec.savings_cum = exact_tot > 0.0 ? 1.0 - exec_tot / exact_tot : 0.0;
+                rec.n_policy = hs->n_probs;
+                rec.policy_probs = hs->probs;
+                rec.value = hs->value;
+                rec.reward = NAN;
+                rec.wall_ns = rs->wall_ns;
+                for (int k = 0; k < n_sinks; k++) {
+                    DrrlStatus st = sinks[k].put(&sinks[k], &rec, err);
+                    if (st)
+                        return st;
+                }
+            }
+    }
+    ac->stats.tokens += (int64_t)n;
+    return DRRL_OK;
+}
+
+DrrlStatus attn_core_row_probs(AttnCore *ac, int32_t layer, int32_t head, const float *q,
+                               const float *k, size_t n_keys, float *probs,
+                               float *exact_probs, DrrlError *err)
+{
+    if (layer < 0 || layer >= ac->L || head < 0 || head >= ac->H || n_keys < 1)
+        return drrl_error(err, DRRL_E_USAGE, "attn_core: no head %d of layer %d", (int)head,
+                          (int)layer);
+    int32_t D = ac->D;
+    float scale = layer_scale(ac, layer);
+    Side *sk = &kv_at(ac, layer, head / ac->group)->s[SIDE_K];
+    int32_t r = hs_at(ac, layer, head)->rank;
+    int lowrank = method_is_lowrank(&ac->cfg.method) && r < D && sk->has_basis &&
+                  (size_t)sk->n_proj >= n_keys;
+    for (int pass = 0; pass < 2; pass++) {
+        float *out = pass == 0 ? probs : exact_probs;
+        if (!out)
+            continue;
+        float qb[4096];
+        int use_lr = pass == 0 && lowrank;
+        for (size_t t = 0; t < n_keys; t++) {
+            double s = 0.0;
+            if (use_lr) {
+                if (t == 0)
+                    for (int32_t j = 0; j < r; j++) {
+                        double a = 0.0;
+                        for (int32_t i = 0; i < D; i++)
+                            a += (double)q[i] * sk->B[(size_t)i * D + j];
+                        qb[j] = (float)a;
+                    }
+                for (int32_t j = 0; j < r; j++)
+                    s += (double)qb[j] * sk->P[(size_t)j * ac->pcap + t];
+            } else {
+                for (int32_t i = 0; i < D; i++)
+                    s += (double)q[i] * k[t * D + i];
+            }
+            out[t] = (float)(s * scale);
+        }
+        double dummy = 0.0;
+        softmax_rows(out, 1, n_keys, n_keys - 1, &dummy);
+    }
+    if (probs && ac->perf) {
+        /* Performer: the weights its prefix sums apply implicitly,
+         * phi(q).phi(k_j) / sum_j' phi(q).phi(k_j') (one shift for all). */
+        const Perf *p = &ac->perf[(size_t)layer * ac->K + head / ac->group];
+        int32_t M = ac->cfg.method.m;
+        double *lq = malloc((size_t)M * sizeof *lq), *lk = malloc((size_t)M * sizeof *lk);
+        double *w = malloc(n_keys * sizeof *w);
+        if (!lq || !lk || !w) {
+            free(lq), free(lk), free(w);
+            return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
+        }
+        perf_logits(p->W, M, D, q, scale, lq);
+        double mx = -INFINITY;
+        for (size_t t = 0; t < n_keys; t++) {
+            perf_logits(p->W, M, D, k + t * D, scale, lk);
+            double m2 = -INFINITY;
+            for (int32_t i = 0; i < M; i++)
+                m2 = lq[i] + lk[i] > m2 ? lq[i] + lk[i] : m2;
+            w[t] = m2; /* log of the largest term, for the shift below */
+            mx = m2 > mx ? m2 : mx;
+        }
+        double z = 0.0;
+        for (size_t t = 0; t < n_keys; t++) {
+            perf_logits(p->W, M, D, k + t * D, scale, lk);
+            double a = 0.0;
+            for (int32_t i = 0; i < M; i++)
+                a += exp(lq[i] + lk[i] - mx);
+            w[t] = a;
+            z += a;
+        }
+        for (size_t t = 0; t < n_keys; t++)
+            probs[t] = z > 0.0 ? (float)(w[t] / z) : 0.0f;
+        free(lq), free(lk), free(w);
+    } else if (probs && ac->nys) {
+        /* Nystrom after its first segment: sum_i w_i e^{Lq_i.k_j s - c_i} / z_i
+         * with w = softmax(q Lk^T s) pinv(A), from the landmarks in force now
+         * (z_i counts every key seen so far: for an older row the weights
+         * need not sum to 1). */
+        const Nys *y = &ac->nys[(size_t)layer * ac->H + head];
+        int32_t m = y->m_used, M = ac->cfg.method.m;
+        if (m > 0) {
+            double u[4096], wv[4096], mx = -INFINITY, zz = 0.0;
+            for (int32_t a = 0; a < m; a++) {
+                double d = 0.0;
+                for (int32_t j = 0; j < D; j++)
+                    d += (double)q[j] * y->Lk[(size_t)a * D + j];
+                u[a] = d * scale;
+                mx = u[a] > mx ? u[a] : mx;
+            }
+            for (int32_t a = 0; a < m; a++)
+                zz += (u[a] = exp(u[a] - mx));
+            for (int32_t b = 0; b < m; b++) {
+                double acc = 0.0;
+                for (int32_t a = 0; a < m; a++)
+                    acc += u[a] / zz * y->Ap[a * M + b];
+                wv[b] = acc;
+            }
+            for (size_t t = 0; t < n_keys; t++) {
+                double acc = 0.0;
+                for (int32_t a = 0; a < m; a++) {
+                    double d = 0.0;
+                    for (int32_t j = 0; j < D; j++)
+                        d += (double)y->Lq[(size_t)a * D + j] * k[t * D + j];
+                    acc += wv[a] * exp(d * scale - y->c[a]) / y->z[a];
+                }
+                probs[t] = (float)acc;
+            }
+        }
+    }
+    return DRRL_OK;
+}
+
+const float *attn_core_query(const AttnCore *ac, int32_t layer, int32_t head, size_t pos)
+{
+    if (!ac->qh || layer < 0 || layer >= ac->L || head < 0 || head >= ac->H || pos >= ac->qlen)
+        return NULL;
+    return ac->qh + (((size_t)layer * ac->H + head) * ac->qcap + pos) * ac->D;
+}
+
+DrrlStatus attn_core_reserve(AttnCore *ac, size_t n, DrrlError *err)
+{
+    if (!method_is_lowrank(&ac->cfg.method) || n <= ac->pcap)
+        return DRRL_OK;
+    size_t cap = ac->pcap ? ac->pcap : 256;
+    while (cap < n)
+        cap *= 2;
+    return grow_proj(ac, cap, err);
+}

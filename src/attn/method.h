@@ -1,0 +1,81 @@
+/* method.h: attention methods (--method SPEC) and the rank grid.
+ *
+ * A method decides, per (layer, head, segment), how a head's attention is
+ * computed. Specs (see ../shared/design/method.md):
+ *   full            exact attention (no basis work at all)
+ *   fixed:R         rank R (1 <= R <= head_dim) for every head
+ *   energy:E        smallest grid rank keeping fraction E (0 < E <= 1) of the
+ *                   key and value energy (the paper's "adaptive SVD")
+ *   random:A-B      a grid rank drawn uniformly from [A, B], seeded
+ *   oracle:EPS      smallest grid rank whose proven bound is <= EPS (EPS > 0)
+ *   performer:M     Performer FAVOR+ with M positive orthogonal random features
+ *   nystrom:M       causal Nystrom with M landmarks from completed segments
+ *   drrl[:POLICY]   the learned policy (POLICY: a policy file; default data/)
+ */
+#ifndef DRRL_METHOD_H
+#define DRRL_METHOD_H
+
+#include <stdint.h>
+
+#include "base/status.h"
+
+typedef enum MethodKind {
+    METHOD_FULL = 0,
+    METHOD_FIXED,
+    METHOD_ENERGY,
+    METHOD_RANDOM,
+    METHOD_ORACLE,
+    METHOD_PERFORMER,
+    METHOD_NYSTROM,
+    METHOD_DRRL,
+    METHOD_KIND_COUNT
+} MethodKind;
+
+#define METHOD_SPEC_MAX 256
+
+typedef struct Method {
+    MethodKind kind;
+    int32_t rank;       /* fixed:R */
+    double energy;      /* energy:E, in (0, 1] */
+    int32_t lo, hi;     /* random:A-B, 1 <= lo <= hi */
+    double eps;         /* oracle:EPS, > 0 */
+    int32_t m;          /* performer:M / nystrom:M, >= 1 */
+    char policy[METHOD_SPEC_MAX]; /* drrl:POLICY ("" = default) */
+    char spec[METHOD_SPEC_MAX];   /* canonical spec, e.g. "fixed:8" */
+} Method;
+
+/* One line listing the valid forms (used in usage errors and --help). */
+#define METHOD_FORMS \
+    "full, fixed:R, energy:E, random:A-B, oracle:EPS, performer:M, nystrom:M, drrl[:POLICY]"
+
+/* Parse spec into *m. A bad spec is DRRL_E_USAGE with a message that names
+ * the spec, says what is wrong and lists METHOD_FORMS. */
+DrrlStatus method_parse(const char *spec, Method *m, DrrlError *err);
+
+/* Check a parsed method against a model's head_dim (fixed:R and random:A-B
+ * need ranks <= head_dim): DRRL_E_USAGE otherwise. */
+DrrlStatus method_check(const Method *m, int32_t head_dim, DrrlError *err);
+
+/* Whether the method uses the low-rank basis machinery (fixed, energy,
+ * random, oracle, drrl). */
+int method_is_lowrank(const Method *m);
+
+/* The rank grid {r_min, r_min + step, ..., head_dim}: head_dim is always the
+ * last entry even when (head_dim - r_min) is not a multiple of step. */
+typedef struct RankGrid {
+    int32_t n;
+    int32_t r[512]; /* ascending, r[n-1] == head_dim */
+} RankGrid;
+
+#define RANK_GRID_MAX 512
+
+/* Build the grid. r_min >= 1, step >= 1, r_min <= head_dim <= 4096, and at
+ * most RANK_GRID_MAX entries; else DRRL_E_USAGE. r_min = 0 or step = 0 pick
+ * defaults: r_min = step = max(1, head_dim / 8). */
+DrrlStatus method_grid(RankGrid *g, int32_t head_dim, int32_t r_min, int32_t step,
+                       DrrlError *err);
+
+/* Index of the smallest grid rank >= r (n-1 if r > head_dim). */
+int32_t method_grid_index(const RankGrid *g, int32_t r);
+
+#endif

@@ -1,0 +1,96 @@
+#include "base/status.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int exit_code;
+} status_table[DRRL_STATUS_COUNT] = {
+    [DRRL_OK] = {"ok", 0},
+    [DRRL_E_USAGE] = {"usage error", 2},
+    [DRRL_E_INPUT] = {"bad input", 2},
+    [DRRL_E_NOTFOUND] = {"not found", 2},
+    [DRRL_E_IO] = {"i/o error", 1},
+    [DRRL_E_NOMEM] = {"out of memory", 1},
+    [DRRL_E_EXISTS] = {"file exists", 2},
+    [DRRL_E_INTERRUPTED] = {"interrupted", 1},
+    [DRRL_E_INTERNAL] = {"internal error", 1},
+};
+
+const char *drrl_status_name(DrrlStatus s)
+{
+    if ((int)s < 0 || s >= DRRL_STATUS_COUNT)
+        return "unknown status";
+    return status_table[s].name;
+}
+
+DrrlStatus drrl_status_of_write_errno(int e)
+{
+    return e == ENOENT || e == ENOTDIR ? DRRL_E_NOTFOUND : DRRL_E_IO;
+}
+
+int drrl_status_exit_code(DrrlStatus s)
+{
+    if ((int)s < 0 || s >= DRRL_STATUS_COUNT)
+        return 1;
+    return status_table[s].exit_code;
+}
+
+DrrlStatus drrl_error(DrrlError *err, DrrlStatus code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+        /* Messages are one line: fold any newline a caller let through. */
+        for (char *p = err->msg; *p; p++)
+            if (*p == '\n' || *p == '\r')
+                *p = ' ';
+    }
+    return code;
+}
+
+void drrl_error_clear(DrrlError *err)
+{
+    if (err) {
+        err->code = DRRL_OK;
+        err->msg[0] = '\0';
+    }
+}
+
+int drrl_size_mul(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > SIZE_MAX / a)
+        return 1;
+    *out = a * b;
+    return 0;
+}
+
+int drrl_size_add(size_t a, size_t b, size_t *out)
+{
+    if (b > SIZE_MAX - a)
+        return 1;
+    *out = a + b;
+    return 0;
+}
+
+static DrrlFatalHook fatal_hook;
+
+void drrl_set_fatal_hook(DrrlFatalHook hook)
+{
+    fatal_hook = hook;
+}
+
+void drrl_fatal(const char *why)
+{
+    if (fatal_hook)
+        fatal_hook(why);
+    fprintf(stderr, "drrl: %s\n", why);
+    abort();
+}

@@ -1,0 +1,1014 @@
+#include "model/forward.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/fastexp.h"
+
+/* Parallelism. A Forward owns a pool of threads-1 workers (plus the calling
+ * thread) that runs every stage of a layer: row blocks of the matrix products
+ * (each a single-threaded cblas_sgemm), row blocks of norms, RoPE and
+ * activations, and (head, query block) attention calls. OpenBLAS is held at
+ * one thread for the duration of forward_tokens() and restored after, so its
+ * own threads never compete with the pool. Stages smaller than these
+ * thresholds run on the calling thread alone. */
+#define FORWARD_MAX_THREADS 256
+#define FORWARD_PAR_MACS ((size_t)1 << 17)  /* multiply-adds of one product */
+#define FORWARD_PAR_ELEMS ((size_t)1 << 14) /* elements of an elementwise stage */
+#define FORWARD_PAR_SCORES ((size_t)1 << 15) /* score entries of a layer */
+
+typedef void (*PoolFn)(void *ctx, size_t task, int worker);
+
+struct Forward {
+    const Model *m;
+    int threads;
+    ForwardAttn attn;
+
+    /* KV cache: (L, K, cap, D) each; len positions valid. */
+    float *kc, *vc;
+    size_t cap, len;
+
+    /* Activations for up to rows tokens. */
+    size_t rows;
+    float *x;   /* (rows, C) residual stream */
+    float *h;   /* (rows, C) normed input of a sublayer */
+    float *q;   /* (rows, H*D) */
+    float *k;   /* (rows, K*D) */
+    float *v;   /* (rows, K*D) */
+    float *att; /* (rows, H*D) attention output before o_proj */
+    float *f1;  /* (rows, F) */
+    float *f2;  /* (rows, F) */
+
+    /* Per-worker attention scratch. */
+    float **ws;
+    size_t *ws_cap;
+
+    float *inv_freq; /* (D/2) RoPE inverse frequencies, Llama only */
+    float *rope_cs;  /* (threads, D) cos and sin of one position per worker */
+
+    /* The pool. */
+    pthread_t *tid;
+    int n_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work, cv_done;
+    int pool_ok;
+    atomic_uint gen;
+    atomic_int pending;
+    int quit, active;
+    PoolFn fn;
+    void *fn_ctx;
+    size_t n_tasks;
+    atomic_size_t next;
+};
+
+/* ---- the pool ------------------------------------------------------------ */
+
+typedef struct PoolWorker {
+    Forward *f;
+    int id;
+} PoolWorker;
+
+static void pool_tasks(Forward *f, int worker)
+{
+    for (;;) {
+        size_t t = atomic_fetch_add(&f->next, 1);
+        if (t >= f->n_tasks)
+            return;
+        f->fn(f->fn_ctx, t, worker);
+    }
+}
+
+/* Workers and the caller spin this many pauses (a few to a few hundred
+ * microseconds) for the next stage before sleeping on the condition
+ * variable: stages follow each other closely within a forward pass, and a
+ * futex wake-up per stage and thread would cost more than the short stages. */
+#define FORWARD_SPIN 4000
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void *pool_main(void *arg)
+{
+    PoolWorker *w = arg;
+    Forward *f = w->f;
+    int id = w->id;
+    free(w);
+    unsigned seen = 0;
+    for (;;) {
+        for (int i = 0; i < FORWARD_SPIN && atomic_load(&f->gen) == seen; i++)
+            cpu_relax();
+        pthread_mutex_lock(&f->mu);
+        while (!f->quit && atomic_load(&f->gen) == seen)
+            pthread_cond_wait(&f->cv_work, &f->mu);
+        if (f->quit) {
+            pthread_mutex_unlock(&f->mu);
+            break;
+        }
+        seen = atomic_load(&f->gen);
+        int active = f->active;
+        pthread_mutex_unlock(&f->mu);
+        if (id >= active)
+            continue;
+        pool_tasks(f, id);
+        if (atomic_fetch_sub(&f->pending, 1) == 1) {
+            pthread_mutex_lock(&f->mu);
+            pthread_cond_signal(&f->cv_done);
+            pthread_mutex_unlock(&f->mu);
+        }
+    }
+    return NULL;
+}
+
+/* Run fn for tasks 0..n_tasks-1 on up to `want` threads (the caller is
+ * worker 0); returns when all are done. */
+static void pool_run(Forward *f, size_t n_tasks, int want, PoolFn fn, void *ctx)
+{
+    if (n_tasks == 0)
+        return;
+    int nw = want < f->n_started + 1 ? want : f->n_started + 1;
+    if ((size_t)nw > n_tasks)
+        nw = (int)n_tasks;
+    if (nw <= 1) {
+        for (size_t t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
+        return;
+    }
+    pthread_mutex_lock(&f->mu);
+    f->fn = fn;
+    f->fn_ctx = ctx;
+    f->n_tasks = n_tasks;
+    atomic_store(&f->next, 0);
+    f->active = nw;
+    atomic_store(&f->pending, nw - 1);
+    atomic_fetch_add(&f->gen, 1);
+    pthread_cond_broadcast(&f->cv_work);
+    pthread_mutex_unlock(&f->mu);
+    pool_tasks(f, 0);
+    for (int i = 0; i < FORWARD_SPIN && atomic_load(&f->pending) > 0; i++)
+        cpu_relax();
+    if (atomic_load(&f->pending) > 0) {
+        pthread_mutex_lock(&f->mu);
+        while (atomic_load(&f->pending) > 0)
+            pthread_cond_wait(&f->cv_done, &f->mu);
+        pthread_mutex_unlock(&f->mu);
+    }
+}
+
+/* Split n items into at most f->threads blocks of a multiple of `align`
+ * items; returns the block size. */
+static size_t block_of(const Forward *f, size_t n, size_t align)
+{
+    size_t b = (n + (size_t)f->threads - 1) / (size_t)f->threads;
+    b = (b + align - 1) / align * align;
+    return b ? b : 1;
+}
+
+/* ---- matrix products ------------------------------------------------------ */
+
+typedef struct LinJob {
+    float *y;
+    const float *x, *w, *b;
+    size_t n, in, out, block;
+    float beta;
+    int by_rows;
+} LinJob;
+
+static void lin_task(void *ctx, size_t t, int worker)
+{
+    (void)worker;
+    const LinJob *j = ctx;
+    if (j->by_rows) {
+        size_t r0 = t * j->block, r1 = r0 + j->block < j->n ? r0 + j->block : j->n;
+        if (r0 >= r1)
+            return;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)j->out,
+                    (int)j->in, 1.0f, j->x + r0 * j->in, (int)j->in, j->w, (int)j->in, j->beta,
+                    j->y + r0 * j->out, (int)j->out);
+        if (j->b)
+            for (size_t i = r0; i < r1; i++) {
+                float *row = j->y + i * j->out;
+                for (size_t c = 0; c < j->out; c++)
+                    row[c] += j->b[c];
+            }
+    } else {
+        size_t c0 = t * j->block, c1 = c0 + j->block < j->out ? c0 + j->block : j->out;
+        if (c0 >= c1)
+            return;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->n, (int)(c1 - c0),
+                    (int)j->in, 1.0f, j->x, (int)j->in, j->w + c0 * j->in, (int)j->in, j->beta,
+                    j->y + c0, (int)j->out);
+        if (j->b)
+            for (size_t i = 0; i < j->n; i++) {
+                float *row = j->y + i * j->out;
+                for (size_t c = c0; c < c1; c++)
+                    row[c] += j->b[c];
+            }
+    }
+}
+
+/* y (n, out) = x (n, in) W^T + b, W (out, in); with accumulate, y += ... (the
+ * residual connection, fused into the product). Split into blocks of
+ * FORWARD_LIN_ROWS rows when there are that many, else (a few tokens at a
+ * time) into blocks of FORWARD_LIN_COLS output columns. The blocks depend
+ * only on the shapes, never on the thread count, so results are bit-identical
+ * whatever the number of threads. */
+#define FORWARD_LIN_ROWS 64
+#define FORWARD_LIN_COLS 64
+#define FORWARD_LIN_MAX 3
+
+static LinJob lin_job(float *y, const float *x, const float *w, const float *b, size_t n,
+                      size_t in, size_t out, int accumulate)
+{
+    LinJob j = {y, x, w, b, n, in, out, 0, accumulate ? 1.0f : 0.0f, 0};
+    j.by_rows = n >= FORWARD_LIN_ROWS;
+    j.block = j.by_rows ? FORWARD_LIN_ROWS : FORWARD_LIN_COLS;
+    return j;
+}
+
+static size_t lin_tasks(const LinJob *j)
+{
+    return ((j->by_rows ? j->n : j->out) + j->block - 1) / j->block;
+}
+
+/* Several independent products (q, k, v; up and gate) in one pool run, so
+ * the threads meet once instead of once per product. */
+typedef struct LinMulti {
+    LinJob jobs[FORWARD_LIN_MAX];
+    size_t first[FORWARD_LIN_MAX + 1]; /* task index where each job starts */
+    int n;
+} LinMulti;
+
+static void lin_multi_task(void *ctx, size_t t, int worker)
+{
+    LinMulti *m = ctx;
+    int i = 0;
+    while (t >= m->first[i + 1])
+        i++;
+    lin_task(&m->jobs[i], t - m->first[i], worker);
+}
+
+static void linear_multi(Forward *f, LinMulti *m)
+{
+    size_t macs = 0;
+    m->first[0] = 0;
+    for (int i = 0; i < m->n; i++) {
+        m->first[i + 1] = m->first[i] + lin_tasks(&m->jobs[i]);
+        macs += m->jobs[i].n * m->jobs[i].in * m->jobs[i].out;
+    }
+    pool_run(f, m->first[m->n], macs >= FORWARD_PAR_MACS ? f->threads : 1, lin_multi_task, m);
+}
+
+static void linear(Forward *f, float *y, const float *x, const float *w, const float *b,
+                   size_t n, size_t in, size_t out, int accumulate)
+{
+    LinMulti m;
+    m.n = 1;
+    m.jobs[0] = lin_job(y, x, w, b, n, in, out, accumulate);
+    linear_multi(f, &m);
+}
+
+/* ---- elementwise stages ---------------------------------------------------- */
+
+/* LayerNorm (biased variance, as torch.nn.LayerNorm), statistics in double. */
+static void layernorm(float *y, const float *x, const float *w, const float *b, size_t n,
+                      size_t C, double eps)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float *xi = x + i * C;
+        float *yi = y + i * C;
+        double mean = 0, var = 0;
+        for (size_t j = 0; j < C; j++)
+            mean += xi[j];
+        mean /= (double)C;
+        for (size_t j = 0; j < C; j++) {
+            double d = xi[j] - mean;
+            var += d * d;
+        }
+        var /= (double)C;
+        double inv = 1.0 / sqrt(var + eps);
+        for (size_t j = 0; j < C; j++)
+            yi[j] = (float)((xi[j] - mean) * inv) * w[j] + b[j];
+    }
+}
+
+/* RMSNorm as transformers' LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * w. */
+static void rmsnorm(float *y, const float *x, const float *w, size_t n, size_t C, double eps)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float *xi = x + i * C;
+        float *yi = y + i * C;
+        double ss = 0;
+        for (size_t j = 0; j < C; j++)
+            ss += (double)xi[j] * xi[j];
+        float inv = (float)(1.0 / sqrt(ss / (double)C + eps));
+        for (size_t j = 0; j < C; j++)
+            yi[j] = w[j] * (xi[j] * inv);
+    }
+}
+
+/* Row-parallel stages share this description. */
+typedef struct RowJob {
+    Forward *f;
+    int kind;            /* ROW_NORM, ROW_ROPE, ROW_ACT */
+    size_t n, block;
+    float *y;
+    const float *x, *w, *b;
+    size_t layer, pos0;
+} RowJob;
+
+enum { ROW_NORM, ROW_ROPE, ROW_ACT };
+
+static void row_task(void *ctx, size_t t, int worker);
+
+static void rows_run(Forward *f, int kind, size_t n, size_t width, RowJob *j)
+{
+    j->f = f;
+    j->kind = kind;
+    j->n = n;
+    size_t tasks = 1;
+    if (n * width >= FORWARD_PAR_ELEMS && f->threads > 1 && n > 1) {
+        j->block = block_of(f, n, 1);
+        tasks = (n + j->block - 1) / j->block;
+    } else {
+        j->block = n;
+    }
+    pool_run(f, tasks, f->threads, row_task, j);
+}
+
+/* gelu_new (GPT-2; Hendrycks & Gimpel 2016, tanh approximation), with
+ * tanh(u) = sign(u) (1 - e^{-2|u|}) / (1 + e^{-2|u|}). */
+static inline float gelu_new(float x)
+{
+    const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
+    float u = k * (x + 0.044715f * x * x * x);
+    float e = fastexp_nonpos(-2.0f * fabsf(u));
+    float t = (1.0f - e) / (1.0f + e);
+    t = u < 0 ? -t : t;
+    return 0.5f * x * (1.0f + t);
+}
+
+/* silu(x) = x sigmoid(x), sigmoid from e^{-|x|} (no overflow either side). */
+static inline float silu(float x)
+{
+    float e = fastexp_nonpos(-fabsf(x));
+    float s = x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    return x * s;
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define FORWARD_HOT                                                                           \
+    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic"),                       \
+                   target_clones("avx512f", "avx2", "default")))
+#else
+#define FORWARD_HOT
+#endif
+
+FORWARD_HOT static void act_gelu(float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = gelu_new(v[i]);
+}
+
+FORWARD_HOT static void act_swiglu(float *up, const float *gate, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        up[i] *= silu(gate[i]);
+}
+
+/* RoPE angles of position pos (transformers' convention, in float32 as it
+ * computes them: angle_j = float(pos) * inv_freq[j]); cs = (cos[D/2], sin[D/2]). */
+static void rope_angles(float *cs, size_t D, size_t pos, const float *inv_freq)
+{
+    size_t half = D / 2;
+    for (size_t j = 0; j < half; j++) {
+        float angle = (float)pos * inv_freq[j];
+        cs[j] = (float)cos((double)angle);
+        cs[half + j] = (float)sin((double)angle);
+    }
+}
+
+/* Rotate one head vector in place (rotate_half: element j pairs with j + D/2). */
+static void rope(float *v, size_t D, const float *cs)
+{
+    size_t half = D / 2;
+    for (size_t j = 0; j < half; j++) {
+        float c = cs[j], s = cs[half + j];
+        float a = v[j], b = v[j + half];
+        v[j] = a * c - b * s;
+        v[j + half] = b * c + a * s;
+    }
+}
+
+static float *cache_at(const Forward *f, float *base, size_t l, size_t g, size_t t)
+{
+    const ModelConfig *c = &f->m->cfg;
+    return base + ((l * (size_t)c->n_kv_head + g) * f->cap + t) * (size_t)c->head_dim;
+}
+
+static void row_task(void *ctx, size_t t, int worker)
+{
+    RowJob *j = ctx;
+    Forward *f = j->f;
+    const ModelConfig *c = &f->m->cfg;
+    size_t r0 = t * j->block, r1 = r0 + j->block < j->n ? r0 + j->block : j->n;
+    if (r0 >= r1)
+        return;
+    size_t C = (size_t)c->d_model, H = (size_t)c->n_head, K = (size_t)c->n_kv_head;
+    size_t D = (size_t)c->head_dim, F = (size_t)c->d_ff, HD = H * D, KD = K * D;
+    switch (j->kind) {
+    case ROW_NORM:
+        if (c->arch == MODEL_ARCH_GPT2)
+            layernorm(j->y + r0 * C, j->x + r0 * C, j->w, j->b, r1 - r0, C, c->norm_eps);
+        else
+            rmsnorm(j->y + r0 * C, j->x + r0 * C, j->w, r1 - r0, C, c->norm_eps);
+        break;
+    case ROW_ROPE: {
+        /* RoPE on this step's queries and keys (Llama), then keys and values
+         * into the cache at their positions. */
+        float *cs = f->rope_cs ? f->rope_cs + (size_t)worker * D : NULL;
+        for (size_t i = r0; i < r1; i++) {
+            if (cs) {
+                rope_angles(cs, D, j->pos0 + i, f->inv_freq);
+                for (size_t h = 0; h < H; h++)
+                    rope(f->q + i * HD + h * D, D, cs);
+                for (size_t g = 0; g < K; g++)
+                    rope(f->k + i * KD + g * D, D, cs);
+            }
+            for (size_t g = 0; g < K; g++) {
+                memcpy(cache_at(f, f->kc, j->layer, g, j->pos0 + i), f->k + i * KD + g * D,
+                       D * sizeof(float));
+                memcpy(cache_at(f, f->vc, j->layer, g, j->pos0 + i), f->v + i * KD + g * D,
+                       D * sizeof(float));
+            }
+        }
+        break;
+    }
+    case ROW_ACT:
+        if (c->arch == MODEL_ARCH_GPT2)
+            act_gelu(f->f1 + r0 * F, (r1 - r0) * F);
+        else
+            act_swiglu(f->f1 + r0 * F, f->f2 + r0 * F, (r1 - r0) * F);
+        break;
+    }
+}
+
+static void norm(Forward *f, float *y, const float *x, const float *w, const float *b, size_t n)
+{
+    RowJob j = {0};
+    j.y = y;
+    j.x = x;
+    j.w = w;
+    j.b = b;
+    rows_run(f, ROW_NORM, n, (size_t)f->m->cfg.d_model, &j);
+}
+
+/* ---- exact attention ----------------------------------------------------- */
+
+/* Hot loops (FORWARD_HOT) are written so that GCC vectorises them (no
+ * reductions across lanes in float, no calls), and are compiled for AVX-512,
+ * AVX2 and baseline x86-64, picked at load time (target_clones); with
+ * -std=c11 no multiply-add is contracted, so every variant gives the same
+ * bits. */
+
+/* Softmax of row[0..lim) in place; row[lim..nk) set to 0. Max-subtracted;
+ * the sum accumulates in double in a fixed order (eight partial sums), so
+ * results do not depend on the thread or the instruction set. */
+FORWARD_HOT static void softmax_row(float *row, size_t lim, size_t nk)
+{
+    float m8[8];
+    for (int u = 0; u < 8; u++)
+        m8[u] = row[0];
+    size_t j = 0;
+    for (; j + 8 <= lim; j += 8)
+        for (int u = 0; u < 8; u++)
+            m8[u] = row[j + u] > m8[u] ? row[j + u] : m8[u];
+    float mx = m8[0];
+    for (int u = 1; u < 8; u++)
+        mx = m8[u] > mx ? m8[u] : mx;
+    for (; j < lim; j++)
+        mx = row[j] > mx ? row[j] : mx;
+    for (j = 0; j < lim; j++)
+        row[j] = fastexp_nonpos(row[j] - mx);
+    double s8[8] = {0};
+    for (j = 0; j + 8 <= lim; j += 8)
+        for (int u = 0; u < 8; u++)
+            s8[u] += row[j + u];
+    double sum = 0;
+    for (int u = 0; u < 8; u++)
+        sum += s8[u];
+    for (; j < lim; j++)
+        sum += row[j];
+    float inv = (float)(1.0 / sum);
+    for (j = 0; j < lim; j++)
+        row[j] *= inv;
+    for (j = lim; j < nk; j++)
+        row[j] = 0.0f;
+}
+
+float forward_exp_nonpos(float x)
+{
+    return fastexp_nonpos(x);
+}
+
+DrrlStatus forward_attn_exact(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
+{
+    (void)ctx;
+    (void)err;
+    size_t n = a->n, nk = a->n_keys, D = (size_t)a->head_dim;
+    float *S = a->scratch; /* (n, nk) */
+    /* S = scale * q k^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nk, (int)D, a->scale, a->q,
+                (int)a->q_stride, a->k, (int)D, 0.0f, S, (int)nk);
+    for (size_t i = 0; i < n; i++) {
+        float *row = S + i * nk;
+        softmax_row(row, a->pos0 + i + 1, nk); /* causal: keys 0 .. pos0+i */
+        if (a->probs)
+            memcpy(a->probs + i * a->probs_stride, row, nk * sizeof *row);
+    }
+    /* out = P v */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)D, (int)nk, 1.0f, S,
+                (int)nk, a->v, (int)D, 0.0f, a->out, (int)a->out_stride);
+    return DRRL_OK;
+}
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+static const ForwardAttn exact_attn = {"exact", NULL, forward_attn_exact, NULL, 0};
+
+DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **out,
+                       DrrlError *err)
+{
+    *out = NULL;
+    Forward *f = calloc(1, sizeof *f);
+    if (!f)
+        return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory");
+    f->m = m;
+    if (threads <= 0)
+        threads = openblas_get_num_threads();
+    if (threads < 1)
+        threads = 1;
+    if (threads > FORWARD_MAX_THREADS)
+        threads = FORWARD_MAX_THREADS;
+    f->threads = threads;
+    f->attn = exact_attn;
+    f->ws = calloc((size_t)threads, sizeof *f->ws);
+    f->ws_cap = calloc((size_t)threads, sizeof *f->ws_cap);
+    const ModelConfig *c = &m->cfg;
+    size_t D = (size_t)c->head_dim;
+    if (c->arch == MODEL_ARCH_LLAMA) {
+        f->inv_freq = malloc(D / 2 * sizeof *f->inv_freq);
+        f->rope_cs = malloc((size_t)threads * D * sizeof *f->rope_cs);
+        if (f->inv_freq)
+            for (size_t j = 0; j < D / 2; j++) {
+                /* transformers: 1.0 / (base ** (arange(0, D, 2).float() / D)),
+                 * in float32. */
+                float e = (float)(2 * j) / (float)D;
+                float p = (float)pow((double)(float)c->rope_theta, (double)e);
+                f->inv_freq[j] = 1.0f / p;
+            }
+    }
+    if (!f->ws || !f->ws_cap || (c->arch == MODEL_ARCH_LLAMA && (!f->inv_freq || !f->rope_cs))) {
+        forward_free(f);
+        return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory");
+    }
+    f->cap = cap_hint ? cap_hint : (size_t)c->n_ctx;
+    size_t per, total;
+    if (drrl_size_mul((size_t)c->n_layer * (size_t)c->n_kv_head, D, &per) ||
+        drrl_size_mul(per, f->cap, &total) || drrl_size_mul(total, sizeof(float), &total) ||
+        !(f->kc = malloc(total ? total : 1)) || !(f->vc = malloc(total ? total : 1))) {
+        forward_free(f);
+        return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory for a %zu-token cache",
+                          cap_hint);
+    }
+    /* The pool: threads-1 workers. If some fail to start, run with fewer. */
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv_work, NULL);
+    pthread_cond_init(&f->cv_done, NULL);
+    f->pool_ok = 1;
+    atomic_init(&f->next, 0);
+    atomic_init(&f->gen, 0);
+    atomic_init(&f->pending, 0);
+    f->tid = calloc((size_t)threads, sizeof *f->tid);
+    for (int i = 1; f->tid && i < threads; i++) {
+        PoolWorker *w = malloc(sizeof *w);
+        if (!w)
+            break;
+        w->f = f;
+        w->id = i;
+        if (pthread_create(&f->tid[i], NULL, pool_main, w) != 0) {
+            free(w);
+            break;
+        }
+        f->n_started = i;
+    }
+    *out = f;
+    return DRRL_OK;
+}
+
+static void free_rows(Forward *f)
+{
+    free(f->x);
+    free(f->h);
+    free(f->q);
+    free(f->k);
+    free(f->v);
+    free(f->att);
+    free(f->f1);
+    free(f->f2);
+    f->x = f->h = f->q = f->k = f->v = f->att = f->f1 = f->f2 = NULL;
+    f->rows = 0;
+}
+
+void forward_free(Forward *f)
+{
+    if (!f)
+        return;
+    if (f->pool_ok) {
+        pthread_mutex_lock(&f->mu);
+        f->quit = 1;
+        pthread_cond_broadcast(&f->cv_work);
+        pthread_mutex_unlock(&f->mu);
+        for (int i = 1; i <= f->n_started; i++)
+            pthread_join(f->tid[i], NULL);
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cv_work);
+        pthread_cond_destroy(&f->cv_done);
+    }
+    free(f->tid);
+    free_rows(f);
+    if (f->ws)
+        for (int i = 0; i < f->threads; i++)
+            free(f->ws[i]);
+    free(f->ws);
+    free(f->ws_cap);
+    free(f->kc);
+    free(f->vc);
+    free(f->inv_freq);
+    free(f->rope_cs);
+    free(f);
+}
+
+void forward_reset(Forward *f)
+{
+    f->len = 0;
+}
+
+size_t forward_len(const Forward *f)
+{
+    return f->len;
+}
+
+int forward_threads(const Forward *f)
+{
+    return f->threads;
+}
+
+void forward_set_attn(Forward *f, const ForwardAttn *attn)
+{
+    f->attn = attn ? *attn : exact_attn;
+    if (!f->attn.head)
+        f->attn.head = forward_attn_exact;
+}
+
+const float *forward_cache_k(const Forward *f, int l, int g)
+{
+    const ModelConfig *c = &f->m->cfg;
+    return f->kc + (((size_t)l * (size_t)c->n_kv_head + (size_t)g) * f->cap) * (size_t)c->head_dim;
+}
+
+const float *forward_cache_v(const Forward *f, int l, int g)
+{
+    const ModelConfig *c = &f->m->cfg;
+    return f->vc + (((size_t)l * (size_t)c->n_kv_head + (size_t)g) * f->cap) * (size_t)c->head_dim;
+}
+
+/* Make room for need positions, keeping the first len. */
+static DrrlStatus grow_cache(Forward *f, size_t need, DrrlError *err)
+{
+    if (need <= f->cap)
+        return DRRL_OK;
+    const ModelConfig *c = &f->m->cfg;
+    size_t ncap = f->cap * 2 > need ? f->cap * 2 : need;
+    size_t heads = (size_t)c->n_layer * (size_t)c->n_kv_head, D = (size_t)c->head_dim;
+    size_t total;
+    if (drrl_size_mul(heads * D, ncap, &total) || drrl_size_mul(total, sizeof(float), &total))
+        return drrl_error(err, DRRL_E_NOMEM, "forward: cache of %zu tokens too large", need);
+    float *nk = malloc(total), *nv = malloc(total);
+    if (!nk || !nv) {
+        free(nk);
+        free(nv);
+        return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory for a %zu-token cache",
+                          need);
+    }
+    for (size_t hh = 0; hh < heads; hh++) {
+        memcpy(nk + hh * ncap * D, f->kc + hh * f->cap * D, f->len * D * sizeof(float));
+        memcpy(nv + hh * ncap * D, f->vc + hh * f->cap * D, f->len * D * sizeof(float));
+    }
+    free(f->kc);
+    free(f->vc);
+    f->kc = nk;
+    f->vc = nv;
+    f->cap = ncap;
+    return DRRL_OK;
+}
+
+static DrrlStatus grow_rows(Forward *f, size_t n, DrrlError *err)
+{
+    if (n <= f->rows)
+        return DRRL_OK;
+    const ModelConfig *c = &f->m->cfg;
+    size_t C = (size_t)c->d_model, HD = (size_t)c->n_head * (size_t)c->head_dim;
+    size_t KD = (size_t)c->n_kv_head * (size_t)c->head_dim, F = (size_t)c->d_ff;
+    free_rows(f);
+    f->x = malloc(n * C * sizeof(float));
+    f->h = malloc(n * C * sizeof(float));
+    f->q = malloc(n * HD * sizeof(float));
+    f->k = malloc(n * KD * sizeof(float));
+    f->v = malloc(n * KD * sizeof(float));
+    f->att = malloc(n * HD * sizeof(float));
+    f->f1 = malloc(n * F * sizeof(float));
+    f->f2 = malloc(n * F * sizeof(float));
+    if (!f->x || !f->h || !f->q || !f->k || !f->v || !f->att || !f->f1 || !f->f2) {
+        free_rows(f);
+        return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory for %zu tokens", n);
+    }
+    f->rows = n;
+    return DRRL_OK;
+}
+
+/* ---- attention stage ------------------------------------------------------ */
+
+typedef struct AttnJob {
+    Forward *f;
+    int layer;
+    size_t pos0, n, n_keys, block, n_blocks;
+    float scale;
+    float *probs;        /* capture for this layer: (H, n, stride) or NULL */
+    size_t probs_stride;
+    atomic_int failed;
+    pthread_mutex_t lock;
+    DrrlStatus status;
+    DrrlError err;
+} AttnJob;
+
+static void attn_task(void *ctx, size_t t, int worker)
+{
+    AttnJob *j = ctx;
+    if (atomic_load(&j->failed))
+        return;
+    Forward *f = j->f;
+    const ModelConfig *c = &f->m->cfg;
+    size_t H = (size_t)c->n_head, D = (size_t)c->head_dim, HD = H * D;
+    size_t group = H / (size_t)c->n_kv_head;
+    size_t h = t / j->n_blocks, b = t % j->n_blocks;
+    size_t r0 = b * j->block, r1 = r0 + j->block < j->n ? r0 + j->block : j->n;
+    ForwardAttnArgs a;
+    a.layer = j->layer;
+    a.head = (int)h;
+    a.kv_head = (int)(h / group);
+    a.head_dim = (int)D;
+    a.pos0 = j->pos0 + r0;
+    a.n = r1 - r0;
+    a.n_keys = j->pos0 + r1;
+    a.scale = j->scale;
+    a.q = f->q + r0 * HD + h * D;
+    a.q_stride = HD;
+    a.k = forward_cache_k(f, j->layer, a.kv_head);
+    a.v = forward_cache_v(f, j->layer, a.kv_head);
+    a.out = f->att + r0 * HD + h * D;
+    a.out_stride = HD;
+    a.probs = j->probs ? j->probs + (h * j->n + r0) * j->probs_stride : NULL;
+    a.probs_stride = j->probs_stride;
+    a.scratch = f->ws[worker];
+    a.thread_ctx = NULL;
+    a.worker = worker;
+    DrrlError e;
+    drrl_error_clear(&e);
+    DrrlStatus s = f->attn.head(f->attn.ctx, &a, &e);
+    if (s != DRRL_OK) {
+        pthread_mutex_lock(&j->lock);
+        if (j->status == DRRL_OK) {
+            j->status = s;
+            j->err = e;
+        }
+        pthread_mutex_unlock(&j->lock);
+        atomic_store(&j->failed, 1);
+    }
+}
+
+static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, float *probs,
+                            size_t probs_stride, DrrlError *err)
+{
+    const ModelConfig *c = &f->m->cfg;
+    size_t H = (size_t)c->n_head, D = (size_t)c->head_dim;
+    size_t n_keys = pos0 + n;
+    size_t block = f->attn.rows_per_call ? f->attn.rows_per_call : FORWARD_ATTN_BLOCK;
+    if (block > n)
+        block = n;
+    size_t n_blocks = (n + block - 1) / block, n_tasks = H * n_blocks;
+    int nt = H * n * n_keys < FORWARD_PAR_SCORES ? 1 : f->threads;
+    if (nt > f->n_started + 1)
+        nt = f->n_started + 1;
+    if ((size_t)nt > n_tasks)
+        nt = (int)n_tasks;
+
+    size_t need;
+    if (drrl_size_mul(block, n_keys, &need))
+        return drrl_error(err, DRRL_E_NOMEM, "forward: attention scratch too large");
+    for (int w = 0; w < nt; w++)
+        if (f->ws_cap[w] < need) {
+            float *p = realloc(f->ws[w], need * sizeof(float));
+            if (!p)
+                return drrl_error(err, DRRL_E_NOMEM,
+                                  "forward: out of memory for attention scratch (%zu x %zu)",
+                                  block, n_keys);
+            f->ws[w] = p;
+            f->ws_cap[w] = need;
+        }
+
+    float scale = 1.0f;
+    if (c->scale_attn)
+        scale = (float)(1.0 / sqrt((double)D));
+    if (c->scale_attn_by_layer)
+        scale /= (float)(layer + 1);
+
+    AttnJob j;
+    memset(&j, 0, sizeof j);
+    j.f = f;
+    j.layer = layer;
+    j.pos0 = pos0;
+    j.n = n;
+    j.n_keys = n_keys;
+    j.block = block;
+    j.n_blocks = n_blocks;
+    j.scale = scale;
+    j.probs = probs;
+    j.probs_stride = probs_stride;
+    atomic_init(&j.failed, 0);
+    pthread_mutex_init(&j.lock, NULL);
+    j.status = DRRL_OK;
+    pool_run(f, n_tasks, nt, attn_task, &j);
+    pthread_mutex_destroy(&j.lock);
+    if (j.status != DRRL_OK) {
+        if (err)
+            *err = j.err;
+        return j.status;
+    }
+    return DRRL_OK;
+}
+
+/* ---- the forward pass --------------------------------------------------- */
+
+static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *logits,
+                             const ForwardCapture *cap, DrrlError *err)
+{
+    const Model *m = f->m;
+    const ModelConfig *c = &m->cfg;
+    size_t C = (size_t)c->d_model, H = (size_t)c->n_head, K = (size_t)c->n_kv_head;
+    size_t D = (size_t)c->head_dim, F = (size_t)c->d_ff, V = (size_t)c->vocab;
+    size_t L = (size_t)c->n_layer, HD = H * D, KD = K * D;
+    size_t pos0 = f->len, n_keys = pos0 + n;
+    int gpt2 = c->arch == MODEL_ARCH_GPT2;
+    DrrlStatus s;
+
+    /* Embeddings. */
+    for (size_t i = 0; i < n; i++) {
+        float *xi = f->x + i * C;
+        const float *te = m->tok_emb + (size_t)ids[i] * C;
+        if (gpt2) {
+            const float *pe = m->pos_emb + (pos0 + i) * C;
+            for (size_t j = 0; j < C; j++)
+                xi[j] = te[j] + pe[j];
+        } else {
+            memcpy(xi, te, C * sizeof *xi);
+        }
+    }
+
+    for (size_t l = 0; l < L; l++) {
+        if (cap && cap->hidden)
+            memcpy(cap->hidden + l * n * C, f->x, n * C * sizeof(float));
+        /* Attention sublayer. */
+        norm(f, f->h, f->x, m->ln1_w + l * C, m->ln1_b ? m->ln1_b + l * C : NULL, n);
+        LinMulti qkv;
+        qkv.n = 3;
+        qkv.jobs[0] = lin_job(f->q, f->h, m->wq + l * HD * C, m->bq ? m->bq + l * HD : NULL, n,
+                              C, HD, 0);
+        qkv.jobs[1] = lin_job(f->k, f->h, m->wk + l * KD * C, m->bk ? m->bk + l * KD : NULL, n,
+                              C, KD, 0);
+        qkv.jobs[2] = lin_job(f->v, f->h, m->wv + l * KD * C, m->bv ? m->bv + l * KD : NULL, n,
+                              C, KD, 0);
+        linear_multi(f, &qkv);
+        RowJob rj = {0};
+        rj.layer = l;
+        rj.pos0 = pos0;
+        rows_run(f, ROW_ROPE, n, HD + 2 * KD, &rj);
+        if (f->attn.layer_begin) {
+            s = f->attn.layer_begin(f->attn.ctx, (int)l, pos0, n, f->q, err);
+            if (s != DRRL_OK)
+                return s;
+        }
+        float *probs = NULL;
+        size_t pstride = 0;
+        if (cap && cap->attn) {
+            pstride = cap->attn_stride;
+            probs = cap->attn + l * H * n * pstride;
+            memset(probs, 0, H * n * pstride * sizeof(float));
+        }
+        /* The keys of this step are in the cache; count them while the hook
+         * runs (restored on error by the caller). */
+        f->len = n_keys;
+        s = attention(f, (int)l, pos0, n, probs, pstride, err);
+        f->len = pos0;
+        if (s != DRRL_OK)
+            return s;
+        /* x += att Wo^T + bo */
+        linear(f, f->x, f->att, m->wo + l * C * HD, m->bo ? m->bo + l * C : NULL, n, HD, C, 1);
+
+        /* MLP sublayer. */
+        norm(f, f->h, f->x, m->ln2_w + l * C, m->ln2_b ? m->ln2_b + l * C : NULL, n);
+        LinMulti up;
+        up.n = gpt2 ? 1 : 2;
+        up.jobs[0] = lin_job(f->f1, f->h, m->w_up + l * F * C, m->b_up ? m->b_up + l * F : NULL,
+                             n, C, F, 0);
+        if (!gpt2)
+            up.jobs[1] = lin_job(f->f2, f->h, m->w_gate + l * F * C,
+                                 m->b_gate ? m->b_gate + l * F : NULL, n, C, F, 0);
+        linear_multi(f, &up);
+        RowJob aj = {0};
+        rows_run(f, ROW_ACT, n, F, &aj);
+        /* x += act Wdown^T + bdown */
+        linear(f, f->x, f->f1, m->w_down + l * C * F, m->b_down ? m->b_down + l * C : NULL, n, F,
+               C, 1);
+    }
+
+    norm(f, f->h, f->x, m->lnf_w, m->lnf_b, n);
+    if (cap && cap->hidden)
+        memcpy(cap->hidden + L * n * C, f->h, n * C * sizeof(float));
+    if (logits)
+        linear(f, logits, f->h, m->lm_head, NULL, n, C, V, 0);
+    f->len = n_keys;
+    return DRRL_OK;
+}
+
+DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logits,
+                          const ForwardCapture *cap, DrrlError *err)
+{
+    const ModelConfig *c = &f->m->cfg;
+    if (n == 0)
+        return DRRL_OK;
+    size_t V = (size_t)c->vocab, pos0 = f->len, n_keys = pos0 + n;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || (size_t)ids[i] >= V)
+            return drrl_error(err, DRRL_E_USAGE, "token %zu: id %d outside the vocabulary 0..%zu",
+                              pos0 + i, ids[i], V - 1);
+    if (c->arch == MODEL_ARCH_GPT2 && n_keys > (size_t)c->n_ctx)
+        return drrl_error(err, DRRL_E_USAGE,
+                          "%zu tokens exceed the model's %d positions (n_positions)", n_keys,
+                          c->n_ctx);
+    if (cap && cap->attn && cap->attn_stride < n_keys)
+        return drrl_error(err, DRRL_E_USAGE, "forward: attention capture stride %zu < %zu keys",
+                          cap->attn_stride, n_keys);
+    DrrlStatus s = grow_cache(f, n_keys, err);
+    if (s == DRRL_OK)
+        s = grow_rows(f, n, err);
+    if (s != DRRL_OK)
+        return s;
+    /* Every product runs single-threaded inside the pool (see the top). */
+    int blas_threads = openblas_get_num_threads();
+    if (blas_threads != 1)
+        openblas_set_num_threads(1);
+    s = run_tokens(f, ids, n, logits, cap, err);
+    if (blas_threads != 1)
+        openblas_set_num_threads(blas_threads);
+    if (s != DRRL_OK)
+        f->len = pos0;
+    return s;
+}
+
+double forward_loss(const float *logits, const int32_t *ids, size_t n, int vocab)
+{
+    if (n < 2)
+        return 0.0;
+    double total = 0;
+    size_t V = (size_t)vocab;
+    for (size_t i = 0; i + 1 < n; i++) {
+        const float *row = logits + i * V;
+        double mx = row[0];
+        for (size_t j = 1; j < V; j++)
+            if (row[j] > mx)
+                mx = row[j];
+        double sum = 0;
+        for (size_t j = 0; j < V; j++)
+            sum += exp((double)row[j] - mx);
+        total += (mx + log(sum)) - (double)row[ids[i + 1]];
+    }
+    return total / (double)(n - 1);
+}

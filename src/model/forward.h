@@ -1,0 +1,157 @@
+/* forward.h: the exact forward pass of GPT-2 and Llama, full-sequence or token
+ * by token with a KV cache, and the hook through which attention is computed.
+ *
+ * One call, forward_tokens(), runs n new tokens at positions
+ * pos0 .. pos0+n-1 (pos0 = the cache length before the call) through the
+ * model and appends their keys and values to the cache. A full-sequence
+ * forward is one call with all tokens on an empty cache; an incremental
+ * forward is one call per token. Both compute the same numbers (the
+ * incremental path matches the full one to ~1e-6 relative; tests check
+ * 1e-5).
+ *
+ * Numerics follow Hugging Face transformers' eager implementations
+ * (modeling_gpt2.py, modeling_llama.py): float32 throughout, norms and softmax
+ * sums accumulated in double, RoPE angles computed in float32 as transformers
+ * does (inv_freq = 1 / theta^(2i/D), angle = pos * inv_freq, rotate_half
+ * pairing (i, i + D/2)).
+ *
+ * KV cache layout (post-RoPE keys; values as projected):
+ *   k: (L, K, cap, D)   keys of layer l, kv head g, position t at
+ *                        k + ((l*K + g)*cap + t)*D
+ *   v: (L, K, cap, D)   same layout
+ * so one head's keys 0..len-1 are one contiguous (len, D) row-major matrix.
+ * cap grows (doubling, copying) when a call needs more room; pointers into
+ * the cache are valid until the next forward_tokens().
+ *
+ * Attention hook. Everything in a layer except "queries + cached keys/values
+ * -> head outputs" is fixed. That one step goes through a ForwardAttn, called
+ * once per (layer, head, block of query rows). The default is exact causal
+ * softmax attention (forward_attn_exact). A low-rank method replaces it per
+ * (layer, head) by installing its own ForwardAttn with forward_set_attn(), and
+ * may call forward_attn_exact() for the heads it leaves exact.
+ *
+ * Memory: the exact hook holds at most one (rows x n_keys) block of scores
+ * per worker thread (rows <= FORWARD_ATTN_BLOCK), never a whole T x T matrix,
+ * so 8192+ token sequences need O(T * D) cache plus O(threads * block * T)
+ * scratch.
+ *
+ * Threads: heads (and query blocks) run in parallel on forward's own worker
+ * threads; while they run, OpenBLAS is set to one thread, and restored after,
+ * so the two kinds of parallelism never nest. Projections and the MLP use
+ * OpenBLAS's own threads.
+ */
+#ifndef DRRL_FORWARD_H
+#define DRRL_FORWARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+#include "base/status.h"
+
+/* Query rows per exact attention call when the forward splits a call. */
+#define FORWARD_ATTN_BLOCK 128
+
+/* One attention call: n query rows of one head of one layer. The rows are the
+ * queries at absolute positions pos0 .. pos0+n-1, and each attends causally to
+ * keys 0 .. its own position, so the call sees n_keys = pos0 + n keys. */
+typedef struct ForwardAttnArgs {
+    int layer;             /* 0 .. L-1 */
+    int head;              /* query head 0 .. H-1 */
+    int kv_head;           /* head / (H / K) */
+    int head_dim;          /* D */
+    size_t pos0;           /* absolute position of query row 0 */
+    size_t n;              /* query rows in this call (>= 1) */
+    size_t n_keys;         /* pos0 + n */
+    float scale;           /* multiply q.k by this before the softmax */
+    const float *q;        /* (n, D), row stride q_stride: post-RoPE queries */
+    size_t q_stride;
+    const float *k;        /* (n_keys, D), contiguous: this kv head's keys */
+    const float *v;        /* (n_keys, D), contiguous: its values */
+    float *out;            /* (n, D), row stride out_stride: write the outputs */
+    size_t out_stride;
+    float *probs;          /* NULL, or (n, probs_stride): write the attention
+                              probabilities; row i covers keys 0..pos0+i, the
+                              rest of the row (up to n_keys) must be set to 0 */
+    size_t probs_stride;
+    float *scratch;        /* n * n_keys floats for this call alone */
+    void *thread_ctx;      /* ForwardAttn.thread_ctx[worker] or NULL */
+    int worker;            /* 0 .. threads-1: which worker runs the call */
+} ForwardAttnArgs;
+
+typedef struct ForwardAttn {
+    const char *name;      /* "exact", ... */
+    void *ctx;
+    /* Compute one call. Called concurrently from several worker threads for
+     * different (head, row block) pairs of the same layer; never for two
+     * layers at once. Return DRRL_OK or an error (the forward then stops). */
+    DrrlStatus (*head)(void *ctx, const ForwardAttnArgs *a, DrrlError *err);
+    /* Optional, called on the calling thread before a layer's attention
+     * calls: lets a method decide per (layer, head) before the heads run.
+     * q: (n, H*D) post-RoPE queries of the step; the cache already holds this
+     * step's keys and values (forward_cache_k/v). */
+    DrrlStatus (*layer_begin)(void *ctx, int layer, size_t pos0, size_t n, const float *q,
+                              DrrlError *err);
+    /* Query rows per call: 0 lets the forward choose (FORWARD_ATTN_BLOCK);
+     * SIZE_MAX gives each head all n rows in one call (scratch is then
+     * n * n_keys floats: mind the memory for long sequences). */
+    size_t rows_per_call;
+} ForwardAttn;
+
+/* The exact hook: scores = scale * q k^T (cblas_sgemm), causal mask, softmax
+ * (max-subtracted, sum in double), out = P v (cblas_sgemm). ctx is unused.
+ * Thread-safe; results do not depend on the thread or CPU features. */
+DrrlStatus forward_attn_exact(void *ctx, const ForwardAttnArgs *a, DrrlError *err);
+
+/* The exp the exact softmax uses, for x <= 0 (exposed for its test):
+ * within 2 ulp of exp(x); 0 below -87. */
+float forward_exp_nonpos(float x);
+
+/* What forward_tokens() can record besides the logits. Any pointer may be
+ * NULL. n = tokens in the call, n_keys = pos0 + n. */
+typedef struct ForwardCapture {
+    float *hidden;         /* (L+1, n, C): transformers' output_hidden_states:
+                              hidden[0] = embeddings, hidden[l] = input of layer
+                              l, hidden[L] = after the final norm */
+    float *attn;           /* (L, H, n, attn_stride): attention probabilities
+                              of the n new queries over keys 0..n_keys-1 (zeros
+                              right of the diagonal) */
+    size_t attn_stride;    /* >= n_keys */
+} ForwardCapture;
+
+typedef struct Forward Forward;
+
+/* A forward pass over model m (which must outlive it). cap_hint: expected
+ * sequence length (the cache grows past it as needed; 0 = m's n_ctx).
+ * threads: worker threads for attention (0 = OpenBLAS's thread count). */
+DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **out,
+                       DrrlError *err);
+void forward_free(Forward *f);
+
+/* Empty the cache (position 0 again); keeps the memory. */
+void forward_reset(Forward *f);
+
+/* Tokens processed so far (the cache length). */
+size_t forward_len(const Forward *f);
+int forward_threads(const Forward *f);
+
+/* Install an attention hook (copied); NULL restores exact attention. */
+void forward_set_attn(Forward *f, const ForwardAttn *attn);
+
+/* Run n tokens (ids in 0..V-1) at positions forward_len(f) ... and append them
+ * to the cache. logits: NULL or (n, V). cap: NULL or what to record.
+ * Errors: DRRL_E_USAGE (id out of range; GPT-2 past n_ctx positions),
+ * DRRL_E_NOMEM, or a hook's error. On error the cache is left as before the
+ * call. */
+DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logits,
+                          const ForwardCapture *cap, DrrlError *err);
+
+/* The cache of layer l, kv head g: (forward_len(f), D) contiguous rows. */
+const float *forward_cache_k(const Forward *f, int l, int g);
+const float *forward_cache_v(const Forward *f, int l, int g);
+
+/* Mean next-token cross-entropy (natural log) of ids[1..n-1] given logits
+ * (n, V) of ids[0..n-2], log-sum-exp in double. n >= 2. */
+double forward_loss(const float *logits, const int32_t *ids, size_t n, int vocab);
+
+#endif

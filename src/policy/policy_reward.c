@@ -1,0 +1,72 @@
+#include "policy/policy_reward.h"
+
+#include <math.h>
+
+void policy_reward_defaults(PolicyRewardWeights *w)
+{
+    w->alpha = 1.0;
+    w->beta = 0.05;
+    w->gamma = 0.1;
+    w->kappa = 1.0;
+    w->lm = 0.0;
+}
+
+double policy_reward_cosine(const float *a, size_t lda, const float *b, size_t ldb, int rows,
+                            int d)
+{
+    if (rows <= 0)
+        return 1.0;
+    double acc = 0;
+    for (int i = 0; i < rows; i++) {
+        const float *x = a + (size_t)i * lda, *y = b + (size_t)i * ldb;
+        double xy = 0, xx = 0, yy = 0;
+        for (int j = 0; j < d; j++) {
+            xy += (double)x[j] * y[j];
+            xx += (double)x[j] * x[j];
+            yy += (double)y[j] * y[j];
+        }
+        if (xx == 0 && yy == 0)
+            acc += 1.0;
+        else if (xx > 0 && yy > 0)
+            acc += xy / sqrt(xx * yy);
+    }
+    return acc / rows;
+}
+
+double policy_reward_band(const double *lambda, int d, int r_prev, int r)
+{
+    int lo = r < r_prev ? r : r_prev, hi = r < r_prev ? r_prev : r;
+    if (lo < 0)
+        lo = 0;
+    if (hi > d)
+        hi = d;
+    double total = 0, band = 0;
+    for (int k = 0; k < d; k++) {
+        double l = lambda[k] > 0 ? lambda[k] : 0;
+        total += l;
+        if (k >= lo && k < hi)
+            band += l;
+    }
+    return total > 0 ? sqrt(band / total) : 0.0;
+}
+
+void policy_reward_layer(const PolicyRewardWeights *w, double budget, PolicyRewardTerms *terms,
+                         int n_head)
+{
+    double mean = 0;
+    for (int h = 0; h < n_head; h++)
+        mean += terms[h].flops_frac;
+    mean /= n_head > 0 ? n_head : 1;
+    double excess = mean > budget ? mean - budget : 0.0;
+    for (int h = 0; h < n_head; h++) {
+        PolicyRewardTerms *t = &terms[h];
+        /* Each head pays the layer's overshoot in proportion to its share of
+         * the layer's cost (the shares sum to n_head, so the layer pays
+         * n_head * excess in all). An equal split would give a head 1/n_head
+         * of the effect of its own rank on the penalty, too weak a signal to
+         * learn from (a policy trained that way collapsed to exact). */
+        t->budget = mean > 0 ? excess * t->flops_frac / mean : excess;
+        t->total = w->alpha * t->fidelity - w->beta * t->flops_frac - w->gamma * t->band -
+                   w->kappa * t->budget + w->lm * t->lm;
+    }
+}

@@ -1,0 +1,320 @@
+#include "run/session.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "policy/policy_agent.h"
+
+struct Session {
+    Model *m;
+    Tokenizer *tok;
+    Forward *f;
+    AttnCore *core;
+    AttnCoreConfig cfg;
+    int32_t *ids;
+    size_t n_ids, pos;
+    TraceSink sinks[SESSION_MAX_SINKS];
+    int n_sinks;
+    float *logits;      /* (chunk, V) of the last call */
+    size_t logits_cap;  /* rows */
+    size_t last_rows;   /* rows in the last call */
+    double nll;
+    size_t nll_n;
+    double wall;
+    char idtext[32];
+    PolicyAgent *agent;   /* drrl: the policy choosing ranks (policy_agent.h) */
+    char warning[512];    /* e.g. a policy trained for another model of this shape */
+};
+
+static const float *cache_k(const void *ctx, int l, int g)
+{
+    return forward_cache_k((const Forward *)ctx, l, g);
+}
+static const float *cache_v(const void *ctx, int l, int g)
+{
+    return forward_cache_v((const Forward *)ctx, l, g);
+}
+
+DrrlStatus session_new(Model *m, Tokenizer *tok, const AttnCoreConfig *cfg, int threads,
+                       Session **out, DrrlError *err)
+{
+    *out = NULL;
+    Session *s = calloc(1, sizeof *s);
+    if (!s) {
+        model_free(m), tokenizer_free(tok);
+        return drrl_error(err, DRRL_E_NOMEM, "session: out of memory");
+    }
+    s->m = m, s->tok = tok, s->cfg = *cfg;
+    /* drrl: load the policy first, it fixes the rank grid (s->cfg). */
+    DrrlStatus st = policy_agent_prepare(m, &s->cfg, 0.0, &s->agent, s->warning,
+                                         sizeof s->warning, err);
+    if (!st)
+        st = attn_core_new(&m->cfg, &s->cfg, &s->core, err);
+    if (!st)
+        st = forward_new(m, 0, threads, &s->f, err);
+    if (st) {
+        session_free(s);
+        return st;
+    }
+    attn_core_bind_cache(s->core, cache_k, cache_v, s->f);
+    if (s->agent)
+        policy_agent_connect(s->agent, s->core, cache_k, cache_v, s->f);
+    ForwardAttn fa = attn_core_hook(s->core);
+    forward_set_attn(s->f, &fa);
+    *out = s;
+    return DRRL_OK;
+}
+
+DrrlStatus session_open(const char *model_dir, const AttnCoreConfig *cfg, int threads,
+                        Session **out, DrrlError *err)
+{
+    *out = NULL;
+    Model *m = NULL;
+    DrrlStatus st = model_load(model_dir, &m, err);
+    if (st)
+        return st;
+    Tokenizer *tok = NULL;
+    DrrlError terr;
+    if (tokenizer_load_dir(model_dir, m->cfg.vocab, &tok, &terr) != DRRL_OK) {
+        if (terr.code != DRRL_E_NOTFOUND) {
+            model_free(m);
+            if (err)
+                *err = terr;
+            return terr.code;
+        }
+        tok = NULL; /* no tokenizer: ids only */
+    }
+    return session_new(m, tok, cfg, threads, out, err);
+}
+
+void session_free(Session *s)
+{
+    if (!s)
+        return;
+    forward_free(s->f);
+    attn_core_free(s->core);
+    policy_agent_free(s->agent);
+    model_free(s->m);
+    tokenizer_free(s->tok);
+    free(s->ids), free(s->logits);
+    free(s);
+}
+
+void session_restart(Session *s)
+{
+    forward_reset(s->f);
+    attn_core_reset(s->core);
+    s->pos = 0, s->nll = 0.0, s->nll_n = 0, s->wall = 0.0, s->last_rows = 0;
+}
+
+DrrlStatus session_set_ids(Session *s, const int32_t *ids, size_t n, DrrlError *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= s->m->cfg.vocab)
+            return drrl_error(err, DRRL_E_INPUT, "token %zu: id %d outside the model's vocabulary "
+                              "(0..%d)", i, (int)ids[i], s->m->cfg.vocab - 1);
+    int32_t *c = malloc((n ? n : 1) * sizeof *c);
+    if (!c)
+        return drrl_error(err, DRRL_E_NOMEM, "session: out of memory for %zu ids", n);
+    memcpy(c, ids, n * sizeof *c);
+    free(s->ids);
+    s->ids = c, s->n_ids = n;
+    session_restart(s);
+    return attn_core_reserve(s->core, n, err);
+}
+
+DrrlStatus session_set_text(Session *s, const char *bytes, size_t len, DrrlError *err)
+{
+    if (!s->tok)
+        return drrl_error(err, DRRL_E_USAGE, "%s: the model has no tokenizer; give token ids",
+                          s->m->dir ? s->m->dir : "model");
+    int32_t *ids = NULL;
+    size_t n = 0;
+    DrrlStatus st = tokenizer_encode(s->tok, bytes, len, &ids, &n, err);
+    if (st)
+        return st;
+    st = session_set_ids(s, ids, n, err);
+    free(ids);
+    return st;
+}
+
+DrrlStatus session_add_sink(Session *s, TraceSink sink, DrrlError *err)
+{
+    if (s->n_sinks >= SESSION_MAX_SINKS)
+        return drrl_error(err, DRRL_E_USAGE, "session: at most %d trace sinks", SESSION_MAX_SINKS);
+    s->sinks[s->n_sinks++] = sink;
+    return DRRL_OK;
+}
+
+const char *session_token_text(const Session *s, size_t i)
+{
+    if (i >= s->n_ids)
+        return "";
+    if (s->tok)
+        return tokenizer_token_text(s->tok, s->ids[i]);
+    snprintf(((Session *)s)->idtext, sizeof s->idtext, "#%d", (int)s->ids[i]);
+    return s->idtext;
+}
+
+/* Run n tokens from s->pos in one forward call (n never crosses a segment
+ * boundary). */
+static DrrlStatus run_call(Session *s, size_t n, DrrlError *err)
+{
+    size_t V = (size_t)s->m->cfg.vocab;
+    if (n > s->logits_cap) {
+        float *l = realloc(s->logits, n * V * sizeof *l);
+        if (!l)
+            return drrl_error(err, DRRL_E_NOMEM, "session: out of memory for logits");
+        s->logits = l, s->logits_cap = n;
+    }
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    DrrlStatus st = forward_tokens(s->f, s->ids + s->pos, n, s->logits, NULL, err);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    s->wall += (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    if (st)
+        return st;
+    s->last_rows = n;
+    /* token texts for the records (tokenizer_token_text's strings live as
+     * long as the tokenizer; the "#ID" fallback needs per-row storage) */
+    const char **texts = NULL;
+    char (*idt)[16] = NULL;
+    if (s->n_sinks) {
+        texts = malloc(n * sizeof *texts);
+        idt = s->tok ? NULL : malloc(n * sizeof *idt);
+        if (!texts || (!s->tok && !idt)) {
+            free(texts), free(idt);
+            return drrl_error(err, DRRL_E_NOMEM, "session: out of memory");
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (s->tok) {
+                texts[i] = tokenizer_token_text(s->tok, s->ids[s->pos + i]);
+            } else {
+                snprintf(idt[i], sizeof idt[i], "#%d", (int)s->ids[s->pos + i]);
+                texts[i] = idt[i];
+            }
+        }
+    }
+    st = attn_core_finish_call(s->core, s->pos, n, texts, s->sinks, s->n_sinks, err);
+    free(texts), free(idt);
+    if (st)
+        return st;
+    /* next-token loss, log-sum-exp in double */
+    for (size_t i = 0; i < n; i++) {
+        size_t t = s->pos + i;
+        if (t + 1 >= s->n_ids)
+            break;
+        const float *lg = s->logits + i * V;
+        double mx = lg[0], z = 0.0;
+        for (size_t v = 1; v < V; v++)
+            mx = lg[v] > mx ? lg[v] : mx;
+        for (size_t v = 0; v < V; v++)
+            z += exp((double)lg[v] - mx);
+        s->nll += log(z) + mx - (double)lg[s->ids[t + 1]];
+        s->nll_n++;
+    }
+    s->pos += n;
+    return DRRL_OK;
+}
+
+DrrlStatus session_step(Session *s, DrrlError *err)
+{
+    if (s->pos >= s->n_ids)
+        return drrl_error(err, DRRL_E_USAGE, "session: every token has run (%zu)", s->n_ids);
+    return run_call(s, 1, err);
+}
+
+DrrlStatus session_advance(Session *s, size_t n, size_t *done, DrrlError *err)
+{
+    size_t ran = 0, T = (size_t)s->cfg.segment;
+    DrrlStatus st = DRRL_OK;
+    while (ran < n && s->pos < s->n_ids) {
+        size_t k = T - s->pos % T;
+        if (k > n - ran)
+            k = n - ran;
+        if (k > s->n_ids - s->pos)
+            k = s->n_ids - s->pos;
+        if ((st = run_call(s, k, err)))
+            break;
+        ran += k;
+    }
+    if (done)
+        *done = ran;
+    return st;
+}
+
+size_t session_pos(const Session *s) { return s->pos; }
+size_t session_len(const Session *s) { return s->n_ids; }
+const int32_t *session_ids(const Session *s) { return s->ids; }
+double session_nll_sum(const Session *s) { return s->nll; }
+size_t session_nll_count(const Session *s) { return s->nll_n; }
+double session_wall_s(const Session *s) { return s->wall; }
+const Model *session_model(const Session *s) { return s->m; }
+const Tokenizer *session_tokenizer(const Session *s) { return s->tok; }
+AttnCore *session_core(Session *s) { return s->core; }
+const char *session_warning(const Session *s) { return s->warning; }
+void session_set_budget(Session *s, double budget)
+{
+    if (s->agent && budget > 0)
+        policy_agent_set_budget(s->agent, budget);
+}
+
+const float *session_logits(const Session *s)
+{
+    if (!s->last_rows)
+        return NULL;
+    return s->logits + (s->last_rows - 1) * (size_t)s->m->cfg.vocab;
+}
+
+DrrlStatus session_attention_rows(Session *s, int32_t layer, int32_t head, size_t pos,
+                                  size_t max_rows, SessionAttnRows *out, DrrlError *err)
+{
+    memset(out, 0, sizeof *out);
+    const ModelConfig *c = &s->m->cfg;
+    if (layer < 0 || layer >= c->n_layer || head < 0 || head >= c->n_head)
+        return drrl_error(err, DRRL_E_USAGE, "no head %d of layer %d (model has %d x %d)",
+                          (int)head, (int)layer, c->n_layer, c->n_head);
+    if (pos >= s->pos)
+        return drrl_error(err, DRRL_E_USAGE, "position %zu has not run yet (%zu tokens run)",
+                          pos, s->pos);
+    if (max_rows < 1)
+        max_rows = 1;
+    size_t first = pos + 1 > max_rows ? pos + 1 - max_rows : 0;
+    size_t nr = pos + 1 - first, nk = pos + 1;
+    out->exact = calloc(nr * nk, sizeof *out->exact);
+    out->approx = calloc(nr * nk, sizeof *out->approx);
+    if (!out->exact || !out->approx) {
+        session_attention_rows_free(out);
+        return drrl_error(err, DRRL_E_NOMEM, "session: out of memory for attention rows");
+    }
+    out->first = first, out->n_rows = nr, out->n_keys = nk;
+    out->rank = attn_core_rank(s->core, layer, head);
+    int g = head / (c->n_head / c->n_kv_head);
+    const float *k = forward_cache_k(s->f, layer, g);
+    for (size_t i = 0; i < nr; i++) {
+        const float *q = attn_core_query(s->core, layer, head, first + i);
+        if (!q) {
+            session_attention_rows_free(out);
+            return drrl_error(err, DRRL_E_USAGE, "session: queries are not kept (set "
+                              "keep_queries in the core's config)");
+        }
+        DrrlStatus st = attn_core_row_probs(s->core, layer, head, q, k, first + i + 1,
+                                            out->approx + i * nk, out->exact + i * nk, err);
+        if (st) {
+            session_attention_rows_free(out);
+            return st;
+        }
+    }
+    return DRRL_OK;
+}
+
+void session_attention_rows_free(SessionAttnRows *r)
+{
+    if (!r)
+        return;
+    free(r->exact), free(r->approx);
+    r->exact = r->approx = NULL;
+}

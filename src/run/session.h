@@ -1,0 +1,116 @@
+/* session.h: one model, its forward pass and an attention core, stepped
+ * through a token sequence; the engine behind `drrl run`, `drrl eval` and the
+ * TUI.
+ *
+ * A Session owns the model (loaded from a directory, or adopted), a Forward
+ * with the AttnCore installed as its attention hook, the tokenizer (when the
+ * model has one: token texts for display and records), the token ids to run,
+ * and a list of TraceSinks. Each processed token emits one TraceRecord per
+ * (layer, head) to every sink, in order of (step, layer, head).
+ *
+ * Stepping: session_step() runs exactly one token (the TUI); session_advance()
+ * runs up to n tokens in calls that end at segment boundaries (faster: the
+ * projections run as matrix products). Both give the same records up to
+ * float round-off, and the same decisions.
+ *
+ * Errors: DRRL_E_USAGE (bad method for the model, nothing left to run),
+ * DRRL_E_INPUT / DRRL_E_NOTFOUND (model or tokenizer files), DRRL_E_NOMEM,
+ * and whatever a sink returns (a failing sink stops the step; the records it
+ * already accepted stay).
+ */
+#ifndef DRRL_SESSION_H
+#define DRRL_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attn/attn_core.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "base/status.h"
+#include "model/tokenizer.h"
+#include "trace/trace.h"
+
+#define SESSION_MAX_SINKS 8
+
+typedef struct Session Session;
+
+/* Load DIR (model_load) and its tokenizer (tokenizer_load_dir; a model
+ * without one is fine: ids must then be given with session_set_ids and token
+ * texts show as "#ID"). threads: attention worker threads (0 = default). */
+DrrlStatus session_open(const char *model_dir, const AttnCoreConfig *cfg, int threads,
+                        Session **out, DrrlError *err);
+/* Adopt an already loaded model (owned by the session from then on, even on
+ * failure) and an optional tokenizer (likewise; NULL = none). */
+DrrlStatus session_new(Model *m, Tokenizer *tok, const AttnCoreConfig *cfg, int threads,
+                       Session **out, DrrlError *err);
+void session_free(Session *s); /* NULL is fine */
+
+/* The token sequence to run (copied; restarts at position 0). */
+DrrlStatus session_set_ids(Session *s, const int32_t *ids, size_t n, DrrlError *err);
+/* Tokenize text with the model's tokenizer and use it (DRRL_E_USAGE without
+ * a tokenizer). */
+DrrlStatus session_set_text(Session *s, const char *bytes, size_t len, DrrlError *err);
+
+/* Add a sink (copied; at most SESSION_MAX_SINKS: DRRL_E_USAGE). */
+DrrlStatus session_add_sink(Session *s, TraceSink sink, DrrlError *err);
+
+/* Back to position 0 (same ids, same sinks); the core forgets its state. */
+void session_restart(Session *s);
+
+/* Run the next token. DRRL_E_USAGE when every token has run. */
+DrrlStatus session_step(Session *s, DrrlError *err);
+/* Run up to n more tokens (stopping at the end of the ids); *done (if
+ * non-NULL) gets how many ran. */
+DrrlStatus session_advance(Session *s, size_t n, size_t *done, DrrlError *err);
+
+size_t session_pos(const Session *s);   /* tokens run so far */
+size_t session_len(const Session *s);   /* tokens in the sequence */
+const int32_t *session_ids(const Session *s);
+/* Display text of the token at position i ("" when out of range). */
+const char *session_token_text(const Session *s, size_t i);
+
+/* Logits (vocab floats) of the last token run, or NULL before the first. */
+const float *session_logits(const Session *s);
+/* Sum of -log p(ids[t+1] | ids[..t]) over the predicted tokens so far, in
+ * nats, and how many (positions t whose successor is in the sequence). */
+double session_nll_sum(const Session *s);
+size_t session_nll_count(const Session *s);
+/* Wall time spent in forward calls so far, seconds. */
+double session_wall_s(const Session *s);
+
+const Model *session_model(const Session *s);
+const Tokenizer *session_tokenizer(const Session *s); /* NULL if none */
+AttnCore *session_core(Session *s);
+
+/* Method drrl[:POLICY] (policy_agent.h): the session loads the policy file
+ * (cfg->method.policy; the caller resolves an empty one to the default) and
+ * runs the core on the policy's rank grid. A policy for another model shape
+ * is DRRL_E_INPUT from session_new/open; for another model of the same shape
+ * the session opens and session_warning() says so (one line, "" if none).
+ * session_set_budget sets the FLOP budget fed to the policy (fraction of
+ * exact attention FLOPs; default the middle of the policy's training range). */
+const char *session_warning(const Session *s);
+void session_set_budget(Session *s, double budget);
+
+/* Attention rows of one head near a position, exact beside approximate, for
+ * the attention pane. Rows are the query positions
+ *   [first, first + n_rows), first = max(0, pos + 1 - max_rows), pos < session_pos(),
+ * each over keys 0 .. its own position (row i has first + i + 1 valid
+ * entries, zeros after, up to n_keys = first + n_rows). The approximate rows
+ * are computed with the basis and rank in force now (performer and nystrom:
+ * the weights they apply implicitly, see attn_core_row_probs; for the newest row
+ * that is what the run used). exact and approx are malloc'ed (n_rows,
+ * n_keys); free with session_attention_rows_free. Errors: DRRL_E_USAGE for a
+ * bad layer/head/pos, DRRL_E_NOMEM. */
+typedef struct SessionAttnRows {
+    size_t first, n_rows, n_keys;
+    int32_t rank;      /* the head's rank now (head_dim: exact) */
+    float *exact;      /* (n_rows, n_keys) */
+    float *approx;     /* (n_rows, n_keys) */
+} SessionAttnRows;
+DrrlStatus session_attention_rows(Session *s, int32_t layer, int32_t head, size_t pos,
+                                  size_t max_rows, SessionAttnRows *out, DrrlError *err);
+void session_attention_rows_free(SessionAttnRows *r);
+
+#endif

@@ -1,0 +1,1943 @@
+/* trace_csv.c: trace files, written and read through libcsv (trace_csv.h). */
+#define _GNU_SOURCE 1 /* sched_getaffinity: the CPUs this process may use */
+#include "trace/trace_csv.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <float.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <locale.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+const char *const trace_csv_columns[TRACE_CSV_NCOLS] = {
+    "step",           "token_index",  "token",        "segment",         "layer",
+    "head",           "method",       "rank",         "head_dim",        "energy_kept",
+    "sigma",          "sigma_v",      "tail_bound",   "sin_theta_bound", "output_bound",
+    "threshold",      "masked",       "measured_error", "fidelity",      "flops_exact",
+    "flops_executed", "savings_cum",  "policy_probs", "value",           "reward",
+    "wall_ns"};
+
+enum {
+    C_STEP, C_TOKEN_INDEX, C_TOKEN, C_SEGMENT, C_LAYER, C_HEAD, C_METHOD, C_RANK, C_HEAD_DIM,
+    C_ENERGY, C_SIGMA, C_SIGMA_V, C_TAIL, C_SIN_THETA, C_OUTPUT, C_THRESHOLD, C_MASKED,
+    C_MEASURED, C_FIDELITY, C_FLOPS_EXACT, C_FLOPS_EXEC, C_SAVINGS, C_POLICY, C_VALUE,
+    C_REWARD, C_WALL
+};
+
+/* ================================================================ text buffer */
+
+typedef struct Buf {
+    char *p;
+    size_t n, cap;
+} Buf;
+
+static int buf_reserve(Buf *b, size_t extra)
+{
+    if (b->cap - b->n >= extra)
+        return 0;
+    size_t nc = b->cap ? b->cap : 1024;
+    while (nc - b->n < extra) {
+        if (nc > SIZE_MAX / 2)
+            return 1;
+        nc *= 2;
+    }
+    char *q = realloc(b->p, nc);
+    if (!q)
+        return 1;
+    b->p = q;
+    b->cap = nc;
+    return 0;
+}
+
+static int buf_add(Buf *b, const char *s, size_t n)
+{
+    if (buf_reserve(b, n + 1))
+        return 1;
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+/* ================================================================ locale */
+
+/* Numbers are written and read in the C locale whatever the program set
+ * (the TUI calls setlocale(LC_ALL, ""): a "de_DE" LC_NUMERIC would write
+ * "0,5", breaking the CSV and byte-identity). uselocale is per thread. */
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static locale_t c_locale_obj;
+
+static void c_locale_init(void)
+{
+    c_locale_obj = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
+/* Switch this thread to the C locale; returns what to pass to c_locale_leave. */
+static locale_t c_locale_enter(void)
+{
+    pthread_once(&c_locale_once, c_locale_init);
+    return c_locale_obj ? uselocale(c_locale_obj) : (locale_t)0;
+}
+
+static void c_locale_leave(locale_t old)
+{
+    if (old)
+        uselocale(old);
+}
+
+/* ================================================================ formatting */
+
+/* A real column: float32 precision, 9 significant digits (enough to round-trip
+ * any float32), NaN/Inf spelled as Python, pandas and R all read them. */
+static int fmt_real(char *b, double x)
+{
+    float f = trace_to_float(x);
+    if (isnan(f))
+        return (int)(memcpy(b, "NaN", 4), 3);
+    if (isinf(f))
+        return f > 0 ? (int)(memcpy(b, "Inf", 4), 3) : (int)(memcpy(b, "-Inf", 5), 4);
+    return snprintf(b, 32, "%.9g", (double)f);
+}
+
+/* A FLOP count: a double printed with 17 significant digits (integers below
+ * 1e17 come out as plain integers). */
+static int fmt_flops(char *b, double x)
+{
+    if (isnan(x))
+        return (int)(memcpy(b, "NaN", 4), 3);
+    if (isinf(x))
+        return x > 0 ? (int)(memcpy(b, "Inf", 4), 3) : (int)(memcpy(b, "-Inf", 5), 4);
+    return snprintf(b, 32, "%.17g", x);
+}
+
+static int utf8_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    int n;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c == 0xE0)
+        n = 3, lo = 0xA0;
+    else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF)
+        n = 3;
+    else if (c == 0xED)
+        n = 3, hi = 0x9F;
+    else if (c == 0xF0)
+        n = 4, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3)
+        n = 4;
+    else if (c == 0xF4)
+        n = 4, hi = 0x8F;
+    else
+        return 0;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (int i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return n;
+}
+
+/* Escape a token's bytes so the CSV stays valid UTF-8 with one row per line:
+ * '\' -> "\\", control bytes and bytes of invalid UTF-8 -> "\xHH". */
+static int escape_text(Buf *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = utf8_len(p);
+        if (n == 1 && *p >= 0x20 && *p != 0x7F && *p != '\\') {
+            if (buf_add(b, (const char *)p, 1))
+                return 1;
+        } else if (n > 1) {
+            if (buf_add(b, (const char *)p, (size_t)n))
+                return 1;
+            p += n - 1;
+        } else if (*p == '\\') {
+            if (buf_add(b, "\\\\", 2))
+                return 1;
+        } else {
+            char e[5];
+            snprintf(e, sizeof e, "\\x%02X", *p);
+            if (buf_add(b, e, 4))
+                return 1;
+        }
+        p++;
+    }
+    return 0;
+}
+
+/* Append s, escaped and quoted by libcsv, to line. */
+static int add_text(Buf *line, Buf *tmp, const char *s)
+{
+    tmp->n = 0;
+    if (buf_add(tmp, "", 0) || escape_text(tmp, s ? s : ""))
+        return 1;
+    size_t need = tmp->n * 2 + 2; /* csv_write's worst case */
+    if (buf_reserve(line, need + 1))
+        return 1;
+    line->n += csv_write(line->p + line->n, need, tmp->p, tmp->n);
+    return 0;
+}
+
+static int add_str(Buf *b, const char *s)
+{
+    return buf_add(b, s, strlen(s));
+}
+
+static int add_fmt_i64(Buf *b, int64_t v)
+{
+    char t[32];
+    int n = snprintf(t, sizeof t, "%lld", (long long)v);
+    return buf_add(b, t, (size_t)n);
+}
+
+static int add_real(Buf *b, double x)
+{
+    char t[40];
+    return buf_add(b, t, (size_t)fmt_real(t, x));
+}
+
+static int add_floats(Buf *b, const float *a, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++)
+        if ((i && buf_add(b, ";", 1)) || add_real(b, a[i]))
+            return 1;
+    return 0;
+}
+
+/* One CSV line (with '\n') for rec. */
+static int format_row(Buf *line, Buf *tmp, const TraceRecord *r, int timing)
+{
+    char t[40];
+    line->n = 0;
+    int bad = buf_add(line, "", 0);
+    bad = bad || add_fmt_i64(line, r->step) || add_str(line, ",") ||
+          add_fmt_i64(line, r->token_index) || add_str(line, ",") ||
+          add_text(line, tmp, r->token) || add_str(line, ",") ||
+          add_fmt_i64(line, r->segment) || add_str(line, ",") || add_fmt_i64(line, r->layer) ||
+          add_str(line, ",") || add_fmt_i64(line, r->head) || add_str(line, ",") ||
+          add_text(line, tmp, r->method) || add_str(line, ",") || add_fmt_i64(line, r->rank) ||
+          add_str(line, ",") || add_fmt_i64(line, r->head_dim) || add_str(line, ",") ||
+          add_real(line, r->energy_kept) || add_str(line, ",") ||
+          add_floats(line, r->sigma, r->n_sigma) || add_str(line, ",") ||
+          add_floats(line, r->sigma_v, r->n_sigma_v) || add_str(line, ",") ||
+          add_real(line, r->tail_bound) || add_str(line, ",") ||
+          add_real(line, r->sin_theta_bound) || add_str(line, ",") ||
+          add_real(line, r->output_bound) || add_str(line, ",") ||
+          add_real(line, r->threshold) || add_str(line, ",");
+    for (int32_t i = 0; !bad && i < r->n_masked; i++)
+        bad = (i && add_str(line, ";")) || add_fmt_i64(line, r->masked[i]);
+    bad = bad || add_str(line, ",") || add_real(line, r->measured_error) ||
+          add_str(line, ",") || add_real(line, r->fidelity) || add_str(line, ",") ||
+          buf_add(line, t, (size_t)fmt_flops(t, r->flops_exact)) || add_str(line, ",") ||
+          buf_add(line, t, (size_t)fmt_flops(t, r->flops_executed)) || add_str(line, ",") ||
+          add_real(line, r->savings_cum) || add_str(line, ",") ||
+          add_floats(line, r->policy_probs, r->n_policy) || add_str(line, ",") ||
+          add_real(line, r->value) || add_str(line, ",") || add_real(line, r->reward) ||
+          add_str(line, ",");
+    if (!bad && timing && r->wall_ns >= 0)
+        bad = add_fmt_i64(line, r->wall_ns);
+    return bad || add_str(line, "\n");
+}
+
+int trace_csv_field(const TraceRecord *r, int col, char *out, size_t n)
+{
+    Buf b = {0};
+    char t[40];
+    locale_t loc = c_locale_enter();
+    int bad = buf_add(&b, "", 0);
+    switch (col) {
+    case C_STEP: bad = bad || add_fmt_i64(&b, r->step); break;
+    case C_TOKEN_INDEX: bad = bad || add_fmt_i64(&b, r->token_index); break;
+    case C_TOKEN: bad = bad || escape_text(&b, r->token ? r->token : ""); break;
+    case C_SEGMENT: bad = bad || add_fmt_i64(&b, r->segment); break;
+    case C_LAYER: bad = bad || add_fmt_i64(&b, r->layer); break;
+    case C_HEAD: bad = bad || add_fmt_i64(&b, r->head); break;
+    case C_METHOD: bad = bad || escape_text(&b, r->method ? r->method : ""); break;
+    case C_RANK: bad = bad || add_fmt_i64(&b, r->rank); break;
+    case C_HEAD_DIM: bad = bad || add_fmt_i64(&b, r->head_dim); break;
+    case C_ENERGY: bad = bad || add_real(&b, r->energy_kept); break;
+    case C_SIGMA: bad = bad || add_floats(&b, r->sigma, r->n_sigma); break;
+    case C_SIGMA_V: bad = bad || add_floats(&b, r->sigma_v, r->n_sigma_v); break;
+    case C_TAIL: bad = bad || add_real(&b, r->tail_bound); break;
+    case C_SIN_THETA: bad = bad || add_real(&b, r->sin_theta_bound); break;
+    case C_OUTPUT: bad = bad || add_real(&b, r->output_bound); break;
+    case C_THRESHOLD: bad = bad || add_real(&b, r->threshold); break;
+    case C_MASKED:
+        for (int32_t i = 0; !bad && i < r->n_masked; i++)
+            bad = (i && add_str(&b, ";")) || add_fmt_i64(&b, r->masked[i]);
+        break;
+    case C_MEASURED: bad = bad || add_real(&b, r->measured_error); break;
+    case C_FIDELITY: bad = bad || add_real(&b, r->fidelity); break;
+    case C_FLOPS_EXACT: bad = bad || buf_add(&b, t, (size_t)fmt_flops(t, r->flops_exact)); break;
+    case C_FLOPS_EXEC: bad = bad || buf_add(&b, t, (size_t)fmt_flops(t, r->flops_executed)); break;
+    case C_SAVINGS: bad = bad || add_real(&b, r->savings_cum); break;
+    case C_POLICY: bad = bad || add_floats(&b, r->policy_probs, r->n_policy); break;
+    case C_VALUE: bad = bad || add_real(&b, r->value); break;
+    case C_REWARD: bad = bad || add_real(&b, r->reward); break;
+    case C_WALL: bad = bad || (r->wall_ns >= 0 && add_fmt_i64(&b, r->wall_ns)); break;
+    default: bad = 1;
+    }
+    c_locale_leave(loc);
+    if (bad) {
+        free(b.p);
+        if (n)
+            out[0] = '\0';
+        return -1;
+    }
+    if (n) {
+        if (b.n < n)
+            memcpy(out, b.p, b.n + 1);
+        else if (n >= 4)
+            snprintf(out, n, "%.*s...", (int)(n - 4), b.p);
+        else
+            out[0] = '\0';
+    }
+    free(b.p);
+    return 0;
+}
+
+/* ================================================================ sidecar */
+
+char *trace_csv_sidecar_path(const char *path)
+{
+    size_t n = strlen(path);
+    char *s = malloc(n + 6);
+    if (s) {
+        memcpy(s, path, n);
+        memcpy(s + n, ".json", 6);
+    }
+    return s;
+}
+
+static json_t *jstr(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *jreal(double x)
+{
+    return isfinite(x) ? json_real(x) : json_null();
+}
+
+static char *sidecar_text(const TraceMeta *m, size_t rows, int64_t steps, int complete)
+{
+    json_t *o = json_object(), *grid = json_array(), *eps = json_object(), *cols = json_array();
+    if (!o || !grid || !eps || !cols)
+        goto fail;
+    for (int32_t i = 0; i < m->n_grid; i++)
+        json_array_append_new(grid, json_integer(m->rank_grid[i]));
+    json_object_set_new(eps, "start", jreal(m->eps_start));
+    json_object_set_new(eps, "floor", jreal(m->eps_floor));
+    json_object_set_new(eps, "decay", jreal(m->eps_decay));
+    for (int i = 0; i < TRACE_CSV_NCOLS; i++)
+        json_array_append_new(cols, json_string(trace_csv_columns[i]));
+    json_object_set_new(o, "schema_version", json_integer(TRACE_SCHEMA_VERSION));
+    json_object_set_new(o, "drrl_version", jstr(m->drrl_version ? m->drrl_version
+                                                                : PACKAGE_VERSION));
+    json_object_set_new(o, "model_path", jstr(m->model_path));
+    json_object_set_new(o, "model_hash", jstr(m->model_hash));
+    json_object_set_new(o, "text_hash", jstr(m->text_hash));
+    json_object_set_new(o, "method", jstr(m->method));
+    /* JSON readers lose integers past 2^53 (JavaScript) or 2^63 (jansson):
+     * larger seeds are written as decimal strings. */
+    if (m->seed <= (1ull << 53))
+        json_object_set_new(o, "seed", json_integer((json_int_t)m->seed));
+    else {
+        char t[32];
+        snprintf(t, sizeof t, "%llu", (unsigned long long)m->seed);
+        json_object_set_new(o, "seed", json_string(t));
+    }
+    json_object_set_new(o, "segment_len", json_integer(m->segment_len));
+    json_object_set_new(o, "n_layer", json_integer(m->n_layer));
+    json_object_set_new(o, "n_head", json_integer(m->n_head));
+    json_object_set_new(o, "head_dim", json_integer(m->head_dim));
+    json_object_set_new(o, "n_steps", json_integer(steps));
+    json_object_set_new(o, "rank_grid", grid);
+    json_object_set_new(o, "alpha", jreal(m->alpha));
+    json_object_set_new(o, "beta", jreal(m->beta));
+    json_object_set_new(o, "gamma", jreal(m->gamma));
+    json_object_set_new(o, "eps_schedule", eps);
+    json_object_set_new(o, "rows", json_integer((json_int_t)rows));
+    json_object_set_new(o, "complete", json_boolean(complete));
+    json_object_set_new(o, "columns", cols);
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return text;
+fail:
+    json_decref(o);
+    json_decref(grid);
+    json_decref(eps);
+    json_decref(cols);
+    return NULL;
+}
+
+/* ================================================================ writer */
+
+struct TraceCsvWriter {
+    char *path, *tmp_path, *json_path;
+    FILE *f;
+    unsigned flags;
+    TraceMeta meta;
+    Buf line, tmp;
+    size_t rows;
+    int64_t steps;
+    int failed;
+    /* order and step consistency of what was written */
+    int64_t last_step, last_token_index;
+    int32_t last_layer, last_head, last_segment;
+    char *last_token;
+};
+
+static int path_exists(const char *p)
+{
+    struct stat st;
+    return lstat(p, &st) == 0;
+}
+
+/* mkstemp beside target; returns fd or -1 and sets *tmp (malloc'd). */
+static int make_temp(const char *target, char **tmp)
+{
+    size_t n = strlen(target);
+    char *t = malloc(n + 12);
+    if (!t)
+        return -1;
+    memcpy(t, target, n);
+    memcpy(t + n, ".tmp.XXXXXX", 12);
+    int fd = mkstemp(t);
+    if (fd < 0) {
+        int e = errno;
+        free(t);
+        errno = e;
+        return -1;
+    }
+    /* mkstemp makes 0600; give the trace the usual umask-derived mode. */
+    mode_t um = umask(0);
+    umask(um);
+    (void)fchmod(fd, 0666 & ~um);
+    *tmp = t;
+    return fd;
+}
+
+static void writer_free(TraceCsvWriter *w)
+{
+    if (!w)
+        return;
+    if (w->f)
+        fclose(w->f);
+    free(w->path);
+    free(w->tmp_path);
+    free(w->json_path);
+    trace_meta_done(&w->meta);
+    free(w->line.p);
+    free(w->tmp.p);
+    free(w->last_token);
+    free(w);
+}
+
+DrrlStatus trace_csv_writer_open(TraceCsvWriter **out, const char *path, const TraceMeta *meta,
+                                 unsigned flags, DrrlError *err)
+{
+    *out = NULL;
+    TraceCsvWriter *w = calloc(1, sizeof *w);
+    if (!w)
+        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
+    trace_meta_init(&w->meta);
+    w->flags = flags;
+    w->last_step = -1;
+    w->path = strdup(path);
+    w->json_path = trace_csv_sidecar_path(path);
+    if (!w->path || !w->json_path) {
+        writer_free(w);
+        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
+    }
+    DrrlStatus st = meta ? trace_meta_copy(&w->meta, meta, err) : DRRL_OK;
+    if (st) {
+        writer_free(w);
+        return st;
+    }
+    if (!(flags & TRACE_CSV_FORCE)) {
+        const char *which = path_exists(path) ? path : path_exists(w->json_path) ? w->json_path
+                                                                                  : NULL;
+        if (which) {
+            drrl_error(err, DRRL_E_EXISTS, "%s: already exists (use --force to overwrite)",
+                       which);
+            writer_free(w);
+            return DRRL_E_EXISTS;
+        }
+    }
+    int fd = make_temp(path, &w->tmp_path);
+    if (fd < 0) {
+        drrl_error(err, errno == ENOENT ? DRRL_E_NOTFOUND : DRRL_E_IO,
+                   "%s: cannot create the trace: %s", path, strerror(errno));
+        DrrlStatus code = err ? err->code : DRRL_E_IO;
+        writer_free(w);
+        return code;
+    }
+    w->f = fdopen(fd, "wb");
+    if (!w->f) {
+        close(fd);
+        unlink(w->tmp_path);
+        writer_free(w);
+        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
+    }
+    setvbuf(w->f, NULL, _IOFBF, 1 << 20);
+    for (int i = 0; i < TRACE_CSV_NCOLS; i++)
+        fprintf(w->f, "%s%c", trace_csv_columns[i], i + 1 < TRACE_CSV_NCOLS ? ',' : '\n');
+    if (ferror(w->f)) {
+        trace_csv_writer_abort(w);
+        return drrl_error(err, DRRL_E_IO, "%s: write failed: %s", path, strerror(errno));
+    }
+    *out = w;
+    return DRRL_OK;
+}
+
+DrrlStatus trace_csv_writer_set_meta(TraceCsvWriter *w, const TraceMeta *meta, DrrlError *err)
+{
+    TraceMeta copy;
+    DrrlStatus st = trace_meta_copy(&copy, meta, err);
+    if (st)
+        return st;
+    trace_meta_done(&w->meta);
+    w->meta = copy;
+    return DRRL_OK;
+}
+
+DrrlStatus trace_csv_writer_put(TraceCsvWriter *w, const TraceRecord *r, DrrlError *err)
+{
+    if (w->failed)
+        return drrl_error(err, DRRL_E_INTERNAL, "%s: writer already failed", w->path);
+    DrrlError e;
+    if (trace_record_check(r, &e))
+        return drrl_error(err, DRRL_E_INPUT, "%s: record %zu (step %lld, layer %d, head %d): %s",
+                          w->path, w->rows + 1, (long long)r->step, (int)r->layer,
+                          (int)r->head, e.msg);
+    const char *token = r->token ? r->token : "";
+    if (w->rows > 0) {
+        int same = r->step == w->last_step;
+        if (r->step < w->last_step ||
+            (same && (r->layer < w->last_layer ||
+                      (r->layer == w->last_layer && r->head <= w->last_head))))
+            return drrl_error(err, DRRL_E_INPUT,
+                              "%s: record (step %lld, layer %d, head %d) after (step %lld, "
+                              "layer %d, head %d): records must be ordered without repeats",
+                              w->path, (long long)r->step, (int)r->layer, (int)r->head,
+                              (long long)w->last_step, (int)w->last_layer, (int)w->last_head);
+        if (same && (r->token_index != w->last_token_index || r->segment != w->last_segment ||
+                     strcmp(token, w->last_token) != 0))
+            return drrl_error(err, DRRL_E_INPUT,
+                              "%s: step %lld: token_index, token and segment differ between "
+                              "rows of one step",
+                              w->path, (long long)r->step);
+    }
+    if (w->rows == 0 || r->step != w->last_step) {
+        char *t = strdup(token);
+        if (!t)
+            return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", w->path);
+        free(w->last_token);
+        w->last_token = t;
+        w->steps++;
+    }
+    locale_t loc = c_locale_enter();
+    int bad = format_row(&w->line, &w->tmp, r, !(w->flags & TRACE_CSV_NO_TIMING));
+    c_locale_leave(loc);
+    if (bad)
+        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", w->path);
+    if (fwrite(w->line.p, 1, w->line.n, w->f) != w->line.n) {
+        w->failed = 1;
+        return drrl_error(err, DRRL_E_IO, "%s: write failed: %s", w->tmp_path, strerror(errno));
+    }
+    w->last_step = r->step;
+    w->last_layer = r->layer;
+    w->last_head = r->head;
+    w->last_token_index = r->token_index;
+    w->last_segment = r->segment;
+    w->rows++;
+    return DRRL_OK;
+}
+
+static DrrlStatus writer_sink_put(TraceSink *self, const TraceRecord *rec, DrrlError *err)
+{
+    return trace_csv_writer_put(self->ctx, rec, err);
+}
+
+TraceSink trace_csv_writer_sink(TraceCsvWriter *w)
+{
+    TraceSink k = {writer_sink_put, w};
+    return k;
+}
+
+size_t trace_csv_writer_rows(const TraceCsvWriter *w)
+{
+    return w->rows;
+}
+
+void trace_csv_writer_abort(TraceCsvWriter *w)
+{
+    if (!w)
+        return;
+    if (w->f) {
+        fclose(w->f);
+        w->f = NULL;
+    }
+    if (w->tmp_path)
+        unlink(w->tmp_path);
+    writer_free(w);
+}
+
+static void fsync_dir(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return;
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    free(copy);
+}
+
+/* Move tmp to target: rename when replacing is allowed, else link + unlink so
+ * that a target created meanwhile is never replaced (link fails with EEXIST).
+ * Returns 0 or -1 with errno. */
+static int publish(const char *tmp, const char *target, int force)
+{
+    if (force)
+        return rename(tmp, target);
+    if (link(tmp, target) == 0) {
+        unlink(tmp);
+        return 0;
+    }
+    if (errno == EEXIST)
+        return -1;
+    /* File systems without hard links: check, then rename (a small race). */
+    if (errno == EPERM || errno == ENOTSUP || errno == EOPNOTSUPP || errno == ENOSYS) {
+        if (path_exists(target)) {
+            errno = EEXIST;
+            return -1;
+        }
+        return rename(tmp, target);
+    }
+    return -1;
+}
+
+DrrlStatus trace_csv_writer_finish(TraceCsvWriter *w, int interrupted, DrrlError *err)
+{
+    DrrlStatus st = DRRL_OK;
+    char *json_tmp = NULL;
+    int json_fd = -1;
+    if (w->failed) {
+        st = drrl_error(err, DRRL_E_IO, "%s: an earlier write failed; trace not saved", w->path);
+        goto discard;
+    }
+    if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0) {
+        st = drrl_error(err, DRRL_E_IO, "%s: write failed: %s", w->tmp_path, strerror(errno));
+        goto discard;
+    }
+    FILE *f = w->f;
+    w->f = NULL;
+    if (fclose(f) != 0) {
+        st = drrl_error(err, DRRL_E_IO, "%s: write failed: %s", w->tmp_path, strerror(errno));
+        goto discard;
+    }
+    char *text = sidecar_text(&w->meta, w->rows, w->steps, !interrupted);
+    if (!text) {
+        st = drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", w->json_path);
+        goto discard;
+    }
+    json_fd = make_temp(w->json_path, &json_tmp);
+    size_t len = strlen(text);
+    int ok = json_fd >= 0 && write(json_fd, text, len) == (ssize_t)len &&
+             write(json_fd, "\n", 1) == 1 && fsync(json_fd) == 0;
+    int e = errno;
+    free(text);
+    if (json_fd >= 0 && close(json_fd) != 0 && ok) {
+        ok = 0;
+        e = errno;
+    }
+    if (!ok) {
+        st = drrl_error(err, DRRL_E_IO, "%s: write failed: %s", w->json_path, strerror(e));
+        goto discard;
+    }
+    int force = (w->flags & TRACE_CSV_FORCE) != 0;
+    if (publish(w->tmp_path, w->path, force) != 0) {
+        if (errno == EEXIST) {
+            /* Someone created the target while we recorded: keep the rows. */
+            unlink(json_tmp);
+            st = drrl_error(err, DRRL_E_EXISTS,
+                            "%s: appeared while recording; the trace is kept in %s", w->path,
+                            w->tmp_path);
+            free(w->tmp_path);
+            w->tmp_path = NULL;
+            goto done;
+        }
+        st = drrl_error(err, DRRL_E_IO, "%s: cannot rename %s into place: %s", w->path,
+                        w->tmp_path, strerror(errno));
+        goto discard;
+    }
+    free(w->tmp_path);
+    w->tmp_path = NULL;
+    if (publish(json_tmp, w->json_path, force) != 0) {
+        /* The CSV is in place; without its sidecar it would not load. */
+        st = drrl_error(err, DRRL_E_IO, "%s: cannot rename %s into place: %s", w->json_path,
+                        json_tmp, strerror(errno));
+        unlink(json_tmp);
+        unlink(w->path);
+        goto done;
+    }
+    fsync_dir(w->path);
+    goto done;
+discard:
+    if (json_tmp)
+        unlink(json_tmp);
+    if (w->f) {
+        fclose(w->f);
+        w->f = NULL;
+    }
+    if (w->tmp_path)
+        unlink(w->tmp_path);
+done:
+    free(json_tmp);
+    writer_free(w);
+    return st;
+}
+
+DrrlStatus trace_csv_write_store(const char *path, const TraceStore *s, unsigned flags,
+                                 DrrlError *err)
+{
+    TraceCsvWriter *w;
+    const TraceMeta *meta = trace_store_meta(s);
+    DrrlStatus st = trace_csv_writer_open(&w, path, meta, flags, err);
+    if (st)
+        return st;
+    TraceRecord r;
+    for (size_t i = 0; trace_store_row(s, i, &r); i++)
+        if ((st = trace_csv_writer_put(w, &r, err))) {
+            trace_csv_writer_abort(w);
+            return st;
+        }
+    return trace_csv_writer_finish(w, 0, err);
+}
+
+/* ================================================================ parsing */
+
+static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Parse a decimal real (or NaN, Inf, -Inf, case-insensitive) at s, ending at
+ * '\0' or ';' (*end points there). Fast path (Clinger 1990, "How to read
+ * floating point numbers accurately"): with at most 19 digits, a mantissa
+ * <= 2^53 and |exp10| <= 22 both operands are exact doubles, so one IEEE
+ * multiply or divide gives the correctly rounded result; anything else goes
+ * to strtod. Returns 0 or -1. */
+static int parse_real_end(const char *s, double *out, const char **end)
+{
+    const char *p = s;
+    int neg = 0;
+    if (*p == '-' || *p == '+')
+        neg = *p++ == '-';
+    if ((*p | 0x20) == 'n' || (*p | 0x20) == 'i') {
+        size_t n = strcspn(p, ";");
+        if (n == 3 && strncasecmp(p, "nan", 3) == 0)
+            *out = NAN;
+        else if ((n == 3 && strncasecmp(p, "inf", 3) == 0) ||
+                 (n == 8 && strncasecmp(p, "infinity", 8) == 0))
+            *out = neg ? -INFINITY : INFINITY;
+        else
+            return -1;
+        *end = p + n;
+        return 0;
+    }
+    uint64_t m = 0;
+    int nd = 0, any = 0, dropped = 0;
+    long exp10 = 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        any = 1;
+        if (nd < 19) {
+            m = m * 10 + (uint64_t)(*p - '0');
+            nd += m != 0;
+        } else {
+            exp10++;
+            dropped = 1;
+        }
+    }
+    if (*p == '.') {
+        for (p++; *p >= '0' && *p <= '9'; p++) {
+            any = 1;
+            if (nd < 19) {
+                m = m * 10 + (uint64_t)(*p - '0');
+                nd += m != 0;
+                exp10--;
+            } else {
+                dropped = 1;
+            }
+        }
+    }
+    if (!any)
+        return -1;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        int eneg = 0;
+        if (*p == '-' || *p == '+')
+            eneg = *p++ == '-';
+        if (!(*p >= '0' && *p <= '9'))
+            return -1;
+        long e = 0;
+        for (; *p >= '0' && *p <= '9'; p++)
+            if (e < 100000)
+                e = e * 10 + (*p - '0');
+        exp10 += eneg ? -e : e;
+    }
+    if (*p && *p != ';')
+        return -1;
+    *end = p;
+    if (!dropped && m <= (1ull << 53) && exp10 >= -22 && exp10 <= 22) {
+        double d = (double)m;
+        d = exp10 < 0 ? d / pow10_exact[-exp10] : d * pow10_exact[exp10];
+        *out = neg ? -d : d;
+        return 0;
+    }
+    char *e2;
+    double d = strtod(s, &e2); /* the grammar above was checked: strtod agrees on the end */
+    if (e2 != p)
+        return -1;
+    *out = d;
+    return 0;
+}
+
+static int parse_real(const char *s, double *out)
+{
+    const char *end;
+    return parse_real_end(s, out, &end) != 0 || *end ? -1 : 0;
+}
+
+/* Parse a decimal integer in [lo, hi] filling the whole string. */
+static int parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    const char *p = s;
+    int neg = 0;
+    if (*p == '-')
+        neg = 1, p++;
+    if (!(*p >= '0' && *p <= '9'))
+        return -1;
+    uint64_t v = 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (*p || v > (uint64_t)INT64_MAX)
+        return -1;
+    int64_t x = neg ? -(int64_t)v : (int64_t)v;
+    if (x < lo || x > hi)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+/* Undo escape_text into b. Returns 0, or -1 on a malformed escape. */
+static int unescape_text(Buf *b, const char *s, size_t n)
+{
+    b->n = 0;
+    if (buf_reserve(b, n + 1))
+        return -2;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '\0')
+            return -1;
+        if (c == '\\') {
+            if (i + 1 < n && s[i + 1] == '\\') {
+                i++;
+            } else if (i + 3 < n && s[i + 1] == 'x') {
+                int v = 0;
+                for (int k = 2; k <= 3; k++) {
+                    char h = s[i + (size_t)k];
+                    int d = h >= '0' && h <= '9'   ? h - '0'
+                            : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                            : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                                                   : -1;
+                    if (d < 0)
+                        return -1;
+                    v = v * 16 + d;
+                }
+                if (v == 0)
+                    return -1;
+                c = (char)v;
+                i += 3;
+            } else {
+                return -1;
+            }
+        }
+        b->p[b->n++] = c;
+    }
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+/* ================================================================ reader */
+
+/* RFC 4180: spaces are part of a field (libcsv trims them by default). */
+static int no_space(unsigned char c)
+{
+    (void)c;
+    return 0;
+}
+
+static int parser_init(struct csv_parser *p)
+{
+    if (csv_init(p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0)
+        return -1;
+    csv_set_space_func(p, no_space);
+    return 0;
+}
+
+
+
+typedef struct Reader {
+    const char *path;
+    TraceSink *sink;
+    const TraceMeta *meta;
+    DrrlError *err;
+    DrrlStatus st;
+    size_t line; /* line of the row being parsed, 1 = header */
+    int col;     /* fields seen in the current row */
+    int header_done;
+    char *hdr[TRACE_CSV_NCOLS];
+    TraceRecord rec;
+    Buf token, method;
+    float *fa[3]; /* sigma, sigma_v, policy_probs */
+    size_t fcap[3];
+    int32_t *masked;
+    size_t mcap;
+    size_t rows;
+    int64_t steps, last_step;
+    int split; /* parsing one part of a file split at '\n' (trace_csv_load) */
+    /* Last text and values of the float lists per (layer, head): spectra and
+     * policy outputs repeat for a whole segment, so most are not parsed. */
+    struct ListCache *lc;
+    size_t lc_cap, lc_n;
+} Reader;
+
+typedef struct ListCache {
+    uint32_t key; /* layer << 16 | head, + 1 (0: empty slot) */
+    char *raw[3];
+    size_t rawlen[3], rawcap[3];
+    float *vals[3];
+    int32_t n[3];
+    size_t valcap[3];
+} ListCache;
+
+static void reader_done(Reader *r)
+{
+    for (size_t i = 0; i < r->lc_cap; i++)
+        for (int k = 0; k < 3; k++) {
+            free(r->lc[i].raw[k]);
+            free(r->lc[i].vals[k]);
+        }
+    free(r->lc);
+    for (int i = 0; i < TRACE_CSV_NCOLS; i++)
+        free(r->hdr[i]);
+    free(r->token.p);
+    free(r->method.p);
+    for (int k = 0; k < 3; k++)
+        free(r->fa[k]);
+    free(r->masked);
+}
+
+static void rfail(Reader *r, int col, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void rfail(Reader *r, int col, const char *fmt, ...)
+{
+    char what[DRRL_ERROR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (col > 0)
+        drrl_error(r->err, DRRL_E_INPUT, "%s:%zu:%d: %s", r->path, r->line, col, what);
+    else
+        drrl_error(r->err, DRRL_E_INPUT, "%s:%zu: %s", r->path, r->line, what);
+    r->st = DRRL_E_INPUT;
+}
+
+/* A field's text for messages: at most 40 bytes. */
+static const char *shown(const char *s, char *buf, size_t n)
+{
+    size_t len = strlen(s);
+    if (len + 1 <= n)
+        return s;
+    snprintf(buf, n, "%.*s...", (int)(n - 4), s);
+    return buf;
+}
+
+static void bad_number(Reader *r, int c, const char *s, const char *what)
+{
+    char b[44];
+    rfail(r, c + 1, "column '%s': '%s' is not %s", trace_csv_columns[c], shown(s, b, sizeof b),
+          what);
+}
+
+static void field_int(Reader *r, int c, const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (parse_int(s, lo, hi, out) != 0) {
+        char what[96];
+        snprintf(what, sizeof what, "an integer in %lld..%lld", (long long)lo, (long long)hi);
+        bad_number(r, c, s, what);
+    }
+}
+
+static void field_real(Reader *r, int c, const char *s, double *out)
+{
+    double d;
+    if (parse_real(s, &d) != 0) {
+        bad_number(r, c, s, "a number");
+        return;
+    }
+    if (isfinite(d) && fabs(d) > FLT_MAX) {
+        bad_number(r, c, s, "a number in float32 range");
+        return;
+    }
+    *out = d;
+}
+
+/* A ';'-separated list of reals (k = 0, 1, 2: sigma, sigma_v, policy_probs)
+ * or of integers (k = 3: masked). */
+static int32_t field_list(Reader *r, int c, const char *s, size_t len, int k)
+{
+    if (!*s)
+        return 0;
+    int32_t n = 0;
+    const char *p = s;
+    for (;;) {
+        if (n >= 65535) {
+            bad_number(r, c, s, "a list of at most 65535 numbers");
+            return 0;
+        }
+        size_t need = (size_t)n + 1;
+        const char *end = p;
+        if (k < 3) {
+            if (need > r->fcap[k]) {
+                size_t nc = r->fcap[k] ? r->fcap[k] * 2 : 64;
+                float *nf = realloc(r->fa[k], nc * sizeof *nf);
+                if (!nf)
+                    goto nomem;
+                r->fa[k] = nf;
+                r->fcap[k] = nc;
+            }
+            double d;
+            if (parse_real_end(p, &d, &end) != 0 || (isfinite(d) && fabs(d) > FLT_MAX)) {
+                char b[44], item[44];
+                snprintf(item, sizeof item, "%.*s", (int)strcspn(p, ";"), p);
+                rfail(r, c + 1, "column '%s': item %d '%s' is not a float32 number",
+                      trace_csv_columns[c], (int)n + 1, shown(item, b, sizeof b));
+                return 0;
+            }
+            r->fa[k][n] = (float)d;
+        } else {
+            if (need > r->mcap) {
+                size_t nc = r->mcap ? r->mcap * 2 : 64;
+                int32_t *nm = realloc(r->masked, nc * sizeof *nm);
+                if (!nm)
+                    goto nomem;
+                r->masked = nm;
+                r->mcap = nc;
+            }
+            int64_t v = 0;
+            int ok = *end >= '0' && *end <= '9';
+            for (; ok && *end >= '0' && *end <= '9'; end++)
+                if ((v = v * 10 + (*end - '0')) > 65535)
+                    ok = 0;
+            if (!ok || (*end && *end != ';')) {
+                char b[44], item[44];
+                snprintf(item, sizeof item, "%.*s", (int)strcspn(p, ";"), p);
+                rfail(r, c + 1, "column '%s': item %d '%s' is not an integer in 0..65535",
+                      trace_csv_columns[c], (int)n + 1, shown(item, b, sizeof b));
+                return 0;
+            }
+            r->masked[n] = (int32_t)v;
+        }
+        n++;
+        if (!*end) {
+            if ((size_t)(end - s) != len) {
+                rfail(r, c + 1, "column '%s': NUL byte", trace_csv_columns[c]);
+                return 0;
+            }
+            break;
+        }
+        p = end + 1;
+        if (!*p || *p == ';') {
+            bad_number(r, c, s, "a ';'-separated list of numbers (empty item)");
+            return 0;
+        }
+    }
+    return n;
+nomem:
+    drrl_error(r->err, DRRL_E_NOMEM, "%s:%zu: out of memory", r->path, r->line);
+    r->st = DRRL_E_NOMEM;
+    return 0;
+}
+
+/* The cache slot of (layer, head), created if needed; NULL when out of memory. */
+static ListCache *list_slot(Reader *r, int32_t layer, int32_t head)
+{
+    uint32_t key = ((uint32_t)layer << 16 | (uint32_t)head) + 1;
+    if (r->lc_n * 2 >= r->lc_cap) {
+        size_t nc = r->lc_cap ? r->lc_cap * 2 : 64;
+        ListCache *nt = calloc(nc, sizeof *nt);
+        if (!nt)
+            return NULL;
+        for (size_t i = 0; i < r->lc_cap; i++)
+            if (r->lc[i].key) {
+                size_t j = (r->lc[i].key * 2654435761u) & (nc - 1);
+                while (nt[j].key)
+                    j = (j + 1) & (nc - 1);
+                nt[j] = r->lc[i];
+            }
+        free(r->lc);
+        r->lc = nt;
+        r->lc_cap = nc;
+    }
+    size_t j = (key * 2654435761u) & (r->lc_cap - 1);
+    while (r->lc[j].key && r->lc[j].key != key)
+        j = (j + 1) & (r->lc_cap - 1);
+    if (!r->lc[j].key) {
+        r->lc[j].key = key;
+        r->lc_n++;
+    }
+    return &r->lc[j];
+}
+
+/* field_list for the float lists (k < 3), skipping the parse when the text is
+ * the same as this (layer, head)'s previous one. *vals gets the values. */
+static int32_t field_floats(Reader *r, int c, const char *s, size_t len, int k,
+                            const float **vals)
+{
+    ListCache *lc = list_slot(r, r->rec.layer, r->rec.head);
+    if (lc && lc->raw[k] && lc->rawlen[k] == len && memcmp(lc->raw[k], s, len) == 0) {
+        *vals = lc->vals[k];
+        return lc->n[k];
+    }
+    int32_t n = field_list(r, c, s, len, k);
+    *vals = r->fa[k];
+    if (r->st || !lc)
+        return n;
+    if (lc->rawcap[k] < len + 1) {
+        char *nr = realloc(lc->raw[k], len + 1);
+        if (!nr)
+            return n;
+        lc->raw[k] = nr;
+        lc->rawcap[k] = len + 1;
+    }
+    if (lc->valcap[k] < (size_t)n || !lc->vals[k]) {
+        float *nv = realloc(lc->vals[k], ((size_t)n + 1) * sizeof *nv);
+        if (!nv) {
+            lc->rawlen[k] = (size_t)-1;
+            return n;
+        }
+        lc->vals[k] = nv;
+        lc->valcap[k] = (size_t)n + 1;
+    }
+    memcpy(lc->raw[k], s, len);
+    lc->rawlen[k] = len;
+    if (n)
+        memcpy(lc->vals[k], r->fa[k], (size_t)n * sizeof *r->fa[k]);
+    lc->n[k] = n;
+    *vals = lc->vals[k];
+    return n;
+}
+
+static void field_text(Reader *r, int c, const char *s, size_t len, Buf *b)
+{
+    int e = unescape_text(b, s, len);
+    if (e == -2) {
+        drrl_error(r->err, DRRL_E_NOMEM, "%s:%zu: out of memory", r->path, r->line);
+        r->st = DRRL_E_NOMEM;
+    } else if (e) {
+        rfail(r, c + 1, "column '%s': malformed escape (only \\\\ and \\xHH, HH not 00)",
+              trace_csv_columns[c]);
+    } else if (r->split && (memchr(s, '\n', len) || memchr(s, '\r', len))) {
+        /* A raw line break inside a field: splitting the file at line breaks
+         * was wrong; the caller reads it again in one piece. */
+        rfail(r, c + 1, "raw line break inside a field");
+    }
+}
+
+static void on_field(void *data, size_t len, void *ctx)
+{
+    Reader *r = ctx;
+    if (r->st)
+        return;
+    const char *s = data ? data : "";
+    int c = r->col++;
+    if (!r->header_done) {
+        if (c < TRACE_CSV_NCOLS && !(r->hdr[c] = strndup(s, len))) {
+            drrl_error(r->err, DRRL_E_NOMEM, "%s: out of memory", r->path);
+            r->st = DRRL_E_NOMEM;
+        }
+        return;
+    }
+    if (c >= TRACE_CSV_NCOLS) {
+        rfail(r, c + 1, "row has more than %d fields", TRACE_CSV_NCOLS);
+        return;
+    }
+    if ((c == C_TOKEN || c == C_METHOD) && memchr(s, '\0', len)) {
+        rfail(r, c + 1, "column '%s': NUL byte", trace_csv_columns[c]);
+        return;
+    }
+    int list = c == C_SIGMA || c == C_SIGMA_V || c == C_MASKED || c == C_POLICY;
+    if (c != C_TOKEN && c != C_METHOD && !list && strlen(s) != len) {
+        rfail(r, c + 1, "column '%s': NUL byte", trace_csv_columns[c]);
+        return;
+    }
+    TraceRecord *t = &r->rec;
+    int64_t v = 0;
+    switch (c) {
+    case C_STEP:
+        field_int(r, c, s, 0, INT64_MAX, &t->step);
+        break;
+    case C_TOKEN_INDEX:
+        field_int(r, c, s, 0, INT64_MAX, &t->token_index);
+        break;
+    case C_TOKEN:
+        field_text(r, c, s, len, &r->token);
+        t->token = r->token.p;
+        break;
+    case C_SEGMENT:
+        field_int(r, c, s, 0, INT32_MAX, &v);
+        t->segment = (int32_t)v;
+        break;
+    case C_LAYER:
+        field_int(r, c, s, 0, 65535, &v);
+        t->layer = (int32_t)v;
+        if (!r->st && r->meta->n_layer > 0 && t->layer >= r->meta->n_layer)
+            rfail(r, c + 1, "layer %d, but the sidecar says n_layer %d", (int)t->layer,
+                  (int)r->meta->n_layer);
+        break;
+    case C_HEAD:
+        field_int(r, c, s, 0, 65535, &v);
+        t->head = (int32_t)v;
+        if (!r->st && r->meta->n_head > 0 && t->head >= r->meta->n_head)
+            rfail(r, c + 1, "head %d, but the sidecar says n_head %d", (int)t->head,
+                  (int)r->meta->n_head);
+        break;
+    case C_METHOD:
+        field_text(r, c, s, len, &r->method);
+        t->method = r->method.p;
+        if (!r->st && r->meta->method && r->meta->method[0] &&
+            strcmp(t->method, r->meta->method) != 0) {
+            char b[44];
+            rfail(r, c + 1, "method '%s', but the sidecar says '%s'",
+                  shown(t->method, b, sizeof b), r->meta->method);
+        }
+        break;
+    case C_RANK:
+        field_int(r, c, s, 0, 65535, &v);
+        t->rank = (int32_t)v;
+        break;
+    case C_HEAD_DIM:
+        field_int(r, c, s, 0, 65535, &v);
+        t->head_dim = (int32_t)v;
+        if (!r->st && r->meta->head_dim > 0 && t->head_dim != r->meta->head_dim)
+            rfail(r, c + 1, "head_dim %d, but the sidecar says %d", (int)t->head_dim,
+                  (int)r->meta->head_dim);
+        else if (!r->st && t->rank > t->head_dim)
+            rfail(r, C_RANK + 1, "rank %d exceeds head_dim %d", (int)t->rank, (int)t->head_dim);
+        break;
+    case C_ENERGY:
+        field_real(r, c, s, &t->energy_kept);
+        break;
+    case C_SIGMA:
+        t->n_sigma = field_floats(r, c, s, len, 0, &t->sigma);
+        break;
+    case C_SIGMA_V:
+        t->n_sigma_v = field_floats(r, c, s, len, 1, &t->sigma_v);
+        break;
+    case C_TAIL:
+        field_real(r, c, s, &t->tail_bound);
+        break;
+    case C_SIN_THETA:
+        field_real(r, c, s, &t->sin_theta_bound);
+        break;
+    case C_OUTPUT:
+        field_real(r, c, s, &t->output_bound);
+        break;
+    case C_THRESHOLD:
+        field_real(r, c, s, &t->threshold);
+        break;
+    case C_MASKED:
+        t->n_masked = field_list(r, c, s, len, 3);
+        t->masked = r->masked;
+        for (int32_t i = 0; !r->st && i < t->n_masked; i++)
+            if (t->masked[i] > t->head_dim || (i && t->masked[i] <= t->masked[i - 1]))
+                rfail(r, c + 1, "column 'masked': ranks must be ascending in 0..head_dim (%d)",
+                      (int)t->head_dim);
+        break;
+    case C_MEASURED:
+        field_real(r, c, s, &t->measured_error);
+        break;
+    case C_FIDELITY:
+        field_real(r, c, s, &t->fidelity);
+        break;
+    case C_FLOPS_EXACT:
+        if (parse_real(s, &t->flops_exact) != 0)
+            bad_number(r, c, s, "a number");
+        break;
+    case C_FLOPS_EXEC:
+        if (parse_real(s, &t->flops_executed) != 0)
+            bad_number(r, c, s, "a number");
+        break;
+    case C_SAVINGS:
+        field_real(r, c, s, &t->savings_cum);
+        break;
+    case C_POLICY:
+        t->n_policy = field_floats(r, c, s, len, 2, &t->policy_probs);
+        break;
+    case C_VALUE:
+        field_real(r, c, s, &t->value);
+        break;
+    case C_REWARD:
+        field_real(r, c, s, &t->reward);
+        break;
+    case C_WALL:
+        if (len == 0)
+            t->wall_ns = -1;
+        else
+            field_int(r, c, s, 0, INT64_MAX, &t->wall_ns);
+        break;
+    }
+}
+
+static void check_header(Reader *r)
+{
+    int n = r->col < TRACE_CSV_NCOLS ? r->col : TRACE_CSV_NCOLS;
+    for (int i = 0; i < TRACE_CSV_NCOLS; i++) {
+        if (i < n && strcmp(r->hdr[i], trace_csv_columns[i]) == 0)
+            continue;
+        /* Say which column is missing, or what is there instead. */
+        int present = 0;
+        for (int k = 0; k < n; k++)
+            present |= strcmp(r->hdr[k], trace_csv_columns[i]) == 0;
+        char b[44];
+        if (!present)
+            rfail(r, i + 1, "missing column '%s' (not a drrl trace, or schema version "
+                            "mismatch: see drrl-trace(5))",
+                  trace_csv_columns[i]);
+        else if (i < n)
+            rfail(r, i + 1, "wrong header: column %d is '%s', expected '%s'", i + 1,
+                  shown(r->hdr[i], b, sizeof b), trace_csv_columns[i]);
+        else
+            rfail(r, i + 1, "wrong header: expected '%s'", trace_csv_columns[i]);
+        return;
+    }
+    if (r->col > TRACE_CSV_NCOLS)
+        rfail(r, TRACE_CSV_NCOLS + 1, "wrong header: %d columns, expected %d", r->col,
+              TRACE_CSV_NCOLS);
+}
+
+static void on_row(int term, void *ctx)
+{
+    Reader *r = ctx;
+    if (r->st)
+        return;
+    if (term == -1) {
+        rfail(r, r->col, "truncated file: the last row has no line end (%d of %d fields)",
+              r->col, TRACE_CSV_NCOLS);
+        return;
+    }
+    if (!r->header_done) {
+        check_header(r);
+        r->header_done = 1;
+    } else if (r->col != TRACE_CSV_NCOLS) {
+        rfail(r, r->col, "wrong column count: %d fields, expected %d", r->col, TRACE_CSV_NCOLS);
+    } else {
+        DrrlError e;
+        DrrlStatus st = r->sink->put(r->sink, &r->rec, &e);
+        if (st) {
+            drrl_error(r->err, st, "%s:%zu: %s", r->path, r->line, e.msg);
+            r->st = st;
+            return;
+        }
+        if (r->rows == 0 || r->rec.step != r->last_step)
+            r->steps++;
+        r->last_step = r->rec.step;
+        r->rows++;
+    }
+    r->line++;
+    r->col = 0;
+}
+
+/* ---- sidecar reading ---- */
+
+static DrrlStatus meta_bad(DrrlError *err, const char *jpath, const char *key, const char *what)
+{
+    return drrl_error(err, DRRL_E_INPUT, "%s: key '%s': %s", jpath, key, what);
+}
+
+static DrrlStatus get_int(json_t *o, const char *jpath, const char *key, int64_t lo, int64_t hi,
+                          int64_t *out, DrrlError *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v)
+        return meta_bad(err, jpath, key, "missing");
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        char what[96];
+        snprintf(what, sizeof what, "expected an integer in %lld..%lld", (long long)lo,
+                 (long long)hi);
+        return meta_bad(err, jpath, key, what);
+    }
+    *out = json_integer_value(v);
+    return DRRL_OK;
+}
+
+static DrrlStatus get_str(json_t *o, const char *jpath, const char *key, char **out,
+                          DrrlError *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v)
+        return meta_bad(err, jpath, key, "missing");
+    if (json_is_null(v))
+        return DRRL_OK;
+    if (!json_is_string(v))
+        return meta_bad(err, jpath, key, "expected a string or null");
+    return trace_meta_set_str(out, json_string_value(v), err);
+}
+
+static DrrlStatus get_real(json_t *o, const char *jpath, const char *key, double *out,
+                           DrrlError *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v)
+        return meta_bad(err, jpath, key, "missing");
+    if (json_is_null(v))
+        *out = NAN;
+    else if (json_is_number(v))
+        *out = json_number_value(v);
+    else
+        return meta_bad(err, jpath, key, "expected a number or null");
+    return DRRL_OK;
+}
+
+DrrlStatus trace_csv_read_meta(const char *path, TraceMeta *m, size_t *rows, int *complete,
+                               DrrlError *err)
+{
+    trace_meta_init(m);
+    char *jpath = trace_csv_sidecar_path(path);
+    if (!jpath)
+        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
+    DrrlStatus st = DRRL_OK;
+    json_t *o = NULL;
+    if (!path_exists(jpath)) {
+        st = drrl_error(err, path_exists(path) ? DRRL_E_INPUT : DRRL_E_NOTFOUND,
+                        "%s: %s (a trace is TRACE.csv plus its sidecar TRACE.csv.json)", jpath,
+                        path_exists(path) ? "the trace's sidecar is missing" : "no such trace");
+        goto out;
+    }
+    json_error_t je;
+    o = json_load_file(jpath, JSON_REJECT_DUPLICATES, &je);
+    if (!o) {
+        st = drrl_error(err, DRRL_E_INPUT, "%s:%d:%d: %s", jpath, je.line, je.column, je.text);
+        goto out;
+    }
+    if (!json_is_object(o)) {
+        st = drrl_error(err, DRRL_E_INPUT, "%s: expected a JSON object", jpath);
+        goto out;
+    }
+    int64_t v;
+    if ((st = get_int(o, jpath, "schema_version", INT64_MIN, INT64_MAX, &v, err)))
+        goto out;
+    if (v != TRACE_SCHEMA_VERSION) {
+        st = drrl_error(err, DRRL_E_INPUT,
+                        "%s: unknown schema version %lld (this drrl reads version %d)", jpath,
+                        (long long)v, TRACE_SCHEMA_VERSION);
+        goto out;
+    }
+    if ((st = get_str(o, jpath, "drrl_version", &m->drrl_version, err)) ||
+        (st = get_str(o, jpath, "model_path", &m->model_path, err)) ||
+        (st = get_str(o, jpath, "model_hash", &m->model_hash, err)) ||
+        (st = get_str(o, jpath, "text_hash", &m->text_hash, err)) ||
+        (st = get_str(o, jpath, "method", &m->method, err)))
+        goto out;
+    json_t *seed = json_object_get(o, "seed");
+    if (seed && json_is_integer(seed) && json_integer_value(seed) >= 0) {
+        m->seed = (uint64_t)json_integer_value(seed);
+    } else if (seed && json_is_string(seed)) {
+        const char *s = json_string_value(seed);
+        char *end;
+        errno = 0;
+        unsigned long long u = strtoull(s, &end, 10);
+        if (!*s || *end || errno || *s == '-') {
+            st = meta_bad(err, jpath, "seed", "expected a non-negative integer");
+            goto out;
+        }
+        m->seed = u;
+    } else {
+        st = meta_bad(err, jpath, "seed", seed ? "expected a non-negative integer" : "missing");
+        goto out;
+    }
+    int64_t seg, nl, nh, hd, ns, nrows;
+    if ((st = get_int(o, jpath, "segment_len", 0, INT32_MAX, &seg, err)) ||
+        (st = get_int(o, jpath, "n_layer", 0, 65536, &nl, err)) ||
+        (st = get_int(o, jpath, "n_head", 0, 65536, &nh, err)) ||
+        (st = get_int(o, jpath, "head_dim", 0, 65535, &hd, err)) ||
+        (st = get_int(o, jpath, "n_steps", 0, INT32_MAX, &ns, err)) ||
+        (st = get_int(o, jpath, "rows", 0, INT64_MAX, &nrows, err)))
+        goto out;
+    m->segment_len = (int32_t)seg;
+    m->n_layer = (int32_t)nl;
+    m->n_head = (int32_t)nh;
+    m->head_dim = (int32_t)hd;
+    m->n_steps = (int32_t)ns;
+    json_t *grid = json_object_get(o, "rank_grid");
+    if (!grid || !json_is_array(grid) || json_array_size(grid) > 65536) {
+        st = meta_bad(err, jpath, "rank_grid", grid ? "expected an array" : "missing");
+        goto out;
+    }
+    size_t ng = json_array_size(grid);
+    if (ng) {
+        m->rank_grid = malloc(ng * sizeof *m->rank_grid);
+        if (!m->rank_grid) {
+            st = drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", jpath);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < ng; i++) {
+        json_t *g = json_array_get(grid, i);
+        if (!json_is_integer(g) || json_integer_value(g) < 0 ||
+            json_integer_value(g) > 65535 ||
+            (i && json_integer_value(g) <= m->rank_grid[i - 1])) {
+            st = meta_bad(err, jpath, "rank_grid", "expected ascending integers in 0..65535");
+            goto out;
+        }
+        m->rank_grid[i] = (int32_t)json_integer_value(g);
+        m->n_grid = (int32_t)(i + 1);
+    }
+    if ((st = get_real(o, jpath, "alpha", &m->alpha, err)) ||
+        (st = get_real(o, jpath, "beta", &m->beta, err)) ||
+        (st = get_real(o, jpath, "gamma", &m->gamma, err)))
+        goto out;
+    json_t *eps = json_object_get(o, "eps_schedule");
+    if (!eps || !json_is_object(eps)) {
+        st = meta_bad(err, jpath, "eps_schedule", eps ? "expected an object" : "missing");
+        goto out;
+    }
+    if ((st = get_real(eps, jpath, "start", &m->eps_start, err)) ||
+        (st = get_real(eps, jpath, "floor", &m->eps_floor, err)) ||
+        (st = get_real(eps, jpath, "decay", &m->eps_decay, err)))
+        goto out;
+    json_t *cpl = json_object_get(o, "complete");
+    if (!cpl || !json_is_boolean(cpl)) {
+        st = meta_bad(err, jpath, "complete", cpl ? "expected true or false" : "missing");
+        goto out;
+    }
+    if (rows)
+        *rows = (size_t)nrows;
+    if (complete)
+        *complete = json_is_true(cpl);
+out:
+    json_decref(o);
+    free(jpath);
+    return st;
+}
+
+DrrlStatus trace_csv_read(const char *path, TraceMeta *meta, TraceSink *sink, DrrlError *err)
+{
+    size_t want_rows = 0;
+    DrrlStatus st = trace_csv_read_meta(path, meta, &want_rows, NULL, err);
+    if (st)
+        return st;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return drrl_error(err, errno == ENOENT ? DRRL_E_NOTFOUND : DRRL_E_IO, "%s: %s", path,
+                          strerror(errno));
+    Reader r = {0};
+    r.path = path;
+    r.sink = sink;
+    r.meta = meta;
+    r.err = err;
+    r.line = 1;
+    struct csv_parser p;
+    if (parser_init(&p) != 0) {
+        fclose(f);
+        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
+    }
+    enum { CHUNK = 1 << 20 };
+    char *chunk = malloc(CHUNK);
+    if (!chunk) {
+        st = drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    size_t n;
+    int any = 0;
+    locale_t loc = c_locale_enter();
+    while (!r.st && (n = fread(chunk, 1, CHUNK, f)) > 0) {
+        any = 1;
+        if (csv_parse(&p, chunk, n, on_field, on_row, &r) != n && !r.st)
+            rfail(&r, r.col + 1, "malformed CSV: %s", csv_strerror(csv_error(&p)));
+    }
+    if (!r.st && ferror(f))
+        st = drrl_error(err, DRRL_E_IO, "%s: read failed: %s", path, strerror(errno));
+    else if (!r.st && !any)
+        rfail(&r, 0, "empty file (expected the header row)");
+    else if (!r.st && csv_fini(&p, on_field, on_row, &r) != 0 && !r.st)
+        rfail(&r, r.col + 1, "truncated file: unterminated quoted field");
+    c_locale_leave(loc);
+    if (r.st)
+        st = r.st;
+    else if (!r.header_done)
+        st = drrl_error(err, DRRL_E_INPUT, "%s:1: no header row", path);
+    else if (r.rows != want_rows)
+        st = drrl_error(err, DRRL_E_INPUT,
+                        "%s: %zu rows, but the sidecar says %zu (truncated or edited?)", path,
+                        r.rows, want_rows);
+    else if (meta->n_steps != r.steps)
+        st = drrl_error(err, DRRL_E_INPUT, "%s: %lld steps, but the sidecar says %d", path,
+                        (long long)r.steps, (int)meta->n_steps);
+out:
+    free(chunk);
+    csv_free(&p);
+    fclose(f);
+    reader_done(&r);
+    return st;
+}
+
+/* ---- parallel loading ----
+ * trace_csv_load reads the file in windows of up to LOAD_WINDOW bytes, splits
+ * each window at line breaks into one part per thread, parses the parts with
+ * one libcsv parser each into batches, and appends the batches to the store
+ * in file order. Rows never contain raw line breaks (text fields escape them),
+ * so a split at '\n' is a split between rows; a file where that does not hold
+ * (a raw break inside a quoted field) makes a part fail. On any failure the
+ * file is read again by the sequential reader, whose messages carry the exact
+ * line and column. */
+
+enum { LOAD_WINDOW = 8 << 20, LOAD_MAX_THREADS = 8 };
+
+typedef struct BatchRow {
+    TraceRecord rec; /* pointers unset: see the offsets */
+    size_t off_token, off_method, off_arrays;
+} BatchRow;
+
+typedef struct Batch {
+    BatchRow *rows;
+    size_t n, cap;
+    Buf bytes; /* strings and arrays, 4-byte aligned items */
+} Batch;
+
+static int batch_add(Batch *b, const void *p, size_t n, size_t *off)
+{
+    size_t pad = (4 - b->bytes.n % 4) % 4;
+    if (buf_reserve(&b->bytes, pad + n + 1))
+        return 1;
+    b->bytes.n += pad;
+    *off = b->bytes.n;
+    if (n)
+        memcpy(b->bytes.p + b->bytes.n, p, n);
+    b->bytes.n += n;
+    return 0;
+}
+
+static DrrlStatus batch_put(TraceSink *self, const TraceRecord *rec, DrrlError *err)
+{
+    Batch *b = self->ctx;
+    if (b->n == b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 1024;
+        BatchRow *nr = realloc(b->rows, nc * sizeof *nr);
+        if (!nr)
+            return drrl_error(err, DRRL_E_NOMEM, "out of memory");
+        b->rows = nr;
+        b->cap = nc;
+    }
+    BatchRow *row = &b->rows[b->n];
+    row->rec = *rec;
+    size_t dummy;
+    if (batch_add(b, rec->token, strlen(rec->token) + 1, &row->off_token) ||
+        batch_add(b, rec->method, strlen(rec->method) + 1, &row->off_method) ||
+        batch_add(b, rec->sigma, 4 * (size_t)rec->n_sigma, &row->off_arrays) ||
+        batch_add(b, rec->sigma_v, 4 * (size_t)rec->n_sigma_v, &dummy) ||
+        batch_add(b, rec->policy_probs, 4 * (size_t)rec->n_policy, &dummy) ||
+        batch_add(b, rec->masked, 4 * (size_t)rec->n_masked, &dummy))
+        return drrl_error(err, DRRL_E_NOMEM, "out of memory");
+    b->n++;
+    return DRRL_OK;
+}
+
+/* Row i of b with its pointers resolved. */
+static void batch_get(const Batch *b, size_t i, TraceRecord *r)
+{
+    const BatchRow *row = &b->rows[i];
+    *r = row->rec;
+    const char *base = b->bytes.p;
+    r->token = base + row->off_token;
+    r->method = base + row->off_method;
+    const float *f = (const float *)(const void *)(base + row->off_arrays);
+    r->sigma = f;
+    r->sigma_v = f += r->n_sigma;
+    r->policy_probs = f += r->n_sigma_v;
+    r->masked = (const int32_t *)(const void *)(f + r->n_policy);
+}
+
+typedef struct Part {
+    const char *text;
+    size_t len;
+    const char *path;
+    const TraceMeta *meta;
+    Batch batch;
+    TraceSink sink;
+    DrrlError err;
+    DrrlStatus st;
+} Part;
+
+static void *part_run(void *arg)
+{
+    Part *pt = arg;
+    pt->batch.n = 0;
+    pt->batch.bytes.n = 0;
+    pt->sink.put = batch_put;
+    pt->sink.ctx = &pt->batch;
+    Reader r = {0};
+    r.path = pt->path;
+    r.sink = &pt->sink;
+    r.meta = pt->meta;
+    r.err = &pt->err;
+    r.header_done = 1;
+    r.split = 1;
+    struct csv_parser p;
+    if (parser_init(&p) != 0) {
+        pt->st = DRRL_E_NOMEM;
+        return NULL;
+    }
+    locale_t loc = c_locale_enter();
+    if (csv_parse(&p, pt->text, pt->len, on_field, on_row, &r) != pt->len && !r.st)
+        r.st = DRRL_E_INPUT;
+    if (!r.st && csv_fini(&p, on_field, on_row, &r) != 0 && !r.st)
+        r.st = DRRL_E_INPUT;
+    c_locale_leave(loc);
+    csv_free(&p);
+    reader_done(&r);
+    pt->st = r.st;
+    return NULL;
+}
+
+/* Parser threads: the CPUs this process may run on (taskset, cgroups'
+ * cpusets), at most LOAD_MAX_THREADS. */
+static int load_threads(void)
+{
+    cpu_set_t set;
+    long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                          : sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : (int)n;
+}
+
+typedef struct LoadCount {
+    size_t rows;
+    int64_t steps, last_step;
+} LoadCount;
+
+/* Append the parsed parts to the store, in order. */
+static DrrlStatus put_parts(Part *parts, int np, TraceStore *s, LoadCount *c)
+{
+    for (int k = 0; k < np; k++) {
+        if (parts[k].st)
+            return parts[k].st;
+        for (size_t i = 0; i < parts[k].batch.n; i++) {
+            TraceRecord r;
+            batch_get(&parts[k].batch, i, &r);
+            DrrlError e;
+            DrrlStatus st = trace_store_put(s, &r, &e);
+            if (st)
+                return st;
+            if (c->rows == 0 || r.step != c->last_step)
+                c->steps++;
+            c->last_step = r.step;
+            c->rows++;
+        }
+    }
+    return DRRL_OK;
+}
+
+/* Parse the header line (buf[0, len), ending in '\n') with the usual checks. */
+static DrrlStatus load_header(const char *path, const TraceMeta *meta, const char *buf,
+                              size_t len)
+{
+    Reader r = {0};
+    DrrlError e;
+    r.path = path;
+    r.meta = meta;
+    r.err = &e;
+    r.line = 1;
+    struct csv_parser p;
+    if (parser_init(&p) != 0)
+        return DRRL_E_NOMEM;
+    DrrlStatus st = DRRL_OK;
+    if (csv_parse(&p, buf, len, on_field, on_row, &r) != len || r.st || !r.header_done)
+        st = DRRL_E_INPUT;
+    csv_free(&p);
+    reader_done(&r);
+    return st;
+}
+
+/* Returns DRRL_OK with the rows in s, or an error status meaning "read it
+ * again sequentially" (no message). Pipelined: while the workers parse window
+ * k + 1, this thread appends window k's batches to the store (appending must
+ * keep file order, so it is the one sequential part). */
+static DrrlStatus load_parallel(const char *path, const TraceMeta *meta, size_t want_rows,
+                                TraceStore *s)
+{
+    int nt = load_threads();
+    Part parts[2][LOAD_MAX_THREADS];
+    memset(parts, 0, sizeof parts);
+    int np[2] = {0, 0}, cur = 0;
+    DrrlStatus st = DRRL_OK;
+    LoadCount count = {0, 0, -1};
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return DRRL_E_IO;
+    size_t cap = LOAD_WINDOW, have = 0;
+    char *buf = malloc(cap + 1);
+    int header_done = 0, eof = 0;
+    if (!buf) {
+        close(fd);
+        return DRRL_E_NOMEM;
+    }
+    while (!st) {
+        if (!eof) {
+            ssize_t got = read(fd, buf + have, cap - have);
+            if (got < 0) {
+                st = DRRL_E_IO;
+                break;
+            }
+            eof = got == 0;
+            have += (size_t)got;
+        }
+        size_t end = 0;
+        for (size_t i = have; i > 0; i--)
+            if (buf[i - 1] == '\n') {
+                end = i;
+                break;
+            }
+        if (end == 0) {
+            if (eof) {
+                /* Leftover bytes without a line end: a truncated last row. */
+                st = have || !header_done ? DRRL_E_INPUT : DRRL_OK;
+                break;
+            }
+            if (have == cap) { /* a line longer than the window */
+                char *nb = cap < SIZE_MAX / 4 ? realloc(buf, 2 * cap + 1) : NULL;
+                if (!nb) {
+                    st = DRRL_E_NOMEM;
+                    break;
+                }
+                buf = nb;
+                cap *= 2;
+            }
+            continue;
+        }
+        size_t start = 0;
+        if (!header_done) {
+            start = (size_t)((const char *)memchr(buf, '\n', end) - buf) + 1;
+            if ((st = load_header(path, meta, buf, start)))
+                break;
+            header_done = 1;
+        }
+        /* Split [start, end) into parts at line breaks and start parsing. */
+        Part *pp = parts[cur];
+        np[cur] = 0;
+        for (size_t pos = start; pos < end && np[cur] < nt;) {
+            size_t target = start + (end - start) * (size_t)(np[cur] + 1) / (size_t)nt;
+            if (target < pos + 1)
+                target = pos + 1;
+            const char *q = memchr(buf + target - 1, '\n', end - (target - 1));
+            size_t stop = q ? (size_t)(q - buf) + 1 : end;
+            Part *pt = &pp[np[cur]++];
+            pt->text = buf + pos;
+            pt->len = stop - pos;
+            pt->path = path;
+            pt->meta = meta;
+            pos = stop;
+        }
+        pthread_t tid[LOAD_MAX_THREADS];
+        int started[LOAD_MAX_THREADS];
+        for (int k = 0; k < np[cur]; k++)
+            started[k] = pthread_create(&tid[k], NULL, part_run, &pp[k]) == 0;
+        /* Meanwhile: the previous window into the store. */
+        st = put_parts(parts[cur ^ 1], np[cur ^ 1], s, &count);
+        np[cur ^ 1] = 0;
+        for (int k = 0; k < np[cur]; k++) {
+            if (started[k])
+                pthread_join(tid[k], NULL);
+            else
+                part_run(&pp[k]);
+        }
+        memmove(buf, buf + end, have - end);
+        have -= end;
+        cur ^= 1;
+    }
+    if (!st)
+        st = put_parts(parts[cur ^ 1], np[cur ^ 1], s, &count);
+    if (!st && (count.rows != want_rows || count.steps != meta->n_steps))
+        st = DRRL_E_INPUT;
+    for (int w = 0; w < 2; w++)
+        for (int k = 0; k < LOAD_MAX_THREADS; k++) {
+            free(parts[w][k].batch.rows);
+            free(parts[w][k].batch.bytes.p);
+        }
+    free(buf);
+    close(fd);
+    return st;
+}
+
+DrrlStatus trace_csv_load(const char *path, TraceStore **out, DrrlError *err)
+{
+    *out = NULL;
+    TraceMeta meta;
+    size_t want_rows = 0;
+    DrrlStatus st = trace_csv_read_meta(path, &meta, &want_rows, NULL, err);
+    if (st) {
+        trace_meta_done(&meta);
+        return st;
+    }
+    TraceStore *s = trace_store_new();
+    if (!s) {
+        trace_meta_done(&meta);
+        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
+    }
+    DrrlStatus pst = load_parallel(path, &meta, want_rows, s);
+    if (pst != DRRL_OK) {
+        /* Read again in one piece for the exact diagnostic (or the rare file
+         * that cannot be split at line breaks). */
+        trace_store_free(s);
+        trace_meta_done(&meta);
+        if (!(s = trace_store_new()))
+            return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
+        TraceSink sink = trace_store_sink(s);
+        st = trace_csv_read(path, &meta, &sink, err);
+    }
+    if (!st)
+        st = trace_store_set_meta(s, &meta, err);
+    trace_meta_done(&meta);
+    if (st) {
+        trace_store_free(s);
+        return st;
+    }
+    *out = s;
+    return DRRL_OK;
+}

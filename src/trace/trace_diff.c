@@ -1,0 +1,268 @@
+/* trace_diff.c: row-aligned comparison of two traces (trace_diff.h). */
+#include "trace/trace_diff.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trace/trace_csv.h"
+
+/* Column indices as in trace_csv_columns. */
+enum {
+    D_STEP, D_TOKEN_INDEX, D_TOKEN, D_SEGMENT, D_LAYER, D_HEAD, D_METHOD, D_RANK, D_HEAD_DIM,
+    D_ENERGY, D_SIGMA, D_SIGMA_V, D_TAIL, D_SIN_THETA, D_OUTPUT, D_THRESHOLD, D_MASKED,
+    D_MEASURED, D_FIDELITY, D_FLOPS_EXACT, D_FLOPS_EXEC, D_SAVINGS, D_POLICY, D_VALUE,
+    D_REWARD, D_WALL
+};
+
+/* Real columns compare as the file stores them: float32, NaN == NaN. */
+static int real_eq(double a, double b)
+{
+    float x = trace_to_float(a), y = trace_to_float(b);
+    if (isnan(x) || isnan(y))
+        return isnan(x) && isnan(y);
+    return x == y && signbit(x) == signbit(y);
+}
+
+static int dbl_eq(double a, double b)
+{
+    if (isnan(a) || isnan(b))
+        return isnan(a) && isnan(b);
+    return a == b && signbit(a) == signbit(b);
+}
+
+static int floats_eq(const float *a, int32_t na, const float *b, int32_t nb)
+{
+    if (na != nb)
+        return 0;
+    for (int32_t i = 0; i < na; i++)
+        if (!real_eq(a[i], b[i]))
+            return 0;
+    return 1;
+}
+
+static int str_eq(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+int trace_diff_rows(const TraceRecord *a, const TraceRecord *b, unsigned flags)
+{
+    if (a->step != b->step)
+        return D_STEP;
+    if (a->token_index != b->token_index)
+        return D_TOKEN_INDEX;
+    if (!str_eq(a->token, b->token))
+        return D_TOKEN;
+    if (a->segment != b->segment)
+        return D_SEGMENT;
+    if (a->layer != b->layer)
+        return D_LAYER;
+    if (a->head != b->head)
+        return D_HEAD;
+    if (!str_eq(a->method, b->method))
+        return D_METHOD;
+    if (a->rank != b->rank)
+        return D_RANK;
+    if (a->head_dim != b->head_dim)
+        return D_HEAD_DIM;
+    if (!real_eq(a->energy_kept, b->energy_kept))
+        return D_ENERGY;
+    if (!floats_eq(a->sigma, a->n_sigma, b->sigma, b->n_sigma))
+        return D_SIGMA;
+    if (!floats_eq(a->sigma_v, a->n_sigma_v, b->sigma_v, b->n_sigma_v))
+        return D_SIGMA_V;
+    if (!real_eq(a->tail_bound, b->tail_bound))
+        return D_TAIL;
+    if (!real_eq(a->sin_theta_bound, b->sin_theta_bound))
+        return D_SIN_THETA;
+    if (!real_eq(a->output_bound, b->output_bound))
+        return D_OUTPUT;
+    if (!real_eq(a->threshold, b->threshold))
+        return D_THRESHOLD;
+    if (a->n_masked != b->n_masked ||
+        (a->n_masked && memcmp(a->masked, b->masked, (size_t)a->n_masked * sizeof *a->masked)))
+        return D_MASKED;
+    if (!real_eq(a->measured_error, b->measured_error))
+        return D_MEASURED;
+    if (!real_eq(a->fidelity, b->fidelity))
+        return D_FIDELITY;
+    if (!dbl_eq(a->flops_exact, b->flops_exact))
+        return D_FLOPS_EXACT;
+    if (!dbl_eq(a->flops_executed, b->flops_executed))
+        return D_FLOPS_EXEC;
+    if (!real_eq(a->savings_cum, b->savings_cum))
+        return D_SAVINGS;
+    if (!floats_eq(a->policy_probs, a->n_policy, b->policy_probs, b->n_policy))
+        return D_POLICY;
+    if (!real_eq(a->value, b->value))
+        return D_VALUE;
+    if (!real_eq(a->reward, b->reward))
+        return D_REWARD;
+    if ((flags & TRACE_DIFF_TIMING) && (a->wall_ns < 0 ? -1 : a->wall_ns) !=
+                                           (b->wall_ns < 0 ? -1 : b->wall_ns))
+        return D_WALL;
+    return -1;
+}
+
+/* (step, layer, head) order: <0, 0, >0. */
+static int key_cmp(const TraceRecord *a, const TraceRecord *b)
+{
+    if (a->step != b->step)
+        return a->step < b->step ? -1 : 1;
+    if (a->layer != b->layer)
+        return a->layer < b->layer ? -1 : 1;
+    if (a->head != b->head)
+        return a->head < b->head ? -1 : 1;
+    return 0;
+}
+
+static void note_first(TraceDiff *d, const TraceRecord *a, const TraceRecord *b, int col)
+{
+    if (d->has_first)
+        return;
+    const TraceRecord *any = a ? a : b;
+    d->has_first = 1;
+    d->first_step = any->step;
+    d->first_layer = any->layer;
+    d->first_head = any->head;
+    d->first_column = col;
+    snprintf(d->first_token, sizeof d->first_token, "%s", "");
+    trace_csv_field(any, D_TOKEN, d->first_token, sizeof d->first_token);
+    if (col < 0) {
+        snprintf(d->first_a, sizeof d->first_a, "%s", a ? "(row)" : "(no row)");
+        snprintf(d->first_b, sizeof d->first_b, "%s", b ? "(row)" : "(no row)");
+    } else {
+        trace_csv_field(a, col, d->first_a, sizeof d->first_a);
+        trace_csv_field(b, col, d->first_b, sizeof d->first_b);
+    }
+}
+
+/* The first differing sidecar key, or 0 when they agree. */
+static void meta_compare(TraceDiff *d, const TraceMeta *a, const TraceMeta *b)
+{
+    static const TraceMeta empty = {0};
+    if (!a)
+        a = &empty;
+    if (!b)
+        b = &empty;
+#define STR(key)                                                                          \
+    if (!str_eq(a->key, b->key)) {                                                        \
+        snprintf(d->meta_key, sizeof d->meta_key, "%s", #key);                            \
+        snprintf(d->meta_a, sizeof d->meta_a, "%s", a->key ? a->key : "null");            \
+        snprintf(d->meta_b, sizeof d->meta_b, "%s", b->key ? b->key : "null");            \
+        return;                                                                           \
+    }
+#define NUM(key, fmt, cast)                                                               \
+    if (!(a->key == b->key || (a->key != a->key && b->key != b->key))) {                  \
+        snprintf(d->meta_key, sizeof d->meta_key, "%s", #key);                            \
+        snprintf(d->meta_a, sizeof d->meta_a, fmt, (cast)a->key);                         \
+        snprintf(d->meta_b, sizeof d->meta_b, fmt, (cast)b->key);                         \
+        return;                                                                           \
+    }
+    STR(model_path)
+    STR(model_hash)
+    STR(text_hash)
+    STR(method)
+    NUM(seed, "%llu", unsigned long long)
+    NUM(segment_len, "%d", int)
+    NUM(n_layer, "%d", int)
+    NUM(n_head, "%d", int)
+    NUM(head_dim, "%d", int)
+    NUM(n_steps, "%d", int)
+    NUM(alpha, "%.17g", double)
+    NUM(beta, "%.17g", double)
+    NUM(gamma, "%.17g", double)
+    NUM(eps_start, "%.17g", double)
+    NUM(eps_floor, "%.17g", double)
+    NUM(eps_decay, "%.17g", double)
+    NUM(n_grid, "%d", int)
+    for (int32_t i = 0; i < a->n_grid; i++)
+        if (a->rank_grid[i] != b->rank_grid[i]) {
+            snprintf(d->meta_key, sizeof d->meta_key, "rank_grid[%d]", (int)i);
+            snprintf(d->meta_a, sizeof d->meta_a, "%d", (int)a->rank_grid[i]);
+            snprintf(d->meta_b, sizeof d->meta_b, "%d", (int)b->rank_grid[i]);
+            return;
+        }
+    STR(drrl_version)
+#undef STR
+#undef NUM
+}
+
+DrrlStatus trace_diff_compute(const TraceStore *a, const TraceStore *b, unsigned flags,
+                              TraceDiff *d, DrrlError *err)
+{
+    memset(d, 0, sizeof *d);
+    d->rows_a = trace_store_n_rows(a);
+    d->rows_b = trace_store_n_rows(b);
+    int32_t la = trace_store_n_layers(a), lb = trace_store_n_layers(b);
+    d->n_layers = la > lb ? la : lb;
+    if (d->n_layers > 0) {
+        d->layers = calloc((size_t)d->n_layers, sizeof *d->layers);
+        if (!d->layers)
+            return drrl_error(err, DRRL_E_NOMEM, "trace diff: out of memory");
+    }
+    meta_compare(d, trace_store_meta(a), trace_store_meta(b));
+    /* Merge walk over both row sequences, each sorted by (step, layer, head). */
+    size_t i = 0, j = 0;
+    TraceRecord ra, rb;
+    int ha = trace_store_row(a, 0, &ra), hb = trace_store_row(b, 0, &rb);
+    while (ha || hb) {
+        int c = !ha ? 1 : !hb ? -1 : key_cmp(&ra, &rb);
+        if (c < 0) {
+            d->only_a++;
+            d->layers[ra.layer].only_a++;
+            note_first(d, &ra, NULL, -1);
+            ha = trace_store_row(a, ++i, &ra);
+            continue;
+        }
+        if (c > 0) {
+            d->only_b++;
+            d->layers[rb.layer].only_b++;
+            note_first(d, NULL, &rb, -1);
+            hb = trace_store_row(b, ++j, &rb);
+            continue;
+        }
+        TraceDiffLayer *L = &d->layers[ra.layer];
+        d->aligned++;
+        L->aligned++;
+        int col = trace_diff_rows(&ra, &rb, flags);
+        if (col >= 0) {
+            d->differing++;
+            L->differing++;
+            note_first(d, &ra, &rb, col);
+        }
+        L->rank_changed += ra.rank != rb.rank;
+        L->rank_sum_a += ra.rank;
+        L->rank_sum_b += rb.rank;
+        if (isfinite(ra.measured_error)) {
+            L->err_sum_a += ra.measured_error;
+            L->err_n_a++;
+        }
+        if (isfinite(rb.measured_error)) {
+            L->err_sum_b += rb.measured_error;
+            L->err_n_b++;
+        }
+        double de = fabs(rb.measured_error - ra.measured_error);
+        if (isfinite(de) && de > L->max_err_delta)
+            L->max_err_delta = de;
+        L->flops_exact_a += ra.flops_exact;
+        L->flops_exact_b += rb.flops_exact;
+        L->flops_a += ra.flops_executed;
+        L->flops_b += rb.flops_executed;
+        ha = trace_store_row(a, ++i, &ra);
+        hb = trace_store_row(b, ++j, &rb);
+    }
+    d->identical = !d->has_first && !d->meta_key[0];
+    return DRRL_OK;
+}
+
+void trace_diff_done(TraceDiff *d)
+{
+    if (!d)
+        return;
+    free(d->layers);
+    memset(d, 0, sizeof *d);
+}

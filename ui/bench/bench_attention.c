@@ -1,0 +1,407 @@
+/* bench_attention.c: `drrl bench attention` (see bench_attention.h).
+ *
+ * Part 1 (Fig. 3): for L = 512, 1024, ... up to --max-len, the default model
+ * runs L tokens with full attention and with fixed ranks head_dim/8, /4, /2
+ * (no exact path beside: --no-exact). Per (L, method): the attention-core
+ * FLOPs the ledger says were executed, and the medians over --repeat runs
+ * (--long-repeat from L = LONG_LEN on) of the forward's wall time and of the
+ * time spent inside the attention hook (summed over worker threads). Methods are interleaved within a repeat.
+ * Part 3: bases for every (layer, kv head) key matrix of L rows: one batched
+ * eigensolve of the d x d Gram matrices (what drrl does at a refresh) against
+ * a thin SVD of each L x d matrix (what a per-head SVD costs), both batches
+ * on the same threads with single-threaded LAPACK per matrix; Gram build
+ * timed separately. Pseudo-random data (xorshift, fixed seed): the work does
+ * not depend on the values.
+ * Part 2: rank head_dim/4 with the bounds deciding keep/recompute at each
+ * refresh (--rot-tol default) against recomputing every basis at every
+ * segment boundary (rot_tol < 0): refresh FLOPs executed (Gram, eigensolve,
+ * rotation, projection) and decisions, and median wall times.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "attn/basis.h"
+#include "bench/bench_attention.h"
+#include "bench/bench_util.h"
+#include "cli/cli.h"
+#include "run/session.h"
+
+static const char usage[] =
+    "usage: drrl bench attention [--model DIR] [--text FILE] [--max-len N] [--repeat N]\n"
+    "                            [--long-repeat N] [--segment T] [--threads N] [--csv F]\n"
+    "\n"
+    "Measure, for L = 512, 1024, ... up to --max-len: the executed attention FLOPs\n"
+    "(from the FLOP ledger) and median wall times of exact attention and of fixed\n"
+    "ranks head_dim/8, /4, /2 (the DR-RL paper's Fig. 3, measured); incremental\n"
+    "basis refresh (keep a basis while the bounds allow) against full recompute at\n"
+    "every segment boundary; bases for the model's L x head_dim key matrices (one\n"
+    "per layer and kv head) from one batched Gram eigensolve (what drrl does)\n"
+    "against one thin SVD per head. Both yield the same thing, singular values and\n"
+    "right singular vectors; both batches run their matrices on the same threads\n"
+    "with single-threaded LAPACK, and both include the float-to-double copy of\n"
+    "the keys: 'gram s' builds the Gram matrices (dsyrk, L d^2 flops each), 'eig\n"
+    "batch s' is their eigensolve (LAPACKE_dsyevr), 'svd/head s' is one\n"
+    "LAPACKE_dgesvd per head with no left factor (QR first, about 2 L d^2 flops\n"
+    "each, at Householder QR's memory-bound speed); the data are seeded\n"
+    "pseudo-random numbers.\n"
+    "Tables, terminal plots, and with --csv one CSV.\n"
+    "\n"
+    "  --model DIR     model directory (default: the data directory's model)\n"
+    "  --text FILE     text whose bytes/tokens are repeated to length L (default:\n"
+    "                  DATA/texts/brown-test-1-scifi.txt)\n"
+    "  --max-len N     largest L (default 4096; 16384 for the paper's full range)\n"
+    "  --repeat N      timed runs per point (median; default 3)\n"
+    "  --long-repeat N timed runs per point at L >= 8192 (default: --repeat):\n"
+    "                  those points take most of the time (the work grows as L^2)\n"
+    "  --segment T     decision segment length (default 128)\n"
+    "  --threads N     attention worker threads (default: online CPUs)\n"
+    "  --csv F         write every measurement as CSV to F ('-' = stdout)\n"
+    "  -h, --help      show this help\n";
+
+#define MAX_LENS 16
+#define LONG_LEN 8192 /* --long-repeat applies from this L on */
+#define N_METH 4
+#define PLOT_W 56
+#define PLOT_H 14
+
+/* A log-log character plot of n_series series over the lengths: x = log2 L,
+ * y = log10 value; each series drawn with its own mark. */
+static void plot(const char *title, const char *unit, const long *lens, int n_lens,
+                 const double vals[][MAX_LENS], int n_series, const char *marks,
+                 const char *const *names)
+{
+    double lo = INFINITY, hi = -INFINITY;
+    for (int s = 0; s < n_series; s++)
+        for (int i = 0; i < n_lens; i++)
+            if (vals[s][i] > 0)
+                lo = fmin(lo, log10(vals[s][i])), hi = fmax(hi, log10(vals[s][i]));
+    if (!(hi > lo) || n_lens < 2)
+        return;
+    char g[PLOT_H][PLOT_W + 1];
+    memset(g, ' ', sizeof g);
+    for (int s = n_series - 1; s >= 0; s--)
+        for (int i = 0; i < n_lens; i++) {
+            if (!(vals[s][i] > 0))
+                continue;
+            int x = (int)lround((double)i * (PLOT_W - 1) / (n_lens - 1));
+            int y = (int)lround((log10(vals[s][i]) - lo) / (hi - lo) * (PLOT_H - 1));
+            g[PLOT_H - 1 - y][x] = marks[s];
+        }
+    printf("\n%s (log scale; ", title);
+    for (int s = 0; s < n_series; s++)
+        printf("%s%c = %s", s ? ", " : "", marks[s], names[s]);
+    printf(")\n");
+    for (int r = 0; r < PLOT_H; r++) {
+        g[r][PLOT_W] = '\0';
+        if (r == 0 || r == PLOT_H - 1)
+            printf("%9.3g %s |%s\n", pow(10.0, r == 0 ? hi : lo), unit, g[r]);
+        else
+            printf("%*s |%s\n", 10 + (int)strlen(unit), "", g[r]);
+    }
+    printf("%*s +", 10 + (int)strlen(unit), "");
+    for (int i = 0; i < PLOT_W; i++)
+        putchar('-');
+    printf("\n%*s  L = %ld", 10 + (int)strlen(unit), "", lens[0]);
+    printf("%*s%ld (log2 steps)\n", PLOT_W - 18, "", lens[n_lens - 1]);
+}
+
+/* One session per method (fresh core state for every run via set_ids). */
+static int run_point(Session *s, const int32_t *ids, size_t L, double *wall, double *attn_wall,
+                     double *attn_flops, double *refresh_flops, int64_t *keep, int64_t *recomp)
+{
+    DrrlError err;
+    if (session_set_ids(s, ids, L, &err) != DRRL_OK)
+        return cli_fail(&err);
+    double t0 = bench_now_s();
+    if (session_advance(s, L, NULL, &err) != DRRL_OK)
+        return cli_fail(&err);
+    *wall = bench_now_s() - t0;
+    AttnCore *ac = session_core(s);
+    const AttnCoreStats *st = attn_core_stats(ac);
+    const FlopLedger *fe = attn_core_flops_executed(ac);
+    *attn_wall = st->attn_wall_s;
+    *attn_flops = flops_attn(fe);
+    *refresh_flops = 0.0;
+    for (int32_t l = 0; l < fe->n_layer; l++)
+        for (int32_t h = -1; h < fe->n_head; h++)
+            for (FlopCat c = FLOPS_GRAM; c <= FLOPS_BASIS_PROJ; c++)
+                *refresh_flops += flops_get(fe, l, h == -1 ? FLOPS_LAYER : h, c);
+    *keep = st->refresh_keep, *recomp = st->refresh_recompute;
+    return 0;
+}
+
+int bench_attention(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, 'm'},   {"text", required_argument, 0, 'x'},
+        {"max-len", required_argument, 0, 'L'}, {"repeat", required_argument, 0, 'r'},
+        {"segment", required_argument, 0, 's'}, {"threads", required_argument, 0, 'j'},
+        {"csv", required_argument, 0, 'c'},     {"help", no_argument, 0, 'h'},
+        {"long-repeat", required_argument, 0, 'R'},
+        {0, 0, 0, 0},
+    };
+    const char *model = NULL, *text = NULL, *csv = NULL;
+    long max_len = 4096, repeat = 3, long_repeat = 0, segment = 128, threads = 0;
+    int c;
+    while ((c = cli_getopt("bench attention", argc, argv, "h", longopts)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'x': text = optarg; break;
+        case 'c': csv = optarg; break;
+        case 'L':
+            if (cli_parse_long("bench attention", "--max-len", optarg, 512, 1L << 20, &max_len))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'r':
+            if (cli_parse_long("bench attention", "--repeat", optarg, 1, 1000, &repeat))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'R':
+            if (cli_parse_long("bench attention", "--long-repeat", optarg, 1, 1000,
+                               &long_repeat))
+                return CLI_EXIT_USAGE;
+            break;
+        case 's':
+            if (cli_parse_long("bench attention", "--segment", optarg, 1, 1 << 20, &segment))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'j':
+            if (cli_parse_long("bench attention", "--threads", optarg, 1, 256, &threads))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
+        default: return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("bench attention", "unexpected argument '%s'", argv[optind]);
+    char def_model[4096], def_text[4096];
+    if (!model) {
+        snprintf(def_model, sizeof def_model, "%s/model", cli_data_dir());
+        model = def_model;
+    }
+    if (!text) {
+        snprintf(def_text, sizeof def_text, "%s/texts/brown-test-1-scifi.txt", cli_data_dir());
+        text = def_text;
+    }
+    if (long_repeat == 0)
+        long_repeat = repeat;
+    /* runs at each length; buffers hold rmax runs per method */
+    const long rmax = repeat > long_repeat ? repeat : long_repeat;
+    long lens[MAX_LENS], reps[MAX_LENS];
+    int n_lens = 0;
+    for (long L = 512; L <= max_len && n_lens < MAX_LENS; L *= 2)
+        reps[n_lens] = L >= LONG_LEN ? long_repeat : repeat, lens[n_lens++] = L;
+
+    FILE *cf = NULL;
+    if (csv) {
+        cf = strcmp(csv, "-") == 0 ? stdout : fopen(csv, "w");
+        if (!cf)
+            return cli_error(CLI_EXIT_USAGE, "%s: cannot create: %s", csv, strerror(errno));
+        fprintf(cf, "part,L,method,attn_flops_executed,refresh_flops_executed,refresh_keep,"
+                    "refresh_recompute,wall_s_median,attn_wall_s_median,repeats\n");
+    }
+    /* sessions: full, fixed D/8, D/4, D/2, and D/4 with full recompute */
+    AttnCoreConfig cfg;
+    attn_core_config_default(&cfg);
+    cfg.measure = 0;
+    cfg.segment = (int32_t)segment;
+    Session *ss[N_METH + 1] = {0};
+    char names[N_METH + 1][48];
+    DrrlError err;
+    int rc = CLI_EXIT_OK, D = 0, n_kv = 0;
+    int32_t *ids = NULL;
+    for (int k = 0; k <= N_METH && rc == CLI_EXIT_OK; k++) {
+        if (k == 0) {
+            snprintf(names[k], sizeof names[k], "full");
+        } else {
+            int den = k == 1 ? 8 : k == 2 ? 4 : k == 3 ? 2 : 4;
+            snprintf(names[k], sizeof names[k], "fixed:%d%s", D / den > 0 ? D / den : 1,
+                     k == N_METH ? " recompute" : "");
+        }
+        char spec[48];
+        snprintf(spec, sizeof spec, "%.40s", names[k]);
+        spec[strcspn(spec, " ")] = '\0';
+        if (method_parse(spec, &cfg.method, &err) != DRRL_OK) {
+            rc = cli_fail(&err);
+            break;
+        }
+        cfg.rot_tol = k == N_METH ? -1.0 : 0.1;
+        if (session_open(model, &cfg, (int)threads, &ss[k], &err) != DRRL_OK) {
+            rc = cli_fail(&err);
+            break;
+        }
+        if (k == 0) {
+            D = session_model(ss[0])->cfg.head_dim;
+            n_kv = session_model(ss[0])->cfg.n_layer * session_model(ss[0])->cfg.n_kv_head;
+            /* the text, repeated to the largest L */
+            FILE *f = fopen(text, "rb");
+            if (!f) {
+                rc = cli_error(CLI_EXIT_USAGE, "%s: cannot open: %s", text, strerror(errno));
+                break;
+            }
+            static char buf[1 << 20];
+            size_t nb = fread(buf, 1, sizeof buf, f);
+            fclose(f);
+            if (session_set_text(ss[0], buf, nb, &err) != DRRL_OK) {
+                rc = cli_fail(&err);
+                break;
+            }
+            size_t nt = session_len(ss[0]);
+            if (nt == 0) {
+                rc = cli_error(CLI_EXIT_USAGE, "%s: no tokens", text);
+                break;
+            }
+            ids = malloc((size_t)max_len * sizeof *ids);
+            if (!ids) {
+                rc = cli_error(CLI_EXIT_FAIL, "out of memory");
+                break;
+            }
+            for (long i = 0; i < max_len; i++)
+                ids[i] = session_ids(ss[0])[(size_t)i % nt];
+        }
+    }
+    static double afl[N_METH + 1][MAX_LENS], rfl[N_METH + 1][MAX_LENS];
+    static double wmed[N_METH + 1][MAX_LENS], awmed[N_METH + 1][MAX_LENS];
+    int64_t keep[N_METH + 1][MAX_LENS], recomp[N_METH + 1][MAX_LENS];
+    double *wt = calloc((size_t)(N_METH + 1) * (size_t)rmax, sizeof *wt);
+    double *awt = calloc((size_t)(N_METH + 1) * (size_t)rmax, sizeof *awt);
+    if (rc == CLI_EXIT_OK && (!wt || !awt))
+        rc = cli_error(CLI_EXIT_FAIL, "out of memory");
+    if (rc == CLI_EXIT_OK) {
+        const Model *m = session_model(ss[0]);
+        printf("drrl bench attention: %s (%d layers, %d heads, head_dim %d), segment %ld, "
+               "median of %ld",
+               model, m->cfg.n_layer, m->cfg.n_head, D, segment, repeat);
+        if (long_repeat != repeat && lens[n_lens - 1] >= LONG_LEN)
+            printf(" (of %ld at L >= %d)", long_repeat, LONG_LEN);
+        printf("\n");
+        printf("\n1. Attention core against L (executed FLOPs from the ledger; wall: whole "
+               "forward; hook: inside attention, summed over threads)\n");
+        printf("%6s %-18s %14s %10s %10s %10s\n", "L", "method", "attn FLOPs", "vs full",
+               "wall s", "hook s");
+        fflush(stdout);
+    }
+    for (int li = 0; li < n_lens && rc == CLI_EXIT_OK; li++) {
+        const long nr = reps[li];
+        for (long r = 0; r < nr && rc == CLI_EXIT_OK; r++)
+            for (int k = 0; k <= N_METH && rc == CLI_EXIT_OK; k++)
+                rc = run_point(ss[k], ids, (size_t)lens[li], &wt[k * rmax + r],
+                               &awt[k * rmax + r], &afl[k][li], &rfl[k][li], &keep[k][li],
+                               &recomp[k][li]);
+        for (int k = 0; k <= N_METH && rc == CLI_EXIT_OK; k++) {
+            wmed[k][li] = bench_median(&wt[k * rmax], (int)nr);
+            awmed[k][li] = bench_median(&awt[k * rmax], (int)nr);
+            if (k < N_METH)
+                printf("%6ld %-18s %14.4e %9.1f%% %10.4f %10.4f\n", lens[li], names[k],
+                       afl[k][li], 100.0 * afl[k][li] / afl[0][li], wmed[k][li], awmed[k][li]);
+            if (cf)
+                fprintf(cf, "%s,%ld,%s,%.17g,%.17g,%lld,%lld,%.6f,%.6f,%ld\n",
+                        k == N_METH ? "refresh" : "scaling", lens[li], names[k], afl[k][li],
+                        rfl[k][li], (long long)keep[k][li], (long long)recomp[k][li],
+                        wmed[k][li], awmed[k][li], nr);
+        }
+        fflush(stdout);
+    }
+    if (rc == CLI_EXIT_OK) {
+        char leg[N_METH][64];
+        const char *pn[N_METH];
+        for (int k = 0; k < N_METH; k++) {
+            if (k)
+                snprintf(leg[k], sizeof leg[k], "D/%d %.40s", k == 1 ? 8 : k == 2 ? 4 : 2,
+                         names[k]);
+            else
+                snprintf(leg[k], sizeof leg[k], "%.40s", names[k]);
+            pn[k] = leg[k];
+        }
+        plot("Executed attention FLOPs against L", "FLOPs", lens, n_lens,
+             (const double(*)[MAX_LENS])afl, N_METH, "F842", pn);
+        plot("Attention hook wall time against L", "s", lens, n_lens,
+             (const double(*)[MAX_LENS])awmed, N_METH, "F842", pn);
+        printf("\n2. Basis refresh at rank %s: incremental (keep while the bounds allow) "
+               "against recomputing every basis at every boundary\n",
+               names[2]);
+        printf("%6s %16s %16s %9s %9s %10s %10s\n", "L", "refresh FLOPs", "recompute FLOPs",
+               "keep", "recomp", "wall s", "recomp s");
+        for (int li = 0; li < n_lens; li++)
+            printf("%6ld %16.4e %16.4e %9lld %9lld %10.4f %10.4f\n", lens[li], rfl[2][li],
+                   rfl[N_METH][li], (long long)keep[2][li], (long long)recomp[2][li],
+                   wmed[2][li], wmed[N_METH][li]);
+    }
+    for (int k = 0; k <= N_METH; k++)
+        session_free(ss[k]);
+    free(wt), free(awt), free(ids);
+
+    /* 3. batched Gram eigensolve against per-head SVD */
+    if (rc == CLI_EXIT_OK) {
+        int n = n_kv; /* one key matrix per (layer, kv head) */
+        printf("\n3. Bases for %d key matrices (L x %d): batched Gram eigensolve against "
+               "per-head thin SVD (LAPACKE_dgesvd, values and right vectors only, no L-row "
+               "factor); median of %ld",
+               n, D, repeat);
+        if (long_repeat != repeat && lens[n_lens - 1] >= LONG_LEN)
+            printf(" (of %ld at L >= %d)", long_repeat, LONG_LEN);
+        printf("\n");
+        printf("%6s %12s %12s %12s %10s %12s\n", "L", "gram s", "eig batch s", "svd/head s",
+               "svd/eig", "svd/(g+eig)");
+        float *X = malloc((size_t)lens[n_lens - 1] * (size_t)D * sizeof *X);
+        double *G = malloc((size_t)n * D * D * sizeof *G), *lam = malloc((size_t)n * D * sizeof *lam);
+        double *B = malloc((size_t)n * D * D * sizeof *B);
+        double *sig = malloc((size_t)n * D * sizeof *sig);
+        double *V = malloc((size_t)n * D * D * sizeof *V);
+        double *t1 = malloc((size_t)rmax * 3 * sizeof *t1);
+        if (!X || !G || !lam || !B || !sig || !V || !t1) {
+            rc = cli_error(CLI_EXIT_FAIL, "out of memory");
+        } else {
+            uint64_t s = 0x9e3779b97f4a7c15ull;
+            for (size_t i = 0; i < (size_t)lens[n_lens - 1] * (size_t)D; i++) {
+                s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+                X[i] = (float)((double)(s >> 11) * 0x1.0p-53 - 0.5);
+            }
+            for (int li = 0; li < n_lens && rc == CLI_EXIT_OK; li++) {
+                long L = lens[li], nr = reps[li];
+                for (long r = 0; r < nr && rc == CLI_EXIT_OK; r++) {
+                    double t0 = bench_now_s();
+                    memset(G, 0, (size_t)n * D * D * sizeof *G);
+                    for (int h = 0; h < n; h++)
+                        basis_gram_add(G + (size_t)h * D * D, X, L, D, D);
+                    double t_1 = bench_now_s();
+                    if (basis_eig_batch(G, n, D, lam, B, &err) != DRRL_OK)
+                        rc = cli_fail(&err);
+                    double t_2 = bench_now_s();
+                    if (rc == CLI_EXIT_OK &&
+                        basis_svd_batch(X, n, L, D, D, 0, sig, V, &err) != DRRL_OK)
+                        rc = cli_fail(&err);
+                    double t_3 = bench_now_s();
+                    t1[r] = t_1 - t0, t1[rmax + r] = t_2 - t_1, t1[2 * rmax + r] = t_3 - t_2;
+                }
+                if (rc != CLI_EXIT_OK)
+                    break;
+                double g = bench_median(t1, (int)nr), e = bench_median(t1 + rmax, (int)nr);
+                double v = bench_median(t1 + 2 * rmax, (int)nr);
+                printf("%6ld %12.6f %12.6f %12.6f %9.1fx %11.1fx\n", L, g, e, v, v / e,
+                       v / (g + e));
+                if (cf)
+                    fprintf(cf, "svd,%ld,gram,,,,,%.6f,,%ld\nsvd,%ld,eig_batch,,,,,%.6f,,%ld\n"
+                                "svd,%ld,svd_per_head,,,,,%.6f,,%ld\n",
+                            L, g, nr, L, e, nr, L, v, nr);
+            }
+        }
+        free(X), free(G), free(lam), free(B), free(sig), free(V), free(t1);
+    }
+    if (cf) {
+        int bad = ferror(cf);
+        bad |= cf == stdout ? fflush(cf) != 0 : fclose(cf) != 0;
+        if (bad && rc == CLI_EXIT_OK)
+            rc = cli_error(CLI_EXIT_FAIL, "%s: write error", csv);
+    }
+    if (fflush(stdout) != 0 && rc == CLI_EXIT_OK)
+        rc = cli_error(CLI_EXIT_FAIL, "standard output: write error");
+    return rc;
+}

@@ -1,0 +1,240 @@
+/* attn_cli.c: shared options, input and summaries of run / eval / dump. */
+#include "cli/attn_cli.h"
+
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "policy/policy_agent.h"
+
+void attn_cli_resolve_method(Method *m)
+{
+    if (m->kind == METHOD_DRRL && (!m->policy[0] || m->policy[0] == '@')) {
+        char budget[sizeof m->policy];
+        snprintf(budget, sizeof budget, "%s", m->policy); /* "" or "@B" */
+        if (snprintf(m->policy, sizeof m->policy, "%s/%s%s", cli_data_dir(),
+                     POLICY_AGENT_DEFAULT_FILE, budget) >= (int)sizeof m->policy)
+            m->policy[0] = '\0'; /* too long: reported as "no policy file" */
+    }
+}
+
+void attn_cli_warn(const Session *s)
+{
+    const char *w = session_warning(s);
+    if (w && w[0])
+        fprintf(stderr, "drrl: warning: %s\n", w);
+}
+
+int attn_cli_option(const char *cmd, int c, const char *arg, AttnCoreConfig *cfg)
+{
+    long v;
+    double d;
+    DrrlError err;
+    switch (c) {
+    case ATTN_CLI_OPT_METHOD:
+        if (method_parse(arg, &cfg->method, &err) != DRRL_OK) {
+            cli_usage_error(cmd, "%s", err.msg);
+            return -1;
+        }
+        attn_cli_resolve_method(&cfg->method);
+        return 1;
+    case ATTN_CLI_OPT_SEGMENT:
+        if (cli_parse_long(cmd, "--segment", arg, 1, 1 << 24, &v))
+            return -1;
+        cfg->segment = (int32_t)v;
+        return 1;
+    case ATTN_CLI_OPT_SEED:
+        if (cli_parse_long(cmd, "--seed", arg, 0, LONG_MAX, &v))
+            return -1;
+        cfg->seed = (uint64_t)v;
+        return 1;
+    case ATTN_CLI_OPT_RANK_MIN:
+        if (cli_parse_long(cmd, "--rank-min", arg, 1, 4096, &v))
+            return -1;
+        cfg->r_min = (int32_t)v;
+        return 1;
+    case ATTN_CLI_OPT_RANK_STEP:
+        if (cli_parse_long(cmd, "--rank-step", arg, 1, 4096, &v))
+            return -1;
+        cfg->r_step = (int32_t)v;
+        return 1;
+    case ATTN_CLI_OPT_EPS:
+        if (cli_parse_double(cmd, "--eps", arg, 0.0, 1e9, &d))
+            return -1;
+        cfg->eps = d;
+        return 1;
+    case ATTN_CLI_OPT_ROT_TOL:
+        if (cli_parse_double(cmd, "--rot-tol", arg, 0.0, 1.0, &d))
+            return -1;
+        cfg->rot_tol = d;
+        return 1;
+    case ATTN_CLI_OPT_NO_EXACT:
+        cfg->measure = 0;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+const char *attn_cli_model_dir(const char *dir)
+{
+    static char buf[4096];
+    if (dir)
+        return dir;
+    snprintf(buf, sizeof buf, "%s/model", cli_data_dir());
+    return buf;
+}
+
+
+/* Integers separated by whitespace or commas; errors name file:line:column. */
+static int parse_ids_file(const char *path, const char *text, size_t len, int32_t vocab,
+                          int32_t **ids, size_t *n)
+{
+    size_t cap = 256, k = 0, line = 1;
+    const char *line_start = text;
+    int32_t *v = malloc(cap * sizeof *v);
+    if (!v)
+        return cli_error(CLI_EXIT_FAIL, "out of memory");
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        if (*p == '\n') {
+            line++, p++, line_start = p;
+            continue;
+        }
+        if (*p == ',' || *p == ' ' || *p == '\t' || *p == '\r') {
+            p++;
+            continue;
+        }
+        char *e;
+        errno = 0;
+        long x = strtol(p, &e, 10);
+        if (e == p || errno || x < 0 || x >= vocab ||
+            (e < end && *e != ',' && *e != ' ' && *e != '\t' && *e != '\n' && *e != '\r')) {
+            free(v);
+            return cli_error(CLI_EXIT_USAGE, "%s:%zu:%zu: expected a token id in 0..%d", path,
+                             line, (size_t)(p - line_start) + 1, (int)vocab - 1);
+        }
+        if (k == cap) {
+            int32_t *q = realloc(v, 2 * cap * sizeof *v);
+            if (!q) {
+                free(v);
+                return cli_error(CLI_EXIT_FAIL, "out of memory");
+            }
+            v = q, cap *= 2;
+        }
+        v[k++] = (int32_t)x;
+        p = e;
+    }
+    *ids = v, *n = k;
+    return 0;
+}
+
+int attn_cli_set_input(const char *cmd, Session *s, const char *text_file, const char *prompt,
+                       const char *ids_file, long offset, long seq_len)
+{
+    int given = !!text_file + !!prompt + !!ids_file;
+    if (given != 1)
+        return cli_usage_error(cmd, "give exactly one of --text FILE, --prompt S, --ids-file F");
+    if (offset && !text_file)
+        return cli_usage_error(cmd, "--offset needs --text FILE");
+    char *buf = NULL;
+    size_t len = 0;
+    int rc;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    DrrlError err;
+    if (prompt) {
+        buf = strdup(prompt);
+        if (!buf)
+            return cli_error(CLI_EXIT_FAIL, "out of memory");
+        len = strlen(buf);
+    } else if ((rc = cli_read_file(text_file ? text_file : ids_file, &buf, &len))) {
+        return rc;
+    }
+    if (ids_file) {
+        rc = parse_ids_file(ids_file, buf, len, session_model(s)->cfg.vocab, &ids, &n);
+        free(buf);
+        if (rc)
+            return rc;
+    } else {
+        if (!session_tokenizer(s)) {
+            free(buf);
+            return cli_error(CLI_EXIT_USAGE, "%s: the model has no tokenizer; give --ids-file F",
+                             session_model(s)->dir ? session_model(s)->dir : "model");
+        }
+        if ((size_t)offset > len) {
+            free(buf);
+            return cli_usage_error(cmd, "--offset %ld is past the end of %s (%zu bytes)", offset,
+                                   text_file, len);
+        }
+        /* a generous byte budget: enough for seq_len tokens of any tokenizer */
+        size_t take = len - (size_t)offset;
+        if (seq_len > 0 && (size_t)seq_len * 64 < take)
+            take = (size_t)seq_len * 64;
+        DrrlStatus st = tokenizer_encode(session_tokenizer(s), buf + offset, take, &ids, &n, &err);
+        free(buf);
+        if (st)
+            return cli_fail(&err);
+    }
+    if (seq_len > 0 && n > (size_t)seq_len)
+        n = (size_t)seq_len;
+    if (n < 1) {
+        free(ids);
+        return cli_usage_error(cmd, "the input has no tokens");
+    }
+    DrrlStatus st = session_set_ids(s, ids, n, &err);
+    free(ids);
+    if (st)
+        return cli_fail(&err);
+    return 0;
+}
+
+void attn_cli_summary(Session *s, AttnSummary *o)
+{
+    AttnCore *ac = session_core(s);
+    const FlopLedger *ex = attn_core_flops_executed(ac), *xx = attn_core_flops_exact(ac);
+    const AttnCoreStats *st = attn_core_stats(ac);
+    o->tokens = st->tokens;
+    o->flops_exact = flops_total(xx);
+    o->flops_executed = flops_total(ex);
+    o->attn_flops_exact = flops_attn(xx);
+    o->attn_flops_executed = flops_attn(ex);
+    o->savings = o->flops_exact > 0 ? 1.0 - o->flops_executed / o->flops_exact : 0.0;
+    o->attn_savings =
+        o->attn_flops_exact > 0 ? 1.0 - o->attn_flops_executed / o->attn_flops_exact : 0.0;
+    o->fidelity = st->rows > 0 ? st->fidelity_sum / (double)st->rows : NAN;
+    o->bound_violations = st->rows > 0 ? st->violations : -1;
+    o->wall_s = session_wall_s(s);
+    o->loss = session_nll_count(s) ? session_nll_sum(s) / (double)session_nll_count(s) : NAN;
+}
+
+static int progress_on = -1;
+
+void attn_cli_progress(const char *label, size_t done, size_t total)
+{
+    if (progress_on < 0)
+        progress_on = isatty(STDERR_FILENO);
+    if (!progress_on || total == 0)
+        return;
+    int width = 30, fill = (int)((double)done / (double)total * width);
+    fprintf(stderr, "\r%-24.24s [", label);
+    for (int i = 0; i < width; i++)
+        fputc(i < fill ? '#' : '.', stderr);
+    fprintf(stderr, "] %3d%%", (int)(100.0 * (double)done / (double)total));
+    fflush(stderr);
+}
+
+void attn_cli_progress_end(void)
+{
+    if (progress_on > 0) {
+        fprintf(stderr, "\r\033[K");
+        fflush(stderr);
+    }
+}

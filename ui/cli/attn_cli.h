@@ -1,0 +1,87 @@
+/* attn_cli.h: what `drrl run`, `drrl eval` and `drrl dump --method` share:
+ * the attention-core options, reading the input tokens, and summaries. */
+#ifndef DRRL_ATTN_CLI_H
+#define DRRL_ATTN_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "attn/attn_core.h"
+#include "run/session.h"
+
+/* Long options of the attention core, for a command's option table:
+ * --method SPEC --segment T --seed N --rank-min R --rank-step S --eps E
+ * --rot-tol X --no-exact. Option codes are 0x100.. (ATTN_CLI_OPT_*). */
+enum {
+    ATTN_CLI_OPT_METHOD = 0x100,
+    ATTN_CLI_OPT_SEGMENT,
+    ATTN_CLI_OPT_SEED,
+    ATTN_CLI_OPT_RANK_MIN,
+    ATTN_CLI_OPT_RANK_STEP,
+    ATTN_CLI_OPT_EPS,
+    ATTN_CLI_OPT_ROT_TOL,
+    ATTN_CLI_OPT_NO_EXACT,
+};
+#define ATTN_CLI_LONGOPTS                                                                   \
+    {"method", required_argument, 0, ATTN_CLI_OPT_METHOD},                                  \
+        {"segment", required_argument, 0, ATTN_CLI_OPT_SEGMENT},                            \
+        {"seed", required_argument, 0, ATTN_CLI_OPT_SEED},                                  \
+        {"rank-min", required_argument, 0, ATTN_CLI_OPT_RANK_MIN},                          \
+        {"rank-step", required_argument, 0, ATTN_CLI_OPT_RANK_STEP},                        \
+        {"eps", required_argument, 0, ATTN_CLI_OPT_EPS},                                    \
+        {"rot-tol", required_argument, 0, ATTN_CLI_OPT_ROT_TOL},                            \
+        {"no-exact", no_argument, 0, ATTN_CLI_OPT_NO_EXACT}
+
+#define ATTN_CLI_USAGE                                                                      \
+    "  --method SPEC     attention method (default full): " METHOD_FORMS "\n"              \
+    "  --segment T       tokens per rank decision (default 128; 1 = token by token)\n"      \
+    "  --seed N          seed for random:A-B and performer features (default 0)\n"          \
+    "  --rank-min R, --rank-step S\n"                                                       \
+    "                    the rank grid {R, R+S, ..., head_dim} (default head_dim/8 each)\n" \
+    "  --eps E           safety threshold on the relative tail bound (default 0.25;\n"      \
+    "                    for drrl, the floor the policy was trained under)\n"              \
+    "  --rot-tol X       keep a stale basis while its sin-theta bound is <= X (0.1)\n"      \
+    "  --no-exact        do not compute exact attention alongside: faster, but no\n"        \
+    "                    fidelity, measured error or bound check\n"
+
+/* Handle one of the options above into cfg (the method is parsed). Returns
+ * 1 when c was such an option and it parsed, 0 when c is not one of them, or
+ * -1 after printing a usage error. */
+int attn_cli_option(const char *cmd, int c, const char *arg, AttnCoreConfig *cfg);
+
+/* drrl with no :POLICY (or drrl:@B, a budget only): fill in the default
+ * policy file under cli_data_dir() (policy_agent.h's
+ * POLICY_AGENT_DEFAULT_FILE), keeping "@B". Other methods are untouched. */
+void attn_cli_resolve_method(Method *m);
+
+/* Print the session's warning (session_warning), if any, as one line. */
+void attn_cli_warn(const Session *s);
+
+/* The model directory: dir, or the default model under cli_data_dir(). */
+const char *attn_cli_model_dir(const char *dir);
+
+/* Token ids from exactly one of text_file (bytes from byte offset `offset`),
+ * prompt, or ids_file (integers separated by whitespace or commas), through
+ * the session's tokenizer, cut to seq_len tokens (0 = all), set on the
+ * session. 0 or an exit code after printing the error. */
+int attn_cli_set_input(const char *cmd, Session *s, const char *text_file, const char *prompt,
+                       const char *ids_file, long offset, long seq_len);
+
+/* The run summary of a finished session. */
+typedef struct AttnSummary {
+    int64_t tokens;
+    double flops_exact, flops_executed, attn_flops_exact, attn_flops_executed;
+    double savings, attn_savings; /* fractions, 1 - executed / exact */
+    double fidelity;              /* mean cosine, NAN when not measured */
+    int64_t bound_violations;     /* -1 when not measured */
+    double wall_s;
+    double loss;                  /* mean nats per predicted token, NAN if none */
+} AttnSummary;
+void attn_cli_summary(Session *s, AttnSummary *out);
+
+/* A progress bar on stderr when it is a terminal (no-op otherwise). */
+void attn_cli_progress(const char *label, size_t done, size_t total);
+void attn_cli_progress_end(void);
+
+#endif

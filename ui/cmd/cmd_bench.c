@@ -1,0 +1,268 @@
+/* cmd_bench.c: `drrl bench SUBCOMMAND`: speed measurements.
+ *
+ * Subcommands are rows of bench_table below: a name, a summary and a
+ * function taking (argc, argv) with argv[0] = the subcommand's name. Add a
+ * benchmark by adding a row (and its function, here or in its own file). */
+#include "config.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "bench/bench_attention.h"
+#include "bench/bench_trace.h"
+#include "bench/bench_tui.h"
+#include "bench/bench_util.h"
+#include "cli/cli.h"
+#include "cmd/commands.h"
+#include "model/forward.h"
+#include "model/model.h"
+
+static int bench_forward(int argc, char **argv);
+
+typedef struct BenchCommand {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} BenchCommand;
+
+static const BenchCommand bench_table[] = {
+    {"forward", "tokens per second of the exact forward pass at T = 1024 and 4096",
+     bench_forward},
+    {"tui", "the explorer: median step (one token, all layers, panes) and frame times",
+     bench_tui},
+    {"trace", "load a 10^6-row trace for replay: median time and peak memory", bench_trace},
+    {"attention", "executed FLOPs and wall time against L: exact vs ranks D/8, D/4, D/2; SVD; refresh",
+     bench_attention},
+};
+static const size_t n_bench = sizeof bench_table / sizeof bench_table[0];
+
+static void bench_usage(void)
+{
+    printf("usage: drrl bench SUBCOMMAND [options]\n"
+           "\n"
+           "Measure speed. Each benchmark reports medians of repeated runs.\n"
+           "\n"
+           "Subcommands:\n");
+    for (size_t i = 0; i < n_bench; i++)
+        printf("  %-12s %s\n", bench_table[i].name, bench_table[i].summary);
+    printf("\n'drrl bench SUBCOMMAND --help' describes one.\n");
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    if (argc >= 2 && argv[1][0] != '-') {
+        for (size_t i = 0; i < n_bench; i++)
+            if (strcmp(argv[1], bench_table[i].name) == 0) {
+                cli_getopt_reset();
+                return bench_table[i].run(argc - 1, argv + 1);
+            }
+        return cli_usage_error("bench", "unknown benchmark '%s'", argv[1]);
+    }
+    static const struct option longopts[] = {
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    int c;
+    while ((c = cli_getopt("bench", argc, argv, "h", longopts)) != -1) {
+        switch (c) {
+        case 'h': bench_usage(); return CLI_EXIT_OK;
+        default: return CLI_EXIT_USAGE;
+        }
+    }
+    char names[256];
+    size_t o = 0;
+    names[0] = '\0';
+    for (size_t i = 0; i < n_bench && o < sizeof names; i++)
+        o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", i ? ", " : "",
+                              bench_table[i].name);
+    return cli_usage_error("bench", "give a benchmark (one of: %s)", names);
+}
+
+/* ---- bench forward --------------------------------------------------- */
+
+static const char forward_usage[] =
+    "usage: drrl bench forward [--model DIR] [--tokens LIST] [--repeat N] [--threads N]\n"
+    "\n"
+    "Time the exact full-sequence forward pass (logits included) and print the\n"
+    "median wall time and tokens per second for each sequence length.\n"
+    "\n"
+    "  --model DIR     a model directory (default: the default model in the data\n"
+    "                  directory when it exists, else a Llama-style model of that\n"
+    "                  size with random weights: d_model 256, 4 layers, 8 heads,\n"
+    "                  d_ff 768, vocab 256)\n"
+    "  --tokens LIST   sequence lengths, comma-separated (default 1024,4096)\n"
+    "  --repeat N      timed runs per length, after one warm-up (default 5)\n"
+    "  --threads N     threads for OpenBLAS and for the attention workers\n"
+    "                  (default: OpenBLAS's count, OPENBLAS_NUM_THREADS)\n"
+    "  -h, --help      show this help\n"
+    "\n"
+    "bench/forward_torch.py runs the same computation in PyTorch on the CPU with\n"
+    "the same thread count and prints the ratio.\n";
+
+/* The default model's shape, with random weights (a speed benchmark does
+ * not need trained ones; the values do not change the work done). */
+static int random_model(Model **out)
+{
+    ModelConfig c;
+    memset(&c, 0, sizeof c);
+    c.arch = MODEL_ARCH_LLAMA;
+    c.n_layer = 4;
+    c.n_head = 8;
+    c.n_kv_head = 8;
+    c.d_model = 256;
+    c.head_dim = 32;
+    c.d_ff = 768;
+    c.vocab = 256;
+    c.n_ctx = 4096;
+    c.norm_eps = 1e-5;
+    c.rope_theta = 10000.0;
+    c.tied = 1;
+    DrrlError err;
+    drrl_error_clear(&err);
+    Model *m;
+    if (model_new(&c, &m, &err) != DRRL_OK)
+        return cli_fail(&err);
+    uint64_t s = 0x2545f4914f6cdd1dull;
+    for (size_t i = 0; i < m->arena_floats; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        m->arena[i] = ((float)(s >> 40) / (float)(1 << 24) - 0.5f) * 0.1f;
+    }
+    for (size_t i = 0; i < (size_t)c.n_layer * (size_t)c.d_model; i++)
+        m->ln1_w[i] = m->ln2_w[i] = 1.0f;
+    for (size_t i = 0; i < (size_t)c.d_model; i++)
+        m->lnf_w[i] = 1.0f;
+    model_rehash(m);
+    *out = m;
+    return 0;
+}
+
+static int bench_forward(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, 'm'},  {"tokens", required_argument, 0, 't'},
+        {"repeat", required_argument, 0, 'r'}, {"threads", required_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+    };
+    const char *model_dir = NULL, *tokens = "1024,4096";
+    long repeat = 5, threads = 0;
+    int c;
+    while ((c = cli_getopt("bench forward", argc, argv, "h", longopts)) != -1) {
+        switch (c) {
+        case 'm': model_dir = optarg; break;
+        case 't': tokens = optarg; break;
+        case 'r':
+            if (cli_parse_long("bench forward", "--repeat", optarg, 1, 1000, &repeat))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'j':
+            if (cli_parse_long("bench forward", "--threads", optarg, 1, 256, &threads))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'h': cli_print_usage(forward_usage); return CLI_EXIT_OK;
+        default: return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("bench forward", "unexpected argument '%s'", argv[optind]);
+
+    long lens[16];
+    size_t n_lens = 0;
+    for (const char *p = tokens; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 1000000 || (*end && *end != ',') || n_lens == 16)
+            return cli_usage_error("bench forward",
+                                   "--tokens: '%s' is not a list of lengths in 1..1000000", tokens);
+        lens[n_lens++] = v;
+        p = *end ? end + 1 : end;
+    }
+    if (n_lens == 0)
+        return cli_usage_error("bench forward", "--tokens: no lengths");
+
+    if (threads > 0)
+        openblas_set_num_threads((int)threads);
+    threads = openblas_get_num_threads();
+
+    /* The default model when present, else random weights of its size. */
+    char def[4096];
+    struct stat sb;
+    if (!model_dir) {
+        snprintf(def, sizeof def, "%s/model", cli_data_dir());
+        char cfg[4200];
+        snprintf(cfg, sizeof cfg, "%s/config.json", def);
+        if (stat(cfg, &sb) == 0)
+            model_dir = def;
+    }
+    DrrlError err;
+    drrl_error_clear(&err);
+    Model *m = NULL;
+    if (model_dir) {
+        if (model_load(model_dir, &m, &err) != DRRL_OK)
+            return cli_fail(&err);
+    } else if (random_model(&m)) {
+        return CLI_EXIT_FAIL;
+    }
+    const ModelConfig *cf = &m->cfg;
+    for (size_t i = 0; i < n_lens; i++)
+        if (cf->arch == MODEL_ARCH_GPT2 && lens[i] > cf->n_ctx) {
+            model_free(m);
+            return cli_usage_error("bench forward", "--tokens: %ld exceeds the model's %d positions",
+                                   lens[i], cf->n_ctx);
+        }
+
+    printf("drrl bench forward: exact full-sequence forward pass, logits included\n");
+    printf("model    %s: %s, d_model %d, %d layers, %d heads (%d kv), head_dim %d, d_ff %d, "
+           "vocab %d\n",
+           model_dir ? model_dir : "random weights", cf->arch_name, cf->d_model, cf->n_layer,
+           cf->n_head, cf->n_kv_head, cf->head_dim, cf->d_ff, cf->vocab);
+    printf("threads  %ld (OpenBLAS and attention workers)\n", threads);
+    printf("%-8s %10s %12s %6s\n", "T", "median_s", "tokens_per_s", "runs");
+    fflush(stdout);
+
+    int rc = CLI_EXIT_OK;
+    for (size_t li = 0; li < n_lens && rc == CLI_EXIT_OK; li++) {
+        size_t T = (size_t)lens[li];
+        int32_t *ids = malloc(T * sizeof *ids);
+        float *logits = malloc(T * (size_t)cf->vocab * sizeof *logits);
+        double *times = malloc((size_t)repeat * sizeof *times);
+        Forward *f = NULL;
+        if (!ids || !logits || !times) {
+            rc = cli_error(CLI_EXIT_FAIL, "out of memory for %zu tokens", T);
+        } else if (forward_new(m, T, (int)threads, &f, &err) != DRRL_OK) {
+            rc = cli_fail(&err);
+        } else {
+            uint32_t s = 12345;
+            for (size_t i = 0; i < T; i++) {
+                s = s * 1664525u + 1013904223u;
+                ids[i] = (int32_t)((s >> 8) % (uint32_t)cf->vocab);
+            }
+            for (long r = -1; r < repeat && rc == CLI_EXIT_OK; r++) {
+                forward_reset(f);
+                double t0 = bench_now_s();
+                if (forward_tokens(f, ids, T, logits, NULL, &err) != DRRL_OK)
+                    rc = cli_fail(&err);
+                double dt = bench_now_s() - t0;
+                if (r >= 0)
+                    times[r] = dt; /* run -1 is the warm-up */
+            }
+            if (rc == CLI_EXIT_OK) {
+                double med = bench_median(times, (int)repeat);
+                printf("%-8zu %10.4f %12.1f %6ld\n", T, med, (double)T / med, repeat);
+                fflush(stdout);
+            }
+        }
+        forward_free(f);
+        free(ids);
+        free(logits);
+        free(times);
+    }
+    model_free(m);
+    return rc;
+}

@@ -1,0 +1,393 @@
+/* cmd_eval.c: `drrl eval`: language-model quality and cost of attention
+ * methods over consecutive windows of a text. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/attn_cli.h"
+#include "eval/bootstrap.h"
+#include "cli/cli.h"
+#include "cmd/commands.h"
+#include "run/session.h"
+
+static const char usage[] =
+    "usage: drrl eval [--model DIR] --data FILE --seq-len N --methods LIST [--csv F]\n"
+    "                 [--windows K] [options]\n"
+    "\n"
+    "Cut the text into consecutive windows of N tokens and run every window with\n"
+    "each method. Report bits per byte and perplexity over every predicted token,\n"
+    "executed FLOPs (attention core and whole model) against exact, wall time,\n"
+    "mean fidelity and bound violations: a table on stdout, and with --csv one\n"
+    "row per method. A progress bar shows on a terminal.\n"
+    "\n"
+    "  --model DIR       model directory (default: the data directory's model)\n"
+    "  --data FILE       the text\n"
+    "  --seq-len N       tokens per window (>= 2)\n"
+    "  --methods LIST    comma-separated method specs, e.g. full,fixed:16,energy:0.9\n"
+    "  --windows K       use at most the first K windows (default: all)\n"
+    "  --csv F           write the results as CSV to F ('-' = stdout)\n"
+    "  --segment T, --seed N, --rank-min R, --rank-step S, --eps E, --rot-tol X,\n"
+    "  --no-exact        as for drrl run (--method is replaced by --methods)\n"
+    "  --threads N       attention worker threads\n"
+    "  --ablations       after each drrl method, run it without RL (fixed rank at\n"
+    "                    its mean rank), without the safety mask, and with the\n"
+    "                    policy trained with beta = 0 (--beta0-policy)\n"
+    "  --beta0-policy F  the beta = 0 policy (default DATA/policy-beta0.safetensors)\n"
+    "  --boot B          bootstrap resamples for the 95% CIs (default 2000)\n"
+    "\n"
+    "With a 'full' method in the list, each other method gets the paired\n"
+    "bootstrap 95% confidence interval (over windows, seeded by --seed) of its\n"
+    "loss difference against exact: the dloss column (nats per token), and CSV\n"
+    "columns loss_diff[_lo,_hi] and bpb_diff[_lo,_hi].\n"
+    "  -h, --help        show this help\n";
+
+typedef struct Row {
+    char method[METHOD_SPEC_MAX];
+    double tokens, nll, nll_n, bytes;
+    double fe, fx, afe, afx, fid_sum, fid_rows, wall;
+    int64_t viol;
+    int measured;
+    double *win_nll, *win_cnt, *win_bytes; /* (n_win) per-window sums, for the CI */
+    size_t n_win;
+    double rank_sum, rank_n; /* ranks of decisions after the first segment */
+    double eps;              /* safety threshold for this row (ablation: +inf) */
+    int norl_of;             /* >= 0: fixed rank at the mean rank of row norl_of */
+    int has_ci;
+    BootstrapCI dloss, dbpb;
+} Row;
+
+/* Mean rank of a drrl run (for the no-RL ablation): a sink over the records
+ * of segments after the first (the first is exact for every method). */
+static DrrlStatus rank_sink_put(TraceSink *self, const TraceRecord *rec, DrrlError *err)
+{
+    (void)err;
+    Row *row = self->ctx;
+    if (rec->segment > 0)
+        row->rank_sum += rec->rank, row->rank_n += 1.0;
+    return DRRL_OK;
+}
+
+/* Add the three ablations of drrl method ms[i] at the end of ms/rows. */
+static int add_ablations(Method *ms, Row *rows, int *n, int i, const char *beta0, double eps)
+{
+    if (*n + 3 > 64)
+        return cli_usage_error("eval", "--methods: at most 64 methods with --ablations");
+    const char *at = strchr(ms[i].policy, '@');
+    char spec[METHOD_SPEC_MAX + 32];
+    DrrlError err;
+    int k = *n;
+    /* without RL: fixed:R, R resolved after row i ran */
+    ms[k] = ms[i], rows[k].eps = eps, rows[k].norl_of = i;
+    snprintf(rows[k].method, sizeof rows[k].method, "%.200s no-RL", ms[i].spec);
+    /* without the perturbation mask: no rank is ever unsafe */
+    ms[k + 1] = ms[i], rows[k + 1].eps = INFINITY, rows[k + 1].norl_of = -1;
+    snprintf(rows[k + 1].method, sizeof rows[k + 1].method, "%.200s no-mask", ms[i].spec);
+    /* without the FLOP term: the policy trained with beta = 0, same budget */
+    if (snprintf(spec, sizeof spec, "drrl:%s%s", beta0, at ? at : "") >= METHOD_SPEC_MAX ||
+        method_parse(spec, &ms[k + 2], &err) != DRRL_OK)
+        return cli_usage_error("eval", "--beta0-policy: %s: bad policy path", beta0);
+    rows[k + 2].eps = eps, rows[k + 2].norl_of = -1;
+    snprintf(rows[k + 2].method, sizeof rows[k + 2].method, "%.200s beta=0", ms[i].spec);
+    *n = k + 3;
+    return 0;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, 'm'},   {"data", required_argument, 0, 'd'},
+        {"seq-len", required_argument, 0, 'n'}, {"methods", required_argument, 0, 'M'},
+        {"csv", required_argument, 0, 'c'},     {"windows", required_argument, 0, 'w'},
+        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+        {"ablations", no_argument, 0, 'A'},     {"beta0-policy", required_argument, 0, 'P'},
+        {"boot", required_argument, 0, 'B'},
+        ATTN_CLI_LONGOPTS,                      {0, 0, 0, 0},
+    };
+    AttnCoreConfig cfg;
+    attn_core_config_default(&cfg);
+    const char *model = NULL, *data = NULL, *methods = NULL, *csv = NULL;
+    const char *beta0 = NULL;
+    long seq_len = 0, windows = 0, threads = 0, n_boot = BOOTSTRAP_DEFAULT_B;
+    int ablations = 0;
+    int c, r;
+    while ((c = cli_getopt("eval", argc, argv, "h", longopts)) != -1) {
+        if (c == ATTN_CLI_OPT_METHOD)
+            return cli_usage_error("eval", "use --methods LIST");
+        if ((r = attn_cli_option("eval", c, optarg, &cfg)) != 0) {
+            if (r < 0)
+                return CLI_EXIT_USAGE;
+            continue;
+        }
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'd': data = optarg; break;
+        case 'M': methods = optarg; break;
+        case 'c': csv = optarg; break;
+        case 'n':
+            if (cli_parse_long("eval", "--seq-len", optarg, 2, 1L << 30, &seq_len))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'w':
+            if (cli_parse_long("eval", "--windows", optarg, 1, 1L << 30, &windows))
+                return CLI_EXIT_USAGE;
+            break;
+        case 't':
+            if (cli_parse_long("eval", "--threads", optarg, 1, 256, &threads))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'A': ablations = 1; break;
+        case 'P': beta0 = optarg; break;
+        case 'B':
+            if (cli_parse_long("eval", "--boot", optarg, 1, 1000000, &n_boot))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
+        default: return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("eval", "unexpected argument '%s'", argv[optind]);
+    if (!data || !seq_len || !methods)
+        return cli_usage_error("eval", "--data FILE, --seq-len N and --methods LIST are required");
+    /* parse every method first: a bad one is a usage error before any work */
+    Method ms[64];
+    static Row rows_buf[64];
+    Row *rows = rows_buf;
+    memset(rows_buf, 0, sizeof rows_buf);
+    int n_methods = 0;
+    DrrlError err;
+    {
+        char *list = strdup(methods), *save = NULL;
+        if (!list)
+            return cli_error(CLI_EXIT_FAIL, "out of memory");
+        for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            if (n_methods == 64) {
+                free(list);
+                return cli_usage_error("eval", "--methods: at most 64 methods");
+            }
+            if (method_parse(tok, &ms[n_methods], &err) != DRRL_OK) {
+                free(list);
+                return cli_usage_error("eval", "%s", err.msg);
+            }
+            attn_cli_resolve_method(&ms[n_methods]);
+            rows[n_methods].eps = cfg.eps, rows[n_methods].norl_of = -1;
+            snprintf(rows[n_methods].method, sizeof rows[n_methods].method, "%s",
+                     ms[n_methods].spec);
+            n_methods++;
+        }
+        free(list);
+        if (!n_methods)
+            return cli_usage_error("eval", "--methods: no method given");
+    }
+    char b0[METHOD_SPEC_MAX];
+    if (ablations) {
+        if (!beta0) {
+            snprintf(b0, sizeof b0, "%s/policy-beta0.safetensors", cli_data_dir());
+            beta0 = b0;
+        }
+        if (access(beta0, R_OK) != 0)
+            return cli_error(CLI_EXIT_USAGE, "%s: cannot read the beta = 0 policy: %s (train it "
+                             "with drrl train-policy --beta 0, or give --beta0-policy)",
+                             beta0, strerror(errno));
+        int n0 = n_methods;
+        for (int i = 0; i < n0; i++)
+            if (ms[i].kind == METHOD_DRRL && (r = add_ablations(ms, rows, &n_methods, i, beta0,
+                                                                cfg.eps)))
+                return r;
+        if (n_methods == n0)
+            return cli_usage_error("eval", "--ablations needs a drrl method in --methods");
+    }
+    char *text;
+    size_t tlen;
+    if ((r = cli_read_file(data, &text, &tlen)))
+        return r;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    int rc = CLI_EXIT_OK;
+    Session *s = NULL;
+    for (int mi = 0; mi < n_methods && rc == CLI_EXIT_OK; mi++) {
+        cfg.method = ms[mi];
+        cfg.eps = rows[mi].eps;
+        if (rows[mi].norl_of >= 0) {
+            /* no-RL ablation: the fixed rank nearest the drrl run's mean rank */
+            const Row *p = &rows[rows[mi].norl_of];
+            long rk = p->rank_n > 0 ? lround(p->rank_sum / p->rank_n) : 0;
+            cfg.method.kind = METHOD_FIXED, cfg.method.rank = (int32_t)(rk < 1 ? 1 : rk);
+            snprintf(cfg.method.spec, sizeof cfg.method.spec, "fixed:%d", (int)cfg.method.rank);
+            snprintf(rows[mi].method, sizeof rows[mi].method, "%.200s no-RL=fixed:%d",
+                     ms[rows[mi].norl_of].spec, (int)cfg.method.rank);
+        }
+        if (session_open(attn_cli_model_dir(model), &cfg, (int)threads, &s, &err) != DRRL_OK) {
+            rc = cli_fail(&err);
+            break;
+        }
+        attn_cli_warn(s);
+        if (ablations && cfg.method.kind == METHOD_DRRL &&
+            session_add_sink(s, (TraceSink){rank_sink_put, &rows[mi]}, &err) != DRRL_OK) {
+            rc = cli_fail(&err);
+            break;
+        }
+        if (!ids) {
+            if (!session_tokenizer(s)) {
+                rc = cli_error(CLI_EXIT_USAGE, "%s: the model has no tokenizer",
+                               attn_cli_model_dir(model));
+                break;
+            }
+            if (tokenizer_encode(session_tokenizer(s), text, tlen, &ids, &n_ids, &err)) {
+                rc = cli_fail(&err);
+                break;
+            }
+            if (n_ids < (size_t)seq_len) {
+                rc = cli_error(CLI_EXIT_USAGE, "%s: %zu tokens, fewer than one window of %ld",
+                               data, n_ids, seq_len);
+                break;
+            }
+        }
+        size_t n_win = n_ids / (size_t)seq_len;
+        if (windows && (size_t)windows < n_win)
+            n_win = (size_t)windows;
+        Row *row = &rows[mi];
+        char label[64];
+        snprintf(label, sizeof label, "%.63s", row->method);
+        row->n_win = n_win;
+        row->win_nll = calloc(n_win, sizeof *row->win_nll);
+        row->win_cnt = calloc(n_win, sizeof *row->win_cnt);
+        row->win_bytes = calloc(n_win, sizeof *row->win_bytes);
+        if (!row->win_nll || !row->win_cnt || !row->win_bytes) {
+            rc = cli_error(CLI_EXIT_FAIL, "out of memory");
+            break;
+        }
+        for (size_t w = 0; w < n_win && rc == CLI_EXIT_OK; w++) {
+            const int32_t *wid = ids + w * (size_t)seq_len;
+            if (session_set_ids(s, wid, (size_t)seq_len, &err) ||
+                session_advance(s, (size_t)seq_len, NULL, &err)) {
+                attn_cli_progress_end();
+                rc = cli_fail(&err);
+                break;
+            }
+            AttnSummary sum;
+            attn_cli_summary(s, &sum);
+            row->tokens += (double)sum.tokens;
+            row->nll += session_nll_sum(s);
+            row->nll_n += (double)session_nll_count(s);
+            row->win_nll[w] = session_nll_sum(s);
+            row->win_cnt[w] = (double)session_nll_count(s);
+            for (size_t t = 1; t < (size_t)seq_len; t++) {
+                size_t bl = 0;
+                tokenizer_token_bytes(session_tokenizer(s), wid[t], &bl);
+                row->bytes += (double)bl;
+                row->win_bytes[w] += (double)bl * log(2.0);
+            }
+            row->fe += sum.flops_executed, row->fx += sum.flops_exact;
+            row->afe += sum.attn_flops_executed, row->afx += sum.attn_flops_exact;
+            const AttnCoreStats *st = attn_core_stats(session_core(s));
+            row->fid_sum += st->fidelity_sum, row->fid_rows += (double)st->rows;
+            row->viol += st->violations;
+            row->measured = cfg.measure;
+            row->wall += sum.wall_s;
+            attn_cli_progress(label, w + 1, n_win);
+        }
+        attn_cli_progress_end();
+        session_free(s);
+        s = NULL;
+    }
+    session_free(s);
+    free(text);
+    free(ids);
+    if (rc != CLI_EXIT_OK) {
+        for (int mi = 0; mi < n_methods; mi++)
+            free(rows[mi].win_nll), free(rows[mi].win_cnt), free(rows[mi].win_bytes);
+        return rc;
+    }
+    /* paired bootstrap CIs against the first exact row */
+    int ref = -1;
+    for (int mi = 0; mi < n_methods && ref < 0; mi++)
+        if (ms[mi].kind == METHOD_FULL)
+            ref = mi;
+    for (int mi = 0; ref >= 0 && mi < n_methods; mi++) {
+        Row *w = &rows[mi], *e = &rows[ref];
+        if (mi == ref || w->n_win != e->n_win)
+            continue;
+        uint64_t seed = BOOTSTRAP_DEFAULT_SEED + cfg.seed;
+        if (bootstrap_paired(w->win_nll, e->win_nll, w->win_cnt, w->n_win, (int)n_boot, 0.95,
+                             seed, &w->dloss, &err) != DRRL_OK ||
+            bootstrap_paired(w->win_nll, e->win_nll, w->win_bytes, w->n_win, (int)n_boot, 0.95,
+                             seed, &w->dbpb, &err) != DRRL_OK) {
+            rc = cli_fail(&err);
+            break;
+        }
+        w->has_ci = 1;
+    }
+    for (int mi = 0; mi < n_methods; mi++)
+        free(rows[mi].win_nll), free(rows[mi].win_cnt), free(rows[mi].win_bytes);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    int mw = 16;
+    for (int mi = 0; mi < n_methods; mi++)
+        if ((int)strlen(rows[mi].method) > mw)
+            mw = (int)strlen(rows[mi].method);
+    printf("%-*s %8s %9s %8s %10s %9s %9s %9s %6s %9s", mw, "method", "tokens", "loss", "bpb",
+           "ppl", "attn-sav", "savings", "fidelity", "viol", "wall-s");
+    if (ref >= 0)
+        printf(" %s", "dloss [95% CI]");
+    printf("\n");
+    for (int mi = 0; mi < n_methods; mi++) {
+        Row *w = &rows[mi];
+        double loss = w->nll / w->nll_n, bpb = w->nll / log(2.0) / w->bytes;
+        double fid = w->fid_rows > 0 ? w->fid_sum / w->fid_rows : NAN;
+        printf("%-*s %8.0f %9.5f %8.5f %10.4f %8.2f%% %8.2f%% ", mw, w->method, w->tokens,
+               loss, bpb, exp(loss), 100.0 * (1.0 - w->afe / w->afx), 100.0 * (1.0 - w->fe / w->fx));
+        if (w->measured)
+            printf("%9.6f %6lld", fid, (long long)w->viol);
+        else
+            printf("%9s %6s", "-", "-");
+        printf(" %9.3f", w->wall);
+        if (w->has_ci)
+            printf(" %+.5f [%+.5f, %+.5f]", w->dloss.estimate, w->dloss.lo, w->dloss.hi);
+        printf("\n");
+    }
+    if (csv) {
+        FILE *f = strcmp(csv, "-") == 0 ? stdout : fopen(csv, "w");
+        if (!f) {
+            return cli_error(CLI_EXIT_USAGE, "%s: cannot create: %s", csv, strerror(errno));
+        }
+        fprintf(f, "method,seq_len,tokens,loss,bpb,ppl,flops_exact,flops_executed,savings,"
+                   "attn_flops_exact,attn_flops_executed,attn_savings,fidelity,"
+                   "bound_violations,wall_s,loss_diff,loss_diff_lo,loss_diff_hi,bpb_diff,"
+                   "bpb_diff_lo,bpb_diff_hi,mean_rank\n");
+        for (int mi = 0; mi < n_methods; mi++) {
+            Row *w = &rows[mi];
+            double loss = w->nll / w->nll_n;
+            fprintf(f, "%s,%ld,%.0f,%.9g,%.9g,%.9g,%.17g,%.17g,%.9g,%.17g,%.17g,%.9g,", w->method,
+                    seq_len, w->tokens, loss, w->nll / log(2.0) / w->bytes, exp(loss), w->fx,
+                    w->fe, 1.0 - w->fe / w->fx, w->afx, w->afe, 1.0 - w->afe / w->afx);
+            if (w->measured && w->fid_rows > 0)
+                fprintf(f, "%.9g,%lld,", w->fid_sum / w->fid_rows, (long long)w->viol);
+            else
+                fprintf(f, ",,");
+            fprintf(f, "%.6f,", w->wall);
+            if (w->has_ci)
+                fprintf(f, "%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,", w->dloss.estimate, w->dloss.lo,
+                        w->dloss.hi, w->dbpb.estimate, w->dbpb.lo, w->dbpb.hi);
+            else
+                fprintf(f, ",,,,,,");
+            if (w->rank_n > 0)
+                fprintf(f, "%.4f\n", w->rank_sum / w->rank_n);
+            else
+                fprintf(f, "\n");
+        }
+        int bad = ferror(f);
+        bad |= f == stdout ? fflush(f) != 0 : fclose(f) != 0;
+        if (bad) {
+            return cli_error(CLI_EXIT_FAIL, "%s: write error", csv);
+        }
+    }
+    if (fflush(stdout) != 0)
+        return cli_error(CLI_EXIT_FAIL, "standard output: write error");
+    return CLI_EXIT_OK;
+}

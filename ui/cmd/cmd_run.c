@@ -1,0 +1,203 @@
+/* cmd_run.c: `drrl run`: one forward pass over N tokens with an attention
+ * method, then a summary (and --summary-json). */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/attn_cli.h"
+#include "cli/cli.h"
+#include "cmd/commands.h"
+#include "run/session.h"
+#include "cli/signals.h"
+#include "cli/trace_cli.h"
+
+static const char usage[] =
+    "usage: drrl run [--model DIR] (--text FILE | --prompt S | --ids-file F) [--seq-len N]\n"
+    "                [--offset BYTES] [--method SPEC] [--segment T] [--seed N]\n"
+    "                [--summary-json F] [options]\n"
+    "\n"
+    "Run the model over N tokens with an attention method and print a summary:\n"
+    "tokens, exact and executed FLOPs (attention core and whole model), savings,\n"
+    "mean fidelity (cosine of head outputs against exact attention), bound\n"
+    "violations (must be 0), loss and wall time.\n"
+    "\n"
+    "  --model DIR       model directory (default: the data directory's model)\n"
+    "  --text FILE       input text ('-' = standard input)\n"
+    "  --prompt S        input string\n"
+    "  --ids-file F      token ids, separated by whitespace or commas\n"
+    "  --seq-len N       use the first N tokens (default: all)\n"
+    "  --offset BYTES    start reading --text at this byte offset\n" ATTN_CLI_USAGE
+    "  --summary-json F  also write the summary as a JSON object to F ('-' = stdout)\n"
+    TRACE_CLI_USAGE
+    "  --threads N       attention worker threads (default: as OpenBLAS)\n"
+    "  -h, --help        show this help\n";
+
+/* A number for JSON: non-finite values become null. */
+static void json_num(FILE *f, const char *key, double v, int last)
+{
+    if (isfinite(v))
+        fprintf(f, "  \"%s\": %.17g%s\n", key, v, last ? "" : ",");
+    else
+        fprintf(f, "  \"%s\": null%s\n", key, last ? "" : ",");
+}
+
+static int write_json(const char *path, const AttnSummary *s)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
+    if (!f)
+        return cli_error(CLI_EXIT_USAGE, "%s: cannot create: %s", path, strerror(errno));
+    fprintf(f, "{\n  \"tokens\": %lld,\n", (long long)s->tokens);
+    json_num(f, "flops_exact", s->flops_exact, 0);
+    json_num(f, "flops_executed", s->flops_executed, 0);
+    json_num(f, "attn_flops_exact", s->attn_flops_exact, 0);
+    json_num(f, "attn_flops_executed", s->attn_flops_executed, 0);
+    json_num(f, "savings", s->savings, 0);
+    json_num(f, "attn_savings", s->attn_savings, 0);
+    json_num(f, "fidelity", s->fidelity, 0);
+    if (s->bound_violations >= 0)
+        fprintf(f, "  \"bound_violations\": %lld,\n", (long long)s->bound_violations);
+    else
+        fprintf(f, "  \"bound_violations\": null,\n");
+    json_num(f, "wall_s", s->wall_s, 1);
+    fprintf(f, "}\n");
+    int bad = ferror(f);
+    if (f != stdout)
+        bad |= fclose(f) != 0;
+    else
+        bad |= fflush(f) != 0;
+    if (bad)
+        return cli_error(CLI_EXIT_FAIL, "%s: write error", path);
+    return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, 'm'},
+        {"text", required_argument, 0, 'f'},
+        {"prompt", required_argument, 0, 'p'},
+        {"ids-file", required_argument, 0, 'i'},
+        {"seq-len", required_argument, 0, 'n'},
+        {"offset", required_argument, 0, 'o'},
+        {"summary-json", required_argument, 0, 'j'},
+        {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},
+        ATTN_CLI_LONGOPTS,
+        TRACE_CLI_LONGOPTS,
+        {0, 0, 0, 0},
+    };
+    AttnCoreConfig cfg;
+    attn_core_config_default(&cfg);
+    const char *model = NULL, *text = NULL, *prompt = NULL, *idsf = NULL, *json = NULL;
+    long seq_len = 0, offset = 0, threads = 0;
+    int c, r;
+    TraceCli tc = {0};
+    while ((c = cli_getopt("run", argc, argv, "h", longopts)) != -1) {
+        if (trace_cli_option(&tc, c))
+            continue;
+        if ((r = attn_cli_option("run", c, optarg, &cfg)) != 0) {
+            if (r < 0)
+                return CLI_EXIT_USAGE;
+            continue;
+        }
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'f': text = optarg; break;
+        case 'p': prompt = optarg; break;
+        case 'i': idsf = optarg; break;
+        case 'j': json = optarg; break;
+        case 'n':
+            if (cli_parse_long("run", "--seq-len", optarg, 1, 1L << 30, &seq_len))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'o':
+            if (cli_parse_long("run", "--offset", optarg, 0, 1L << 40, &offset))
+                return CLI_EXIT_USAGE;
+            break;
+        case 't':
+            if (cli_parse_long("run", "--threads", optarg, 1, 256, &threads))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
+        default: return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
+    if (!!text + !!prompt + !!idsf != 1)
+        return cli_usage_error("run", "give exactly one of --text FILE, --prompt S, --ids-file F");
+    Session *s;
+    DrrlError err;
+    if (session_open(attn_cli_model_dir(model), &cfg, (int)threads, &s, &err) != DRRL_OK)
+        return cli_fail(&err);
+    attn_cli_warn(s);
+    if ((r = attn_cli_set_input("run", s, text, prompt, idsf, offset, seq_len))) {
+        session_free(s);
+        return r;
+    }
+    if ((r = trace_cli_start(&tc, "run", s, &cfg))) {
+        session_free(s);
+        return r;
+    }
+    signals_catch(); /* Ctrl-C: stop between chunks, keep the trace */
+    /* Run in segment-sized calls, with a progress bar on a terminal. */
+    size_t total = session_len(s), done = 0;
+    while (session_pos(s) < total) {
+        size_t chunk = (size_t)cfg.segment * 4;
+        if (signals_caught()) {
+            attn_cli_progress_end();
+            r = trace_cli_interrupted(&tc, "run");
+            signals_restore();
+            session_free(s);
+            return r;
+        }
+        if (session_advance(s, chunk, &done, &err) != DRRL_OK) {
+            attn_cli_progress_end();
+            trace_cli_finish(&tc, 1); /* the rows so far stay a valid trace */
+            signals_restore();
+            session_free(s);
+            return cli_fail(&err);
+        }
+        attn_cli_progress("run", session_pos(s), total);
+    }
+    attn_cli_progress_end();
+    signals_restore();
+    if ((r = trace_cli_finish(&tc, 0))) {
+        session_free(s);
+        return r;
+    }
+    AttnSummary sum;
+    attn_cli_summary(s, &sum);
+    if (!json || strcmp(json, "-") != 0) {
+        printf("method            %s\n", attn_core_method(session_core(s)));
+        printf("tokens            %lld\n", (long long)sum.tokens);
+        printf("flops exact       %.6g (attention core %.6g)\n", sum.flops_exact,
+               sum.attn_flops_exact);
+        printf("flops executed    %.6g (attention core %.6g)\n", sum.flops_executed,
+               sum.attn_flops_executed);
+        printf("savings           %.2f%% (attention core %.2f%%)\n", 100.0 * sum.savings,
+               100.0 * sum.attn_savings);
+        if (isfinite(sum.fidelity))
+            printf("fidelity          %.6f\n", sum.fidelity);
+        else
+            printf("fidelity          not measured (--no-exact)\n");
+        if (sum.bound_violations >= 0)
+            printf("bound violations  %lld\n", (long long)sum.bound_violations);
+        else
+            printf("bound violations  not checked (--no-exact)\n");
+        if (isfinite(sum.loss))
+            printf("loss              %.6f nats/token (perplexity %.4g)\n", sum.loss,
+                   exp(sum.loss));
+        printf("wall time         %.3f s\n", sum.wall_s);
+    }
+    session_free(s);
+    if (json && (r = write_json(json, &sum)))
+        return r;
+    if (fflush(stdout) != 0)
+        return cli_error(CLI_EXIT_FAIL, "standard output: write error");
+    return CLI_EXIT_OK;
+}

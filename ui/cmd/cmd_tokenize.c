@@ -1,0 +1,182 @@
+/* cmd_tokenize.c: `drrl tokenize`: text to token ids (and back) with a
+ * model's tokenizer. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "cmd/commands.h"
+#include "model/tokenizer.h"
+
+static const char usage[] =
+    "usage: drrl tokenize (--model DIR | --tokenizer DIR) (--text FILE | --prompt S) [--pieces]\n"
+    "       drrl tokenize (--model DIR | --tokenizer DIR) --decode IDS\n"
+    "\n"
+    "Print the token ids of a text on one line, separated by single spaces.\n"
+    "\n"
+    "  --model DIR       a model directory: its tokenizer.json, or vocab.json and\n"
+    "                    merges.txt (GPT-2 byte-level BPE), or byte-level for\n"
+    "                    drrl's own models (config.json needed)\n"
+    "  --tokenizer DIR   a directory holding only tokenizer files\n"
+    "  --text FILE       encode the file's bytes exactly, newlines included\n"
+    "                    ('-' reads standard input)\n"
+    "  --prompt S        encode the string S\n"
+    "  --pieces          print one token a line: id, a tab, and the token's text\n"
+    "                    (control characters and partial UTF-8 escaped)\n"
+    "  --decode IDS      print the bytes of the ids IDS (separated by commas or\n"
+    "                    whitespace) instead\n"
+    "  -h, --help        show this help\n";
+
+/* Parse ids separated by commas and/or whitespace. */
+static int parse_ids(const char *s, int32_t **ids, size_t *n)
+{
+    size_t cap = 16, k = 0;
+    int32_t *v = malloc(cap * sizeof *v);
+    if (!v)
+        return cli_error(CLI_EXIT_FAIL, "out of memory");
+    const char *p = s;
+    size_t index = 0;
+    for (;;) {
+        while (*p == ',' || *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+            p++;
+        if (!*p)
+            break;
+        index++;
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || errno || x < 0 || x > INT32_MAX ||
+            (*end && *end != ',' && *end != ' ' && *end != '\t' && *end != '\n' && *end != '\r')) {
+            free(v);
+            return cli_usage_error("tokenize", "--decode: id %zu ('%.20s') is not an integer in 0..%ld",
+                                   index, p, (long)INT32_MAX);
+        }
+        if (k == cap) {
+            int32_t *q = realloc(v, 2 * cap * sizeof *v);
+            if (!q) {
+                free(v);
+                return cli_error(CLI_EXIT_FAIL, "out of memory");
+            }
+            v = q;
+            cap *= 2;
+        }
+        v[k++] = (int32_t)x;
+        p = end;
+    }
+    *ids = v;
+    *n = k;
+    return 0;
+}
+
+static int finish_output(void)
+{
+    if (fflush(stdout) != 0 || ferror(stdout))
+        return cli_error(CLI_EXIT_FAIL, "standard output: write error: %s", strerror(errno));
+    return CLI_EXIT_OK;
+}
+
+int cmd_tokenize(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, 'm'},  {"tokenizer", required_argument, 0, 't'},
+        {"text", required_argument, 0, 'f'},   {"prompt", required_argument, 0, 'p'},
+        {"pieces", no_argument, 0, 'P'},       {"decode", required_argument, 0, 'd'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+    };
+    const char *model = NULL, *tokdir = NULL, *text = NULL, *prompt = NULL, *decode = NULL;
+    int pieces = 0, c;
+    while ((c = cli_getopt("tokenize", argc, argv, "h", longopts)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 't': tokdir = optarg; break;
+        case 'f': text = optarg; break;
+        case 'p': prompt = optarg; break;
+        case 'P': pieces = 1; break;
+        case 'd': decode = optarg; break;
+        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
+        default: return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("tokenize", "unexpected argument '%s'", argv[optind]);
+    if (!model == !tokdir)
+        return cli_usage_error("tokenize", "give exactly one of --model DIR and --tokenizer DIR");
+    if ((text != NULL) + (prompt != NULL) + (decode != NULL) != 1)
+        return cli_usage_error("tokenize", "give exactly one of --text FILE, --prompt S and --decode IDS");
+    if (decode && pieces)
+        return cli_usage_error("tokenize", "--pieces goes with --text or --prompt, not --decode");
+
+    DrrlError err;
+    drrl_error_clear(&err);
+    const char *dir = model ? model : tokdir;
+    if (model) {
+        /* A model directory has a config.json; say so before anything else. */
+        char cfg[4096];
+        struct stat st;
+        int n = snprintf(cfg, sizeof cfg, "%s/config.json", model);
+        if (n > 0 && (size_t)n < sizeof cfg && stat(model, &st) == 0 && S_ISDIR(st.st_mode) &&
+            stat(cfg, &st) != 0)
+            return cli_error(CLI_EXIT_USAGE,
+                             "%s: not found (is %s a model directory? --tokenizer takes a "
+                             "directory of tokenizer files only)",
+                             cfg, model);
+    }
+    Tokenizer *tok = NULL;
+    if (tokenizer_load_dir(dir, -1, &tok, &err))
+        return cli_fail(&err);
+
+    int rc = CLI_EXIT_OK;
+    if (decode) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        char *bytes = NULL;
+        size_t len = 0;
+        rc = parse_ids(decode, &ids, &n);
+        if (rc == 0 && tokenizer_decode(tok, ids, n, &bytes, &len, &err))
+            rc = cli_fail(&err);
+        if (rc == 0) {
+            fwrite(bytes, 1, len, stdout);
+            rc = finish_output();
+        }
+        free(ids);
+        free(bytes);
+        tokenizer_free(tok);
+        return rc;
+    }
+
+    char *buf = NULL;
+    size_t len = 0;
+    if (text) {
+        rc = cli_read_file(text, &buf, &len);
+    } else {
+        len = strlen(prompt);
+        buf = malloc(len + 1);
+        if (buf)
+            memcpy(buf, prompt, len + 1);
+        else
+            rc = cli_error(CLI_EXIT_FAIL, "out of memory");
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (rc == 0 && tokenizer_encode(tok, buf, len, &ids, &n, &err))
+        rc = cli_fail(&err);
+    if (rc == 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (pieces)
+                printf("%ld\t%s\n", (long)ids[i], tokenizer_token_text(tok, ids[i]));
+            else
+                printf(i ? " %ld" : "%ld", (long)ids[i]);
+        }
+        if (!pieces)
+            putchar('\n');
+        rc = finish_output();
+    }
+    free(ids);
+    free(buf);
+    tokenizer_free(tok);
+    return rc;
+}

@@ -1,0 +1,135 @@
+/* main.c: the drrl command's dispatcher (git-style subcommands). */
+#include "config.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cmd/commands.h"
+
+typedef struct Command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} Command;
+
+/* Command names are C identifiers in the table; '_' shows as '-'
+ * (train_lm is `drrl train-lm`). */
+static const Command commands[] = {
+#define X(name, summary) {#name, summary, cmd_##name},
+    DRRL_COMMANDS(X)
+#undef X
+};
+static const size_t n_commands = sizeof commands / sizeof commands[0];
+
+/* Compare a typed name with a table name, '-' in the typed one matching '_'. */
+static int name_matches(const char *typed, const char *table)
+{
+    for (; *typed && *table; typed++, table++)
+        if (*typed != *table && !(*typed == '-' && *table == '_'))
+            return 0;
+    return *typed == *table;
+}
+
+static const Command *find_command(const char *name)
+{
+    for (size_t i = 0; i < n_commands; i++)
+        if (name_matches(name, commands[i].name))
+            return &commands[i];
+    return NULL;
+}
+
+/* The user-facing spelling of a command name ('_' -> '-'). */
+static const char *display_name(const char *table, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", table);
+    for (char *p = buf; *p; p++)
+        if (*p == '_')
+            *p = '-';
+    return buf;
+}
+
+static void print_help(void)
+{
+    printf("usage: drrl [--help] [--version] <command> [<args>]\n"
+           "\n"
+           "drrl: a terminal debugger and explorer for dynamic low-rank attention\n"
+           "(DR-RL) in transformer language models.\n"
+           "\n"
+           "Commands:\n");
+    for (size_t i = 0; i < n_commands; i++) {
+        char buf[64];
+        printf("  %-13s %s\n", display_name(commands[i].name, buf, sizeof buf),
+               commands[i].summary);
+    }
+    printf("\n"
+           "'drrl help COMMAND' or 'drrl COMMAND --help' describes one command.\n"
+           "See drrl(1) for everything else.\n");
+}
+
+/* Run cmd with argv {name, "--help"}. */
+static int command_help(const Command *cmd)
+{
+    char name[64], flag[] = "--help";
+    display_name(cmd->name, name, sizeof name);
+    char *argv[] = {name, flag, NULL};
+    cli_getopt_reset();
+    return cmd->run(2, argv);
+}
+
+int cmd_version(int argc, char **argv)
+{
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: drrl version\n\nPrint drrl's version.\n");
+        return CLI_EXIT_OK;
+    }
+    if (argc > 1)
+        return cli_usage_error("version", "unexpected argument '%s'", argv[1]);
+    printf("drrl %s\n", PACKAGE_VERSION);
+    return CLI_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    /* A write past RLIMIT_FSIZE must fail with EFBIG, reported and cleaned up
+     * like a full disk, not kill drrl with SIGXFSZ and leave a partial file. */
+    signal(SIGXFSZ, SIG_IGN);
+    if (argc < 2) {
+        const Command *explore = find_command("explore");
+        if (explore) {
+            char name[] = "explore";
+            char *av[] = {name, NULL};
+            cli_getopt_reset();
+            return explore->run(1, av);
+        }
+        print_help();
+        return CLI_EXIT_OK;
+    }
+    const char *arg = argv[1];
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+        print_help();
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0)
+        return cmd_version(1, argv + 1);
+    if (strcmp(arg, "help") == 0) {
+        if (argc == 2) {
+            print_help();
+            return CLI_EXIT_OK;
+        }
+        if (argc > 3)
+            return cli_usage_error("help", "expected one command name");
+        const Command *cmd = find_command(argv[2]);
+        if (!cmd)
+            return cli_usage_error(NULL, "'%s' is not a drrl command", argv[2]);
+        return command_help(cmd);
+    }
+    if (arg[0] == '-')
+        return cli_usage_error(NULL, "unknown option '%s'", arg);
+    const Command *cmd = find_command(arg);
+    if (!cmd)
+        return cli_usage_error(NULL, "'%s' is not a drrl command", arg);
+    cli_getopt_reset();
+    return cmd->run(argc - 1, argv + 1);
+}

@@ -1,0 +1,195 @@
+/* app.h: the explorer's state and the actions that change it.
+ *
+ * One App drives both `drrl explore` (live: an AppSource computes new steps
+ * into the store) and `drrl replay` (the store was read from a trace; no
+ * source). Views only read the App and its TraceStore; keys become actions
+ * (keys.h) applied by app_apply(), which returns what needs redrawing. Only
+ * the main loop (tui.c) draws.
+ */
+#ifndef DRRL_APP_H
+#define DRRL_APP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tui/keys.h"
+#include "base/status.h"
+#include "trace/trace_store.h"
+
+/* Attention rows for the attention pane: row i is query first + i over keys
+ * 0 .. first + i (n_keys columns, zeros after). */
+typedef struct AppAttnRows {
+    size_t first, n_rows, n_keys;
+    int32_t rank;  /* the head's rank used for the approximate rows */
+    float *exact;  /* (n_rows, n_keys) */
+    float *approx; /* (n_rows, n_keys) */
+    void *owner;   /* the source's bookkeeping */
+} AppAttnRows;
+
+/* A live engine behind the explorer. All callbacks borrow ctx. */
+typedef struct AppSource {
+    void *ctx;
+    /* Tokens in the input (the N of `token I/N`). */
+    int64_t (*n_tokens)(void *ctx);
+    /* Compute the next step and append its records to the App's store.
+     * Returns DRRL_OK, or an error (the App shows it and stops playing). */
+    DrrlStatus (*advance)(void *ctx, DrrlError *err);
+    /* Attention rows of (layer, head) for the query positions
+     * [first, first + n_rows) ending at pos (at most max_rows), exact beside
+     * approximate, as session_attention_rows (session.h) gives them. Returns
+     * 0, or -1 with a reason in why. Free with attention_free. May be NULL
+     * (replay: the pane then says the rows need the model). */
+    int (*attention)(void *ctx, int32_t layer, int32_t head, size_t pos, size_t max_rows,
+                     struct AppAttnRows *out, char *why, size_t why_n);
+    void (*attention_free)(void *ctx, struct AppAttnRows *rows);
+    /* Tokens computed by the engine (its position): the approximate rows
+     * use the basis and ranks of that position. */
+    int64_t (*position)(void *ctx);
+    /* Display text of token i of the input, computed or not (the strip shows
+     * what comes next). May be NULL. */
+    const char *(*token_text)(void *ctx, int64_t i);
+} AppSource;
+
+typedef enum BreakKind {
+    BREAK_RANK,   /* a head's rank changed at this step */
+    BREAK_ERROR,  /* a head's measured error exceeds x */
+    BREAK_MASKED, /* the safety mask removed ranks at a head */
+    BREAK_TOKEN,  /* the step reached token n (counted from 1: token_index + 1) */
+} BreakKind;
+
+typedef struct Breakpoint {
+    BreakKind kind;
+    double x;          /* BREAK_ERROR: the error level */
+    int64_t token;     /* BREAK_TOKEN */
+    int32_t layer, head; /* -1: any head; else only this one */
+} Breakpoint;
+
+#define APP_MAX_BREAKS 16
+
+typedef enum PromptKind {
+    PROMPT_NONE,
+    PROMPT_GOTO,
+    PROMPT_SEARCH,
+    PROMPT_BREAK,
+    PROMPT_WRITE,
+} PromptKind;
+
+typedef enum Overlay {
+    OVERLAY_NONE,
+    OVERLAY_HELP,
+    OVERLAY_INFO,
+} Overlay;
+
+/* Token numbers the user sees and types count from 1 (`token 1/N` is step
+ * 0); the trace's step and token_index columns count from 0. */
+
+/* What an action needs redrawn. */
+enum {
+    APP_REDRAW_NONE = 0,
+    APP_REDRAW_ALL = 1,
+    APP_QUIT = 2,
+};
+
+typedef struct App {
+    TraceStore *store;     /* borrowed; the source appends to it */
+    AppSource *src;        /* NULL in replay */
+    const char *model;     /* shown in the status line */
+    const char *method;
+    const char *mode;      /* "explore" or "replay" */
+
+    int64_t step;          /* the cursor: current step */
+    int32_t layer, head;   /* the selected head */
+    int focus;             /* index into the view table */
+    bool zoom;             /* focused pane alone */
+    bool log_scale;        /* spectrum scale */
+    bool playing;
+    int speed;             /* index into the playback speeds */
+    Overlay overlay;
+    int overlay_scroll;
+
+    PromptKind prompt;
+    char input[128];
+    size_t input_len;
+    char search[128];
+
+    Breakpoint breaks[APP_MAX_BREAKS];
+    int n_breaks;
+
+    char msg[256];         /* one-line message in the status line */
+    bool msg_error;
+
+    int cols, rows;        /* terminal size */
+    int mouse_x, mouse_y;  /* last click */
+    bool quit;
+    /* Set by the loop: true when a signal asks to stop; long computations
+     * (continue, next segment on a live engine) check it. May be NULL. */
+    bool (*interrupted)(void);
+
+    /* Cumulative FLOPs and wall time per layer, per step (grown by
+     * app_sync): cum[(step * n_layers + layer) * 3 + {0: exact, 1: executed,
+     * 2: wall ns}]. */
+    double *cum;
+    int64_t cum_steps;
+    int32_t n_layers, n_heads;
+
+    /* drrl diff --tui: trace B and the diverging cells (ui/tui/diff.h); NULL
+     * otherwise. While set, the screen is the difference view. */
+    struct AppDiff *diff;
+} App;
+
+/* Initialise app on a store (borrowed) and an optional live source.
+ * model/method/mode are borrowed strings shown in the status line. */
+void app_init(App *app, TraceStore *store, AppSource *src, const char *model,
+              const char *method, const char *mode);
+void app_done(App *app);
+
+/* Bring the App's caches up to date with the store. Returns 0, or -1 when
+ * out of memory. */
+int app_sync(App *app);
+
+/* Apply an action (from a key); returns APP_REDRAW_* flags. */
+int app_apply(App *app, KeyAction a);
+
+/* Feed one key: prompts take text, overlays take Esc, otherwise the key's
+ * action is applied. Returns APP_REDRAW_* flags. */
+int app_key(App *app, int32_t key);
+
+/* A playback tick: advance one step when playing. Returns redraw flags. */
+int app_tick(App *app);
+/* Milliseconds between playback ticks at the current speed. */
+int app_tick_ms(const App *app);
+
+/* Steps available now, and tokens in total (live: the whole input). */
+int64_t app_n_steps(const App *app);
+int64_t app_n_tokens(const App *app);
+
+/* The record at (step, layer, head), or NULL (trace_store_get: caches the
+ * step's records; use for the current step). */
+const TraceRecord *app_rec(const App *app, int64_t step, int32_t layer, int32_t head);
+
+/* Fill *out with the record at (step, layer, head); false when there is none.
+ * Allocation-free (trace_store_read): use it in loops over many steps. */
+bool app_read(const App *app, int64_t step, int32_t layer, int32_t head, TraceRecord *out);
+
+/* Cumulative exact/executed FLOPs and wall ns of one layer (layer < 0: all)
+ * over steps 0..step. */
+void app_cum(const App *app, int64_t step, int32_t layer, double *exact, double *executed,
+             double *wall_ns);
+
+/* Whether a breakpoint fires at step (step > 0 compares with step - 1). */
+bool app_break_hits(const App *app, const Breakpoint *b, int64_t step);
+
+/* Parse a breakpoint spec ("rank", "rank 2.3", "err 0.05", "err 0.05 2.3",
+ * "masked", "token 120", "head 2.3" = rank change at layer 2 head 3).
+ * Returns 0, or -1 with a message in why (at least 128 bytes). */
+int app_parse_break(const char *spec, Breakpoint *b, char *why, size_t why_n);
+
+/* Describe a breakpoint in words into buf. */
+void app_describe_break(const Breakpoint *b, char *buf, size_t n);
+
+/* Set the status-line message (printf-style). */
+void app_message(App *app, bool error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

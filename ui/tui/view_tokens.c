@@ -1,0 +1,118 @@
+/* view_tokens.c: the token strip: the text around the cursor, the current
+ * token bracketed and highlighted, segment boundaries marked. */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tui/views.h"
+
+/* The token's text with control characters escaped (\n, \t, \r). */
+static const char *shown_token(const char *t, char *buf, size_t n)
+{
+    size_t k = 0;
+    for (; t && *t && k + 3 < n; t++) {
+        if (*t == '\n' || *t == '\t' || *t == '\r') {
+            buf[k++] = '\\';
+            buf[k++] = *t == '\n' ? 'n' : *t == '\t' ? 't' : 'r';
+        } else {
+            buf[k++] = *t;
+        }
+    }
+    buf[k] = 0;
+    return buf;
+}
+
+static const char *token_at(const App *app, int64_t s, int *segment)
+{
+    TraceRecord r;
+    if (!app_read(app, s, 0, 0, &r)) {
+        /* live: a token not computed yet, from the input itself */
+        const TraceMeta *m = trace_store_meta(app->store);
+        if (!app->src || !app->src->token_text || s < 0 || s >= app_n_tokens(app) || !m ||
+            m->segment_len <= 0)
+            return NULL;
+        *segment = (int)(s / m->segment_len);
+        return app->src->token_text(app->src->ctx, s);
+    }
+    *segment = r.segment;
+    return r.token ? r.token : ""; /* interned in the store: stays valid */
+}
+
+static void tokens_title(const App *app, char *buf, size_t n)
+{
+    int seg = 0;
+    if (token_at(app, app->step, &seg))
+        snprintf(buf, n, "Tokens  segment %d", seg);
+    else
+        snprintf(buf, n, "Tokens");
+}
+
+static void tokens_draw(const App *app, Canvas *c, CanvasRect r)
+{
+    int64_t n = app_n_tokens(app);
+    int seg = 0;
+    const char *cur = token_at(app, app->step, &seg);
+    if (!cur) {
+        views_note(c, r, "no tokens yet");
+        return;
+    }
+    char buf[256];
+    int y = r.y + (r.h - 1) / 2;
+    /* Columns per token: its text, plus one for a boundary mark before the
+     * first token of a segment. Place the cursor token about 40% in. */
+    int cw = canvas_text_width(c, shown_token(cur, buf, sizeof buf)) + 2;
+    int left_room = (r.w - cw) * 2 / 5;
+    int64_t first = app->step;
+    int used = 0, s_seg = seg;
+    while (first > 0) {
+        int pseg = 0;
+        const char *t = token_at(app, first - 1, &pseg);
+        if (!t)
+            break;
+        int w = canvas_text_width(c, shown_token(t, buf, sizeof buf)) + (pseg != s_seg);
+        if (used + w > left_room)
+            break;
+        used += w;
+        first--;
+        s_seg = pseg;
+    }
+    int x = r.x + (left_room - used > 0 && first == 0 ? 0 : left_room - used);
+    if (x < r.x)
+        x = r.x;
+    int prev_seg = -1;
+    if (first > 0)
+        token_at(app, first - 1, &prev_seg);
+    for (int64_t s = first; s < n && x < r.x + r.w; s++) {
+        int tseg = 0;
+        const char *t = token_at(app, s, &tseg);
+        if (!t)
+            break;
+        if (prev_seg >= 0 && tseg != prev_seg)
+            x += canvas_put(c, x, y, canvas_glyphs(c)->boundary, CANVAS_ROLE_SEGMENT, CANVAS_BOLD);
+        prev_seg = tseg;
+        shown_token(t, buf, sizeof buf);
+        int room = r.x + r.w - x;
+        if (s == app->step) {
+            x += canvas_text(c, x, y, room, CANVAS_ROLE_CURSOR, CANVAS_BOLD, "[");
+            x += canvas_text(c, x, y, room - 1, CANVAS_ROLE_CURSOR, CANVAS_REVERSE | CANVAS_BOLD, buf);
+            x += canvas_text(c, x, y, r.x + r.w - x, CANVAS_ROLE_CURSOR, CANVAS_BOLD, "]");
+        } else {
+            x += canvas_text(c, x, y, room, s < app->step ? CANVAS_ROLE_NORMAL : CANVAS_ROLE_DIM,
+                             0, buf);
+        }
+    }
+}
+
+const View view_tokens = {
+    .name = "tokens",
+    .title = tokens_title,
+    .draw = tokens_draw,
+    .info = "The token strip shows the text the model reads, cut into tokens. "
+            "The bracketed token is the one being processed now: every pane shows "
+            "what happened when the model read it. Tokens to its left are the "
+            "context it can attend to; tokens to its right come later (in replay) "
+            "or are not computed yet (live). A bar marks the start of a segment: "
+            "ranks are chosen once per head and segment, and the low-rank bases "
+            "are refreshed at each boundary from past tokens only.",
+};
