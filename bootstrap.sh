@@ -13,7 +13,7 @@ set -e
 cd "$(dirname "$0")"
 top=$(pwd)
 pkgs="build-essential autoconf automake pkg-config libncurses-dev libopenblas-dev
-      liblapacke-dev libcsv-dev libcriterion-dev libjansson-dev tmux valgrind"
+      liblapacke-dev libcsv-dev libcriterion-dev libjansson-dev tmux valgrind clang-format"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

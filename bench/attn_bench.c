@@ -247,11 +247,12 @@ int main(int argc, char **argv)
         for (int mi = 0; mi < nm; mi++) {
             int r = mi == 0 ? D : atoi(specs[mi] + 6);
             double ideal = 1.0 - (double)r / D;
-            printf("| %zu | %s | %d/%d | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.3f | %.3f | %.3f | "
-                   "%.4f | %lld |\n",
-                   Ls[li], specs[mi], r, D, 100 * ideal, 100 * res[mi].attn_sav,
-                   100 * (ideal - res[mi].attn_sav), 100 * res[mi].sav, w[mi], w[mi] / w[0],
-                   aw[mi] / aw[0], res[mi].fid, (long long)res[mi].viol);
+            printf(
+                "| %zu | %s | %d/%d | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.3f | %.3f | %.3f | "
+                "%.4f | %lld |\n",
+                Ls[li], specs[mi], r, D, 100 * ideal, 100 * res[mi].attn_sav,
+                100 * (ideal - res[mi].attn_sav), 100 * res[mi].sav, w[mi], w[mi] / w[0],
+                aw[mi] / aw[0], res[mi].fid, (long long)res[mi].viol);
         }
         fflush(stdout);
     }

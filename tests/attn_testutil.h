@@ -20,7 +20,10 @@ static inline uint64_t trng_u64(TRng *r)
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
-static inline double trng_unif(TRng *r) { return (double)(trng_u64(r) >> 11) * 0x1.0p-53; }
+static inline double trng_unif(TRng *r)
+{
+    return (double)(trng_u64(r) >> 11) * 0x1.0p-53;
+}
 static inline double trng_normal(TRng *r)
 {
     double u1 = trng_unif(r), u2 = trng_unif(r);
@@ -48,11 +51,18 @@ static inline void t_spectrum(TRng *r, double *sigma, int k, int kind, double sc
     for (int i = 0; i < k; i++) {
         double s;
         switch (kind) {
-        case SPEC_DECAY: s = exp(-0.4 * i); break;
-        case SPEC_FLAT: s = 1.0 + 0.05 * trng_unif(r); break;
-        case SPEC_CLUSTER: s = (i < k / 3 ? 3.0 : i < 2 * k / 3 ? 1.0 : 0.2) +
-                               1e-3 * trng_unif(r); break;
-        default: s = i < (k + 3) / 4 ? 1.0 + trng_unif(r) : 0.0; break;
+        case SPEC_DECAY:
+            s = exp(-0.4 * i);
+            break;
+        case SPEC_FLAT:
+            s = 1.0 + 0.05 * trng_unif(r);
+            break;
+        case SPEC_CLUSTER:
+            s = (i < k / 3 ? 3.0 : i < 2 * k / 3 ? 1.0 : 0.2) + 1e-3 * trng_unif(r);
+            break;
+        default:
+            s = i < (k + 3) / 4 ? 1.0 + trng_unif(r) : 0.0;
+            break;
         }
         sigma[i] = s * scale;
     }

@@ -63,7 +63,10 @@ static void fake_make(Fake *f, TRng *r, int H, int K, int D, int cap, double dec
         f->q[i] = (float)(trng_normal(r) * 1.5);
 }
 
-static void fake_free(Fake *f) { free(f->k), free(f->v), free(f->q), free(f->out), free(f->exact); }
+static void fake_free(Fake *f)
+{
+    free(f->k), free(f->v), free(f->q), free(f->out), free(f->exact);
+}
 
 static ModelConfig fake_cfg(int H, int K, int D)
 {
@@ -111,9 +114,9 @@ static void drive(AttnCore *ac, Fake *f, int len, int chunk, int seg, TraceSink 
             a.out = f->exact + ((size_t)pos0 * f->H + h) * D;
             cr_assert_eq(forward_attn_exact(NULL, &a, &e), DRRL_OK);
         }
-        cr_assert_eq(attn_core_finish_call(ac, (size_t)pos0, (size_t)n, NULL, sink, sink ? 1 : 0,
-                                           &e),
-                     DRRL_OK, "%s", e.msg);
+        cr_assert_eq(
+            attn_core_finish_call(ac, (size_t)pos0, (size_t)n, NULL, sink, sink ? 1 : 0, &e),
+            DRRL_OK, "%s", e.msg);
         pos0 += n;
     }
     free(scratch);
@@ -154,7 +157,8 @@ static DrrlStatus collect_put(TraceSink *self, const TraceRecord *rec, DrrlError
     Collect *c = self->ctx;
     c->n++;
     if (getenv("PROBE") && rec->rank < rec->head_dim && rec->step % 20 == 0)
-        fprintf(stderr, "r %d tail %.3g bound %.3g meas %.3g\n", rec->rank, rec->tail_bound, rec->output_bound, rec->measured_error);
+        fprintf(stderr, "r %d tail %.3g bound %.3g meas %.3g\n", rec->rank, rec->tail_bound,
+                rec->output_bound, rec->measured_error);
     c->masked_any += rec->n_masked > 0;
     /* a finite, non-trivial bound beside a non-zero measured error */
     c->informative += rec->rank < rec->head_dim && isfinite(rec->output_bound) &&
@@ -162,7 +166,8 @@ static DrrlStatus collect_put(TraceSink *self, const TraceRecord *rec, DrrlError
     for (int i = 0; i < rec->n_masked; i++)
         /* exact never masked; the rank in force before the decision (== the
          * fixed rank from the second low-rank segment on) never masked */
-        if (rec->masked[i] == rec->head_dim || (rec->segment >= 2 && rec->masked[i] == rec->rank))
+        if (rec->masked[i] == rec->head_dim ||
+            (rec->segment >= 2 && rec->masked[i] == rec->rank))
             c->bad_mask++;
     return DRRL_OK;
 }
@@ -301,7 +306,8 @@ Test(attn_core, causal_and_chunking_invariant)
         for (int j = 0; j < D; j++)
             f2.k[(size_t)t * D + j] += 0.5f, f2.q[(size_t)t * H * D + j] -= 0.3f;
     ModelConfig mc = fake_cfg(H, K, D);
-    AttnCore *a1 = core_for("fixed:5", &mc, T, 0.1, 0), *a2 = core_for("fixed:5", &mc, T, 0.1, 0);
+    AttnCore *a1 = core_for("fixed:5", &mc, T, 0.1, 0),
+             *a2 = core_for("fixed:5", &mc, T, 0.1, 0);
     attn_core_bind_cache(a1, fk, fv, &f1);
     attn_core_bind_cache(a2, fk, fv, &f2);
     drive(a1, &f1, len, 1, T, NULL);
@@ -404,7 +410,8 @@ Test(attn_core, nystrom_causal_first_segment_exact)
             f2.k[(size_t)t * D + j] += 0.7f;
     ModelConfig mc = fake_cfg(H, K, D);
     mc.scale_attn = 1;
-    AttnCore *a1 = core_for("nystrom:4", &mc, T, 0.1, 0), *a2 = core_for("nystrom:4", &mc, T, 0.1, 0);
+    AttnCore *a1 = core_for("nystrom:4", &mc, T, 0.1, 0),
+             *a2 = core_for("nystrom:4", &mc, T, 0.1, 0);
     attn_core_bind_cache(a1, fk, fv, &f1);
     attn_core_bind_cache(a2, fk, fv, &f2);
     drive(a1, &f1, len, 1, T, NULL);

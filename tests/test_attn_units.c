@@ -36,10 +36,10 @@ Test(method, parses_every_form)
 
 Test(method, rejects_bad_specs_listing_forms)
 {
-    const char *bad[] = {"",          "fixed",      "fixed:0",    "fixed:x",   "fixed:3x",
-                         "energy:0",  "energy:1.5", "energy:",    "random:5-2", "random:3",
-                         "random:-",  "oracle:0",   "oracle:-1",  "performer", "nystrom:0",
-                         "drrl:",     "full:3",     "lowrank:4",  "FULL"};
+    const char *bad[] = {"",         "fixed",      "fixed:0",   "fixed:x",    "fixed:3x",
+                         "energy:0", "energy:1.5", "energy:",   "random:5-2", "random:3",
+                         "random:-", "oracle:0",   "oracle:-1", "performer",  "nystrom:0",
+                         "drrl:",    "full:3",     "lowrank:4", "FULL"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         Method m;
         DrrlError e;
@@ -84,8 +84,8 @@ Test(flops, ledger_sums_and_categories)
     flops_add(&l, 0, 1, FLOPS_SCORES, flops_dot(10, 4));
     flops_add(&l, 1, 2, FLOPS_VALUE, flops_dot(10, 4));
     flops_add(&l, 1, FLOPS_LAYER, FLOPS_MLP, flops_linear(1, 32, 128));
-    flops_add(&l, 5, 0, FLOPS_MLP, 1e9);  /* ignored: bad layer */
-    flops_add(&l, 0, 9, FLOPS_MLP, 1e9);  /* ignored: bad head */
+    flops_add(&l, 5, 0, FLOPS_MLP, 1e9); /* ignored: bad layer */
+    flops_add(&l, 0, 9, FLOPS_MLP, 1e9); /* ignored: bad head */
     cr_assert_float_eq(flops_get(&l, 0, 1, FLOPS_SCORES), 80.0, 0);
     cr_assert_float_eq(flops_attn(&l), 160.0, 0);
     cr_assert_float_eq(flops_total(&l), 160.0 + 2 * 32 * 128, 0);
@@ -104,8 +104,8 @@ Test(flops, closed_forms)
     /* Exact attention of one query over n keys: 4 n d + 5 n. */
     cr_assert_float_eq(flops_exact_attn(100, 64), 4.0 * 100 * 64 + 500, 0);
     /* Rank r: 2dr + 4nr + 5n + 2rd. */
-    cr_assert_float_eq(flops_lowrank_attn(100, 16, 64), 2.0 * 64 * 16 * 2 + 4.0 * 100 * 16 + 500,
-                       0);
+    cr_assert_float_eq(flops_lowrank_attn(100, 16, 64),
+                       2.0 * 64 * 16 * 2 + 4.0 * 100 * 16 + 500, 0);
     cr_assert_float_eq(flops_gram(128, 64), 128.0 * 64 * 65, 0);
     cr_assert_float_eq(flops_eig(10), 9000.0, 0);
     cr_assert_float_eq(flops_rotate(100, 8), 2.0 * 512 + 2.0 * 100 * 64, 0);

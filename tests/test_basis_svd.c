@@ -148,7 +148,8 @@ Test(basis_svd, batch_matches_single)
     for (int h = 0; h < N; h++) {
         cr_assert_eq(basis_svd(X + h * stride, rows, D, ld, s1, V1, &err), DRRL_OK);
         for (int k = 0; k < D; k++) {
-            cr_assert(fabs(s1[k] - sb[h * D + k]) <= 1e-12 * s1[0], "sigma %d of matrix %d", k, h);
+            cr_assert(fabs(s1[k] - sb[h * D + k]) <= 1e-12 * s1[0], "sigma %d of matrix %d", k,
+                      h);
             for (int i = 0; i < D; i++)
                 cr_assert(fabs(V1[i * D + k] - Vb[(h * D + i) * D + k]) < 1e-9,
                           "V[%d][%d] of matrix %d", i, k, h);

@@ -83,8 +83,10 @@ Test(bootstrap, matches_normal_theory)
     cr_assert_eq(bootstrap_paired(a, b, w, N, 4000, 0.95, 11, &ci, &err), DRRL_OK);
     cr_assert_float_eq(ci.estimate, mean, 1e-12);
     cr_assert(ci.lo < mean && mean < ci.hi);
-    cr_assert(fabs((mean - ci.lo) - half) < 0.08 * half, "lo %g, expected %g", ci.lo, mean - half);
-    cr_assert(fabs((ci.hi - mean) - half) < 0.08 * half, "hi %g, expected %g", ci.hi, mean + half);
+    cr_assert(fabs((mean - ci.lo) - half) < 0.08 * half, "lo %g, expected %g", ci.lo,
+              mean - half);
+    cr_assert(fabs((ci.hi - mean) - half) < 0.08 * half, "hi %g, expected %g", ci.hi,
+              mean + half);
 }
 
 /* Weights: windows of unequal length pool by their weights, not per window. */
@@ -95,8 +97,8 @@ Test(bootstrap, weighted_pooled_mean)
     DrrlError err;
     cr_assert_eq(bootstrap_paired(a, b, w, 2, 100, 0.95, 1, &ci, &err), DRRL_OK);
     cr_assert_float_eq(ci.estimate, 12.0 / 5.0, 1e-12); /* not (2 + 2.5) / 2 */
-    cr_assert_float_eq(ci.lo, 2.0, 1e-12);   /* both draws window 0 */
-    cr_assert_float_eq(ci.hi, 2.5, 1e-12);   /* both draws window 1 */
+    cr_assert_float_eq(ci.lo, 2.0, 1e-12);              /* both draws window 0 */
+    cr_assert_float_eq(ci.hi, 2.5, 1e-12);              /* both draws window 1 */
 }
 
 Test(bootstrap, deterministic_for_a_seed)

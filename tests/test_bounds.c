@@ -34,7 +34,10 @@ static void case_make(Case *c, TRng *r, int n, int d, int kind, double scale)
     cr_assert_eq(basis_eig_batch(c->G, 1, d, c->lam, c->B, &e), DRRL_OK);
 }
 
-static void case_free(Case *c) { free(c->K), free(c->G), free(c->lam), free(c->B); }
+static void case_free(Case *c)
+{
+    free(c->K), free(c->G), free(c->lam), free(c->B);
+}
 
 /* y = x (I - P) with P = B[:, :r] B[:, :r]^T, x of length d. */
 static void residual(const double *x, const double *B, int d, int r, double *y)
@@ -142,10 +145,12 @@ Test(bounds, score_softmax_output_never_violated)
                 int n = sizes[si][0], d = sizes[si][1];
                 int na = n / 2 + (int)(trng_u64(&r) % (uint64_t)(n / 2)); /* rows in A */
                 double scale = 0.2 + 6.0 * trng_unif(&r);
-                float *K = malloc((size_t)n * d * sizeof *K), *V = malloc((size_t)n * d * sizeof *V);
+                float *K = malloc((size_t)n * d * sizeof *K),
+                      *V = malloc((size_t)n * d * sizeof *V);
                 t_matrix(&r, K, n, d, kind, scale);
                 t_matrix(&r, V, n, d, (kind + 1) % SPEC_COUNT, 1.0 + trng_unif(&r));
-                double *GA = calloc((size_t)d * d, sizeof *GA), *GV = calloc((size_t)d * d, sizeof *GV);
+                double *GA = calloc((size_t)d * d, sizeof *GA),
+                       *GV = calloc((size_t)d * d, sizeof *GV);
                 double lamA[64], lamV[64], *BA = malloc((size_t)d * d * sizeof *BA);
                 double *BV = malloc((size_t)d * d * sizeof *BV);
                 basis_gram_add(GA, K, na, d, d);
@@ -186,8 +191,10 @@ Test(bounds, score_softmax_output_never_violated)
                 double trA = 0, trV = 0;
                 for (int j = 0; j < d; j++)
                     trA += lamA[j], trV += lamV[j];
-                double key_res2 = (rk < d ? lamA[rk] + bounds_gram_allowance(trA, na, d) : 0) + cres;
-                double val_res2 = (rk < d ? lamV[rk] + bounds_gram_allowance(trV, na, d) : 0) + vres;
+                double key_res2 =
+                    (rk < d ? lamA[rk] + bounds_gram_allowance(trA, na, d) : 0) + cres;
+                double val_res2 =
+                    (rk < d ? lamV[rk] + bounds_gram_allowance(trV, na, d) : 0) + vres;
                 /* exact and approximate scores, probabilities, outputs */
                 double s[128], st[128], p[128], pt[128];
                 double isd = 1.0 / sqrt((double)d);
@@ -231,7 +238,8 @@ Test(bounds, score_softmax_output_never_violated)
                     no += ot[j] * ot[j];
                 }
                 double ob = bounds_output(sb, sqrt(vfro2), vrowmax, pt2, val_res2);
-                cr_assert(sqrt(err2) <= ob * (1 + REL) + 1e-12, "output %g > %g", sqrt(err2), ob);
+                cr_assert(sqrt(err2) <= ob * (1 + REL) + 1e-12, "output %g > %g", sqrt(err2),
+                          ob);
                 double rel = bounds_relative(ob, sqrt(no));
                 double on = 0;
                 for (int j = 0; j < d; j++)
@@ -292,7 +300,8 @@ Test(bounds, weyl_davis_kahan_spectral)
                 double eps = exp(-6.0 * trng_unif(&r));
                 for (int i = 0; i < nc * d; i++)
                     C[i] = (float)(trng_normal(&r) * eps);
-                double *dG = calloc((size_t)d * d, sizeof *dG), *G2 = malloc((size_t)d * d * sizeof *G2);
+                double *dG = calloc((size_t)d * d, sizeof *dG),
+                       *G2 = malloc((size_t)d * d * sizeof *G2);
                 basis_gram_add(dG, C, nc, d, d);
                 basis_gram_symmetrize(dG, d);
                 double efro = 0;
@@ -312,8 +321,8 @@ Test(bounds, weyl_davis_kahan_spectral)
                 cr_assert(e_lo <= etrue * (1 + REL));
                 /* Weyl on eigenvalues of the Grams */
                 for (int k = 0; k < d; k++) {
-                    cr_assert(fabs(lam2[k] - c.lam[k]) <= bounds_weyl(e_up) * (1 + 1e-7) +
-                                                              1e-9 * c.lam[0]);
+                    cr_assert(fabs(lam2[k] - c.lam[k]) <=
+                              bounds_weyl(e_up) * (1 + 1e-7) + 1e-9 * c.lam[0]);
                     cr_assert(lam2[k] >= c.lam[k] - 1e-9 * c.lam[0]); /* PSD update */
                 }
                 /* C = B^T dG B in the old eigenbasis, for the residual form */
@@ -333,8 +342,8 @@ Test(bounds, weyl_davis_kahan_spectral)
                     for (int a = rk; a < d; a++)
                         for (int b = 0; b < d; b++)
                             *(b < rk ? &off : &comp) += Cm[a * d + b] * Cm[a * d + b];
-                    double bres = bounds_sin_theta_residual(c.lam[rk - 1] - c.lam[rk], sqrt(off),
-                                                            sqrt(comp));
+                    double bres = bounds_sin_theta_residual(c.lam[rk - 1] - c.lam[rk],
+                                                            sqrt(off), sqrt(comp));
                     if (bres < 0.5)
                         informative_res++;
                     /* sin theta = ||(I - U'U'^T) U||_2 = ||U_perp'^T U||_2 */

@@ -5,7 +5,10 @@
 
 #include "eval/classify.h"
 
-static double sig(double x) { return 1.0 / (1.0 + exp(-x)); }
+static double sig(double x)
+{
+    return 1.0 / (1.0 + exp(-x));
+}
 
 /* Symmetric 1-D data: x = +1 with label 1 in a fraction q of the rows and
  * x = -1 mirrored. The bias is 0 by symmetry and the optimality condition
@@ -31,7 +34,8 @@ Test(classify, logreg_known_optimum)
     }
     ClassifyLogreg m;
     DrrlError err;
-    cr_assert_eq(classify_logreg_fit(&m, X, y, N, 1, NULL, 0, l2, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(classify_logreg_fit(&m, X, y, N, 1, NULL, 0, l2, &err), DRRL_OK, "%s",
+                 err.msg);
     cr_assert_float_eq(m.w[0], lo, 1e-7, "w %.10f, expected %.10f", m.w[0], lo);
     cr_assert_float_eq(m.b, 0.0, 1e-7);
     cr_assert_float_eq(classify_logreg_prob(&m, &X[0]), sig(lo), 1e-7);
@@ -64,7 +68,8 @@ Test(classify, logreg_stationary_and_row_subset)
     ClassifyLogreg m;
     DrrlError err;
     double l2 = 0.05;
-    cr_assert_eq(classify_logreg_fit(&m, X, y, N, D, NULL, 0, l2, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(classify_logreg_fit(&m, X, y, N, D, NULL, 0, l2, &err), DRRL_OK, "%s",
+                 err.msg);
     double g[D + 1] = {0};
     for (int i = 0; i < N; i++) {
         double r = classify_logreg_prob(&m, &X[i * D]) - y[i];

@@ -9,7 +9,7 @@
 
 #include "model/safetensors.h"
 
-#define TOL_REF 1e-4  /* max abs difference / max abs reference value */
+#define TOL_REF 1e-4 /* max abs difference / max abs reference value */
 #define TOL_LOSS 1e-4
 
 static double rel_diff(const float *a, const float *b, size_t n)
@@ -93,7 +93,8 @@ static void check(const char *fixture)
     fclose(j);
     double want = strtod(strstr(buf, "\"loss\":") + 7, NULL);
     double loss = strtod(safetensors_metadata(got, "loss"), NULL);
-    cr_expect(fabs(loss - want) <= TOL_LOSS, "%s: loss %.7f, reference %.7f", fixture, loss, want);
+    cr_expect(fabs(loss - want) <= TOL_LOSS, "%s: loss %.7f, reference %.7f", fixture, loss,
+              want);
     cr_assert_str_eq(safetensors_metadata(got, "method"), "exact");
     safetensors_free(got);
     safetensors_free(ref);
@@ -103,6 +104,15 @@ static void check(const char *fixture)
     unlink(out);
 }
 
-Test(dump, gpt2_3l4h_matches_reference) { check("gpt2-3l4h"); }
-Test(dump, llama_gqa_bf16_matches_reference) { check("llama-gqa-bf16"); }
-Test(dump, llama_sharded_f16_matches_reference) { check("llama-sharded-f16"); }
+Test(dump, gpt2_3l4h_matches_reference)
+{
+    check("gpt2-3l4h");
+}
+Test(dump, llama_gqa_bf16_matches_reference)
+{
+    check("llama-gqa-bf16");
+}
+Test(dump, llama_sharded_f16_matches_reference)
+{
+    check("llama-sharded-f16");
+}

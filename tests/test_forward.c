@@ -174,8 +174,14 @@ static void check_fixture(const char *name)
     free_ref(&r);
 }
 
-Test(forward, gpt2_tiny_b_matches_transformers) { check_fixture("gpt2-tiny-b"); }
-Test(forward, llama_tiny_b_matches_transformers) { check_fixture("llama-tiny-b"); }
+Test(forward, gpt2_tiny_b_matches_transformers)
+{
+    check_fixture("gpt2-tiny-b");
+}
+Test(forward, llama_tiny_b_matches_transformers)
+{
+    check_fixture("llama-tiny-b");
+}
 Test(forward, generated_fixtures_match_transformers)
 {
     for (size_t i = 2; i < N_FIXTURES; i++)
@@ -236,7 +242,8 @@ Test(forward, long_sequence_full_equals_chunked, .timeout = 120)
     size_t chunk = 2000;
     for (size_t t = 0; t < T; t += chunk) {
         size_t n = T - t < chunk ? T - t : chunk;
-        cr_assert_eq(forward_tokens(f, ids + t, n, part + t * V, NULL, &e), DRRL_OK, "%s", e.msg);
+        cr_assert_eq(forward_tokens(f, ids + t, n, part + t * V, NULL, &e), DRRL_OK, "%s",
+                     e.msg);
     }
     double d = rel_diff(part, full, T * V);
     cr_expect(d <= TOL_INCREMENTAL, "long sequence: chunked differs by %g", d);

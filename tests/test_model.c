@@ -253,7 +253,8 @@ Test(model, missing_tensor_names_file_and_tensor)
     const char *d = make_dir("llama-tiny-b", "drop", MOD_DROP, Q);
     expect_fail(d, DRRL_E_INPUT, "drop/model.safetensors", "'" Q "'", "missing");
     d = make_dir("gpt2-tiny-b", "drop2", MOD_DROP, "transformer.ln_f.bias");
-    expect_fail(d, DRRL_E_INPUT, "drop2/model.safetensors", "'transformer.ln_f.bias'", "missing");
+    expect_fail(d, DRRL_E_INPUT, "drop2/model.safetensors", "'transformer.ln_f.bias'",
+                "missing");
 }
 
 Test(model, wrong_shape)

@@ -43,7 +43,8 @@ static const char *path_of(const char *name)
 
 /* Write a raw file: 8-byte length hlen (or the header's own length when
  * hlen == UINT64_MAX), the header text, then datalen bytes of data. */
-static const char *write_raw(const char *header, uint64_t hlen, const void *data, size_t datalen)
+static const char *write_raw(const char *header, uint64_t hlen, const void *data,
+                             size_t datalen)
 {
     const char *p = path_of("raw.safetensors");
     FILE *f = fopen(p, "wb");
@@ -96,8 +97,8 @@ Test(safetensors, round_trip_f32_i32_scalar_empty_and_metadata)
     };
     const char *p = path_of("rt.safetensors");
     DrrlError e;
-    cr_assert_eq(safetensors_write(p, w, 4, "{\"format\":\"pt\",\"note\":\"x y\"}", &e), DRRL_OK,
-                 "%s", e.msg);
+    cr_assert_eq(safetensors_write(p, w, 4, "{\"format\":\"pt\",\"note\":\"x y\"}", &e),
+                 DRRL_OK, "%s", e.msg);
     Safetensors *st;
     cr_assert_eq(safetensors_load(p, &st, &e), DRRL_OK, "%s", e.msg);
     cr_assert_eq(st->n_tensors, 4);
@@ -182,7 +183,8 @@ Test(safetensors, write_is_atomic_and_replaces)
     closedir(d);
     cr_assert_eq(files, 1);
     /* Unwritable location: an i/o error naming the path. */
-    cr_assert_eq(safetensors_write("/nonexistent-dir/x.safetensors", w1, 1, NULL, &e), DRRL_E_NOTFOUND);
+    cr_assert_eq(safetensors_write("/nonexistent-dir/x.safetensors", w1, 1, NULL, &e),
+                 DRRL_E_NOTFOUND);
     cr_assert(strstr(e.msg, "/nonexistent-dir/x.safetensors") != NULL);
 }
 
@@ -223,8 +225,8 @@ Test(safetensors, half_precision_conversion)
     cr_assert_eq(safetensors_bf16_to_f32(0x3eab), 0.333984375f);
 
     /* Through a file: F16 and BF16 tensors converted on read. */
-    uint16_t h[3] = {0x3c00, 0xb800, 0x4200};  /* 1, -0.5, 3 */
-    uint16_t b[2] = {0x4049, 0xbf00};          /* 3.140625, -0.5 */
+    uint16_t h[3] = {0x3c00, 0xb800, 0x4200}; /* 1, -0.5, 3 */
+    uint16_t b[2] = {0x4049, 0xbf00};         /* 3.140625, -0.5 */
     SafetensorsWriteTensor w[] = {{"h", SAFETENSORS_F16, 1, {3}, h},
                                   {"b", SAFETENSORS_BF16, 2, {1, 2}, b}};
     const char *p = path_of("half.safetensors");
@@ -294,8 +296,8 @@ Test(safetensors, malformed_json)
 Test(safetensors, bad_entries)
 {
     expect_invalid("{\"a\":3}", UINT64_MAX, 0, "tensor 'a'", "not a JSON object");
-    expect_invalid("{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", UINT64_MAX, 4, "tensor 'a'",
-                   "dtype");
+    expect_invalid("{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", UINT64_MAX, 4,
+                   "tensor 'a'", "dtype");
     expect_invalid("{\"a\":{\"dtype\":\"F33\",\"shape\":[1],\"data_offsets\":[0,4]}}",
                    UINT64_MAX, 4, "tensor 'a'", "unknown dtype 'F33'");
     expect_invalid("{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", UINT64_MAX, 4,
@@ -316,8 +318,8 @@ Test(safetensors, bad_entries)
                    4, "tensor 'a'", "data_offsets");
     expect_invalid("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,-4]}}",
                    UINT64_MAX, 4, "tensor 'a'", "data_offsets");
-    expect_invalid("{\"\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", UINT64_MAX,
-                   4, "empty name", NULL);
+    expect_invalid("{\"\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+                   UINT64_MAX, 4, "empty name", NULL);
 }
 
 Test(safetensors, offsets_against_shape_and_file)
@@ -360,9 +362,9 @@ Test(safetensors, metadata_must_be_strings)
 Test(safetensors, unconvertible_dtype_is_named)
 {
     unsigned char data[2] = {0};
-    const char *p = write_raw(
-        "{\"a\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}", UINT64_MAX,
-        data, 2);
+    const char *p =
+        write_raw("{\"a\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}",
+                  UINT64_MAX, data, 2);
     Safetensors *st;
     DrrlError e;
     cr_assert_eq(safetensors_load(p, &st, &e), DRRL_OK, "%s", e.msg);
@@ -403,7 +405,8 @@ Test(safetensors, narrowing_rounds_to_nearest_even)
     /* neighbours a < b (positive, finite, below the largest): midpoint and
      * just either side of it */
     for (uint32_t h = 0; h < 0x7bffu; h += 7) {
-        double a = safetensors_f16_to_f32((uint16_t)h), b = safetensors_f16_to_f32((uint16_t)(h + 1));
+        double a = safetensors_f16_to_f32((uint16_t)h),
+               b = safetensors_f16_to_f32((uint16_t)(h + 1));
         float mid = (float)((a + b) / 2); /* exact in float32 */
         uint16_t even = (h & 1u) ? (uint16_t)(h + 1) : (uint16_t)h;
         cr_assert_eq(safetensors_f32_to_f16(mid), even, "tie above %#x", h);

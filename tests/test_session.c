@@ -36,7 +36,10 @@ static void ref_load(Ref *r, const char *name)
     cr_assert_eq(safetensors_to_f32(r->st, tl, r->logits, &e), DRRL_OK);
 }
 
-static void ref_free(Ref *r) { safetensors_free(r->st), free(r->ids), free(r->logits); }
+static void ref_free(Ref *r)
+{
+    safetensors_free(r->st), free(r->ids), free(r->logits);
+}
 
 static Session *open_session(const char *name, const char *spec, int T, int full_kernel)
 {
@@ -149,7 +152,8 @@ Test(session, lowrank_on_fixtures_bounds_hold_and_chunking_agrees)
                 /* same decisions and, up to round-off, the same loss */
                 double na = session_nll_sum(a) / session_nll_count(a);
                 double nb = session_nll_sum(b) / session_nll_count(b);
-                cr_assert(fabs(na - nb) < 1e-4 * fabs(na), "%s %s T=%d: %g vs %g", fixtures[fi], specs[k], T, na, nb);
+                cr_assert(fabs(na - nb) < 1e-4 * fabs(na), "%s %s T=%d: %g vs %g", fixtures[fi],
+                          specs[k], T, na, nb);
                 for (int l = 0; l < mc->n_layer; l++)
                     for (int h = 0; h < mc->n_head; h++)
                         cr_assert_eq(attn_core_rank(session_core(a), l, h),
@@ -167,48 +171,48 @@ Test(session, attention_rows_match_reference)
     for (int fi = 0; fi < 2; fi++) {
         Ref r;
         ref_load(&r, fixtures[fi]);
-      for (int k = 0; k < 2; k++) {
-        /* full: every layer's exact rows match; fixed:2 changes the input of
-         * layer 1, so only layer 0's exact rows can match the reference */
-        Session *s = open_session(fixtures[fi], k ? "fixed:2" : "full", 8, 0);
-        DrrlError e;
-        cr_assert_eq(session_set_ids(s, r.ids, r.n, &e), DRRL_OK);
-        size_t done;
-        cr_assert_eq(session_advance(s, r.n, &done, &e), DRRL_OK);
-        const ModelConfig *mc = &session_model(s)->cfg;
-        float *ref = malloc((size_t)mc->n_head * r.n * r.n * sizeof *ref);
-        for (int l = 0; l < (k ? 1 : mc->n_layer); l++) {
-            char name[32];
-            snprintf(name, sizeof name, "attn.%d", l);
-            const SafetensorsTensor *t = safetensors_find(r.st, name);
-            cr_assert(t);
-            cr_assert_eq(safetensors_to_f32(r.st, t, ref, &e), DRRL_OK);
-            for (int h = 0; h < mc->n_head; h++) {
-                SessionAttnRows rows;
-                size_t pos = r.n - 1;
-                cr_assert_eq(session_attention_rows(s, l, h, pos, 5, &rows, &e), DRRL_OK, "%s",
-                             e.msg);
-                cr_assert_eq(rows.n_rows, 5);
-                cr_assert_eq(rows.first, pos - 4);
-                for (size_t i = 0; i < rows.n_rows; i++) {
-                    double sum = 0;
-                    for (size_t j = 0; j < rows.n_keys; j++) {
-                        float want = ref[((size_t)h * r.n + rows.first + i) * r.n + j];
-                        cr_assert(fabsf(rows.exact[i * rows.n_keys + j] - want) < 1e-4,
-                                  "layer %d head %d row %zu key %zu", l, h, i, j);
-                        sum += rows.approx[i * rows.n_keys + j];
+        for (int k = 0; k < 2; k++) {
+            /* full: every layer's exact rows match; fixed:2 changes the input of
+             * layer 1, so only layer 0's exact rows can match the reference */
+            Session *s = open_session(fixtures[fi], k ? "fixed:2" : "full", 8, 0);
+            DrrlError e;
+            cr_assert_eq(session_set_ids(s, r.ids, r.n, &e), DRRL_OK);
+            size_t done;
+            cr_assert_eq(session_advance(s, r.n, &done, &e), DRRL_OK);
+            const ModelConfig *mc = &session_model(s)->cfg;
+            float *ref = malloc((size_t)mc->n_head * r.n * r.n * sizeof *ref);
+            for (int l = 0; l < (k ? 1 : mc->n_layer); l++) {
+                char name[32];
+                snprintf(name, sizeof name, "attn.%d", l);
+                const SafetensorsTensor *t = safetensors_find(r.st, name);
+                cr_assert(t);
+                cr_assert_eq(safetensors_to_f32(r.st, t, ref, &e), DRRL_OK);
+                for (int h = 0; h < mc->n_head; h++) {
+                    SessionAttnRows rows;
+                    size_t pos = r.n - 1;
+                    cr_assert_eq(session_attention_rows(s, l, h, pos, 5, &rows, &e), DRRL_OK,
+                                 "%s", e.msg);
+                    cr_assert_eq(rows.n_rows, 5);
+                    cr_assert_eq(rows.first, pos - 4);
+                    for (size_t i = 0; i < rows.n_rows; i++) {
+                        double sum = 0;
+                        for (size_t j = 0; j < rows.n_keys; j++) {
+                            float want = ref[((size_t)h * r.n + rows.first + i) * r.n + j];
+                            cr_assert(fabsf(rows.exact[i * rows.n_keys + j] - want) < 1e-4,
+                                      "layer %d head %d row %zu key %zu", l, h, i, j);
+                            sum += rows.approx[i * rows.n_keys + j];
+                        }
+                        cr_assert(fabs(sum - 1.0) < 1e-4);
                     }
-                    cr_assert(fabs(sum - 1.0) < 1e-4);
+                    session_attention_rows_free(&rows);
                 }
-                session_attention_rows_free(&rows);
             }
+            SessionAttnRows rows;
+            cr_assert_eq(session_attention_rows(s, 0, 99, 0, 5, &rows, &e), DRRL_E_USAGE);
+            cr_assert_eq(session_attention_rows(s, 0, 0, r.n, 5, &rows, &e), DRRL_E_USAGE);
+            free(ref);
+            session_free(s);
         }
-        SessionAttnRows rows;
-        cr_assert_eq(session_attention_rows(s, 0, 99, 0, 5, &rows, &e), DRRL_E_USAGE);
-        cr_assert_eq(session_attention_rows(s, 0, 0, r.n, 5, &rows, &e), DRRL_E_USAGE);
-        free(ref);
-        session_free(s);
-      }
         ref_free(&r);
     }
 }
@@ -224,7 +228,8 @@ Test(session, baseline_rows_are_distributions)
         cr_assert_eq(session_set_ids(s, r.ids, r.n, &e), DRRL_OK);
         cr_assert_eq(session_advance(s, r.n, NULL, &e), DRRL_OK, "%s", e.msg);
         SessionAttnRows rows;
-        cr_assert_eq(session_attention_rows(s, 1, 2, r.n - 1, 1, &rows, &e), DRRL_OK, "%s", e.msg);
+        cr_assert_eq(session_attention_rows(s, 1, 2, r.n - 1, 1, &rows, &e), DRRL_OK, "%s",
+                     e.msg);
         double sum = 0, dot = 0, na = 0, nx = 0;
         for (size_t j = 0; j < rows.n_keys; j++) {
             float a = rows.approx[j], x = rows.exact[j];

@@ -15,9 +15,9 @@
 #define BPE_DIR TEST_SRCDIR "/data/gpt2-bpe"
 
 static const char *texts[] = {
-    "code",     "contractions", "digits",    "emoji",       "empty",  "gettysburg",
-    "long",     "newline_only", "newlines_tabs", "nonascii", "one_char", "one_space",
-    "punctuation", "raven",     "spaces",    "unicode_spaces",
+    "code",        "contractions", "digits",        "emoji",          "empty",    "gettysburg",
+    "long",        "newline_only", "newlines_tabs", "nonascii",       "one_char", "one_space",
+    "punctuation", "raven",        "spaces",        "unicode_spaces",
 };
 
 static char *slurp(const char *path, size_t *len)
@@ -89,8 +89,9 @@ static void check_reference(const Tokenizer *tok)
         size_t first = 0;
         while (first < n && first < n_ref && ids[first] == ref[first])
             first++;
-        cr_expect(n == n_ref && first == n, "%s: %zu ids, reference %zu; first difference at %zu",
-                  texts[t], n, n_ref, first);
+        cr_expect(n == n_ref && first == n,
+                  "%s: %zu ids, reference %zu; first difference at %zu", texts[t], n, n_ref,
+                  first);
         char *back;
         size_t blen;
         cr_assert_eq(tokenizer_decode(tok, ids, n, &back, &blen, &err), DRRL_OK, "%s", err.msg);
@@ -140,8 +141,21 @@ Test(gpt2_bpe, round_trips_any_bytes, .init = load_gpt2, .fini = free_gpt2)
 {
     /* Random bytes (mostly invalid UTF-8), random ASCII and random mixes of
      * multi-byte characters and spaces: decode(encode(x)) == x. */
-    static const char *alphabet[] = {"a", " ", "  ", "\n", "'", "s", "1", "\xc3\xa9", "\xf0\x9f\x98\x80",
-                                     "\xe2\x80\x83", "\xef\xbb\xbf", "\t", ",", "\xff", "\xc3"};
+    static const char *alphabet[] = {"a",
+                                     " ",
+                                     "  ",
+                                     "\n",
+                                     "'",
+                                     "s",
+                                     "1",
+                                     "\xc3\xa9",
+                                     "\xf0\x9f\x98\x80",
+                                     "\xe2\x80\x83",
+                                     "\xef\xbb\xbf",
+                                     "\t",
+                                     ",",
+                                     "\xff",
+                                     "\xc3"};
     char buf[512];
     for (int iter = 0; iter < 2000; iter++) {
         size_t len = 0, want = next_rand() % 200;
@@ -190,7 +204,8 @@ Test(gpt2_bpe, token_text_is_printable, .init = load_gpt2, .fini = free_gpt2)
     cr_expect_str_eq(tokenizer_token_text(gpt2, id), "\\\\");
     /* Every display string is free of control characters. */
     for (int32_t i = 0; i < (int32_t)tokenizer_vocab_size(gpt2); i++)
-        for (const unsigned char *p = (const unsigned char *)tokenizer_token_text(gpt2, i); *p; p++)
+        for (const unsigned char *p = (const unsigned char *)tokenizer_token_text(gpt2, i); *p;
+             p++)
             cr_assert(*p >= 0x20 && *p != 0x7F, "token %d has a control byte", i);
     size_t len;
     const char *b = tokenizer_token_bytes(gpt2, 262, &len);
@@ -242,8 +257,8 @@ static char *make_tokenizer_json(int pairs, const char *pre_tokenizer_type)
         "version", "1.0", "added_tokens", "id", 50256, "content", "<|endoftext|>", "special", 1,
         "normalizer", "pre_tokenizer", "type", pre_tokenizer_type, "add_prefix_space", 0,
         "trim_offsets", 1, "use_regex", 1, "model", "type", "BPE", "dropout", "unk_token",
-        "continuing_subword_prefix", "", "end_of_word_suffix", "", "fuse_unk", 0, "vocab", vocab,
-        "merges", merges);
+        "continuing_subword_prefix", "", "end_of_word_suffix", "", "fuse_unk", 0, "vocab",
+        vocab, "merges", merges);
     cr_assert(root);
     char *s = json_dumps(root, 0);
     json_decref(root);
@@ -256,8 +271,8 @@ Test(gpt2_bpe, tokenizer_json_matches_reference)
         char *js = make_tokenizer_json(pairs, "ByteLevel");
         Tokenizer *tok;
         DrrlError err;
-        cr_assert_eq(tokenizer_parse_json(js, strlen(js), "tokenizer.json", &tok, &err), DRRL_OK,
-                     "%s", err.msg);
+        cr_assert_eq(tokenizer_parse_json(js, strlen(js), "tokenizer.json", &tok, &err),
+                     DRRL_OK, "%s", err.msg);
         cr_assert_eq(tokenizer_vocab_size(tok), 50257);
         check_reference(tok);
         tokenizer_free(tok);
@@ -270,7 +285,8 @@ Test(gpt2_bpe, tokenizer_json_rejects_other_pre_tokenizers)
     char *js = make_tokenizer_json(0, "Metaspace");
     Tokenizer *tok;
     DrrlError err;
-    cr_assert_eq(tokenizer_parse_json(js, strlen(js), "tokenizer.json", &tok, &err), DRRL_E_INPUT);
+    cr_assert_eq(tokenizer_parse_json(js, strlen(js), "tokenizer.json", &tok, &err),
+                 DRRL_E_INPUT);
     cr_expect(strstr(err.msg, "tokenizer.json:pre_tokenizer:") == err.msg, "%s", err.msg);
     cr_expect(strstr(err.msg, "Metaspace") != NULL, "%s", err.msg);
     cr_expect_null(tok);
@@ -363,17 +379,20 @@ Test(errors, malformed_vocab_and_merges)
     expect_bpe_error("{\"a\": -1}", "", "vocab.json:\"a\": id -1 is out of range");
     expect_bpe_error("{\"a\": 99999999999}", "", "out of range");
     /* A few tokens at huge ids (memory out of proportion): refused. */
-    expect_bpe_error("{\"a\": 0, \"b\": 4000000}", "", "vocab.json: ids go up to 4000000 but there are only 2 tokens");
+    expect_bpe_error("{\"a\": 0, \"b\": 4000000}", "",
+                     "vocab.json: ids go up to 4000000 but there are only 2 tokens");
     expect_bpe_error("{\"a\": 0, \"a\": 1}", "", "duplicate");
     expect_bpe_error("{\"a\": 0, \"b\": 0}", "", "id 0 is used twice");
     expect_bpe_error("{\"a b\": 0}", "", "U+0020 is not in GPT-2's byte-level alphabet");
     expect_bpe_error("{\"\": 0}", "", "empty token");
-    expect_bpe_error(ok_vocab, "#version: 0.2\na b\nab\n", "merges.txt:3:3: expected two tokens");
+    expect_bpe_error(ok_vocab, "#version: 0.2\na b\nab\n",
+                     "merges.txt:3:3: expected two tokens");
     expect_bpe_error(ok_vocab, "a  b\n", "merges.txt:1:3:");
     expect_bpe_error(ok_vocab, "a b c\n", "merges.txt:1:4:");
     expect_bpe_error(ok_vocab, "a c\n", "merges.txt:1:1: token \"c\" is not in the vocabulary");
     expect_bpe_error(ok_vocab, "b a\n", "merged token \"ba\" is not in the vocabulary");
-    expect_bpe_error(ok_vocab, "a b\na b\n", "merges.txt:2:1: duplicate merge (first given as merge 1)");
+    expect_bpe_error(ok_vocab, "a b\na b\n",
+                     "merges.txt:2:1: duplicate merge (first given as merge 1)");
     expect_bpe_error(ok_vocab, "a \xc3\xa9\n", "not in the vocabulary");
     expect_bpe_error(ok_vocab, "a b\n\x80 b\n", "merges.txt:2:");
 }
@@ -451,13 +470,15 @@ Test(load_dir, choices_and_errors, .init = make_tmpdir, .fini = rm_tmpdir)
     cr_assert_eq(tokenizer_load_dir(tmpdir, -1, &tok, &err), DRRL_E_INPUT);
     cr_expect(strstr(err.msg, "tokenizer.json:model.type: WordPiece is not supported") != NULL,
               "%s", err.msg);
-    put("tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, "
-                          "\"ab\": 2}, \"merges\": [\"a b\", 7]}, \"pre_tokenizer\": {\"type\": "
-                          "\"ByteLevel\"}}");
+    put("tokenizer.json",
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, "
+        "\"ab\": 2}, \"merges\": [\"a b\", 7]}, \"pre_tokenizer\": {\"type\": "
+        "\"ByteLevel\"}}");
     cr_assert_eq(tokenizer_load_dir(tmpdir, -1, &tok, &err), DRRL_E_INPUT);
     cr_expect(strstr(err.msg, "tokenizer.json:model.merges[1]:") != NULL, "%s", err.msg);
-    put("tokenizer.json", "{\"normalizer\": {\"type\": \"NFC\"}, \"model\": {\"type\": \"BPE\", "
-                          "\"vocab\": {}, \"merges\": []}}");
+    put("tokenizer.json",
+        "{\"normalizer\": {\"type\": \"NFC\"}, \"model\": {\"type\": \"BPE\", "
+        "\"vocab\": {}, \"merges\": []}}");
     cr_assert_eq(tokenizer_load_dir(tmpdir, -1, &tok, &err), DRRL_E_INPUT);
     cr_expect(strstr(err.msg, "tokenizer.json:normalizer: unsupported normalizer NFC") != NULL,
               "%s", err.msg);

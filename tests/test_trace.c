@@ -82,8 +82,8 @@ static void spit(const char *path, const char *text)
 }
 
 /* Deterministic record content: tokens with CSV and escaping hazards. */
-static const char *tokens[] = {"the", " quote\"d", "a,b", "line\nbreak", "back\\slash",
-                               "\xff\xfe bad utf8", "caf\xc3\xa9", "\t"};
+static const char *tokens[] = {"the",         " quote\"d",         "a,b",         "line\nbreak",
+                               "back\\slash", "\xff\xfe bad utf8", "caf\xc3\xa9", "\t"};
 
 typedef struct Gen {
     float sigma[16], sigma_v[16], probs[4];
@@ -414,8 +414,8 @@ Test(trace_csv, same_records_give_identical_bytes)
     char *a = slurp(in_dir("1.csv"), NULL), *b = slurp(in_dir("2.csv"), NULL);
     cr_assert_str_eq(a, b);
     /* Fixed formats: header, quoting, escapes, NaN/Inf, FLOPs as integers. */
-    cr_assert(strncmp(a, "step,token_index,token,segment,layer,head,method,rank,head_dim,", 63) ==
-              0);
+    cr_assert(
+        strncmp(a, "step,token_index,token,segment,layer,head,method,rank,head_dim,", 63) == 0);
     cr_assert(strstr(a, "\" quote\"\"d\"") != NULL, "libcsv doubles quotes");
     cr_assert(strstr(a, "\"line\\x0Abreak\"") != NULL, "newline escaped");
     cr_assert(strstr(a, "\"back\\\\slash\"") != NULL);

@@ -86,7 +86,12 @@ static double rms_loss(void *p)
 Test(train_grad, rmsnorm)
 {
     size_t n = 5, c = 12;
-    RmsCtx k = {n, c, malloc(n * c * 4), malloc(c * 4), malloc(n * c * 4), malloc(n * 4),
+    RmsCtx k = {n,
+                c,
+                malloc(n * c * 4),
+                malloc(c * 4),
+                malloc(n * c * 4),
+                malloc(n * 4),
                 malloc(n * c * 4)};
     fill(k.x, n * c, 1.5);
     fill(k.w, c, 1.0);
@@ -115,8 +120,16 @@ static double rope_loss(void *p)
 Test(train_grad, rope)
 {
     size_t t = 6, n = 12, heads = 2, hd = 8, stride = 20; /* 4 spare columns */
-    RopeCtx k = {n, t, stride, heads, hd, malloc(n * stride * 4), malloc(n * stride * 4),
-                 malloc(n * stride * 4), malloc(t * hd / 2 * 4), malloc(t * hd / 2 * 4)};
+    RopeCtx k = {n,
+                 t,
+                 stride,
+                 heads,
+                 hd,
+                 malloc(n * stride * 4),
+                 malloc(n * stride * 4),
+                 malloc(n * stride * 4),
+                 malloc(t * hd / 2 * 4),
+                 malloc(t * hd / 2 * 4)};
     train_ops_rope_table(k.cs, k.sn, t, hd, 10000.0);
     fill(k.x, n * stride, 1.0);
     fill(k.r, n * stride, 1.0);
@@ -148,7 +161,7 @@ static void attention_check(size_t b, size_t t, int use_blas)
 {
     size_t h = 2, hd = 4, D = h * hd, n = b * t;
     AttnCtx k = {{b, t, h, hd, 3 * D, D, use_blas}, malloc(n * 3 * D * 4), malloc(n * D * 4),
-                 malloc(b * h * t * t * 4), malloc(n * D * 4), NULL};
+                 malloc(b * h * t * t * 4),         malloc(n * D * 4),     NULL};
     k.scratch = malloc(train_ops_attention_scratch(&k.s, 1) * 4);
     fill(k.qkv, n * 3 * D, 1.5);
     fill(k.r, n * D, 1.0);
@@ -170,9 +183,15 @@ static void attention_check(size_t b, size_t t, int use_blas)
                n * 3 * D, attn_loss, &k, 240);
     free(k.qkv), free(k.o), free(k.p), free(k.r), free(k.scratch), free(dqkv);
 }
-Test(train_grad, attention) { attention_check(2, 5, 0); }
+Test(train_grad, attention)
+{
+    attention_check(2, 5, 0);
+}
 /* 300 rows: two sgemm blocks (256 + 44), so block edges are crossed */
-Test(train_grad, attention_sgemm) { attention_check(2, 300, 1); }
+Test(train_grad, attention_sgemm)
+{
+    attention_check(2, 300, 1);
+}
 
 /* Both attention paths compute the same thing. */
 Test(train, attention_paths_agree)
@@ -229,7 +248,12 @@ static double lin_loss(void *p)
 Test(train_grad, linear)
 {
     size_t n = 6, in = 7, out = 5;
-    LinCtx k = {n, in, out, malloc(n * in * 4), malloc(out * in * 4), malloc(n * out * 4),
+    LinCtx k = {n,
+                in,
+                out,
+                malloc(n * in * 4),
+                malloc(out * in * 4),
+                malloc(n * out * 4),
                 malloc(n * out * 4)};
     fill(k.x, n * in, 1.0);
     fill(k.w, out * in, 1.0);
@@ -261,8 +285,14 @@ static double emb_loss(void *p)
 Test(train_grad, crossentropy_and_embedding)
 {
     size_t n = 4, v = 256;
-    CeCtx k = {n, v, malloc(n * v * 4), malloc(v * 3 * 4), malloc(n * 3 * 4),
-               malloc(n * 3 * 4), malloc(n), malloc(n)};
+    CeCtx k = {n,
+               v,
+               malloc(n * v * 4),
+               malloc(v * 3 * 4),
+               malloc(n * 3 * 4),
+               malloc(n * 3 * 4),
+               malloc(n),
+               malloc(n)};
     fill(k.logits, n * v, 3.0);
     uint8_t tok[] = {7, 200, 7, 0}, tgt[] = {1, 2, 255, 1};
     memcpy(k.tok, tok, n);
@@ -284,9 +314,14 @@ Test(train_grad, crossentropy_and_embedding)
 }
 
 /* ---- whole model ---- */
-static const TrainModelConfig tiny = {.n_layer = 2, .d_model = 16, .n_head = 2,
-                                      .head_dim = 8, .d_ff = 24, .tied = 0,
-                                      .rms_eps = 1e-5f, .rope_theta = 10000.0,
+static const TrainModelConfig tiny = {.n_layer = 2,
+                                      .d_model = 16,
+                                      .n_head = 2,
+                                      .head_dim = 8,
+                                      .d_ff = 24,
+                                      .tied = 0,
+                                      .rms_eps = 1e-5f,
+                                      .rope_theta = 10000.0,
                                       .max_positions = 64};
 typedef struct {
     TrainModel *m;
@@ -333,8 +368,14 @@ static void model_check(int tied)
     train_acts_free(k.a);
     train_model_free(k.m);
 }
-Test(train_grad, model_untied) { model_check(0); }
-Test(train_grad, model_tied) { model_check(1); }
+Test(train_grad, model_untied)
+{
+    model_check(0);
+}
+Test(train_grad, model_tied)
+{
+    model_check(1);
+}
 
 /* ---- schedule ---- */
 Test(train, lr_schedule)
@@ -412,7 +453,8 @@ Test(train, deterministic_resume_and_export)
     cr_expect(memcmp(ma->params, mb->params, ma->n_params * sizeof(float)) == 0,
               "resumed run with other thread counts must be bit-identical");
     /* export and load back */
-    cr_assert_eq(train_export_write(ma, dir, NULL, SAFETENSORS_F32, NULL, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(train_export_write(ma, dir, NULL, SAFETENSORS_F32, NULL, &err), DRRL_OK, "%s",
+                 err.msg);
     TrainModel *mc;
     cr_assert_eq(train_export_load(dir, &mc, NULL, &err), DRRL_OK, "%s", err.msg);
     cr_expect_eq(mc->n_params, ma->n_params);

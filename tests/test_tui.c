@@ -22,7 +22,10 @@
 #include "tui_data.h"
 #include "tui/views.h"
 
-static void utf8_locale(void) { setlocale(LC_ALL, "C.UTF-8"); }
+static void utf8_locale(void)
+{
+    setlocale(LC_ALL, "C.UTF-8");
+}
 
 TestSuite(canvas, .init = utf8_locale);
 TestSuite(keys);
@@ -185,7 +188,8 @@ Test(keys, man_page_keys_table_matches)
         label[k] = 0;
         snprintf(want, sizeof want, ".TP\n.B %s\n", label);
         const char *hit = strstr(p, want);
-        cr_assert(hit && (!end || hit < end), "man KEYS lacks (in order) '%s'", keys_table[i].keys);
+        cr_assert(hit && (!end || hit < end), "man KEYS lacks (in order) '%s'",
+                  keys_table[i].keys);
         p = hit + strlen(want);
         char help[512];
         k = 0;
@@ -236,7 +240,8 @@ static void check_layout(int cols, int rows, int n_layers, bool policy, int focu
               layout_mode_name(l.mode), f);
     if (l.mode == LAYOUT_FULL && !zoom)
         for (int i = 0; i < VIEW_COUNT; i++)
-            cr_assert(l.pane[i].w > 0 || (i == VIEW_policy && !policy), "full: pane %d hidden", i);
+            cr_assert(l.pane[i].w > 0 || (i == VIEW_policy && !policy), "full: pane %d hidden",
+                      i);
 }
 
 Test(layout, modes_by_size)
@@ -254,9 +259,9 @@ Test(layout, modes_by_size)
 
 Test(layout, panes_fit_and_never_overlap)
 {
-    static const int sizes[][2] = {{40, 12}, {60, 20},  {79, 23},  {80, 24}, {100, 30},
-                                   {119, 35}, {120, 36}, {120, 40}, {160, 50}, {200, 60},
-                                   {300, 90}};
+    static const int sizes[][2] = {{40, 12},  {60, 20},  {79, 23},  {80, 24},
+                                   {100, 30}, {119, 35}, {120, 36}, {120, 40},
+                                   {160, 50}, {200, 60}, {300, 90}};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
         for (int focus = 0; focus < VIEW_COUNT; focus++)
             for (int p = 0; p < 2; p++)
@@ -572,11 +577,24 @@ static char *bounds_screen(double output_bound)
     TraceStore *s = trace_store_new();
     cr_assert_not_null(s);
     float sig[4] = {4, 2, 1, 0.5f};
-    TraceRecord r = {.token = "a", .method = "fixed:2", .rank = 2, .head_dim = 4,
-                     .energy_kept = 0.9, .n_sigma = 4, .sigma = sig, .n_sigma_v = 4,
-                     .sigma_v = sig, .tail_bound = 0.1, .output_bound = output_bound,
-                     .threshold = 0.25, .measured_error = 0.3, .fidelity = 0.95,
-                     .flops_exact = 10, .flops_executed = 5, .value = NAN, .reward = NAN};
+    TraceRecord r = {.token = "a",
+                     .method = "fixed:2",
+                     .rank = 2,
+                     .head_dim = 4,
+                     .energy_kept = 0.9,
+                     .n_sigma = 4,
+                     .sigma = sig,
+                     .n_sigma_v = 4,
+                     .sigma_v = sig,
+                     .tail_bound = 0.1,
+                     .output_bound = output_bound,
+                     .threshold = 0.25,
+                     .measured_error = 0.3,
+                     .fidelity = 0.95,
+                     .flops_exact = 10,
+                     .flops_executed = 5,
+                     .value = NAN,
+                     .reward = NAN};
     DrrlError err;
     cr_assert_eq(trace_store_put(s, &r, &err), DRRL_OK);
     App app;

@@ -101,8 +101,8 @@ Test(tui_diff, identical_traces_do_not_diverge)
 Test(tui_diff, cells_first_divergence_and_navigation)
 {
     static const Change ch[] = {
-        {5, 2, 1, -2, 0},      /* the first divergence: rank */
-        {5, 3, 3, 0, 0.125},   /* same rank, another column */
+        {5, 2, 1, -2, 0},    /* the first divergence: rank */
+        {5, 3, 3, 0, 0.125}, /* same rank, another column */
         {11, 0, 2, -1, 0},
     };
     Fx f;

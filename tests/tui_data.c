@@ -9,11 +9,11 @@
 #include <string.h>
 
 static const char *words[] = {
-    "The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", ".",
-    "\n", "Low", "-", "rank", " attention", " keeps", " only", " the", " strongest",
-    " directions", " of", " each", " head", ",", " and", " the", " bounds", " say",
-    " how", " much", " that", " can", " cost", ".", " 東京", " is", " far", " away", "!",
-    "\n",
+    "The",   " quick", " brown",     " fox",        " jumps", " over", " the",       " lazy",
+    " dog",  ".",      "\n",         "Low",         "-",      "rank",  " attention", " keeps",
+    " only", " the",   " strongest", " directions", " of",    " each", " head",      ",",
+    " and",  " the",   " bounds",    " say",        " how",   " much", " that",      " can",
+    " cost", ".",      " 東京",      " is",         " far",   " away", "!",          "\n",
 };
 #define N_WORDS ((int)(sizeof words / sizeof words[0]))
 

@@ -18,26 +18,26 @@ enum { REFRESH_NONE = 0, REFRESH_KEEP = 1, REFRESH_RECOMPUTE = 2 };
 
 /* Keys or values of one (layer, kv head). */
 typedef struct Side {
-    double *G;       /* (D, D) upper: Gram of all completed segments */
-    double *Gref;    /* (D, D) full: G at the last eigensolve */
-    double *lam;     /* (D) eigenvalues of Gref, descending */
-    double *Bd;      /* (D, D) basis in double (column j = direction j) */
-    float *B;        /* (D, D) the same in float, used by the kernels */
-    float *P;        /* (D, cap): P[j*cap + t] = (x_t B)_j, the projected cache */
-    double *E;       /* (D) sum_t P[j][t]^2 over all projected rows, j < w */
-    double *En;      /* (D) same over rows n_ref.. (since the last eigensolve) */
+    double *G;    /* (D, D) upper: Gram of all completed segments */
+    double *Gref; /* (D, D) full: G at the last eigensolve */
+    double *lam;  /* (D) eigenvalues of Gref, descending */
+    double *Bd;   /* (D, D) basis in double (column j = direction j) */
+    float *B;     /* (D, D) the same in float, used by the kernels */
+    float *P;     /* (D, cap): P[j*cap + t] = (x_t B)_j, the projected cache */
+    double *E;    /* (D) sum_t P[j][t]^2 over all projected rows, j < w */
+    double *En;   /* (D) same over rows n_ref.. (since the last eigensolve) */
     double trace_ref;
-    int64_t n_ref;   /* rows in Gref */
-    int64_t n_gram;  /* rows folded into G */
-    int64_t n_proj;  /* rows in P */
-    int32_t w;       /* projected width: P holds directions 0..w-1 */
-    double tot;      /* sum_t ||x_t||^2 over all cached rows (double) */
-    double tot_new;  /* the same over rows since the last eigensolve (n_ref..) */
-    double rowmax;   /* max_t ||x_t||_2 over cached rows */
-    double dG;       /* ||G - Gref||_F at the last boundary */
-    double *sinr;    /* (D + 1) residual Davis-Kahan bound per rank, last boundary */
+    int64_t n_ref;  /* rows in Gref */
+    int64_t n_gram; /* rows folded into G */
+    int64_t n_proj; /* rows in P */
+    int32_t w;      /* projected width: P holds directions 0..w-1 */
+    double tot;     /* sum_t ||x_t||^2 over all cached rows (double) */
+    double tot_new; /* the same over rows since the last eigensolve (n_ref..) */
+    double rowmax;  /* max_t ||x_t||_2 over cached rows */
+    double dG;      /* ||G - Gref||_F at the last boundary */
+    double *sinr;   /* (D + 1) residual Davis-Kahan bound per rank, last boundary */
     int has_basis;
-    int refresh;     /* last boundary's decision */
+    int refresh; /* last boundary's decision */
     /* per-call accumulators, written by the one thread that works on this
      * side and merged into the ledger and stats on the calling thread */
     double fl[FLOPS_CAT_COUNT];
@@ -51,10 +51,10 @@ typedef struct Kv {
 } Kv;
 
 typedef struct Perf {
-    float *W;    /* (M, D) */
-    double *S;   /* (M, D) */
-    double *z;   /* (M) */
-    double c;    /* shift of every exponent in S and z */
+    float *W;  /* (M, D) */
+    double *S; /* (M, D) */
+    double *z; /* (M) */
+    double c;  /* shift of every exponent in S and z */
 } Perf;
 
 typedef struct Nys {
@@ -92,14 +92,14 @@ struct AttnCore {
     ModelConfig mc;
     RankGrid grid;
     int32_t L, H, K, D, group;
-    Kv *kv;            /* (L, K) */
-    HeadState *hs;     /* (L, H) */
-    RowStat *rows;     /* (L, H, rows_cap) */
+    Kv *kv;        /* (L, K) */
+    HeadState *hs; /* (L, H) */
+    RowStat *rows; /* (L, H, rows_cap) */
     size_t rows_cap, call_n, call_pos0;
-    size_t pcap;       /* capacity (rows) of every projected cache */
-    float *qh;         /* (L, H, qcap, D) query history (keep_queries) */
+    size_t pcap; /* capacity (rows) of every projected cache */
+    float *qh;   /* (L, H, qcap, D) query history (keep_queries) */
     size_t qcap, qlen;
-    double *callfl;    /* (L, H, FLOPS_CAT_COUNT): call-level work (refresh, projection) */
+    double *callfl; /* (L, H, FLOPS_CAT_COUNT): call-level work (refresh, projection) */
     FlopLedger exec, exact;
     AttnCoreStats stats;
     AttnChooser chooser;
@@ -109,9 +109,9 @@ struct AttnCore {
     int64_t *seg_done; /* (L): last segment whose boundary was processed */
     uint64_t rng;
     /* baselines */
-    Perf *perf;  /* (L, K) performer state */
-    Nys *nys;    /* (L, H) nystrom state */
-    float *bl_out;      /* (call n, H, D) baseline outputs of the current layer */
+    Perf *perf;    /* (L, K) performer state */
+    Nys *nys;      /* (L, H) nystrom state */
+    float *bl_out; /* (call n, H, D) baseline outputs of the current layer */
     size_t bl_cap;
     /* decision scratch */
     double *dec_energy, *dec_bound;
@@ -195,7 +195,8 @@ DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCo
     if (st)
         return st;
     if (c->segment < 1)
-        return drrl_error(err, DRRL_E_USAGE, "--segment must be >= 1 (got %d)", (int)c->segment);
+        return drrl_error(err, DRRL_E_USAGE, "--segment must be >= 1 (got %d)",
+                          (int)c->segment);
     AttnCore *ac = calloc(1, sizeof *ac);
     if (!ac)
         return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
@@ -258,7 +259,8 @@ DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCo
                     goto fail;
                 }
                 /* seeded per (layer, kv head): the same seed gives the same features */
-                orf_fill(p->W, M, D, c->seed * 0x100000001b3ull + i * 0x9e3779b97f4a7c15ull + 1);
+                orf_fill(p->W, M, D,
+                         c->seed * 0x100000001b3ull + i * 0x9e3779b97f4a7c15ull + 1);
             }
             if (!ac->perf) {
                 st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (performer)");
@@ -310,7 +312,8 @@ void attn_core_free(AttnCore *ac)
     if (ac->nys)
         for (size_t i = 0; i < (size_t)ac->L * ac->H; i++) {
             Nys *y = &ac->nys[i];
-            free(y->Lq), free(y->Lk), free(y->S), free(y->z), free(y->c), free(y->Ap), free(y->qsum);
+            free(y->Lq), free(y->Lk), free(y->S), free(y->z), free(y->c), free(y->Ap),
+                free(y->qsum);
         }
     free(ac->perf), free(ac->nys), free(ac->bl_out), free(ac->qh);
     free(ac->kv), free(ac->hs), free(ac->rows), free(ac->callfl), free(ac->seg_done);
@@ -356,16 +359,31 @@ void attn_core_bind_cache(AttnCore *ac, AttnCacheFn k, AttnCacheFn v, const void
     ac->cache_k = k, ac->cache_v = v, ac->cache_ctx = ctx;
 }
 
-const FlopLedger *attn_core_flops_executed(const AttnCore *ac) { return &ac->exec; }
-const FlopLedger *attn_core_flops_exact(const AttnCore *ac) { return &ac->exact; }
-const AttnCoreStats *attn_core_stats(const AttnCore *ac) { return &ac->stats; }
-const RankGrid *attn_core_grid(const AttnCore *ac) { return &ac->grid; }
+const FlopLedger *attn_core_flops_executed(const AttnCore *ac)
+{
+    return &ac->exec;
+}
+const FlopLedger *attn_core_flops_exact(const AttnCore *ac)
+{
+    return &ac->exact;
+}
+const AttnCoreStats *attn_core_stats(const AttnCore *ac)
+{
+    return &ac->stats;
+}
+const RankGrid *attn_core_grid(const AttnCore *ac)
+{
+    return &ac->grid;
+}
 double attn_core_eps(const AttnCore *ac)
 {
     return ac->cfg.eps;
 }
 
-const char *attn_core_method(const AttnCore *ac) { return ac->cfg.method.spec; }
+const char *attn_core_method(const AttnCore *ac)
+{
+    return ac->cfg.method.spec;
+}
 
 int32_t attn_core_rank(const AttnCore *ac, int32_t layer, int32_t head)
 {
@@ -374,7 +392,10 @@ int32_t attn_core_rank(const AttnCore *ac, int32_t layer, int32_t head)
     return ac->hs[(size_t)layer * ac->H + head].rank;
 }
 
-static Kv *kv_at(AttnCore *ac, int32_t l, int32_t g) { return &ac->kv[(size_t)l * ac->K + g]; }
+static Kv *kv_at(AttnCore *ac, int32_t l, int32_t g)
+{
+    return &ac->kv[(size_t)l * ac->K + g];
+}
 static HeadState *hs_at(AttnCore *ac, int32_t l, int32_t h)
 {
     return &ac->hs[(size_t)l * ac->H + h];
@@ -511,7 +532,8 @@ static void orf_fill(float *W, int32_t M, int32_t D, uint64_t seed)
     }
     for (int32_t row = 0; row < M; row += D) {
         for (int32_t i = 0; i < D * D; i++) {
-            double u1 = ((rng_next(&s) >> 11) + 1) * 0x1.0p-53, u2 = (rng_next(&s) >> 11) * 0x1.0p-53;
+            double u1 = ((rng_next(&s) >> 11) + 1) * 0x1.0p-53,
+                   u2 = (rng_next(&s) >> 11) * 0x1.0p-53;
             blk[i] = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
         }
         LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, D, D, blk, D, tau);
@@ -631,7 +653,8 @@ static DrrlStatus nys_boundary(AttnCore *ac, int32_t l, int64_t pos, DrrlError *
     for (int32_t h = 0; h < ac->H; h++) {
         Nys *y = &ac->nys[(size_t)l * ac->H + h];
         int32_t g = h / ac->group;
-        const float *K = ac->cache_k(ac->cache_ctx, l, g), *V = ac->cache_v(ac->cache_ctx, l, g);
+        const float *K = ac->cache_k(ac->cache_ctx, l, g),
+                    *V = ac->cache_v(ac->cache_ctx, l, g);
         int32_t slot = y->next;
         y->next = (y->next + 1) % M;
         if (y->m_used < M)
@@ -801,8 +824,10 @@ static DrrlStatus grow_proj(AttnCore *ac, size_t need, DrrlError *err)
             Side *s = &ac->kv[i].s[si];
             float *np = malloc(bytes);
             if (!np)
-                return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory for a %zu-row "
-                                                     "projected cache", cap);
+                return drrl_error(err, DRRL_E_NOMEM,
+                                  "attn_core: out of memory for a %zu-row "
+                                  "projected cache",
+                                  cap);
             if (s->P)
                 for (int32_t j = 0; j < ac->D; j++)
                     memcpy(np + (size_t)j * cap, s->P + (size_t)j * ac->pcap,
@@ -929,8 +954,8 @@ static void side_boundary(AttnCore *ac, int32_t l, int32_t g, int si, int64_t po
     int32_t D = ac->D;
     size_t dd = (size_t)D * D;
     double tol = ac->cfg.rot_tol;
-    const float *x = si == SIDE_K ? ac->cache_k(ac->cache_ctx, l, g)
-                                  : ac->cache_v(ac->cache_ctx, l, g);
+    const float *x =
+        si == SIDE_K ? ac->cache_k(ac->cache_ctx, l, g) : ac->cache_v(ac->cache_ctx, l, g);
     basis_gram_add(s->G, x + (size_t)s->n_gram * D, pos - s->n_gram, D, D);
     s->fl[FLOPS_GRAM] += flops_gram((double)(pos - s->n_gram), D);
     s->n_gram = pos;
@@ -939,7 +964,8 @@ static void side_boundary(AttnCore *ac, int32_t l, int32_t g, int si, int64_t po
     double *Cm = malloc(dd * sizeof *Cm), *lam = malloc((size_t)D * sizeof *lam);
     double *Bn = malloc(dd * sizeof *Bn);
     if (!dGm || !tmp || !Cm || !lam || !Bn) {
-        s->st = drrl_error(&s->err, DRRL_E_NOMEM, "attn_core: out of memory for a basis refresh");
+        s->st =
+            drrl_error(&s->err, DRRL_E_NOMEM, "attn_core: out of memory for a basis refresh");
         goto done;
     }
     s->refresh = REFRESH_RECOMPUTE;
@@ -1041,8 +1067,8 @@ static void side_advance(AttnCore *ac, int32_t l, int32_t g, int si, size_t pos0
                          int32_t w_need)
 {
     Side *s = &kv_at(ac, l, g)->s[si];
-    const float *x = si == SIDE_K ? ac->cache_k(ac->cache_ctx, l, g)
-                                  : ac->cache_v(ac->cache_ctx, l, g);
+    const float *x =
+        si == SIDE_K ? ac->cache_k(ac->cache_ctx, l, g) : ac->cache_v(ac->cache_ctx, l, g);
     for (size_t t = pos0; t < pos0 + n; t++) {
         double r2 = 0.0;
         for (int32_t j = 0; j < ac->D; j++)
@@ -1105,8 +1131,15 @@ static DrrlStatus run_sides(AttnCore *ac, int32_t l, int phase, int64_t pos, siz
     pthread_t tid[MAXT];
     int started[MAXT] = {0};
     for (int t = 0; t < nt; t++) {
-        tasks[t] = (SideTask){ac, l, phase, (int32_t)((int64_t)ns * t / nt),
-                              (int32_t)((int64_t)ns * (t + 1) / nt), pos, pos0, n, w_need};
+        tasks[t] = (SideTask){ac,
+                              l,
+                              phase,
+                              (int32_t)((int64_t)ns * t / nt),
+                              (int32_t)((int64_t)ns * (t + 1) / nt),
+                              pos,
+                              pos0,
+                              n,
+                              w_need};
         if (t > 0 && pthread_create(&tid[t], NULL, side_task, &tasks[t]) == 0)
             started[t] = 1;
     }
@@ -1162,10 +1195,20 @@ static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, s
             return drrl_error(err, DRRL_E_USAGE,
                               "--method %s: no policy is loaded for the drrl method", m->spec);
         double policy_flops = 0.0;
-        AttnDecision dec = {l, (int32_t)seg, H, D, &ac->grid, ac->dec_prev, ac->dec_energy,
-                            ac->dec_bound, ac->dec_mask, q, n, &policy_flops};
-        DrrlStatus st = ac->chooser(ac->chooser_ctx, &dec, ac->dec_rank, ac->dec_probs,
-                                    ac->dec_value, err);
+        AttnDecision dec = {l,
+                            (int32_t)seg,
+                            H,
+                            D,
+                            &ac->grid,
+                            ac->dec_prev,
+                            ac->dec_energy,
+                            ac->dec_bound,
+                            ac->dec_mask,
+                            q,
+                            n,
+                            &policy_flops};
+        DrrlStatus st =
+            ac->chooser(ac->chooser_ctx, &dec, ac->dec_rank, ac->dec_probs, ac->dec_value, err);
         if (st)
             return st;
         for (int32_t h = 0; h < H; h++)
@@ -1178,7 +1221,9 @@ static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, s
         Kv *kv = kv_at(ac, l, h / ac->group);
         int32_t r = D;
         switch (m->kind) {
-        case METHOD_FIXED: r = m->rank; break;
+        case METHOD_FIXED:
+            r = m->rank;
+            break;
         case METHOD_ENERGY:
             for (int32_t i = 0; i < ng; i++) {
                 double ev = side_energy(&kv->s[SIDE_V], D, ac->grid.r[i]);
@@ -1209,10 +1254,13 @@ static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, s
             if (ac->grid.r[gi] != r || !ac->dec_mask[h * ng + gi])
                 return drrl_error(err, DRRL_E_INTERNAL,
                                   "attn_core: the policy chose rank %d for layer %d head %d, "
-                                  "not an allowed grid rank", (int)r, (int)l, (int)h);
+                                  "not an allowed grid rank",
+                                  (int)r, (int)l, (int)h);
             break;
         }
-        default: r = D; break;
+        default:
+            r = D;
+            break;
         }
         hs->rank = r;
         hs->n_masked = 0;
@@ -1250,8 +1298,8 @@ static RowStat *row_at(AttnCore *ac, int32_t l, int32_t h, size_t i)
     return &ac->rows[((size_t)l * ac->H + h) * ac->call_n + i];
 }
 
-static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n,
-                                   const float *q, DrrlError *err)
+static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, const float *q,
+                                   DrrlError *err)
 {
     AttnCore *ac = ctx;
     DrrlStatus st;
@@ -1302,9 +1350,11 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n,
         }
         int64_t seg = (int64_t)pos0 / T;
         if ((int64_t)(pos0 + n - 1) / T != seg)
-            return drrl_error(err, DRRL_E_INTERNAL,
-                              "attn_core: a forward call (positions %zu..%zu) crosses a segment "
-                              "boundary", pos0, pos0 + n - 1);
+            return drrl_error(
+                err, DRRL_E_INTERNAL,
+                "attn_core: a forward call (positions %zu..%zu) crosses a segment "
+                "boundary",
+                pos0, pos0 + n - 1);
         if ((int64_t)pos0 % T == 0 && seg > 0 && ac->seg_done[layer] < seg) {
             if ((st = nys_boundary(ac, layer, (int64_t)pos0, err)))
                 return st;
@@ -1330,7 +1380,8 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n,
     if ((int64_t)(pos0 + n - 1) / T != seg)
         return drrl_error(err, DRRL_E_INTERNAL,
                           "attn_core: a forward call (positions %zu..%zu) crosses a segment "
-                          "boundary (segment %lld)", pos0, pos0 + n - 1, (long long)T);
+                          "boundary (segment %lld)",
+                          pos0, pos0 + n - 1, (long long)T);
     if ((st = grow_proj(ac, pos0 + n, err)))
         return st;
     int new_seg = (int64_t)pos0 % T == 0;
@@ -1390,8 +1441,8 @@ static DrrlStatus layer_begin(void *ctx, int layer, size_t pos0, size_t n, const
 /* Hot loop compiled so GCC vectorises it (no float reductions across lanes,
  * no calls), for AVX-512, AVX2 and baseline x86-64, picked at load time. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define ATTN_HOT                                                                              \
-    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic"),                       \
+#define ATTN_HOT                                                                               \
+    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic"),                      \
                    target_clones("avx512f", "avx2", "default")))
 #else
 #define ATTN_HOT
@@ -1461,7 +1512,8 @@ static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
     if (baseline) {
         for (size_t i = 0; i < n; i++)
             memcpy(a->out + i * a->out_stride,
-                   ac->bl_out + ((row0 + i) * ac->H + h) * (size_t)D, (size_t)D * sizeof(float));
+                   ac->bl_out + ((row0 + i) * ac->H + h) * (size_t)D,
+                   (size_t)D * sizeof(float));
         if (a->probs) /* the weights applied implicitly (instrumentation, not counted) */
             for (size_t i = 0; i < n && st == DRRL_OK; i++) {
                 float *pr = a->probs + i * a->probs_stride;
@@ -1495,8 +1547,8 @@ static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
         fl[FLOPS_SCORES] = 2.0 * n * N * r;
         softmax_rows(S, n, N, a->pos0, &fl[FLOPS_SOFTMAX]);
         /* value product: (n x N)(N x r), inner dimension N, output width r */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, r, (int)N, 1.0f, S,
-                    (int)N, sv->P, (int)ac->pcap, 0.0f, ab, r);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, r, (int)N, 1.0f, S, (int)N,
+                    sv->P, (int)ac->pcap, 0.0f, ab, r);
         fl[FLOPS_VALUE] = 2.0 * n * N * r;
         /* back to head_dim: (n x r)(r x D) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, D, r, 1.0f, ab, r, sv->B,
@@ -1527,7 +1579,8 @@ static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
         }
         if (!lowrank && !baseline) {
             for (size_t i = 0; i < n; i++)
-                memcpy(exact_out + i * D, a->out + i * a->out_stride, (size_t)D * sizeof(float));
+                memcpy(exact_out + i * D, a->out + i * a->out_stride,
+                       (size_t)D * sizeof(float));
         } else {
             ForwardAttnArgs b = *a;
             b.out = exact_out, b.out_stride = (size_t)D, b.probs = NULL;
@@ -1611,18 +1664,19 @@ static void model_flops_per_token(const ModelConfig *c, double *proj, double *ml
            KD = (double)c->n_kv_head * c->head_dim, F = c->d_ff;
     *proj = flops_linear(1, C, HD) + 2.0 * flops_linear(1, C, KD) + flops_linear(1, HD, C);
     *mlp = (c->arch == MODEL_ARCH_LLAMA ? 3.0 : 2.0) * flops_linear(1, C, F);
-    *other_layer = 2.0 * 5.0 * C + 2.0 * C; /* two norms (~5 per element) and two residual adds */
+    *other_layer =
+        2.0 * 5.0 * C + 2.0 * C; /* two norms (~5 per element) and two residual adds */
     *lm_head = flops_linear(1, C, c->vocab);
 }
 
-DrrlStatus attn_core_finish_call(AttnCore *ac, size_t pos0, size_t n,
-                                 const char *const *tokens, TraceSink *sinks, int n_sinks,
-                                 DrrlError *err)
+DrrlStatus attn_core_finish_call(AttnCore *ac, size_t pos0, size_t n, const char *const *tokens,
+                                 TraceSink *sinks, int n_sinks, DrrlError *err)
 {
     if (n != ac->call_n || pos0 != ac->call_pos0)
-        return drrl_error(err, DRRL_E_INTERNAL, "attn_core: finish_call(%zu, %zu) does not "
-                          "match the last forward call (%zu, %zu)", pos0, n, ac->call_pos0,
-                          ac->call_n);
+        return drrl_error(err, DRRL_E_INTERNAL,
+                          "attn_core: finish_call(%zu, %zu) does not "
+                          "match the last forward call (%zu, %zu)",
+                          pos0, n, ac->call_pos0, ac->call_n);
     double proj, mlp, other, lmh;
     model_flops_per_token(&ac->mc, &proj, &mlp, &other, &lmh);
     for (FlopLedger *fl = &ac->exec; fl; fl = fl == &ac->exec ? &ac->exact : NULL)
@@ -1704,8 +1758,8 @@ DrrlStatus attn_core_finish_call(AttnCore *ac, size_t pos0, size_t n,
 }
 
 DrrlStatus attn_core_row_probs(AttnCore *ac, int32_t layer, int32_t head, const float *q,
-                               const float *k, size_t n_keys, float *probs,
-                               float *exact_probs, DrrlError *err)
+                               const float *k, size_t n_keys, float *probs, float *exact_probs,
+                               DrrlError *err)
 {
     if (layer < 0 || layer >= ac->L || head < 0 || head >= ac->H || n_keys < 1)
         return drrl_error(err, DRRL_E_USAGE, "attn_core: no head %d of layer %d", (int)head,

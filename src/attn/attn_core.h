@@ -50,19 +50,19 @@
 
 typedef struct AttnCoreConfig {
     Method method;
-    int32_t segment;   /* T >= 1 (default 128) */
+    int32_t segment;       /* T >= 1 (default 128) */
     int32_t r_min, r_step; /* rank grid (0: defaults, see method_grid) */
-    uint64_t seed;     /* random:A-B and performer features */
-    int measure;       /* compute exact attention alongside: measured error,
-                          fidelity, bound violations */
-    double eps;        /* safety threshold eps_t on the relative tail bound; NAN
-                          (the default) = auto: the policy's trained floor for
-                          drrl (policy_agent_prepare), else ATTN_CORE_EPS */
-    double rot_tol;    /* keep a stale basis while the bounds allow (above); < 0:
-                          always recompute */
-    int keep_queries;  /* keep every query (for attn_core_query: the views) */
-    int lowrank_at_full; /* run the rank-r kernel even at r == head_dim (tests:
-                            it must then equal exact attention to 1e-5) */
+    uint64_t seed;         /* random:A-B and performer features */
+    int measure;           /* compute exact attention alongside: measured error,
+                              fidelity, bound violations */
+    double eps;            /* safety threshold eps_t on the relative tail bound; NAN
+                              (the default) = auto: the policy's trained floor for
+                              drrl (policy_agent_prepare), else ATTN_CORE_EPS */
+    double rot_tol;        /* keep a stale basis while the bounds allow (above); < 0:
+                              always recompute */
+    int keep_queries;      /* keep every query (for attn_core_query: the views) */
+    int lowrank_at_full;   /* run the rank-r kernel even at r == head_dim (tests:
+                              it must then equal exact attention to 1e-5) */
 } AttnCoreConfig;
 
 #define ATTN_CORE_EPS 0.25 /* the safety threshold when nothing else sets it */
@@ -77,14 +77,14 @@ void attn_core_config_default(AttnCoreConfig *c);
 typedef struct AttnDecision {
     int32_t layer, segment, n_head, head_dim;
     const RankGrid *grid;
-    const int32_t *prev_rank;  /* (n_head) */
-    const double *energy;      /* (n_head, n): key energy kept at each rank */
-    const double *bound;       /* (n_head, n): relative tail bound at each rank */
-    const uint8_t *mask;       /* (n_head, n): 1 = allowed */
-    const float *q;            /* (n_q, H*D) queries of the segment's first call */
+    const int32_t *prev_rank; /* (n_head) */
+    const double *energy;     /* (n_head, n): key energy kept at each rank */
+    const double *bound;      /* (n_head, n): relative tail bound at each rank */
+    const uint8_t *mask;      /* (n_head, n): 1 = allowed */
+    const float *q;           /* (n_q, H*D) queries of the segment's first call */
     size_t n_q;
-    double *policy_flops;      /* out: the chooser adds the FLOPs it executed; they
-                                  are charged to FLOPS_POLICY, split over the heads */
+    double *policy_flops; /* out: the chooser adds the FLOPs it executed; they
+                             are charged to FLOPS_POLICY, split over the heads */
 } AttnDecision;
 
 /* Fill rank[h] (a grid rank allowed by the mask) for every head; optionally
@@ -122,9 +122,8 @@ void attn_core_reset(AttnCore *ac);
  * from the config), the run statistics, and, if n_sinks > 0, emit one
  * TraceRecord per (token, layer, head) to every sink in order. tokens: n
  * token texts for the records (NULL: empty). */
-DrrlStatus attn_core_finish_call(AttnCore *ac, size_t pos0, size_t n,
-                                 const char *const *tokens, TraceSink *sinks, int n_sinks,
-                                 DrrlError *err);
+DrrlStatus attn_core_finish_call(AttnCore *ac, size_t pos0, size_t n, const char *const *tokens,
+                                 TraceSink *sinks, int n_sinks, DrrlError *err);
 
 /* Ledgers: what ran, and what the exact model would have run. */
 const FlopLedger *attn_core_flops_executed(const AttnCore *ac);
@@ -132,11 +131,11 @@ const FlopLedger *attn_core_flops_exact(const AttnCore *ac);
 
 typedef struct AttnCoreStats {
     int64_t tokens;
-    int64_t rows;            /* (token, layer, head) rows measured */
-    double fidelity_sum;     /* sum of cos(o_exact, o~) over measured rows */
-    int64_t violations;      /* rows whose measured error exceeded a bound */
+    int64_t rows;                            /* (token, layer, head) rows measured */
+    double fidelity_sum;                     /* sum of cos(o_exact, o~) over measured rows */
+    int64_t violations;                      /* rows whose measured error exceeded a bound */
     int64_t refresh_keep, refresh_recompute; /* basis refresh decisions */
-    double attn_wall_s;      /* wall time inside the hook (all threads) */
+    double attn_wall_s;                      /* wall time inside the hook (all threads) */
 } AttnCoreStats;
 const AttnCoreStats *attn_core_stats(const AttnCore *ac);
 
@@ -159,7 +158,7 @@ const float *attn_core_query(const AttnCore *ac, int32_t layer, int32_t head, si
  * the weights their prefix sums apply implicitly (Nystrom's from the
  * landmarks in force now; exact in its first segment). */
 DrrlStatus attn_core_row_probs(AttnCore *ac, int32_t layer, int32_t head, const float *q,
-                               const float *k, size_t n_keys, float *probs,
-                               float *exact_probs, DrrlError *err);
+                               const float *k, size_t n_keys, float *probs, float *exact_probs,
+                               DrrlError *err);
 
 #endif

@@ -14,7 +14,8 @@ void basis_gram_add(double *G, const float *X, int64_t rows, int32_t d, int64_t 
      * triangle with dsyrk (the same d(d+1)/2 multiply-adds per row as the
      * plain loop, in double). */
     enum { BLOCK = 256 };
-    double *xb = rows > 0 ? malloc((size_t)(rows < BLOCK ? rows : BLOCK) * d * sizeof *xb) : NULL;
+    double *xb =
+        rows > 0 ? malloc((size_t)(rows < BLOCK ? rows : BLOCK) * d * sizeof *xb) : NULL;
     if (!xb) { /* out of memory or nothing to do: the plain loop */
         for (int64_t t = 0; t < rows; t++) {
             const float *x = X + t * ld;
@@ -154,17 +155,22 @@ static DrrlStatus eig_run(const double *G, int32_t n, int32_t d, double *lambda,
     int nt = batch_threads(n, d);
     EigJob jobs[BASIS_MAX_THREADS];
     for (int t = 0; t < nt; t++)
-        jobs[t] = (EigJob){G, (int32_t)((int64_t)n * t / nt), (int32_t)((int64_t)n * (t + 1) / nt),
-                           d, lambda, B, 0, 0};
+        jobs[t] = (EigJob){G,
+                           (int32_t)((int64_t)n * t / nt),
+                           (int32_t)((int64_t)n * (t + 1) / nt),
+                           d,
+                           lambda,
+                           B,
+                           0,
+                           0};
     batch_run(eig_job, jobs, sizeof jobs[0], nt);
     for (int t = 0; t < nt; t++) {
         if (jobs[t].info == -1000)
             return drrl_error(err, DRRL_E_NOMEM,
                               "basis: out of memory for a %d x %d eigensolve", (int)d, (int)d);
         if (jobs[t].info)
-            return drrl_error(err, DRRL_E_INTERNAL,
-                              "basis: dsyevr failed on head %d (info %d)", (int)jobs[t].bad,
-                              jobs[t].info);
+            return drrl_error(err, DRRL_E_INTERNAL, "basis: dsyevr failed on head %d (info %d)",
+                              (int)jobs[t].bad, jobs[t].info);
     }
     return DRRL_OK;
 }
@@ -211,9 +217,9 @@ DrrlStatus basis_svd(const float *X, int64_t rows, int32_t d, int64_t ld, double
         for (int32_t j = 0; j < d; j++)
             a[(size_t)j * rows + t] = X[t * ld + j];
     double dummy = 0.0;
-    lapack_int info = LAPACKE_dgesvd(LAPACK_COL_MAJOR, 'N', V ? 'A' : 'N', (lapack_int)rows, d,
-                                     a, (lapack_int)rows, s, &dummy, 1, V ? vt : &dummy,
-                                     V ? d : 1, superb);
+    lapack_int info =
+        LAPACKE_dgesvd(LAPACK_COL_MAJOR, 'N', V ? 'A' : 'N', (lapack_int)rows, d, a,
+                       (lapack_int)rows, s, &dummy, 1, V ? vt : &dummy, V ? d : 1, superb);
     DrrlStatus st = DRRL_OK;
     if (info != 0) {
         st = drrl_error(err, DRRL_E_INTERNAL, "basis: dgesvd failed (info %d)", (int)info);
@@ -246,8 +252,8 @@ static void *svd_job(void *arg)
     SvdJob *j = arg;
     size_t dd = (size_t)j->d * j->d;
     for (int32_t h = j->from; h < j->to && j->st == DRRL_OK; h++)
-        j->st = basis_svd(j->X + h * j->stride, j->rows, j->d, j->ld, j->sigma + (size_t)h * j->d,
-                          j->V ? j->V + h * dd : NULL, &j->err);
+        j->st = basis_svd(j->X + h * j->stride, j->rows, j->d, j->ld,
+                          j->sigma + (size_t)h * j->d, j->V ? j->V + h * dd : NULL, &j->err);
     return NULL;
 }
 
@@ -259,8 +265,17 @@ DrrlStatus basis_svd_batch(const float *X, int32_t n, int64_t rows, int32_t d, i
     int nt = batch_threads(n, d);
     SvdJob jobs[BASIS_MAX_THREADS];
     for (int t = 0; t < nt; t++)
-        jobs[t] = (SvdJob){X, rows, ld, stride, (int32_t)((int64_t)n * t / nt),
-                           (int32_t)((int64_t)n * (t + 1) / nt), d, sigma, V, DRRL_OK, {0}};
+        jobs[t] = (SvdJob){X,
+                           rows,
+                           ld,
+                           stride,
+                           (int32_t)((int64_t)n * t / nt),
+                           (int32_t)((int64_t)n * (t + 1) / nt),
+                           d,
+                           sigma,
+                           V,
+                           DRRL_OK,
+                           {0}};
     batch_run(svd_job, jobs, sizeof jobs[0], nt);
     for (int t = 0; t < nt; t++)
         if (jobs[t].st != DRRL_OK) {

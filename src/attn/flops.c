@@ -4,8 +4,8 @@
 #include <string.h>
 
 static const char *const cat_names[FLOPS_CAT_COUNT] = {
-    "projections", "gram",    "eigensolve", "rotation", "basis_proj", "scores",
-    "softmax",     "value",   "out_proj",   "mlp",      "policy",     "other",
+    "projections", "gram",  "eigensolve", "rotation", "basis_proj", "scores",
+    "softmax",     "value", "out_proj",   "mlp",      "policy",     "other",
 };
 
 const char *flops_cat_name(FlopCat c)
@@ -22,8 +22,7 @@ DrrlStatus flops_init(FlopLedger *l, int32_t n_layer, int32_t n_head, DrrlError 
 {
     memset(l, 0, sizeof *l);
     size_t n;
-    if (n_layer < 1 || n_head < 1 ||
-        drrl_size_mul((size_t)n_layer, (size_t)n_head + 1, &n) ||
+    if (n_layer < 1 || n_head < 1 || drrl_size_mul((size_t)n_layer, (size_t)n_head + 1, &n) ||
         drrl_size_mul(n, FLOPS_CAT_COUNT, &n))
         return drrl_error(err, DRRL_E_USAGE, "flops: bad ledger shape %d x %d", (int)n_layer,
                           (int)n_head);
@@ -85,7 +84,10 @@ double flops_get(const FlopLedger *l, int32_t layer, int32_t head, FlopCat c)
     return s;
 }
 
-double flops_total(const FlopLedger *l) { return flops_get(l, -1, -1, FLOPS_CAT_COUNT); }
+double flops_total(const FlopLedger *l)
+{
+    return flops_get(l, -1, -1, FLOPS_CAT_COUNT);
+}
 
 double flops_attn(const FlopLedger *l)
 {

@@ -68,13 +68,19 @@ double flops_head_attn(const FlopLedger *l, int32_t layer, int32_t head);
 /* Softmax over n scores: max (1), subtract (1), exp (1), sum (1), scale (1). */
 #define FLOPS_SOFTMAX_PER_ELEM 5.0
 
-static inline double flops_dot(double n, double inner) { return 2.0 * n * inner; }
+static inline double flops_dot(double n, double inner)
+{
+    return 2.0 * n * inner;
+}
 /* x (rows x in) times W (in x out). */
 static inline double flops_linear(double rows, double in, double out)
 {
     return 2.0 * rows * in * out;
 }
-static inline double flops_softmax(double n) { return FLOPS_SOFTMAX_PER_ELEM * n; }
+static inline double flops_softmax(double n)
+{
+    return FLOPS_SOFTMAX_PER_ELEM * n;
+}
 /* Exact attention of one query over n keys, head_dim d: scores, softmax, value. */
 static inline double flops_exact_attn(double n, double d)
 {
@@ -88,16 +94,25 @@ static inline double flops_lowrank_attn(double n, double r, double d)
 }
 /* Upper triangle of X^T X for `rows` rows of width d: d(d+1)/2 multiply-adds
  * per row. */
-static inline double flops_gram(double rows, double d) { return rows * d * (d + 1.0); }
+static inline double flops_gram(double rows, double d)
+{
+    return rows * d * (d + 1.0);
+}
 /* Symmetric eigendecomposition with eigenvectors of a d x d matrix: the
  * standard count of about 9 d^3 for tridiagonal reduction, accumulation of the
  * transform and implicit QR (Golub & Van Loan, Matrix Computations, 4th ed.,
  * Sec. 8.3.6). LAPACK's dsyevr usually does less; this is a model count, the
  * same for every method, not a measurement. */
-static inline double flops_eig(double d) { return 9.0 * d * d * d; }
+static inline double flops_eig(double d)
+{
+    return 9.0 * d * d * d;
+}
 /* Eigenvalues only: the tridiagonal reduction, 4 d^3 / 3 (Golub & Van Loan,
  * Alg. 8.3.1); the eigenvalues of the tridiagonal matrix cost O(d^2). */
-static inline double flops_eigvals(double d) { return 4.0 * d * d * d / 3.0; }
+static inline double flops_eigvals(double d)
+{
+    return 4.0 * d * d * d / 3.0;
+}
 /* Full SVD of an m x n matrix (m >= n) with both singular vector sets:
  * 4 m^2 n + 8 m n^2 + 9 n^3 (Golub & Van Loan, 4th ed., Fig. 8.6.1, R-SVD). */
 static inline double flops_svd(double m, double n)
@@ -106,8 +121,14 @@ static inline double flops_svd(double m, double n)
 }
 /* Rotating a cache of t rows: M = B_old^T B_new (2 d^3), then t rows x M
  * (2 t d^2). */
-static inline double flops_rotate(double t, double d) { return 2.0 * d * d * d + 2.0 * t * d * d; }
+static inline double flops_rotate(double t, double d)
+{
+    return 2.0 * d * d * d + 2.0 * t * d * d;
+}
 /* Projecting one new key (or value) row into the full basis: 2 d^2. */
-static inline double flops_cache_proj(double d) { return 2.0 * d * d; }
+static inline double flops_cache_proj(double d)
+{
+    return 2.0 * d * d;
+}
 
 #endif

@@ -86,8 +86,9 @@ DrrlStatus method_parse(const char *spec, Method *m, DrrlError *err)
     } else if (IS("performer") || IS("nystrom")) {
         int perf = IS("performer");
         if (!arg || parse_int(arg, 1, 1 << 16, &m->m))
-            return bad(err, spec, perf ? "performer:M needs a feature count M >= 1"
-                                       : "nystrom:M needs a landmark count M >= 1");
+            return bad(err, spec,
+                       perf ? "performer:M needs a feature count M >= 1"
+                            : "nystrom:M needs a landmark count M >= 1");
         m->kind = perf ? METHOD_PERFORMER : METHOD_NYSTROM;
         snprintf(m->spec, sizeof m->spec, "%s:%d", perf ? "performer" : "nystrom", (int)m->m);
     } else if (IS("drrl")) {

@@ -35,17 +35,17 @@ typedef enum MethodKind {
 
 typedef struct Method {
     MethodKind kind;
-    int32_t rank;       /* fixed:R */
-    double energy;      /* energy:E, in (0, 1] */
-    int32_t lo, hi;     /* random:A-B, 1 <= lo <= hi */
-    double eps;         /* oracle:EPS, > 0 */
-    int32_t m;          /* performer:M / nystrom:M, >= 1 */
+    int32_t rank;                 /* fixed:R */
+    double energy;                /* energy:E, in (0, 1] */
+    int32_t lo, hi;               /* random:A-B, 1 <= lo <= hi */
+    double eps;                   /* oracle:EPS, > 0 */
+    int32_t m;                    /* performer:M / nystrom:M, >= 1 */
     char policy[METHOD_SPEC_MAX]; /* drrl:POLICY ("" = default) */
     char spec[METHOD_SPEC_MAX];   /* canonical spec, e.g. "fixed:8" */
 } Method;
 
 /* One line listing the valid forms (used in usage errors and --help). */
-#define METHOD_FORMS \
+#define METHOD_FORMS                                                                           \
     "full, fixed:R, energy:E, random:A-B, oracle:EPS, performer:M, nystrom:M, drrl[:POLICY]"
 
 /* Parse spec into *m. A bad spec is DRRL_E_USAGE with a message that names

@@ -19,8 +19,8 @@
 
 static inline float fastexp_nonpos(float x)
 {
-    const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f,
-                ln2_lo = -2.12194440e-4f, magic = 12582912.0f; /* 1.5 * 2^23 */
+    const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f,
+                magic = 12582912.0f; /* 1.5 * 2^23 */
     float xc = x < -87.0f ? -87.0f : x;
     float k = (xc * log2e + magic) - magic; /* round to nearest */
     float r = (xc - k * ln2_hi) - k * ln2_lo;

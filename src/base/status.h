@@ -13,14 +13,14 @@
 
 typedef enum DrrlStatus {
     DRRL_OK = 0,
-    DRRL_E_USAGE,     /* bad flag or argument: exit 2 */
-    DRRL_E_INPUT,     /* malformed or inconsistent input file: exit 2 */
-    DRRL_E_NOTFOUND,  /* a named file or item does not exist: exit 2 */
-    DRRL_E_IO,        /* read/write failure at runtime: exit 1 */
-    DRRL_E_NOMEM,     /* allocation failed or size overflow: exit 1 */
-    DRRL_E_EXISTS,    /* output exists and --force not given: exit 2 */
+    DRRL_E_USAGE,       /* bad flag or argument: exit 2 */
+    DRRL_E_INPUT,       /* malformed or inconsistent input file: exit 2 */
+    DRRL_E_NOTFOUND,    /* a named file or item does not exist: exit 2 */
+    DRRL_E_IO,          /* read/write failure at runtime: exit 1 */
+    DRRL_E_NOMEM,       /* allocation failed or size overflow: exit 1 */
+    DRRL_E_EXISTS,      /* output exists and --force not given: exit 2 */
     DRRL_E_INTERRUPTED, /* stopped by a signal; partial results saved: exit 1 */
-    DRRL_E_INTERNAL,  /* a bug: exit 1 */
+    DRRL_E_INTERNAL,    /* a bug: exit 1 */
     DRRL_STATUS_COUNT
 } DrrlStatus;
 

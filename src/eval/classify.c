@@ -10,7 +10,10 @@
 #include "eval/classify.h"
 
 /* log(1 + exp(x)) without overflow */
-static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+static double softplus(double x)
+{
+    return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+}
 static double sigmoid(double x)
 {
     if (x >= 0)
@@ -118,8 +121,10 @@ DrrlStatus classify_logreg_fit(ClassifyLogreg *m, const float *X, const int *y, 
         for (int32_t j = 0; j < d; j++)
             g[j] += l2 * th[j], H[(size_t)j * D + (size_t)j] += l2;
         H[D * D - 1] += 1e-12;
-        if (LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', (lapack_int)D, 1, H, (lapack_int)D, g, 1) != 0) {
-            st = drrl_error(err, DRRL_E_INTERNAL, "logreg: Newton system not positive definite");
+        if (LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', (lapack_int)D, 1, H, (lapack_int)D, g, 1) !=
+            0) {
+            st =
+                drrl_error(err, DRRL_E_INTERNAL, "logreg: Newton system not positive definite");
             goto done;
         }
         double step = 1.0, fn = f, dmax = 0.0;
@@ -163,9 +168,9 @@ void classify_logreg_done(ClassifyLogreg *m)
     memset(m, 0, sizeof *m);
 }
 
-DrrlStatus classify_nb_fit(ClassifyNB *m, const int32_t *words, const size_t *off,
-                           const int *y, int32_t V, const size_t *rows, size_t n_rows,
-                           double alpha, DrrlError *err)
+DrrlStatus classify_nb_fit(ClassifyNB *m, const int32_t *words, const size_t *off, const int *y,
+                           int32_t V, const size_t *rows, size_t n_rows, double alpha,
+                           DrrlError *err)
 {
     memset(m, 0, sizeof *m);
     if (V < 1 || n_rows < 1 || !(alpha > 0.0))

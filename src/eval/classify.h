@@ -46,14 +46,14 @@ void classify_logreg_done(ClassifyLogreg *m); /* zeroed m is fine */
  * at prediction), so no test document leaks into the model. */
 typedef struct ClassifyNB {
     int32_t V;
-    double prior[2];  /* log P(class) */
-    double *loglik;   /* (2, V): log P(word | class); -INFINITY-free */
-    uint8_t *seen;    /* (V): word occurs in the training docs */
+    double prior[2]; /* log P(class) */
+    double *loglik;  /* (2, V): log P(word | class); -INFINITY-free */
+    uint8_t *seen;   /* (V): word occurs in the training docs */
 } ClassifyNB;
 
-DrrlStatus classify_nb_fit(ClassifyNB *m, const int32_t *words, const size_t *off,
-                           const int *y, int32_t V, const size_t *rows, size_t n_rows,
-                           double alpha, DrrlError *err);
+DrrlStatus classify_nb_fit(ClassifyNB *m, const int32_t *words, const size_t *off, const int *y,
+                           int32_t V, const size_t *rows, size_t n_rows, double alpha,
+                           DrrlError *err);
 /* The predicted class (0 or 1; ties go to 1) of doc words[0..n-1]. */
 int classify_nb_predict(const ClassifyNB *m, const int32_t *words, size_t n);
 void classify_nb_done(ClassifyNB *m);

@@ -17,8 +17,8 @@
  * own threads never compete with the pool. Stages smaller than these
  * thresholds run on the calling thread alone. */
 #define FORWARD_MAX_THREADS 256
-#define FORWARD_PAR_MACS ((size_t)1 << 17)  /* multiply-adds of one product */
-#define FORWARD_PAR_ELEMS ((size_t)1 << 14) /* elements of an elementwise stage */
+#define FORWARD_PAR_MACS ((size_t)1 << 17)   /* multiply-adds of one product */
+#define FORWARD_PAR_ELEMS ((size_t)1 << 14)  /* elements of an elementwise stage */
 #define FORWARD_PAR_SCORES ((size_t)1 << 15) /* score entries of a layer */
 
 typedef void (*PoolFn)(void *ctx, size_t task, int worker);
@@ -317,7 +317,7 @@ static void rmsnorm(float *y, const float *x, const float *w, size_t n, size_t C
 /* Row-parallel stages share this description. */
 typedef struct RowJob {
     Forward *f;
-    int kind;            /* ROW_NORM, ROW_ROPE, ROW_ACT */
+    int kind; /* ROW_NORM, ROW_ROPE, ROW_ACT */
     size_t n, block;
     float *y;
     const float *x, *w, *b;
@@ -364,8 +364,8 @@ static inline float silu(float x)
 }
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define FORWARD_HOT                                                                           \
-    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic"),                       \
+#define FORWARD_HOT                                                                            \
+    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic"),                      \
                    target_clones("avx512f", "avx2", "default")))
 #else
 #define FORWARD_HOT
@@ -525,8 +525,8 @@ DrrlStatus forward_attn_exact(void *ctx, const ForwardAttnArgs *a, DrrlError *er
     size_t n = a->n, nk = a->n_keys, D = (size_t)a->head_dim;
     float *S = a->scratch; /* (n, nk) */
     /* S = scale * q k^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nk, (int)D, a->scale, a->q,
-                (int)a->q_stride, a->k, (int)D, 0.0f, S, (int)nk);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nk, (int)D, a->scale,
+                a->q, (int)a->q_stride, a->k, (int)D, 0.0f, S, (int)nk);
     for (size_t i = 0; i < n; i++) {
         float *row = S + i * nk;
         softmax_row(row, a->pos0 + i + 1, nk); /* causal: keys 0 .. pos0+i */
@@ -575,7 +575,8 @@ DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **o
                 f->inv_freq[j] = 1.0f / p;
             }
     }
-    if (!f->ws || !f->ws_cap || (c->arch == MODEL_ARCH_LLAMA && (!f->inv_freq || !f->rope_cs))) {
+    if (!f->ws || !f->ws_cap ||
+        (c->arch == MODEL_ARCH_LLAMA && (!f->inv_freq || !f->rope_cs))) {
         forward_free(f);
         return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory");
     }
@@ -681,13 +682,15 @@ void forward_set_attn(Forward *f, const ForwardAttn *attn)
 const float *forward_cache_k(const Forward *f, int l, int g)
 {
     const ModelConfig *c = &f->m->cfg;
-    return f->kc + (((size_t)l * (size_t)c->n_kv_head + (size_t)g) * f->cap) * (size_t)c->head_dim;
+    return f->kc +
+           (((size_t)l * (size_t)c->n_kv_head + (size_t)g) * f->cap) * (size_t)c->head_dim;
 }
 
 const float *forward_cache_v(const Forward *f, int l, int g)
 {
     const ModelConfig *c = &f->m->cfg;
-    return f->vc + (((size_t)l * (size_t)c->n_kv_head + (size_t)g) * f->cap) * (size_t)c->head_dim;
+    return f->vc +
+           (((size_t)l * (size_t)c->n_kv_head + (size_t)g) * f->cap) * (size_t)c->head_dim;
 }
 
 /* Make room for need positions, keeping the first len. */
@@ -751,7 +754,7 @@ typedef struct AttnJob {
     int layer;
     size_t pos0, n, n_keys, block, n_blocks;
     float scale;
-    float *probs;        /* capture for this layer: (H, n, stride) or NULL */
+    float *probs; /* capture for this layer: (H, n, stride) or NULL */
     size_t probs_stride;
     atomic_int failed;
     pthread_mutex_t lock;
@@ -899,12 +902,12 @@ static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *lo
         norm(f, f->h, f->x, m->ln1_w + l * C, m->ln1_b ? m->ln1_b + l * C : NULL, n);
         LinMulti qkv;
         qkv.n = 3;
-        qkv.jobs[0] = lin_job(f->q, f->h, m->wq + l * HD * C, m->bq ? m->bq + l * HD : NULL, n,
-                              C, HD, 0);
-        qkv.jobs[1] = lin_job(f->k, f->h, m->wk + l * KD * C, m->bk ? m->bk + l * KD : NULL, n,
-                              C, KD, 0);
-        qkv.jobs[2] = lin_job(f->v, f->h, m->wv + l * KD * C, m->bv ? m->bv + l * KD : NULL, n,
-                              C, KD, 0);
+        qkv.jobs[0] =
+            lin_job(f->q, f->h, m->wq + l * HD * C, m->bq ? m->bq + l * HD : NULL, n, C, HD, 0);
+        qkv.jobs[1] =
+            lin_job(f->k, f->h, m->wk + l * KD * C, m->bk ? m->bk + l * KD : NULL, n, C, KD, 0);
+        qkv.jobs[2] =
+            lin_job(f->v, f->h, m->wv + l * KD * C, m->bv ? m->bv + l * KD : NULL, n, C, KD, 0);
         linear_multi(f, &qkv);
         RowJob rj = {0};
         rj.layer = l;
@@ -945,8 +948,8 @@ static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *lo
         RowJob aj = {0};
         rows_run(f, ROW_ACT, n, F, &aj);
         /* x += act Wdown^T + bdown */
-        linear(f, f->x, f->f1, m->w_down + l * C * F, m->b_down ? m->b_down + l * C : NULL, n, F,
-               C, 1);
+        linear(f, f->x, f->f1, m->w_down + l * C * F, m->b_down ? m->b_down + l * C : NULL, n,
+               F, C, 1);
     }
 
     norm(f, f->h, f->x, m->lnf_w, m->lnf_b, n);
@@ -967,8 +970,9 @@ DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logit
     size_t V = (size_t)c->vocab, pos0 = f->len, n_keys = pos0 + n;
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || (size_t)ids[i] >= V)
-            return drrl_error(err, DRRL_E_USAGE, "token %zu: id %d outside the vocabulary 0..%zu",
-                              pos0 + i, ids[i], V - 1);
+            return drrl_error(err, DRRL_E_USAGE,
+                              "token %zu: id %d outside the vocabulary 0..%zu", pos0 + i,
+                              ids[i], V - 1);
     if (c->arch == MODEL_ARCH_GPT2 && n_keys > (size_t)c->n_ctx)
         return drrl_error(err, DRRL_E_USAGE,
                           "%zu tokens exceed the model's %d positions (n_positions)", n_keys,

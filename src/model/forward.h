@@ -56,31 +56,31 @@
  * queries at absolute positions pos0 .. pos0+n-1, and each attends causally to
  * keys 0 .. its own position, so the call sees n_keys = pos0 + n keys. */
 typedef struct ForwardAttnArgs {
-    int layer;             /* 0 .. L-1 */
-    int head;              /* query head 0 .. H-1 */
-    int kv_head;           /* head / (H / K) */
-    int head_dim;          /* D */
-    size_t pos0;           /* absolute position of query row 0 */
-    size_t n;              /* query rows in this call (>= 1) */
-    size_t n_keys;         /* pos0 + n */
-    float scale;           /* multiply q.k by this before the softmax */
-    const float *q;        /* (n, D), row stride q_stride: post-RoPE queries */
+    int layer;      /* 0 .. L-1 */
+    int head;       /* query head 0 .. H-1 */
+    int kv_head;    /* head / (H / K) */
+    int head_dim;   /* D */
+    size_t pos0;    /* absolute position of query row 0 */
+    size_t n;       /* query rows in this call (>= 1) */
+    size_t n_keys;  /* pos0 + n */
+    float scale;    /* multiply q.k by this before the softmax */
+    const float *q; /* (n, D), row stride q_stride: post-RoPE queries */
     size_t q_stride;
-    const float *k;        /* (n_keys, D), contiguous: this kv head's keys */
-    const float *v;        /* (n_keys, D), contiguous: its values */
-    float *out;            /* (n, D), row stride out_stride: write the outputs */
+    const float *k; /* (n_keys, D), contiguous: this kv head's keys */
+    const float *v; /* (n_keys, D), contiguous: its values */
+    float *out;     /* (n, D), row stride out_stride: write the outputs */
     size_t out_stride;
-    float *probs;          /* NULL, or (n, probs_stride): write the attention
-                              probabilities; row i covers keys 0..pos0+i, the
-                              rest of the row (up to n_keys) must be set to 0 */
+    float *probs; /* NULL, or (n, probs_stride): write the attention
+                     probabilities; row i covers keys 0..pos0+i, the
+                     rest of the row (up to n_keys) must be set to 0 */
     size_t probs_stride;
-    float *scratch;        /* n * n_keys floats for this call alone */
-    void *thread_ctx;      /* ForwardAttn.thread_ctx[worker] or NULL */
-    int worker;            /* 0 .. threads-1: which worker runs the call */
+    float *scratch;   /* n * n_keys floats for this call alone */
+    void *thread_ctx; /* ForwardAttn.thread_ctx[worker] or NULL */
+    int worker;       /* 0 .. threads-1: which worker runs the call */
 } ForwardAttnArgs;
 
 typedef struct ForwardAttn {
-    const char *name;      /* "exact", ... */
+    const char *name; /* "exact", ... */
     void *ctx;
     /* Compute one call. Called concurrently from several worker threads for
      * different (head, row block) pairs of the same layer; never for two
@@ -110,13 +110,13 @@ float forward_exp_nonpos(float x);
 /* What forward_tokens() can record besides the logits. Any pointer may be
  * NULL. n = tokens in the call, n_keys = pos0 + n. */
 typedef struct ForwardCapture {
-    float *hidden;         /* (L+1, n, C): transformers' output_hidden_states:
-                              hidden[0] = embeddings, hidden[l] = input of layer
-                              l, hidden[L] = after the final norm */
-    float *attn;           /* (L, H, n, attn_stride): attention probabilities
-                              of the n new queries over keys 0..n_keys-1 (zeros
-                              right of the diagonal) */
-    size_t attn_stride;    /* >= n_keys */
+    float *hidden;      /* (L+1, n, C): transformers' output_hidden_states:
+                           hidden[0] = embeddings, hidden[l] = input of layer
+                           l, hidden[L] = after the final norm */
+    float *attn;        /* (L, H, n, attn_stride): attention probabilities
+                           of the n new queries over keys 0..n_keys-1 (zeros
+                           right of the diagonal) */
+    size_t attn_stride; /* >= n_keys */
 } ForwardCapture;
 
 typedef struct Forward Forward;

@@ -69,11 +69,11 @@ static const char *cfg_str(const json_t *root, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-#define TRY(expr)                                                                               \
-    do {                                                                                        \
-        DrrlStatus s_ = (expr);                                                                 \
-        if (s_ != DRRL_OK)                                                                      \
-            return s_;                                                                          \
+#define TRY(expr)                                                                              \
+    do {                                                                                       \
+        DrrlStatus s_ = (expr);                                                                \
+        if (s_ != DRRL_OK)                                                                     \
+            return s_;                                                                         \
     } while (0)
 
 static DrrlStatus parse_config(const char *file, const json_t *root, ModelConfig *c,
@@ -268,7 +268,7 @@ size_t model_param_count(const ModelConfig *c)
     if (c->arch == MODEL_ARCH_GPT2)
         n += P * C + 2 * C; /* wpe, ln_f */
     else
-        n += C; /* norm */
+        n += C;                                         /* norm */
     size_t per = C * H * D + 2 * C * K * D + H * D * C; /* q, k, v, o */
     if (c->attn_bias)
         per += H * D + 2 * K * D + C;
@@ -292,14 +292,14 @@ static size_t layout(Model *m, float *arena)
     size_t F = (size_t)c->d_ff, P = (size_t)c->n_ctx;
     int gpt2 = c->arch == MODEL_ARCH_GPT2;
     size_t off = 0;
-#define TAKE(ptr, count, cond)                                                                  \
-    do {                                                                                        \
-        if (cond) {                                                                             \
-            m->ptr = arena ? arena + off : NULL;                                                \
-            off += (count);                                                                     \
-        } else {                                                                                \
-            m->ptr = NULL;                                                                      \
-        }                                                                                       \
+#define TAKE(ptr, count, cond)                                                                 \
+    do {                                                                                       \
+        if (cond) {                                                                            \
+            m->ptr = arena ? arena + off : NULL;                                               \
+            off += (count);                                                                    \
+        } else {                                                                               \
+            m->ptr = NULL;                                                                     \
+        }                                                                                      \
     } while (0)
     TAKE(tok_emb, V * C, 1);
     TAKE(pos_emb, P * C, gpt2);
@@ -379,9 +379,9 @@ void model_rehash(Model *m)
         h ^= p[i];
         h *= 1099511628211ull;
     }
-    int dims[] = {m->cfg.arch,     m->cfg.n_layer, m->cfg.n_head, m->cfg.n_kv_head,
-                  m->cfg.d_model,  m->cfg.head_dim, m->cfg.d_ff,  m->cfg.vocab,
-                  m->cfg.n_ctx,    m->cfg.tied};
+    int dims[] = {m->cfg.arch,    m->cfg.n_layer,  m->cfg.n_head, m->cfg.n_kv_head,
+                  m->cfg.d_model, m->cfg.head_dim, m->cfg.d_ff,   m->cfg.vocab,
+                  m->cfg.n_ctx,   m->cfg.tied};
     const unsigned char *q = (const unsigned char *)dims;
     for (size_t i = 0; i < sizeof dims; i++) {
         h ^= q[i];
@@ -403,7 +403,8 @@ DrrlStatus model_new(const ModelConfig *cfg, Model **out, DrrlError *err)
     if (c.head_dim < 1)
         c.head_dim = c.d_model / c.n_head;
     if (c.n_head % c.n_kv_head || c.head_dim < 1 || c.head_dim > MODEL_MAX_DIM ||
-        (c.arch == MODEL_ARCH_GPT2 && (c.n_kv_head != c.n_head || c.head_dim * c.n_head != c.d_model)) ||
+        (c.arch == MODEL_ARCH_GPT2 &&
+         (c.n_kv_head != c.n_head || c.head_dim * c.n_head != c.d_model)) ||
         (c.arch == MODEL_ARCH_LLAMA && c.head_dim % 2))
         return drrl_error(err, DRRL_E_USAGE, "model_new: inconsistent head sizes");
     if (c.norm_eps <= 0)
@@ -472,7 +473,8 @@ static DrrlStatus open_shard(Source *s, const char *file, Shard **out, DrrlError
             return DRRL_OK;
         }
     if (strchr(file, '/') || file[0] == '\0' || file[0] == '.')
-        return drrl_error(err, DRRL_E_INPUT, "%s: shard name '%s' is not a file in the directory",
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s: shard name '%s' is not a file in the directory",
                           s->index_path ? s->index_path : s->dir, file);
     Shard *ns = realloc(s->shards, (s->n_shards + 1) * sizeof *ns);
     if (!ns)
@@ -522,8 +524,8 @@ static DrrlStatus source_open(Source *s, const char *dir, DrrlError *err)
         if (st == DRRL_OK) {
             json_t *wm = json_object_get(root, "weight_map");
             if (!json_is_object(wm)) {
-                st = drrl_error(err, DRRL_E_INPUT, "%s: 'weight_map' is missing or not an object",
-                                index);
+                st = drrl_error(err, DRRL_E_INPUT,
+                                "%s: 'weight_map' is missing or not an object", index);
             } else {
                 const char *k;
                 json_t *v;
@@ -531,7 +533,8 @@ static DrrlStatus source_open(Source *s, const char *dir, DrrlError *err)
                 {
                     if (!json_is_string(v)) {
                         st = drrl_error(err, DRRL_E_INPUT,
-                                        "%s: weight_map entry '%s' is not a file name", index, k);
+                                        "%s: weight_map entry '%s' is not a file name", index,
+                                        k);
                         break;
                     }
                 }
@@ -623,8 +626,9 @@ static DrrlStatus load_spec(Source *s, const Spec *sp, const char *alt_prefix, D
         char got[96], want[96];
         fmt_shape(got, sizeof got, t->ndim, t->shape);
         fmt_shape(want, sizeof want, sp->ndim, sp->shape);
-        return drrl_error(err, DRRL_E_INPUT, "%s: tensor '%s': shape %s but the config needs %s",
-                          file, name, got, want);
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s: tensor '%s': shape %s but the config needs %s", file, name, got,
+                          want);
     }
     if (t->dtype != SAFETENSORS_F32 && t->dtype != SAFETENSORS_F16 &&
         t->dtype != SAFETENSORS_BF16 && t->dtype != SAFETENSORS_F64)
@@ -682,26 +686,26 @@ static DrrlStatus load_weights(Model *m, Source *s, DrrlError *err)
     size_t K = (size_t)c->n_kv_head, D = (size_t)c->head_dim, F = (size_t)c->d_ff;
     size_t P = (size_t)c->n_ctx;
     Spec sp;
-#define SPEC1(NAME_FMT, N0, DST, XF, ...)                                                       \
-    do {                                                                                        \
-        memset(&sp, 0, sizeof sp);                                                              \
-        snprintf(sp.name, sizeof sp.name, NAME_FMT, __VA_ARGS__);                               \
-        sp.ndim = 1;                                                                            \
-        sp.shape[0] = (N0);                                                                     \
-        sp.xf = (XF);                                                                           \
-        sp.dst[0] = (DST);                                                                      \
-        TRY(load_spec(s, &sp, alt, err));                                                       \
+#define SPEC1(NAME_FMT, N0, DST, XF, ...)                                                      \
+    do {                                                                                       \
+        memset(&sp, 0, sizeof sp);                                                             \
+        snprintf(sp.name, sizeof sp.name, NAME_FMT, __VA_ARGS__);                              \
+        sp.ndim = 1;                                                                           \
+        sp.shape[0] = (N0);                                                                    \
+        sp.xf = (XF);                                                                          \
+        sp.dst[0] = (DST);                                                                     \
+        TRY(load_spec(s, &sp, alt, err));                                                      \
     } while (0)
-#define SPEC2(NAME_FMT, N0, N1, DST, XF, ...)                                                   \
-    do {                                                                                        \
-        memset(&sp, 0, sizeof sp);                                                              \
-        snprintf(sp.name, sizeof sp.name, NAME_FMT, __VA_ARGS__);                               \
-        sp.ndim = 2;                                                                            \
-        sp.shape[0] = (N0);                                                                     \
-        sp.shape[1] = (N1);                                                                     \
-        sp.xf = (XF);                                                                           \
-        sp.dst[0] = (DST);                                                                      \
-        TRY(load_spec(s, &sp, alt, err));                                                       \
+#define SPEC2(NAME_FMT, N0, N1, DST, XF, ...)                                                  \
+    do {                                                                                       \
+        memset(&sp, 0, sizeof sp);                                                             \
+        snprintf(sp.name, sizeof sp.name, NAME_FMT, __VA_ARGS__);                              \
+        sp.ndim = 2;                                                                           \
+        sp.shape[0] = (N0);                                                                    \
+        sp.shape[1] = (N1);                                                                    \
+        sp.xf = (XF);                                                                          \
+        sp.dst[0] = (DST);                                                                     \
+        TRY(load_spec(s, &sp, alt, err));                                                      \
     } while (0)
     if (c->arch == MODEL_ARCH_GPT2) {
         const char *alt = "transformer.";
@@ -760,12 +764,12 @@ static DrrlStatus load_weights(Model *m, Source *s, DrrlError *err)
             SPEC2("model.layers.%d.self_attn.o_proj.weight", C, H * D, m->wo + L * C * H * D,
                   XF_COPY, l);
             if (c->attn_bias) {
-                SPEC1("model.layers.%d.self_attn.q_proj.bias", H * D, m->bq + L * H * D, XF_COPY,
-                      l);
-                SPEC1("model.layers.%d.self_attn.k_proj.bias", K * D, m->bk + L * K * D, XF_COPY,
-                      l);
-                SPEC1("model.layers.%d.self_attn.v_proj.bias", K * D, m->bv + L * K * D, XF_COPY,
-                      l);
+                SPEC1("model.layers.%d.self_attn.q_proj.bias", H * D, m->bq + L * H * D,
+                      XF_COPY, l);
+                SPEC1("model.layers.%d.self_attn.k_proj.bias", K * D, m->bk + L * K * D,
+                      XF_COPY, l);
+                SPEC1("model.layers.%d.self_attn.v_proj.bias", K * D, m->bv + L * K * D,
+                      XF_COPY, l);
                 SPEC1("model.layers.%d.self_attn.o_proj.bias", C, m->bo + L * C, XF_COPY, l);
             }
             SPEC1("model.layers.%d.post_attention_layernorm.weight", C, m->ln2_w + L * C,

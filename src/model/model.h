@@ -39,58 +39,58 @@ typedef enum ModelArch { MODEL_ARCH_GPT2, MODEL_ARCH_LLAMA } ModelArch;
 
 typedef struct ModelConfig {
     ModelArch arch;
-    char arch_name[64];   /* as in config.json ("GPT2LMHeadModel") */
-    int n_layer;          /* L */
-    int n_head;           /* H: query heads */
-    int n_kv_head;        /* K: key/value heads (GQA); H % K == 0; GPT-2: K = H */
-    int d_model;          /* C */
-    int head_dim;         /* D; GPT-2: C / H; Llama: config head_dim or C / H */
-    int d_ff;             /* F: MLP inner size */
-    int vocab;            /* V */
-    int n_ctx;            /* P: n_positions / max_position_embeddings */
-    double norm_eps;      /* layer_norm_epsilon / rms_norm_eps */
-    double rope_theta;    /* Llama: rope_theta or rope_parameters.rope_theta */
-    int tied;             /* lm_head shares the token embedding */
-    int attn_bias;        /* q/k/v/o projections have biases (GPT-2 always) */
-    int mlp_bias;         /* MLP projections have biases (GPT-2 always) */
-    int scale_attn;       /* GPT-2 scale_attn_weights: scores / sqrt(D) */
+    char arch_name[64];      /* as in config.json ("GPT2LMHeadModel") */
+    int n_layer;             /* L */
+    int n_head;              /* H: query heads */
+    int n_kv_head;           /* K: key/value heads (GQA); H % K == 0; GPT-2: K = H */
+    int d_model;             /* C */
+    int head_dim;            /* D; GPT-2: C / H; Llama: config head_dim or C / H */
+    int d_ff;                /* F: MLP inner size */
+    int vocab;               /* V */
+    int n_ctx;               /* P: n_positions / max_position_embeddings */
+    double norm_eps;         /* layer_norm_epsilon / rms_norm_eps */
+    double rope_theta;       /* Llama: rope_theta or rope_parameters.rope_theta */
+    int tied;                /* lm_head shares the token embedding */
+    int attn_bias;           /* q/k/v/o projections have biases (GPT-2 always) */
+    int mlp_bias;            /* MLP projections have biases (GPT-2 always) */
+    int scale_attn;          /* GPT-2 scale_attn_weights: scores / sqrt(D) */
     int scale_attn_by_layer; /* GPT-2 scale_attn_by_inverse_layer_idx */
-    char dtype[8];        /* storage dtype of the weights: "F32", "BF16", ...,
-                             or "mixed" */
-    char tokenizer[16];   /* config "drrl_tokenizer" ("byte"), or "" */
+    char dtype[8];           /* storage dtype of the weights: "F32", "BF16", ...,
+                                or "mixed" */
+    char tokenizer[16];      /* config "drrl_tokenizer" ("byte"), or "" */
 } ModelConfig;
 
 typedef struct Model {
     ModelConfig cfg;
-    char *dir;            /* the directory loaded from */
-    size_t n_params;      /* parameters as stored (a tied head counted once) */
-    char hash[17];        /* FNV-1a 64 of the float32 weights, 16 hex digits */
-    float *arena;         /* every weight below points into this */
+    char *dir;       /* the directory loaded from */
+    size_t n_params; /* parameters as stored (a tied head counted once) */
+    char hash[17];   /* FNV-1a 64 of the float32 weights, 16 hex digits */
+    float *arena;    /* every weight below points into this */
     size_t arena_floats;
 
-    float *tok_emb;       /* (V, C)  wte / embed_tokens */
-    float *pos_emb;       /* (P, C)  GPT-2 wpe; NULL for Llama */
-    float *ln1_w;         /* (L, C)  ln_1 / input_layernorm */
-    float *ln1_b;         /* (L, C)  GPT-2 only, else NULL */
-    float *wq;            /* (L, H*D, C) */
-    float *bq;            /* (L, H*D)  or NULL */
-    float *wk;            /* (L, K*D, C) */
-    float *bk;            /* (L, K*D)  or NULL */
-    float *wv;            /* (L, K*D, C) */
-    float *bv;            /* (L, K*D)  or NULL */
-    float *wo;            /* (L, C, H*D)  c_proj / o_proj */
-    float *bo;            /* (L, C)  or NULL */
-    float *ln2_w;         /* (L, C)  ln_2 / post_attention_layernorm */
-    float *ln2_b;         /* (L, C)  GPT-2 only, else NULL */
-    float *w_up;          /* (L, F, C)  GPT-2 c_fc / Llama up_proj */
-    float *b_up;          /* (L, F)  or NULL */
-    float *w_gate;        /* (L, F, C)  Llama gate_proj; NULL for GPT-2 */
-    float *b_gate;        /* (L, F)  or NULL */
-    float *w_down;        /* (L, C, F)  GPT-2 mlp.c_proj / Llama down_proj */
-    float *b_down;        /* (L, C)  or NULL */
-    float *lnf_w;         /* (C)  ln_f / norm */
-    float *lnf_b;         /* (C)  GPT-2 only, else NULL */
-    float *lm_head;       /* (V, C)  == tok_emb when tied */
+    float *tok_emb; /* (V, C)  wte / embed_tokens */
+    float *pos_emb; /* (P, C)  GPT-2 wpe; NULL for Llama */
+    float *ln1_w;   /* (L, C)  ln_1 / input_layernorm */
+    float *ln1_b;   /* (L, C)  GPT-2 only, else NULL */
+    float *wq;      /* (L, H*D, C) */
+    float *bq;      /* (L, H*D)  or NULL */
+    float *wk;      /* (L, K*D, C) */
+    float *bk;      /* (L, K*D)  or NULL */
+    float *wv;      /* (L, K*D, C) */
+    float *bv;      /* (L, K*D)  or NULL */
+    float *wo;      /* (L, C, H*D)  c_proj / o_proj */
+    float *bo;      /* (L, C)  or NULL */
+    float *ln2_w;   /* (L, C)  ln_2 / post_attention_layernorm */
+    float *ln2_b;   /* (L, C)  GPT-2 only, else NULL */
+    float *w_up;    /* (L, F, C)  GPT-2 c_fc / Llama up_proj */
+    float *b_up;    /* (L, F)  or NULL */
+    float *w_gate;  /* (L, F, C)  Llama gate_proj; NULL for GPT-2 */
+    float *b_gate;  /* (L, F)  or NULL */
+    float *w_down;  /* (L, C, F)  GPT-2 mlp.c_proj / Llama down_proj */
+    float *b_down;  /* (L, C)  or NULL */
+    float *lnf_w;   /* (C)  ln_f / norm */
+    float *lnf_b;   /* (C)  GPT-2 only, else NULL */
+    float *lm_head; /* (V, C)  == tok_emb when tied */
 } Model;
 
 /* Parse DIR/config.json only (no weights). Errors as model_load. */

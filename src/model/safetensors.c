@@ -182,8 +182,7 @@ static int json_size(const json_t *v, size_t *out)
 }
 
 static DrrlStatus parse_entry(Safetensors *st, const char *name, const json_t *v,
-                              SafetensorsTensor *t, Range *r, size_t data_size,
-                              DrrlError *err)
+                              SafetensorsTensor *t, Range *r, size_t data_size, DrrlError *err)
 {
     const char *path = st->path;
     if (!json_is_object(v))
@@ -210,8 +209,8 @@ static DrrlStatus parse_entry(Safetensors *st, const char *name, const json_t *v
     for (size_t i = 0; i < nd; i++) {
         if (json_size(json_array_get(js, i), &t->shape[i]) != 0)
             return drrl_error(err, DRRL_E_INPUT,
-                              "%s: tensor '%s': shape[%zu] is not a non-negative integer",
-                              path, name, i);
+                              "%s: tensor '%s': shape[%zu] is not a non-negative integer", path,
+                              name, i);
         if (drrl_size_mul(numel, t->shape[i], &numel))
             return drrl_error(err, DRRL_E_INPUT, "%s: tensor '%s': shape overflows", path,
                               name);
@@ -227,8 +226,9 @@ static DrrlStatus parse_entry(Safetensors *st, const char *name, const json_t *v
                           "non-negative integers",
                           path, name);
     if (r->begin > r->end)
-        return drrl_error(err, DRRL_E_INPUT, "%s: tensor '%s': data_offsets [%zu, %zu] decrease",
-                          path, name, r->begin, r->end);
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s: tensor '%s': data_offsets [%zu, %zu] decrease", path, name,
+                          r->begin, r->end);
     if (r->end > data_size)
         return drrl_error(err, DRRL_E_INPUT,
                           "%s: tensor '%s': data_offsets end %zu beyond the data section "
@@ -275,8 +275,8 @@ DrrlStatus safetensors_load(const char *path, Safetensors **out, DrrlError *err)
     size_t fsize = (size_t)sb.st_size;
     if (fsize < 8) {
         s = drrl_error(err, DRRL_E_INPUT,
-                       "%s: %zu bytes, too short for a safetensors header (8-byte length)", path,
-                       fsize);
+                       "%s: %zu bytes, too short for a safetensors header (8-byte length)",
+                       path, fsize);
         close(fd);
         goto fail;
     }
@@ -296,7 +296,8 @@ DrrlStatus safetensors_load(const char *path, Safetensors **out, DrrlError *err)
         s = drrl_error(err, DRRL_E_INPUT,
                        "%s: header length %llu exceeds the limit of %llu bytes (not a "
                        "safetensors file?)",
-                       path, (unsigned long long)hlen, (unsigned long long)SAFETENSORS_MAX_HEADER);
+                       path, (unsigned long long)hlen,
+                       (unsigned long long)SAFETENSORS_MAX_HEADER);
         goto fail;
     }
     if (hlen > fsize - 8) {
@@ -337,7 +338,8 @@ DrrlStatus safetensors_load(const char *path, Safetensors **out, DrrlError *err)
     {
         if (strcmp(key, "__metadata__") == 0) {
             if (!json_is_object(val)) {
-                s = drrl_error(err, DRRL_E_INPUT, "%s: \"__metadata__\" is not an object", path);
+                s = drrl_error(err, DRRL_E_INPUT, "%s: \"__metadata__\" is not an object",
+                               path);
                 goto fail;
             }
             const char *mk;
@@ -478,7 +480,8 @@ static int is_convertible(SafetensorsDtype d)
 /* Element i of t as a double (the widest type all supported dtypes fit). */
 static double elem(const SafetensorsTensor *t, size_t i)
 {
-    const unsigned char *p = (const unsigned char *)t->data + i * safetensors_dtype_size(t->dtype);
+    const unsigned char *p =
+        (const unsigned char *)t->data + i * safetensors_dtype_size(t->dtype);
     switch (t->dtype) {
     case SAFETENSORS_F32: {
         float f;
@@ -581,8 +584,8 @@ DrrlStatus safetensors_to_i32(const Safetensors *st, const SafetensorsTensor *t,
         double v = elem(t, i);
         if (v < INT32_MIN || v > INT32_MAX)
             return drrl_error(err, DRRL_E_INPUT,
-                              "%s: tensor '%s': element %zu (%.0f) does not fit int32", st->path,
-                              t->name, i, v);
+                              "%s: tensor '%s': element %zu (%.0f) does not fit int32",
+                              st->path, t->name, i, v);
         dst[i] = (int32_t)v;
     }
     return DRRL_OK;
@@ -644,7 +647,8 @@ DrrlStatus safetensors_write(const char *path, const SafetensorsWriteTensor *ten
         const SafetensorsWriteTensor *t = &tensors[i];
         const char *name = t->name ? t->name : "";
         if (!name[0] || strcmp(name, "__metadata__") == 0) {
-            s = drrl_error(err, DRRL_E_USAGE, "%s: tensor %zu: invalid name '%s'", path, i, name);
+            s = drrl_error(err, DRRL_E_USAGE, "%s: tensor %zu: invalid name '%s'", path, i,
+                           name);
             goto done;
         }
         if (json_object_get(hdr, name)) {
@@ -662,7 +666,8 @@ DrrlStatus safetensors_write(const char *path, const SafetensorsWriteTensor *ten
             json_array_append_new(shape, json_integer((json_int_t)t->shape[d]));
             if (drrl_size_mul(numel, t->shape[d], &numel)) {
                 json_decref(shape);
-                s = drrl_error(err, DRRL_E_USAGE, "%s: tensor '%s': shape overflows", path, name);
+                s = drrl_error(err, DRRL_E_USAGE, "%s: tensor '%s': shape overflows", path,
+                               name);
                 goto done;
             }
         }

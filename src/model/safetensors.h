@@ -54,25 +54,25 @@ size_t safetensors_dtype_size(SafetensorsDtype d);
 int safetensors_dtype_parse(const char *name, SafetensorsDtype *out);
 
 typedef struct SafetensorsTensor {
-    char *name;                          /* owned by the Safetensors */
+    char *name; /* owned by the Safetensors */
     SafetensorsDtype dtype;
-    int ndim;                            /* 0 (scalar) .. SAFETENSORS_MAX_DIMS */
+    int ndim; /* 0 (scalar) .. SAFETENSORS_MAX_DIMS */
     size_t shape[SAFETENSORS_MAX_DIMS];
-    size_t numel;                        /* product of shape (1 for a scalar) */
-    size_t nbytes;                       /* numel * dtype size */
-    const void *data;                    /* into the mapping; may be unaligned */
+    size_t numel;     /* product of shape (1 for a scalar) */
+    size_t nbytes;    /* numel * dtype size */
+    const void *data; /* into the mapping; may be unaligned */
 } SafetensorsTensor;
 
 typedef struct Safetensors {
-    char *path;                  /* as given to safetensors_load */
+    char *path; /* as given to safetensors_load */
     size_t n_tensors;
-    SafetensorsTensor *tensors;  /* in header order */
-    char *metadata_json;         /* "__metadata__" re-serialised, or NULL */
+    SafetensorsTensor *tensors; /* in header order */
+    char *metadata_json;        /* "__metadata__" re-serialised, or NULL */
     /* private */
     void *map_;
     size_t map_size_;
-    size_t *sorted_;             /* tensor indices sorted by name */
-    void *metadata_;             /* json_t object, or NULL */
+    size_t *sorted_; /* tensor indices sorted by name */
+    void *metadata_; /* json_t object, or NULL */
 } Safetensors;
 
 /* Map and validate PATH. On success *out owns the mapping; free it with
@@ -91,12 +91,12 @@ const char *safetensors_metadata(const Safetensors *st, const char *key);
  * F16, BF16, F64, I32, I64, U8, I8, I16, U16, U32, BOOL; others give
  * DRRL_E_INPUT naming the file, tensor and dtype. Values are converted, not
  * checked: callers that need finite values check them. */
-DrrlStatus safetensors_to_f32(const Safetensors *st, const SafetensorsTensor *t,
-                              float *dst, DrrlError *err);
+DrrlStatus safetensors_to_f32(const Safetensors *st, const SafetensorsTensor *t, float *dst,
+                              DrrlError *err);
 /* Convert an integer tensor (I32, I64, U8, I8, I16, U16, U32) to int32 into dst;
  * values outside int32 range are an error. */
-DrrlStatus safetensors_to_i32(const Safetensors *st, const SafetensorsTensor *t,
-                              int32_t *dst, DrrlError *err);
+DrrlStatus safetensors_to_i32(const Safetensors *st, const SafetensorsTensor *t, int32_t *dst,
+                              DrrlError *err);
 
 /* Half-precision conversions (IEEE 754 binary16 and bfloat16), exact. */
 float safetensors_f16_to_f32(uint16_t h);
@@ -109,7 +109,7 @@ uint16_t safetensors_f32_to_bf16(float f);
 /* One tensor to write. data holds numel elements of dtype, row-major. */
 typedef struct SafetensorsWriteTensor {
     const char *name;
-    SafetensorsDtype dtype;  /* F32, I32, F16, BF16, F64, I64, ... any fixed size */
+    SafetensorsDtype dtype; /* F32, I32, F16, BF16, F64, I64, ... any fixed size */
     int ndim;
     size_t shape[SAFETENSORS_MAX_DIMS];
     const void *data;
@@ -121,7 +121,7 @@ typedef struct SafetensorsWriteTensor {
  * whose values are all strings (e.g. "{\"format\":\"pt\"}"). Tensors are stored
  * in the given order. Errors: DRRL_E_USAGE (duplicate or empty name, bad
  * ndim, bad metadata), DRRL_E_IO, DRRL_E_NOMEM. */
-DrrlStatus safetensors_write(const char *path, const SafetensorsWriteTensor *tensors,
-                             size_t n, const char *metadata_json, DrrlError *err);
+DrrlStatus safetensors_write(const char *path, const SafetensorsWriteTensor *tensors, size_t n,
+                             const char *metadata_json, DrrlError *err);
 
 #endif

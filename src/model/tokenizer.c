@@ -49,16 +49,16 @@ typedef struct MergeSlot {
 
 struct Tokenizer {
     TokenizerKind kind;
-    size_t n_ids;      /* vocabulary size: 1 + largest id */
-    char *bytes;       /* raw bytes of all tokens, concatenated */
+    size_t n_ids; /* vocabulary size: 1 + largest id */
+    char *bytes;  /* raw bytes of all tokens, concatenated */
     size_t bytes_len;
-    uint32_t *off;     /* (n_ids) offset of each token in bytes */
-    int32_t *len;      /* (n_ids) byte length of each token; -1: no token with this id */
-    char *text;        /* NUL-terminated display strings, concatenated */
+    uint32_t *off;      /* (n_ids) offset of each token in bytes */
+    int32_t *len;       /* (n_ids) byte length of each token; -1: no token with this id */
+    char *text;         /* NUL-terminated display strings, concatenated */
     uint32_t *text_off; /* (n_ids) offset of each display string in text */
-    uint32_t *slots;   /* token lookup: open addressing, id + 1 (0 = empty) */
-    size_t slot_mask;  /* capacity - 1 (capacity a power of two) */
-    MergeSlot *merges; /* merge lookup: open addressing */
+    uint32_t *slots;    /* token lookup: open addressing, id + 1 (0 = empty) */
+    size_t slot_mask;   /* capacity - 1 (capacity a power of two) */
+    MergeSlot *merges;  /* merge lookup: open addressing */
     size_t merge_mask;
     size_t n_merges;
     int32_t byte_id[256]; /* id of the one-byte token for each byte; -1 if none */
@@ -462,8 +462,8 @@ static DrrlStatus tokenizer_from_builder(Builder *b, TokenizerKind kind, size_t 
     }
     for (size_t id = 0; id < t->n_ids; id++) {
         t->text_off[id] = t->len[id] < 0 ? 0 : (uint32_t)g.len;
-        int r = t->len[id] < 0 ? 0
-                               : render_display(&g, t->bytes + t->off[id], (size_t)t->len[id]);
+        int r =
+            t->len[id] < 0 ? 0 : render_display(&g, t->bytes + t->off[id], (size_t)t->len[id]);
         if (r || g.len > UINT32_MAX) {
             free(g.p);
             goto nomem;
@@ -533,7 +533,8 @@ static long gpt2_unmap(const char *s, size_t n, char *out, uint32_t *bad_cp, siz
 
 /* Parse a vocab (JSON object token -> id) into a builder. where names the
  * object in messages ("vocab.json" or "tokenizer.json:model.vocab"). */
-static DrrlStatus parse_vocab_object(json_t *vocab, const char *where, Builder *b, DrrlError *err)
+static DrrlStatus parse_vocab_object(json_t *vocab, const char *where, Builder *b,
+                                     DrrlError *err)
 {
     if (!json_is_object(vocab))
         return drrl_error(err, DRRL_E_INPUT, "%s: expected a JSON object of token: id", where);
@@ -657,8 +658,9 @@ static DrrlStatus merges_add(Tokenizer *t, const char *as, size_t an, const char
         st = drrl_error(err, DRRL_E_INPUT, "%s: token \"%s\" is not in the vocabulary", where,
                         quote(bs, bn, q, sizeof q));
     else if (!r)
-        st = drrl_error(err, DRRL_E_INPUT, "%s: the merged token \"%s\" is not in the vocabulary",
-                        where, quote(raw, (size_t)(am + bm), q, sizeof q));
+        st = drrl_error(err, DRRL_E_INPUT,
+                        "%s: the merged token \"%s\" is not in the vocabulary", where,
+                        quote(raw, (size_t)(am + bm), q, sizeof q));
     free(raw);
     if (st)
         return st;
@@ -666,8 +668,9 @@ static DrrlStatus merges_add(Tokenizer *t, const char *as, size_t an, const char
     size_t i = hash_u64(key) & t->merge_mask;
     for (; t->merges[i].rank != UINT32_MAX; i = (i + 1) & t->merge_mask)
         if (t->merges[i].key == key)
-            return drrl_error(err, DRRL_E_INPUT, "%s: duplicate merge (first given as merge %u)",
-                              where, t->merges[i].rank + 1);
+            return drrl_error(err, DRRL_E_INPUT,
+                              "%s: duplicate merge (first given as merge %u)", where,
+                              t->merges[i].rank + 1);
     t->merges[i].key = key;
     t->merges[i].rank = (uint32_t)t->n_merges++;
     t->merges[i].result = (int32_t)(r - 1);
@@ -808,12 +811,13 @@ static DrrlStatus check_pre_tokenizer(json_t *root, const char *name, DrrlError 
     }
     if (!json_is_object(pt) || !json_is_string(type) ||
         strcmp(json_string_value(type), "ByteLevel") != 0)
-        return drrl_error(err, DRRL_E_INPUT,
-                          "%s:pre_tokenizer: expected GPT-2's ByteLevel pre-tokenizer, found %s "
-                          "(give token ids directly with --ids)",
-                          name,
-                          json_is_string(type) ? json_string_value(type)
-                                               : (pt && !json_is_null(pt) ? "another" : "none"));
+        return drrl_error(
+            err, DRRL_E_INPUT,
+            "%s:pre_tokenizer: expected GPT-2's ByteLevel pre-tokenizer, found %s "
+            "(give token ids directly with --ids)",
+            name,
+            json_is_string(type) ? json_string_value(type)
+                                 : (pt && !json_is_null(pt) ? "another" : "none"));
     json_t *aps = json_object_get(pt, "add_prefix_space");
     if (json_is_true(aps))
         return drrl_error(err, DRRL_E_INPUT,
@@ -822,9 +826,9 @@ static DrrlStatus check_pre_tokenizer(json_t *root, const char *name, DrrlError 
                           name);
     json_t *ur = json_object_get(pt, "use_regex");
     if (json_is_false(ur))
-        return drrl_error(err, DRRL_E_INPUT,
-                          "%s:pre_tokenizer.use_regex: false is not supported (GPT-2 uses true)",
-                          name);
+        return drrl_error(
+            err, DRRL_E_INPUT,
+            "%s:pre_tokenizer.use_regex: false is not supported (GPT-2 uses true)", name);
     return DRRL_OK;
 }
 
@@ -907,19 +911,21 @@ DrrlStatus tokenizer_parse_json(const char *json, size_t len, const char *name, 
         json_t *content = json_object_get(at, "content");
         if (!json_is_integer(id) || !json_is_string(content) || json_integer_value(id) < 0 ||
             json_integer_value(id) >= (json_int_t)TOKENIZER_MAX_VOCAB) {
-            st = drrl_error(err, DRRL_E_INPUT,
-                            "%s:added_tokens[%zu]: expected {\"id\": 0..%u, \"content\": string}",
-                            name, ai, TOKENIZER_MAX_VOCAB - 1);
+            st = drrl_error(
+                err, DRRL_E_INPUT,
+                "%s:added_tokens[%zu]: expected {\"id\": 0..%u, \"content\": string}", name, ai,
+                TOKENIZER_MAX_VOCAB - 1);
             goto done;
         }
         if ((size_t)json_integer_value(id) + 1 > max_id)
             max_id = (size_t)json_integer_value(id) + 1;
     }
     if (max_id > 2 * (n_vocab + json_array_size(added)) + TOKENIZER_MAX_HOLES) {
-        st = drrl_error(err, DRRL_E_INPUT,
-                        "%s:added_tokens: ids go up to %zu, far beyond the %zu tokens (ids must "
-                        "be nearly dense)",
-                        name, max_id - 1, n_vocab + json_array_size(added));
+        st =
+            drrl_error(err, DRRL_E_INPUT,
+                       "%s:added_tokens: ids go up to %zu, far beyond the %zu tokens (ids must "
+                       "be nearly dense)",
+                       name, max_id - 1, n_vocab + json_array_size(added));
         goto done;
     }
     if (max_id > b.n_ids) {
@@ -971,9 +977,10 @@ DrrlStatus tokenizer_parse_json(const char *json, size_t len, const char *name, 
             const char *s = json_string_value(at);
             size_t n = json_string_length(at);
             const char *sp = memchr(s, ' ', n);
-            if (!sp || sp == s || sp == s + n - 1 || memchr(sp + 1, ' ', (size_t)(s + n - sp - 1))) {
-                st = drrl_error(err, DRRL_E_INPUT, "%s: expected two tokens separated by one space",
-                                where);
+            if (!sp || sp == s || sp == s + n - 1 ||
+                memchr(sp + 1, ' ', (size_t)(s + n - sp - 1))) {
+                st = drrl_error(err, DRRL_E_INPUT,
+                                "%s: expected two tokens separated by one space", where);
                 goto done;
             }
             as = s, an = (size_t)(sp - s), bs = sp + 1, bn = (size_t)(s + n - sp - 1);
@@ -1120,17 +1127,18 @@ DrrlStatus tokenizer_load_dir(const char *dir, int vocab_size_from_config, Token
         if (!t)
             return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", dir);
     } else {
-        return drrl_error(err, DRRL_E_NOTFOUND,
-                          "%s: no tokenizer found (tokenizer.json, or vocab.json and merges.txt); "
-                          "give token ids directly with --ids",
-                          dir);
+        return drrl_error(
+            err, DRRL_E_NOTFOUND,
+            "%s: no tokenizer found (tokenizer.json, or vocab.json and merges.txt); "
+            "give token ids directly with --ids",
+            dir);
     }
     if (vocab_size > 0 && t->n_ids > (size_t)vocab_size) {
         size_t n = t->n_ids;
         tokenizer_free(t);
         return drrl_error(err, DRRL_E_INPUT,
-                          "%s: the tokenizer has %zu ids but the model's vocab_size is %d", dir, n,
-                          vocab_size);
+                          "%s: the tokenizer has %zu ids but the model's vocab_size is %d", dir,
+                          n, vocab_size);
     }
     *out = t;
     return DRRL_OK;

@@ -62,8 +62,8 @@ DrrlStatus tokenizer_load_json_file(const char *tokenizer_json, Tokenizer **out,
 DrrlStatus tokenizer_parse_bpe(const char *vocab_json, size_t vocab_len, const char *vocab_name,
                                const char *merges_txt, size_t merges_len,
                                const char *merges_name, Tokenizer **out, DrrlError *err);
-DrrlStatus tokenizer_parse_json(const char *json, size_t len, const char *name,
-                                Tokenizer **out, DrrlError *err);
+DrrlStatus tokenizer_parse_json(const char *json, size_t len, const char *name, Tokenizer **out,
+                                DrrlError *err);
 
 /* Free; NULL is a no-op. */
 void tokenizer_free(Tokenizer *tok);

@@ -18,15 +18,15 @@ struct Session {
     size_t n_ids, pos;
     TraceSink sinks[SESSION_MAX_SINKS];
     int n_sinks;
-    float *logits;      /* (chunk, V) of the last call */
-    size_t logits_cap;  /* rows */
-    size_t last_rows;   /* rows in the last call */
+    float *logits;     /* (chunk, V) of the last call */
+    size_t logits_cap; /* rows */
+    size_t last_rows;  /* rows in the last call */
     double nll;
     size_t nll_n;
     double wall;
     char idtext[32];
-    PolicyAgent *agent;   /* drrl: the policy choosing ranks (policy_agent.h) */
-    char warning[512];    /* e.g. a policy trained for another model of this shape */
+    PolicyAgent *agent; /* drrl: the policy choosing ranks (policy_agent.h) */
+    char warning[512];  /* e.g. a policy trained for another model of this shape */
 };
 
 static const float *cache_k(const void *ctx, int l, int g)
@@ -49,8 +49,8 @@ DrrlStatus session_new(Model *m, Tokenizer *tok, const AttnCoreConfig *cfg, int 
     }
     s->m = m, s->tok = tok, s->cfg = *cfg;
     /* drrl: load the policy first, it fixes the rank grid (s->cfg). */
-    DrrlStatus st = policy_agent_prepare(m, &s->cfg, 0.0, &s->agent, s->warning,
-                                         sizeof s->warning, err);
+    DrrlStatus st =
+        policy_agent_prepare(m, &s->cfg, 0.0, &s->agent, s->warning, sizeof s->warning, err);
     if (!st)
         st = attn_core_new(&m->cfg, &s->cfg, &s->core, err);
     if (!st)
@@ -114,8 +114,10 @@ DrrlStatus session_set_ids(Session *s, const int32_t *ids, size_t n, DrrlError *
 {
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= s->m->cfg.vocab)
-            return drrl_error(err, DRRL_E_INPUT, "token %zu: id %d outside the model's vocabulary "
-                              "(0..%d)", i, (int)ids[i], s->m->cfg.vocab - 1);
+            return drrl_error(err, DRRL_E_INPUT,
+                              "token %zu: id %d outside the model's vocabulary "
+                              "(0..%d)",
+                              i, (int)ids[i], s->m->cfg.vocab - 1);
     int32_t *c = malloc((n ? n : 1) * sizeof *c);
     if (!c)
         return drrl_error(err, DRRL_E_NOMEM, "session: out of memory for %zu ids", n);
@@ -144,7 +146,8 @@ DrrlStatus session_set_text(Session *s, const char *bytes, size_t len, DrrlError
 DrrlStatus session_add_sink(Session *s, TraceSink sink, DrrlError *err)
 {
     if (s->n_sinks >= SESSION_MAX_SINKS)
-        return drrl_error(err, DRRL_E_USAGE, "session: at most %d trace sinks", SESSION_MAX_SINKS);
+        return drrl_error(err, DRRL_E_USAGE, "session: at most %d trace sinks",
+                          SESSION_MAX_SINKS);
     s->sinks[s->n_sinks++] = sink;
     return DRRL_OK;
 }
@@ -181,7 +184,7 @@ static DrrlStatus run_call(Session *s, size_t n, DrrlError *err)
     /* token texts for the records (tokenizer_token_text's strings live as
      * long as the tokenizer; the "#ID" fallback needs per-row storage) */
     const char **texts = NULL;
-    char (*idt)[16] = NULL;
+    char(*idt)[16] = NULL;
     if (s->n_sinks) {
         texts = malloc(n * sizeof *texts);
         idt = s->tok ? NULL : malloc(n * sizeof *idt);
@@ -246,16 +249,46 @@ DrrlStatus session_advance(Session *s, size_t n, size_t *done, DrrlError *err)
     return st;
 }
 
-size_t session_pos(const Session *s) { return s->pos; }
-size_t session_len(const Session *s) { return s->n_ids; }
-const int32_t *session_ids(const Session *s) { return s->ids; }
-double session_nll_sum(const Session *s) { return s->nll; }
-size_t session_nll_count(const Session *s) { return s->nll_n; }
-double session_wall_s(const Session *s) { return s->wall; }
-const Model *session_model(const Session *s) { return s->m; }
-const Tokenizer *session_tokenizer(const Session *s) { return s->tok; }
-AttnCore *session_core(Session *s) { return s->core; }
-const char *session_warning(const Session *s) { return s->warning; }
+size_t session_pos(const Session *s)
+{
+    return s->pos;
+}
+size_t session_len(const Session *s)
+{
+    return s->n_ids;
+}
+const int32_t *session_ids(const Session *s)
+{
+    return s->ids;
+}
+double session_nll_sum(const Session *s)
+{
+    return s->nll;
+}
+size_t session_nll_count(const Session *s)
+{
+    return s->nll_n;
+}
+double session_wall_s(const Session *s)
+{
+    return s->wall;
+}
+const Model *session_model(const Session *s)
+{
+    return s->m;
+}
+const Tokenizer *session_tokenizer(const Session *s)
+{
+    return s->tok;
+}
+AttnCore *session_core(Session *s)
+{
+    return s->core;
+}
+const char *session_warning(const Session *s)
+{
+    return s->warning;
+}
 void session_set_budget(Session *s, double budget)
 {
     if (s->agent && budget > 0)
@@ -298,7 +331,8 @@ DrrlStatus session_attention_rows(Session *s, int32_t layer, int32_t head, size_
         const float *q = attn_core_query(s->core, layer, head, first + i);
         if (!q) {
             session_attention_rows_free(out);
-            return drrl_error(err, DRRL_E_USAGE, "session: queries are not kept (set "
+            return drrl_error(err, DRRL_E_USAGE,
+                              "session: queries are not kept (set "
                               "keep_queries in the core's config)");
         }
         DrrlStatus st = attn_core_row_probs(s->core, layer, head, q, k, first + i + 1,

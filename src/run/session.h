@@ -64,8 +64,8 @@ DrrlStatus session_step(Session *s, DrrlError *err);
  * non-NULL) gets how many ran. */
 DrrlStatus session_advance(Session *s, size_t n, size_t *done, DrrlError *err);
 
-size_t session_pos(const Session *s);   /* tokens run so far */
-size_t session_len(const Session *s);   /* tokens in the sequence */
+size_t session_pos(const Session *s); /* tokens run so far */
+size_t session_len(const Session *s); /* tokens in the sequence */
 const int32_t *session_ids(const Session *s);
 /* Display text of the token at position i ("" when out of range). */
 const char *session_token_text(const Session *s, size_t i);
@@ -105,9 +105,9 @@ void session_set_budget(Session *s, double budget);
  * bad layer/head/pos, DRRL_E_NOMEM. */
 typedef struct SessionAttnRows {
     size_t first, n_rows, n_keys;
-    int32_t rank;      /* the head's rank now (head_dim: exact) */
-    float *exact;      /* (n_rows, n_keys) */
-    float *approx;     /* (n_rows, n_keys) */
+    int32_t rank;  /* the head's rank now (head_dim: exact) */
+    float *exact;  /* (n_rows, n_keys) */
+    float *approx; /* (n_rows, n_keys) */
 } SessionAttnRows;
 DrrlStatus session_attention_rows(Session *s, int32_t layer, int32_t head, size_t pos,
                                   size_t max_rows, SessionAttnRows *out, DrrlError *err);

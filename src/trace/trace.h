@@ -28,43 +28,43 @@ typedef struct TraceRecord {
     const char *method;  /* method spec, e.g. "fixed:8", "drrl" */
     int32_t rank;        /* rank used for this head at this step; == head_dim: exact */
     int32_t head_dim;
-    double energy_kept;  /* fraction of the key Gram's energy kept at rank, [0, 1] */
-    int32_t n_sigma;     /* number of key singular values (head_dim, or 0) */
-    const float *sigma;  /* key singular values, descending, >= 0 */
-    int32_t n_sigma_v;   /* number of value singular values (head_dim, or 0) */
-    const float *sigma_v;/* value singular values, descending, >= 0 */
-    double tail_bound;   /* proven bound on the relative score error at rank */
-    double sin_theta_bound; /* Wedin/Davis-Kahan bound on subspace rotation, [0, 1] */
-    double output_bound; /* proven bound on relative head-output error at rank */
-    double threshold;    /* eps_t: the safety threshold in force */
-    int32_t n_masked;    /* number of ranks masked by the safety mask */
-    const int32_t *masked; /* the masked ranks, ascending */
-    double measured_error; /* measured relative head-output error ||o - o~|| / ||o|| */
-    double fidelity;     /* cosine(o_exact, o_approx), [-1, 1] */
-    double flops_exact;  /* FLOPs exact attention would execute for this head/step */
-    double flops_executed; /* FLOPs actually executed, overheads included */
-    double savings_cum;  /* cumulative savings of the whole run so far, [.., 1] */
-    int32_t n_policy;    /* number of policy probabilities (0 without a policy) */
+    double energy_kept;        /* fraction of the key Gram's energy kept at rank, [0, 1] */
+    int32_t n_sigma;           /* number of key singular values (head_dim, or 0) */
+    const float *sigma;        /* key singular values, descending, >= 0 */
+    int32_t n_sigma_v;         /* number of value singular values (head_dim, or 0) */
+    const float *sigma_v;      /* value singular values, descending, >= 0 */
+    double tail_bound;         /* proven bound on the relative score error at rank */
+    double sin_theta_bound;    /* Wedin/Davis-Kahan bound on subspace rotation, [0, 1] */
+    double output_bound;       /* proven bound on relative head-output error at rank */
+    double threshold;          /* eps_t: the safety threshold in force */
+    int32_t n_masked;          /* number of ranks masked by the safety mask */
+    const int32_t *masked;     /* the masked ranks, ascending */
+    double measured_error;     /* measured relative head-output error ||o - o~|| / ||o|| */
+    double fidelity;           /* cosine(o_exact, o_approx), [-1, 1] */
+    double flops_exact;        /* FLOPs exact attention would execute for this head/step */
+    double flops_executed;     /* FLOPs actually executed, overheads included */
+    double savings_cum;        /* cumulative savings of the whole run so far, [.., 1] */
+    int32_t n_policy;          /* number of policy probabilities (0 without a policy) */
     const float *policy_probs; /* probabilities over the rank grid */
-    double value;        /* critic's value estimate (NAN without a policy) */
-    double reward;       /* reward of this decision (NAN when not computed) */
-    int64_t wall_ns;     /* wall time spent on this head at this step, ns */
+    double value;              /* critic's value estimate (NAN without a policy) */
+    double reward;             /* reward of this decision (NAN when not computed) */
+    int64_t wall_ns;           /* wall time spent on this head at this step, ns */
 } TraceRecord;
 
 /* What produced a trace (the CSV's JSON sidecar). Strings owned by the
  * struct's owner; trace_meta_done frees those set by trace_meta_* helpers. */
 typedef struct TraceMeta {
-    int schema_version;       /* TRACE_SCHEMA_VERSION */
+    int schema_version; /* TRACE_SCHEMA_VERSION */
     char *drrl_version;
     char *model_path;
-    char *model_hash;         /* hex content hash of the model's weights */
-    char *text_hash;          /* hex hash of the token ids */
+    char *model_hash; /* hex content hash of the model's weights */
+    char *text_hash;  /* hex hash of the token ids */
     char *method;
     uint64_t seed;
     int32_t segment_len;
     int32_t n_layer, n_head, head_dim, n_steps;
     int32_t n_grid;
-    int32_t *rank_grid;       /* ascending, last == head_dim */
+    int32_t *rank_grid; /* ascending, last == head_dim */
     double alpha, beta, gamma;
     double eps_start, eps_floor, eps_decay; /* eps schedule */
 } TraceMeta;

@@ -24,18 +24,40 @@
 #include "config.h"
 
 const char *const trace_csv_columns[TRACE_CSV_NCOLS] = {
-    "step",           "token_index",  "token",        "segment",         "layer",
-    "head",           "method",       "rank",         "head_dim",        "energy_kept",
-    "sigma",          "sigma_v",      "tail_bound",   "sin_theta_bound", "output_bound",
-    "threshold",      "masked",       "measured_error", "fidelity",      "flops_exact",
-    "flops_executed", "savings_cum",  "policy_probs", "value",           "reward",
+    "step",           "token_index", "token",          "segment",         "layer",
+    "head",           "method",      "rank",           "head_dim",        "energy_kept",
+    "sigma",          "sigma_v",     "tail_bound",     "sin_theta_bound", "output_bound",
+    "threshold",      "masked",      "measured_error", "fidelity",        "flops_exact",
+    "flops_executed", "savings_cum", "policy_probs",   "value",           "reward",
     "wall_ns"};
 
 enum {
-    C_STEP, C_TOKEN_INDEX, C_TOKEN, C_SEGMENT, C_LAYER, C_HEAD, C_METHOD, C_RANK, C_HEAD_DIM,
-    C_ENERGY, C_SIGMA, C_SIGMA_V, C_TAIL, C_SIN_THETA, C_OUTPUT, C_THRESHOLD, C_MASKED,
-    C_MEASURED, C_FIDELITY, C_FLOPS_EXACT, C_FLOPS_EXEC, C_SAVINGS, C_POLICY, C_VALUE,
-    C_REWARD, C_WALL
+    C_STEP,
+    C_TOKEN_INDEX,
+    C_TOKEN,
+    C_SEGMENT,
+    C_LAYER,
+    C_HEAD,
+    C_METHOD,
+    C_RANK,
+    C_HEAD_DIM,
+    C_ENERGY,
+    C_SIGMA,
+    C_SIGMA_V,
+    C_TAIL,
+    C_SIN_THETA,
+    C_OUTPUT,
+    C_THRESHOLD,
+    C_MASKED,
+    C_MEASURED,
+    C_FIDELITY,
+    C_FLOPS_EXACT,
+    C_FLOPS_EXEC,
+    C_SAVINGS,
+    C_POLICY,
+    C_VALUE,
+    C_REWARD,
+    C_WALL
 };
 
 /* ================================================================ text buffer */
@@ -264,36 +286,87 @@ int trace_csv_field(const TraceRecord *r, int col, char *out, size_t n)
     locale_t loc = c_locale_enter();
     int bad = buf_add(&b, "", 0);
     switch (col) {
-    case C_STEP: bad = bad || add_fmt_i64(&b, r->step); break;
-    case C_TOKEN_INDEX: bad = bad || add_fmt_i64(&b, r->token_index); break;
-    case C_TOKEN: bad = bad || escape_text(&b, r->token ? r->token : ""); break;
-    case C_SEGMENT: bad = bad || add_fmt_i64(&b, r->segment); break;
-    case C_LAYER: bad = bad || add_fmt_i64(&b, r->layer); break;
-    case C_HEAD: bad = bad || add_fmt_i64(&b, r->head); break;
-    case C_METHOD: bad = bad || escape_text(&b, r->method ? r->method : ""); break;
-    case C_RANK: bad = bad || add_fmt_i64(&b, r->rank); break;
-    case C_HEAD_DIM: bad = bad || add_fmt_i64(&b, r->head_dim); break;
-    case C_ENERGY: bad = bad || add_real(&b, r->energy_kept); break;
-    case C_SIGMA: bad = bad || add_floats(&b, r->sigma, r->n_sigma); break;
-    case C_SIGMA_V: bad = bad || add_floats(&b, r->sigma_v, r->n_sigma_v); break;
-    case C_TAIL: bad = bad || add_real(&b, r->tail_bound); break;
-    case C_SIN_THETA: bad = bad || add_real(&b, r->sin_theta_bound); break;
-    case C_OUTPUT: bad = bad || add_real(&b, r->output_bound); break;
-    case C_THRESHOLD: bad = bad || add_real(&b, r->threshold); break;
+    case C_STEP:
+        bad = bad || add_fmt_i64(&b, r->step);
+        break;
+    case C_TOKEN_INDEX:
+        bad = bad || add_fmt_i64(&b, r->token_index);
+        break;
+    case C_TOKEN:
+        bad = bad || escape_text(&b, r->token ? r->token : "");
+        break;
+    case C_SEGMENT:
+        bad = bad || add_fmt_i64(&b, r->segment);
+        break;
+    case C_LAYER:
+        bad = bad || add_fmt_i64(&b, r->layer);
+        break;
+    case C_HEAD:
+        bad = bad || add_fmt_i64(&b, r->head);
+        break;
+    case C_METHOD:
+        bad = bad || escape_text(&b, r->method ? r->method : "");
+        break;
+    case C_RANK:
+        bad = bad || add_fmt_i64(&b, r->rank);
+        break;
+    case C_HEAD_DIM:
+        bad = bad || add_fmt_i64(&b, r->head_dim);
+        break;
+    case C_ENERGY:
+        bad = bad || add_real(&b, r->energy_kept);
+        break;
+    case C_SIGMA:
+        bad = bad || add_floats(&b, r->sigma, r->n_sigma);
+        break;
+    case C_SIGMA_V:
+        bad = bad || add_floats(&b, r->sigma_v, r->n_sigma_v);
+        break;
+    case C_TAIL:
+        bad = bad || add_real(&b, r->tail_bound);
+        break;
+    case C_SIN_THETA:
+        bad = bad || add_real(&b, r->sin_theta_bound);
+        break;
+    case C_OUTPUT:
+        bad = bad || add_real(&b, r->output_bound);
+        break;
+    case C_THRESHOLD:
+        bad = bad || add_real(&b, r->threshold);
+        break;
     case C_MASKED:
         for (int32_t i = 0; !bad && i < r->n_masked; i++)
             bad = (i && add_str(&b, ";")) || add_fmt_i64(&b, r->masked[i]);
         break;
-    case C_MEASURED: bad = bad || add_real(&b, r->measured_error); break;
-    case C_FIDELITY: bad = bad || add_real(&b, r->fidelity); break;
-    case C_FLOPS_EXACT: bad = bad || buf_add(&b, t, (size_t)fmt_flops(t, r->flops_exact)); break;
-    case C_FLOPS_EXEC: bad = bad || buf_add(&b, t, (size_t)fmt_flops(t, r->flops_executed)); break;
-    case C_SAVINGS: bad = bad || add_real(&b, r->savings_cum); break;
-    case C_POLICY: bad = bad || add_floats(&b, r->policy_probs, r->n_policy); break;
-    case C_VALUE: bad = bad || add_real(&b, r->value); break;
-    case C_REWARD: bad = bad || add_real(&b, r->reward); break;
-    case C_WALL: bad = bad || (r->wall_ns >= 0 && add_fmt_i64(&b, r->wall_ns)); break;
-    default: bad = 1;
+    case C_MEASURED:
+        bad = bad || add_real(&b, r->measured_error);
+        break;
+    case C_FIDELITY:
+        bad = bad || add_real(&b, r->fidelity);
+        break;
+    case C_FLOPS_EXACT:
+        bad = bad || buf_add(&b, t, (size_t)fmt_flops(t, r->flops_exact));
+        break;
+    case C_FLOPS_EXEC:
+        bad = bad || buf_add(&b, t, (size_t)fmt_flops(t, r->flops_executed));
+        break;
+    case C_SAVINGS:
+        bad = bad || add_real(&b, r->savings_cum);
+        break;
+    case C_POLICY:
+        bad = bad || add_floats(&b, r->policy_probs, r->n_policy);
+        break;
+    case C_VALUE:
+        bad = bad || add_real(&b, r->value);
+        break;
+    case C_REWARD:
+        bad = bad || add_real(&b, r->reward);
+        break;
+    case C_WALL:
+        bad = bad || (r->wall_ns >= 0 && add_fmt_i64(&b, r->wall_ns));
+        break;
+    default:
+        bad = 1;
     }
     c_locale_leave(loc);
     if (bad) {
@@ -350,8 +423,8 @@ static char *sidecar_text(const TraceMeta *m, size_t rows, int64_t steps, int co
     for (int i = 0; i < TRACE_CSV_NCOLS; i++)
         json_array_append_new(cols, json_string(trace_csv_columns[i]));
     json_object_set_new(o, "schema_version", json_integer(TRACE_SCHEMA_VERSION));
-    json_object_set_new(o, "drrl_version", jstr(m->drrl_version ? m->drrl_version
-                                                                : PACKAGE_VERSION));
+    json_object_set_new(o, "drrl_version",
+                        jstr(m->drrl_version ? m->drrl_version : PACKAGE_VERSION));
     json_object_set_new(o, "model_path", jstr(m->model_path));
     json_object_set_new(o, "model_hash", jstr(m->model_hash));
     json_object_set_new(o, "text_hash", jstr(m->text_hash));
@@ -474,8 +547,9 @@ DrrlStatus trace_csv_writer_open(TraceCsvWriter **out, const char *path, const T
         return st;
     }
     if (!(flags & TRACE_CSV_FORCE)) {
-        const char *which = path_exists(path) ? path : path_exists(w->json_path) ? w->json_path
-                                                                                  : NULL;
+        const char *which = path_exists(path)           ? path
+                            : path_exists(w->json_path) ? w->json_path
+                                                        : NULL;
         if (which) {
             drrl_error(err, DRRL_E_EXISTS, "%s: already exists (use --force to overwrite)",
                        which);
@@ -526,9 +600,9 @@ DrrlStatus trace_csv_writer_put(TraceCsvWriter *w, const TraceRecord *r, DrrlErr
         return drrl_error(err, DRRL_E_INTERNAL, "%s: writer already failed", w->path);
     DrrlError e;
     if (trace_record_check(r, &e))
-        return drrl_error(err, DRRL_E_INPUT, "%s: record %zu (step %lld, layer %d, head %d): %s",
-                          w->path, w->rows + 1, (long long)r->step, (int)r->layer,
-                          (int)r->head, e.msg);
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s: record %zu (step %lld, layer %d, head %d): %s", w->path,
+                          w->rows + 1, (long long)r->step, (int)r->layer, (int)r->head, e.msg);
     const char *token = r->token ? r->token : "";
     if (w->rows > 0) {
         int same = r->step == w->last_step;
@@ -645,7 +719,8 @@ DrrlStatus trace_csv_writer_finish(TraceCsvWriter *w, int interrupted, DrrlError
     char *json_tmp = NULL;
     int json_fd = -1;
     if (w->failed) {
-        st = drrl_error(err, DRRL_E_IO, "%s: an earlier write failed; trace not saved", w->path);
+        st =
+            drrl_error(err, DRRL_E_IO, "%s: an earlier write failed; trace not saved", w->path);
         goto discard;
     }
     if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0) {
@@ -910,8 +985,6 @@ static int parser_init(struct csv_parser *p)
     return 0;
 }
 
-
-
 typedef struct Reader {
     const char *path;
     TraceSink *sink;
@@ -963,7 +1036,8 @@ static void reader_done(Reader *r)
     free(r->masked);
 }
 
-static void rfail(Reader *r, int col, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void rfail(Reader *r, int col, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void rfail(Reader *r, int col, const char *fmt, ...)
 {
@@ -1338,8 +1412,9 @@ static void check_header(Reader *r)
             present |= strcmp(r->hdr[k], trace_csv_columns[i]) == 0;
         char b[44];
         if (!present)
-            rfail(r, i + 1, "missing column '%s' (not a drrl trace, or schema version "
-                            "mismatch: see drrl-trace(5))",
+            rfail(r, i + 1,
+                  "missing column '%s' (not a drrl trace, or schema version "
+                  "mismatch: see drrl-trace(5))",
                   trace_csv_columns[i]);
         else if (i < n)
             rfail(r, i + 1, "wrong header: column %d is '%s', expected '%s'", i + 1,
@@ -1521,8 +1596,7 @@ DrrlStatus trace_csv_read_meta(const char *path, TraceMeta *m, size_t *rows, int
     }
     for (size_t i = 0; i < ng; i++) {
         json_t *g = json_array_get(grid, i);
-        if (!json_is_integer(g) || json_integer_value(g) < 0 ||
-            json_integer_value(g) > 65535 ||
+        if (!json_is_integer(g) || json_integer_value(g) < 0 || json_integer_value(g) > 65535 ||
             (i && json_integer_value(g) <= m->rank_grid[i - 1])) {
             st = meta_bad(err, jpath, "rank_grid", "expected ascending integers in 0..65535");
             goto out;
@@ -1743,7 +1817,7 @@ static int load_threads(void)
 {
     cpu_set_t set;
     long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
-                                                          : sysconf(_SC_NPROCESSORS_ONLN);
+                                                         : sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : (int)n;
 }
 

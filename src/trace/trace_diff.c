@@ -11,10 +11,32 @@
 
 /* Column indices as in trace_csv_columns. */
 enum {
-    D_STEP, D_TOKEN_INDEX, D_TOKEN, D_SEGMENT, D_LAYER, D_HEAD, D_METHOD, D_RANK, D_HEAD_DIM,
-    D_ENERGY, D_SIGMA, D_SIGMA_V, D_TAIL, D_SIN_THETA, D_OUTPUT, D_THRESHOLD, D_MASKED,
-    D_MEASURED, D_FIDELITY, D_FLOPS_EXACT, D_FLOPS_EXEC, D_SAVINGS, D_POLICY, D_VALUE,
-    D_REWARD, D_WALL
+    D_STEP,
+    D_TOKEN_INDEX,
+    D_TOKEN,
+    D_SEGMENT,
+    D_LAYER,
+    D_HEAD,
+    D_METHOD,
+    D_RANK,
+    D_HEAD_DIM,
+    D_ENERGY,
+    D_SIGMA,
+    D_SIGMA_V,
+    D_TAIL,
+    D_SIN_THETA,
+    D_OUTPUT,
+    D_THRESHOLD,
+    D_MASKED,
+    D_MEASURED,
+    D_FIDELITY,
+    D_FLOPS_EXACT,
+    D_FLOPS_EXEC,
+    D_SAVINGS,
+    D_POLICY,
+    D_VALUE,
+    D_REWARD,
+    D_WALL
 };
 
 /* Real columns compare as the file stores them: float32, NaN == NaN. */
@@ -101,8 +123,8 @@ int trace_diff_rows(const TraceRecord *a, const TraceRecord *b, unsigned flags)
         return D_VALUE;
     if (!real_eq(a->reward, b->reward))
         return D_REWARD;
-    if ((flags & TRACE_DIFF_TIMING) && (a->wall_ns < 0 ? -1 : a->wall_ns) !=
-                                           (b->wall_ns < 0 ? -1 : b->wall_ns))
+    if ((flags & TRACE_DIFF_TIMING) &&
+        (a->wall_ns < 0 ? -1 : a->wall_ns) != (b->wall_ns < 0 ? -1 : b->wall_ns))
         return D_WALL;
     return -1;
 }
@@ -148,19 +170,19 @@ static void meta_compare(TraceDiff *d, const TraceMeta *a, const TraceMeta *b)
         a = &empty;
     if (!b)
         b = &empty;
-#define STR(key)                                                                          \
-    if (!str_eq(a->key, b->key)) {                                                        \
-        snprintf(d->meta_key, sizeof d->meta_key, "%s", #key);                            \
-        snprintf(d->meta_a, sizeof d->meta_a, "%s", a->key ? a->key : "null");            \
-        snprintf(d->meta_b, sizeof d->meta_b, "%s", b->key ? b->key : "null");            \
-        return;                                                                           \
+#define STR(key)                                                                               \
+    if (!str_eq(a->key, b->key)) {                                                             \
+        snprintf(d->meta_key, sizeof d->meta_key, "%s", #key);                                 \
+        snprintf(d->meta_a, sizeof d->meta_a, "%s", a->key ? a->key : "null");                 \
+        snprintf(d->meta_b, sizeof d->meta_b, "%s", b->key ? b->key : "null");                 \
+        return;                                                                                \
     }
-#define NUM(key, fmt, cast)                                                               \
-    if (!(a->key == b->key || (a->key != a->key && b->key != b->key))) {                  \
-        snprintf(d->meta_key, sizeof d->meta_key, "%s", #key);                            \
-        snprintf(d->meta_a, sizeof d->meta_a, fmt, (cast)a->key);                         \
-        snprintf(d->meta_b, sizeof d->meta_b, fmt, (cast)b->key);                         \
-        return;                                                                           \
+#define NUM(key, fmt, cast)                                                                    \
+    if (!(a->key == b->key || (a->key != a->key && b->key != b->key))) {                       \
+        snprintf(d->meta_key, sizeof d->meta_key, "%s", #key);                                 \
+        snprintf(d->meta_a, sizeof d->meta_a, fmt, (cast)a->key);                              \
+        snprintf(d->meta_b, sizeof d->meta_b, fmt, (cast)b->key);                              \
+        return;                                                                                \
     }
     STR(model_path)
     STR(model_hash)

@@ -19,14 +19,14 @@ enum { TRACE_DIFF_TIMING = 1 };
 
 /* Per-layer deltas over the rows present in both traces ("aligned"). */
 typedef struct TraceDiffLayer {
-    size_t aligned;                /* rows of this layer present in both */
-    size_t only_a, only_b;         /* rows of this layer present in one trace only */
-    size_t differing;              /* aligned rows with any column different */
-    size_t rank_changed;           /* aligned rows whose rank differs */
-    double rank_sum_a, rank_sum_b; /* sums of rank over aligned rows */
-    double err_sum_a, err_sum_b;   /* sums of measured_error (finite values only) */
-    size_t err_n_a, err_n_b;       /* how many finite measured_error values */
-    double max_err_delta;          /* max |error_b - error_a| over aligned rows */
+    size_t aligned;                      /* rows of this layer present in both */
+    size_t only_a, only_b;               /* rows of this layer present in one trace only */
+    size_t differing;                    /* aligned rows with any column different */
+    size_t rank_changed;                 /* aligned rows whose rank differs */
+    double rank_sum_a, rank_sum_b;       /* sums of rank over aligned rows */
+    double err_sum_a, err_sum_b;         /* sums of measured_error (finite values only) */
+    size_t err_n_a, err_n_b;             /* how many finite measured_error values */
+    double max_err_delta;                /* max |error_b - error_a| over aligned rows */
     double flops_exact_a, flops_exact_b; /* sums of flops_exact over aligned rows */
     double flops_a, flops_b;             /* sums of flops_executed over aligned rows */
 } TraceDiffLayer;
@@ -39,11 +39,11 @@ typedef struct TraceDiff {
     int has_first;
     int64_t first_step;
     int32_t first_layer, first_head;
-    int first_column;      /* index into trace_csv_columns; -1: row missing on one side */
+    int first_column; /* index into trace_csv_columns; -1: row missing on one side */
     char first_a[96], first_b[96]; /* the values as in the CSV (shortened), or "(no row)" */
-    char first_token[64];  /* the token at that step (from whichever side has it) */
-    int32_t n_layers;      /* max of both traces' layer counts */
-    TraceDiffLayer *layers; /* [n_layers] */
+    char first_token[64];          /* the token at that step (from whichever side has it) */
+    int32_t n_layers;              /* max of both traces' layer counts */
+    TraceDiffLayer *layers;        /* [n_layers] */
     /* The first differing sidecar key, if any ("" when the sidecars agree). */
     char meta_key[32];
     char meta_a[96], meta_b[96];

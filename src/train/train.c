@@ -33,9 +33,14 @@ const char *train_blas_info(void)
 void train_options_default(TrainOptions *o)
 {
     memset(o, 0, sizeof *o);
-    o->model = (TrainModelConfig){.n_layer = 4, .d_model = 256, .n_head = 8,
-                                  .head_dim = 32, .d_ff = 688, .tied = 1,
-                                  .rms_eps = 1e-5f, .rope_theta = 10000.0,
+    o->model = (TrainModelConfig){.n_layer = 4,
+                                  .d_model = 256,
+                                  .n_head = 8,
+                                  .head_dim = 32,
+                                  .d_ff = 688,
+                                  .tied = 1,
+                                  .rms_eps = 1e-5f,
+                                  .rope_theta = 10000.0,
                                   .max_positions = 4096};
     o->batch = 16;
     o->ctx = 256;
@@ -71,8 +76,8 @@ DrrlStatus train_read_text(const char *path, uint8_t **out, size_t *len, DrrlErr
     *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return drrl_error(err, errno == ENOENT ? DRRL_E_NOTFOUND : DRRL_E_IO, "%s: %s",
-                          path, strerror(errno));
+        return drrl_error(err, errno == ENOENT ? DRRL_E_NOTFOUND : DRRL_E_IO, "%s: %s", path,
+                          strerror(errno));
     size_t cap = 1 << 20, n = 0;
     uint8_t *buf = malloc(cap);
     if (!buf) {
@@ -115,13 +120,13 @@ struct TrainSession {
     TrainModel *model;
     TrainPool *pool;
     TrainActs *acts;
-    float *m1, *m2;        /* AdamW moments */
+    float *m1, *m2; /* AdamW moments */
     uint8_t *train, *valid;
     size_t train_len, valid_len;
-    uint8_t *tok, *tgt;    /* (batch * ctx) */
-    long step;             /* steps done */
-    double elapsed;        /* seconds of training, all sittings */
-    double valid_bpb;      /* last validation, NaN if none */
+    uint8_t *tok, *tgt; /* (batch * ctx) */
+    long step;          /* steps done */
+    double elapsed;     /* seconds of training, all sittings */
+    double valid_bpb;   /* last validation, NaN if none */
 };
 
 void train_session_free(TrainSession *s)
@@ -149,11 +154,26 @@ DrrlStatus train_session_set_steps(TrainSession *s, long steps, DrrlError *err)
     return DRRL_OK;
 }
 
-const TrainOptions *train_session_options(const TrainSession *s) { return &s->opt; }
-TrainModel *train_session_model(TrainSession *s) { return s->model; }
-long train_session_step(const TrainSession *s) { return s->step; }
-double train_session_elapsed(const TrainSession *s) { return s->elapsed; }
-double train_session_valid_bpb(const TrainSession *s) { return s->valid_bpb; }
+const TrainOptions *train_session_options(const TrainSession *s)
+{
+    return &s->opt;
+}
+TrainModel *train_session_model(TrainSession *s)
+{
+    return s->model;
+}
+long train_session_step(const TrainSession *s)
+{
+    return s->step;
+}
+double train_session_elapsed(const TrainSession *s)
+{
+    return s->elapsed;
+}
+double train_session_valid_bpb(const TrainSession *s)
+{
+    return s->valid_bpb;
+}
 
 static DrrlStatus options_check(const TrainOptions *o, DrrlError *err)
 {
@@ -163,15 +183,15 @@ static DrrlStatus options_check(const TrainOptions *o, DrrlError *err)
     if (o->steps < 1 || o->warmup < 0 || o->eval_every < 0 || o->ckpt_every < 0)
         return drrl_error(err, DRRL_E_USAGE, "train: steps must be positive");
     if (!(o->lr > 0) || !(o->min_lr >= 0) || !(o->weight_decay >= 0) ||
-        !(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) ||
-        !(o->eps > 0) || !(o->clip >= 0))
+        !(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) || !(o->eps > 0) ||
+        !(o->clip >= 0))
         return drrl_error(err, DRRL_E_USAGE, "train: bad optimizer hyperparameters");
     return DRRL_OK;
 }
 
 /* Everything but the parameters' values and the moments' contents. */
-static DrrlStatus session_setup(TrainSession *s, const char *train_path,
-                                const char *valid_path, int threads, DrrlError *err)
+static DrrlStatus session_setup(TrainSession *s, const char *train_path, const char *valid_path,
+                                int threads, DrrlError *err)
 {
     DrrlStatus st = options_check(&s->opt, err);
     if (st)
@@ -242,12 +262,26 @@ static void ckpt_pack(const TrainSession *s, int64_t *iv, double *dv)
     const TrainModelConfig *c = &o->model;
     memset(iv, 0, CKPT_NI * sizeof *iv);
     memset(dv, 0, CKPT_ND * sizeof *dv);
-    int64_t i[] = {1, c->n_layer, c->d_model, c->n_head, c->head_dim, c->d_ff, c->tied,
-                   c->max_positions, (int64_t)o->batch, (int64_t)o->ctx, o->steps,
-                   o->warmup, (int64_t)o->seed, o->eval_every, (int64_t)o->eval_bytes,
-                   o->ckpt_every, s->step, (int64_t)s->model->n_params};
-    double d[] = {c->rms_eps, c->rope_theta, o->lr, o->min_lr, o->weight_decay, o->beta1,
-                  o->beta2, o->eps, o->clip, s->elapsed, s->valid_bpb};
+    int64_t i[] = {1,
+                   c->n_layer,
+                   c->d_model,
+                   c->n_head,
+                   c->head_dim,
+                   c->d_ff,
+                   c->tied,
+                   c->max_positions,
+                   (int64_t)o->batch,
+                   (int64_t)o->ctx,
+                   o->steps,
+                   o->warmup,
+                   (int64_t)o->seed,
+                   o->eval_every,
+                   (int64_t)o->eval_bytes,
+                   o->ckpt_every,
+                   s->step,
+                   (int64_t)s->model->n_params};
+    double d[] = {c->rms_eps, c->rope_theta, o->lr,   o->min_lr,  o->weight_decay, o->beta1,
+                  o->beta2,   o->eps,        o->clip, s->elapsed, s->valid_bpb};
     memcpy(iv, i, sizeof i);
     memcpy(dv, d, sizeof d);
 }
@@ -305,10 +339,11 @@ DrrlStatus train_session_save(const TrainSession *s, const char *path, DrrlError
     double dv[CKPT_ND];
     ckpt_pack(s, iv, dv);
     size_t n = s->model->n_params;
-    int bad = fwrite(CKPT_MAGIC, 1, 8, f) != 8 || fwrite(iv, sizeof *iv, CKPT_NI, f) != CKPT_NI ||
-              fwrite(dv, sizeof *dv, CKPT_ND, f) != CKPT_ND ||
-              fwrite(s->model->params, sizeof(float), n, f) != n ||
-              fwrite(s->m1, sizeof(float), n, f) != n || fwrite(s->m2, sizeof(float), n, f) != n;
+    int bad =
+        fwrite(CKPT_MAGIC, 1, 8, f) != 8 || fwrite(iv, sizeof *iv, CKPT_NI, f) != CKPT_NI ||
+        fwrite(dv, sizeof *dv, CKPT_ND, f) != CKPT_ND ||
+        fwrite(s->model->params, sizeof(float), n, f) != n ||
+        fwrite(s->m1, sizeof(float), n, f) != n || fwrite(s->m2, sizeof(float), n, f) != n;
     bad |= fflush(f) != 0;
     bad |= fsync(fileno(f)) != 0;
     bad |= fclose(f) != 0;
@@ -316,8 +351,7 @@ DrrlStatus train_session_save(const TrainSession *s, const char *path, DrrlError
         int e = errno;
         unlink(tmp);
         free(tmp);
-        return drrl_error(err, DRRL_E_IO, "%s: cannot write checkpoint: %s", path,
-                          strerror(e));
+        return drrl_error(err, DRRL_E_IO, "%s: cannot write checkpoint: %s", path, strerror(e));
     }
     free(tmp);
     return DRRL_OK;
@@ -359,16 +393,17 @@ DrrlStatus train_session_resume(const char *path, const char *train_path,
     double vbpb = s->valid_bpb;
     DrrlStatus st = session_setup(s, train_path, valid_path, threads, err);
     if (!st && (int64_t)s->model->n_params != iv[17])
-        st = drrl_error(err, DRRL_E_INPUT, "%s: %lld parameters stored, config gives %zu",
-                        path, (long long)iv[17], s->model->n_params);
+        st = drrl_error(err, DRRL_E_INPUT, "%s: %lld parameters stored, config gives %zu", path,
+                        (long long)iv[17], s->model->n_params);
     if (!st && (s->step < 0 || s->step > s->opt.steps))
         st = drrl_error(err, DRRL_E_INPUT, "%s: step %ld outside 0..%ld", path, s->step,
                         s->opt.steps);
     size_t n = st ? 0 : s->model->n_params;
-    if (!st && (fread(s->model->params, sizeof(float), n, f) != n ||
-                fread(s->m1, sizeof(float), n, f) != n || fread(s->m2, sizeof(float), n, f) != n))
-        st = drrl_error(err, DRRL_E_INPUT, "%s: truncated (expected %zu parameters and moments)",
-                        path, n);
+    if (!st &&
+        (fread(s->model->params, sizeof(float), n, f) != n ||
+         fread(s->m1, sizeof(float), n, f) != n || fread(s->m2, sizeof(float), n, f) != n))
+        st = drrl_error(err, DRRL_E_INPUT,
+                        "%s: truncated (expected %zu parameters and moments)", path, n);
     if (!st && fgetc(f) != EOF)
         st = drrl_error(err, DRRL_E_INPUT, "%s: trailing bytes after the moments", path);
     for (size_t i = 0; !st && i < n; i++)
@@ -510,7 +545,13 @@ DrrlStatus train_session_run(TrainSession *s, const char *ckpt_path, double max_
         double now = now_s();
         s->elapsed = elapsed0 + (now - t0);
         double rate = (double)(s->step - step0) * (double)(o->batch * o->ctx) / (now - t0);
-        pr = (TrainProgress){TRAIN_EVENT_STEP, s->step, o->steps, loss, lr, gn, rate,
+        pr = (TrainProgress){TRAIN_EVENT_STEP,
+                             s->step,
+                             o->steps,
+                             loss,
+                             lr,
+                             gn,
+                             rate,
                              s->elapsed,
                              (double)(o->steps - s->step) * (now - t0) /
                                  (double)(s->step - step0),
@@ -528,8 +569,8 @@ DrrlStatus train_session_run(TrainSession *s, const char *ckpt_path, double max_
             if (fn && fn(user, &pr))
                 stop = 1;
         }
-        if (ckpt_path && (stop || last || out_of_time ||
-                          (o->ckpt_every && s->step % o->ckpt_every == 0))) {
+        if (ckpt_path &&
+            (stop || last || out_of_time || (o->ckpt_every && s->step % o->ckpt_every == 0))) {
             st = train_session_save(s, ckpt_path, err);
             if (st)
                 return st;
@@ -538,9 +579,9 @@ DrrlStatus train_session_run(TrainSession *s, const char *ckpt_path, double max_
                 fn(user, &pr);
         }
         if (stop)
-            return drrl_error(err, DRRL_E_INTERRUPTED,
-                              "train: interrupted at step %ld; checkpoint saved%s%s", s->step,
-                              ckpt_path ? " to " : " (none: no path)", ckpt_path ? ckpt_path : "");
+            return drrl_error(
+                err, DRRL_E_INTERRUPTED, "train: interrupted at step %ld; checkpoint saved%s%s",
+                s->step, ckpt_path ? " to " : " (none: no path)", ckpt_path ? ckpt_path : "");
         if (out_of_time)
             break;
     }

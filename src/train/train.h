@@ -24,16 +24,16 @@
 
 typedef struct TrainOptions {
     TrainModelConfig model;
-    size_t batch;        /* sequences per step */
-    size_t ctx;          /* bytes per training sequence */
-    long steps;          /* total optimizer steps */
-    long warmup;         /* linear warmup steps */
-    double lr, min_lr;   /* peak and final learning rates (cosine) */
+    size_t batch;      /* sequences per step */
+    size_t ctx;        /* bytes per training sequence */
+    long steps;        /* total optimizer steps */
+    long warmup;       /* linear warmup steps */
+    double lr, min_lr; /* peak and final learning rates (cosine) */
     double weight_decay, beta1, beta2, eps, clip;
     uint64_t seed;
-    long eval_every;     /* steps between validations (0: only at the end) */
-    size_t eval_bytes;   /* bytes of the validation text used (0: all) */
-    long ckpt_every;     /* steps between checkpoints (0: only at the end) */
+    long eval_every;   /* steps between validations (0: only at the end) */
+    size_t eval_bytes; /* bytes of the validation text used (0: all) */
+    long ckpt_every;   /* steps between checkpoints (0: only at the end) */
 } TrainOptions;
 
 /* The defaults of `drrl train-lm` (a 4-layer, 256-wide model). */

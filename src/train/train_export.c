@@ -102,9 +102,8 @@ const char *train_export_torch_dtype(SafetensorsDtype dtype)
                                        : NULL;
 }
 
-DrrlStatus train_export_write(const TrainModel *m, const char *dir,
-                              const char *metadata_json, SafetensorsDtype dtype,
-                              double *max_change, DrrlError *err)
+DrrlStatus train_export_write(const TrainModel *m, const char *dir, const char *metadata_json,
+                              SafetensorsDtype dtype, double *max_change, DrrlError *err)
 {
     const char *tdt = train_export_torch_dtype(dtype);
     if (max_change)
@@ -149,8 +148,8 @@ DrrlStatus train_export_write(const TrainModel *m, const char *dir,
             }
             data = h;
         }
-        wt[i] = (SafetensorsWriteTensor){.name = t->name, .dtype = dtype, .ndim = t->ndim,
-                                         .data = data};
+        wt[i] = (SafetensorsWriteTensor){
+            .name = t->name, .dtype = dtype, .ndim = t->ndim, .data = data};
         wt[i].shape[0] = t->shape[0];
         wt[i].shape[1] = t->shape[1];
     }
@@ -179,8 +178,8 @@ done:
 }
 
 /* Integer field KEY of the config (required unless dflt >= 0). */
-static DrrlStatus cfg_int(const char *path, json_t *o, const char *key, long dflt,
-                          long lo, long hi, int *out, DrrlError *err)
+static DrrlStatus cfg_int(const char *path, json_t *o, const char *key, long dflt, long lo,
+                          long hi, int *out, DrrlError *err)
 {
     json_t *v = json_object_get(o, key);
     if (!v && dflt >= 0) {
@@ -204,8 +203,7 @@ static DrrlStatus parse_config(const char *path, TrainModelConfig *c, DrrlError 
     if (!o) {
         if (access(path, F_OK) != 0)
             return drrl_error(err, DRRL_E_NOTFOUND, "%s: %s", path, strerror(errno));
-        return drrl_error(err, DRRL_E_INPUT, "%s:%d:%d: %s", path, je.line, je.column,
-                          je.text);
+        return drrl_error(err, DRRL_E_INPUT, "%s:%d:%d: %s", path, je.line, je.column, je.text);
     }
     DrrlStatus st = DRRL_OK;
     memset(c, 0, sizeof *c);
@@ -231,15 +229,15 @@ static DrrlStatus parse_config(const char *path, TrainModelConfig *c, DrrlError 
     if (!st)
         st = cfg_int(path, o, "vocab_size", -1, 1, 1 << 20, &vocab, err);
     if (!st)
-        st = cfg_int(path, o, "max_position_embeddings", 4096, 1, 1 << 24,
-                     &c->max_positions, err);
+        st = cfg_int(path, o, "max_position_embeddings", 4096, 1, 1 << 24, &c->max_positions,
+                     err);
     if (!st && vocab != TRAIN_VOCAB)
         st = drrl_error(err, DRRL_E_INPUT, "%s: \"vocab_size\" = %d, expected 256 (bytes)",
                         path, vocab);
     if (!st && kv != c->n_head)
         st = drrl_error(err, DRRL_E_INPUT,
-                        "%s: \"num_key_value_heads\" = %d, the trainer needs %d (no GQA)",
-                        path, kv, c->n_head);
+                        "%s: \"num_key_value_heads\" = %d, the trainer needs %d (no GQA)", path,
+                        kv, c->n_head);
     if (!st) {
         json_t *eps = json_object_get(o, "rms_norm_eps");
         c->rms_eps = json_is_number(eps) ? (float)json_number_value(eps) : 1e-6f;

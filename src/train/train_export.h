@@ -25,9 +25,8 @@
  * over all weights (0 for F32). Errors: DRRL_E_USAGE (another dtype),
  * DRRL_E_INPUT (a weight beyond the 16-bit type's range), DRRL_E_IO,
  * DRRL_E_NOMEM. */
-DrrlStatus train_export_write(const TrainModel *m, const char *dir,
-                              const char *metadata_json, SafetensorsDtype dtype,
-                              double *max_change, DrrlError *err);
+DrrlStatus train_export_write(const TrainModel *m, const char *dir, const char *metadata_json,
+                              SafetensorsDtype dtype, double *max_change, DrrlError *err);
 
 /* config.json's torch_dtype for F32, F16 and BF16 ("float32", ...); NULL for
  * any other dtype. */

@@ -23,14 +23,12 @@ DrrlStatus train_model_config_check(const TrainModelConfig *c, DrrlError *err)
         return drrl_error(err, DRRL_E_USAGE, "train: d_model %d out of range 2..8192",
                           c->d_model);
     if (c->n_head < 1 || c->n_head > 256)
-        return drrl_error(err, DRRL_E_USAGE, "train: n_head %d out of range 1..256",
-                          c->n_head);
+        return drrl_error(err, DRRL_E_USAGE, "train: n_head %d out of range 1..256", c->n_head);
     if (c->head_dim < 2 || c->head_dim > 1024 || c->head_dim % 2)
         return drrl_error(err, DRRL_E_USAGE, "train: head_dim %d must be even, 2..1024",
                           c->head_dim);
     if (c->d_ff < 1 || c->d_ff > 65536)
-        return drrl_error(err, DRRL_E_USAGE, "train: d_ff %d out of range 1..65536",
-                          c->d_ff);
+        return drrl_error(err, DRRL_E_USAGE, "train: d_ff %d out of range 1..65536", c->d_ff);
     if (!(c->rms_eps > 0.0f) || !(c->rope_theta > 1.0))
         return drrl_error(err, DRRL_E_USAGE, "train: rms_eps must be > 0, rope_theta > 1");
     if (c->max_positions < 1)
@@ -51,8 +49,8 @@ void train_model_free(TrainModel *m)
 }
 
 /* Add a named tensor at *off in both arenas and advance *off. */
-static float *model_take(TrainModel *m, size_t *off, const char *name, size_t rows,
-                         size_t cols, int decay)
+static float *model_take(TrainModel *m, size_t *off, const char *name, size_t rows, size_t cols,
+                         int decay)
 {
     TrainTensor *t = &m->tensors[m->n_tensors++];
     snprintf(t->name, sizeof t->name, "%s", name);
@@ -121,7 +119,7 @@ DrrlStatus train_model_new(const TrainModelConfig *cfg, TrainModel **out, DrrlEr
     for (size_t l = 0; l < L; l++) {
         const TrainLayer *p = &m->layers[l];
         m->glayers[l] = (TrainLayer){p->ln1 + shift, p->wqkv + shift, p->wo + shift,
-                                     p->ln2 + shift, p->wgu + shift, p->wd + shift};
+                                     p->ln2 + shift, p->wgu + shift,  p->wd + shift};
     }
     if (off != n) {
         train_model_free(m);
@@ -195,18 +193,18 @@ void train_model_init(TrainModel *m, uint64_t seed)
 struct TrainActs {
     size_t b, t, n, layers_kept;
     int for_training;
-    float *x;       /* (L+1, N, C) residual stream entering each layer; [L] final */
-    float *xmid;    /* (Lk, N, C) after the attention residual */
-    float *xn1, *xn2; /* (Lk, N, C) normed inputs of attention and MLP */
+    float *x;             /* (L+1, N, C) residual stream entering each layer; [L] final */
+    float *xmid;          /* (Lk, N, C) after the attention residual */
+    float *xn1, *xn2;     /* (Lk, N, C) normed inputs of attention and MLP */
     float *rstd1, *rstd2; /* (Lk, N) */
-    float *qkv;     /* (Lk, N, 3D), q and k rotated */
-    float *p;       /* (L, B, H, T, T) attention probabilities (training) */
-    float *ao;      /* (Lk, N, D) attention output before Wo */
-    float *gu;      /* (Lk, N, 2F) gate and up projections */
-    float *hh;      /* (Lk, N, F) silu(gate) * up */
-    float *xf;      /* (N, C) final norm output */
-    float *rstdf;   /* (N) */
-    float *logits;  /* (N, V); after a training forward: d(mean loss)/d(logits) */
+    float *qkv;           /* (Lk, N, 3D), q and k rotated */
+    float *p;             /* (L, B, H, T, T) attention probabilities (training) */
+    float *ao;            /* (Lk, N, D) attention output before Wo */
+    float *gu;            /* (Lk, N, 2F) gate and up projections */
+    float *hh;            /* (Lk, N, F) silu(gate) * up */
+    float *xf;            /* (N, C) final norm output */
+    float *rstdf;         /* (N) */
+    float *logits;        /* (N, V); after a training forward: d(mean loss)/d(logits) */
     float *dx, *dxn, *dqkv, *dao, *dgu, *dh; /* backward buffers (training) */
     float *attn_scratch;
     double *rms_scratch;
@@ -218,16 +216,20 @@ void train_acts_free(TrainActs *a)
 {
     if (!a)
         return;
-    float *bufs[] = {a->x, a->xmid, a->xn1, a->xn2, a->rstd1, a->rstd2, a->qkv, a->p,
-                     a->ao, a->gu, a->hh, a->xf, a->rstdf, a->logits, a->dx, a->dxn,
-                     a->dqkv, a->dao, a->dgu, a->dh, a->attn_scratch, a->cos_t, a->sin_t};
+    float *bufs[] = {a->x,     a->xmid,   a->xn1,          a->xn2,   a->rstd1, a->rstd2,
+                     a->qkv,   a->p,      a->ao,           a->gu,    a->hh,    a->xf,
+                     a->rstdf, a->logits, a->dx,           a->dxn,   a->dqkv,  a->dao,
+                     a->dgu,   a->dh,     a->attn_scratch, a->cos_t, a->sin_t};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(a->rms_scratch);
     free(a);
 }
 
-const float *train_acts_logits(const TrainActs *a) { return a->logits; }
+const float *train_acts_logits(const TrainActs *a)
+{
+    return a->logits;
+}
 
 /* calloc of a*b*c floats with overflow check; NULL on failure. */
 static float *acts_alloc(size_t a, size_t b, size_t c, int *fail)
@@ -283,8 +285,8 @@ DrrlStatus train_acts_new(const TrainModel *m, size_t b, size_t t, int for_train
         a->xf = acts_alloc(1, n, C, &fail);
         a->rstdf = acts_alloc(1, n, 1, &fail);
         a->logits = acts_alloc(1, n, TRAIN_VOCAB, &fail);
-        a->attn_scratch = acts_alloc(1, train_ops_attention_scratch(&a->shape, n_threads), 1,
-                                     &fail);
+        a->attn_scratch =
+            acts_alloc(1, train_ops_attention_scratch(&a->shape, n_threads), 1, &fail);
         a->rms_scratch = calloc(TRAIN_POOL_CHUNKS * C, sizeof(double));
         if (!a->rms_scratch)
             fail = 1;
@@ -303,8 +305,8 @@ DrrlStatus train_acts_new(const TrainModel *m, size_t b, size_t t, int for_train
     if (fail) {
         train_acts_free(a);
         return drrl_error(err, DRRL_E_NOMEM,
-                          "train: out of memory for activations (batch %zu x context %zu)",
-                          b, t);
+                          "train: out of memory for activations (batch %zu x context %zu)", b,
+                          t);
     }
     train_ops_rope_table(a->cos_t, a->sin_t, t, hd, c->rope_theta);
     *out = a;
@@ -313,9 +315,8 @@ DrrlStatus train_acts_new(const TrainModel *m, size_t b, size_t t, int for_train
 
 /* ---- forward / backward ------------------------------------------------ */
 
-double train_model_forward(TrainModel *m, TrainActs *a, TrainPool *pool,
-                           const uint8_t *tokens, const uint8_t *targets,
-                           size_t score_from, double *nll)
+double train_model_forward(TrainModel *m, TrainActs *a, TrainPool *pool, const uint8_t *tokens,
+                           const uint8_t *targets, size_t score_from, double *nll)
 {
     const TrainModelConfig *c = &m->cfg;
     size_t L = (size_t)c->n_layer, C = (size_t)c->d_model, F = (size_t)c->d_ff;
@@ -338,8 +339,7 @@ double train_model_forward(TrainModel *m, TrainActs *a, TrainPool *pool,
                                     a->attn_scratch);
         memcpy(xmid, x, n * C * sizeof(float));
         train_ops_linear_forward(xmid, ao, ly->wo, n, D, C, 1);
-        train_ops_rmsnorm_forward(pool, xn2, a->rstd2 + k * n, xmid, ly->ln2, n, C,
-                                  c->rms_eps);
+        train_ops_rmsnorm_forward(pool, xn2, a->rstd2 + k * n, xmid, ly->ln2, n, C, c->rms_eps);
         train_ops_linear_forward(gu, xn2, ly->wgu, n, C, 2 * F, 0);
         train_ops_swiglu_forward(pool, hh, gu, n, F);
         memcpy(xnext, xmid, n * C * sizeof(float));
@@ -360,15 +360,13 @@ double train_model_forward(TrainModel *m, TrainActs *a, TrainPool *pool,
         size_t r0 = b * a->t + score_from;
         if (score_from >= a->t)
             continue;
-        sum += train_ops_crossentropy(pool, NULL, nll ? nll + r0 : NULL,
-                                      a->logits + r0 * V, targets + r0, a->t - score_from,
-                                      V, 0.0f);
+        sum += train_ops_crossentropy(pool, NULL, nll ? nll + r0 : NULL, a->logits + r0 * V,
+                                      targets + r0, a->t - score_from, V, 0.0f);
     }
     return sum;
 }
 
-void train_model_backward(TrainModel *m, TrainActs *a, TrainPool *pool,
-                          const uint8_t *tokens)
+void train_model_backward(TrainModel *m, TrainActs *a, TrainPool *pool, const uint8_t *tokens)
 {
     const TrainModelConfig *c = &m->cfg;
     size_t L = (size_t)c->n_layer, C = (size_t)c->d_model, F = (size_t)c->d_ff;
@@ -377,8 +375,8 @@ void train_model_backward(TrainModel *m, TrainActs *a, TrainPool *pool,
     /* logits = xf lm_head^T; a->logits holds dlogits */
     train_ops_linear_backward(a->dxn, m->glm_head, a->logits, a->xf, m->lm_head, n, C, V, 0);
     memset(a->dx, 0, n * C * sizeof(float));
-    train_ops_rmsnorm_backward(pool, a->dx, m->glnf, a->dxn, a->x + L * n * C, m->lnf,
-                               a->rstdf, n, C, a->rms_scratch);
+    train_ops_rmsnorm_backward(pool, a->dx, m->glnf, a->dxn, a->x + L * n * C, m->lnf, a->rstdf,
+                               n, C, a->rms_scratch);
     for (size_t l = L; l-- > 0;) {
         const TrainLayer *ly = &m->layers[l], *gl = &m->glayers[l];
         float *x = a->x + l * n * C, *xmid = a->xmid + l * n * C;
@@ -399,8 +397,8 @@ void train_model_backward(TrainModel *m, TrainActs *a, TrainPool *pool,
         train_ops_rope_backward(pool, a->dqkv, n, a->t, 0, 3 * D, 2 * H, hd, a->cos_t,
                                 a->sin_t);
         train_ops_linear_backward(a->dxn, gl->wqkv, a->dqkv, xn1, ly->wqkv, n, C, 3 * D, 0);
-        train_ops_rmsnorm_backward(pool, a->dx, gl->ln1, a->dxn, x, ly->ln1,
-                                   a->rstd1 + l * n, n, C, a->rms_scratch);
+        train_ops_rmsnorm_backward(pool, a->dx, gl->ln1, a->dxn, x, ly->ln1, a->rstd1 + l * n,
+                                   n, C, a->rms_scratch);
     }
     train_ops_embedding_backward(pool, m->gwte, a->dx, tokens, n, C);
 }
@@ -466,7 +464,11 @@ static void adam_item(void *ctx, size_t item, int thread)
 void train_model_adamw(TrainModel *m, TrainPool *pool, float *m1, float *m2,
                        const TrainAdamW *opt, long step, float grad_scale)
 {
-    AdamJob j = {m, m1, m2, opt, grad_scale,
+    AdamJob j = {m,
+                 m1,
+                 m2,
+                 opt,
+                 grad_scale,
                  (float)(1.0 - pow(opt->beta1, (double)step)),
                  (float)(1.0 - pow(opt->beta2, (double)step))};
     train_pool_run(pool, adam_item, &j, m->n_tensors * TRAIN_POOL_CHUNKS);

@@ -41,12 +41,12 @@ typedef struct TrainModelConfig {
 DrrlStatus train_model_config_check(const TrainModelConfig *cfg, DrrlError *err);
 
 typedef struct TrainTensor {
-    char name[80];     /* Hugging Face name */
-    float *w, *g;      /* into the params / grads arenas */
+    char name[80]; /* Hugging Face name */
+    float *w, *g;  /* into the params / grads arenas */
     int ndim;
     size_t shape[2];
     size_t numel;
-    int decay;         /* weight decay applies (matrices yes, norms no) */
+    int decay; /* weight decay applies (matrices yes, norms no) */
 } TrainTensor;
 
 typedef struct TrainLayer {
@@ -61,11 +61,11 @@ typedef struct TrainLayer {
 typedef struct TrainModel {
     TrainModelConfig cfg;
     size_t n_params;
-    float *params, *grads;       /* arenas of n_params floats */
+    float *params, *grads;        /* arenas of n_params floats */
     TrainLayer *layers, *glayers; /* n_layer each: into params / grads */
-    float *wte, *gwte;           /* (V, C) */
-    float *lnf, *glnf;           /* (C) */
-    float *lm_head, *glm_head;   /* (V, C); == wte / gwte when tied */
+    float *wte, *gwte;            /* (V, C) */
+    float *lnf, *glnf;            /* (C) */
+    float *lm_head, *glm_head;    /* (V, C); == wte / gwte when tied */
     TrainTensor *tensors;
     size_t n_tensors;
 } TrainModel;
@@ -104,14 +104,12 @@ const float *train_acts_logits(const TrainActs *a);
  * NULL, receives every row's -log p(target). When the acts are for training
  * the logits gradient for the mean loss over all b * t rows is kept for
  * train_model_backward. */
-double train_model_forward(TrainModel *m, TrainActs *a, TrainPool *pool,
-                           const uint8_t *tokens, const uint8_t *targets,
-                           size_t score_from, double *nll);
+double train_model_forward(TrainModel *m, TrainActs *a, TrainPool *pool, const uint8_t *tokens,
+                           const uint8_t *targets, size_t score_from, double *nll);
 
 /* Backward pass of the last forward: grads += d(mean loss)/d(params).
  * Call train_model_zero_grad first. */
-void train_model_backward(TrainModel *m, TrainActs *a, TrainPool *pool,
-                          const uint8_t *tokens);
+void train_model_backward(TrainModel *m, TrainActs *a, TrainPool *pool, const uint8_t *tokens);
 
 void train_model_zero_grad(TrainModel *m);
 

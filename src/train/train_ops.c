@@ -20,11 +20,11 @@
 
 /* ---- linear ------------------------------------------------------------ */
 
-void train_ops_linear_forward(float *y, const float *x, const float *w, size_t n,
-                              size_t in, size_t out, int accumulate)
+void train_ops_linear_forward(float *y, const float *x, const float *w, size_t n, size_t in,
+                              size_t out, int accumulate)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in, 1.0f,
-                x, (int)in, w, (int)in, accumulate ? 1.0f : 0.0f, y, (int)out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in, 1.0f, x,
+                (int)in, w, (int)in, accumulate ? 1.0f : 0.0f, y, (int)out);
 }
 
 void train_ops_linear_backward(float *dx, float *dw, const float *dy, const float *x,
@@ -32,11 +32,10 @@ void train_ops_linear_backward(float *dx, float *dw, const float *dy, const floa
                                int dx_accumulate)
 {
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out,
-                    1.0f, dy, (int)out, w, (int)in, dx_accumulate ? 1.0f : 0.0f, dx,
-                    (int)in);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)n, 1.0f,
-                dy, (int)out, x, (int)in, 1.0f, dw, (int)in);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out, 1.0f,
+                    dy, (int)out, w, (int)in, dx_accumulate ? 1.0f : 0.0f, dx, (int)in);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)n, 1.0f, dy,
+                (int)out, x, (int)in, 1.0f, dw, (int)in);
 }
 
 /* ---- RMSNorm ----------------------------------------------------------- */
@@ -99,11 +98,18 @@ TRAIN_HOT static void rms_bwd_item(void *ctx, size_t chunk, int thread)
 }
 
 void train_ops_rmsnorm_backward(TrainPool *pool, float *dx, float *dw, const float *dy,
-                                const float *x, const float *w, const float *rstd,
-                                size_t n, size_t c, double *scratch)
+                                const float *x, const float *w, const float *rstd, size_t n,
+                                size_t c, double *scratch)
 {
-    RmsJob j = {.dx = dx, .dw = dw, .dy = dy, .x = x, .w = w, .rstd_in = rstd,
-                .n = n, .c = c, .scratch = scratch};
+    RmsJob j = {.dx = dx,
+                .dw = dw,
+                .dy = dy,
+                .x = x,
+                .w = w,
+                .rstd_in = rstd,
+                .n = n,
+                .c = c,
+                .scratch = scratch};
     train_pool_run(pool, rms_bwd_item, &j, TRAIN_POOL_CHUNKS);
     for (size_t i = 0; i < c; i++) {
         double s = 0.0;
@@ -158,16 +164,16 @@ TRAIN_HOT static void rope_item(void *ctx, size_t chunk, int thread)
 }
 
 void train_ops_rope_forward(TrainPool *pool, float *x, size_t n, size_t t, size_t pos0,
-                            size_t stride, size_t n_head, size_t head_dim,
-                            const float *cos_t, const float *sin_t)
+                            size_t stride, size_t n_head, size_t head_dim, const float *cos_t,
+                            const float *sin_t)
 {
     RopeJob j = {x, n, t, pos0, stride, n_head, head_dim, cos_t, sin_t, 1.0f};
     train_pool_run(pool, rope_item, &j, TRAIN_POOL_CHUNKS);
 }
 
 void train_ops_rope_backward(TrainPool *pool, float *dx, size_t n, size_t t, size_t pos0,
-                             size_t stride, size_t n_head, size_t head_dim,
-                             const float *cos_t, const float *sin_t)
+                             size_t stride, size_t n_head, size_t head_dim, const float *cos_t,
+                             const float *sin_t)
 {
     RopeJob j = {dx, n, t, pos0, stride, n_head, head_dim, cos_t, sin_t, -1.0f};
     train_pool_run(pool, rope_item, &j, TRAIN_POOL_CHUNKS);
@@ -311,14 +317,12 @@ static void attn_blas_fwd_item(void *ctx, size_t item, int thread)
     attn_gather(V, j->v, s->qkv_stride, b * T, h, T, hd);
     for (size_t r0 = 0; r0 < T; r0 += ATTN_BLOCK) {
         size_t r1 = r0 + ATTN_BLOCK < T ? r0 + ATTN_BLOCK : T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)r1,
-                    (int)hd, scale, Q + r0 * hd, (int)hd, K, (int)hd, 0.0f, P + r0 * T,
-                    (int)T);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)r1, (int)hd,
+                    scale, Q + r0 * hd, (int)hd, K, (int)hd, 0.0f, P + r0 * T, (int)T);
         for (size_t t = r0; t < r1; t++)
             soft_fwd_row(P + t * T, t, T);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)hd,
-                    (int)r1, 1.0f, P + r0 * T, (int)T, V, (int)hd, 0.0f, O + r0 * hd,
-                    (int)hd);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)hd, (int)r1,
+                    1.0f, P + r0 * T, (int)T, V, (int)hd, 0.0f, O + r0 * hd, (int)hd);
     }
     attn_scatter(j->out, O, s->o_stride, b * T, h, T, hd);
 }
@@ -371,12 +375,18 @@ static void attn_blas_run(TrainPool *pool, TrainPoolFn fn, AttnJob *j)
         openblas_set_num_threads(saved);
 }
 
-void train_ops_attention_forward(TrainPool *pool, const TrainAttnShape *s, float *out,
-                                 float *p, const float *q, const float *k, const float *v,
-                                 float *scratch)
+void train_ops_attention_forward(TrainPool *pool, const TrainAttnShape *s, float *out, float *p,
+                                 const float *q, const float *k, const float *v, float *scratch)
 {
-    AttnJob j = {.s = s, .out = out, .p = p, .q = q, .k = k, .v = v, .scratch = scratch,
-                 .scratch_per_thread = s->use_blas ? attn_blas_scratch(s) : attn_loop_scratch(s)};
+    AttnJob j = {.s = s,
+                 .out = out,
+                 .p = p,
+                 .q = q,
+                 .k = k,
+                 .v = v,
+                 .scratch = scratch,
+                 .scratch_per_thread =
+                     s->use_blas ? attn_blas_scratch(s) : attn_loop_scratch(s)};
     if (s->use_blas) {
         attn_blas_run(pool, attn_blas_fwd_item, &j);
         return;
@@ -458,9 +468,18 @@ void train_ops_attention_backward(TrainPool *pool, const TrainAttnShape *s, floa
                                   const float *q, const float *k, const float *v,
                                   float *scratch)
 {
-    AttnJob j = {.s = s, .dq = dq, .dk = dk, .dv = dv, .dout = dout, .pin = p, .q = q,
-                 .k = k, .v = v, .scratch = scratch,
-                 .scratch_per_thread = s->use_blas ? attn_blas_scratch(s) : attn_loop_scratch(s)};
+    AttnJob j = {.s = s,
+                 .dq = dq,
+                 .dk = dk,
+                 .dv = dv,
+                 .dout = dout,
+                 .pin = p,
+                 .q = q,
+                 .k = k,
+                 .v = v,
+                 .scratch = scratch,
+                 .scratch_per_thread =
+                     s->use_blas ? attn_blas_scratch(s) : attn_loop_scratch(s)};
     if (s->use_blas) {
         attn_blas_run(pool, attn_blas_bwd_item, &j);
         return;
@@ -610,12 +629,16 @@ static void ce_item(void *ctx, size_t chunk, int thread)
     j->partial[chunk] = acc;
 }
 
-double train_ops_crossentropy(TrainPool *pool, float *dlogits, double *nll,
-                              const float *logits, const uint8_t *targets, size_t n,
-                              size_t v, float grad_scale)
+double train_ops_crossentropy(TrainPool *pool, float *dlogits, double *nll, const float *logits,
+                              const uint8_t *targets, size_t n, size_t v, float grad_scale)
 {
-    CeJob j = {.dlogits = dlogits, .nll = nll, .logits = logits, .targets = targets,
-               .n = n, .v = v, .scale = grad_scale};
+    CeJob j = {.dlogits = dlogits,
+               .nll = nll,
+               .logits = logits,
+               .targets = targets,
+               .n = n,
+               .v = v,
+               .scale = grad_scale};
     train_pool_run(pool, ce_item, &j, TRAIN_POOL_CHUNKS);
     double s = 0.0;
     for (size_t c = 0; c < TRAIN_POOL_CHUNKS; c++)

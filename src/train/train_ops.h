@@ -25,8 +25,8 @@
 
 /* y = x @ W^T (+ y if accumulate): x (N, in), W (out, in), y (N, out).
  * OpenBLAS sgemm: bit-identical results for a fixed OpenBLAS thread count. */
-void train_ops_linear_forward(float *y, const float *x, const float *w, size_t n,
-                              size_t in, size_t out, int accumulate);
+void train_ops_linear_forward(float *y, const float *x, const float *w, size_t n, size_t in,
+                              size_t out, int accumulate);
 /* dx (N, in) = dy @ W, or += if dx_accumulate (dx may be NULL: skipped);
  * dw (out, in) += dy^T @ x. */
 void train_ops_linear_backward(float *dx, float *dw, const float *dy, const float *x,
@@ -38,19 +38,19 @@ void train_ops_rmsnorm_forward(TrainPool *pool, float *y, float *rstd, const flo
                                const float *w, size_t n, size_t c, float eps);
 /* dx (N, C) += dL/dx; dw (C) += dL/dw. scratch: TRAIN_POOL_CHUNKS * C doubles. */
 void train_ops_rmsnorm_backward(TrainPool *pool, float *dx, float *dw, const float *dy,
-                                const float *x, const float *w, const float *rstd,
-                                size_t n, size_t c, double *scratch);
+                                const float *x, const float *w, const float *rstd, size_t n,
+                                size_t c, double *scratch);
 
 /* Rotate, in place, n_head heads of head_dim at the start of each row of x
  * (row stride `stride` floats); row r is at position pos0 + r % t.
  * cos_t, sin_t: (positions, head_dim / 2) tables from train_ops_rope_table. */
 void train_ops_rope_forward(TrainPool *pool, float *x, size_t n, size_t t, size_t pos0,
-                            size_t stride, size_t n_head, size_t head_dim,
-                            const float *cos_t, const float *sin_t);
+                            size_t stride, size_t n_head, size_t head_dim, const float *cos_t,
+                            const float *sin_t);
 /* The transpose (inverse) rotation, applied in place to a gradient. */
 void train_ops_rope_backward(TrainPool *pool, float *dx, size_t n, size_t t, size_t pos0,
-                             size_t stride, size_t n_head, size_t head_dim,
-                             const float *cos_t, const float *sin_t);
+                             size_t stride, size_t n_head, size_t head_dim, const float *cos_t,
+                             const float *sin_t);
 /* Fill cos_t, sin_t (positions, head_dim / 2): angle = pos * theta^(-2i/hd),
  * computed in double and rounded once. */
 void train_ops_rope_table(float *cos_t, float *sin_t, size_t positions, size_t head_dim,
@@ -77,8 +77,8 @@ typedef struct TrainAttnShape {
     int use_blas;
 } TrainAttnShape;
 size_t train_ops_attention_scratch(const TrainAttnShape *s, int threads);
-void train_ops_attention_forward(TrainPool *pool, const TrainAttnShape *s, float *out,
-                                 float *p, const float *q, const float *k, const float *v,
+void train_ops_attention_forward(TrainPool *pool, const TrainAttnShape *s, float *out, float *p,
+                                 const float *q, const float *k, const float *v,
                                  float *scratch);
 /* dq, dk, dv (same layout as q, k, v) are OVERWRITTEN for the head columns. */
 void train_ops_attention_backward(TrainPool *pool, const TrainAttnShape *s, float *dq,
@@ -103,8 +103,7 @@ void train_ops_embedding_backward(TrainPool *pool, float *dtable, const float *d
  * over rows of -log p(target) in nats (double). If dlogits is not NULL it
  * receives (softmax - onehot) * grad_scale (it may alias logits). nll, if
  * not NULL, receives each row's -log p(target). */
-double train_ops_crossentropy(TrainPool *pool, float *dlogits, double *nll,
-                              const float *logits, const uint8_t *targets, size_t n,
-                              size_t v, float grad_scale);
+double train_ops_crossentropy(TrainPool *pool, float *dlogits, double *nll, const float *logits,
+                              const uint8_t *targets, size_t n, size_t v, float grad_scale);
 
 #endif

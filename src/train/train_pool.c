@@ -23,7 +23,7 @@ struct TrainPool {
     TrainPoolFn fn;
     void *ctx;
     size_t n_items, next_item;
-    int busy;                 /* workers still inside the current job */
+    int busy; /* workers still inside the current job */
 };
 
 /* Take items one at a time under the lock until none is left. Items are
@@ -86,8 +86,8 @@ DrrlStatus train_pool_new(int n_threads, TrainPool **out, DrrlError *err)
             if (pthread_create(&p->threads[i], NULL, pool_worker, &p->args[i]) != 0) {
                 p->n_threads = i + 1; /* join only the ones that started */
                 train_pool_free(p);
-                return drrl_error(err, DRRL_E_INTERNAL,
-                                  "train_pool: cannot start thread %d", i + 1);
+                return drrl_error(err, DRRL_E_INTERNAL, "train_pool: cannot start thread %d",
+                                  i + 1);
             }
         }
     }
@@ -115,7 +115,10 @@ void train_pool_free(TrainPool *p)
     free(p);
 }
 
-int train_pool_threads(const TrainPool *p) { return p ? p->n_threads : 1; }
+int train_pool_threads(const TrainPool *p)
+{
+    return p ? p->n_threads : 1;
+}
 
 void train_pool_run(TrainPool *p, TrainPoolFn fn, void *ctx, size_t n)
 {

@@ -1,7 +1,34 @@
 #!/bin/sh
 # The engine (src/) never includes curses and libdrrl.a references no curses
-# symbol.
+# symbol; a folder includes only its own headers and those of folders below it
+# (doc/ARCHITECTURE.md draws the layers), so no two folders include each other.
 . "$top_srcdir/tests/cli/lib.sh"
+
+# rank FOLDER: the folder's layer; a file may include "G/x.h" only when G is its
+# own folder or of a lower layer.
+rank() {
+    case $1 in
+    base) echo 0 ;;
+    model | trace | eval) echo 1 ;;
+    attn | train) echo 2 ;;
+    policy) echo 3 ;;
+    run) echo 4 ;;
+    cli) echo 5 ;;
+    tui) echo 6 ;;
+    bench) echo 7 ;;
+    cmd) echo 8 ;;
+    *) echo 99 ;;
+    esac
+}
+for f in "$top_srcdir"/src/*/*.[ch] "$top_srcdir"/ui/*/*.[ch]; do
+    own=$(basename "$(dirname "$f")")
+    [ "$(rank "$own")" -lt 99 ] || fail "$f: folder $own has no layer in tests/cli/layering.sh"
+    for g in $(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([a-z_]*\)\/.*/\1/p' "$f" | sort -u); do
+        [ "$g" = "$own" ] && continue
+        [ "$(rank "$g")" -lt "$(rank "$own")" ] ||
+            fail "$f (layer $own) includes a header of $g, which is not below it"
+    done
+done
 
 if grep -rnE '#[[:space:]]*include[[:space:]]*[<"](n?curses|ncursesw/|term\.h|panel\.h)' \
         "$top_srcdir/src"; then

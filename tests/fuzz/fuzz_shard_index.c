@@ -20,7 +20,7 @@
 
 #define FIXTURE FUZZ_SRCDIR "/tests/fixtures/llama-sharded-f16"
 
-static char want_hash[sizeof ((Model *)0)->hash];
+static char want_hash[sizeof((Model *)0)->hash];
 static int ready;
 
 static void copy_in(const char *name)

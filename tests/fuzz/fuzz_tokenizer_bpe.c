@@ -43,7 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         return 0;
     }
-    static const char text[] = "Hello, world! It's 2024 -- don't  panic\n\tab abab \xc3\xa9\xff";
+    static const char text[] =
+        "Hello, world! It's 2024 -- don't  panic\n\tab abab \xc3\xa9\xff";
     exercise(tok, text, sizeof text - 1);
     exercise(tok, (const char *)data + off2, size - off2);
     for (size_t i = 0; i < tokenizer_vocab_size(tok); i++)

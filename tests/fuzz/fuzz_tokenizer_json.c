@@ -11,13 +11,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     Tokenizer *tok;
     DrrlError err;
-    if (tokenizer_parse_json((const char *)data, size, "tokenizer.json", &tok, &err) != DRRL_OK) {
+    if (tokenizer_parse_json((const char *)data, size, "tokenizer.json", &tok, &err) !=
+        DRRL_OK) {
         FUZZ_CHECK_MSG(err);
         if (tok)
             abort();
         return 0;
     }
-    static const char text[] = "Hello, world! It's 2024 -- don't  panic\n\tab abab \xc3\xa9\xff";
+    static const char text[] =
+        "Hello, world! It's 2024 -- don't  panic\n\tab abab \xc3\xa9\xff";
     int32_t *ids;
     size_t n;
     if (tokenizer_encode(tok, text, sizeof text - 1, &ids, &n, &err) == DRRL_OK) {

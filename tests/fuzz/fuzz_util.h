@@ -31,8 +31,8 @@ static const char *fuzz_tmpdir(void)
     if (!fuzz_dir[0]) {
         struct stat st;
         const char *base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm"
-                           : getenv("TMPDIR")                               ? getenv("TMPDIR")
-                                                                            : "/tmp";
+                           : getenv("TMPDIR")                                ? getenv("TMPDIR")
+                                                                             : "/tmp";
         snprintf(fuzz_dir, sizeof fuzz_dir, "%s/drrl-fuzz-XXXXXX", base);
         if (!mkdtemp(fuzz_dir))
             abort();

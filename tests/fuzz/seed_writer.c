@@ -41,7 +41,8 @@ static int write_trace(const char *path, int with_policy)
         return 1;
     }
     static const char *tokens[] = {"The", " cat", ",\n", "\"q\""};
-    float sigma[4] = {3, 2, 1, 0.5f}, sigma_v[4] = {2, 1, 0.5f, 0.25f}, probs[2] = {0.25f, 0.75f};
+    float sigma[4] = {3, 2, 1, 0.5f}, sigma_v[4] = {2, 1, 0.5f, 0.25f},
+          probs[2] = {0.25f, 0.75f};
     int32_t masked[1] = {2};
     for (int s = 0; s < 4; s++)
         for (int h = 0; h < 2; h++) {
@@ -107,9 +108,16 @@ static int write_policy(const char *path)
     m.steps = 1;
     m.seed = 1;
     snprintf(m.command, sizeof m.command, "seed_writer");
-    PolicyNetConfig c = {.n_feat = policy_features_count(2), .conv_in = 2 * 2 * 4,
-                         .conv_kernel = 2, .conv_out = 2, .n_layer = 1, .n_head = 2,
-                         .n_action = 2, .d_model = 4, .n_attn_head = 1, .d_ff = 4,
+    PolicyNetConfig c = {.n_feat = policy_features_count(2),
+                         .conv_in = 2 * 2 * 4,
+                         .conv_kernel = 2,
+                         .conv_out = 2,
+                         .n_layer = 1,
+                         .n_head = 2,
+                         .n_action = 2,
+                         .d_model = 4,
+                         .n_attn_head = 1,
+                         .d_ff = 4,
                          .n_block = 1};
     PolicyRng r;
     policy_rng_seed(&r, 5);

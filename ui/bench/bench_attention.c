@@ -5,8 +5,8 @@
  * (no exact path beside: --no-exact). Per (L, method): the attention-core
  * FLOPs the ledger says were executed, and the medians over --repeat runs
  * (--long-repeat from L = LONG_LEN on) of the forward's wall time and of the
- * time spent inside the attention hook (summed over worker threads). Methods are interleaved within a repeat.
- * Part 3: bases for every (layer, kv head) key matrix of L rows: one batched
+ * time spent inside the attention hook (summed over worker threads). Methods are interleaved
+ * within a repeat. Part 3: bases for every (layer, kv head) key matrix of L rows: one batched
  * eigensolve of the d x d Gram matrices (what drrl does at a refresh) against
  * a thin SVD of each L x d matrix (what a per-head SVD costs), both batches
  * on the same threads with single-threaded LAPACK per matrix; Gram build
@@ -139,21 +139,26 @@ static int run_point(Session *s, const int32_t *ids, size_t L, double *wall, dou
 int bench_attention(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},   {"text", required_argument, 0, 'x'},
-        {"max-len", required_argument, 0, 'L'}, {"repeat", required_argument, 0, 'r'},
-        {"segment", required_argument, 0, 's'}, {"threads", required_argument, 0, 'j'},
-        {"csv", required_argument, 0, 'c'},     {"help", no_argument, 0, 'h'},
-        {"long-repeat", required_argument, 0, 'R'},
-        {0, 0, 0, 0},
+        {"model", required_argument, 0, 'm'},       {"text", required_argument, 0, 'x'},
+        {"max-len", required_argument, 0, 'L'},     {"repeat", required_argument, 0, 'r'},
+        {"segment", required_argument, 0, 's'},     {"threads", required_argument, 0, 'j'},
+        {"csv", required_argument, 0, 'c'},         {"help", no_argument, 0, 'h'},
+        {"long-repeat", required_argument, 0, 'R'}, {0, 0, 0, 0},
     };
     const char *model = NULL, *text = NULL, *csv = NULL;
     long max_len = 4096, repeat = 3, long_repeat = 0, segment = 128, threads = 0;
     int c;
     while ((c = cli_getopt("bench attention", argc, argv, "h", longopts)) != -1) {
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'x': text = optarg; break;
-        case 'c': csv = optarg; break;
+        case 'm':
+            model = optarg;
+            break;
+        case 'x':
+            text = optarg;
+            break;
+        case 'c':
+            csv = optarg;
+            break;
         case 'L':
             if (cli_parse_long("bench attention", "--max-len", optarg, 512, 1L << 20, &max_len))
                 return CLI_EXIT_USAGE;
@@ -175,8 +180,11 @@ int bench_attention(int argc, char **argv)
             if (cli_parse_long("bench attention", "--threads", optarg, 1, 256, &threads))
                 return CLI_EXIT_USAGE;
             break;
-        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
-        default: return CLI_EXIT_USAGE;
+        case 'h':
+            cli_print_usage(usage);
+            return CLI_EXIT_OK;
+        default:
+            return CLI_EXIT_USAGE;
         }
     }
     if (optind < argc)
@@ -314,7 +322,10 @@ int bench_attention(int argc, char **argv)
         const char *pn[N_METH];
         for (int k = 0; k < N_METH; k++) {
             if (k)
-                snprintf(leg[k], sizeof leg[k], "D/%d %.40s", k == 1 ? 8 : k == 2 ? 4 : 2,
+                snprintf(leg[k], sizeof leg[k], "D/%d %.40s",
+                         k == 1   ? 8
+                         : k == 2 ? 4
+                                  : 2,
                          names[k]);
             else
                 snprintf(leg[k], sizeof leg[k], "%.40s", names[k]);
@@ -351,7 +362,8 @@ int bench_attention(int argc, char **argv)
         printf("%6s %12s %12s %12s %10s %12s\n", "L", "gram s", "eig batch s", "svd/head s",
                "svd/eig", "svd/(g+eig)");
         float *X = malloc((size_t)lens[n_lens - 1] * (size_t)D * sizeof *X);
-        double *G = malloc((size_t)n * D * D * sizeof *G), *lam = malloc((size_t)n * D * sizeof *lam);
+        double *G = malloc((size_t)n * D * D * sizeof *G),
+               *lam = malloc((size_t)n * D * sizeof *lam);
         double *B = malloc((size_t)n * D * D * sizeof *B);
         double *sig = malloc((size_t)n * D * sizeof *sig);
         double *V = malloc((size_t)n * D * D * sizeof *V);
@@ -388,8 +400,9 @@ int bench_attention(int argc, char **argv)
                 printf("%6ld %12.6f %12.6f %12.6f %9.1fx %11.1fx\n", L, g, e, v, v / e,
                        v / (g + e));
                 if (cf)
-                    fprintf(cf, "svd,%ld,gram,,,,,%.6f,,%ld\nsvd,%ld,eig_batch,,,,,%.6f,,%ld\n"
-                                "svd,%ld,svd_per_head,,,,,%.6f,,%ld\n",
+                    fprintf(cf,
+                            "svd,%ld,gram,,,,,%.6f,,%ld\nsvd,%ld,eig_batch,,,,,%.6f,,%ld\n"
+                            "svd,%ld,svd_per_head,,,,,%.6f,,%ld\n",
                             L, g, nr, L, e, nr, L, v, nr);
             }
         }

@@ -38,8 +38,8 @@ static double uniform(void)
  * ranks and masks change every seg steps (seg <= 0: every row, the worst case
  * for the store), as the attention core's do at segment boundaries; the other
  * columns change every row. Deterministic. */
-static DrrlStatus synth_write(const char *out, long rows, int hd, int layers, int heads, int seg,
-                              DrrlError *err)
+static DrrlStatus synth_write(const char *out, long rows, int hd, int layers, int heads,
+                              int seg, DrrlError *err)
 {
     rng = 0x9E3779B97F4A7C15ull;
     int32_t grid[4] = {hd / 4, hd / 2, 3 * hd / 4, hd};
@@ -83,8 +83,8 @@ static DrrlStatus synth_write(const char *out, long rows, int hd, int layers, in
         return drrl_error(err, DRRL_E_NOMEM, "out of memory");
     }
     int32_t masked[3];
-    static const char *words[] = {"the", " of", " and", ",", " to", " a", " in", "\"",
-                                  " that", " is", "\n", " was", " he", " it", " for", "."};
+    static const char *words[] = {"the",   " of", " and", ",",    " to", " a",  " in",  "\"",
+                                  " that", " is", "\n",   " was", " he", " it", " for", "."};
     double savings_num = 0, savings_den = 0;
     long step = 0;
     for (long row = 0; row < rows; step++) {
@@ -199,7 +199,8 @@ static int load_once(const char *path)
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("%.6f %ld %zu %zu\n", secs, ru.ru_maxrss, trace_store_n_rows(s), trace_store_bytes(s));
+    printf("%.6f %ld %zu %zu\n", secs, ru.ru_maxrss, trace_store_n_rows(s),
+           trace_store_bytes(s));
     trace_store_free(s);
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
@@ -246,11 +247,16 @@ static int load_child(const char *path, double *secs, double *rss_mb, double *st
 int bench_trace(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"rows", required_argument, 0, 'r'},   {"head-dim", required_argument, 0, 'd'},
-        {"layers", required_argument, 0, 'L'}, {"heads", required_argument, 0, 'H'},
-        {"segment", required_argument, 0, 's'}, {"repeat", required_argument, 0, 'n'},
-        {"dir", required_argument, 0, 'D'},    {"write", required_argument, 0, 'w'},
-        {"load", required_argument, 0, 'l'},   {"help", no_argument, 0, 'h'},
+        {"rows", required_argument, 0, 'r'},
+        {"head-dim", required_argument, 0, 'd'},
+        {"layers", required_argument, 0, 'L'},
+        {"heads", required_argument, 0, 'H'},
+        {"segment", required_argument, 0, 's'},
+        {"repeat", required_argument, 0, 'n'},
+        {"dir", required_argument, 0, 'D'},
+        {"write", required_argument, 0, 'w'},
+        {"load", required_argument, 0, 'l'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     long rows = 1000000, hd = 32, layers = 4, heads = 8, seg = 128, repeat = 5;
@@ -282,11 +288,20 @@ int bench_trace(int argc, char **argv)
             if (cli_parse_long("bench trace", "--repeat", optarg, 1, 1000, &repeat))
                 return CLI_EXIT_USAGE;
             break;
-        case 'D': dir = optarg; break;
-        case 'w': write_to = optarg; break;
-        case 'l': load = optarg; break;
-        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
-        default: return CLI_EXIT_USAGE;
+        case 'D':
+            dir = optarg;
+            break;
+        case 'w':
+            write_to = optarg;
+            break;
+        case 'l':
+            load = optarg;
+            break;
+        case 'h':
+            cli_print_usage(usage);
+            return CLI_EXIT_OK;
+        default:
+            return CLI_EXIT_USAGE;
         }
     }
     if (optind < argc)
@@ -331,8 +346,8 @@ int bench_trace(int argc, char **argv)
         fflush(stdout);
     }
     double ms = bench_median(secs, (int)repeat), mr = bench_median(rss, (int)repeat);
-    printf("median: %.3f s, peak RSS %.1f MB (store %.1f MB; %.0f rows/s, %.0f MB/s)\n", ms,
-           mr, store, (double)rows / ms, mb / ms);
+    printf("median: %.3f s, peak RSS %.1f MB (store %.1f MB; %.0f rows/s, %.0f MB/s)\n", ms, mr,
+           store, (double)rows / ms, mb / ms);
 out:
     unlink(path);
     unlink(json);

@@ -29,7 +29,8 @@
 #include "tui/tui.h"
 
 static const char usage[] =
-    "usage: drrl bench tui [--model DIR] [--text FILE | --ids-file F] [--tokens N] [--steps K]\n"
+    "usage: drrl bench tui [--model DIR] [--text FILE | --ids-file F] [--tokens N] [--steps "
+    "K]\n"
     "                      [--frames F] [--size COLSxROWS] [--method SPEC] [options]\n"
     "\n"
     "Time the explorer: the median of one step (one token through every layer\n"
@@ -44,20 +45,24 @@ static const char usage[] =
     "                    model's context)\n"
     "  --steps K         steps timed (default 32)\n"
     "  --frames F        frames timed (default 200)\n"
-    "  --size COLSxROWS  screen size for the frames (default 200x60)\n"
-    ATTN_CLI_USAGE
+    "  --size COLSxROWS  screen size for the frames (default 200x60)\n" ATTN_CLI_USAGE
     "  --threads N       attention worker threads (default: as OpenBLAS)\n"
     "  -h, --help        show this help\n";
 
 int bench_tui(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},   {"text", required_argument, 0, 'f'},
+        {"model", required_argument, 0, 'm'},
+        {"text", required_argument, 0, 'f'},
         {"ids-file", required_argument, 0, 'i'},
-        {"tokens", required_argument, 0, 'n'},  {"steps", required_argument, 0, 'k'},
-        {"frames", required_argument, 0, 'F'},  {"size", required_argument, 0, 's'},
-        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
-        ATTN_CLI_LONGOPTS,                      {0, 0, 0, 0},
+        {"tokens", required_argument, 0, 'n'},
+        {"steps", required_argument, 0, 'k'},
+        {"frames", required_argument, 0, 'F'},
+        {"size", required_argument, 0, 's'},
+        {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},
+        ATTN_CLI_LONGOPTS,
+        {0, 0, 0, 0},
     };
     ExploreOptions eo = {0};
     attn_core_config_default(&eo.cfg);
@@ -74,9 +79,15 @@ int bench_tui(int argc, char **argv)
             continue;
         }
         switch (c) {
-        case 'm': eo.model_dir = optarg; break;
-        case 'f': eo.text = optarg; break;
-        case 'i': eo.ids_file = optarg; break;
+        case 'm':
+            eo.model_dir = optarg;
+            break;
+        case 'f':
+            eo.text = optarg;
+            break;
+        case 'i':
+            eo.ids_file = optarg;
+            break;
         case 'n':
             if (cli_parse_long("bench tui", "--tokens", optarg, 2, 1L << 20, &tokens))
                 return CLI_EXIT_USAGE;
@@ -98,8 +109,11 @@ int bench_tui(int argc, char **argv)
             if (cli_parse_long("bench tui", "--threads", optarg, 1, 256, &threads))
                 return CLI_EXIT_USAGE;
             break;
-        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
-        default: return CLI_EXIT_USAGE;
+        case 'h':
+            cli_print_usage(usage);
+            return CLI_EXIT_OK;
+        default:
+            return CLI_EXIT_USAGE;
         }
     }
     if (optind < argc)
@@ -127,8 +141,8 @@ int bench_tui(int argc, char **argv)
     size_t n = session_len(s);
     if ((long)n < steps + 1) {
         explore_close(ex, 0);
-        return cli_error(CLI_EXIT_USAGE, "bench tui: the input has %zu tokens, fewer than --steps + 1",
-                         n);
+        return cli_error(CLI_EXIT_USAGE,
+                         "bench tui: the input has %zu tokens, fewer than --steps + 1", n);
     }
     Canvas *cv = canvas_new(cols, rows, true);
     double *t = malloc((size_t)(steps > frames ? steps : frames) * sizeof *t);
@@ -176,7 +190,8 @@ int bench_tui(int argc, char **argv)
         td[i] = t2 - t1;
     }
     double step_ms = 1e3 * bench_median(t, (int)steps);
-    double engine_ms = 1e3 * bench_median(te, (int)steps), draw_ms = 1e3 * bench_median(td, (int)steps);
+    double engine_ms = 1e3 * bench_median(te, (int)steps),
+           draw_ms = 1e3 * bench_median(td, (int)steps);
     free(te);
     free(td);
     FILE *devnull = fopen("/dev/null", "w"), *devin = fopen("/dev/null", "r");

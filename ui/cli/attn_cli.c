@@ -92,7 +92,6 @@ const char *attn_cli_model_dir(const char *dir)
     return buf;
 }
 
-
 /* Integers separated by whitespace or commas; errors name file:line:column. */
 static int parse_ids_file(const char *path, const char *text, size_t len, int32_t vocab,
                           int32_t **ids, size_t *n)
@@ -141,7 +140,8 @@ int attn_cli_set_input(const char *cmd, Session *s, const char *text_file, const
 {
     int given = !!text_file + !!prompt + !!ids_file;
     if (given != 1)
-        return cli_usage_error(cmd, "give exactly one of --text FILE, --prompt S, --ids-file F");
+        return cli_usage_error(cmd,
+                               "give exactly one of --text FILE, --prompt S, --ids-file F");
     if (offset && !text_file)
         return cli_usage_error(cmd, "--offset needs --text FILE");
     char *buf = NULL;
@@ -166,19 +166,21 @@ int attn_cli_set_input(const char *cmd, Session *s, const char *text_file, const
     } else {
         if (!session_tokenizer(s)) {
             free(buf);
-            return cli_error(CLI_EXIT_USAGE, "%s: the model has no tokenizer; give --ids-file F",
+            return cli_error(CLI_EXIT_USAGE,
+                             "%s: the model has no tokenizer; give --ids-file F",
                              session_model(s)->dir ? session_model(s)->dir : "model");
         }
         if ((size_t)offset > len) {
             free(buf);
-            return cli_usage_error(cmd, "--offset %ld is past the end of %s (%zu bytes)", offset,
-                                   text_file, len);
+            return cli_usage_error(cmd, "--offset %ld is past the end of %s (%zu bytes)",
+                                   offset, text_file, len);
         }
         /* a generous byte budget: enough for seq_len tokens of any tokenizer */
         size_t take = len - (size_t)offset;
         if (seq_len > 0 && (size_t)seq_len * 64 < take)
             take = (size_t)seq_len * 64;
-        DrrlStatus st = tokenizer_encode(session_tokenizer(s), buf + offset, take, &ids, &n, &err);
+        DrrlStatus st =
+            tokenizer_encode(session_tokenizer(s), buf + offset, take, &ids, &n, &err);
         free(buf);
         if (st)
             return cli_fail(&err);

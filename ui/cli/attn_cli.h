@@ -23,26 +23,28 @@ enum {
     ATTN_CLI_OPT_ROT_TOL,
     ATTN_CLI_OPT_NO_EXACT,
 };
-#define ATTN_CLI_LONGOPTS                                                                   \
-    {"method", required_argument, 0, ATTN_CLI_OPT_METHOD},                                  \
-        {"segment", required_argument, 0, ATTN_CLI_OPT_SEGMENT},                            \
-        {"seed", required_argument, 0, ATTN_CLI_OPT_SEED},                                  \
-        {"rank-min", required_argument, 0, ATTN_CLI_OPT_RANK_MIN},                          \
-        {"rank-step", required_argument, 0, ATTN_CLI_OPT_RANK_STEP},                        \
-        {"eps", required_argument, 0, ATTN_CLI_OPT_EPS},                                    \
-        {"rot-tol", required_argument, 0, ATTN_CLI_OPT_ROT_TOL},                            \
-        {"no-exact", no_argument, 0, ATTN_CLI_OPT_NO_EXACT}
+#define ATTN_CLI_LONGOPTS                                                                      \
+    {"method", required_argument, 0, ATTN_CLI_OPT_METHOD},                                     \
+        {"segment", required_argument, 0, ATTN_CLI_OPT_SEGMENT},                               \
+        {"seed", required_argument, 0, ATTN_CLI_OPT_SEED},                                     \
+        {"rank-min", required_argument, 0, ATTN_CLI_OPT_RANK_MIN},                             \
+        {"rank-step", required_argument, 0, ATTN_CLI_OPT_RANK_STEP},                           \
+        {"eps", required_argument, 0, ATTN_CLI_OPT_EPS},                                       \
+        {"rot-tol", required_argument, 0, ATTN_CLI_OPT_ROT_TOL},                               \
+    {                                                                                          \
+        "no-exact", no_argument, 0, ATTN_CLI_OPT_NO_EXACT                                      \
+    }
 
-#define ATTN_CLI_USAGE                                                                      \
-    "  --method SPEC     attention method (default full): " METHOD_FORMS "\n"              \
-    "  --segment T       tokens per rank decision (default 128; 1 = token by token)\n"      \
-    "  --seed N          seed for random:A-B and performer features (default 0)\n"          \
-    "  --rank-min R, --rank-step S\n"                                                       \
-    "                    the rank grid {R, R+S, ..., head_dim} (default head_dim/8 each)\n" \
-    "  --eps E           safety threshold on the relative tail bound (default 0.25;\n"      \
-    "                    for drrl, the floor the policy was trained under)\n"              \
-    "  --rot-tol X       keep a stale basis while its sin-theta bound is <= X (0.1)\n"      \
-    "  --no-exact        do not compute exact attention alongside: faster, but no\n"        \
+#define ATTN_CLI_USAGE                                                                         \
+    "  --method SPEC     attention method (default full): " METHOD_FORMS "\n"                  \
+    "  --segment T       tokens per rank decision (default 128; 1 = token by token)\n"         \
+    "  --seed N          seed for random:A-B and performer features (default 0)\n"             \
+    "  --rank-min R, --rank-step S\n"                                                          \
+    "                    the rank grid {R, R+S, ..., head_dim} (default head_dim/8 each)\n"    \
+    "  --eps E           safety threshold on the relative tail bound (default 0.25;\n"         \
+    "                    for drrl, the floor the policy was trained under)\n"                  \
+    "  --rot-tol X       keep a stale basis while its sin-theta bound is <= X (0.1)\n"         \
+    "  --no-exact        do not compute exact attention alongside: faster, but no\n"           \
     "                    fidelity, measured error or bound check\n"
 
 /* Handle one of the options above into cfg (the method is parsed). Returns
@@ -76,7 +78,7 @@ typedef struct AttnSummary {
     double fidelity;              /* mean cosine, NAN when not measured */
     int64_t bound_violations;     /* -1 when not measured */
     double wall_s;
-    double loss;                  /* mean nats per predicted token, NAN if none */
+    double loss; /* mean nats per predicted token, NAN if none */
 } AttnSummary;
 void attn_cli_summary(Session *s, AttnSummary *out);
 

@@ -68,8 +68,7 @@ int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
     return c;
 }
 
-int cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi,
-                   long *out)
+int cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
 {
     char *end;
     errno = 0;
@@ -82,8 +81,8 @@ int cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, lon
     return 0;
 }
 
-int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo,
-                     double hi, double *out)
+int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
+                     double *out)
 {
     char *end;
     errno = 0;

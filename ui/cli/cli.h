@@ -36,8 +36,8 @@ void cli_getopt_reset(void);
  * naming the option and return CLI_EXIT_USAGE, else 0. */
 int cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi,
                    long *out);
-int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo,
-                     double hi, double *out);
+int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
+                     double *out);
 
 /* Read a whole file ("-" = standard input) into a malloc'ed, NUL-terminated
  * buffer (the NUL is not counted in *len; the caller frees *buf). On failure

@@ -16,10 +16,17 @@
 int trace_cli_option(TraceCli *t, int c)
 {
     switch (c) {
-    case TRACE_CLI_OPT_OUT: t->out = optarg; return 1;
-    case TRACE_CLI_OPT_FORCE: t->flags |= TRACE_CSV_FORCE; return 1;
-    case TRACE_CLI_OPT_NO_TIMING: t->flags |= TRACE_CSV_NO_TIMING; return 1;
-    default: return 0;
+    case TRACE_CLI_OPT_OUT:
+        t->out = optarg;
+        return 1;
+    case TRACE_CLI_OPT_FORCE:
+        t->flags |= TRACE_CSV_FORCE;
+        return 1;
+    case TRACE_CLI_OPT_NO_TIMING:
+        t->flags |= TRACE_CSV_NO_TIMING;
+        return 1;
+    default:
+        return 0;
     }
 }
 

@@ -11,20 +11,22 @@
 /* Option codes 0x200.. (attn_cli uses 0x100..). */
 enum { TRACE_CLI_OPT_OUT = 0x200, TRACE_CLI_OPT_FORCE, TRACE_CLI_OPT_NO_TIMING };
 
-#define TRACE_CLI_LONGOPTS                                                                  \
-    {"trace-out", required_argument, 0, TRACE_CLI_OPT_OUT},                                 \
-        {"force", no_argument, 0, TRACE_CLI_OPT_FORCE},                                     \
-        {"no-timing", no_argument, 0, TRACE_CLI_OPT_NO_TIMING}
+#define TRACE_CLI_LONGOPTS                                                                     \
+    {"trace-out", required_argument, 0, TRACE_CLI_OPT_OUT},                                    \
+        {"force", no_argument, 0, TRACE_CLI_OPT_FORCE},                                        \
+    {                                                                                          \
+        "no-timing", no_argument, 0, TRACE_CLI_OPT_NO_TIMING                                   \
+    }
 
-#define TRACE_CLI_USAGE                                                                     \
-    "  --trace-out F     record every decision to the trace F and its sidecar F.json\n"     \
-    "                    (drrl-trace(5)); Ctrl-C keeps the rows recorded so far\n"          \
-    "  --force           overwrite an existing trace\n"                                     \
+#define TRACE_CLI_USAGE                                                                        \
+    "  --trace-out F     record every decision to the trace F and its sidecar F.json\n"        \
+    "                    (drrl-trace(5)); Ctrl-C keeps the rows recorded so far\n"             \
+    "  --force           overwrite an existing trace\n"                                        \
     "  --no-timing       leave wall_ns empty: equal runs give byte-identical traces\n"
 
 typedef struct TraceCli {
-    const char *out;  /* --trace-out, or NULL: no trace */
-    unsigned flags;   /* TRACE_CSV_FORCE, TRACE_CSV_NO_TIMING */
+    const char *out; /* --trace-out, or NULL: no trace */
+    unsigned flags;  /* TRACE_CSV_FORCE, TRACE_CSV_NO_TIMING */
     TraceCsvWriter *w;
 } TraceCli;
 

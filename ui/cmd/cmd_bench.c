@@ -36,7 +36,8 @@ static const BenchCommand bench_table[] = {
     {"tui", "the explorer: median step (one token, all layers, panes) and frame times",
      bench_tui},
     {"trace", "load a 10^6-row trace for replay: median time and peak memory", bench_trace},
-    {"attention", "executed FLOPs and wall time against L: exact vs ranks D/8, D/4, D/2; SVD; refresh",
+    {"attention",
+     "executed FLOPs and wall time against L: exact vs ranks D/8, D/4, D/2; SVD; refresh",
      bench_attention},
 };
 static const size_t n_bench = sizeof bench_table / sizeof bench_table[0];
@@ -70,8 +71,11 @@ int cmd_bench(int argc, char **argv)
     int c;
     while ((c = cli_getopt("bench", argc, argv, "h", longopts)) != -1) {
         switch (c) {
-        case 'h': bench_usage(); return CLI_EXIT_OK;
-        default: return CLI_EXIT_USAGE;
+        case 'h':
+            bench_usage();
+            return CLI_EXIT_OK;
+        default:
+            return CLI_EXIT_USAGE;
         }
     }
     char names[256];
@@ -155,8 +159,12 @@ static int bench_forward(int argc, char **argv)
     int c;
     while ((c = cli_getopt("bench forward", argc, argv, "h", longopts)) != -1) {
         switch (c) {
-        case 'm': model_dir = optarg; break;
-        case 't': tokens = optarg; break;
+        case 'm':
+            model_dir = optarg;
+            break;
+        case 't':
+            tokens = optarg;
+            break;
         case 'r':
             if (cli_parse_long("bench forward", "--repeat", optarg, 1, 1000, &repeat))
                 return CLI_EXIT_USAGE;
@@ -165,8 +173,11 @@ static int bench_forward(int argc, char **argv)
             if (cli_parse_long("bench forward", "--threads", optarg, 1, 256, &threads))
                 return CLI_EXIT_USAGE;
             break;
-        case 'h': cli_print_usage(forward_usage); return CLI_EXIT_OK;
-        default: return CLI_EXIT_USAGE;
+        case 'h':
+            cli_print_usage(forward_usage);
+            return CLI_EXIT_OK;
+        default:
+            return CLI_EXIT_USAGE;
         }
     }
     if (optind < argc)
@@ -179,7 +190,8 @@ static int bench_forward(int argc, char **argv)
         long v = strtol(p, &end, 10);
         if (end == p || v < 1 || v > 1000000 || (*end && *end != ',') || n_lens == 16)
             return cli_usage_error("bench forward",
-                                   "--tokens: '%s' is not a list of lengths in 1..1000000", tokens);
+                                   "--tokens: '%s' is not a list of lengths in 1..1000000",
+                                   tokens);
         lens[n_lens++] = v;
         p = *end ? end + 1 : end;
     }
@@ -213,8 +225,9 @@ static int bench_forward(int argc, char **argv)
     for (size_t i = 0; i < n_lens; i++)
         if (cf->arch == MODEL_ARCH_GPT2 && lens[i] > cf->n_ctx) {
             model_free(m);
-            return cli_usage_error("bench forward", "--tokens: %ld exceeds the model's %d positions",
-                                   lens[i], cf->n_ctx);
+            return cli_usage_error("bench forward",
+                                   "--tokens: %ld exceeds the model's %d positions", lens[i],
+                                   cf->n_ctx);
         }
 
     printf("drrl bench forward: exact full-sequence forward pass, logits included\n");

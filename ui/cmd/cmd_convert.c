@@ -40,10 +40,17 @@ int cmd_convert(int argc, char **argv)
     int force = 0, c;
     while ((c = cli_getopt("convert", argc, argv, "h", longopts)) != -1) {
         switch (c) {
-        case 'd': dt = optarg; break;
-        case 'f': force = 1; break;
-        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
-        default: return CLI_EXIT_USAGE;
+        case 'd':
+            dt = optarg;
+            break;
+        case 'f':
+            force = 1;
+            break;
+        case 'h':
+            cli_print_usage(usage);
+            return CLI_EXIT_OK;
+        default:
+            return CLI_EXIT_USAGE;
         }
     }
     SafetensorsDtype dtype;
@@ -70,8 +77,8 @@ int cmd_convert(int argc, char **argv)
     if (train_export_load(in, &m, &meta, &err))
         return cli_fail(&err);
     double maxdiff = 0.0;
-    DrrlStatus st = train_export_write(m, out, meta ? meta : "{\"format\":\"pt\"}", dtype,
-                                       &maxdiff, &err);
+    DrrlStatus st =
+        train_export_write(m, out, meta ? meta : "{\"format\":\"pt\"}", dtype, &maxdiff, &err);
     free(meta);
     train_model_free(m);
     if (st)
@@ -79,7 +86,6 @@ int cmd_convert(int argc, char **argv)
     if (stat(path, &sb) != 0)
         return cli_error(CLI_EXIT_FAIL, "%s: not written", path);
     printf("%s: %s weights, %lld bytes; largest change of a weight %.3g\n", path,
-           train_export_torch_dtype(dtype),
-           (long long)sb.st_size, maxdiff);
+           train_export_torch_dtype(dtype), (long long)sb.st_size, maxdiff);
     return CLI_EXIT_OK;
 }

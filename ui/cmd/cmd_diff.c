@@ -35,8 +35,7 @@ static const char usage[] =
     "                 heads grid of rank B-A at each token, the selected head's\n"
     "                 rank, error and FLOPs in both (keys as in drrl replay, plus\n"
     "                 f first divergence, d/D next/previous, v ranks or deltas;\n"
-    "                 exit status 0 on q, as replay)\n"
-    TUI_USAGE
+    "                 exit status 0 on q, as replay)\n" TUI_USAGE
     "  -h, --help     show this help\n";
 
 /* Any failure is exit 2 here: 1 means "the traces differ". */
@@ -51,8 +50,8 @@ static double mean(double sum, size_t n)
     return n ? sum / (double)n : NAN;
 }
 
-static void print_diff(const char *pa, const char *pb, const TraceStore *a,
-                       const TraceStore *b, const TraceDiff *d)
+static void print_diff(const char *pa, const char *pb, const TraceStore *a, const TraceStore *b,
+                       const TraceDiff *d)
 {
     printf("A: %s (%zu rows, %lld steps)\n", pa, d->rows_a, (long long)trace_store_n_steps(a));
     printf("B: %s (%zu rows, %lld steps)\n", pb, d->rows_b, (long long)trace_store_n_steps(b));
@@ -69,8 +68,8 @@ static void print_diff(const char *pa, const char *pb, const TraceStore *a,
         if (d->first_column < 0)
             printf("row only in %s\n", strcmp(d->first_a, "(no row)") == 0 ? "B" : "A");
         else if (d->first_column == 2 || d->first_column == 6) /* token, method */
-            printf("%s: A \"%s\", B \"%s\"\n", trace_csv_columns[d->first_column],
-                   d->first_a, d->first_b);
+            printf("%s: A \"%s\", B \"%s\"\n", trace_csv_columns[d->first_column], d->first_a,
+                   d->first_b);
         else
             printf("%s: A %s, B %s\n", trace_csv_columns[d->first_column], d->first_a,
                    d->first_b);
@@ -93,8 +92,8 @@ static void print_diff(const char *pa, const char *pb, const TraceStore *a,
         printf("%5d %8zu %8zu %8zu %8.3f %8.3f %+8.3f %11.4g %11.4g %11.4g %13.6g %13.6g "
                "%+7.2f%%\n",
                (int)l, L->aligned, L->differing, L->rank_changed, ra, rb, rb - ra,
-               mean(L->err_sum_a, L->err_n_a), mean(L->err_sum_b, L->err_n_b),
-               L->max_err_delta, L->flops_a, L->flops_b, dfl);
+               mean(L->err_sum_a, L->err_n_a), mean(L->err_sum_b, L->err_n_b), L->max_err_delta,
+               L->flops_a, L->flops_b, dfl);
     }
 }
 

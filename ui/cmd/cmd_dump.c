@@ -74,8 +74,8 @@ static int parse_ids(const char *src, const char *s, size_t len, int vocab, int3
         size_t j = i;
         long long v = 0;
         int ok = 1;
-        while (j < len && !(s[j] == ',' || s[j] == ' ' || s[j] == '\t' || s[j] == '\r' ||
-                            s[j] == '\n')) {
+        while (j < len &&
+               !(s[j] == ',' || s[j] == ' ' || s[j] == '\t' || s[j] == '\r' || s[j] == '\n')) {
             if (s[j] < '0' || s[j] > '9' || v > 100000000)
                 ok = 0;
             else
@@ -169,8 +169,7 @@ static const float *dump_cache_v(const void *ctx, int l, int g)
  * segment boundaries (the core's contract), copying each call's capture
  * into the full (L, H, T, T) and (L+1, T, C) arrays. */
 static int dump_approx(const Model *m, Forward *f, const AttnCoreConfig *acfg,
-                       const int32_t *ids, size_t T, float *logits, float *hidden,
-                       float *attn)
+                       const int32_t *ids, size_t T, float *logits, float *hidden, float *attn)
 {
     const ModelConfig *cf = &m->cfg;
     size_t L = (size_t)cf->n_layer, H = (size_t)cf->n_head, C = (size_t)cf->d_model;
@@ -253,12 +252,18 @@ static int check_out_dir(const char *out)
 int cmd_dump(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},    {"ids", required_argument, 0, 'i'},
-        {"ids-file", required_argument, 0, 'I'}, {"text", required_argument, 0, 'f'},
-        {"prompt", required_argument, 0, 'p'},   {"out", required_argument, 0, 'o'},
-        {"force", no_argument, 0, 'F'},          {"no-attn", no_argument, 0, 'A'},
-        {"no-hidden", no_argument, 0, 'H'},      {"threads", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},           ATTN_CLI_LONGOPTS,
+        {"model", required_argument, 0, 'm'},
+        {"ids", required_argument, 0, 'i'},
+        {"ids-file", required_argument, 0, 'I'},
+        {"text", required_argument, 0, 'f'},
+        {"prompt", required_argument, 0, 'p'},
+        {"out", required_argument, 0, 'o'},
+        {"force", no_argument, 0, 'F'},
+        {"no-attn", no_argument, 0, 'A'},
+        {"no-hidden", no_argument, 0, 'H'},
+        {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},
+        ATTN_CLI_LONGOPTS,
         {0, 0, 0, 0},
     };
     AttnCoreConfig acfg;
@@ -275,21 +280,42 @@ int cmd_dump(int argc, char **argv)
         if (ar > 0)
             continue;
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'i': ids_arg = optarg; break;
-        case 'I': ids_file = optarg; break;
-        case 'f': text = optarg; break;
-        case 'p': prompt = optarg; break;
-        case 'o': out = optarg; break;
-        case 'F': force = 1; break;
-        case 'A': no_attn = 1; break;
-        case 'H': no_hidden = 1; break;
+        case 'm':
+            model = optarg;
+            break;
+        case 'i':
+            ids_arg = optarg;
+            break;
+        case 'I':
+            ids_file = optarg;
+            break;
+        case 'f':
+            text = optarg;
+            break;
+        case 'p':
+            prompt = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'F':
+            force = 1;
+            break;
+        case 'A':
+            no_attn = 1;
+            break;
+        case 'H':
+            no_hidden = 1;
+            break;
         case 't':
             if (cli_parse_long("dump", "--threads", optarg, 1, 256, &threads))
                 return CLI_EXIT_USAGE;
             break;
-        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
-        default: return CLI_EXIT_USAGE;
+        case 'h':
+            cli_print_usage(usage);
+            return CLI_EXIT_OK;
+        default:
+            return CLI_EXIT_USAGE;
         }
     }
     if (optind < argc)
@@ -348,7 +374,7 @@ int cmd_dump(int argc, char **argv)
     float *attn = n_attn ? malloc(n_attn * sizeof(float)) : NULL;
     Forward *f = NULL;
     SafetensorsWriteTensor *w = calloc(2 + 2 * L + 1, sizeof *w);
-    char (*names)[32] = calloc(2 * L + 1, sizeof *names);
+    char(*names)[32] = calloc(2 * L + 1, sizeof *names);
     if (!logits || (n_hidden && !hidden) || (n_attn && !attn) || !w || !names) {
         rc = cli_error(CLI_EXIT_FAIL, "out of memory for %zu tokens", T);
         goto done2;
@@ -373,13 +399,13 @@ int cmd_dump(int argc, char **argv)
     w[k++] = (SafetensorsWriteTensor){"logits", SAFETENSORS_F32, 2, {T, V}, logits};
     for (size_t l = 0; attn && l < L; l++) {
         snprintf(names[l], sizeof names[l], "attn.%zu", l);
-        w[k++] = (SafetensorsWriteTensor){names[l], SAFETENSORS_F32, 3, {H, T, T},
-                                          attn + l * H * T * T};
+        w[k++] = (SafetensorsWriteTensor){
+            names[l], SAFETENSORS_F32, 3, {H, T, T}, attn + l * H * T * T};
     }
     for (size_t l = 0; hidden && l <= L; l++) {
         snprintf(names[L + l], sizeof names[L + l], "hidden.%zu", l);
-        w[k++] = (SafetensorsWriteTensor){names[L + l], SAFETENSORS_F32, 2, {T, C},
-                                          hidden + l * T * C};
+        w[k++] = (SafetensorsWriteTensor){
+            names[L + l], SAFETENSORS_F32, 2, {T, C}, hidden + l * T * C};
     }
     char meta[1024];
     char loss_s[64];

@@ -100,13 +100,19 @@ static int add_ablations(Method *ms, Row *rows, int *n, int i, const char *beta0
 int cmd_eval(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},   {"data", required_argument, 0, 'd'},
-        {"seq-len", required_argument, 0, 'n'}, {"methods", required_argument, 0, 'M'},
-        {"csv", required_argument, 0, 'c'},     {"windows", required_argument, 0, 'w'},
-        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
-        {"ablations", no_argument, 0, 'A'},     {"beta0-policy", required_argument, 0, 'P'},
+        {"model", required_argument, 0, 'm'},
+        {"data", required_argument, 0, 'd'},
+        {"seq-len", required_argument, 0, 'n'},
+        {"methods", required_argument, 0, 'M'},
+        {"csv", required_argument, 0, 'c'},
+        {"windows", required_argument, 0, 'w'},
+        {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},
+        {"ablations", no_argument, 0, 'A'},
+        {"beta0-policy", required_argument, 0, 'P'},
         {"boot", required_argument, 0, 'B'},
-        ATTN_CLI_LONGOPTS,                      {0, 0, 0, 0},
+        ATTN_CLI_LONGOPTS,
+        {0, 0, 0, 0},
     };
     AttnCoreConfig cfg;
     attn_core_config_default(&cfg);
@@ -124,10 +130,18 @@ int cmd_eval(int argc, char **argv)
             continue;
         }
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'd': data = optarg; break;
-        case 'M': methods = optarg; break;
-        case 'c': csv = optarg; break;
+        case 'm':
+            model = optarg;
+            break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'M':
+            methods = optarg;
+            break;
+        case 'c':
+            csv = optarg;
+            break;
         case 'n':
             if (cli_parse_long("eval", "--seq-len", optarg, 2, 1L << 30, &seq_len))
                 return CLI_EXIT_USAGE;
@@ -140,20 +154,28 @@ int cmd_eval(int argc, char **argv)
             if (cli_parse_long("eval", "--threads", optarg, 1, 256, &threads))
                 return CLI_EXIT_USAGE;
             break;
-        case 'A': ablations = 1; break;
-        case 'P': beta0 = optarg; break;
+        case 'A':
+            ablations = 1;
+            break;
+        case 'P':
+            beta0 = optarg;
+            break;
         case 'B':
             if (cli_parse_long("eval", "--boot", optarg, 1, 1000000, &n_boot))
                 return CLI_EXIT_USAGE;
             break;
-        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
-        default: return CLI_EXIT_USAGE;
+        case 'h':
+            cli_print_usage(usage);
+            return CLI_EXIT_OK;
+        default:
+            return CLI_EXIT_USAGE;
         }
     }
     if (optind < argc)
         return cli_usage_error("eval", "unexpected argument '%s'", argv[optind]);
     if (!data || !seq_len || !methods)
-        return cli_usage_error("eval", "--data FILE, --seq-len N and --methods LIST are required");
+        return cli_usage_error("eval",
+                               "--data FILE, --seq-len N and --methods LIST are required");
     /* parse every method first: a bad one is a usage error before any work */
     Method ms[64];
     static Row rows_buf[64];
@@ -191,13 +213,14 @@ int cmd_eval(int argc, char **argv)
             beta0 = b0;
         }
         if (access(beta0, R_OK) != 0)
-            return cli_error(CLI_EXIT_USAGE, "%s: cannot read the beta = 0 policy: %s (train it "
+            return cli_error(CLI_EXIT_USAGE,
+                             "%s: cannot read the beta = 0 policy: %s (train it "
                              "with drrl train-policy --beta 0, or give --beta0-policy)",
                              beta0, strerror(errno));
         int n0 = n_methods;
         for (int i = 0; i < n0; i++)
-            if (ms[i].kind == METHOD_DRRL && (r = add_ablations(ms, rows, &n_methods, i, beta0,
-                                                                cfg.eps)))
+            if (ms[i].kind == METHOD_DRRL &&
+                (r = add_ablations(ms, rows, &n_methods, i, beta0, cfg.eps)))
                 return r;
         if (n_methods == n0)
             return cli_usage_error("eval", "--ablations needs a drrl method in --methods");
@@ -340,8 +363,8 @@ int cmd_eval(int argc, char **argv)
         Row *w = &rows[mi];
         double loss = w->nll / w->nll_n, bpb = w->nll / log(2.0) / w->bytes;
         double fid = w->fid_rows > 0 ? w->fid_sum / w->fid_rows : NAN;
-        printf("%-*s %8.0f %9.5f %8.5f %10.4f %8.2f%% %8.2f%% ", mw, w->method, w->tokens,
-               loss, bpb, exp(loss), 100.0 * (1.0 - w->afe / w->afx), 100.0 * (1.0 - w->fe / w->fx));
+        printf("%-*s %8.0f %9.5f %8.5f %10.4f %8.2f%% %8.2f%% ", mw, w->method, w->tokens, loss,
+               bpb, exp(loss), 100.0 * (1.0 - w->afe / w->afx), 100.0 * (1.0 - w->fe / w->fx));
         if (w->measured)
             printf("%9.6f %6lld", fid, (long long)w->viol);
         else
@@ -363,9 +386,10 @@ int cmd_eval(int argc, char **argv)
         for (int mi = 0; mi < n_methods; mi++) {
             Row *w = &rows[mi];
             double loss = w->nll / w->nll_n;
-            fprintf(f, "%s,%ld,%.0f,%.9g,%.9g,%.9g,%.17g,%.17g,%.9g,%.17g,%.17g,%.9g,", w->method,
-                    seq_len, w->tokens, loss, w->nll / log(2.0) / w->bytes, exp(loss), w->fx,
-                    w->fe, 1.0 - w->fe / w->fx, w->afx, w->afe, 1.0 - w->afe / w->afx);
+            fprintf(f, "%s,%ld,%.0f,%.9g,%.9g,%.9g,%.17g,%.17g,%.9g,%.17g,%.17g,%.9g,",
+                    w->method, seq_len, w->tokens, loss, w->nll / log(2.0) / w->bytes,
+                    exp(loss), w->fx, w->fe, 1.0 - w->fe / w->fx, w->afx, w->afe,
+                    1.0 - w->afe / w->afx);
             if (w->measured && w->fid_rows > 0)
                 fprintf(f, "%.9g,%lld,", w->fid_sum / w->fid_rows, (long long)w->viol);
             else

@@ -91,8 +91,8 @@ static int read_tsv(const char *path, Sent **out, size_t *n_out)
         }
         if ((p[0] != '0' && p[0] != '1') || p[1] != '\t' || !p[2]) {
             sents_free(s, n), free(buf);
-            return cli_error(CLI_EXIT_USAGE, "%s:%zu:1: expected LABEL<TAB>TEXT with LABEL 0 or 1",
-                             path, line);
+            return cli_error(CLI_EXIT_USAGE,
+                             "%s:%zu:1: expected LABEL<TAB>TEXT with LABEL 0 or 1", path, line);
         }
         if (n == cap) {
             Sent *t = realloc(s, 2 * cap * sizeof *s);
@@ -273,11 +273,16 @@ typedef struct Result {
 int cmd_eval_sentiment(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},   {"data", required_argument, 0, 'd'},
-        {"methods", required_argument, 0, 'M'}, {"folds", required_argument, 0, 'k'},
-        {"seed", required_argument, 0, 's'},    {"l2", required_argument, 0, 'l'},
-        {"segment", required_argument, 0, 'T'}, {"threads", required_argument, 0, 't'},
-        {"csv", required_argument, 0, 'c'},     {"help", no_argument, 0, 'h'},
+        {"model", required_argument, 0, 'm'},
+        {"data", required_argument, 0, 'd'},
+        {"methods", required_argument, 0, 'M'},
+        {"folds", required_argument, 0, 'k'},
+        {"seed", required_argument, 0, 's'},
+        {"l2", required_argument, 0, 'l'},
+        {"segment", required_argument, 0, 'T'},
+        {"threads", required_argument, 0, 't'},
+        {"csv", required_argument, 0, 'c'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *model = NULL, *data = NULL, *methods = "full,drrl", *csv = NULL;
@@ -286,10 +291,18 @@ int cmd_eval_sentiment(int argc, char **argv)
     int c;
     while ((c = cli_getopt("eval-sentiment", argc, argv, "h", longopts)) != -1) {
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'd': data = optarg; break;
-        case 'M': methods = optarg; break;
-        case 'c': csv = optarg; break;
+        case 'm':
+            model = optarg;
+            break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'M':
+            methods = optarg;
+            break;
+        case 'c':
+            csv = optarg;
+            break;
         case 'k':
             if (cli_parse_long("eval-sentiment", "--folds", optarg, 2, 64, &folds))
                 return CLI_EXIT_USAGE;
@@ -310,8 +323,11 @@ int cmd_eval_sentiment(int argc, char **argv)
             if (cli_parse_long("eval-sentiment", "--threads", optarg, 1, 256, &threads))
                 return CLI_EXIT_USAGE;
             break;
-        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
-        default: return CLI_EXIT_USAGE;
+        case 'h':
+            cli_print_usage(usage);
+            return CLI_EXIT_OK;
+        default:
+            return CLI_EXIT_USAGE;
         }
     }
     if (optind < argc)
@@ -360,8 +376,9 @@ int cmd_eval_sentiment(int argc, char **argv)
         goto done;
     }
     if (n < (size_t)folds * 2 || n1 < (size_t)folds || n - n1 < (size_t)folds) {
-        rc = cli_error(CLI_EXIT_USAGE, "%s: %zu sentences (%zu positive): too few for %ld folds",
-                       data, n, n1, folds);
+        rc =
+            cli_error(CLI_EXIT_USAGE, "%s: %zu sentences (%zu positive): too few for %ld folds",
+                      data, n, n1, folds);
         goto done;
     }
     if (classify_folds(fold, n, (int)folds, (uint64_t)seed, &err) != DRRL_OK) {
@@ -398,7 +415,8 @@ int cmd_eval_sentiment(int argc, char **argv)
         }
         for (size_t i = 0; i < n; i++)
             if (fold[i] == k)
-                nv++, ok += classify_nb_predict(&nb, words + off[i], off[i + 1] - off[i]) == y[i];
+                nv++,
+                    ok += classify_nb_predict(&nb, words + off[i], off[i + 1] - off[i]) == y[i];
         classify_nb_done(&nb);
         res[0].acc[k] = (double)ok / (double)nv;
     }
@@ -420,7 +438,8 @@ int cmd_eval_sentiment(int argc, char **argv)
                 if (fold[i] != k)
                     train[nt++] = i;
             ClassifyLogreg lr;
-            if (classify_logreg_fit(&lr, feat, y, n, (int32_t)C, train, nt, l2, &err) != DRRL_OK) {
+            if (classify_logreg_fit(&lr, feat, y, n, (int32_t)C, train, nt, l2, &err) !=
+                DRRL_OK) {
                 rc = cli_fail(&err);
                 break;
             }

@@ -42,8 +42,7 @@ static const char usage[] =
     "                    was computed is kept on quit, error or Ctrl-C\n"
     "  --force           replace an existing trace\n"
     "  --threads N       attention worker threads (default: as OpenBLAS)\n"
-    "  --token N         compute the first N tokens and start at token N\n"
-    TUI_USAGE
+    "  --token N         compute the first N tokens and start at token N\n" TUI_USAGE
     "  -h, --help        show this help\n";
 
 int cmd_explore(int argc, char **argv)
@@ -85,12 +84,24 @@ int cmd_explore(int argc, char **argv)
             continue;
         }
         switch (c) {
-        case 'm': eo.model_dir = optarg; break;
-        case 'f': eo.text = optarg; break;
-        case 'p': eo.prompt = optarg; break;
-        case 'i': eo.ids_file = optarg; break;
-        case 'T': eo.trace_out = optarg; break;
-        case 'F': eo.force = true; break;
+        case 'm':
+            eo.model_dir = optarg;
+            break;
+        case 'f':
+            eo.text = optarg;
+            break;
+        case 'p':
+            eo.prompt = optarg;
+            break;
+        case 'i':
+            eo.ids_file = optarg;
+            break;
+        case 'T':
+            eo.trace_out = optarg;
+            break;
+        case 'F':
+            eo.force = true;
+            break;
         case 'n':
             if (cli_parse_long("explore", "--seq-len", optarg, 1, 1L << 30, &eo.seq_len))
                 return CLI_EXIT_USAGE;
@@ -107,8 +118,11 @@ int cmd_explore(int argc, char **argv)
             if (cli_parse_long("explore", "--token", optarg, 1, 1L << 30, &start))
                 return CLI_EXIT_USAGE;
             break;
-        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
-        default: return CLI_EXIT_USAGE;
+        case 'h':
+            cli_print_usage(usage);
+            return CLI_EXIT_OK;
+        default:
+            return CLI_EXIT_USAGE;
         }
     }
     if (optind < argc)
@@ -119,10 +133,11 @@ int cmd_explore(int argc, char **argv)
     if (!eo.text && !eo.prompt && !eo.ids_file) {
         def_text = explore_default_text();
         if (!def_text)
-            return cli_error(CLI_EXIT_USAGE,
-                             "explore: no input: give --text FILE or --prompt S (no %s/texts/*.txt "
-                             "or %s/brown/test.txt; `xz -dk DATA/brown/*.xz` makes the latter)",
-                             cli_data_dir(), cli_data_dir());
+            return cli_error(
+                CLI_EXIT_USAGE,
+                "explore: no input: give --text FILE or --prompt S (no %s/texts/*.txt "
+                "or %s/brown/test.txt; `xz -dk DATA/brown/*.xz` makes the latter)",
+                cli_data_dir(), cli_data_dir());
         eo.text = def_text;
     }
     if (!method_given) {

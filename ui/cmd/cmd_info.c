@@ -45,8 +45,11 @@ int cmd_info(int argc, char **argv)
     int c;
     while ((c = cli_getopt("info", argc, argv, "h", longopts)) != -1) {
         switch (c) {
-        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
-        default: return CLI_EXIT_USAGE;
+        case 'h':
+            cli_print_usage(usage);
+            return CLI_EXIT_OK;
+        default:
+            return CLI_EXIT_USAGE;
         }
     }
     if (optind >= argc)

@@ -21,8 +21,7 @@ static const char usage[] =
     "without the model: ranks, spectra, bounds, FLOPs and the policy, token by\n"
     "token. Keys as in drrl explore; press ? inside for the list.\n"
     "\n"
-    "  --token N         start at token N (counted from 1, as the status line)\n"
-    TUI_USAGE
+    "  --token N         start at token N (counted from 1, as the status line)\n" TUI_USAGE
     "  -h, --help        show this help\n";
 
 /* The last path component (what the status line shows of a model path). */

@@ -31,8 +31,8 @@ static const char usage[] =
     "  --ids-file F      token ids, separated by whitespace or commas\n"
     "  --seq-len N       use the first N tokens (default: all)\n"
     "  --offset BYTES    start reading --text at this byte offset\n" ATTN_CLI_USAGE
-    "  --summary-json F  also write the summary as a JSON object to F ('-' = stdout)\n"
-    TRACE_CLI_USAGE
+    "  --summary-json F  also write the summary as a JSON object to F ('-' = "
+    "stdout)\n" TRACE_CLI_USAGE
     "  --threads N       attention worker threads (default: as OpenBLAS)\n"
     "  -h, --help        show this help\n";
 
@@ -105,11 +105,21 @@ int cmd_run(int argc, char **argv)
             continue;
         }
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'f': text = optarg; break;
-        case 'p': prompt = optarg; break;
-        case 'i': idsf = optarg; break;
-        case 'j': json = optarg; break;
+        case 'm':
+            model = optarg;
+            break;
+        case 'f':
+            text = optarg;
+            break;
+        case 'p':
+            prompt = optarg;
+            break;
+        case 'i':
+            idsf = optarg;
+            break;
+        case 'j':
+            json = optarg;
+            break;
         case 'n':
             if (cli_parse_long("run", "--seq-len", optarg, 1, 1L << 30, &seq_len))
                 return CLI_EXIT_USAGE;
@@ -122,14 +132,18 @@ int cmd_run(int argc, char **argv)
             if (cli_parse_long("run", "--threads", optarg, 1, 256, &threads))
                 return CLI_EXIT_USAGE;
             break;
-        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
-        default: return CLI_EXIT_USAGE;
+        case 'h':
+            cli_print_usage(usage);
+            return CLI_EXIT_OK;
+        default:
+            return CLI_EXIT_USAGE;
         }
     }
     if (optind < argc)
         return cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
     if (!!text + !!prompt + !!idsf != 1)
-        return cli_usage_error("run", "give exactly one of --text FILE, --prompt S, --ids-file F");
+        return cli_usage_error("run",
+                               "give exactly one of --text FILE, --prompt S, --ids-file F");
     Session *s;
     DrrlError err;
     if (session_open(attn_cli_model_dir(model), &cfg, (int)threads, &s, &err) != DRRL_OK)

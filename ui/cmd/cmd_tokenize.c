@@ -13,7 +13,8 @@
 #include "model/tokenizer.h"
 
 static const char usage[] =
-    "usage: drrl tokenize (--model DIR | --tokenizer DIR) (--text FILE | --prompt S) [--pieces]\n"
+    "usage: drrl tokenize (--model DIR | --tokenizer DIR) (--text FILE | --prompt S) "
+    "[--pieces]\n"
     "       drrl tokenize (--model DIR | --tokenizer DIR) --decode IDS\n"
     "\n"
     "Print the token ids of a text on one line, separated by single spaces.\n"
@@ -50,9 +51,11 @@ static int parse_ids(const char *s, int32_t **ids, size_t *n)
         errno = 0;
         long x = strtol(p, &end, 10);
         if (end == p || errno || x < 0 || x > INT32_MAX ||
-            (*end && *end != ',' && *end != ' ' && *end != '\t' && *end != '\n' && *end != '\r')) {
+            (*end && *end != ',' && *end != ' ' && *end != '\t' && *end != '\n' &&
+             *end != '\r')) {
             free(v);
-            return cli_usage_error("tokenize", "--decode: id %zu ('%.20s') is not an integer in 0..%ld",
+            return cli_usage_error("tokenize",
+                                   "--decode: id %zu ('%.20s') is not an integer in 0..%ld",
                                    index, p, (long)INT32_MAX);
         }
         if (k == cap) {
@@ -82,33 +85,51 @@ static int finish_output(void)
 int cmd_tokenize(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},  {"tokenizer", required_argument, 0, 't'},
-        {"text", required_argument, 0, 'f'},   {"prompt", required_argument, 0, 'p'},
-        {"pieces", no_argument, 0, 'P'},       {"decode", required_argument, 0, 'd'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+        {"model", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 't'},
+        {"text", required_argument, 0, 'f'},  {"prompt", required_argument, 0, 'p'},
+        {"pieces", no_argument, 0, 'P'},      {"decode", required_argument, 0, 'd'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
     };
     const char *model = NULL, *tokdir = NULL, *text = NULL, *prompt = NULL, *decode = NULL;
     int pieces = 0, c;
     while ((c = cli_getopt("tokenize", argc, argv, "h", longopts)) != -1) {
         switch (c) {
-        case 'm': model = optarg; break;
-        case 't': tokdir = optarg; break;
-        case 'f': text = optarg; break;
-        case 'p': prompt = optarg; break;
-        case 'P': pieces = 1; break;
-        case 'd': decode = optarg; break;
-        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
-        default: return CLI_EXIT_USAGE;
+        case 'm':
+            model = optarg;
+            break;
+        case 't':
+            tokdir = optarg;
+            break;
+        case 'f':
+            text = optarg;
+            break;
+        case 'p':
+            prompt = optarg;
+            break;
+        case 'P':
+            pieces = 1;
+            break;
+        case 'd':
+            decode = optarg;
+            break;
+        case 'h':
+            cli_print_usage(usage);
+            return CLI_EXIT_OK;
+        default:
+            return CLI_EXIT_USAGE;
         }
     }
     if (optind < argc)
         return cli_usage_error("tokenize", "unexpected argument '%s'", argv[optind]);
     if (!model == !tokdir)
-        return cli_usage_error("tokenize", "give exactly one of --model DIR and --tokenizer DIR");
+        return cli_usage_error("tokenize",
+                               "give exactly one of --model DIR and --tokenizer DIR");
     if ((text != NULL) + (prompt != NULL) + (decode != NULL) != 1)
-        return cli_usage_error("tokenize", "give exactly one of --text FILE, --prompt S and --decode IDS");
+        return cli_usage_error("tokenize",
+                               "give exactly one of --text FILE, --prompt S and --decode IDS");
     if (decode && pieces)
-        return cli_usage_error("tokenize", "--pieces goes with --text or --prompt, not --decode");
+        return cli_usage_error("tokenize",
+                               "--pieces goes with --text or --prompt, not --decode");
 
     DrrlError err;
     drrl_error_clear(&err);

@@ -71,11 +71,40 @@ static const char usage[] =
     "shipped Brown split is compressed: run `xz -dk DATA/brown/*.xz` first.\n";
 
 enum {
-    OPT_TRAIN = 256, OPT_VALID, OPT_OUT, OPT_CKPT, OPT_RESUME, OPT_FORCE, OPT_MAXSEC,
-    OPT_LAYERS, OPT_DMODEL, OPT_HEADS, OPT_HEADDIM, OPT_DFF, OPT_UNTIED, OPT_THETA,
-    OPT_MAXPOS, OPT_BATCH, OPT_CTX, OPT_STEPS, OPT_WARMUP, OPT_LR, OPT_MINLR, OPT_WD,
-    OPT_CLIP, OPT_SEED, OPT_EVALEVERY, OPT_EVALBYTES, OPT_CKPTEVERY, OPT_THREADS,
-    OPT_EVALONLY, OPT_MODEL, OPT_DATA, OPT_STRIDE, OPT_DUMP, OPT_INIT
+    OPT_TRAIN = 256,
+    OPT_VALID,
+    OPT_OUT,
+    OPT_CKPT,
+    OPT_RESUME,
+    OPT_FORCE,
+    OPT_MAXSEC,
+    OPT_LAYERS,
+    OPT_DMODEL,
+    OPT_HEADS,
+    OPT_HEADDIM,
+    OPT_DFF,
+    OPT_UNTIED,
+    OPT_THETA,
+    OPT_MAXPOS,
+    OPT_BATCH,
+    OPT_CTX,
+    OPT_STEPS,
+    OPT_WARMUP,
+    OPT_LR,
+    OPT_MINLR,
+    OPT_WD,
+    OPT_CLIP,
+    OPT_SEED,
+    OPT_EVALEVERY,
+    OPT_EVALBYTES,
+    OPT_CKPTEVERY,
+    OPT_THREADS,
+    OPT_EVALONLY,
+    OPT_MODEL,
+    OPT_DATA,
+    OPT_STRIDE,
+    OPT_DUMP,
+    OPT_INIT
 };
 
 static const struct option longopts[] = {
@@ -170,18 +199,20 @@ static int on_progress(void *user, const TrainProgress *p)
         for (int i = 0; i < width; i++)
             bar[i] = i < fill ? '#' : '.';
         bar[width] = 0;
-        fprintf(stderr, "\r[%s] %ld/%ld loss %.3f (%.3f bpb) lr %.2e %.0f tok/s ETA %s ",
-                bar, p->step, p->steps, p->loss, bpb, p->lr, p->tok_per_s, eta);
+        fprintf(stderr, "\r[%s] %ld/%ld loss %.3f (%.3f bpb) lr %.2e %.0f tok/s ETA %s ", bar,
+                p->step, p->steps, p->loss, bpb, p->lr, p->tok_per_s, eta);
         if (isfinite(p->valid_bpb))
             fprintf(stderr, "val %.3f ", p->valid_bpb);
         fflush(stderr);
     } else if (p->event == TRAIN_EVENT_EVAL) {
-        fprintf(stderr, "%sstep %ld/%ld  train %.4f bpb  valid %.4f bpb  lr %.2e  |g| %.3f  "
+        fprintf(stderr,
+                "%sstep %ld/%ld  train %.4f bpb  valid %.4f bpb  lr %.2e  |g| %.3f  "
                 "%.0f tok/s  elapsed %s  ETA %s\n",
                 pg->tty ? "\r\033[K" : "", p->step, p->steps, bpb, p->valid_bpb, p->lr,
                 p->grad_norm, p->tok_per_s, el, eta);
     } else if (p->event == TRAIN_EVENT_CHECKPOINT && !pg->tty) {
-        fprintf(stderr, "step %ld/%ld  checkpoint saved  train %.4f bpb  %.0f tok/s  elapsed %s\n",
+        fprintf(stderr,
+                "step %ld/%ld  checkpoint saved  train %.4f bpb  %.0f tok/s  elapsed %s\n",
                 p->step, p->steps, bpb, p->tok_per_s, el);
     }
     return interrupted;
@@ -241,10 +272,16 @@ static DrrlStatus dump_logits(TrainModel *m, TrainPool *pool, const uint8_t *tex
         memcpy(logits, train_acts_logits(a), t * TRAIN_VOCAB * sizeof *logits);
         for (size_t i = 0; i < t; i++)
             ids[i] = text[i];
-        SafetensorsWriteTensor w[2] = {
-            {.name = "input_ids", .dtype = SAFETENSORS_I32, .ndim = 1, .shape = {t}, .data = ids},
-            {.name = "logits", .dtype = SAFETENSORS_F32, .ndim = 2, .shape = {t, TRAIN_VOCAB},
-             .data = logits}};
+        SafetensorsWriteTensor w[2] = {{.name = "input_ids",
+                                        .dtype = SAFETENSORS_I32,
+                                        .ndim = 1,
+                                        .shape = {t},
+                                        .data = ids},
+                                       {.name = "logits",
+                                        .dtype = SAFETENSORS_F32,
+                                        .ndim = 2,
+                                        .shape = {t, TRAIN_VOCAB},
+                                        .data = logits}};
         st = safetensors_write(path, w, 2, NULL, err);
     }
     free(ids);
@@ -253,8 +290,8 @@ static DrrlStatus dump_logits(TrainModel *m, TrainPool *pool, const uint8_t *tex
     return st;
 }
 
-static int eval_only(const char *model_dir, const char *data, long ctx, long stride,
-                     long batch, long threads, int quiet, const char *dump, double theta)
+static int eval_only(const char *model_dir, const char *data, long ctx, long stride, long batch,
+                     long threads, int quiet, const char *dump, double theta)
 {
     DrrlError err;
     TrainModel *m = NULL;
@@ -296,7 +333,8 @@ int cmd_train_lm(int argc, char **argv)
     train_options_default(&o);
     const char *train = NULL, *valid = NULL, *out = "drrl-model", *ckpt = NULL;
     const char *model_dir = NULL, *data = NULL, *dump = NULL, *init_dir = NULL;
-    int resume = 0, steps_set = 0, theta_set = 0, force = 0, quiet = 0, evalonly = 0, ctx_set = 0, batch_set = 0;
+    int resume = 0, steps_set = 0, theta_set = 0, force = 0, quiet = 0, evalonly = 0,
+        ctx_set = 0, batch_set = 0;
     double maxsec = 0;
     long threads = sysconf(_SC_NPROCESSORS_ONLN), stride = 0, v;
     double d;
@@ -306,46 +344,104 @@ int cmd_train_lm(int argc, char **argv)
     while ((c = cli_getopt("train-lm", argc, argv, "qh", longopts)) != -1) {
         int e = 0;
         switch (c) {
-        case 'h': cli_print_usage(usage); return CLI_EXIT_OK;
-        case 'q': quiet = 1; break;
-        case OPT_TRAIN: train = optarg; break;
-        case OPT_VALID: valid = optarg; break;
-        case OPT_OUT: out = optarg; break;
-        case OPT_CKPT: ckpt = optarg; break;
-        case OPT_RESUME: resume = 1; break;
-        case OPT_FORCE: force = 1; break;
-        case OPT_EVALONLY: evalonly = 1; break;
-        case OPT_MODEL: model_dir = optarg; break;
-        case OPT_DATA: data = optarg; break;
-        case OPT_DUMP: dump = optarg; break;
-        case OPT_INIT: init_dir = optarg; break;
-        case OPT_UNTIED: o.model.tied = 0; break;
-        case OPT_MAXSEC: e = parse_d("--max-seconds", optarg, 0, 1e9, &maxsec); break;
-#define INT_OPT(K, NAME, LO, HI, DST) \
-    case K: e = parse_l(NAME, optarg, LO, HI, &v); if (!e) DST = v; break;
-        INT_OPT(OPT_LAYERS, "--layers", 1, 64, o.model.n_layer)
-        INT_OPT(OPT_DMODEL, "--d-model", 2, 8192, o.model.d_model)
-        INT_OPT(OPT_HEADS, "--heads", 1, 256, o.model.n_head)
-        INT_OPT(OPT_HEADDIM, "--head-dim", 2, 1024, o.model.head_dim)
-        INT_OPT(OPT_DFF, "--d-ff", 1, 65536, o.model.d_ff)
-        INT_OPT(OPT_MAXPOS, "--max-positions", 1, 1 << 24, o.model.max_positions)
-        case OPT_STEPS: e = parse_l("--steps", optarg, 1, 100000000, &v); if (!e) o.steps = v, steps_set = 1; break;
-        INT_OPT(OPT_WARMUP, "--warmup", 0, 100000000, o.warmup)
-        INT_OPT(OPT_SEED, "--seed", 0, 0x7fffffffL, o.seed)
-        INT_OPT(OPT_EVALEVERY, "--eval-every", 0, 100000000, o.eval_every)
-        INT_OPT(OPT_EVALBYTES, "--eval-bytes", 0, 0x7fffffffL, o.eval_bytes)
-        INT_OPT(OPT_CKPTEVERY, "--ckpt-every", 0, 100000000, o.ckpt_every)
-        INT_OPT(OPT_THREADS, "--threads", 1, 1024, threads)
-        INT_OPT(OPT_STRIDE, "--stride", 1, 65536, stride)
+        case 'h':
+            cli_print_usage(usage);
+            return CLI_EXIT_OK;
+        case 'q':
+            quiet = 1;
+            break;
+        case OPT_TRAIN:
+            train = optarg;
+            break;
+        case OPT_VALID:
+            valid = optarg;
+            break;
+        case OPT_OUT:
+            out = optarg;
+            break;
+        case OPT_CKPT:
+            ckpt = optarg;
+            break;
+        case OPT_RESUME:
+            resume = 1;
+            break;
+        case OPT_FORCE:
+            force = 1;
+            break;
+        case OPT_EVALONLY:
+            evalonly = 1;
+            break;
+        case OPT_MODEL:
+            model_dir = optarg;
+            break;
+        case OPT_DATA:
+            data = optarg;
+            break;
+        case OPT_DUMP:
+            dump = optarg;
+            break;
+        case OPT_INIT:
+            init_dir = optarg;
+            break;
+        case OPT_UNTIED:
+            o.model.tied = 0;
+            break;
+        case OPT_MAXSEC:
+            e = parse_d("--max-seconds", optarg, 0, 1e9, &maxsec);
+            break;
+#define INT_OPT(K, NAME, LO, HI, DST)                                                          \
+    case K:                                                                                    \
+        e = parse_l(NAME, optarg, LO, HI, &v);                                                 \
+        if (!e)                                                                                \
+            DST = v;                                                                           \
+        break;
+            INT_OPT(OPT_LAYERS, "--layers", 1, 64, o.model.n_layer)
+            INT_OPT(OPT_DMODEL, "--d-model", 2, 8192, o.model.d_model)
+            INT_OPT(OPT_HEADS, "--heads", 1, 256, o.model.n_head)
+            INT_OPT(OPT_HEADDIM, "--head-dim", 2, 1024, o.model.head_dim)
+            INT_OPT(OPT_DFF, "--d-ff", 1, 65536, o.model.d_ff)
+            INT_OPT(OPT_MAXPOS, "--max-positions", 1, 1 << 24, o.model.max_positions)
+        case OPT_STEPS:
+            e = parse_l("--steps", optarg, 1, 100000000, &v);
+            if (!e)
+                o.steps = v, steps_set = 1;
+            break;
+            INT_OPT(OPT_WARMUP, "--warmup", 0, 100000000, o.warmup)
+            INT_OPT(OPT_SEED, "--seed", 0, 0x7fffffffL, o.seed)
+            INT_OPT(OPT_EVALEVERY, "--eval-every", 0, 100000000, o.eval_every)
+            INT_OPT(OPT_EVALBYTES, "--eval-bytes", 0, 0x7fffffffL, o.eval_bytes)
+            INT_OPT(OPT_CKPTEVERY, "--ckpt-every", 0, 100000000, o.ckpt_every)
+            INT_OPT(OPT_THREADS, "--threads", 1, 1024, threads)
+            INT_OPT(OPT_STRIDE, "--stride", 1, 65536, stride)
 #undef INT_OPT
-        case OPT_BATCH: e = parse_l("--batch", optarg, 1, 4096, &v); if (!e) o.batch = (size_t)v, batch_set = 1; break;
-        case OPT_CTX: e = parse_l("--ctx", optarg, 2, 65536, &v); if (!e) o.ctx = (size_t)v, ctx_set = 1; break;
-        case OPT_THETA: e = parse_d("--rope-theta", optarg, 1.0001, 1e9, &o.model.rope_theta); theta_set = 1; break;
-        case OPT_LR: e = parse_d("--lr", optarg, 1e-9, 10, &o.lr); break;
-        case OPT_MINLR: e = parse_d("--min-lr", optarg, 0, 10, &o.min_lr); break;
-        case OPT_WD: e = parse_d("--weight-decay", optarg, 0, 10, &o.weight_decay); break;
-        case OPT_CLIP: e = parse_d("--clip", optarg, 0, 1e6, &o.clip); break;
-        default: return CLI_EXIT_USAGE;
+        case OPT_BATCH:
+            e = parse_l("--batch", optarg, 1, 4096, &v);
+            if (!e)
+                o.batch = (size_t)v, batch_set = 1;
+            break;
+        case OPT_CTX:
+            e = parse_l("--ctx", optarg, 2, 65536, &v);
+            if (!e)
+                o.ctx = (size_t)v, ctx_set = 1;
+            break;
+        case OPT_THETA:
+            e = parse_d("--rope-theta", optarg, 1.0001, 1e9, &o.model.rope_theta);
+            theta_set = 1;
+            break;
+        case OPT_LR:
+            e = parse_d("--lr", optarg, 1e-9, 10, &o.lr);
+            break;
+        case OPT_MINLR:
+            e = parse_d("--min-lr", optarg, 0, 10, &o.min_lr);
+            break;
+        case OPT_WD:
+            e = parse_d("--weight-decay", optarg, 0, 10, &o.weight_decay);
+            break;
+        case OPT_CLIP:
+            e = parse_d("--clip", optarg, 0, 1e6, &o.clip);
+            break;
+        default:
+            return CLI_EXIT_USAGE;
         }
         if (e)
             return e;
@@ -446,16 +542,19 @@ int cmd_train_lm(int argc, char **argv)
              train_session_step(s), so->steps, (unsigned long long)so->seed,
              train_session_elapsed(s));
     /* The model directory always reflects the latest step, even when stopped. */
-    DrrlStatus st2 = train_export_write(train_session_model(s), out, meta, SAFETENSORS_F32, NULL, &err2);
+    DrrlStatus st2 =
+        train_export_write(train_session_model(s), out, meta, SAFETENSORS_F32, NULL, &err2);
     if (st2) {
         rc = cli_fail(&err2);
     } else if (st) {
         rc = cli_fail(&err);
     } else if (!quiet) {
-        fprintf(stderr, "train-lm: step %ld/%ld, %.0f s of training; valid %.4f bpb; model in %s%s\n",
+        fprintf(stderr,
+                "train-lm: step %ld/%ld, %.0f s of training; valid %.4f bpb; model in %s%s\n",
                 train_session_step(s), so->steps, train_session_elapsed(s),
                 train_session_valid_bpb(s), out,
-                train_session_step(s) < so->steps ? " (not finished: --resume to continue)" : "");
+                train_session_step(s) < so->steps ? " (not finished: --resume to continue)"
+                                                  : "");
     }
     train_session_free(s);
 done:

@@ -51,7 +51,10 @@ void app_message(App *app, bool error, const char *fmt, ...)
     app->msg_error = error;
 }
 
-int64_t app_n_steps(const App *app) { return trace_store_n_steps(app->store); }
+int64_t app_n_steps(const App *app)
+{
+    return trace_store_n_steps(app->store);
+}
 
 int64_t app_n_tokens(const App *app)
 {
@@ -274,9 +277,11 @@ static void report_break(App *app, int i)
     select_hit(app, &app->breaks[i], app->step);
     app_describe_break(&app->breaks[i], d, sizeof d);
     TraceRecord r_buf;
-    const TraceRecord *r = app_read(app, app->step, app->layer, app->head, &r_buf) ? &r_buf : NULL;
+    const TraceRecord *r =
+        app_read(app, app->step, app->layer, app->head, &r_buf) ? &r_buf : NULL;
     TraceRecord p_buf;
-    const TraceRecord *p = app_read(app, app->step - 1, app->layer, app->head, &p_buf) ? &p_buf : NULL;
+    const TraceRecord *p =
+        app_read(app, app->step - 1, app->layer, app->head, &p_buf) ? &p_buf : NULL;
     if (app->breaks[i].kind == BREAK_RANK && r && p)
         app_message(app, false, "break %d (%s): L%d H%d rank %d -> %d", i + 1, d, app->layer,
                     app->head, p->rank, r->rank);
@@ -321,7 +326,8 @@ static bool contains(const char *hay, const char *needle)
     size_t n = strlen(needle);
     for (; *hay; hay++) {
         size_t i = 0;
-        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+        while (i < n && hay[i] &&
+               tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
             i++;
         if (i == n)
             return true;
@@ -429,8 +435,8 @@ int app_parse_break(const char *spec, Breakpoint *b, char *why, size_t why_n)
         if (*w && parse_head(w, &b->layer, &b->head) != 0)
             goto bad_head;
     } else {
-        snprintf(why, why_n, "unknown breakpoint '%s': use rank, err X, masked, token N or head L.H",
-                 kind);
+        snprintf(why, why_n,
+                 "unknown breakpoint '%s': use rank, err X, masked, token N or head L.H", kind);
         return -1;
     }
     if (*next_word(&p)) {
@@ -514,8 +520,8 @@ static int click(App *app)
         return view_diff.handle(app, ACTION_select_click, in);
     }
     Layout l;
-    layout_compute(&l, app->cols, app->rows, app->n_layers, app->n_heads, views_available(app, VIEW_policy),
-                   app->focus, app->zoom);
+    layout_compute(&l, app->cols, app->rows, app->n_layers, app->n_heads,
+                   views_available(app, VIEW_policy), app->focus, app->zoom);
     int v = layout_hit(&l, app->mouse_x, app->mouse_y);
     if (v < 0)
         return APP_REDRAW_NONE;
@@ -598,10 +604,10 @@ int app_apply(App *app, KeyAction a)
     case ACTION_search:
     case ACTION_break_add:
     case ACTION_write_trace:
-        app->prompt = a == ACTION_goto_token ? PROMPT_GOTO
-                      : a == ACTION_search   ? PROMPT_SEARCH
+        app->prompt = a == ACTION_goto_token  ? PROMPT_GOTO
+                      : a == ACTION_search    ? PROMPT_SEARCH
                       : a == ACTION_break_add ? PROMPT_BREAK
-                                             : PROMPT_WRITE;
+                                              : PROMPT_WRITE;
         app->input[0] = 0;
         app->input_len = 0;
         return APP_REDRAW_ALL;
@@ -813,4 +819,7 @@ int app_tick(App *app)
     return APP_REDRAW_ALL;
 }
 
-int app_tick_ms(const App *app) { return 1000 / speeds[app->speed]; }
+int app_tick_ms(const App *app)
+{
+    return 1000 / speeds[app->speed];
+}

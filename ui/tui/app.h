@@ -60,8 +60,8 @@ typedef enum BreakKind {
 
 typedef struct Breakpoint {
     BreakKind kind;
-    double x;          /* BREAK_ERROR: the error level */
-    int64_t token;     /* BREAK_TOKEN */
+    double x;            /* BREAK_ERROR: the error level */
+    int64_t token;       /* BREAK_TOKEN */
     int32_t layer, head; /* -1: any head; else only this one */
 } Breakpoint;
 
@@ -92,19 +92,19 @@ enum {
 };
 
 typedef struct App {
-    TraceStore *store;     /* borrowed; the source appends to it */
-    AppSource *src;        /* NULL in replay */
-    const char *model;     /* shown in the status line */
+    TraceStore *store; /* borrowed; the source appends to it */
+    AppSource *src;    /* NULL in replay */
+    const char *model; /* shown in the status line */
     const char *method;
-    const char *mode;      /* "explore" or "replay" */
+    const char *mode; /* "explore" or "replay" */
 
-    int64_t step;          /* the cursor: current step */
-    int32_t layer, head;   /* the selected head */
-    int focus;             /* index into the view table */
-    bool zoom;             /* focused pane alone */
-    bool log_scale;        /* spectrum scale */
+    int64_t step;        /* the cursor: current step */
+    int32_t layer, head; /* the selected head */
+    int focus;           /* index into the view table */
+    bool zoom;           /* focused pane alone */
+    bool log_scale;      /* spectrum scale */
     bool playing;
-    int speed;             /* index into the playback speeds */
+    int speed; /* index into the playback speeds */
     Overlay overlay;
     int overlay_scroll;
 
@@ -116,11 +116,11 @@ typedef struct App {
     Breakpoint breaks[APP_MAX_BREAKS];
     int n_breaks;
 
-    char msg[256];         /* one-line message in the status line */
+    char msg[256]; /* one-line message in the status line */
     bool msg_error;
 
-    int cols, rows;        /* terminal size */
-    int mouse_x, mouse_y;  /* last click */
+    int cols, rows;       /* terminal size */
+    int mouse_x, mouse_y; /* last click */
     bool quit;
     /* Set by the loop: true when a signal asks to stop; long computations
      * (continue, next segment on a live engine) check it. May be NULL. */

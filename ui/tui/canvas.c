@@ -12,22 +12,48 @@
 #include <wchar.h>
 
 static const CanvasGlyphs glyphs_utf8 = {
-    .hline = 0x2500, .vline = 0x2502, .tl = 0x250C, .tr = 0x2510, .bl = 0x2514,
-    .br = 0x2518, .ltee = 0x251C, .rtee = 0x2524,
+    .hline = 0x2500,
+    .vline = 0x2502,
+    .tl = 0x250C,
+    .tr = 0x2510,
+    .bl = 0x2514,
+    .br = 0x2518,
+    .ltee = 0x251C,
+    .rtee = 0x2524,
     .spark = {0x2581, 0x2582, 0x2583, 0x2584, 0x2585, 0x2586, 0x2587, 0x2588},
     .ramp = {' ', '.', ':', '-', '=', '+', '*', '#', '%', '@'},
-    .full = 0x2588, .shade = 0x2591, .upper = 0x2580, .lower = 0x2584,
-    .cut = 0x2503, .boundary = 0x2502, .ellipsis = 0x2026, .arrow_r = 0x25B8, .arrow_d = 0x25BE,
+    .full = 0x2588,
+    .shade = 0x2591,
+    .upper = 0x2580,
+    .lower = 0x2584,
+    .cut = 0x2503,
+    .boundary = 0x2502,
+    .ellipsis = 0x2026,
+    .arrow_r = 0x25B8,
+    .arrow_d = 0x25BE,
     .hbar = {' ', 0x258F, 0x258E, 0x258D, 0x258C, 0x258B, 0x258A, 0x2589, 0x2588},
 };
 
 static const CanvasGlyphs glyphs_ascii = {
-    .hline = '-', .vline = '|', .tl = '+', .tr = '+', .bl = '+', .br = '+',
-    .ltee = '+', .rtee = '+',
+    .hline = '-',
+    .vline = '|',
+    .tl = '+',
+    .tr = '+',
+    .bl = '+',
+    .br = '+',
+    .ltee = '+',
+    .rtee = '+',
     .spark = {'_', '.', ',', '-', '=', '+', '*', '#'},
     .ramp = {' ', '.', ':', '-', '=', '+', '*', '#', '%', '@'},
-    .full = '#', .shade = ':', .upper = '"', .lower = '.',
-    .cut = '|', .boundary = '|', .ellipsis = '~', .arrow_r = '>', .arrow_d = 'v',
+    .full = '#',
+    .shade = ':',
+    .upper = '"',
+    .lower = '.',
+    .cut = '|',
+    .boundary = '|',
+    .ellipsis = '~',
+    .arrow_r = '>',
+    .arrow_d = 'v',
     .hbar = {' ', ' ', ' ', ' ', '#', '#', '#', '#', '#'},
 };
 
@@ -90,7 +116,10 @@ void canvas_clip(Canvas *c, CanvasRect r)
     c->clip = (CanvasRect){x0, y0, x1 > x0 ? x1 - x0 : 0, y1 > y0 ? y1 - y0 : 0};
 }
 
-void canvas_unclip(Canvas *c) { c->clip = (CanvasRect){0, 0, c->w, c->h}; }
+void canvas_unclip(Canvas *c)
+{
+    c->clip = (CanvasRect){0, 0, c->w, c->h};
+}
 
 static bool inside(const Canvas *c, int x, int y)
 {
@@ -301,8 +330,7 @@ int canvas_text(Canvas *c, int x, int y, int maxw, int role, int attr, const cha
     return col;
 }
 
-int canvas_printf(Canvas *c, int x, int y, int maxw, int role, int attr, const char *fmt,
-                  ...)
+int canvas_printf(Canvas *c, int x, int y, int maxw, int role, int attr, const char *fmt, ...)
 {
     char buf[1024];
     va_list ap;

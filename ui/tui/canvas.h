@@ -24,33 +24,33 @@
 #include <stdio.h>
 
 /* Semantic colour roles (term.c maps each to a colour pair or attribute). */
-#define CANVAS_ROLES(X)                                                         \
-    X(NORMAL)   /* body text */                                                 \
-    X(DIM)      /* secondary text, labels */                                    \
-    X(TITLE)    /* pane titles */                                               \
-    X(BORDER)   /* pane frames */                                               \
-    X(FOCUS)    /* frame and title of the focused pane */                       \
-    X(STATUS)   /* the status line */                                           \
-    X(CURSOR)   /* the current token, the selected head */                      \
-    X(SEGMENT)  /* segment boundary marks */                                    \
-    X(OK)       /* within bounds, savings */                                    \
-    X(WARN)     /* near a threshold */                                          \
-    X(BAD)      /* over a threshold, errors */                                  \
-    X(MASKED)   /* ranks removed by the safety mask: greyed */                  \
-    X(KEYS)     /* key singular values */                                       \
-    X(VALUES)   /* value singular values */                                     \
-    X(TAIL)     /* the discarded tail of a spectrum */                          \
-    X(BOUND)    /* proven bounds */                                             \
-    X(MEASURED) /* measured errors */                                           \
-    X(POS)      /* positive difference (approx > exact) */                      \
-    X(NEG)      /* negative difference */                                       \
+#define CANVAS_ROLES(X)                                                                        \
+    X(NORMAL)   /* body text */                                                                \
+    X(DIM)      /* secondary text, labels */                                                   \
+    X(TITLE)    /* pane titles */                                                              \
+    X(BORDER)   /* pane frames */                                                              \
+    X(FOCUS)    /* frame and title of the focused pane */                                      \
+    X(STATUS)   /* the status line */                                                          \
+    X(CURSOR)   /* the current token, the selected head */                                     \
+    X(SEGMENT)  /* segment boundary marks */                                                   \
+    X(OK)       /* within bounds, savings */                                                   \
+    X(WARN)     /* near a threshold */                                                         \
+    X(BAD)      /* over a threshold, errors */                                                 \
+    X(MASKED)   /* ranks removed by the safety mask: greyed */                                 \
+    X(KEYS)     /* key singular values */                                                      \
+    X(VALUES)   /* value singular values */                                                    \
+    X(TAIL)     /* the discarded tail of a spectrum */                                         \
+    X(BOUND)    /* proven bounds */                                                            \
+    X(MEASURED) /* measured errors */                                                          \
+    X(POS)      /* positive difference (approx > exact) */                                     \
+    X(NEG)      /* negative difference */                                                      \
     X(HEAT0) X(HEAT1) X(HEAT2) X(HEAT3) X(HEAT4) X(HEAT5) X(HEAT6) X(HEAT7)
 
 typedef enum CanvasRole {
 #define X(name) CANVAS_ROLE_##name,
     CANVAS_ROLES(X)
 #undef X
-    CANVAS_ROLE_COUNT
+        CANVAS_ROLE_COUNT
 } CanvasRole;
 
 #define CANVAS_HEAT_LEVELS 8
@@ -74,16 +74,16 @@ typedef struct CanvasCell {
  * Unicode scalar that is one column wide. */
 typedef struct CanvasGlyphs {
     uint32_t hline, vline, tl, tr, bl, br, ltee, rtee;
-    uint32_t spark[8];  /* sparkline levels, lowest to highest */
-    uint32_t ramp[10];  /* monochrome heat ramp " .:-=+*#%@" */
-    uint32_t full;      /* a full bar cell */
-    uint32_t shade;     /* a shaded (discarded) bar cell */
+    uint32_t spark[8];     /* sparkline levels, lowest to highest */
+    uint32_t ramp[10];     /* monochrome heat ramp " .:-=+*#%@" */
+    uint32_t full;         /* a full bar cell */
+    uint32_t shade;        /* a shaded (discarded) bar cell */
     uint32_t upper, lower; /* half blocks: upper half, lower half */
-    uint32_t cut;       /* the rank cut marker */
-    uint32_t boundary;  /* segment boundary mark */
-    uint32_t ellipsis;  /* text truncated */
-    uint32_t arrow_r;   /* a right-pointing marker */
-    uint32_t arrow_d;   /* a down-pointing marker */
+    uint32_t cut;          /* the rank cut marker */
+    uint32_t boundary;     /* segment boundary mark */
+    uint32_t ellipsis;     /* text truncated */
+    uint32_t arrow_r;      /* a right-pointing marker */
+    uint32_t arrow_d;      /* a down-pointing marker */
     /* eighths of a horizontal bar, [0] unused, [8] full */
     uint32_t hbar[9];
 } CanvasGlyphs;
@@ -117,7 +117,10 @@ void canvas_clip(Canvas *c, CanvasRect r);
 void canvas_unclip(Canvas *c);
 
 /* The glyph set in use. */
-static inline const CanvasGlyphs *canvas_glyphs(const Canvas *c) { return c->g; }
+static inline const CanvasGlyphs *canvas_glyphs(const Canvas *c)
+{
+    return c->g;
+}
 
 /* Put one character at (x, y); a wide character takes two cells. Returns the
  * number of columns it takes (0 for unprintable characters, which are
@@ -143,8 +146,8 @@ void canvas_fill(Canvas *c, CanvasRect r, uint32_t ch, int role, int attr);
 int canvas_text(Canvas *c, int x, int y, int maxw, int role, int attr, const char *s);
 
 /* printf into canvas_text. */
-int canvas_printf(Canvas *c, int x, int y, int maxw, int role, int attr, const char *fmt,
-                  ...) __attribute__((format(printf, 7, 8)));
+int canvas_printf(Canvas *c, int x, int y, int maxw, int role, int attr, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
 
 /* Display width in columns of UTF-8 text as canvas_text would draw it
  * (without a limit). */

@@ -26,7 +26,10 @@ DiffAction diff_key_action(int32_t key)
     return DIFF_ACTION_NONE;
 }
 
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+static int64_t max64(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
 
 int diff_init(AppDiff *d, const TraceStore *a, const TraceStore *b, const char *name_a,
               const char *name_b)
@@ -96,7 +99,8 @@ bool diff_cell(const AppDiff *d, int64_t step, int32_t layer, int32_t head)
     if (!d->differs || step < 0 || step >= d->n_steps || layer < 0 || layer >= d->n_layers ||
         head < 0 || head >= d->n_heads)
         return false;
-    return d->differs[((size_t)step * (size_t)d->n_layers + (size_t)layer) * (size_t)d->n_heads +
+    return d->differs[((size_t)step * (size_t)d->n_layers + (size_t)layer) *
+                          (size_t)d->n_heads +
                       (size_t)head] != 0;
 }
 
@@ -104,7 +108,7 @@ int64_t diff_find_step(const AppDiff *d, int64_t from, int dir)
 {
     if (!d->step_cells)
         return -1;
-    for (int64_t s = from + (dir > 0 ? 1 : -1); s >= 0 && s < d->n_steps; s += dir > 0 ? 1 : -1)
+    for (int64_t s = from + (dir > 0 ? 1 : -1); s >= 0 && s<d->n_steps; s += dir> 0 ? 1 : -1)
         if (d->step_cells[s] > 0)
             return s;
     return -1;

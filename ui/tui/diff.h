@@ -22,10 +22,10 @@
 
 /* X(name, key1, key2, "keys as shown", "help text"), as UI_KEYS (keys.h):
  * the keys only the difference view has. */
-#define UI_DIFF_KEYS(X)                                                                   \
-    X(first, 'f', KEY_CODE_NONE, "f", "go to the first divergence (its step and head)")  \
-    X(next, 'd', KEY_CODE_NONE, "d", "next step where the traces diverge")                \
-    X(prev, 'D', KEY_CODE_NONE, "D", "previous step where the traces diverge")            \
+#define UI_DIFF_KEYS(X)                                                                        \
+    X(first, 'f', KEY_CODE_NONE, "f", "go to the first divergence (its step and head)")        \
+    X(next, 'd', KEY_CODE_NONE, "d", "next step where the traces diverge")                     \
+    X(prev, 'D', KEY_CODE_NONE, "D", "previous step where the traces diverge")                 \
     X(show, 'v', KEY_CODE_NONE, "v", "grid: signed rank delta B-A, or ranks A/B")
 
 typedef enum DiffAction {
@@ -33,7 +33,7 @@ typedef enum DiffAction {
 #define X(name, k1, k2, keys, help) DIFF_ACTION_##name,
     UI_DIFF_KEYS(X)
 #undef X
-    DIFF_ACTION_COUNT
+        DIFF_ACTION_COUNT
 } DiffAction;
 
 typedef struct DiffKey {
@@ -48,16 +48,16 @@ extern const int diff_keys_count;
 typedef struct AppDiff {
     const TraceStore *b; /* borrowed */
     const char *name_a, *name_b;
-    int64_t n_steps;       /* steps of the longer trace */
+    int64_t n_steps; /* steps of the longer trace */
     int32_t n_layers, n_heads;
-    uint8_t *differs;      /* [n_steps * n_layers * n_heads]: 1 where the cell diverges */
-    int64_t *step_cells;   /* [n_steps]: diverging cells per step */
+    uint8_t *differs;    /* [n_steps * n_layers * n_heads]: 1 where the cell diverges */
+    int64_t *step_cells; /* [n_steps]: diverging cells per step */
     /* The first divergence in (step, layer, head) order; first_step < 0: none. */
     int64_t first_step;
     int32_t first_layer, first_head;
-    int first_column;      /* trace_csv_columns index; -1: the row is in one trace only */
-    int64_t total_cells;   /* diverging cells over the whole traces */
-    bool show_ranks;       /* grid shows "A/B" ranks instead of the delta */
+    int first_column;    /* trace_csv_columns index; -1: the row is in one trace only */
+    int64_t total_cells; /* diverging cells over the whole traces */
+    bool show_ranks;     /* grid shows "A/B" ranks instead of the delta */
 } AppDiff;
 
 /* Compare a (the App's store) with b into *d; names are borrowed labels.

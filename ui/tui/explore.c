@@ -91,8 +91,8 @@ static int src_attention(void *ctx, int32_t layer, int32_t head, size_t pos, siz
                  ex->rows_epoch == rows_epoch(ex);
     size_t c_lo = ex->rows_first, c_hi = ex->rows_first + ex->rows_n; /* [c_lo, c_hi) */
     if (reuse && first == c_lo && nr == ex->rows_n && nk == ex->rows_nk) {
-        *out = (AppAttnRows){first, nr, nk, ex->rows_rank, ex->rows_exact, ex->rows_approx,
-                             NULL};
+        *out =
+            (AppAttnRows){first, nr, nk, ex->rows_rank, ex->rows_exact, ex->rows_approx, NULL};
         return 0;
     }
     float *exact = calloc(nr * nk, sizeof *exact), *approx = calloc(nr * nk, sizeof *approx);
@@ -250,7 +250,8 @@ int explore_open(Explore **out, const ExploreOptions *o, const char *cmd)
         int n_ctx = session_model(ex->s)->cfg.n_ctx;
         seq_len = n_ctx > 0 && n_ctx < 2048 ? n_ctx : 2048;
     }
-    int rc = attn_cli_set_input(cmd, ex->s, o->text, o->prompt, o->ids_file, o->offset, seq_len);
+    int rc =
+        attn_cli_set_input(cmd, ex->s, o->text, o->prompt, o->ids_file, o->offset, seq_len);
     if (rc != 0) {
         session_free(ex->s);
         free(ex);
@@ -279,8 +280,7 @@ int explore_open(Explore **out, const ExploreOptions *o, const char *cmd)
         }
     }
     trace_meta_done(&meta);
-    snprintf(ex->model_name, sizeof ex->model_name, "%s",
-             base_name(session_model(ex->s)->dir));
+    snprintf(ex->model_name, sizeof ex->model_name, "%s", base_name(session_model(ex->s)->dir));
     snprintf(ex->method, sizeof ex->method, "%s", attn_core_method(session_core(ex->s)));
     ex->src = (AppSource){
         .ctx = ex,
@@ -313,8 +313,14 @@ DrrlStatus explore_step(Explore *ex, DrrlError *err)
     return DRRL_OK;
 }
 
-App *explore_app(Explore *ex) { return &ex->app; }
-Session *explore_session(Explore *ex) { return ex->s; }
+App *explore_app(Explore *ex)
+{
+    return &ex->app;
+}
+Session *explore_session(Explore *ex)
+{
+    return ex->s;
+}
 
 int explore_close(Explore *ex, int interrupted)
 {

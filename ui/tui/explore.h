@@ -12,14 +12,14 @@
 #include "run/session.h"
 
 typedef struct ExploreOptions {
-    const char *model_dir;  /* NULL: DATA/model */
+    const char *model_dir;                /* NULL: DATA/model */
     const char *text, *prompt, *ids_file; /* exactly one */
-    long seq_len;           /* 0: the model's context, at most 2048 */
-    long offset;            /* byte offset into text */
-    AttnCoreConfig cfg;     /* method and core settings */
+    long seq_len;                         /* 0: the model's context, at most 2048 */
+    long offset;                          /* byte offset into text */
+    AttnCoreConfig cfg;                   /* method and core settings */
     int threads;
-    const char *trace_out;  /* NULL: no trace file */
-    bool force;             /* replace an existing trace */
+    const char *trace_out; /* NULL: no trace file */
+    bool force;            /* replace an existing trace */
 } ExploreOptions;
 
 typedef struct Explore Explore;

@@ -29,7 +29,7 @@ enum {
     KEY_CODE_END,
     KEY_CODE_PGUP,
     KEY_CODE_PGDN,
-    KEY_CODE_BTAB,   /* shift-tab */
+    KEY_CODE_BTAB, /* shift-tab */
     KEY_CODE_F1,
     KEY_CODE_MOUSE,  /* a click: position in the App's mouse_x/mouse_y */
     KEY_CODE_RESIZE, /* the terminal changed size */
@@ -38,37 +38,41 @@ enum {
 
 /* X(action, key1, key2, "keys as shown", "help text")
  * key2 is KEY_CODE_NONE when an action has one key. Order = help order. */
-#define UI_KEYS(X)                                                                      \
-    X(next_token, KEY_CODE_RIGHT, 'l', "Right l", "next token")                        \
-    X(prev_token, KEY_CODE_LEFT, 'h', "Left h", "previous token")                      \
-    X(next_segment, ']', KEY_CODE_PGDN, "] PgDn", "first token of the next segment")   \
-    X(prev_segment, '[', KEY_CODE_PGUP, "[ PgUp", "first token of this or the previous segment") \
-    X(first_token, KEY_CODE_HOME, 'g', "Home g", "first token")                        \
-    X(last_token, KEY_CODE_END, 'G', "End G", "last token computed so far")            \
-    X(layer_up, KEY_CODE_UP, 'k', "Up k", "select the previous layer")                 \
-    X(layer_down, KEY_CODE_DOWN, 'j', "Down j", "select the next layer")               \
-    X(head_prev, ',', KEY_CODE_SLEFT, ", S-Left", "select the previous head")          \
-    X(head_next, '.', KEY_CODE_SRIGHT, ". S-Right", "select the next head")            \
-    X(select_click, KEY_CODE_MOUSE, KEY_CODE_NONE, "click", "select the clicked head in the rank grid, or focus a pane") \
-    X(focus_next, KEY_CODE_TAB, KEY_CODE_NONE, "Tab", "focus the next pane")           \
-    X(focus_prev, KEY_CODE_BTAB, KEY_CODE_NONE, "S-Tab", "focus the previous pane")    \
-    X(zoom, 'z', KEY_CODE_NONE, "z", "show the focused pane alone (again: back)")     \
-    X(play, ' ', KEY_CODE_NONE, "Space", "play or pause")                              \
-    X(faster, '+', '=', "+", "play faster")                                            \
-    X(slower, '-', KEY_CODE_NONE, "-", "play slower")                                  \
-    X(goto_token, ':', KEY_CODE_NONE, ":", "go to a token by number")                  \
-    X(search, '/', KEY_CODE_NONE, "/", "search forward for token text")               \
-    X(search_next, 'n', KEY_CODE_NONE, "n", "next match of the search")               \
-    X(search_prev, 'N', KEY_CODE_NONE, "N", "previous match of the search")           \
-    X(break_add, 'b', KEY_CODE_NONE, "b", "add a breakpoint (rank, err X, masked, token N, head L.H)") \
-    X(break_clear, 'B', KEY_CODE_NONE, "B", "delete all breakpoints")                  \
-    X(cont, 'c', KEY_CODE_NONE, "c", "continue to the next breakpoint")               \
-    X(reverse_cont, 'C', KEY_CODE_NONE, "C", "step back to the previous breakpoint")   \
-    X(scale, 's', KEY_CODE_NONE, "s", "spectrum scale: linear or log")                \
-    X(write_trace, 'w', KEY_CODE_NONE, "w", "write the steps so far as a CSV trace (asks for a file)") \
-    X(info, 'i', KEY_CODE_NONE, "i", "explain the focused pane in plain words")       \
-    X(help, '?', KEY_CODE_F1, "? F1", "this help")                                     \
-    X(redraw, KEY_CODE_CTRL_L, KEY_CODE_NONE, "C-l", "redraw the screen")              \
+#define UI_KEYS(X)                                                                             \
+    X(next_token, KEY_CODE_RIGHT, 'l', "Right l", "next token")                                \
+    X(prev_token, KEY_CODE_LEFT, 'h', "Left h", "previous token")                              \
+    X(next_segment, ']', KEY_CODE_PGDN, "] PgDn", "first token of the next segment")           \
+    X(prev_segment, '[', KEY_CODE_PGUP, "[ PgUp",                                              \
+      "first token of this or the previous segment")                                           \
+    X(first_token, KEY_CODE_HOME, 'g', "Home g", "first token")                                \
+    X(last_token, KEY_CODE_END, 'G', "End G", "last token computed so far")                    \
+    X(layer_up, KEY_CODE_UP, 'k', "Up k", "select the previous layer")                         \
+    X(layer_down, KEY_CODE_DOWN, 'j', "Down j", "select the next layer")                       \
+    X(head_prev, ',', KEY_CODE_SLEFT, ", S-Left", "select the previous head")                  \
+    X(head_next, '.', KEY_CODE_SRIGHT, ". S-Right", "select the next head")                    \
+    X(select_click, KEY_CODE_MOUSE, KEY_CODE_NONE, "click",                                    \
+      "select the clicked head in the rank grid, or focus a pane")                             \
+    X(focus_next, KEY_CODE_TAB, KEY_CODE_NONE, "Tab", "focus the next pane")                   \
+    X(focus_prev, KEY_CODE_BTAB, KEY_CODE_NONE, "S-Tab", "focus the previous pane")            \
+    X(zoom, 'z', KEY_CODE_NONE, "z", "show the focused pane alone (again: back)")              \
+    X(play, ' ', KEY_CODE_NONE, "Space", "play or pause")                                      \
+    X(faster, '+', '=', "+", "play faster")                                                    \
+    X(slower, '-', KEY_CODE_NONE, "-", "play slower")                                          \
+    X(goto_token, ':', KEY_CODE_NONE, ":", "go to a token by number")                          \
+    X(search, '/', KEY_CODE_NONE, "/", "search forward for token text")                        \
+    X(search_next, 'n', KEY_CODE_NONE, "n", "next match of the search")                        \
+    X(search_prev, 'N', KEY_CODE_NONE, "N", "previous match of the search")                    \
+    X(break_add, 'b', KEY_CODE_NONE, "b",                                                      \
+      "add a breakpoint (rank, err X, masked, token N, head L.H)")                             \
+    X(break_clear, 'B', KEY_CODE_NONE, "B", "delete all breakpoints")                          \
+    X(cont, 'c', KEY_CODE_NONE, "c", "continue to the next breakpoint")                        \
+    X(reverse_cont, 'C', KEY_CODE_NONE, "C", "step back to the previous breakpoint")           \
+    X(scale, 's', KEY_CODE_NONE, "s", "spectrum scale: linear or log")                         \
+    X(write_trace, 'w', KEY_CODE_NONE, "w",                                                    \
+      "write the steps so far as a CSV trace (asks for a file)")                               \
+    X(info, 'i', KEY_CODE_NONE, "i", "explain the focused pane in plain words")                \
+    X(help, '?', KEY_CODE_F1, "? F1", "this help")                                             \
+    X(redraw, KEY_CODE_CTRL_L, KEY_CODE_NONE, "C-l", "redraw the screen")                      \
     X(quit, 'q', KEY_CODE_NONE, "q", "quit (Esc closes an overlay or prompt)")
 
 typedef enum KeyAction {
@@ -76,7 +80,7 @@ typedef enum KeyAction {
 #define X(name, k1, k2, keys, help) ACTION_##name,
     UI_KEYS(X)
 #undef X
-    ACTION_COUNT
+        ACTION_COUNT
 } KeyAction;
 
 typedef struct KeyBinding {

@@ -22,15 +22,22 @@ CanvasRect layout_inner(CanvasRect r)
 const char *layout_mode_name(LayoutMode m)
 {
     switch (m) {
-    case LAYOUT_TOO_SMALL: return "too-small";
-    case LAYOUT_SINGLE: return "single";
-    case LAYOUT_COMPACT: return "compact";
-    case LAYOUT_FULL: return "full";
+    case LAYOUT_TOO_SMALL:
+        return "too-small";
+    case LAYOUT_SINGLE:
+        return "single";
+    case LAYOUT_COMPACT:
+        return "compact";
+    case LAYOUT_FULL:
+        return "full";
     }
     return "?";
 }
 
-static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+static int clampi(int v, int lo, int hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
 
 void layout_compute(Layout *l, int cols, int rows, int n_layers, int n_heads, bool has_policy,
                     int focus, bool zoom)

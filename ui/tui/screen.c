@@ -114,8 +114,9 @@ static void draw_status(const App *app, Canvas *c, CanvasRect r)
     if (app->prompt != PROMPT_NONE) {
         const char *what = app->prompt == PROMPT_GOTO     ? "go to token: "
                            : app->prompt == PROMPT_SEARCH ? "search: "
-                           : app->prompt == PROMPT_WRITE  ? "write trace to: "
-                                                          : "break (rank | err X | masked | token N | head L.H) [L.H]: ";
+                           : app->prompt == PROMPT_WRITE
+                               ? "write trace to: "
+                               : "break (rank | err X | masked | token N | head L.H) [L.H]: ";
         int x = canvas_text(c, r.x, r.y, r.w, CANVAS_ROLE_STATUS, CANVAS_BOLD, what);
         x += canvas_text(c, r.x + x, r.y, r.w - x - 1, CANVAS_ROLE_STATUS, 0, app->input);
         canvas_put(c, r.x + x, r.y, '_', CANVAS_ROLE_STATUS, CANVAS_BOLD);
@@ -133,7 +134,8 @@ static void draw_status(const App *app, Canvas *c, CanvasRect r)
     size_t k = 0;
     right[0] = 0;
     if (app->playing)
-        k += (size_t)snprintf(right + k, sizeof right - k, " | playing %d/s", 1000 / app_tick_ms(app));
+        k += (size_t)snprintf(right + k, sizeof right - k, " | playing %d/s",
+                              1000 / app_tick_ms(app));
     if (app->n_breaks > 0 && k < sizeof right)
         k += (size_t)snprintf(right + k, sizeof right - k, " | %d break%s", app->n_breaks,
                               app->n_breaks == 1 ? "" : "s");
@@ -213,7 +215,8 @@ void screen_draw(const App *app, Canvas *c)
         return;
     Layout l;
     bool has_policy = views_available(app, VIEW_policy);
-    layout_compute(&l, c->w, c->h, app->n_layers, app->n_heads, has_policy, app->focus, app->zoom);
+    layout_compute(&l, c->w, c->h, app->n_layers, app->n_heads, has_policy, app->focus,
+                   app->zoom);
     if (l.mode == LAYOUT_TOO_SMALL) {
         draw_too_small(c);
         return;

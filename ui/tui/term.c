@@ -21,9 +21,15 @@ static SCREEN *screen;
 static TermColour colour = TERM_MONO;
 static attr_t role_attr[CANVAS_ROLE_COUNT];
 static short role_pair[CANVAS_ROLE_COUNT];
-void term_catch_signals(void) { signals_catch(); }
+void term_catch_signals(void)
+{
+    signals_catch();
+}
 
-bool term_interrupted(void) { return signals_caught() != 0; }
+bool term_interrupted(void)
+{
+    return signals_caught() != 0;
+}
 
 bool term_locale_utf8(void)
 {
@@ -47,30 +53,49 @@ typedef struct RoleStyle {
 static RoleStyle style_of(int role)
 {
     switch (role) {
-    case CANVAS_ROLE_DIM: return (RoleStyle){-1, 245, -1, -1, A_DIM, A_DIM};
-    case CANVAS_ROLE_TITLE: return (RoleStyle){COLOR_CYAN, 81, -1, -1, A_BOLD, A_BOLD};
-    case CANVAS_ROLE_BORDER: return (RoleStyle){COLOR_BLUE, 240, -1, -1, 0, 0};
-    case CANVAS_ROLE_FOCUS: return (RoleStyle){COLOR_YELLOW, 220, -1, -1, A_BOLD, A_BOLD};
-    case CANVAS_ROLE_STATUS: return (RoleStyle){COLOR_BLACK, 255, COLOR_CYAN, 24, 0, A_REVERSE};
-    case CANVAS_ROLE_CURSOR: return (RoleStyle){COLOR_YELLOW, 220, -1, -1, A_BOLD, A_BOLD};
-    case CANVAS_ROLE_SEGMENT: return (RoleStyle){COLOR_MAGENTA, 170, -1, -1, A_BOLD, A_BOLD};
-    case CANVAS_ROLE_OK: return (RoleStyle){COLOR_GREEN, 114, -1, -1, 0, 0};
-    case CANVAS_ROLE_WARN: return (RoleStyle){COLOR_YELLOW, 214, -1, -1, 0, A_BOLD};
-    case CANVAS_ROLE_BAD: return (RoleStyle){COLOR_RED, 196, -1, -1, A_BOLD, A_BOLD | A_UNDERLINE};
-    case CANVAS_ROLE_MASKED: return (RoleStyle){-1, 239, -1, -1, A_DIM, A_DIM};
-    case CANVAS_ROLE_KEYS: return (RoleStyle){COLOR_CYAN, 39, -1, -1, 0, 0};
-    case CANVAS_ROLE_VALUES: return (RoleStyle){COLOR_MAGENTA, 176, -1, -1, 0, 0};
-    case CANVAS_ROLE_TAIL: return (RoleStyle){-1, 241, -1, -1, A_DIM, A_DIM};
-    case CANVAS_ROLE_BOUND: return (RoleStyle){COLOR_BLUE, 75, -1, -1, 0, 0};
-    case CANVAS_ROLE_MEASURED: return (RoleStyle){COLOR_GREEN, 120, -1, -1, A_BOLD, A_BOLD};
-    case CANVAS_ROLE_POS: return (RoleStyle){COLOR_RED, 203, -1, -1, 0, 0};
-    case CANVAS_ROLE_NEG: return (RoleStyle){COLOR_BLUE, 69, -1, -1, 0, 0};
-    default: break;
+    case CANVAS_ROLE_DIM:
+        return (RoleStyle){-1, 245, -1, -1, A_DIM, A_DIM};
+    case CANVAS_ROLE_TITLE:
+        return (RoleStyle){COLOR_CYAN, 81, -1, -1, A_BOLD, A_BOLD};
+    case CANVAS_ROLE_BORDER:
+        return (RoleStyle){COLOR_BLUE, 240, -1, -1, 0, 0};
+    case CANVAS_ROLE_FOCUS:
+        return (RoleStyle){COLOR_YELLOW, 220, -1, -1, A_BOLD, A_BOLD};
+    case CANVAS_ROLE_STATUS:
+        return (RoleStyle){COLOR_BLACK, 255, COLOR_CYAN, 24, 0, A_REVERSE};
+    case CANVAS_ROLE_CURSOR:
+        return (RoleStyle){COLOR_YELLOW, 220, -1, -1, A_BOLD, A_BOLD};
+    case CANVAS_ROLE_SEGMENT:
+        return (RoleStyle){COLOR_MAGENTA, 170, -1, -1, A_BOLD, A_BOLD};
+    case CANVAS_ROLE_OK:
+        return (RoleStyle){COLOR_GREEN, 114, -1, -1, 0, 0};
+    case CANVAS_ROLE_WARN:
+        return (RoleStyle){COLOR_YELLOW, 214, -1, -1, 0, A_BOLD};
+    case CANVAS_ROLE_BAD:
+        return (RoleStyle){COLOR_RED, 196, -1, -1, A_BOLD, A_BOLD | A_UNDERLINE};
+    case CANVAS_ROLE_MASKED:
+        return (RoleStyle){-1, 239, -1, -1, A_DIM, A_DIM};
+    case CANVAS_ROLE_KEYS:
+        return (RoleStyle){COLOR_CYAN, 39, -1, -1, 0, 0};
+    case CANVAS_ROLE_VALUES:
+        return (RoleStyle){COLOR_MAGENTA, 176, -1, -1, 0, 0};
+    case CANVAS_ROLE_TAIL:
+        return (RoleStyle){-1, 241, -1, -1, A_DIM, A_DIM};
+    case CANVAS_ROLE_BOUND:
+        return (RoleStyle){COLOR_BLUE, 75, -1, -1, 0, 0};
+    case CANVAS_ROLE_MEASURED:
+        return (RoleStyle){COLOR_GREEN, 120, -1, -1, A_BOLD, A_BOLD};
+    case CANVAS_ROLE_POS:
+        return (RoleStyle){COLOR_RED, 203, -1, -1, 0, 0};
+    case CANVAS_ROLE_NEG:
+        return (RoleStyle){COLOR_BLUE, 69, -1, -1, 0, 0};
+    default:
+        break;
     }
     if (role >= CANVAS_ROLE_HEAT0 && role < CANVAS_ROLE_HEAT0 + CANVAS_HEAT_LEVELS) {
         /* low rank (cheap) blue to high rank (exact) red */
-        static const short h8[CANVAS_HEAT_LEVELS] = {COLOR_BLUE, COLOR_BLUE, COLOR_CYAN,
-                                                     COLOR_CYAN, COLOR_GREEN, COLOR_YELLOW,
+        static const short h8[CANVAS_HEAT_LEVELS] = {COLOR_BLUE,   COLOR_BLUE,  COLOR_CYAN,
+                                                     COLOR_CYAN,   COLOR_GREEN, COLOR_YELLOW,
                                                      COLOR_YELLOW, COLOR_RED};
         static const short h256[CANVAS_HEAT_LEVELS] = {25, 31, 37, 72, 107, 178, 208, 196};
         int i = role - CANVAS_ROLE_HEAT0;
@@ -98,7 +123,8 @@ static void setup_colours(void)
         role_attr[r] = s.attr;
         short fg = colour == TERM_COLOUR_256 ? s.fg256 : s.fg8;
         short bg = colour == TERM_COLOUR_256 ? s.bg256 : s.bg8;
-        if ((fg >= 0 || bg >= 0) && r + 1 < COLOR_PAIRS && init_pair((short)(r + 1), fg, bg) == OK)
+        if ((fg >= 0 || bg >= 0) && r + 1 < COLOR_PAIRS &&
+            init_pair((short)(r + 1), fg, bg) == OK)
             role_pair[r] = (short)(r + 1);
     }
 }
@@ -122,8 +148,9 @@ static void setup_screen(void)
 int term_open(char *why, size_t n)
 {
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
-        snprintf(why, n, "not a terminal: run it in a terminal, or render headless with "
-                         "--dump-screen FILE");
+        snprintf(why, n,
+                 "not a terminal: run it in a terminal, or render headless with "
+                 "--dump-screen FILE");
         return -1;
     }
     term_catch_signals();
@@ -142,8 +169,9 @@ int term_open(char *why, size_t n)
         delscreen(screen);
         screen = NULL;
         const char *t = getenv("TERM");
-        snprintf(why, n, "the terminal (TERM=%s) cannot move the cursor: use a full-screen "
-                         "terminal, or render headless with --dump-screen FILE",
+        snprintf(why, n,
+                 "the terminal (TERM=%s) cannot move the cursor: use a full-screen "
+                 "terminal, or render headless with --dump-screen FILE",
                  t ? t : "unset");
         return -1;
     }
@@ -173,7 +201,10 @@ void term_close(void)
     }
 }
 
-TermColour term_colour(void) { return colour; }
+TermColour term_colour(void)
+{
+    return colour;
+}
 
 void term_size(int *cols, int *rows)
 {
@@ -200,7 +231,8 @@ void term_flush(const Canvas *c)
                 a |= A_UNDERLINE;
             wchar_t wc[2] = {(wchar_t)cell->ch, 0};
             cchar_t cc;
-            setcchar(&cc, wc, a, role_pair[cell->role < CANVAS_ROLE_COUNT ? cell->role : 0], NULL);
+            setcchar(&cc, wc, a, role_pair[cell->role < CANVAS_ROLE_COUNT ? cell->role : 0],
+                     NULL);
             mvwadd_wch(stdscr, y, x, &cc);
         }
     }
@@ -217,21 +249,36 @@ int32_t term_key(int timeout_ms, int *mx, int *my)
         return KEY_CODE_TICK;
     if (rc == KEY_CODE_YES) {
         switch (ch) {
-        case KEY_LEFT: return KEY_CODE_LEFT;
-        case KEY_RIGHT: return KEY_CODE_RIGHT;
-        case KEY_UP: return KEY_CODE_UP;
-        case KEY_DOWN: return KEY_CODE_DOWN;
-        case KEY_SLEFT: return KEY_CODE_SLEFT;
-        case KEY_SRIGHT: return KEY_CODE_SRIGHT;
-        case KEY_HOME: return KEY_CODE_HOME;
-        case KEY_END: return KEY_CODE_END;
-        case KEY_PPAGE: return KEY_CODE_PGUP;
-        case KEY_NPAGE: return KEY_CODE_PGDN;
-        case KEY_BTAB: return KEY_CODE_BTAB;
-        case KEY_F(1): return KEY_CODE_F1;
-        case KEY_ENTER: return KEY_CODE_ENTER;
-        case KEY_BACKSPACE: return KEY_CODE_BACKSPACE;
-        case KEY_RESIZE: return KEY_CODE_RESIZE;
+        case KEY_LEFT:
+            return KEY_CODE_LEFT;
+        case KEY_RIGHT:
+            return KEY_CODE_RIGHT;
+        case KEY_UP:
+            return KEY_CODE_UP;
+        case KEY_DOWN:
+            return KEY_CODE_DOWN;
+        case KEY_SLEFT:
+            return KEY_CODE_SLEFT;
+        case KEY_SRIGHT:
+            return KEY_CODE_SRIGHT;
+        case KEY_HOME:
+            return KEY_CODE_HOME;
+        case KEY_END:
+            return KEY_CODE_END;
+        case KEY_PPAGE:
+            return KEY_CODE_PGUP;
+        case KEY_NPAGE:
+            return KEY_CODE_PGDN;
+        case KEY_BTAB:
+            return KEY_CODE_BTAB;
+        case KEY_F(1):
+            return KEY_CODE_F1;
+        case KEY_ENTER:
+            return KEY_CODE_ENTER;
+        case KEY_BACKSPACE:
+            return KEY_CODE_BACKSPACE;
+        case KEY_RESIZE:
+            return KEY_CODE_RESIZE;
         case KEY_MOUSE: {
             MEVENT ev;
             if (getmouse(&ev) == OK && (ev.bstate & (BUTTON1_CLICKED | BUTTON1_PRESSED))) {
@@ -241,7 +288,8 @@ int32_t term_key(int timeout_ms, int *mx, int *my)
             }
             return KEY_CODE_NONE;
         }
-        default: return KEY_CODE_NONE;
+        default:
+            return KEY_CODE_NONE;
         }
     }
     if (ch == '\r')

@@ -42,17 +42,18 @@ int tui_parse_size(const char *s, int *cols, int *rows);
  * --keys S, --dump-screen F, --size CxR. tui_option returns 1 when it took
  * the option, 0 when it is not one of them, or -1 after a usage error (the
  * caller returns CLI_EXIT_USAGE). */
-#define TUI_LONG_OPTIONS                                   \
-    {"keys", required_argument, 0, 0x1001},                \
-    {"dump-screen", required_argument, 0, 0x1002},         \
-    {"size", required_argument, 0, 0x1003}
+#define TUI_LONG_OPTIONS                                                                       \
+    {"keys", required_argument, 0, 0x1001}, {"dump-screen", required_argument, 0, 0x1002},     \
+    {                                                                                          \
+        "size", required_argument, 0, 0x1003                                                   \
+    }
 int tui_option(const char *cmd, int opt, const char *arg, TuiOptions *o);
 
 /* Usage lines for those options. */
-#define TUI_USAGE                                                                  \
-    "  --keys KEYS       play these keys first (e.g. \"l l ] j Tab q\")\n"          \
-    "  --dump-screen F   headless: apply --keys, write the screen as text to F\n"  \
-    "                    (- for stdout) and exit; no terminal needed\n"            \
+#define TUI_USAGE                                                                              \
+    "  --keys KEYS       play these keys first (e.g. \"l l ] j Tab q\")\n"                     \
+    "  --dump-screen F   headless: apply --keys, write the screen as text to F\n"              \
+    "                    (- for stdout) and exit; no terminal needed\n"                        \
     "  --size COLSxROWS  headless screen size (default 80x24)\n"
 
 #endif

@@ -47,8 +47,9 @@ static int topk_overlap(const float *a, const float *b, int n, int *k_out)
 static void attention_draw(const App *app, Canvas *c, CanvasRect r)
 {
     if (!app->src || !app->src->attention) {
-        views_note(c, r, "attention rows need the model: a trace does not keep them "
-                         "(open it live with drrl explore)");
+        views_note(c, r,
+                   "attention rows need the model: a trace does not keep them "
+                   "(open it live with drrl explore)");
         return;
     }
     if (r.h < 2 || r.w < 30) {
@@ -74,7 +75,8 @@ static void attention_draw(const App *app, Canvas *c, CanvasRect r)
     bool narrow = bw < 12;
     canvas_text(c, r.x + 5, r.y, bw, CANVAS_ROLE_DIM, 0, narrow ? "ex" : "exact");
     canvas_text(c, r.x + 6 + bw, r.y, bw, CANVAS_ROLE_DIM, 0, narrow ? "ap" : "approx");
-    canvas_text(c, r.x + 7 + 2 * bw, r.y, bw, CANVAS_ROLE_DIM, 0, narrow ? "diff" : "approx-exact");
+    canvas_text(c, r.x + 7 + 2 * bw, r.y, bw, CANVAS_ROLE_DIM, 0,
+                narrow ? "diff" : "approx-exact");
     canvas_printf(c, r.x + r.w - mw, r.y, mw, CANVAS_ROLE_DIM, 0,
                   with_kl ? " relerr     KL top%d" : " relerr top%d", TOPK);
     /* each row shows its own last bw keys, right-aligned: the rightmost
@@ -109,7 +111,9 @@ static void attention_draw(const App *app, Canvas *c, CanvasRect r)
             double d = mx > 0 ? ((double)ap[k] - ex[k]) / mx : 0;
             uint32_t ch = d > 0.02 ? g->upper : d < -0.02 ? g->lower : (uint32_t)'.';
             canvas_put(c, r.x + 7 + 2 * bw + col, y, ch,
-                       d > 0.02 ? CANVAS_ROLE_POS : d < -0.02 ? CANVAS_ROLE_NEG : CANVAS_ROLE_DIM,
+                       d > 0.02    ? CANVAS_ROLE_POS
+                       : d < -0.02 ? CANVAS_ROLE_NEG
+                                   : CANVAS_ROLE_DIM,
                        0);
         }
         int k = 0, o = topk_overlap(ex, ap, (int)n, &k);
@@ -135,12 +139,13 @@ const View view_attention = {
     .name = "attention",
     .title = attention_title,
     .draw = attention_draw,
-    .info = "Each line is one query token (the bottom one is the current token) "
-            "and shows how much it attends to the tokens just before it (the "
-            "rightmost column is the token itself, then one back, two back...): left with exact "
-            "attention, middle with the low-rank approximation, right their "
-            "difference (upper half block: the approximation gives more weight, "
-            "lower half block: less). relerr is the relative error of the row, KL "
-            "the information lost (Kullback-Leibler divergence, 0 = identical), "
-            "and top5 how many of the five most attended tokens agree.",
+    .info =
+        "Each line is one query token (the bottom one is the current token) "
+        "and shows how much it attends to the tokens just before it (the "
+        "rightmost column is the token itself, then one back, two back...): left with exact "
+        "attention, middle with the low-rank approximation, right their "
+        "difference (upper half block: the approximation gives more weight, "
+        "lower half block: less). relerr is the relative error of the row, KL "
+        "the information lost (Kullback-Leibler divergence, 0 = identical), "
+        "and top5 how many of the five most attended tokens agree.",
 };

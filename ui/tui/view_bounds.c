@@ -77,7 +77,8 @@ static void ranks_row(const App *app, Canvas *c, CanvasRect r, int y, const Trac
     canvas_text(c, r.x, y, r.w, CANVAS_ROLE_NORMAL, 0, "ranks");
     int x;
     x = r.x + 17;
-    canvas_text(c, r.x, y + 1, 16, CANVAS_ROLE_DIM, 0, c->utf8 ? "\u00d7 masked ^ used" : "x masked ^ used");
+    canvas_text(c, r.x, y + 1, 16, CANVAS_ROLE_DIM, 0,
+                c->utf8 ? "\u00d7 masked ^ used" : "x masked ^ used");
     int masked_n = 0;
     for (int i = 0; i < n; i++) {
         char num[16];
@@ -93,7 +94,9 @@ static void ranks_row(const App *app, Canvas *c, CanvasRect r, int y, const Trac
         bool used = grid[i] == rec->rank;
         int role = used ? CANVAS_ROLE_CURSOR : masked ? CANVAS_ROLE_MASKED : CANVAS_ROLE_OK;
         canvas_text(c, x, y, w, role, used ? CANVAS_BOLD | CANVAS_REVERSE : 0, num);
-        uint32_t mark = used ? '^' : masked ? (canvas_glyphs(c)->hline == '-' ? 'x' : 0x00D7) : ' ';
+        uint32_t mark = used     ? '^'
+                        : masked ? (canvas_glyphs(c)->hline == '-' ? 'x' : 0x00D7)
+                                 : ' ';
         canvas_put(c, x + w - 1, y + 1, mark, role, 0);
         x += w + 1;
     }
@@ -102,7 +105,8 @@ static void ranks_row(const App *app, Canvas *c, CanvasRect r, int y, const Trac
 static void bounds_draw(const App *app, Canvas *c, CanvasRect r)
 {
     TraceRecord rec_buf;
-    const TraceRecord *rec = app_read(app, app->step, app->layer, app->head, &rec_buf) ? &rec_buf : NULL;
+    const TraceRecord *rec =
+        app_read(app, app->step, app->layer, app->head, &rec_buf) ? &rec_buf : NULL;
     if (!rec) {
         views_note(c, r, "no record for this head");
         return;
@@ -115,25 +119,28 @@ static void bounds_draw(const App *app, Canvas *c, CanvasRect r)
             scale = vals[i];
     scale *= 1.1;
     int y = r.y;
-    int x = r.x + canvas_printf(c, r.x, y, r.w, CANVAS_ROLE_NORMAL, 0, "eps %.4f",
-                                eps);
+    int x = r.x + canvas_printf(c, r.x, y, r.w, CANVAS_ROLE_NORMAL, 0, "eps %.4f", eps);
     if (rec->measured_error > 0 && isfinite(rec->output_bound))
-        canvas_printf(c, x, y, r.x + r.w - x, CANVAS_ROLE_DIM, 0,
-                      "   bound/measured %.1fx", rec->output_bound / rec->measured_error);
+        canvas_printf(c, x, y, r.x + r.w - x, CANVAS_ROLE_DIM, 0, "   bound/measured %.1fx",
+                      rec->output_bound / rec->measured_error);
     else if (rec->rank >= rec->head_dim)
         canvas_text(c, x, y, r.x + r.w - x, CANVAS_ROLE_DIM, 0, "   exact: nothing to bound");
     y++;
     const char *ok = "ok", *over = "> eps";
     gauge(c, r, y++, "tail bound", rec->tail_bound, scale, eps, CANVAS_ROLE_BOUND,
-          !isfinite(rec->tail_bound) ? "" : rec->tail_bound <= eps ? ok : over,
+          !isfinite(rec->tail_bound) ? ""
+          : rec->tail_bound <= eps   ? ok
+                                     : over,
           rec->tail_bound <= eps ? CANVAS_ROLE_OK : CANVAS_ROLE_WARN);
     gauge(c, r, y++, "output bound", rec->output_bound, scale, eps, CANVAS_ROLE_BOUND,
-          !isfinite(rec->output_bound) ? "" : rec->output_bound <= eps ? ok : over,
+          !isfinite(rec->output_bound) ? ""
+          : rec->output_bound <= eps   ? ok
+                                       : over,
           rec->output_bound <= eps ? CANVAS_ROLE_OK : CANVAS_ROLE_WARN);
-    bool violated = isfinite(rec->output_bound) && rec->measured_error > rec->output_bound * (1 + 1e-6) + 1e-12;
+    bool violated = isfinite(rec->output_bound) &&
+                    rec->measured_error > rec->output_bound * (1 + 1e-6) + 1e-12;
     gauge(c, r, y++, "measured err", rec->measured_error, scale, eps, CANVAS_ROLE_MEASURED,
-          violated ? "BOUND VIOLATED" : "",
-          CANVAS_ROLE_BAD);
+          violated ? "BOUND VIOLATED" : "", CANVAS_ROLE_BAD);
     if (y < r.y + r.h - 2)
         gauge(c, r, y++, "sin theta", rec->sin_theta_bound, 1.0, 0, CANVAS_ROLE_BOUND, "",
               CANVAS_ROLE_DIM);

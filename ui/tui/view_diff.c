@@ -40,8 +40,9 @@ static void diff_title(const App *app, char *buf, size_t n)
 }
 
 /* A cell's text and role; returns the text's width in columns. */
-static void cell_text(const AppDiff *d, int64_t step, int32_t l, int32_t h, const TraceRecord *a,
-                      const TraceRecord *b, char *buf, size_t n, int *role)
+static void cell_text(const AppDiff *d, int64_t step, int32_t l, int32_t h,
+                      const TraceRecord *a, const TraceRecord *b, char *buf, size_t n,
+                      int *role)
 {
     if (!a || !b) {
         snprintf(buf, n, (a || b) ? "?" : "");
@@ -51,7 +52,7 @@ static void cell_text(const AppDiff *d, int64_t step, int32_t l, int32_t h, cons
     bool div = diff_cell(d, step, l, h);
     if (d->show_ranks) {
         snprintf(buf, n, "%d/%d", a->rank, b->rank);
-        *role = !div ? CANVAS_ROLE_DIM
+        *role = !div                ? CANVAS_ROLE_DIM
                 : b->rank > a->rank ? CANVAS_ROLE_POS
                 : b->rank < a->rank ? CANVAS_ROLE_NEG
                                     : CANVAS_ROLE_WARN;
@@ -94,7 +95,9 @@ static void draw_details(const App *app, Canvas *c, int x, int y, int w, int h)
     if (!ha || !hb) {
         if (h >= 2)
             canvas_printf(c, x, y + 1, w, CANVAS_ROLE_BAD, 0, "no row in %s at this token",
-                          !ha && !hb ? "either trace" : !ha ? "A" : "B");
+                          !ha && !hb ? "either trace"
+                          : !ha      ? "A"
+                                     : "B");
         return;
     }
     char va[32], vb[32], dv[32];
@@ -104,14 +107,18 @@ static void draw_details(const App *app, Canvas *c, int x, int y, int w, int h)
     snprintf(dv, sizeof dv, "%+d", dr);
     if (h >= 2)
         detail_row(c, x, y + 1, w, "rank", va, vb, dv,
-                   dr > 0 ? CANVAS_ROLE_POS : dr < 0 ? CANVAS_ROLE_NEG : CANVAS_ROLE_NORMAL);
+                   dr > 0   ? CANVAS_ROLE_POS
+                   : dr < 0 ? CANVAS_ROLE_NEG
+                            : CANVAS_ROLE_NORMAL);
     double de = rb.measured_error - ra.measured_error;
     snprintf(va, sizeof va, "%.4g", ra.measured_error);
     snprintf(vb, sizeof vb, "%.4g", rb.measured_error);
     snprintf(dv, sizeof dv, "%+.3g", de);
     if (h >= 3)
         detail_row(c, x, y + 2, w, "error", va, vb, dv,
-                   de > 0 ? CANVAS_ROLE_BAD : de < 0 ? CANVAS_ROLE_OK : CANVAS_ROLE_NORMAL);
+                   de > 0   ? CANVAS_ROLE_BAD
+                   : de < 0 ? CANVAS_ROLE_OK
+                            : CANVAS_ROLE_NORMAL);
     /* FLOPs executed at this token, and summed over tokens 1..this one */
     double fa = ra.flops_executed, fb = rb.flops_executed, ca = 0, cb = 0;
     for (int64_t s = 0; s <= app->step; s++) {
@@ -132,7 +139,9 @@ static void draw_details(const App *app, Canvas *c, int x, int y, int w, int h)
         else
             snprintf(dv, sizeof dv, "%s", q == 0 ? "+0" : "new");
         detail_row(c, x, y + 3 + i, w, labels[i], va, vb, dv,
-                   q < p ? CANVAS_ROLE_OK : q > p ? CANVAS_ROLE_BAD : CANVAS_ROLE_NORMAL);
+                   q < p   ? CANVAS_ROLE_OK
+                   : q > p ? CANVAS_ROLE_BAD
+                           : CANVAS_ROLE_NORMAL);
     }
     if (h >= 6) {
         TraceRecord rb2 = rb;
@@ -222,10 +231,9 @@ static void diff_draw(const App *app, Canvas *c, CanvasRect r)
             int x = r.x;
             if (here)
                 x += canvas_put(c, x, y, '!', CANVAS_ROLE_BAD, CANVAS_BOLD);
-            canvas_printf(c, x, y, r.w - (x - r.x),
-                          here ? CANVAS_ROLE_BAD : CANVAS_ROLE_NORMAL, here ? CANVAS_BOLD : 0,
-                          "first divergence: token %lld, L%d H%d, %s%s", (long long)d->first_step + 1,
-                          d->first_layer, d->first_head,
+            canvas_printf(c, x, y, r.w - (x - r.x), here ? CANVAS_ROLE_BAD : CANVAS_ROLE_NORMAL,
+                          here ? CANVAS_BOLD : 0, "first divergence: token %lld, L%d H%d, %s%s",
+                          (long long)d->first_step + 1, d->first_layer, d->first_head,
                           d->first_column < 0 ? "a row in one trace only"
                                               : trace_csv_columns[d->first_column],
                           here ? "  (this token)" : "  (f goes there)");
@@ -249,8 +257,8 @@ static void diff_draw(const App *app, Canvas *c, CanvasRect r)
     }
     for (int i = 0; i < n_rows && y < bottom; i++, y++) {
         int32_t l = first + i;
-        canvas_printf(c, r.x, y, label_w, l == app->layer ? CANVAS_ROLE_CURSOR : CANVAS_ROLE_DIM,
-                      0, "L%d", l);
+        canvas_printf(c, r.x, y, label_w,
+                      l == app->layer ? CANVAS_ROLE_CURSOR : CANVAS_ROLE_DIM, 0, "L%d", l);
         int x = r.x + label_w;
         for (int32_t h = 0; h < d->n_heads && x + cell_w <= r.x + r.w; h++, x += cell_w) {
             TraceRecord ra, rb;
@@ -261,8 +269,8 @@ static void diff_draw(const App *app, Canvas *c, CanvasRect r)
             cell_text(d, app->step, l, h, ha ? &ra : NULL, hb ? &rb : NULL, txt, sizeof txt,
                       &role);
             bool sel = l == app->layer && h == app->head;
-            bool firstcell = app->step == d->first_step && l == d->first_layer &&
-                             h == d->first_head;
+            bool firstcell =
+                app->step == d->first_step && l == d->first_layer && h == d->first_head;
             int tw = canvas_text_width(c, txt);
             if (tw > cell_w - 1)
                 tw = cell_w - 1;

@@ -20,8 +20,10 @@ static void row(Canvas *c, CanvasRect r, int y, const char *label, double e, dou
     char a[32], b[32];
     int role = sel ? CANVAS_ROLE_CURSOR : CANVAS_ROLE_NORMAL;
     canvas_text(c, r.x, y, 7, role, sel ? CANVAS_BOLD : 0, label);
-    canvas_printf(c, r.x + 7, y, 11, CANVAS_ROLE_NORMAL, 0, "%10s", views_flops(e, a, sizeof a));
-    canvas_printf(c, r.x + 18, y, 11, CANVAS_ROLE_NORMAL, 0, "%10s", views_flops(x, b, sizeof b));
+    canvas_printf(c, r.x + 7, y, 11, CANVAS_ROLE_NORMAL, 0, "%10s",
+                  views_flops(e, a, sizeof a));
+    canvas_printf(c, r.x + 18, y, 11, CANVAS_ROLE_NORMAL, 0, "%10s",
+                  views_flops(x, b, sizeof b));
     double sv = e > 0 ? 1 - x / e : 0;
     canvas_printf(c, r.x + 29, y, 8, sv >= 0 ? CANVAS_ROLE_OK : CANVAS_ROLE_BAD, CANVAS_BOLD,
                   fabs(sv) < 9.995 ? "%6.1f%%" : "%6.0f%%", 100 * sv);

@@ -17,11 +17,12 @@ static void policy_title(const App *app, char *buf, size_t n)
 static void policy_draw(const App *app, Canvas *c, CanvasRect r)
 {
     TraceRecord rec_buf;
-    const TraceRecord *rec = app_read(app, app->step, app->layer, app->head, &rec_buf) ? &rec_buf : NULL;
+    const TraceRecord *rec =
+        app_read(app, app->step, app->layer, app->head, &rec_buf) ? &rec_buf : NULL;
     if (!rec || rec->n_policy <= 0) {
-        views_note(c, r, rec && rec->segment == 0
-                             ? "no decision yet: the first segment runs exact"
-                             : "no policy decision recorded at this token");
+        views_note(c, r,
+                   rec && rec->segment == 0 ? "no decision yet: the first segment runs exact"
+                                            : "no policy decision recorded at this token");
         return;
     }
     const TraceMeta *m = trace_store_meta(app->store);
@@ -37,7 +38,8 @@ static void policy_draw(const App *app, Canvas *c, CanvasRect r)
         /* Two terms of the reward (policy_reward.h) at this token; the
          * recorded reward is the decision's, over its segment, and also
          * charges rank changes and the layer's budget. */
-        canvas_printf(c, r.x, y++, r.w, CANVAS_ROLE_DIM, 0, " alpha*fidelity %+.3f", m->alpha * rec->fidelity);
+        canvas_printf(c, r.x, y++, r.w, CANVAS_ROLE_DIM, 0, " alpha*fidelity %+.3f",
+                      m->alpha * rec->fidelity);
         canvas_printf(c, r.x, y++, r.w, CANVAS_ROLE_DIM, 0, " -beta*FLOPs    %+.3f",
                       -m->beta * rec->flops_executed / rec->flops_exact);
         canvas_text(c, r.x, y++, r.w, CANVAS_ROLE_DIM, 0, " (now; + rank change, budget)");
@@ -64,7 +66,9 @@ static void policy_draw(const App *app, Canvas *c, CanvasRect r)
             if (rec->masked[j] == rank)
                 masked = true;
         bool chosen = rank == rec->rank;
-        int role = chosen ? CANVAS_ROLE_CURSOR : masked ? CANVAS_ROLE_MASKED : CANVAS_ROLE_NORMAL;
+        int role = chosen   ? CANVAS_ROLE_CURSOR
+                   : masked ? CANVAS_ROLE_MASKED
+                            : CANVAS_ROLE_NORMAL;
         if (rank >= 0)
             canvas_printf(c, r.x, y, 7, role, chosen ? CANVAS_BOLD : 0, "r=%-4d", rank);
         else
@@ -72,7 +76,8 @@ static void policy_draw(const App *app, Canvas *c, CanvasRect r)
         canvas_printf(c, r.x + 7, y, 6, role, 0, "%5.3f", rec->policy_probs[i]);
         int bw = r.w - 14 - 8;
         if (bw > 0)
-            canvas_hbar(c, r.x + 13, y, bw, rec->policy_probs[i], masked ? CANVAS_ROLE_MASKED : CANVAS_ROLE_KEYS);
+            canvas_hbar(c, r.x + 13, y, bw, rec->policy_probs[i],
+                        masked ? CANVAS_ROLE_MASKED : CANVAS_ROLE_KEYS);
         if (chosen || masked)
             canvas_text(c, r.x + r.w - 7, y, 7, role, 0, chosen ? "chosen" : "masked");
     }

@@ -12,7 +12,7 @@
 /* Geometry of the grid inside the pane. */
 typedef struct Grid {
     int label_w, cell_w, digits;
-    int x0, y0;          /* top-left of the first cell (layer first_layer, head 0) */
+    int x0, y0; /* top-left of the first cell (layer first_layer, head 0) */
     int first_layer, n_rows;
     int n_heads;
 } Grid;
@@ -93,7 +93,7 @@ static void draw_legend(const App *app, Canvas *c, int x, int y, int w)
         col++;
     }
     if (col + 9 <= w)
-        canvas_text(c, x + col, y, w - col, CANVAS_ROLE_DIM, 0, "(exact=" );
+        canvas_text(c, x + col, y, w - col, CANVAS_ROLE_DIM, 0, "(exact=");
     if (col + 9 <= w) {
         char num[16];
         snprintf(num, sizeof num, "%d)", hd);
@@ -139,7 +139,8 @@ static void draw_history(const App *app, Canvas *c, CanvasRect r)
         canvas_sparkline(c, r.x + lw, y, (int)(n - from), v, (int)(n - from), 0, hd,
                          CANVAS_ROLE_KEYS);
         TraceRecord cur_buf;
-    const TraceRecord *cur = app_read(app, app->step, app->layer, h, &cur_buf) ? &cur_buf : NULL;
+        const TraceRecord *cur =
+            app_read(app, app->step, app->layer, h, &cur_buf) ? &cur_buf : NULL;
         if (cur)
             canvas_printf(c, r.x + lw + sw, y, nw, CANVAS_ROLE_NORMAL, 0, "%*d", nw, cur->rank);
     }
@@ -161,10 +162,12 @@ static void ranks_draw(const App *app, Canvas *c, CanvasRect r)
         grid_w = r.w;
     /* header: head numbers, the selected one marked */
     if (g.cell_w <= g.digits)
-        canvas_put(c, g.x0 + app->head * g.cell_w, r.y, gl->arrow_d, CANVAS_ROLE_CURSOR, CANVAS_BOLD);
+        canvas_put(c, g.x0 + app->head * g.cell_w, r.y, gl->arrow_d, CANVAS_ROLE_CURSOR,
+                   CANVAS_BOLD);
     for (int h = 0; h < g.n_heads && g.cell_w > g.digits; h++) {
         int x = g.x0 + h * g.cell_w;
-        canvas_printf(c, x + 1, r.y, g.digits, h == app->head ? CANVAS_ROLE_CURSOR : CANVAS_ROLE_DIM,
+        canvas_printf(c, x + 1, r.y, g.digits,
+                      h == app->head ? CANVAS_ROLE_CURSOR : CANVAS_ROLE_DIM,
                       h == app->head ? CANVAS_BOLD : 0, "%*d", g.digits, h);
         if (h == app->head)
             canvas_put(c, x + g.digits - digits_of(h), r.y, gl->arrow_d, CANVAS_ROLE_CURSOR,
@@ -176,18 +179,20 @@ static void ranks_draw(const App *app, Canvas *c, CanvasRect r)
         bool sel_l = l == app->layer;
         if (sel_l)
             canvas_put(c, r.x, y, gl->arrow_r, CANVAS_ROLE_CURSOR, CANVAS_BOLD);
-        canvas_printf(c, r.x + 1, y, g.label_w - 1, sel_l ? CANVAS_ROLE_CURSOR : CANVAS_ROLE_DIM,
-                      sel_l ? CANVAS_BOLD : 0, "L%d", l);
+        canvas_printf(c, r.x + 1, y, g.label_w - 1,
+                      sel_l ? CANVAS_ROLE_CURSOR : CANVAS_ROLE_DIM, sel_l ? CANVAS_BOLD : 0,
+                      "L%d", l);
         for (int h = 0; h < g.n_heads; h++) {
             int x = g.x0 + h * g.cell_w;
             if (x + (g.cell_w > g.digits ? g.digits + 1 : 1) > r.x + r.w)
                 break;
             TraceRecord rec_buf;
-    const TraceRecord *rec = app_read(app, app->step, l, h, &rec_buf) ? &rec_buf : NULL;
+            const TraceRecord *rec = app_read(app, app->step, l, h, &rec_buf) ? &rec_buf : NULL;
             if (!rec)
                 continue;
             TraceRecord prev_buf;
-    const TraceRecord *prev = app_read(app, app->step - 1, l, h, &prev_buf) ? &prev_buf : NULL;
+            const TraceRecord *prev =
+                app_read(app, app->step - 1, l, h, &prev_buf) ? &prev_buf : NULL;
             double lv = level_of(rec->rank, hd);
             int role = canvas_heat_role(lv);
             int attr = prev && prev->rank != rec->rank ? CANVAS_BOLD | CANVAS_UNDERLINE : 0;
@@ -196,8 +201,8 @@ static void ranks_draw(const App *app, Canvas *c, CanvasRect r)
                 attr |= CANVAS_REVERSE;
             canvas_put(c, x, y, gl->spark[canvas_level8(lv)], role, attr);
             if (g.cell_w > g.digits)
-                canvas_printf(c, x + 1, y, g.digits, sel ? CANVAS_ROLE_CURSOR : role, attr, "%*d",
-                              g.digits, rec->rank);
+                canvas_printf(c, x + 1, y, g.digits, sel ? CANVAS_ROLE_CURSOR : role, attr,
+                              "%*d", g.digits, rec->rank);
         }
     }
     if (g.first_layer > 0 || g.first_layer + g.n_rows < app->n_layers)

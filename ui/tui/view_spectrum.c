@@ -126,7 +126,8 @@ static void axis(Canvas *c, CanvasRect r, int n, int rank)
 static void spectrum_draw(const App *app, Canvas *c, CanvasRect r)
 {
     TraceRecord rec_buf;
-    const TraceRecord *rec = app_read(app, app->step, app->layer, app->head, &rec_buf) ? &rec_buf : NULL;
+    const TraceRecord *rec =
+        app_read(app, app->step, app->layer, app->head, &rec_buf) ? &rec_buf : NULL;
     if (!rec) {
         views_note(c, r, "no record for this head");
         return;
@@ -155,15 +156,16 @@ static void spectrum_draw(const App *app, Canvas *c, CanvasRect r)
     /* max values as scale labels, right-aligned */
     char lab[48];
     snprintf(lab, sizeof lab, "max %.3g", kmax);
-    canvas_text(c, r.x + r.w - canvas_text_width(c, lab), r.y + 1, r.w, CANVAS_ROLE_DIM, 0, lab);
+    canvas_text(c, r.x + r.w - canvas_text_width(c, lab), r.y + 1, r.w, CANVAS_ROLE_DIM, 0,
+                lab);
     chart(app, c, (CanvasRect){r.x, r.y + 1, r.w, kh}, rec->sigma, rec->n_sigma, rec->rank,
           CANVAS_ROLE_KEYS, "K");
     if (both) {
         chart(app, c, (CanvasRect){r.x, r.y + 1 + kh, r.w, vh}, rec->sigma_v, rec->n_sigma_v,
               rec->rank, CANVAS_ROLE_VALUES, "V");
         snprintf(lab, sizeof lab, "max %.3g", vmax);
-        canvas_text(c, r.x + r.w - canvas_text_width(c, lab), r.y + 1 + kh, r.w, CANVAS_ROLE_DIM,
-                    0, lab);
+        canvas_text(c, r.x + r.w - canvas_text_width(c, lab), r.y + 1 + kh, r.w,
+                    CANVAS_ROLE_DIM, 0, lab);
     }
     axis(c, (CanvasRect){r.x, r.y + 1 + kh + vh, r.w, 1}, rec->n_sigma, rec->rank);
 }

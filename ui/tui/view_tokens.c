@@ -89,17 +89,19 @@ static void tokens_draw(const App *app, Canvas *c, CanvasRect r)
         if (!t)
             break;
         if (prev_seg >= 0 && tseg != prev_seg)
-            x += canvas_put(c, x, y, canvas_glyphs(c)->boundary, CANVAS_ROLE_SEGMENT, CANVAS_BOLD);
+            x += canvas_put(c, x, y, canvas_glyphs(c)->boundary, CANVAS_ROLE_SEGMENT,
+                            CANVAS_BOLD);
         prev_seg = tseg;
         shown_token(t, buf, sizeof buf);
         int room = r.x + r.w - x;
         if (s == app->step) {
             x += canvas_text(c, x, y, room, CANVAS_ROLE_CURSOR, CANVAS_BOLD, "[");
-            x += canvas_text(c, x, y, room - 1, CANVAS_ROLE_CURSOR, CANVAS_REVERSE | CANVAS_BOLD, buf);
+            x += canvas_text(c, x, y, room - 1, CANVAS_ROLE_CURSOR,
+                             CANVAS_REVERSE | CANVAS_BOLD, buf);
             x += canvas_text(c, x, y, r.x + r.w - x, CANVAS_ROLE_CURSOR, CANVAS_BOLD, "]");
         } else {
-            x += canvas_text(c, x, y, room, s < app->step ? CANVAS_ROLE_NORMAL : CANVAS_ROLE_DIM,
-                             0, buf);
+            x += canvas_text(c, x, y, room,
+                             s < app->step ? CANVAS_ROLE_NORMAL : CANVAS_ROLE_DIM, 0, buf);
         }
     }
 }

@@ -14,20 +14,20 @@
 #include "tui/canvas.h"
 
 /* X(name): in focus (Tab) order. */
-#define UI_VIEWS(X) \
-    X(tokens)       \
-    X(ranks)        \
-    X(spectrum)     \
-    X(bounds)       \
-    X(flops)        \
-    X(policy)       \
+#define UI_VIEWS(X)                                                                            \
+    X(tokens)                                                                                  \
+    X(ranks)                                                                                   \
+    X(spectrum)                                                                                \
+    X(bounds)                                                                                  \
+    X(flops)                                                                                   \
+    X(policy)                                                                                  \
     X(attention)
 
 typedef enum ViewId {
 #define X(name) VIEW_##name,
     UI_VIEWS(X)
 #undef X
-    VIEW_COUNT
+        VIEW_COUNT
 } ViewId;
 
 typedef struct View {
