@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -944,4 +945,118 @@ Test(trace_csv, numbers_ignore_the_program_locale)
     /* teardown removes files, not directories below dir */
     snprintf(cmd, sizeof cmd, "rm -rf '%s/loc'", dir);
     cr_assert_eq(system(cmd), 0);
+}
+
+/* ---- the schema table against drrl-trace(5) ---- */
+
+/* Section sec of man/drrl-trace.5 as plain text: one entry per ".TP\n.B name"
+ * paragraph, "name: text" with font macros and escapes removed, entries
+ * separated by '\n' (the text before the first entry comes first). */
+static char *man_section(const char *sec)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/../man/drrl-trace.5", TEST_SRCDIR);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "cannot open %s", path);
+    static char man[1 << 16];
+    size_t n = fread(man, 1, sizeof man - 1, f);
+    fclose(f);
+    man[n] = 0;
+    char head[64];
+    snprintf(head, sizeof head, "\n.SH %s\n", sec);
+    char *p = strstr(man, head);
+    cr_assert_not_null(p, "drrl-trace.5 has no %s section", sec);
+    p += strlen(head);
+    char *end = strstr(p, "\n.SH ");
+    if (end)
+        end[1] = 0;
+    char *out = calloc(1, strlen(p) * 2 + 2), *o = out;
+    cr_assert_not_null(out);
+    int new_entry = 0;
+    for (char *line = strtok(p, "\n"); line; line = strtok(NULL, "\n")) {
+        const char *text = line;
+        int join = 0; /* alternating-font macros join their arguments */
+        if (line[0] == '.') {
+            if (!strcmp(line, ".TP")) {
+                new_entry = 1;
+                continue;
+            }
+            size_t m = strcspn(line, " ");
+            if (!line[m])
+                continue; /* .PP, .EX, ... */
+            join = m == 3;
+            text = line + m + 1;
+        }
+        if (new_entry) {
+            o += sprintf(o, "\n%s:", text);
+            new_entry = 0;
+            continue;
+        }
+        *o++ = ' ';
+        for (const char *s = text; *s; s++) {
+            if (*s == '"' || (join && *s == ' '))
+                continue;
+            if (s[0] == '\\' && s[1] == '(' && s[2] && s[3])
+                *o++ = '-', s += 3; /* \(en */
+            else if (s[0] == '\\' && (s[1] == '-' || s[1] == 'e'))
+                *o++ = s[1] == 'e' ? '\\' : '-', s++;
+            else
+                *o++ = *s;
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+/* COLUMNS lists the table's columns in order, each entry stating the table's
+ * range text; NUMBERS names the REAL and FLOATS columns as the float32 ones
+ * and the F64 ones as doubles. */
+Test(trace_schema, man_page_matches_the_table)
+{
+    char *cols = man_section("COLUMNS");
+    char *p = strchr(cols, '\n');
+    for (int i = 0; i < TRACE_NCOLS; i++) {
+        const TraceColumn *c = &trace_columns[i];
+        cr_assert_not_null(p, "drrl-trace(5) COLUMNS ends before column '%s'", c->name);
+        char *next = strchr(p + 1, '\n');
+        if (next)
+            *next = 0;
+        size_t n = strlen(c->name);
+        cr_assert(!strncmp(p + 1, c->name, n) && p[1 + n] == ':',
+                  "drrl-trace(5) COLUMNS entry %d is '%.20s', the table says '%s'", i + 1,
+                  p + 1, c->name);
+        cr_assert_not_null(strstr(p + 1, c->range),
+                           "drrl-trace(5) entry '%s' does not say '%s': %s", c->name, c->range,
+                           p + 1);
+        p = next;
+    }
+    cr_assert_null(p, "drrl-trace(5) COLUMNS has more entries than the table: %.40s", p + 1);
+    free(cols);
+
+    char *num = man_section("NUMBERS");
+    char want[1024] = "The real-valued columns (", *w = want + strlen(want);
+    for (int i = 0, k = 0; i < TRACE_NCOLS; i++)
+        if (trace_columns[i].kind == TRACE_REAL || trace_columns[i].kind == TRACE_FLOATS)
+            w += sprintf(w, "%s%s", k++ ? ", " : "", trace_columns[i].name);
+    strcpy(w, ") hold float32 values");
+    cr_assert_not_null(strstr(num, want), "drrl-trace(5) NUMBERS lacks '%s': %s", want, num);
+    w = want;
+    for (int i = 0, k = 0; i < TRACE_NCOLS; i++)
+        if (trace_columns[i].kind == TRACE_F64)
+            w += sprintf(w, "%s%s", k++ ? " and " : "", trace_columns[i].name);
+    strcpy(w, " are doubles");
+    cr_assert_not_null(strstr(num, want), "drrl-trace(5) NUMBERS lacks '%s': %s", want, num);
+    free(num);
+}
+
+/* The column names, descriptors and generated record members agree. */
+Test(trace_schema, columns_and_header_agree)
+{
+    cr_assert_eq(TRACE_CSV_NCOLS, TRACE_NCOLS);
+    for (int i = 0; i < TRACE_NCOLS; i++)
+        cr_assert_str_eq(trace_csv_columns[i], trace_columns[i].name);
+    cr_assert_str_eq(trace_columns[TRACE_COL_wall_ns].name, "wall_ns");
+    cr_assert_eq(trace_columns[TRACE_COL_sigma].count_offset,
+                 (unsigned)offsetof(TraceRecord, n_sigma));
+    cr_assert_eq(TRACE_N_FLOAT_LISTS, 3);
 }

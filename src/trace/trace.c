@@ -3,8 +3,20 @@
 
 #include <float.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define TRACE_COL_DESC(name, kind, count, lo, hi, range)                                       \
+    {#name,                                                                                    \
+     TRACE_##kind,                                                                             \
+     (unsigned)offsetof(TraceRecord, name),                                                    \
+     (unsigned)offsetof(TraceRecord, count),                                                   \
+     lo,                                                                                       \
+     hi,                                                                                       \
+     range},
+const TraceColumn trace_columns[TRACE_NCOLS] = {TRACE_COLUMNS(TRACE_COL_DESC)};
+#undef TRACE_COL_DESC
 
 void trace_meta_init(TraceMeta *m)
 {
@@ -75,35 +87,35 @@ float trace_to_float(double x)
     return (float)x;
 }
 
+/* The integer value of column c of rec (I64, I32, NS). */
+static int64_t int_at(const TraceRecord *rec, const TraceColumn *c)
+{
+    const char *p = (const char *)rec + c->offset;
+    if (c->kind == TRACE_I32)
+        return *(const int32_t *)(const void *)p;
+    return *(const int64_t *)(const void *)p;
+}
+
 DrrlStatus trace_record_check(const TraceRecord *rec, DrrlError *err)
 {
 #define BAD(...) drrl_error(err, DRRL_E_INPUT, __VA_ARGS__)
-    if (rec->step < 0)
-        return BAD("step %lld is negative", (long long)rec->step);
-    if (rec->token_index < 0)
-        return BAD("token_index %lld is negative", (long long)rec->token_index);
-    if (rec->segment < 0)
-        return BAD("segment %d is negative", (int)rec->segment);
-    if (rec->layer < 0 || rec->layer > 65535)
-        return BAD("layer %d is out of range 0..65535", (int)rec->layer);
-    if (rec->head < 0 || rec->head > 65535)
-        return BAD("head %d is out of range 0..65535", (int)rec->head);
-    if (rec->head_dim < 0 || rec->head_dim > 65535)
-        return BAD("head_dim %d is out of range 0..65535", (int)rec->head_dim);
-    if (rec->rank < 0 || rec->rank > rec->head_dim)
+    for (int i = 0; i < TRACE_NCOLS; i++) {
+        const TraceColumn *c = &trace_columns[i];
+        const char *p = (const char *)rec + c->offset;
+        if (c->kind == TRACE_I64 || c->kind == TRACE_I32) {
+            int64_t v = int_at(rec, c);
+            if (v < c->lo || v > c->hi)
+                return BAD("%s %lld is out of range %lld..%lld", c->name, (long long)v,
+                           (long long)c->lo, (long long)c->hi);
+        } else if (c->kind == TRACE_FLOATS || c->kind == TRACE_INTS) {
+            int32_t n = *(const int32_t *)(const void *)((const char *)rec + c->count_offset);
+            if (n < 0 || n > 65535 || (n > 0 && !*(const void *const *)(const void *)p))
+                return BAD("%s has %d entries (0..65535 allowed)", c->name, (int)n);
+        }
+    }
+    if (rec->rank > rec->head_dim)
         return BAD("rank %d is out of range 0..head_dim (%d)", (int)rec->rank,
                    (int)rec->head_dim);
-    struct {
-        const char *name;
-        int32_t n;
-        const void *p;
-    } arr[] = {{"sigma", rec->n_sigma, rec->sigma},
-               {"sigma_v", rec->n_sigma_v, rec->sigma_v},
-               {"masked", rec->n_masked, rec->masked},
-               {"policy_probs", rec->n_policy, rec->policy_probs}};
-    for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++)
-        if (arr[i].n < 0 || arr[i].n > 65535 || (arr[i].n > 0 && !arr[i].p))
-            return BAD("%s has %d entries (0..65535 allowed)", arr[i].name, (int)arr[i].n);
     for (int32_t i = 0; i < rec->n_masked; i++) {
         if (rec->masked[i] < 0 || rec->masked[i] > rec->head_dim)
             return BAD("masked rank %d is out of range 0..head_dim (%d)", (int)rec->masked[i],

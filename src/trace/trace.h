@@ -1,12 +1,13 @@
 /* trace.h: the record of one rank decision, and the sinks that receive them.
  *
- * Data flows one way (see ../shared/design/style.md):
+ * Data flows one way (see doc/style.md):
  *   forward pass -> TraceRecord per (step, layer, head) -> sinks
  *   (TraceStore in memory for the views, the CSV writer for files).
  * A TraceRecord only borrows its strings and arrays: every sink copies what
  * it is given, so a producer may reuse its buffers after the call returns.
  *
- * Column meanings are documented in man/drrl-trace.5 (schema version 1).
+ * The columns are listed once, in trace_schema.h; their meanings are
+ * documented in man/drrl-trace.5 (schema version 1).
  */
 #ifndef DRRL_TRACE_H
 #define DRRL_TRACE_H
@@ -15,41 +16,18 @@
 #include <stdint.h>
 
 #include "base/status.h"
+#include "trace/trace_schema.h"
 
 #define TRACE_SCHEMA_VERSION 1
 
+/* One row of a trace: the members are the columns of trace_schema.h, in
+ * file order (lists as a count and a pointer). */
 typedef struct TraceRecord {
-    int64_t step;        /* forward step, 0-based, one per token processed */
-    int64_t token_index; /* position of the token in the sequence, 0-based */
-    const char *token;   /* the token's text (bytes, NUL-terminated) */
-    int32_t segment;     /* segment number: token_index / segment_len */
-    int32_t layer;       /* 0-based */
-    int32_t head;        /* 0-based query head */
-    const char *method;  /* method spec, e.g. "fixed:8", "drrl" */
-    int32_t rank;        /* rank used for this head at this step; == head_dim: exact */
-    int32_t head_dim;
-    double energy_kept;        /* fraction of the key Gram's energy kept at rank, [0, 1] */
-    int32_t n_sigma;           /* number of key singular values (head_dim, or 0) */
-    const float *sigma;        /* key singular values, descending, >= 0 */
-    int32_t n_sigma_v;         /* number of value singular values (head_dim, or 0) */
-    const float *sigma_v;      /* value singular values, descending, >= 0 */
-    double tail_bound;         /* proven bound on the relative score error at rank */
-    double sin_theta_bound;    /* Wedin/Davis-Kahan bound on subspace rotation, [0, 1] */
-    double output_bound;       /* proven bound on relative head-output error at rank */
-    double threshold;          /* eps_t: the safety threshold in force */
-    int32_t n_masked;          /* number of ranks masked by the safety mask */
-    const int32_t *masked;     /* the masked ranks, ascending */
-    double measured_error;     /* measured relative head-output error ||o - o~|| / ||o|| */
-    double fidelity;           /* cosine(o_exact, o_approx), [-1, 1] */
-    double flops_exact;        /* FLOPs exact attention would execute for this head/step */
-    double flops_executed;     /* FLOPs actually executed, overheads included */
-    double savings_cum;        /* cumulative savings of the whole run so far, [.., 1] */
-    int32_t n_policy;          /* number of policy probabilities (0 without a policy) */
-    const float *policy_probs; /* probabilities over the rank grid */
-    double value;              /* critic's value estimate (NAN without a policy) */
-    double reward;             /* reward of this decision (NAN when not computed) */
-    int64_t wall_ns;           /* wall time spent on this head at this step, ns */
+    TRACE_COLUMNS(TRACE_MEMBER)
 } TraceRecord;
+
+/* The columns as data, in file order (trace.c). */
+extern const TraceColumn trace_columns[TRACE_NCOLS];
 
 /* What produced a trace (the CSV's JSON sidecar). Strings owned by the
  * struct's owner; trace_meta_done frees those set by trace_meta_* helpers. */

@@ -23,42 +23,27 @@
 
 #include "config.h"
 
-const char *const trace_csv_columns[TRACE_CSV_NCOLS] = {
-    "step",           "token_index", "token",          "segment",         "layer",
-    "head",           "method",      "rank",           "head_dim",        "energy_kept",
-    "sigma",          "sigma_v",     "tail_bound",     "sin_theta_bound", "output_bound",
-    "threshold",      "masked",      "measured_error", "fidelity",        "flops_exact",
-    "flops_executed", "savings_cum", "policy_probs",   "value",           "reward",
-    "wall_ns"};
+#define TRACE_COL_NAME(name, kind, count, lo, hi, range) #name,
+const char *const trace_csv_columns[TRACE_CSV_NCOLS] = {TRACE_COLUMNS(TRACE_COL_NAME)};
+#undef TRACE_COL_NAME
 
-enum {
-    C_STEP,
-    C_TOKEN_INDEX,
-    C_TOKEN,
-    C_SEGMENT,
-    C_LAYER,
-    C_HEAD,
-    C_METHOD,
-    C_RANK,
-    C_HEAD_DIM,
-    C_ENERGY,
-    C_SIGMA,
-    C_SIGMA_V,
-    C_TAIL,
-    C_SIN_THETA,
-    C_OUTPUT,
-    C_THRESHOLD,
-    C_MASKED,
-    C_MEASURED,
-    C_FIDELITY,
-    C_FLOPS_EXACT,
-    C_FLOPS_EXEC,
-    C_SAVINGS,
-    C_POLICY,
-    C_VALUE,
-    C_REWARD,
-    C_WALL
-};
+/* Members of a record by column descriptor. */
+#define FIELD(r, c, type) ((type *)(void *)((char *)(r) + (c)->offset))
+#define CFIELD(r, c, type) ((const type *)(const void *)((const char *)(r) + (c)->offset))
+#define COUNT(r, c) (*(const int32_t *)(const void *)((const char *)(r) + (c)->count_offset))
+
+static int64_t col_int(const TraceRecord *r, const TraceColumn *c)
+{
+    return c->kind == TRACE_I32 ? *CFIELD(r, c, int32_t) : *CFIELD(r, c, int64_t);
+}
+
+static void col_set_int(TraceRecord *r, const TraceColumn *c, int64_t v)
+{
+    if (c->kind == TRACE_I32)
+        *FIELD(r, c, int32_t) = (int32_t)v;
+    else
+        *FIELD(r, c, int64_t) = v;
+}
 
 /* ================================================================ text buffer */
 
@@ -244,130 +229,58 @@ static int add_floats(Buf *b, const float *a, int32_t n)
     return 0;
 }
 
+static int add_ints(Buf *b, const int32_t *a, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++)
+        if ((i && buf_add(b, ";", 1)) || add_fmt_i64(b, a[i]))
+            return 1;
+    return 0;
+}
+
+/* Column c of r as the file spells it: text quoted by libcsv (quoted) or only
+ * escaped; an NS column empty unless timing. */
+static int add_column(Buf *b, Buf *tmp, const TraceRecord *r, int col, int quoted, int timing)
+{
+    const TraceColumn *c = &trace_columns[col];
+    char t[40];
+    switch (c->kind) {
+    case TRACE_I64:
+    case TRACE_I32:
+        return add_fmt_i64(b, col_int(r, c));
+    case TRACE_TEXT: {
+        const char *s = *CFIELD(r, c, const char *);
+        return quoted ? add_text(b, tmp, s) : escape_text(b, s ? s : "");
+    }
+    case TRACE_REAL:
+        return add_real(b, *CFIELD(r, c, double));
+    case TRACE_F64:
+        return buf_add(b, t, (size_t)fmt_flops(t, *CFIELD(r, c, double)));
+    case TRACE_FLOATS:
+        return add_floats(b, *CFIELD(r, c, const float *), COUNT(r, c));
+    case TRACE_INTS:
+        return add_ints(b, *CFIELD(r, c, const int32_t *), COUNT(r, c));
+    case TRACE_NS:
+        return timing && *CFIELD(r, c, int64_t) >= 0 && add_fmt_i64(b, *CFIELD(r, c, int64_t));
+    }
+    return 1;
+}
+
 /* One CSV line (with '\n') for rec. */
 static int format_row(Buf *line, Buf *tmp, const TraceRecord *r, int timing)
 {
-    char t[40];
     line->n = 0;
     int bad = buf_add(line, "", 0);
-    bad = bad || add_fmt_i64(line, r->step) || add_str(line, ",") ||
-          add_fmt_i64(line, r->token_index) || add_str(line, ",") ||
-          add_text(line, tmp, r->token) || add_str(line, ",") ||
-          add_fmt_i64(line, r->segment) || add_str(line, ",") || add_fmt_i64(line, r->layer) ||
-          add_str(line, ",") || add_fmt_i64(line, r->head) || add_str(line, ",") ||
-          add_text(line, tmp, r->method) || add_str(line, ",") || add_fmt_i64(line, r->rank) ||
-          add_str(line, ",") || add_fmt_i64(line, r->head_dim) || add_str(line, ",") ||
-          add_real(line, r->energy_kept) || add_str(line, ",") ||
-          add_floats(line, r->sigma, r->n_sigma) || add_str(line, ",") ||
-          add_floats(line, r->sigma_v, r->n_sigma_v) || add_str(line, ",") ||
-          add_real(line, r->tail_bound) || add_str(line, ",") ||
-          add_real(line, r->sin_theta_bound) || add_str(line, ",") ||
-          add_real(line, r->output_bound) || add_str(line, ",") ||
-          add_real(line, r->threshold) || add_str(line, ",");
-    for (int32_t i = 0; !bad && i < r->n_masked; i++)
-        bad = (i && add_str(line, ";")) || add_fmt_i64(line, r->masked[i]);
-    bad = bad || add_str(line, ",") || add_real(line, r->measured_error) ||
-          add_str(line, ",") || add_real(line, r->fidelity) || add_str(line, ",") ||
-          buf_add(line, t, (size_t)fmt_flops(t, r->flops_exact)) || add_str(line, ",") ||
-          buf_add(line, t, (size_t)fmt_flops(t, r->flops_executed)) || add_str(line, ",") ||
-          add_real(line, r->savings_cum) || add_str(line, ",") ||
-          add_floats(line, r->policy_probs, r->n_policy) || add_str(line, ",") ||
-          add_real(line, r->value) || add_str(line, ",") || add_real(line, r->reward) ||
-          add_str(line, ",");
-    if (!bad && timing && r->wall_ns >= 0)
-        bad = add_fmt_i64(line, r->wall_ns);
+    for (int c = 0; !bad && c < TRACE_NCOLS; c++)
+        bad = (c && add_str(line, ",")) || add_column(line, tmp, r, c, 1, timing);
     return bad || add_str(line, "\n");
 }
 
 int trace_csv_field(const TraceRecord *r, int col, char *out, size_t n)
 {
     Buf b = {0};
-    char t[40];
     locale_t loc = c_locale_enter();
-    int bad = buf_add(&b, "", 0);
-    switch (col) {
-    case C_STEP:
-        bad = bad || add_fmt_i64(&b, r->step);
-        break;
-    case C_TOKEN_INDEX:
-        bad = bad || add_fmt_i64(&b, r->token_index);
-        break;
-    case C_TOKEN:
-        bad = bad || escape_text(&b, r->token ? r->token : "");
-        break;
-    case C_SEGMENT:
-        bad = bad || add_fmt_i64(&b, r->segment);
-        break;
-    case C_LAYER:
-        bad = bad || add_fmt_i64(&b, r->layer);
-        break;
-    case C_HEAD:
-        bad = bad || add_fmt_i64(&b, r->head);
-        break;
-    case C_METHOD:
-        bad = bad || escape_text(&b, r->method ? r->method : "");
-        break;
-    case C_RANK:
-        bad = bad || add_fmt_i64(&b, r->rank);
-        break;
-    case C_HEAD_DIM:
-        bad = bad || add_fmt_i64(&b, r->head_dim);
-        break;
-    case C_ENERGY:
-        bad = bad || add_real(&b, r->energy_kept);
-        break;
-    case C_SIGMA:
-        bad = bad || add_floats(&b, r->sigma, r->n_sigma);
-        break;
-    case C_SIGMA_V:
-        bad = bad || add_floats(&b, r->sigma_v, r->n_sigma_v);
-        break;
-    case C_TAIL:
-        bad = bad || add_real(&b, r->tail_bound);
-        break;
-    case C_SIN_THETA:
-        bad = bad || add_real(&b, r->sin_theta_bound);
-        break;
-    case C_OUTPUT:
-        bad = bad || add_real(&b, r->output_bound);
-        break;
-    case C_THRESHOLD:
-        bad = bad || add_real(&b, r->threshold);
-        break;
-    case C_MASKED:
-        for (int32_t i = 0; !bad && i < r->n_masked; i++)
-            bad = (i && add_str(&b, ";")) || add_fmt_i64(&b, r->masked[i]);
-        break;
-    case C_MEASURED:
-        bad = bad || add_real(&b, r->measured_error);
-        break;
-    case C_FIDELITY:
-        bad = bad || add_real(&b, r->fidelity);
-        break;
-    case C_FLOPS_EXACT:
-        bad = bad || buf_add(&b, t, (size_t)fmt_flops(t, r->flops_exact));
-        break;
-    case C_FLOPS_EXEC:
-        bad = bad || buf_add(&b, t, (size_t)fmt_flops(t, r->flops_executed));
-        break;
-    case C_SAVINGS:
-        bad = bad || add_real(&b, r->savings_cum);
-        break;
-    case C_POLICY:
-        bad = bad || add_floats(&b, r->policy_probs, r->n_policy);
-        break;
-    case C_VALUE:
-        bad = bad || add_real(&b, r->value);
-        break;
-    case C_REWARD:
-        bad = bad || add_real(&b, r->reward);
-        break;
-    case C_WALL:
-        bad = bad || (r->wall_ns >= 0 && add_fmt_i64(&b, r->wall_ns));
-        break;
-    default:
-        bad = 1;
-    }
+    int bad = buf_add(&b, "", 0) || col < 0 || col >= TRACE_NCOLS ||
+              add_column(&b, NULL, r, col, 0, 1);
     c_locale_leave(loc);
     if (bad) {
         free(b.p);
@@ -996,11 +909,9 @@ typedef struct Reader {
     int header_done;
     char *hdr[TRACE_CSV_NCOLS];
     TraceRecord rec;
-    Buf token, method;
-    float *fa[3]; /* sigma, sigma_v, policy_probs */
-    size_t fcap[3];
-    int32_t *masked;
-    size_t mcap;
+    Buf text[TRACE_NCOLS];   /* TEXT columns, unescaped */
+    void *list[TRACE_NCOLS]; /* FLOATS and INTS columns: 4-byte items */
+    size_t list_cap[TRACE_NCOLS];
     size_t rows;
     int64_t steps, last_step;
     int split; /* parsing one part of a file split at '\n' (trace_csv_load) */
@@ -1010,30 +921,40 @@ typedef struct Reader {
     size_t lc_cap, lc_n;
 } Reader;
 
+enum { NL = TRACE_N_FLOAT_LISTS };
+
 typedef struct ListCache {
     uint32_t key; /* layer << 16 | head, + 1 (0: empty slot) */
-    char *raw[3];
-    size_t rawlen[3], rawcap[3];
-    float *vals[3];
-    int32_t n[3];
-    size_t valcap[3];
+    char *raw[NL];
+    size_t rawlen[NL], rawcap[NL];
+    float *vals[NL];
+    int32_t n[NL];
+    size_t valcap[NL];
 } ListCache;
+
+/* Which FLOATS column col is (0 .. TRACE_N_FLOAT_LISTS-1): its cache slot. */
+static int float_slot(int col)
+{
+    int k = 0;
+    for (int i = 0; i < col; i++)
+        k += trace_columns[i].kind == TRACE_FLOATS;
+    return k;
+}
 
 static void reader_done(Reader *r)
 {
     for (size_t i = 0; i < r->lc_cap; i++)
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < NL; k++) {
             free(r->lc[i].raw[k]);
             free(r->lc[i].vals[k]);
         }
     free(r->lc);
     for (int i = 0; i < TRACE_CSV_NCOLS; i++)
         free(r->hdr[i]);
-    free(r->token.p);
-    free(r->method.p);
-    for (int k = 0; k < 3; k++)
-        free(r->fa[k]);
-    free(r->masked);
+    for (int i = 0; i < TRACE_NCOLS; i++) {
+        free(r->text[i].p);
+        free(r->list[i]);
+    }
 }
 
 static void rfail(Reader *r, int col, const char *fmt, ...)
@@ -1093,9 +1014,47 @@ static void field_real(Reader *r, int c, const char *s, double *out)
     *out = d;
 }
 
-/* A ';'-separated list of reals (k = 0, 1, 2: sigma, sigma_v, policy_probs)
- * or of integers (k = 3: masked). */
-static int32_t field_list(Reader *r, int c, const char *s, size_t len, int k)
+/* One item of a list column at p (ending at '\0' or ';', *end there) into
+ * item n of the column's buffer: a float32 (FLOATS) or an integer in lo..hi
+ * (INTS). Returns 0, or -1 after reporting. */
+static int list_item(Reader *r, int c, const char *p, int32_t n, const char **end)
+{
+    const TraceColumn *col = &trace_columns[c];
+    const char *what;
+    if (col->kind == TRACE_FLOATS) {
+        double d;
+        if (parse_real_end(p, &d, end) == 0 && !(isfinite(d) && fabs(d) > FLT_MAX)) {
+            ((float *)r->list[c])[n] = (float)d;
+            return 0;
+        }
+        what = "a float32 number";
+    } else {
+        int64_t v = 0;
+        const char *e = p;
+        int ok = *e >= '0' && *e <= '9';
+        for (; ok && *e >= '0' && *e <= '9'; e++)
+            if ((v = v * 10 + (*e - '0')) > col->hi)
+                ok = 0;
+        if (ok && v >= col->lo && (!*e || *e == ';')) {
+            ((int32_t *)r->list[c])[n] = (int32_t)v;
+            *end = e;
+            return 0;
+        }
+        what = "an integer in range";
+    }
+    char b[44], item[44];
+    snprintf(item, sizeof item, "%.*s", (int)strcspn(p, ";"), p);
+    if (col->kind == TRACE_FLOATS)
+        rfail(r, c + 1, "column '%s': item %d '%s' is not %s", col->name, (int)n + 1,
+              shown(item, b, sizeof b), what);
+    else
+        rfail(r, c + 1, "column '%s': item %d '%s' is not an integer in %lld..%lld", col->name,
+              (int)n + 1, shown(item, b, sizeof b), (long long)col->lo, (long long)col->hi);
+    return -1;
+}
+
+/* A ';'-separated list column (FLOATS or INTS) into r->list[c]; its length. */
+static int32_t field_list(Reader *r, int c, const char *s, size_t len)
 {
     if (!*s)
         return 0;
@@ -1106,49 +1065,20 @@ static int32_t field_list(Reader *r, int c, const char *s, size_t len, int k)
             bad_number(r, c, s, "a list of at most 65535 numbers");
             return 0;
         }
-        size_t need = (size_t)n + 1;
-        const char *end = p;
-        if (k < 3) {
-            if (need > r->fcap[k]) {
-                size_t nc = r->fcap[k] ? r->fcap[k] * 2 : 64;
-                float *nf = realloc(r->fa[k], nc * sizeof *nf);
-                if (!nf)
-                    goto nomem;
-                r->fa[k] = nf;
-                r->fcap[k] = nc;
-            }
-            double d;
-            if (parse_real_end(p, &d, &end) != 0 || (isfinite(d) && fabs(d) > FLT_MAX)) {
-                char b[44], item[44];
-                snprintf(item, sizeof item, "%.*s", (int)strcspn(p, ";"), p);
-                rfail(r, c + 1, "column '%s': item %d '%s' is not a float32 number",
-                      trace_csv_columns[c], (int)n + 1, shown(item, b, sizeof b));
+        if ((size_t)n + 1 > r->list_cap[c]) {
+            size_t nc = r->list_cap[c] ? r->list_cap[c] * 2 : 64;
+            void *nl = realloc(r->list[c], nc * 4);
+            if (!nl) {
+                drrl_error(r->err, DRRL_E_NOMEM, "%s:%zu: out of memory", r->path, r->line);
+                r->st = DRRL_E_NOMEM;
                 return 0;
             }
-            r->fa[k][n] = (float)d;
-        } else {
-            if (need > r->mcap) {
-                size_t nc = r->mcap ? r->mcap * 2 : 64;
-                int32_t *nm = realloc(r->masked, nc * sizeof *nm);
-                if (!nm)
-                    goto nomem;
-                r->masked = nm;
-                r->mcap = nc;
-            }
-            int64_t v = 0;
-            int ok = *end >= '0' && *end <= '9';
-            for (; ok && *end >= '0' && *end <= '9'; end++)
-                if ((v = v * 10 + (*end - '0')) > 65535)
-                    ok = 0;
-            if (!ok || (*end && *end != ';')) {
-                char b[44], item[44];
-                snprintf(item, sizeof item, "%.*s", (int)strcspn(p, ";"), p);
-                rfail(r, c + 1, "column '%s': item %d '%s' is not an integer in 0..65535",
-                      trace_csv_columns[c], (int)n + 1, shown(item, b, sizeof b));
-                return 0;
-            }
-            r->masked[n] = (int32_t)v;
+            r->list[c] = nl;
+            r->list_cap[c] = nc;
         }
+        const char *end = p;
+        if (list_item(r, c, p, n, &end) != 0)
+            return 0;
         n++;
         if (!*end) {
             if ((size_t)(end - s) != len) {
@@ -1164,10 +1094,6 @@ static int32_t field_list(Reader *r, int c, const char *s, size_t len, int k)
         }
     }
     return n;
-nomem:
-    drrl_error(r->err, DRRL_E_NOMEM, "%s:%zu: out of memory", r->path, r->line);
-    r->st = DRRL_E_NOMEM;
-    return 0;
 }
 
 /* The cache slot of (layer, head), created if needed; NULL when out of memory. */
@@ -1200,18 +1126,19 @@ static ListCache *list_slot(Reader *r, int32_t layer, int32_t head)
     return &r->lc[j];
 }
 
-/* field_list for the float lists (k < 3), skipping the parse when the text is
- * the same as this (layer, head)'s previous one. *vals gets the values. */
-static int32_t field_floats(Reader *r, int c, const char *s, size_t len, int k,
-                            const float **vals)
+/* field_list for a FLOATS column, skipping the parse when the text is the
+ * same as this (layer, head)'s previous one. *vals gets the values. */
+static int32_t field_floats(Reader *r, int c, const char *s, size_t len, const float **vals)
 {
+    int k = float_slot(c);
     ListCache *lc = list_slot(r, r->rec.layer, r->rec.head);
     if (lc && lc->raw[k] && lc->rawlen[k] == len && memcmp(lc->raw[k], s, len) == 0) {
         *vals = lc->vals[k];
         return lc->n[k];
     }
-    int32_t n = field_list(r, c, s, len, k);
-    *vals = r->fa[k];
+    int32_t n = field_list(r, c, s, len);
+    const float *fa = r->list[c];
+    *vals = fa;
     if (r->st || !lc)
         return n;
     if (lc->rawcap[k] < len + 1) {
@@ -1233,7 +1160,7 @@ static int32_t field_floats(Reader *r, int c, const char *s, size_t len, int k,
     memcpy(lc->raw[k], s, len);
     lc->rawlen[k] = len;
     if (n)
-        memcpy(lc->vals[k], r->fa[k], (size_t)n * sizeof *r->fa[k]);
+        memcpy(lc->vals[k], fa, (size_t)n * sizeof *fa);
     lc->n[k] = n;
     *vals = lc->vals[k];
     return n;
@@ -1255,6 +1182,86 @@ static void field_text(Reader *r, int c, const char *s, size_t len, Buf *b)
     }
 }
 
+/* Checks that relate column c of r->rec to earlier columns or to the sidecar. */
+static void check_field(Reader *r, int c)
+{
+    const TraceRecord *t = &r->rec;
+    const TraceMeta *m = r->meta;
+    char b[44];
+    switch (c) {
+    case TRACE_COL_layer:
+        if (m->n_layer > 0 && t->layer >= m->n_layer)
+            rfail(r, c + 1, "layer %d, but the sidecar says n_layer %d", (int)t->layer,
+                  (int)m->n_layer);
+        break;
+    case TRACE_COL_head:
+        if (m->n_head > 0 && t->head >= m->n_head)
+            rfail(r, c + 1, "head %d, but the sidecar says n_head %d", (int)t->head,
+                  (int)m->n_head);
+        break;
+    case TRACE_COL_method:
+        if (m->method && m->method[0] && strcmp(t->method, m->method) != 0)
+            rfail(r, c + 1, "method '%s', but the sidecar says '%s'",
+                  shown(t->method, b, sizeof b), m->method);
+        break;
+    case TRACE_COL_head_dim:
+        if (m->head_dim > 0 && t->head_dim != m->head_dim)
+            rfail(r, c + 1, "head_dim %d, but the sidecar says %d", (int)t->head_dim,
+                  (int)m->head_dim);
+        else if (t->rank > t->head_dim)
+            rfail(r, TRACE_COL_rank + 1, "rank %d exceeds head_dim %d", (int)t->rank,
+                  (int)t->head_dim);
+        break;
+    case TRACE_COL_masked:
+        for (int32_t i = 0; !r->st && i < t->n_masked; i++)
+            if (t->masked[i] > t->head_dim || (i && t->masked[i] <= t->masked[i - 1]))
+                rfail(r, c + 1, "column 'masked': ranks must be ascending in 0..head_dim (%d)",
+                      (int)t->head_dim);
+        break;
+    }
+}
+
+/* Parse field c (s, len bytes) into r->rec by its column's kind. */
+static void parse_field(Reader *r, int c, const char *s, size_t len)
+{
+    const TraceColumn *col = &trace_columns[c];
+    TraceRecord *t = &r->rec;
+    int64_t v = 0;
+    switch (col->kind) {
+    case TRACE_NS:
+        if (len == 0) {
+            *FIELD(t, col, int64_t) = -1;
+            break;
+        }
+        /* fall through */
+    case TRACE_I64:
+    case TRACE_I32:
+        field_int(r, c, s, col->lo, col->hi, &v);
+        if (!r->st)
+            col_set_int(t, col, v);
+        break;
+    case TRACE_TEXT:
+        field_text(r, c, s, len, &r->text[c]);
+        *FIELD(t, col, const char *) = r->text[c].p;
+        break;
+    case TRACE_REAL:
+        field_real(r, c, s, FIELD(t, col, double));
+        break;
+    case TRACE_F64:
+        if (parse_real(s, FIELD(t, col, double)) != 0)
+            bad_number(r, c, s, "a number");
+        break;
+    case TRACE_FLOATS:
+        *(int32_t *)(void *)((char *)t + col->count_offset) =
+            field_floats(r, c, s, len, FIELD(t, col, const float *));
+        break;
+    case TRACE_INTS:
+        *(int32_t *)(void *)((char *)t + col->count_offset) = field_list(r, c, s, len);
+        *FIELD(t, col, const int32_t *) = r->list[c];
+        break;
+    }
+}
+
 static void on_field(void *data, size_t len, void *ctx)
 {
     Reader *r = ctx;
@@ -1273,131 +1280,15 @@ static void on_field(void *data, size_t len, void *ctx)
         rfail(r, c + 1, "row has more than %d fields", TRACE_CSV_NCOLS);
         return;
     }
-    if ((c == C_TOKEN || c == C_METHOD) && memchr(s, '\0', len)) {
+    TraceKind kind = trace_columns[c].kind;
+    int list = kind == TRACE_FLOATS || kind == TRACE_INTS;
+    if (kind == TRACE_TEXT ? memchr(s, '\0', len) != NULL : !list && strlen(s) != len) {
         rfail(r, c + 1, "column '%s': NUL byte", trace_csv_columns[c]);
         return;
     }
-    int list = c == C_SIGMA || c == C_SIGMA_V || c == C_MASKED || c == C_POLICY;
-    if (c != C_TOKEN && c != C_METHOD && !list && strlen(s) != len) {
-        rfail(r, c + 1, "column '%s': NUL byte", trace_csv_columns[c]);
-        return;
-    }
-    TraceRecord *t = &r->rec;
-    int64_t v = 0;
-    switch (c) {
-    case C_STEP:
-        field_int(r, c, s, 0, INT64_MAX, &t->step);
-        break;
-    case C_TOKEN_INDEX:
-        field_int(r, c, s, 0, INT64_MAX, &t->token_index);
-        break;
-    case C_TOKEN:
-        field_text(r, c, s, len, &r->token);
-        t->token = r->token.p;
-        break;
-    case C_SEGMENT:
-        field_int(r, c, s, 0, INT32_MAX, &v);
-        t->segment = (int32_t)v;
-        break;
-    case C_LAYER:
-        field_int(r, c, s, 0, 65535, &v);
-        t->layer = (int32_t)v;
-        if (!r->st && r->meta->n_layer > 0 && t->layer >= r->meta->n_layer)
-            rfail(r, c + 1, "layer %d, but the sidecar says n_layer %d", (int)t->layer,
-                  (int)r->meta->n_layer);
-        break;
-    case C_HEAD:
-        field_int(r, c, s, 0, 65535, &v);
-        t->head = (int32_t)v;
-        if (!r->st && r->meta->n_head > 0 && t->head >= r->meta->n_head)
-            rfail(r, c + 1, "head %d, but the sidecar says n_head %d", (int)t->head,
-                  (int)r->meta->n_head);
-        break;
-    case C_METHOD:
-        field_text(r, c, s, len, &r->method);
-        t->method = r->method.p;
-        if (!r->st && r->meta->method && r->meta->method[0] &&
-            strcmp(t->method, r->meta->method) != 0) {
-            char b[44];
-            rfail(r, c + 1, "method '%s', but the sidecar says '%s'",
-                  shown(t->method, b, sizeof b), r->meta->method);
-        }
-        break;
-    case C_RANK:
-        field_int(r, c, s, 0, 65535, &v);
-        t->rank = (int32_t)v;
-        break;
-    case C_HEAD_DIM:
-        field_int(r, c, s, 0, 65535, &v);
-        t->head_dim = (int32_t)v;
-        if (!r->st && r->meta->head_dim > 0 && t->head_dim != r->meta->head_dim)
-            rfail(r, c + 1, "head_dim %d, but the sidecar says %d", (int)t->head_dim,
-                  (int)r->meta->head_dim);
-        else if (!r->st && t->rank > t->head_dim)
-            rfail(r, C_RANK + 1, "rank %d exceeds head_dim %d", (int)t->rank, (int)t->head_dim);
-        break;
-    case C_ENERGY:
-        field_real(r, c, s, &t->energy_kept);
-        break;
-    case C_SIGMA:
-        t->n_sigma = field_floats(r, c, s, len, 0, &t->sigma);
-        break;
-    case C_SIGMA_V:
-        t->n_sigma_v = field_floats(r, c, s, len, 1, &t->sigma_v);
-        break;
-    case C_TAIL:
-        field_real(r, c, s, &t->tail_bound);
-        break;
-    case C_SIN_THETA:
-        field_real(r, c, s, &t->sin_theta_bound);
-        break;
-    case C_OUTPUT:
-        field_real(r, c, s, &t->output_bound);
-        break;
-    case C_THRESHOLD:
-        field_real(r, c, s, &t->threshold);
-        break;
-    case C_MASKED:
-        t->n_masked = field_list(r, c, s, len, 3);
-        t->masked = r->masked;
-        for (int32_t i = 0; !r->st && i < t->n_masked; i++)
-            if (t->masked[i] > t->head_dim || (i && t->masked[i] <= t->masked[i - 1]))
-                rfail(r, c + 1, "column 'masked': ranks must be ascending in 0..head_dim (%d)",
-                      (int)t->head_dim);
-        break;
-    case C_MEASURED:
-        field_real(r, c, s, &t->measured_error);
-        break;
-    case C_FIDELITY:
-        field_real(r, c, s, &t->fidelity);
-        break;
-    case C_FLOPS_EXACT:
-        if (parse_real(s, &t->flops_exact) != 0)
-            bad_number(r, c, s, "a number");
-        break;
-    case C_FLOPS_EXEC:
-        if (parse_real(s, &t->flops_executed) != 0)
-            bad_number(r, c, s, "a number");
-        break;
-    case C_SAVINGS:
-        field_real(r, c, s, &t->savings_cum);
-        break;
-    case C_POLICY:
-        t->n_policy = field_floats(r, c, s, len, 2, &t->policy_probs);
-        break;
-    case C_VALUE:
-        field_real(r, c, s, &t->value);
-        break;
-    case C_REWARD:
-        field_real(r, c, s, &t->reward);
-        break;
-    case C_WALL:
-        if (len == 0)
-            t->wall_ns = -1;
-        else
-            field_int(r, c, s, 0, INT64_MAX, &t->wall_ns);
-        break;
-    }
+    parse_field(r, c, s, len);
+    if (!r->st)
+        check_field(r, c);
 }
 
 static void check_header(Reader *r)
@@ -1706,8 +1597,9 @@ out:
 enum { LOAD_WINDOW = 8 << 20, LOAD_MAX_THREADS = 8 };
 
 typedef struct BatchRow {
-    TraceRecord rec; /* pointers unset: see the offsets */
-    size_t off_token, off_method, off_arrays;
+    TraceRecord rec; /* pointers unset: its strings and lists follow each other
+                        in column order from off, each 4-byte aligned */
+    size_t off;
 } BatchRow;
 
 typedef struct Batch {
@@ -1742,14 +1634,16 @@ static DrrlStatus batch_put(TraceSink *self, const TraceRecord *rec, DrrlError *
     }
     BatchRow *row = &b->rows[b->n];
     row->rec = *rec;
-    size_t dummy;
-    if (batch_add(b, rec->token, strlen(rec->token) + 1, &row->off_token) ||
-        batch_add(b, rec->method, strlen(rec->method) + 1, &row->off_method) ||
-        batch_add(b, rec->sigma, 4 * (size_t)rec->n_sigma, &row->off_arrays) ||
-        batch_add(b, rec->sigma_v, 4 * (size_t)rec->n_sigma_v, &dummy) ||
-        batch_add(b, rec->policy_probs, 4 * (size_t)rec->n_policy, &dummy) ||
-        batch_add(b, rec->masked, 4 * (size_t)rec->n_masked, &dummy))
-        return drrl_error(err, DRRL_E_NOMEM, "out of memory");
+    row->off = (b->bytes.n + 3) & ~(size_t)3;
+    for (int i = 0; i < TRACE_NCOLS; i++) {
+        const TraceColumn *c = &trace_columns[i];
+        if (c->kind != TRACE_TEXT && c->kind != TRACE_FLOATS && c->kind != TRACE_INTS)
+            continue;
+        const void *p = *CFIELD(rec, c, const void *);
+        size_t n = c->kind == TRACE_TEXT ? strlen(p) + 1 : 4 * (size_t)COUNT(rec, c), off;
+        if (batch_add(b, p, n, &off))
+            return drrl_error(err, DRRL_E_NOMEM, "out of memory");
+    }
     b->n++;
     return DRRL_OK;
 }
@@ -1759,14 +1653,16 @@ static void batch_get(const Batch *b, size_t i, TraceRecord *r)
 {
     const BatchRow *row = &b->rows[i];
     *r = row->rec;
-    const char *base = b->bytes.p;
-    r->token = base + row->off_token;
-    r->method = base + row->off_method;
-    const float *f = (const float *)(const void *)(base + row->off_arrays);
-    r->sigma = f;
-    r->sigma_v = f += r->n_sigma;
-    r->policy_probs = f += r->n_sigma_v;
-    r->masked = (const int32_t *)(const void *)(f + r->n_policy);
+    size_t off = row->off;
+    for (int k = 0; k < TRACE_NCOLS; k++) {
+        const TraceColumn *c = &trace_columns[k];
+        if (c->kind != TRACE_TEXT && c->kind != TRACE_FLOATS && c->kind != TRACE_INTS)
+            continue;
+        off = (off + 3) & ~(size_t)3;
+        const char *p = b->bytes.p + off;
+        *FIELD(r, c, const void *) = p;
+        off += c->kind == TRACE_TEXT ? strlen(p) + 1 : 4 * (size_t)COUNT(r, c);
+    }
 }
 
 typedef struct Part {

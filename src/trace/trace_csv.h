@@ -25,8 +25,8 @@
 #include "trace/trace.h"
 #include "trace/trace_store.h"
 
-/* The columns, in file order. */
-enum { TRACE_CSV_NCOLS = 26 };
+/* The column names, in file order (trace_schema.h). */
+enum { TRACE_CSV_NCOLS = TRACE_NCOLS };
 extern const char *const trace_csv_columns[TRACE_CSV_NCOLS];
 
 /* Column col (0..TRACE_CSV_NCOLS-1) of r as the file spells it (text

@@ -9,36 +9,6 @@
 
 #include "trace/trace_csv.h"
 
-/* Column indices as in trace_csv_columns. */
-enum {
-    D_STEP,
-    D_TOKEN_INDEX,
-    D_TOKEN,
-    D_SEGMENT,
-    D_LAYER,
-    D_HEAD,
-    D_METHOD,
-    D_RANK,
-    D_HEAD_DIM,
-    D_ENERGY,
-    D_SIGMA,
-    D_SIGMA_V,
-    D_TAIL,
-    D_SIN_THETA,
-    D_OUTPUT,
-    D_THRESHOLD,
-    D_MASKED,
-    D_MEASURED,
-    D_FIDELITY,
-    D_FLOPS_EXACT,
-    D_FLOPS_EXEC,
-    D_SAVINGS,
-    D_POLICY,
-    D_VALUE,
-    D_REWARD,
-    D_WALL
-};
-
 /* Real columns compare as the file stores them: float32, NaN == NaN. */
 static int real_eq(double a, double b)
 {
@@ -70,62 +40,44 @@ static int str_eq(const char *a, const char *b)
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
+#define AT(r, c, type) (*(const type *)(const void *)((const char *)(r) + (c)->offset))
+#define COUNT(r, c) (*(const int32_t *)(const void *)((const char *)(r) + (c)->count_offset))
+
+/* Column c of a and b equal as a trace file stores it. */
+static int column_eq(const TraceRecord *a, const TraceRecord *b, const TraceColumn *c,
+                     unsigned flags)
+{
+    switch (c->kind) {
+    case TRACE_I64:
+        return AT(a, c, int64_t) == AT(b, c, int64_t);
+    case TRACE_I32:
+        return AT(a, c, int32_t) == AT(b, c, int32_t);
+    case TRACE_TEXT:
+        return str_eq(AT(a, c, const char *), AT(b, c, const char *));
+    case TRACE_REAL:
+        return real_eq(AT(a, c, double), AT(b, c, double));
+    case TRACE_F64:
+        return dbl_eq(AT(a, c, double), AT(b, c, double));
+    case TRACE_FLOATS:
+        return floats_eq(AT(a, c, const float *), COUNT(a, c), AT(b, c, const float *),
+                         COUNT(b, c));
+    case TRACE_INTS:
+        return COUNT(a, c) == COUNT(b, c) &&
+               (!COUNT(a, c) || !memcmp(AT(a, c, const int32_t *), AT(b, c, const int32_t *),
+                                        (size_t)COUNT(a, c) * sizeof(int32_t)));
+    case TRACE_NS: {
+        int64_t x = AT(a, c, int64_t), y = AT(b, c, int64_t);
+        return !(flags & TRACE_DIFF_TIMING) || (x < 0 ? -1 : x) == (y < 0 ? -1 : y);
+    }
+    }
+    return 0;
+}
+
 int trace_diff_rows(const TraceRecord *a, const TraceRecord *b, unsigned flags)
 {
-    if (a->step != b->step)
-        return D_STEP;
-    if (a->token_index != b->token_index)
-        return D_TOKEN_INDEX;
-    if (!str_eq(a->token, b->token))
-        return D_TOKEN;
-    if (a->segment != b->segment)
-        return D_SEGMENT;
-    if (a->layer != b->layer)
-        return D_LAYER;
-    if (a->head != b->head)
-        return D_HEAD;
-    if (!str_eq(a->method, b->method))
-        return D_METHOD;
-    if (a->rank != b->rank)
-        return D_RANK;
-    if (a->head_dim != b->head_dim)
-        return D_HEAD_DIM;
-    if (!real_eq(a->energy_kept, b->energy_kept))
-        return D_ENERGY;
-    if (!floats_eq(a->sigma, a->n_sigma, b->sigma, b->n_sigma))
-        return D_SIGMA;
-    if (!floats_eq(a->sigma_v, a->n_sigma_v, b->sigma_v, b->n_sigma_v))
-        return D_SIGMA_V;
-    if (!real_eq(a->tail_bound, b->tail_bound))
-        return D_TAIL;
-    if (!real_eq(a->sin_theta_bound, b->sin_theta_bound))
-        return D_SIN_THETA;
-    if (!real_eq(a->output_bound, b->output_bound))
-        return D_OUTPUT;
-    if (!real_eq(a->threshold, b->threshold))
-        return D_THRESHOLD;
-    if (a->n_masked != b->n_masked ||
-        (a->n_masked && memcmp(a->masked, b->masked, (size_t)a->n_masked * sizeof *a->masked)))
-        return D_MASKED;
-    if (!real_eq(a->measured_error, b->measured_error))
-        return D_MEASURED;
-    if (!real_eq(a->fidelity, b->fidelity))
-        return D_FIDELITY;
-    if (!dbl_eq(a->flops_exact, b->flops_exact))
-        return D_FLOPS_EXACT;
-    if (!dbl_eq(a->flops_executed, b->flops_executed))
-        return D_FLOPS_EXEC;
-    if (!real_eq(a->savings_cum, b->savings_cum))
-        return D_SAVINGS;
-    if (!floats_eq(a->policy_probs, a->n_policy, b->policy_probs, b->n_policy))
-        return D_POLICY;
-    if (!real_eq(a->value, b->value))
-        return D_VALUE;
-    if (!real_eq(a->reward, b->reward))
-        return D_REWARD;
-    if ((flags & TRACE_DIFF_TIMING) &&
-        (a->wall_ns < 0 ? -1 : a->wall_ns) != (b->wall_ns < 0 ? -1 : b->wall_ns))
-        return D_WALL;
+    for (int c = 0; c < TRACE_NCOLS; c++)
+        if (!column_eq(a, b, &trace_columns[c], flags))
+            return c;
     return -1;
 }
 
@@ -152,7 +104,7 @@ static void note_first(TraceDiff *d, const TraceRecord *a, const TraceRecord *b,
     d->first_head = any->head;
     d->first_column = col;
     snprintf(d->first_token, sizeof d->first_token, "%s", "");
-    trace_csv_field(any, D_TOKEN, d->first_token, sizeof d->first_token);
+    trace_csv_field(any, TRACE_COL_token, d->first_token, sizeof d->first_token);
     if (col < 0) {
         snprintf(d->first_a, sizeof d->first_a, "%s", a ? "(row)" : "(no row)");
         snprintf(d->first_b, sizeof d->first_b, "%s", b ? "(row)" : "(no row)");

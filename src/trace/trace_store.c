@@ -58,13 +58,49 @@ static void arena_done(Arena *a)
 
 /* ---- rows and steps ---- */
 
+/* The scalar columns of trace_schema.h kept per row without special
+ * handling, by storage class: F4 a REAL column as float32, D8 an F64 column,
+ * I8 an NS column; NONE: kept elsewhere (step-level fields, lists in the
+ * blob, layer/head/method/head_dim/rank below). */
+#define SCLASS_I64 NONE
+#define SCLASS_I32 NONE
+#define SCLASS_TEXT NONE
+#define SCLASS_REAL F4
+#define SCLASS_F64 D8
+#define SCLASS_FLOATS NONE
+#define SCLASS_INTS NONE
+#define SCLASS_NS I8
+#define SCAT(a, b) SCAT_(a, b)
+#define SCAT_(a, b) a##b
+#define SCLASS_DO(what, name, kind) SCAT(what, SCLASS_##kind)(name)
+/* 8-byte members first, then 4-byte ones (no padding). */
+#define ROW8_NONE(n)
+#define ROW8_F4(n)
+#define ROW8_D8(n) double n;
+#define ROW8_I8(n) int64_t n;
+#define ROW4_NONE(n)
+#define ROW4_F4(n) float n;
+#define ROW4_D8(n)
+#define ROW4_I8(n)
+#define ROW8(name, kind, count, lo, hi, range) SCLASS_DO(ROW8_, name, kind)
+#define ROW4(name, kind, count, lo, hi, range) SCLASS_DO(ROW4_, name, kind)
+/* record -> row and back */
+#define PUT_NONE(n)
+#define PUT_F4(n) r->n = trace_to_float(rec->n);
+#define PUT_D8(n) r->n = rec->n;
+#define PUT_I8(n) r->n = rec->n;
+#define GET_NONE(n)
+#define GET_F4(n) o->n = r->n;
+#define GET_D8(n) o->n = r->n;
+#define GET_I8(n) o->n = r->n;
+#define PUT(name, kind, count, lo, hi, range) SCLASS_DO(PUT_, name, kind)
+#define GET(name, kind, count, lo, hi, range) SCLASS_DO(GET_, name, kind)
+
 /* One record without its step-level fields and arrays: 88 bytes. */
 typedef struct Row {
     const uint32_t *blob; /* NULL: all four arrays empty; else blob layout below */
-    double flops_exact, flops_executed;
-    int64_t wall_ns;
-    float energy_kept, tail_bound, sin_theta_bound, output_bound, threshold;
-    float measured_error, fidelity, savings_cum, value, reward;
+    TRACE_COLUMNS(ROW8)   /* flops_exact, flops_executed, wall_ns */
+    TRACE_COLUMNS(ROW4)   /* energy_kept, tail_bound, ..., value, reward (float32) */
     uint16_t layer, head, method, head_dim;
     int32_t rank;
 } Row;
@@ -377,19 +413,7 @@ DrrlStatus trace_store_put(TraceStore *s, const TraceRecord *rec, DrrlError *err
     }
     Row *r = &s->rows[s->n_rows++];
     r->blob = blob;
-    r->flops_exact = rec->flops_exact;
-    r->flops_executed = rec->flops_executed;
-    r->wall_ns = rec->wall_ns;
-    r->energy_kept = trace_to_float(rec->energy_kept);
-    r->tail_bound = trace_to_float(rec->tail_bound);
-    r->sin_theta_bound = trace_to_float(rec->sin_theta_bound);
-    r->output_bound = trace_to_float(rec->output_bound);
-    r->threshold = trace_to_float(rec->threshold);
-    r->measured_error = trace_to_float(rec->measured_error);
-    r->fidelity = trace_to_float(rec->fidelity);
-    r->savings_cum = trace_to_float(rec->savings_cum);
-    r->value = trace_to_float(rec->value);
-    r->reward = trace_to_float(rec->reward);
+    TRACE_COLUMNS(PUT)
     r->layer = (uint16_t)rec->layer;
     r->head = (uint16_t)rec->head;
     r->method = mid;
@@ -469,19 +493,7 @@ static void fill(const TraceStore *s, const Step *st, const Row *r, TraceRecord 
     o->method = s->methods[r->method];
     o->rank = r->rank;
     o->head_dim = r->head_dim;
-    o->energy_kept = r->energy_kept;
-    o->tail_bound = r->tail_bound;
-    o->sin_theta_bound = r->sin_theta_bound;
-    o->output_bound = r->output_bound;
-    o->threshold = r->threshold;
-    o->measured_error = r->measured_error;
-    o->fidelity = r->fidelity;
-    o->flops_exact = r->flops_exact;
-    o->flops_executed = r->flops_executed;
-    o->savings_cum = r->savings_cum;
-    o->value = r->value;
-    o->reward = r->reward;
-    o->wall_ns = r->wall_ns;
+    TRACE_COLUMNS(GET)
     if (r->blob) {
         const uint16_t *cnt = (const uint16_t *)r->blob;
         const float *f = (const float *)(r->blob + 2);
