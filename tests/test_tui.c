@@ -368,6 +368,39 @@ Test(app, goto_and_search_prompts)
     fixture_done(&f);
 }
 
+/* Search runs over the joined text: a word split over tokens is found and
+ * its tokens are the match; "#ID" needs a live engine. */
+Test(app, search_spans_tokens)
+{
+    Fixture f;
+    fixture(&f, 40, false);
+    App *a = &f.app;
+    keys(a, "/OWN FO");
+    app_key(a, KEY_CODE_ENTER);
+    cr_assert_eq(a->step, 2); /* " brown" " fox" */
+    cr_assert_eq(a->match_first, 2);
+    cr_assert_eq(a->match_last, 3);
+    cr_assert(!a->msg_error, "%s", a->msg);
+    keys(a, "/.\\nlow-r");
+    app_key(a, KEY_CODE_ENTER);
+    cr_assert_eq(a->step, 9, "%s", a->msg); /* "." "\n" "Low" "-" "rank" */
+    cr_assert_eq(a->match_last, 13);
+    keys(a, "/dog");
+    app_key(a, KEY_CODE_ENTER);
+    cr_assert_eq(a->step, 8);
+    app_key(a, 'n'); /* the only one: found again, wrapped */
+    cr_assert_eq(a->step, 8);
+    cr_assert(!a->msg_error, "%s", a->msg);
+    keys(a, "/nowhere");
+    app_key(a, KEY_CODE_ENTER);
+    cr_assert(a->msg_error);
+    cr_assert_eq(a->match_first, -1);
+    keys(a, "/#3");
+    app_key(a, KEY_CODE_ENTER);
+    cr_assert(a->msg_error); /* a trace has no token ids */
+    fixture_done(&f);
+}
+
 Test(app, breakpoints_stop_where_they_should)
 {
     Fixture f;

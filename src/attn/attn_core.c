@@ -40,7 +40,8 @@ typedef struct Side {
     int refresh; /* last boundary's decision */
     /* per-call accumulators, written by the one thread that works on this
      * side and merged into the ledger and stats on the calling thread */
-    double fl[FLOPS_CAT_COUNT];
+    double fl[FLOPS_CAT_COUNT];     /* boundary work, charged to the segment's first row */
+    double fl_row[FLOPS_CAT_COUNT]; /* the call's rows' projections, the same per row */
     int n_keep, n_recompute;
     DrrlStatus st;
     DrrlError err;
@@ -81,6 +82,7 @@ typedef struct HeadState {
 typedef struct RowStat {
     double fl[FLOPS_CAT_COUNT];
     double fl_exact[FLOPS_CAT_COUNT];
+    double attn_exec, attn_exact; /* attention-core totals of the row (finish_call) */
     double measured, fidelity, bound_abs, bound_rel, tail_rel;
     int violation, measured_ok;
     int64_t wall_ns;
@@ -99,7 +101,8 @@ struct AttnCore {
     size_t pcap; /* capacity (rows) of every projected cache */
     float *qh;   /* (L, H, qcap, D) query history (keep_queries) */
     size_t qcap, qlen;
-    double *callfl; /* (L, H, FLOPS_CAT_COUNT): call-level work (refresh, projection) */
+    double *callfl;  /* (L, H, FLOPS_CAT_COUNT): boundary work (refresh, policy) */
+    double *callrow; /* (L, H, FLOPS_CAT_COUNT): per-row work of the call, spread evenly */
     FlopLedger exec, exact;
     AttnCoreStats stats;
     AttnChooser chooser;
@@ -216,6 +219,7 @@ DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCo
     ac->kv = calloc(LK, sizeof *ac->kv);
     ac->hs = calloc(LH, sizeof *ac->hs);
     ac->callfl = calloc(LH * FLOPS_CAT_COUNT, sizeof *ac->callfl);
+    ac->callrow = calloc(LH * FLOPS_CAT_COUNT, sizeof *ac->callrow);
     ac->seg_done = calloc((size_t)ac->L, sizeof *ac->seg_done);
     ac->dec_energy = calloc((size_t)ac->H * G, sizeof *ac->dec_energy);
     ac->dec_bound = calloc((size_t)ac->H * G, sizeof *ac->dec_bound);
@@ -224,7 +228,7 @@ DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCo
     ac->dec_rank = calloc((size_t)ac->H, sizeof *ac->dec_rank);
     ac->dec_probs = calloc((size_t)ac->H * G, sizeof *ac->dec_probs);
     ac->dec_value = calloc((size_t)ac->H, sizeof *ac->dec_value);
-    if (!ac->kv || !ac->hs || !ac->callfl || !ac->seg_done || !ac->dec_energy ||
+    if (!ac->kv || !ac->hs || !ac->callfl || !ac->callrow || !ac->seg_done || !ac->dec_energy ||
         !ac->dec_bound || !ac->dec_mask || !ac->dec_prev || !ac->dec_rank || !ac->dec_probs ||
         !ac->dec_value) {
         st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
@@ -316,7 +320,8 @@ void attn_core_free(AttnCore *ac)
                 free(y->qsum);
         }
     free(ac->perf), free(ac->nys), free(ac->bl_out), free(ac->qh);
-    free(ac->kv), free(ac->hs), free(ac->rows), free(ac->callfl), free(ac->seg_done);
+    free(ac->kv), free(ac->hs), free(ac->rows), free(ac->callfl), free(ac->callrow),
+        free(ac->seg_done);
     free(ac->dec_energy), free(ac->dec_bound), free(ac->dec_mask), free(ac->dec_prev);
     free(ac->dec_rank), free(ac->dec_probs), free(ac->dec_value);
     flops_done(&ac->exec), flops_done(&ac->exact);
@@ -404,12 +409,19 @@ static double *callfl_at(AttnCore *ac, int32_t l, int32_t h)
 {
     return ac->callfl + ((size_t)l * ac->H + h) * FLOPS_CAT_COUNT;
 }
-/* Charge n FLOPs of kv-head work to its query heads, split evenly. */
+static double *callrow_at(AttnCore *ac, int32_t l, int32_t h)
+{
+    return ac->callrow + ((size_t)l * ac->H + h) * FLOPS_CAT_COUNT;
+}
+static RowStat *row_at(AttnCore *ac, int32_t l, int32_t h, size_t i);
+/* Charge n FLOPs of kv-head boundary work to its query heads, split evenly. */
 static void charge_kv(AttnCore *ac, int32_t l, int32_t g, FlopCat c, double n)
 {
     for (int32_t j = 0; j < ac->group; j++)
         callfl_at(ac, l, g * ac->group + j)[c] += n / ac->group;
 }
+/* The same for work on row i of the call (its own token). */
+static void charge_kv_row(AttnCore *ac, int32_t l, int32_t g, size_t i, FlopCat c, double n);
 
 /* ---- bounds from the state of a side ---- */
 
@@ -593,7 +605,7 @@ static void perf_layer(AttnCore *ac, int32_t l, size_t pos0, size_t n, const flo
             const float *k = ac->cache_k(ac->cache_ctx, l, g) + t * D;
             const float *v = ac->cache_v(ac->cache_ctx, l, g) + t * D;
             perf_logits(p->W, M, D, k, s, lg);
-            charge_kv(ac, l, g, FLOPS_BASIS_PROJ, 2.0 * M * D + 2.0 * D + 2.0 * M);
+            charge_kv_row(ac, l, g, i, FLOPS_BASIS_PROJ, 2.0 * M * D + 2.0 * D + 2.0 * M);
             double mx = lg[0];
             for (int32_t a = 1; a < M; a++)
                 mx = lg[a] > mx ? lg[a] : mx;
@@ -604,7 +616,7 @@ static void perf_layer(AttnCore *ac, int32_t l, size_t pos0, size_t n, const flo
                         p->S[a] *= f;
                     for (int32_t a = 0; a < M; a++)
                         p->z[a] *= f;
-                    charge_kv(ac, l, g, FLOPS_VALUE, (double)M * D + M);
+                    charge_kv_row(ac, l, g, i, FLOPS_VALUE, (double)M * D + M);
                 }
                 p->c = mx;
             }
@@ -614,7 +626,7 @@ static void perf_layer(AttnCore *ac, int32_t l, size_t pos0, size_t n, const flo
                 for (int32_t j = 0; j < D; j++)
                     p->S[(size_t)a * D + j] += ph * v[j];
             }
-            charge_kv(ac, l, g, FLOPS_VALUE, 2.0 * M * D + M);
+            charge_kv_row(ac, l, g, i, FLOPS_VALUE, 2.0 * M * D + M);
         }
         for (int32_t h = 0; h < H; h++) {
             Perf *p = &ac->perf[(size_t)l * ac->K + h / ac->group];
@@ -636,7 +648,7 @@ static void perf_layer(AttnCore *ac, int32_t l, size_t pos0, size_t n, const flo
             }
             for (int32_t j = 0; j < D; j++)
                 o[j] = den > 0.0 ? (float)(num[j] / den) : 0.0f;
-            double *cf = callfl_at(ac, l, h);
+            double *cf = row_at(ac, l, h, i)->fl;
             cf[FLOPS_BASIS_PROJ] += 2.0 * M * D + 2.0 * D + 2.0 * M;
             cf[FLOPS_VALUE] += 2.0 * M * D;
             cf[FLOPS_SOFTMAX] += 2.0 * M + D;
@@ -750,7 +762,7 @@ static void nys_layer(AttnCore *ac, int32_t l, size_t pos0, size_t n, const floa
             const float *k = ac->cache_k(ac->cache_ctx, l, g) + t * D;
             const float *v = ac->cache_v(ac->cache_ctx, l, g) + t * D;
             const float *qq = q + i * (size_t)H * D + (size_t)h * D;
-            double *cf = callfl_at(ac, l, h);
+            double *cf = row_at(ac, l, h, i)->fl;
             for (int32_t j = 0; j < D; j++)
                 y->qsum[j] += qq[j];
             /* add key t to every landmark row */
@@ -851,7 +863,7 @@ static void side_project(AttnCore *ac, Side *s, const float *x, int64_t from, in
     if (w > 0) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, w, n, D, 1.0f, s->B, D,
                     x + (size_t)from * D, D, 0.0f, s->P + from, (int)ac->pcap);
-        s->fl[FLOPS_BASIS_PROJ] += 2.0 * D * w * n;
+        s->fl_row[FLOPS_BASIS_PROJ] += 2.0 * D * w * n;
     }
     for (int32_t j = 0; j < w; j++) {
         const float *p = s->P + (size_t)j * ac->pcap;
@@ -1117,6 +1129,7 @@ static DrrlStatus run_sides(AttnCore *ac, int32_t l, int phase, int64_t pos, siz
     for (int32_t i = 0; i < ns; i++) {
         Side *s = &kv_at(ac, l, i / 2)->s[i % 2];
         memset(s->fl, 0, sizeof s->fl);
+        memset(s->fl_row, 0, sizeof s->fl_row);
         s->n_keep = s->n_recompute = 0;
         s->st = DRRL_OK;
     }
@@ -1156,6 +1169,9 @@ static DrrlStatus run_sides(AttnCore *ac, int32_t l, int phase, int64_t pos, siz
         for (int c = 0; c < FLOPS_CAT_COUNT; c++)
             if (s->fl[c] != 0.0)
                 charge_kv(ac, l, i / 2, (FlopCat)c, s->fl[c]);
+        for (int c = 0; c < FLOPS_CAT_COUNT; c++)
+            for (int32_t j = 0; s->fl_row[c] != 0.0 && j < ac->group; j++)
+                callrow_at(ac, l, i / 2 * ac->group + j)[c] += s->fl_row[c] / ac->group;
         ac->stats.refresh_keep += s->n_keep;
         ac->stats.refresh_recompute += s->n_recompute;
         if (s->st && st == DRRL_OK) {
@@ -1298,6 +1314,12 @@ static RowStat *row_at(AttnCore *ac, int32_t l, int32_t h, size_t i)
     return &ac->rows[((size_t)l * ac->H + h) * ac->call_n + i];
 }
 
+static void charge_kv_row(AttnCore *ac, int32_t l, int32_t g, size_t i, FlopCat c, double n)
+{
+    for (int32_t j = 0; j < ac->group; j++)
+        row_at(ac, l, g * ac->group + j, i)->fl[c] += n / ac->group;
+}
+
 static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, const float *q,
                                    DrrlError *err)
 {
@@ -1310,6 +1332,7 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, 
         ac->call_n = n, ac->call_pos0 = pos0;
         memset(ac->rows, 0, (size_t)ac->L * ac->H * n * sizeof *ac->rows);
         memset(ac->callfl, 0, (size_t)ac->L * ac->H * FLOPS_CAT_COUNT * sizeof *ac->callfl);
+        memset(ac->callrow, 0, (size_t)ac->L * ac->H * FLOPS_CAT_COUNT * sizeof *ac->callrow);
     }
     if (ac->cfg.keep_queries) {
         if (pos0 + n > ac->qcap) {
@@ -1625,13 +1648,20 @@ static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
         RowStat *rs = row_at(ac, l, h, row0 + i);
         rs->rank = lowrank ? r : baseline ? ac->cfg.method.m : D;
         rs->wall_ns = (t1 - t0) / (int64_t)n;
+        /* Counted per row over its causal keys 0..pos (see flops_savings):
+         * the same count whether the row came alone or in a block, whose
+         * product also runs over the masked keys after pos. */
+        double nk = (double)(a->pos0 + i + 1), w = lowrank ? r : D;
         for (int c = 0; c < FLOPS_CAT_COUNT; c++)
-            rs->fl[c] = fl[c] / (double)n; /* block products: the same per row */
-        if (!baseline) /* the causal softmax differs per row: count each row's own */
-            rs->fl[FLOPS_SOFTMAX] = flops_softmax((double)(a->pos0 + i + 1));
-        rs->fl_exact[FLOPS_SCORES] = 2.0 * N * D;
-        rs->fl_exact[FLOPS_SOFTMAX] = flops_softmax((double)(a->pos0 + i + 1));
-        rs->fl_exact[FLOPS_VALUE] = 2.0 * N * D;
+            rs->fl[c] += fl[c] / (double)n; /* per-row products: the same per row */
+        if (!baseline) {
+            rs->fl[FLOPS_SCORES] = 2.0 * nk * w;
+            rs->fl[FLOPS_SOFTMAX] = flops_softmax(nk);
+            rs->fl[FLOPS_VALUE] = 2.0 * nk * w;
+        }
+        rs->fl_exact[FLOPS_SCORES] = 2.0 * nk * D;
+        rs->fl_exact[FLOPS_SOFTMAX] = flops_softmax(nk);
+        rs->fl_exact[FLOPS_VALUE] = 2.0 * nk * D;
         if (!ac->cfg.measure) {
             rs->measured = NAN, rs->fidelity = NAN;
             rs->bound_abs = NAN, rs->bound_rel = NAN;
@@ -1669,6 +1699,41 @@ static void model_flops_per_token(const ModelConfig *c, double *proj, double *ml
     *lm_head = flops_linear(1, C, c->vocab);
 }
 
+/* Step i of the call into the ledgers: the layer work of one token (the
+ * same exact and executed) and every head's row, the call's boundary work on
+ * its first row and its per-row work spread evenly. Each row's attention-core
+ * FLOPs go to rs->attn_exec / attn_exact; *exec_tot / *exact_tot, the
+ * whole-model totals, grow by what the step added. */
+static void step_flops(AttnCore *ac, size_t i, size_t n, double *exec_tot, double *exact_tot)
+{
+    double proj, mlp, other, lmh;
+    model_flops_per_token(&ac->mc, &proj, &mlp, &other, &lmh);
+    for (int32_t l = 0; l < ac->L; l++) {
+        double o = other + (l == ac->L - 1 ? lmh : 0.0);
+        for (FlopLedger *fl = &ac->exec; fl; fl = fl == &ac->exec ? &ac->exact : NULL) {
+            flops_add(fl, l, FLOPS_LAYER, FLOPS_PROJ, proj);
+            flops_add(fl, l, FLOPS_LAYER, FLOPS_MLP, mlp);
+            flops_add(fl, l, FLOPS_LAYER, FLOPS_OTHER, o);
+        }
+        *exec_tot += proj + mlp + o, *exact_tot += proj + mlp + o;
+        for (int32_t h = 0; h < ac->H; h++) {
+            RowStat *rs = row_at(ac, l, h, i);
+            rs->attn_exec = rs->attn_exact = 0.0;
+            for (int c = 0; c < FLOPS_CAT_COUNT; c++) {
+                double fe = rs->fl[c] + callrow_at(ac, l, h)[c] / (double)n +
+                            (i == 0 ? callfl_at(ac, l, h)[c] : 0.0);
+                flops_add(&ac->exec, l, h, (FlopCat)c, fe);
+                flops_add(&ac->exact, l, h, (FlopCat)c, rs->fl_exact[c]);
+                *exec_tot += fe, *exact_tot += rs->fl_exact[c];
+                if (flops_cat_is_attn((FlopCat)c))
+                    rs->attn_exec += fe, rs->attn_exact += rs->fl_exact[c];
+            }
+            ac->stats.attn_flops_executed += rs->attn_exec;
+            ac->stats.attn_flops_exact += rs->attn_exact;
+        }
+    }
+}
+
 DrrlStatus attn_core_finish_call(AttnCore *ac, size_t pos0, size_t n, const char *const *tokens,
                                  TraceSink *sinks, int n_sinks, DrrlError *err)
 {
@@ -1677,32 +1742,16 @@ DrrlStatus attn_core_finish_call(AttnCore *ac, size_t pos0, size_t n, const char
                           "attn_core: finish_call(%zu, %zu) does not "
                           "match the last forward call (%zu, %zu)",
                           pos0, n, ac->call_pos0, ac->call_n);
-    double proj, mlp, other, lmh;
-    model_flops_per_token(&ac->mc, &proj, &mlp, &other, &lmh);
-    for (FlopLedger *fl = &ac->exec; fl; fl = fl == &ac->exec ? &ac->exact : NULL)
-        for (int32_t l = 0; l < ac->L; l++) {
-            flops_add(fl, l, FLOPS_LAYER, FLOPS_PROJ, proj * n);
-            flops_add(fl, l, FLOPS_LAYER, FLOPS_MLP, mlp * n);
-            flops_add(fl, l, FLOPS_LAYER, FLOPS_OTHER,
-                      other * n + (l == ac->L - 1 ? lmh * n : 0.0));
-        }
     TraceRecord rec;
-    double exec_tot = flops_total(&ac->exec), exact_tot = flops_total(&ac->exact);
     for (size_t i = 0; i < n; i++) {
+        step_flops(ac, i, n, &ac->stats.flops_executed, &ac->stats.flops_exact);
+        /* whole-model savings over tokens 0..pos0 + i, the same on every row of the step */
+        double saved = flops_savings(ac->stats.flops_exact, ac->stats.flops_executed);
         for (int32_t l = 0; l < ac->L; l++)
             for (int32_t h = 0; h < ac->H; h++) {
                 RowStat *rs = row_at(ac, l, h, i);
                 HeadState *hs = hs_at(ac, l, h);
                 Kv *kv = kv_at(ac, l, h / ac->group);
-                double fe = 0.0, fx = 0.0;
-                for (int c = 0; c < FLOPS_CAT_COUNT; c++) {
-                    double extra = i == 0 ? callfl_at(ac, l, h)[c] : 0.0;
-                    flops_add(&ac->exec, l, h, (FlopCat)c, rs->fl[c] + extra);
-                    flops_add(&ac->exact, l, h, (FlopCat)c, rs->fl_exact[c]);
-                    fe += rs->fl[c] + extra;
-                    fx += rs->fl_exact[c];
-                }
-                exec_tot += fe, exact_tot += fx;
                 if (rs->measured_ok) {
                     ac->stats.rows++;
                     ac->stats.fidelity_sum += rs->fidelity;
@@ -1738,9 +1787,9 @@ DrrlStatus attn_core_finish_call(AttnCore *ac, size_t pos0, size_t n, const char
                 rec.masked = hs->masked;
                 rec.measured_error = rs->measured;
                 rec.fidelity = rs->fidelity;
-                rec.flops_exact = fx;
-                rec.flops_executed = fe;
-                rec.savings_cum = exact_tot > 0.0 ? 1.0 - exec_tot / exact_tot : 0.0;
+                rec.flops_exact = rs->attn_exact;
+                rec.flops_executed = rs->attn_exec;
+                rec.savings_cum = saved;
                 rec.n_policy = hs->n_probs;
                 rec.policy_probs = hs->probs;
                 rec.value = hs->value;

@@ -136,6 +136,13 @@ typedef struct AttnCoreStats {
     int64_t violations;                      /* rows whose measured error exceeded a bound */
     int64_t refresh_keep, refresh_recompute; /* basis refresh decisions */
     double attn_wall_s;                      /* wall time inside the hook (all threads) */
+    /* FLOP totals over every token so far, summed in trace order (token, layer,
+     * head), so the trace's rows add up to them exactly; savings from them
+     * with flops_savings. Whole model: every category; attention core: the
+     * flops_cat_is_attn categories (the sums of the rows' flops_exact and
+     * flops_executed). */
+    double flops_exact, flops_executed;
+    double attn_flops_exact, attn_flops_executed;
 } AttnCoreStats;
 const AttnCoreStats *attn_core_stats(const AttnCore *ac);
 

@@ -63,6 +63,21 @@ double flops_total(const FlopLedger *l);
 double flops_attn(const FlopLedger *l); /* attention-core categories only */
 double flops_head_attn(const FlopLedger *l, int32_t layer, int32_t head);
 
+/* The one definition of a saving, used by every command, the trace and the
+ * explorer: 1 - executed / exact (0 when nothing was counted). Two figures are
+ * reported, each labelled:
+ *   - whole model: every category (projections, MLP, norms, lm head, policy
+ *     network and the attention core) over every token so far;
+ *   - attention core: the categories of flops_cat_is_attn only (the policy
+ *     network is not part of it).
+ * At most 1; negative when the overheads of low rank exceed what it saved.
+ * Per-token counts use each query's causal keys (positions 0..t), so a count
+ * does not depend on how many tokens were computed in one call. */
+static inline double flops_savings(double exact, double executed)
+{
+    return exact > 0.0 ? 1.0 - executed / exact : 0.0;
+}
+
 /* ---- closed-form counting rules (sizes as executed) ---- */
 
 /* Softmax over n scores: max (1), subtract (1), exp (1), sum (1), scale (1). */

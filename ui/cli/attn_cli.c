@@ -201,16 +201,15 @@ int attn_cli_set_input(const char *cmd, Session *s, const char *text_file, const
 void attn_cli_summary(Session *s, AttnSummary *o)
 {
     AttnCore *ac = session_core(s);
-    const FlopLedger *ex = attn_core_flops_executed(ac), *xx = attn_core_flops_exact(ac);
     const AttnCoreStats *st = attn_core_stats(ac);
     o->tokens = st->tokens;
-    o->flops_exact = flops_total(xx);
-    o->flops_executed = flops_total(ex);
-    o->attn_flops_exact = flops_attn(xx);
-    o->attn_flops_executed = flops_attn(ex);
-    o->savings = o->flops_exact > 0 ? 1.0 - o->flops_executed / o->flops_exact : 0.0;
-    o->attn_savings =
-        o->attn_flops_exact > 0 ? 1.0 - o->attn_flops_executed / o->attn_flops_exact : 0.0;
+    /* the totals the trace's rows and savings_cum are made of (one definition) */
+    o->flops_exact = st->flops_exact;
+    o->flops_executed = st->flops_executed;
+    o->attn_flops_exact = st->attn_flops_exact;
+    o->attn_flops_executed = st->attn_flops_executed;
+    o->savings = flops_savings(o->flops_exact, o->flops_executed);
+    o->attn_savings = flops_savings(o->attn_flops_exact, o->attn_flops_executed);
     o->fidelity = st->rows > 0 ? st->fidelity_sum / (double)st->rows : NAN;
     o->bound_violations = st->rows > 0 ? st->violations : -1;
     o->wall_s = session_wall_s(s);

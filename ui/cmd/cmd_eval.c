@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "attn/flops.h"
 #include "cli/attn_cli.h"
 #include "eval/bootstrap.h"
 #include "cli/cli.h"
@@ -355,7 +356,7 @@ int cmd_eval(int argc, char **argv)
         if ((int)strlen(rows[mi].method) > mw)
             mw = (int)strlen(rows[mi].method);
     printf("%-*s %8s %9s %8s %10s %9s %9s %9s %6s %9s", mw, "method", "tokens", "loss", "bpb",
-           "ppl", "attn-sav", "savings", "fidelity", "viol", "wall-s");
+           "ppl", "attn-sav", "model-sav", "fidelity", "viol", "wall-s");
     if (ref >= 0)
         printf(" %s", "dloss [95% CI]");
     printf("\n");
@@ -364,7 +365,8 @@ int cmd_eval(int argc, char **argv)
         double loss = w->nll / w->nll_n, bpb = w->nll / log(2.0) / w->bytes;
         double fid = w->fid_rows > 0 ? w->fid_sum / w->fid_rows : NAN;
         printf("%-*s %8.0f %9.5f %8.5f %10.4f %8.2f%% %8.2f%% ", mw, w->method, w->tokens, loss,
-               bpb, exp(loss), 100.0 * (1.0 - w->afe / w->afx), 100.0 * (1.0 - w->fe / w->fx));
+               bpb, exp(loss), 100.0 * flops_savings(w->afx, w->afe),
+               100.0 * flops_savings(w->fx, w->fe));
         if (w->measured)
             printf("%9.6f %6lld", fid, (long long)w->viol);
         else
@@ -388,8 +390,8 @@ int cmd_eval(int argc, char **argv)
             double loss = w->nll / w->nll_n;
             fprintf(f, "%s,%ld,%.0f,%.9g,%.9g,%.9g,%.17g,%.17g,%.9g,%.17g,%.17g,%.9g,",
                     w->method, seq_len, w->tokens, loss, w->nll / log(2.0) / w->bytes,
-                    exp(loss), w->fx, w->fe, 1.0 - w->fe / w->fx, w->afx, w->afe,
-                    1.0 - w->afe / w->afx);
+                    exp(loss), w->fx, w->fe, flops_savings(w->fx, w->fe), w->afx, w->afe,
+                    flops_savings(w->afx, w->afe));
             if (w->measured && w->fid_rows > 0)
                 fprintf(f, "%.9g,%lld,", w->fid_sum / w->fid_rows, (long long)w->viol);
             else

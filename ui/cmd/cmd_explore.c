@@ -167,8 +167,9 @@ int cmd_explore(int argc, char **argv)
             return cli_fail(&err);
         }
     }
+    /* the engine runs whole segments: the cursor goes to token `start` */
     if (app_n_steps(app) > 0)
-        app->step = app_n_steps(app) - 1;
+        app->step = (start < app_n_steps(app) ? start : app_n_steps(app)) - 1;
     rc = tui_run(app, &to, "explore");
     size_t rows = trace_store_n_rows(app->store);
     /* the trace keeps what was computed, whatever ended the run */

@@ -193,8 +193,8 @@ int cmd_run(int argc, char **argv)
                sum.attn_flops_exact);
         printf("flops executed    %.6g (attention core %.6g)\n", sum.flops_executed,
                sum.attn_flops_executed);
-        printf("savings           %.2f%% (attention core %.2f%%)\n", 100.0 * sum.savings,
-               100.0 * sum.attn_savings);
+        printf("savings           whole model %.2f%%, attention core %.2f%%\n",
+               100.0 * sum.savings, 100.0 * sum.attn_savings);
         if (isfinite(sum.fidelity))
             printf("fidelity          %.6f\n", sum.fidelity);
         else

@@ -14,6 +14,7 @@
 #include "tui/layout.h"
 #include "tui/diff.h"
 #include "trace/trace_csv.h"
+#include "attn/flops.h"
 #include "tui/views.h"
 
 /* Playback speeds in steps per second. */
@@ -33,13 +34,15 @@ void app_init(App *app, TraceStore *store, AppSource *src, const char *model,
     app->speed = 3;
     app->cols = 80;
     app->rows = 24;
+    app->match_first = app->match_last = -1;
     app_sync(app); /* out of memory here shows as empty panes */
 }
 
 void app_done(App *app)
 {
     free(app->cum);
-    app->cum = NULL;
+    free(app->tot);
+    app->cum = app->tot = NULL;
 }
 
 void app_message(App *app, bool error, const char *fmt, ...)
@@ -85,23 +88,34 @@ int app_sync(App *app)
 {
     int64_t n = app_n_steps(app);
     int32_t L = trace_store_n_layers(app->store), H = trace_store_n_heads(app->store);
-    if (L != app->n_layers || H != app->n_heads) {
+    if (L != app->n_layers || H != app->n_heads || n < app->cum_steps) {
         free(app->cum);
-        app->cum = NULL;
+        free(app->tot);
+        app->cum = app->tot = NULL;
         app->cum_steps = 0;
         app->n_layers = L;
         app->n_heads = H;
+        app->no_wall = false;
     }
     if (n <= app->cum_steps || L <= 0)
         return 0;
-    size_t per = (size_t)L * 3, need;
-    if (drrl_size_mul((size_t)n, per * sizeof(double), &need))
+    size_t per = (size_t)L * 3, need, need_t;
+    if (drrl_size_mul((size_t)n, per * sizeof(double), &need) ||
+        drrl_size_mul((size_t)n, 3 * sizeof(double), &need_t))
         return -1;
     double *cum = realloc(app->cum, need);
     if (!cum)
         return -1;
     app->cum = cum;
+    double *tot = realloc(app->tot, need_t);
+    if (!tot)
+        return -1;
+    app->tot = tot;
     for (int64_t s = app->cum_steps; s < n; s++) {
+        /* the whole step in the engine's order (layer, head), each row added
+         * to the running total: the same sums as the engine's (attn_core.h) */
+        double *t = tot + (size_t)s * 3;
+        t[0] = s > 0 ? t[-3] : 0, t[1] = s > 0 ? t[-2] : 0, t[2] = 0;
         for (int32_t l = 0; l < L; l++) {
             double *d = cum + ((size_t)s * (size_t)L + (size_t)l) * 3;
             const double *p = s > 0 ? d - per : NULL;
@@ -112,7 +126,13 @@ int app_sync(App *app)
                     continue;
                 e += r.flops_exact;
                 x += r.flops_executed;
-                w += (double)r.wall_ns;
+                t[0] += r.flops_exact;
+                t[1] += r.flops_executed;
+                t[2] = r.savings_cum; /* the step's last row */
+                if (r.wall_ns < 0)
+                    app->no_wall = true;
+                else
+                    w += (double)r.wall_ns;
             }
             d[0] = e + (p ? p[0] : 0);
             d[1] = x + (p ? p[1] : 0);
@@ -125,6 +145,24 @@ int app_sync(App *app)
     if (app->head >= H)
         app->head = H - 1;
     return 0;
+}
+
+bool app_figures(const App *app, int64_t step, AppFigures *f)
+{
+    memset(f, 0, sizeof *f);
+    if (!app->tot || step < 0 || app->n_layers <= 0)
+        return false;
+    if (step >= app->cum_steps)
+        step = app->cum_steps - 1;
+    const double *t = app->tot + (size_t)step * 3;
+    f->attn_exact = t[0];
+    f->attn_executed = t[1];
+    f->attn_savings = flops_savings(t[0], t[1]);
+    f->savings = t[2];
+    double e, x;
+    app_cum(app, step, -1, &e, &x, &f->wall_ns);
+    f->wall_known = !app->no_wall;
+    return true;
 }
 
 void app_cum(const App *app, int64_t step, int32_t layer, double *exact, double *executed,
@@ -177,7 +215,7 @@ static int segment_of(const App *app, int64_t s)
     return app_read(app, s, 0, 0, &r) ? r.segment : -1;
 }
 
-static int go_to(App *app, int64_t s)
+int app_go_to(App *app, int64_t s)
 {
     if (s < 0)
         s = 0;
@@ -320,47 +358,6 @@ static int cont(App *app, int dir)
     return APP_REDRAW_ALL;
 }
 
-/* Case-insensitive (ASCII) substring test. */
-static bool contains(const char *hay, const char *needle)
-{
-    size_t n = strlen(needle);
-    for (; *hay; hay++) {
-        size_t i = 0;
-        while (i < n && hay[i] &&
-               tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
-            i++;
-        if (i == n)
-            return true;
-    }
-    return n == 0;
-}
-
-static int search(App *app, int dir)
-{
-    if (!app->search[0]) {
-        app_message(app, true, "no search yet: start one with /");
-        return APP_REDRAW_ALL;
-    }
-    int64_t n = app_n_steps(app);
-    for (int64_t k = 1; k <= n; k++) {
-        int64_t s = ((app->step + dir * k) % n + n) % n;
-        TraceRecord rr;
-        const TraceRecord *r = app_read(app, s, 0, 0, &rr) ? &rr : NULL;
-        if (r && r->token && contains(r->token, app->search)) {
-            if ((dir > 0 && s <= app->step) || (dir < 0 && s >= app->step))
-                app_message(app, false, "search wrapped: '%s' at token %lld", app->search,
-                            (long long)s + 1);
-            else
-                app_message(app, false, "'%s' at token %lld", app->search, (long long)s + 1);
-            app->step = s;
-            return APP_REDRAW_ALL;
-        }
-    }
-    app_message(app, true, "'%s' not found in the %lld tokens computed so far", app->search,
-                (long long)n);
-    return APP_REDRAW_ALL;
-}
-
 static const char *next_word(const char **p)
 {
     static char buf[64];
@@ -476,7 +473,7 @@ static int next_segment(App *app)
     for (int64_t s = app->step + 1;; s++) {
         if (!ensure_step(app, s)) {
             app_message(app, false, "no later segment");
-            return go_to(app, s);
+            return app_go_to(app, s);
         }
         if (segment_of(app, s) != seg) {
             app->step = s;
@@ -541,7 +538,7 @@ int app_apply(App *app, KeyAction a)
             app_message(app, false, "last token");
             return APP_REDRAW_ALL;
         }
-        return go_to(app, app->step + 1);
+        return app_go_to(app, app->step + 1);
     case ACTION_prev_token:
         if (app->step == 0) {
             app_message(app, false, "first token");
@@ -612,9 +609,9 @@ int app_apply(App *app, KeyAction a)
         app->input_len = 0;
         return APP_REDRAW_ALL;
     case ACTION_search_next:
-        return search(app, 1);
+        return app_search(app, 1);
     case ACTION_search_prev:
-        return search(app, -1);
+        return app_search(app, -1);
     case ACTION_break_clear:
         app_message(app, false, "deleted %d breakpoint%s", app->n_breaks,
                     app->n_breaks == 1 ? "" : "s");
@@ -666,12 +663,12 @@ static int commit_prompt(App *app)
                         (long long)app_n_tokens(app), (long long)app_n_tokens(app));
             return APP_REDRAW_ALL;
         }
-        return go_to(app, t - 1);
+        return app_go_to(app, t - 1);
     }
     if (k == PROMPT_SEARCH) {
         if (*in)
             snprintf(app->search, sizeof app->search, "%s", in);
-        return search(app, 1);
+        return app_search(app, 1);
     }
     if (k == PROMPT_WRITE) {
         if (!*in) {
@@ -810,7 +807,7 @@ int app_tick(App *app)
         app_message(app, false, "paused at the last token");
         return APP_REDRAW_ALL;
     }
-    go_to(app, app->step + 1);
+    app_go_to(app, app->step + 1);
     int i = break_at(app, app->step);
     if (i >= 0) {
         app->playing = false;

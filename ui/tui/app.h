@@ -49,6 +49,8 @@ typedef struct AppSource {
     /* Display text of token i of the input, computed or not (the strip shows
      * what comes next). May be NULL. */
     const char *(*token_text)(void *ctx, int64_t i);
+    /* Token id of token i of the input (for "/#ID"), or -1. May be NULL. */
+    long (*token_id)(void *ctx, int64_t i);
 } AppSource;
 
 typedef enum BreakKind {
@@ -112,6 +114,7 @@ typedef struct App {
     char input[128];
     size_t input_len;
     char search[128];
+    int64_t match_first, match_last; /* the tokens of the last match, or -1 */
 
     Breakpoint breaks[APP_MAX_BREAKS];
     int n_breaks;
@@ -131,6 +134,12 @@ typedef struct App {
      * 2: wall ns}]. */
     double *cum;
     int64_t cum_steps;
+    /* Per step: the attention core's exact and executed FLOPs over steps
+     * 0..step summed in the engine's order, and the trace's savings_cum (the
+     * whole model's savings): tot[step * 3 + {0, 1, 2}]. no_wall: some row
+     * has no wall time (a trace recorded with --no-timing). */
+    double *tot;
+    bool no_wall;
     int32_t n_layers, n_heads;
 
     /* drrl diff --tui: trace B and the diverging cells (ui/tui/diff.h); NULL
@@ -177,6 +186,18 @@ bool app_read(const App *app, int64_t step, int32_t layer, int32_t head, TraceRe
 void app_cum(const App *app, int64_t step, int32_t layer, double *exact, double *executed,
              double *wall_ns);
 
+/* The figures every command reports (flops_savings in attn/flops.h), over
+ * steps 0..step: the attention core's FLOPs and savings (the sums of the
+ * trace's flops_exact and flops_executed) and the whole model's savings (the
+ * trace's savings_cum). False when there are none yet. */
+typedef struct AppFigures {
+    double attn_exact, attn_executed, attn_savings;
+    double savings; /* whole model */
+    double wall_ns;
+    bool wall_known;
+} AppFigures;
+bool app_figures(const App *app, int64_t step, AppFigures *f);
+
 /* Whether a breakpoint fires at step (step > 0 compares with step - 1). */
 bool app_break_hits(const App *app, const Breakpoint *b, int64_t step);
 
@@ -187,6 +208,20 @@ int app_parse_break(const char *spec, Breakpoint *b, char *why, size_t why_n);
 
 /* Describe a breakpoint in words into buf. */
 void app_describe_break(const Breakpoint *b, char *buf, size_t n);
+
+/* Go to step s (live: computing up to it first). Returns APP_REDRAW_*. */
+int app_go_to(App *app, int64_t s);
+
+/* Display text of token s: the store's, else (live) the input's; NULL when
+ * there is none. */
+const char *app_token_text(const App *app, int64_t s);
+
+/* Search (search.c) for app->search from the cursor, forward (dir > 0) or
+ * back, wrapping: a substring of the text, across tokens and ignoring ASCII
+ * case (\n, \t, \r as the token strip writes them), or "#ID" for a token
+ * id (live only). Moves the cursor to the match's first token and sets
+ * match_first/match_last, which the token strip highlights. */
+int app_search(App *app, int dir);
 
 /* Set the status-line message (printf-style). */
 void app_message(App *app, bool error, const char *fmt, ...)

@@ -157,6 +157,12 @@ static const char *src_token_text(void *ctx, int64_t i)
     return i >= 0 ? session_token_text(ex->s, (size_t)i) : "";
 }
 
+static long src_token_id(void *ctx, int64_t i)
+{
+    Explore *ex = ctx;
+    return i >= 0 && (size_t)i < session_len(ex->s) ? (long)session_ids(ex->s)[i] : -1;
+}
+
 static int64_t src_position(void *ctx)
 {
     Explore *ex = ctx;
@@ -290,6 +296,7 @@ int explore_open(Explore **out, const ExploreOptions *o, const char *cmd)
         .attention_free = src_attention_free,
         .position = src_position,
         .token_text = src_token_text,
+        .token_id = src_token_id,
     };
     app_init(&ex->app, ex->store, &ex->src, ex->model_name, ex->method, "explore");
     if (explore_step(ex, &err) != DRRL_OK) {
@@ -303,9 +310,14 @@ int explore_open(Explore **out, const ExploreOptions *o, const char *cmd)
     return 0;
 }
 
+/* The engine runs a whole segment per call, as `drrl run` does: the same
+ * calls give the same floating-point results, so the explorer's trace equals
+ * run's (apart from wall_ns). Tokens after the cursor are computed but shown
+ * only when the cursor gets there; a row never depends on a later token. */
 DrrlStatus explore_step(Explore *ex, DrrlError *err)
 {
-    DrrlStatus st = session_step(ex->s, err);
+    size_t T = ex->segment > 0 ? (size_t)ex->segment : 1;
+    DrrlStatus st = session_advance(ex->s, T - session_pos(ex->s) % T, NULL, err);
     if (st != DRRL_OK)
         return st;
     if (app_sync(&ex->app) != 0)

@@ -59,7 +59,7 @@ enum {
     X(faster, '+', '=', "+", "play faster")                                                    \
     X(slower, '-', KEY_CODE_NONE, "-", "play slower")                                          \
     X(goto_token, ':', KEY_CODE_NONE, ":", "go to a token by number")                          \
-    X(search, '/', KEY_CODE_NONE, "/", "search forward for token text")                        \
+    X(search, '/', KEY_CODE_NONE, "/", "search the text, across tokens (#ID: a token id)")     \
     X(search_next, 'n', KEY_CODE_NONE, "n", "next match of the search")                        \
     X(search_prev, 'N', KEY_CODE_NONE, "N", "previous match of the search")                    \
     X(break_add, 'b', KEY_CODE_NONE, "b",                                                      \

@@ -99,6 +99,9 @@ static void tokens_draw(const App *app, Canvas *c, CanvasRect r)
             x += canvas_text(c, x, y, room - 1, CANVAS_ROLE_CURSOR,
                              CANVAS_REVERSE | CANVAS_BOLD, buf);
             x += canvas_text(c, x, y, r.x + r.w - x, CANVAS_ROLE_CURSOR, CANVAS_BOLD, "]");
+        } else if (s >= app->match_first && s <= app->match_last && app->match_first >= 0) {
+            x +=
+                canvas_text(c, x, y, room, CANVAS_ROLE_WARN, CANVAS_REVERSE | CANVAS_BOLD, buf);
         } else {
             x += canvas_text(c, x, y, room,
                              s < app->step ? CANVAS_ROLE_NORMAL : CANVAS_ROLE_DIM, 0, buf);

@@ -55,6 +55,12 @@ const char *views_time(double ns, char *buf, size_t n)
     return buf;
 }
 
+void views_percent(Canvas *c, int x, int y, int w, double saving)
+{
+    canvas_printf(c, x, y, w, saving >= 0 ? CANVAS_ROLE_OK : CANVAS_ROLE_BAD, CANVAS_BOLD,
+                  fabs(saving) < 9.99995 ? "%*.2f%%" : "%*.0f%%", w - 1, 100 * saving);
+}
+
 void views_note(Canvas *c, CanvasRect r, const char *msg)
 {
     if (r.w <= 0 || r.h <= 0)

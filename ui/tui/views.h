@@ -62,6 +62,9 @@ int views_available(const App *app, int id);
 const char *views_flops(double f, char *buf, size_t n);
 /* Format nanoseconds as "12.3 ms" etc. */
 const char *views_time(double ns, char *buf, size_t n);
+/* A saving (fraction) as a percentage with two decimals, as `drrl run`
+ * prints it ("11.31%"), right-aligned in w cells, good or bad by its sign. */
+void views_percent(Canvas *c, int x, int y, int w, double saving);
 /* A one-line message centred in r (e.g. "no data yet"). */
 void views_note(Canvas *c, CanvasRect r, const char *msg);
 

@@ -1,0 +1,75 @@
+#!/bin/sh
+# One definition of every figure: `drrl run`'s summary, its trace, the replay
+# of that trace and the live explorer's trace agree exactly.
+#   - the sum of the trace's flops_exact / flops_executed (in file order) is
+#     the summary's attention-core FLOPs, to the last bit;
+#   - the last savings_cum is the summary's whole-model savings (float32);
+#   - `drrl replay T --keys G` shows both savings as run printed them;
+#   - the explorer's trace of the same inputs equals run's but for wall_ns;
+# and search over the shipped model's text.
+. "$top_srcdir/tests/cli/lib.sh"
+
+data="$top_srcdir/data"
+[ -f "$data/model/model.safetensors" ] || { echo "SKIP: no data/model"; exit 0; }
+text="$data/texts/brown-test-1-scifi.txt"
+
+for method in drrl energy:0.9 fixed:8; do
+    T="$tmpdir/run-$method.csv"
+    S="$tmpdir/run-$method.json"
+    run "$DRRL" run --model "$data/model" --text "$text" --seq-len 300 --method "$method" \
+        --trace-out "$T" --summary-json "$S" --no-timing
+    expect_rc 0
+    line=$(printf '%s\n' "$out" | grep '^savings')
+    model=$(printf '%s\n' "$line" | sed -n 's/.*whole model \(-\{0,1\}[0-9.]*%\).*/\1/p')
+    core=$(printf '%s\n' "$line" | sed -n 's/.*attention core \(-\{0,1\}[0-9.]*%\).*/\1/p')
+    [ -n "$model" ] && [ -n "$core" ] || fail "$method: run printed no labelled savings: '$line'"
+    js() { grep -o "\"$1\": *[^,}]*" "$S" | sed 's/.*: *//'; }
+    # the rows add up to the summary's attention-core FLOPs exactly
+    col() { head -1 "$T" | tr ',' '\n' | grep -nx "$1" | cut -d: -f1; }
+    ce=$(col flops_exact) cx=$(col flops_executed) cs=$(col savings_cum)
+    # (token texts are quoted and may hold commas: count fields from the end)
+    nf=$(head -1 "$T" | tr ',' '\n' | wc -l)
+    sums=$(tail -n +2 "$T" | awk -F, -v a=$((nf - ce)) -v b=$((nf - cx)) -v c=$((nf - cs)) \
+        '{ e += $(NF - a); x += $(NF - b); s = $(NF - c) }
+         END { printf "%.17g %.17g %.9g\n", e, x, s }')
+    set -- $sums
+    [ "$1" = "$(js attn_flops_exact)" ] || fail "$method: rows' flops_exact sum $1, summary $(js attn_flops_exact)"
+    [ "$2" = "$(js attn_flops_executed)" ] ||
+        fail "$method: rows' flops_executed sum $2, summary $(js attn_flops_executed)"
+    awk -v a="$3" -v b="$(js savings)" 'BEGIN { d = a - b; if (d < 0) d = -d;
+        exit !(d <= 1e-7 * (1 + (b < 0 ? -b : b))) }' ||
+        fail "$method: last savings_cum $3, summary savings $(js savings)"
+    # the replay of the trace shows run's figures
+    run env LC_ALL=C.UTF-8 "$DRRL" replay "$T" --keys G --size 120x40 --dump-screen "$tmpdir/F"
+    expect_rc 0
+    grep -q "token 300/300" "$tmpdir/F" || fail "$method: replay G is not at the last token"
+    grep "^│ total " "$tmpdir/F" | grep -qF " $core " ||
+        fail "$method: replay's attention core is not run's $core: $(grep '│ total' "$tmpdir/F")"
+    grep "whole model" "$tmpdir/F" | grep -qF " $model " ||
+        fail "$method: replay's whole model is not run's $model: $(grep 'whole model' "$tmpdir/F")"
+    # the live explorer's trace of the same inputs: identical but for wall_ns
+    E="$tmpdir/explore-$method.csv"
+    run "$DRRL" explore --model "$data/model" --text "$text" --seq-len 300 --method "$method" \
+        --trace-out "$E" --keys ': 300 Enter' --dump-screen "$tmpdir/live"
+    expect_rc 0
+    sed 's/,[0-9]*$/,/' "$E" >"$tmpdir/e"
+    cmp -s "$T" "$tmpdir/e" || {
+        diff "$T" "$tmpdir/e" | head -4 >&2
+        fail "$method: the explorer's trace differs from run's"
+    }
+    cmp -s "$T.json" "$E.json" || fail "$method: the sidecars differ"
+done
+
+# Search over the text (the shipped model's tokens are bytes, so every word
+# spans tokens): after a long jump, '/' finds the next occurrence; its token
+# is its byte offset + 1.
+text="$data/texts/brown-test-3-romance.txt"
+want=$(grep -ob "hunger" "$text" | head -1 | cut -d: -f1)
+[ -n "$want" ] || fail "the test text lost its word"
+run env LC_ALL=C.UTF-8 "$DRRL" explore --text "$text" --keys ': 700 Enter / hunger Enter' \
+    --size 120x40 --dump-screen "$tmpdir/s"
+expect_rc 0
+tail -1 "$tmpdir/s" | grep -qF "'hunger' at token $((want + 1)) (tokens $((want + 1))-$((want + 6)))" ||
+    fail "search: $(tail -1 "$tmpdir/s")"
+sed -n 2p "$tmpdir/s" | grep -qF "[h]unger" || fail "search: the cursor is not on the word"
+exit 0
