@@ -1,7 +1,7 @@
 /* method.h: attention methods (--method SPEC) and the rank grid.
  *
  * A method decides, per (layer, head, segment), how a head's attention is
- * computed. Specs (see ../shared/design/method.md):
+ * computed. Specs (see doc/method.md):
  *   full            exact attention (no basis work at all)
  *   fixed:R         rank R (1 <= R <= head_dim) for every head
  *   energy:E        smallest grid rank keeping fraction E (0 < E <= 1) of the

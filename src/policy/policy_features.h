@@ -1,5 +1,5 @@
 /* policy_features.h: the state the DR-RL policy sees, per (layer, head), at
- * a segment boundary (../shared/design/method.md, "The policy").
+ * a segment boundary (doc/method.md, "The policy").
  *
  * The state has three parts:
  *  1. Static features, one vector per head, in the layout below (the ONE place

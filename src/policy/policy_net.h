@@ -3,7 +3,7 @@
  * One network serves every layer of a model. A call sees one layer at one
  * segment boundary: its n_head attention heads are the tokens of a small
  * Transformer encoder, so the decision for a head can depend on the other
- * heads of the layer (../shared/design/method.md, "The policy").
+ * heads of the layer (doc/method.md, "The policy").
  *
  *   conv_x (T, conv_in)  --causal conv1d, width k-->  Z (T, conv_out)
  *   s = mean_t tanh(Z)                                 (conv_out)

@@ -1,7 +1,7 @@
 /* policy_reward.h: the reward of one DR-RL rank decision.
  *
  * Per (layer, head, segment), with rank r chosen after rank r_prev
- * (../shared/design/method.md, "The policy"; paper defaults alpha = 1.0,
+ * (doc/method.md, "The policy"; paper defaults alpha = 1.0,
  * beta = 0.05, gamma = 0.1):
  *   R = alpha * cos(O_exact, O_r)            fidelity of the head's output rows
  *     - beta  * FLOPs_r / FLOPs_exact        attention-core cost of the head

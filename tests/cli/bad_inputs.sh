@@ -1,5 +1,5 @@
 #!/bin/sh
-# The catalogue of bad inputs (issue 10): each one must give exit status 1 or
+# The catalogue of bad inputs: each one must give exit status 1 or
 # 2 (never a signal), exactly one line on stderr starting "drrl: ", nothing on
 # stdout, and no output file (or temporary) left behind. A few inputs that look
 # bad but are valid (non-UTF-8 text, a one-token text, a tiny terminal) must

@@ -1,5 +1,5 @@
 #!/bin/sh
-# valgrind memcheck (issue 10): no leak (definite or indirect) and no invalid
+# valgrind memcheck: no leak (definite or indirect) and no invalid
 # access in drrl run, dump and replay, and in an explore session played on a
 # real (tmux) terminal and headless. Every run goes through valgrind with
 # --error-exitcode=99, so any memcheck error or leak fails the test; its log

@@ -1,5 +1,5 @@
 /* bench_trace.h: `drrl bench trace`: how fast a large trace loads for replay
- * and in how much memory (issue 8's target: 10^6 rows in <= 2 s, <= 300 MB). */
+ * and in how much memory (the target: 10^6 rows in <= 2 s, <= 300 MB). */
 #ifndef DRRL_BENCH_TRACE_H
 #define DRRL_BENCH_TRACE_H
 

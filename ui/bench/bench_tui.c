@@ -7,7 +7,7 @@
  * frame: drawing the whole screen (--size) into the canvas and flushing it
  *        through curses to a terminal on /dev/null, at the final token,
  *        --frames times, the selected head changing every frame; median.
- * Targets (issue 7): step <= 30 ms at context 2048 on the default model,
+ * Targets: step <= 30 ms at context 2048 on the default model,
  * frame <= 5 ms. */
 #include "config.h"
 
