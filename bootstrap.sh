@@ -5,8 +5,8 @@
 #                           once, build (drrl is then build/ui/drrl)
 #   ./bootstrap.sh check    the same, then the whole test suite: make check in
 #                           build/, make check in build-sanitizers/ (configured
-#                           with --enable-sanitizers: ASan + UBSan), and make
-#                           distcheck
+#                           with --enable-sanitizers --enable-werror: ASan +
+#                           UBSan, a warning fails the build), and make distcheck
 #
 # Idempotent: a second run only rebuilds what changed.
 set -e
@@ -28,13 +28,23 @@ fi
 [ -x configure ] || ./autogen.sh >/dev/null
 jobs=$(nproc 2>/dev/null || echo 2)
 
-# build_in DIR [configure options]: configure DIR once, then build it.
+# build_in DIR [configure options]: configure DIR (again when it was
+# configured without one of the options), then build it.
 build_in() {
     dir=$1
     shift
     mkdir -p "$top/$dir"
     cd "$top/$dir"
-    [ -f Makefile ] || "$top/configure" -q "$@"
+    fresh=0
+    [ -f Makefile ] || fresh=1
+    [ "$fresh" = 1 ] || had=" $(./config.status --config | tr -d "'") "
+    for opt in "$@"; do
+        case "$fresh$had" in
+        0*" $opt "*) ;;
+        *) fresh=1 ;;
+        esac
+    done
+    [ "$fresh" = 0 ] || "$top/configure" -q "$@"
     make -s -j"$jobs"
 }
 
@@ -43,7 +53,8 @@ case "${1:-}" in
 "") ;;
 check)
     make -j"$jobs" check
-    build_in build-sanitizers --enable-sanitizers
+    # The second build also turns warnings into errors (CI fails on a warning).
+    build_in build-sanitizers --enable-sanitizers --enable-werror
     make -j"$jobs" check
     cd "$top/build"
     make -j"$jobs" distcheck
