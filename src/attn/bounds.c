@@ -91,11 +91,6 @@ double bounds_band(const double *lambda, int32_t d, int32_t r, int32_t r2)
     return sqrt(s);
 }
 
-double bounds_weyl(double e_norm)
-{
-    return e_norm;
-}
-
 double bounds_sin_theta(const double *lambda, int32_t d, int32_t r, double e_norm)
 {
     if (r >= d || r <= 0)

@@ -87,11 +87,10 @@ double bounds_relative(double b, double norm_approx);
 double bounds_band(const double *lambda, int32_t d, int32_t r, int32_t r2);
 
 /* Weyl (Weyl 1912; Horn & Johnson, Matrix Analysis, Cor. 7.3.5):
- * |sigma_k(M + E) - sigma_k(M)| <= ||E||_2. Returns the half-width ||E||_2
- * bound given e_norm >= ||E||_2 (identity; kept for the contract). For the
- * Gram matrices of a growing key set, G_new = G_ref + dG with dG PSD, so
- * lambda_k(G_ref) <= lambda_k(G_new) <= lambda_k(G_ref) + ||dG||_2. */
-double bounds_weyl(double e_norm);
+ * |sigma_k(M + E) - sigma_k(M)| <= ||E||_2, so any e_norm >= ||E||_2 is the
+ * half-width. For the Gram matrices of a growing key set, G_new = G_ref + dG
+ * with dG PSD, so lambda_k(G_ref) <= lambda_k(G_new) <= lambda_k(G_ref) +
+ * ||dG||_2. */
 
 /* Davis-Kahan sin(theta) (Davis & Kahan 1970; Stewart & Sun, Matrix
  * Perturbation Theory, Thm V.3.6) with Weyl for the perturbed spectrum: for

@@ -79,18 +79,3 @@ int drrl_size_add(size_t a, size_t b, size_t *out)
     *out = a + b;
     return 0;
 }
-
-static DrrlFatalHook fatal_hook;
-
-void drrl_set_fatal_hook(DrrlFatalHook hook)
-{
-    fatal_hook = hook;
-}
-
-void drrl_fatal(const char *why)
-{
-    if (fatal_hook)
-        fatal_hook(why);
-    fprintf(stderr, "drrl: %s\n", why);
-    abort();
-}

@@ -54,11 +54,4 @@ void drrl_error_clear(DrrlError *err);
 int drrl_size_mul(size_t a, size_t b, size_t *out);
 int drrl_size_add(size_t a, size_t b, size_t *out);
 
-/* Out-of-memory hook: the UI sets one that restores the terminal before the
- * process dies. drrl_xmalloc-style helpers are deliberately absent: engine code
- * returns DRRL_E_NOMEM instead; this hook is for the UI's last resort. */
-typedef void (*DrrlFatalHook)(const char *why);
-void drrl_set_fatal_hook(DrrlFatalHook hook);
-void drrl_fatal(const char *why) __attribute__((noreturn));
-
 #endif

@@ -211,11 +211,6 @@ void policy_agent_core_grid(const PolicyAgent *a, int32_t *r_min, int32_t *r_ste
     *r_step = a->G > 1 ? a->grid[1] - a->grid[0] : 1;
 }
 
-const PolicyMeta *policy_agent_meta(const PolicyAgent *a)
-{
-    return a->has_meta ? &a->meta : NULL;
-}
-
 void policy_agent_bind_cache(PolicyAgent *a, AttnCacheFn k, AttnCacheFn v, const void *ctx)
 {
     a->ck = k, a->cv = v, a->cctx = ctx;

@@ -69,10 +69,8 @@ DrrlStatus policy_agent_prepare(const Model *m, AttnCoreConfig *cfg, double budg
 void policy_agent_connect(PolicyAgent *a, AttnCore *core, AttnCacheFn k, AttnCacheFn v,
                           const void *ctx);
 
-/* The policy's rank grid and its metadata (valid while the agent lives; the
- * metadata only for agents from policy_agent_load). */
+/* The policy's rank grid (valid while the agent lives). */
 const int32_t *policy_agent_grid(const PolicyAgent *a, int *n_grid);
-const PolicyMeta *policy_agent_meta(const PolicyAgent *a);
 
 /* The attention core's grid parameters (AttnCoreConfig.r_min, r_step) that
  * rebuild the policy's rank grid with method_grid(). */

@@ -289,12 +289,6 @@ const char *session_warning(const Session *s)
 {
     return s->warning;
 }
-void session_set_budget(Session *s, double budget)
-{
-    if (s->agent && budget > 0)
-        policy_agent_set_budget(s->agent, budget);
-}
-
 const float *session_logits(const Session *s)
 {
     if (!s->last_rows)

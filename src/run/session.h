@@ -88,10 +88,9 @@ AttnCore *session_core(Session *s);
  * runs the core on the policy's rank grid. A policy for another model shape
  * is DRRL_E_INPUT from session_new/open; for another model of the same shape
  * the session opens and session_warning() says so (one line, "" if none).
- * session_set_budget sets the FLOP budget fed to the policy (fraction of
- * exact attention FLOPs; default the middle of the policy's training range). */
+ * The FLOP budget fed to the policy is the middle of the policy's training
+ * range. */
 const char *session_warning(const Session *s);
-void session_set_budget(Session *s, double budget);
 
 /* Attention rows of one head near a position, exact beside approximate, for
  * the attention pane. Rows are the query positions

@@ -192,16 +192,6 @@ void canvas_paint(Canvas *c, int x, int y, int n, int role, int attr)
         }
 }
 
-void canvas_colour(Canvas *c, int x, int y, int n, int fg, int bg)
-{
-    for (int i = 0; i < n; i++)
-        if (inside(c, x + i, y)) {
-            CanvasCell *cell = cell_at(c, x + i, y);
-            cell->fg = (uint8_t)fg;
-            cell->bg = (uint8_t)bg;
-        }
-}
-
 void canvas_fill(Canvas *c, CanvasRect r, uint32_t ch, int role, int attr)
 {
     for (int y = r.y; y < r.y + r.h; y++)

@@ -131,9 +131,6 @@ int canvas_put(Canvas *c, int x, int y, uint32_t ch, int role, int attr);
  * their characters. */
 void canvas_paint(Canvas *c, int x, int y, int n, int role, int attr);
 
-/* Set a 256-colour foreground/background override on cells [x, x+n). */
-void canvas_colour(Canvas *c, int x, int y, int n, int fg, int bg);
-
 /* Fill [x, x+w) x [y, y+h) with ch. */
 void canvas_fill(Canvas *c, CanvasRect r, uint32_t ch, int role, int attr);
 

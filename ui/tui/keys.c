@@ -23,14 +23,6 @@ KeyAction keys_action(int32_t key)
     return ACTION_NONE;
 }
 
-const KeyBinding *keys_binding(KeyAction a)
-{
-    for (int i = 0; i < keys_count; i++)
-        if (keys_table[i].action == a)
-            return &keys_table[i];
-    return NULL;
-}
-
 static const struct {
     const char *name;
     int32_t code;

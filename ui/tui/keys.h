@@ -98,9 +98,6 @@ extern const int keys_count;
 /* The action bound to a key, or ACTION_NONE. */
 KeyAction keys_action(int32_t key);
 
-/* The binding of an action, or NULL. */
-const KeyBinding *keys_binding(KeyAction a);
-
 /* Parse one token of a scripted key string (--keys): a key name (Right,
  * Left, Up, Down, S-Left, S-Right, Home, End, PgUp, PgDn, Tab, S-Tab, Enter,
  * Esc, Space, BS, F1, C-l) or a single character. Returns the key code, or

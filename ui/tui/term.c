@@ -37,12 +37,6 @@ bool term_locale_utf8(void)
     return cs && (strcmp(cs, "UTF-8") == 0 || strcmp(cs, "utf8") == 0);
 }
 
-static void fatal_hook(const char *why)
-{
-    (void)why;
-    term_close();
-}
-
 /* Colours per role: {8-colour fg, 256-colour fg, 256 bg, attribute}. -1 is
  * the terminal's default. */
 typedef struct RoleStyle {
@@ -133,7 +127,6 @@ static void setup_screen(void)
 {
     is_open = true;
     atexit(term_close);
-    drrl_set_fatal_hook(fatal_hook);
     cbreak();
     noecho();
     nonl();
@@ -199,11 +192,6 @@ void term_close(void)
         delscreen(screen);
         screen = NULL;
     }
-}
-
-TermColour term_colour(void)
-{
-    return colour;
 }
 
 void term_size(int *cols, int *rows)

@@ -33,7 +33,6 @@ int term_open_on(const char *term, FILE *out, FILE *in);
 /* Restore the terminal (no-op when not open). */
 void term_close(void);
 
-TermColour term_colour(void);
 void term_size(int *cols, int *rows);
 
 /* Draw the canvas on the terminal and refresh. */
