@@ -368,6 +368,72 @@ Test(app, goto_and_search_prompts)
     fixture_done(&f);
 }
 
+/* A live source for the long-jump tests: advance copies the next segment
+ * (8 steps) of a full store into the App's store. */
+typedef struct FakeLive {
+    TraceStore *full, *live;
+    int64_t done;
+    int calls;
+} FakeLive;
+
+static int64_t fake_n_tokens(void *ctx)
+{
+    return trace_store_n_steps(((FakeLive *)ctx)->full);
+}
+
+static DrrlStatus fake_advance(void *ctx, DrrlError *err)
+{
+    FakeLive *f = ctx;
+    f->calls++;
+    for (int64_t end = f->done + 8; f->done < end && f->done < fake_n_tokens(f); f->done++)
+        for (int32_t l = 0; l < 4; l++)
+            for (int32_t h = 0; h < 4; h++) {
+                TraceRecord r;
+                cr_assert(trace_store_read(f->full, f->done, l, h, &r));
+                DrrlStatus st = trace_store_put(f->live, &r, err);
+                if (st)
+                    return st;
+            }
+    return DRRL_OK;
+}
+
+/* Long jumps on a live source are jobs: nothing is computed until the loop
+ * calls app_work, one segment a call, keys are taken meanwhile, and Esc
+ * stops the job where it is; G goes to the end of the text. */
+Test(app, long_jumps_are_jobs_that_esc_cancels)
+{
+    FakeLive fl = {tui_data_store(80, 4, 4, 16, false), trace_store_new(), 0, 0};
+    cr_assert(fl.full && fl.live);
+    DrrlError err;
+    cr_assert_eq(trace_store_set_meta(fl.live, trace_store_meta(fl.full), &err), DRRL_OK);
+    AppSource src = {.ctx = &fl, .n_tokens = fake_n_tokens, .advance = fake_advance};
+    App app;
+    app_init(&app, fl.live, &src, "fake", "drrl", "explore");
+    cr_assert_eq(fake_advance(&fl, &err), DRRL_OK);
+    cr_assert_eq(app_sync(&app), 0);
+    keys(&app, ":60");
+    app_key(&app, KEY_CODE_ENTER);
+    cr_assert(app_busy(&app));
+    cr_assert_eq(fl.calls, 1, "computed before the loop asked");
+    cr_assert_eq(app.step, 0);
+    app_work(&app);
+    cr_assert_eq(fl.calls, 2);
+    app_key(&app, 'j'); /* keys are taken during the job */
+    cr_assert_eq(app.layer, 1);
+    app_key(&app, KEY_CODE_ESC);
+    cr_assert(!app_busy(&app));
+    cr_assert_eq(app.step, 0);
+    cr_assert(strstr(app.msg, "stopped"), "%s", app.msg);
+    app_apply(&app, ACTION_last_token);
+    while (app_busy(&app))
+        app_work(&app);
+    cr_assert_eq(app.step, 79);
+    cr_assert_eq(fl.calls, 10);
+    app_done(&app);
+    trace_store_free(fl.live);
+    trace_store_free(fl.full);
+}
+
 /* Search runs over the joined text: a word split over tokens is found and
  * its tokens are the match; "#ID" needs a live engine. */
 Test(app, search_spans_tokens)

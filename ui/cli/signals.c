@@ -4,6 +4,7 @@
 #include "cli/signals.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <string.h>
 
 static volatile sig_atomic_t caught;
@@ -50,6 +51,14 @@ void signals_restore(void)
 int signals_caught(void)
 {
     return caught;
+}
+
+bool signals_take_sigint(void)
+{
+    if (caught != SIGINT)
+        return false;
+    caught = 0;
+    return true;
 }
 
 const char *signals_name(void)

@@ -19,6 +19,8 @@
 #ifndef DRRL_SIGNALS_H
 #define DRRL_SIGNALS_H
 
+#include <stdbool.h>
+
 /* Install the handlers (remembering the previous ones) and clear the flag. */
 void signals_catch(void);
 
@@ -27,6 +29,10 @@ void signals_restore(void);
 
 /* The signal caught since signals_catch (SIGINT, SIGTERM or SIGHUP), or 0. */
 int signals_caught(void);
+
+/* When the signal caught is SIGINT, clear it and return true (the TUI's
+ * Ctrl-C during a long jump cancels the jump, not the program). */
+bool signals_take_sigint(void);
 
 /* "SIGINT", "SIGTERM", "SIGHUP" for the caught signal, or "" when none. */
 const char *signals_name(void);

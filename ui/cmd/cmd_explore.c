@@ -160,16 +160,10 @@ int cmd_explore(int argc, char **argv)
     DrrlError err;
     drrl_error_clear(&err);
     signals_catch();
-    while (app_n_steps(app) < start && app_n_steps(app) < app_n_tokens(app) &&
-           !signals_caught()) {
-        if (explore_step(ex, &err) != DRRL_OK) {
-            explore_close(ex, 1);
-            return cli_fail(&err);
-        }
-    }
-    /* the engine runs whole segments: the cursor goes to token `start` */
-    if (app_n_steps(app) > 0)
-        app->step = (start < app_n_steps(app) ? start : app_n_steps(app)) - 1;
+    /* --token N: a long jump, computed by the loop with its progress shown
+     * (never a blank screen), cancelled by Esc or Ctrl-C */
+    if (start > 1)
+        app_go_to(app, start - 1);
     rc = tui_run(app, &to, "explore");
     size_t rows = trace_store_n_rows(app->store);
     /* the trace keeps what was computed, whatever ended the run */

@@ -35,6 +35,7 @@ void app_init(App *app, TraceStore *store, AppSource *src, const char *model,
     app->cols = 80;
     app->rows = 24;
     app->match_first = app->match_last = -1;
+    app->job_to = -1;
     app_sync(app); /* out of memory here shows as empty panes */
 }
 
@@ -219,14 +220,48 @@ int app_go_to(App *app, int64_t s)
 {
     if (s < 0)
         s = 0;
-    if (!ensure_step(app, s)) {
-        int64_t n = app_n_steps(app);
-        if (n == 0)
-            return APP_REDRAW_ALL;
-        s = n - 1;
+    if (app->src && s >= app_n_steps(app) && s < app_n_tokens(app)) {
+        /* live and not computed yet: a job, computed a segment at a time by
+         * app_work between keys (the loop draws its progress) */
+        app->job_to = s;
+        app->job_from = app_n_steps(app);
+        return APP_REDRAW_ALL;
     }
-    app->step = s;
+    if (s >= app_n_steps(app))
+        s = app_n_steps(app) - 1;
+    if (s >= 0)
+        app->step = s;
     return APP_REDRAW_ALL;
+}
+
+bool app_busy(const App *app)
+{
+    return app->job_to >= 0;
+}
+
+int app_work(App *app)
+{
+    if (!app_busy(app))
+        return APP_REDRAW_NONE;
+    int64_t to = app->job_to;
+    if (app_n_steps(app) <= to && !ensure_step(app, app_n_steps(app))) {
+        app->job_to = -1; /* ensure_step said why */
+        return APP_REDRAW_ALL;
+    }
+    if (app_n_steps(app) > to) {
+        app->job_to = -1;
+        app->step = to;
+    }
+    return APP_REDRAW_ALL;
+}
+
+void app_cancel(App *app)
+{
+    if (!app_busy(app))
+        return;
+    app->job_to = -1;
+    app_message(app, false, "stopped: tokens 1-%lld computed, still at token %lld",
+                (long long)app_n_steps(app), (long long)app->step + 1);
 }
 
 bool app_break_hits(const App *app, const Breakpoint *b, int64_t step)
@@ -553,9 +588,8 @@ int app_apply(App *app, KeyAction a)
     case ACTION_first_token:
         app->step = 0;
         return APP_REDRAW_ALL;
-    case ACTION_last_token:
-        app->step = app_n_steps(app) > 0 ? app_n_steps(app) - 1 : 0;
-        return APP_REDRAW_ALL;
+    case ACTION_last_token: /* the end of the text, computed if need be */
+        return app_go_to(app, app_n_tokens(app) - 1);
     case ACTION_layer_up:
         if (app->layer > 0)
             app->layer--;
@@ -710,6 +744,10 @@ int app_key(App *app, int32_t key)
 {
     if (key == KEY_CODE_RESIZE)
         return APP_REDRAW_ALL;
+    if (app_busy(app) && app->prompt == PROMPT_NONE && key == KEY_CODE_ESC) {
+        app_cancel(app);
+        return APP_REDRAW_ALL;
+    }
     if (app->prompt != PROMPT_NONE) {
         if (key == KEY_CODE_ESC) {
             app->prompt = PROMPT_NONE;

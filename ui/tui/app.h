@@ -115,6 +115,9 @@ typedef struct App {
     size_t input_len;
     char search[128];
     int64_t match_first, match_last; /* the tokens of the last match, or -1 */
+    /* A long jump on a live engine (app_go_to): go to job_to once computed;
+     * -1: none. job_from: the steps computed when it started. */
+    int64_t job_to, job_from;
 
     Breakpoint breaks[APP_MAX_BREAKS];
     int n_breaks;
@@ -209,8 +212,16 @@ int app_parse_break(const char *spec, Breakpoint *b, char *why, size_t why_n);
 /* Describe a breakpoint in words into buf. */
 void app_describe_break(const Breakpoint *b, char *buf, size_t n);
 
-/* Go to step s (live: computing up to it first). Returns APP_REDRAW_*. */
+/* Go to step s. Live, when s is not computed yet, this starts a job
+ * instead: the loop calls app_work until app_busy is false (headless: at
+ * once; on a terminal: between keys, drawing the progress), and Esc or
+ * Ctrl-C cancel it (app_cancel). Returns APP_REDRAW_*. */
 int app_go_to(App *app, int64_t s);
+bool app_busy(const App *app);
+/* One piece of the job: one call of the source's advance (a segment). */
+int app_work(App *app);
+/* Stop the job where it is (the cursor stays), saying so. */
+void app_cancel(App *app);
 
 /* Display text of token s: the store's, else (live) the input's; NULL when
  * there is none. */

@@ -124,13 +124,26 @@ static void draw_status(const App *app, Canvas *c, CanvasRect r)
     }
     char left[256], right[160];
     int64_t n = app_n_tokens(app), have = app_n_steps(app);
+    if (app_busy(app)) { /* a long jump: its progress, first, whatever the width */
+        int64_t span = app->job_to + 1 - app->job_from, done = have - app->job_from;
+        double f = span > 0 ? (double)done / (double)span : 1;
+        int x = canvas_printf(c, r.x, r.y, r.w, CANVAS_ROLE_STATUS, CANVAS_BOLD,
+                              " computing to token %lld: %lld/%lld ",
+                              (long long)app->job_to + 1, (long long)have, (long long)n);
+        int bw = r.w - x - 18 < 30 ? r.w - x - 18 : 30;
+        if (bw >= 4) {
+            canvas_put(c, r.x + x++, r.y, '[', CANVAS_ROLE_STATUS, 0);
+            canvas_hbar(c, r.x + x, r.y, bw, f, CANVAS_ROLE_STATUS);
+            x += bw;
+            canvas_put(c, r.x + x++, r.y, ']', CANVAS_ROLE_STATUS, 0);
+        }
+        canvas_printf(c, r.x + x, r.y, r.w - x, CANVAS_ROLE_STATUS, CANVAS_BOLD,
+                      " %.0f%% Esc stops", 100 * f);
+        return;
+    }
     char computed[48] = "";
     if (app->src && have < n)
         snprintf(computed, sizeof computed, " (%lld computed)", (long long)have);
-    snprintf(left, sizeof left, " %s | %s | %s | token %lld/%lld%s | L%d H%d", app->mode,
-             app->model, app->method, n > 0 ? (long long)app->step + 1 : 0LL, (long long)n,
-             computed, app->layer, app->head);
-    int x = canvas_text(c, r.x, r.y, r.w, CANVAS_ROLE_STATUS, CANVAS_BOLD, left);
     size_t k = 0;
     right[0] = 0;
     if (app->playing)
@@ -141,7 +154,33 @@ static void draw_status(const App *app, Canvas *c, CanvasRect r)
                               app->n_breaks == 1 ? "" : "s");
     if (k < sizeof right)
         snprintf(right + k, sizeof right - k, " | ? help ");
-    /* a message goes first; the rest only where it fits */
+    /* The message and the help hint come first: the left part drops what
+     * the line has no room for (mode, model, method, then the computed
+     * count), so neither is cut at narrow widths. */
+    long long tok = n > 0 ? (long long)app->step + 1 : 0LL;
+    int need =
+        (app->msg[0] ? canvas_text_width(c, app->msg) + 3 : 0) + canvas_text_width(c, right);
+    for (int v = 0; v < 5; v++) {
+        if (v == 0)
+            snprintf(left, sizeof left, " %s | %s | %s | token %lld/%lld%s | L%d H%d",
+                     app->mode, app->model, app->method, tok, (long long)n, computed,
+                     app->layer, app->head);
+        else if (v == 1)
+            snprintf(left, sizeof left, " %s | %s | token %lld/%lld%s | L%d H%d", app->mode,
+                     app->method, tok, (long long)n, computed, app->layer, app->head);
+        else if (v == 2)
+            snprintf(left, sizeof left, " %s | token %lld/%lld%s | L%d H%d", app->method, tok,
+                     (long long)n, computed, app->layer, app->head);
+        else if (v == 3)
+            snprintf(left, sizeof left, " token %lld/%lld%s | L%d H%d", tok, (long long)n,
+                     computed, app->layer, app->head);
+        else
+            snprintf(left, sizeof left, " token %lld/%lld | L%d H%d", tok, (long long)n,
+                     app->layer, app->head);
+        if (canvas_text_width(c, left) + need <= r.w)
+            break;
+    }
+    int x = canvas_text(c, r.x, r.y, r.w, CANVAS_ROLE_STATUS, CANVAS_BOLD, left);
     if (app->msg[0] && x + 3 < r.w) {
         x += canvas_text(c, r.x + x, r.y, r.w - x, CANVAS_ROLE_STATUS, 0, " |");
         x += canvas_printf(c, r.x + x, r.y, r.w - x,

@@ -175,7 +175,7 @@ int app_search(App *app, int dir)
     }
     app->match_first = s, app->match_last = last;
     int rc = app_go_to(app, s);
-    if (app->step != s) /* a long jump cancelled or failed: its message stays */
+    if (app->step != s && !app_busy(app)) /* the jump failed: its message stays */
         return rc;
     char span[64] = "";
     if (last > s)

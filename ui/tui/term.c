@@ -26,6 +26,11 @@ void term_catch_signals(void)
     signals_catch();
 }
 
+bool term_take_ctrl_c(void)
+{
+    return signals_take_sigint();
+}
+
 bool term_interrupted(void)
 {
     return signals_caught() != 0;

@@ -45,6 +45,8 @@ int32_t term_key(int timeout_ms, int *mx, int *my);
 
 /* A signal asked us to stop (SIGINT, SIGTERM, SIGHUP): signals_caught(). */
 bool term_interrupted(void);
+/* Ctrl-C (SIGINT) caught: clear it and return true (a long jump cancels). */
+bool term_take_ctrl_c(void);
 /* Install the signal handlers (signals_catch; term_open does it too). */
 void term_catch_signals(void);
 

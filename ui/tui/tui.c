@@ -130,9 +130,16 @@ static int run_headless(App *app, const TuiOptions *o, const char *cmd, bool utf
     int32_t key = 0;
     int a = 0, b = 0;
     app->interrupted = term_interrupted;
+    /* jobs (long jumps) run to their end before the next key: the same
+     * screens as on a terminal where each waits for the last */
+    while (app_busy(app) && !term_interrupted())
+        app_work(app);
     while (!app->quit && !term_interrupted() &&
-           (k = script_next(&s, &key, &a, &b)) != SCRIPT_END)
+           (k = script_next(&s, &key, &a, &b)) != SCRIPT_END) {
         script_apply(app, k, key, a, b);
+        while (app_busy(app) && !term_interrupted())
+            app_work(app);
+    }
     if (term_interrupted())
         return TUI_INTERRUPTED;
     Canvas *c = canvas_new(app->cols, app->rows, utf8);
@@ -172,7 +179,15 @@ static int run_interactive(App *app, const TuiOptions *o, const char *cmd, bool 
     Script s = {.p = o->keys};
     int flags = APP_REDRAW_ALL;
     app->interrupted = term_interrupted;
-    while (!app->quit && !term_interrupted()) {
+    while (!app->quit) {
+        if (term_interrupted()) {
+            /* Ctrl-C stops a long jump; otherwise (or any other signal) the
+             * program */
+            if (!app_busy(app) || !term_take_ctrl_c())
+                break;
+            app_cancel(app);
+            flags = APP_REDRAW_ALL;
+        }
         if (flags & APP_REDRAW_ALL) {
             term_size(&cols, &rows);
             if (cols != c->w || rows != c->h) {
@@ -186,6 +201,15 @@ static int run_interactive(App *app, const TuiOptions *o, const char *cmd, bool 
         }
         int32_t key = 0;
         int a = 0, b = 0;
+        if (app_busy(app)) {
+            /* a long jump: one segment, then the keys typed meanwhile (Esc
+             * cancels; a resize redraws), then the progress drawn */
+            flags = app_work(app);
+            while ((key = term_key(0, &app->mouse_x, &app->mouse_y)) != KEY_CODE_NONE &&
+                   key != KEY_CODE_TICK)
+                flags |= app_key(app, key);
+            continue;
+        }
         ScriptKind k = script_next(&s, &key, &a, &b);
         if (k != SCRIPT_END) {
             if (k == SCRIPT_RESIZE) /* a real terminal has its own size */
