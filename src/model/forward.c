@@ -176,66 +176,69 @@ static size_t block_of(const Forward *f, size_t n, size_t align)
 typedef struct LinJob {
     float *y;
     const float *x, *w, *b;
-    size_t n, in, out, block;
+    size_t n, in, out, rb, cb, n_cb;
     float beta;
-    int by_rows;
 } LinJob;
 
+/* Tile t of y: rows [r0, r1) x output columns [c0, c1), one single-threaded
+ * cblas_sgemm (the bias added after). */
 static void lin_task(void *ctx, size_t t, int worker)
 {
     (void)worker;
     const LinJob *j = ctx;
-    if (j->by_rows) {
-        size_t r0 = t * j->block, r1 = r0 + j->block < j->n ? r0 + j->block : j->n;
-        if (r0 >= r1)
-            return;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)j->out,
-                    (int)j->in, 1.0f, j->x + r0 * j->in, (int)j->in, j->w, (int)j->in, j->beta,
-                    j->y + r0 * j->out, (int)j->out);
-        if (j->b)
-            for (size_t i = r0; i < r1; i++) {
-                float *row = j->y + i * j->out;
-                for (size_t c = 0; c < j->out; c++)
-                    row[c] += j->b[c];
-            }
-    } else {
-        size_t c0 = t * j->block, c1 = c0 + j->block < j->out ? c0 + j->block : j->out;
-        if (c0 >= c1)
-            return;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->n, (int)(c1 - c0),
-                    (int)j->in, 1.0f, j->x, (int)j->in, j->w + c0 * j->in, (int)j->in, j->beta,
-                    j->y + c0, (int)j->out);
-        if (j->b)
-            for (size_t i = 0; i < j->n; i++) {
-                float *row = j->y + i * j->out;
-                for (size_t c = c0; c < c1; c++)
-                    row[c] += j->b[c];
-            }
-    }
+    size_t r0 = t / j->n_cb * j->rb, c0 = t % j->n_cb * j->cb;
+    size_t r1 = r0 + j->rb < j->n ? r0 + j->rb : j->n;
+    size_t c1 = c0 + j->cb < j->out ? c0 + j->cb : j->out;
+    if (r0 >= r1 || c0 >= c1)
+        return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)(c1 - c0),
+                (int)j->in, 1.0f, j->x + r0 * j->in, (int)j->in, j->w + c0 * j->in, (int)j->in,
+                j->beta, j->y + r0 * j->out + c0, (int)j->out);
+    if (j->b)
+        for (size_t i = r0; i < r1; i++) {
+            float *row = j->y + i * j->out;
+            for (size_t c = c0; c < c1; c++)
+                row[c] += j->b[c];
+        }
 }
 
 /* y (n, out) = x (n, in) W^T + b, W (out, in); with accumulate, y += ... (the
- * residual connection, fused into the product). Split into blocks of
- * FORWARD_LIN_ROWS rows when there are that many, else (a few tokens at a
- * time) into blocks of FORWARD_LIN_COLS output columns. The blocks depend
- * only on the shapes, never on the thread count, so results are bit-identical
- * whatever the number of threads. */
+ * residual connection, fused into the product). Split into tiles of at most
+ * FORWARD_LIN_ROWS rows by a multiple of FORWARD_LIN_COLS output columns,
+ * the columns chosen so that a tile holds about FORWARD_LIN_MACS
+ * multiply-adds (and at most FORWARD_LIN_WEIGHTS weights): a 128-token segment of a 768-wide
+ * model still gives dozens of tiles (whole rows alone would give two), and a long sequence
+ * gives big ones. The tiles depend only on the shapes, never on the thread count, so results
+ * are bit-identical whatever the number of threads. */
 #define FORWARD_LIN_ROWS 64
 #define FORWARD_LIN_COLS 64
+#define FORWARD_LIN_MACS ((size_t)1 << 22)
+#define FORWARD_LIN_WEIGHTS ((size_t)1 << 18)
 #define FORWARD_LIN_MAX 3
 
 static LinJob lin_job(float *y, const float *x, const float *w, const float *b, size_t n,
                       size_t in, size_t out, int accumulate)
 {
-    LinJob j = {y, x, w, b, n, in, out, 0, accumulate ? 1.0f : 0.0f, 0};
-    j.by_rows = n >= FORWARD_LIN_ROWS;
-    j.block = j.by_rows ? FORWARD_LIN_ROWS : FORWARD_LIN_COLS;
+    LinJob j = {y, x, w, b, n, in, out, 0, 0, 0, accumulate ? 1.0f : 0.0f};
+    j.rb = n < FORWARD_LIN_ROWS ? n : FORWARD_LIN_ROWS;
+    size_t per_col = j.rb * (in ? in : 1);
+    size_t cb = (FORWARD_LIN_MACS + per_col - 1) / per_col;
+    /* a few rows (token by token) read weights more than they compute: cap
+     * a tile's weights at FORWARD_LIN_WEIGHTS floats so the threads share
+     * the memory traffic */
+    size_t cw = FORWARD_LIN_WEIGHTS / (in ? in : 1);
+    cb = cw < cb ? cw : cb;
+    cb = (cb + FORWARD_LIN_COLS - 1) / FORWARD_LIN_COLS * FORWARD_LIN_COLS;
+    j.cb = cb < out ? cb : out;
+    if (j.cb == 0)
+        j.cb = 1;
+    j.n_cb = (out + j.cb - 1) / j.cb;
     return j;
 }
 
 static size_t lin_tasks(const LinJob *j)
 {
-    return ((j->by_rows ? j->n : j->out) + j->block - 1) / j->block;
+    return (j->n + j->rb - 1) / j->rb * j->n_cb;
 }
 
 /* Several independent products (q, k, v; up and gate) in one pool run, so
@@ -995,6 +998,62 @@ DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logit
     if (s != DRRL_OK)
         f->len = pos0;
     return s;
+}
+
+/* Next-token negative log-likelihood of one logits row: log-sum-exp (max
+ * subtracted, exponentials from fastexp_nonpos, the sum in double over eight
+ * fixed lanes) minus the target's logit. */
+FORWARD_HOT static double nll_row(const float *row, size_t V, int32_t target)
+{
+    float m8[8];
+    for (int u = 0; u < 8; u++)
+        m8[u] = row[0];
+    size_t j = 0;
+    for (; j + 8 <= V; j += 8)
+        for (int u = 0; u < 8; u++)
+            m8[u] = row[j + u] > m8[u] ? row[j + u] : m8[u];
+    float mx = m8[0];
+    for (int u = 1; u < 8; u++)
+        mx = m8[u] > mx ? m8[u] : mx;
+    for (; j < V; j++)
+        mx = row[j] > mx ? row[j] : mx;
+    double s8[8] = {0};
+    for (j = 0; j + 8 <= V; j += 8)
+        for (int u = 0; u < 8; u++)
+            s8[u] += fastexp_nonpos(row[j + u] - mx);
+    double sum = 0;
+    for (int u = 0; u < 8; u++)
+        sum += s8[u];
+    for (; j < V; j++)
+        sum += fastexp_nonpos(row[j] - mx);
+    return (log(sum) + (double)mx) - (double)row[target];
+}
+
+typedef struct NllJob {
+    const float *logits;
+    const int32_t *next;
+    size_t n, V;
+    double *nll;
+} NllJob;
+
+#define FORWARD_NLL_ROWS 8
+
+static void nll_task(void *ctx, size_t t, int worker)
+{
+    (void)worker;
+    const NllJob *j = ctx;
+    for (size_t i = t * FORWARD_NLL_ROWS; i < j->n && i < (t + 1) * FORWARD_NLL_ROWS; i++)
+        j->nll[i] = j->next[i] >= 0 && (size_t)j->next[i] < j->V
+                        ? nll_row(j->logits + i * j->V, j->V, j->next[i])
+                        : NAN;
+}
+
+void forward_nll_rows(Forward *f, const float *logits, const int32_t *next, size_t n,
+                      double *nll)
+{
+    NllJob j = {logits, next, n, (size_t)f->m->cfg.vocab, nll};
+    size_t tasks = (n + FORWARD_NLL_ROWS - 1) / FORWARD_NLL_ROWS;
+    pool_run(f, tasks, n * j.V >= FORWARD_PAR_ELEMS ? f->threads : 1, nll_task, &j);
 }
 
 double forward_loss(const float *logits, const int32_t *ids, size_t n, int vocab)

@@ -150,6 +150,14 @@ DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logit
 const float *forward_cache_k(const Forward *f, int l, int g);
 const float *forward_cache_v(const Forward *f, int l, int g);
 
+/* Per-row next-token negative log-likelihood (natural log) on f's threads:
+ * nll[i] = logsumexp(logits[i, :]) - logits[i, next[i]] for n rows of (n, V)
+ * logits; NAN where next[i] is outside 0..V-1. Exponentials in float
+ * (forward_exp_nonpos, within 2 ulp), sums in double; each row's result
+ * depends on that row alone, whatever the thread count. */
+void forward_nll_rows(Forward *f, const float *logits, const int32_t *next, size_t n,
+                      double *nll);
+
 /* Mean next-token cross-entropy (natural log) of ids[1..n-1] given logits
  * (n, V) of ids[0..n-2], log-sum-exp in double. n >= 2. */
 double forward_loss(const float *logits, const int32_t *ids, size_t n, int vocab);

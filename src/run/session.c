@@ -205,19 +205,18 @@ static DrrlStatus run_call(Session *s, size_t n, DrrlError *err)
     free(texts), free(idt);
     if (st)
         return st;
-    /* next-token loss, log-sum-exp in double */
-    for (size_t i = 0; i < n; i++) {
-        size_t t = s->pos + i;
-        if (t + 1 >= s->n_ids)
-            break;
-        const float *lg = s->logits + i * V;
-        double mx = lg[0], z = 0.0;
-        for (size_t v = 1; v < V; v++)
-            mx = lg[v] > mx ? lg[v] : mx;
-        for (size_t v = 0; v < V; v++)
-            z += exp((double)lg[v] - mx);
-        s->nll += log(z) + mx - (double)lg[s->ids[t + 1]];
-        s->nll_n++;
+    /* next-token loss (forward_nll_rows: log-sum-exp on the forward's
+     * threads), summed in row order */
+    size_t nn = s->pos + n < s->n_ids ? n : s->n_ids - s->pos - 1;
+    if (s->pos + 1 < s->n_ids && nn > 0) {
+        double *nll = malloc(nn * sizeof *nll);
+        if (!nll)
+            return drrl_error(err, DRRL_E_NOMEM, "session: out of memory");
+        forward_nll_rows(s->f, s->logits, s->ids + s->pos + 1, nn, nll);
+        for (size_t i = 0; i < nn; i++)
+            s->nll += nll[i];
+        s->nll_n += nn;
+        free(nll);
     }
     s->pos += n;
     return DRRL_OK;
