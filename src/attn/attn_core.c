@@ -12,6 +12,7 @@
 #include "attn/basis.h"
 #include "base/fastexp.h"
 #include "attn/bounds.h"
+#include "attn/guard.h"
 
 enum { SIDE_K = 0, SIDE_V = 1 };
 enum { REFRESH_NONE = 0, REFRESH_KEEP = 1, REFRESH_RECOMPUTE = 2 };
@@ -36,6 +37,7 @@ typedef struct Side {
     double rowmax;  /* max_t ||x_t||_2 over cached rows */
     double dG;      /* ||G - Gref||_F at the last boundary */
     double *sinr;   /* (D + 1) residual Davis-Kahan bound per rank, last boundary */
+    double *res2;   /* (D + 1) bounds_side_res2 after the last advance (head kernel) */
     int has_basis;
     int refresh; /* last boundary's decision */
     /* per-call accumulators, written by the one thread that works on this
@@ -71,6 +73,8 @@ typedef struct Nys {
 typedef struct HeadState {
     int32_t rank;
     double energy, tail_rel, sin_theta;
+    double guard; /* the guard's estimate at the rank in force (NAN: none) */
+    int guard_ok; /* the rank in force passed the guard (estimate <= eps) */
     int32_t n_masked;
     int32_t *masked; /* (grid.n) */
     float *probs;    /* (grid.n) policy probabilities, n_probs of them */
@@ -83,8 +87,8 @@ typedef struct RowStat {
     double fl[FLOPS_CAT_COUNT];
     double fl_exact[FLOPS_CAT_COUNT];
     double attn_exec, attn_exact; /* attention-core totals of the row (finish_call) */
-    double measured, fidelity, bound_abs, bound_rel, tail_rel;
-    int violation, measured_ok;
+    double measured, fidelity, bound_abs, bound_rel, tail_rel, err_abs, guard;
+    int violation, measured_ok, lowrank, guard_ok;
     int64_t wall_ns;
     int32_t rank;
 } RowStat;
@@ -116,9 +120,14 @@ struct AttnCore {
     Nys *nys;      /* (L, H) nystrom state */
     float *bl_out; /* (call n, H, D) baseline outputs of the current layer */
     size_t bl_cap;
+    /* the guard: sampled query rows of the segment in progress, (L, H, S, D) */
+    float *segq;
+    int32_t guard_rows;
+    double *ratios; /* bound / measured error of low-rank rows (for the median) */
+    size_t n_ratios, ratios_cap;
     /* decision scratch */
-    double *dec_energy, *dec_bound;
-    uint8_t *dec_mask;
+    double *dec_energy, *dec_bound, *dec_guard;
+    uint8_t *dec_mask, *dec_gdone;
     int32_t *dec_prev, *dec_rank;
     float *dec_probs;
     double *dec_value;
@@ -157,7 +166,7 @@ void attn_core_config_default(AttnCoreConfig *c)
 static void side_free(Side *s)
 {
     free(s->G), free(s->Gref), free(s->lam), free(s->Bd), free(s->B), free(s->P), free(s->E),
-        free(s->En), free(s->sinr);
+        free(s->En), free(s->sinr), free(s->res2);
 }
 
 static int side_alloc(Side *s, int32_t D)
@@ -172,7 +181,8 @@ static int side_alloc(Side *s, int32_t D)
     s->E = calloc((size_t)D, sizeof *s->E);
     s->En = calloc((size_t)D, sizeof *s->En);
     s->sinr = calloc((size_t)D + 1, sizeof *s->sinr);
-    return s->G && s->Gref && s->lam && s->Bd && s->B && s->E && s->En && s->sinr;
+    s->res2 = calloc((size_t)D + 1, sizeof *s->res2);
+    return s->G && s->Gref && s->lam && s->Bd && s->B && s->E && s->En && s->sinr && s->res2;
 }
 
 static void side_reset(Side *s, int32_t D)
@@ -184,6 +194,7 @@ static void side_reset(Side *s, int32_t D)
     memset(s->E, 0, (size_t)D * sizeof *s->E);
     memset(s->En, 0, (size_t)D * sizeof *s->En);
     memset(s->sinr, 0, ((size_t)D + 1) * sizeof *s->sinr);
+    memset(s->res2, 0, ((size_t)D + 1) * sizeof *s->res2);
     s->trace_ref = 0, s->n_ref = s->n_gram = s->n_proj = 0;
     s->w = 0, s->tot = s->tot_new = 0.0;
     s->rowmax = s->dG = 0;
@@ -223,14 +234,23 @@ DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCo
     ac->seg_done = calloc((size_t)ac->L, sizeof *ac->seg_done);
     ac->dec_energy = calloc((size_t)ac->H * G, sizeof *ac->dec_energy);
     ac->dec_bound = calloc((size_t)ac->H * G, sizeof *ac->dec_bound);
+    ac->dec_guard = calloc((size_t)ac->H * G, sizeof *ac->dec_guard);
+    ac->dec_gdone = calloc((size_t)ac->H, sizeof *ac->dec_gdone);
+
+    ac->guard_rows = c->guard_rows > 0 ? c->guard_rows : GUARD_ROWS;
+    if (ac->guard_rows > GUARD_ROWS_MAX)
+        ac->guard_rows = GUARD_ROWS_MAX;
+    if (ac->guard_rows > c->segment)
+        ac->guard_rows = c->segment;
+    ac->segq = calloc(LH * (size_t)ac->guard_rows * ac->D, sizeof *ac->segq);
     ac->dec_mask = calloc((size_t)ac->H * G, sizeof *ac->dec_mask);
     ac->dec_prev = calloc((size_t)ac->H, sizeof *ac->dec_prev);
     ac->dec_rank = calloc((size_t)ac->H, sizeof *ac->dec_rank);
     ac->dec_probs = calloc((size_t)ac->H * G, sizeof *ac->dec_probs);
     ac->dec_value = calloc((size_t)ac->H, sizeof *ac->dec_value);
     if (!ac->kv || !ac->hs || !ac->callfl || !ac->callrow || !ac->seg_done || !ac->dec_energy ||
-        !ac->dec_bound || !ac->dec_mask || !ac->dec_prev || !ac->dec_rank || !ac->dec_probs ||
-        !ac->dec_value) {
+        !ac->dec_bound || !ac->dec_guard || !ac->dec_gdone || !ac->segq || !ac->dec_mask ||
+        !ac->dec_prev || !ac->dec_rank || !ac->dec_probs || !ac->dec_value) {
         st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
         goto fail;
     }
@@ -323,6 +343,7 @@ void attn_core_free(AttnCore *ac)
     free(ac->kv), free(ac->hs), free(ac->rows), free(ac->callfl), free(ac->callrow),
         free(ac->seg_done);
     free(ac->dec_energy), free(ac->dec_bound), free(ac->dec_mask), free(ac->dec_prev);
+    free(ac->dec_guard), free(ac->dec_gdone), free(ac->segq), free(ac->ratios);
     free(ac->dec_rank), free(ac->dec_probs), free(ac->dec_value);
     flops_done(&ac->exec), flops_done(&ac->exact);
     free(ac);
@@ -335,12 +356,14 @@ void attn_core_reset(AttnCore *ac)
     for (size_t i = 0; i < (size_t)ac->L * ac->H; i++) {
         HeadState *h = &ac->hs[i];
         h->rank = ac->D, h->energy = 1.0, h->tail_rel = 0.0, h->sin_theta = 0.0;
-        h->n_masked = 0, h->n_probs = 0, h->value = NAN;
+        h->n_masked = 0, h->n_probs = 0, h->value = NAN, h->guard = NAN, h->guard_ok = 1;
     }
     for (int32_t l = 0; l < ac->L; l++)
         ac->seg_done[l] = 0;
     flops_clear(&ac->exec), flops_clear(&ac->exact);
     memset(&ac->stats, 0, sizeof ac->stats);
+    ac->n_ratios = 0;
+
     ac->qlen = 0;
     if (ac->perf)
         for (size_t i = 0; i < (size_t)ac->L * ac->K; i++)
@@ -425,45 +448,13 @@ static void charge_kv_row(AttnCore *ac, int32_t l, int32_t g, size_t i, FlopCat 
 
 /* ---- bounds from the state of a side ---- */
 
-/* Float32 projections make sum_{j<r} E_j differ from the exact
- * ||X P_r||_F^2 by a relative O(D u); subtracting it from the exact double
- * total could then understate a tail. We add 1e-6 of the total (about 16 D u
- * for D <= 1024) as an allowance, so the tails below stay upper bounds. */
-#define PROJ_SLACK 1e-6
-
-/* A bound on ||X (I - P_r)||_2^2 over all cached rows of the side (see
- * bounds.h, bounds_score): the smaller of
- *   (a) the Frobenius residual of every cached row, tot - sum_{j<r} E_j
- *       (exact: the basis is orthonormal), when r <= w, and
- *   (b) sigma_{r+1}(Gref)^2 (+ Gram round-off allowance) + the Frobenius
- *       residual of the rows added since Gref (<= their total energy),
- * since ||[A; C] x||^2 = ||A x||^2 + ||C x||^2 and the basis holds Gref's
- * top eigenvectors. */
-static double side_res2(const Side *s, int32_t D, int32_t r)
+/* All ranks' bounds on ||X (I - P_r)||_2^2 of a side, r = 0..D (D + 1
+ * values): bounds_side_res2 (bounds.h) on the side's state, non-increasing
+ * in r. */
+static void side_res2_all(const Side *s, int32_t D, double *res2)
 {
-    if (r >= D)
-        return 0.0;
-    double fresh = s->tot_new;
-    if (r <= s->w) {
-        double kept = 0.0;
-        for (int32_t j = 0; j < r; j++)
-            kept += s->En[j];
-        fresh = s->tot_new - kept + PROJ_SLACK * s->tot_new;
-        if (fresh < 0.0)
-            fresh = 0.0;
-    }
-    double spec = s->lam[r] + bounds_gram_allowance(s->trace_ref, s->n_ref, D) + fresh;
-    if (r <= s->w) {
-        double kept = 0.0;
-        for (int32_t j = 0; j < r; j++)
-            kept += s->E[j];
-        double fro = s->tot - kept + PROJ_SLACK * s->tot;
-        if (fro < 0.0)
-            fro = 0.0;
-        if (fro < spec)
-            return fro;
-    }
-    return spec;
+    BoundsSide v = {s->lam, s->E, s->En, s->tot, s->tot_new, s->trace_ref, s->n_ref, s->w};
+    bounds_side_res2(&v, D, res2);
 }
 
 static double side_total(const Side *s, int32_t D)
@@ -472,14 +463,28 @@ static double side_total(const Side *s, int32_t D)
     return s->tot;
 }
 
-/* Relative tail bound: sqrt(res2(r) / ||X||_F^2) (0 when X is zero), <= 1. */
-static double side_rel(const Side *s, int32_t D, int32_t r)
+/* Relative tail bound from a res2 value: sqrt(res2 / ||X||_F^2) (0 when X
+ * is zero), <= 1; non-increasing in r when res2 is. */
+static double side_rel(const Side *s, int32_t D, double res2)
 {
     double tot = side_total(s, D);
     if (!(tot > 0.0))
         return 0.0;
-    double b = sqrt(side_res2(s, D, r) / tot);
+    double b = sqrt(res2 / tot);
     return b < 1.0 ? b : 1.0;
+}
+
+/* The larger relative tail bound of keys and values at rank r (proven). */
+static double side_tail_rel(const Kv *kv, int32_t D, int32_t r)
+{
+    double res2[4097];
+    if (r >= D)
+        return 0.0;
+    side_res2_all(&kv->s[SIDE_K], D, res2);
+    double b = side_rel(&kv->s[SIDE_K], D, res2[r]);
+    side_res2_all(&kv->s[SIDE_V], D, res2);
+    double bv = side_rel(&kv->s[SIDE_V], D, res2[r]);
+    return b > bv ? b : bv;
 }
 
 /* Fraction of the energy kept at rank r: exact for r <= w; beyond the
@@ -999,7 +1004,7 @@ static void side_boundary(AttnCore *ac, int32_t l, int32_t g, int si, int64_t po
         double tr = 0.0;
         for (int32_t j = 0; j < D; j++)
             tr += s->G[(size_t)j * D + j];
-        double allow = bounds_gram_allowance(tr, s->n_gram, D) + PROJ_SLACK * s->tot;
+        double allow = bounds_gram_allowance(tr, s->n_gram, D) + BOUNDS_PROJ_SLACK * s->tot;
         /* Three tests, cheapest first; keep at the first that passes.
          * (1) and (3): is the kept basis within (1 + tol) of the optimum
          * sum_{j>=r} lambda_j(G) at every rank in use? (1) compares with a
@@ -1183,28 +1188,97 @@ static DrrlStatus run_sides(AttnCore *ac, int32_t l, int phase, int64_t pos, siz
     return st;
 }
 
+/* The guard's estimate for head h of layer l at every grid rank (guard.h):
+ * a replay of sampled rows of the segment that just completed, on the bases
+ * in force while it ran (so, like the next segment's rows, they attend
+ * recent keys that the bases never saw); evaluation stops below the first
+ * rank over eps. Its work is charged (FLOPS_GUARD) when the method's
+ * decision uses the mask (drrl); for the other methods it is
+ * instrumentation, like the measured error. */
+static DrrlStatus guard_head(AttnCore *ac, int32_t l, int32_t h, int64_t seg, double *g,
+                             DrrlError *err)
+{
+    int32_t D = ac->D, S = ac->guard_rows, T = ac->cfg.segment, gk = h / ac->group;
+    int64_t pos[GUARD_ROWS_MAX];
+    Kv *kv = kv_at(ac, l, gk);
+    int32_t ns = guard_sample_rows((seg - 1) * T, T, S, pos);
+    GuardInput in = {ac->segq + ((size_t)l * ac->H + h) * S * D,
+                     pos,
+                     ns,
+                     D,
+                     ac->cache_k(ac->cache_ctx, l, gk),
+                     ac->cache_v(ac->cache_ctx, l, gk),
+                     kv->s[SIDE_K].B,
+                     kv->s[SIDE_V].B,
+                     layer_scale(ac, l)};
+    double fl = guard_estimate(&in, ac->grid.r, ac->grid.n, ac->cfg.eps, g, NULL);
+    if (fl < 0.0)
+        return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory in the guard");
+    if (ac->cfg.method.kind == METHOD_DRRL)
+        callfl_at(ac, l, h)[FLOPS_GUARD] += fl;
+    return DRRL_OK;
+}
+
+/* The guard of every head of layer l for segment seg not yet estimated
+ * (dec_gdone), from the bases in force now; heads whose sides have no basis
+ * yet are left for later (the second segment's have none before its
+ * refresh: its guard then uses the first basis, which saw the rows). */
+static DrrlStatus guard_layer(AttnCore *ac, int32_t l, int64_t seg, DrrlError *err)
+{
+    DrrlStatus st = DRRL_OK;
+    for (int32_t h = 0; h < ac->H && st == DRRL_OK; h++) {
+        Kv *kv = kv_at(ac, l, h / ac->group);
+        if (ac->dec_gdone[h] || !kv->s[SIDE_K].has_basis || !kv->s[SIDE_V].has_basis)
+            continue;
+        st = guard_head(ac, l, h, seg, ac->dec_guard + (size_t)h * ac->grid.n, err);
+        ac->dec_gdone[h] = 1;
+    }
+    return st;
+}
+
+/* Bounds, guard and safety mask of every head of layer l at segment seg.
+ * The mask allows a rank when the guard's estimate (non-increasing in rank)
+ * is <= eps, and always allows exact and the rank in force, so the allowed
+ * ranks are {r >= the smallest safe rank} plus the rank in force. */
+static DrrlStatus decide_mask(AttnCore *ac, int32_t l, DrrlError *err)
+{
+    int32_t D = ac->D, H = ac->H, ng = ac->grid.n;
+    double *rk = malloc(2 * ((size_t)D + 1) * sizeof *rk), *rv = rk ? rk + D + 1 : NULL;
+    if (!rk)
+        return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
+    DrrlStatus st = DRRL_OK;
+    for (int32_t h = 0; h < H && st == DRRL_OK; h++) {
+        HeadState *hs = hs_at(ac, l, h);
+        Kv *kv = kv_at(ac, l, h / ac->group);
+        ac->dec_prev[h] = hs->rank;
+        if (h % ac->group == 0) {
+            side_res2_all(&kv->s[SIDE_K], D, rk);
+            side_res2_all(&kv->s[SIDE_V], D, rv);
+        }
+        const double *g = ac->dec_guard + (size_t)h * ng;
+        for (int32_t i = 0; i < ng; i++) {
+            int32_t r = ac->grid.r[i];
+            double b = side_rel(&kv->s[SIDE_K], D, rk[r]),
+                   bv = side_rel(&kv->s[SIDE_V], D, rv[r]);
+            ac->dec_bound[h * ng + i] = b > bv ? b : bv;
+            ac->dec_energy[h * ng + i] = side_energy(&kv->s[SIDE_K], D, r);
+            ac->dec_mask[h * ng + i] = g[i] <= ac->cfg.eps || r == D || r == hs->rank;
+        }
+        ac->dec_value[h] = NAN;
+    }
+    free(rk);
+    return st;
+}
+
 /* Decide ranks of every head of layer l for segment seg. */
 static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, size_t n,
                          DrrlError *err)
 {
     int32_t D = ac->D, H = ac->H, ng = ac->grid.n;
     const Method *m = &ac->cfg.method;
-    for (int32_t h = 0; h < H; h++) {
-        HeadState *hs = hs_at(ac, l, h);
-        Kv *kv = kv_at(ac, l, h / ac->group);
-        ac->dec_prev[h] = hs->rank;
-        for (int32_t i = 0; i < ng; i++) {
-            int32_t r = ac->grid.r[i];
-            double b = side_rel(&kv->s[SIDE_K], D, r), bv = side_rel(&kv->s[SIDE_V], D, r);
-            ac->dec_bound[h * ng + i] = b > bv ? b : bv;
-            ac->dec_energy[h * ng + i] = side_energy(&kv->s[SIDE_K], D, r);
-            /* Safety mask: unsafe when the bound exceeds eps_t; exact and the
-             * current rank are always allowed, so the mask is never empty. */
-            ac->dec_mask[h * ng + i] =
-                !(ac->dec_bound[h * ng + i] > ac->cfg.eps) || r == D || r == hs->rank;
-        }
-        ac->dec_value[h] = NAN;
-    }
+    DrrlStatus mst = decide_mask(ac, l, err);
+    if (mst)
+        return mst;
     int have_probs = 0;
     if (m->kind == METHOD_DRRL) {
         if (!ac->chooser)
@@ -1219,6 +1293,7 @@ static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, s
                             ac->dec_prev,
                             ac->dec_energy,
                             ac->dec_bound,
+                            ac->dec_guard,
                             ac->dec_mask,
                             q,
                             n,
@@ -1284,8 +1359,12 @@ static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, s
             if (!ac->dec_mask[h * ng + i])
                 hs->masked[hs->n_masked++] = ac->grid.r[i];
         hs->energy = side_energy(&kv->s[SIDE_K], D, r);
-        double b = side_rel(&kv->s[SIDE_K], D, r), bv = side_rel(&kv->s[SIDE_V], D, r);
-        hs->tail_rel = b > bv ? b : bv;
+        int32_t gi = method_grid_index(&ac->grid, r);
+        int on_grid = ac->grid.r[gi] == r;
+        hs->tail_rel = side_tail_rel(kv, D, r);
+        /* the guard is estimated at grid ranks only (fixed:R off the grid: none) */
+        hs->guard = on_grid ? ac->dec_guard[h * ng + gi] : NAN;
+        hs->guard_ok = r >= D || (on_grid && ac->dec_guard[h * ng + gi] <= ac->cfg.eps);
         const Side *sk = &kv->s[SIDE_K];
         hs->sin_theta = sk->refresh == REFRESH_KEEP ? sk->sinr[r < D ? r : D] : 0.0;
         hs->n_probs = have_probs ? ng : 0;
@@ -1318,6 +1397,23 @@ static void charge_kv_row(AttnCore *ac, int32_t l, int32_t g, size_t i, FlopCat 
 {
     for (int32_t j = 0; j < ac->group; j++)
         row_at(ac, l, g * ac->group + j, i)->fl[c] += n / ac->group;
+}
+
+/* Keep the queries of the segment's rows the guard will re-run at the next
+ * boundary (guard_sample_rows), (L, H, S, D). */
+static void guard_keep_queries(AttnCore *ac, int32_t l, size_t pos0, size_t n, const float *q)
+{
+    int32_t S = ac->guard_rows, T = ac->cfg.segment, D = ac->D;
+    int64_t pos[GUARD_ROWS_MAX];
+    int32_t ns = guard_sample_rows((int64_t)pos0 / T * T, T, S, pos);
+    for (int32_t k = 0; k < ns; k++) {
+        if (pos[k] < (int64_t)pos0 || pos[k] >= (int64_t)(pos0 + n))
+            continue;
+        const float *row = q + (size_t)(pos[k] - (int64_t)pos0) * ac->H * D;
+        for (int32_t h = 0; h < ac->H; h++)
+            memcpy(ac->segq + (((size_t)l * ac->H + h) * S + k) * D, row + (size_t)h * D,
+                   (size_t)D * sizeof(float));
+    }
 }
 
 static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, const float *q,
@@ -1408,7 +1504,13 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, 
     if ((st = grow_proj(ac, pos0 + n, err)))
         return st;
     int new_seg = (int64_t)pos0 % T == 0;
+    if (new_seg)
+        memset(ac->dec_gdone, 0, (size_t)ac->H);
     if (new_seg && seg > 0 && ac->seg_done[layer] < seg) {
+        /* the guard replays the completed segment on the bases that were in
+         * force for it, before the refresh replaces them */
+        if ((st = guard_layer(ac, layer, seg, err)))
+            return st;
         if ((st = run_sides(ac, layer, 0, (int64_t)pos0, 0, 0, NULL, err)))
             return st;
         ac->seg_done[layer] = seg;
@@ -1422,7 +1524,8 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, 
                 hs->rank = ac->D, hs->n_masked = 0, hs->energy = 1.0, hs->tail_rel = 0.0;
                 hs->sin_theta = 0.0, hs->n_probs = 0, hs->value = NAN;
             }
-        } else if ((st = decide(ac, layer, seg, q, n, err))) {
+        } else if ((st = guard_layer(ac, layer, seg, err)) ||
+                   (st = decide(ac, layer, seg, q, n, err))) {
             return st;
         }
     }
@@ -1441,6 +1544,10 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, 
     st = run_sides(ac, layer, 1, 0, pos0, n, w_need, err);
     if (w_need != wbuf)
         free(w_need);
+    for (int32_t g = 0; g < ac->K && st == DRRL_OK; g++)
+        for (int si = 0; si < 2; si++)
+            side_res2_all(&kv_at(ac, layer, g)->s[si], ac->D, kv_at(ac, layer, g)->s[si].res2);
+    guard_keep_queries(ac, layer, pos0, n, q);
     return st;
 }
 
@@ -1610,8 +1717,8 @@ static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
             if ((st = forward_attn_exact(NULL, &b, err)))
                 goto done;
         }
-        double kres2 = lowrank ? side_res2(sk, D, r) : 0.0;
-        double vres2 = lowrank ? side_res2(sv, D, r) : 0.0;
+        double kres2 = lowrank ? sk->res2[r] : 0.0;
+        double vres2 = lowrank ? sv->res2[r] : 0.0;
         double vspec = sqrt(side_total(sv, D));
         for (size_t i = 0; i < n; i++) {
             RowStat *rs = row_at(ac, l, h, row0 + i);
@@ -1623,6 +1730,7 @@ static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
                 dot += (double)o[j] * ot[j];
             }
             rs->measured = no > 0.0 ? sqrt(e2 / no) : sqrt(e2);
+            rs->err_abs = sqrt(e2);
             rs->fidelity = no > 0.0 && nt > 0.0 ? dot / sqrt(no * nt) : (e2 == 0.0 ? 1.0 : 0.0);
             rs->measured_ok = 1;
             if (lowrank) {
@@ -1667,6 +1775,9 @@ static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
             rs->bound_abs = NAN, rs->bound_rel = NAN;
         }
         rs->tail_rel = lowrank ? hs->tail_rel : baseline ? NAN : 0.0;
+        rs->lowrank = lowrank && r < D;
+        rs->guard = lowrank ? hs->guard : NAN;
+        rs->guard_ok = lowrank ? hs->guard_ok : 1;
     }
 done:
     free(exact_out), free(qb), free(ab), free(qres), free(pt2);
@@ -1734,6 +1845,51 @@ static void step_flops(AttnCore *ac, size_t i, size_t n, double *exec_tot, doubl
     }
 }
 
+/* The guard and bound statistics of one measured low-rank row. */
+static void guard_stats_add(AttnCore *ac, const RowStat *rs)
+{
+    AttnCoreStats *st = &ac->stats;
+    st->lowrank_rows++;
+    if (rs->guard_ok) {
+        st->guarded_rows++;
+        st->guard_exceeded += rs->measured > ac->cfg.eps;
+    } else {
+        st->forced_rows++;
+    }
+    st->bound_vacuous += !(rs->bound_rel < 1.0);
+    if (rs->err_abs > 0.0) {
+        if (ac->n_ratios == ac->ratios_cap) {
+            size_t cap = ac->ratios_cap ? 2 * ac->ratios_cap : 4096;
+            double *r = realloc(ac->ratios, cap * sizeof *r);
+            if (!r)
+                return; /* the median then covers the rows kept so far */
+            ac->ratios = r, ac->ratios_cap = cap;
+        }
+        ac->ratios[ac->n_ratios++] = rs->bound_abs / rs->err_abs;
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double attn_core_bound_ratio_median(const AttnCore *ac)
+{
+    size_t n = ac->n_ratios;
+    if (n == 0)
+        return NAN;
+    double *c = malloc(n * sizeof *c);
+    if (!c)
+        return NAN;
+    memcpy(c, ac->ratios, n * sizeof *c);
+    qsort(c, n, sizeof *c, cmp_double);
+    double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
+    free(c);
+    return m;
+}
+
 DrrlStatus attn_core_finish_call(AttnCore *ac, size_t pos0, size_t n, const char *const *tokens,
                                  TraceSink *sinks, int n_sinks, DrrlError *err)
 {
@@ -1756,6 +1912,8 @@ DrrlStatus attn_core_finish_call(AttnCore *ac, size_t pos0, size_t n, const char
                     ac->stats.rows++;
                     ac->stats.fidelity_sum += rs->fidelity;
                     ac->stats.violations += rs->violation;
+                    if (rs->lowrank)
+                        guard_stats_add(ac, rs);
                 }
                 ac->stats.attn_wall_s += rs->wall_ns * 1e-9;
                 if (n_sinks <= 0)

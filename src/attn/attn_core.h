@@ -55,9 +55,12 @@ typedef struct AttnCoreConfig {
     uint64_t seed;         /* random:A-B and performer features */
     int measure;           /* compute exact attention alongside: measured error,
                               fidelity, bound violations */
-    double eps;            /* safety threshold eps_t on the relative tail bound; NAN
-                              (the default) = auto: the policy's trained floor for
-                              drrl (policy_agent_prepare), else ATTN_CORE_EPS */
+    double eps;            /* safety threshold eps_t on the guard's estimate of the
+                              relative head-output error (guard.h); NAN (the
+                              default) = auto: the policy's trained floor for drrl
+                              (policy_agent_prepare), else ATTN_CORE_EPS */
+    int32_t guard_rows;    /* rows of the completed segment the guard re-runs
+                              (0: GUARD_ROWS) */
     double rot_tol;        /* keep a stale basis while the bounds allow (above); < 0:
                               always recompute */
     int keep_queries;      /* keep every query (for attn_core_query: the views) */
@@ -79,8 +82,12 @@ typedef struct AttnDecision {
     const RankGrid *grid;
     const int32_t *prev_rank; /* (n_head) */
     const double *energy;     /* (n_head, n): key energy kept at each rank */
-    const double *bound;      /* (n_head, n): relative tail bound at each rank */
-    const uint8_t *mask;      /* (n_head, n): 1 = allowed */
+    const double *bound;      /* (n_head, n): relative K/V tail bound at each rank
+                                 (proven, non-increasing in rank) */
+    const double *guard;      /* (n_head, n): the guard's estimate of the relative
+                                 output error (guard.h; an ESTIMATE, non-increasing) */
+    const uint8_t *mask;      /* (n_head, n): 1 = allowed: guard <= eps, exact, or
+                                 the rank in force */
     const float *q;           /* (n_q, H*D) queries of the segment's first call */
     size_t n_q;
     double *policy_flops; /* out: the chooser adds the FLOPs it executed; they
@@ -131,9 +138,17 @@ const FlopLedger *attn_core_flops_exact(const AttnCore *ac);
 
 typedef struct AttnCoreStats {
     int64_t tokens;
-    int64_t rows;                            /* (token, layer, head) rows measured */
-    double fidelity_sum;                     /* sum of cos(o_exact, o~) over measured rows */
-    int64_t violations;                      /* rows whose measured error exceeded a bound */
+    int64_t rows;           /* (token, layer, head) rows measured */
+    double fidelity_sum;    /* sum of cos(o_exact, o~) over measured rows */
+    int64_t violations;     /* rows whose measured error exceeded a bound */
+    int64_t lowrank_rows;   /* measured rows run at a rank below head_dim */
+    int64_t guarded_rows;   /* ... whose rank the guard allowed (estimate <= eps) */
+    int64_t guard_exceeded; /* ... of those, measured relative error > eps */
+    int64_t forced_rows;    /* low-rank rows at a rank the guard flagged, allowed only
+                               as the rank in force (or chosen by a method that
+                               ignores the mask) */
+    int64_t bound_vacuous;  /* low-rank rows whose proven relative output bound is
+                               >= 1 (infinite included): it certifies nothing */
     int64_t refresh_keep, refresh_recompute; /* basis refresh decisions */
     double attn_wall_s;                      /* wall time inside the hook (all threads) */
     /* FLOP totals over every token so far, summed in trace order (token, layer,
@@ -145,6 +160,9 @@ typedef struct AttnCoreStats {
     double attn_flops_exact, attn_flops_executed;
 } AttnCoreStats;
 const AttnCoreStats *attn_core_stats(const AttnCore *ac);
+/* Median over measured low-rank rows of (proven output bound) / (measured
+ * output error), rows with a zero error left out; NAN when there is none. */
+double attn_core_bound_ratio_median(const AttnCore *ac);
 
 /* The last emitted state of one head (for views): rank in force. */
 int32_t attn_core_rank(const AttnCore *ac, int32_t layer, int32_t head);

@@ -209,3 +209,44 @@ double bounds_sin_theta_residual(double gap, double off, double comp)
     double b = off / delta;
     return b < 1.0 ? b : 1.0;
 }
+
+void bounds_prefix_min(double *b, int32_t n)
+{
+    double m = INFINITY;
+    for (int32_t i = 0; i < n; i++) {
+        if (isnan(b[i]))
+            continue;
+        if (b[i] < m)
+            m = b[i];
+        else
+            b[i] = m;
+    }
+}
+
+void bounds_side_res2(const BoundsSide *s, int32_t d, double *res2)
+{
+    double allow = bounds_gram_allowance(s->trace_ref, s->n_ref, d);
+    double kept = 0.0, kept_new = 0.0;
+    for (int32_t r = 0; r < d; r++) {
+        if (r > 0 && r <= s->w)
+            kept += s->E[r - 1], kept_new += s->En[r - 1];
+        double fresh = s->tot_new;
+        double spec;
+        if (r <= s->w) {
+            fresh = s->tot_new - kept_new + BOUNDS_PROJ_SLACK * s->tot_new;
+            if (fresh < 0.0)
+                fresh = 0.0;
+        }
+        spec = (s->lam[r] > 0.0 ? s->lam[r] : 0.0) + allow + fresh;
+        if (r <= s->w) {
+            double fro = s->tot - kept + BOUNDS_PROJ_SLACK * s->tot;
+            if (fro < 0.0)
+                fro = 0.0;
+            if (fro < spec)
+                spec = fro;
+        }
+        res2[r] = spec;
+    }
+    res2[d] = 0.0;
+    bounds_prefix_min(res2, d + 1);
+}

@@ -39,6 +39,55 @@ double bounds_tail_spec(const double *lambda, int32_t d, int32_t r);
  * G, B: (d, d) row-major double, G symmetric (full). O(d^2 r). */
 double bounds_stale_tail2(const double *G, const double *B, int32_t d, int32_t r);
 
+/* Nested projectors make tails non-increasing in rank (proof): every rank
+ * uses the leading columns of ONE orthonormal basis B, so for r <= r' the
+ * projectors are nested, P_r P_r' = P_r' P_r = P_r, hence
+ * (I - P_r)(I - P_r') = I - P_r', and for any X and any unitarily invariant
+ * norm (Frobenius, spectral)
+ *   ||X (I - P_r')|| = ||X (I - P_r)(I - P_r')|| <= ||X (I - P_r)|| ||I - P_r'||_2
+ *                    <= ||X (I - P_r)||.
+ * So if b(r) >= ||X (I - P_r)|| at every rank r of an increasing list, then
+ * min over r <= r' of b(r) >= ||X (I - P_r')|| too: a bound again, and one
+ * that is non-increasing in rank (Horn & Johnson, Matrix Analysis, 2nd ed.,
+ * Sec. 5.6 and 7.4, for the submultiplicative unitarily invariant norms).
+ * bounds_prefix_min replaces b[i] by min_{j <= i} b[j] in place (b ordered
+ * by increasing rank); NaN entries are left as they are and skipped. */
+void bounds_prefix_min(double *b, int32_t n);
+
+/* The stale-basis tail of one side (keys or values of one kv head) as the
+ * engine keeps it: the basis B holds the top eigenvectors of Gref, the Gram
+ * of the first n_ref rows (eigenvalues lam, descending); rows added since
+ * (the "new" rows) are not in Gref. E[j] (j < w) is sum_t (x_t b_j)^2 over
+ * every row, En[j] the same over the new rows, tot = sum_t ||x_t||^2 over
+ * every row and tot_new over the new rows. */
+typedef struct BoundsSide {
+    const double *lam, *E, *En;
+    double tot, tot_new, trace_ref;
+    int64_t n_ref;
+    int32_t w;
+} BoundsSide;
+
+/* Float32 projections make sum_{j<r} E_j differ from the exact
+ * ||X P_r||_F^2 by a relative O(d u); subtracting it from the exact double
+ * total could then understate a tail. We add 1e-6 of the total (about 16 d u
+ * for d <= 1024) as an allowance, so the tails stay upper bounds. */
+#define BOUNDS_PROJ_SLACK 1e-6
+
+/* A bound on ||X (I - P_r)||_2^2 over all rows X of a side, for every rank
+ * r = 0..d: res2[r] (d + 1 values). At each r, the smaller of
+ *   (a) the Frobenius residual of every row, tot - sum_{j<r} E_j (exact: B is
+ *       orthonormal; + BOUNDS_PROJ_SLACK tot), when r <= w, and
+ *   (b) lambda_{r+1}(Gref) + bounds_gram_allowance + the Frobenius residual of
+ *       the new rows (tot_new - sum_{j<r} En_j when r <= w, else tot_new, their
+ *       whole energy), since with X = [A; C] (A the rows of Gref, C the new
+ *       ones) ||X y||^2 = ||A y||^2 + ||C y||^2 <= (lambda_{r+1}(Gref) +
+ *       ||C (I-P_r)||_F^2) ||y||^2 for y = (I - P_r) x;
+ * then the running minimum over r (bounds_prefix_min: the projectors are
+ * nested), so that res2 is non-increasing in r. Without that minimum (b)
+ * jumps at r = w + 1, where it stops knowing the new rows' projections.
+ * res2[d] = 0. O(d). */
+void bounds_side_res2(const BoundsSide *s, int32_t d, double *res2);
+
 /* Score error for one query row:
  *   s - s~ = q (I - P) K^T / sqrt(d) = q (I-P) (I-P) K^T / sqrt(d)
  *   ||s - s~||_2 <= ||q (I - P)||_2 ||K (I - P)||_2 / sqrt(d)

@@ -4,8 +4,8 @@
 #include <string.h>
 
 static const char *const cat_names[FLOPS_CAT_COUNT] = {
-    "projections", "gram",  "eigensolve", "rotation", "basis_proj", "scores",
-    "softmax",     "value", "out_proj",   "mlp",      "policy",     "other",
+    "projections", "gram",     "eigensolve", "rotation", "basis_proj", "scores", "softmax",
+    "value",       "out_proj", "mlp",        "policy",   "other",      "guard",
 };
 
 const char *flops_cat_name(FlopCat c)
@@ -15,7 +15,7 @@ const char *flops_cat_name(FlopCat c)
 
 int flops_cat_is_attn(FlopCat c)
 {
-    return c >= FLOPS_GRAM && c <= FLOPS_OUT_PROJ;
+    return (c >= FLOPS_GRAM && c <= FLOPS_OUT_PROJ) || c == FLOPS_GUARD;
 }
 
 DrrlStatus flops_init(FlopLedger *l, int32_t n_layer, int32_t n_head, DrrlError *err)

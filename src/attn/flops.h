@@ -30,6 +30,8 @@ typedef enum FlopCat {
     FLOPS_MLP,        /* feed-forward block (per layer) */
     FLOPS_POLICY,     /* the rank policy network */
     FLOPS_OTHER,      /* embeddings, norms, residuals, lm head */
+    FLOPS_GUARD,      /* the safety guard's estimate: exact and rank-r attention of
+                         sampled rows of the completed segment (guard.h) */
     FLOPS_CAT_COUNT
 } FlopCat;
 
@@ -40,7 +42,7 @@ const char *flops_cat_name(FlopCat c);
 
 /* Whether a category belongs to the attention core: everything an attention
  * method changes (basis refresh, basis projection, scores, softmax, value
- * product, output back-projection). */
+ * product, output back-projection) and the safety guard's estimate. */
 int flops_cat_is_attn(FlopCat c);
 
 typedef struct FlopLedger {

@@ -41,8 +41,8 @@ enum {
     "  --seed N          seed for random:A-B and performer features (default 0)\n"             \
     "  --rank-min R, --rank-step S\n"                                                          \
     "                    the rank grid {R, R+S, ..., head_dim} (default head_dim/8 each)\n"    \
-    "  --eps E           safety threshold on the relative tail bound (default 0.25;\n"         \
-    "                    for drrl, the floor the policy was trained under)\n"                  \
+    "  --eps E           safety threshold on the guard's estimate of the relative head\n"      \
+    "                    output error (default 0.25; for drrl, the policy's floor)\n"          \
     "  --rot-tol X       keep a stale basis while its sin-theta bound is <= X (0.1)\n"         \
     "  --no-exact        do not compute exact attention alongside: faster, but no\n"           \
     "                    fidelity, measured error or bound check\n"

@@ -1,0 +1,133 @@
+#include "attn/guard.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/flops.h"
+
+int32_t guard_sample_rows(int64_t seg_start, int32_t T, int32_t n_rows, int64_t *pos)
+{
+    if (n_rows > T)
+        n_rows = T;
+    if (n_rows < 1)
+        return 0;
+    /* row k (0-based, increasing) at seg_start + T - 1 - (n_rows - 1 - k) T / n_rows */
+    for (int32_t k = 0; k < n_rows; k++)
+        pos[k] = seg_start + T - 1 - (int64_t)(n_rows - 1 - k) * T / n_rows;
+    return n_rows;
+}
+
+/* out = softmax(scale * x K^T) V over keys 0..m-1 (double); s: m scratch. */
+static void attend(const double *x, const float *k, const float *v, size_t m, int32_t d,
+                   double scale, double *s, double *out)
+{
+    double mx = -INFINITY, z = 0.0;
+    for (size_t t = 0; t < m; t++) {
+        double a = 0.0;
+        for (int32_t j = 0; j < d; j++)
+            a += x[j] * k[t * d + j];
+        s[t] = a * scale;
+        mx = s[t] > mx ? s[t] : mx;
+    }
+    for (size_t t = 0; t < m; t++)
+        z += (s[t] = exp(s[t] - mx));
+    memset(out, 0, (size_t)d * sizeof *out);
+    for (size_t t = 0; t < m; t++) {
+        double p = s[t] / z;
+        for (int32_t j = 0; j < d; j++)
+            out[j] += p * v[t * d + j];
+    }
+}
+
+/* y = B[:, :r] B[:, :r]^T x (d x d row-major B, column j = direction j). */
+static void project(const float *B, int32_t d, int32_t r, const double *x, double *c, double *y)
+{
+    for (int32_t j = 0; j < r; j++) {
+        double a = 0.0;
+        for (int32_t i = 0; i < d; i++)
+            a += (double)B[(size_t)i * d + j] * x[i];
+        c[j] = a;
+    }
+    for (int32_t i = 0; i < d; i++) {
+        double a = 0.0;
+        for (int32_t j = 0; j < r; j++)
+            a += (double)B[(size_t)i * d + j] * c[j];
+        y[i] = a;
+    }
+}
+
+/* Relative error of rank r on every row: max_i ||o_i - o_i(r)|| / ||o_i||. */
+static double rank_error(const GuardInput *in, int32_t r, const double *o, double *s,
+                         double *buf, double *fl)
+{
+    int32_t d = in->d;
+    double *x = buf, *c = buf + d, *qr = buf + 2 * d, *u = buf + 3 * d, *orr = buf + 4 * d;
+    double worst = 0.0;
+    for (int32_t i = 0; i < in->n_rows; i++) {
+        size_t m = (size_t)in->pos[i] + 1;
+        for (int32_t j = 0; j < d; j++)
+            x[j] = in->q[(size_t)i * d + j];
+        project(in->Bk, d, r, x, c, qr);
+        attend(qr, in->k, in->v, m, d, in->scale, s, u);
+        project(in->Bv, d, r, u, c, orr);
+        *fl += 8.0 * d * r + 4.0 * (double)m * d + flops_softmax((double)m);
+        const double *oi = o + (size_t)i * d;
+        double e2 = 0.0, n2 = 0.0;
+        for (int32_t j = 0; j < d; j++)
+            e2 += (oi[j] - orr[j]) * (oi[j] - orr[j]), n2 += oi[j] * oi[j];
+        double e = n2 > 0.0 ? sqrt(e2 / n2) : sqrt(e2);
+        if (!(e <= worst)) /* NaN propagates */
+            worst = e;
+    }
+    return worst;
+}
+
+double guard_estimate(const GuardInput *in, const int32_t *ranks, int32_t n, double stop,
+                      double *g, uint8_t *evaluated)
+{
+    int32_t d = in->d;
+    size_t m_max = 1;
+    for (int32_t i = 0; i < in->n_rows; i++)
+        if ((size_t)in->pos[i] + 1 > m_max)
+            m_max = (size_t)in->pos[i] + 1;
+    double *s = malloc(m_max * sizeof *s);
+    double *o = malloc(((size_t)in->n_rows + 1) * d * sizeof *o);
+    double *buf = malloc(5 * (size_t)d * sizeof *buf);
+    if (!s || !o || !buf) {
+        free(s), free(o), free(buf);
+        return -1.0;
+    }
+    double fl = 0.0;
+    for (int32_t i = 0; i < in->n_rows; i++) {
+        size_t m = (size_t)in->pos[i] + 1;
+        for (int32_t j = 0; j < d; j++)
+            buf[j] = in->q[(size_t)i * d + j];
+        attend(buf, in->k, in->v, m, d, in->scale, s, o + (size_t)i * d);
+        fl += 4.0 * (double)m * d + flops_softmax((double)m);
+    }
+    double env = 0.0;
+    int stopped = 0;
+    for (int32_t a = n - 1; a >= 0; a--) {
+        if (evaluated)
+            evaluated[a] = 0;
+        if (ranks[a] >= d) {
+            g[a] = env; /* exact: e = 0 */
+            if (evaluated)
+                evaluated[a] = 1;
+            continue;
+        }
+        if (!stopped) {
+            double e = in->n_rows > 0 ? rank_error(in, ranks[a], o, s, buf, &fl) : 0.0;
+            if (!(e <= env))
+                env = e;
+            if (evaluated)
+                evaluated[a] = 1;
+            if (!(env <= stop))
+                stopped = 1;
+        }
+        g[a] = env;
+    }
+    free(s), free(o), free(buf);
+    return fl;
+}
