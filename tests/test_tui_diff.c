@@ -156,7 +156,9 @@ Test(tui_diff, screen_marks_deltas_and_details)
     app_key(a, 'f');
     char *s = screen(a, 100, 30, false);
     cr_assert(strstr(s, "2 of 16 heads diverge here"), "%s", s);
-    cr_assert(strstr(s, "!first divergence: token 6, L2 H1, rank  (this token)"), "%s", s);
+    cr_assert(strstr(s, "!first differing decision: token 6, L2 H1, rank  (this token)"), "%s",
+              s);
+    cr_assert(strstr(s, "A and B ran different methods (drrl, fixed:4)"), "%s", s);
     cr_assert(strstr(s, ">-2"), "the selected cell shows -2: %s", s);
     cr_assert(strstr(s, " ~"), "the error-only change shows ~: %s", s);
     cr_assert(strstr(s, "first differing column: rank"), "%s", s);

@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,12 +74,47 @@ static int column_eq(const TraceRecord *a, const TraceRecord *b, const TraceColu
     return 0;
 }
 
+static bool has_policy(const TraceRecord *r)
+{
+    return r->n_policy > 0 || !isnan(r->value);
+}
+
 int trace_diff_rows(const TraceRecord *a, const TraceRecord *b, unsigned flags)
 {
-    for (int c = 0; c < TRACE_NCOLS; c++)
+    bool policies = has_policy(a) && has_policy(b);
+    for (int c = 0; c < TRACE_NCOLS; c++) {
+        if (c == TRACE_COL_method || c == TRACE_COL_threshold)
+            continue; /* labels and settings: trace_diff_note */
+        if (!policies &&
+            (c == TRACE_COL_policy_probs || c == TRACE_COL_value || c == TRACE_COL_reward))
+            continue;
         if (!column_eq(a, b, &trace_columns[c], flags))
             return c;
+    }
     return -1;
+}
+
+int trace_diff_decision(const TraceRecord *a, const TraceRecord *b)
+{
+    if (a->rank != b->rank)
+        return TRACE_COL_rank;
+    if (!column_eq(a, b, &trace_columns[TRACE_COL_masked], 0))
+        return TRACE_COL_masked;
+    return -1;
+}
+
+void trace_diff_note(const TraceDiff *d, char *buf, size_t n)
+{
+    char m[160] = "", t[96] = "";
+    if (d->methods_differ)
+        snprintf(m, sizeof m, "methods (%s, %s)", d->method_a, d->method_b);
+    if (d->thresholds_differ)
+        snprintf(t, sizeof t, "thresholds (%.4g, %.4g)", d->threshold_a, d->threshold_b);
+    if (!m[0] && !t[0]) {
+        snprintf(buf, n, "%s", "");
+        return;
+    }
+    snprintf(buf, n, "A and B ran different %s%s%s", m, m[0] && t[0] ? " and " : "", t);
 }
 
 /* (step, layer, head) order: <0, 0, >0. */
@@ -112,6 +148,28 @@ static void note_first(TraceDiff *d, const TraceRecord *a, const TraceRecord *b,
         trace_csv_field(a, col, d->first_a, sizeof d->first_a);
         trace_csv_field(b, col, d->first_b, sizeof d->first_b);
     }
+}
+
+static void note_figure(TraceDiff *d, const TraceRecord *a, const TraceRecord *b, int col)
+{
+    if (d->has_figure)
+        return;
+    d->has_figure = 1;
+    d->fig_step = a->step;
+    d->fig_layer = a->layer;
+    d->fig_head = a->head;
+    d->fig_column = col;
+    trace_csv_field(a, col, d->fig_a, sizeof d->fig_a);
+    trace_csv_field(b, col, d->fig_b, sizeof d->fig_b);
+}
+
+static void note_settings(TraceDiff *d, const TraceRecord *a, const TraceRecord *b)
+{
+    snprintf(d->method_a, sizeof d->method_a, "%s", a->method ? a->method : "");
+    snprintf(d->method_b, sizeof d->method_b, "%s", b->method ? b->method : "");
+    d->methods_differ = !str_eq(a->method, b->method);
+    d->threshold_a = a->threshold, d->threshold_b = b->threshold;
+    d->thresholds_differ = !real_eq(a->threshold, b->threshold);
 }
 
 /* The first differing sidecar key, or 0 when they agree. */
@@ -200,13 +258,18 @@ DrrlStatus trace_diff_compute(const TraceStore *a, const TraceStore *b, unsigned
             continue;
         }
         TraceDiffLayer *L = &d->layers[ra.layer];
-        d->aligned++;
+        if (d->aligned++ == 0)
+            note_settings(d, &ra, &rb);
         L->aligned++;
         int col = trace_diff_rows(&ra, &rb, flags);
         if (col >= 0) {
             d->differing++;
             L->differing++;
-            note_first(d, &ra, &rb, col);
+            int dec = trace_diff_decision(&ra, &rb);
+            if (dec >= 0)
+                note_first(d, &ra, &rb, dec);
+            else
+                note_figure(d, &ra, &rb, col);
         }
         L->rank_changed += ra.rank != rb.rank;
         L->rank_sum_a += ra.rank;
@@ -229,7 +292,7 @@ DrrlStatus trace_diff_compute(const TraceStore *a, const TraceStore *b, unsigned
         ha = trace_store_row(a, ++i, &ra);
         hb = trace_store_row(b, ++j, &rb);
     }
-    d->identical = !d->has_first && !d->meta_key[0];
+    d->identical = !d->has_first && !d->has_figure && !d->meta_key[0];
     return DRRL_OK;
 }
 

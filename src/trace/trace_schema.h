@@ -76,11 +76,11 @@
     X(measured_error, REAL, measured_error, 0, 0, ">= 0, or NaN")                              \
     /* cosine(o_exact, o_approx), [-1, 1] */                                                   \
     X(fidelity, REAL, fidelity, 0, 0, "Range [-1, 1], or NaN")                                 \
-    /* FLOPs exact attention would execute for this head/step */                               \
+    /* attention-core FLOPs exact attention would execute for this head/step */                \
     X(flops_exact, F64, flops_exact, 0, 0, ">= 0")                                             \
-    /* FLOPs actually executed, overheads included */                                          \
+    /* attention-core FLOPs executed, the low-rank overheads included */                       \
     X(flops_executed, F64, flops_executed, 0, 0, ">= 0")                                       \
-    /* cumulative savings of the whole run so far, [.., 1] */                                  \
+    /* whole-model savings over tokens 0..token_index (flops_savings), [.., 1] */              \
     X(savings_cum, REAL, savings_cum, 0, 0, "At most 1")                                       \
     /* probabilities over the rank grid (n_policy 0 without a policy) */                       \
     X(policy_probs, FLOATS, n_policy, 0, 0, "they sum to 1")                                   \

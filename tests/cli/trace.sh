@@ -21,7 +21,7 @@ expect_rc 0
 awk -F, 'BEGIN { OFS = "," } NR == 101 { $8 = ($8 == 2 ? 4 : 2) } { print }' "$a" >"$b"
 run "$DRRL" diff "$a" "$b"
 expect_rc 1
-expect_out_contains "first divergence: step 16"
+expect_out_contains "first divergence (first differing decision): step 16"
 expect_out_contains "rank: A"
 expect_out_contains "1 differ"
 

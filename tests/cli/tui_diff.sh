@@ -37,7 +37,22 @@ expect_err_contains "terminal"
 # The text report is unchanged by the TUI's options being there.
 run "$DRRL" diff a.csv b.csv
 expect_rc 1
-expect_out_contains "first divergence: step 0"
+# decisions, not labels: the first segment is exact in both, so the first
+# differing decision is in the second (step 4); the methods are noted once
+expect_out_contains "first divergence (first differing decision): step 4 "
+expect_out_contains "note: A and B ran different methods (energy:0.9, fixed:4):"
+# the same method at two thresholds: noted, and the label never counts
+run "$DRRL" run $opts "$prompt" --method energy:0.9 --eps 0.5 --trace-out "$tmpdir/c.csv" \
+    --no-timing
+expect_rc 0
+run "$DRRL" diff a.csv c.csv
+expect_out_contains "note: A and B ran different thresholds (0.25, 0.5):"
+case "$out" in *"method: A"*) fail "the method label was compared" ;; esac
+sed 's/"energy:0.9"/"energy:0.90"/' a.csv >relabel.csv
+sed 's/"energy:0.9"/"energy:0.90"/' a.csv.json >relabel.csv.json
+run "$DRRL" diff a.csv relabel.csv
+expect_out_contains "decisions: identical"
+expect_out_contains "figures: identical"
 
 # check NAME KEYS SIZE LOCALE: the headless screen equals the golden file.
 check() {
@@ -59,7 +74,7 @@ keys_a="f d d . j"
 check diff-100x30 "$keys_a" 100x30 C.UTF-8
 # ranks A/B instead of deltas, ASCII, back one divergence
 check diff-80x24-ascii "f d v D" 80x24 C
-grep -q "!first divergence: token 5, L0 H0, rank  (this token)" "$gold/diff-80x24-ascii.txt" ||
+grep -q "!first differing decision: token 5, L0 H0, rank  (this token)" "$gold/diff-80x24-ascii.txt" ||
     fail "the first divergence is not marked at its token"
 grep -q "first differing column: rank" "$gold/diff-100x30.txt" || fail "no column for the head"
 

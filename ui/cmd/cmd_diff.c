@@ -19,11 +19,13 @@
 static const char usage[] =
     "usage: drrl diff [--quiet] [--timing] [--tui [TUI OPTIONS]] A.csv B.csv\n"
     "\n"
-    "Compare two traces row by row, aligned by step, layer and head. Print the\n"
-    "first divergence (the first row, in step/layer/head order, that differs or\n"
-    "exists in one trace only, with the first differing column and both\n"
-    "values), the first differing sidecar key, and per layer: rows that differ,\n"
-    "rank changes and mean ranks, mean measured error, and executed FLOPs.\n"
+    "Compare two traces row by row, aligned by step, layer and head: their\n"
+    "decisions (ranks, masks) and figures (errors, bounds, FLOPs...), not labels:\n"
+    "the method and threshold are noted once when they differ. Print the first\n"
+    "divergence (the first differing decision, in step/layer/head order, or a\n"
+    "row in one trace only, with both values), the first differing figure, the\n"
+    "first differing sidecar key, and per layer: rows that differ, rank changes\n"
+    "and mean ranks, mean measured error, and executed FLOPs.\n"
     "\n"
     "Exit status, as diff(1): 0 the traces are identical, 1 they differ,\n"
     "2 trouble (a missing or malformed trace, a bad flag).\n"
@@ -61,21 +63,29 @@ static void print_diff(const char *pa, const char *pb, const TraceStore *a, cons
     }
     if (d->meta_key[0])
         printf("sidecar: %s: A %s, B %s\n", d->meta_key, d->meta_a, d->meta_b);
+    char note[320];
+    trace_diff_note(d, note, sizeof note);
+    if (note[0])
+        printf("note: %s: decisions may differ for that reason alone\n", note);
     if (d->has_first) {
-        printf("first divergence: step %lld (token \"%s\"), layer %d, head %d: ",
+        printf("first divergence (first differing decision): step %lld (token \"%s\"), "
+               "layer %d, head %d: ",
                (long long)d->first_step, d->first_token, (int)d->first_layer,
                (int)d->first_head);
         if (d->first_column < 0)
             printf("row only in %s\n", strcmp(d->first_a, "(no row)") == 0 ? "B" : "A");
-        else if (d->first_column == 2 || d->first_column == 6) /* token, method */
-            printf("%s: A \"%s\", B \"%s\"\n", trace_csv_columns[d->first_column], d->first_a,
-                   d->first_b);
         else
             printf("%s: A %s, B %s\n", trace_csv_columns[d->first_column], d->first_a,
                    d->first_b);
     } else {
-        printf("rows: identical\n");
+        printf("decisions: identical (every rank and mask)\n");
     }
+    if (d->has_figure)
+        printf("first differing figure: step %lld, layer %d, head %d: %s: A %s, B %s\n",
+               (long long)d->fig_step, (int)d->fig_layer, (int)d->fig_head,
+               trace_csv_columns[d->fig_column], d->fig_a, d->fig_b);
+    else if (!d->has_first)
+        printf("figures: identical\n");
     printf("rows: %zu aligned, %zu differ, %zu only in A, %zu only in B\n", d->aligned,
            d->differing, d->only_a, d->only_b);
     if (d->aligned == 0)

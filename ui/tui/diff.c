@@ -3,6 +3,7 @@
 
 #include "tui/diff.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,20 @@ int diff_init(AppDiff *d, const TraceStore *a, const TraceStore *b, const char *
         diff_done(d);
         return -1;
     }
+    TraceRecord r0a, r0b;
+    if (trace_store_row(a, 0, &r0a) && trace_store_row(b, 0, &r0b)) {
+        TraceDiff td;
+        memset(&td, 0, sizeof td);
+        snprintf(td.method_a, sizeof td.method_a, "%s", r0a.method ? r0a.method : "");
+        snprintf(td.method_b, sizeof td.method_b, "%s", r0b.method ? r0b.method : "");
+        td.methods_differ = strcmp(td.method_a, td.method_b) != 0;
+        td.threshold_a = r0a.threshold, td.threshold_b = r0b.threshold;
+        td.thresholds_differ = (float)r0a.threshold != (float)r0b.threshold;
+        trace_diff_note(&td, d->note, sizeof d->note);
+    }
+    int64_t fig_step = -1;
+    int32_t fig_layer = 0, fig_head = 0;
+    int fig_col = -1;
     size_t k = 0;
     for (int64_t s = 0; s < d->n_steps; s++)
         for (int32_t l = 0; l < d->n_layers; l++)
@@ -64,23 +79,32 @@ int diff_init(AppDiff *d, const TraceStore *a, const TraceStore *b, const char *
                 int hb = trace_store_read(b, s, l, h, &rb);
                 if (!ha && !hb)
                     continue;
-                int col = -1;
+                int col = -1, dec = -1;
                 if (ha && hb) {
-                    rb.method = ra.method; /* the label is not a decision */
                     col = trace_diff_rows(&ra, &rb, 0);
                     if (col < 0)
                         continue;
+                    dec = trace_diff_decision(&ra, &rb);
                 }
                 d->differs[k] = 1;
                 d->step_cells[s]++;
                 d->total_cells++;
-                if (d->first_step < 0) {
+                if (d->first_step < 0 && (dec >= 0 || col < 0)) {
                     d->first_step = s;
                     d->first_layer = l;
                     d->first_head = h;
-                    d->first_column = col;
+                    d->first_column = dec;
+                    d->first_is_decision = true;
+                } else if (fig_step < 0 && dec < 0) {
+                    fig_step = s, fig_layer = l, fig_head = h, fig_col = col;
                 }
             }
+    if (d->first_step < 0 && fig_step >= 0) { /* no decision differs: the first figure */
+        d->first_step = fig_step;
+        d->first_layer = fig_layer;
+        d->first_head = fig_head;
+        d->first_column = fig_col;
+    }
     return 0;
 }
 

@@ -6,10 +6,12 @@
  * screen_draw shows the tokens strip over view_diff (ui/tui/view_diff.c), and
  * app_key offers the keys of UI_DIFF_KEYS before the explorer's own.
  *
- * A cell diverges when its rows differ in any column but the method label
- * and wall_ns (trace_diff_rows; the label differs on every row when the two
- * runs used different methods, and timing differs between any two runs), or
- * when only one trace has the row.
+ * A cell diverges when its rows differ in a decision or a figure
+ * (trace_diff_rows: not the method label, the threshold or wall_ns), or when
+ * only one trace has the row. The first divergence is the first differing
+ * decision (trace_diff_decision: a rank or the mask), else the first
+ * differing figure; note says when the traces ran different methods or
+ * thresholds.
  */
 #ifndef DRRL_DIFF_H
 #define DRRL_DIFF_H
@@ -55,7 +57,9 @@ typedef struct AppDiff {
     /* The first divergence in (step, layer, head) order; first_step < 0: none. */
     int64_t first_step;
     int32_t first_layer, first_head;
-    int first_column;    /* trace_csv_columns index; -1: the row is in one trace only */
+    int first_column; /* trace_csv_columns index; -1: the row is in one trace only */
+    bool first_is_decision;
+    char note[320];      /* trace_diff_note: different methods or thresholds, or "" */
     int64_t total_cells; /* diverging cells over the whole traces */
     bool show_ranks;     /* grid shows "A/B" ranks instead of the delta */
 } AppDiff;

@@ -225,14 +225,15 @@ static void diff_draw(const App *app, Canvas *c, CanvasRect r)
     if (y < bottom) {
         if (d->first_step < 0) {
             canvas_text(c, r.x, y, r.w, CANVAS_ROLE_OK, 0,
-                        "no divergence: every row agrees (method label and timing aside)");
+                        "no divergence: every decision and figure agrees");
         } else {
             bool here = app->step == d->first_step;
             int x = r.x;
             if (here)
                 x += canvas_put(c, x, y, '!', CANVAS_ROLE_BAD, CANVAS_BOLD);
             canvas_printf(c, x, y, r.w - (x - r.x), here ? CANVAS_ROLE_BAD : CANVAS_ROLE_NORMAL,
-                          here ? CANVAS_BOLD : 0, "first divergence: token %lld, L%d H%d, %s%s",
+                          here ? CANVAS_BOLD : 0, "first %s: token %lld, L%d H%d, %s%s",
+                          d->first_is_decision ? "differing decision" : "differing figure",
                           (long long)d->first_step + 1, d->first_layer, d->first_head,
                           d->first_column < 0 ? "a row in one trace only"
                                               : trace_csv_columns[d->first_column],
@@ -243,8 +244,11 @@ static void diff_draw(const App *app, Canvas *c, CanvasRect r)
     /* the grid */
     DiffGrid gr = grid_of(app, r);
     int cell_w = gr.cell_w, label_w = gr.label_w, first = gr.first, n_rows = gr.n_rows;
-    if (y < bottom)
-        y++; /* gap */
+    if (y < bottom) { /* the settings that differ, else a gap */
+        if (d->note[0])
+            canvas_text(c, r.x, y, r.w, CANVAS_ROLE_WARN, 0, d->note);
+        y++;
+    }
     if (y < bottom && n_rows > 0) {
         int x = r.x + label_w;
         for (int32_t h = 0; h < d->n_heads && x + cell_w <= r.x + r.w; h++, x += cell_w) {
