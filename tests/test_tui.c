@@ -434,6 +434,48 @@ Test(app, long_jumps_are_jobs_that_esc_cancels)
     trace_store_free(fl.full);
 }
 
+/* F10 quits, C-d / C-u page through the tokens, the wheel scrolls the pane
+ * under the pointer, a click on a token goes to it; breakpoints outside the
+ * model or the text are refused. */
+Test(app, mouse_pages_and_checked_breakpoints)
+{
+    Fixture f;
+    fixture(&f, 40, false);
+    App *a = &f.app;
+    a->cols = 80, a->rows = 24;
+    app_key(a, KEY_CODE_CTRL_D);
+    cr_assert_gt(a->step, 5, "a page is the tokens the strip shows: %lld", (long long)a->step);
+    cr_assert_lt(a->step, 39);
+    app_key(a, KEY_CODE_CTRL_U);
+    cr_assert_eq(a->step, 0);
+    /* the strip at step 0 reads "[The] quick brown": " quick" is token 2 */
+    a->mouse_x = 9, a->mouse_y = 1;
+    app_key(a, KEY_CODE_MOUSE);
+    cr_assert_eq(a->step, 1, "%s", a->msg);
+    a->mouse_x = 2, a->mouse_y = 1; /* the strip: the wheel moves tokens */
+    app_key(a, KEY_CODE_WHEEL_DOWN);
+    cr_assert_eq(a->step, 2);
+    a->mouse_x = 10, a->mouse_y = 6; /* the rank grid: it moves layers */
+    app_key(a, KEY_CODE_WHEEL_DOWN);
+    cr_assert_eq(a->layer, 1);
+    cr_assert_eq(a->step, 2);
+    app_key(a, KEY_CODE_WHEEL_UP);
+    cr_assert_eq(a->layer, 0);
+    keys(a, "bhead 9.9");
+    app_key(a, KEY_CODE_ENTER);
+    cr_assert_eq(a->n_breaks, 0);
+    cr_assert(a->msg_error);
+    keys(a, "btoken 41");
+    app_key(a, KEY_CODE_ENTER);
+    cr_assert_eq(a->n_breaks, 0);
+    keys(a, "btoken 40");
+    app_key(a, KEY_CODE_ENTER);
+    cr_assert_eq(a->n_breaks, 1);
+    app_key(a, KEY_CODE_F10);
+    cr_assert(a->quit);
+    fixture_done(&f);
+}
+
 /* Search runs over the joined text: a word split over tokens is found and
  * its tokens are the match; "#ID" needs a live engine. */
 Test(app, search_spans_tokens)

@@ -60,6 +60,12 @@ for method in drrl energy:0.9 fixed:8; do
     cmp -s "$T.json" "$E.json" || fail "$method: the sidecars differ"
 done
 
+# replay on a directory says so (it used to say the sidecar was missing)
+run "$DRRL" replay "$tmpdir"
+expect_rc 2
+expect_one_line_error
+expect_err_contains "is a directory"
+
 # Search over the text (the shipped model's tokens are bytes, so every word
 # spans tokens): after a long jump, '/' finds the next occurrence; its token
 # is its byte offset + 1.

@@ -35,8 +35,11 @@ enum {
         "no-exact", no_argument, 0, ATTN_CLI_OPT_NO_EXACT                                      \
     }
 
-#define ATTN_CLI_USAGE                                                                         \
-    "  --method SPEC     attention method (default full): " METHOD_FORMS "\n"                  \
+/* The --method line with the command's default, then the other options. */
+#define ATTN_CLI_METHOD_USAGE(dflt)                                                            \
+    "  --method SPEC     attention method (default " dflt "): " METHOD_FORMS "\n"
+#define ATTN_CLI_USAGE ATTN_CLI_METHOD_USAGE("full") ATTN_CLI_OTHER_USAGE
+#define ATTN_CLI_OTHER_USAGE                                                                   \
     "  --segment T       tokens per rank decision (default 128; 1 = token by token)\n"         \
     "  --seed N          seed for random:A-B and performer features (default 0)\n"             \
     "  --rank-min R, --rank-step S\n"                                                          \

@@ -37,7 +37,9 @@ static const char usage[] =
     "  --prompt S        input string\n"
     "  --ids-file F      token ids, separated by whitespace or commas\n"
     "  --seq-len N       at most N tokens (default: the model's context, <= 2048)\n"
-    "  --offset BYTES    start reading --text at this byte offset\n" ATTN_CLI_USAGE
+    "  --offset BYTES    start reading --text at this byte offset\n" ATTN_CLI_METHOD_USAGE(
+        "drrl with DATA's policy; with --model,\n"
+        "                    energy:0.95") ATTN_CLI_OTHER_USAGE
     "  --trace-out F     also record the run as a CSV trace (F and F.json); what\n"
     "                    was computed is kept on quit, error or Ctrl-C\n"
     "  --force           replace an existing trace\n"

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <sys/stat.h>
 #include <string.h>
 
 #include "tui/app.h"
@@ -68,6 +69,12 @@ int cmd_replay(int argc, char **argv)
         return cli_usage_error("replay", "unexpected argument '%s'", argv[optind + 1]);
     const char *path = argv[optind];
 
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return cli_error(CLI_EXIT_USAGE,
+                         "%s: is a directory: give a trace file (TRACE.csv, written by drrl "
+                         "run --trace-out)",
+                         path);
     TraceStore *store = NULL;
     DrrlError err;
     drrl_error_clear(&err);

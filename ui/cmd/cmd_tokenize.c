@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "cli/cli.h"
@@ -161,6 +162,10 @@ int cmd_tokenize(int argc, char **argv)
             rc = cli_fail(&err);
         if (rc == 0) {
             fwrite(bytes, 1, len, stdout);
+            /* the exact bytes into a pipe; on a terminal, a final newline so
+             * the prompt starts on its own line */
+            if (isatty(STDOUT_FILENO) && (len == 0 || bytes[len - 1] != '\n'))
+                putchar('\n');
             rc = finish_output();
         }
         free(ids);

@@ -559,8 +559,59 @@ static int click(App *app)
         return APP_REDRAW_NONE;
     app->focus = v;
     if (views[v]->handle)
-        views[v]->handle(app, ACTION_select_click, layout_inner(l.pane[v]));
+        return views[v]->handle(app, ACTION_select_click, layout_inner(l.pane[v])) |
+               APP_REDRAW_ALL;
     return APP_REDRAW_ALL;
+}
+
+/* A page of tokens: as many as the token strip shows (about cols - 4
+ * columns of token text from the cursor, forward or back). */
+static int64_t page_tokens(const App *app, int dir)
+{
+    int64_t n = app_n_tokens(app), k = 0;
+    int room = app->cols - 4;
+    for (int64_t s = app->step + (dir < 0 ? -1 : 0); s >= 0 && s < n && room > 0;
+         s += dir, k++) {
+        const char *t = app_token_text(app, s);
+        room -= t ? (int)strlen(t) : 1;
+    }
+    return k > 1 ? k : 1;
+}
+
+static int page(App *app, int dir)
+{
+    if (app->overlay != OVERLAY_NONE) {
+        app->overlay_scroll += dir * (app->rows > 8 ? app->rows - 6 : 2);
+        if (app->overlay_scroll < 0)
+            app->overlay_scroll = 0;
+        return APP_REDRAW_ALL;
+    }
+    int64_t to = app->step + dir * page_tokens(app, dir);
+    if (to >= app_n_tokens(app))
+        to = app_n_tokens(app) - 1;
+    return app_go_to(app, to < 0 ? 0 : to);
+}
+
+/* The wheel scrolls the pane under the pointer (it gets the focus). */
+static int wheel(App *app, int dir)
+{
+    if (app->overlay != OVERLAY_NONE) {
+        app->overlay_scroll += dir * 3;
+        if (app->overlay_scroll < 0)
+            app->overlay_scroll = 0;
+        return APP_REDRAW_ALL;
+    }
+    if (!app->diff) {
+        Layout l;
+        layout_compute(&l, app->cols, app->rows, app->n_layers, app->n_heads,
+                       views_available(app, VIEW_policy), app->focus, app->zoom);
+        int v = layout_hit(&l, app->mouse_x, app->mouse_y);
+        if (v >= 0)
+            app->focus = v;
+    }
+    if (!app->diff && (app->focus == VIEW_ranks || app->focus == VIEW_flops))
+        return app_apply(app, dir > 0 ? ACTION_layer_down : ACTION_layer_up);
+    return app_apply(app, dir > 0 ? ACTION_next_token : ACTION_prev_token);
 }
 
 int app_apply(App *app, KeyAction a)
@@ -568,6 +619,12 @@ int app_apply(App *app, KeyAction a)
     switch (a) {
     case ACTION_NONE:
         return APP_REDRAW_NONE;
+    case ACTION_page_down:
+    case ACTION_page_up:
+        return page(app, a == ACTION_page_down ? 1 : -1);
+    case ACTION_wheel_down:
+    case ACTION_wheel_up:
+        return wheel(app, a == ACTION_wheel_down ? 1 : -1);
     case ACTION_next_token:
         if (app->step + 1 >= app_n_tokens(app)) {
             app_message(app, false, "last token");
@@ -713,7 +770,10 @@ static int commit_prompt(App *app)
         drrl_error_clear(&err);
         /* atomic, and never over an existing trace (trace_csv.h) */
         if (trace_csv_write_store(in, app->store, 0, &err) != DRRL_OK) {
-            app_message(app, true, "%s", err.msg);
+            if (err.code == DRRL_E_EXISTS) /* (the message suggests --force) */
+                app_message(app, true, "write: %s already exists: give another name", in);
+            else
+                app_message(app, true, "%s", err.msg);
             return APP_REDRAW_ALL;
         }
         app_message(app, false, "wrote %zu rows (%lld tokens) to %s",
@@ -725,6 +785,17 @@ static int commit_prompt(App *app)
         char why[160];
         if (app_parse_break(in, &b, why, sizeof why) != 0) {
             app_message(app, true, "break: %s", why);
+            return APP_REDRAW_ALL;
+        }
+        if (b.layer >= app->n_layers || b.head >= app->n_heads) {
+            app_message(app, true,
+                        "break: no head %d.%d: the model has layers 0-%d, heads 0-%d", b.layer,
+                        b.head, app->n_layers - 1, app->n_heads - 1);
+            return APP_REDRAW_ALL;
+        }
+        if (b.kind == BREAK_TOKEN && (b.token < 1 || b.token > app_n_tokens(app))) {
+            app_message(app, true, "break: no token %lld: the text has tokens 1-%lld",
+                        (long long)b.token, (long long)app_n_tokens(app));
             return APP_REDRAW_ALL;
         }
         if (app->n_breaks >= APP_MAX_BREAKS) {
@@ -810,6 +881,9 @@ int app_key(App *app, int32_t key)
                 app->overlay_scroll = 0;
             return APP_REDRAW_ALL;
         }
+        if (a == ACTION_page_down || a == ACTION_page_up || a == ACTION_wheel_down ||
+            a == ACTION_wheel_up)
+            return app_apply(app, a); /* scroll the overlay */
         if (key == KEY_CODE_MOUSE)
             return APP_REDRAW_NONE;
         /* any other key closes the overlay and acts */

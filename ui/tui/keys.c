@@ -27,12 +27,29 @@ static const struct {
     const char *name;
     int32_t code;
 } key_names[] = {
-    {"Right", KEY_CODE_RIGHT},  {"Left", KEY_CODE_LEFT},    {"Up", KEY_CODE_UP},
-    {"Down", KEY_CODE_DOWN},    {"S-Left", KEY_CODE_SLEFT}, {"S-Right", KEY_CODE_SRIGHT},
-    {"Home", KEY_CODE_HOME},    {"End", KEY_CODE_END},      {"PgUp", KEY_CODE_PGUP},
-    {"PgDn", KEY_CODE_PGDN},    {"Tab", KEY_CODE_TAB},      {"S-Tab", KEY_CODE_BTAB},
-    {"Enter", KEY_CODE_ENTER},  {"Esc", KEY_CODE_ESC},      {"Space", ' '},
-    {"BS", KEY_CODE_BACKSPACE}, {"F1", KEY_CODE_F1},        {"C-l", KEY_CODE_CTRL_L},
+    {"Right", KEY_CODE_RIGHT},
+    {"Left", KEY_CODE_LEFT},
+    {"Up", KEY_CODE_UP},
+    {"Down", KEY_CODE_DOWN},
+    {"S-Left", KEY_CODE_SLEFT},
+    {"S-Right", KEY_CODE_SRIGHT},
+    {"Home", KEY_CODE_HOME},
+    {"End", KEY_CODE_END},
+    {"PgUp", KEY_CODE_PGUP},
+    {"PgDn", KEY_CODE_PGDN},
+    {"Tab", KEY_CODE_TAB},
+    {"S-Tab", KEY_CODE_BTAB},
+    {"Enter", KEY_CODE_ENTER},
+    {"Esc", KEY_CODE_ESC},
+    {"Space", ' '},
+    {"BS", KEY_CODE_BACKSPACE},
+    {"F1", KEY_CODE_F1},
+    {"F10", KEY_CODE_F10},
+    {"C-d", KEY_CODE_CTRL_D},
+    {"C-u", KEY_CODE_CTRL_U},
+    {"WheelUp", KEY_CODE_WHEEL_UP},
+    {"WheelDown", KEY_CODE_WHEEL_DOWN},
+    {"C-l", KEY_CODE_CTRL_L},
 };
 
 int32_t keys_parse_name(const char *tok)

@@ -17,7 +17,9 @@ enum {
     KEY_CODE_ENTER = '\n',
     KEY_CODE_ESC = 27,
     KEY_CODE_BACKSPACE = 127,
+    KEY_CODE_CTRL_D = 4,
     KEY_CODE_CTRL_L = 12,
+    KEY_CODE_CTRL_U = 21,
     KEY_CODE_SPECIAL = 0x110000,
     KEY_CODE_LEFT = KEY_CODE_SPECIAL,
     KEY_CODE_RIGHT,
@@ -31,6 +33,9 @@ enum {
     KEY_CODE_PGDN,
     KEY_CODE_BTAB, /* shift-tab */
     KEY_CODE_F1,
+    KEY_CODE_F10,
+    KEY_CODE_WHEEL_UP, /* mouse wheel; the pointer in the App's mouse_x/mouse_y */
+    KEY_CODE_WHEEL_DOWN,
     KEY_CODE_MOUSE,  /* a click: position in the App's mouse_x/mouse_y */
     KEY_CODE_RESIZE, /* the terminal changed size */
     KEY_CODE_TICK,   /* a timer tick (playback) */
@@ -45,13 +50,19 @@ enum {
     X(prev_segment, '[', KEY_CODE_PGUP, "[ PgUp",                                              \
       "first token of this or the previous segment")                                           \
     X(first_token, KEY_CODE_HOME, 'g', "Home g", "first token")                                \
-    X(last_token, KEY_CODE_END, 'G', "End G", "last token computed so far")                    \
+    X(last_token, KEY_CODE_END, 'G', "End G", "last token of the text (computed if need be)")  \
+    X(page_down, KEY_CODE_CTRL_D, KEY_CODE_NONE, "C-d",                                        \
+      "a page forward: the tokens the strip shows (or scroll an overlay)")                     \
+    X(page_up, KEY_CODE_CTRL_U, KEY_CODE_NONE, "C-u", "a page back (or scroll an overlay)")    \
     X(layer_up, KEY_CODE_UP, 'k', "Up k", "select the previous layer")                         \
     X(layer_down, KEY_CODE_DOWN, 'j', "Down j", "select the next layer")                       \
     X(head_prev, ',', KEY_CODE_SLEFT, ", S-Left", "select the previous head")                  \
     X(head_next, '.', KEY_CODE_SRIGHT, ". S-Right", "select the next head")                    \
     X(select_click, KEY_CODE_MOUSE, KEY_CODE_NONE, "click",                                    \
-      "select the clicked head in the rank grid, or focus a pane")                             \
+      "go to the clicked token, select the clicked head, or focus a pane")                     \
+    X(wheel_up, KEY_CODE_WHEEL_UP, KEY_CODE_NONE, "wheel up",                                  \
+      "scroll the pane under the pointer: layers in the rank grid and ledger, else tokens")    \
+    X(wheel_down, KEY_CODE_WHEEL_DOWN, KEY_CODE_NONE, "wheel down", "scroll the other way")    \
     X(focus_next, KEY_CODE_TAB, KEY_CODE_NONE, "Tab", "focus the next pane")                   \
     X(focus_prev, KEY_CODE_BTAB, KEY_CODE_NONE, "S-Tab", "focus the previous pane")            \
     X(zoom, 'z', KEY_CODE_NONE, "z", "show the focused pane alone (again: back)")              \
@@ -73,7 +84,7 @@ enum {
     X(info, 'i', KEY_CODE_NONE, "i", "explain the focused pane in plain words")                \
     X(help, '?', KEY_CODE_F1, "? F1", "this help")                                             \
     X(redraw, KEY_CODE_CTRL_L, KEY_CODE_NONE, "C-l", "redraw the screen")                      \
-    X(quit, 'q', KEY_CODE_NONE, "q", "quit (Esc closes an overlay or prompt)")
+    X(quit, 'q', KEY_CODE_F10, "q F10", "quit (Esc closes an overlay or prompt)")
 
 typedef enum KeyAction {
     ACTION_NONE = 0,
@@ -100,9 +111,9 @@ KeyAction keys_action(int32_t key);
 
 /* Parse one token of a scripted key string (--keys): a key name (Right,
  * Left, Up, Down, S-Left, S-Right, Home, End, PgUp, PgDn, Tab, S-Tab, Enter,
- * Esc, Space, BS, F1, C-l) or a single character. Returns the key code, or
- * KEY_CODE_NONE when the token is neither (callers then type it character
- * by character). */
+ * Esc, Space, BS, F1, F10, C-l, C-d, C-u, WheelUp, WheelDown) or a single character. Returns
+ * the key code, or KEY_CODE_NONE when the token is neither (callers then type it character by
+ * character). */
 int32_t keys_parse_name(const char *tok);
 
 #endif

@@ -138,7 +138,7 @@ static void setup_screen(void)
     keypad(stdscr, TRUE);
     curs_set(0);
     set_escdelay(25);
-    mousemask(BUTTON1_CLICKED | BUTTON1_PRESSED, NULL);
+    mousemask(BUTTON1_CLICKED | BUTTON1_PRESSED | BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
     mouseinterval(0);
     setup_colours();
 }
@@ -266,6 +266,8 @@ int32_t term_key(int timeout_ms, int *mx, int *my)
             return KEY_CODE_BTAB;
         case KEY_F(1):
             return KEY_CODE_F1;
+        case KEY_F(10):
+            return KEY_CODE_F10;
         case KEY_ENTER:
             return KEY_CODE_ENTER;
         case KEY_BACKSPACE:
@@ -274,11 +276,18 @@ int32_t term_key(int timeout_ms, int *mx, int *my)
             return KEY_CODE_RESIZE;
         case KEY_MOUSE: {
             MEVENT ev;
-            if (getmouse(&ev) == OK && (ev.bstate & (BUTTON1_CLICKED | BUTTON1_PRESSED))) {
-                *mx = ev.x;
-                *my = ev.y;
+            if (getmouse(&ev) != OK)
+                return KEY_CODE_NONE;
+            *mx = ev.x;
+            *my = ev.y;
+            if (ev.bstate & BUTTON4_PRESSED)
+                return KEY_CODE_WHEEL_UP;
+#ifdef BUTTON5_PRESSED
+            if (ev.bstate & BUTTON5_PRESSED)
+                return KEY_CODE_WHEEL_DOWN;
+#endif
+            if (ev.bstate & (BUTTON1_CLICKED | BUTTON1_PRESSED))
                 return KEY_CODE_MOUSE;
-            }
             return KEY_CODE_NONE;
         }
         default:

@@ -20,9 +20,17 @@ static void bounds_title(const App *app, char *buf, size_t n)
 static void gauge(Canvas *c, CanvasRect r, int y, const char *label, double v, double scale,
                   double threshold, int role, const char *note, int note_role)
 {
-    int lw = 13;
-    canvas_text(c, r.x, y, lw, CANVAS_ROLE_NORMAL, 0, label);
-    int bw = r.w - lw - 3 - 7 - 6; /* room for the value and the longest note */
+    /* narrow panes: the label's first word ("tail", "output", ...) */
+    int lw = r.w < 50 ? 7 : 13;
+    char lab[16];
+    snprintf(lab, sizeof lab, "%s", label);
+    if (lw < 13)
+        snprintf(lab, sizeof lab, "%s", strncmp(label, "measured", 8) == 0 ? "error" : label);
+    if (lw < 13)
+        lab[strcspn(lab, " ")] = 0;
+    canvas_text(c, r.x, y, lw, CANVAS_ROLE_NORMAL, 0, lab);
+    int nl = canvas_text_width(c, note);
+    int bw = r.w - lw - 3 - 7 - 1 - (nl > 9 ? nl : 9); /* room for value and note */
     if (bw > 30)
         bw = 30;
     int x = r.x + lw;
@@ -48,8 +56,6 @@ static void gauge(Canvas *c, CanvasRect r, int y, const char *label, double v, d
         x += canvas_text(c, x, y, r.x + r.w - x, CANVAS_ROLE_DIM, 0, "   inf");
     else
         x += canvas_text(c, x, y, r.x + r.w - x, CANVAS_ROLE_DIM, 0, "   n/a");
-    if (isinf(v) && v > 0 && !*note)
-        note = "vacuous";
     if (*note)
         canvas_text(c, x + 1, y, r.x + r.w - x - 1, note_role, 0, note);
 }
@@ -75,10 +81,17 @@ static void ranks_row(const App *app, Canvas *c, CanvasRect r, int y, const Trac
         }
     }
     canvas_text(c, r.x, y, r.w, CANVAS_ROLE_NORMAL, 0, "ranks");
-    int x;
-    x = r.x + 17;
-    canvas_text(c, r.x, y + 1, 16, CANVAS_ROLE_DIM, 0,
-                c->utf8 ? "\u00d7 masked ^ used" : "x masked ^ used");
+    /* the numbers after the label, one space apart, or none when they would
+     * not fit; the marks under them; the legend on its own line */
+    int need = 0;
+    for (int i = 0; i < n; i++)
+        need += snprintf(NULL, 0, "%d", grid[i]) + 1;
+    int x = r.x + (r.w >= 17 + need ? 17 : 6);
+    int gap = x + need <= r.x + r.w + 1 ? 1 : 0;
+    if (y + 2 < r.y + r.h)
+        canvas_text(c, r.x, y + 2, r.w, CANVAS_ROLE_DIM, 0,
+                    c->utf8 ? "\u00d7 masked: estimate > eps  ^ in use"
+                            : "x masked: estimate > eps  ^ in use");
     int masked_n = 0;
     for (int i = 0; i < n; i++) {
         char num[16];
@@ -98,8 +111,9 @@ static void ranks_row(const App *app, Canvas *c, CanvasRect r, int y, const Trac
                         : masked ? (canvas_glyphs(c)->hline == '-' ? 'x' : 0x00D7)
                                  : ' ';
         canvas_put(c, x + w - 1, y + 1, mark, role, 0);
-        x += w + 1;
+        x += w + gap;
     }
+    (void)masked_n;
 }
 
 static void bounds_draw(const App *app, Canvas *c, CanvasRect r)
@@ -120,30 +134,37 @@ static void bounds_draw(const App *app, Canvas *c, CanvasRect r)
     scale *= 1.1;
     int y = r.y;
     int x = r.x + canvas_printf(c, r.x, y, r.w, CANVAS_ROLE_NORMAL, 0, "eps %.4f", eps);
-    if (rec->measured_error > 0 && isfinite(rec->output_bound))
-        canvas_printf(c, x, y, r.x + r.w - x, CANVAS_ROLE_DIM, 0, "   bound/measured %.1fx",
+    if (rec->rank >= rec->head_dim)
+        canvas_text(c, x, y, r.x + r.w - x, CANVAS_ROLE_DIM, 0, "  exact: nothing to bound");
+    else if (rec->measured_error > 0 && isfinite(rec->output_bound))
+        canvas_printf(c, x, y, r.x + r.w - x, CANVAS_ROLE_DIM, 0, "  bound/measured %.1fx",
                       rec->output_bound / rec->measured_error);
-    else if (rec->rank >= rec->head_dim)
-        canvas_text(c, x, y, r.x + r.w - x, CANVAS_ROLE_DIM, 0, "   exact: nothing to bound");
+    else if (isinf(rec->output_bound))
+        canvas_text(c, x, y, r.x + r.w - x, CANVAS_ROLE_DIM, 0,
+                    "  output bound vacuous: proves nothing");
     y++;
-    const char *ok = "ok", *over = "> eps";
     gauge(c, r, y++, "tail bound", rec->tail_bound, scale, eps, CANVAS_ROLE_BOUND,
-          !isfinite(rec->tail_bound) ? ""
-          : rec->tail_bound <= eps   ? ok
-                                     : over,
+          !isfinite(rec->tail_bound) ? "" : "proven",
           rec->tail_bound <= eps ? CANVAS_ROLE_OK : CANVAS_ROLE_WARN);
     gauge(c, r, y++, "output bound", rec->output_bound, scale, eps, CANVAS_ROLE_BOUND,
-          !isfinite(rec->output_bound) ? ""
-          : rec->output_bound <= eps   ? ok
-                                       : over,
-          rec->output_bound <= eps ? CANVAS_ROLE_OK : CANVAS_ROLE_WARN);
+          isinf(rec->output_bound) && rec->output_bound > 0 ? "vacuous"
+          : !isfinite(rec->output_bound)                    ? ""
+                                                            : "proven",
+          isinf(rec->output_bound)   ? CANVAS_ROLE_DIM
+          : rec->output_bound <= eps ? CANVAS_ROLE_OK
+                                     : CANVAS_ROLE_WARN);
     bool violated = isfinite(rec->output_bound) &&
                     rec->measured_error > rec->output_bound * (1 + 1e-6) + 1e-12;
+    bool above = isfinite(rec->measured_error) && rec->measured_error > eps;
     gauge(c, r, y++, "measured err", rec->measured_error, scale, eps, CANVAS_ROLE_MEASURED,
-          violated ? "BOUND VIOLATED" : "", CANVAS_ROLE_BAD);
+          violated                        ? "BOUND VIOLATED"
+          : above                         ? "ABOVE eps"
+          : isfinite(rec->measured_error) ? "measured"
+                                          : "",
+          violated || above ? CANVAS_ROLE_BAD : CANVAS_ROLE_DIM);
     if (y < r.y + r.h - 2)
-        gauge(c, r, y++, "sin theta", rec->sin_theta_bound, 1.0, 0, CANVAS_ROLE_BOUND, "",
-              CANVAS_ROLE_DIM);
+        gauge(c, r, y++, "sin theta", rec->sin_theta_bound, 1.0, 0, CANVAS_ROLE_BOUND,
+              isfinite(rec->sin_theta_bound) ? "proven" : "", CANVAS_ROLE_DIM);
     if (y + 1 < r.y + r.h)
         ranks_row(app, c, r, y, rec);
 }
@@ -158,12 +179,16 @@ const View view_bounds = {
             "dropped (Eckart-Young); the output bound carries that error through "
             "the softmax to the head's output; sin theta bounds how far the kept "
             "directions can turn when the basis is refreshed (Wedin, Davis-Kahan). "
-            "The threshold eps is the safety line: a rank whose bound is above it "
-            "is masked (greyed, x) so the policy cannot pick it. The measured error "
-            "is what really happened; the ratio bound/measured says how tight, "
-            "i.e. how cautious, the guarantee is. An output bound shown as inf "
-            "(vacuous) means the worst case allowed by the proof is at least as "
-            "large as the head's output itself, so it promises nothing here; n/a "
-            "means no bound applies (exact, or a baseline without one). A measured "
-            "error above the bound would be a bug and is shown in red.",
+            "Each line says what its number is: proven (a bound), measured (what "
+            "really happened) or estimated. The threshold eps is the safety line: "
+            "the guard re-runs a few rows of the last segment at every rank and "
+            "masks (greyed, x) the ranks whose measured error there, an estimate "
+            "for the next segment, is above eps, so the policy cannot pick them. "
+            "A measured error above eps is flagged ABOVE eps; the ratio "
+            "bound/measured on the first line says how tight, i.e. how cautious, "
+            "the output bound is. An output bound shown as inf is vacuous: the "
+            "worst case the proof allows is at least as large as the head's output "
+            "itself, so it proves nothing here; n/a means no bound applies (exact, "
+            "or a baseline without one). A measured error above the bound would be "
+            "a bug and is shown as BOUND VIOLATED.",
 };

@@ -136,8 +136,13 @@ static void draw_history(const App *app, Canvas *c, CanvasRect r)
             TraceRecord rec;
             v[s - from] = app_read(app, s, app->layer, h, &rec) ? rec.rank : NAN;
         }
-        canvas_sparkline(c, r.x + lw, y, (int)(n - from), v, (int)(n - from), 0, hd,
-                         CANVAS_ROLE_KEYS);
+        /* the same glyph per rank as the grid and its legend (canvas_level8) */
+        for (int64_t s = from; s < n; s++)
+            if (!isnan(v[s - from]))
+                canvas_put(
+                    c, r.x + lw + (int)(s - from), y,
+                    canvas_glyphs(c)->spark[canvas_level8(level_of((int)v[s - from], hd))],
+                    CANVAS_ROLE_KEYS, 0);
         TraceRecord cur_buf;
         const TraceRecord *cur =
             app_read(app, app->step, app->layer, h, &cur_buf) ? &cur_buf : NULL;

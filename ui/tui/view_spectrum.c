@@ -133,7 +133,18 @@ static void spectrum_draw(const App *app, Canvas *c, CanvasRect r)
         return;
     }
     if (rec->n_sigma <= 0) {
-        views_note(c, r, "this method keeps no spectrum");
+        const TraceMeta *m = trace_store_meta(app->store);
+        char msg[160];
+        if (rec->rank >= rec->head_dim && m && m->segment_len > 0 &&
+            rec->token_index < m->segment_len)
+            snprintf(msg, sizeof msg,
+                     "first segment: exact; the first basis comes from its %d tokens, "
+                     "at token %d",
+                     (int)m->segment_len, (int)m->segment_len + 1);
+        else
+            snprintf(msg, sizeof msg, "no spectrum here (%s keeps none)",
+                     rec->method ? rec->method : "this method");
+        views_note(c, r, msg);
         return;
     }
     double ek = rec->energy_kept;

@@ -2,6 +2,7 @@
  * token bracketed and highlighted, segment boundaries marked. */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,19 +49,17 @@ static void tokens_title(const App *app, char *buf, size_t n)
         snprintf(buf, n, "Tokens");
 }
 
-static void tokens_draw(const App *app, Canvas *c, CanvasRect r)
+/* Where the strip starts: its first token and x (the cursor token about
+ * 40% in). -1 when there is no token. */
+static int64_t strip_start(const App *app, const Canvas *c, CanvasRect r, int *x0)
 {
-    int64_t n = app_n_tokens(app);
     int seg = 0;
-    const char *cur = token_at(app, app->step, &seg);
-    if (!cur) {
-        views_note(c, r, "no tokens yet");
-        return;
-    }
     char buf[256];
-    int y = r.y + (r.h - 1) / 2;
+    const char *cur = token_at(app, app->step, &seg);
+    if (!cur)
+        return -1;
     /* Columns per token: its text, plus one for a boundary mark before the
-     * first token of a segment. Place the cursor token about 40% in. */
+     * first token of a segment. */
     int cw = canvas_text_width(c, shown_token(cur, buf, sizeof buf)) + 2;
     int left_room = (r.w - cw) * 2 / 5;
     int64_t first = app->step;
@@ -78,9 +77,22 @@ static void tokens_draw(const App *app, Canvas *c, CanvasRect r)
         s_seg = pseg;
     }
     int x = r.x + (left_room - used > 0 && first == 0 ? 0 : left_room - used);
-    if (x < r.x)
-        x = r.x;
+    *x0 = x < r.x ? r.x : x;
+    return first;
+}
+
+/* The strip token by token: f(token, x, width, boundary mark before it).
+ * Returns the token f stopped at (f returned true), or -1. */
+typedef bool (*StripFn)(void *ctx, int64_t s, int x, int w, bool mark, const char *text);
+
+static int64_t strip_walk(const App *app, const Canvas *c, CanvasRect r, StripFn f, void *ctx)
+{
+    int x;
+    int64_t first = strip_start(app, c, r, &x), n = app_n_tokens(app);
+    if (first < 0)
+        return -1;
     int prev_seg = -1;
+    char buf[256];
     if (first > 0)
         token_at(app, first - 1, &prev_seg);
     for (int64_t s = first; s < n && x < r.x + r.w; s++) {
@@ -88,31 +100,89 @@ static void tokens_draw(const App *app, Canvas *c, CanvasRect r)
         const char *t = token_at(app, s, &tseg);
         if (!t)
             break;
-        if (prev_seg >= 0 && tseg != prev_seg)
-            x += canvas_put(c, x, y, canvas_glyphs(c)->boundary, CANVAS_ROLE_SEGMENT,
-                            CANVAS_BOLD);
+        bool mark = prev_seg >= 0 && tseg != prev_seg;
         prev_seg = tseg;
         shown_token(t, buf, sizeof buf);
-        int room = r.x + r.w - x;
-        if (s == app->step) {
-            x += canvas_text(c, x, y, room, CANVAS_ROLE_CURSOR, CANVAS_BOLD, "[");
-            x += canvas_text(c, x, y, room - 1, CANVAS_ROLE_CURSOR,
-                             CANVAS_REVERSE | CANVAS_BOLD, buf);
-            x += canvas_text(c, x, y, r.x + r.w - x, CANVAS_ROLE_CURSOR, CANVAS_BOLD, "]");
-        } else if (s >= app->match_first && s <= app->match_last && app->match_first >= 0) {
-            x +=
-                canvas_text(c, x, y, room, CANVAS_ROLE_WARN, CANVAS_REVERSE | CANVAS_BOLD, buf);
-        } else {
-            x += canvas_text(c, x, y, room,
-                             s < app->step ? CANVAS_ROLE_NORMAL : CANVAS_ROLE_DIM, 0, buf);
-        }
+        int w = canvas_text_width(c, buf) + (s == app->step ? 2 : 0);
+        if (f(ctx, s, x, w, mark, buf))
+            return s;
+        x += w + mark;
     }
+    return -1;
+}
+
+typedef struct DrawCtx {
+    const App *app;
+    Canvas *c;
+    CanvasRect r;
+    int y;
+} DrawCtx;
+
+static bool draw_one(void *ctx, int64_t s, int x, int w, bool mark, const char *buf)
+{
+    DrawCtx *d = ctx;
+    const App *app = d->app;
+    Canvas *c = d->c;
+    int y = d->y, end = d->r.x + d->r.w;
+    (void)w;
+    if (mark)
+        x += canvas_put(c, x, y, canvas_glyphs(c)->boundary, CANVAS_ROLE_SEGMENT, CANVAS_BOLD);
+    int room = end - x;
+    if (s == app->step) {
+        x += canvas_text(c, x, y, room, CANVAS_ROLE_CURSOR, CANVAS_BOLD, "[");
+        x += canvas_text(c, x, y, room - 1, CANVAS_ROLE_CURSOR, CANVAS_REVERSE | CANVAS_BOLD,
+                         buf);
+        canvas_text(c, x, y, end - x, CANVAS_ROLE_CURSOR, CANVAS_BOLD, "]");
+    } else if (s >= app->match_first && s <= app->match_last && app->match_first >= 0) {
+        canvas_text(c, x, y, room, CANVAS_ROLE_WARN, CANVAS_REVERSE | CANVAS_BOLD, buf);
+    } else {
+        canvas_text(c, x, y, room, s < app->step ? CANVAS_ROLE_NORMAL : CANVAS_ROLE_DIM, 0,
+                    buf);
+    }
+    return false;
+}
+
+static void tokens_draw(const App *app, Canvas *c, CanvasRect r)
+{
+    int seg = 0;
+    if (!token_at(app, app->step, &seg)) {
+        views_note(c, r, "no tokens yet");
+        return;
+    }
+    DrawCtx d = {app, c, r, r.y + (r.h - 1) / 2};
+    strip_walk(app, c, r, draw_one, &d);
+}
+
+static bool hit_one(void *ctx, int64_t s, int x, int w, bool mark, const char *buf)
+{
+    (void)s, (void)buf;
+    int mx = *(int *)ctx;
+    return mx >= x + mark && mx < x + mark + w;
+}
+
+/* A click on a token goes to it (live: computing it first when needed). The
+ * strip's widths are measured as a UTF-8 screen shows them. */
+static int tokens_handle(App *app, KeyAction a, CanvasRect r)
+{
+    if (a != ACTION_select_click)
+        return APP_REDRAW_NONE;
+    Canvas *c = canvas_new(1, 1, true);
+    if (!c)
+        return APP_REDRAW_NONE;
+    int mx = app->mouse_x;
+    r.x += 1, r.w -= 2; /* the padding screen.c gives every pane */
+    int64_t s = strip_walk(app, c, r, hit_one, &mx);
+    canvas_free(c);
+    if (s < 0 || s == app->step)
+        return APP_REDRAW_ALL;
+    return app_go_to(app, s);
 }
 
 const View view_tokens = {
     .name = "tokens",
     .title = tokens_title,
     .draw = tokens_draw,
+    .handle = tokens_handle,
     .info = "The token strip shows the text the model reads, cut into tokens. "
             "The bracketed token is the one being processed now: every pane shows "
             "what happened when the model read it. Tokens to its left are the "
