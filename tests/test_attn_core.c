@@ -424,3 +424,86 @@ Test(attn_core, nystrom_causal_first_segment_exact)
     attn_core_free(a1), attn_core_free(a2);
     fake_free(&f1), fake_free(&f2);
 }
+
+/* The safety mask as a property: at every decision the guard's estimate and
+ * the tail bound are non-increasing in rank, and the allowed ranks are
+ * exactly {r : estimate <= eps} (an upper interval of the grid) plus exact
+ * and the rank in force. A random chooser moves the rank in force around. */
+typedef struct MaskCheck {
+    TRng r;
+    int decisions, masked_some, allowed_low;
+} MaskCheck;
+
+static DrrlStatus mask_chooser(void *ctx, const AttnDecision *dec, int32_t *rank, float *probs,
+                               double *value, DrrlError *err)
+{
+    (void)probs, (void)value, (void)err;
+    MaskCheck *m = ctx;
+    int n = dec->grid->n;
+    for (int h = 0; h < dec->n_head; h++) {
+        const double *g = dec->guard + (size_t)h * n, *b = dec->bound + (size_t)h * n;
+        const uint8_t *mk = dec->mask + (size_t)h * n;
+        int smallest = n - 1;
+        for (int i = 0; i < n; i++) {
+            int32_t r = dec->grid->r[i];
+            if (i > 0) {
+                cr_assert(g[i] <= g[i - 1], "guard rises at rank %d", r);
+                cr_assert(b[i] <= b[i - 1], "tail bound rises at rank %d", r);
+            }
+            int want = g[i] <= 0.3 || r == dec->head_dim || r == dec->prev_rank[h];
+            cr_assert_eq(mk[i], want, "mask at rank %d", r);
+            if (g[i] <= 0.3 && i < smallest)
+                smallest = i;
+        }
+        for (int i = smallest; i < n; i++)
+            cr_assert(mk[i], "a rank above the smallest safe one is masked");
+        m->masked_some += !mk[0];
+        m->allowed_low += smallest < n - 1;
+        /* a random allowed rank */
+        int pick;
+        do
+            pick = (int)(trng_u64(&m->r) % (uint64_t)n);
+        while (!mk[pick]);
+        rank[h] = dec->grid->r[pick];
+    }
+    m->decisions++;
+    return DRRL_OK;
+}
+
+Test(attn_core, mask_monotone_property)
+{
+    for (int adversarial = 0; adversarial < 2; adversarial++) {
+        TRng r = {31 + (uint64_t)adversarial};
+        int D = 16, H = 2, K = 1, len = 256, T = 16;
+        Fake f;
+        fake_make(&f, &r, H, K, D, len, adversarial ? 0.3 : 0.05);
+        if (adversarial) /* the later keys and values move to the weakest directions */
+            for (int t = len / 2; t < len; t++)
+                for (int j = 0; j < D; j++) {
+                    f.k[(size_t)t * D + j] *= (float)(j % 2 ? 4.0 : 0.1);
+                    f.v[(size_t)t * D + (D - 1 - j)] *= (float)(j < D / 2 ? 3.0 : 1.0);
+                }
+        ModelConfig mc = fake_cfg(H, K, D);
+        AttnCoreConfig c;
+        attn_core_config_default(&c);
+        DrrlError e;
+        cr_assert_eq(method_parse("drrl", &c.method, &e), DRRL_OK);
+        c.segment = T, c.r_min = 2, c.r_step = 2, c.eps = 0.3;
+        c.rot_tol = adversarial ? 1e9 : 0.1; /* adversarial: a stale basis, kept */
+        AttnCore *ac;
+        cr_assert_eq(attn_core_new(&mc, &c, &ac, &e), DRRL_OK, "%s", e.msg);
+        attn_core_bind_cache(ac, fk, fv, &f);
+        MaskCheck m = {{77}, 0, 0, 0};
+        attn_core_set_chooser(ac, mask_chooser, &m);
+        drive(ac, &f, len, 8, T, NULL);
+        cr_assert_eq(m.decisions, len / T - 1);
+        cr_assert(m.masked_some > 0 && m.allowed_low > 0, "masked %d allowed %d", m.masked_some,
+                  m.allowed_low);
+        const AttnCoreStats *st = attn_core_stats(ac);
+        cr_assert(st->lowrank_rows > 0 &&
+                  st->guarded_rows + st->forced_rows == st->lowrank_rows);
+        cr_assert(flops_get(attn_core_flops_executed(ac), -1, -1, FLOPS_GUARD) > 0);
+        attn_core_free(ac);
+        fake_free(&f);
+    }
+}

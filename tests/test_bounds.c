@@ -372,3 +372,72 @@ Test(bounds, weyl_davis_kahan_spectral)
     cr_assert(informative_res >= informative, "residual form less informative: %d vs %d",
               informative_res, informative);
 }
+
+/* Near-tight cases: each bound is met (to rounding) or nearly met by a
+ * constructed input, so a weaker constant or a dropped term fails here. */
+
+/* ||o|| < ||o~||: o = o~ (1 - b / ||o~||) is at distance b from o~ and has
+ * relative error b / (||o~|| - b) exactly; b / ||o~|| would understate it. */
+Test(bounds, relative_tight_when_the_exact_output_is_shorter)
+{
+    for (int k = 1; k < 100; k++) {
+        double n = 1.0 + k, b = n * k / 101.0;
+        double o_norm = n - b; /* ||o|| = ||o~|| - b */
+        double rel = b / o_norm;
+        double bound = bounds_relative(b, n);
+        cr_assert(rel <= bound * (1 + 1e-12), "relative %g > bound %g", rel, bound);
+        cr_assert(bound <= rel * (1 + 1e-12), "not tight: %g vs %g", bound, rel);
+    }
+    cr_assert(isinf(bounds_relative(2.0, 2.0)));
+}
+
+/* Davis-Kahan with the perturbation aligned to the eigengap: on the top two
+ * eigenvalues 11 and 10 (gap 1), E = [[-e, e], [e, e]] narrows the gap to
+ * 1 - 2e and rotates by theta with tan 2 theta = 2e / (1 - 2e); ||E||_2 =
+ * e sqrt 2. At e = 0.3, sin theta = 0.472 > ||E|| / gap = 0.424: the bound
+ * needs the ||E|| shift of the gap (0.424 / 0.576 = 0.737). */
+Test(bounds, davis_kahan_gap_aligned)
+{
+    double lam[4] = {11.0, 10.0, 1.0, 0.5};
+    int tested = 0;
+    for (double e = 0.02; e < 0.35; e += 0.02) {
+        double th = 0.5 * atan2(2.0 * e, 1.0 - 2.0 * e), s = sin(th);
+        double enorm = e * sqrt(2.0);
+        double bnd = bounds_sin_theta(lam, 4, 1, enorm);
+        cr_assert(s <= bnd * (1 + 1e-12), "e %g: sin %g > bound %g", e, s, bnd);
+        if (e > 0.25) {
+            cr_assert(s > enorm / (lam[0] - lam[1]), "no longer needs the shift at e %g", e);
+            tested++;
+        }
+        /* residual form with a PSD update along the gap: E = v v^T, v = (a, c) */
+        double a = sqrt(e), c = sqrt(e) * 0.5;
+        double th2 = 0.5 * atan2(2.0 * a * c, 1.0 + a * a - c * c);
+        double br = bounds_sin_theta_residual(1.0, a * c, c * c);
+        cr_assert(sin(th2) <= br * (1 + 1e-12), "residual: %g > %g", sin(th2), br);
+    }
+    cr_assert(tested >= 3);
+}
+
+/* Softmax l2: at p = (1/2, 1/2) the Jacobian's eigenvalue 1/2 lies along
+ * (1, -1): a small step there moves the probabilities by half its length.
+ * Softmax l1: 2 tanh(e / 2) is attained at p_1 = 1 / (1 + e^e), delta = (e, -e). */
+Test(bounds, softmax_worst_case_directions)
+{
+    for (double d = 1e-4; d < 1.0; d *= 3.0) {
+        double x = d / sqrt(2.0); /* y = (0, 0) + d (1, -1) / sqrt 2 */
+        double p1 = 1.0 / (1.0 + exp(-2.0 * x)), dp2 = sqrt(2.0) * fabs(p1 - 0.5);
+        double bl2 = bounds_softmax_l2(d);
+        cr_assert(dp2 <= bl2 * (1 + 1e-12));
+        if (d < 1e-2)
+            cr_assert(dp2 >= 0.999 * bl2, "l2 not tight: %g vs %g", dp2, bl2);
+    }
+    for (double e = 1e-3; e < 5.0; e *= 2.0) {
+        double y1 = -e / 1.0, q1 = 1.0 / (1.0 + exp(e)); /* p = (q1, 1 - q1) */
+        (void)y1;
+        double w1 = q1 * exp(e), w2 = (1.0 - q1) * exp(-e), z = w1 + w2;
+        double l1 = fabs(w1 / z - q1) + fabs(w2 / z - (1.0 - q1));
+        double b = bounds_softmax_l1(e);
+        cr_assert(l1 <= b * (1 + 1e-12), "l1 %g > %g", l1, b);
+        cr_assert(l1 >= b * (1 - 1e-9), "l1 not tight: %g vs %g", l1, b);
+    }
+}

@@ -54,9 +54,9 @@ double bounds_softmax_l2(double ds2)
 
 double bounds_softmax_l1(double ds_inf)
 {
-    if (ds_inf >= 0.5 * log(3.0)) /* e^{2e} - 1 >= 2 */
-        return 2.0;
-    return expm1(2.0 * ds_inf);
+    if (!(ds_inf > 0.0))
+        return 0.0;
+    return 2.0 * tanh(0.5 * ds_inf); /* < 2 */
 }
 
 double bounds_output(double ds2, double v_spec, double v_rowmax, double p_tilde2,

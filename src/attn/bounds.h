@@ -107,11 +107,17 @@ double bounds_score(double q_res, double key_res2, int32_t d);
  * weaker constant 1.) Also <= sqrt(2) (two probability vectors). */
 double bounds_softmax_l2(double ds2);
 
-/* Softmax in l1 (proof): with x = y + delta, |delta_i| <= e,
- * softmax(x)_i = p_i e^{delta_i} / sum_j p_j e^{delta_j}, so each ratio
- * softmax(x)_i / p_i lies in [e^{-2e}, e^{2e}] and
- *   ||softmax(x) - softmax(y)||_1 <= e^{2e} - 1   (and always <= 2).
- * ds_inf: a bound on ||x - y||_inf (||.||_2 is one). */
+/* Softmax in l1 (proof): with x = y + delta, |delta_i| <= e, p = softmax(y),
+ * p' = softmax(x): p'_i / p_i = e^{delta_i} / sum_j p_j e^{delta_j} lies in
+ * [a, b] with b / a <= k = e^{2e}. Let S = {i : p'_i > p_i}, P = p(S),
+ * Q = p'(S); then ||p' - p||_1 = 2 (Q - P), and Q / P <= b <= k a <=
+ * k (1 - Q) / (1 - P), i.e. Q <= k P / (1 + (k - 1) P). Maximising
+ * k P / (1 + (k - 1) P) - P over P in [0, 1] (at P = 1 / (1 + sqrt k)) gives
+ *   ||softmax(x) - softmax(y)||_1 <= 2 (sqrt k - 1) / (sqrt k + 1) = 2 tanh(e / 2),
+ * attained by p = (1/(1 + e^e), e^e/(1 + e^e)), delta = (+e, -e): the constant
+ * is the best possible. (The earlier e^{2e} - 1, from the ratio bound alone,
+ * is about twice as large for small e.) ds_inf: a bound on ||x - y||_inf
+ * (||.||_2 is one). */
 double bounds_softmax_l1(double ds_inf);
 
 /* Head output, one row (proof):

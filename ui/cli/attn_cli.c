@@ -212,6 +212,15 @@ void attn_cli_summary(Session *s, AttnSummary *o)
     o->attn_savings = flops_savings(o->attn_flops_exact, o->attn_flops_executed);
     o->fidelity = st->rows > 0 ? st->fidelity_sum / (double)st->rows : NAN;
     o->bound_violations = st->rows > 0 ? st->violations : -1;
+    o->lowrank_rows = st->lowrank_rows;
+    o->guard_allowed_rows = st->guarded_rows;
+    o->guard_forced_rows = st->forced_rows;
+    o->guard_exceeded =
+        st->guarded_rows > 0 ? (double)st->guard_exceeded / (double)st->guarded_rows : NAN;
+    o->bound_vacuous =
+        st->lowrank_rows > 0 ? (double)st->bound_vacuous / (double)st->lowrank_rows : NAN;
+    o->bound_ratio_median = attn_core_bound_ratio_median(ac);
+    o->eps = attn_core_eps(ac);
     o->wall_s = session_wall_s(s);
     o->loss = session_nll_count(s) ? session_nll_sum(s) / (double)session_nll_count(s) : NAN;
 }

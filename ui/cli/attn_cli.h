@@ -80,6 +80,16 @@ typedef struct AttnSummary {
     double savings, attn_savings; /* fractions, 1 - executed / exact */
     double fidelity;              /* mean cosine, NAN when not measured */
     int64_t bound_violations;     /* -1 when not measured */
+    /* The guard and the proven output bound over measured low-rank rows (rank
+     * below head_dim); NAN (and lowrank_rows 0) when none was measured. */
+    int64_t lowrank_rows;
+    int64_t guard_allowed_rows; /* rows whose rank the guard allowed (estimate <= eps) */
+    int64_t guard_forced_rows;  /* rows at a rank the guard flagged (the rank in force,
+                                   or a method that ignores the mask) */
+    double guard_exceeded;      /* fraction of guard_allowed_rows with measured error > eps */
+    double bound_vacuous;       /* fraction of lowrank_rows whose relative bound is >= 1 */
+    double bound_ratio_median;  /* median proven bound / measured error */
+    double eps;                 /* the threshold in force */
     double wall_s;
     double loss; /* mean nats per predicted token, NAN if none */
 } AttnSummary;

@@ -62,6 +62,13 @@ static int write_json(const char *path, const AttnSummary *s)
         fprintf(f, "  \"bound_violations\": %lld,\n", (long long)s->bound_violations);
     else
         fprintf(f, "  \"bound_violations\": null,\n");
+    fprintf(f, "  \"lowrank_rows\": %lld,\n", (long long)s->lowrank_rows);
+    fprintf(f, "  \"guard_allowed_rows\": %lld,\n", (long long)s->guard_allowed_rows);
+    fprintf(f, "  \"guard_forced_rows\": %lld,\n", (long long)s->guard_forced_rows);
+    json_num(f, "guard_exceeded", s->guard_exceeded, 0);
+    json_num(f, "bound_vacuous", s->bound_vacuous, 0);
+    json_num(f, "bound_ratio_median", s->bound_ratio_median, 0);
+    json_num(f, "eps", s->eps, 0);
     json_num(f, "wall_s", s->wall_s, 1);
     fprintf(f, "}\n");
     int bad = ferror(f);
@@ -72,6 +79,25 @@ static int write_json(const char *path, const AttnSummary *s)
     if (bad)
         return cli_error(CLI_EXIT_FAIL, "%s: write error", path);
     return 0;
+}
+
+/* The proven output bound's and the guard's record over the measured
+ * low-rank rows, in words. */
+static void print_guard(const AttnSummary *s)
+{
+    if (s->lowrank_rows <= 0)
+        return;
+    printf("output bound      proven; vacuous (relative bound >= 1) on %.1f%% of %lld low-rank "
+           "rows; median bound / measured error %.3g\n",
+           100.0 * s->bound_vacuous, (long long)s->lowrank_rows, s->bound_ratio_median);
+    printf("guard             estimate (not a bound), eps %.3g: measured error > eps on ",
+           s->eps);
+    if (s->guard_allowed_rows > 0)
+        printf("%.1f%% of %lld low-rank rows at ranks it allowed", 100.0 * s->guard_exceeded,
+               (long long)s->guard_allowed_rows);
+    else
+        printf("no low-rank row at a rank it allowed");
+    printf("; %lld rows at ranks it flagged\n", (long long)s->guard_forced_rows);
 }
 
 int cmd_run(int argc, char **argv)
@@ -203,6 +229,7 @@ int cmd_run(int argc, char **argv)
             printf("bound violations  %lld\n", (long long)sum.bound_violations);
         else
             printf("bound violations  not checked (--no-exact)\n");
+        print_guard(&sum);
         if (isfinite(sum.loss))
             printf("loss              %.6f nats/token (perplexity %.4g)\n", sum.loss,
                    exp(sum.loss));
