@@ -16,6 +16,7 @@
     X(tokenize, "print the token ids of a text")                                               \
     X(explore, "step a model through a text token by token in the TUI, live")                  \
     X(replay, "open a recorded trace in the explorer, without the model")                      \
+    X(tour, "a guided lesson on the live engine and the shipped model, in the explorer")       \
     X(diff, "compare two traces: first divergence, per-layer rank, error and FLOP deltas")     \
     X(version, "print the version")                                                            \
     X(run, "run a model over a text with an attention method; print FLOPs, fidelity, bounds")  \

@@ -897,6 +897,11 @@ int app_key(App *app, int32_t key)
         return APP_REDRAW_NONE;
     }
     app->msg[0] = 0;
+    if (app->tour_key) {
+        int r = app->tour_key(app, key);
+        if (r >= 0)
+            return r;
+    }
     if (app->diff) {
         DiffAction da = diff_key_action(key);
         if (da != DIFF_ACTION_NONE)

@@ -148,6 +148,13 @@ typedef struct App {
     /* drrl diff --tui: trace B and the diverging cells (ui/tui/diff.h); NULL
      * otherwise. While set, the screen is the difference view. */
     struct AppDiff *diff;
+
+    /* drrl tour (ui/tui/tour.h): its state, its keys (tried before the
+     * explorer's; < 0: not a tour key) and the narration screen.c draws under
+     * the panes; NULL otherwise. */
+    struct Tour *tour;
+    int (*tour_key)(struct App *app, int32_t key);
+    const char *narration_title, *narration;
 } App;
 
 /* Initialise app on a store (borrowed) and an optional live source.

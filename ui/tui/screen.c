@@ -254,11 +254,24 @@ void screen_draw(const App *app, Canvas *c)
         return;
     Layout l;
     bool has_policy = views_available(app, VIEW_policy);
-    layout_compute(&l, c->w, c->h, app->n_layers, app->n_heads, has_policy, app->focus,
+    /* the tour's narration takes rows under the panes, above the status line */
+    int nh = app->narration ? (c->h >= 36 ? 8 : 7) : 0;
+    if (nh && c->h - nh < LAYOUT_MIN_ROWS)
+        nh = 0;
+    layout_compute(&l, c->w, c->h - nh, app->n_layers, app->n_heads, has_policy, app->focus,
                    app->zoom);
     if (l.mode == LAYOUT_TOO_SMALL) {
         draw_too_small(c);
         return;
+    }
+    if (nh) {
+        CanvasRect nr = {0, c->h - nh - 1, c->w, nh};
+        canvas_box(c, nr, app->narration_title ? app->narration_title : "", CANVAS_ROLE_FOCUS);
+        CanvasRect in = {2, nr.y + 1, c->w - 4, nh - 2};
+        canvas_clip(c, in);
+        wrap(c, in, 0, CANVAS_ROLE_NORMAL, app->narration);
+        canvas_unclip(c);
+        l.status.y = c->h - 1;
     }
     if (app->diff) {
         /* the difference view: the tokens strip over the diff pane, which
