@@ -26,21 +26,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
 #include "run/session.h"
 
 static uint64_t rs = 0x243F6A8885A308D3ull;
 static double gauss(void)
 {
-    /* splitmix64 + Box-Muller */
-    double u[2];
-    for (int i = 0; i < 2; i++) {
-        uint64_t z = (rs += 0x9e3779b97f4a7c15ull);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        z ^= z >> 31;
-        u[i] = ((z >> 11) + 1) * 0x1.0p-53;
-    }
-    return sqrt(-2.0 * log(u[0])) * cos(6.283185307179586 * u[1]);
+    double u1 = rng_unit_open(rng_splitmix64(&rs)), u2 = rng_unit_open(rng_splitmix64(&rs));
+    return rng_box_muller(u1, u2);
 }
 
 static Model *random_model(void)

@@ -9,27 +9,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
+
 typedef struct TRng {
     uint64_t s;
 } TRng;
 
 static inline uint64_t trng_u64(TRng *r)
 {
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return rng_splitmix64(&r->s);
 }
 static inline double trng_unif(TRng *r)
 {
-    return (double)(trng_u64(r) >> 11) * 0x1.0p-53;
+    return rng_unit(trng_u64(r));
 }
 static inline double trng_normal(TRng *r)
 {
     double u1 = trng_unif(r), u2 = trng_unif(r);
     if (u1 < 1e-300)
         u1 = 1e-300;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+    return rng_box_muller(u1, u2);
 }
 
 /* Q (rows x cols, rows >= cols) with orthonormal columns, row-major. */

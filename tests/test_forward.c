@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
 #include "model/forward.h"
 #include "model/model.h"
 #include "model/safetensors.h"
@@ -209,10 +210,7 @@ static Model *random_model(ModelArch arch, int L, int H, int K, int C, int D, in
     cr_assert_eq(model_new(&c, &m, &e), DRRL_OK, "%s", e.msg);
     uint64_t s = 0x9e3779b97f4a7c15ull;
     for (size_t i = 0; i < m->arena_floats; i++) {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        m->arena[i] = ((float)(s >> 40) / (float)(1 << 24) - 0.5f) * 0.2f;
+        m->arena[i] = ((float)(rng_xorshift64(&s) >> 40) / (float)(1 << 24) - 0.5f) * 0.2f;
     }
     for (size_t i = 0; i < (size_t)L * (size_t)C; i++)
         m->ln1_w[i] = m->ln2_w[i] = 1.0f;

@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "attn/basis.h"
+#include "base/clock.h"
 #include "base/fastexp.h"
+#include "base/rng.h"
 #include "attn/bounds.h"
 #include "attn/guard.h"
 
@@ -137,21 +139,6 @@ static void perf_reset(Perf *p, int32_t M, int32_t D);
 static void orf_fill(float *W, int32_t M, int32_t D, uint64_t seed);
 
 /* ---- small helpers ---- */
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull); /* splitmix64 (Steele et al. 2014) */
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 void attn_core_config_default(AttnCoreConfig *c)
 {
@@ -549,9 +536,8 @@ static void orf_fill(float *W, int32_t M, int32_t D, uint64_t seed)
     }
     for (int32_t row = 0; row < M; row += D) {
         for (int32_t i = 0; i < D * D; i++) {
-            double u1 = ((rng_next(&s) >> 11) + 1) * 0x1.0p-53,
-                   u2 = (rng_next(&s) >> 11) * 0x1.0p-53;
-            blk[i] = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+            double u1 = rng_unit_open(rng_splitmix64(&s)), u2 = rng_unit(rng_splitmix64(&s));
+            blk[i] = rng_box_muller(u1, u2);
         }
         LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, D, D, blk, D, tau);
         LAPACKE_dorgqr(LAPACK_ROW_MAJOR, D, D, D, blk, D, tau);
@@ -559,9 +545,9 @@ static void orf_fill(float *W, int32_t M, int32_t D, uint64_t seed)
             /* norm ~ chi(D): the norm of a fresh Gaussian vector */
             double nn = 0.0;
             for (int32_t j = 0; j < D; j++) {
-                double u1 = ((rng_next(&s) >> 11) + 1) * 0x1.0p-53,
-                       u2 = (rng_next(&s) >> 11) * 0x1.0p-53;
-                double g = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+                double u1 = rng_unit_open(rng_splitmix64(&s)),
+                       u2 = rng_unit(rng_splitmix64(&s));
+                double g = rng_box_muller(u1, u2);
                 nn += g * g;
             }
             nn = sqrt(nn);
@@ -1329,7 +1315,7 @@ static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, s
             int32_t hi = method_grid_index(&ac->grid, m->hi);
             if (ac->grid.r[hi] > m->hi && hi > lo)
                 hi--;
-            r = ac->grid.r[lo + (int32_t)(rng_next(&ac->rng) % (uint64_t)(hi - lo + 1))];
+            r = ac->grid.r[lo + (int32_t)(rng_splitmix64(&ac->rng) % (uint64_t)(hi - lo + 1))];
             break;
         }
         case METHOD_ORACLE:
@@ -1619,7 +1605,7 @@ ATTN_HOT static void softmax_rows(float *S, size_t n, size_t N, size_t pos0, dou
 static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
 {
     AttnCore *ac = ctx;
-    int64_t t0 = now_ns();
+    int64_t t0 = clock_now_ns();
     int32_t l = a->layer, h = a->head, D = a->head_dim;
     size_t n = a->n, N = a->n_keys, row0 = a->pos0 - ac->call_pos0;
     HeadState *hs = hs_at(ac, l, h);
@@ -1700,7 +1686,7 @@ static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
                 pt2[i] = sqrt(pp);
             }
     }
-    int64_t t1 = now_ns();
+    int64_t t1 = clock_now_ns();
     if (st == DRRL_OK && ac->cfg.measure) {
         exact_out = malloc(n * (size_t)D * sizeof *exact_out);
         if (!exact_out) {

@@ -4,44 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "base/rng.h"
 #include "eval/bootstrap.h"
-
-typedef struct Rng {
-    uint64_t s[4];
-} Rng;
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-/* xoshiro256** (Blackman & Vigna, 2018). */
-static uint64_t rng_next(Rng *r)
-{
-    uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0], s[3] ^= s[1], s[1] ^= s[2], s[0] ^= s[3], s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
-
-/* Uniform in [0, n) without modulo bias (Lemire's rejection on the low word
- * would need 128-bit products; plain rejection sampling is enough here). */
-static size_t rng_below(Rng *r, size_t n)
-{
-    uint64_t lim = UINT64_MAX - UINT64_MAX % (uint64_t)n, x;
-    do
-        x = rng_next(r);
-    while (x >= lim);
-    return (size_t)(x % (uint64_t)n);
-}
 
 static int cmp_double(const void *x, const void *y)
 {
@@ -77,13 +41,11 @@ DrrlStatus bootstrap_paired(const double *a, const double *b, const double *w, s
     if (!stat)
         return drrl_error(err, DRRL_E_NOMEM, "bootstrap: out of memory");
     Rng r;
-    uint64_t x = seed;
-    for (int k = 0; k < 4; k++)
-        r.s[k] = splitmix64(&x);
+    rng_seed(&r, seed);
     for (int k = 0; k < n_boot; k++) {
         double num = 0.0, den = 0.0;
         for (size_t j = 0; j < n; j++) {
-            size_t i = rng_below(&r, n);
+            size_t i = (size_t)rng_below(&r, (uint64_t)n);
             num += a[i] - b[i], den += w[i];
         }
         stat[k] = num / den;

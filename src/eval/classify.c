@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
 #include "eval/classify.h"
 
 /* log(1 + exp(x)) without overflow */
@@ -242,11 +243,7 @@ DrrlStatus classify_folds(int *fold, size_t n, int k, uint64_t seed, DrrlError *
         p[i] = i;
     uint64_t x = seed;
     for (size_t i = n - 1; i > 0; i--) {
-        /* splitmix64 */
-        uint64_t z = (x += 0x9e3779b97f4a7c15u);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-        z ^= z >> 31;
+        uint64_t z = rng_splitmix64(&x);
         size_t j = (size_t)(z % (uint64_t)(i + 1)), t = p[i];
         p[i] = p[j], p[j] = t;
     }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "attn/attn_core.h"
+#include "base/clock.h"
 #include "model/forward.h"
 #include "attn/method.h"
 #include "policy/policy_agent.h"
@@ -48,13 +49,6 @@ static const float *cache_k(const void *ctx, int l, int g)
 static const float *cache_v(const void *ctx, int l, int g)
 {
     return forward_cache_v(ctx, l, g);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static double eps_at(const PolicyTrainConfig *c, int64_t step)
@@ -306,7 +300,7 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
         return drrl_error(err, DRRL_E_NOMEM, "train-policy: out of memory");
     }
 
-    double t0 = now_s();
+    double t0 = clock_now_s();
     if (step0 >= cfg->steps)
         st = save(&t, step0, err); /* nothing left to do: write the checkpoint as is */
     for (int64_t step = step0; step < cfg->steps; step++) {
@@ -372,7 +366,7 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
             last || (cfg->checkpoint_every > 0 && (step + 1) % cfg->checkpoint_every == 0);
         if (p.checkpoint && (st = save(&t, step + 1, err)))
             break;
-        p.wall_s = now_s() - t0;
+        p.wall_s = clock_now_s() - t0;
         if (cb)
             stop = cb(cb_ctx, &p);
         if (stop && !last) {

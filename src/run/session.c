@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "policy/policy_agent.h"
 
 struct Session {
@@ -173,11 +174,9 @@ static DrrlStatus run_call(Session *s, size_t n, DrrlError *err)
             return drrl_error(err, DRRL_E_NOMEM, "session: out of memory for logits");
         s->logits = l, s->logits_cap = n;
     }
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
+    int64_t t0 = clock_now_ns();
     DrrlStatus st = forward_tokens(s->f, s->ids + s->pos, n, s->logits, NULL, err);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    s->wall += (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    s->wall += 1e-9 * (double)(clock_now_ns() - t0);
     if (st)
         return st;
     s->last_rows = n;

@@ -15,6 +15,9 @@
 
 #include <cblas.h>
 
+#include "base/clock.h"
+#include "base/rng.h"
+
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
 #endif
@@ -479,28 +482,12 @@ DrrlStatus train_eval_bpb(TrainModel *m, TrainPool *pool, const uint8_t *text, s
 
 /* ---- the loop ---------------------------------------------------------- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* splitmix64 finaliser: batch offsets for (seed, step, row). */
-static uint64_t train_mix(uint64_t z)
-{
-    z += 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 static void fill_batch(TrainSession *s, long step)
 {
     size_t T = s->opt.ctx, span = s->train_len - T; /* start in [0, span) */
     for (size_t b = 0; b < s->opt.batch; b++) {
-        uint64_t r = train_mix(train_mix(s->opt.seed ^ 0xD1B54A32D192ED03ULL) +
-                               (uint64_t)step * 0x10000ULL + b);
+        uint64_t r = rng_hash64(rng_hash64(s->opt.seed ^ 0xD1B54A32D192ED03ULL) +
+                                (uint64_t)step * 0x10000ULL + b);
         size_t off = (size_t)(r % span);
         memcpy(s->tok + b * T, s->train + off, T);
         memcpy(s->tgt + b * T, s->train + off + 1, T);
@@ -520,7 +507,7 @@ DrrlStatus train_session_run(TrainSession *s, const char *ckpt_path, double max_
                              TrainProgressFn fn, void *user, DrrlError *err)
 {
     const TrainOptions *o = &s->opt;
-    double t0 = now_s(), elapsed0 = s->elapsed;
+    double t0 = clock_now_s(), elapsed0 = s->elapsed;
     long step0 = s->step;
     TrainProgress pr = {.steps = o->steps, .valid_bpb = NAN};
     DrrlStatus st = DRRL_OK;
@@ -542,7 +529,7 @@ DrrlStatus train_session_run(TrainSession *s, const char *ckpt_path, double max_
                            (float)o->weight_decay};
         train_model_adamw(s->model, s->pool, s->m1, s->m2, &adam, step + 1, scale);
         s->step++;
-        double now = now_s();
+        double now = clock_now_s();
         s->elapsed = elapsed0 + (now - t0);
         double rate = (double)(s->step - step0) * (double)(o->batch * o->ctx) / (now - t0);
         pr = (TrainProgress){TRAIN_EVENT_STEP,

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
 #include "train/train_ops.h"
 
 /* Sequences at least this long use the sgemm attention path. */
@@ -153,21 +154,12 @@ TrainTensor *train_model_find(TrainModel *m, const char *name)
     return NULL;
 }
 
-/* splitmix64 (Steele, Lea & Flood 2014): a seedable, portable generator. */
-static uint64_t model_rng(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-/* Standard normal by Box-Muller, in double. */
+/* Standard normal by Box-Muller over splitmix64, in double. */
 static double model_normal(uint64_t *s)
 {
-    double u1 = ((double)(model_rng(s) >> 11) + 0.5) / 9007199254740992.0;
-    double u2 = (double)(model_rng(s) >> 11) / 9007199254740992.0;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+    double u1 = rng_unit_mid(rng_splitmix64(s));
+    double u2 = rng_unit(rng_splitmix64(s));
+    return rng_box_muller(u1, u2);
 }
 
 void train_model_init(TrainModel *m, uint64_t seed)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bench/bench_util.h"
+#include "base/rng.h"
 #include "cli/cli.h"
 #include "trace/trace_csv.h"
 
@@ -27,10 +28,7 @@ static uint64_t rng = 0x9E3779B97F4A7C15ull;
 
 static double uniform(void)
 {
-    rng ^= rng << 13; /* xorshift64 (Marsaglia 2003) */
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0;
+    return rng_unit(rng_xorshift64(&rng));
 }
 
 /* Write a synthetic trace of rows rows: layers x heads rows per step, one
@@ -184,12 +182,12 @@ static const char usage[] =
 /* --load F: one load in this process; one line "SECONDS MAXRSS_KB ROWS STORE_BYTES". */
 static int load_once(const char *path)
 {
-    double t0 = bench_now_s();
+    double t0 = clock_now_s();
     TraceStore *s;
     DrrlError err;
     if (trace_csv_load(path, &s, &err) != DRRL_OK)
         return cli_fail(&err);
-    double secs = bench_now_s() - t0;
+    double secs = clock_now_s() - t0;
     /* Seek to the middle and the end, as a replay does. */
     int64_t n = trace_store_n_steps(s);
     if (n > 0 && (!trace_store_get(s, trace_store_step_at(s, (size_t)n / 2), 0, 0) ||
@@ -324,7 +322,7 @@ int bench_trace(int argc, char **argv)
     snprintf(path, sizeof path, "%s/bench.csv", tdir);
     snprintf(json, sizeof json, "%s.json", path);
     int rc = CLI_EXIT_OK;
-    double t0 = bench_now_s();
+    double t0 = clock_now_s();
     if (synth_write(path, rows, (int)hd, (int)layers, (int)heads, (int)seg, &err)) {
         rc = cli_fail(&err);
         goto out;
@@ -333,7 +331,7 @@ int bench_trace(int argc, char **argv)
     double mb = stat(path, &st) == 0 ? (double)st.st_size / 1e6 : NAN;
     printf("trace: %ld rows (%ld layers x %ld heads per step), head_dim %ld, segment %ld, "
            "%.1f MB of CSV, written in %.1f s\n",
-           rows, layers, heads, hd, seg, mb, bench_now_s() - t0);
+           rows, layers, heads, hd, seg, mb, clock_now_s() - t0);
     printf("load (trace_csv_load, %ld CPUs online), each in a fresh process:\n",
            sysconf(_SC_NPROCESSORS_ONLN));
     double secs[1000], rss[1000], store = 0;

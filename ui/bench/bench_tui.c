@@ -186,7 +186,7 @@ int bench_tui(int argc, char **argv)
     app->step = app_n_steps(app) - 1;
     double seg_max = 0;
     for (long i = 0; i < steps; i++) {
-        double t0 = bench_now_s();
+        double t0 = clock_now_s();
         app_apply(app, ACTION_next_token);
         while (app_busy(app))
             app_work(app);
@@ -196,9 +196,9 @@ int bench_tui(int argc, char **argv)
             free(td);
             goto fail;
         }
-        double t1 = bench_now_s();
+        double t1 = clock_now_s();
         screen_draw(app, cv);
-        double t2 = bench_now_s();
+        double t2 = clock_now_s();
         t[i] = t2 - t0;
         te[i] = t1 - t0;
         td[i] = t2 - t1;
@@ -221,10 +221,10 @@ int bench_tui(int argc, char **argv)
     }
     /* redraws of the same state (a resize, a playback tick at the end) */
     for (long i = 0; i < frames; i++) {
-        double t0 = bench_now_s();
+        double t0 = clock_now_s();
         screen_draw(app, cv);
         term_flush(cv);
-        t[i] = bench_now_s() - t0;
+        t[i] = clock_now_s() - t0;
     }
     double frame_ms = 1e3 * bench_median(t, (int)frames);
     /* frames after selecting another head: new spectrum, bounds, policy and
@@ -233,10 +233,10 @@ int bench_tui(int argc, char **argv)
         app->head = (int32_t)((i + 1) % (app->n_heads > 0 ? app->n_heads : 1));
         if (app->n_heads <= 1)
             app->layer = (int32_t)((i + 1) % (app->n_layers > 0 ? app->n_layers : 1));
-        double t0 = bench_now_s();
+        double t0 = clock_now_s();
         screen_draw(app, cv);
         term_flush(cv);
-        t[i] = bench_now_s() - t0;
+        t[i] = clock_now_s() - t0;
     }
     double head_ms = 1e3 * bench_median(t, (int)frames);
     term_close();

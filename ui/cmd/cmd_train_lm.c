@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "cli/cli.h"
 #include "cmd/commands.h"
 #include "train/train.h"
@@ -171,13 +172,6 @@ static void fmt_time(char *buf, size_t n, double s)
         snprintf(buf, n, "%02ld:%02ld", t / 60, t % 60);
 }
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Progress on stderr: a redrawn bar on a terminal (at most 10 times a
  * second), otherwise one line per validation and checkpoint. */
 static int on_progress(void *user, const TrainProgress *p)
@@ -190,7 +184,7 @@ static int on_progress(void *user, const TrainProgress *p)
     fmt_time(el, sizeof el, p->elapsed_s);
     double bpb = p->loss / M_LN2;
     if (pg->tty && p->event == TRAIN_EVENT_STEP) {
-        double now = mono_now();
+        double now = clock_now_s();
         if (now - pg->last_draw < 0.1 && p->step != p->steps)
             return interrupted;
         pg->last_draw = now;
@@ -311,7 +305,7 @@ static int eval_only(const char *model_dir, const char *data, long ctx, long str
         st = train_pool_new((int)threads, &pool, &err);
     if (!st && dump)
         st = dump_logits(m, pool, text, len, (size_t)ctx, dump, &err);
-    double t0 = mono_now();
+    double t0 = clock_now_s();
     if (!st)
         st = train_eval_bpb(m, pool, text, len, (size_t)ctx, (size_t)stride, (size_t)batch,
                             &bpb, &n, &err);
@@ -319,7 +313,7 @@ static int eval_only(const char *model_dir, const char *data, long ctx, long str
         printf("%.4f bpb  (%s, %zu bytes scored, ctx %ld, stride %ld, model %s)\n", bpb, data,
                n, ctx, stride ? stride : ctx, model_dir);
         if (!quiet)
-            fprintf(stderr, "evaluated in %.1f s\n", mono_now() - t0);
+            fprintf(stderr, "evaluated in %.1f s\n", clock_now_s() - t0);
     }
     train_pool_free(pool);
     train_model_free(m);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tui/canvas.h"
 #include "tui/layout.h"
 #include "tui/diff.h"
 #include "trace/trace_csv.h"
@@ -838,24 +839,7 @@ int app_key(App *app, int32_t key)
         }
         if (key >= 0x20 && key < KEY_CODE_SPECIAL && key != 0x7F) {
             char buf[8];
-            int n = 0;
-            if (key < 0x80)
-                buf[n++] = (char)key;
-            else {
-                /* encode as UTF-8 */
-                uint32_t c = (uint32_t)key;
-                if (c < 0x800) {
-                    buf[n++] = (char)(0xC0 | (c >> 6));
-                } else if (c < 0x10000) {
-                    buf[n++] = (char)(0xE0 | (c >> 12));
-                    buf[n++] = (char)(0x80 | ((c >> 6) & 0x3F));
-                } else {
-                    buf[n++] = (char)(0xF0 | (c >> 18));
-                    buf[n++] = (char)(0x80 | ((c >> 12) & 0x3F));
-                    buf[n++] = (char)(0x80 | ((c >> 6) & 0x3F));
-                }
-                buf[n++] = (char)(0x80 | (c & 0x3F));
-            }
+            int n = canvas_utf8_encode((uint32_t)key, buf);
             if (app->input_len + (size_t)n < sizeof app->input) {
                 memcpy(app->input + app->input_len, buf, (size_t)n);
                 app->input_len += (size_t)n;
