@@ -453,8 +453,8 @@ Test(train, deterministic_resume_and_export)
     cr_expect(memcmp(ma->params, mb->params, ma->n_params * sizeof(float)) == 0,
               "resumed run with other thread counts must be bit-identical");
     /* export and load back */
-    cr_assert_eq(train_export_write(ma, dir, NULL, SAFETENSORS_F32, NULL, &err), DRRL_OK, "%s",
-                 err.msg);
+    cr_assert_eq(train_export_write(ma, dir, NULL, SAFETENSORS_F32, 0, NULL, &err), DRRL_OK,
+                 "%s", err.msg);
     TrainModel *mc;
     cr_assert_eq(train_export_load(dir, &mc, NULL, &err), DRRL_OK, "%s", err.msg);
     cr_expect_eq(mc->n_params, ma->n_params);

@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include "base/fileio.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -201,24 +203,17 @@ static DrrlStatus parse_config(const char *file, const json_t *root, ModelConfig
     return DRRL_OK;
 }
 
-static char *path_join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 static DrrlStatus load_json(const char *file, json_t **out, DrrlError *err)
 {
     json_error_t je;
-    FILE *f = fopen(file, "rb");
-    if (!f)
-        return drrl_error(err, errno == ENOENT ? DRRL_E_NOTFOUND : DRRL_E_IO, "%s: %s", file,
-                          strerror(errno));
-    *out = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
-    fclose(f);
+    char *text;
+    size_t len;
+    *out = NULL;
+    DrrlStatus s = fileio_read_file(file, FILEIO_MAX_JSON, 0, &text, &len, err);
+    if (s)
+        return s;
+    *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    free(text);
     if (!*out)
         return drrl_error(err, DRRL_E_INPUT, "%s:%d:%d: %s", file, je.line, je.column, je.text);
     if (!json_is_object(*out)) {
@@ -245,7 +240,7 @@ static DrrlStatus check_dir(const char *dir, DrrlError *err)
 DrrlStatus model_config_load(const char *dir, ModelConfig *cfg, DrrlError *err)
 {
     TRY(check_dir(dir, err));
-    char *file = path_join(dir, "config.json");
+    char *file = fileio_join(dir, "config.json");
     if (!file)
         return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", dir);
     json_t *root = NULL;
@@ -483,7 +478,7 @@ static DrrlStatus open_shard(Source *s, const char *file, Shard **out, DrrlError
     Shard *sh = &s->shards[s->n_shards];
     sh->file = strdup(file);
     sh->st = NULL;
-    char *path = path_join(s->dir, file);
+    char *path = fileio_join(s->dir, file);
     if (!sh->file || !path) {
         free(sh->file);
         free(path);
@@ -504,8 +499,8 @@ static DrrlStatus source_open(Source *s, const char *dir, DrrlError *err)
 {
     memset(s, 0, sizeof *s);
     s->dir = dir;
-    char *single = path_join(dir, "model.safetensors");
-    char *index = path_join(dir, "model.safetensors.index.json");
+    char *single = fileio_join(dir, "model.safetensors");
+    char *index = fileio_join(dir, "model.safetensors.index.json");
     if (!single || !index) {
         free(single);
         free(index);

@@ -1,5 +1,7 @@
 #include "model/safetensors.h"
 
+#include "base/fileio.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -255,20 +257,13 @@ DrrlStatus safetensors_load(const char *path, Safetensors **out, DrrlError *err)
     json_t *root = NULL;
     Range *ranges = NULL;
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        s = drrl_error(err, errno == ENOENT ? DRRL_E_NOTFOUND : DRRL_E_IO, "%s: %s", path,
-                       strerror(errno));
+    int fd;
+    s = fileio_open_input(path, 0, &fd, err); /* a FIFO or device is refused */
+    if (s)
         goto fail;
-    }
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         s = drrl_error(err, DRRL_E_IO, "%s: %s", path, strerror(errno));
-        close(fd);
-        goto fail;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        s = drrl_error(err, DRRL_E_INPUT, "%s: not a regular file", path);
         close(fd);
         goto fail;
     }
@@ -593,29 +588,19 @@ DrrlStatus safetensors_to_i32(const Safetensors *st, const SafetensorsTensor *t,
 
 /* ---- writer ------------------------------------------------------------ */
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const unsigned char *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 DrrlStatus safetensors_write(const char *path, const SafetensorsWriteTensor *tensors, size_t n,
                              const char *metadata_json, DrrlError *err)
 {
+    return safetensors_write_flags(path, tensors, n, metadata_json, FILEIO_FORCE, err);
+}
+
+DrrlStatus safetensors_write_flags(const char *path, const SafetensorsWriteTensor *tensors,
+                                   size_t n, const char *metadata_json, unsigned flags,
+                                   DrrlError *err)
+{
     DrrlStatus s = DRRL_OK;
     json_t *hdr = json_object();
-    char *text = NULL, *tmp = NULL;
-    int fd = -1;
+    char *text = NULL;
     size_t *sizes = calloc(n ? n : 1, sizeof *sizes);
     if (!hdr || !sizes) {
         s = drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
@@ -703,45 +688,20 @@ DrrlStatus safetensors_write(const char *path, const SafetensorsWriteTensor *ten
     for (int i = 0; i < 8; i++)
         lenbuf[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
 
-    size_t plen = strlen(path);
-    tmp = malloc(plen + 16);
-    if (!tmp) {
-        s = drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
+    FileOut *o;
+    if ((s = fileio_out_open(&o, path, flags, err)))
         goto done;
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        s = drrl_error(err, drrl_status_of_write_errno(errno),
-                       "%s: cannot create a temporary file: %s", path, strerror(errno));
-        free(tmp);
-        tmp = NULL;
-        goto done;
-    }
+    FILE *f = fileio_out_stream(o);
     static const char spaces[8] = "        ";
-    int bad = write_all(fd, lenbuf, 8) || write_all(fd, text, tlen) ||
-              write_all(fd, spaces, hlen - tlen);
-    for (size_t i = 0; i < n && !bad; i++)
+    fwrite(lenbuf, 1, 8, f);
+    fwrite(text, 1, tlen, f);
+    fwrite(spaces, 1, hlen - tlen, f);
+    for (size_t i = 0; i < n && !ferror(f); i++)
         if (sizes[i])
-            bad = write_all(fd, tensors[i].data, sizes[i]);
-    if (!bad)
-        bad = fchmod(fd, 0644) != 0 || fsync(fd) != 0;
-    if (close(fd) != 0)
-        bad = 1;
-    fd = -1;
-    if (bad || rename(tmp, path) != 0) {
-        s = drrl_error(err, DRRL_E_IO, "%s: %s", path, strerror(errno));
-        unlink(tmp);
-        goto done;
-    }
+            fwrite(tensors[i].data, 1, sizes[i], f);
+    s = fileio_out_commit(o, err); /* reports any write error seen above */
 
 done:
-    if (fd >= 0) {
-        close(fd);
-        unlink(tmp);
-    }
-    free(tmp);
     free(text);
     free(sizes);
     json_decref(hdr);

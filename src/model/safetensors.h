@@ -115,13 +115,18 @@ typedef struct SafetensorsWriteTensor {
     const void *data;
 } SafetensorsWriteTensor;
 
-/* Write n tensors to PATH atomically: the file is written to a temporary in
- * the same directory, flushed, and renamed over PATH, so PATH is either the
- * old file or the complete new one. metadata_json is NULL or a JSON object
+/* Write n tensors to PATH atomically under the output rule of
+ * base/fileio.h with FILEIO_FORCE (safetensors_write_flags: with the given
+ * fileio flags): the file is written to a temporary in the same directory,
+ * flushed, and renamed over PATH, so PATH is either the old file or the
+ * complete new one. metadata_json is NULL or a JSON object
  * whose values are all strings (e.g. "{\"format\":\"pt\"}"). Tensors are stored
  * in the given order. Errors: DRRL_E_USAGE (duplicate or empty name, bad
  * ndim, bad metadata), DRRL_E_IO, DRRL_E_NOMEM. */
 DrrlStatus safetensors_write(const char *path, const SafetensorsWriteTensor *tensors, size_t n,
                              const char *metadata_json, DrrlError *err);
+DrrlStatus safetensors_write_flags(const char *path, const SafetensorsWriteTensor *tensors,
+                                   size_t n, const char *metadata_json, unsigned flags,
+                                   DrrlError *err);
 
 #endif

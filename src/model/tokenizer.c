@@ -23,6 +23,8 @@
  */
 #include "model/tokenizer.h"
 
+#include "base/fileio.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -38,8 +40,6 @@
  * a few tokens at huge ids would cost memory out of all proportion. At most
  * this many ids, plus one per token, may lack a token. */
 #define TOKENIZER_MAX_HOLES 1024
-/* Largest tokenizer file read (tokenizer.json of big vocabularies is ~20 MB). */
-#define TOKENIZER_MAX_FILE ((size_t)1 << 30)
 
 typedef struct MergeSlot {
     uint64_t key;   /* (uint64_t)left_id << 32 | right_id */
@@ -214,40 +214,7 @@ static uint64_t hash_u64(uint64_t x)
 /* Read a whole file. *buf is malloc'ed with a NUL after the *len bytes. */
 static DrrlStatus read_file(const char *path, char **buf, size_t *len, DrrlError *err)
 {
-    *buf = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        DrrlStatus code = errno == ENOENT ? DRRL_E_NOTFOUND : DRRL_E_IO;
-        return drrl_error(err, code, "%s: cannot open: %s", path, strerror(errno));
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return drrl_error(err, DRRL_E_INPUT, "%s: not a regular file", path);
-    }
-    if ((unsigned long long)st.st_size > TOKENIZER_MAX_FILE) {
-        fclose(f);
-        return drrl_error(err, DRRL_E_INPUT, "%s: file too large (%lld bytes)", path,
-                          (long long)st.st_size);
-    }
-    size_t cap = (size_t)st.st_size + 1;
-    char *b = malloc(cap);
-    if (!b) {
-        fclose(f);
-        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
-    }
-    size_t n = fread(b, 1, cap - 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(b);
-        return drrl_error(err, DRRL_E_IO, "%s: read error", path);
-    }
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
-    return DRRL_OK;
+    return fileio_read_file(path, FILEIO_MAX_TOKENIZER, 0, buf, len, err);
 }
 
 static int file_exists(const char *path)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
 #include "policy/policy_features.h"
 #include "model/safetensors.h"
 
@@ -65,6 +66,13 @@ static char *meta_string(const PolicyNet *net, const PolicyMeta *m)
 DrrlStatus policy_file_save(const char *path, const PolicyNet *net, const PolicyMeta *meta,
                             const PolicyAdam *adam, DrrlError *err)
 {
+    return policy_file_save_flags(path, net, meta, adam, FILEIO_FORCE | FILEIO_UPDATE, err);
+}
+
+DrrlStatus policy_file_save_flags(const char *path, const PolicyNet *net,
+                                  const PolicyMeta *meta, const PolicyAdam *adam,
+                                  unsigned flags, DrrlError *err)
+{
     if (meta->n_grid < 1 || meta->n_grid > POLICY_FILE_GRID_MAX)
         return drrl_error(err, DRRL_E_USAGE, "%s: bad rank grid size %d", path, meta->n_grid);
     char *md = meta_string(net, meta);
@@ -97,7 +105,7 @@ DrrlStatus policy_file_save(const char *path, const PolicyNet *net, const Policy
             w->data = data[k];
         }
     }
-    DrrlStatus st = safetensors_write(path, t, (size_t)n, md, err);
+    DrrlStatus st = safetensors_write_flags(path, t, (size_t)n, md, flags, err);
     free(t);
     free(md);
     return st;

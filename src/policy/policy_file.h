@@ -58,6 +58,12 @@ typedef struct PolicyMeta {
  * (temporary file + rename). Errors: DRRL_E_IO, DRRL_E_NOMEM, DRRL_E_USAGE. */
 DrrlStatus policy_file_save(const char *path, const PolicyNet *net, const PolicyMeta *meta,
                             const PolicyAdam *adam, DrrlError *err);
+/* The same under the output rule with base/fileio.h's flags (policy_file_save
+ * is FILEIO_FORCE | FILEIO_UPDATE: it replaces any regular file, even one this
+ * process read). */
+DrrlStatus policy_file_save_flags(const char *path, const PolicyNet *net,
+                                  const PolicyMeta *meta, const PolicyAdam *adam,
+                                  unsigned flags, DrrlError *err);
 
 /* Load path: *net is a new network (caller frees), meta is filled. If adam is
  * non-NULL and the file holds Adam moments, *adam is initialised from them and

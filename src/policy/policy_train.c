@@ -1,5 +1,7 @@
 #include "policy/policy_train.h"
 
+#include "base/fileio.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,7 +112,8 @@ static DrrlStatus save(Trainer *t, int64_t step, DrrlError *err)
     t->meta.adam_t = t->adam.t;
     t->meta.has_rng = 1;
     memcpy(t->meta.rng, t->rng.s, sizeof t->meta.rng);
-    return policy_file_save(t->cfg->out_path, t->net, &t->meta, &t->adam, err);
+    return policy_file_save_flags(t->cfg->out_path, t->net, &t->meta, &t->adam,
+                                  FILEIO_FORCE | t->cfg->out_flags, err);
 }
 
 /* One episode starting at token offset off. Accumulates reward terms. */

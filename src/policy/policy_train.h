@@ -48,6 +48,8 @@ typedef struct PolicyTrainConfig {
     int threads;              /* forward worker threads (0: default) */
     int64_t checkpoint_every; /* steps between checkpoints (0: only at the end) */
     const char *out_path;     /* policy file written at checkpoints and the end */
+    unsigned out_flags;       /* base/fileio.h flags added to FILEIO_FORCE for out_path
+                                 (FILEIO_UPDATE: it is the file resumed from) */
     const char *command;      /* recorded in the file */
 } PolicyTrainConfig;
 

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE 1 /* sched_getaffinity: the CPUs this process may use */
 #include "trace/trace_csv.h"
 
+#include "base/fileio.h"
+
 #include <csv.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -378,8 +380,9 @@ fail:
 /* ================================================================ writer */
 
 struct TraceCsvWriter {
-    char *path, *tmp_path, *json_path;
-    FILE *f;
+    char *path, *json_path;
+    FileOut *out; /* the CSV (base/fileio.h); the sidecar is written at finish */
+    FILE *f;      /* its stream */
     unsigned flags;
     TraceMeta meta;
     Buf line, tmp;
@@ -392,44 +395,12 @@ struct TraceCsvWriter {
     char *last_token;
 };
 
-static int path_exists(const char *p)
-{
-    struct stat st;
-    return lstat(p, &st) == 0;
-}
-
-/* mkstemp beside target; returns fd or -1 and sets *tmp (malloc'd). */
-static int make_temp(const char *target, char **tmp)
-{
-    size_t n = strlen(target);
-    char *t = malloc(n + 12);
-    if (!t)
-        return -1;
-    memcpy(t, target, n);
-    memcpy(t + n, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(t);
-    if (fd < 0) {
-        int e = errno;
-        free(t);
-        errno = e;
-        return -1;
-    }
-    /* mkstemp makes 0600; give the trace the usual umask-derived mode. */
-    mode_t um = umask(0);
-    umask(um);
-    (void)fchmod(fd, 0666 & ~um);
-    *tmp = t;
-    return fd;
-}
-
 static void writer_free(TraceCsvWriter *w)
 {
     if (!w)
         return;
-    if (w->f)
-        fclose(w->f);
+    fileio_out_abort(w->out);
     free(w->path);
-    free(w->tmp_path);
     free(w->json_path);
     trace_meta_done(&w->meta);
     free(w->line.p);
@@ -459,33 +430,13 @@ DrrlStatus trace_csv_writer_open(TraceCsvWriter **out, const char *path, const T
         writer_free(w);
         return st;
     }
-    if (!(flags & TRACE_CSV_FORCE)) {
-        const char *which = path_exists(path)           ? path
-                            : path_exists(w->json_path) ? w->json_path
-                                                        : NULL;
-        if (which) {
-            drrl_error(err, DRRL_E_EXISTS, "%s: already exists (use --force to overwrite)",
-                       which);
-            writer_free(w);
-            return DRRL_E_EXISTS;
-        }
-    }
-    int fd = make_temp(path, &w->tmp_path);
-    if (fd < 0) {
-        drrl_error(err, errno == ENOENT ? DRRL_E_NOTFOUND : DRRL_E_IO,
-                   "%s: cannot create the trace: %s", path, strerror(errno));
-        DrrlStatus code = err ? err->code : DRRL_E_IO;
+    unsigned fl = (flags & TRACE_CSV_FORCE ? FILEIO_FORCE : 0) | FILEIO_KEEP_ON_CONFLICT;
+    if ((st = fileio_out_check(w->json_path, fl, err)) ||
+        (st = fileio_out_open(&w->out, path, fl, err))) {
         writer_free(w);
-        return code;
+        return st;
     }
-    w->f = fdopen(fd, "wb");
-    if (!w->f) {
-        close(fd);
-        unlink(w->tmp_path);
-        writer_free(w);
-        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
-    }
-    setvbuf(w->f, NULL, _IOFBF, 1 << 20);
+    w->f = fileio_out_stream(w->out);
     for (int i = 0; i < TRACE_CSV_NCOLS; i++)
         fprintf(w->f, "%s%c", trace_csv_columns[i], i + 1 < TRACE_CSV_NCOLS ? ',' : '\n');
     if (ferror(w->f)) {
@@ -549,7 +500,8 @@ DrrlStatus trace_csv_writer_put(TraceCsvWriter *w, const TraceRecord *r, DrrlErr
         return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", w->path);
     if (fwrite(w->line.p, 1, w->line.n, w->f) != w->line.n) {
         w->failed = 1;
-        return drrl_error(err, DRRL_E_IO, "%s: write failed: %s", w->tmp_path, strerror(errno));
+        return drrl_error(err, DRRL_E_IO, "%s: write failed: %s", fileio_out_temp_path(w->out),
+                          strerror(errno));
     }
     w->last_step = r->step;
     w->last_layer = r->layer;
@@ -580,130 +532,36 @@ void trace_csv_writer_abort(TraceCsvWriter *w)
 {
     if (!w)
         return;
-    if (w->f) {
-        fclose(w->f);
-        w->f = NULL;
-    }
-    if (w->tmp_path)
-        unlink(w->tmp_path);
     writer_free(w);
-}
-
-static void fsync_dir(const char *path)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return;
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(copy);
-}
-
-/* Move tmp to target: rename when replacing is allowed, else link + unlink so
- * that a target created meanwhile is never replaced (link fails with EEXIST).
- * Returns 0 or -1 with errno. */
-static int publish(const char *tmp, const char *target, int force)
-{
-    if (force)
-        return rename(tmp, target);
-    if (link(tmp, target) == 0) {
-        unlink(tmp);
-        return 0;
-    }
-    if (errno == EEXIST)
-        return -1;
-    /* File systems without hard links: check, then rename (a small race). */
-    if (errno == EPERM || errno == ENOTSUP || errno == EOPNOTSUPP || errno == ENOSYS) {
-        if (path_exists(target)) {
-            errno = EEXIST;
-            return -1;
-        }
-        return rename(tmp, target);
-    }
-    return -1;
 }
 
 DrrlStatus trace_csv_writer_finish(TraceCsvWriter *w, int interrupted, DrrlError *err)
 {
     DrrlStatus st = DRRL_OK;
-    char *json_tmp = NULL;
-    int json_fd = -1;
+    FileOut *js = NULL;
     if (w->failed) {
         st =
             drrl_error(err, DRRL_E_IO, "%s: an earlier write failed; trace not saved", w->path);
-        goto discard;
-    }
-    if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0) {
-        st = drrl_error(err, DRRL_E_IO, "%s: write failed: %s", w->tmp_path, strerror(errno));
-        goto discard;
-    }
-    FILE *f = w->f;
-    w->f = NULL;
-    if (fclose(f) != 0) {
-        st = drrl_error(err, DRRL_E_IO, "%s: write failed: %s", w->tmp_path, strerror(errno));
-        goto discard;
+        goto done;
     }
     char *text = sidecar_text(&w->meta, w->rows, w->steps, !interrupted);
     if (!text) {
         st = drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", w->json_path);
-        goto discard;
-    }
-    json_fd = make_temp(w->json_path, &json_tmp);
-    size_t len = strlen(text);
-    int ok = json_fd >= 0 && write(json_fd, text, len) == (ssize_t)len &&
-             write(json_fd, "\n", 1) == 1 && fsync(json_fd) == 0;
-    int e = errno;
-    free(text);
-    if (json_fd >= 0 && close(json_fd) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    if (!ok) {
-        st = drrl_error(err, DRRL_E_IO, "%s: write failed: %s", w->json_path, strerror(e));
-        goto discard;
-    }
-    int force = (w->flags & TRACE_CSV_FORCE) != 0;
-    if (publish(w->tmp_path, w->path, force) != 0) {
-        if (errno == EEXIST) {
-            /* Someone created the target while we recorded: keep the rows. */
-            unlink(json_tmp);
-            st = drrl_error(err, DRRL_E_EXISTS,
-                            "%s: appeared while recording; the trace is kept in %s", w->path,
-                            w->tmp_path);
-            free(w->tmp_path);
-            w->tmp_path = NULL;
-            goto done;
-        }
-        st = drrl_error(err, DRRL_E_IO, "%s: cannot rename %s into place: %s", w->path,
-                        w->tmp_path, strerror(errno));
-        goto discard;
-    }
-    free(w->tmp_path);
-    w->tmp_path = NULL;
-    if (publish(json_tmp, w->json_path, force) != 0) {
-        /* The CSV is in place; without its sidecar it would not load. */
-        st = drrl_error(err, DRRL_E_IO, "%s: cannot rename %s into place: %s", w->json_path,
-                        json_tmp, strerror(errno));
-        unlink(json_tmp);
-        unlink(w->path);
         goto done;
     }
-    fsync_dir(w->path);
-    goto done;
-discard:
-    if (json_tmp)
-        unlink(json_tmp);
-    if (w->f) {
-        fclose(w->f);
-        w->f = NULL;
+    unsigned fl = w->flags & TRACE_CSV_FORCE ? FILEIO_FORCE : 0;
+    st = fileio_out_open(&js, w->json_path, fl, err);
+    if (st == DRRL_OK) {
+        fputs(text, fileio_out_stream(js));
+        fputc('\n', fileio_out_stream(js));
     }
-    if (w->tmp_path)
-        unlink(w->tmp_path);
+    free(text);
+    if (st)
+        goto done;
+    /* Both files or neither: a pair from two writers is never mixed. */
+    st = fileio_out_commit_pair(w->out, js, err);
+    w->out = NULL;
 done:
-    free(json_tmp);
     writer_free(w);
     return st;
 }
@@ -1402,6 +1260,12 @@ static DrrlStatus get_real(json_t *o, const char *jpath, const char *key, double
     return DRRL_OK;
 }
 
+static int path_exists(const char *p)
+{
+    struct stat st;
+    return lstat(p, &st) == 0;
+}
+
 DrrlStatus trace_csv_read_meta(const char *path, TraceMeta *m, size_t *rows, int *complete,
                                DrrlError *err)
 {
@@ -1418,7 +1282,12 @@ DrrlStatus trace_csv_read_meta(const char *path, TraceMeta *m, size_t *rows, int
         goto out;
     }
     json_error_t je;
-    o = json_load_file(jpath, JSON_REJECT_DUPLICATES, &je);
+    char *text;
+    size_t tlen;
+    if ((st = fileio_read_file(jpath, FILEIO_MAX_JSON, 0, &text, &tlen, err)))
+        goto out;
+    o = json_loadb(text, tlen, JSON_REJECT_DUPLICATES, &je);
+    free(text);
     if (!o) {
         st = drrl_error(err, DRRL_E_INPUT, "%s:%d:%d: %s", jpath, je.line, je.column, je.text);
         goto out;
@@ -1529,10 +1398,14 @@ DrrlStatus trace_csv_read(const char *path, TraceMeta *meta, TraceSink *sink, Dr
     DrrlStatus st = trace_csv_read_meta(path, meta, &want_rows, NULL, err);
     if (st)
         return st;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return drrl_error(err, errno == ENOENT ? DRRL_E_NOTFOUND : DRRL_E_IO, "%s: %s", path,
-                          strerror(errno));
+    int fd;
+    if ((st = fileio_open_input(path, 0, &fd, err))) /* a FIFO is refused, never waited on */
+        return st;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
+    }
     Reader r = {0};
     r.path = path;
     r.sink = sink;
@@ -1778,8 +1651,8 @@ static DrrlStatus load_parallel(const char *path, const TraceMeta *meta, size_t 
     int np[2] = {0, 0}, cur = 0;
     DrrlStatus st = DRRL_OK;
     LoadCount count = {0, 0, -1};
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
+    int fd;
+    if (fileio_open_input(path, 0, &fd, NULL))
         return DRRL_E_IO;
     size_t cap = LOAD_WINDOW, have = 0;
     char *buf = malloc(cap + 1);

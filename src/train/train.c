@@ -3,6 +3,8 @@
 
 #include "train/train.h"
 
+#include "base/fileio.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -75,46 +77,15 @@ double train_lr(const TrainOptions *o, long s)
 
 DrrlStatus train_read_text(const char *path, uint8_t **out, size_t *len, DrrlError *err)
 {
-    *out = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return drrl_error(err, errno == ENOENT ? DRRL_E_NOTFOUND : DRRL_E_IO, "%s: %s", path,
-                          strerror(errno));
-    size_t cap = 1 << 20, n = 0;
-    uint8_t *buf = malloc(cap);
-    if (!buf) {
-        fclose(f);
-        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
-    }
-    for (;;) {
-        if (n == cap) {
-            uint8_t *nb = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return drrl_error(err, DRRL_E_IO, "%s: read error", path);
-    }
-    if (n == 0) {
+    char *buf;
+    DrrlStatus s = fileio_read_file(path, FILEIO_MAX_TEXT, 0, &buf, len, err);
+    if (s)
+        return s;
+    if (*len == 0) {
         free(buf);
         return drrl_error(err, DRRL_E_INPUT, "%s: empty file", path);
     }
-    *out = buf;
-    *len = n;
+    *out = (uint8_t *)buf;
     return DRRL_OK;
 }
 
@@ -324,40 +295,23 @@ static void ckpt_unpack(TrainOptions *o, long *step, double *elapsed, double *vb
 
 DrrlStatus train_session_save(const TrainSession *s, const char *path, DrrlError *err)
 {
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp)
-        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (!f) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        free(tmp);
-        return drrl_error(err, DRRL_E_IO, "%s: cannot create: %s", path, strerror(e));
-    }
+    /* The checkpoint replaces the previous one (also the one resumed from). */
+    FileOut *o;
+    DrrlStatus st = fileio_out_open(&o, path, FILEIO_FORCE | FILEIO_UPDATE, err);
+    if (st)
+        return st;
+    FILE *f = fileio_out_stream(o);
     int64_t iv[CKPT_NI];
     double dv[CKPT_ND];
     ckpt_pack(s, iv, dv);
     size_t n = s->model->n_params;
-    int bad =
-        fwrite(CKPT_MAGIC, 1, 8, f) != 8 || fwrite(iv, sizeof *iv, CKPT_NI, f) != CKPT_NI ||
-        fwrite(dv, sizeof *dv, CKPT_ND, f) != CKPT_ND ||
-        fwrite(s->model->params, sizeof(float), n, f) != n ||
-        fwrite(s->m1, sizeof(float), n, f) != n || fwrite(s->m2, sizeof(float), n, f) != n;
-    bad |= fflush(f) != 0;
-    bad |= fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        free(tmp);
-        return drrl_error(err, DRRL_E_IO, "%s: cannot write checkpoint: %s", path, strerror(e));
-    }
-    free(tmp);
-    return DRRL_OK;
+    fwrite(CKPT_MAGIC, 1, 8, f);
+    fwrite(iv, sizeof *iv, CKPT_NI, f);
+    fwrite(dv, sizeof *dv, CKPT_ND, f);
+    fwrite(s->model->params, sizeof(float), n, f);
+    fwrite(s->m1, sizeof(float), n, f);
+    fwrite(s->m2, sizeof(float), n, f);
+    return fileio_out_commit(o, err); /* reports a failed write above */
 }
 
 DrrlStatus train_session_resume(const char *path, const char *train_path,

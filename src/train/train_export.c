@@ -14,45 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
 #include "model/safetensors.h"
-
-static char *export_join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-/* Write text to path via a temporary and rename. */
-static DrrlStatus export_write_atomic(const char *path, const char *text, DrrlError *err)
-{
-    size_t n = strlen(path) + 32;
-    char *tmp = malloc(n);
-    if (!tmp)
-        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        int e = errno;
-        free(tmp);
-        return drrl_error(err, DRRL_E_IO, "%s: cannot create: %s", path, strerror(e));
-    }
-    size_t len = strlen(text);
-    int bad = fwrite(text, 1, len, f) != len;
-    bad |= fflush(f) != 0;
-    bad |= fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        free(tmp);
-        return drrl_error(err, DRRL_E_IO, "%s: cannot write: %s", path, strerror(e));
-    }
-    free(tmp);
-    return DRRL_OK;
-}
 
 static json_t *export_config_json(const TrainModelConfig *c, const char *torch_dtype)
 {
@@ -103,7 +66,8 @@ const char *train_export_torch_dtype(SafetensorsDtype dtype)
 }
 
 DrrlStatus train_export_write(const TrainModel *m, const char *dir, const char *metadata_json,
-                              SafetensorsDtype dtype, double *max_change, DrrlError *err)
+                              SafetensorsDtype dtype, unsigned flags, double *max_change,
+                              DrrlError *err)
 {
     const char *tdt = train_export_torch_dtype(dtype);
     if (max_change)
@@ -114,8 +78,8 @@ DrrlStatus train_export_write(const TrainModel *m, const char *dir, const char *
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return drrl_error(err, drrl_status_of_write_errno(errno),
                           "%s: cannot create directory: %s", dir, strerror(errno));
-    char *cpath = export_join(dir, "config.json");
-    char *wpath = export_join(dir, "model.safetensors");
+    char *cpath = fileio_join(dir, "config.json");
+    char *wpath = fileio_join(dir, "model.safetensors");
     json_t *cfg = export_config_json(&m->cfg, tdt);
     char *text = cfg ? json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
     SafetensorsWriteTensor *wt = calloc(m->n_tensors, sizeof *wt);
@@ -126,6 +90,10 @@ DrrlStatus train_export_write(const TrainModel *m, const char *dir, const char *
         st = drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", dir);
         goto done;
     }
+    /* Both files checked before either is written. */
+    if ((st = fileio_out_check(wpath, flags, err)) ||
+        (st = fileio_out_check(cpath, flags, err)))
+        goto done;
     for (size_t i = 0; i < m->n_tensors; i++) {
         const TrainTensor *t = &m->tensors[i];
         const void *data = t->w;
@@ -153,8 +121,9 @@ DrrlStatus train_export_write(const TrainModel *m, const char *dir, const char *
         wt[i].shape[0] = t->shape[0];
         wt[i].shape[1] = t->shape[1];
     }
-    st = safetensors_write(wpath, wt, m->n_tensors,
-                           metadata_json ? metadata_json : "{\"format\":\"pt\"}", err);
+    st = safetensors_write_flags(wpath, wt, m->n_tensors,
+                                 metadata_json ? metadata_json : "{\"format\":\"pt\"}", flags,
+                                 err);
     if (st)
         goto done;
     size_t tl = strlen(text);
@@ -165,7 +134,7 @@ DrrlStatus train_export_write(const TrainModel *m, const char *dir, const char *
     }
     memcpy(withnl, text, tl);
     memcpy(withnl + tl, "\n", 2);
-    st = export_write_atomic(cpath, withnl, err);
+    st = fileio_write_all(cpath, withnl, tl + 1, flags, err);
     free(withnl);
 done:
     free(half);
@@ -199,12 +168,15 @@ static DrrlStatus cfg_int(const char *path, json_t *o, const char *key, long dfl
 static DrrlStatus parse_config(const char *path, TrainModelConfig *c, DrrlError *err)
 {
     json_error_t je;
-    json_t *o = json_load_file(path, 0, &je);
-    if (!o) {
-        if (access(path, F_OK) != 0)
-            return drrl_error(err, DRRL_E_NOTFOUND, "%s: %s", path, strerror(errno));
+    char *text;
+    size_t tlen;
+    DrrlStatus rs = fileio_read_file(path, FILEIO_MAX_JSON, 0, &text, &tlen, err);
+    if (rs)
+        return rs;
+    json_t *o = json_loadb(text, tlen, 0, &je);
+    free(text);
+    if (!o)
         return drrl_error(err, DRRL_E_INPUT, "%s:%d:%d: %s", path, je.line, je.column, je.text);
-    }
     DrrlStatus st = DRRL_OK;
     memset(c, 0, sizeof *c);
     json_t *mt = json_object_get(o, "model_type");
@@ -259,8 +231,8 @@ DrrlStatus train_export_load(const char *dir, TrainModel **out, char **metadata_
     *out = NULL;
     if (metadata_json)
         *metadata_json = NULL;
-    char *cpath = export_join(dir, "config.json");
-    char *wpath = export_join(dir, "model.safetensors");
+    char *cpath = fileio_join(dir, "config.json");
+    char *wpath = fileio_join(dir, "model.safetensors");
     TrainModel *m = NULL;
     Safetensors *sf = NULL;
     TrainModelConfig cfg;

@@ -24,9 +24,11 @@
  * trained). max_change, if not NULL, receives the largest |w - stored w|
  * over all weights (0 for F32). Errors: DRRL_E_USAGE (another dtype),
  * DRRL_E_INPUT (a weight beyond the 16-bit type's range), DRRL_E_IO,
- * DRRL_E_NOMEM. */
+ * DRRL_E_NOMEM. flags: base/fileio.h output flags (FILEIO_FORCE to replace
+ * the files of an existing model directory; both are checked first). */
 DrrlStatus train_export_write(const TrainModel *m, const char *dir, const char *metadata_json,
-                              SafetensorsDtype dtype, double *max_change, DrrlError *err);
+                              SafetensorsDtype dtype, unsigned flags, double *max_change,
+                              DrrlError *err);
 
 /* config.json's torch_dtype for F32, F16 and BF16 ("float32", ...); NULL for
  * any other dtype. */

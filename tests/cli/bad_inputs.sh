@@ -208,7 +208,7 @@ rm "$tmpdir/t.csv.json"
 bad "missing sidecar" "$DRRL" replay "$tmpdir/t.csv" --dump-screen -; says "t.csv.json"
 head -c 50 "$trace.json" >"$tmpdir/t.csv.json"
 bad "truncated sidecar" "$DRRL" replay "$tmpdir/t.csv" --dump-screen -; says "t.csv.json"
-ok "10x5 terminal" "$DRRL" replay "$trace" --size 10x5 --dump-screen "$tmpdir/screen.txt"
+ok "10x5 terminal" "$DRRL" replay "$trace" --size 10x5 --force --dump-screen "$tmpdir/screen.txt"
 [ -s "$tmpdir/screen.txt" ] || fail "10x5 terminal: empty screen"
 
 # ---- outputs ----

@@ -31,7 +31,11 @@
 #include "bench/bench_attention.h"
 #include "bench/bench_util.h"
 #include "cli/cli.h"
+#include "cli/signals.h"
 #include "run/session.h"
+
+/* Most bytes of --text read (the text is repeated to the largest L). */
+#define BENCH_TEXT_MAX (1u << 20)
 
 static const char usage[] =
     "usage: drrl bench attention [--model DIR] [--text FILE] [--max-len N] [--repeat N]\n"
@@ -62,7 +66,9 @@ static const char usage[] =
     "                  those points take most of the time (the work grows as L^2)\n"
     "  --segment T     decision segment length (default 128)\n"
     "  --threads N     attention worker threads (default: online CPUs)\n"
-    "  --csv F         write every measurement as CSV to F ('-' = stdout)\n"
+    "  --csv F         write every measurement as CSV to F ('-' = stdout); Ctrl-C\n"
+    "                  keeps the lengths finished\n"
+    "  --force         replace an existing --csv file\n"
     "  -h, --help      show this help\n";
 
 #define MAX_LENS 16
@@ -140,15 +146,21 @@ static int run_point(Session *s, const int32_t *ids, size_t L, double *wall, dou
 int bench_attention(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},       {"text", required_argument, 0, 'x'},
-        {"max-len", required_argument, 0, 'L'},     {"repeat", required_argument, 0, 'r'},
-        {"segment", required_argument, 0, 's'},     {"threads", required_argument, 0, 'j'},
-        {"csv", required_argument, 0, 'c'},         {"help", no_argument, 0, 'h'},
-        {"long-repeat", required_argument, 0, 'R'}, {0, 0, 0, 0},
+        {"model", required_argument, 0, 'm'},
+        {"text", required_argument, 0, 'x'},
+        {"max-len", required_argument, 0, 'L'},
+        {"repeat", required_argument, 0, 'r'},
+        {"segment", required_argument, 0, 's'},
+        {"threads", required_argument, 0, 'j'},
+        {"csv", required_argument, 0, 'c'},
+        {"help", no_argument, 0, 'h'},
+        {"long-repeat", required_argument, 0, 'R'},
+        {"force", no_argument, 0, 'F'},
+        {0, 0, 0, 0},
     };
     const char *model = NULL, *text = NULL, *csv = NULL;
     long max_len = 4096, repeat = 3, long_repeat = 0, segment = 128, threads = 0;
-    int c;
+    int c, force = 0;
     while ((c = cli_getopt("bench attention", argc, argv, "h", longopts)) != -1) {
         switch (c) {
         case 'm':
@@ -159,6 +171,9 @@ int bench_attention(int argc, char **argv)
             break;
         case 'c':
             csv = optarg;
+            break;
+        case 'F':
+            force = 1;
             break;
         case 'L':
             if (cli_parse_long("bench attention", "--max-len", optarg, 512, 1L << 20, &max_len))
@@ -209,10 +224,12 @@ int bench_attention(int argc, char **argv)
         reps[n_lens] = L >= LONG_LEN ? long_repeat : repeat, lens[n_lens++] = L;
 
     FILE *cf = NULL;
+    FileOut *co = NULL; /* the rule is checked again when published (the inputs known) */
     if (csv) {
-        cf = strcmp(csv, "-") == 0 ? stdout : fopen(csv, "w");
-        if (!cf)
-            return cli_error(CLI_EXIT_USAGE, "%s: cannot create: %s", csv, strerror(errno));
+        int r = cli_out_open(csv, force, &co);
+        if (r)
+            return r;
+        cf = fileio_out_stream(co);
         fprintf(cf, "part,L,method,attn_flops_executed,refresh_flops_executed,refresh_keep,"
                     "refresh_recompute,wall_s_median,attn_wall_s_median,repeats\n");
     }
@@ -249,19 +266,16 @@ int bench_attention(int argc, char **argv)
         if (k == 0) {
             D = session_model(ss[0])->cfg.head_dim;
             n_kv = session_model(ss[0])->cfg.n_layer * session_model(ss[0])->cfg.n_kv_head;
-            /* the text, repeated to the largest L */
-            FILE *f = fopen(text, "rb");
-            if (!f) {
-                rc = cli_error(CLI_EXIT_USAGE, "%s: cannot open: %s", text, strerror(errno));
-                break;
-            }
-            static char buf[1 << 20];
-            size_t nb = fread(buf, 1, sizeof buf, f);
-            fclose(f);
-            if (session_set_text(ss[0], buf, nb, &err) != DRRL_OK) {
+            /* the text (its first BENCH_TEXT_MAX bytes), repeated to the largest L */
+            char *buf;
+            size_t nb;
+            if (fileio_read_file(text, BENCH_TEXT_MAX, FILEIO_TRUNCATE | FILEIO_SPECIAL_OK,
+                                 &buf, &nb, &err) != DRRL_OK ||
+                session_set_text(ss[0], buf, nb, &err) != DRRL_OK) {
                 rc = cli_fail(&err);
                 break;
             }
+            free(buf);
             size_t nt = session_len(ss[0]);
             if (nt == 0) {
                 rc = cli_error(CLI_EXIT_USAGE, "%s: no tokens", text);
@@ -297,7 +311,8 @@ int bench_attention(int argc, char **argv)
                "wall s", "hook s");
         fflush(stdout);
     }
-    for (int li = 0; li < n_lens && rc == CLI_EXIT_OK; li++) {
+    signals_catch(); /* Ctrl-C: stop after this length; the CSV keeps what was measured */
+    for (int li = 0; li < n_lens && rc == CLI_EXIT_OK && !signals_caught(); li++) {
         const long nr = reps[li];
         for (long r = 0; r < nr && rc == CLI_EXIT_OK; r++)
             for (int k = 0; k <= N_METH && rc == CLI_EXIT_OK; k++)
@@ -350,8 +365,10 @@ int bench_attention(int argc, char **argv)
         session_free(ss[k]);
     free(wt), free(awt), free(ids);
 
+    int stopped = signals_caught() != 0;
+    signals_restore();
     /* 3. batched Gram eigensolve against per-head SVD */
-    if (rc == CLI_EXIT_OK) {
+    if (rc == CLI_EXIT_OK && !stopped) {
         int n = n_kv; /* one key matrix per (layer, kv head) */
         printf("\n3. Bases for %d key matrices (L x %d): batched Gram eigensolve against "
                "per-head thin SVD (LAPACKE_dgesvd, values and right vectors only, no L-row "
@@ -408,12 +425,14 @@ int bench_attention(int argc, char **argv)
         }
         free(X), free(G), free(lam), free(B), free(sig), free(V), free(t1);
     }
-    if (cf) {
-        int bad = ferror(cf);
-        bad |= cf == stdout ? fflush(cf) != 0 : fclose(cf) != 0;
-        if (bad && rc == CLI_EXIT_OK)
-            rc = cli_error(CLI_EXIT_FAIL, "%s: write error", csv);
-    }
+    if (co && rc == CLI_EXIT_OK)
+        rc = cli_out_commit(co);
+    else
+        fileio_out_abort(co);
+    if (stopped && rc == CLI_EXIT_OK)
+        rc = cli_error(drrl_status_exit_code(DRRL_E_INTERRUPTED),
+                       "bench attention: interrupted by %s%s", signals_name(),
+                       csv ? "; the lengths finished are in the CSV" : "");
     if (fflush(stdout) != 0 && rc == CLI_EXIT_OK)
         rc = cli_error(CLI_EXIT_FAIL, "standard output: write error");
     return rc;

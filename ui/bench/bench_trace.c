@@ -36,8 +36,8 @@ static double uniform(void)
  * ranks and masks change every seg steps (seg <= 0: every row, the worst case
  * for the store), as the attention core's do at segment boundaries; the other
  * columns change every row. Deterministic. */
-static DrrlStatus synth_write(const char *out, long rows, int hd, int layers, int heads,
-                              int seg, DrrlError *err)
+static DrrlStatus synth_write(const char *out, unsigned flags, long rows, int hd, int layers,
+                              int heads, int seg, DrrlError *err)
 {
     rng = 0x9E3779B97F4A7C15ull;
     int32_t grid[4] = {hd / 4, hd / 2, 3 * hd / 4, hd};
@@ -62,7 +62,7 @@ static DrrlStatus synth_write(const char *out, long rows, int hd, int layers, in
     m.eps_floor = 0.01;
     m.eps_decay = 0.999;
     TraceCsvWriter *w;
-    DrrlStatus st = trace_csv_writer_open(&w, out, &m, TRACE_CSV_FORCE, err);
+    DrrlStatus st = trace_csv_writer_open(&w, out, &m, flags, err);
     if (st)
         return st;
     size_t cells = (size_t)layers * (size_t)heads;
@@ -176,7 +176,8 @@ static const char usage[] =
     "  --repeat N      loads (default 5)\n"
     "  --dir DIR       where to write the trace (default $TMPDIR or /tmp); removed\n"
     "                  afterwards\n"
-    "  --write F       only write the synthetic trace to F (and F.json), replacing it\n"
+    "  --write F       only write the synthetic trace to F (and F.json)\n"
+    "  --force         let --write replace an existing trace\n"
     "  -h, --help      show this help\n";
 
 /* --load F: one load in this process; one line "SECONDS MAXRSS_KB ROWS STORE_BYTES". */
@@ -245,21 +246,17 @@ static int load_child(const char *path, double *secs, double *rss_mb, double *st
 int bench_trace(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"rows", required_argument, 0, 'r'},
-        {"head-dim", required_argument, 0, 'd'},
-        {"layers", required_argument, 0, 'L'},
-        {"heads", required_argument, 0, 'H'},
-        {"segment", required_argument, 0, 's'},
-        {"repeat", required_argument, 0, 'n'},
-        {"dir", required_argument, 0, 'D'},
-        {"write", required_argument, 0, 'w'},
-        {"load", required_argument, 0, 'l'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"rows", required_argument, 0, 'r'},    {"head-dim", required_argument, 0, 'd'},
+        {"layers", required_argument, 0, 'L'},  {"heads", required_argument, 0, 'H'},
+        {"segment", required_argument, 0, 's'}, {"repeat", required_argument, 0, 'n'},
+        {"dir", required_argument, 0, 'D'},     {"write", required_argument, 0, 'w'},
+        {"load", required_argument, 0, 'l'},    {"force", no_argument, 0, 'F'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
     };
     long rows = 1000000, hd = 32, layers = 4, heads = 8, seg = 128, repeat = 5;
     const char *dir = NULL, *write_to = NULL, *load = NULL;
     int c;
+    unsigned wflags = 0;
     while ((c = cli_getopt("bench trace", argc, argv, "h", longopts)) != -1) {
         switch (c) {
         case 'r':
@@ -295,6 +292,9 @@ int bench_trace(int argc, char **argv)
         case 'l':
             load = optarg;
             break;
+        case 'F':
+            wflags = TRACE_CSV_FORCE;
+            break;
         case 'h':
             cli_print_usage(usage);
             return CLI_EXIT_OK;
@@ -308,7 +308,8 @@ int bench_trace(int argc, char **argv)
         return load_once(load);
     DrrlError err;
     if (write_to) {
-        if (synth_write(write_to, rows, (int)hd, (int)layers, (int)heads, (int)seg, &err))
+        if (synth_write(write_to, wflags, rows, (int)hd, (int)layers, (int)heads, (int)seg,
+                        &err))
             return cli_fail(&err);
         return CLI_EXIT_OK;
     }
@@ -323,7 +324,8 @@ int bench_trace(int argc, char **argv)
     snprintf(json, sizeof json, "%s.json", path);
     int rc = CLI_EXIT_OK;
     double t0 = clock_now_s();
-    if (synth_write(path, rows, (int)hd, (int)layers, (int)heads, (int)seg, &err)) {
+    if (synth_write(path, TRACE_CSV_FORCE, rows, (int)hd, (int)layers, (int)heads, (int)seg,
+                    &err)) {
         rc = cli_fail(&err);
         goto out;
     }

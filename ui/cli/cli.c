@@ -1,5 +1,7 @@
 #include "cli/cli.h"
 
+#include "base/fileio.h"
+
 #include "config.h"
 
 #include <errno.h>
@@ -97,42 +99,26 @@ int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo,
 
 int cli_read_file(const char *path, char **buf, size_t *len)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f)
-        return cli_error(CLI_EXIT_USAGE, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        return cli_error(CLI_EXIT_USAGE, "%s: is a directory", path);
-    }
-    size_t cap = 65536, n = 0;
-    char *b = malloc(cap + 1);
-    while (b) {
-        if (n == cap) {
-            char *p = realloc(b, cap * 2 + 1);
-            if (!p) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = p, cap *= 2;
-        }
-        size_t k = fread(b + n, 1, cap - n, f);
-        n += k;
-        if (k == 0)
-            break;
-    }
-    int bad = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    if (!b)
-        return cli_error(CLI_EXIT_FAIL, "%s: out of memory", path);
-    if (bad) {
-        free(b);
-        return cli_error(CLI_EXIT_FAIL, "%s: read error", path);
-    }
-    b[n] = 0;
-    *buf = b, *len = n;
+    DrrlError err;
+    if (fileio_read_file(path, FILEIO_MAX_TEXT, FILEIO_STDIN | FILEIO_SPECIAL_OK, buf, len,
+                         &err))
+        return cli_fail(&err);
+    return 0;
+}
+
+int cli_out_open(const char *path, int force, FileOut **o)
+{
+    DrrlError err;
+    if (fileio_out_open(o, path, FILEIO_STDOUT | (force ? FILEIO_FORCE : 0), &err))
+        return cli_fail(&err);
+    return 0;
+}
+
+int cli_out_commit(FileOut *o)
+{
+    DrrlError err;
+    if (fileio_out_commit(o, &err))
+        return cli_fail(&err);
     return 0;
 }
 

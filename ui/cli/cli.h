@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <stdio.h>
 
+#include "base/fileio.h"
 #include "base/status.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
@@ -39,11 +40,23 @@ int cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, lon
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
                      double *out);
 
-/* Read a whole file ("-" = standard input) into a malloc'ed, NUL-terminated
- * buffer (the NUL is not counted in *len; the caller frees *buf). On failure
- * prints one line ("drrl: PATH: what") and returns the exit code: 2 when the
- * file cannot be opened or is a directory, 1 on a read error or no memory. */
+/* Read a whole file ("-" = standard input; a FIFO or device is read up to
+ * FILEIO_MAX_TEXT bytes) into a malloc'ed, NUL-terminated buffer (the NUL is
+ * not counted in *len; the caller frees *buf) with fileio_read_file. On
+ * failure prints one line ("drrl: PATH: what") and returns the exit code: 2
+ * when the file cannot be opened, is a directory or is over the limit, 1 on a
+ * read error or no memory. */
 int cli_read_file(const char *path, char **buf, size_t *len);
+
+/* Open an output file under the output rule of base/fileio.h ("-" is
+ * standard output; an existing file is replaced only with force). Open it
+ * after the command's inputs are read, so that an input is never
+ * overwritten. On failure prints one line and returns the exit code. */
+int cli_out_open(const char *path, int force, FileOut **o);
+
+/* Publish o (fileio_out_commit); prints one line and returns the exit code
+ * on failure, else 0. */
+int cli_out_commit(FileOut *o);
 
 /* Print a command's usage text (to stdout for --help). */
 void cli_print_usage(const char *usage);

@@ -3,8 +3,11 @@
 
 #include "cli/signals.h"
 
+#include "base/fileio.h"
+
 #include <signal.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 static volatile sig_atomic_t caught;
@@ -16,12 +19,37 @@ static int installed;
 static void on_signal(int sig)
 {
     if (caught) {
-        /* Second signal: the program did not stop in time; let it die. */
+        /* Second signal: the program did not stop in time; let it die, but
+         * without leaving temporary files behind. */
+        fileio_remove_temps();
         signal(sig, SIG_DFL);
         raise(sig);
         return;
     }
     caught = sig;
+}
+
+/* Outside signals_catch: remove the temporary files, then die of the signal. */
+static void on_fatal(int sig)
+{
+    fileio_remove_temps();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void signals_init(void)
+{
+    for (int i = 0; i < N_WATCHED; i++) {
+        struct sigaction old;
+        if (sigaction(watched[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+            continue; /* nohup and the like: stay ignored */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_fatal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(watched[i], &sa, NULL);
+    }
+    atexit(fileio_remove_temps);
 }
 
 void signals_catch(void)

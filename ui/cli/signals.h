@@ -21,6 +21,11 @@
 
 #include <stdbool.h>
 
+/* At program start: SIGINT, SIGTERM and SIGHUP (unless ignored) remove the
+ * temporary files of base/fileio.h and then kill the process as before; the
+ * same removal runs at exit. */
+void signals_init(void);
+
 /* Install the handlers (remembering the previous ones) and clear the flag. */
 void signals_catch(void);
 

@@ -21,7 +21,7 @@ enum { TRACE_CLI_OPT_OUT = 0x200, TRACE_CLI_OPT_FORCE, TRACE_CLI_OPT_NO_TIMING }
 #define TRACE_CLI_USAGE                                                                        \
     "  --trace-out F     record every decision to the trace F and its sidecar F.json\n"        \
     "                    (drrl-trace(5)); Ctrl-C keeps the rows recorded so far\n"             \
-    "  --force           overwrite an existing trace\n"                                        \
+    "  --force           replace existing output files\n"                                      \
     "  --no-timing       leave wall_ns empty: equal runs give byte-identical traces\n"
 
 typedef struct TraceCli {

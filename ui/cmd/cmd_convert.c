@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/fileio.h"
 #include "cli/cli.h"
 #include "cmd/commands.h"
 #include "model/safetensors.h"
@@ -68,8 +69,6 @@ int cmd_convert(int argc, char **argv)
     char path[4096];
     struct stat sb;
     snprintf(path, sizeof path, "%s/model.safetensors", out);
-    if (!force && stat(path, &sb) == 0)
-        return cli_error(CLI_EXIT_USAGE, "%s: exists; --force to replace it", path);
 
     DrrlError err;
     TrainModel *m = NULL;
@@ -77,8 +76,8 @@ int cmd_convert(int argc, char **argv)
     if (train_export_load(in, &m, &meta, &err))
         return cli_fail(&err);
     double maxdiff = 0.0;
-    DrrlStatus st =
-        train_export_write(m, out, meta ? meta : "{\"format\":\"pt\"}", dtype, &maxdiff, &err);
+    DrrlStatus st = train_export_write(m, out, meta ? meta : "{\"format\":\"pt\"}", dtype,
+                                       force ? FILEIO_FORCE : 0, &maxdiff, &err);
     free(meta);
     train_model_free(m);
     if (st)

@@ -327,9 +327,10 @@ int cmd_dump(int argc, char **argv)
                                "give exactly one of --ids, --ids-file, --text and --prompt");
     if (!out)
         return cli_usage_error("dump", "give --out FILE");
-    struct stat sb;
-    if (!force && stat(out, &sb) == 0)
-        return cli_error(CLI_EXIT_USAGE, "%s: exists (use --force to replace it)", out);
+    unsigned oflags = force ? FILEIO_FORCE : 0;
+    DrrlError oerr; /* checked now, and again once the inputs are read */
+    if (fileio_out_check(out, oflags, &oerr))
+        return cli_fail(&oerr);
     int orc = check_out_dir(out);
     if (orc)
         return orc;
@@ -421,7 +422,7 @@ int cmd_dump(int argc, char **argv)
              "\"loss\":\"%s\"}",
              PACKAGE_VERSION, acfg.method.kind == METHOD_FULL ? "exact" : acfg.method.spec,
              cf->arch_name, m->hash, T, loss_s);
-    if (safetensors_write(out, w, k, meta, &err) != DRRL_OK) {
+    if (safetensors_write_flags(out, w, k, meta, oflags, &err) != DRRL_OK) {
         rc = cli_fail(&err);
         goto done2;
     }

@@ -13,6 +13,7 @@
 #include "cli/attn_cli.h"
 #include "eval/bootstrap.h"
 #include "cli/cli.h"
+#include "cli/signals.h"
 #include "cmd/commands.h"
 #include "run/session.h"
 
@@ -31,7 +32,9 @@ static const char usage[] =
     "  --seq-len N       tokens per window (>= 2)\n"
     "  --methods LIST    comma-separated method specs, e.g. full,fixed:16,energy:0.9\n"
     "  --windows K       use at most the first K windows (default: all)\n"
-    "  --csv F           write the results as CSV to F ('-' = stdout)\n"
+    "  --csv F           write the results as CSV to F ('-' = stdout); Ctrl-C\n"
+    "                    keeps the methods finished so far (their rows are written)\n"
+    "  --force           replace an existing --csv file\n"
     "  --segment T, --seed N, --rank-min R, --rank-step S, --eps E, --rot-tol X,\n"
     "  --no-exact        as for drrl run (--method is replaced by --methods)\n"
     "  --threads N       attention worker threads\n"
@@ -106,6 +109,7 @@ int cmd_eval(int argc, char **argv)
         {"seq-len", required_argument, 0, 'n'},
         {"methods", required_argument, 0, 'M'},
         {"csv", required_argument, 0, 'c'},
+        {"force", no_argument, 0, 'F'},
         {"windows", required_argument, 0, 'w'},
         {"threads", required_argument, 0, 't'},
         {"help", no_argument, 0, 'h'},
@@ -120,7 +124,7 @@ int cmd_eval(int argc, char **argv)
     const char *model = NULL, *data = NULL, *methods = NULL, *csv = NULL;
     const char *beta0 = NULL;
     long seq_len = 0, windows = 0, threads = 0, n_boot = BOOTSTRAP_DEFAULT_B;
-    int ablations = 0;
+    int ablations = 0, force = 0, interrupted = 0;
     int c, r;
     while ((c = cli_getopt("eval", argc, argv, "h", longopts)) != -1) {
         if (c == ATTN_CLI_OPT_METHOD)
@@ -154,6 +158,9 @@ int cmd_eval(int argc, char **argv)
         case 't':
             if (cli_parse_long("eval", "--threads", optarg, 1, 256, &threads))
                 return CLI_EXIT_USAGE;
+            break;
+        case 'F':
+            force = 1;
             break;
         case 'A':
             ablations = 1;
@@ -230,11 +237,19 @@ int cmd_eval(int argc, char **argv)
     size_t tlen;
     if ((r = cli_read_file(data, &text, &tlen)))
         return r;
+    FileOut *co = NULL; /* --csv, checked now; the rule is checked again at commit */
+    if (csv && (r = cli_out_open(csv, force, &co))) {
+        free(text);
+        return r;
+    }
+    signals_catch(); /* Ctrl-C: stop, keep the methods finished */
     int32_t *ids = NULL;
     size_t n_ids = 0;
     int rc = CLI_EXIT_OK;
     Session *s = NULL;
-    for (int mi = 0; mi < n_methods && rc == CLI_EXIT_OK; mi++) {
+    int n_started = 0;
+    for (int mi = 0; mi < n_methods && rc == CLI_EXIT_OK && !interrupted; mi++) {
+        n_started = mi + 1;
         cfg.method = ms[mi];
         cfg.eps = rows[mi].eps;
         if (rows[mi].norl_of >= 0) {
@@ -287,6 +302,8 @@ int cmd_eval(int argc, char **argv)
             break;
         }
         for (size_t w = 0; w < n_win && rc == CLI_EXIT_OK; w++) {
+            if ((interrupted = signals_caught() != 0))
+                break;
             const int32_t *wid = ids + w * (size_t)seq_len;
             if (session_set_ids(s, wid, (size_t)seq_len, &err) ||
                 session_advance(s, (size_t)seq_len, NULL, &err)) {
@@ -323,10 +340,18 @@ int cmd_eval(int argc, char **argv)
     session_free(s);
     free(text);
     free(ids);
+    signals_restore();
     if (rc != CLI_EXIT_OK) {
         for (int mi = 0; mi < n_methods; mi++)
             free(rows[mi].win_nll), free(rows[mi].win_cnt), free(rows[mi].win_bytes);
+        fileio_out_abort(co);
         return rc;
+    }
+    int n_asked = n_methods;
+    if (interrupted) { /* only the methods finished: the one stopped is dropped */
+        for (int k = n_started - 1; k < n_methods; k++)
+            free(rows[k].win_nll), free(rows[k].win_cnt), free(rows[k].win_bytes);
+        n_methods = n_started - 1;
     }
     /* paired bootstrap CIs against the first exact row */
     int ref = -1;
@@ -349,8 +374,10 @@ int cmd_eval(int argc, char **argv)
     }
     for (int mi = 0; mi < n_methods; mi++)
         free(rows[mi].win_nll), free(rows[mi].win_cnt), free(rows[mi].win_bytes);
-    if (rc != CLI_EXIT_OK)
+    if (rc != CLI_EXIT_OK) {
+        fileio_out_abort(co);
         return rc;
+    }
     int mw = 16;
     for (int mi = 0; mi < n_methods; mi++)
         if ((int)strlen(rows[mi].method) > mw)
@@ -376,11 +403,8 @@ int cmd_eval(int argc, char **argv)
             printf(" %+.5f [%+.5f, %+.5f]", w->dloss.estimate, w->dloss.lo, w->dloss.hi);
         printf("\n");
     }
-    if (csv) {
-        FILE *f = strcmp(csv, "-") == 0 ? stdout : fopen(csv, "w");
-        if (!f) {
-            return cli_error(CLI_EXIT_USAGE, "%s: cannot create: %s", csv, strerror(errno));
-        }
+    if (co) {
+        FILE *f = fileio_out_stream(co);
         fprintf(f, "method,seq_len,tokens,loss,bpb,ppl,flops_exact,flops_executed,savings,"
                    "attn_flops_exact,attn_flops_executed,attn_savings,fidelity,"
                    "bound_violations,wall_s,loss_diff,loss_diff_lo,loss_diff_hi,bpb_diff,"
@@ -407,11 +431,14 @@ int cmd_eval(int argc, char **argv)
             else
                 fprintf(f, "\n");
         }
-        int bad = ferror(f);
-        bad |= f == stdout ? fflush(f) != 0 : fclose(f) != 0;
-        if (bad) {
-            return cli_error(CLI_EXIT_FAIL, "%s: write error", csv);
-        }
+        if ((r = cli_out_commit(co)))
+            return r;
+    }
+    if (interrupted) {
+        fflush(stdout);
+        return cli_error(drrl_status_exit_code(DRRL_E_INTERRUPTED),
+                         "eval: interrupted by %s; %d of %d methods finished%s", signals_name(),
+                         n_methods, n_asked, csv ? ", their rows written" : "");
     }
     if (fflush(stdout) != 0)
         return cli_error(CLI_EXIT_FAIL, "standard output: write error");

@@ -49,6 +49,7 @@ static const char usage[] =
     "                  the first segment of each is always exact)\n"
     "  --threads N     attention worker threads\n"
     "  --csv F         write one row per classifier as CSV to F ('-' = stdout)\n"
+    "  --force         replace an existing --csv file\n"
     "  -h, --help      show this help\n";
 
 typedef struct Sent {
@@ -273,22 +274,17 @@ typedef struct Result {
 int cmd_eval_sentiment(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},
-        {"data", required_argument, 0, 'd'},
-        {"methods", required_argument, 0, 'M'},
-        {"folds", required_argument, 0, 'k'},
-        {"seed", required_argument, 0, 's'},
-        {"l2", required_argument, 0, 'l'},
-        {"segment", required_argument, 0, 'T'},
-        {"threads", required_argument, 0, 't'},
-        {"csv", required_argument, 0, 'c'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"model", required_argument, 0, 'm'},   {"data", required_argument, 0, 'd'},
+        {"methods", required_argument, 0, 'M'}, {"folds", required_argument, 0, 'k'},
+        {"seed", required_argument, 0, 's'},    {"l2", required_argument, 0, 'l'},
+        {"segment", required_argument, 0, 'T'}, {"threads", required_argument, 0, 't'},
+        {"csv", required_argument, 0, 'c'},     {"force", no_argument, 0, 'F'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
     };
     const char *model = NULL, *data = NULL, *methods = "full,drrl", *csv = NULL;
     long folds = 10, seed = 1, segment = 16, threads = 0;
     double l2 = 0.01;
-    int c;
+    int c, force = 0;
     while ((c = cli_getopt("eval-sentiment", argc, argv, "h", longopts)) != -1) {
         switch (c) {
         case 'm':
@@ -302,6 +298,9 @@ int cmd_eval_sentiment(int argc, char **argv)
             break;
         case 'c':
             csv = optarg;
+            break;
+        case 'F':
+            force = 1;
             break;
         case 'k':
             if (cli_parse_long("eval-sentiment", "--folds", optarg, 2, 64, &folds))
@@ -359,6 +358,9 @@ int cmd_eval_sentiment(int argc, char **argv)
     Sent *s = NULL;
     size_t n = 0;
     int rc = read_tsv(data, &s, &n);
+    DrrlError oe; /* --csv checked before the long work (again when written) */
+    if (!rc && csv && fileio_out_check(csv, FILEIO_STDOUT | (force ? FILEIO_FORCE : 0), &oe))
+        rc = cli_fail(&oe), sents_free(s, n);
     if (rc)
         return rc;
     int *y = malloc((n ? n : 1) * sizeof *y), *fold = malloc((n ? n : 1) * sizeof *fold);
@@ -464,12 +466,9 @@ int cmd_eval_sentiment(int argc, char **argv)
         else
             printf("%9.2f%%\n", 100 * res[i].attn_sav);
     }
-    if (csv) {
-        FILE *f = strcmp(csv, "-") == 0 ? stdout : fopen(csv, "w");
-        if (!f) {
-            rc = cli_error(CLI_EXIT_USAGE, "%s: cannot create: %s", csv, strerror(errno));
-            goto done;
-        }
+    FileOut *co;
+    if (csv && !(rc = cli_out_open(csv, force, &co))) {
+        FILE *f = fileio_out_stream(co);
         fprintf(f, "classifier,folds,seed,accuracy_mean,accuracy_std,attn_savings");
         for (int k = 0; k < folds; k++)
             fprintf(f, ",fold%d", k);
@@ -483,10 +482,7 @@ int cmd_eval_sentiment(int argc, char **argv)
                 fprintf(f, ",%.6f", res[i].acc[k]);
             fprintf(f, "\n");
         }
-        int bad = ferror(f);
-        bad |= f == stdout ? fflush(f) != 0 : fclose(f) != 0;
-        if (bad)
-            rc = cli_error(CLI_EXIT_FAIL, "%s: write error", csv);
+        rc = cli_out_commit(co);
     }
 done:
     sents_free(s, n);

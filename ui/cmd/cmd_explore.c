@@ -42,7 +42,7 @@ static const char usage[] =
         "                    energy:0.95") ATTN_CLI_OTHER_USAGE
     "  --trace-out F     also record the run as a CSV trace (F and F.json); what\n"
     "                    was computed is kept on quit, error or Ctrl-C\n"
-    "  --force           replace an existing trace\n"
+    "  --force           replace existing output files (trace, screen dump)\n"
     "  --threads N       attention worker threads (default: as OpenBLAS)\n"
     "  --token N         compute the first N tokens and start at token N\n" TUI_USAGE
     "  -h, --help        show this help\n";
@@ -103,6 +103,7 @@ int cmd_explore(int argc, char **argv)
             break;
         case 'F':
             eo.force = true;
+            to.force = true;
             break;
         case 'n':
             if (cli_parse_long("explore", "--seq-len", optarg, 1, 1L << 30, &eo.seq_len))

@@ -23,6 +23,7 @@ static const char usage[] =
     "token. Keys as in drrl explore; press ? inside for the list.\n"
     "\n"
     "  --token N         start at token N (counted from 1, as the status line)\n" TUI_USAGE
+    "  --force           let --dump-screen replace an existing file\n"
     "  -h, --help        show this help\n";
 
 /* The last path component (what the status line shows of a model path). */
@@ -41,6 +42,7 @@ int cmd_replay(int argc, char **argv)
     static const struct option longopts[] = {
         {"help", no_argument, 0, 'h'},
         {"token", required_argument, 0, 's'},
+        {"force", no_argument, 0, 'F'},
         TUI_LONG_OPTIONS,
         {0, 0, 0, 0},
     };
@@ -54,6 +56,10 @@ int cmd_replay(int argc, char **argv)
         }
         if (opt == '?')
             return CLI_EXIT_USAGE;
+        if (opt == 'F') {
+            to.force = true;
+            continue;
+        }
         if (opt == 's') {
             if (cli_parse_long("replay", "--token", optarg, 1, INT32_MAX, &start) != 0)
                 return CLI_EXIT_USAGE;

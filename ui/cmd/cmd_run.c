@@ -45,11 +45,9 @@ static void json_num(FILE *f, const char *key, double v, int last)
         fprintf(f, "  \"%s\": null%s\n", key, last ? "" : ",");
 }
 
-static int write_json(const char *path, const AttnSummary *s)
+static int write_json(FileOut *o, const AttnSummary *s)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
-    if (!f)
-        return cli_error(CLI_EXIT_USAGE, "%s: cannot create: %s", path, strerror(errno));
+    FILE *f = fileio_out_stream(o);
     fprintf(f, "{\n  \"tokens\": %lld,\n", (long long)s->tokens);
     json_num(f, "flops_exact", s->flops_exact, 0);
     json_num(f, "flops_executed", s->flops_executed, 0);
@@ -71,14 +69,7 @@ static int write_json(const char *path, const AttnSummary *s)
     json_num(f, "eps", s->eps, 0);
     json_num(f, "wall_s", s->wall_s, 1);
     fprintf(f, "}\n");
-    int bad = ferror(f);
-    if (f != stdout)
-        bad |= fclose(f) != 0;
-    else
-        bad |= fflush(f) != 0;
-    if (bad)
-        return cli_error(CLI_EXIT_FAIL, "%s: write error", path);
-    return 0;
+    return cli_out_commit(o);
 }
 
 /* The proven output bound's and the guard's record over the measured
@@ -179,7 +170,10 @@ int cmd_run(int argc, char **argv)
         session_free(s);
         return r;
     }
-    if ((r = trace_cli_start(&tc, "run", s, &cfg))) {
+    FileOut *jo = NULL; /* opened after the inputs are read: never one of them */
+    if ((json && (r = cli_out_open(json, tc.flags & TRACE_CSV_FORCE, &jo))) ||
+        (r = trace_cli_start(&tc, "run", s, &cfg))) {
+        fileio_out_abort(jo);
         session_free(s);
         return r;
     }
@@ -191,6 +185,7 @@ int cmd_run(int argc, char **argv)
         if (signals_caught()) {
             attn_cli_progress_end();
             r = trace_cli_interrupted(&tc, "run");
+            fileio_out_abort(jo);
             signals_restore();
             session_free(s);
             return r;
@@ -198,6 +193,7 @@ int cmd_run(int argc, char **argv)
         if (session_advance(s, chunk, &done, &err) != DRRL_OK) {
             attn_cli_progress_end();
             trace_cli_finish(&tc, 1); /* the rows so far stay a valid trace */
+            fileio_out_abort(jo);
             signals_restore();
             session_free(s);
             return cli_fail(&err);
@@ -207,6 +203,7 @@ int cmd_run(int argc, char **argv)
     attn_cli_progress_end();
     signals_restore();
     if ((r = trace_cli_finish(&tc, 0))) {
+        fileio_out_abort(jo);
         session_free(s);
         return r;
     }
@@ -236,7 +233,7 @@ int cmd_run(int argc, char **argv)
         printf("wall time         %.3f s\n", sum.wall_s);
     }
     session_free(s);
-    if (json && (r = write_json(json, &sum)))
+    if (jo && (r = write_json(jo, &sum)))
         return r;
     if (fflush(stdout) != 0)
         return cli_error(CLI_EXIT_FAIL, "standard output: write error");

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/fileio.h"
 #include "cli/cli.h"
 #include "cmd/commands.h"
 #include "train/train.h"
@@ -44,7 +45,8 @@ static const char usage[] =
     "  --resume            continue from the checkpoint (its options win, except\n"
     "                      --steps, which resets the total: the cosine decay is\n"
     "                      recomputed from the current step)\n"
-    "  --force             overwrite an existing checkpoint when not resuming\n"
+    "  --force             overwrite an existing checkpoint when not resuming, the\n"
+    "                      files of an existing --out directory, a --dump-logits file\n"
     "  --max-seconds S     stop after S seconds (checkpoint saved; resume later)\n"
     "Model:\n"
     "  --layers N (4)  --d-model N (256)  --heads N (8)  --head-dim N (32)\n"
@@ -249,7 +251,7 @@ static int check_text(const char *path)
 /* Logits of the model on text[0, t) (one sequence) to a safetensors file,
  * for comparison with another implementation (bench/check_hf_logits.py). */
 static DrrlStatus dump_logits(TrainModel *m, TrainPool *pool, const uint8_t *text, size_t len,
-                              size_t t, const char *path, DrrlError *err)
+                              size_t t, const char *path, unsigned flags, DrrlError *err)
 {
     if (t > len - 1)
         t = len - 1;
@@ -276,7 +278,7 @@ static DrrlStatus dump_logits(TrainModel *m, TrainPool *pool, const uint8_t *tex
                                         .ndim = 2,
                                         .shape = {t, TRAIN_VOCAB},
                                         .data = logits}};
-        st = safetensors_write(path, w, 2, NULL, err);
+        st = safetensors_write_flags(path, w, 2, NULL, flags, err);
     }
     free(ids);
     free(logits);
@@ -285,7 +287,7 @@ static DrrlStatus dump_logits(TrainModel *m, TrainPool *pool, const uint8_t *tex
 }
 
 static int eval_only(const char *model_dir, const char *data, long ctx, long stride, long batch,
-                     long threads, int quiet, const char *dump, double theta)
+                     long threads, int quiet, const char *dump, int force, double theta)
 {
     DrrlError err;
     TrainModel *m = NULL;
@@ -304,7 +306,7 @@ static int eval_only(const char *model_dir, const char *data, long ctx, long str
     if (!st)
         st = train_pool_new((int)threads, &pool, &err);
     if (!st && dump)
-        st = dump_logits(m, pool, text, len, (size_t)ctx, dump, &err);
+        st = dump_logits(m, pool, text, len, (size_t)ctx, dump, force ? FILEIO_FORCE : 0, &err);
     double t0 = clock_now_s();
     if (!st)
         st = train_eval_bpb(m, pool, text, len, (size_t)ctx, (size_t)stride, (size_t)batch,
@@ -319,6 +321,25 @@ static int eval_only(const char *model_dir, const char *data, long ctx, long str
     train_model_free(m);
     free(text);
     return st ? cli_fail(&err) : CLI_EXIT_OK;
+}
+
+/* The model directory OUT (created if missing) may receive config.json and
+ * model.safetensors under the output rule (base/fileio.h). Returns the exit
+ * code (0 when it may). */
+static int check_out_dir(const char *out, unsigned flags)
+{
+    if (mkdir(out, 0755) != 0 && errno != EEXIST)
+        return cli_error(drrl_status_exit_code(drrl_status_of_write_errno(errno)),
+                         "%s: cannot create directory: %s", out, strerror(errno));
+    DrrlError e;
+    DrrlStatus s = DRRL_OK;
+    const char *names[2] = {"model.safetensors", "config.json"};
+    for (int i = 0; i < 2 && !s; i++) {
+        char *p = fileio_join(out, names[i]);
+        s = p ? fileio_out_check(p, flags, &e) : drrl_error(&e, DRRL_E_NOMEM, "out of memory");
+        free(p);
+    }
+    return s ? cli_fail(&e) : 0;
 }
 
 int cmd_train_lm(int argc, char **argv)
@@ -454,7 +475,7 @@ int cmd_train_lm(int argc, char **argv)
         if (!model_dir || !data)
             return cli_error(CLI_EXIT_FAIL, "out of memory");
         rc = eval_only(model_dir, data, ctx_set ? (long)o.ctx : 256, stride,
-                       batch_set ? (long)o.batch : 4, threads, quiet, dump,
+                       batch_set ? (long)o.batch : 4, threads, quiet, dump, force,
                        theta_set ? o.model.rope_theta : 0.0);
         free(def_a);
         free(def_b);
@@ -486,6 +507,11 @@ int cmd_train_lm(int argc, char **argv)
                        ckpt);
         goto done;
     }
+    /* The model directory: its files are replaced only with --force or when
+     * resuming (the interrupted run wrote them); checked before training. */
+    unsigned out_flags = force || resume ? FILEIO_FORCE : 0;
+    if ((rc = check_out_dir(out, out_flags)))
+        goto done;
 
     DrrlError err;
     TrainSession *s = NULL;
@@ -536,8 +562,8 @@ int cmd_train_lm(int argc, char **argv)
              train_session_step(s), so->steps, (unsigned long long)so->seed,
              train_session_elapsed(s));
     /* The model directory always reflects the latest step, even when stopped. */
-    DrrlStatus st2 =
-        train_export_write(train_session_model(s), out, meta, SAFETENSORS_F32, NULL, &err2);
+    DrrlStatus st2 = train_export_write(train_session_model(s), out, meta, SAFETENSORS_F32,
+                                        out_flags, NULL, &err2);
     if (st2) {
         rc = cli_fail(&err2);
     } else if (st) {

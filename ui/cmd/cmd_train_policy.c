@@ -372,10 +372,15 @@ int cmd_train_policy(int argc, char **argv)
         return cli_usage_error("train-policy", "unexpected argument '%s'", argv[optind]);
     if (!out)
         return cli_usage_error("train-policy", "--out POLICY is required");
-    struct stat sb;
-    if (!force && !(resume && !strcmp(resume, out)) && stat(out, &sb) == 0)
+    struct stat sb, rb;
+    int same = resume && stat(resume, &rb) == 0 && stat(out, &sb) == 0 &&
+               rb.st_dev == sb.st_dev && rb.st_ino == sb.st_ino; /* resumed in place */
+    if (!force && !same && lstat(out, &sb) == 0)
         return cli_error(
             2, "%s: exists; use --force to overwrite it or --resume %s to continue", out, out);
+    DrrlError oerr; /* the output rule: a regular file (or /dev/null), never a FIFO */
+    if (fileio_out_check(out, FILEIO_FORCE | (same ? FILEIO_UPDATE : 0), &oerr))
+        return cli_fail(&oerr);
 
     char *mdir = model_dir ? strdup(model_dir) : data_path("model");
     char *dpath = data ? strdup(data) : data_path("brown/train.txt");
@@ -411,6 +416,7 @@ int cmd_train_policy(int argc, char **argv)
         len += (size_t)snprintf(cmdline + len, sizeof cmdline - len, "%s%s", i ? " " : "drrl ",
                                 argv[i]);
     cfg.out_path = out;
+    cfg.out_flags = same ? FILEIO_UPDATE : 0;
     cfg.command = cmdline;
 
     char warn[512] = "";

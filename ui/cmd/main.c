@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/signals.h"
 #include "cmd/commands.h"
 
 typedef struct Command {
@@ -127,12 +128,26 @@ static void blas_kernels_check(char **argv)
 #endif
 }
 
+static int run_main(int argc, char **argv);
+
 int main(int argc, char **argv)
 {
     blas_kernels_check(argv);
     /* A write past RLIMIT_FSIZE must fail with EFBIG, reported and cleaned up
      * like a full disk, not kill drrl with SIGXFSZ and leave a partial file. */
     signal(SIGXFSZ, SIG_IGN);
+    signals_init(); /* a signal or exit removes the temporary output files */
+    int rc = run_main(argc, argv);
+    /* --help, version, tables: a full standard output is a failure. */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        if (rc == CLI_EXIT_OK)
+            rc = cli_error(drrl_status_exit_code(DRRL_E_IO), "standard output: write error");
+    }
+    return rc;
+}
+
+static int run_main(int argc, char **argv)
+{
     if (argc < 2) {
         const Command *explore = find_command("explore");
         if (explore) {

@@ -146,20 +146,14 @@ static int run_headless(App *app, const TuiOptions *o, const char *cmd, bool utf
     if (!c)
         return cli_error(CLI_EXIT_FAIL, "%s: out of memory", cmd);
     screen_draw(app, c);
-    FILE *f = strcmp(o->dump_path, "-") == 0 ? stdout : fopen(o->dump_path, "w");
-    if (!f) {
-        canvas_free(c);
-        return cli_error(CLI_EXIT_USAGE, "%s: cannot write the screen: %s", cmd, o->dump_path);
+    FileOut *out; /* the output rule: never the trace, its sidecar or a FIFO */
+    int rc = cli_out_open(o->dump_path, o->force, &out);
+    if (rc == 0) {
+        (void)canvas_dump(c, fileio_out_stream(out)); /* errors surface at commit */
+        rc = cli_out_commit(out);
     }
-    int rc = canvas_dump(c, f);
-    if (f != stdout)
-        rc |= fclose(f);
-    else
-        rc |= fflush(f);
     canvas_free(c);
-    if (rc != 0)
-        return cli_error(CLI_EXIT_FAIL, "%s: writing %s failed", cmd, o->dump_path);
-    return CLI_EXIT_OK;
+    return rc;
 }
 
 static int run_interactive(App *app, const TuiOptions *o, const char *cmd, bool utf8)

@@ -24,6 +24,7 @@ typedef struct TuiOptions {
     const char *keys;      /* scripted keys, or NULL */
     const char *dump_path; /* headless: write the final screen here */
     int cols, rows;        /* headless size; 0: 80x24 */
+    bool force;            /* --force: dump_path may replace a regular file */
 } TuiOptions;
 
 /* Run the explorer on app; returns a process exit code (0, or 1/2 with a
