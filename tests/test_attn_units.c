@@ -1,6 +1,7 @@
 /* Unit tests: method specs, rank grid, FLOP ledger, Gram/eigen bases. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "attn_testutil.h"
@@ -34,12 +35,27 @@ Test(method, parses_every_form)
     cr_assert_str_eq(m.spec, "drrl:p.bin");
 }
 
+/* The landmark limit is the attention core's stack arrays (METHOD_NYSTROM_MAX). */
+Test(method, nystrom_landmark_limit)
+{
+    Method m;
+    DrrlError e;
+    char spec[32];
+    snprintf(spec, sizeof spec, "nystrom:%d", METHOD_NYSTROM_MAX);
+    cr_assert_eq(method_parse(spec, &m, &e), DRRL_OK);
+    cr_assert_eq(m.m, METHOD_NYSTROM_MAX);
+    snprintf(spec, sizeof spec, "nystrom:%d", METHOD_NYSTROM_MAX + 1);
+    cr_assert_eq(method_parse(spec, &m, &e), DRRL_E_USAGE);
+    cr_assert(strstr(e.msg, "1 <= M <= 4096"), "%s", e.msg);
+}
+
 Test(method, rejects_bad_specs_listing_forms)
 {
-    const char *bad[] = {"",         "fixed",      "fixed:0",   "fixed:x",    "fixed:3x",
-                         "energy:0", "energy:1.5", "energy:",   "random:5-2", "random:3",
-                         "random:-", "oracle:0",   "oracle:-1", "performer",  "nystrom:0",
-                         "drrl:",    "full:3",     "lowrank:4", "FULL"};
+    const char *bad[] = {
+        "",           "fixed",        "fixed:0",        "fixed:x",  "fixed:3x", "energy:0",
+        "energy:1.5", "energy:",      "random:5-2",     "random:3", "random:-", "oracle:0",
+        "oracle:-1",  "performer",    "nystrom:0",      "drrl:",    "full:3",   "lowrank:4",
+        "FULL",       "nystrom:4097", "performer:65537"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         Method m;
         DrrlError e;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "attn/basis.h"
+#include "base/blas.h"
 #include "base/clock.h"
 #include "base/fastexp.h"
 #include "base/rng.h"
@@ -740,6 +741,31 @@ static DrrlStatus nys_boundary(AttnCore *ac, int32_t l, int64_t pos, DrrlError *
     return DRRL_OK;
 }
 
+/* Landmark weights of query q (D floats) at scale s over the y->m_used
+ * landmarks in force: w = softmax(q Lk^T s) pinv(A), into w[m_used]. */
+static void nys_weights(const Nys *y, const float *q, int32_t D, int32_t M, float s, double *w)
+{
+    int32_t m = y->m_used;
+    double u[METHOD_NYSTROM_MAX], mx = -INFINITY, zz = 0.0;
+    for (int32_t a = 0; a < m; a++) {
+        double d = 0.0;
+        for (int32_t j = 0; j < D; j++)
+            d += (double)q[j] * y->Lk[(size_t)a * D + j];
+        u[a] = d * s;
+        mx = u[a] > mx ? u[a] : mx;
+    }
+    for (int32_t a = 0; a < m; a++)
+        zz += (u[a] = exp(u[a] - mx));
+    for (int32_t a = 0; a < m; a++)
+        u[a] /= zz;
+    for (int32_t b = 0; b < m; b++) {
+        double acc = 0.0;
+        for (int32_t a = 0; a < m; a++)
+            acc += u[a] * y->Ap[a * M + b];
+        w[b] = acc;
+    }
+}
+
 /* Nystrom outputs of rows pos0..pos0+n-1 (segment >= 1) into ac->bl_out. */
 static void nys_layer(AttnCore *ac, int32_t l, size_t pos0, size_t n, const float *q)
 {
@@ -777,25 +803,9 @@ static void nys_layer(AttnCore *ac, int32_t l, size_t pos0, size_t n, const floa
             }
             cf[FLOPS_SCORES] += 2.0 * m * D;
             cf[FLOPS_VALUE] += 2.0 * m * D + 2.0 * m;
-            /* u = softmax(q Lk^T s), w = u pinv(A), o = sum_a w_a S_a / z_a */
-            double u[4096], w[4096], mx = -INFINITY, zz = 0.0;
-            for (int32_t a = 0; a < m; a++) {
-                double d = 0.0;
-                for (int32_t j = 0; j < D; j++)
-                    d += (double)qq[j] * y->Lk[(size_t)a * D + j];
-                u[a] = d * s;
-                mx = u[a] > mx ? u[a] : mx;
-            }
-            for (int32_t a = 0; a < m; a++)
-                zz += (u[a] = exp(u[a] - mx));
-            for (int32_t a = 0; a < m; a++)
-                u[a] /= zz;
-            for (int32_t b = 0; b < m; b++) {
-                double acc = 0.0;
-                for (int32_t a = 0; a < m; a++)
-                    acc += u[a] * y->Ap[a * M + b];
-                w[b] = acc;
-            }
+            /* w = softmax(q Lk^T s) pinv(A), o = sum_a w_a S_a / z_a */
+            double w[METHOD_NYSTROM_MAX];
+            nys_weights(y, qq, D, M, s, w);
             float *o = ac->bl_out + (i * H + h) * (size_t)D;
             for (int32_t j = 0; j < D; j++) {
                 double acc = 0.0;
@@ -1543,12 +1553,9 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, 
 static DrrlStatus layer_begin(void *ctx, int layer, size_t pos0, size_t n, const float *q,
                               DrrlError *err)
 {
-    int saved = openblas_get_num_threads();
-    if (saved > 1)
-        openblas_set_num_threads(1);
+    int saved = blas_serial_begin();
     DrrlStatus st = layer_begin_impl(ctx, layer, pos0, n, q, err);
-    if (saved > 1)
-        openblas_set_num_threads(saved);
+    blas_serial_end(saved);
     return st;
 }
 
@@ -2031,22 +2038,8 @@ DrrlStatus attn_core_row_probs(AttnCore *ac, int32_t layer, int32_t head, const 
         const Nys *y = &ac->nys[(size_t)layer * ac->H + head];
         int32_t m = y->m_used, M = ac->cfg.method.m;
         if (m > 0) {
-            double u[4096], wv[4096], mx = -INFINITY, zz = 0.0;
-            for (int32_t a = 0; a < m; a++) {
-                double d = 0.0;
-                for (int32_t j = 0; j < D; j++)
-                    d += (double)q[j] * y->Lk[(size_t)a * D + j];
-                u[a] = d * scale;
-                mx = u[a] > mx ? u[a] : mx;
-            }
-            for (int32_t a = 0; a < m; a++)
-                zz += (u[a] = exp(u[a] - mx));
-            for (int32_t b = 0; b < m; b++) {
-                double acc = 0.0;
-                for (int32_t a = 0; a < m; a++)
-                    acc += u[a] / zz * y->Ap[a * M + b];
-                wv[b] = acc;
-            }
+            double wv[METHOD_NYSTROM_MAX];
+            nys_weights(y, q, D, M, scale, wv);
             for (size_t t = 0; t < n_keys; t++) {
                 double acc = 0.0;
                 for (int32_t a = 0; a < m; a++) {

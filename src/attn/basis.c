@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/blas.h"
+
 void basis_gram_add(double *G, const float *X, int64_t rows, int32_t d, int64_t ld)
 {
     /* Blocks of rows converted to double, then G += Xb^T Xb on the upper
@@ -133,9 +135,7 @@ static void batch_run(void *(*fn)(void *), void *jobs, size_t size, int nt)
 {
     pthread_t tid[BASIS_MAX_THREADS];
     int started[BASIS_MAX_THREADS] = {0};
-    int saved = openblas_get_num_threads();
-    if (saved != 1) /* callers on worker threads already run at 1: leave it */
-        openblas_set_num_threads(1);
+    int saved = blas_serial_begin(); /* callers on worker threads are at 1 already */
     for (int t = 1; t < nt; t++)
         started[t] = pthread_create(&tid[t], NULL, fn, (char *)jobs + (size_t)t * size) == 0;
     fn(jobs);
@@ -145,8 +145,7 @@ static void batch_run(void *(*fn)(void *), void *jobs, size_t size, int nt)
         else
             fn((char *)jobs + (size_t)t * size);
     }
-    if (saved != 1)
-        openblas_set_num_threads(saved);
+    blas_serial_end(saved);
 }
 
 static DrrlStatus eig_run(const double *G, int32_t n, int32_t d, double *lambda, double *B,

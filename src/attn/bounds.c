@@ -80,6 +80,11 @@ double bounds_relative(double b, double norm_approx)
 
 double bounds_band(const double *lambda, int32_t d, int32_t r, int32_t r2)
 {
+    return sqrt(bounds_band2(lambda, d, r, r2));
+}
+
+double bounds_band2(const double *lambda, int32_t d, int32_t r, int32_t r2)
+{
     int32_t lo = r < r2 ? r : r2, hi = r < r2 ? r2 : r;
     if (lo < 0)
         lo = 0;
@@ -88,7 +93,7 @@ double bounds_band(const double *lambda, int32_t d, int32_t r, int32_t r2)
     double s = 0.0;
     for (int32_t k = lo; k < hi; k++)
         s += lambda[k] > 0.0 ? lambda[k] : 0.0;
-    return sqrt(s);
+    return s;
 }
 
 double bounds_sin_theta(const double *lambda, int32_t d, int32_t r, double e_norm)

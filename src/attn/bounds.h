@@ -140,6 +140,9 @@ double bounds_relative(double b, double norm_approx);
  * exactly the band energy sqrt(sum_{k between r and r'} sigma_k^2) when P
  * comes from X's singular vectors (orthogonality of the bands). */
 double bounds_band(const double *lambda, int32_t d, int32_t r, int32_t r2);
+/* Its square: sum over k in [min(r, r2), max(r, r2)) of max(lambda_k, 0),
+ * summed in ascending k. */
+double bounds_band2(const double *lambda, int32_t d, int32_t r, int32_t r2);
 
 /* Weyl (Weyl 1912; Horn & Johnson, Matrix Analysis, Cor. 7.3.5):
  * |sigma_k(M + E) - sigma_k(M)| <= ||E||_2, so any e_norm >= ||E||_2 is the

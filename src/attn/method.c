@@ -85,10 +85,10 @@ DrrlStatus method_parse(const char *spec, Method *m, DrrlError *err)
         snprintf(m->spec, sizeof m->spec, "oracle:%g", m->eps);
     } else if (IS("performer") || IS("nystrom")) {
         int perf = IS("performer");
-        if (!arg || parse_int(arg, 1, 1 << 16, &m->m))
+        if (!arg || parse_int(arg, 1, perf ? METHOD_PERFORMER_MAX : METHOD_NYSTROM_MAX, &m->m))
             return bad(err, spec,
-                       perf ? "performer:M needs a feature count M >= 1"
-                            : "nystrom:M needs a landmark count M >= 1");
+                       perf ? "performer:M needs a feature count 1 <= M <= 65536"
+                            : "nystrom:M needs a landmark count 1 <= M <= 4096");
         m->kind = perf ? METHOD_PERFORMER : METHOD_NYSTROM;
         snprintf(m->spec, sizeof m->spec, "%s:%d", perf ? "performer" : "nystrom", (int)m->m);
     } else if (IS("drrl")) {

@@ -33,6 +33,12 @@ typedef enum MethodKind {
 
 #define METHOD_SPEC_MAX 256
 
+/* nystrom:M landmark limit: the attention core keeps a row's landmark
+ * weights on the stack (method_parse enforces it). */
+#define METHOD_NYSTROM_MAX 4096
+/* performer:M feature limit. */
+#define METHOD_PERFORMER_MAX 65536
+
 typedef struct Method {
     MethodKind kind;
     int32_t rank;                 /* fixed:R */

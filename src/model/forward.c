@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/blas.h"
 #include "base/fastexp.h"
 
 /* Parallelism. A Forward owns a pool of threads-1 workers (plus the calling
@@ -989,12 +990,9 @@ DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logit
     if (s != DRRL_OK)
         return s;
     /* Every product runs single-threaded inside the pool (see the top). */
-    int blas_threads = openblas_get_num_threads();
-    if (blas_threads != 1)
-        openblas_set_num_threads(1);
+    int blas_threads = blas_serial_begin();
     s = run_tokens(f, ids, n, logits, cap, err);
-    if (blas_threads != 1)
-        openblas_set_num_threads(blas_threads);
+    blas_serial_end(blas_threads);
     if (s != DRRL_OK)
         f->len = pos0;
     return s;

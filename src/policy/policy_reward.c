@@ -2,6 +2,8 @@
 
 #include <math.h>
 
+#include "attn/bounds.h"
+
 void policy_reward_defaults(PolicyRewardWeights *w)
 {
     w->alpha = 1.0;
@@ -35,19 +37,8 @@ double policy_reward_cosine(const float *a, size_t lda, const float *b, size_t l
 
 double policy_reward_band(const double *lambda, int d, int r_prev, int r)
 {
-    int lo = r < r_prev ? r : r_prev, hi = r < r_prev ? r_prev : r;
-    if (lo < 0)
-        lo = 0;
-    if (hi > d)
-        hi = d;
-    double total = 0, band = 0;
-    for (int k = 0; k < d; k++) {
-        double l = lambda[k] > 0 ? lambda[k] : 0;
-        total += l;
-        if (k >= lo && k < hi)
-            band += l;
-    }
-    return total > 0 ? sqrt(band / total) : 0.0;
+    double total = bounds_band2(lambda, d, 0, d);
+    return total > 0 ? sqrt(bounds_band2(lambda, d, r_prev, r) / total) : 0.0;
 }
 
 void policy_reward_layer(const PolicyRewardWeights *w, double budget, PolicyRewardTerms *terms,

@@ -7,6 +7,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "base/blas.h"
+
 /* The hot loops are written as axpy's (independent lanes, no reduction to
  * reassociate), so vectorising them changes no result bit. -O2 in GCC 12
  * vectorises only loops needing no remainder; ask for O3 here, and an AVX2
@@ -367,12 +369,9 @@ static void attn_blas_bwd_item(void *ctx, size_t item, int thread)
 /* Run fn over the (b, h) pairs with OpenBLAS single-threaded in the workers. */
 static void attn_blas_run(TrainPool *pool, TrainPoolFn fn, AttnJob *j)
 {
-    int saved = openblas_get_num_threads();
-    if (saved > 1)
-        openblas_set_num_threads(1);
+    int saved = blas_serial_begin();
     train_pool_run(pool, fn, j, j->s->b * j->s->n_head);
-    if (saved > 1)
-        openblas_set_num_threads(saved);
+    blas_serial_end(saved);
 }
 
 void train_ops_attention_forward(TrainPool *pool, const TrainAttnShape *s, float *out, float *p,
