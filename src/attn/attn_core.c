@@ -1609,6 +1609,249 @@ ATTN_HOT static void softmax_rows(float *S, size_t n, size_t N, size_t pos0, dou
     }
 }
 
+/* The fused rank-r kernel: scores against the projected keys, causal
+ * softmax and the value product in two passes over the keys, never writing
+ * a score matrix for a GEMM to read again. For each query row:
+ *   pass 1: s_t = scale * sum_{j<R} qs_j PK[j][t] for t < m, and their max;
+ *   pass 2: e_t = exp(s_t - max) (fastexp_nonpos, as the exact softmax),
+ *           z = sum_t e_t, pp = sum_t e_t^2 (both in double; pp only when
+ *           pnorm is wanted),
+ *           acc_j = sum_t e_t PV[j][t];
+ *   ab_j = acc_j / z, ||p||_2 = sqrt(pp) / z; with probs, p_t = e_t / z.
+ * Rows go in blocks of LR_ROWS and keys in chunks of LR_CHUNK, so one chunk
+ * of PK or PV (R x LR_CHUNK floats) is read from cache for every row of a
+ * block. Every sum runs over LR_LANES fixed lanes (key t in lane t mod
+ * LR_LANES) in key order whatever the chunks, the lanes added in a fixed
+ * order after, so the result is the same bits whatever the vector width,
+ * CPU or thread count. */
+#define LR_LANES 16
+#define LR_MAX_RANK 64
+#define LR_ROWS 16
+#define LR_CHUNK 512
+#define LR_UNROLL 4
+
+typedef struct LrState {
+    float mx16[LR_LANES];
+    double z16[LR_LANES], p16[LR_LANES];
+    float acc[LR_MAX_RANK][LR_LANES];
+} LrState;
+
+/* Pass 1 over keys [t0, t1) of one row (t0 a multiple of LR_LANES). */
+static inline __attribute__((always_inline)) void lr_scores(const float *qs, int32_t R,
+                                                            const float *PK, size_t ld,
+                                                            size_t t0, size_t t1, float scale,
+                                                            float *s, float *mx16)
+{
+    size_t t = t0, tb = t0 + (t1 - t0) / LR_LANES * LR_LANES;
+    float mx[LR_LANES];
+    for (int u = 0; u < LR_LANES; u++)
+        mx[u] = mx16[u];
+    /* LR_UNROLL blocks of keys at a time: independent chains for the
+     * out-of-order core (each key's sum still runs over j in order) */
+    for (; t + LR_UNROLL * LR_LANES <= tb; t += LR_UNROLL * LR_LANES) {
+        float a[LR_UNROLL][LR_LANES] = {{0}};
+#pragma GCC unroll 32
+        for (int32_t j = 0; j < R; j++) {
+            const float qj = qs[j], *p = PK + (size_t)j * ld + t;
+#pragma GCC unroll 4
+            for (int b = 0; b < LR_UNROLL; b++)
+                for (int u = 0; u < LR_LANES; u++)
+                    a[b][u] += qj * p[b * LR_LANES + u];
+        }
+#pragma GCC unroll 4
+        for (int b = 0; b < LR_UNROLL; b++)
+            for (int u = 0; u < LR_LANES; u++) {
+                float v = a[b][u] * scale;
+                s[t + b * LR_LANES + u] = v;
+                mx[u] = v > mx[u] ? v : mx[u];
+            }
+    }
+    for (; t < tb; t += LR_LANES) {
+        float a[LR_LANES] = {0};
+#pragma GCC unroll 32
+        for (int32_t j = 0; j < R; j++) {
+            const float qj = qs[j], *p = PK + (size_t)j * ld + t;
+            for (int u = 0; u < LR_LANES; u++)
+                a[u] += qj * p[u];
+        }
+        for (int u = 0; u < LR_LANES; u++) {
+            float v = a[u] * scale;
+            s[t + u] = v;
+            mx[u] = v > mx[u] ? v : mx[u];
+        }
+    }
+    for (; t < t1; t++) {
+        float a = 0.0f;
+        for (int32_t j = 0; j < R; j++)
+            a += qs[j] * PK[(size_t)j * ld + t];
+        float v = a * scale;
+        s[t] = v;
+        mx[t % LR_LANES] = v > mx[t % LR_LANES] ? v : mx[t % LR_LANES];
+    }
+    for (int u = 0; u < LR_LANES; u++)
+        mx16[u] = mx[u];
+}
+
+/* Pass 2 over keys [t0, t1) of one row (t0 a multiple of LR_LANES). */
+static inline __attribute__((always_inline)) void lr_values(int32_t R, const float *PV,
+                                                            size_t ld, size_t t0, size_t t1,
+                                                            float mx, const float *s,
+                                                            int want_pp, LrState *st)
+{
+    size_t t = t0, tb = t0 + (t1 - t0) / LR_LANES * LR_LANES;
+    float acc[LR_MAX_RANK][LR_LANES];
+    double z16[LR_LANES], p16[LR_LANES];
+    for (int32_t j = 0; j < R; j++)
+        for (int u = 0; u < LR_LANES; u++)
+            acc[j][u] = st->acc[j][u];
+    for (int u = 0; u < LR_LANES; u++)
+        z16[u] = st->z16[u], p16[u] = st->p16[u];
+    /* LR_UNROLL blocks at a time: their exponentials are independent
+     * chains; the sums then take the keys of each lane in order */
+    for (; t + LR_UNROLL * LR_LANES <= tb; t += LR_UNROLL * LR_LANES) {
+        float e[LR_UNROLL][LR_LANES];
+#pragma GCC unroll 4
+        for (int b = 0; b < LR_UNROLL; b++)
+            for (int u = 0; u < LR_LANES; u++)
+                e[b][u] = fastexp_nonpos(s[t + b * LR_LANES + u] - mx);
+#pragma GCC unroll 4
+        for (int b = 0; b < LR_UNROLL; b++)
+            for (int u = 0; u < LR_LANES; u++)
+                z16[u] += e[b][u];
+        if (want_pp)
+#pragma GCC unroll 4
+            for (int b = 0; b < LR_UNROLL; b++)
+                for (int u = 0; u < LR_LANES; u++)
+                    p16[u] += (double)e[b][u] * e[b][u];
+#pragma GCC unroll 32
+        for (int32_t j = 0; j < R; j++) {
+            const float *p = PV + (size_t)j * ld + t;
+#pragma GCC unroll 4
+            for (int b = 0; b < LR_UNROLL; b++)
+                for (int u = 0; u < LR_LANES; u++)
+                    acc[j][u] += e[b][u] * p[b * LR_LANES + u];
+        }
+    }
+    for (; t < tb; t += LR_LANES) {
+        float e[LR_LANES];
+        for (int u = 0; u < LR_LANES; u++)
+            e[u] = fastexp_nonpos(s[t + u] - mx);
+        for (int u = 0; u < LR_LANES; u++) {
+            z16[u] += e[u];
+            p16[u] += (double)e[u] * e[u];
+        }
+#pragma GCC unroll 32
+        for (int32_t j = 0; j < R; j++) {
+            const float *p = PV + (size_t)j * ld + t;
+            for (int u = 0; u < LR_LANES; u++)
+                acc[j][u] += e[u] * p[u];
+        }
+    }
+    for (; t < t1; t++) {
+        float e = fastexp_nonpos(s[t] - mx);
+        int u = (int)(t % LR_LANES);
+        z16[u] += e, p16[u] += (double)e * e;
+        for (int32_t j = 0; j < R; j++)
+            acc[j][u] += e * PV[(size_t)j * ld + t];
+    }
+    for (int32_t j = 0; j < R; j++)
+        for (int u = 0; u < LR_LANES; u++)
+            st->acc[j][u] = acc[j][u];
+    for (int u = 0; u < LR_LANES; u++)
+        st->z16[u] = z16[u], st->p16[u] = p16[u];
+}
+
+/* Rows [i0, i1) of a call (row i sees keys 0..pos0+i; s + i N is its score
+ * row). */
+static inline __attribute__((always_inline)) void
+lr_block(const float *qb, int32_t R, const float *PK, const float *PV, size_t ld, size_t i0,
+         size_t i1, size_t N, size_t pos0, float scale, float *s, float *ab, double *pnorm,
+         float *probs, size_t probs_stride, LrState *st)
+{
+    size_t last = pos0 + i1; /* keys of the block's last row */
+    for (size_t i = i0; i < i1; i++) {
+        LrState *x = &st[i - i0];
+        for (int u = 0; u < LR_LANES; u++)
+            x->mx16[u] = -INFINITY, x->z16[u] = 0.0, x->p16[u] = 0.0;
+        for (int32_t j = 0; j < R; j++)
+            for (int u = 0; u < LR_LANES; u++)
+                x->acc[j][u] = 0.0f;
+    }
+    for (size_t t0 = 0; t0 < last; t0 += LR_CHUNK)
+        for (size_t i = i0; i < i1; i++) {
+            size_t m = pos0 + i + 1, t1 = t0 + LR_CHUNK < m ? t0 + LR_CHUNK : m;
+            if (t0 < t1)
+                lr_scores(qb + i * (size_t)R, R, PK, ld, t0, t1, scale, s + i * N,
+                          st[i - i0].mx16);
+        }
+    float mx[LR_ROWS];
+    for (size_t i = i0; i < i1; i++) {
+        const float *m16 = st[i - i0].mx16;
+        mx[i - i0] = m16[0];
+        for (int u = 1; u < LR_LANES; u++)
+            mx[i - i0] = m16[u] > mx[i - i0] ? m16[u] : mx[i - i0];
+    }
+    for (size_t t0 = 0; t0 < last; t0 += LR_CHUNK)
+        for (size_t i = i0; i < i1; i++) {
+            size_t m = pos0 + i + 1, t1 = t0 + LR_CHUNK < m ? t0 + LR_CHUNK : m;
+            if (t0 < t1)
+                lr_values(R, PV, ld, t0, t1, mx[i - i0], s + i * N, pnorm != NULL, &st[i - i0]);
+        }
+    for (size_t i = i0; i < i1; i++) {
+        const LrState *x = &st[i - i0];
+        double z = 0.0, pp = 0.0;
+        for (int u = 0; u < LR_LANES; u++)
+            z += x->z16[u], pp += x->p16[u];
+        for (int32_t j = 0; j < R; j++) {
+            float sj = 0.0f;
+            for (int u = 0; u < LR_LANES; u++)
+                sj += x->acc[j][u];
+            ab[i * (size_t)R + (size_t)j] = (float)((double)sj / z);
+        }
+        if (pnorm)
+            pnorm[i] = sqrt(pp) / z;
+        if (probs) {
+            float inv = (float)(1.0 / z), *pr = probs + i * probs_stride;
+            const float *si = s + i * N;
+            size_t m = pos0 + i + 1, t = 0;
+            for (; t < m; t++)
+                pr[t] = fastexp_nonpos(si[t] - mx[i - i0]) * inv;
+            for (; t < N; t++)
+                pr[t] = 0.0f;
+        }
+    }
+}
+
+/* Rows [0, n) of a call through lr_block, the common ranks compiled with R
+ * constant (the rank loops unrolled, accumulators in registers). st: LR_ROWS
+ * states of scratch. */
+ATTN_HOT static void lr_rows(const float *qb, int32_t R, const float *PK, const float *PV,
+                             size_t ld, size_t n, size_t N, size_t pos0, float scale, float *s,
+                             float *ab, double *pnorm, float *probs, size_t probs_stride,
+                             LrState *st)
+{
+    for (size_t i0 = 0; i0 < n; i0 += LR_ROWS) {
+        size_t i1 = i0 + LR_ROWS < n ? i0 + LR_ROWS : n;
+        switch (R) {
+#define LR_CASE(K)                                                                             \
+    case K:                                                                                    \
+        lr_block(qb, K, PK, PV, ld, i0, i1, N, pos0, scale, s, ab, pnorm, probs, probs_stride, \
+                 st);                                                                          \
+        break;
+            LR_CASE(4)
+            LR_CASE(8)
+            LR_CASE(12)
+            LR_CASE(16)
+            LR_CASE(24)
+            LR_CASE(32)
+#undef LR_CASE
+        default:
+            lr_block(qb, R, PK, PV, ld, i0, i1, N, pos0, scale, s, ab, pnorm, probs,
+                     probs_stride, st);
+        }
+    }
+}
+
 static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
 {
     AttnCore *ac = ctx;
@@ -1664,33 +1907,45 @@ static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, r, D, 1.0f, a->q,
                     (int)a->q_stride, sk->B, D, 0.0f, qb, r);
         fl[FLOPS_BASIS_PROJ] = 2.0 * n * D * r;
-        /* scores: (n x r)(r x N), inner dimension r */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)N, r, a->scale, qb,
-                    r, sk->P, (int)ac->pcap, 0.0f, S, (int)N);
+        /* scores (inner dimension r), softmax and the value product (output
+         * width r), fused per row */
+        LrState *lst = r <= LR_MAX_RANK ? malloc(LR_ROWS * sizeof *lst) : NULL;
+        if (lst) {
+            lr_rows(qb, r, sk->P, sv->P, ac->pcap, n, N, a->pos0, a->scale, S, ab,
+                    ac->cfg.measure ? pt2 : NULL, a->probs, a->probs_stride, lst);
+            free(lst);
+        } else { /* wider than lr_row's accumulators: products through sgemm */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)N, r, a->scale,
+                        qb, r, sk->P, (int)ac->pcap, 0.0f, S, (int)N);
+            double fs = 0.0;
+            softmax_rows(S, n, N, a->pos0, &fs);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, r, (int)N, 1.0f, S,
+                        (int)N, sv->P, (int)ac->pcap, 0.0f, ab, r);
+            for (size_t i = 0; i < n; i++) {
+                double pp = 0.0;
+                for (size_t t = 0; t < N; t++)
+                    pp += (double)S[i * N + t] * S[i * N + t];
+                pt2[i] = sqrt(pp);
+                if (a->probs)
+                    memcpy(a->probs + i * a->probs_stride, S + i * N, N * sizeof(float));
+            }
+        }
         fl[FLOPS_SCORES] = 2.0 * n * N * r;
-        softmax_rows(S, n, N, a->pos0, &fl[FLOPS_SOFTMAX]);
-        /* value product: (n x N)(N x r), inner dimension N, output width r */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, r, (int)N, 1.0f, S, (int)N,
-                    sv->P, (int)ac->pcap, 0.0f, ab, r);
+        for (size_t i = 0; i < n; i++)
+            fl[FLOPS_SOFTMAX] += flops_softmax((double)(a->pos0 + i + 1));
         fl[FLOPS_VALUE] = 2.0 * n * N * r;
         /* back to head_dim: (n x r)(r x D) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, D, r, 1.0f, ab, r, sv->B,
                     D, 0.0f, a->out, (int)a->out_stride);
         fl[FLOPS_OUT_PROJ] = 2.0 * n * r * D;
-        if (a->probs)
-            for (size_t i = 0; i < n; i++)
-                memcpy(a->probs + i * a->probs_stride, S + i * N, N * sizeof(float));
         if (ac->cfg.measure)
             for (size_t i = 0; i < n; i++) {
-                double qq = 0.0, qp = 0.0, pp = 0.0;
+                double qq = 0.0, qp = 0.0;
                 for (int32_t j = 0; j < D; j++)
                     qq += (double)a->q[i * a->q_stride + j] * a->q[i * a->q_stride + j];
                 for (int32_t j = 0; j < r; j++)
                     qp += (double)qb[i * r + j] * qb[i * r + j];
-                for (size_t t = 0; t < N; t++)
-                    pp += (double)S[i * N + t] * S[i * N + t];
                 qres[i] = sqrt(qq - qp > 0.0 ? qq - qp : 0.0);
-                pt2[i] = sqrt(pp);
             }
     }
     int64_t t1 = clock_now_ns();
