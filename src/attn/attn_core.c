@@ -2123,19 +2123,30 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+double attn_core_median(double *v, size_t n)
+{
+    if (n == 0)
+        return NAN;
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 double attn_core_bound_ratio_median(const AttnCore *ac)
 {
     size_t n = ac->n_ratios;
-    if (n == 0)
-        return NAN;
-    double *c = malloc(n * sizeof *c);
+    double *c = n ? malloc(n * sizeof *c) : NULL;
     if (!c)
         return NAN;
     memcpy(c, ac->ratios, n * sizeof *c);
-    qsort(c, n, sizeof *c, cmp_double);
-    double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
+    double m = attn_core_median(c, n);
     free(c);
     return m;
+}
+
+const double *attn_core_bound_ratios(const AttnCore *ac, size_t *n)
+{
+    *n = ac->n_ratios;
+    return ac->ratios;
 }
 
 DrrlStatus attn_core_finish_call(AttnCore *ac, size_t pos0, size_t n, const char *const *tokens,
@@ -2188,6 +2199,7 @@ DrrlStatus attn_core_finish_call(AttnCore *ac, size_t pos0, size_t n, const char
                 rec.tail_bound = rs->tail_rel;
                 rec.sin_theta_bound = rs->rank == ac->D ? 0.0 : hs->sin_theta;
                 rec.output_bound = rs->bound_rel;
+                rec.guard_estimate = rs->guard;
                 rec.threshold = ac->cfg.eps;
                 rec.n_masked = hs->n_masked;
                 rec.masked = hs->masked;

@@ -163,6 +163,11 @@ const AttnCoreStats *attn_core_stats(const AttnCore *ac);
 /* Median over measured low-rank rows of (proven output bound) / (measured
  * output error), rows with a zero error left out; NAN when there is none. */
 double attn_core_bound_ratio_median(const AttnCore *ac);
+/* The ratios themselves, in row order (valid until the next call or reset);
+ * *n gets their number. */
+const double *attn_core_bound_ratios(const AttnCore *ac, size_t *n);
+/* Median of n values (sorted in place); NAN when n is 0. */
+double attn_core_median(double *v, size_t n);
 
 /* The last emitted state of one head (for views): rank in force. */
 int32_t attn_core_rank(const AttnCore *ac, int32_t layer, int32_t head);

@@ -68,6 +68,8 @@
     X(sin_theta_bound, REAL, sin_theta_bound, 0, 0, "Range [0, 1]")                            \
     /* proven bound on relative head-output error at rank */                                   \
     X(output_bound, REAL, output_bound, 0, 0, ">= 0")                                          \
+    /* the guard's ESTIMATE (not a bound) of the relative head-output error at rank */         \
+    X(guard_estimate, REAL, guard_estimate, 0, 0, ">= 0, or NaN")                              \
     /* eps_t: the safety threshold in force */                                                 \
     X(threshold, REAL, threshold, 0, 0, ">= 0")                                                \
     /* the ranks masked by the safety mask, ascending */                                       \

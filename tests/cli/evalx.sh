@@ -11,7 +11,7 @@ ev="$DRRL eval --model $M --data $tmpdir/text.txt --seq-len 64 --segment 16"
 run $ev --windows 6 --methods full,fixed:3,performer:8 --csv "$tmpdir/a.csv"
 expect_rc 0
 expect_out_contains "dloss [95% CI]"
-head -1 "$tmpdir/a.csv" | grep -q ',wall_s,loss_diff,loss_diff_lo,loss_diff_hi,bpb_diff,bpb_diff_lo,bpb_diff_hi,mean_rank$' ||
+head -1 "$tmpdir/a.csv" | grep -q ',wall_s,loss_diff,loss_diff_lo,loss_diff_hi,bpb_diff,bpb_diff_lo,bpb_diff_hi,mean_rank,bound_vacuous,guard_exceeded,bound_ratio_median,lowrank_rows,guard_allowed_rows,guard_forced_rows$' ||
     fail "CSV header: $(head -1 "$tmpdir/a.csv")"
 awk -F, 'NR == 2 { if ($16 != "" || $17 != "") exit 1; full = $4 }
          NR > 2 { d = $4 - full; if ($16 - d > 1e-6 || d - $16 > 1e-6) exit 2
@@ -20,6 +20,12 @@ awk -F, 'NR == 2 { if ($16 != "" || $17 != "") exit 1; full = $4 }
     fail "CI columns wrong (awk rc $?): $(cat "$tmpdir/a.csv")"
 "$DRRL" eval --model "$M" --data "$tmpdir/text.txt" --seq-len 64 --segment 16 --windows 6 \
     --methods full,fixed:3,performer:8 --csv "$tmpdir/b.csv" >/dev/null || fail "second eval"
+# guard and bound columns: none for full (no low-rank row); for fixed:3 the
+# fractions lie in [0, 1] and the allowed and flagged rows make up the low-rank ones
+awk -F, 'NR == 2 { if ($26 != 0 || $23 != "") exit 1 }
+         NR == 3 { if (!($26 > 0 && $23 >= 0 && $23 <= 1 && $25 > 0 && $27 + $28 == $26)) exit 2
+                   if ($27 > 0 && !($24 >= 0 && $24 <= 1)) exit 3 }' "$tmpdir/a.csv" ||
+    fail "guard columns wrong (awk rc $?): $(cat "$tmpdir/a.csv")"
 cut -d, -f16-21 "$tmpdir/a.csv" >"$tmpdir/a.cut"
 cut -d, -f16-21 "$tmpdir/b.csv" >"$tmpdir/b.cut"
 cmp -s "$tmpdir/a.cut" "$tmpdir/b.cut" || fail "CIs are not deterministic"

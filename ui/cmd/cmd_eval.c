@@ -55,6 +55,10 @@ typedef struct Row {
     double tokens, nll, nll_n, bytes;
     double fe, fx, afe, afx, fid_sum, fid_rows, wall;
     int64_t viol;
+    int64_t lowrank, guarded, gexc, forced, vacuous; /* guard and bound rows */
+    double *ratios;                                  /* proven bound / measured error */
+    size_t n_ratios;
+    double bmed; /* their median */
     int measured;
     double *win_nll, *win_cnt, *win_bytes; /* (n_win) per-window sums, for the CI */
     size_t n_win;
@@ -64,6 +68,47 @@ typedef struct Row {
     int has_ci;
     BootstrapCI dloss, dbpb;
 } Row;
+
+/* The window's guard and bound rows into the method's row: 0, or -1 when
+ * out of memory. */
+static int add_guard(Row *row, const AttnCore *ac)
+{
+    const AttnCoreStats *st = attn_core_stats(ac);
+    row->lowrank += st->lowrank_rows, row->guarded += st->guarded_rows;
+    row->gexc += st->guard_exceeded, row->forced += st->forced_rows;
+    row->vacuous += st->bound_vacuous;
+    size_t n;
+    const double *r = attn_core_bound_ratios(ac, &n);
+    if (n == 0)
+        return 0;
+    double *nr = realloc(row->ratios, (row->n_ratios + n) * sizeof *nr);
+    if (!nr)
+        return -1;
+    memcpy(nr + row->n_ratios, r, n * sizeof *r);
+    row->ratios = nr, row->n_ratios += n;
+    return 0;
+}
+
+/* The guard and bound columns of the CSV (empty when no low-rank row was
+ * measured), then the line end. */
+static void write_guard(FILE *f, const Row *w)
+{
+    if (!w->measured || w->lowrank == 0) {
+        fprintf(f, ",,,%lld,,\n", (long long)w->lowrank);
+        return;
+    }
+    fprintf(f, "%.9g,", (double)w->vacuous / (double)w->lowrank);
+    if (w->guarded > 0)
+        fprintf(f, "%.9g,", (double)w->gexc / (double)w->guarded);
+    else
+        fprintf(f, ",");
+    if (isfinite(w->bmed))
+        fprintf(f, "%.9g,", w->bmed);
+    else
+        fprintf(f, ",");
+    fprintf(f, "%lld,%lld,%lld\n", (long long)w->lowrank, (long long)w->guarded,
+            (long long)w->forced);
+}
 
 /* Mean rank of a drrl run (for the no-RL ablation): a sink over the records
  * of segments after the first (the first is exact for every method). */
@@ -329,6 +374,10 @@ int cmd_eval(int argc, char **argv)
             const AttnCoreStats *st = attn_core_stats(session_core(s));
             row->fid_sum += st->fidelity_sum, row->fid_rows += (double)st->rows;
             row->viol += st->violations;
+            if (add_guard(row, session_core(s))) {
+                rc = cli_error(CLI_EXIT_FAIL, "out of memory");
+                break;
+            }
             row->measured = cfg.measure;
             row->wall += sum.wall_s;
             attn_cli_progress(label, w + 1, n_win);
@@ -343,14 +392,16 @@ int cmd_eval(int argc, char **argv)
     signals_restore();
     if (rc != CLI_EXIT_OK) {
         for (int mi = 0; mi < n_methods; mi++)
-            free(rows[mi].win_nll), free(rows[mi].win_cnt), free(rows[mi].win_bytes);
+            free(rows[mi].win_nll), free(rows[mi].win_cnt), free(rows[mi].win_bytes),
+                free(rows[mi].ratios);
         fileio_out_abort(co);
         return rc;
     }
     int n_asked = n_methods;
     if (interrupted) { /* only the methods finished: the one stopped is dropped */
         for (int k = n_started - 1; k < n_methods; k++)
-            free(rows[k].win_nll), free(rows[k].win_cnt), free(rows[k].win_bytes);
+            free(rows[k].win_nll), free(rows[k].win_cnt), free(rows[k].win_bytes),
+                free(rows[k].ratios);
         n_methods = n_started - 1;
     }
     /* paired bootstrap CIs against the first exact row */
@@ -372,8 +423,11 @@ int cmd_eval(int argc, char **argv)
         }
         w->has_ci = 1;
     }
-    for (int mi = 0; mi < n_methods; mi++)
-        free(rows[mi].win_nll), free(rows[mi].win_cnt), free(rows[mi].win_bytes);
+    for (int mi = 0; mi < n_methods; mi++) {
+        rows[mi].bmed = attn_core_median(rows[mi].ratios, rows[mi].n_ratios);
+        free(rows[mi].win_nll), free(rows[mi].win_cnt), free(rows[mi].win_bytes),
+            free(rows[mi].ratios);
+    }
     if (rc != CLI_EXIT_OK) {
         fileio_out_abort(co);
         return rc;
@@ -408,7 +462,8 @@ int cmd_eval(int argc, char **argv)
         fprintf(f, "method,seq_len,tokens,loss,bpb,ppl,flops_exact,flops_executed,savings,"
                    "attn_flops_exact,attn_flops_executed,attn_savings,fidelity,"
                    "bound_violations,wall_s,loss_diff,loss_diff_lo,loss_diff_hi,bpb_diff,"
-                   "bpb_diff_lo,bpb_diff_hi,mean_rank\n");
+                   "bpb_diff_lo,bpb_diff_hi,mean_rank,bound_vacuous,guard_exceeded,"
+                   "bound_ratio_median,lowrank_rows,guard_allowed_rows,guard_forced_rows\n");
         for (int mi = 0; mi < n_methods; mi++) {
             Row *w = &rows[mi];
             double loss = w->nll / w->nll_n;
@@ -427,9 +482,10 @@ int cmd_eval(int argc, char **argv)
             else
                 fprintf(f, ",,,,,,");
             if (w->rank_n > 0)
-                fprintf(f, "%.4f\n", w->rank_sum / w->rank_n);
+                fprintf(f, "%.4f,", w->rank_sum / w->rank_n);
             else
-                fprintf(f, "\n");
+                fprintf(f, ",");
+            write_guard(f, w);
         }
         if ((r = cli_out_commit(co)))
             return r;
