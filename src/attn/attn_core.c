@@ -396,6 +396,11 @@ double attn_core_eps(const AttnCore *ac)
     return ac->cfg.eps;
 }
 
+void attn_core_set_eps(AttnCore *ac, double eps)
+{
+    ac->cfg.eps = eps;
+}
+
 const char *attn_core_method(const AttnCore *ac)
 {
     return ac->cfg.method.spec;

@@ -175,6 +175,8 @@ const RankGrid *attn_core_grid(const AttnCore *ac);
 const char *attn_core_method(const AttnCore *ac);
 /* The safety threshold in force (auto resolved). */
 double attn_core_eps(const AttnCore *ac);
+/* Change the safety threshold; it applies from the next rank decision. */
+void attn_core_set_eps(AttnCore *ac, double eps);
 
 /* The post-RoPE query of (layer, head) at position pos, D floats, or NULL
  * (keep_queries off, or pos not run yet). Valid until the next forward call. */

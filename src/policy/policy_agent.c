@@ -216,6 +216,11 @@ void policy_agent_bind_cache(PolicyAgent *a, AttnCacheFn k, AttnCacheFn v, const
     a->ck = k, a->cv = v, a->cctx = ctx;
 }
 
+double policy_agent_budget(const PolicyAgent *a)
+{
+    return a->budget;
+}
+
 void policy_agent_set_budget(PolicyAgent *a, double budget)
 {
     a->budget = budget;

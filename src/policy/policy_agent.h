@@ -85,6 +85,7 @@ void policy_agent_bind_cache(PolicyAgent *a, AttnCacheFn k, AttnCacheFn v, const
 
 /* The FLOP budget fed to the policy (fraction of exact attention FLOPs). */
 void policy_agent_set_budget(PolicyAgent *a, double budget);
+double policy_agent_budget(const PolicyAgent *a);
 
 /* Training mode: sample actions from rng (NULL: argmax) and record decisions
  * into buf (NULL: no recording). Starting an episode forgets the trajectory

@@ -27,6 +27,7 @@ struct Session {
     double wall;
     char idtext[32];
     PolicyAgent *agent; /* drrl: the policy choosing ranks (policy_agent.h) */
+    bool muted;         /* session_mute: no records to the sinks */
     char warning[512];  /* e.g. a policy trained for another model of this shape */
 };
 
@@ -102,6 +103,23 @@ void session_free(Session *s)
     tokenizer_free(s->tok);
     free(s->ids), free(s->logits);
     free(s);
+}
+
+void session_mute(Session *s, bool mute)
+{
+    s->muted = mute;
+}
+
+double session_budget(const Session *s)
+{
+    return s->agent ? policy_agent_budget(s->agent) : NAN;
+}
+
+void session_set_knobs(Session *s, double eps, double budget)
+{
+    attn_core_set_eps(s->core, eps);
+    if (s->agent && budget > 0)
+        policy_agent_set_budget(s->agent, budget);
 }
 
 void session_restart(Session *s)
@@ -200,7 +218,8 @@ static DrrlStatus run_call(Session *s, size_t n, DrrlError *err)
             }
         }
     }
-    st = attn_core_finish_call(s->core, s->pos, n, texts, s->sinks, s->n_sinks, err);
+    st = attn_core_finish_call(s->core, s->pos, n, texts, s->sinks, s->muted ? 0 : s->n_sinks,
+                               err);
     free(texts), free(idt);
     if (st)
         return st;

@@ -21,6 +21,7 @@
 #ifndef DRRL_SESSION_H
 #define DRRL_SESSION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +58,16 @@ DrrlStatus session_add_sink(Session *s, TraceSink sink, DrrlError *err);
 
 /* Back to position 0 (same ids, same sinks); the core forgets its state. */
 void session_restart(Session *s);
+
+/* While muted, calls emit no records to the sinks (the explorer replays a
+ * prefix it already holds). */
+void session_mute(Session *s, bool mute);
+
+/* The live knobs: the safety threshold and, for drrl, the policy's FLOP
+ * budget (NAN when there is no policy). Setting applies from the next rank
+ * decision (the next segment); budget is ignored without a policy. */
+double session_budget(const Session *s);
+void session_set_knobs(Session *s, double eps, double budget);
 
 /* Run the next token. DRRL_E_USAGE when every token has run. */
 DrrlStatus session_step(Session *s, DrrlError *err);

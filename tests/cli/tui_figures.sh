@@ -60,6 +60,31 @@ for method in drrl energy:0.9 fixed:8; do
     cmp -s "$T.json" "$E.json" || fail "$method: the sidecars differ"
 done
 
+# The live knobs: the threshold (and the policy's budget) change the ranks
+# from the cursor's segment on; the tokens before it keep their records.
+ex="$DRRL explore --model $data/model --method drrl --text $text --size 120x40"
+run env LC_ALL=C.UTF-8 $ex --keys ': 300 Enter' --dump-screen "$tmpdir/k0"
+run env LC_ALL=C.UTF-8 $ex --keys ': 300 Enter < < < <' --dump-screen "$tmpdir/k1"
+expect_rc 0
+tail -1 "$tmpdir/k1" | grep -q "recomputed from token 257 (segment 2)" ||
+    fail "knobs: $(tail -1 "$tmpdir/k1")"
+sed -n 5,9p "$tmpdir/k0" >"$tmpdir/a"
+sed -n 5,9p "$tmpdir/k1" >"$tmpdir/b"
+cmp -s "$tmpdir/a" "$tmpdir/b" && fail "a lower threshold changed no rank of segment 2"
+run env LC_ALL=C.UTF-8 $ex --keys ': 200 Enter' --dump-screen "$tmpdir/k2"
+run env LC_ALL=C.UTF-8 $ex --keys ': 300 Enter < < < < } : 200 Enter' --dump-screen "$tmpdir/k3"
+# (the panes but attention, whose approximate rows use the engine's
+# current basis and say so)
+for k in k2 k3; do
+    n=$(grep -n "Attention" "$tmpdir/$k" | head -1 | cut -d: -f1)
+    head -n $((n - 1)) "$tmpdir/$k" >"$tmpdir/$k.cut"
+done
+cp "$tmpdir/k2.cut" "$tmpdir/a"
+cp "$tmpdir/k3.cut" "$tmpdir/b"
+diff -u "$tmpdir/a" "$tmpdir/b" >&2 || fail "knobs changed a token before the cursor's segment"
+run "$DRRL" replay "$T" --keys '<' --dump-screen -
+expect_out_contains "the knobs need the live engine"
+
 # replay on a directory says so (it used to say the sidecar was missing)
 run "$DRRL" replay "$tmpdir"
 expect_rc 2

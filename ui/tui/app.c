@@ -620,6 +620,21 @@ int app_apply(App *app, KeyAction a)
     switch (a) {
     case ACTION_NONE:
         return APP_REDRAW_NONE;
+    case ACTION_budget_up:
+    case ACTION_budget_down:
+    case ACTION_eps_up:
+    case ACTION_eps_down: {
+        if (!app->src || !app->src->knobs) {
+            app_message(app, true, "the knobs need the live engine (drrl explore)");
+            return APP_REDRAW_ALL;
+        }
+        char msg[200];
+        int which = a == ACTION_budget_up || a == ACTION_budget_down ? 0 : 1;
+        int dir = a == ACTION_budget_up || a == ACTION_eps_up ? 1 : -1;
+        int r = app->src->knobs(app->src->ctx, which, dir, msg, sizeof msg);
+        app_message(app, r != 0, "%s", msg);
+        return APP_REDRAW_ALL;
+    }
     case ACTION_page_down:
     case ACTION_page_up:
         return page(app, a == ACTION_page_down ? 1 : -1);

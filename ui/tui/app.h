@@ -51,6 +51,11 @@ typedef struct AppSource {
     const char *(*token_text)(void *ctx, int64_t i);
     /* Token id of token i of the input (for "/#ID"), or -1. May be NULL. */
     long (*token_id)(void *ctx, int64_t i);
+    /* The live knobs: which 0 = the policy's FLOP budget, 1 = the safety
+     * threshold; dir +1 or -1. Recomputes from the cursor's segment and says
+     * what it did in msg. Returns 0, or -1 with the reason in msg. May be
+     * NULL (replay). */
+    int (*knobs)(void *ctx, int which, int dir, char *msg, size_t n);
 } AppSource;
 
 typedef enum BreakKind {

@@ -5,6 +5,7 @@
 #include "cli/trace_cli.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,15 @@ struct Explore {
     int64_t rows_epoch;
     int32_t segment; /* T: bases and ranks change only at multiples of T */
 };
+
+static int src_knobs(void *ctx, int which, int dir, char *msg, size_t n);
+
+/* The store sink: into ex->store, whichever it is (the knobs replace it). */
+static DrrlStatus store_put(TraceSink *self, const TraceRecord *rec, DrrlError *err)
+{
+    Explore *ex = self->ctx;
+    return trace_store_put(ex->store, rec, err);
+}
 
 static int64_t src_n_tokens(void *ctx)
 {
@@ -271,7 +281,7 @@ int explore_open(Explore **out, const ExploreOptions *o, const char *cmd)
     TraceMeta meta;
     if (fill_meta(ex, o, &meta, &err) != DRRL_OK ||
         trace_store_set_meta(ex->store, &meta, &err) != DRRL_OK ||
-        session_add_sink(ex->s, trace_store_sink(ex->store), &err) != DRRL_OK) {
+        session_add_sink(ex->s, (TraceSink){store_put, ex}, &err) != DRRL_OK) {
         trace_meta_done(&meta);
         explore_close(ex, 0);
         return cli_fail(&err);
@@ -297,6 +307,7 @@ int explore_open(Explore **out, const ExploreOptions *o, const char *cmd)
         .position = src_position,
         .token_text = src_token_text,
         .token_id = src_token_id,
+        .knobs = src_knobs,
     };
     app_init(&ex->app, ex->store, &ex->src, ex->model_name, ex->method, "explore");
     if (explore_step(ex, &err) != DRRL_OK) {
@@ -323,6 +334,88 @@ DrrlStatus explore_step(Explore *ex, DrrlError *err)
     if (app_sync(&ex->app) != 0)
         return drrl_error(err, DRRL_E_NOMEM, "explore: out of memory");
     return DRRL_OK;
+}
+
+/* A new store holding the steps before cut of the current one. */
+static TraceStore *store_prefix(Explore *ex, int64_t cut, DrrlError *err)
+{
+    TraceStore *ns = trace_store_new();
+    if (!ns) {
+        drrl_error(err, DRRL_E_NOMEM, "explore: out of memory");
+        return NULL;
+    }
+    int32_t L = trace_store_n_layers(ex->store), H = trace_store_n_heads(ex->store);
+    DrrlStatus st = trace_store_set_meta(ns, trace_store_meta(ex->store), err);
+    for (int64_t s = 0; st == DRRL_OK && s < cut; s++)
+        for (int32_t l = 0; st == DRRL_OK && l < L; l++)
+            for (int32_t h = 0; st == DRRL_OK && h < H; h++) {
+                TraceRecord r;
+                if (trace_store_read(ex->store, s, l, h, &r))
+                    st = trace_store_put(ns, &r, err);
+            }
+    if (st != DRRL_OK) {
+        trace_store_free(ns);
+        return NULL;
+    }
+    return ns;
+}
+
+/* The live knobs (AppSource.knobs): which 0 = the policy's FLOP budget
+ * (+-0.05), 1 = the safety threshold (x1.25 or x0.8). The steps before the
+ * cursor's segment stay as computed; the engine is replayed to that
+ * segment's start with the old knobs (no records: the same ones), the new
+ * knobs are set, and the segment is computed again. */
+static int src_knobs(void *ctx, int which, int dir, char *msg, size_t n)
+{
+    Explore *ex = ctx;
+    App *app = &ex->app;
+    if (ex->writer) {
+        snprintf(msg, n, "knobs change the run: not while recording a trace (--trace-out)");
+        return -1;
+    }
+    double eps = attn_core_eps(session_core(ex->s)), budget = session_budget(ex->s);
+    if (which == 0) {
+        if (isnan(budget)) {
+            snprintf(msg, n, "budget: only the drrl method's policy has one");
+            return -1;
+        }
+        budget = fmin(1.0, fmax(0.05, budget + 0.05 * dir));
+    } else {
+        eps = fmin(10.0, fmax(0.01, eps * (dir > 0 ? 1.25 : 0.8)));
+    }
+    int64_t T = ex->segment, cut = app->step / T * T;
+    DrrlError err;
+    drrl_error_clear(&err);
+    TraceStore *ns = store_prefix(ex, cut, &err);
+    if (!ns) {
+        snprintf(msg, n, "%s", err.msg);
+        return -1;
+    }
+    session_restart(ex->s);
+    session_mute(ex->s, true);
+    DrrlStatus st = session_advance(ex->s, (size_t)cut, NULL, &err);
+    session_mute(ex->s, false);
+    session_set_knobs(ex->s, eps, budget);
+    trace_store_free(ex->store);
+    ex->store = app->store = ns;
+    free(ex->rows_exact), free(ex->rows_approx);
+    ex->rows_exact = ex->rows_approx = NULL;
+    app->cum_steps = 0; /* every cache again */
+    if (st == DRRL_OK)
+        st = explore_step(ex, &err);
+    if (st != DRRL_OK || app_sync(app) != 0) {
+        snprintf(msg, n, "%s", err.msg[0] ? err.msg : "out of memory");
+        return -1;
+    }
+    if (app->step >= app_n_steps(app))
+        app->step = app_n_steps(app) - 1;
+    if (isnan(budget))
+        snprintf(msg, n, "eps %.3g: recomputed from token %lld (segment %lld)", eps,
+                 (long long)cut + 1, (long long)(cut / T));
+    else
+        snprintf(msg, n, "eps %.3g, budget %.2f: recomputed from token %lld (segment %lld)",
+                 eps, budget, (long long)cut + 1, (long long)(cut / T));
+    return 0;
 }
 
 App *explore_app(Explore *ex)

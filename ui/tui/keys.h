@@ -79,6 +79,11 @@ enum {
     X(cont, 'c', KEY_CODE_NONE, "c", "continue to the next breakpoint")                        \
     X(reverse_cont, 'C', KEY_CODE_NONE, "C", "step back to the previous breakpoint")           \
     X(scale, 's', KEY_CODE_NONE, "s", "spectrum scale: linear or log")                         \
+    X(budget_up, '}', KEY_CODE_NONE, "}",                                                      \
+      "live: the policy's FLOP budget +0.05, from this segment")                               \
+    X(budget_down, '{', KEY_CODE_NONE, "{", "live: the policy's FLOP budget -0.05")            \
+    X(eps_up, '>', KEY_CODE_NONE, ">", "live: the safety threshold x1.25, from this segment")  \
+    X(eps_down, '<', KEY_CODE_NONE, "<", "live: the safety threshold x0.8")                    \
     X(write_trace, 'w', KEY_CODE_NONE, "w",                                                    \
       "write the steps so far as a CSV trace (asks for a file)")                               \
     X(info, 'i', KEY_CODE_NONE, "i", "explain the focused pane in plain words")                \
