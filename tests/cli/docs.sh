@@ -32,7 +32,7 @@ run_line() {
     l=$1
     case "$l" in
     *"drrl replay "* | *"drrl explore"* | *"drrl tour"*)
-        case "$l" in *--dump-screen*) ;; *) l="$l --dump-screen /dev/null" ;; esac ;;
+        case "$l" in *--dump-screen*) ;; *) l="$l --dump-screen -" ;; esac ;;
     esac
     sh -c "$l" >"$tmpdir/out" 2>"$tmpdir/err"
     rc=$?

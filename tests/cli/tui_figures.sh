@@ -40,17 +40,17 @@ for method in drrl energy:0.9 fixed:8; do
         exit !(d <= 1e-7 * (1 + (b < 0 ? -b : b))) }' ||
         fail "$method: last savings_cum $3, summary savings $(js savings)"
     # the replay of the trace shows run's figures
-    run env LC_ALL=C.UTF-8 "$DRRL" replay "$T" --keys G --size 120x40 --dump-screen "$tmpdir/F"
+    run env LC_ALL=C.UTF-8 "$DRRL" replay "$T" --keys G --size 120x40 --dump-screen "$tmpdir/F-$method"
     expect_rc 0
-    grep -q "token 300/300" "$tmpdir/F" || fail "$method: replay G is not at the last token"
-    grep "^│ total " "$tmpdir/F" | grep -qF " $core " ||
-        fail "$method: replay's attention core is not run's $core: $(grep '│ total' "$tmpdir/F")"
-    grep "whole model" "$tmpdir/F" | grep -qF " $model " ||
-        fail "$method: replay's whole model is not run's $model: $(grep 'whole model' "$tmpdir/F")"
+    grep -q "token 300/300" "$tmpdir/F-$method" || fail "$method: replay G is not at the last token"
+    grep "^│ total " "$tmpdir/F-$method" | grep -qF " $core " ||
+        fail "$method: replay's attention core is not run's $core: $(grep '│ total' "$tmpdir/F-$method")"
+    grep "whole model" "$tmpdir/F-$method" | grep -qF " $model " ||
+        fail "$method: replay's whole model is not run's $model: $(grep 'whole model' "$tmpdir/F-$method")"
     # the live explorer's trace of the same inputs: identical but for wall_ns
     E="$tmpdir/explore-$method.csv"
     run "$DRRL" explore --model "$data/model" --text "$text" --seq-len 300 --method "$method" \
-        --trace-out "$E" --keys ': 300 Enter' --dump-screen "$tmpdir/live"
+        --trace-out "$E" --keys ': 300 Enter' --dump-screen "$tmpdir/live-$method"
     expect_rc 0
     sed 's/,[0-9]*$/,/' "$E" >"$tmpdir/e"
     cmp -s "$T" "$tmpdir/e" || {

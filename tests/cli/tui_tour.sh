@@ -11,10 +11,10 @@
 gold="$top_srcdir/tests/golden"
 keys=""
 for i in 1 2 3 4 5 6; do
-    run env LC_ALL=C.UTF-8 "$DRRL" tour --keys "$keys" --size 120x40 --dump-screen "$tmpdir/s"
+    run env LC_ALL=C.UTF-8 "$DRRL" tour --keys "$keys" --size 120x40 --dump-screen "$tmpdir/s$i"
     expect_rc 0
-    grep -q "Tour $i/6: " "$tmpdir/s" || fail "stop $i: no narration: $(cat "$tmpdir/s")"
-    grep -v "wall time" "$tmpdir/s" >"$tmpdir/tour-$i.txt"
+    grep -q "Tour $i/6: " "$tmpdir/s$i" || fail "stop $i: no narration: $(cat "$tmpdir/s$i")"
+    grep -v "wall time" "$tmpdir/s$i" >"$tmpdir/tour-$i.txt"
     if [ "${DRRL_REGEN_GOLDEN:-0}" = 1 ]; then
         cp "$tmpdir/tour-$i.txt" "$gold/tour-$i-120x40.txt"
     else
@@ -27,7 +27,7 @@ for i in 1 2 3 4 5 6; do
 done
 # the stops follow the records: stop 2 is the first token of segment 1
 grep -q "token 129/" "$gold/tour-2-120x40.txt" || fail "stop 2 is not the first basis"
-grep -q "Tour 6/6" "$tmpdir/s" || fail "the last stop"
+grep -q "Tour 6/6" "$tmpdir/s6" || fail "the last stop"
 run "$DRRL" tour --keys "n n n n n n n n" --size 120x40 --dump-screen -
 expect_out_contains "Tour 6/6"
 expect_out_contains "the end of the tour"
