@@ -211,6 +211,121 @@ Test(train, attention_paths_agree)
     free(qkv), free(o0), free(o1), free(sc0), free(sc1);
 }
 
+/* ---- rank-aware attention ---- */
+typedef struct {
+    AttnCtx a;
+    TrainLowRank lr;
+    float *q1; /* projected copy of qkv */
+} LrCtx;
+/* O = attention(q P_K, K, V) P_V with the projectors in k->lr (fixed). */
+static double lr_loss(void *pv)
+{
+    LrCtx *k = pv;
+    const TrainAttnShape *s = &k->a.s;
+    size_t D = s->n_head * s->head_dim, n = s->b * s->t;
+    memcpy(k->q1, k->a.qkv, n * 3 * D * 4);
+    train_ops_lowrank_project(NULL, s, &k->lr, k->q1, 3 * D, 0);
+    train_ops_attention_forward(NULL, s, k->a.o, k->a.p, k->q1, k->q1 + D, k->q1 + 2 * D,
+                                k->a.scratch);
+    train_ops_lowrank_project(NULL, s, &k->lr, k->a.o, D, 1);
+    return dot_r(k->a.o, k->a.r, n * D);
+}
+static LrCtx lr_setup(size_t b, size_t t, size_t h, size_t hd, size_t seg, int32_t *rank)
+{
+    size_t D = h * hd, n = b * t;
+    LrCtx k;
+    memset(&k, 0, sizeof k);
+    k.a = (AttnCtx){{b, t, h, hd, 3 * D, D, 0}, malloc(n * 3 * D * 4), malloc(n * D * 4),
+                    malloc(b * h * t * t * 4),  malloc(n * D * 4),     NULL};
+    k.a.scratch = malloc(train_ops_attention_scratch(&k.a.s, 1) * 4);
+    k.lr.segment = seg;
+    k.lr.n_seg = (t + seg - 1) / seg;
+    k.lr.rank = rank;
+    k.lr.proj = calloc(b * h * k.lr.n_seg * 2 * hd * hd, 4);
+    k.q1 = malloc(n * 3 * D * 4);
+    fill(k.a.qkv, n * 3 * D, 1.5);
+    fill(k.a.r, n * D, 1.0);
+    train_ops_lowrank_bases(NULL, &k.a.s, &k.lr, k.a.qkv + D, k.a.qkv + 2 * D);
+    return k;
+}
+static void lr_free(LrCtx *k)
+{
+    free(k->a.qkv), free(k->a.o), free(k->a.p), free(k->a.r), free(k->a.scratch);
+    free(k->lr.proj), free(k->q1);
+}
+
+/* Backward of rank-aware attention with the bases held constant (the
+ * training rule): dO P_V in, exact backward on (q P_K, K, V), dq' P_K out,
+ * against finite differences of the forward with the same projectors. */
+Test(train_grad, attention_lowrank)
+{
+    size_t b = 2, t = 13, h = 2, hd = 6, seg = 4, D = h * hd, n = b * t;
+    int32_t rank[2 * 2 * 4] = {6, 2, 4, 6, 6, 1, 3, 5, 6, 4, 2, 2, 6, 3, 6, 1};
+    LrCtx k = lr_setup(b, t, h, hd, seg, rank);
+    lr_loss(&k);
+    float *dqkv = malloc(n * 3 * D * 4), *dout = malloc(n * D * 4);
+    memcpy(dout, k.a.r, n * D * 4);
+    train_ops_lowrank_project(NULL, &k.a.s, &k.lr, dout, D, 1);
+    train_ops_attention_backward(NULL, &k.a.s, dqkv, dqkv + D, dqkv + 2 * D, dout, k.a.p, k.q1,
+                                 k.q1 + D, k.q1 + 2 * D, k.a.scratch);
+    train_ops_lowrank_project(NULL, &k.a.s, &k.lr, dqkv, 3 * D, 0);
+    check_grad("rank-aware attention dq/dk/dv", k.a.qkv, dqkv, n * 3 * D, lr_loss, &k, 300);
+    /* the projector of a rank-r cell is symmetric, idempotent, of trace r */
+    const float *P = k.lr.proj + ((0 * h + 0) * k.lr.n_seg + 1) * 2 * hd * hd; /* rank 2 */
+    double tr = 0, worst = 0;
+    for (size_t i = 0; i < hd; i++) {
+        tr += P[i * hd + i];
+        for (size_t j = 0; j < hd; j++) {
+            double pp = 0;
+            for (size_t l = 0; l < hd; l++)
+                pp += (double)P[i * hd + l] * P[l * hd + j];
+            worst = fmax(worst, fabs(pp - P[i * hd + j]) + fabs(P[i * hd + j] - P[j * hd + i]));
+        }
+    }
+    cr_expect(fabs(tr - 2.0) < 1e-5 && worst < 1e-5, "trace %g, |P^2 - P| + asym %g", tr,
+              worst);
+    free(dqkv), free(dout);
+    lr_free(&k);
+}
+
+/* At rank head_dim the projectors are the identity: exact attention (to
+ * float rounding); a lower rank changes the output; segment 0 is exact. */
+Test(train, attention_lowrank_full_rank_is_exact)
+{
+    size_t b = 2, t = 20, h = 2, hd = 8, seg = 8, D = h * hd, n = b * t;
+    int32_t rank[2 * 2 * 3];
+    for (int i = 0; i < 12; i++)
+        rank[i] = 8;
+    LrCtx k = lr_setup(b, t, h, hd, seg, rank);
+    k.lr.at_full = 1;
+    train_ops_lowrank_bases(NULL, &k.a.s, &k.lr, k.a.qkv + D, k.a.qkv + 2 * D);
+    lr_loss(&k);
+    float *o = malloc(n * D * 4);
+    train_ops_attention_forward(NULL, &k.a.s, o, NULL, k.a.qkv, k.a.qkv + D, k.a.qkv + 2 * D,
+                                k.a.scratch);
+    for (size_t i = 0; i < n * D; i++)
+        cr_assert(fabsf(o[i] - k.a.o[i]) <= 1e-5f * (1.0f + fabsf(o[i])), "%zu: %g vs %g", i,
+                  o[i], k.a.o[i]);
+    for (int i = 0; i < 12; i++)
+        rank[i] = 3;
+    k.lr.at_full = 0;
+    train_ops_lowrank_bases(NULL, &k.a.s, &k.lr, k.a.qkv + D, k.a.qkv + 2 * D);
+    lr_loss(&k);
+    double d0 = 0, d1 = 0;
+    for (size_t r = 0; r < n; r++)
+        for (size_t i = 0; i < D; i++) {
+            double d = fabs(o[r * D + i] - k.a.o[r * D + i]);
+            if (r % t < seg)
+                d0 = fmax(d0, d);
+            else
+                d1 = fmax(d1, d);
+        }
+    cr_expect(d0 == 0.0, "segment 0 must run exact (max diff %g)", d0);
+    cr_expect(d1 > 1e-2, "rank 3 of 8 must change the output (max diff %g)", d1);
+    free(o);
+    lr_free(&k);
+}
+
 /* ---- SwiGLU ---- */
 typedef struct {
     size_t n, f;
@@ -333,13 +448,21 @@ static double model_loss(void *p)
     ModelCtx *k = p;
     return train_model_forward(k->m, k->a, NULL, k->tok, k->tgt, 0, NULL) / 16.0;
 }
-static void model_check(int tied)
+static void model_check(int tied, int rank_aware)
 {
     TrainModelConfig cfg = tiny;
     cfg.tied = tied;
     ModelCtx k;
     cr_assert_eq(train_model_new(&cfg, &k.m, NULL), DRRL_OK);
     cr_assert_eq(train_acts_new(k.m, 2, 8, 1, 1, &k.a, NULL), DRRL_OK);
+    if (rank_aware) { /* segments of 3 rows: 0-2 exact, 3-5 and 6-7 at ranks 1..8 */
+        cr_assert_eq(train_acts_set_lowrank(k.a, k.m, 3, NULL), DRRL_OK);
+        size_t n_seg;
+        int32_t *rk = train_acts_ranks(k.a, &n_seg);
+        cr_assert_eq(n_seg, 3);
+        for (size_t i = 0; i < 2 * 2 * 2 * 3; i++)
+            rk[i] = 1 + (int32_t)(i * 5 % 8);
+    }
     train_model_init(k.m, 7);
     /* larger weights than the 0.02 init so every path carries gradient */
     for (size_t i = 0; i < k.m->n_tensors; i++)
@@ -355,6 +478,8 @@ static void model_check(int tied)
     train_model_zero_grad(k.m);
     double l = model_loss(&k);
     cr_expect(isfinite(l));
+    if (rank_aware) /* bases constant for the finite differences, as in backward */
+        train_acts_lowrank_debug(k.a, 1, 0);
     train_model_backward(k.m, k.a, NULL, k.tok);
     /* the training forward overwrote logits with their gradient: the FD
      * passes below recompute them, which is all they need */
@@ -370,11 +495,15 @@ static void model_check(int tied)
 }
 Test(train_grad, model_untied)
 {
-    model_check(0);
+    model_check(0, 0);
 }
 Test(train_grad, model_tied)
 {
-    model_check(1);
+    model_check(1, 0);
+}
+Test(train_grad, model_rank_aware)
+{
+    model_check(1, 1);
 }
 
 /* ---- schedule ---- */

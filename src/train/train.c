@@ -62,6 +62,8 @@ void train_options_default(TrainOptions *o)
     o->eval_every = 200;
     o->eval_bytes = 131072;
     o->ckpt_every = 200;
+    o->ra_segment = 128;
+    o->ra_p_exact = 0.25;
 }
 
 double train_lr(const TrainOptions *o, long s)
@@ -156,6 +158,12 @@ static DrrlStatus options_check(const TrainOptions *o, DrrlError *err)
                           "train: batch must be 1..4096 and context 2..65536");
     if (o->steps < 1 || o->warmup < 0 || o->eval_every < 0 || o->ckpt_every < 0)
         return drrl_error(err, DRRL_E_USAGE, "train: steps must be positive");
+    if (o->rank_aware &&
+        (o->ra_segment < 1 || o->ra_r_min < 0 || o->ra_r_step < 0 || o->ra_r_max < 0 ||
+         o->ra_r_min > o->model.head_dim || !(o->ra_p_exact >= 0 && o->ra_p_exact <= 1)))
+        return drrl_error(err, DRRL_E_USAGE,
+                          "train: rank-aware needs segment >= 1, 0 <= r_min <= head_dim, "
+                          "step >= 0 and 0 <= p_exact <= 1");
     if (!(o->lr > 0) || !(o->min_lr >= 0) || !(o->weight_decay >= 0) ||
         !(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) || !(o->eps > 0) ||
         !(o->clip >= 0))
@@ -191,6 +199,9 @@ static DrrlStatus session_setup(TrainSession *s, const char *train_path, const c
         return st;
     st = train_acts_new(s->model, s->opt.batch, s->opt.ctx, 1, threads, &s->acts, err);
     if (st)
+        return st;
+    if (s->opt.rank_aware &&
+        (st = train_acts_set_lowrank(s->acts, s->model, s->opt.ra_segment, err)))
         return st;
     size_t n = s->opt.batch * s->opt.ctx;
     s->m1 = calloc(s->model->n_params, sizeof(float));
@@ -253,9 +264,15 @@ static void ckpt_pack(const TrainSession *s, int64_t *iv, double *dv)
                    (int64_t)o->eval_bytes,
                    o->ckpt_every,
                    s->step,
-                   (int64_t)s->model->n_params};
-    double d[] = {c->rms_eps, c->rope_theta, o->lr,   o->min_lr,  o->weight_decay, o->beta1,
-                  o->beta2,   o->eps,        o->clip, s->elapsed, s->valid_bpb};
+                   (int64_t)s->model->n_params,
+                   o->rank_aware,
+                   (int64_t)o->ra_segment,
+                   o->ra_r_min,
+                   o->ra_r_step,
+                   o->ra_r_max};
+    double d[] = {c->rms_eps,      c->rope_theta, o->lr,        o->min_lr,
+                  o->weight_decay, o->beta1,      o->beta2,     o->eps,
+                  o->clip,         s->elapsed,    s->valid_bpb, o->ra_p_exact};
     memcpy(iv, i, sizeof i);
     memcpy(dv, d, sizeof d);
 }
@@ -280,6 +297,13 @@ static void ckpt_unpack(TrainOptions *o, long *step, double *elapsed, double *vb
     o->eval_bytes = (size_t)iv[14];
     o->ckpt_every = (long)iv[15];
     *step = (long)iv[16];
+    /* iv[17] is n_params; older checkpoints hold zeros below: not rank-aware */
+    o->rank_aware = (int)iv[18];
+    o->ra_segment = iv[19] > 0 ? (size_t)iv[19] : 128;
+    o->ra_r_min = (int)iv[20];
+    o->ra_r_step = (int)iv[21];
+    o->ra_r_max = (int)iv[22];
+    o->ra_p_exact = dv[11];
     c->rms_eps = (float)dv[0];
     c->rope_theta = dv[1];
     o->lr = dv[2];
@@ -382,6 +406,31 @@ DrrlStatus train_eval_bpb(TrainModel *m, TrainPool *pool, const uint8_t *text, s
                           size_t ctx, size_t stride, size_t batch, double *bpb,
                           size_t *n_scored, DrrlError *err)
 {
+    return train_eval_bpb_rank(m, pool, text, len, ctx, stride, batch, 128, 0, bpb, n_scored,
+                               err);
+}
+
+/* Every rank of the acts' table set to r. */
+static DrrlStatus eval_set_rank(TrainActs *a, const TrainModel *m, size_t batch, size_t segment,
+                                int r, DrrlError *err)
+{
+    if (r <= 0 || r >= m->cfg.head_dim)
+        return DRRL_OK;
+    DrrlStatus st = train_acts_set_lowrank(a, m, segment, err);
+    if (st)
+        return st;
+    size_t n_seg;
+    int32_t *rk = train_acts_ranks(a, &n_seg);
+    size_t cells = (size_t)m->cfg.n_layer * batch * (size_t)m->cfg.n_head * n_seg;
+    for (size_t i = 0; i < cells; i++)
+        rk[i] = r;
+    return DRRL_OK;
+}
+
+DrrlStatus train_eval_bpb_rank(TrainModel *m, TrainPool *pool, const uint8_t *text, size_t len,
+                               size_t ctx, size_t stride, size_t batch, size_t segment,
+                               int rank, double *bpb, size_t *n_scored, DrrlError *err)
+{
     if (len < 2)
         return drrl_error(err, DRRL_E_USAGE, "eval: text shorter than 2 bytes");
     if (ctx > len - 1)
@@ -392,6 +441,8 @@ DrrlStatus train_eval_bpb(TrainModel *m, TrainPool *pool, const uint8_t *text, s
         batch = 1;
     TrainActs *a;
     DrrlStatus st = train_acts_new(m, batch, ctx, 0, train_pool_threads(pool), &a, err);
+    if (!st && (st = eval_set_rank(a, m, batch, segment, rank, err)))
+        train_acts_free(a);
     if (st)
         return st;
     size_t n = batch * ctx;
@@ -448,6 +499,28 @@ static void fill_batch(TrainSession *s, long step)
     }
 }
 
+/* Rank-aware draws for this step (TrainOptions): keyed by (seed, step). */
+static void fill_ranks(TrainSession *s, long step)
+{
+    size_t n_seg;
+    int32_t *rk = train_acts_ranks(s->acts, &n_seg);
+    if (!rk)
+        return;
+    const TrainOptions *o = &s->opt;
+    int32_t hd = o->model.head_dim, def = hd / 8 > 1 ? hd / 8 : 1;
+    int32_t r0 = o->ra_r_min ? o->ra_r_min : def, dr = o->ra_r_step ? o->ra_r_step : def;
+    int32_t top = o->ra_r_max > 0 && o->ra_r_max < hd ? o->ra_r_max : hd - 1;
+    int32_t n_low = r0 <= top ? (top - r0) / dr + 1 : 0;
+    size_t cells = (size_t)o->model.n_layer * o->batch * (size_t)o->model.n_head * n_seg;
+    uint64_t key = train_mix(train_mix(o->seed ^ 0x7A3C5E1F2B4D6987ULL) + (uint64_t)step);
+    for (size_t i = 0; i < cells; i++) {
+        uint64_t u = train_mix(key + (uint64_t)i * 0x9E3779B97F4A7C15ULL);
+        double p = (double)(u >> 11) / 9007199254740992.0;
+        rk[i] =
+            n_low == 0 || p < o->ra_p_exact ? hd : r0 + dr * (int32_t)((u & 0xFFFF) % n_low);
+    }
+}
+
 static DrrlStatus validate(TrainSession *s, DrrlError *err)
 {
     size_t len = s->valid_len;
@@ -470,6 +543,7 @@ DrrlStatus train_session_run(TrainSession *s, const char *ckpt_path, double max_
         long step = s->step;
         double lr = train_lr(o, step);
         fill_batch(s, step);
+        fill_ranks(s, step);
         train_model_zero_grad(s->model);
         double loss = train_model_forward(s->model, s->acts, s->pool, s->tok, s->tgt, 0, NULL);
         loss /= (double)(o->batch * o->ctx);

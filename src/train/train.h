@@ -34,6 +34,17 @@ typedef struct TrainOptions {
     long eval_every;   /* steps between validations (0: only at the end) */
     size_t eval_bytes; /* bytes of the validation text used (0: all) */
     long ckpt_every;   /* steps between checkpoints (0: only at the end) */
+    /* Rank-aware training (train_ops.h, TrainLowRank): each step draws, for
+     * every (layer, sequence, head, decision segment after the first), rank
+     * head_dim with probability ra_p_exact, else a rank uniformly from the
+     * grid ra_r_min, ra_r_min + ra_r_step, ... below head_dim (the engine's
+     * grid) and at most ra_r_max; draws are keyed by (seed, step), so resuming needs no state.
+     */
+    int rank_aware;
+    size_t ra_segment;       /* decision segment (128, the engine's default) */
+    int ra_r_min, ra_r_step; /* 0: head_dim / 8 each (the engine's default grid) */
+    int ra_r_max;            /* highest reduced rank drawn (0: any below head_dim) */
+    double ra_p_exact;       /* 0.25 */
 } TrainOptions;
 
 /* The defaults of `drrl train-lm` (a 4-layer, 256-wide model). */
@@ -114,5 +125,13 @@ DrrlStatus train_session_save(const TrainSession *s, const char *ckpt_path, Drrl
 DrrlStatus train_eval_bpb(TrainModel *m, TrainPool *pool, const uint8_t *text, size_t len,
                           size_t ctx, size_t stride, size_t batch, double *bpb,
                           size_t *n_scored, DrrlError *err);
+
+/* The same with every head of every layer at rank `rank` in each decision
+ * segment of `segment` rows after the first (rank-aware attention as the
+ * engine runs it, bases recomputed every segment); rank 0 or >= head_dim:
+ * exact (train_eval_bpb). */
+DrrlStatus train_eval_bpb_rank(TrainModel *m, TrainPool *pool, const uint8_t *text, size_t len,
+                               size_t ctx, size_t stride, size_t batch, size_t segment,
+                               int rank, double *bpb, size_t *n_scored, DrrlError *err);
 
 #endif

@@ -182,6 +182,8 @@ void train_model_init(TrainModel *m, uint64_t seed)
 
 /* ---- activations ------------------------------------------------------- */
 
+static float *acts_alloc(size_t a, size_t b, size_t c, int *fail);
+
 struct TrainActs {
     size_t b, t, n, layers_kept;
     int for_training;
@@ -202,6 +204,10 @@ struct TrainActs {
     double *rms_scratch;
     float *cos_t, *sin_t; /* (T, head_dim / 2) */
     TrainAttnShape shape;
+    int32_t *ranks;  /* (L, B, H, n_seg) rank-aware ranks, or NULL (exact) */
+    float *proj;     /* (Lk, B, H, n_seg, 2, hd, hd) projectors */
+    TrainLowRank lr; /* segment, n_seg, at_full; rank and proj set per layer */
+    int lr_frozen;   /* tests: keep the projectors of the last pass */
 };
 
 void train_acts_free(TrainActs *a)
@@ -215,7 +221,47 @@ void train_acts_free(TrainActs *a)
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(a->rms_scratch);
+    free(a->ranks);
+    free(a->proj);
     free(a);
+}
+
+DrrlStatus train_acts_set_lowrank(TrainActs *a, const TrainModel *m, size_t segment,
+                                  DrrlError *err)
+{
+    if (segment < 1)
+        return drrl_error(err, DRRL_E_USAGE, "train: rank-aware segment must be positive");
+    const TrainModelConfig *c = &m->cfg;
+    size_t L = (size_t)c->n_layer, H = (size_t)c->n_head, hd = (size_t)c->head_dim;
+    size_t n_seg = (a->t + segment - 1) / segment, cells = a->b * H * n_seg;
+    free(a->ranks), free(a->proj);
+    a->ranks = NULL, a->proj = NULL;
+    int fail = 0;
+    a->ranks = calloc(L * cells, sizeof *a->ranks);
+    a->proj = acts_alloc(a->layers_kept * cells, 2 * hd, hd, &fail);
+    if (!a->ranks || fail) {
+        free(a->ranks), free(a->proj);
+        a->ranks = NULL, a->proj = NULL;
+        return drrl_error(err, DRRL_E_NOMEM, "train: out of memory for rank-aware attention");
+    }
+    for (size_t i = 0; i < L * cells; i++)
+        a->ranks[i] = c->head_dim;
+    a->lr.segment = segment;
+    a->lr.n_seg = n_seg;
+    return DRRL_OK;
+}
+
+int32_t *train_acts_ranks(TrainActs *a, size_t *n_seg)
+{
+    if (n_seg)
+        *n_seg = a->ranks ? a->lr.n_seg : 0;
+    return a->ranks;
+}
+
+void train_acts_lowrank_debug(TrainActs *a, int frozen, int at_full)
+{
+    a->lr_frozen = frozen;
+    a->lr.at_full = at_full;
 }
 
 const float *train_acts_logits(const TrainActs *a)
@@ -307,6 +353,17 @@ DrrlStatus train_acts_new(const TrainModel *m, size_t b, size_t t, int for_train
 
 /* ---- forward / backward ------------------------------------------------ */
 
+/* The rank-aware state of layer l (projectors in slot k), or NULL. */
+static const TrainLowRank *acts_lowrank(TrainActs *a, size_t l, size_t k)
+{
+    if (!a->ranks)
+        return NULL;
+    size_t cells = a->b * a->shape.n_head * a->lr.n_seg, hd = a->shape.head_dim;
+    a->lr.rank = a->ranks + l * cells;
+    a->lr.proj = a->proj + k * cells * 2 * hd * hd;
+    return &a->lr;
+}
+
 double train_model_forward(TrainModel *m, TrainActs *a, TrainPool *pool, const uint8_t *tokens,
                            const uint8_t *targets, size_t score_from, double *nll)
 {
@@ -327,8 +384,16 @@ double train_model_forward(TrainModel *m, TrainActs *a, TrainPool *pool, const u
         train_ops_rmsnorm_forward(pool, xn1, a->rstd1 + k * n, x, ly->ln1, n, C, c->rms_eps);
         train_ops_linear_forward(qkv, xn1, ly->wqkv, n, C, 3 * D, 0);
         train_ops_rope_forward(pool, qkv, n, a->t, 0, 3 * D, 2 * H, hd, a->cos_t, a->sin_t);
+        const TrainLowRank *lr = acts_lowrank(a, l, k);
+        if (lr) {
+            if (!a->lr_frozen)
+                train_ops_lowrank_bases(pool, &a->shape, lr, qkv + D, qkv + 2 * D);
+            train_ops_lowrank_project(pool, &a->shape, lr, qkv, 3 * D, 0); /* q P_K */
+        }
         train_ops_attention_forward(pool, &a->shape, ao, p, qkv, qkv + D, qkv + 2 * D,
                                     a->attn_scratch);
+        if (lr)
+            train_ops_lowrank_project(pool, &a->shape, lr, ao, D, 1); /* O P_V */
         memcpy(xmid, x, n * C * sizeof(float));
         train_ops_linear_forward(xmid, ao, ly->wo, n, D, C, 1);
         train_ops_rmsnorm_forward(pool, xn2, a->rstd2 + k * n, xmid, ly->ln2, n, C, c->rms_eps);
@@ -384,8 +449,13 @@ void train_model_backward(TrainModel *m, TrainActs *a, TrainPool *pool, const ui
                                    a->rstd2 + l * n, n, C, a->rms_scratch);
         /* attention branch: a->dx is now dL/d(xmid) */
         train_ops_linear_backward(a->dao, gl->wo, a->dx, ao, ly->wo, n, D, C, 0);
+        const TrainLowRank *lr = acts_lowrank(a, l, l);
+        if (lr) /* projectors constant: dO P_V in, dq' P_K out */
+            train_ops_lowrank_project(pool, &a->shape, lr, a->dao, D, 1);
         train_ops_attention_backward(pool, &a->shape, a->dqkv, a->dqkv + D, a->dqkv + 2 * D,
                                      a->dao, p, qkv, qkv + D, qkv + 2 * D, a->attn_scratch);
+        if (lr)
+            train_ops_lowrank_project(pool, &a->shape, lr, a->dqkv, 3 * D, 0);
         train_ops_rope_backward(pool, a->dqkv, n, a->t, 0, 3 * D, 2 * H, hd, a->cos_t,
                                 a->sin_t);
         train_ops_linear_backward(a->dxn, gl->wqkv, a->dqkv, xn1, ly->wqkv, n, C, 3 * D, 0);

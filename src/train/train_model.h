@@ -95,6 +95,19 @@ typedef struct TrainActs TrainActs;
 DrrlStatus train_acts_new(const TrainModel *m, size_t b, size_t t, int for_training,
                           int n_threads, TrainActs **out, DrrlError *err);
 void train_acts_free(TrainActs *a);
+/* Rank-aware attention (train_ops.h, TrainLowRank) with decision segments
+ * of `segment` rows: allocates the rank table, initially head_dim
+ * everywhere (exact). DRRL_E_USAGE (segment 0), DRRL_E_NOMEM. */
+DrrlStatus train_acts_set_lowrank(TrainActs *a, const TrainModel *m, size_t segment,
+                                  DrrlError *err);
+/* The rank table (n_layer, b, n_head, n_seg) to fill before a forward pass
+ * (NULL without train_acts_set_lowrank); *n_seg receives n_seg. */
+int32_t *train_acts_ranks(TrainActs *a, size_t *n_seg);
+/* Tests: with frozen set, forward passes reuse the projectors of the last
+ * unfrozen pass (so finite differences see fixed bases); at_full builds
+ * projectors at rank head_dim too. */
+void train_acts_lowrank_debug(TrainActs *a, int frozen, int at_full);
+
 /* The logits (b * t, 256) of the last forward pass of non-training acts. */
 const float *train_acts_logits(const TrainActs *a);
 

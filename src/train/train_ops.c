@@ -4,7 +4,9 @@
 #include "train/train_ops.h"
 
 #include <cblas.h>
+#include <lapacke.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/blas.h"
@@ -484,6 +486,141 @@ void train_ops_attention_backward(TrainPool *pool, const TrainAttnShape *s, floa
         return;
     }
     train_pool_run(pool, attn_bwd_item, &j, s->b * s->n_head);
+}
+
+/* ---- rank-aware attention --------------------------------------------- */
+
+int train_ops_lowrank_active(const TrainAttnShape *s, const TrainLowRank *lr, size_t b,
+                             size_t h, size_t seg)
+{
+    if (seg == 0 || seg >= lr->n_seg)
+        return 0;
+    int32_t r = lr->rank[(b * s->n_head + h) * lr->n_seg + seg];
+    return r < (int32_t)s->head_dim || lr->at_full;
+}
+
+typedef struct LowRankJob {
+    const TrainAttnShape *s;
+    const TrainLowRank *lr;
+    const float *k, *v;
+    float *x;
+    size_t stride;
+    int side;
+} LowRankJob;
+
+/* G += X^T X over rows [r0, r1) of head h of sequence b (double). */
+TRAIN_HOT static void lowrank_gram_add(double *G, const float *x, size_t stride, size_t base,
+                                       size_t h, size_t hd, size_t r0, size_t r1)
+{
+    for (size_t r = r0; r < r1; r++) {
+        const float *xr = x + (base + r) * stride + h * hd;
+        for (size_t i = 0; i < hd; i++) {
+            double xi = xr[i];
+            double *gi = G + i * hd;
+            for (size_t j = 0; j < hd; j++)
+                gi[j] += xi * xr[j];
+        }
+    }
+}
+
+/* P = U_r U_r^T for the r leading eigenvectors of G (a destroyed copy in
+ * a); identity if the eigensolve fails. z, w, isuppz: scratch. */
+static void lowrank_projector(float *P, const double *G, size_t hd, int32_t r, double *a,
+                              double *z, double *w, lapack_int *isuppz)
+{
+    memcpy(a, G, hd * hd * sizeof *a);
+    lapack_int m = 0, d = (lapack_int)hd;
+    lapack_int info = LAPACKE_dsyevr(LAPACK_ROW_MAJOR, 'V', 'A', 'U', d, a, d, 0.0, 0.0, 0, 0,
+                                     0.0, &m, w, z, d, isuppz);
+    if (r > (int32_t)hd)
+        r = (int32_t)hd;
+    for (size_t i = 0; i < hd; i++)
+        for (size_t j = 0; j < hd; j++) {
+            double acc = 0.0;
+            if (info != 0 || m != d) {
+                acc = i == j ? 1.0 : 0.0;
+            } else {
+                /* ascending eigenvalues: the leading r are the last r columns */
+                for (size_t c = hd - (size_t)r; c < hd; c++)
+                    acc += z[i * hd + c] * z[j * hd + c];
+            }
+            P[i * hd + j] = (float)acc;
+        }
+}
+
+static void lowrank_bases_item(void *ctx, size_t item, int thread)
+{
+    const LowRankJob *j = ctx;
+    const TrainAttnShape *s = j->s;
+    const TrainLowRank *lr = j->lr;
+    size_t b = item / s->n_head, h = item % s->n_head, hd = s->head_dim, T = s->t;
+    size_t dd = hd * hd, seg = lr->segment;
+    double *g = calloc(5 * dd + hd, sizeof *g);
+    lapack_int *isuppz = malloc(2 * hd * sizeof *isuppz);
+    if (!g || !isuppz) {
+        free(g), free(isuppz);
+        return; /* projectors stay as they were */
+    }
+    double *gk = g, *gv = g + dd, *a = g + 2 * dd, *z = g + 3 * dd, *w = g + 5 * dd;
+    for (size_t sg = 1; sg < lr->n_seg; sg++) {
+        size_t r0 = (sg - 1) * seg, r1 = sg * seg < T ? sg * seg : T;
+        lowrank_gram_add(gk, j->k, s->qkv_stride, b * T, h, hd, r0, r1);
+        lowrank_gram_add(gv, j->v, s->qkv_stride, b * T, h, hd, r0, r1);
+        if (!train_ops_lowrank_active(s, lr, b, h, sg))
+            continue;
+        int32_t r = lr->rank[(b * s->n_head + h) * lr->n_seg + sg];
+        float *P = lr->proj + ((b * s->n_head + h) * lr->n_seg + sg) * 2 * dd;
+        lowrank_projector(P, gk, hd, r, a, z, w, isuppz);
+        lowrank_projector(P + dd, gv, hd, r, a, z, w, isuppz);
+    }
+    free(g), free(isuppz);
+}
+
+void train_ops_lowrank_bases(TrainPool *pool, const TrainAttnShape *s, const TrainLowRank *lr,
+                             const float *k, const float *v)
+{
+    LowRankJob j = {.s = s, .lr = lr, .k = k, .v = v};
+    int saved = openblas_get_num_threads(); /* LAPACK single-threaded in the workers */
+    if (saved > 1)
+        openblas_set_num_threads(1);
+    train_pool_run(pool, lowrank_bases_item, &j, s->b * s->n_head);
+    if (saved > 1)
+        openblas_set_num_threads(saved);
+}
+
+/* row <- row P for the rows of one (b, h, segment): axpy's over P's rows
+ * (P is symmetric), accumulated in float like the other kernels. */
+TRAIN_HOT static void lowrank_project_item(void *ctx, size_t item, int thread)
+{
+    const LowRankJob *j = ctx;
+    const TrainAttnShape *s = j->s;
+    const TrainLowRank *lr = j->lr;
+    size_t sg = item % lr->n_seg, bh = item / lr->n_seg;
+    size_t b = bh / s->n_head, h = bh % s->n_head, hd = s->head_dim, T = s->t;
+    if (!train_ops_lowrank_active(s, lr, b, h, sg))
+        return;
+    const float *P = lr->proj + (bh * lr->n_seg + sg) * 2 * hd * hd + (size_t)j->side * hd * hd;
+    size_t r0 = sg * lr->segment, r1 = r0 + lr->segment < T ? r0 + lr->segment : T;
+    float tmp[1024];
+    for (size_t r = r0; r < r1; r++) {
+        float *x = j->x + (b * T + r) * j->stride + h * hd;
+        for (size_t c = 0; c < hd; c++)
+            tmp[c] = 0.0f;
+        for (size_t i = 0; i < hd; i++) {
+            float xi = x[i];
+            const float *pi = P + i * hd;
+            for (size_t c = 0; c < hd; c++)
+                tmp[c] += xi * pi[c];
+        }
+        memcpy(x, tmp, hd * sizeof(float));
+    }
+}
+
+void train_ops_lowrank_project(TrainPool *pool, const TrainAttnShape *s, const TrainLowRank *lr,
+                               float *x, size_t stride, int side)
+{
+    LowRankJob j = {.s = s, .lr = lr, .x = x, .stride = stride, .side = side};
+    train_pool_run(pool, lowrank_project_item, &j, s->b * s->n_head * lr->n_seg);
 }
 
 /* ---- SwiGLU ------------------------------------------------------------ */

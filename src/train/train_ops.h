@@ -86,6 +86,42 @@ void train_ops_attention_backward(TrainPool *pool, const TrainAttnShape *s, floa
                                   const float *q, const float *k, const float *v,
                                   float *scratch);
 
+/* Rank-aware attention: rank-r attention as drrl's engine runs it (attn/
+ * attn_core.h), for training. Per sequence b and head h, the keys and values
+ * are cut into decision segments of `segment` rows; for segment s >= 1 the
+ * bases are the eigenvectors of the Grams G_K = K^T K and G_V = V^T V of the
+ * rows of segments 0..s-1 (completed segments only: causal), and with rank r
+ * and P_K = B_K[:, :r] B_K[:, :r]^T (likewise P_V) the segment's rows run
+ *   scores  (q P_K) K^T * scale = (q B_K)(K B_K)^T * scale
+ *   output  softmax(scores) V P_V = (P (V B_V)) B_V^T
+ * which is the engine's kernel. Segment 0, and r >= head_dim, run exact.
+ *
+ * Training treats the projectors as constants in backward (the gradient
+ * does not flow through the eigenvectors): with q' = q P_K and
+ * O = attention(q', K, V) P_V, backward projects dO by P_V, runs the exact
+ * attention backward on (q', K, V) and projects dq' by P_K.
+ *
+ * Storage: rank (b, n_head, n_seg) ranks; proj (b, n_head, n_seg, 2, hd, hd)
+ * projectors (float, computed in double), [0] P_K and [1] P_V. */
+typedef struct TrainLowRank {
+    size_t segment, n_seg; /* n_seg = ceil(t / segment) */
+    const int32_t *rank;
+    float *proj;
+    int at_full; /* build projectors even at rank head_dim (tests: then P = I) */
+} TrainLowRank;
+/* Whether (b, h, segment s) runs at reduced rank. */
+int train_ops_lowrank_active(const TrainAttnShape *s, const TrainLowRank *lr, size_t b,
+                             size_t h, size_t seg);
+/* Compute the projectors of every active (b, h, segment) from k and v (row
+ * layout of train_ops_attention_forward). A failed eigensolve (LAPACK dsyevr,
+ * as the engine) leaves that projector the identity. */
+void train_ops_lowrank_bases(TrainPool *pool, const TrainAttnShape *s, const TrainLowRank *lr,
+                             const float *k, const float *v);
+/* In place: every row of head h in an active segment becomes row P (side 0:
+ * P_K, 1: P_V). x rows have stride `stride` floats, head h at h * hd. */
+void train_ops_lowrank_project(TrainPool *pool, const TrainAttnShape *s, const TrainLowRank *lr,
+                               float *x, size_t stride, int side);
+
 /* h (N, F) = silu(g) * u where gu row r = [g (F) | u (F)]. */
 void train_ops_swiglu_forward(TrainPool *pool, float *h, const float *gu, size_t n, size_t f);
 /* dgu (N, 2F) OVERWRITTEN with [dg | du]. */

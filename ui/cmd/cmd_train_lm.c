@@ -57,6 +57,16 @@ static const char usage[] =
     "  --lr X (2e-3)  --min-lr X (2e-4)  --weight-decay X (0.1)  --clip X (1.0)\n"
     "  --seed N (1)  --eval-every N (200)  --eval-bytes N (131072; 0 = all)\n"
     "  --ckpt-every N (200)  --threads N (drrl's threads; default: online CPUs)\n"
+    "Rank-aware training (a model ready for low-rank attention):\n"
+    "  --rank-aware        run attention as drrl's engine runs it at rank r: per\n"
+    "                      sequence, head and decision segment after the first,\n"
+    "                      key/value bases from the Grams of the completed\n"
+    "                      segments, r drawn at random each step (bases held\n"
+    "                      constant in backward)\n"
+    "  --ra-segment N      decision segment (128, the engine's default)\n"
+    "  --ra-min-rank N     lowest rank (head_dim/8)  --ra-rank-step N (head_dim/8)\n"
+    "  --ra-max-rank N     highest reduced rank drawn (head_dim - 1)\n"
+    "  --ra-exact P        probability of rank head_dim (exact) per draw (0.25)\n"
     "Evaluation (--eval-only):\n"
     "  --model DIR         model directory (default DATA/model)\n"
     "  --data FILE         text (default DATA/brown/test.txt)\n"
@@ -64,6 +74,9 @@ static const char usage[] =
     "  --stride N          window step; each byte is scored once (default = ctx)\n"
     "  --batch N           windows per forward pass (default 4)\n"
     "  --rope-theta X      evaluate with this RoPE base instead of config.json's\n"
+    "  --eval-rank R       run every head at rank R in every decision segment\n"
+    "                      (--ra-segment) after the first, bases recomputed each\n"
+    "                      segment (0 or head_dim: exact, the default)\n"
     "  --dump-logits FILE  also write the logits of the first window as\n"
     "                      safetensors (input_ids I32 [T], logits F32 [T, 256])\n"
     "Other:\n"
@@ -107,7 +120,14 @@ enum {
     OPT_DATA,
     OPT_STRIDE,
     OPT_DUMP,
-    OPT_INIT
+    OPT_INIT,
+    OPT_RANKAWARE,
+    OPT_RASEG,
+    OPT_RAMIN,
+    OPT_RASTEP,
+    OPT_RAEXACT,
+    OPT_EVALRANK,
+    OPT_RAMAX
 };
 
 static const struct option longopts[] = {
@@ -145,6 +165,13 @@ static const struct option longopts[] = {
     {"stride", required_argument, 0, OPT_STRIDE},
     {"dump-logits", required_argument, 0, OPT_DUMP},
     {"init", required_argument, 0, OPT_INIT},
+    {"rank-aware", no_argument, 0, OPT_RANKAWARE},
+    {"ra-segment", required_argument, 0, OPT_RASEG},
+    {"ra-min-rank", required_argument, 0, OPT_RAMIN},
+    {"ra-rank-step", required_argument, 0, OPT_RASTEP},
+    {"ra-exact", required_argument, 0, OPT_RAEXACT},
+    {"eval-rank", required_argument, 0, OPT_EVALRANK},
+    {"ra-max-rank", required_argument, 0, OPT_RAMAX},
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -286,8 +313,13 @@ static DrrlStatus dump_logits(TrainModel *m, TrainPool *pool, const uint8_t *tex
     return st;
 }
 
+typedef struct EvalRank {
+    long segment, rank;
+} EvalRank;
+
 static int eval_only(const char *model_dir, const char *data, long ctx, long stride, long batch,
-                     long threads, int quiet, const char *dump, int force, double theta)
+                     long threads, int quiet, const char *dump, int force, double theta,
+                     const EvalRank *er)
 {
     DrrlError err;
     TrainModel *m = NULL;
@@ -309,11 +341,15 @@ static int eval_only(const char *model_dir, const char *data, long ctx, long str
         st = dump_logits(m, pool, text, len, (size_t)ctx, dump, force ? FILEIO_FORCE : 0, &err);
     double t0 = clock_now_s();
     if (!st)
-        st = train_eval_bpb(m, pool, text, len, (size_t)ctx, (size_t)stride, (size_t)batch,
-                            &bpb, &n, &err);
+        st = train_eval_bpb_rank(m, pool, text, len, (size_t)ctx, (size_t)stride, (size_t)batch,
+                                 (size_t)er->segment, (int)er->rank, &bpb, &n, &err);
     if (!st) {
-        printf("%.4f bpb  (%s, %zu bytes scored, ctx %ld, stride %ld, model %s)\n", bpb, data,
-               n, ctx, stride ? stride : ctx, model_dir);
+        char how[64] = "";
+        if (er->rank > 0 && er->rank < m->cfg.head_dim)
+            snprintf(how, sizeof how, ", rank %ld after the first segment of %ld", er->rank,
+                     er->segment);
+        printf("%.4f bpb  (%s, %zu bytes scored, ctx %ld, stride %ld%s, model %s)\n", bpb, data,
+               n, ctx, stride ? stride : ctx, how, model_dir);
         if (!quiet)
             fprintf(stderr, "evaluated in %.1f s\n", clock_now_s() - t0);
     }
@@ -351,6 +387,7 @@ int cmd_train_lm(int argc, char **argv)
     int resume = 0, steps_set = 0, theta_set = 0, force = 0, quiet = 0, evalonly = 0,
         ctx_set = 0, batch_set = 0;
     double maxsec = 0;
+    EvalRank er = {128, 0};
     long threads = sysconf(_SC_NPROCESSORS_ONLN), stride = 0, v;
     double d;
     if (threads < 1)
@@ -398,6 +435,17 @@ int cmd_train_lm(int argc, char **argv)
         case OPT_INIT:
             init_dir = optarg;
             break;
+        case OPT_RANKAWARE:
+            o.rank_aware = 1;
+            break;
+        case OPT_RASEG:
+            e = parse_l("--ra-segment", optarg, 1, 65536, &v);
+            if (!e)
+                o.ra_segment = (size_t)v, er.segment = v;
+            break;
+        case OPT_RAEXACT:
+            e = parse_d("--ra-exact", optarg, 0, 1, &o.ra_p_exact);
+            break;
         case OPT_UNTIED:
             o.model.tied = 0;
             break;
@@ -428,6 +476,10 @@ int cmd_train_lm(int argc, char **argv)
             INT_OPT(OPT_CKPTEVERY, "--ckpt-every", 0, 100000000, o.ckpt_every)
             INT_OPT(OPT_THREADS, "--threads", 1, 1024, threads)
             INT_OPT(OPT_STRIDE, "--stride", 1, 65536, stride)
+            INT_OPT(OPT_RAMIN, "--ra-min-rank", 1, 1024, o.ra_r_min)
+            INT_OPT(OPT_RASTEP, "--ra-rank-step", 1, 1024, o.ra_r_step)
+            INT_OPT(OPT_RAMAX, "--ra-max-rank", 1, 1024, o.ra_r_max)
+            INT_OPT(OPT_EVALRANK, "--eval-rank", 0, 1024, er.rank)
 #undef INT_OPT
         case OPT_BATCH:
             e = parse_l("--batch", optarg, 1, 4096, &v);
@@ -476,7 +528,7 @@ int cmd_train_lm(int argc, char **argv)
             return cli_error(CLI_EXIT_FAIL, "out of memory");
         rc = eval_only(model_dir, data, ctx_set ? (long)o.ctx : 256, stride,
                        batch_set ? (long)o.batch : 4, threads, quiet, dump, force,
-                       theta_set ? o.model.rope_theta : 0.0);
+                       theta_set ? o.model.rope_theta : 0.0, &er);
         free(def_a);
         free(def_b);
         return rc;
@@ -538,11 +590,12 @@ int cmd_train_lm(int argc, char **argv)
     if (!quiet)
         fprintf(stderr,
                 "train-lm: %d layers, d_model %d, %d heads x %d, d_ff %d, %s, %zu parameters; "
-                "batch %zu x ctx %zu, %ld steps, lr %.2e, seed %llu, %ld threads (%s)%s\n",
+                "batch %zu x ctx %zu, %ld steps, lr %.2e, seed %llu, %ld threads (%s)%s%s\n",
                 mc->n_layer, mc->d_model, mc->n_head, mc->head_dim, mc->d_ff,
                 mc->tied ? "tied" : "untied", train_session_model(s)->n_params, so->batch,
                 so->ctx, so->steps, so->lr, (unsigned long long)so->seed, threads,
-                train_blas_info(), resume ? "; resumed" : "");
+                train_blas_info(), resume ? "; resumed" : "",
+                so->rank_aware ? "; rank-aware" : "");
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
