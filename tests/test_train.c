@@ -604,3 +604,62 @@ Test(train, deterministic_resume_and_export)
     cr_expect_eq(system(cmd), 0);
     free(text);
 }
+
+/* Rank-aware training resumes bit for bit (the draws are keyed by seed and
+ * step, the options travel in the checkpoint), differs from exact training,
+ * and --eval-rank at head_dim is exact. */
+Test(train, rank_aware_resume)
+{
+    char *text = write_text("ra");
+    char ck[256];
+    snprintf(ck, sizeof ck, "%s.ckpt", text);
+    TrainOptions o = small_opts();
+    o.steps = 8;
+    o.eval_every = 0;
+    o.rank_aware = 1;
+    o.ra_segment = 8;
+    o.ra_r_min = 2;
+    o.ra_r_step = 2;
+    o.ra_r_max = 6;
+    DrrlError err;
+    TrainSession *a, *b, *e;
+    cr_assert_eq(train_session_new(&o, text, text, 1, &a, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(train_session_run(a, NULL, 0, NULL, NULL, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(train_session_new(&o, text, text, 2, &b, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(train_session_run(b, ck, 1e-9, NULL, NULL, &err), DRRL_OK, "%s", err.msg);
+    train_session_free(b);
+    cr_assert_eq(train_session_resume(ck, text, text, 3, &b, &err), DRRL_OK, "%s", err.msg);
+    const TrainOptions *ob = train_session_options(b);
+    cr_expect(ob->rank_aware == 1 && ob->ra_segment == 8 && ob->ra_r_min == 2 &&
+              ob->ra_r_step == 2 && ob->ra_r_max == 6 && ob->ra_p_exact == o.ra_p_exact);
+    cr_assert_eq(train_session_run(b, ck, 0, NULL, NULL, &err), DRRL_OK, "%s", err.msg);
+    TrainModel *ma = train_session_model(a), *mb = train_session_model(b);
+    cr_expect(memcmp(ma->params, mb->params, ma->n_params * sizeof(float)) == 0,
+              "resumed rank-aware run must be bit-identical");
+    TrainOptions ox = o;
+    ox.rank_aware = 0;
+    cr_assert_eq(train_session_new(&ox, text, text, 1, &e, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(train_session_run(e, NULL, 0, NULL, NULL, &err), DRRL_OK, "%s", err.msg);
+    cr_expect(memcmp(ma->params, train_session_model(e)->params, ma->n_params * 4) != 0,
+              "rank-aware training must differ from exact training");
+    /* evaluation: rank head_dim (8) is exact; rank 2 differs */
+    uint8_t *txt;
+    size_t len;
+    cr_assert_eq(train_read_text(text, &txt, &len, &err), DRRL_OK);
+    double b0, b8, b2;
+    cr_assert_eq(train_eval_bpb(ma, NULL, txt, 3000, 32, 32, 2, &b0, NULL, &err), DRRL_OK);
+    cr_assert_eq(train_eval_bpb_rank(ma, NULL, txt, 3000, 32, 32, 2, 8, 8, &b8, NULL, &err),
+                 DRRL_OK);
+    cr_assert_eq(train_eval_bpb_rank(ma, NULL, txt, 3000, 32, 32, 2, 8, 2, &b2, NULL, &err),
+                 DRRL_OK);
+    cr_expect(b0 == b8, "%.6f vs %.6f", b0, b8);
+    cr_expect(b2 != b0, "rank 2 of 8 must change the loss: %.6f vs exact %.6f", b2, b0);
+    free(txt);
+    train_session_free(a);
+    train_session_free(b);
+    train_session_free(e);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -f '%s' '%s'", text, ck);
+    cr_expect_eq(system(cmd), 0);
+    free(text);
+}
