@@ -512,9 +512,9 @@ static void fill_ranks(TrainSession *s, long step)
     int32_t top = o->ra_r_max > 0 && o->ra_r_max < hd ? o->ra_r_max : hd - 1;
     int32_t n_low = r0 <= top ? (top - r0) / dr + 1 : 0;
     size_t cells = (size_t)o->model.n_layer * o->batch * (size_t)o->model.n_head * n_seg;
-    uint64_t key = train_mix(train_mix(o->seed ^ 0x7A3C5E1F2B4D6987ULL) + (uint64_t)step);
+    uint64_t key = rng_hash64(rng_hash64(o->seed ^ 0x7A3C5E1F2B4D6987ULL) + (uint64_t)step);
     for (size_t i = 0; i < cells; i++) {
-        uint64_t u = train_mix(key + (uint64_t)i * 0x9E3779B97F4A7C15ULL);
+        uint64_t u = rng_hash64(key + (uint64_t)i * 0x9E3779B97F4A7C15ULL);
         double p = (double)(u >> 11) / 9007199254740992.0;
         rk[i] =
             n_low == 0 || p < o->ra_p_exact ? hd : r0 + dr * (int32_t)((u & 0xFFFF) % n_low);
