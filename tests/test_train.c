@@ -245,7 +245,7 @@ static LrCtx lr_setup(size_t b, size_t t, size_t h, size_t hd, size_t seg, int32
     k.q1 = malloc(n * 3 * D * 4);
     fill(k.a.qkv, n * 3 * D, 1.5);
     fill(k.a.r, n * D, 1.0);
-    train_ops_lowrank_bases(NULL, &k.a.s, &k.lr, k.a.qkv + D, k.a.qkv + 2 * D);
+    train_ops_lowrank_bases(NULL, &k.a.s, &k.lr, NULL, k.a.qkv + D, k.a.qkv + 2 * D);
     return k;
 }
 static void lr_free(LrCtx *k)
@@ -298,7 +298,7 @@ Test(train, attention_lowrank_full_rank_is_exact)
         rank[i] = 8;
     LrCtx k = lr_setup(b, t, h, hd, seg, rank);
     k.lr.at_full = 1;
-    train_ops_lowrank_bases(NULL, &k.a.s, &k.lr, k.a.qkv + D, k.a.qkv + 2 * D);
+    train_ops_lowrank_bases(NULL, &k.a.s, &k.lr, NULL, k.a.qkv + D, k.a.qkv + 2 * D);
     lr_loss(&k);
     float *o = malloc(n * D * 4);
     train_ops_attention_forward(NULL, &k.a.s, o, NULL, k.a.qkv, k.a.qkv + D, k.a.qkv + 2 * D,
@@ -309,7 +309,7 @@ Test(train, attention_lowrank_full_rank_is_exact)
     for (int i = 0; i < 12; i++)
         rank[i] = 3;
     k.lr.at_full = 0;
-    train_ops_lowrank_bases(NULL, &k.a.s, &k.lr, k.a.qkv + D, k.a.qkv + 2 * D);
+    train_ops_lowrank_bases(NULL, &k.a.s, &k.lr, NULL, k.a.qkv + D, k.a.qkv + 2 * D);
     lr_loss(&k);
     double d0 = 0, d1 = 0;
     for (size_t r = 0; r < n; r++)
@@ -648,9 +648,9 @@ Test(train, rank_aware_resume)
     cr_assert_eq(train_read_text(text, &txt, &len, &err), DRRL_OK);
     double b0, b8, b2;
     cr_assert_eq(train_eval_bpb(ma, NULL, txt, 3000, 32, 32, 2, &b0, NULL, &err), DRRL_OK);
-    cr_assert_eq(train_eval_bpb_rank(ma, NULL, txt, 3000, 32, 32, 2, 8, 8, &b8, NULL, &err),
+    cr_assert_eq(train_eval_bpb_rank(ma, NULL, txt, 3000, 32, 32, 2, 8, 8, 0, &b8, NULL, &err),
                  DRRL_OK);
-    cr_assert_eq(train_eval_bpb_rank(ma, NULL, txt, 3000, 32, 32, 2, 8, 2, &b2, NULL, &err),
+    cr_assert_eq(train_eval_bpb_rank(ma, NULL, txt, 3000, 32, 32, 2, 8, 2, 0, &b2, NULL, &err),
                  DRRL_OK);
     cr_expect(b0 == b8, "%.6f vs %.6f", b0, b8);
     cr_expect(b2 != b0, "rank 2 of 8 must change the loss: %.6f vs exact %.6f", b2, b0);

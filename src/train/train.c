@@ -406,7 +406,7 @@ DrrlStatus train_eval_bpb(TrainModel *m, TrainPool *pool, const uint8_t *text, s
                           size_t ctx, size_t stride, size_t batch, double *bpb,
                           size_t *n_scored, DrrlError *err)
 {
-    return train_eval_bpb_rank(m, pool, text, len, ctx, stride, batch, 128, 0, bpb, n_scored,
+    return train_eval_bpb_rank(m, pool, text, len, ctx, stride, batch, 128, 0, 0, bpb, n_scored,
                                err);
 }
 
@@ -429,7 +429,8 @@ static DrrlStatus eval_set_rank(TrainActs *a, const TrainModel *m, size_t batch,
 
 DrrlStatus train_eval_bpb_rank(TrainModel *m, TrainPool *pool, const uint8_t *text, size_t len,
                                size_t ctx, size_t stride, size_t batch, size_t segment,
-                               int rank, double *bpb, size_t *n_scored, DrrlError *err)
+                               int rank, int basis_qk, double *bpb, size_t *n_scored,
+                               DrrlError *err)
 {
     if (len < 2)
         return drrl_error(err, DRRL_E_USAGE, "eval: text shorter than 2 bytes");
@@ -443,6 +444,8 @@ DrrlStatus train_eval_bpb_rank(TrainModel *m, TrainPool *pool, const uint8_t *te
     DrrlStatus st = train_acts_new(m, batch, ctx, 0, train_pool_threads(pool), &a, err);
     if (!st && (st = eval_set_rank(a, m, batch, segment, rank, err)))
         train_acts_free(a);
+    if (!st)
+        train_acts_lowrank_basis(a, basis_qk);
     if (st)
         return st;
     size_t n = batch * ctx;

@@ -129,9 +129,11 @@ DrrlStatus train_eval_bpb(TrainModel *m, TrainPool *pool, const uint8_t *text, s
 /* The same with every head of every layer at rank `rank` in each decision
  * segment of `segment` rows after the first (rank-aware attention as the
  * engine runs it, bases recomputed every segment); rank 0 or >= head_dim:
- * exact (train_eval_bpb). */
+ * exact (train_eval_bpb). basis_qk: the query-aware key basis
+ * (TrainLowRank.key_basis_qk) instead of the engine's. */
 DrrlStatus train_eval_bpb_rank(TrainModel *m, TrainPool *pool, const uint8_t *text, size_t len,
                                size_t ctx, size_t stride, size_t batch, size_t segment,
-                               int rank, double *bpb, size_t *n_scored, DrrlError *err);
+                               int rank, int basis_qk, double *bpb, size_t *n_scored,
+                               DrrlError *err);
 
 #endif

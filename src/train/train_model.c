@@ -258,6 +258,11 @@ int32_t *train_acts_ranks(TrainActs *a, size_t *n_seg)
     return a->ranks;
 }
 
+void train_acts_lowrank_basis(TrainActs *a, int qk)
+{
+    a->lr.key_basis_qk = qk;
+}
+
 void train_acts_lowrank_debug(TrainActs *a, int frozen, int at_full)
 {
     a->lr_frozen = frozen;
@@ -387,7 +392,7 @@ double train_model_forward(TrainModel *m, TrainActs *a, TrainPool *pool, const u
         const TrainLowRank *lr = acts_lowrank(a, l, k);
         if (lr) {
             if (!a->lr_frozen)
-                train_ops_lowrank_bases(pool, &a->shape, lr, qkv + D, qkv + 2 * D);
+                train_ops_lowrank_bases(pool, &a->shape, lr, qkv, qkv + D, qkv + 2 * D);
             train_ops_lowrank_project(pool, &a->shape, lr, qkv, 3 * D, 0); /* q P_K */
         }
         train_ops_attention_forward(pool, &a->shape, ao, p, qkv, qkv + D, qkv + 2 * D,

@@ -103,6 +103,9 @@ DrrlStatus train_acts_set_lowrank(TrainActs *a, const TrainModel *m, size_t segm
 /* The rank table (n_layer, b, n_head, n_seg) to fill before a forward pass
  * (NULL without train_acts_set_lowrank); *n_seg receives n_seg. */
 int32_t *train_acts_ranks(TrainActs *a, size_t *n_seg);
+/* Key basis: 0 from the key Gram (the engine's), 1 query-aware (TrainLowRank
+ * key_basis_qk). */
+void train_acts_lowrank_basis(TrainActs *a, int qk);
 /* Tests: with frozen set, forward passes reuse the projectors of the last
  * unfrozen pass (so finite differences see fixed bases); at_full builds
  * projectors at rank head_dim too. */

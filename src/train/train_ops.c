@@ -502,7 +502,7 @@ int train_ops_lowrank_active(const TrainAttnShape *s, const TrainLowRank *lr, si
 typedef struct LowRankJob {
     const TrainAttnShape *s;
     const TrainLowRank *lr;
-    const float *k, *v;
+    const float *q, *k, *v;
     float *x;
     size_t stride;
     int side;
@@ -555,31 +555,43 @@ static void lowrank_bases_item(void *ctx, size_t item, int thread)
     const TrainLowRank *lr = j->lr;
     size_t b = item / s->n_head, h = item % s->n_head, hd = s->head_dim, T = s->t;
     size_t dd = hd * hd, seg = lr->segment;
-    double *g = calloc(5 * dd + hd, sizeof *g);
+    double *g = calloc(7 * dd + hd, sizeof *g);
     lapack_int *isuppz = malloc(2 * hd * sizeof *isuppz);
     if (!g || !isuppz) {
         free(g), free(isuppz);
         return; /* projectors stay as they were */
     }
     double *gk = g, *gv = g + dd, *a = g + 2 * dd, *z = g + 3 * dd, *w = g + 5 * dd;
+    double *gq = g + 5 * dd + hd, *gqk = gq + dd; /* [Q; K] basis (measurement) */
     for (size_t sg = 1; sg < lr->n_seg; sg++) {
         size_t r0 = (sg - 1) * seg, r1 = sg * seg < T ? sg * seg : T;
         lowrank_gram_add(gk, j->k, s->qkv_stride, b * T, h, hd, r0, r1);
         lowrank_gram_add(gv, j->v, s->qkv_stride, b * T, h, hd, r0, r1);
+        if (lr->key_basis_qk)
+            lowrank_gram_add(gq, j->q, s->qkv_stride, b * T, h, hd, r0, r1);
         if (!train_ops_lowrank_active(s, lr, b, h, sg))
             continue;
         int32_t r = lr->rank[(b * s->n_head + h) * lr->n_seg + sg];
         float *P = lr->proj + ((b * s->n_head + h) * lr->n_seg + sg) * 2 * dd;
-        lowrank_projector(P, gk, hd, r, a, z, w, isuppz);
+        const double *gkey = gk;
+        if (lr->key_basis_qk) {
+            double tk = 0.0, tq = 0.0;
+            for (size_t i = 0; i < hd; i++)
+                tk += gk[i * hd + i], tq += gq[i * hd + i];
+            for (size_t i = 0; i < dd; i++)
+                gqk[i] = (tk > 0 ? gk[i] / tk : 0.0) + (tq > 0 ? gq[i] / tq : 0.0);
+            gkey = gqk;
+        }
+        lowrank_projector(P, gkey, hd, r, a, z, w, isuppz);
         lowrank_projector(P + dd, gv, hd, r, a, z, w, isuppz);
     }
     free(g), free(isuppz);
 }
 
 void train_ops_lowrank_bases(TrainPool *pool, const TrainAttnShape *s, const TrainLowRank *lr,
-                             const float *k, const float *v)
+                             const float *q, const float *k, const float *v)
 {
-    LowRankJob j = {.s = s, .lr = lr, .k = k, .v = v};
+    LowRankJob j = {.s = s, .lr = lr, .q = q, .k = k, .v = v};
     int saved = openblas_get_num_threads(); /* LAPACK single-threaded in the workers */
     if (saved > 1)
         openblas_set_num_threads(1);

@@ -107,16 +107,21 @@ typedef struct TrainLowRank {
     size_t segment, n_seg; /* n_seg = ceil(t / segment) */
     const int32_t *rank;
     float *proj;
-    int at_full; /* build projectors even at rank head_dim (tests: then P = I) */
+    int at_full;      /* build projectors even at rank head_dim (tests: then P = I) */
+    int key_basis_qk; /* 0: key basis from G_K (the engine's); 1: from
+                         G_K / tr G_K + G_Q / tr G_Q of the same completed
+                         rows (the Gram of [K; Q] with both scaled to unit
+                         energy: a query-aware basis, for measurement) */
 } TrainLowRank;
 /* Whether (b, h, segment s) runs at reduced rank. */
 int train_ops_lowrank_active(const TrainAttnShape *s, const TrainLowRank *lr, size_t b,
                              size_t h, size_t seg);
-/* Compute the projectors of every active (b, h, segment) from k and v (row
- * layout of train_ops_attention_forward). A failed eigensolve (LAPACK dsyevr,
+/* Compute the projectors of every active (b, h, segment) from k and v (and
+ * q when key_basis_qk; else q may be NULL) (row layout of
+ * train_ops_attention_forward). A failed eigensolve (LAPACK dsyevr,
  * as the engine) leaves that projector the identity. */
 void train_ops_lowrank_bases(TrainPool *pool, const TrainAttnShape *s, const TrainLowRank *lr,
-                             const float *k, const float *v);
+                             const float *q, const float *k, const float *v);
 /* In place: every row of head h in an active segment becomes row P (side 0:
  * P_K, 1: P_V). x rows have stride `stride` floats, head h at h * hd. */
 void train_ops_lowrank_project(TrainPool *pool, const TrainAttnShape *s, const TrainLowRank *lr,

@@ -77,6 +77,9 @@ static const char usage[] =
     "  --eval-rank R       run every head at rank R in every decision segment\n"
     "                      (--ra-segment) after the first, bases recomputed each\n"
     "                      segment (0 or head_dim: exact, the default)\n"
+    "  --eval-basis B      keys (the engine's key basis, from the key Gram) or qk\n"
+    "                      (query-aware: from G_K/tr G_K + G_Q/tr G_Q of the same\n"
+    "                      completed segments), to compare bases at equal rank\n"
     "  --dump-logits FILE  also write the logits of the first window as\n"
     "                      safetensors (input_ids I32 [T], logits F32 [T, 256])\n"
     "Other:\n"
@@ -127,7 +130,8 @@ enum {
     OPT_RASTEP,
     OPT_RAEXACT,
     OPT_EVALRANK,
-    OPT_RAMAX
+    OPT_RAMAX,
+    OPT_EVALBASIS
 };
 
 static const struct option longopts[] = {
@@ -172,6 +176,7 @@ static const struct option longopts[] = {
     {"ra-exact", required_argument, 0, OPT_RAEXACT},
     {"eval-rank", required_argument, 0, OPT_EVALRANK},
     {"ra-max-rank", required_argument, 0, OPT_RAMAX},
+    {"eval-basis", required_argument, 0, OPT_EVALBASIS},
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -315,6 +320,7 @@ static DrrlStatus dump_logits(TrainModel *m, TrainPool *pool, const uint8_t *tex
 
 typedef struct EvalRank {
     long segment, rank;
+    int basis_qk;
 } EvalRank;
 
 static int eval_only(const char *model_dir, const char *data, long ctx, long stride, long batch,
@@ -342,12 +348,13 @@ static int eval_only(const char *model_dir, const char *data, long ctx, long str
     double t0 = clock_now_s();
     if (!st)
         st = train_eval_bpb_rank(m, pool, text, len, (size_t)ctx, (size_t)stride, (size_t)batch,
-                                 (size_t)er->segment, (int)er->rank, &bpb, &n, &err);
+                                 (size_t)er->segment, (int)er->rank, er->basis_qk, &bpb, &n,
+                                 &err);
     if (!st) {
-        char how[64] = "";
+        char how[96] = "";
         if (er->rank > 0 && er->rank < m->cfg.head_dim)
-            snprintf(how, sizeof how, ", rank %ld after the first segment of %ld", er->rank,
-                     er->segment);
+            snprintf(how, sizeof how, ", rank %ld after the first segment of %ld%s", er->rank,
+                     er->segment, er->basis_qk ? ", [Q;K] key basis" : "");
         printf("%.4f bpb  (%s, %zu bytes scored, ctx %ld, stride %ld%s, model %s)\n", bpb, data,
                n, ctx, stride ? stride : ctx, how, model_dir);
         if (!quiet)
@@ -387,7 +394,7 @@ int cmd_train_lm(int argc, char **argv)
     int resume = 0, steps_set = 0, theta_set = 0, force = 0, quiet = 0, evalonly = 0,
         ctx_set = 0, batch_set = 0;
     double maxsec = 0;
-    EvalRank er = {128, 0};
+    EvalRank er = {128, 0, 0};
     long threads = sysconf(_SC_NPROCESSORS_ONLN), stride = 0, v;
     double d;
     if (threads < 1)
@@ -442,6 +449,12 @@ int cmd_train_lm(int argc, char **argv)
             e = parse_l("--ra-segment", optarg, 1, 65536, &v);
             if (!e)
                 o.ra_segment = (size_t)v, er.segment = v;
+            break;
+        case OPT_EVALBASIS:
+            if (strcmp(optarg, "keys") && strcmp(optarg, "qk"))
+                return cli_usage_error("train-lm", "--eval-basis: '%s' is not keys or qk",
+                                       optarg);
+            er.basis_qk = strcmp(optarg, "qk") == 0;
             break;
         case OPT_RAEXACT:
             e = parse_d("--ra-exact", optarg, 0, 1, &o.ra_p_exact);
