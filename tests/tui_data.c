@@ -124,6 +124,7 @@ TraceStore *tui_data_store(int n_steps, int L, int H, int d, bool policy)
                     .n_masked = nm,
                     .masked = masked,
                     .measured_error = 0.3 * tail,
+                    .guard_estimate = 0.4 * tail,
                     .fidelity = fid,
                     .flops_exact = fe,
                     .flops_executed = fx,

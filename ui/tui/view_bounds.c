@@ -25,7 +25,10 @@ static void gauge(Canvas *c, CanvasRect r, int y, const char *label, double v, d
     char lab[16];
     snprintf(lab, sizeof lab, "%s", label);
     if (lw < 13)
-        snprintf(lab, sizeof lab, "%s", strncmp(label, "measured", 8) == 0 ? "error" : label);
+        snprintf(lab, sizeof lab, "%s",
+                 strncmp(label, "measured", 8) == 0 ? "error"
+                 : strncmp(label, "guard", 5) == 0  ? "guard"
+                                                    : label);
     if (lw < 13)
         lab[strcspn(lab, " ")] = 0;
     canvas_text(c, r.x, y, lw, CANVAS_ROLE_NORMAL, 0, lab);
@@ -127,7 +130,8 @@ static void bounds_draw(const App *app, Canvas *c, CanvasRect r)
     }
     double eps = rec->threshold;
     double scale = 0;
-    const double vals[] = {eps, rec->tail_bound, rec->output_bound, rec->measured_error};
+    const double vals[] = {eps, rec->tail_bound, rec->output_bound, rec->measured_error,
+                           rec->guard_estimate};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
         if (isfinite(vals[i]) && vals[i] > scale)
             scale = vals[i];
@@ -153,6 +157,10 @@ static void bounds_draw(const App *app, Canvas *c, CanvasRect r)
           isinf(rec->output_bound)   ? CANVAS_ROLE_DIM
           : rec->output_bound <= eps ? CANVAS_ROLE_OK
                                      : CANVAS_ROLE_WARN);
+    if (isfinite(rec->guard_estimate))
+        gauge(c, r, y++, "guard est.", rec->guard_estimate, scale, eps, CANVAS_ROLE_MEASURED,
+              rec->guard_estimate > eps ? "estimate > eps" : "estimate",
+              rec->guard_estimate > eps ? CANVAS_ROLE_WARN : CANVAS_ROLE_DIM);
     bool violated = isfinite(rec->output_bound) &&
                     rec->measured_error > rec->output_bound * (1 + 1e-6) + 1e-12;
     bool above = isfinite(rec->measured_error) && rec->measured_error > eps;
@@ -183,7 +191,8 @@ const View view_bounds = {
             "really happened) or estimated. The threshold eps is the safety line: "
             "the guard re-runs a few rows of the last segment at every rank and "
             "masks (greyed, x) the ranks whose measured error there, an estimate "
-            "for the next segment, is above eps, so the policy cannot pick them. "
+            "for the next segment (the 'guard estimate' line, at the rank in use), "
+            "is above eps, so the policy cannot pick them. "
             "A measured error above eps is flagged ABOVE eps; the ratio "
             "bound/measured on the first line says how tight, i.e. how cautious, "
             "the output bound is. An output bound shown as inf is vacuous: the "
