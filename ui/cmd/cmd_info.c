@@ -71,8 +71,8 @@ int cmd_info(int argc, char **argv)
     drrl_error_clear(&terr);
     DrrlStatus ts = tokenizer_load_dir(dir, cf->vocab, &tok, &terr);
     if (ts == DRRL_OK)
-        snprintf(tokdesc, sizeof tokdesc, "%s (%zu ids)", tokenizer_kind_name(tok),
-                 tokenizer_vocab_size(tok));
+        snprintf(tokdesc, sizeof tokdesc, "%s (%zu ids): %s", tokenizer_kind_name(tok),
+                 tokenizer_vocab_size(tok), tokenizer_describe(tok));
     else if (ts == DRRL_E_NOTFOUND)
         snprintf(tokdesc, sizeof tokdesc, "none (give token ids with --ids)");
     else

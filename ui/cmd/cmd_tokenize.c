@@ -15,7 +15,7 @@
 
 static const char usage[] =
     "usage: drrl tokenize (--model DIR | --tokenizer DIR) (--text FILE | --prompt S) "
-    "[--pieces]\n"
+    "[--pieces | --lines]\n"
     "       drrl tokenize (--model DIR | --tokenizer DIR) --decode IDS\n"
     "\n"
     "Print the token ids of a text on one line, separated by single spaces.\n"
@@ -29,6 +29,8 @@ static const char usage[] =
     "  --prompt S        encode the string S\n"
     "  --pieces          print one token a line: id, a tab, and the token's text\n"
     "                    (control characters and partial UTF-8 escaped)\n"
+    "  --lines           encode each line of the text on its own (without its\n"
+    "                    newline) and print one line of ids for each\n"
     "  --decode IDS      print the bytes of the ids IDS (separated by commas or\n"
     "                    whitespace) instead\n"
     "  -h, --help        show this help\n";
@@ -83,16 +85,59 @@ static int finish_output(void)
     return CLI_EXIT_OK;
 }
 
+/* Encode text[0..len) and print its ids on one line, or one token a line
+ * with its text (pieces). */
+static int print_ids(const Tokenizer *tok, const char *text, size_t len, int pieces)
+{
+    DrrlError err;
+    drrl_error_clear(&err);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (tokenizer_encode(tok, text, len, &ids, &n, &err))
+        return cli_fail(&err);
+    char buf[256];
+    for (size_t i = 0; i < n; i++) {
+        if (pieces)
+            printf("%ld\t%s\n", (long)ids[i],
+                   tokenizer_token_text_in(tok, ids, n, i, buf, sizeof buf));
+        else
+            printf(i ? " %ld" : "%ld", (long)ids[i]);
+    }
+    if (!pieces)
+        putchar('\n');
+    free(ids);
+    return CLI_EXIT_OK;
+}
+
+/* --lines: each line (without its newline) encoded on its own. */
+static int print_lines(const Tokenizer *tok, const char *text, size_t len)
+{
+    for (size_t p = 0; p < len;) {
+        const char *nl = memchr(text + p, '\n', len - p);
+        size_t e = nl ? (size_t)(nl - text) : len;
+        int rc = print_ids(tok, text + p, e - p, 0);
+        if (rc)
+            return rc;
+        p = e + 1;
+    }
+    return CLI_EXIT_OK;
+}
+
 int cmd_tokenize(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 't'},
-        {"text", required_argument, 0, 'f'},  {"prompt", required_argument, 0, 'p'},
-        {"pieces", no_argument, 0, 'P'},      {"decode", required_argument, 0, 'd'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
+        {"model", required_argument, 0, 'm'},
+        {"tokenizer", required_argument, 0, 't'},
+        {"text", required_argument, 0, 'f'},
+        {"prompt", required_argument, 0, 'p'},
+        {"pieces", no_argument, 0, 'P'},
+        {"decode", required_argument, 0, 'd'},
+        {"lines", no_argument, 0, 'L'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     const char *model = NULL, *tokdir = NULL, *text = NULL, *prompt = NULL, *decode = NULL;
-    int pieces = 0, c;
+    int pieces = 0, lines = 0, c;
     while ((c = cli_getopt("tokenize", argc, argv, "h", longopts)) != -1) {
         switch (c) {
         case 'm':
@@ -109,6 +154,9 @@ int cmd_tokenize(int argc, char **argv)
             break;
         case 'P':
             pieces = 1;
+            break;
+        case 'L':
+            lines = 1;
             break;
         case 'd':
             decode = optarg;
@@ -128,9 +176,11 @@ int cmd_tokenize(int argc, char **argv)
     if ((text != NULL) + (prompt != NULL) + (decode != NULL) != 1)
         return cli_usage_error("tokenize",
                                "give exactly one of --text FILE, --prompt S and --decode IDS");
-    if (decode && pieces)
-        return cli_usage_error("tokenize",
-                               "--pieces goes with --text or --prompt, not --decode");
+    if (decode && (pieces || lines))
+        return cli_usage_error("tokenize", "--%s goes with --text or --prompt, not --decode",
+                               pieces ? "pieces" : "lines");
+    if (pieces && lines)
+        return cli_usage_error("tokenize", "give at most one of --pieces and --lines");
 
     DrrlError err;
     drrl_error_clear(&err);
@@ -186,22 +236,10 @@ int cmd_tokenize(int argc, char **argv)
         else
             rc = cli_error(CLI_EXIT_FAIL, "out of memory");
     }
-    int32_t *ids = NULL;
-    size_t n = 0;
-    if (rc == 0 && tokenizer_encode(tok, buf, len, &ids, &n, &err))
-        rc = cli_fail(&err);
-    if (rc == 0) {
-        for (size_t i = 0; i < n; i++) {
-            if (pieces)
-                printf("%ld\t%s\n", (long)ids[i], tokenizer_token_text(tok, ids[i]));
-            else
-                printf(i ? " %ld" : "%ld", (long)ids[i]);
-        }
-        if (!pieces)
-            putchar('\n');
+    if (rc == 0)
+        rc = lines ? print_lines(tok, buf, len) : print_ids(tok, buf, len, pieces);
+    if (rc == 0)
         rc = finish_output();
-    }
-    free(ids);
     free(buf);
     tokenizer_free(tok);
     return rc;
