@@ -39,6 +39,12 @@ static int parse_dbl(const char *s, double *out)
     return 0;
 }
 
+const char *method_budget_at(const char *policy)
+{
+    const char *at = strrchr(policy, '@');
+    return at && !strchr(at, '/') ? at : NULL;
+}
+
 DrrlStatus method_parse(const char *spec, Method *m, DrrlError *err)
 {
     memset(m, 0, sizeof *m);

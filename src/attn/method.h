@@ -58,6 +58,11 @@ typedef struct Method {
  * the spec, says what is wrong and lists METHOD_FORMS. */
 DrrlStatus method_parse(const char *spec, Method *m, DrrlError *err);
 
+/* In a drrl policy "PATH@B": the '@' that starts the budget suffix, or NULL.
+ * Only the last '@' counts, and only when no '/' follows it: an '@' inside a
+ * directory name (runs@home/p.safetensors) is part of the path. */
+const char *method_budget_at(const char *policy);
+
 /* Check a parsed method against a model's head_dim (fixed:R and random:A-B
  * need ranks <= head_dim): DRRL_E_USAGE otherwise. */
 DrrlStatus method_check(const Method *m, int32_t head_dim, DrrlError *err);

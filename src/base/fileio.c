@@ -201,6 +201,8 @@ DrrlStatus fileio_read_file(const char *path, size_t max, unsigned flags, char *
                               path, (long long)st.st_size, max);
         }
         hint = (size_t)st.st_size + 1;
+    } else if (max > FILEIO_MAX_STREAM) {
+        max = FILEIO_MAX_STREAM; /* /dev/zero or an endless pipe: bounded memory */
     }
     int r = read_bounded(fd, max, hint, buf, len);
     int e = errno;

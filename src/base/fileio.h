@@ -45,6 +45,9 @@
 /* ---- named limits on input sizes (bytes); each is used in one place. ---- */
 #define FILEIO_MAX_JSON (64u << 20)   /* config.json, sidecars, index files */
 #define FILEIO_MAX_TEXT (1024u << 20) /* texts, token id files, corpora */
+#define FILEIO_MAX_STREAM                                                                      \
+    (64u << 20) /* a FIFO, device or standard input: at most this                              \
+                   much of any of the above is read from one */
 #define FILEIO_MAX_TOKENIZER                                                                   \
     (1024u << 20) /* vocab.json, merges.txt, tokenizer.json                                    \
                      (big vocabularies' are ~20 MB) */

@@ -19,6 +19,7 @@ static const struct {
     [DRRL_E_EXISTS] = {"file exists", 2},
     [DRRL_E_INTERRUPTED] = {"interrupted", 1},
     [DRRL_E_INTERNAL] = {"internal error", 1},
+    [DRRL_E_NUMERIC] = {"non-finite value", 1},
 };
 
 const char *drrl_status_name(DrrlStatus s)
@@ -43,10 +44,14 @@ int drrl_status_exit_code(DrrlStatus s)
 DrrlStatus drrl_error(DrrlError *err, DrrlStatus code, const char *fmt, ...)
 {
     if (err) {
+        /* Format into a copy first: an argument may be err->msg itself
+         * ("%s: %s", path, err->msg), which vsnprintf must not alias. */
+        char buf[sizeof err->msg];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
+        memcpy(err->msg, buf, sizeof buf);
         err->code = code;
         /* Messages are one line: fold any newline a caller let through. */
         for (char *p = err->msg; *p; p++)

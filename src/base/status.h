@@ -21,6 +21,7 @@ typedef enum DrrlStatus {
     DRRL_E_EXISTS,      /* output exists and --force not given: exit 2 */
     DRRL_E_INTERRUPTED, /* stopped by a signal; partial results saved: exit 1 */
     DRRL_E_INTERNAL,    /* a bug: exit 1 */
+    DRRL_E_NUMERIC,     /* a NaN or Inf produced at run time (float32 overflow): exit 1 */
     DRRL_STATUS_COUNT
 } DrrlStatus;
 

@@ -874,6 +874,25 @@ static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, float 
 
 /* ---- the forward pass --------------------------------------------------- */
 
+/* DRRL_E_NUMERIC naming layer l (or the output when l < 0) and what when one
+ * of x[0, n) is NaN or Inf: finite weights can still overflow float32 on an
+ * input, and nothing computed from such a value may be reported. */
+static DrrlStatus check_finite(const float *x, size_t n, size_t width, long l, const char *what,
+                               DrrlError *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) {
+            if (l < 0)
+                return drrl_error(err, DRRL_E_NUMERIC,
+                                  "output layer: %s of token %zu is %s (float32 overflow)",
+                                  what, i / width, isnan(x[i]) ? "NaN" : "infinite");
+            return drrl_error(err, DRRL_E_NUMERIC,
+                              "layer %ld: %s of token %zu is %s (float32 overflow)", l, what,
+                              i / width, isnan(x[i]) ? "NaN" : "infinite");
+        }
+    return DRRL_OK;
+}
+
 static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *logits,
                              const ForwardCapture *cap, DrrlError *err)
 {
@@ -917,6 +936,11 @@ static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *lo
         rj.layer = l;
         rj.pos0 = pos0;
         rows_run(f, ROW_ROPE, n, HD + 2 * KD, &rj);
+        /* before any attention method (an SVD of a NaN fails obscurely) */
+        if ((s = check_finite(f->q, n * HD, HD, (long)l, "a query", err)) ||
+            (s = check_finite(f->k, n * KD, KD, (long)l, "a key", err)) ||
+            (s = check_finite(f->v, n * KD, KD, (long)l, "a value", err)))
+            return s;
         if (f->attn.layer_begin) {
             s = f->attn.layer_begin(f->attn.ctx, (int)l, pos0, n, f->q, err);
             if (s != DRRL_OK)
@@ -954,13 +978,18 @@ static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *lo
         /* x += act Wdown^T + bdown */
         linear(f, f->x, f->f1, m->w_down + l * C * F, m->b_down ? m->b_down + l * C : NULL, n,
                F, C, 1);
+        if ((s = check_finite(f->x, n * C, C, (long)l, "the hidden state", err)))
+            return s;
     }
 
     norm(f, f->h, f->x, m->lnf_w, m->lnf_b, n);
     if (cap && cap->hidden)
         memcpy(cap->hidden + L * n * C, f->h, n * C * sizeof(float));
-    if (logits)
+    if (logits) {
         linear(f, logits, f->h, m->lm_head, NULL, n, C, V, 0);
+        if ((s = check_finite(logits, n * V, V, -1, "a logit", err)))
+            return s;
+    }
     f->len = n_keys;
     return DRRL_OK;
 }

@@ -797,19 +797,51 @@ static DrrlStatus load_weights(Model *m, Source *s, DrrlError *err)
     return DRRL_OK;
 }
 
+/* The sizes in config.json against the checkpoint, before anything is
+ * allocated: every weight the config needs is stored in some tensor, so the
+ * checkpoint's element count (all shards: each is only mapped) bounds it.
+ * Only a config asking for more than twice that (plus 2^20) is refused here,
+ * so that the weights arena stays within about twice the checkpoint; smaller
+ * mismatches get load_spec's message naming the tensor. */
+static DrrlStatus check_against_checkpoint(Source *s, const ModelConfig *cfg, DrrlError *err)
+{
+    if (s->weight_map) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(s->weight_map, k, v)
+        {
+            Shard *sh;
+            TRY(open_shard(s, json_string_value(v), &sh, err));
+        }
+    }
+    size_t have = 0;
+    for (size_t i = 0; i < s->n_shards; i++)
+        for (size_t j = 0; j < s->shards[i].st->n_tensors; j++)
+            have += s->shards[i].st->tensors[j].numel; /* each <= file size: no overflow */
+    size_t need = model_param_count(cfg);
+    if (need / 2 > have + ((size_t)1 << 19))
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s/config.json: the sizes ask for %zu weights but the checkpoint "
+                          "holds %zu values",
+                          s->dir, need, have);
+    return DRRL_OK;
+}
+
 DrrlStatus model_load(const char *dir, Model **out, DrrlError *err)
 {
     *out = NULL;
     ModelConfig cfg;
     TRY(model_config_load(dir, &cfg, err));
-    Model *m;
-    TRY(alloc_model(&cfg, &m, err));
-    if (!(m->dir = strdup(dir))) {
-        model_free(m);
-        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", dir);
-    }
+    TRY(check_sizes(&cfg, err));
     Source src;
+    Model *m = NULL;
     DrrlStatus s = source_open(&src, dir, err);
+    if (s == DRRL_OK)
+        s = check_against_checkpoint(&src, &cfg, err);
+    if (s == DRRL_OK)
+        s = alloc_model(&cfg, &m, err);
+    if (s == DRRL_OK && !(m->dir = strdup(dir)))
+        s = drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", dir);
     if (s == DRRL_OK)
         s = load_weights(m, &src, err);
     source_done(&src);

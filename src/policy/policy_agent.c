@@ -169,10 +169,11 @@ DrrlStatus policy_agent_prepare(const Model *m, AttnCoreConfig *cfg, double budg
         warn[0] = '\0';
     if (cfg->method.kind != METHOD_DRRL)
         return DRRL_OK;
-    /* drrl:PATH@B: a budget B in (0, 1] after the last '@' overrides budget. */
+    /* drrl:PATH@B: a budget B in (0, 1] after the last '@' overrides budget;
+     * an '@' elsewhere in the path (a@b/p.safetensors) is part of the path. */
     char path[sizeof cfg->method.policy];
     snprintf(path, sizeof path, "%s", cfg->method.policy);
-    char *at = strrchr(path, '@');
+    char *at = (char *)method_budget_at(path);
     if (at) {
         char *end;
         double b = strtod(at + 1, &end);

@@ -377,6 +377,14 @@ fail:
     return NULL;
 }
 
+/* Most (layer, head) pairs a sidecar may declare (the largest open models
+ * have about 10^4); drrl-trace(5) states it. */
+#define TRACE_MAX_CELLS (1 << 20)
+#define TRACE_MAX_CELLS_TEXT "1048576"
+/* Layers and heads a row may name when the sidecar does not record the shape
+ * (n_layer or n_head 0): 1024 x 1024 is TRACE_MAX_CELLS. */
+#define TRACE_MAX_UNSHAPED 1024
+
 /* ================================================================ writer */
 
 struct TraceCsvWriter {
@@ -1051,11 +1059,17 @@ static void check_field(Reader *r, int c)
         if (m->n_layer > 0 && t->layer >= m->n_layer)
             rfail(r, c + 1, "layer %d, but the sidecar says n_layer %d", (int)t->layer,
                   (int)m->n_layer);
+        else if (m->n_layer == 0 && t->layer >= TRACE_MAX_UNSHAPED)
+            rfail(r, c + 1, "layer %d: without n_layer in the sidecar, at most %d",
+                  (int)t->layer, TRACE_MAX_UNSHAPED - 1);
         break;
     case TRACE_COL_head:
         if (m->n_head > 0 && t->head >= m->n_head)
             rfail(r, c + 1, "head %d, but the sidecar says n_head %d", (int)t->head,
                   (int)m->n_head);
+        else if (m->n_head == 0 && t->head >= TRACE_MAX_UNSHAPED)
+            rfail(r, c + 1, "head %d: without n_head in the sidecar, at most %d", (int)t->head,
+                  TRACE_MAX_UNSHAPED - 1);
         break;
     case TRACE_COL_method:
         if (m->method && m->method[0] && strcmp(t->method, m->method) != 0)
@@ -1336,6 +1350,13 @@ DrrlStatus trace_csv_read_meta(const char *path, TraceMeta *m, size_t *rows, int
         (st = get_int(o, jpath, "n_steps", 0, INT32_MAX, &ns, err)) ||
         (st = get_int(o, jpath, "rows", 0, INT64_MAX, &nrows, err)))
         goto out;
+    /* Views draw one cell per (layer, head): a shape of 65536 x 65536 would
+     * make every redraw of replay take seconds for a one-row trace. */
+    if (nl * nh > TRACE_MAX_CELLS) {
+        st = meta_bad(err, jpath, "n_layer",
+                      "n_layer x n_head is above " TRACE_MAX_CELLS_TEXT " (layer, head) pairs");
+        goto out;
+    }
     m->segment_len = (int32_t)seg;
     m->n_layer = (int32_t)nl;
     m->n_head = (int32_t)nh;

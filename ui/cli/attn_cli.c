@@ -1,6 +1,10 @@
 /* attn_cli.c: shared options, input and summaries of run / eval / dump. */
 #include "cli/attn_cli.h"
 
+/* Bytes of text read and tokenized per token asked for (--seq-len): a
+ * generous budget; a text whose tokens average more bytes gives fewer tokens. */
+#define ATTN_CLI_BYTES_PER_TOKEN 64
+
 #include "config.h"
 
 #include <errno.h>
@@ -155,6 +159,13 @@ int attn_cli_set_input(const char *cmd, Session *s, const char *text_file, const
         if (!buf)
             return cli_error(CLI_EXIT_FAIL, "out of memory");
         len = strlen(buf);
+    } else if (text_file && seq_len > 0) {
+        /* only the bytes the tokens can come from: `--text -` from an endless
+         * stream stops there (ATTN_CLI_BYTES_PER_TOKEN, below) */
+        if ((rc = cli_read_prefix(text_file,
+                                  (size_t)offset + (size_t)seq_len * ATTN_CLI_BYTES_PER_TOKEN,
+                                  &buf, &len)))
+            return rc;
     } else if ((rc = cli_read_file(text_file ? text_file : ids_file, &buf, &len))) {
         return rc;
     }
@@ -177,8 +188,8 @@ int attn_cli_set_input(const char *cmd, Session *s, const char *text_file, const
         }
         /* a generous byte budget: enough for seq_len tokens of any tokenizer */
         size_t take = len - (size_t)offset;
-        if (seq_len > 0 && (size_t)seq_len * 64 < take)
-            take = (size_t)seq_len * 64;
+        if (seq_len > 0 && (size_t)seq_len * ATTN_CLI_BYTES_PER_TOKEN < take)
+            take = (size_t)seq_len * ATTN_CLI_BYTES_PER_TOKEN;
         DrrlStatus st =
             tokenizer_encode(session_tokenizer(s), buf + offset, take, &ids, &n, &err);
         free(buf);

@@ -106,6 +106,17 @@ int cli_read_file(const char *path, char **buf, size_t *len)
     return 0;
 }
 
+int cli_read_prefix(const char *path, size_t max, char **buf, size_t *len)
+{
+    DrrlError err;
+    if (fileio_read_file(path, max < FILEIO_MAX_TEXT ? max : FILEIO_MAX_TEXT,
+                         FILEIO_STDIN | FILEIO_SPECIAL_OK |
+                             (max < FILEIO_MAX_TEXT ? FILEIO_TRUNCATE : 0),
+                         buf, len, &err))
+        return cli_fail(&err);
+    return 0;
+}
+
 int cli_out_open(const char *path, int force, FileOut **o)
 {
     DrrlError err;

@@ -58,6 +58,10 @@ int cli_out_open(const char *path, int force, FileOut **o);
  * on failure, else 0. */
 int cli_out_commit(FileOut *o);
 
+/* Like cli_read_file, but only the first max bytes are needed: reading stops
+ * there (an endless standard input is never read whole). */
+int cli_read_prefix(const char *path, size_t max, char **buf, size_t *len);
+
 /* Print a command's usage text (to stdout for --help). */
 void cli_print_usage(const char *usage);
 

@@ -126,7 +126,7 @@ static int add_ablations(Method *ms, Row *rows, int *n, int i, const char *beta0
 {
     if (*n + 3 > 64)
         return cli_usage_error("eval", "--methods: at most 64 methods with --ablations");
-    const char *at = strchr(ms[i].policy, '@');
+    const char *at = method_budget_at(ms[i].policy);
     char spec[METHOD_SPEC_MAX + 32];
     DrrlError err;
     int k = *n;
