@@ -10,6 +10,7 @@
 
 #include "model/forward.h"
 #include "attn/method.h"
+#include "base/fileio.h"
 #include "model/model.h"
 #include "policy/policy_agent.h"
 #include "policy/policy_file.h"
@@ -100,7 +101,8 @@ Test(policy_train, deterministic_by_seed_and_resume_is_exact)
     small_cfg(&c, r, 2);
     train(&c, NULL);
     small_cfg(&c, r, 4);
-    train(&c, r); /* resume in place */
+    c.out_flags = FILEIO_UPDATE; /* resume in place, as train-policy does */
+    train(&c, r);
     PolicyMeta ma, mb, mr;
     PolicyNet *na = load(a, &ma), *nb = load(b, &mb), *nr = load(r, &mr);
     cr_assert_eq(memcmp(na->params, nb->params, na->n_params * sizeof(float)), 0);
@@ -109,11 +111,12 @@ Test(policy_train, deterministic_by_seed_and_resume_is_exact)
     cr_assert_eq(mr.steps, 4);
     cr_assert_eq(memcmp(ma.rng, mr.rng, sizeof ma.rng), 0);
     /* Another seed gives another policy. */
-    small_cfg(&c, b, 4);
+    const char *s8 = path_of("s8.st"); /* b was read: an input now, never written */
+    small_cfg(&c, s8, 4);
     c.seed = 8;
     train(&c, NULL);
     PolicyMeta m8;
-    PolicyNet *n8 = load(b, &m8);
+    PolicyNet *n8 = load(s8, &m8);
     cr_assert_neq(memcmp(na->params, n8->params, na->n_params * sizeof(float)), 0);
     cr_assert_str_eq(ma.model.hash, model->hash);
     cr_assert_eq(ma.grid[ma.n_grid - 1], 8);

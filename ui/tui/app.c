@@ -228,6 +228,7 @@ int app_go_to(App *app, int64_t s)
         app->job_from = app_n_steps(app);
         return APP_REDRAW_ALL;
     }
+    app->job_to = -1; /* a jump to a computed token supersedes a running one */
     if (s >= app_n_steps(app))
         s = app_n_steps(app) - 1;
     if (s >= 0)

@@ -8,6 +8,8 @@
 
 #include "tui/views.h"
 
+#define SPEC_FLOOR 1e-5 /* see chart(): below this fraction of sigma_max is 0 */
+
 /* Fraction of sum(sigma^2) kept by the first r values. */
 static double energy_kept(const float *s, int n, int r)
 {
@@ -58,8 +60,14 @@ static void chart(const App *app, Canvas *c, CanvasRect r, const float *s, int n
         if (s[i] > 0 && s[i] < min_pos)
             min_pos = s[i];
     }
-    if (!(min_pos < INFINITY) || min_pos < max * 1e-6)
-        min_pos = max * 1e-6;
+    /* Singular values below SPEC_FLOOR x the largest are numerically zero:
+     * they come from a double Gram's eigenvalues, which err by up to about
+     * 1e-11 x lambda_max for these sizes (bounds_gram_allowance), so sigma
+     * errs by up to a few 1e-6 x sigma_max and such a value is 0 on one CPU
+     * and a hair above on another. They are drawn as nothing. */
+    const double floor = max * SPEC_FLOOR;
+    if (!(min_pos < INFINITY) || min_pos < floor)
+        min_pos = floor;
     int cw = aw / n, bin = 1;
     if (cw > 4)
         cw = 4;
@@ -75,7 +83,9 @@ static void chart(const App *app, Canvas *c, CanvasRect r, const float *s, int n
                 v = s[i];
         bool tail = col * bin >= rank;
         int eighths = (int)lround(height_of(v, max, min_pos, app->log_scale) * r.h * 8);
-        if (v > 0 && eighths == 0)
+        if (v <= floor)
+            eighths = 0;
+        else if (eighths == 0)
             eighths = 1;
         for (int k = 0; k < r.h; k++) {
             int y = r.y + r.h - 1 - k;
