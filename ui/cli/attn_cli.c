@@ -87,6 +87,11 @@ int attn_cli_option(const char *cmd, int c, const char *arg, AttnCoreConfig *cfg
     }
 }
 
+int attn_cli_opt(const char *cmd, const CliOpt *o, const char *arg)
+{
+    return attn_cli_option(cmd, o->code, arg, o->dest) < 0 ? CLI_EXIT_USAGE : 0;
+}
+
 const char *attn_cli_model_dir(const char *dir)
 {
     static char buf[4096];

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "attn/attn_core.h"
+#include "cli/cli.h"
 #include "run/session.h"
 
 /* Long options of the attention core, for a command's option table:
@@ -34,6 +35,20 @@ enum {
     {                                                                                          \
         "no-exact", no_argument, 0, ATTN_CLI_OPT_NO_EXACT                                      \
     }
+
+/* The same options as a group of a command's cli_parse table (cli.h), into
+ * the AttnCoreConfig *cfg. */
+int attn_cli_opt(const char *cmd, const CliOpt *o, const char *arg);
+#define ATTN_CLI_OPT(name, arg, code, cfg) CLI_FN(name, arg, attn_cli_opt, (cfg), code)
+#define ATTN_CLI_OPTS(cfg)                                                                     \
+    ATTN_CLI_OPT("method", 1, ATTN_CLI_OPT_METHOD, cfg),                                       \
+        ATTN_CLI_OPT("segment", 1, ATTN_CLI_OPT_SEGMENT, cfg),                                 \
+        ATTN_CLI_OPT("seed", 1, ATTN_CLI_OPT_SEED, cfg),                                       \
+        ATTN_CLI_OPT("rank-min", 1, ATTN_CLI_OPT_RANK_MIN, cfg),                               \
+        ATTN_CLI_OPT("rank-step", 1, ATTN_CLI_OPT_RANK_STEP, cfg),                             \
+        ATTN_CLI_OPT("eps", 1, ATTN_CLI_OPT_EPS, cfg),                                         \
+        ATTN_CLI_OPT("rot-tol", 1, ATTN_CLI_OPT_ROT_TOL, cfg),                                 \
+        ATTN_CLI_OPT("no-exact", 0, ATTN_CLI_OPT_NO_EXACT, cfg)
 
 /* The --method line with the command's default, then the other options. */
 #define ATTN_CLI_METHOD_USAGE(dflt)                                                            \

@@ -153,3 +153,87 @@ const char *cli_data_dir(void)
     }
     return DRRL_DATADIR;
 }
+
+enum { CLI_MAX_OPTS = 96, CLI_OPT_BASE = 0x1000 };
+
+/* One option's value into its destination: 0 or an exit code. */
+static int opt_apply(const char *cmd, const CliOpt *o, const char *arg)
+{
+    char flag[80];
+    snprintf(flag, sizeof flag, "--%s", o->name);
+    long v;
+    double d;
+    switch (o->kind) {
+    case CLI_OPT_FLAG:
+        *(int *)o->dest = 1;
+        return 0;
+    case CLI_OPT_BITS:
+        *(unsigned *)o->dest |= (unsigned)o->code;
+        return 0;
+    case CLI_OPT_STR:
+        *(const char **)o->dest = arg;
+        return 0;
+    case CLI_OPT_INT:
+        if (cli_parse_long(cmd, flag, arg, o->lo, o->hi, &v))
+            return CLI_EXIT_USAGE;
+        *(int *)o->dest = (int)v;
+        return 0;
+    case CLI_OPT_LONG:
+        return cli_parse_long(cmd, flag, arg, o->lo, o->hi, o->dest) ? CLI_EXIT_USAGE : 0;
+    case CLI_OPT_DOUBLE:
+        if (cli_parse_double(cmd, flag, arg, o->dlo, o->dhi, &d))
+            return CLI_EXIT_USAGE;
+        *(double *)o->dest = d;
+        return 0;
+    case CLI_OPT_FN:
+        return o->fn(cmd, o, arg);
+    }
+    return CLI_EXIT_USAGE;
+}
+
+int cli_parse(const char *cmd, const char *usage, const CliOpt *opts, int argc, char **argv,
+              int *first_arg)
+{
+    struct option lo[CLI_MAX_OPTS + 2];
+    char shorts[2 * CLI_MAX_OPTS + 2] = "h";
+    size_t n = 0, ns = 1;
+    for (; opts[n].name && n < CLI_MAX_OPTS; n++) {
+        const CliOpt *o = &opts[n];
+        int arg = o->kind == CLI_OPT_FN ? o->has_arg
+                                        : o->kind != CLI_OPT_FLAG && o->kind != CLI_OPT_BITS;
+        lo[n] = (struct option){o->name, arg ? required_argument : no_argument, 0,
+                                CLI_OPT_BASE + (int)n};
+        if (o->short_name) {
+            shorts[ns++] = o->short_name;
+            if (arg)
+                shorts[ns++] = ':';
+        }
+    }
+    shorts[ns] = 0;
+    lo[n] = (struct option){"help", no_argument, 0, 'h'};
+    lo[n + 1] = (struct option){0, 0, 0, 0};
+    cli_getopt_reset();
+    int c;
+    while ((c = cli_getopt(cmd, argc, argv, shorts, lo)) != -1) {
+        if (c == 'h') {
+            cli_print_usage(usage);
+            return CLI_EXIT_OK;
+        }
+        const CliOpt *o = NULL;
+        if (c >= CLI_OPT_BASE && c < CLI_OPT_BASE + (int)n)
+            o = &opts[c - CLI_OPT_BASE];
+        for (size_t i = 0; !o && i < n; i++)
+            if (opts[i].short_name && opts[i].short_name == c)
+                o = &opts[i];
+        if (!o)
+            return CLI_EXIT_USAGE;
+        int r = opt_apply(cmd, o, optarg);
+        if (r)
+            return r;
+    }
+    if (first_arg)
+        *first_arg = optind;
+    else if (optind < argc)
+        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    return CLI_GO;
+}

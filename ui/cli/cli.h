@@ -70,4 +70,97 @@ void cli_print_usage(const char *usage);
  * installed pkgdatadir. The returned string is static. */
 const char *cli_data_dir(void);
 
+/* ---- declarative options ---------------------------------------------
+ * A command describes its options as a table of CliOpt (the CLI_* macros
+ * below, ended by CLI_END) and parses argv with cli_parse. Commands that
+ * take the same inputs share groups of entries (CLI_MODEL_OPT,
+ * CLI_TEXT_OPTS, CLI_THREADS_OPT, CLI_FORCE_OPT here; ATTN_CLI_OPTS in
+ * attn_cli.h; TRACE_CLI_OPTS in trace_cli.h). Destinations are checked
+ * for their type at compile time. */
+typedef enum CliOptKind {
+    CLI_OPT_FLAG,   /* no value: *(int *)dest = 1 */
+    CLI_OPT_BITS,   /* no value: *(unsigned *)dest |= code */
+    CLI_OPT_STR,    /* *(const char **)dest = the value */
+    CLI_OPT_INT,    /* an integer in lo..hi into *(int *)dest */
+    CLI_OPT_LONG,   /* an integer in lo..hi into *(long *)dest */
+    CLI_OPT_DOUBLE, /* a finite number in dlo..dhi into *(double *)dest */
+    CLI_OPT_FN,     /* fn(cmd, opt, value); the value is NULL when has_arg is 0 */
+} CliOptKind;
+
+typedef struct CliOpt CliOpt;
+/* A handler: 0, or an exit code after printing a one-line error. */
+typedef int (*CliOptFn)(const char *cmd, const CliOpt *o, const char *arg);
+struct CliOpt {
+    const char *name; /* the long name without "--"; NULL ends a table */
+    CliOptKind kind;
+    void *dest;
+    long lo, hi;     /* CLI_OPT_INT, CLI_OPT_LONG */
+    double dlo, dhi; /* CLI_OPT_DOUBLE */
+    CliOptFn fn;     /* CLI_OPT_FN */
+    int code;        /* CLI_OPT_BITS: the bits; CLI_OPT_FN: for the handler */
+    int has_arg;     /* CLI_OPT_FN: it takes a value */
+    char short_name; /* also -c, or 0 */
+};
+
+#define CLI_FLAG(n, d)                                                                         \
+    {                                                                                          \
+        .name = (n), .kind = CLI_OPT_FLAG, .dest = (1 ? (d) : (int *)0)                        \
+    }
+#define CLI_BITS(n, d, bits)                                                                   \
+    {                                                                                          \
+        .name = (n), .kind = CLI_OPT_BITS, .dest = (1 ? (d) : (unsigned *)0), .code = (bits)   \
+    }
+#define CLI_STR(n, d)                                                                          \
+    {                                                                                          \
+        .name = (n), .kind = CLI_OPT_STR, .dest = (1 ? (d) : (const char **)0)                 \
+    }
+#define CLI_INT(n, d, l, h)                                                                    \
+    {                                                                                          \
+        .name = (n), .kind = CLI_OPT_INT, .dest = (1 ? (d) : (int *)0), .lo = (l), .hi = (h)   \
+    }
+#define CLI_LONG(n, d, l, h)                                                                   \
+    {                                                                                          \
+        .name = (n), .kind = CLI_OPT_LONG, .dest = (1 ? (d) : (long *)0), .lo = (l), .hi = (h) \
+    }
+#define CLI_DOUBLE(n, d, l, h)                                                                 \
+    {                                                                                          \
+        .name = (n), .kind = CLI_OPT_DOUBLE, .dest = (1 ? (d) : (double *)0), .dlo = (l),      \
+        .dhi = (h)                                                                             \
+    }
+#define CLI_FN(n, arg, f, d, c)                                                                \
+    {                                                                                          \
+        .name = (n), .kind = CLI_OPT_FN, .fn = (f), .dest = (d), .code = (c), .has_arg = (arg) \
+    }
+#define CLI_END                                                                                \
+    {                                                                                          \
+        .name = NULL                                                                           \
+    }
+
+/* Shared groups. */
+#define CLI_MODEL_OPT(d) CLI_STR("model", d)
+#define CLI_THREADS_OPT(d) CLI_LONG("threads", d, 1, 256)
+#define CLI_FORCE_OPT(d) CLI_FLAG("force", d)
+/* --text FILE, --prompt S, --ids-file F, --seq-len N, --offset BYTES: the
+ * input of a command that runs a session (attn_cli_set_input). */
+typedef struct CliText {
+    const char *text, *prompt, *ids_file;
+    long seq_len, offset;
+} CliText;
+#define CLI_TEXT_OPTS(t)                                                                       \
+    CLI_STR("text", &(t)->text), CLI_STR("prompt", &(t)->prompt),                              \
+        CLI_STR("ids-file", &(t)->ids_file), CLI_LONG("seq-len", &(t)->seq_len, 1, 1L << 30),  \
+        CLI_LONG("offset", &(t)->offset, 0, 1L << 40)
+
+/* cli_parse's answer when the command goes on (every other answer is the
+ * exit code to return: 0 after --help, 2 after a usage error). */
+#define CLI_GO (-1)
+
+/* Parse argv (argv[0] is the command) by the table opts, plus -h/--help
+ * (prints usage to stdout). Options are handled in the order given; a bad one
+ * is a one-line usage error naming it. With first_arg NULL the command takes
+ * no other argument ("unexpected argument" otherwise); else *first_arg is the
+ * index of the first one. */
+int cli_parse(const char *cmd, const char *usage, const CliOpt *opts, int argc, char **argv,
+              int *first_arg);
+
 #endif

@@ -5,6 +5,7 @@
 #define DRRL_TRACE_CLI_H
 
 #include "attn/attn_core.h"
+#include "cli/cli.h"
 #include "run/session.h"
 #include "trace/trace_csv.h"
 
@@ -29,6 +30,11 @@ typedef struct TraceCli {
     unsigned flags;  /* TRACE_CSV_FORCE, TRACE_CSV_NO_TIMING */
     TraceCsvWriter *w;
 } TraceCli;
+
+/* The same options as a group of a command's cli_parse table (cli.h). */
+#define TRACE_CLI_OPTS(t)                                                                      \
+    CLI_STR("trace-out", &(t)->out), CLI_BITS("force", &(t)->flags, TRACE_CSV_FORCE),          \
+        CLI_BITS("no-timing", &(t)->flags, TRACE_CSV_NO_TIMING)
 
 /* Handle option c into t: 1 when it was one of the options above, else 0. */
 int trace_cli_option(TraceCli *t, int c);

@@ -91,74 +91,81 @@ static void print_guard(const AttnSummary *s)
     printf("; %lld rows at ranks it flagged\n", (long long)s->guard_forced_rows);
 }
 
+/* The summary in words. */
+static void print_summary(const Session *s, const AttnSummary *sum)
+{
+    printf("method            %s\n", attn_core_method(session_core((Session *)s)));
+    printf("tokens            %lld\n", (long long)sum->tokens);
+    printf("flops exact       %.6g (attention core %.6g)\n", sum->flops_exact,
+           sum->attn_flops_exact);
+    printf("flops executed    %.6g (attention core %.6g)\n", sum->flops_executed,
+           sum->attn_flops_executed);
+    printf("savings           whole model %.2f%%, attention core %.2f%%\n",
+           100.0 * sum->savings, 100.0 * sum->attn_savings);
+    if (isfinite(sum->fidelity))
+        printf("fidelity          %.6f\n", sum->fidelity);
+    else
+        printf("fidelity          not measured (--no-exact)\n");
+    if (sum->bound_violations >= 0)
+        printf("bound violations  %lld\n", (long long)sum->bound_violations);
+    else
+        printf("bound violations  not checked (--no-exact)\n");
+    print_guard(sum);
+    if (isfinite(sum->loss))
+        printf("loss              %.6f nats/token (perplexity %.4g)\n", sum->loss,
+               exp(sum->loss));
+    printf("wall time         %.3f s\n", sum->wall_s);
+}
+
+/* Run the session to the end in segment-sized calls, with a progress bar on
+ * a terminal; Ctrl-C stops between chunks and keeps the trace. 0 or the exit
+ * code, after printing one line. */
+static int run_all(Session *s, TraceCli *tc, int32_t segment)
+{
+    size_t total = session_len(s), done = 0;
+    DrrlError err;
+    int r = 0;
+    signals_catch();
+    while (session_pos(s) < total) {
+        if (signals_caught()) {
+            attn_cli_progress_end();
+            r = trace_cli_interrupted(tc, "run");
+            break;
+        }
+        if (session_advance(s, (size_t)segment * 4, &done, &err) != DRRL_OK) {
+            attn_cli_progress_end();
+            trace_cli_finish(tc, 1); /* the rows so far stay a valid trace */
+            r = cli_fail(&err);
+            break;
+        }
+        attn_cli_progress("run", session_pos(s), total);
+    }
+    attn_cli_progress_end();
+    signals_restore();
+    return r ? r : trace_cli_finish(tc, 0);
+}
+
 int cmd_run(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},
-        {"text", required_argument, 0, 'f'},
-        {"prompt", required_argument, 0, 'p'},
-        {"ids-file", required_argument, 0, 'i'},
-        {"seq-len", required_argument, 0, 'n'},
-        {"offset", required_argument, 0, 'o'},
-        {"summary-json", required_argument, 0, 'j'},
-        {"threads", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},
-        ATTN_CLI_LONGOPTS,
-        TRACE_CLI_LONGOPTS,
-        {0, 0, 0, 0},
-    };
     AttnCoreConfig cfg;
     attn_core_config_default(&cfg);
-    const char *model = NULL, *text = NULL, *prompt = NULL, *idsf = NULL, *json = NULL;
-    long seq_len = 0, offset = 0, threads = 0;
-    int c, r;
+    const char *model = NULL, *json = NULL;
+    CliText in = {0};
+    long threads = 0;
     TraceCli tc = {0};
-    while ((c = cli_getopt("run", argc, argv, "h", longopts)) != -1) {
-        if (trace_cli_option(&tc, c))
-            continue;
-        if ((r = attn_cli_option("run", c, optarg, &cfg)) != 0) {
-            if (r < 0)
-                return CLI_EXIT_USAGE;
-            continue;
-        }
-        switch (c) {
-        case 'm':
-            model = optarg;
-            break;
-        case 'f':
-            text = optarg;
-            break;
-        case 'p':
-            prompt = optarg;
-            break;
-        case 'i':
-            idsf = optarg;
-            break;
-        case 'j':
-            json = optarg;
-            break;
-        case 'n':
-            if (cli_parse_long("run", "--seq-len", optarg, 1, 1L << 30, &seq_len))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'o':
-            if (cli_parse_long("run", "--offset", optarg, 0, 1L << 40, &offset))
-                return CLI_EXIT_USAGE;
-            break;
-        case 't':
-            if (cli_parse_long("run", "--threads", optarg, 1, 256, &threads))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'h':
-            cli_print_usage(usage);
-            return CLI_EXIT_OK;
-        default:
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
-    if (!!text + !!prompt + !!idsf != 1)
+    const CliOpt opts[] = {
+        CLI_MODEL_OPT(&model),
+        CLI_TEXT_OPTS(&in),
+        CLI_STR("summary-json", &json),
+        CLI_THREADS_OPT(&threads),
+        ATTN_CLI_OPTS(&cfg),
+        TRACE_CLI_OPTS(&tc),
+        CLI_END,
+    };
+    int r = cli_parse("run", usage, opts, argc, argv, NULL);
+    if (r != CLI_GO)
+        return r;
+    if (!!in.text + !!in.prompt + !!in.ids_file != 1)
         return cli_usage_error("run",
                                "give exactly one of --text FILE, --prompt S, --ids-file F");
     Session *s;
@@ -166,72 +173,19 @@ int cmd_run(int argc, char **argv)
     if (session_open(attn_cli_model_dir(model), &cfg, (int)threads, &s, &err) != DRRL_OK)
         return cli_fail(&err);
     attn_cli_warn(s);
-    if ((r = attn_cli_set_input("run", s, text, prompt, idsf, offset, seq_len))) {
-        session_free(s);
-        return r;
-    }
     FileOut *jo = NULL; /* opened after the inputs are read: never one of them */
-    if ((json && (r = cli_out_open(json, tc.flags & TRACE_CSV_FORCE, &jo))) ||
-        (r = trace_cli_start(&tc, "run", s, &cfg))) {
-        fileio_out_abort(jo);
-        session_free(s);
-        return r;
-    }
-    signals_catch(); /* Ctrl-C: stop between chunks, keep the trace */
-    /* Run in segment-sized calls, with a progress bar on a terminal. */
-    size_t total = session_len(s), done = 0;
-    while (session_pos(s) < total) {
-        size_t chunk = (size_t)cfg.segment * 4;
-        if (signals_caught()) {
-            attn_cli_progress_end();
-            r = trace_cli_interrupted(&tc, "run");
-            fileio_out_abort(jo);
-            signals_restore();
-            session_free(s);
-            return r;
-        }
-        if (session_advance(s, chunk, &done, &err) != DRRL_OK) {
-            attn_cli_progress_end();
-            trace_cli_finish(&tc, 1); /* the rows so far stay a valid trace */
-            fileio_out_abort(jo);
-            signals_restore();
-            session_free(s);
-            return cli_fail(&err);
-        }
-        attn_cli_progress("run", session_pos(s), total);
-    }
-    attn_cli_progress_end();
-    signals_restore();
-    if ((r = trace_cli_finish(&tc, 0))) {
+    if ((r = attn_cli_set_input("run", s, in.text, in.prompt, in.ids_file, in.offset,
+                                in.seq_len)) ||
+        (json && (r = cli_out_open(json, tc.flags & TRACE_CSV_FORCE, &jo))) ||
+        (r = trace_cli_start(&tc, "run", s, &cfg)) || (r = run_all(s, &tc, cfg.segment))) {
         fileio_out_abort(jo);
         session_free(s);
         return r;
     }
     AttnSummary sum;
     attn_cli_summary(s, &sum);
-    if (!json || strcmp(json, "-") != 0) {
-        printf("method            %s\n", attn_core_method(session_core(s)));
-        printf("tokens            %lld\n", (long long)sum.tokens);
-        printf("flops exact       %.6g (attention core %.6g)\n", sum.flops_exact,
-               sum.attn_flops_exact);
-        printf("flops executed    %.6g (attention core %.6g)\n", sum.flops_executed,
-               sum.attn_flops_executed);
-        printf("savings           whole model %.2f%%, attention core %.2f%%\n",
-               100.0 * sum.savings, 100.0 * sum.attn_savings);
-        if (isfinite(sum.fidelity))
-            printf("fidelity          %.6f\n", sum.fidelity);
-        else
-            printf("fidelity          not measured (--no-exact)\n");
-        if (sum.bound_violations >= 0)
-            printf("bound violations  %lld\n", (long long)sum.bound_violations);
-        else
-            printf("bound violations  not checked (--no-exact)\n");
-        print_guard(&sum);
-        if (isfinite(sum.loss))
-            printf("loss              %.6f nats/token (perplexity %.4g)\n", sum.loss,
-                   exp(sum.loss));
-        printf("wall time         %.3f s\n", sum.wall_s);
-    }
+    if (!json || strcmp(json, "-") != 0)
+        print_summary(s, &sum);
     session_free(s);
     if (jo && (r = write_json(jo, &sum)))
         return r;
