@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -33,4 +34,21 @@ Test(status, checked_size_arithmetic)
     cr_assert_eq(drrl_size_add(SIZE_MAX, 1, &r), 1);
     cr_assert_eq(drrl_size_add(1, 2, &r), 0);
     cr_assert_eq(r, 3);
+}
+
+Test(status, output_path_errors_are_the_users)
+{
+    /* An output that cannot be created is exit 2 for every command; a
+     * write that fails midway is exit 1. */
+    int path_errors[] = {ENOENT, ENOTDIR, EACCES, EPERM, EROFS, EISDIR, ENAMETOOLONG, ELOOP};
+    for (size_t i = 0; i < sizeof path_errors / sizeof *path_errors; i++)
+        cr_assert_eq(drrl_status_exit_code(drrl_status_of_write_errno(path_errors[i])), 2,
+                     "errno %d", path_errors[i]);
+    int runtime_errors[] = {ENOSPC, EIO, EFBIG, EDQUOT};
+    for (size_t i = 0; i < sizeof runtime_errors / sizeof *runtime_errors; i++)
+        cr_assert_eq(drrl_status_exit_code(drrl_status_of_write_errno(runtime_errors[i])), 1,
+                     "errno %d", runtime_errors[i]);
+    cr_assert_eq(drrl_status_exit_code(DRRL_E_EXISTS), 2);
+    cr_assert_eq(drrl_status_exit_code(DRRL_E_INTERRUPTED), 1);
+    cr_assert_eq(drrl_status_exit_code(DRRL_E_NUMERIC), 1);
 }

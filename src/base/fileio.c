@@ -428,13 +428,14 @@ DrrlStatus fileio_out_open(FileOut **out, const char *path, unsigned flags, Drrl
 {
     *out = NULL;
     FileOut *o = calloc(1, sizeof *o);
-    if (!o || !(o->shown = strdup(path))) {
+    int is_stdout = (flags & FILEIO_STDOUT) && strcmp(path, "-") == 0;
+    if (!o || !(o->shown = strdup(is_stdout ? "standard output" : path))) {
         free(o);
         return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
     }
     o->flags = flags;
     o->slot = -1;
-    if ((flags & FILEIO_STDOUT) && strcmp(path, "-") == 0) {
+    if (is_stdout) {
         o->mode = MODE_STDOUT;
         o->f = stdout;
         *out = o;

@@ -10,16 +10,16 @@ static const struct {
     const char *name;
     int exit_code;
 } status_table[DRRL_STATUS_COUNT] = {
-    [DRRL_OK] = {"ok", 0},
-    [DRRL_E_USAGE] = {"usage error", 2},
-    [DRRL_E_INPUT] = {"bad input", 2},
-    [DRRL_E_NOTFOUND] = {"not found", 2},
-    [DRRL_E_IO] = {"i/o error", 1},
-    [DRRL_E_NOMEM] = {"out of memory", 1},
-    [DRRL_E_EXISTS] = {"file exists", 2},
-    [DRRL_E_INTERRUPTED] = {"interrupted", 1},
-    [DRRL_E_INTERNAL] = {"internal error", 1},
-    [DRRL_E_NUMERIC] = {"non-finite value", 1},
+    [DRRL_OK] = {"ok", DRRL_EXIT_OK},
+    [DRRL_E_USAGE] = {"usage error", DRRL_EXIT_USAGE},
+    [DRRL_E_INPUT] = {"bad input", DRRL_EXIT_USAGE},
+    [DRRL_E_NOTFOUND] = {"not found", DRRL_EXIT_USAGE},
+    [DRRL_E_IO] = {"i/o error", DRRL_EXIT_FAIL},
+    [DRRL_E_NOMEM] = {"out of memory", DRRL_EXIT_FAIL},
+    [DRRL_E_EXISTS] = {"file exists", DRRL_EXIT_USAGE},
+    [DRRL_E_INTERRUPTED] = {"interrupted", DRRL_EXIT_FAIL},
+    [DRRL_E_INTERNAL] = {"internal error", DRRL_EXIT_FAIL},
+    [DRRL_E_NUMERIC] = {"non-finite value", DRRL_EXIT_FAIL},
 };
 
 const char *drrl_status_name(DrrlStatus s)
@@ -31,13 +31,28 @@ const char *drrl_status_name(DrrlStatus s)
 
 DrrlStatus drrl_status_of_write_errno(int e)
 {
-    return e == ENOENT || e == ENOTDIR ? DRRL_E_NOTFOUND : DRRL_E_IO;
+    switch (e) {
+    case ENOENT:
+    case ENOTDIR:
+        return DRRL_E_NOTFOUND;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+    case EISDIR:
+    case ENAMETOOLONG:
+    case ELOOP:
+    case EEXIST:
+    case ETXTBSY:
+        return DRRL_E_USAGE;
+    default:
+        return DRRL_E_IO;
+    }
 }
 
 int drrl_status_exit_code(DrrlStatus s)
 {
     if ((int)s < 0 || s >= DRRL_STATUS_COUNT)
-        return 1;
+        return DRRL_EXIT_FAIL;
     return status_table[s].exit_code;
 }
 

@@ -11,6 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The process exit codes, the only ones drrl uses: every command's exit
+ * status comes from its status kind through drrl_status_exit_code (the
+ * table in status.c), never from a literal. Usage and input errors (a bad
+ * flag, a malformed or missing input, an output path that cannot be
+ * created or is refused by the output rule) are 2; runtime failures (a
+ * write that fails midway, no memory, an interruption, a NaN) are 1. */
+enum { DRRL_EXIT_OK = 0, DRRL_EXIT_FAIL = 1, DRRL_EXIT_USAGE = 2 };
+
 typedef enum DrrlStatus {
     DRRL_OK = 0,
     DRRL_E_USAGE,       /* bad flag or argument: exit 2 */
@@ -38,9 +46,12 @@ const char *drrl_status_name(DrrlStatus s);
 /* Process exit status for a status code: 0 ok, 2 usage/input, 1 runtime. */
 int drrl_status_exit_code(DrrlStatus s);
 
-/* The status for a failed open/create/mkdir's errno when writing output: a
- * path that does not exist (ENOENT, or a component that is not a directory,
- * ENOTDIR) is the user's input, DRRL_E_NOTFOUND; anything else DRRL_E_IO. */
+/* The status for a failed open/create/mkdir/rename's errno when writing
+ * output: a path that does not exist (ENOENT, or a component that is not a
+ * directory, ENOTDIR) is DRRL_E_NOTFOUND; a path the user may not or cannot
+ * write (EACCES, EPERM, EROFS, EISDIR, ENAMETOOLONG, ELOOP, EEXIST, ETXTBSY)
+ * is DRRL_E_USAGE: both are the user's choice of output, exit 2, for every
+ * command. Anything else (ENOSPC, EIO, EFBIG, EDQUOT...) is DRRL_E_IO. */
 DrrlStatus drrl_status_of_write_errno(int e);
 
 /* Fill err (if non-NULL) with code and a printf-formatted message; returns

@@ -278,12 +278,12 @@ int bench_attention(int argc, char **argv)
             free(buf);
             size_t nt = session_len(ss[0]);
             if (nt == 0) {
-                rc = cli_error(CLI_EXIT_USAGE, "%s: no tokens", text);
+                rc = cli_error(DRRL_E_INPUT, "%s: no tokens", text);
                 break;
             }
             ids = malloc((size_t)max_len * sizeof *ids);
             if (!ids) {
-                rc = cli_error(CLI_EXIT_FAIL, "out of memory");
+                rc = cli_error(DRRL_E_NOMEM, "out of memory");
                 break;
             }
             for (long i = 0; i < max_len; i++)
@@ -296,7 +296,7 @@ int bench_attention(int argc, char **argv)
     double *wt = calloc((size_t)(N_METH + 1) * (size_t)rmax, sizeof *wt);
     double *awt = calloc((size_t)(N_METH + 1) * (size_t)rmax, sizeof *awt);
     if (rc == CLI_EXIT_OK && (!wt || !awt))
-        rc = cli_error(CLI_EXIT_FAIL, "out of memory");
+        rc = cli_error(DRRL_E_NOMEM, "out of memory");
     if (rc == CLI_EXIT_OK) {
         const Model *m = session_model(ss[0]);
         printf("drrl bench attention: %s (%d layers, %d heads, head_dim %d), segment %ld, "
@@ -387,7 +387,7 @@ int bench_attention(int argc, char **argv)
         double *V = malloc((size_t)n * D * D * sizeof *V);
         double *t1 = malloc((size_t)rmax * 3 * sizeof *t1);
         if (!X || !G || !lam || !B || !sig || !V || !t1) {
-            rc = cli_error(CLI_EXIT_FAIL, "out of memory");
+            rc = cli_error(DRRL_E_NOMEM, "out of memory");
         } else {
             uint64_t s = 0x9e3779b97f4a7c15ull;
             for (size_t i = 0; i < (size_t)lens[n_lens - 1] * (size_t)D; i++) {
@@ -430,10 +430,9 @@ int bench_attention(int argc, char **argv)
     else
         fileio_out_abort(co);
     if (stopped && rc == CLI_EXIT_OK)
-        rc = cli_error(drrl_status_exit_code(DRRL_E_INTERRUPTED),
-                       "bench attention: interrupted by %s%s", signals_name(),
-                       csv ? "; the lengths finished are in the CSV" : "");
+        rc = cli_error(DRRL_E_INTERRUPTED, "bench attention: interrupted by %s%s",
+                       signals_name(), csv ? "; the lengths finished are in the CSV" : "");
     if (fflush(stdout) != 0 && rc == CLI_EXIT_OK)
-        rc = cli_error(CLI_EXIT_FAIL, "standard output: write error");
+        rc = cli_error(DRRL_E_IO, "standard output: write error");
     return rc;
 }

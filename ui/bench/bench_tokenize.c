@@ -79,7 +79,7 @@ static int bench_one(const char *dir, const char *text, size_t len, int repeat)
     }
     int rc = CLI_EXIT_OK;
     if (!mbs)
-        rc = cli_error(CLI_EXIT_FAIL, "out of memory");
+        rc = cli_error(DRRL_E_NOMEM, "out of memory");
     else if (ids >= 0)
         printf("%-18s %8.2f MB/s  %.3f ids/byte  load %.2f s  %s\n", tokenizer_kind_name(tok),
                bench_median(mbs, repeat), (double)ids / (double)len, load, dir);
@@ -151,7 +151,7 @@ int bench_tokenize(int argc, char **argv)
     }
     free(one);
     if (!buf)
-        return cli_error(CLI_EXIT_FAIL, "out of memory");
+        return cli_error(DRRL_E_NOMEM, "out of memory");
     printf("text %s repeated to %.2f MB; median of %d runs, one thread\n", text,
            (double)len / 1e6, repeat);
     for (int i = 0; i < n_dirs && rc == 0; i++)

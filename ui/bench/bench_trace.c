@@ -194,7 +194,7 @@ static int load_once(const char *path)
     if (n > 0 && (!trace_store_get(s, trace_store_step_at(s, (size_t)n / 2), 0, 0) ||
                   !trace_store_get(s, trace_store_step_at(s, (size_t)n - 1), 0, 0))) {
         trace_store_free(s);
-        return cli_error(CLI_EXIT_FAIL, "bench trace: lookup failed");
+        return cli_error(DRRL_E_INTERNAL, "bench trace: lookup failed");
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -318,8 +318,7 @@ int bench_trace(int argc, char **argv)
     char tdir[4096], path[4200], json[4300];
     snprintf(tdir, sizeof tdir, "%s/drrl-bench-trace.XXXXXX", dir);
     if (!mkdtemp(tdir))
-        return cli_error(CLI_EXIT_FAIL, "%s: cannot create a directory: %s", dir,
-                         strerror(errno));
+        return cli_error(DRRL_E_IO, "%s: cannot create a directory: %s", dir, strerror(errno));
     snprintf(path, sizeof path, "%s/bench.csv", tdir);
     snprintf(json, sizeof json, "%s.json", path);
     int rc = CLI_EXIT_OK;
@@ -339,7 +338,7 @@ int bench_trace(int argc, char **argv)
     double secs[1000], rss[1000], store = 0;
     for (int i = 0; i < repeat; i++) {
         if (load_child(path, &secs[i], &rss[i], &store) != 0) {
-            rc = cli_error(CLI_EXIT_FAIL, "bench trace: a load run failed");
+            rc = cli_error(DRRL_E_INTERNAL, "bench trace: a load run failed");
             goto out;
         }
         printf("  run %d: %.3f s, peak RSS %.1f MB\n", i + 1, secs[i], rss[i]);

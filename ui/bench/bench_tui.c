@@ -130,7 +130,7 @@ int bench_tui(int argc, char **argv)
     if (!eo.text && !eo.ids_file) {
         def_text = explore_default_text();
         if (!def_text)
-            return cli_error(CLI_EXIT_USAGE, "bench tui: no input: give --text FILE");
+            return cli_error(DRRL_E_USAGE, "bench tui: no input: give --text FILE");
         eo.text = def_text;
     }
     eo.seq_len = tokens;
@@ -145,7 +145,7 @@ int bench_tui(int argc, char **argv)
     size_t n = session_len(s);
     if ((long)n < steps + 1) {
         explore_close(ex, 0);
-        return cli_error(CLI_EXIT_USAGE,
+        return cli_error(DRRL_E_USAGE,
                          "bench tui: the input has %zu tokens, fewer than --steps + 1", n);
     }
     Canvas *cv = canvas_new(cols, rows, true);
@@ -154,7 +154,7 @@ int bench_tui(int argc, char **argv)
         canvas_free(cv);
         free(t);
         explore_close(ex, 0);
-        return cli_error(CLI_EXIT_FAIL, "bench tui: out of memory");
+        return cli_error(DRRL_E_NOMEM, "bench tui: out of memory");
     }
     app->cols = cols;
     app->rows = rows;

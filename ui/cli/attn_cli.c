@@ -109,7 +109,7 @@ static int parse_ids_file(const char *path, const char *text, size_t len, int32_
     const char *line_start = text;
     int32_t *v = malloc(cap * sizeof *v);
     if (!v)
-        return cli_error(CLI_EXIT_FAIL, "out of memory");
+        return cli_error(DRRL_E_NOMEM, "out of memory");
     const char *p = text, *end = text + len;
     while (p < end) {
         if (*p == '\n') {
@@ -126,14 +126,14 @@ static int parse_ids_file(const char *path, const char *text, size_t len, int32_
         if (e == p || errno || x < 0 || x >= vocab ||
             (e < end && *e != ',' && *e != ' ' && *e != '\t' && *e != '\n' && *e != '\r')) {
             free(v);
-            return cli_error(CLI_EXIT_USAGE, "%s:%zu:%zu: expected a token id in 0..%d", path,
+            return cli_error(DRRL_E_INPUT, "%s:%zu:%zu: expected a token id in 0..%d", path,
                              line, (size_t)(p - line_start) + 1, (int)vocab - 1);
         }
         if (k == cap) {
             int32_t *q = realloc(v, 2 * cap * sizeof *v);
             if (!q) {
                 free(v);
-                return cli_error(CLI_EXIT_FAIL, "out of memory");
+                return cli_error(DRRL_E_NOMEM, "out of memory");
             }
             v = q, cap *= 2;
         }
@@ -162,7 +162,7 @@ int attn_cli_set_input(const char *cmd, Session *s, const char *text_file, const
     if (prompt) {
         buf = strdup(prompt);
         if (!buf)
-            return cli_error(CLI_EXIT_FAIL, "out of memory");
+            return cli_error(DRRL_E_NOMEM, "out of memory");
         len = strlen(buf);
     } else if (text_file && seq_len > 0) {
         /* only the bytes the tokens can come from: `--text -` from an endless
@@ -182,8 +182,7 @@ int attn_cli_set_input(const char *cmd, Session *s, const char *text_file, const
     } else {
         if (!session_tokenizer(s)) {
             free(buf);
-            return cli_error(CLI_EXIT_USAGE,
-                             "%s: the model has no tokenizer; give --ids-file F",
+            return cli_error(DRRL_E_INPUT, "%s: the model has no tokenizer; give --ids-file F",
                              session_model(s)->dir ? session_model(s)->dir : "model");
         }
         if ((size_t)offset > len) {

@@ -28,10 +28,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
         fprintf(stderr, "drrl: %s: %s (try 'drrl help %s')\n", cmd, buf, cmd);
     else
         fprintf(stderr, "drrl: %s (try 'drrl --help')\n", buf);
-    return CLI_EXIT_USAGE;
+    return drrl_status_exit_code(DRRL_E_USAGE);
 }
 
-int cli_error(int code, const char *fmt, ...)
+int cli_error(DrrlStatus kind, const char *fmt, ...)
 {
     char buf[1024];
     va_list ap;
@@ -39,7 +39,7 @@ int cli_error(int code, const char *fmt, ...)
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     fprintf(stderr, "drrl: %s\n", buf);
-    return code;
+    return drrl_status_exit_code(kind);
 }
 
 void cli_getopt_reset(void)

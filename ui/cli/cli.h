@@ -1,7 +1,10 @@
 /* cli.h: helpers shared by the drrl subcommands (ui/ only).
  *
  * Conventions: exit 0 on success, 1 on a runtime failure, 2 on a usage error
- * or bad input. Every error is one line on stderr: "drrl: WHERE: what".
+ * or bad input. Every error is one line on stderr: "drrl: WHERE: what", and
+ * its exit status comes from the error's status kind through the one table
+ * of base/status.c (drrl_status_exit_code): commands name the kind
+ * (cli_error(DRRL_E_NOMEM, ...)), never an exit code.
  */
 #ifndef DRRL_CLI_H
 #define DRRL_CLI_H
@@ -12,7 +15,11 @@
 #include "base/fileio.h"
 #include "base/status.h"
 
-enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
+enum {
+    CLI_EXIT_OK = DRRL_EXIT_OK,
+    CLI_EXIT_FAIL = DRRL_EXIT_FAIL,
+    CLI_EXIT_USAGE = DRRL_EXIT_USAGE
+};
 
 /* Print "drrl: <err->msg>" and return the exit code for err->code. */
 int cli_fail(const DrrlError *err);
@@ -21,8 +28,8 @@ int cli_fail(const DrrlError *err);
 int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Print "drrl: message" and return code. */
-int cli_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print "drrl: message" and return the exit code of kind (status.c's table). */
+int cli_error(DrrlStatus kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* getopt_long with drrl's conventions: resets optind, silences getopt's own
  * messages, and turns an unknown or incomplete option into a one-line usage

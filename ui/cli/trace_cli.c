@@ -122,15 +122,14 @@ int trace_cli_finish(TraceCli *t, int interrupted)
 int trace_cli_interrupted(TraceCli *t, const char *cmd)
 {
     if (!t->w)
-        return cli_error(drrl_status_exit_code(DRRL_E_INTERRUPTED), "%s: interrupted by %s",
-                         cmd, signals_name());
+        return cli_error(DRRL_E_INTERRUPTED, "%s: interrupted by %s", cmd, signals_name());
     size_t rows = trace_csv_writer_rows(t->w);
     DrrlError err;
     DrrlStatus st = trace_csv_writer_finish(t->w, 1, &err);
     t->w = NULL;
     if (st != DRRL_OK)
         return cli_fail(&err);
-    return cli_error(drrl_status_exit_code(DRRL_E_INTERRUPTED),
+    return cli_error(DRRL_E_INTERRUPTED,
                      "%s: interrupted by %s; %s holds the %zu rows recorded", cmd,
                      signals_name(), t->out, rows);
 }

@@ -249,7 +249,7 @@ static int bench_forward(int argc, char **argv)
         double *times = malloc((size_t)repeat * sizeof *times);
         Forward *f = NULL;
         if (!ids || !logits || !times) {
-            rc = cli_error(CLI_EXIT_FAIL, "out of memory for %zu tokens", T);
+            rc = cli_error(DRRL_E_NOMEM, "out of memory for %zu tokens", T);
         } else if (forward_new(m, T, (int)threads, &f, &err) != DRRL_OK) {
             rc = cli_fail(&err);
         } else {

@@ -83,7 +83,7 @@ int cmd_convert(int argc, char **argv)
     if (st)
         return cli_fail(&err);
     if (stat(path, &sb) != 0)
-        return cli_error(CLI_EXIT_FAIL, "%s: not written", path);
+        return cli_error(DRRL_E_IO, "%s: not written", path);
     printf("%s: %s weights, %lld bytes; largest change of a weight %.3g\n", path,
            train_export_torch_dtype(dtype), (long long)sb.st_size, maxdiff);
     return CLI_EXIT_OK;

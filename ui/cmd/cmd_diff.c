@@ -112,7 +112,7 @@ static int diff_tui(const char *pa, const char *pb, TraceStore *a, const TraceSt
                     const TuiOptions *to)
 {
     if (trace_store_n_steps(a) == 0)
-        return cli_error(CLI_EXIT_USAGE, "%s: the trace has no rows", pa);
+        return cli_error(DRRL_E_INPUT, "%s: the trace has no rows", pa);
     const TraceMeta *ma = trace_store_meta(a), *mb = trace_store_meta(b);
     char method[160];
     snprintf(method, sizeof method, "%s vs %s", ma && ma->method ? ma->method : "?",
@@ -123,14 +123,14 @@ static int diff_tui(const char *pa, const char *pb, TraceStore *a, const TraceSt
     if (app_sync(&app) != 0 || diff_init(&d, a, b, pa, pb) != 0) {
         app_done(&app);
         diff_done(&d);
-        return cli_error(CLI_EXIT_FAIL, "diff: out of memory");
+        return cli_error(DRRL_E_NOMEM, "diff: out of memory");
     }
     app.diff = &d;
     int rc = tui_run(&app, to, "diff");
     app_done(&app);
     diff_done(&d);
     if (rc == TUI_INTERRUPTED)
-        rc = cli_error(CLI_EXIT_FAIL, "diff: interrupted (%s)", signals_name());
+        rc = cli_error(DRRL_E_INTERRUPTED, "diff: interrupted (%s)", signals_name());
     signals_restore();
     return rc;
 }
@@ -193,8 +193,9 @@ int cmd_diff(int argc, char **argv)
         if (!quiet)
             print_diff(pa, pb, a, b, &d);
         rc = d.identical ? 0 : 1;
+        /* diff's exit 1 means "they differ": trouble is 2, as in diff(1). */
         if (fflush(stdout) != 0)
-            rc = cli_error(CLI_EXIT_USAGE, "diff: cannot write the report");
+            rc = cli_error(DRRL_E_USAGE, "diff: standard output: write error");
     }
     trace_diff_done(&d);
     trace_store_free(a);

@@ -57,7 +57,7 @@ static int parse_ids(const char *src, const char *s, size_t len, int vocab, int3
     size_t cap = 64, n = 0, line = 1, col = 1;
     int32_t *ids = malloc(cap * sizeof *ids);
     if (!ids)
-        return cli_error(CLI_EXIT_FAIL, "out of memory");
+        return cli_error(DRRL_E_NOMEM, "out of memory");
     size_t i = 0;
     while (i < len) {
         char ch = s[i];
@@ -86,9 +86,9 @@ static int parse_ids(const char *src, const char *s, size_t len, int vocab, int3
             int w = (int)(j - i > 20 ? 20 : j - i);
             free(ids);
             if (!ok)
-                return cli_error(CLI_EXIT_USAGE, "%s:%zu:%zu: '%.*s' is not a token id", src,
+                return cli_error(DRRL_E_INPUT, "%s:%zu:%zu: '%.*s' is not a token id", src,
                                  line, col, w, s + i);
-            return cli_error(CLI_EXIT_USAGE,
+            return cli_error(DRRL_E_INPUT,
                              "%s:%zu:%zu: token id %lld is outside the vocabulary 0..%d", src,
                              line, col, v, vocab - 1);
         }
@@ -96,7 +96,7 @@ static int parse_ids(const char *src, const char *s, size_t len, int vocab, int3
             int32_t *p = realloc(ids, 2 * cap * sizeof *ids);
             if (!p) {
                 free(ids);
-                return cli_error(CLI_EXIT_FAIL, "out of memory");
+                return cli_error(DRRL_E_NOMEM, "out of memory");
             }
             ids = p;
             cap *= 2;
@@ -107,7 +107,7 @@ static int parse_ids(const char *src, const char *s, size_t len, int vocab, int3
     }
     if (n == 0) {
         free(ids);
-        return cli_error(CLI_EXIT_USAGE, "%s: no token ids", src);
+        return cli_error(DRRL_E_INPUT, "%s: no token ids", src);
     }
     *out = ids;
     *n_out = n;
@@ -138,7 +138,7 @@ static int get_ids(const char *model, const Model *m, const char *ids_arg, const
         len = strlen(prompt);
         buf = strdup(prompt);
         if (!buf)
-            return cli_error(CLI_EXIT_FAIL, "out of memory");
+            return cli_error(DRRL_E_NOMEM, "out of memory");
     }
     DrrlError err;
     drrl_error_clear(&err);
@@ -148,7 +148,7 @@ static int get_ids(const char *model, const Model *m, const char *ids_arg, const
         tokenizer_encode(tok, buf, len, ids, n, &err) != DRRL_OK)
         rc = cli_fail(&err);
     else if (*n == 0)
-        rc = cli_error(CLI_EXIT_USAGE, "%s: the text has no tokens", text ? text : "--prompt");
+        rc = cli_error(DRRL_E_INPUT, "%s: the text has no tokens", text ? text : "--prompt");
     if (rc)
         free(*ids);
     tokenizer_free(tok);
@@ -198,7 +198,7 @@ static int dump_approx(const Model *m, Forward *f, const AttnCoreConfig *acfg,
     float *a = attn ? malloc(L * H * chunk * T * sizeof *a) : NULL;
     int rc = 0;
     if ((hidden && !h) || (attn && !a))
-        rc = cli_error(CLI_EXIT_FAIL, "out of memory for %zu tokens", T);
+        rc = cli_error(DRRL_E_NOMEM, "out of memory for %zu tokens", T);
     for (size_t p = 0; p < T && !rc;) {
         size_t n = seg - p % seg;
         if (n > T - p)
@@ -236,14 +236,14 @@ static int check_out_dir(const char *out)
     size_t n = slash == out ? 1 : (size_t)(slash - out);
     char *dir = strndup(out, n);
     if (!dir)
-        return cli_error(CLI_EXIT_FAIL, "out of memory");
+        return cli_error(DRRL_E_NOMEM, "out of memory");
     struct stat sb;
     int rc = 0;
     if (stat(dir, &sb) != 0)
-        rc = cli_error(CLI_EXIT_USAGE, "%s: cannot write there: %s: %s", out, dir,
+        rc = cli_error(DRRL_E_NOTFOUND, "%s: cannot write there: %s: %s", out, dir,
                        strerror(errno));
     else if (!S_ISDIR(sb.st_mode))
-        rc = cli_error(CLI_EXIT_USAGE, "%s: cannot write there: %s is not a directory", out,
+        rc = cli_error(DRRL_E_NOTFOUND, "%s: cannot write there: %s is not a directory", out,
                        dir);
     free(dir);
     return rc;
@@ -351,7 +351,7 @@ int cmd_dump(int argc, char **argv)
     size_t L = (size_t)cf->n_layer, H = (size_t)cf->n_head, C = (size_t)cf->d_model;
     size_t V = (size_t)cf->vocab;
     if (cf->arch == MODEL_ARCH_GPT2 && T > (size_t)cf->n_ctx) {
-        rc = cli_error(CLI_EXIT_USAGE, "%zu tokens exceed %s's %d positions (n_positions)", T,
+        rc = cli_error(DRRL_E_USAGE, "%zu tokens exceed %s's %d positions (n_positions)", T,
                        model, cf->n_ctx);
         goto done;
     }
@@ -364,7 +364,7 @@ int cmd_dump(int argc, char **argv)
     if (!no_attn)
         overflow |= drrl_size_mul(L * H * T, T, &n_attn);
     if (overflow || n_attn > ((size_t)1 << 32)) {
-        rc = cli_error(CLI_EXIT_USAGE,
+        rc = cli_error(DRRL_E_USAGE,
                        "%zu tokens: the attention probabilities would take %.1f GiB; use "
                        "--no-attn or fewer tokens",
                        T, (double)L * H * T * T * 4 / (1 << 30));
@@ -377,7 +377,7 @@ int cmd_dump(int argc, char **argv)
     SafetensorsWriteTensor *w = calloc(2 + 2 * L + 1, sizeof *w);
     char(*names)[32] = calloc(2 * L + 1, sizeof *names);
     if (!logits || (n_hidden && !hidden) || (n_attn && !attn) || !w || !names) {
-        rc = cli_error(CLI_EXIT_FAIL, "out of memory for %zu tokens", T);
+        rc = cli_error(DRRL_E_NOMEM, "out of memory for %zu tokens", T);
         goto done2;
     }
     if (forward_new(m, T, (int)threads, &f, &err) != DRRL_OK) {
@@ -431,7 +431,7 @@ int cmd_dump(int argc, char **argv)
     else
         printf("%s: %zu token\n", out, T);
     if (fflush(stdout) != 0)
-        rc = cli_error(CLI_EXIT_FAIL, "standard output: write error");
+        rc = cli_error(DRRL_E_IO, "standard output: write error");
 
 done2:
     forward_free(f);

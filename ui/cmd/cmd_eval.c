@@ -239,7 +239,7 @@ int cmd_eval(int argc, char **argv)
     {
         char *list = strdup(methods), *save = NULL;
         if (!list)
-            return cli_error(CLI_EXIT_FAIL, "out of memory");
+            return cli_error(DRRL_E_NOMEM, "out of memory");
         for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
             if (n_methods == 64) {
                 free(list);
@@ -266,7 +266,7 @@ int cmd_eval(int argc, char **argv)
             beta0 = b0;
         }
         if (access(beta0, R_OK) != 0)
-            return cli_error(CLI_EXIT_USAGE,
+            return cli_error(DRRL_E_INPUT,
                              "%s: cannot read the beta = 0 policy: %s (train it "
                              "with drrl train-policy --beta 0, or give --beta0-policy)",
                              beta0, strerror(errno));
@@ -318,7 +318,7 @@ int cmd_eval(int argc, char **argv)
         }
         if (!ids) {
             if (!session_tokenizer(s)) {
-                rc = cli_error(CLI_EXIT_USAGE, "%s: the model has no tokenizer",
+                rc = cli_error(DRRL_E_INPUT, "%s: the model has no tokenizer",
                                attn_cli_model_dir(model));
                 break;
             }
@@ -327,7 +327,7 @@ int cmd_eval(int argc, char **argv)
                 break;
             }
             if (n_ids < (size_t)seq_len) {
-                rc = cli_error(CLI_EXIT_USAGE, "%s: %zu tokens, fewer than one window of %ld",
+                rc = cli_error(DRRL_E_INPUT, "%s: %zu tokens, fewer than one window of %ld",
                                data, n_ids, seq_len);
                 break;
             }
@@ -343,7 +343,7 @@ int cmd_eval(int argc, char **argv)
         row->win_cnt = calloc(n_win, sizeof *row->win_cnt);
         row->win_bytes = calloc(n_win, sizeof *row->win_bytes);
         if (!row->win_nll || !row->win_cnt || !row->win_bytes) {
-            rc = cli_error(CLI_EXIT_FAIL, "out of memory");
+            rc = cli_error(DRRL_E_NOMEM, "out of memory");
             break;
         }
         for (size_t w = 0; w < n_win && rc == CLI_EXIT_OK; w++) {
@@ -375,7 +375,7 @@ int cmd_eval(int argc, char **argv)
             row->fid_sum += st->fidelity_sum, row->fid_rows += (double)st->rows;
             row->viol += st->violations;
             if (add_guard(row, session_core(s))) {
-                rc = cli_error(CLI_EXIT_FAIL, "out of memory");
+                rc = cli_error(DRRL_E_NOMEM, "out of memory");
                 break;
             }
             row->measured = cfg.measure;
@@ -492,11 +492,11 @@ int cmd_eval(int argc, char **argv)
     }
     if (interrupted) {
         fflush(stdout);
-        return cli_error(drrl_status_exit_code(DRRL_E_INTERRUPTED),
+        return cli_error(DRRL_E_INTERRUPTED,
                          "eval: interrupted by %s; %d of %d methods finished%s", signals_name(),
                          n_methods, n_asked, csv ? ", their rows written" : "");
     }
     if (fflush(stdout) != 0)
-        return cli_error(CLI_EXIT_FAIL, "standard output: write error");
+        return cli_error(DRRL_E_IO, "standard output: write error");
     return CLI_EXIT_OK;
 }

@@ -76,7 +76,7 @@ static int read_tsv(const char *path, Sent **out, size_t *n_out)
     Sent *s = malloc(cap * sizeof *s);
     if (!s) {
         free(buf);
-        return cli_error(CLI_EXIT_FAIL, "out of memory");
+        return cli_error(DRRL_E_NOMEM, "out of memory");
     }
     size_t line = 0;
     for (char *p = buf; p < buf + len;) {
@@ -92,14 +92,14 @@ static int read_tsv(const char *path, Sent **out, size_t *n_out)
         }
         if ((p[0] != '0' && p[0] != '1') || p[1] != '\t' || !p[2]) {
             sents_free(s, n), free(buf);
-            return cli_error(CLI_EXIT_USAGE,
+            return cli_error(DRRL_E_INPUT,
                              "%s:%zu:1: expected LABEL<TAB>TEXT with LABEL 0 or 1", path, line);
         }
         if (n == cap) {
             Sent *t = realloc(s, 2 * cap * sizeof *s);
             if (!t) {
                 sents_free(s, n), free(buf);
-                return cli_error(CLI_EXIT_FAIL, "out of memory");
+                return cli_error(DRRL_E_NOMEM, "out of memory");
             }
             s = t, cap *= 2;
         }
@@ -108,7 +108,7 @@ static int read_tsv(const char *path, Sent **out, size_t *n_out)
         s[n].text = malloc(s[n].len + 1);
         if (!s[n].text) {
             sents_free(s, n), free(buf);
-            return cli_error(CLI_EXIT_FAIL, "out of memory");
+            return cli_error(DRRL_E_NOMEM, "out of memory");
         }
         memcpy(s[n].text, p + 2, s[n].len + 1);
         n++;
@@ -161,7 +161,7 @@ static int features(const Model *m, const Tokenizer *tok, const Sent *s, size_t 
     float *h = malloc((L + 1) * seg * C * sizeof *h);
     double *acc = malloc(C * sizeof *acc);
     if (!h || !acc)
-        rc = cli_error(CLI_EXIT_FAIL, "out of memory");
+        rc = cli_error(DRRL_E_NOMEM, "out of memory");
     *fe = *fx = 0.0;
     for (size_t i = 0; i < n && !rc; i++) {
         int32_t *ids = NULL;
@@ -223,7 +223,7 @@ static int bag_of_words(const Sent *s, size_t n, int32_t **words_out, size_t **o
     char **uniq = malloc(cap * sizeof *uniq);
     if (!w || !off || !ids || !uniq) {
         free(w), free(off), free(ids), free(uniq);
-        return cli_error(CLI_EXIT_FAIL, "out of memory");
+        return cli_error(DRRL_E_NOMEM, "out of memory");
     }
     size_t nw = 0;
     for (size_t i = 0; i < n; i++) {
@@ -337,7 +337,7 @@ int cmd_eval_sentiment(int argc, char **argv)
     {
         char *list = strdup(methods), *save = NULL;
         if (!list)
-            return cli_error(CLI_EXIT_FAIL, "out of memory");
+            return cli_error(DRRL_E_NOMEM, "out of memory");
         for (char *tk = strtok_r(list, ",", &save); tk; tk = strtok_r(NULL, ",", &save)) {
             if (n_methods == 16 || method_parse(tk, &ms[n_methods], &err) != DRRL_OK) {
                 free(list);
@@ -374,13 +374,12 @@ int cmd_eval_sentiment(int argc, char **argv)
     size_t *off = NULL, *train = malloc((n ? n : 1) * sizeof *train);
     Result *res = calloc((size_t)n_methods + 1, sizeof *res);
     if (!y || !fold || !train || !res) {
-        rc = cli_error(CLI_EXIT_FAIL, "out of memory");
+        rc = cli_error(DRRL_E_NOMEM, "out of memory");
         goto done;
     }
     if (n < (size_t)folds * 2 || n1 < (size_t)folds || n - n1 < (size_t)folds) {
-        rc =
-            cli_error(CLI_EXIT_USAGE, "%s: %zu sentences (%zu positive): too few for %ld folds",
-                      data, n, n1, folds);
+        rc = cli_error(DRRL_E_INPUT, "%s: %zu sentences (%zu positive): too few for %ld folds",
+                       data, n, n1, folds);
         goto done;
     }
     if (classify_folds(fold, n, (int)folds, (uint64_t)seed, &err) != DRRL_OK) {
@@ -396,7 +395,7 @@ int cmd_eval_sentiment(int argc, char **argv)
     size_t C = (size_t)m->cfg.d_model;
     feat = malloc(n * C * sizeof *feat);
     if (!feat) {
-        rc = cli_error(CLI_EXIT_FAIL, "out of memory");
+        rc = cli_error(DRRL_E_NOMEM, "out of memory");
         goto done;
     }
     /* naive Bayes reference */
@@ -490,6 +489,6 @@ done:
     tokenizer_free(tok);
     model_free(m);
     if (!rc && fflush(stdout) != 0)
-        rc = cli_error(CLI_EXIT_FAIL, "standard output: write error");
+        rc = cli_error(DRRL_E_IO, "standard output: write error");
     return rc;
 }

@@ -137,7 +137,7 @@ int cmd_explore(int argc, char **argv)
         def_text = explore_default_text();
         if (!def_text)
             return cli_error(
-                CLI_EXIT_USAGE,
+                DRRL_E_USAGE,
                 "explore: no input: give --text FILE or --prompt S (no %s/texts/*.txt "
                 "or %s/brown/test.txt; `xz -dk DATA/brown/*.xz` makes the latter)",
                 cli_data_dir(), cli_data_dir());
@@ -173,10 +173,11 @@ int cmd_explore(int argc, char **argv)
     int rc2 = explore_close(ex, rc != 0);
     if (rc == TUI_INTERRUPTED) {
         if (eo.trace_out && rc2 == 0)
-            rc = cli_error(CLI_EXIT_FAIL, "explore: interrupted (%s): trace %s holds %zu rows",
-                           signals_name(), eo.trace_out, rows);
+            rc = cli_error(DRRL_E_INTERRUPTED,
+                           "explore: interrupted (%s): trace %s holds %zu rows", signals_name(),
+                           eo.trace_out, rows);
         else
-            rc = cli_error(CLI_EXIT_FAIL, "explore: interrupted (%s)", signals_name());
+            rc = cli_error(DRRL_E_INTERRUPTED, "explore: interrupted (%s)", signals_name());
     }
     signals_restore();
     return rc != 0 ? rc : rc2;

@@ -103,6 +103,6 @@ int cmd_info(int argc, char **argv)
     printf("tokenizer     %s\n", tokdesc);
     model_free(m);
     if (fflush(stdout) != 0)
-        return cli_error(CLI_EXIT_FAIL, "standard output: write error");
+        return cli_error(DRRL_E_IO, "standard output: write error");
     return CLI_EXIT_OK;
 }

@@ -77,7 +77,7 @@ int cmd_replay(int argc, char **argv)
 
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return cli_error(CLI_EXIT_USAGE,
+        return cli_error(DRRL_E_INPUT,
                          "%s: is a directory: give a trace file (TRACE.csv, written by drrl "
                          "run --trace-out)",
                          path);
@@ -88,7 +88,7 @@ int cmd_replay(int argc, char **argv)
         return cli_fail(&err);
     if (trace_store_n_steps(store) == 0) {
         trace_store_free(store);
-        return cli_error(CLI_EXIT_USAGE, "%s: the trace has no rows", path);
+        return cli_error(DRRL_E_INPUT, "%s: the trace has no rows", path);
     }
     const TraceMeta *m = trace_store_meta(store);
     const char *model = m ? base_name(m->model_path) : NULL;
@@ -98,7 +98,7 @@ int cmd_replay(int argc, char **argv)
     if (app_sync(&app) != 0) {
         app_done(&app);
         trace_store_free(store);
-        return cli_error(CLI_EXIT_FAIL, "replay: out of memory");
+        return cli_error(DRRL_E_NOMEM, "replay: out of memory");
     }
     int64_t n = trace_store_n_steps(store);
     app.step = start - 1 < n ? start - 1 : n - 1;
@@ -106,7 +106,7 @@ int cmd_replay(int argc, char **argv)
     app_done(&app);
     trace_store_free(store);
     if (rc == TUI_INTERRUPTED)
-        rc = cli_error(CLI_EXIT_FAIL, "replay: interrupted (%s)", signals_name());
+        rc = cli_error(DRRL_E_INTERRUPTED, "replay: interrupted (%s)", signals_name());
     signals_restore();
     return rc;
 }

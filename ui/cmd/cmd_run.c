@@ -190,6 +190,6 @@ int cmd_run(int argc, char **argv)
     if (jo && (r = write_json(jo, &sum)))
         return r;
     if (fflush(stdout) != 0)
-        return cli_error(CLI_EXIT_FAIL, "standard output: write error");
+        return cli_error(DRRL_E_IO, "standard output: write error");
     return CLI_EXIT_OK;
 }

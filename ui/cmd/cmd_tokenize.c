@@ -41,7 +41,7 @@ static int parse_ids(const char *s, int32_t **ids, size_t *n)
     size_t cap = 16, k = 0;
     int32_t *v = malloc(cap * sizeof *v);
     if (!v)
-        return cli_error(CLI_EXIT_FAIL, "out of memory");
+        return cli_error(DRRL_E_NOMEM, "out of memory");
     const char *p = s;
     size_t index = 0;
     for (;;) {
@@ -65,7 +65,7 @@ static int parse_ids(const char *s, int32_t **ids, size_t *n)
             int32_t *q = realloc(v, 2 * cap * sizeof *v);
             if (!q) {
                 free(v);
-                return cli_error(CLI_EXIT_FAIL, "out of memory");
+                return cli_error(DRRL_E_NOMEM, "out of memory");
             }
             v = q;
             cap *= 2;
@@ -81,7 +81,7 @@ static int parse_ids(const char *s, int32_t **ids, size_t *n)
 static int finish_output(void)
 {
     if (fflush(stdout) != 0 || ferror(stdout))
-        return cli_error(CLI_EXIT_FAIL, "standard output: write error: %s", strerror(errno));
+        return cli_error(DRRL_E_IO, "standard output: write error: %s", strerror(errno));
     return CLI_EXIT_OK;
 }
 
@@ -192,7 +192,7 @@ int cmd_tokenize(int argc, char **argv)
         int n = snprintf(cfg, sizeof cfg, "%s/config.json", model);
         if (n > 0 && (size_t)n < sizeof cfg && stat(model, &st) == 0 && S_ISDIR(st.st_mode) &&
             stat(cfg, &st) != 0)
-            return cli_error(CLI_EXIT_USAGE,
+            return cli_error(DRRL_E_INPUT,
                              "%s: not found (is %s a model directory? --tokenizer takes a "
                              "directory of tokenizer files only)",
                              cfg, model);
@@ -234,7 +234,7 @@ int cmd_tokenize(int argc, char **argv)
         if (buf)
             memcpy(buf, prompt, len + 1);
         else
-            rc = cli_error(CLI_EXIT_FAIL, "out of memory");
+            rc = cli_error(DRRL_E_NOMEM, "out of memory");
     }
     if (rc == 0)
         rc = lines ? print_lines(tok, buf, len) : print_ids(tok, buf, len, pieces);

@@ -111,7 +111,7 @@ int cmd_tour(int argc, char **argv)
     if (!eo.text) {
         def_text = shipped_texts();
         if (!def_text)
-            return cli_error(CLI_EXIT_USAGE,
+            return cli_error(DRRL_E_USAGE,
                              "tour: no text: give --text FILE (no %s/texts/*.txt)",
                              cli_data_dir());
         eo.prompt = def_text;
@@ -141,12 +141,12 @@ int cmd_tour(int argc, char **argv)
     if (!signals_caught() && tour_prepare(app, &tour) != 0) {
         explore_close(ex, 0);
         signals_restore();
-        return cli_error(CLI_EXIT_USAGE, "tour: the text is too short for a tour");
+        return cli_error(DRRL_E_USAGE, "tour: the text is too short for a tour");
     }
     rc = signals_caught() ? TUI_INTERRUPTED : tui_run(app, &to, "tour");
     int rc2 = explore_close(ex, 0);
     if (rc == TUI_INTERRUPTED)
-        rc = cli_error(CLI_EXIT_FAIL, "tour: interrupted (%s)", signals_name());
+        rc = cli_error(DRRL_E_INTERRUPTED, "tour: interrupted (%s)", signals_name());
     signals_restore();
     return rc != 0 ? rc : rc2;
 }

@@ -275,9 +275,9 @@ static int check_text(const char *path)
     char xz[4096];
     snprintf(xz, sizeof xz, "%s.xz", path);
     if (stat(xz, &st) == 0)
-        return cli_error(CLI_EXIT_USAGE, "%s: not found; decompress it first: xz -dk %s", path,
+        return cli_error(DRRL_E_INPUT, "%s: not found; decompress it first: xz -dk %s", path,
                          xz);
-    return cli_error(CLI_EXIT_USAGE, "%s: %s", path, strerror(errno));
+    return cli_error(DRRL_E_INPUT, "%s: %s", path, strerror(errno));
 }
 
 /* Logits of the model on text[0, t) (one sequence) to a safetensors file,
@@ -372,8 +372,8 @@ static int eval_only(const char *model_dir, const char *data, long ctx, long str
 static int check_out_dir(const char *out, unsigned flags)
 {
     if (mkdir(out, 0755) != 0 && errno != EEXIST)
-        return cli_error(drrl_status_exit_code(drrl_status_of_write_errno(errno)),
-                         "%s: cannot create directory: %s", out, strerror(errno));
+        return cli_error(drrl_status_of_write_errno(errno), "%s: cannot create directory: %s",
+                         out, strerror(errno));
     DrrlError e;
     DrrlStatus s = DRRL_OK;
     const char *names[2] = {"model.safetensors", "config.json"};
@@ -538,7 +538,7 @@ int cmd_train_lm(int argc, char **argv)
         if (!data)
             data = def_b = default_path("brown/test.txt");
         if (!model_dir || !data)
-            return cli_error(CLI_EXIT_FAIL, "out of memory");
+            return cli_error(DRRL_E_NOMEM, "out of memory");
         rc = eval_only(model_dir, data, ctx_set ? (long)o.ctx : 256, stride,
                        batch_set ? (long)o.batch : 4, threads, quiet, dump, force,
                        theta_set ? o.model.rope_theta : 0.0, &er);
@@ -546,6 +546,8 @@ int cmd_train_lm(int argc, char **argv)
         free(def_b);
         return rc;
     }
+    if (dump)
+        return cli_usage_error("train-lm", "--dump-logits works with --eval-only");
     if (!train)
         train = def_a = default_path("brown/train.txt");
     if (!valid)
@@ -558,7 +560,7 @@ int cmd_train_lm(int argc, char **argv)
         ckpt = def_ckpt;
     }
     if (!train || !valid || !ckpt) {
-        rc = cli_error(CLI_EXIT_FAIL, "out of memory");
+        rc = cli_error(DRRL_E_NOMEM, "out of memory");
         goto done;
     }
     if (strcmp(valid, "none") == 0)
@@ -567,7 +569,7 @@ int cmd_train_lm(int argc, char **argv)
         goto done;
     struct stat sb;
     if (!resume && !force && stat(ckpt, &sb) == 0) {
-        rc = cli_error(CLI_EXIT_USAGE,
+        rc = cli_error(DRRL_E_EXISTS,
                        "%s: checkpoint exists; --resume to continue it or --force to restart",
                        ckpt);
         goto done;

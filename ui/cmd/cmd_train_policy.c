@@ -376,8 +376,9 @@ int cmd_train_policy(int argc, char **argv)
     int same = resume && stat(resume, &rb) == 0 && stat(out, &sb) == 0 &&
                rb.st_dev == sb.st_dev && rb.st_ino == sb.st_ino; /* resumed in place */
     if (!force && !same && lstat(out, &sb) == 0)
-        return cli_error(
-            2, "%s: exists; use --force to overwrite it or --resume %s to continue", out, out);
+        return cli_error(DRRL_E_EXISTS,
+                         "%s: exists; use --force to overwrite it or --resume %s to continue",
+                         out, out);
     DrrlError oerr; /* the output rule: a regular file (or /dev/null), never a FIFO */
     if (fileio_out_check(out, FILEIO_FORCE | (same ? FILEIO_UPDATE : 0), &oerr))
         return cli_fail(&oerr);
@@ -392,7 +393,7 @@ int cmd_train_policy(int argc, char **argv)
     DrrlError err;
     int rc = CLI_EXIT_OK;
     if (!mdir || !dpath) {
-        rc = cli_error(1, "out of memory");
+        rc = cli_error(DRRL_E_NOMEM, "out of memory");
         goto done;
     }
     if (model_load(mdir, &m, &err) || tokenizer_load_dir(mdir, m->cfg.vocab, &tok, &err)) {

@@ -141,7 +141,7 @@ int main(int argc, char **argv)
     /* --help, version, tables: a full standard output is a failure. */
     if (fflush(stdout) != 0 || ferror(stdout)) {
         if (rc == CLI_EXIT_OK)
-            rc = cli_error(drrl_status_exit_code(DRRL_E_IO), "standard output: write error");
+            rc = cli_error(DRRL_E_IO, "standard output: write error");
     }
     return rc;
 }

@@ -250,7 +250,7 @@ int explore_open(Explore **out, const ExploreOptions *o, const char *cmd)
     *out = NULL;
     Explore *ex = calloc(1, sizeof *ex);
     if (!ex)
-        return cli_error(CLI_EXIT_FAIL, "%s: out of memory", cmd);
+        return cli_error(DRRL_E_NOMEM, "%s: out of memory", cmd);
     DrrlError err;
     drrl_error_clear(&err);
     AttnCoreConfig cfg = o->cfg;
@@ -276,7 +276,7 @@ int explore_open(Explore **out, const ExploreOptions *o, const char *cmd)
     ex->store = trace_store_new();
     if (!ex->store) {
         explore_close(ex, 0);
-        return cli_error(CLI_EXIT_FAIL, "%s: out of memory", cmd);
+        return cli_error(DRRL_E_NOMEM, "%s: out of memory", cmd);
     }
     TraceMeta meta;
     if (fill_meta(ex, o, &meta, &err) != DRRL_OK ||

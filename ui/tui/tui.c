@@ -144,7 +144,7 @@ static int run_headless(App *app, const TuiOptions *o, const char *cmd, bool utf
         return TUI_INTERRUPTED;
     Canvas *c = canvas_new(app->cols, app->rows, utf8);
     if (!c)
-        return cli_error(CLI_EXIT_FAIL, "%s: out of memory", cmd);
+        return cli_error(DRRL_E_NOMEM, "%s: out of memory", cmd);
     screen_draw(app, c);
     FileOut *out; /* the output rule: never the trace, its sidecar or a FIFO */
     int rc = cli_out_open(o->dump_path, o->force, &out);
@@ -160,7 +160,7 @@ static int run_interactive(App *app, const TuiOptions *o, const char *cmd, bool 
 {
     char why[256];
     if (term_open(why, sizeof why) != 0)
-        return cli_error(CLI_EXIT_USAGE, "%s: %s", cmd, why);
+        return cli_error(DRRL_E_USAGE, "%s: %s", cmd, why);
     int cols, rows;
     term_size(&cols, &rows);
     app->cols = cols;
@@ -168,7 +168,7 @@ static int run_interactive(App *app, const TuiOptions *o, const char *cmd, bool 
     Canvas *c = canvas_new(cols, rows, utf8);
     if (!c) {
         term_close();
-        return cli_error(CLI_EXIT_FAIL, "%s: out of memory", cmd);
+        return cli_error(DRRL_E_NOMEM, "%s: out of memory", cmd);
     }
     Script s = {.p = o->keys};
     int flags = APP_REDRAW_ALL;
