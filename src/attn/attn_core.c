@@ -1220,20 +1220,83 @@ static DrrlStatus guard_head(AttnCore *ac, int32_t l, int32_t h, int64_t seg, do
     return DRRL_OK;
 }
 
+typedef struct GuardTask {
+    AttnCore *ac;
+    int32_t l;
+    int64_t seg;
+    const int32_t *heads;
+    int32_t from, to;
+    DrrlStatus st;
+    DrrlError err;
+} GuardTask;
+
+static void *guard_task(void *arg)
+{
+    GuardTask *t = arg;
+    for (int32_t i = t->from; i < t->to && t->st == DRRL_OK; i++) {
+        int32_t h = t->heads[i];
+        t->st = guard_head(t->ac, t->l, h, t->seg, t->ac->dec_guard + (size_t)h * t->ac->grid.n,
+                           &t->err);
+    }
+    return NULL;
+}
+
 /* The guard of every head of layer l for segment seg not yet estimated
  * (dec_gdone), from the bases in force now; heads whose sides have no basis
  * yet are left for later (the second segment's have none before its
- * refresh: its guard then uses the first basis, which saw the rows). */
+ * refresh: its guard then uses the first basis, which saw the rows). The
+ * heads are independent (each writes its own estimate and ledger slot), so
+ * they run on the cores side by side: the same numbers in any split. */
 static DrrlStatus guard_layer(AttnCore *ac, int32_t l, int64_t seg, DrrlError *err)
 {
-    DrrlStatus st = DRRL_OK;
-    for (int32_t h = 0; h < ac->H && st == DRRL_OK; h++) {
+    enum { MAXT = 16 };
+    int32_t hbuf[256], *heads = ac->H <= 256 ? hbuf : malloc((size_t)ac->H * sizeof *heads);
+    if (!heads)
+        return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory in the guard");
+    int32_t nh = 0;
+    for (int32_t h = 0; h < ac->H; h++) {
         Kv *kv = kv_at(ac, l, h / ac->group);
         if (ac->dec_gdone[h] || !kv->s[SIDE_K].has_basis || !kv->s[SIDE_V].has_basis)
             continue;
-        st = guard_head(ac, l, h, seg, ac->dec_guard + (size_t)h * ac->grid.n, err);
+        heads[nh++] = h;
         ac->dec_gdone[h] = 1;
     }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = (int)(cores < 1 ? 1 : cores > MAXT ? MAXT : cores);
+    if (nt > nh)
+        nt = nh;
+    /* a short context is not worth a thread */
+    if ((int64_t)seg * ac->cfg.segment * ac->D * ac->guard_rows < 65536)
+        nt = 1;
+    GuardTask tasks[MAXT];
+    pthread_t tid[MAXT];
+    int started[MAXT] = {0};
+    for (int t = 0; t < nt; t++) {
+        tasks[t] = (GuardTask){ac,
+                               l,
+                               seg,
+                               heads,
+                               (int32_t)((int64_t)nh * t / nt),
+                               (int32_t)((int64_t)nh * (t + 1) / nt),
+                               DRRL_OK,
+                               {0}};
+        if (t > 0 && pthread_create(&tid[t], NULL, guard_task, &tasks[t]) == 0)
+            started[t] = 1;
+    }
+    if (nt > 0)
+        guard_task(&tasks[0]);
+    for (int t = 1; t < nt; t++) {
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            guard_task(&tasks[t]);
+    }
+    DrrlStatus st = DRRL_OK;
+    for (int t = 0; t < nt && st == DRRL_OK; t++)
+        if ((st = tasks[t].st) && err)
+            *err = tasks[t].err;
+    if (heads != hbuf)
+        free(heads);
     return st;
 }
 
@@ -1570,7 +1633,7 @@ static DrrlStatus layer_begin(void *ctx, int layer, size_t pos0, size_t n, const
  * no calls), for AVX-512, AVX2 and baseline x86-64, picked at load time. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define ATTN_HOT                                                                               \
-    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic"),                      \
+    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math"),  \
                    target_clones("avx512f", "avx2", "default")))
 #else
 #define ATTN_HOT

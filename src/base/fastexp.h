@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float fastexp_nonpos(float x)
+static inline __attribute__((always_inline)) float fastexp_nonpos(float x)
 {
     const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f,
                 magic = 12582912.0f; /* 1.5 * 2^23 */

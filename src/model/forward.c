@@ -349,7 +349,7 @@ static void rows_run(Forward *f, int kind, size_t n, size_t width, RowJob *j)
 
 /* gelu_new (GPT-2; Hendrycks & Gimpel 2016, tanh approximation), with
  * tanh(u) = sign(u) (1 - e^{-2|u|}) / (1 + e^{-2|u|}). */
-static inline float gelu_new(float x)
+static inline __attribute__((always_inline)) float gelu_new(float x)
 {
     const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
     float u = k * (x + 0.044715f * x * x * x);
@@ -360,7 +360,7 @@ static inline float gelu_new(float x)
 }
 
 /* silu(x) = x sigmoid(x), sigmoid from e^{-|x|} (no overflow either side). */
-static inline float silu(float x)
+static inline __attribute__((always_inline)) float silu(float x)
 {
     float e = fastexp_nonpos(-fabsf(x));
     float s = x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
@@ -369,7 +369,7 @@ static inline float silu(float x)
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define FORWARD_HOT                                                                            \
-    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic"),                      \
+    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math"),  \
                    target_clones("avx512f", "avx2", "default")))
 #else
 #define FORWARD_HOT
