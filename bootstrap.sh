@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 top=$(pwd)
 pkgs="build-essential autoconf automake pkg-config libncurses-dev libopenblas-dev
       liblapacke-dev libcsv-dev libcriterion-dev libjansson-dev libutf8proc-dev tmux valgrind
-      clang-format"
+      clang-format libopenmpi-dev openmpi-bin"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

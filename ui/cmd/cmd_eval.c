@@ -13,6 +13,7 @@
 #include "cli/attn_cli.h"
 #include "eval/bootstrap.h"
 #include "cli/cli.h"
+#include "cli/dist.h"
 #include "cli/signals.h"
 #include "cmd/commands.h"
 #include "run/session.h"
@@ -69,24 +70,125 @@ typedef struct Row {
     BootstrapCI dloss, dbpb;
 } Row;
 
-/* The window's guard and bound rows into the method's row: 0, or -1 when
- * out of memory. */
-static int add_guard(Row *row, const AttnCore *ac)
+/* One window of one method: what eval adds up. Windows are shared out over
+ * the processes of an MPI job (window w to rank w mod N, cli/dist.h) and
+ * their sums gathered to rank 0, which adds them in window order: the same
+ * additions in the same order as one process makes, so every figure is
+ * byte-identical for any N (wall_s aside). */
+typedef struct WinSums {
+    uint64_t w;
+    double tokens, nll, nll_n, bytes, bytes_nats; /* bytes_nats: bytes x ln 2 */
+    double fe, fx, afe, afx, fid_sum, fid_rows, wall;
+    int64_t viol, lowrank, guarded, gexc, forced, vacuous;
+    double rank_sum, rank_n;
+    uint64_t n_ratios; /* bound ratios following the record when packed */
+} WinSums;
+
+/* The window's guard and bound rows into its sums; its bound ratios appended
+ * to *buf (n bytes used of cap). 0, or -1 when out of memory. */
+static int add_guard(WinSums *ws, const AttnCore *ac, char **buf, size_t *n, size_t *cap)
 {
     const AttnCoreStats *st = attn_core_stats(ac);
-    row->lowrank += st->lowrank_rows, row->guarded += st->guarded_rows;
-    row->gexc += st->guard_exceeded, row->forced += st->forced_rows;
-    row->vacuous += st->bound_vacuous;
-    size_t n;
-    const double *r = attn_core_bound_ratios(ac, &n);
-    if (n == 0)
-        return 0;
-    double *nr = realloc(row->ratios, (row->n_ratios + n) * sizeof *nr);
-    if (!nr)
-        return -1;
-    memcpy(nr + row->n_ratios, r, n * sizeof *r);
-    row->ratios = nr, row->n_ratios += n;
+    ws->lowrank = st->lowrank_rows, ws->guarded = st->guarded_rows;
+    ws->gexc = st->guard_exceeded, ws->forced = st->forced_rows;
+    ws->vacuous = st->bound_vacuous;
+    size_t k;
+    const double *r = attn_core_bound_ratios(ac, &k);
+    ws->n_ratios = k;
+    size_t need = *n + sizeof *ws + k * sizeof *r;
+    if (need > *cap) {
+        size_t nc = need > 2 * *cap ? need : 2 * *cap;
+        char *nb = realloc(*buf, nc);
+        if (!nb)
+            return -1;
+        *buf = nb, *cap = nc;
+    }
+    memcpy(*buf + *n, ws, sizeof *ws);
+    if (k)
+        memcpy(*buf + *n + sizeof *ws, r, k * sizeof *r);
+    *n = need;
     return 0;
+}
+
+/* The outcome of one method on every rank, decided by rank 0. */
+typedef struct MethodEnd {
+    int32_t rc, interrupted;
+    double rank_sum, rank_n; /* for the no-RL ablation of a later row */
+} MethodEnd;
+
+/* Gather every rank's windows of row (the packed WinSums records, after a
+ * header of its exit code and interrupt flag) to rank 0, which adds them up
+ * in window order; every rank gets the outcome. */
+static int gather_windows(Row *row, char *mine, size_t n_mine, int rc, int interrupted,
+                          int measured, int *out_interrupted)
+{
+    DrrlError err;
+    MethodEnd end = {rc, interrupted, 0, 0};
+    int32_t head[2] = {rc, interrupted};
+    memcpy(mine, head, sizeof head); /* the buffer starts with room for it */
+    size_t *counts = calloc((size_t)dist_size(), sizeof *counts);
+    const WinSums **at = calloc(row->n_win ? row->n_win : 1, sizeof *at);
+    char *all = NULL;
+    if (!counts || !at) {
+        free(counts), free(at);
+        return cli_error(DRRL_E_NOMEM, "out of memory");
+    }
+    if (dist_gather(mine, n_mine, (void **)&all, counts, &err) != DRRL_OK) {
+        free(counts), free(at);
+        return cli_fail(&err);
+    }
+    if (dist_rank() == 0) {
+        size_t off = 0;
+        for (int r = 0; r < dist_size(); r++) {
+            size_t endr = off + counts[r];
+            int32_t h[2];
+            memcpy(h, all + off, sizeof h);
+            if (h[0] > end.rc)
+                end.rc = h[0];
+            end.interrupted |= h[1];
+            for (off += sizeof h; off + sizeof(WinSums) <= endr;) {
+                const WinSums *ws = (const WinSums *)(all + off);
+                if (ws->w < row->n_win)
+                    at[ws->w] = ws;
+                off += sizeof *ws + ws->n_ratios * sizeof(double);
+            }
+            off = endr;
+        }
+        for (size_t w = 0; w < row->n_win && !end.rc && !end.interrupted; w++) {
+            const WinSums *ws = at[w];
+            if (!ws) {
+                end.rc = cli_error(DRRL_E_INTERNAL, "eval: window %zu: no result gathered", w);
+                break;
+            }
+            row->tokens += ws->tokens, row->nll += ws->nll, row->nll_n += ws->nll_n;
+            row->win_nll[w] = ws->nll, row->win_cnt[w] = ws->nll_n;
+            row->bytes += ws->bytes, row->win_bytes[w] = ws->bytes_nats;
+            row->fe += ws->fe, row->fx += ws->fx, row->afe += ws->afe, row->afx += ws->afx;
+            row->fid_sum += ws->fid_sum, row->fid_rows += ws->fid_rows;
+            row->viol += ws->viol;
+            row->lowrank += ws->lowrank, row->guarded += ws->guarded;
+            row->gexc += ws->gexc, row->forced += ws->forced, row->vacuous += ws->vacuous;
+            row->rank_sum += ws->rank_sum, row->rank_n += ws->rank_n;
+            row->wall += ws->wall;
+            if (ws->n_ratios) {
+                double *nr = realloc(row->ratios, (row->n_ratios + ws->n_ratios) * sizeof *nr);
+                if (!nr) {
+                    end.rc = cli_error(DRRL_E_NOMEM, "out of memory");
+                    break;
+                }
+                memcpy(nr + row->n_ratios, ws + 1, ws->n_ratios * sizeof *nr);
+                row->ratios = nr, row->n_ratios += ws->n_ratios;
+            }
+        }
+        row->measured = measured;
+        end.rank_sum = row->rank_sum, end.rank_n = row->rank_n;
+    }
+    free(all), free(counts), free(at);
+    if (dist_bcast(&end, sizeof end, &err) != DRRL_OK)
+        return cli_fail(&err);
+    row->rank_sum = end.rank_sum, row->rank_n = end.rank_n;
+    *out_interrupted = end.interrupted;
+    return end.rc;
 }
 
 /* The guard and bound columns of the CSV (empty when no low-rank row was
@@ -115,9 +217,9 @@ static void write_guard(FILE *f, const Row *w)
 static DrrlStatus rank_sink_put(TraceSink *self, const TraceRecord *rec, DrrlError *err)
 {
     (void)err;
-    Row *row = self->ctx;
+    WinSums *ws = self->ctx;
     if (rec->segment > 0)
-        row->rank_sum += rec->rank, row->rank_n += 1.0;
+        ws->rank_sum += rec->rank, ws->rank_n += 1.0;
     return DRRL_OK;
 }
 
@@ -283,7 +385,15 @@ int cmd_eval(int argc, char **argv)
     if ((r = cli_read_file(data, &text, &tlen)))
         return r;
     FileOut *co = NULL; /* --csv, checked now; the rule is checked again at commit */
-    if (csv && (r = cli_out_open(csv, force, &co))) {
+    r = 0;
+    if (csv && dist_rank() == 0) /* rank 0 alone writes */
+        r = cli_out_open(csv, force, &co);
+    DrrlError berr;
+    int32_t r32 = r;
+    if (dist_bcast(&r32, sizeof r32, &berr) != DRRL_OK)
+        r32 = r ? r : cli_fail(&berr);
+    if ((r = r32)) {
+        fileio_out_abort(co);
         free(text);
         return r;
     }
@@ -293,6 +403,9 @@ int cmd_eval(int argc, char **argv)
     int rc = CLI_EXIT_OK;
     Session *s = NULL;
     int n_started = 0;
+    WinSums cur; /* the window running, the rank sink's sums */
+    char *pack = NULL;
+    size_t pack_cap = 0;
     for (int mi = 0; mi < n_methods && rc == CLI_EXIT_OK && !interrupted; mi++) {
         n_started = mi + 1;
         cfg.method = ms[mi];
@@ -310,9 +423,10 @@ int cmd_eval(int argc, char **argv)
             rc = cli_fail(&err);
             break;
         }
-        attn_cli_warn(s);
+        if (dist_rank() == 0)
+            attn_cli_warn(s);
         if (ablations && cfg.method.kind == METHOD_DRRL &&
-            session_add_sink(s, (TraceSink){rank_sink_put, &rows[mi]}, &err) != DRRL_OK) {
+            session_add_sink(s, (TraceSink){rank_sink_put, &cur}, &err) != DRRL_OK) {
             rc = cli_fail(&err);
             break;
         }
@@ -346,10 +460,23 @@ int cmd_eval(int argc, char **argv)
             rc = cli_error(DRRL_E_NOMEM, "out of memory");
             break;
         }
-        for (size_t w = 0; w < n_win && rc == CLI_EXIT_OK; w++) {
+        /* this rank's windows: w = rank, rank + N, ... */
+        size_t n_pack = 2 * sizeof(int32_t); /* the header gather_windows fills */
+        if (n_pack > pack_cap) {
+            char *nb = realloc(pack, 4096);
+            if (!nb) {
+                rc = cli_error(DRRL_E_NOMEM, "out of memory");
+                break;
+            }
+            pack = nb, pack_cap = 4096;
+        }
+        size_t step = (size_t)dist_size(), mine = 0;
+        for (size_t w = (size_t)dist_rank(); w < n_win && rc == CLI_EXIT_OK; w += step) {
             if ((interrupted = signals_caught() != 0))
                 break;
             const int32_t *wid = ids + w * (size_t)seq_len;
+            memset(&cur, 0, sizeof cur);
+            cur.w = w;
             if (session_set_ids(s, wid, (size_t)seq_len, &err) ||
                 session_advance(s, (size_t)seq_len, NULL, &err)) {
                 attn_cli_progress_end();
@@ -358,39 +485,42 @@ int cmd_eval(int argc, char **argv)
             }
             AttnSummary sum;
             attn_cli_summary(s, &sum);
-            row->tokens += (double)sum.tokens;
-            row->nll += session_nll_sum(s);
-            row->nll_n += (double)session_nll_count(s);
-            row->win_nll[w] = session_nll_sum(s);
-            row->win_cnt[w] = (double)session_nll_count(s);
+            cur.tokens = (double)sum.tokens;
+            cur.nll = session_nll_sum(s);
+            cur.nll_n = (double)session_nll_count(s);
             for (size_t t = 1; t < (size_t)seq_len; t++) {
                 size_t bl = 0;
                 tokenizer_token_bytes(session_tokenizer(s), wid[t], &bl);
-                row->bytes += (double)bl;
-                row->win_bytes[w] += (double)bl * log(2.0);
+                cur.bytes += (double)bl;
+                cur.bytes_nats += (double)bl * log(2.0);
             }
-            row->fe += sum.flops_executed, row->fx += sum.flops_exact;
-            row->afe += sum.attn_flops_executed, row->afx += sum.attn_flops_exact;
+            cur.fe = sum.flops_executed, cur.fx = sum.flops_exact;
+            cur.afe = sum.attn_flops_executed, cur.afx = sum.attn_flops_exact;
             const AttnCoreStats *st = attn_core_stats(session_core(s));
-            row->fid_sum += st->fidelity_sum, row->fid_rows += (double)st->rows;
-            row->viol += st->violations;
-            if (add_guard(row, session_core(s))) {
+            cur.fid_sum = st->fidelity_sum, cur.fid_rows = (double)st->rows;
+            cur.viol = st->violations;
+            cur.wall = sum.wall_s;
+            if (add_guard(&cur, session_core(s), &pack, &n_pack, &pack_cap)) {
                 rc = cli_error(DRRL_E_NOMEM, "out of memory");
                 break;
             }
-            row->measured = cfg.measure;
-            row->wall += sum.wall_s;
-            attn_cli_progress(label, w + 1, n_win);
+            mine++;
+            if (dist_rank() == 0) /* its own windows, scaled: the job's progress */
+                attn_cli_progress(label, mine * step < n_win ? mine * step : n_win, n_win);
         }
         attn_cli_progress_end();
         session_free(s);
         s = NULL;
+        int any_int = 0; /* every rank stops, or goes on, together */
+        rc = gather_windows(row, pack, n_pack, rc, interrupted, cfg.measure, &any_int);
+        interrupted = any_int;
     }
+    free(pack);
     session_free(s);
     free(text);
     free(ids);
     signals_restore();
-    if (rc != CLI_EXIT_OK) {
+    if (rc != CLI_EXIT_OK || dist_rank() != 0) { /* rank 0 alone reports */
         for (int mi = 0; mi < n_methods; mi++)
             free(rows[mi].win_nll), free(rows[mi].win_cnt), free(rows[mi].win_bytes),
                 free(rows[mi].ratios);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/dist.h"
 #include "cli/signals.h"
 #include "cmd/commands.h"
 
@@ -137,13 +138,15 @@ int main(int argc, char **argv)
      * like a full disk, not kill drrl with SIGXFSZ and leave a partial file. */
     signal(SIGXFSZ, SIG_IGN);
     signals_init(); /* a signal or exit removes the temporary output files */
+    /* MPI, when mpirun started drrl (cli/dist.h) */
+    dist_init(&argc, &argv);
     int rc = run_main(argc, argv);
     /* --help, version, tables: a full standard output is a failure. */
     if (fflush(stdout) != 0 || ferror(stdout)) {
         if (rc == CLI_EXIT_OK)
             rc = cli_error(DRRL_E_IO, "standard output: write error");
     }
-    return rc;
+    return dist_finish(rc);
 }
 
 static int run_main(int argc, char **argv)
