@@ -246,3 +246,42 @@ Test(session, baseline_rows_are_distributions)
     }
     ref_free(&r);
 }
+
+/* Token texts in context, for display and the records: with the byte-level
+ * tokenizer of llama-tiny-b, a character's bytes show whole on its first
+ * byte and "" on the others; a cut character's bytes are escaped. */
+typedef struct TextSink {
+    char texts[16][16];
+    int n;
+} TextSink;
+
+static DrrlStatus text_put(TraceSink *self, const TraceRecord *rec, DrrlError *err)
+{
+    (void)err;
+    TextSink *t = self->ctx;
+    if (rec->layer == 0 && rec->head == 0 && t->n < 16)
+        snprintf(t->texts[t->n++], sizeof t->texts[0], "%s", rec->token ? rec->token : "?");
+    return DRRL_OK;
+}
+
+Test(session, token_texts_join_split_characters)
+{
+    Session *s = open_session("llama-tiny-b", "full", 4, 0);
+    TextSink ts = {.n = 0};
+    DrrlError e;
+    cr_assert_eq(session_add_sink(s, (TraceSink){.put = text_put, .ctx = &ts}, &e), DRRL_OK);
+    const char text[] = "a\xC3\xA9\xE2\x98\x83 \n\xE2\x98";
+    cr_assert_eq(session_set_text(s, text, sizeof text - 1, &e), DRRL_OK, "%s", e.msg);
+    const char *want[] = {"a", "\xC3\xA9", "",    "\xE2\x98\x83", "",
+                          "",  " ",        "\\n", "\\xE2",        "\\x98"};
+    cr_assert_eq(session_len(s), 10);
+    for (size_t i = 0; i < 10; i++)
+        cr_expect_str_eq(session_token_text(s, i), want[i], "token %zu: '%s', want '%s'", i,
+                         session_token_text(s, i), want[i]);
+    cr_assert_eq(session_advance(s, 10, NULL, &e), DRRL_OK, "%s", e.msg);
+    cr_assert_eq(ts.n, 10);
+    for (int i = 0; i < 10; i++)
+        cr_expect_str_eq(ts.texts[i], want[i], "record %d: '%s', want '%s'", i, ts.texts[i],
+                         want[i]);
+    session_free(s);
+}

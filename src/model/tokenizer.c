@@ -68,6 +68,10 @@ struct Tokenizer {
     int ignore_merges; /* a piece that is a token is taken whole */
     int strip_start;   /* SentencePiece-style decoder: leading spaces stripped */
     int sp_split;      /* SentencePiece-style: words may be cut (see sp_encode) */
+    int sp_prepend;    /* SentencePiece-style: 1 '\u2581' prepended to the text (Prepend
+                        * normalizer), 2 unless the text starts with one (Metaspace), 0
+                        * never */
+    int sp_split_all;  /* Metaspace with split: a word starts at every '\u2581' */
     /* SentencePiece-style: bytes/off/len hold the vocabulary strings ('\u2581'
      * for spaces, "<0xNN>"), raw/raw_off/raw_len what they decode to. */
     char *raw;
@@ -733,6 +737,7 @@ static const char qwen2_regex[] =
 typedef struct JsonPipeline {
     TokenizerKind kind;
     int nfc, sp_norm, max_digits, ignore_merges, strip_start;
+    int sp_prepend, sp_split_all; /* see struct Tokenizer */
 } JsonPipeline;
 
 static const char *type_of(json_t *v)
@@ -782,6 +787,7 @@ static DrrlStatus parse_normalizer(json_t *root, const char *name, JsonPipeline 
             str_is(json_object_get(pat, "String"), " ") &&
             str_is(json_object_get(b, "content"), METASPACE)) {
             p->sp_norm = 1;
+            p->sp_prepend = 1;
             return DRRL_OK;
         }
     }
@@ -803,8 +809,58 @@ static DrrlStatus check_byte_level(json_t *pt, int with_regex, const char *name,
     return DRRL_OK;
 }
 
-/* pre_tokenizer: none (SentencePiece-style), GPT-2's ByteLevel, or
- * Split(Llama-3 or Qwen2 regex, Isolated) then ByteLevel without regex. */
+/* Metaspace('\u2581') as a pre-tokenizer (SentencePiece-style files of
+ * newer conversions, e.g. Mistral's, instead of the Prepend and Replace
+ * normalizers): spaces become '\u2581'; prepend_scheme "always" or "first"
+ * (the same for plain text) puts one before text that does not start with
+ * one, "never" does not; split (the default, as in Hugging Face's Rust
+ * crate) starts a word at every '\u2581'. The older add_prefix_space: false
+ * means "never". */
+static DrrlStatus parse_metaspace(json_t *pt, const char *name, JsonPipeline *p, DrrlError *err)
+{
+    json_t *rep = json_object_get(pt, "replacement");
+    if (!str_is(rep, METASPACE))
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s:pre_tokenizer.replacement: expected \"\u2581\" (drrl reads "
+                          "SentencePiece's space marker only)",
+                          name);
+    if (p->nfc || p->sp_norm)
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s:normalizer: not supported before a Metaspace pre-tokenizer "
+                          "(give token ids directly with --ids)",
+                          name);
+    json_t *ps = json_object_get(pt, "prepend_scheme");
+    json_t *aps = json_object_get(pt, "add_prefix_space");
+    json_t *split = json_object_get(pt, "split");
+    p->sp_prepend = 2;
+    if (ps && !json_is_null(ps)) {
+        if (str_is(ps, "never"))
+            p->sp_prepend = 0;
+        else if (!str_is(ps, "always") && !str_is(ps, "first"))
+            return drrl_error(err, DRRL_E_INPUT,
+                              "%s:pre_tokenizer.prepend_scheme: expected \"always\", "
+                              "\"first\" or \"never\"",
+                              name);
+    }
+    if (json_is_false(aps)) {
+        if (p->sp_prepend != 0 && ps && !json_is_null(ps))
+            return drrl_error(err, DRRL_E_INPUT,
+                              "%s:pre_tokenizer.add_prefix_space: false contradicts "
+                              "prepend_scheme",
+                              name);
+        p->sp_prepend = 0;
+    }
+    if (split && !json_is_boolean(split))
+        return drrl_error(err, DRRL_E_INPUT, "%s:pre_tokenizer.split: expected true or false",
+                          name);
+    p->sp_split_all = !json_is_false(split);
+    p->kind = TOKENIZER_SP_BPE;
+    return DRRL_OK;
+}
+
+/* pre_tokenizer: none (SentencePiece-style), Metaspace (likewise), GPT-2's
+ * ByteLevel, or Split(Llama-3 or Qwen2 regex, Isolated) then ByteLevel
+ * without regex. */
 static DrrlStatus parse_pre_tokenizer(json_t *root, const char *name, JsonPipeline *p,
                                       DrrlError *err)
 {
@@ -823,6 +879,8 @@ static DrrlStatus parse_pre_tokenizer(json_t *root, const char *name, JsonPipeli
     size_t n = t && strcmp(t, "Sequence") == 0 && json_is_array(seq) ? json_array_size(seq) : 0;
     if (n == 1)
         pt = json_array_get(seq, 0), t = type_of(pt), n = 0;
+    if (t && strcmp(t, "Metaspace") == 0)
+        return parse_metaspace(pt, name, p, err);
     if (!p->sp_norm && t && strcmp(t, "ByteLevel") == 0) {
         p->kind = TOKENIZER_GPT2_BPE;
         return check_byte_level(pt, 1, name, err);
@@ -890,10 +948,17 @@ static DrrlStatus check_model(json_t *model, const char *name, JsonPipeline *p, 
 }
 
 /* decoder (SentencePiece-style only): how many leading spaces a Strip
- * takes off the decoded text. */
+ * takes off the decoded text, or Metaspace's one (unless its
+ * prepend_scheme is "never"). */
 static void parse_decoder(json_t *root, JsonPipeline *p)
 {
     json_t *dec = json_object_get(root, "decoder");
+    if (str_is(json_object_get(dec, "type"), "Metaspace")) {
+        json_t *ps = json_object_get(dec, "prepend_scheme");
+        json_t *aps = json_object_get(dec, "add_prefix_space");
+        p->strip_start = str_is(ps, "never") || json_is_false(aps) ? 0 : 1;
+        return;
+    }
     json_t *seq = str_is(json_object_get(dec, "type"), "Sequence")
                       ? json_object_get(dec, "decoders")
                       : NULL;
@@ -1093,6 +1158,8 @@ static DrrlStatus parse_json_root(json_t *root, const char *name, Tokenizer **ou
     t->max_digits = p.max_digits;
     t->ignore_merges = p.ignore_merges;
     t->strip_start = p.strip_start;
+    t->sp_prepend = p.sp_prepend;
+    t->sp_split_all = p.sp_split_all;
     if (p.kind == TOKENIZER_SP_BPE)
         t->sp_split = sp_can_split(t, n_vocab);
     if (p.kind == TOKENIZER_SP_BPE && (sp_raw_forms(t) || build_display(t))) {
@@ -1654,11 +1721,13 @@ static int is_metaspace(const unsigned char *p)
 static DrrlStatus sp_encode(const Tokenizer *t, Scratch *s, const unsigned char *p, size_t n,
                             int32_t *out, size_t *n_out, DrrlError *err)
 {
-    if (!t->sp_split)
+    if (!t->sp_split && !t->sp_split_all)
         return sp_word(t, s, p, n, out, n_out, err);
     size_t start = 0;
-    for (size_t j = 3; j + 3 <= n; j++) {
-        if (is_metaspace(p + j) && !is_metaspace(p + j - 3)) {
+    for (size_t j = 1; j + 3 <= n; j++) {
+        /* Metaspace's split: before every '\u2581' (but the first byte);
+         * else before one that follows another character. */
+        if (is_metaspace(p + j) && (t->sp_split_all || (j >= 3 && !is_metaspace(p + j - 3)))) {
             DrrlStatus st = sp_word(t, s, p + start, j - start, out, n_out, err);
             if (st)
                 return st;
@@ -1682,8 +1751,9 @@ static int sp_can_split(const Tokenizer *t, size_t n_vocab)
     return 1;
 }
 
-/* The normalised text: NFC, or SentencePiece's '\u2581' prepended and for
- * every space. *norm is malloc'ed, or NULL when the text is used as it is. */
+/* The normalised text: NFC, or SentencePiece's '\u2581' for every space
+ * and prepended as t->sp_prepend says. *norm is malloc'ed, or NULL when the
+ * text is used as it is. */
 static int normalize(const Tokenizer *t, const char *s, size_t n, char **norm, size_t *nn)
 {
     *norm = NULL;
@@ -1699,7 +1769,9 @@ static int normalize(const Tokenizer *t, const char *s, size_t n, char **norm, s
     if (!o)
         return -1;
     size_t k = 0;
-    memcpy(o, METASPACE, 3), k = 3;
+    if (t->sp_prepend == 1 ||
+        (t->sp_prepend == 2 && s[0] != ' ' && !(n >= 3 && memcmp(s, METASPACE, 3) == 0)))
+        memcpy(o, METASPACE, 3), k = 3;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == ' ')
             memcpy(o + k, METASPACE, 3), k += 3;

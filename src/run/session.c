@@ -26,6 +26,10 @@ struct Session {
     size_t nll_n;
     double wall;
     char idtext[32];
+    /* display texts (tokenizer_token_text_in), one per id: the tokenizer's
+     * own strings or strings in disp_arena */
+    const char **disp;
+    char *disp_arena;
     PolicyAgent *agent; /* drrl: the policy choosing ranks (policy_agent.h) */
     bool muted;         /* session_mute: no records to the sinks */
     char warning[512];  /* e.g. a policy trained for another model of this shape */
@@ -102,6 +106,7 @@ void session_free(Session *s)
     model_free(s->m);
     tokenizer_free(s->tok);
     free(s->ids), free(s->logits);
+    free(s->disp), free(s->disp_arena);
     free(s);
 }
 
@@ -129,6 +134,52 @@ void session_restart(Session *s)
     s->pos = 0, s->nll = 0.0, s->nll_n = 0, s->wall = 0.0, s->last_rows = 0;
 }
 
+/* The display text of every token in its context (tokenizer_token_text_in:
+ * SentencePiece's '\u2581' as a space, a character split over byte pieces
+ * shown whole on its first piece, partial UTF-8 escaped): *disp[i] is the
+ * tokenizer's own string or one in *arena. Returns 0, or -1 when out of
+ * memory. */
+static int display_texts(const Tokenizer *tok, const int32_t *ids, size_t n,
+                         const char ***disp_out, char **arena_out)
+{
+    const char **disp = malloc((n ? n : 1) * sizeof *disp);
+    size_t *off = malloc((n ? n : 1) * sizeof *off);
+    char *arena = NULL;
+    size_t len = 0, cap = 0;
+    if (!disp || !off)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        char buf[256];
+        const char *t = tokenizer_token_text_in(tok, ids, n, i, buf, sizeof buf);
+        disp[i] = t;
+        off[i] = SIZE_MAX;
+        if (t != buf)
+            continue;
+        size_t k = strlen(buf) + 1;
+        if (len + k > cap) {
+            size_t nc = cap ? 2 * cap : 1024;
+            while (nc < len + k)
+                nc *= 2;
+            char *a = realloc(arena, nc);
+            if (!a)
+                goto fail;
+            arena = a, cap = nc;
+        }
+        memcpy(arena + len, buf, k);
+        off[i] = len;
+        len += k;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (off[i] != SIZE_MAX)
+            disp[i] = arena + off[i];
+    free(off);
+    *disp_out = disp, *arena_out = arena;
+    return 0;
+fail:
+    free(disp), free(off), free(arena);
+    return -1;
+}
+
 DrrlStatus session_set_ids(Session *s, const int32_t *ids, size_t n, DrrlError *err)
 {
     for (size_t i = 0; i < n; i++)
@@ -141,8 +192,14 @@ DrrlStatus session_set_ids(Session *s, const int32_t *ids, size_t n, DrrlError *
     if (!c)
         return drrl_error(err, DRRL_E_NOMEM, "session: out of memory for %zu ids", n);
     memcpy(c, ids, n * sizeof *c);
-    free(s->ids);
-    s->ids = c, s->n_ids = n;
+    const char **disp = NULL;
+    char *arena = NULL;
+    if (s->tok && display_texts(s->tok, c, n, &disp, &arena)) {
+        free(c);
+        return drrl_error(err, DRRL_E_NOMEM, "session: out of memory for %zu token texts", n);
+    }
+    free(s->ids), free(s->disp), free(s->disp_arena);
+    s->ids = c, s->n_ids = n, s->disp = disp, s->disp_arena = arena;
     session_restart(s);
     return attn_core_reserve(s->core, n, err);
 }
@@ -176,7 +233,7 @@ const char *session_token_text(const Session *s, size_t i)
     if (i >= s->n_ids)
         return "";
     if (s->tok)
-        return tokenizer_token_text(s->tok, s->ids[i]);
+        return s->disp[i];
     snprintf(((Session *)s)->idtext, sizeof s->idtext, "#%d", (int)s->ids[i]);
     return s->idtext;
 }
@@ -198,8 +255,8 @@ static DrrlStatus run_call(Session *s, size_t n, DrrlError *err)
     if (st)
         return st;
     s->last_rows = n;
-    /* token texts for the records (tokenizer_token_text's strings live as
-     * long as the tokenizer; the "#ID" fallback needs per-row storage) */
+    /* token texts for the records (the display texts live as long as the
+     * ids; the "#ID" fallback needs per-row storage) */
     const char **texts = NULL;
     char(*idt)[16] = NULL;
     if (s->n_sinks) {
@@ -211,7 +268,7 @@ static DrrlStatus run_call(Session *s, size_t n, DrrlError *err)
         }
         for (size_t i = 0; i < n; i++) {
             if (s->tok) {
-                texts[i] = tokenizer_token_text(s->tok, s->ids[s->pos + i]);
+                texts[i] = s->disp[s->pos + i];
             } else {
                 snprintf(idt[i], sizeof idt[i], "#%d", (int)s->ids[s->pos + i]);
                 texts[i] = idt[i];

@@ -78,7 +78,11 @@ DrrlStatus session_advance(Session *s, size_t n, size_t *done, DrrlError *err);
 size_t session_pos(const Session *s); /* tokens run so far */
 size_t session_len(const Session *s); /* tokens in the sequence */
 const int32_t *session_ids(const Session *s);
-/* Display text of the token at position i ("" when out of range). */
+/* Display text of the token at position i in its context
+ * (tokenizer_token_text_in: SentencePiece's spaces as spaces, a character
+ * split over byte pieces shown whole on its first piece and "" on the rest,
+ * partial UTF-8 escaped), valid until the ids change; "#ID" without a
+ * tokenizer, "" when out of range. */
 const char *session_token_text(const Session *s, size_t i);
 
 /* Logits (vocab floats) of the last token run, or NULL before the first. */

