@@ -85,7 +85,8 @@ typedef struct Trainer {
     PolicyNet *net;
     PolicyAdam adam;
     int have_adam;
-    PolicyRng rng;
+    PolicyRng rng;    /* the initial weights' stream (saved in checkpoints) */
+    PolicyRng ep_rng; /* the running episode's stream */
     PolicyMeta meta;
     PpoBuffer buf;
     PolicyAgent *agent;
@@ -106,12 +107,145 @@ static void trainer_done(Trainer *t)
     policy_net_free(t->net);
 }
 
+/* The stream of episode e of step `step` (e = -1: the step's minibatches). */
+static uint64_t stream_seed(uint64_t seed, int64_t step, int64_t e)
+{
+    return rng_hash64(rng_hash64(rng_hash64(seed) ^ (uint64_t)step) + (uint64_t)(e + 1));
+}
+
+/* An episode's part of a step, exchanged between processes; its samples'
+ * advantages (n_samples x H floats) follow it. */
+typedef struct EpRec {
+    int64_t e, n_samples, n_rew;
+    double fidelity, flops_frac, band, budget, lm, total, ex, ax;
+} EpRec;
+
+static DrrlStatus exchange(const PpoDist *d, const void *mine, size_t n, void **all,
+                           size_t *counts, DrrlError *err)
+{
+    if (d)
+        return d->allgather(d->ctx, mine, n, all, counts, err);
+    *all = malloc(n ? n : 1);
+    if (!*all)
+        return drrl_error(err, DRRL_E_NOMEM, "train-policy: out of memory");
+    if (n)
+        memcpy(*all, mine, n);
+    counts[0] = n;
+    return DRRL_OK;
+}
+
+/* What every process needs after the rollout of a step: the sample layout of
+ * the update and the step's reward sums, added in episode order. */
+typedef struct StepSums {
+    PolicyRewardTerms sum;
+    int64_t n_rew;
+    double ex, ax;
+} StepSums;
+
+static DrrlStatus share_rollout(Trainer *t, const char *mine, size_t n_mine, PpoLayout *lay,
+                                int **owner, int **local, float **adv, StepSums *ss,
+                                DrrlError *err)
+{
+    const PpoDist *d = t->cfg->dist;
+    int np = d ? d->size : 1, E = t->cfg->episodes, H = t->buf.H;
+    size_t *counts = malloc((size_t)np * sizeof *counts);
+    const char **at = calloc((size_t)E, sizeof *at);
+    char *all = NULL;
+    DrrlStatus st = DRRL_OK;
+    if (!counts || !at)
+        st = drrl_error(err, DRRL_E_NOMEM, "train-policy: out of memory");
+    if (!st)
+        st = exchange(d, mine, n_mine, (void **)&all, counts, err);
+    size_t total = 0;
+    for (int r = 0; !st && r < np; r++)
+        total += counts[r];
+    int64_t n = 0;
+    for (size_t off = 0; !st && off + sizeof(EpRec) <= total;) {
+        EpRec er;
+        memcpy(&er, all + off, sizeof er);
+        if (er.e < 0 || er.e >= E || at[er.e])
+            st = drrl_error(err, DRRL_E_INTERNAL, "train-policy: bad episode record %lld",
+                            (long long)er.e);
+        else
+            at[er.e] = all + off;
+        n += er.n_samples;
+        off += sizeof er + (size_t)er.n_samples * H * sizeof(float);
+    }
+    for (int e = 0; !st && e < E; e++)
+        if (!at[e])
+            st = drrl_error(err, DRRL_E_INTERNAL, "train-policy: episode %d missing", e);
+    if (!st && n > INT32_MAX / 2)
+        st = drrl_error(err, DRRL_E_USAGE, "train-policy: too many samples in a step");
+    if (!st) {
+        *owner = malloc((size_t)(n ? n : 1) * sizeof **owner);
+        *local = malloc((size_t)(n ? n : 1) * sizeof **local);
+        *adv = malloc((size_t)(n ? n * H : 1) * sizeof **adv);
+        if (!*owner || !*local || !*adv)
+            st = drrl_error(err, DRRL_E_NOMEM, "train-policy: out of memory");
+    }
+    int *next_local = calloc((size_t)np, sizeof *next_local);
+    if (!st && !next_local)
+        st = drrl_error(err, DRRL_E_NOMEM, "train-policy: out of memory");
+    memset(ss, 0, sizeof *ss);
+    int g = 0;
+    for (int e = 0; !st && e < E; e++) {
+        EpRec er;
+        memcpy(&er, at[e], sizeof er);
+        int r = e % np;
+        for (int64_t j = 0; j < er.n_samples; j++, g++) {
+            (*owner)[g] = r;
+            (*local)[g] = next_local[r]++;
+        }
+        memcpy(*adv + (size_t)(g - er.n_samples) * H, at[e] + sizeof er,
+               (size_t)er.n_samples * H * sizeof(float));
+        PolicyRewardTerms *su = &ss->sum;
+        su->fidelity += er.fidelity, su->flops_frac += er.flops_frac, su->band += er.band;
+        su->budget += er.budget, su->lm += er.lm, su->total += er.total;
+        ss->n_rew += er.n_rew, ss->ex += er.ex, ss->ax += er.ax;
+    }
+    if (!st) {
+        lay->n = (int)n, lay->owner = *owner, lay->local = *local, lay->adv = *adv;
+    }
+    free(next_local);
+    free(all);
+    free(at);
+    free(counts);
+    return st;
+}
+
+/* Agree after a step: the worst status and whether any process stops. */
+static DrrlStatus agree(const PpoDist *d, DrrlStatus *st, int *stop, DrrlError *err)
+{
+    int32_t mine[2] = {(int32_t)*st, *stop != 0};
+    int np = d ? d->size : 1;
+    size_t counts[np];
+    int32_t *all = NULL;
+    DrrlError e2;
+    DrrlStatus xs = exchange(d, mine, sizeof mine, (void **)&all, counts, &e2);
+    if (xs) {
+        if (!*st)
+            *err = e2, *st = xs;
+        return *st;
+    }
+    for (int r = 0; r < np; r++) {
+        if (all[2 * r] && !*st) {
+            *st = drrl_error(err, (DrrlStatus)all[2 * r],
+                             "train-policy: process %d of %d failed (it says why)", r, np);
+        }
+        *stop |= all[2 * r + 1];
+    }
+    free(all);
+    return *st;
+}
+
 static DrrlStatus save(Trainer *t, int64_t step, DrrlError *err)
 {
     t->meta.steps = step;
     t->meta.adam_t = t->adam.t;
     t->meta.has_rng = 1;
     memcpy(t->meta.rng, t->rng.s, sizeof t->meta.rng);
+    if (t->cfg->dist && t->cfg->dist->rank != 0)
+        return DRRL_OK; /* process 0 alone writes */
     return policy_file_save_flags(t->cfg->out_path, t->net, &t->meta, &t->adam,
                                   FILEIO_FORCE | t->cfg->out_flags, err);
 }
@@ -296,7 +430,7 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
         return st;
     }
     policy_agent_bind_cache(t.agent, cache_k, cache_v, t.fwd);
-    policy_agent_set_training(t.agent, &t.rng, &t.buf);
+    policy_agent_set_training(t.agent, &t.ep_rng, &t.buf);
     PolicyNetCache *ucache = policy_net_cache_new(t.net);
     if (!ucache) {
         trainer_done(&t);
@@ -326,24 +460,73 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
         forward_set_attn(t.fwd, &hook);
 
         ppo_buffer_clear(&t.buf);
-        PolicyRewardTerms sum;
-        memset(&sum, 0, sizeof sum);
-        int n_rew = 0;
-        double ex = 0, ax = 0;
-        for (int e = 0; e < cfg->episodes && !st; e++) {
-            size_t off = (size_t)policy_rng_below(&t.rng, (uint64_t)(n_ids - (size_t)t.E));
+        /* this process's episodes: e = rank, rank + N, ... */
+        const PpoDist *d = cfg->dist;
+        int rank = d ? d->rank : 0, np = d ? d->size : 1, H = t.buf.H;
+        uint64_t seed = t.meta.seed;
+        char *pack = NULL;
+        size_t n_pack = 0;
+        for (int e = rank; e < cfg->episodes && !st; e += np) {
+            policy_rng_seed(&t.ep_rng, stream_seed(seed, step, e));
+            size_t off = (size_t)policy_rng_below(&t.ep_rng, (uint64_t)(n_ids - (size_t)t.E));
             double span = cfg->budget_hi - cfg->budget_lo;
-            double budget = cfg->budget_lo + span * policy_rng_uniform(&t.rng);
+            double budget = cfg->budget_lo + span * policy_rng_uniform(&t.ep_rng);
+            PolicyRewardTerms sum;
+            memset(&sum, 0, sizeof sum);
+            int n_rew = 0, n0 = t.buf.n;
+            double ex = 0, ax = 0;
             st = episode(&t, core, ids, off, budget, &sum, &n_rew, &ex, &ax, err);
+            if (st)
+                break;
+            EpRec er = {e,        t.buf.n - n0, n_rew,  sum.fidelity, sum.flops_frac,
+                        sum.band, sum.budget,   sum.lm, sum.total,    ex,
+                        ax};
+            size_t need = n_pack + sizeof er + (size_t)er.n_samples * H * sizeof(float);
+            char *np2 = realloc(pack, need);
+            if (!np2) {
+                st = drrl_error(err, DRRL_E_NOMEM, "train-policy: out of memory");
+                break;
+            }
+            pack = np2;
+            memcpy(pack + n_pack, &er, sizeof er);
+            n_pack += sizeof er;
+            /* advantages come later: reserve their room now */
+            n_pack = need;
         }
         forward_set_attn(t.fwd, NULL);
         attn_core_free(core);
+        if (st) {
+            free(pack);
+            break;
+        }
+        ppo_compute_advantages(&t.buf, &cfg->ppo);
+        /* the advantages into the records, each episode's samples in order */
+        for (size_t off = 0, i = 0; off < n_pack;) {
+            EpRec er;
+            memcpy(&er, pack + off, sizeof er);
+            off += sizeof er;
+            for (int64_t j = 0; j < er.n_samples; j++, i++, off += (size_t)H * sizeof(float))
+                memcpy(pack + off, t.buf.s[i].adv, (size_t)H * sizeof(float));
+        }
+        PpoLayout lay;
+        int *owner = NULL, *local = NULL;
+        float *adv = NULL;
+        StepSums ss;
+        st = share_rollout(&t, pack, n_pack, &lay, &owner, &local, &adv, &ss, err);
+        free(pack);
+        PpoStats ps;
+        if (!st) {
+            PolicyRng urng;
+            policy_rng_seed(&urng, stream_seed(seed, step, -1));
+            st = ppo_update_dist(t.net, ucache, &t.adam, &t.buf, &lay, d, &cfg->ppo, &urng, &ps,
+                                 err);
+        }
+        free(owner), free(local), free(adv);
         if (st)
             break;
-        ppo_compute_advantages(&t.buf, &cfg->ppo);
-        PpoStats ps;
-        if ((st = ppo_update(t.net, ucache, &t.adam, &t.buf, &cfg->ppo, &t.rng, &ps, err)))
-            break;
+        PolicyRewardTerms sum = ss.sum;
+        int64_t n_rew = ss.n_rew;
+        double ex = ss.ex, ax = ss.ax;
 
         PolicyTrainProgress p;
         memset(&p, 0, sizeof p);
@@ -367,11 +550,13 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
         int stop = 0;
         p.checkpoint =
             last || (cfg->checkpoint_every > 0 && (step + 1) % cfg->checkpoint_every == 0);
-        if (p.checkpoint && (st = save(&t, step + 1, err)))
-            break;
+        if (p.checkpoint)
+            st = save(&t, step + 1, err);
         p.wall_s = clock_now_s() - t0;
-        if (cb)
+        if (cb && !st)
             stop = cb(cb_ctx, &p);
+        if (agree(cfg->dist, &st, &stop, err)) /* every process stops together */
+            break;
         if (stop && !last) {
             if (!p.checkpoint && (st = save(&t, step + 1, err)))
                 break;

@@ -13,11 +13,21 @@
  *      beside it;
  *   3. GAE over each (episode, layer, head) trajectory and a PPO update
  *      (ppo.h).
- * Every random draw (offsets, budgets, actions, minibatches, initial
- * weights) comes from one PolicyRng seeded by cfg->seed, whose state is saved
- * in checkpoints: the same inputs and seed give the same policy file, and a
- * run resumed from a checkpoint continues exactly as an uninterrupted one
- * would.
+ * Random draws come from PolicyRng streams derived from the seed alone:
+ * the initial weights from the seed, episode e of step s (its offset,
+ * budget and actions) from (seed, s, e), the minibatches of step s from
+ * (seed, s). So the same inputs and seed give the same policy file, a run
+ * resumed from a checkpoint continues exactly as an uninterrupted one would,
+ * and neither depends on which process ran an episode.
+ *
+ * Across processes (cfg->dist, an MPI job; the engine sees only the PpoDist
+ * callback): episode e runs on process e mod N; the per-episode reward sums
+ * and every sample's advantages are exchanged; the PPO update adds the
+ * per-sample gradients of all processes in minibatch order
+ * (ppo_update_dist), so every process holds the same network after every
+ * step and the result is byte-identical for any N, one process included.
+ * Process 0 alone writes checkpoints; a stop asked on any process (the
+ * callback's return) stops all of them after the same step.
  */
 #ifndef DRRL_POLICY_TRAIN_H
 #define DRRL_POLICY_TRAIN_H
@@ -51,6 +61,7 @@ typedef struct PolicyTrainConfig {
     unsigned out_flags;       /* base/fileio.h flags added to FILEIO_FORCE for out_path
                                  (FILEIO_UPDATE: it is the file resumed from) */
     const char *command;      /* recorded in the file */
+    const PpoDist *dist;      /* processes sharing the work (NULL: this one alone) */
 } PolicyTrainConfig;
 
 void policy_train_config_default(PolicyTrainConfig *c);
@@ -67,8 +78,8 @@ typedef struct PolicyTrainProgress {
     double wall_s;     /* since the start of this run */
 } PolicyTrainProgress;
 
-/* Called after every step; return nonzero to stop (a checkpoint is written
- * first, and policy_train returns DRRL_E_INTERRUPTED). */
+/* Called after every step (on every process); return nonzero to stop (a
+ * checkpoint is written first, and policy_train returns DRRL_E_INTERRUPTED). */
 typedef int (*PolicyTrainCallback)(void *ctx, const PolicyTrainProgress *p);
 
 /* Train on the token ids (n_ids >= episode_len + 1). resume_path: NULL, or a

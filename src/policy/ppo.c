@@ -245,49 +245,103 @@ void ppo_compute_advantages(PpoBuffer *b, const PpoConfig *cfg)
     }
 }
 
+/* One process: the allgather is a copy. */
+static DrrlStatus local_allgather(void *ctx, const void *mine, size_t n, void **all,
+                                  size_t *counts, DrrlError *err)
+{
+    (void)ctx;
+    *all = malloc(n ? n : 1);
+    if (!*all)
+        return drrl_error(err, DRRL_E_NOMEM, "ppo: out of memory");
+    if (n)
+        memcpy(*all, mine, n);
+    counts[0] = n;
+    return DRRL_OK;
+}
+
 DrrlStatus ppo_update(PolicyNet *net, PolicyNetCache *cache, PolicyAdam *opt, PpoBuffer *b,
                       const PpoConfig *cfg, PolicyRng *rng, PpoStats *stats, DrrlError *err)
 {
+    int n = b->n, H = b->H;
+    int *owner = calloc(n ? (size_t)n : 1, sizeof *owner);
+    int *local = malloc((n ? (size_t)n : 1) * sizeof *local);
+    float *adv = malloc((n ? (size_t)n * H : 1) * sizeof *adv);
+    DrrlStatus st;
+    if (!owner || !local || !adv) {
+        st = drrl_error(err, DRRL_E_NOMEM, "ppo: out of memory");
+    } else {
+        for (int i = 0; i < n; i++) {
+            local[i] = i;
+            memcpy(adv + (size_t)i * H, b->s[i].adv, (size_t)H * sizeof *adv);
+        }
+        PpoLayout lay = {n, owner, local, adv};
+        st = ppo_update_dist(net, cache, opt, b, &lay, NULL, cfg, rng, stats, err);
+    }
+    free(owner), free(local), free(adv);
+    return st;
+}
+
+/* A sample's record in the exchange: its minibatch position, its loss terms
+ * summed over heads, then its gradient (n_params floats). */
+typedef struct GradHead {
+    int64_t k;
+    double pl, vl, ent, kl, clip;
+} GradHead;
+
+DrrlStatus ppo_update_dist(PolicyNet *net, PolicyNetCache *cache, PolicyAdam *opt,
+                           const PpoBuffer *b, const PpoLayout *lay, const PpoDist *dist,
+                           const PpoConfig *cfg, PolicyRng *rng, PpoStats *stats,
+                           DrrlError *err)
+{
     memset(stats, 0, sizeof *stats);
-    if (b->n == 0)
+    int n = lay->n;
+    if (n == 0)
         return DRRL_OK;
-    int H = b->H, G = b->G;
-    /* Advantage normalisation over the whole buffer. */
+    int H = b->H, G = b->G, me = dist ? dist->rank : 0, np = dist ? dist->size : 1;
+    /* Advantage normalisation over every sample, in sample order. */
     double mean = 0, var = 0;
-    size_t cnt = (size_t)b->n * H;
-    for (int i = 0; i < b->n; i++)
-        for (int h = 0; h < H; h++)
-            mean += b->s[i].adv[h];
+    size_t cnt = (size_t)n * H;
+    for (size_t i = 0; i < cnt; i++)
+        mean += lay->adv[i];
     mean /= (double)cnt;
-    for (int i = 0; i < b->n; i++)
-        for (int h = 0; h < H; h++)
-            var += (b->s[i].adv[h] - mean) * (b->s[i].adv[h] - mean);
+    for (size_t i = 0; i < cnt; i++)
+        var += (lay->adv[i] - mean) * (lay->adv[i] - mean);
     double sd = sqrt(var / (double)cnt) + 1e-8;
-    int *order = malloc((size_t)b->n * sizeof(int));
+    int mb = cfg->minibatch > 0 ? cfg->minibatch : n;
+    size_t P = net->n_params, rec = sizeof(GradHead) + P * sizeof(float);
+    int *order = malloc((size_t)n * sizeof(int));
     float *logits = malloc((size_t)H * G * sizeof(float));
     float *dlogits = malloc((size_t)H * G * sizeof(float));
     float *value = malloc((size_t)H * sizeof(float));
     float *dvalue = malloc((size_t)H * sizeof(float));
+    char *pack = malloc((size_t)mb * rec);
+    const char **at = malloc((size_t)mb * sizeof *at);
+    size_t *counts = malloc((size_t)np * sizeof *counts);
+    char *all = NULL;
     DrrlStatus st = DRRL_OK;
-    if (!order || !logits || !dlogits || !value || !dvalue) {
+    if (!order || !logits || !dlogits || !value || !dvalue || !pack || !at || !counts) {
         st = drrl_error(err, DRRL_E_NOMEM, "ppo: out of memory");
         goto out;
     }
-    for (int i = 0; i < b->n; i++)
+    for (int i = 0; i < n; i++)
         order[i] = i;
-    int mb = cfg->minibatch > 0 ? cfg->minibatch : b->n;
     for (int ep = 0; ep < cfg->epochs; ep++) {
         int last = ep == cfg->epochs - 1;
-        policy_rng_shuffle(rng, order, b->n);
-        for (int start = 0; start < b->n; start += mb) {
-            int end = start + mb < b->n ? start + mb : b->n;
+        policy_rng_shuffle(rng, order, n);
+        for (int start = 0; start < n; start += mb) {
+            int end = start + mb < n ? start + mb : n;
             double n_dec = (double)(end - start) * H;
-            double pl = 0, vl = 0, ent = 0, kl = 0, clip = 0;
-            policy_net_zero_grad(net);
+            size_t used = 0;
+            /* this process's samples of the minibatch, each alone */
             for (int k = start; k < end; k++) {
-                const PpoSample *s = &b->s[order[k]];
+                int g = order[k];
+                if (lay->owner[g] != me)
+                    continue;
+                const PpoSample *s = &b->s[lay->local[g]];
+                GradHead gh = {k, 0, 0, 0, 0, 0};
                 PolicyNetInput in = {
                     .layer = s->layer, .feat = s->feat, .conv_x = s->conv_x, .T = s->T};
+                policy_net_zero_grad(net);
                 st = policy_net_forward(net, cache, &in, logits, value, err);
                 if (st)
                     goto out;
@@ -300,18 +354,55 @@ DrrlStatus ppo_update(PolicyNet *net, PolicyNetCache *cache, PolicyAdam *opt, Pp
                         s->logp[h], A, value[h], s->ret[h], dlogits + (size_t)h * G, &dvalue[h],
                         &clipped, &e, &lpn);
                     double v_err = value[h] - s->ret[h];
-                    vl += 0.5 * v_err * v_err;
-                    pl += L - cfg->value_coef * 0.5 * v_err * v_err + cfg->ent_coef * e;
-                    ent += e;
-                    kl += s->logp[h] - lpn;
-                    clip += clipped;
+                    gh.vl += 0.5 * v_err * v_err;
+                    gh.pl += L - cfg->value_coef * 0.5 * v_err * v_err + cfg->ent_coef * e;
+                    gh.ent += e;
+                    gh.kl += s->logp[h] - lpn;
+                    gh.clip += clipped;
                 }
                 for (size_t j = 0; j < (size_t)H * G; j++)
                     dlogits[j] = (float)(dlogits[j] / n_dec);
                 for (int h = 0; h < H; h++)
                     dvalue[h] = (float)(dvalue[h] / n_dec);
                 policy_net_backward(net, cache, dlogits, dvalue);
+                memcpy(pack + used * rec, &gh, sizeof gh);
+                memcpy(pack + used * rec + sizeof gh, net->grads, P * sizeof(float));
+                used++;
             }
+            /* every process's samples, added in minibatch order */
+            st = dist ? dist->allgather(dist->ctx, pack, used * rec, (void **)&all, counts, err)
+                      : local_allgather(NULL, pack, used * rec, (void **)&all, counts, err);
+            if (st)
+                goto out;
+            for (int k = 0; k < end - start; k++)
+                at[k] = NULL;
+            size_t total = 0;
+            for (int r = 0; r < np; r++)
+                total += counts[r];
+            for (size_t off = 0; off + rec <= total; off += rec) {
+                GradHead gh;
+                memcpy(&gh, all + off, sizeof gh);
+                if (gh.k >= start && gh.k < end)
+                    at[gh.k - start] = all + off;
+            }
+            double pl = 0, vl = 0, ent = 0, kl = 0, clip = 0;
+            memset(net->grads, 0, P * sizeof(float));
+            for (int k = 0; k < end - start; k++) {
+                if (!at[k]) {
+                    st = drrl_error(err, DRRL_E_INTERNAL,
+                                    "ppo: the gradient of minibatch sample %d is missing",
+                                    start + k);
+                    goto out;
+                }
+                GradHead gh;
+                memcpy(&gh, at[k], sizeof gh);
+                pl += gh.pl, vl += gh.vl, ent += gh.ent, kl += gh.kl, clip += gh.clip;
+                const float *gk = (const float *)(at[k] + sizeof gh);
+                for (size_t j = 0; j < P; j++)
+                    net->grads[j] += gk[j];
+            }
+            free(all);
+            all = NULL;
             double gn = policy_net_clip_grad(net, cfg->max_grad_norm);
             policy_adam_step(opt, net);
             if (last) {
@@ -335,10 +426,14 @@ DrrlStatus ppo_update(PolicyNet *net, PolicyNetCache *cache, PolicyAdam *opt, Pp
         stats->grad_norm /= m;
     }
 out:
+    free(all);
     free(order);
     free(logits);
     free(dlogits);
     free(value);
     free(dvalue);
+    free(pack);
+    free(at);
+    free(counts);
     return st;
 }

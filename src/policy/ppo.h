@@ -127,8 +127,48 @@ typedef struct PpoStats {
 /* Run cfg->epochs of minibatch updates over the buffer (advantages computed
  * beforehand, normalised here to zero mean and unit variance over the whole
  * buffer). Statistics are means over all minibatches of the last epoch.
+ * The gradient of a minibatch is the sum of its samples' gradients, each
+ * computed alone and added in minibatch order (so that the same sum comes
+ * out however the samples are spread over processes: ppo_update_dist).
  * Errors: those of policy_net_forward. */
 DrrlStatus ppo_update(PolicyNet *net, PolicyNetCache *cache, PolicyAdam *opt, PpoBuffer *b,
                       const PpoConfig *cfg, PolicyRng *rng, PpoStats *stats, DrrlError *err);
+
+/* ---- across processes ------------------------------------------------ */
+
+/* How training is spread over processes (an MPI job; the engine knows only
+ * this). allgather: every process gives n bytes at mine and receives the
+ * blocks of processes 0 .. size-1 concatenated in rank order in *all
+ * (malloc'ed; the caller frees it) and their sizes in counts (size
+ * entries). It must only move bytes. */
+typedef struct PpoDist {
+    int rank, size;
+    DrrlStatus (*allgather)(void *ctx, const void *mine, size_t n, void **all, size_t *counts,
+                            DrrlError *err);
+    void *ctx;
+} PpoDist;
+
+/* The samples of one update spread over processes: sample g (0 .. n-1, the
+ * order one process alone would have them in its buffer) is sample local[g]
+ * of process owner[g]'s buffer; adv (n, H) holds every sample's advantages
+ * (ppo_compute_advantages run by each process on its own buffer). */
+typedef struct PpoLayout {
+    int n;
+    const int *owner, *local;
+    const float *adv;
+} PpoLayout;
+
+/* ppo_update over samples spread by lay over the processes of dist (NULL:
+ * one process). Every process runs it with the same lay, cfg and rng state:
+ * the minibatches are drawn over all n samples; each process computes the
+ * gradients of its own samples; they are exchanged (dist->allgather) and
+ * every process adds all of them in minibatch order, clips and takes the
+ * same Adam step. So the network after the update is byte-identical on
+ * every process and for any number of processes. Errors: as ppo_update,
+ * the allgather's, DRRL_E_INTERNAL when a sample's gradient is missing. */
+DrrlStatus ppo_update_dist(PolicyNet *net, PolicyNetCache *cache, PolicyAdam *opt,
+                           const PpoBuffer *b, const PpoLayout *lay, const PpoDist *dist,
+                           const PpoConfig *cfg, PolicyRng *rng, PpoStats *stats,
+                           DrrlError *err);
 
 #endif

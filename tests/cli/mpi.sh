@@ -1,6 +1,9 @@
 #!/bin/sh
 # drrl under mpirun (README, "Past one machine"): eval shares its windows out
-# over 2 processes and writes the same CSV as one process (wall_s aside).
+# over 2 processes and writes the same CSV as one process (wall_s aside);
+# train-policy over 1, 2 or 3 processes writes the same policy file as a
+# plain run, a run resumes at another process count exactly, and a rank
+# killed mid-run stops the job and leaves the last checkpoint loadable.
 # Skipped (77) when drrl was built without MPI or mpirun is missing.
 . "$top_srcdir/tests/cli/lib.sh"
 
@@ -55,4 +58,86 @@ nowall "$tmpdir/np1.csv" | cmp -s - "$tmpdir/one.nw" || fail "eval: np 1 differs
 run np 2 "$DRRL" $ev --csv "$tmpdir/two.csv"
 expect_rc 2
 expect_err_contains "exists"
+
+# train-policy: the file records the command line, so every run below writes
+# p.st in a directory of its own.
+tp="train-policy --model $model --data $text --segment 16 --episode-len 64 --episodes 3"
+tp="$tp --threads 1 -q --seed 5 --out p.st"
+train() { # DIR NP|plain STEPS [ARGS...]
+    d=$tmpdir/$1 n=$2 s=$3
+    shift 3
+    mkdir -p "$d"
+    cd "$d" || fail "cd $d"
+    if [ "$n" = plain ]; then
+        run "$DRRL" $tp --steps "$s" "$@"
+    else
+        run np "$n" "$DRRL" $tp --steps "$s" "$@"
+    fi
+    cd "$tmpdir" || fail "cd $tmpdir"
+    expect_rc 0
+    [ -s "$d/p.st" ] || fail "$1: no policy written"
+}
+# The tensors of a policy file (weights and Adam moments), without the
+# metadata (which holds the command line: a resumed run's differs).
+payload() {
+    h=$(od -An -t u8 -N8 "$1" | tr -d ' ')
+    s=$(wc -c <"$1")
+    tail -c $((s - 8 - h)) "$1"
+}
+train plain plain 3
+train np1 1 3
+train np2 2 3
+train np2b 2 3
+train np3 3 3
+cmp -s "$tmpdir/plain/p.st" "$tmpdir/np1/p.st" || fail "train-policy: np 1 differs from plain"
+cmp -s "$tmpdir/np2/p.st" "$tmpdir/np2b/p.st" || fail "train-policy: np 2 not deterministic"
+cmp -s "$tmpdir/plain/p.st" "$tmpdir/np2/p.st" || fail "train-policy: np 2 differs from plain"
+cmp -s "$tmpdir/plain/p.st" "$tmpdir/np3/p.st" || fail "train-policy: np 3 differs from plain"
+train other 2 3 --seed 6
+cmp -s "$tmpdir/plain/p.st" "$tmpdir/other/p.st" && fail "train-policy: the seed is ignored"
+# 2 steps at np 2, then resumed in place to 4 at np 1 (and at np 3): the
+# tensors of 4 uninterrupted steps.
+train long 2 4
+train half 2 2
+train half 1 4 --resume p.st
+payload "$tmpdir/long/p.st" >"$tmpdir/long.t"
+payload "$tmpdir/half/p.st" | cmp -s - "$tmpdir/long.t" ||
+    fail "train-policy: 2 steps at np 2 resumed to 4 at np 1 differ from 4 steps"
+train half3 plain 2
+train half3 3 4 --resume p.st
+payload "$tmpdir/half3/p.st" | cmp -s - "$tmpdir/long.t" ||
+    fail "train-policy: 2 steps plain resumed to 4 at np 3 differ from 4 steps"
+
+# A rank killed mid-run: mpirun stops the job (non-zero exit, naming the
+# rank), and the last checkpoint resumes.
+command -v pgrep >/dev/null 2>&1 || exit 0
+mkdir "$tmpdir/kill"
+cd "$tmpdir/kill" || fail "cd"
+np 2 "$DRRL" $tp --steps 1000000 --ckpt-every 1 >out 2>err &
+job=$!
+i=0
+while [ ! -s p.st ] && [ $i -lt 600 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+[ -s p.st ] || fail "no checkpoint within 60 s"
+# the ranks are mpirun's children (the shell may have exec'ed mpirun as $job)
+mp=$job
+[ "$(ps -o comm= -p "$job")" = mpirun ] || mp=$(pgrep -P "$job" | head -n 1)
+kid=$(pgrep -P "$mp" | tail -n 1)
+[ -n "$kid" ] && [ "$(ps -o comm= -p "$kid")" = drrl ] || fail "no rank to kill"
+kill -9 "$kid"
+i=0
+while kill -0 "$job" 2>/dev/null && [ $i -lt 300 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+kill -0 "$job" 2>/dev/null && { kill "$job"; fail "the job did not stop within 30 s of a rank's death"; }
+wait "$job"
+jrc=$?
+[ "$jrc" -ne 0 ] || fail "a rank died and mpirun exited 0"
+grep -q "exited on signal 9" err || { cat err >&2; fail "no message naming the dead rank"; }
+run "$DRRL" $tp --resume p.st --steps 1
+expect_rc 0
+cd "$tmpdir" || fail "cd"
 exit 0

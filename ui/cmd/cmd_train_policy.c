@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/dist.h"
 #include "cmd/commands.h"
 #include "model/model.h"
 #include "policy/policy_train.h"
@@ -197,6 +198,14 @@ static int on_progress(void *user, const PolicyTrainProgress *p)
     return interrupted;
 }
 
+/* The engine's view of the MPI job (cli/dist.h): moving bytes only. */
+static DrrlStatus dist_cb(void *ctx, const void *mine, size_t n, void **all, size_t *counts,
+                          DrrlError *err)
+{
+    (void)ctx;
+    return dist_allgather(mine, n, all, counts, err);
+}
+
 static char *data_path(const char *rel)
 {
     const char *d = cli_data_dir();
@@ -375,13 +384,19 @@ int cmd_train_policy(int argc, char **argv)
     struct stat sb, rb;
     int same = resume && stat(resume, &rb) == 0 && stat(out, &sb) == 0 &&
                rb.st_dev == sb.st_dev && rb.st_ino == sb.st_ino; /* resumed in place */
-    if (!force && !same && lstat(out, &sb) == 0)
-        return cli_error(DRRL_E_EXISTS,
-                         "%s: exists; use --force to overwrite it or --resume %s to continue",
-                         out, out);
-    DrrlError oerr; /* the output rule: a regular file (or /dev/null), never a FIFO */
-    if (fileio_out_check(out, FILEIO_FORCE | (same ? FILEIO_UPDATE : 0), &oerr))
+    int32_t orc = 0; /* process 0 of an MPI job alone writes, and checks */
+    DrrlError oerr;  /* the output rule: a regular file (or /dev/null), never a FIFO */
+    if (dist_rank() == 0 && !force && !same && lstat(out, &sb) == 0)
+        orc = cli_error(DRRL_E_EXISTS,
+                        "%s: exists; use --force to overwrite it or --resume %s to continue",
+                        out, out);
+    else if (dist_rank() == 0 &&
+             fileio_out_check(out, FILEIO_FORCE | (same ? FILEIO_UPDATE : 0), &oerr))
+        orc = cli_fail(&oerr);
+    if (dist_bcast(&orc, sizeof orc, &oerr))
         return cli_fail(&oerr);
+    if (orc)
+        return orc;
 
     char *mdir = model_dir ? strdup(model_dir) : data_path("model");
     char *dpath = data ? strdup(data) : data_path("brown/train.txt");
@@ -419,9 +434,11 @@ int cmd_train_policy(int argc, char **argv)
     cfg.out_path = out;
     cfg.out_flags = same ? FILEIO_UPDATE : 0;
     cfg.command = cmdline;
+    PpoDist pd = {dist_rank(), dist_size(), dist_cb, NULL};
+    cfg.dist = &pd; /* one process: the gathers are copies */
 
     char warn[512] = "";
-    Progress pg = {quiet, isatty(2), warn};
+    Progress pg = {quiet || dist_rank() != 0, isatty(2), dist_rank() == 0 ? warn : NULL};
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -439,7 +456,7 @@ int cmd_train_policy(int argc, char **argv)
         rc = cli_fail(&err);
         goto done;
     }
-    if (!quiet)
+    if (!quiet && dist_rank() == 0)
         fprintf(stderr, "wrote %s\n", out);
 done:
     free(ids);
