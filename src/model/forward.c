@@ -877,18 +877,19 @@ static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, float 
 /* DRRL_E_NUMERIC naming layer l (or the output when l < 0) and what when one
  * of x[0, n) is NaN or Inf: finite weights can still overflow float32 on an
  * input, and nothing computed from such a value may be reported. */
-static DrrlStatus check_finite(const float *x, size_t n, size_t width, long l, const char *what,
-                               DrrlError *err)
+static DrrlStatus check_finite(const Model *m, const float *x, size_t n, size_t width, long l,
+                               const char *what, DrrlError *err)
 {
+    const char *dir = m->dir ? m->dir : "model";
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i])) {
             if (l < 0)
                 return drrl_error(err, DRRL_E_NUMERIC,
-                                  "output layer: %s of token %zu is %s (float32 overflow)",
-                                  what, i / width, isnan(x[i]) ? "NaN" : "infinite");
+                                  "%s: output layer: %s of token %zu is %s (float32 overflow)",
+                                  dir, what, i / width, isnan(x[i]) ? "NaN" : "infinite");
             return drrl_error(err, DRRL_E_NUMERIC,
-                              "layer %ld: %s of token %zu is %s (float32 overflow)", l, what,
-                              i / width, isnan(x[i]) ? "NaN" : "infinite");
+                              "%s: layer %ld: %s of token %zu is %s (float32 overflow)", dir, l,
+                              what, i / width, isnan(x[i]) ? "NaN" : "infinite");
         }
     return DRRL_OK;
 }
@@ -937,9 +938,9 @@ static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *lo
         rj.pos0 = pos0;
         rows_run(f, ROW_ROPE, n, HD + 2 * KD, &rj);
         /* before any attention method (an SVD of a NaN fails obscurely) */
-        if ((s = check_finite(f->q, n * HD, HD, (long)l, "a query", err)) ||
-            (s = check_finite(f->k, n * KD, KD, (long)l, "a key", err)) ||
-            (s = check_finite(f->v, n * KD, KD, (long)l, "a value", err)))
+        if ((s = check_finite(m, f->q, n * HD, HD, (long)l, "a query", err)) ||
+            (s = check_finite(m, f->k, n * KD, KD, (long)l, "a key", err)) ||
+            (s = check_finite(m, f->v, n * KD, KD, (long)l, "a value", err)))
             return s;
         if (f->attn.layer_begin) {
             s = f->attn.layer_begin(f->attn.ctx, (int)l, pos0, n, f->q, err);
@@ -978,7 +979,7 @@ static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *lo
         /* x += act Wdown^T + bdown */
         linear(f, f->x, f->f1, m->w_down + l * C * F, m->b_down ? m->b_down + l * C : NULL, n,
                F, C, 1);
-        if ((s = check_finite(f->x, n * C, C, (long)l, "the hidden state", err)))
+        if ((s = check_finite(m, f->x, n * C, C, (long)l, "the hidden state", err)))
             return s;
     }
 
@@ -987,7 +988,7 @@ static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *lo
         memcpy(cap->hidden + L * n * C, f->h, n * C * sizeof(float));
     if (logits) {
         linear(f, logits, f->h, m->lm_head, NULL, n, C, V, 0);
-        if ((s = check_finite(logits, n * V, V, -1, "a logit", err)))
+        if ((s = check_finite(m, logits, n * V, V, -1, "a logit", err)))
             return s;
     }
     f->len = n_keys;

@@ -561,7 +561,7 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
             if (!p.checkpoint && (st = save(&t, step + 1, err)))
                 break;
             st = drrl_error(err, DRRL_E_INTERRUPTED,
-                            "train-policy: stopped after step %lld; checkpoint saved to %s "
+                            "train-policy: interrupted after step %lld; checkpoint saved to %s "
                             "(continue with --resume)",
                             (long long)(step + 1), cfg->out_path);
             break;

@@ -428,7 +428,11 @@ DrrlStatus trace_csv_writer_open(TraceCsvWriter **out, const char *path, const T
     w->flags = flags;
     w->last_step = -1;
     w->path = strdup(path);
-    w->json_path = trace_csv_sidecar_path(path);
+    /* A trace written through to a character device (/dev/null) sends its
+     * sidecar there too, never to a new file beside it (/dev/null.json). */
+    struct stat sb;
+    int device = stat(path, &sb) == 0 && S_ISCHR(sb.st_mode);
+    w->json_path = device ? strdup(path) : trace_csv_sidecar_path(path);
     if (!w->path || !w->json_path) {
         writer_free(w);
         return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
@@ -1048,12 +1052,50 @@ static void field_text(Reader *r, int c, const char *s, size_t len, Buf *b)
     }
 }
 
+/* The ranges drrl-trace(5) states for the real-valued columns (NaN, "not
+ * computed", passes everywhere; an infinity only where the range is open
+ * there). SLACK admits float32 rounding of a value computed at a bound. */
+#define TRACE_RANGE_SLACK 1e-6
+static const struct {
+    int col;
+    double lo, hi;
+} real_ranges[] = {
+    {TRACE_COL_energy_kept, 0, 1},           {TRACE_COL_tail_bound, 0, INFINITY},
+    {TRACE_COL_sin_theta_bound, 0, 1},       {TRACE_COL_output_bound, 0, INFINITY},
+    {TRACE_COL_guard_estimate, 0, INFINITY}, {TRACE_COL_threshold, 0, INFINITY},
+    {TRACE_COL_measured_error, 0, INFINITY}, {TRACE_COL_fidelity, -1, 1},
+    {TRACE_COL_flops_exact, 0, INFINITY},    {TRACE_COL_flops_executed, 0, INFINITY},
+    {TRACE_COL_savings_cum, -INFINITY, 1},
+};
+
+static void check_range(Reader *r, int c)
+{
+    for (size_t i = 0; i < sizeof real_ranges / sizeof *real_ranges; i++) {
+        if (real_ranges[i].col != c)
+            continue;
+        double v =
+            *(const double *)(const void *)((const char *)&r->rec + trace_columns[c].offset);
+        double lo = real_ranges[i].lo, hi = real_ranges[i].hi;
+        if (isnan(v) || (v >= lo - TRACE_RANGE_SLACK && v <= hi + TRACE_RANGE_SLACK))
+            return;
+        char lb[32], hb[32];
+        snprintf(lb, sizeof lb, "%g", lo);
+        snprintf(hb, sizeof hb, "%g", hi);
+        rfail(r, c + 1, "column '%s': %g is outside [%s, %s] (drrl-trace(5))",
+              trace_csv_columns[c], v, lb, hb);
+        return;
+    }
+}
+
 /* Checks that relate column c of r->rec to earlier columns or to the sidecar. */
 static void check_field(Reader *r, int c)
 {
     const TraceRecord *t = &r->rec;
     const TraceMeta *m = r->meta;
     char b[44];
+    check_range(r, c);
+    if (r->st)
+        return;
     switch (c) {
     case TRACE_COL_layer:
         if (m->n_layer > 0 && t->layer >= m->n_layer)

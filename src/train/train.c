@@ -319,9 +319,11 @@ static void ckpt_unpack(TrainOptions *o, long *step, double *elapsed, double *vb
 
 DrrlStatus train_session_save(const TrainSession *s, const char *path, DrrlError *err)
 {
-    /* The checkpoint replaces the previous one (also the one resumed from). */
+    /* The checkpoint replaces the previous one (also the one resumed from,
+     * which train_session_resume reads without registering it as an input),
+     * never one of the texts. */
     FileOut *o;
-    DrrlStatus st = fileio_out_open(&o, path, FILEIO_FORCE | FILEIO_UPDATE, err);
+    DrrlStatus st = fileio_out_open(&o, path, FILEIO_FORCE, err);
     if (st)
         return st;
     FILE *f = fileio_out_stream(o);
@@ -542,6 +544,9 @@ DrrlStatus train_session_run(TrainSession *s, const char *ckpt_path, double max_
     TrainProgress pr = {.steps = o->steps, .valid_bpb = NAN};
     DrrlStatus st = DRRL_OK;
     int stop = 0;
+    /* The checkpoint's path under the output rule before the first step. */
+    if (ckpt_path && (st = fileio_out_check(ckpt_path, FILEIO_FORCE, err)))
+        return st;
     while (s->step < o->steps) {
         long step = s->step;
         double lr = train_lr(o, step);
@@ -551,7 +556,7 @@ DrrlStatus train_session_run(TrainSession *s, const char *ckpt_path, double max_
         double loss = train_model_forward(s->model, s->acts, s->pool, s->tok, s->tgt, 0, NULL);
         loss /= (double)(o->batch * o->ctx);
         if (!isfinite(loss))
-            return drrl_error(err, DRRL_E_INTERNAL,
+            return drrl_error(err, DRRL_E_NUMERIC,
                               "train: loss is not finite at step %ld (lower --lr?)", step);
         train_model_backward(s->model, s->acts, s->pool, s->tok);
         double gn = train_model_grad_norm(s->model, s->pool);

@@ -75,7 +75,8 @@ DrrlStatus train_export_write(const TrainModel *m, const char *dir, const char *
     if (!tdt)
         return drrl_error(err, DRRL_E_USAGE, "%s: weights can be written as F32, F16 or BF16",
                           dir);
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+    int created = mkdir(dir, 0755) == 0; /* removed again if nothing is written */
+    if (!created && errno != EEXIST)
         return drrl_error(err, drrl_status_of_write_errno(errno),
                           "%s: cannot create directory: %s", dir, strerror(errno));
     char *cpath = fileio_join(dir, "config.json");
@@ -143,6 +144,8 @@ done:
     json_decref(cfg);
     free(cpath);
     free(wpath);
+    if (st && created)
+        rmdir(dir); /* fails, harmlessly, if a file was published */
     return st;
 }
 

@@ -204,7 +204,10 @@ int attn_cli_set_input(const char *cmd, Session *s, const char *text_file, const
         n = (size_t)seq_len;
     if (n < 1) {
         free(ids);
-        return cli_usage_error(cmd, "the input has no tokens");
+        const char *src = text_file ? text_file : ids_file ? ids_file : "--prompt";
+        return cli_error(DRRL_E_INPUT, "%s: no tokens (an empty input%s)",
+                         strcmp(src, "-") == 0 ? "standard input" : src,
+                         text_file && offset ? " after --offset" : "");
     }
     DrrlStatus st = session_set_ids(s, ids, n, &err);
     free(ids);

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "base/clock.h"
 #include "base/fileio.h"
 #include "cli/cli.h"
+#include "cli/signals.h"
 #include "cmd/commands.h"
 #include "train/train.h"
 #include "model/safetensors.h"
@@ -182,14 +182,6 @@ static const struct option longopts[] = {
     {0, 0, 0, 0},
 };
 
-static volatile sig_atomic_t interrupted;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
 typedef struct Progress {
     int quiet, tty;
     double last_draw;
@@ -212,7 +204,7 @@ static int on_progress(void *user, const TrainProgress *p)
 {
     Progress *pg = user;
     if (pg->quiet)
-        return interrupted;
+        return signals_caught() != 0;
     char eta[32], el[32];
     fmt_time(eta, sizeof eta, p->eta_s);
     fmt_time(el, sizeof el, p->elapsed_s);
@@ -220,7 +212,7 @@ static int on_progress(void *user, const TrainProgress *p)
     if (pg->tty && p->event == TRAIN_EVENT_STEP) {
         double now = clock_now_s();
         if (now - pg->last_draw < 0.1 && p->step != p->steps)
-            return interrupted;
+            return signals_caught() != 0;
         pg->last_draw = now;
         int width = 24, fill = (int)((double)width * (double)p->step / (double)p->steps);
         char bar[64];
@@ -243,7 +235,7 @@ static int on_progress(void *user, const TrainProgress *p)
                 "step %ld/%ld  checkpoint saved  train %.4f bpb  %.0f tok/s  elapsed %s\n",
                 p->step, p->steps, bpb, p->tok_per_s, el);
     }
-    return interrupted;
+    return signals_caught() != 0;
 }
 
 static int parse_l(const char *opt, const char *s, long lo, long hi, long *out)
@@ -369,9 +361,10 @@ static int eval_only(const char *model_dir, const char *data, long ctx, long str
 /* The model directory OUT (created if missing) may receive config.json and
  * model.safetensors under the output rule (base/fileio.h). Returns the exit
  * code (0 when it may). */
-static int check_out_dir(const char *out, unsigned flags)
+static int check_out_dir(const char *out, unsigned flags, int *created)
 {
-    if (mkdir(out, 0755) != 0 && errno != EEXIST)
+    *created = mkdir(out, 0755) == 0;
+    if (!*created && errno != EEXIST)
         return cli_error(drrl_status_of_write_errno(errno), "%s: cannot create directory: %s",
                          out, strerror(errno));
     DrrlError e;
@@ -531,7 +524,7 @@ int cmd_train_lm(int argc, char **argv)
     (void)d;
 
     char *def_a = NULL, *def_b = NULL, *def_ckpt = NULL;
-    int rc = CLI_EXIT_OK;
+    int rc = CLI_EXIT_OK, out_created = 0;
     if (evalonly) {
         if (!model_dir)
             model_dir = def_a = default_path("model");
@@ -577,7 +570,7 @@ int cmd_train_lm(int argc, char **argv)
     /* The model directory: its files are replaced only with --force or when
      * resuming (the interrupted run wrote them); checked before training. */
     unsigned out_flags = force || resume ? FILEIO_FORCE : 0;
-    if ((rc = check_out_dir(out, out_flags)))
+    if ((rc = check_out_dir(out, out_flags, &out_created)))
         goto done;
 
     DrrlError err;
@@ -611,15 +604,9 @@ int cmd_train_lm(int argc, char **argv)
                 so->ctx, so->steps, so->lr, (unsigned long long)so->seed, threads,
                 train_blas_info(), resume ? "; resumed" : "",
                 so->rank_aware ? "; rank-aware" : "");
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    signals_catch(); /* Ctrl-C: stop at the next step, checkpoint saved */
     st = train_session_run(s, ckpt, maxsec, on_progress, &pg, &err);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    signals_restore();
     if (pg.tty && !quiet)
         fprintf(stderr, "\n");
     DrrlError err2;
@@ -629,9 +616,13 @@ int cmd_train_lm(int argc, char **argv)
              "\"drrl_seed\":\"%llu\",\"drrl_train_seconds\":\"%.0f\"}",
              train_session_step(s), so->steps, (unsigned long long)so->seed,
              train_session_elapsed(s));
-    /* The model directory always reflects the latest step, even when stopped. */
-    DrrlStatus st2 = train_export_write(train_session_model(s), out, meta, SAFETENSORS_F32,
-                                        out_flags, NULL, &err2);
+    /* The model directory always reflects the latest step, even when stopped;
+     * a run that failed otherwise (a refused checkpoint path, a NaN) writes
+     * nothing. */
+    DrrlStatus st2 = st && st != DRRL_E_INTERRUPTED
+                         ? DRRL_OK
+                         : train_export_write(train_session_model(s), out, meta,
+                                              SAFETENSORS_F32, out_flags, NULL, &err2);
     if (st2) {
         rc = cli_fail(&err2);
     } else if (st) {
@@ -646,6 +637,8 @@ int cmd_train_lm(int argc, char **argv)
     }
     train_session_free(s);
 done:
+    if (rc && out_created)
+        rmdir(out); /* a failure leaves no empty directory behind */
     free(def_a);
     free(def_b);
     free(def_ckpt);

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "cli/dist.h"
+#include "cli/signals.h"
 #include "cmd/commands.h"
 #include "model/model.h"
 #include "policy/policy_train.h"
@@ -140,14 +140,6 @@ static const struct option longopts[] = {
     {0, 0, 0, 0},
 };
 
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
 typedef struct Progress {
     int quiet, tty;
     const char *warn; /* printed once, at the first step */
@@ -173,7 +165,7 @@ static int on_progress(void *user, const PolicyTrainProgress *p)
         pg->warn = NULL;
     }
     if (pg->quiet)
-        return interrupted;
+        return signals_caught() != 0;
     static double first_wall = -1;
     static int64_t first_step;
     if (first_wall < 0)
@@ -195,7 +187,7 @@ static int on_progress(void *user, const PolicyTrainProgress *p)
     if (!pg->tty || p->step == p->steps)
         fputc('\n', stderr);
     fflush(stderr);
-    return interrupted;
+    return signals_caught() != 0;
 }
 
 /* The engine's view of the MPI job (cli/dist.h): moving bytes only. */
@@ -439,15 +431,10 @@ int cmd_train_policy(int argc, char **argv)
 
     char warn[512] = "";
     Progress pg = {quiet || dist_rank() != 0, isatty(2), dist_rank() == 0 ? warn : NULL};
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    signals_catch(); /* Ctrl-C: stop at the next step, checkpoint saved */
     DrrlStatus st =
         policy_train(m, ids, n_ids, &cfg, resume, on_progress, &pg, warn, sizeof warn, &err);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    signals_restore();
     if (pg.warn && warn[0])
         fprintf(stderr, "drrl: warning: %s\n", warn);
     if (st) {
