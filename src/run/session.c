@@ -30,9 +30,13 @@ struct Session {
      * own strings or strings in disp_arena */
     const char **disp;
     char *disp_arena;
-    PolicyAgent *agent; /* drrl: the policy choosing ranks (policy_agent.h) */
-    bool muted;         /* session_mute: no records to the sinks */
-    char warning[512];  /* e.g. a policy trained for another model of this shape */
+    PolicyAgent *agent;   /* drrl: the policy choosing ranks (policy_agent.h) */
+    bool muted;           /* session_mute: no records to the sinks */
+    char warning[512];    /* e.g. a policy trained for another model of this shape */
+    bool shared;          /* m and tok are the caller's */
+    SessionCapture cap;   /* session_set_capture */
+    float *cap_h, *cap_a; /* one call's hidden states and attention rows */
+    size_t cap_h_n, cap_a_n;
 };
 
 static const float *cache_k(const void *ctx, int l, int g)
@@ -44,6 +48,28 @@ static const float *cache_v(const void *ctx, int l, int g)
     return forward_cache_v((const Forward *)ctx, l, g);
 }
 
+static DrrlStatus session_init(Session *s, const AttnCoreConfig *cfg, int threads,
+                               DrrlError *err)
+{
+    const Model *m = s->m;
+    s->cfg = *cfg;
+    /* drrl: load the policy first, it fixes the rank grid (s->cfg). */
+    DrrlStatus st =
+        policy_agent_prepare(m, &s->cfg, 0.0, &s->agent, s->warning, sizeof s->warning, err);
+    if (!st)
+        st = attn_core_new(&m->cfg, &s->cfg, &s->core, err);
+    if (!st)
+        st = forward_new(m, 0, threads, &s->f, err);
+    if (st)
+        return st;
+    attn_core_bind_cache(s->core, cache_k, cache_v, s->f);
+    if (s->agent)
+        policy_agent_connect(s->agent, s->core, cache_k, cache_v, s->f);
+    ForwardAttn fa = attn_core_hook(s->core);
+    forward_set_attn(s->f, &fa);
+    return DRRL_OK;
+}
+
 DrrlStatus session_new(Model *m, Tokenizer *tok, const AttnCoreConfig *cfg, int threads,
                        Session **out, DrrlError *err)
 {
@@ -53,23 +79,30 @@ DrrlStatus session_new(Model *m, Tokenizer *tok, const AttnCoreConfig *cfg, int 
         model_free(m), tokenizer_free(tok);
         return drrl_error(err, DRRL_E_NOMEM, "session: out of memory");
     }
-    s->m = m, s->tok = tok, s->cfg = *cfg;
-    /* drrl: load the policy first, it fixes the rank grid (s->cfg). */
-    DrrlStatus st =
-        policy_agent_prepare(m, &s->cfg, 0.0, &s->agent, s->warning, sizeof s->warning, err);
-    if (!st)
-        st = attn_core_new(&m->cfg, &s->cfg, &s->core, err);
-    if (!st)
-        st = forward_new(m, 0, threads, &s->f, err);
+    s->m = m, s->tok = tok;
+    DrrlStatus st = session_init(s, cfg, threads, err);
     if (st) {
         session_free(s);
         return st;
     }
-    attn_core_bind_cache(s->core, cache_k, cache_v, s->f);
-    if (s->agent)
-        policy_agent_connect(s->agent, s->core, cache_k, cache_v, s->f);
-    ForwardAttn fa = attn_core_hook(s->core);
-    forward_set_attn(s->f, &fa);
+    *out = s;
+    return DRRL_OK;
+}
+
+DrrlStatus session_new_shared(const Model *m, const Tokenizer *tok, const AttnCoreConfig *cfg,
+                              int threads, Session **out, DrrlError *err)
+{
+    *out = NULL;
+    Session *s = calloc(1, sizeof *s);
+    if (!s)
+        return drrl_error(err, DRRL_E_NOMEM, "session: out of memory");
+    /* never freed or written through: shared */
+    s->m = (Model *)m, s->tok = (Tokenizer *)tok, s->shared = true;
+    DrrlStatus st = session_init(s, cfg, threads, err);
+    if (st) {
+        session_free(s);
+        return st;
+    }
     *out = s;
     return DRRL_OK;
 }
@@ -103,9 +136,11 @@ void session_free(Session *s)
     forward_free(s->f);
     attn_core_free(s->core);
     policy_agent_free(s->agent);
-    model_free(s->m);
-    tokenizer_free(s->tok);
-    free(s->ids), free(s->logits);
+    if (!s->shared) {
+        model_free(s->m);
+        tokenizer_free(s->tok);
+    }
+    free(s->ids), free(s->logits), free(s->cap_h), free(s->cap_a);
     free(s->disp), free(s->disp_arena);
     free(s);
 }
@@ -200,6 +235,7 @@ DrrlStatus session_set_ids(Session *s, const int32_t *ids, size_t n, DrrlError *
     }
     free(s->ids), free(s->disp), free(s->disp_arena);
     s->ids = c, s->n_ids = n, s->disp = disp, s->disp_arena = arena;
+    memset(&s->cap, 0, sizeof s->cap);
     session_restart(s);
     return attn_core_reserve(s->core, n, err);
 }
@@ -238,23 +274,78 @@ const char *session_token_text(const Session *s, size_t i)
     return s->idtext;
 }
 
+void session_set_capture(Session *s, const SessionCapture *cap)
+{
+    s->cap = *cap;
+}
+
+/* One call's capture buffers (n tokens) for the arrays asked for. */
+static DrrlStatus capture_buffers(Session *s, size_t n, ForwardCapture *fc, DrrlError *err)
+{
+    const ModelConfig *c = &s->m->cfg;
+    size_t L = (size_t)c->n_layer, H = (size_t)c->n_head, C = (size_t)c->d_model;
+    size_t nh = s->cap.hidden ? (L + 1) * n * C : 0,
+           na = s->cap.attn ? L * H * n * s->n_ids : 0;
+    if (nh > s->cap_h_n) {
+        free(s->cap_h);
+        if (!(s->cap_h = malloc(nh * sizeof *s->cap_h)))
+            return drrl_error(err, DRRL_E_NOMEM, "session: out of memory for %zu tokens", n);
+        s->cap_h_n = nh;
+    }
+    if (na > s->cap_a_n) {
+        free(s->cap_a);
+        if (!(s->cap_a = malloc(na * sizeof *s->cap_a)))
+            return drrl_error(err, DRRL_E_NOMEM, "session: out of memory for %zu tokens",
+                              s->n_ids);
+        s->cap_a_n = na;
+    }
+    fc->hidden = nh ? s->cap_h : NULL, fc->attn = na ? s->cap_a : NULL;
+    return DRRL_OK;
+}
+
+/* One call's logits, hidden states and attention rows into place. */
+static void capture_copy(Session *s, size_t n, const ForwardCapture *fc)
+{
+    const ModelConfig *c = &s->m->cfg;
+    size_t L = (size_t)c->n_layer, H = (size_t)c->n_head, C = (size_t)c->d_model;
+    size_t V = (size_t)c->vocab, T = s->n_ids, p = s->pos;
+    if (s->cap.logits && !s->cap.no_logits)
+        memcpy(s->cap.logits + p * V, s->logits, n * V * sizeof *s->logits);
+    for (size_t l = 0; fc->hidden && l <= L; l++)
+        memcpy(s->cap.hidden + (l * T + p) * C, fc->hidden + l * n * C, n * C * sizeof(float));
+    for (size_t lh = 0; fc->attn && lh < L * H; lh++)
+        for (size_t i = 0; i < n; i++) {
+            float *dst = s->cap.attn + (lh * T + p + i) * T;
+            memcpy(dst, fc->attn + (lh * n + i) * T, (p + n) * sizeof(float));
+            memset(dst + p + n, 0, (T - p - n) * sizeof(float));
+        }
+}
+
 /* Run n tokens from s->pos in one forward call (n never crosses a segment
  * boundary). */
 static DrrlStatus run_call(Session *s, size_t n, DrrlError *err)
 {
     size_t V = (size_t)s->m->cfg.vocab;
-    if (n > s->logits_cap) {
+    bool logits = !s->cap.no_logits;
+    if (logits && n > s->logits_cap) {
         float *l = realloc(s->logits, n * V * sizeof *l);
         if (!l)
             return drrl_error(err, DRRL_E_NOMEM, "session: out of memory for logits");
         s->logits = l, s->logits_cap = n;
     }
+    ForwardCapture fc = {NULL, NULL, s->n_ids};
+    DrrlStatus st = capture_buffers(s, n, &fc, err);
+    if (st)
+        return st;
     int64_t t0 = clock_now_ns();
-    DrrlStatus st = forward_tokens(s->f, s->ids + s->pos, n, s->logits, NULL, err);
+    st = forward_tokens(s->f, s->ids + s->pos, n, logits ? s->logits : NULL,
+                        fc.hidden || fc.attn ? &fc : NULL, err);
     s->wall += 1e-9 * (double)(clock_now_ns() - t0);
     if (st)
         return st;
-    s->last_rows = n;
+    if (logits)
+        s->last_rows = n;
+    capture_copy(s, n, &fc);
     /* token texts for the records (the display texts live as long as the
      * ids; the "#ID" fallback needs per-row storage) */
     const char **texts = NULL;
@@ -283,7 +374,7 @@ static DrrlStatus run_call(Session *s, size_t n, DrrlError *err)
     /* next-token loss (forward_nll_rows: log-sum-exp on the forward's
      * threads), summed in row order */
     size_t nn = s->pos + n < s->n_ids ? n : s->n_ids - s->pos - 1;
-    if (s->pos + 1 < s->n_ids && nn > 0) {
+    if (logits && s->pos + 1 < s->n_ids && nn > 0) {
         double *nll = malloc(nn * sizeof *nll);
         if (!nll)
             return drrl_error(err, DRRL_E_NOMEM, "session: out of memory");

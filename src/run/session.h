@@ -45,7 +45,25 @@ DrrlStatus session_open(const char *model_dir, const AttnCoreConfig *cfg, int th
  * failure) and an optional tokenizer (likewise; NULL = none). */
 DrrlStatus session_new(Model *m, Tokenizer *tok, const AttnCoreConfig *cfg, int threads,
                        Session **out, DrrlError *err);
+/* Like session_new, but m and tok stay the caller's (they must outlive the
+ * session): one model run with several methods in turn. */
+DrrlStatus session_new_shared(const Model *m, const Tokenizer *tok, const AttnCoreConfig *cfg,
+                              int threads, Session **out, DrrlError *err);
 void session_free(Session *s); /* NULL is fine */
+
+/* Capture options: what session_advance/session_step also record for the
+ * ids set now, each call's part copied into place (session_set_ids drops
+ * them). With T = session_len(s), L layers, H heads, C = d_model, V = vocab;
+ * any array may be NULL:
+ *   logits (T, V); hidden (L+1, T, C) as ForwardCapture's hidden;
+ *   attn (L, H, T, T), row i over keys 0..i, zeros right of the diagonal.
+ * no_logits skips the language-model head and the loss (session_nll_*,
+ * session_logits stay as they were): hidden states only. */
+typedef struct SessionCapture {
+    float *logits, *hidden, *attn;
+    bool no_logits;
+} SessionCapture;
+void session_set_capture(Session *s, const SessionCapture *cap);
 
 /* The token sequence to run (copied; restarts at position 0). */
 DrrlStatus session_set_ids(Session *s, const int32_t *ids, size_t n, DrrlError *err);

@@ -29,6 +29,28 @@ void attn_cli_resolve_method(Method *m)
     }
 }
 
+int attn_cli_methods(const char *cmd, const char *list, Method *ms, int max, int *n)
+{
+    DrrlError err;
+    char *copy = strdup(list), *save = NULL;
+    if (!copy)
+        return cli_error(DRRL_E_NOMEM, "out of memory");
+    int r = 0;
+    *n = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok && !r; tok = strtok_r(NULL, ",", &save)) {
+        if (*n == max)
+            r = cli_usage_error(cmd, "--methods: at most %d methods", max);
+        else if (method_parse(tok, &ms[*n], &err) != DRRL_OK)
+            r = cli_usage_error(cmd, "%s", err.msg);
+        else
+            attn_cli_resolve_method(&ms[(*n)++]);
+    }
+    free(copy);
+    if (!r && !*n)
+        r = cli_usage_error(cmd, "--methods: no method given");
+    return r;
+}
+
 void attn_cli_warn(const Session *s)
 {
     const char *w = session_warning(s);

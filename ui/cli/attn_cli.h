@@ -75,6 +75,11 @@ int attn_cli_option(const char *cmd, int c, const char *arg, AttnCoreConfig *cfg
  * POLICY_AGENT_DEFAULT_FILE), keeping "@B". Other methods are untouched. */
 void attn_cli_resolve_method(Method *m);
 
+/* A comma-separated --methods LIST into ms (at most max), each resolved
+ * (attn_cli_resolve_method); *n gets how many. 0, or a usage error (2)
+ * after printing it: a bad method, more than max, none. */
+int attn_cli_methods(const char *cmd, const char *list, Method *ms, int max, int *n);
+
 /* Print the session's warning (session_warning), if any, as one line. */
 void attn_cli_warn(const Session *s);
 

@@ -113,6 +113,10 @@ struct CliOpt {
     {                                                                                          \
         .name = (n), .kind = CLI_OPT_FLAG, .dest = (1 ? (d) : (int *)0)                        \
     }
+#define CLI_FLAG_SHORT(n, c, d)                                                                \
+    {                                                                                          \
+        .name = (n), .kind = CLI_OPT_FLAG, .dest = (1 ? (d) : (int *)0), .short_name = (c)     \
+    }
 #define CLI_BITS(n, d, bits)                                                                   \
     {                                                                                          \
         .name = (n), .kind = CLI_OPT_BITS, .dest = (1 ? (d) : (unsigned *)0), .code = (bits)   \

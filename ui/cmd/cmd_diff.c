@@ -137,40 +137,22 @@ static int diff_tui(const char *pa, const char *pb, TraceStore *a, const TraceSt
 
 int cmd_diff(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"quiet", no_argument, 0, 'q'},
-                                             {"timing", no_argument, 0, 'T'},
-                                             {"help", no_argument, 0, 'h'},
-                                             {"tui", no_argument, 0, 'U'},
-                                             TUI_LONG_OPTIONS,
-                                             {0, 0, 0, 0}};
     TuiOptions to = {0};
-    int tui = 0;
-    int quiet = 0;
+    int tui = 0, quiet = 0, first;
     unsigned flags = 0;
-    int c;
-    while ((c = cli_getopt("diff", argc, argv, "qh", longopts)) != -1) {
-        switch (c) {
-        case 'q':
-            quiet = 1;
-            break;
-        case 'T':
-            flags |= TRACE_DIFF_TIMING;
-            break;
-        case 'h':
-            cli_print_usage(usage);
-            return CLI_EXIT_OK;
-        case 'U':
-            tui = 1;
-            break;
-        default:
-            if (tui_option("diff", c, optarg, &to) != 1)
-                return CLI_EXIT_USAGE;
-            break;
-        }
-    }
-    if (argc - optind != 2)
+    const CliOpt opts[] = {
+        CLI_FLAG_SHORT("quiet", 'q', &quiet),
+        CLI_BITS("timing", &flags, TRACE_DIFF_TIMING),
+        CLI_FLAG("tui", &tui),
+        TUI_OPTS(&to),
+        CLI_END,
+    };
+    int r = cli_parse("diff", usage, opts, argc, argv, &first);
+    if (r != CLI_GO)
+        return r;
+    if (argc - first != 2)
         return cli_usage_error("diff", "expected two traces (A.csv B.csv)");
-    const char *pa = argv[optind], *pb = argv[optind + 1];
+    const char *pa = argv[first], *pb = argv[first + 1];
     DrrlError err;
     TraceStore *a = NULL, *b = NULL;
     if (trace_csv_load(pa, &a, &err) != DRRL_OK)

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
-#include "policy/policy_agent.h"
+#include "run/session.h"
 #include "cmd/commands.h"
 #include "cli/attn_cli.h"
 #include "model/forward.h"
@@ -156,73 +156,24 @@ static int get_ids(const char *model, const Model *m, const char *ids_arg, const
     return rc;
 }
 
-static const float *dump_cache_k(const void *ctx, int l, int g)
+/* --method: the session runs the tokens through the attention core in calls
+ * that end at segment boundaries (the core's contract), capturing logits,
+ * attention rows and hidden states into the full arrays. */
+static int dump_approx(const Model *m, const AttnCoreConfig *acfg, int threads,
+                       const int32_t *ids, size_t T, const SessionCapture *cap)
 {
-    return forward_cache_k((const Forward *)ctx, l, g);
-}
-static const float *dump_cache_v(const void *ctx, int l, int g)
-{
-    return forward_cache_v((const Forward *)ctx, l, g);
-}
-
-/* --method: run the tokens through the attention core in calls that end at
- * segment boundaries (the core's contract), copying each call's capture
- * into the full (L, H, T, T) and (L+1, T, C) arrays. */
-static int dump_approx(const Model *m, Forward *f, const AttnCoreConfig *acfg,
-                       const int32_t *ids, size_t T, float *logits, float *hidden, float *attn)
-{
-    const ModelConfig *cf = &m->cfg;
-    size_t L = (size_t)cf->n_layer, H = (size_t)cf->n_head, C = (size_t)cf->d_model;
-    size_t V = (size_t)cf->vocab, seg = (size_t)acfg->segment;
     DrrlError err;
-    AttnCore *ac;
-    /* drrl: the policy fixes the rank grid and chooses the ranks. */
-    AttnCoreConfig cc = *acfg;
-    PolicyAgent *agent = NULL;
-    char warn[512];
-    if (policy_agent_prepare(m, &cc, 0.0, &agent, warn, sizeof warn, &err) != DRRL_OK)
-        return cli_fail(&err);
-    if (warn[0])
-        fprintf(stderr, "drrl: warning: %s\n", warn);
-    if (attn_core_new(cf, &cc, &ac, &err) != DRRL_OK) {
-        policy_agent_free(agent);
-        return cli_fail(&err);
-    }
-    attn_core_bind_cache(ac, dump_cache_k, dump_cache_v, f);
-    if (agent)
-        policy_agent_connect(agent, ac, dump_cache_k, dump_cache_v, f);
-    ForwardAttn fa = attn_core_hook(ac);
-    forward_set_attn(f, &fa);
-    size_t chunk = seg < T ? seg : T;
-    float *h = hidden ? malloc((L + 1) * chunk * C * sizeof *h) : NULL;
-    float *a = attn ? malloc(L * H * chunk * T * sizeof *a) : NULL;
+    Session *s = NULL;
     int rc = 0;
-    if ((hidden && !h) || (attn && !a))
-        rc = cli_error(DRRL_E_NOMEM, "out of memory for %zu tokens", T);
-    for (size_t p = 0; p < T && !rc;) {
-        size_t n = seg - p % seg;
-        if (n > T - p)
-            n = T - p;
-        ForwardCapture cap = {h, a, T};
-        if (forward_tokens(f, ids + p, n, logits + p * V, &cap, &err) != DRRL_OK ||
-            attn_core_finish_call(ac, p, n, NULL, NULL, 0, &err) != DRRL_OK) {
-            rc = cli_fail(&err);
-            break;
-        }
-        for (size_t l = 0; h && l <= L; l++)
-            memcpy(hidden + (l * T + p) * C, h + l * n * C, n * C * sizeof *h);
-        for (size_t lh = 0; a && lh < L * H; lh++)
-            for (size_t i = 0; i < n; i++) {
-                float *dst = attn + (lh * T + p + i) * T;
-                memcpy(dst, a + (lh * n + i) * T, (p + n) * sizeof *a);
-                memset(dst + p + n, 0, (T - p - n) * sizeof *a);
-            }
-        p += n;
-    }
-    forward_set_attn(f, NULL);
-    free(h), free(a);
-    attn_core_free(ac);
-    policy_agent_free(agent);
+    if (session_new_shared(m, NULL, acfg, threads, &s, &err) != DRRL_OK)
+        return cli_fail(&err);
+    attn_cli_warn(s);
+    if (session_set_ids(s, ids, T, &err) != DRRL_OK)
+        rc = cli_fail(&err);
+    session_set_capture(s, cap);
+    if (!rc && session_advance(s, T, NULL, &err) != DRRL_OK)
+        rc = cli_fail(&err);
+    session_free(s);
     return rc;
 }
 
@@ -249,169 +200,89 @@ static int check_out_dir(const char *out)
     return rc;
 }
 
-int cmd_dump(int argc, char **argv)
+/* The tensors of one dump. */
+typedef struct Dump {
+    const Model *m;
+    size_t T, L, H, C, V;
+    const int32_t *ids;
+    float *logits, *hidden, *attn;
+    double loss;
+} Dump;
+
+/* Check the sizes (attention is L*H*T*T floats) and allocate the arrays. */
+static int dump_alloc(Dump *d, const char *model, int no_attn, int no_hidden)
 {
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},
-        {"ids", required_argument, 0, 'i'},
-        {"ids-file", required_argument, 0, 'I'},
-        {"text", required_argument, 0, 'f'},
-        {"prompt", required_argument, 0, 'p'},
-        {"out", required_argument, 0, 'o'},
-        {"force", no_argument, 0, 'F'},
-        {"no-attn", no_argument, 0, 'A'},
-        {"no-hidden", no_argument, 0, 'H'},
-        {"threads", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},
-        ATTN_CLI_LONGOPTS,
-        {0, 0, 0, 0},
-    };
-    AttnCoreConfig acfg;
-    attn_core_config_default(&acfg);
-    acfg.measure = 0;
-    const char *model = NULL, *ids_arg = NULL, *ids_file = NULL, *text = NULL, *prompt = NULL;
-    const char *out = NULL;
-    int force = 0, no_attn = 0, no_hidden = 0, c;
-    long threads = 0;
-    while ((c = cli_getopt("dump", argc, argv, "h", longopts)) != -1) {
-        int ar = attn_cli_option("dump", c, optarg, &acfg);
-        if (ar < 0)
-            return CLI_EXIT_USAGE;
-        if (ar > 0)
-            continue;
-        switch (c) {
-        case 'm':
-            model = optarg;
-            break;
-        case 'i':
-            ids_arg = optarg;
-            break;
-        case 'I':
-            ids_file = optarg;
-            break;
-        case 'f':
-            text = optarg;
-            break;
-        case 'p':
-            prompt = optarg;
-            break;
-        case 'o':
-            out = optarg;
-            break;
-        case 'F':
-            force = 1;
-            break;
-        case 'A':
-            no_attn = 1;
-            break;
-        case 'H':
-            no_hidden = 1;
-            break;
-        case 't':
-            if (cli_parse_long("dump", "--threads", optarg, 1, 256, &threads))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'h':
-            cli_print_usage(usage);
-            return CLI_EXIT_OK;
-        default:
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("dump", "unexpected argument '%s'", argv[optind]);
-    if (!model)
-        return cli_usage_error("dump", "give --model DIR");
-    if ((ids_arg != NULL) + (ids_file != NULL) + (text != NULL) + (prompt != NULL) != 1)
-        return cli_usage_error("dump",
-                               "give exactly one of --ids, --ids-file, --text and --prompt");
-    if (!out)
-        return cli_usage_error("dump", "give --out FILE");
-    unsigned oflags = force ? FILEIO_FORCE : 0;
-    DrrlError oerr; /* checked now, and again once the inputs are read */
-    if (fileio_out_check(out, oflags, &oerr))
-        return cli_fail(&oerr);
-    int orc = check_out_dir(out);
-    if (orc)
-        return orc;
-
-    DrrlError err;
-    drrl_error_clear(&err);
-    Model *m = NULL;
-    if (model_load(model, &m, &err) != DRRL_OK)
-        return cli_fail(&err);
-    const ModelConfig *cf = &m->cfg;
-    int32_t *ids = NULL;
-    size_t T = 0;
-    int rc = get_ids(model, m, ids_arg, ids_file, text, prompt, &ids, &T);
-    if (rc) {
-        model_free(m);
-        return rc;
-    }
-    size_t L = (size_t)cf->n_layer, H = (size_t)cf->n_head, C = (size_t)cf->d_model;
-    size_t V = (size_t)cf->vocab;
-    if (cf->arch == MODEL_ARCH_GPT2 && T > (size_t)cf->n_ctx) {
-        rc = cli_error(DRRL_E_USAGE, "%zu tokens exceed %s's %d positions (n_positions)", T,
-                       model, cf->n_ctx);
-        goto done;
-    }
-
-    /* Sizes, checked: attention is L*H*T*T floats. */
+    const ModelConfig *cf = &d->m->cfg;
+    size_t T = d->T, L = d->L, H = d->H;
+    if (cf->arch == MODEL_ARCH_GPT2 && T > (size_t)cf->n_ctx)
+        return cli_error(DRRL_E_USAGE, "%zu tokens exceed %s's %d positions (n_positions)", T,
+                         model, cf->n_ctx);
     size_t n_logits, n_hidden = 0, n_attn = 0;
-    int overflow = drrl_size_mul(T, V, &n_logits);
+    int overflow = drrl_size_mul(T, d->V, &n_logits);
     if (!no_hidden)
-        overflow |= drrl_size_mul((L + 1) * C, T, &n_hidden);
+        overflow |= drrl_size_mul((L + 1) * d->C, T, &n_hidden);
     if (!no_attn)
         overflow |= drrl_size_mul(L * H * T, T, &n_attn);
-    if (overflow || n_attn > ((size_t)1 << 32)) {
-        rc = cli_error(DRRL_E_USAGE,
-                       "%zu tokens: the attention probabilities would take %.1f GiB; use "
-                       "--no-attn or fewer tokens",
-                       T, (double)L * H * T * T * 4 / (1 << 30));
-        goto done;
+    if (overflow || n_attn > ((size_t)1 << 32))
+        return cli_error(DRRL_E_USAGE,
+                         "%zu tokens: the attention probabilities would take %.1f GiB; use "
+                         "--no-attn or fewer tokens",
+                         T, (double)L * H * T * T * 4 / (1 << 30));
+    d->logits = malloc(n_logits * sizeof(float));
+    d->hidden = n_hidden ? malloc(n_hidden * sizeof(float)) : NULL;
+    d->attn = n_attn ? malloc(n_attn * sizeof(float)) : NULL;
+    if (!d->logits || (n_hidden && !d->hidden) || (n_attn && !d->attn))
+        return cli_error(DRRL_E_NOMEM, "out of memory for %zu tokens", T);
+    return 0;
+}
+
+/* The forward pass, exact or with the method, into the arrays. */
+static int dump_forward(Dump *d, const AttnCoreConfig *acfg, int threads)
+{
+    DrrlError err;
+    int rc = 0;
+    if (acfg->method.kind != METHOD_FULL) {
+        SessionCapture cap = {d->logits, d->hidden, d->attn, false};
+        rc = dump_approx(d->m, acfg, threads, d->ids, d->T, &cap);
+    } else {
+        Forward *f = NULL;
+        ForwardCapture cap = {d->hidden, d->attn, d->T};
+        if (forward_new(d->m, d->T, threads, &f, &err) != DRRL_OK ||
+            forward_tokens(f, d->ids, d->T, d->logits, &cap, &err) != DRRL_OK)
+            rc = cli_fail(&err);
+        forward_free(f);
     }
-    float *logits = malloc(n_logits * sizeof(float));
-    float *hidden = n_hidden ? malloc(n_hidden * sizeof(float)) : NULL;
-    float *attn = n_attn ? malloc(n_attn * sizeof(float)) : NULL;
-    Forward *f = NULL;
+    if (!rc)
+        d->loss = d->T >= 2 ? forward_loss(d->logits, d->ids, d->T, d->m->cfg.vocab) : 0.0;
+    return rc;
+}
+
+/* Write the safetensors file and say so. */
+static int dump_write(const Dump *d, const AttnCoreConfig *acfg, const char *out,
+                      unsigned oflags)
+{
+    size_t T = d->T, L = d->L, H = d->H, C = d->C, k = 0;
     SafetensorsWriteTensor *w = calloc(2 + 2 * L + 1, sizeof *w);
     char(*names)[32] = calloc(2 * L + 1, sizeof *names);
-    if (!logits || (n_hidden && !hidden) || (n_attn && !attn) || !w || !names) {
-        rc = cli_error(DRRL_E_NOMEM, "out of memory for %zu tokens", T);
-        goto done2;
+    if (!w || !names) {
+        free(w), free(names);
+        return cli_error(DRRL_E_NOMEM, "out of memory for %zu tokens", T);
     }
-    if (forward_new(m, T, (int)threads, &f, &err) != DRRL_OK) {
-        rc = cli_fail(&err);
-        goto done2;
-    }
-    if (acfg.method.kind == METHOD_FULL) {
-        ForwardCapture cap = {hidden, attn, T};
-        if (forward_tokens(f, ids, T, logits, &cap, &err) != DRRL_OK) {
-            rc = cli_fail(&err);
-            goto done2;
-        }
-    } else if ((rc = dump_approx(m, f, &acfg, ids, T, logits, hidden, attn))) {
-        goto done2;
-    }
-    double loss = T >= 2 ? forward_loss(logits, ids, T, cf->vocab) : 0.0;
-
-    size_t k = 0;
-    w[k++] = (SafetensorsWriteTensor){"input_ids", SAFETENSORS_I32, 1, {T}, ids};
-    w[k++] = (SafetensorsWriteTensor){"logits", SAFETENSORS_F32, 2, {T, V}, logits};
-    for (size_t l = 0; attn && l < L; l++) {
+    w[k++] = (SafetensorsWriteTensor){"input_ids", SAFETENSORS_I32, 1, {T}, d->ids};
+    w[k++] = (SafetensorsWriteTensor){"logits", SAFETENSORS_F32, 2, {T, d->V}, d->logits};
+    for (size_t l = 0; d->attn && l < L; l++) {
         snprintf(names[l], sizeof names[l], "attn.%zu", l);
         w[k++] = (SafetensorsWriteTensor){
-            names[l], SAFETENSORS_F32, 3, {H, T, T}, attn + l * H * T * T};
+            names[l], SAFETENSORS_F32, 3, {H, T, T}, d->attn + l * H * T * T};
     }
-    for (size_t l = 0; hidden && l <= L; l++) {
+    for (size_t l = 0; d->hidden && l <= L; l++) {
         snprintf(names[L + l], sizeof names[L + l], "hidden.%zu", l);
         w[k++] = (SafetensorsWriteTensor){
-            names[L + l], SAFETENSORS_F32, 2, {T, C}, hidden + l * T * C};
+            names[L + l], SAFETENSORS_F32, 2, {T, C}, d->hidden + l * T * C};
     }
-    char meta[1024];
-    char loss_s[64];
+    char meta[1024], loss_s[64];
     if (T >= 2)
-        snprintf(loss_s, sizeof loss_s, "%.9g", loss);
+        snprintf(loss_s, sizeof loss_s, "%.9g", d->loss);
     else
         snprintf(loss_s, sizeof loss_s, "none");
     /* Metadata values are strings; the model path is left out (it may hold
@@ -420,27 +291,79 @@ int cmd_dump(int argc, char **argv)
              "{\"format\":\"pt\",\"producer\":\"drrl %s\",\"method\":\"%s\","
              "\"architecture\":\"%s\",\"weights_hash\":\"%s\",\"tokens\":\"%zu\","
              "\"loss\":\"%s\"}",
-             PACKAGE_VERSION, acfg.method.kind == METHOD_FULL ? "exact" : acfg.method.spec,
-             cf->arch_name, m->hash, T, loss_s);
-    if (safetensors_write_flags(out, w, k, meta, oflags, &err) != DRRL_OK) {
+             PACKAGE_VERSION, acfg->method.kind == METHOD_FULL ? "exact" : acfg->method.spec,
+             d->m->cfg.arch_name, d->m->hash, T, loss_s);
+    DrrlError err;
+    int rc = 0;
+    if (safetensors_write_flags(out, w, k, meta, oflags, &err) != DRRL_OK)
         rc = cli_fail(&err);
-        goto done2;
-    }
-    if (T >= 2)
-        printf("%s: %zu tokens, loss %.6f (perplexity %.3f)\n", out, T, loss, exp(loss));
+    else if (T >= 2)
+        printf("%s: %zu tokens, loss %.6f (perplexity %.3f)\n", out, T, d->loss, exp(d->loss));
     else
         printf("%s: %zu token\n", out, T);
-    if (fflush(stdout) != 0)
+    if (!rc && fflush(stdout) != 0)
         rc = cli_error(DRRL_E_IO, "standard output: write error");
-
-done2:
-    forward_free(f);
     free(names);
     free(w);
-    free(logits);
-    free(hidden);
-    free(attn);
-done:
+    return rc;
+}
+
+int cmd_dump(int argc, char **argv)
+{
+    AttnCoreConfig acfg;
+    attn_core_config_default(&acfg);
+    acfg.measure = 0;
+    const char *model = NULL, *ids_arg = NULL, *out = NULL;
+    CliText in = {0};
+    int force = 0, no_attn = 0, no_hidden = 0;
+    long threads = 0;
+    const CliOpt opts[] = {
+        CLI_MODEL_OPT(&model),
+        CLI_STR("ids", &ids_arg),
+        CLI_STR("ids-file", &in.ids_file),
+        CLI_STR("text", &in.text),
+        CLI_STR("prompt", &in.prompt),
+        CLI_STR("out", &out),
+        CLI_FORCE_OPT(&force),
+        CLI_FLAG("no-attn", &no_attn),
+        CLI_FLAG("no-hidden", &no_hidden),
+        CLI_THREADS_OPT(&threads),
+        ATTN_CLI_OPTS(&acfg),
+        CLI_END,
+    };
+    int rc = cli_parse("dump", usage, opts, argc, argv, NULL);
+    if (rc != CLI_GO)
+        return rc;
+    if (!model)
+        return cli_usage_error("dump", "give --model DIR");
+    if ((ids_arg != NULL) + (in.ids_file != NULL) + (in.text != NULL) + (in.prompt != NULL) !=
+        1)
+        return cli_usage_error("dump",
+                               "give exactly one of --ids, --ids-file, --text and --prompt");
+    if (!out)
+        return cli_usage_error("dump", "give --out FILE");
+    unsigned oflags = force ? FILEIO_FORCE : 0;
+    DrrlError err; /* checked now, and again once the inputs are read */
+    if (fileio_out_check(out, oflags, &err))
+        return cli_fail(&err);
+    if ((rc = check_out_dir(out)))
+        return rc;
+    Model *m = NULL;
+    if (model_load(model, &m, &err) != DRRL_OK)
+        return cli_fail(&err);
+    int32_t *ids = NULL;
+    const ModelConfig *cf = &m->cfg;
+    Dump d = {.m = m,
+              .L = (size_t)cf->n_layer,
+              .H = (size_t)cf->n_head,
+              .C = (size_t)cf->d_model,
+              .V = (size_t)cf->vocab};
+    rc = get_ids(model, m, ids_arg, in.ids_file, in.text, in.prompt, &ids, &d.T);
+    d.ids = ids;
+    if (!rc && !(rc = dump_alloc(&d, model, no_attn, no_hidden)) &&
+        !(rc = dump_forward(&d, &acfg, (int)threads)))
+        rc = dump_write(&d, &acfg, out, oflags);
+    free(d.logits), free(d.hidden), free(d.attn);
     free(ids);
     model_free(m);
     return rc;

@@ -248,322 +248,254 @@ static int add_ablations(Method *ms, Row *rows, int *n, int i, const char *beta0
     return 0;
 }
 
-int cmd_eval(int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},
-        {"data", required_argument, 0, 'd'},
-        {"seq-len", required_argument, 0, 'n'},
-        {"methods", required_argument, 0, 'M'},
-        {"csv", required_argument, 0, 'c'},
-        {"force", no_argument, 0, 'F'},
-        {"windows", required_argument, 0, 'w'},
-        {"threads", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},
-        {"ablations", no_argument, 0, 'A'},
-        {"beta0-policy", required_argument, 0, 'P'},
-        {"boot", required_argument, 0, 'B'},
-        ATTN_CLI_LONGOPTS,
-        {0, 0, 0, 0},
-    };
+/* One evaluation: the options, the methods and their rows, the tokens. */
+typedef struct Eval {
     AttnCoreConfig cfg;
-    attn_core_config_default(&cfg);
-    const char *model = NULL, *data = NULL, *methods = NULL, *csv = NULL;
-    const char *beta0 = NULL;
-    long seq_len = 0, windows = 0, threads = 0, n_boot = BOOTSTRAP_DEFAULT_B;
-    int ablations = 0, force = 0, interrupted = 0;
-    int c, r;
-    while ((c = cli_getopt("eval", argc, argv, "h", longopts)) != -1) {
-        if (c == ATTN_CLI_OPT_METHOD)
-            return cli_usage_error("eval", "use --methods LIST");
-        if ((r = attn_cli_option("eval", c, optarg, &cfg)) != 0) {
-            if (r < 0)
-                return CLI_EXIT_USAGE;
-            continue;
-        }
-        switch (c) {
-        case 'm':
-            model = optarg;
-            break;
-        case 'd':
-            data = optarg;
-            break;
-        case 'M':
-            methods = optarg;
-            break;
-        case 'c':
-            csv = optarg;
-            break;
-        case 'n':
-            if (cli_parse_long("eval", "--seq-len", optarg, 2, 1L << 30, &seq_len))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'w':
-            if (cli_parse_long("eval", "--windows", optarg, 1, 1L << 30, &windows))
-                return CLI_EXIT_USAGE;
-            break;
-        case 't':
-            if (cli_parse_long("eval", "--threads", optarg, 1, 256, &threads))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'F':
-            force = 1;
-            break;
-        case 'A':
-            ablations = 1;
-            break;
-        case 'P':
-            beta0 = optarg;
-            break;
-        case 'B':
-            if (cli_parse_long("eval", "--boot", optarg, 1, 1000000, &n_boot))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'h':
-            cli_print_usage(usage);
-            return CLI_EXIT_OK;
-        default:
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("eval", "unexpected argument '%s'", argv[optind]);
-    if (!data || !seq_len || !methods)
-        return cli_usage_error("eval",
-                               "--data FILE, --seq-len N and --methods LIST are required");
-    /* parse every method first: a bad one is a usage error before any work */
+    const char *model, *data, *methods, *csv, *beta0;
+    long seq_len, windows, threads, n_boot;
+    int ablations, force, interrupted;
     Method ms[64];
-    static Row rows_buf[64];
-    Row *rows = rows_buf;
-    memset(rows_buf, 0, sizeof rows_buf);
-    int n_methods = 0;
-    DrrlError err;
-    {
-        char *list = strdup(methods), *save = NULL;
-        if (!list)
-            return cli_error(DRRL_E_NOMEM, "out of memory");
-        for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            if (n_methods == 64) {
-                free(list);
-                return cli_usage_error("eval", "--methods: at most 64 methods");
-            }
-            if (method_parse(tok, &ms[n_methods], &err) != DRRL_OK) {
-                free(list);
-                return cli_usage_error("eval", "%s", err.msg);
-            }
-            attn_cli_resolve_method(&ms[n_methods]);
-            rows[n_methods].eps = cfg.eps, rows[n_methods].norl_of = -1;
-            snprintf(rows[n_methods].method, sizeof rows[n_methods].method, "%s",
-                     ms[n_methods].spec);
-            n_methods++;
-        }
-        free(list);
-        if (!n_methods)
-            return cli_usage_error("eval", "--methods: no method given");
-    }
-    char b0[METHOD_SPEC_MAX];
-    if (ablations) {
-        if (!beta0) {
-            snprintf(b0, sizeof b0, "%s/policy-beta0.safetensors", cli_data_dir());
-            beta0 = b0;
-        }
-        if (access(beta0, R_OK) != 0)
-            return cli_error(DRRL_E_INPUT,
-                             "%s: cannot read the beta = 0 policy: %s (train it "
-                             "with drrl train-policy --beta 0, or give --beta0-policy)",
-                             beta0, strerror(errno));
-        int n0 = n_methods;
-        for (int i = 0; i < n0; i++)
-            if (ms[i].kind == METHOD_DRRL &&
-                (r = add_ablations(ms, rows, &n_methods, i, beta0, cfg.eps)))
-                return r;
-        if (n_methods == n0)
-            return cli_usage_error("eval", "--ablations needs a drrl method in --methods");
-    }
+    Row *rows;
+    int n_methods, n_started;
     char *text;
     size_t tlen;
-    if ((r = cli_read_file(data, &text, &tlen)))
-        return r;
-    FileOut *co = NULL; /* --csv, checked now; the rule is checked again at commit */
-    r = 0;
-    if (csv && dist_rank() == 0) /* rank 0 alone writes */
-        r = cli_out_open(csv, force, &co);
-    DrrlError berr;
-    int32_t r32 = r;
-    if (dist_bcast(&r32, sizeof r32, &berr) != DRRL_OK)
-        r32 = r ? r : cli_fail(&berr);
-    if ((r = r32)) {
-        fileio_out_abort(co);
-        free(text);
-        return r;
-    }
-    signals_catch(); /* Ctrl-C: stop, keep the methods finished */
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    int rc = CLI_EXIT_OK;
-    Session *s = NULL;
-    int n_started = 0;
+    int32_t *ids;
+    size_t n_ids;
+    char b0[METHOD_SPEC_MAX];
     WinSums cur; /* the window running, the rank sink's sums */
-    char *pack = NULL;
-    size_t pack_cap = 0;
-    for (int mi = 0; mi < n_methods && rc == CLI_EXIT_OK && !interrupted; mi++) {
-        n_started = mi + 1;
-        cfg.method = ms[mi];
-        cfg.eps = rows[mi].eps;
-        if (rows[mi].norl_of >= 0) {
-            /* no-RL ablation: the fixed rank nearest the drrl run's mean rank */
-            const Row *p = &rows[rows[mi].norl_of];
-            long rk = p->rank_n > 0 ? lround(p->rank_sum / p->rank_n) : 0;
-            cfg.method.kind = METHOD_FIXED, cfg.method.rank = (int32_t)(rk < 1 ? 1 : rk);
-            snprintf(cfg.method.spec, sizeof cfg.method.spec, "fixed:%d", (int)cfg.method.rank);
-            snprintf(rows[mi].method, sizeof rows[mi].method, "%.200s no-RL=fixed:%d",
-                     ms[rows[mi].norl_of].spec, (int)cfg.method.rank);
-        }
-        if (session_open(attn_cli_model_dir(model), &cfg, (int)threads, &s, &err) != DRRL_OK) {
-            rc = cli_fail(&err);
+    char *pack;  /* this rank's windows of the method running, packed */
+    size_t n_pack, pack_cap;
+} Eval;
+
+static int reject_method(const char *cmd, const CliOpt *o, const char *arg)
+{
+    (void)o, (void)arg;
+    return cli_usage_error(cmd, "use --methods LIST");
+}
+
+/* Parse every method first: a bad one is a usage error before any work. */
+static int parse_methods(Eval *e)
+{
+    int r = attn_cli_methods("eval", e->methods, e->ms, 64, &e->n_methods);
+    for (int n = 0; !r && n < e->n_methods; n++) {
+        e->rows[n].eps = e->cfg.eps, e->rows[n].norl_of = -1;
+        snprintf(e->rows[n].method, sizeof e->rows[n].method, "%s", e->ms[n].spec);
+    }
+    return r;
+}
+
+/* --ablations: the three ablations of every drrl method. */
+static int setup_ablations(Eval *e)
+{
+    if (!e->beta0) {
+        snprintf(e->b0, sizeof e->b0, "%s/policy-beta0.safetensors", cli_data_dir());
+        e->beta0 = e->b0;
+    }
+    if (access(e->beta0, R_OK) != 0)
+        return cli_error(DRRL_E_INPUT,
+                         "%s: cannot read the beta = 0 policy: %s (train it "
+                         "with drrl train-policy --beta 0, or give --beta0-policy)",
+                         e->beta0, strerror(errno));
+    int n0 = e->n_methods, r;
+    for (int i = 0; i < n0; i++)
+        if (e->ms[i].kind == METHOD_DRRL &&
+            (r = add_ablations(e->ms, e->rows, &e->n_methods, i, e->beta0, e->cfg.eps)))
+            return r;
+    if (e->n_methods == n0)
+        return cli_usage_error("eval", "--ablations needs a drrl method in --methods");
+    return 0;
+}
+
+/* Row mi's method into e->cfg (the no-RL ablation: the fixed rank nearest
+ * the drrl run's mean rank). */
+static void method_config(Eval *e, int mi)
+{
+    Row *rows = e->rows;
+    e->cfg.method = e->ms[mi];
+    e->cfg.eps = rows[mi].eps;
+    if (rows[mi].norl_of < 0)
+        return;
+    const Row *p = &rows[rows[mi].norl_of];
+    long rk = p->rank_n > 0 ? lround(p->rank_sum / p->rank_n) : 0;
+    Method *m = &e->cfg.method;
+    m->kind = METHOD_FIXED, m->rank = (int32_t)(rk < 1 ? 1 : rk);
+    snprintf(m->spec, sizeof m->spec, "fixed:%d", (int)m->rank);
+    snprintf(rows[mi].method, sizeof rows[mi].method, "%.200s no-RL=fixed:%d",
+             e->ms[rows[mi].norl_of].spec, (int)m->rank);
+}
+
+/* The text's tokens, once, with the first session's tokenizer. */
+static int tokenize(Eval *e, Session *s)
+{
+    DrrlError err;
+    if (!session_tokenizer(s))
+        return cli_error(DRRL_E_INPUT, "%s: the model has no tokenizer",
+                         attn_cli_model_dir(e->model));
+    if (tokenizer_encode(session_tokenizer(s), e->text, e->tlen, &e->ids, &e->n_ids, &err))
+        return cli_fail(&err);
+    if (e->n_ids < (size_t)e->seq_len)
+        return cli_error(DRRL_E_INPUT, "%s: %zu tokens, fewer than one window of %ld", e->data,
+                         e->n_ids, e->seq_len);
+    return 0;
+}
+
+/* The window just run into e->cur, packed after this rank's others. */
+static int add_window(Eval *e, Session *s, const int32_t *wid)
+{
+    WinSums *cur = &e->cur;
+    AttnSummary sum;
+    attn_cli_summary(s, &sum);
+    cur->tokens = (double)sum.tokens;
+    cur->nll = session_nll_sum(s);
+    cur->nll_n = (double)session_nll_count(s);
+    for (size_t t = 1; t < (size_t)e->seq_len; t++) {
+        size_t bl = 0;
+        tokenizer_token_bytes(session_tokenizer(s), wid[t], &bl);
+        cur->bytes += (double)bl;
+        cur->bytes_nats += (double)bl * log(2.0);
+    }
+    cur->fe = sum.flops_executed, cur->fx = sum.flops_exact;
+    cur->afe = sum.attn_flops_executed, cur->afx = sum.attn_flops_exact;
+    const AttnCoreStats *st = attn_core_stats(session_core(s));
+    cur->fid_sum = st->fidelity_sum, cur->fid_rows = (double)st->rows;
+    cur->viol = st->violations;
+    cur->wall = sum.wall_s;
+    if (add_guard(cur, session_core(s), &e->pack, &e->n_pack, &e->pack_cap))
+        return cli_error(DRRL_E_NOMEM, "out of memory");
+    return 0;
+}
+
+/* The row's per-window arrays and an empty pack (room for the header
+ * gather_windows fills). */
+static int start_row(Eval *e, Row *row, size_t n_win)
+{
+    row->n_win = n_win;
+    row->win_nll = calloc(n_win, sizeof *row->win_nll);
+    row->win_cnt = calloc(n_win, sizeof *row->win_cnt);
+    row->win_bytes = calloc(n_win, sizeof *row->win_bytes);
+    if (!row->win_nll || !row->win_cnt || !row->win_bytes)
+        return cli_error(DRRL_E_NOMEM, "out of memory");
+    e->n_pack = 2 * sizeof(int32_t);
+    if (e->n_pack > e->pack_cap) {
+        char *nb = realloc(e->pack, 4096);
+        if (!nb)
+            return cli_error(DRRL_E_NOMEM, "out of memory");
+        e->pack = nb, e->pack_cap = 4096;
+    }
+    return 0;
+}
+
+/* This rank's windows (w = rank, rank + N, ...) with the session's method;
+ * rc: an error in a window (the windows are gathered all the same). */
+static void run_windows(Eval *e, Session *s, const Row *row, int *rc)
+{
+    DrrlError err;
+    size_t L = (size_t)e->seq_len, n_win = row->n_win;
+    char label[64];
+    snprintf(label, sizeof label, "%.63s", row->method);
+    size_t step = (size_t)dist_size(), mine = 0;
+    for (size_t w = (size_t)dist_rank(); w < n_win && *rc == CLI_EXIT_OK; w += step) {
+        if ((e->interrupted = signals_caught() != 0))
+            break;
+        const int32_t *wid = e->ids + w * L;
+        memset(&e->cur, 0, sizeof e->cur);
+        e->cur.w = w;
+        if (session_set_ids(s, wid, L, &err) || session_advance(s, L, NULL, &err)) {
+            attn_cli_progress_end();
+            *rc = cli_fail(&err);
             break;
         }
+        if ((*rc = add_window(e, s, wid)))
+            break;
+        mine++;
+        if (dist_rank() == 0) /* its own windows, scaled: the job's progress */
+            attn_cli_progress(label, mine * step < n_win ? mine * step : n_win, n_win);
+    }
+    attn_cli_progress_end();
+}
+
+/* Every method in turn, until the end, an error or a signal. */
+static int run_methods(Eval *e)
+{
+    DrrlError err;
+    int rc = CLI_EXIT_OK;
+    for (int mi = 0; mi < e->n_methods && rc == CLI_EXIT_OK && !e->interrupted; mi++) {
+        Session *s = NULL;
+        Row *row = &e->rows[mi];
+        e->n_started = mi + 1;
+        method_config(e, mi);
+        if (session_open(attn_cli_model_dir(e->model), &e->cfg, (int)e->threads, &s, &err) !=
+            DRRL_OK)
+            return cli_fail(&err);
         if (dist_rank() == 0)
             attn_cli_warn(s);
-        if (ablations && cfg.method.kind == METHOD_DRRL &&
-            session_add_sink(s, (TraceSink){rank_sink_put, &cur}, &err) != DRRL_OK) {
+        if (e->ablations && e->cfg.method.kind == METHOD_DRRL &&
+            session_add_sink(s, (TraceSink){rank_sink_put, &e->cur}, &err) != DRRL_OK)
             rc = cli_fail(&err);
-            break;
+        else if (!e->ids)
+            rc = tokenize(e, s);
+        if (!rc) {
+            size_t n_win = e->n_ids / (size_t)e->seq_len;
+            if (e->windows && (size_t)e->windows < n_win)
+                n_win = (size_t)e->windows;
+            rc = start_row(e, row, n_win);
         }
-        if (!ids) {
-            if (!session_tokenizer(s)) {
-                rc = cli_error(DRRL_E_INPUT, "%s: the model has no tokenizer",
-                               attn_cli_model_dir(model));
-                break;
-            }
-            if (tokenizer_encode(session_tokenizer(s), text, tlen, &ids, &n_ids, &err)) {
-                rc = cli_fail(&err);
-                break;
-            }
-            if (n_ids < (size_t)seq_len) {
-                rc = cli_error(DRRL_E_INPUT, "%s: %zu tokens, fewer than one window of %ld",
-                               data, n_ids, seq_len);
-                break;
-            }
+        if (rc) {
+            session_free(s);
+            return rc;
         }
-        size_t n_win = n_ids / (size_t)seq_len;
-        if (windows && (size_t)windows < n_win)
-            n_win = (size_t)windows;
-        Row *row = &rows[mi];
-        char label[64];
-        snprintf(label, sizeof label, "%.63s", row->method);
-        row->n_win = n_win;
-        row->win_nll = calloc(n_win, sizeof *row->win_nll);
-        row->win_cnt = calloc(n_win, sizeof *row->win_cnt);
-        row->win_bytes = calloc(n_win, sizeof *row->win_bytes);
-        if (!row->win_nll || !row->win_cnt || !row->win_bytes) {
-            rc = cli_error(DRRL_E_NOMEM, "out of memory");
-            break;
-        }
-        /* this rank's windows: w = rank, rank + N, ... */
-        size_t n_pack = 2 * sizeof(int32_t); /* the header gather_windows fills */
-        if (n_pack > pack_cap) {
-            char *nb = realloc(pack, 4096);
-            if (!nb) {
-                rc = cli_error(DRRL_E_NOMEM, "out of memory");
-                break;
-            }
-            pack = nb, pack_cap = 4096;
-        }
-        size_t step = (size_t)dist_size(), mine = 0;
-        for (size_t w = (size_t)dist_rank(); w < n_win && rc == CLI_EXIT_OK; w += step) {
-            if ((interrupted = signals_caught() != 0))
-                break;
-            const int32_t *wid = ids + w * (size_t)seq_len;
-            memset(&cur, 0, sizeof cur);
-            cur.w = w;
-            if (session_set_ids(s, wid, (size_t)seq_len, &err) ||
-                session_advance(s, (size_t)seq_len, NULL, &err)) {
-                attn_cli_progress_end();
-                rc = cli_fail(&err);
-                break;
-            }
-            AttnSummary sum;
-            attn_cli_summary(s, &sum);
-            cur.tokens = (double)sum.tokens;
-            cur.nll = session_nll_sum(s);
-            cur.nll_n = (double)session_nll_count(s);
-            for (size_t t = 1; t < (size_t)seq_len; t++) {
-                size_t bl = 0;
-                tokenizer_token_bytes(session_tokenizer(s), wid[t], &bl);
-                cur.bytes += (double)bl;
-                cur.bytes_nats += (double)bl * log(2.0);
-            }
-            cur.fe = sum.flops_executed, cur.fx = sum.flops_exact;
-            cur.afe = sum.attn_flops_executed, cur.afx = sum.attn_flops_exact;
-            const AttnCoreStats *st = attn_core_stats(session_core(s));
-            cur.fid_sum = st->fidelity_sum, cur.fid_rows = (double)st->rows;
-            cur.viol = st->violations;
-            cur.wall = sum.wall_s;
-            if (add_guard(&cur, session_core(s), &pack, &n_pack, &pack_cap)) {
-                rc = cli_error(DRRL_E_NOMEM, "out of memory");
-                break;
-            }
-            mine++;
-            if (dist_rank() == 0) /* its own windows, scaled: the job's progress */
-                attn_cli_progress(label, mine * step < n_win ? mine * step : n_win, n_win);
-        }
-        attn_cli_progress_end();
+        run_windows(e, s, row, &rc);
         session_free(s);
-        s = NULL;
         int any_int = 0; /* every rank stops, or goes on, together */
-        rc = gather_windows(row, pack, n_pack, rc, interrupted, cfg.measure, &any_int);
-        interrupted = any_int;
+        rc = gather_windows(row, e->pack, e->n_pack, rc, e->interrupted, e->cfg.measure,
+                            &any_int);
+        e->interrupted = any_int;
     }
-    free(pack);
-    session_free(s);
-    free(text);
-    free(ids);
-    signals_restore();
-    if (rc != CLI_EXIT_OK || dist_rank() != 0) { /* rank 0 alone reports */
-        for (int mi = 0; mi < n_methods; mi++)
-            free(rows[mi].win_nll), free(rows[mi].win_cnt), free(rows[mi].win_bytes),
-                free(rows[mi].ratios);
-        fileio_out_abort(co);
-        return rc;
-    }
-    int n_asked = n_methods;
-    if (interrupted) { /* only the methods finished: the one stopped is dropped */
-        for (int k = n_started - 1; k < n_methods; k++)
-            free(rows[k].win_nll), free(rows[k].win_cnt), free(rows[k].win_bytes),
-                free(rows[k].ratios);
-        n_methods = n_started - 1;
-    }
-    /* paired bootstrap CIs against the first exact row */
-    int ref = -1;
-    for (int mi = 0; mi < n_methods && ref < 0; mi++)
-        if (ms[mi].kind == METHOD_FULL)
+    return rc;
+}
+
+static void free_rows(Row *rows, int from, int to)
+{
+    for (int k = from; k < to; k++)
+        free(rows[k].win_nll), free(rows[k].win_cnt), free(rows[k].win_bytes),
+            free(rows[k].ratios);
+}
+
+/* Paired bootstrap CIs against the first exact row (its index, or -1), and
+ * every row's median bound ratio; frees the per-window arrays. */
+static int finish_rows(Eval *e, int *ref_out)
+{
+    DrrlError err;
+    Row *rows = e->rows;
+    int ref = -1, rc = 0;
+    for (int mi = 0; mi < e->n_methods && ref < 0; mi++)
+        if (e->ms[mi].kind == METHOD_FULL)
             ref = mi;
-    for (int mi = 0; ref >= 0 && mi < n_methods; mi++) {
-        Row *w = &rows[mi], *e = &rows[ref];
-        if (mi == ref || w->n_win != e->n_win)
+    for (int mi = 0; ref >= 0 && mi < e->n_methods; mi++) {
+        Row *w = &rows[mi], *x = &rows[ref];
+        if (mi == ref || w->n_win != x->n_win)
             continue;
-        uint64_t seed = BOOTSTRAP_DEFAULT_SEED + cfg.seed;
-        if (bootstrap_paired(w->win_nll, e->win_nll, w->win_cnt, w->n_win, (int)n_boot, 0.95,
+        uint64_t seed = BOOTSTRAP_DEFAULT_SEED + e->cfg.seed;
+        if (bootstrap_paired(w->win_nll, x->win_nll, w->win_cnt, w->n_win, (int)e->n_boot, 0.95,
                              seed, &w->dloss, &err) != DRRL_OK ||
-            bootstrap_paired(w->win_nll, e->win_nll, w->win_bytes, w->n_win, (int)n_boot, 0.95,
-                             seed, &w->dbpb, &err) != DRRL_OK) {
+            bootstrap_paired(w->win_nll, x->win_nll, w->win_bytes, w->n_win, (int)e->n_boot,
+                             0.95, seed, &w->dbpb, &err) != DRRL_OK) {
             rc = cli_fail(&err);
             break;
         }
         w->has_ci = 1;
     }
-    for (int mi = 0; mi < n_methods; mi++) {
+    for (int mi = 0; mi < e->n_methods; mi++)
         rows[mi].bmed = attn_core_median(rows[mi].ratios, rows[mi].n_ratios);
-        free(rows[mi].win_nll), free(rows[mi].win_cnt), free(rows[mi].win_bytes),
-            free(rows[mi].ratios);
-    }
-    if (rc != CLI_EXIT_OK) {
-        fileio_out_abort(co);
-        return rc;
-    }
+    free_rows(rows, 0, e->n_methods);
+    *ref_out = ref;
+    return rc;
+}
+
+static void print_table(const Row *rows, int n, int ref)
+{
     int mw = 16;
-    for (int mi = 0; mi < n_methods; mi++)
+    for (int mi = 0; mi < n; mi++)
         if ((int)strlen(rows[mi].method) > mw)
             mw = (int)strlen(rows[mi].method);
     printf("%-*s %8s %9s %8s %10s %9s %9s %9s %6s %9s", mw, "method", "tokens", "loss", "bpb",
@@ -571,8 +503,8 @@ int cmd_eval(int argc, char **argv)
     if (ref >= 0)
         printf(" %s", "dloss [95% CI]");
     printf("\n");
-    for (int mi = 0; mi < n_methods; mi++) {
-        Row *w = &rows[mi];
+    for (int mi = 0; mi < n; mi++) {
+        const Row *w = &rows[mi];
         double loss = w->nll / w->nll_n, bpb = w->nll / log(2.0) / w->bytes;
         double fid = w->fid_rows > 0 ? w->fid_sum / w->fid_rows : NAN;
         printf("%-*s %8.0f %9.5f %8.5f %10.4f %8.2f%% %8.2f%% ", mw, w->method, w->tokens, loss,
@@ -587,46 +519,123 @@ int cmd_eval(int argc, char **argv)
             printf(" %+.5f [%+.5f, %+.5f]", w->dloss.estimate, w->dloss.lo, w->dloss.hi);
         printf("\n");
     }
-    if (co) {
-        FILE *f = fileio_out_stream(co);
-        fprintf(f, "method,seq_len,tokens,loss,bpb,ppl,flops_exact,flops_executed,savings,"
-                   "attn_flops_exact,attn_flops_executed,attn_savings,fidelity,"
-                   "bound_violations,wall_s,loss_diff,loss_diff_lo,loss_diff_hi,bpb_diff,"
-                   "bpb_diff_lo,bpb_diff_hi,mean_rank,bound_vacuous,guard_exceeded,"
-                   "bound_ratio_median,lowrank_rows,guard_allowed_rows,guard_forced_rows\n");
-        for (int mi = 0; mi < n_methods; mi++) {
-            Row *w = &rows[mi];
-            double loss = w->nll / w->nll_n;
-            fprintf(f, "%s,%ld,%.0f,%.9g,%.9g,%.9g,%.17g,%.17g,%.9g,%.17g,%.17g,%.9g,",
-                    w->method, seq_len, w->tokens, loss, w->nll / log(2.0) / w->bytes,
-                    exp(loss), w->fx, w->fe, flops_savings(w->fx, w->fe), w->afx, w->afe,
-                    flops_savings(w->afx, w->afe));
-            if (w->measured && w->fid_rows > 0)
-                fprintf(f, "%.9g,%lld,", w->fid_sum / w->fid_rows, (long long)w->viol);
-            else
-                fprintf(f, ",,");
-            fprintf(f, "%.6f,", w->wall);
-            if (w->has_ci)
-                fprintf(f, "%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,", w->dloss.estimate, w->dloss.lo,
-                        w->dloss.hi, w->dbpb.estimate, w->dbpb.lo, w->dbpb.hi);
-            else
-                fprintf(f, ",,,,,,");
-            if (w->rank_n > 0)
-                fprintf(f, "%.4f,", w->rank_sum / w->rank_n);
-            else
-                fprintf(f, ",");
-            write_guard(f, w);
-        }
-        if ((r = cli_out_commit(co)))
-            return r;
+}
+
+static int write_csv(FileOut *co, const Row *rows, int n, long seq_len)
+{
+    FILE *f = fileio_out_stream(co);
+    fprintf(f, "method,seq_len,tokens,loss,bpb,ppl,flops_exact,flops_executed,savings,"
+               "attn_flops_exact,attn_flops_executed,attn_savings,fidelity,"
+               "bound_violations,wall_s,loss_diff,loss_diff_lo,loss_diff_hi,bpb_diff,"
+               "bpb_diff_lo,bpb_diff_hi,mean_rank,bound_vacuous,guard_exceeded,"
+               "bound_ratio_median,lowrank_rows,guard_allowed_rows,guard_forced_rows\n");
+    for (int mi = 0; mi < n; mi++) {
+        const Row *w = &rows[mi];
+        double loss = w->nll / w->nll_n;
+        fprintf(f, "%s,%ld,%.0f,%.9g,%.9g,%.9g,%.17g,%.17g,%.9g,%.17g,%.17g,%.9g,", w->method,
+                seq_len, w->tokens, loss, w->nll / log(2.0) / w->bytes, exp(loss), w->fx, w->fe,
+                flops_savings(w->fx, w->fe), w->afx, w->afe, flops_savings(w->afx, w->afe));
+        if (w->measured && w->fid_rows > 0)
+            fprintf(f, "%.9g,%lld,", w->fid_sum / w->fid_rows, (long long)w->viol);
+        else
+            fprintf(f, ",,");
+        fprintf(f, "%.6f,", w->wall);
+        if (w->has_ci)
+            fprintf(f, "%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,", w->dloss.estimate, w->dloss.lo,
+                    w->dloss.hi, w->dbpb.estimate, w->dbpb.lo, w->dbpb.hi);
+        else
+            fprintf(f, ",,,,,,");
+        if (w->rank_n > 0)
+            fprintf(f, "%.4f,", w->rank_sum / w->rank_n);
+        else
+            fprintf(f, ",");
+        write_guard(f, w);
     }
-    if (interrupted) {
+    return cli_out_commit(co);
+}
+
+/* Run, then report what finished: the table, --csv, the interruption. */
+static int run_and_report(Eval *e, FileOut *co)
+{
+    signals_catch(); /* Ctrl-C: stop, keep the methods finished */
+    int rc = run_methods(e), ref;
+    free(e->pack);
+    free(e->text);
+    free(e->ids);
+    signals_restore();
+    if (rc != CLI_EXIT_OK || dist_rank() != 0) { /* rank 0 alone reports */
+        free_rows(e->rows, 0, e->n_methods);
+        fileio_out_abort(co);
+        return rc;
+    }
+    int n_asked = e->n_methods;
+    if (e->interrupted) { /* only the methods finished: the one stopped is dropped */
+        free_rows(e->rows, e->n_started - 1, e->n_methods);
+        e->n_methods = e->n_started - 1;
+    }
+    if ((rc = finish_rows(e, &ref))) {
+        fileio_out_abort(co);
+        return rc;
+    }
+    print_table(e->rows, e->n_methods, ref);
+    if (co && (rc = write_csv(co, e->rows, e->n_methods, e->seq_len)))
+        return rc;
+    if (e->interrupted) {
         fflush(stdout);
         return cli_error(DRRL_E_INTERRUPTED,
                          "eval: interrupted by %s; %d of %d methods finished%s", signals_name(),
-                         n_methods, n_asked, csv ? ", their rows written" : "");
+                         e->n_methods, n_asked, e->csv ? ", their rows written" : "");
     }
     if (fflush(stdout) != 0)
         return cli_error(DRRL_E_IO, "standard output: write error");
     return CLI_EXIT_OK;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    static Eval e;
+    static Row rows_buf[64];
+    memset(&e, 0, sizeof e);
+    memset(rows_buf, 0, sizeof rows_buf);
+    e.rows = rows_buf, e.n_boot = BOOTSTRAP_DEFAULT_B;
+    attn_core_config_default(&e.cfg);
+    const CliOpt opts[] = {
+        CLI_MODEL_OPT(&e.model),
+        CLI_STR("data", &e.data),
+        CLI_LONG("seq-len", &e.seq_len, 2, 1L << 30),
+        CLI_STR("methods", &e.methods),
+        CLI_STR("csv", &e.csv),
+        CLI_FORCE_OPT(&e.force),
+        CLI_LONG("windows", &e.windows, 1, 1L << 30),
+        CLI_THREADS_OPT(&e.threads),
+        CLI_FLAG("ablations", &e.ablations),
+        CLI_STR("beta0-policy", &e.beta0),
+        CLI_LONG("boot", &e.n_boot, 1, 1000000),
+        CLI_FN("method", 1, reject_method, NULL, 0),
+        ATTN_CLI_OPTS(&e.cfg),
+        CLI_END,
+    };
+    int r = cli_parse("eval", usage, opts, argc, argv, NULL);
+    if (r != CLI_GO)
+        return r;
+    if (!e.data || !e.seq_len || !e.methods)
+        return cli_usage_error("eval",
+                               "--data FILE, --seq-len N and --methods LIST are required");
+    if ((r = parse_methods(&e)) || (e.ablations && (r = setup_ablations(&e))) ||
+        (r = cli_read_file(e.data, &e.text, &e.tlen)))
+        return r;
+    FileOut *co = NULL; /* --csv, checked now; the rule is checked again at commit */
+    r = 0;
+    if (e.csv && dist_rank() == 0) /* rank 0 alone writes */
+        r = cli_out_open(e.csv, e.force, &co);
+    DrrlError berr;
+    int32_t r32 = r;
+    if (dist_bcast(&r32, sizeof r32, &berr) != DRRL_OK)
+        r32 = r ? r : cli_fail(&berr);
+    if ((r = r32)) {
+        fileio_out_abort(co);
+        free(e.text);
+        return r;
+    }
+    return run_and_report(&e, co);
 }

@@ -24,7 +24,7 @@
 #include "cmd/commands.h"
 #include "model/forward.h"
 #include "model/model.h"
-#include "policy/policy_agent.h"
+#include "run/session.h"
 #include "model/tokenizer.h"
 
 static const char usage[] =
@@ -119,88 +119,59 @@ static int read_tsv(const char *path, Sent **out, size_t *n_out)
     return 0;
 }
 
-static const float *cache_k(const void *ctx, int l, int g)
-{
-    return forward_cache_k((const Forward *)ctx, l, g);
-}
-static const float *cache_v(const void *ctx, int l, int g)
-{
-    return forward_cache_v((const Forward *)ctx, l, g);
-}
-
 /* Features of every sentence under method cfg->method: (n, C) into feat;
- * attention FLOPs executed and exact summed into *fe, *fx. */
+ * attention FLOPs executed and exact summed into *fe, *fx. Each sentence
+ * runs alone (the session restarts) and keeps its hidden states only. */
 static int features(const Model *m, const Tokenizer *tok, const Sent *s, size_t n,
                     const AttnCoreConfig *acfg, int threads, float *feat, double *fe,
                     double *fx)
 {
-    const ModelConfig *cf = &m->cfg;
-    size_t L = (size_t)cf->n_layer, C = (size_t)cf->d_model, seg = (size_t)acfg->segment;
+    size_t L = (size_t)m->cfg.n_layer, C = (size_t)m->cfg.d_model;
     DrrlError err;
-    AttnCoreConfig cc = *acfg;
-    PolicyAgent *agent = NULL;
-    AttnCore *ac = NULL;
-    Forward *f = NULL;
-    char warn[512];
-    int rc = 0;
-    if (forward_new(m, 1024, threads, &f, &err) != DRRL_OK)
+    Session *ss = NULL;
+    if (session_new_shared(m, tok, acfg, threads, &ss, &err) != DRRL_OK)
         return cli_fail(&err);
-    if (policy_agent_prepare(m, &cc, 0.0, &agent, warn, sizeof warn, &err) != DRRL_OK ||
-        attn_core_new(cf, &cc, &ac, &err) != DRRL_OK) {
-        policy_agent_free(agent);
-        forward_free(f);
-        return cli_fail(&err);
-    }
-    if (warn[0])
-        fprintf(stderr, "drrl: warning: %s\n", warn);
-    attn_core_bind_cache(ac, cache_k, cache_v, f);
-    if (agent)
-        policy_agent_connect(agent, ac, cache_k, cache_v, f);
-    ForwardAttn fa = attn_core_hook(ac);
-    forward_set_attn(f, &fa);
-    float *h = malloc((L + 1) * seg * C * sizeof *h);
+    attn_cli_warn(ss);
+    float *h = NULL;
+    size_t h_cap = 0;
     double *acc = malloc(C * sizeof *acc);
-    if (!h || !acc)
-        rc = cli_error(DRRL_E_NOMEM, "out of memory");
+    int rc = acc ? 0 : cli_error(DRRL_E_NOMEM, "out of memory");
     *fe = *fx = 0.0;
     for (size_t i = 0; i < n && !rc; i++) {
         int32_t *ids = NULL;
         size_t T = 0;
-        if (tokenizer_encode(tok, s[i].text, s[i].len, &ids, &T, &err) != DRRL_OK) {
+        if (tokenizer_encode(tok, s[i].text, s[i].len, &ids, &T, &err) != DRRL_OK ||
+            session_set_ids(ss, ids, T, &err) != DRRL_OK) {
+            free(ids);
             rc = cli_fail(&err);
             break;
         }
-        forward_reset(f);
-        attn_core_reset(ac);
-        memset(acc, 0, C * sizeof *acc);
-        for (size_t p = 0; p < T && !rc;) {
-            size_t k = seg - p % seg;
-            if (k > T - p)
-                k = T - p;
-            ForwardCapture cap = {h, NULL, 0};
-            if (forward_tokens(f, ids + p, k, NULL, &cap, &err) != DRRL_OK ||
-                attn_core_finish_call(ac, p, k, NULL, NULL, 0, &err) != DRRL_OK) {
-                rc = cli_fail(&err);
+        if ((L + 1) * T * C > h_cap) {
+            free(h);
+            h_cap = (L + 1) * T * C;
+            if (!(h = malloc(h_cap * sizeof *h))) {
+                free(ids);
+                rc = cli_error(DRRL_E_NOMEM, "out of memory");
                 break;
             }
-            for (size_t t = 0; t < k; t++)
-                for (size_t c = 0; c < C; c++)
-                    acc[c] += h[(L * k + t) * C + c];
-            p += k;
         }
+        session_set_capture(ss, &(SessionCapture){NULL, h, NULL, true});
+        if (session_advance(ss, T, NULL, &err) != DRRL_OK)
+            rc = cli_fail(&err);
+        memset(acc, 0, C * sizeof *acc);
+        for (size_t t = 0; t < T && !rc; t++)
+            for (size_t c = 0; c < C; c++)
+                acc[c] += h[(L * T + t) * C + c];
         for (size_t c = 0; c < C; c++)
             feat[i * C + c] = T ? (float)(acc[c] / (double)T) : 0.0f;
-        *fe += flops_attn(attn_core_flops_executed(ac));
-        *fx += flops_attn(attn_core_flops_exact(ac));
+        *fe += flops_attn(attn_core_flops_executed(session_core(ss)));
+        *fx += flops_attn(attn_core_flops_exact(session_core(ss)));
         free(ids);
         attn_cli_progress(acfg->method.spec, i + 1, n);
     }
     attn_cli_progress_end();
-    forward_set_attn(f, NULL);
     free(h), free(acc);
-    attn_core_free(ac);
-    policy_agent_free(agent);
-    forward_free(f);
+    session_free(ss);
     return rc;
 }
 
@@ -271,194 +242,101 @@ typedef struct Result {
     double mean, std, attn_sav;
 } Result;
 
-int cmd_eval_sentiment(int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},   {"data", required_argument, 0, 'd'},
-        {"methods", required_argument, 0, 'M'}, {"folds", required_argument, 0, 'k'},
-        {"seed", required_argument, 0, 's'},    {"l2", required_argument, 0, 'l'},
-        {"segment", required_argument, 0, 'T'}, {"threads", required_argument, 0, 't'},
-        {"csv", required_argument, 0, 'c'},     {"force", no_argument, 0, 'F'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
-    };
-    const char *model = NULL, *data = NULL, *methods = "full,drrl", *csv = NULL;
-    long folds = 10, seed = 1, segment = 16, threads = 0;
-    double l2 = 0.01;
-    int c, force = 0;
-    while ((c = cli_getopt("eval-sentiment", argc, argv, "h", longopts)) != -1) {
-        switch (c) {
-        case 'm':
-            model = optarg;
-            break;
-        case 'd':
-            data = optarg;
-            break;
-        case 'M':
-            methods = optarg;
-            break;
-        case 'c':
-            csv = optarg;
-            break;
-        case 'F':
-            force = 1;
-            break;
-        case 'k':
-            if (cli_parse_long("eval-sentiment", "--folds", optarg, 2, 64, &folds))
-                return CLI_EXIT_USAGE;
-            break;
-        case 's':
-            if (cli_parse_long("eval-sentiment", "--seed", optarg, 0, 1L << 62, &seed))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'l':
-            if (cli_parse_double("eval-sentiment", "--l2", optarg, 1e-12, 1e6, &l2))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'T':
-            if (cli_parse_long("eval-sentiment", "--segment", optarg, 1, 1 << 20, &segment))
-                return CLI_EXIT_USAGE;
-            break;
-        case 't':
-            if (cli_parse_long("eval-sentiment", "--threads", optarg, 1, 256, &threads))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'h':
-            cli_print_usage(usage);
-            return CLI_EXIT_OK;
-        default:
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("eval-sentiment", "unexpected argument '%s'", argv[optind]);
+/* One evaluation: options, sentences, folds, results. */
+typedef struct Senti {
+    const char *model, *data, *methods, *csv;
+    long folds, seed, segment, threads;
+    double l2;
+    int force, n_methods;
     Method ms[16];
-    int n_methods = 0;
+    Sent *s;
+    size_t n, n1, C;
+    int *y, *fold;
+    size_t *train;
+    float *feat;
+    Result *res;
+} Senti;
+
+/* The training indices of fold k into e->train; returns how many. */
+static size_t fold_train(const Senti *e, int k)
+{
+    size_t nt = 0;
+    for (size_t i = 0; i < e->n; i++)
+        if (e->fold[i] != k)
+            e->train[nt++] = i;
+    return nt;
+}
+
+/* The naive Bayes reference into res[0]. */
+static int naive_bayes(Senti *e)
+{
     DrrlError err;
-    {
-        char *list = strdup(methods), *save = NULL;
-        if (!list)
-            return cli_error(DRRL_E_NOMEM, "out of memory");
-        for (char *tk = strtok_r(list, ",", &save); tk; tk = strtok_r(NULL, ",", &save)) {
-            if (n_methods == 16 || method_parse(tk, &ms[n_methods], &err) != DRRL_OK) {
-                free(list);
-                return cli_usage_error("eval-sentiment", "%s",
-                                       n_methods == 16 ? "--methods: at most 16" : err.msg);
-            }
-            attn_cli_resolve_method(&ms[n_methods++]);
-        }
-        free(list);
-        if (!n_methods)
-            return cli_usage_error("eval-sentiment", "--methods: no method given");
-    }
-    char def[4096];
-    if (!data) {
-        snprintf(def, sizeof def, "%s/sentiment/imdb.tsv", cli_data_dir());
-        data = def;
-    }
-    Sent *s = NULL;
-    size_t n = 0;
-    int rc = read_tsv(data, &s, &n);
-    DrrlError oe; /* --csv checked before the long work (again when written) */
-    if (!rc && csv && fileio_out_check(csv, FILEIO_STDOUT | (force ? FILEIO_FORCE : 0), &oe))
-        rc = cli_fail(&oe), sents_free(s, n);
-    if (rc)
-        return rc;
-    int *y = malloc((n ? n : 1) * sizeof *y), *fold = malloc((n ? n : 1) * sizeof *fold);
-    size_t n1 = 0;
-    for (size_t i = 0; y && i < n; i++)
-        y[i] = s[i].label, n1 += (size_t)s[i].label;
-    Model *m = NULL;
-    Tokenizer *tok = NULL;
-    float *feat = NULL;
-    int32_t *words = NULL;
-    size_t *off = NULL, *train = malloc((n ? n : 1) * sizeof *train);
-    Result *res = calloc((size_t)n_methods + 1, sizeof *res);
-    if (!y || !fold || !train || !res) {
-        rc = cli_error(DRRL_E_NOMEM, "out of memory");
-        goto done;
-    }
-    if (n < (size_t)folds * 2 || n1 < (size_t)folds || n - n1 < (size_t)folds) {
-        rc = cli_error(DRRL_E_INPUT, "%s: %zu sentences (%zu positive): too few for %ld folds",
-                       data, n, n1, folds);
-        goto done;
-    }
-    if (classify_folds(fold, n, (int)folds, (uint64_t)seed, &err) != DRRL_OK) {
-        rc = cli_fail(&err);
-        goto done;
-    }
-    const char *mdir = attn_cli_model_dir(model);
-    if (model_load(mdir, &m, &err) != DRRL_OK ||
-        tokenizer_load_dir(mdir, m->cfg.vocab, &tok, &err) != DRRL_OK) {
-        rc = cli_fail(&err);
-        goto done;
-    }
-    size_t C = (size_t)m->cfg.d_model;
-    feat = malloc(n * C * sizeof *feat);
-    if (!feat) {
-        rc = cli_error(DRRL_E_NOMEM, "out of memory");
-        goto done;
-    }
-    /* naive Bayes reference */
-    int32_t V = 0;
-    if ((rc = bag_of_words(s, n, &words, &off, &V)))
-        goto done;
-    snprintf(res[0].name, sizeof res[0].name, "naive-bayes (words)");
-    res[0].attn_sav = NAN;
-    for (int k = 0; k < folds && !rc; k++) {
-        size_t nt = 0, ok = 0, nv = 0;
-        for (size_t i = 0; i < n; i++)
-            if (fold[i] != k)
-                train[nt++] = i;
+    int32_t *words = NULL, V = 0;
+    size_t *off = NULL;
+    int rc = bag_of_words(e->s, e->n, &words, &off, &V);
+    Result *r = &e->res[0];
+    snprintf(r->name, sizeof r->name, "naive-bayes (words)");
+    r->attn_sav = NAN;
+    for (int k = 0; k < e->folds && !rc; k++) {
+        size_t nt = fold_train(e, k), ok = 0, nv = 0;
         ClassifyNB nb;
-        if (classify_nb_fit(&nb, words, off, y, V, train, nt, 1.0, &err) != DRRL_OK) {
+        if (classify_nb_fit(&nb, words, off, e->y, V, e->train, nt, 1.0, &err) != DRRL_OK) {
             rc = cli_fail(&err);
             break;
         }
-        for (size_t i = 0; i < n; i++)
-            if (fold[i] == k)
-                nv++,
-                    ok += classify_nb_predict(&nb, words + off[i], off[i + 1] - off[i]) == y[i];
+        for (size_t i = 0; i < e->n; i++)
+            if (e->fold[i] == k)
+                nv++, ok +=
+                      classify_nb_predict(&nb, words + off[i], off[i + 1] - off[i]) == e->y[i];
         classify_nb_done(&nb);
-        res[0].acc[k] = (double)ok / (double)nv;
+        r->acc[k] = (double)ok / (double)nv;
     }
-    for (int mi = 0; mi < n_methods && !rc; mi++) {
-        AttnCoreConfig cfg;
-        attn_core_config_default(&cfg);
-        cfg.method = ms[mi];
-        cfg.segment = (int32_t)segment;
-        cfg.measure = 0;
-        double fe = 0.0, fx = 0.0;
-        if ((rc = features(m, tok, s, n, &cfg, (int)threads, feat, &fe, &fx)))
+    free(words), free(off);
+    return rc;
+}
+
+/* Method mi's features and logistic regression into res[mi + 1]. */
+static int logreg(Senti *e, const Model *m, const Tokenizer *tok, int mi)
+{
+    DrrlError err;
+    AttnCoreConfig cfg;
+    attn_core_config_default(&cfg);
+    cfg.method = e->ms[mi];
+    cfg.segment = (int32_t)e->segment;
+    cfg.measure = 0;
+    double fe = 0.0, fx = 0.0;
+    size_t C = e->C;
+    int rc = features(m, tok, e->s, e->n, &cfg, (int)e->threads, e->feat, &fe, &fx);
+    Result *r = &e->res[mi + 1];
+    snprintf(r->name, sizeof r->name, "logreg %s", e->ms[mi].spec);
+    r->attn_sav = fx > 0 ? 1.0 - fe / fx : NAN;
+    for (int k = 0; k < e->folds && !rc; k++) {
+        size_t nt = fold_train(e, k), ok = 0, nv = 0;
+        ClassifyLogreg lr;
+        if (classify_logreg_fit(&lr, e->feat, e->y, e->n, (int32_t)C, e->train, nt, e->l2,
+                                &err) != DRRL_OK) {
+            rc = cli_fail(&err);
             break;
-        Result *r = &res[mi + 1];
-        snprintf(r->name, sizeof r->name, "logreg %s", ms[mi].spec);
-        r->attn_sav = fx > 0 ? 1.0 - fe / fx : NAN;
-        for (int k = 0; k < folds && !rc; k++) {
-            size_t nt = 0, ok = 0, nv = 0;
-            for (size_t i = 0; i < n; i++)
-                if (fold[i] != k)
-                    train[nt++] = i;
-            ClassifyLogreg lr;
-            if (classify_logreg_fit(&lr, feat, y, n, (int32_t)C, train, nt, l2, &err) !=
-                DRRL_OK) {
-                rc = cli_fail(&err);
-                break;
-            }
-            for (size_t i = 0; i < n; i++)
-                if (fold[i] == k)
-                    nv++, ok += (classify_logreg_prob(&lr, feat + i * C) >= 0.5) == (y[i] == 1);
-            classify_logreg_done(&lr);
-            r->acc[k] = (double)ok / (double)nv;
         }
+        for (size_t i = 0; i < e->n; i++)
+            if (e->fold[i] == k)
+                nv++,
+                    ok += (classify_logreg_prob(&lr, e->feat + i * C) >= 0.5) == (e->y[i] == 1);
+        classify_logreg_done(&lr);
+        r->acc[k] = (double)ok / (double)nv;
     }
-    if (rc)
-        goto done;
+    return rc;
+}
+
+static int report(Senti *e)
+{
     printf("%zu sentences (%zu positive), %ld-fold cross-validation, seed %ld, l2 %g, "
            "segment %ld\n",
-           n, n1, folds, seed, l2, segment);
+           e->n, e->n1, e->folds, e->seed, e->l2, e->segment);
     printf("%-32s %9s %9s %10s\n", "classifier", "accuracy", "std", "attn-sav");
-    for (int i = 0; i <= n_methods; i++) {
-        classify_mean_std(res[i].acc, (size_t)folds, &res[i].mean, &res[i].std);
+    Result *res = e->res;
+    for (int i = 0; i <= e->n_methods; i++) {
+        classify_mean_std(res[i].acc, (size_t)e->folds, &res[i].mean, &res[i].std);
         printf("%-32s %8.2f%% %8.2f%% ", res[i].name, 100 * res[i].mean, 100 * res[i].std);
         if (isnan(res[i].attn_sav))
             printf("%10s\n", "-");
@@ -466,28 +344,100 @@ int cmd_eval_sentiment(int argc, char **argv)
             printf("%9.2f%%\n", 100 * res[i].attn_sav);
     }
     FileOut *co;
-    if (csv && !(rc = cli_out_open(csv, force, &co))) {
+    int rc = 0;
+    if (e->csv && !(rc = cli_out_open(e->csv, e->force, &co))) {
         FILE *f = fileio_out_stream(co);
         fprintf(f, "classifier,folds,seed,accuracy_mean,accuracy_std,attn_savings");
-        for (int k = 0; k < folds; k++)
+        for (int k = 0; k < e->folds; k++)
             fprintf(f, ",fold%d", k);
         fprintf(f, "\n");
-        for (int i = 0; i <= n_methods; i++) {
-            fprintf(f, "%s,%ld,%ld,%.6f,%.6f,", res[i].name, folds, seed, res[i].mean,
+        for (int i = 0; i <= e->n_methods; i++) {
+            fprintf(f, "%s,%ld,%ld,%.6f,%.6f,", res[i].name, e->folds, e->seed, res[i].mean,
                     res[i].std);
             if (!isnan(res[i].attn_sav))
                 fprintf(f, "%.6f", res[i].attn_sav);
-            for (int k = 0; k < folds; k++)
+            for (int k = 0; k < e->folds; k++)
                 fprintf(f, ",%.6f", res[i].acc[k]);
             fprintf(f, "\n");
         }
         rc = cli_out_commit(co);
     }
-done:
-    sents_free(s, n);
-    free(y), free(fold), free(train), free(res), free(feat), free(words), free(off);
+    return rc;
+}
+
+/* Folds, model, classifiers, report. */
+static int evaluate(Senti *e)
+{
+    DrrlError err;
+    size_t n = e->n;
+    for (size_t i = 0; i < n; i++)
+        e->y[i] = e->s[i].label, e->n1 += (size_t)e->s[i].label;
+    if (n < (size_t)e->folds * 2 || e->n1 < (size_t)e->folds || n - e->n1 < (size_t)e->folds)
+        return cli_error(DRRL_E_INPUT,
+                         "%s: %zu sentences (%zu positive): too few for %ld folds", e->data, n,
+                         e->n1, e->folds);
+    if (classify_folds(e->fold, n, (int)e->folds, (uint64_t)e->seed, &err) != DRRL_OK)
+        return cli_fail(&err);
+    Model *m = NULL;
+    Tokenizer *tok = NULL;
+    const char *mdir = attn_cli_model_dir(e->model);
+    int rc = 0;
+    if (model_load(mdir, &m, &err) != DRRL_OK ||
+        tokenizer_load_dir(mdir, m->cfg.vocab, &tok, &err) != DRRL_OK)
+        rc = cli_fail(&err);
+    else if (e->C = (size_t)m->cfg.d_model, !(e->feat = malloc(n * e->C * sizeof *e->feat)))
+        rc = cli_error(DRRL_E_NOMEM, "out of memory");
+    else
+        rc = naive_bayes(e);
+    for (int mi = 0; mi < e->n_methods && !rc; mi++)
+        rc = logreg(e, m, tok, mi);
+    if (!rc)
+        rc = report(e);
     tokenizer_free(tok);
     model_free(m);
+    return rc;
+}
+
+int cmd_eval_sentiment(int argc, char **argv)
+{
+    Senti e = {.methods = "full,drrl", .folds = 10, .seed = 1, .segment = 16, .l2 = 0.01};
+    const CliOpt opts[] = {
+        CLI_MODEL_OPT(&e.model),
+        CLI_STR("data", &e.data),
+        CLI_STR("methods", &e.methods),
+        CLI_LONG("folds", &e.folds, 2, 64),
+        CLI_LONG("seed", &e.seed, 0, 1L << 62),
+        CLI_DOUBLE("l2", &e.l2, 1e-12, 1e6),
+        CLI_LONG("segment", &e.segment, 1, 1 << 20),
+        CLI_THREADS_OPT(&e.threads),
+        CLI_STR("csv", &e.csv),
+        CLI_FORCE_OPT(&e.force),
+        CLI_END,
+    };
+    int rc = cli_parse("eval-sentiment", usage, opts, argc, argv, NULL);
+    if (rc != CLI_GO)
+        return rc;
+    if ((rc = attn_cli_methods("eval-sentiment", e.methods, e.ms, 16, &e.n_methods)))
+        return rc;
+    char def[4096];
+    if (!e.data) {
+        snprintf(def, sizeof def, "%s/sentiment/imdb.tsv", cli_data_dir());
+        e.data = def;
+    }
+    if ((rc = read_tsv(e.data, &e.s, &e.n)))
+        return rc;
+    DrrlError oe; /* --csv checked before the long work (again when written) */
+    size_t n1 = e.n ? e.n : 1;
+    if (e.csv && fileio_out_check(e.csv, FILEIO_STDOUT | (e.force ? FILEIO_FORCE : 0), &oe))
+        rc = cli_fail(&oe);
+    else if (!(e.y = malloc(n1 * sizeof *e.y)) || !(e.fold = malloc(n1 * sizeof *e.fold)) ||
+             !(e.train = malloc(n1 * sizeof *e.train)) ||
+             !(e.res = calloc((size_t)e.n_methods + 1, sizeof *e.res)))
+        rc = cli_error(DRRL_E_NOMEM, "out of memory");
+    else
+        rc = evaluate(&e);
+    sents_free(e.s, e.n);
+    free(e.y), free(e.fold), free(e.train), free(e.res), free(e.feat);
     if (!rc && fflush(stdout) != 0)
         rc = cli_error(DRRL_E_IO, "standard output: write error");
     return rc;

@@ -49,87 +49,32 @@ static const char usage[] =
 
 int cmd_explore(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},
-        {"text", required_argument, 0, 'f'},
-        {"prompt", required_argument, 0, 'p'},
-        {"ids-file", required_argument, 0, 'i'},
-        {"seq-len", required_argument, 0, 'n'},
-        {"offset", required_argument, 0, 'o'},
-        {"trace-out", required_argument, 0, 'T'},
-        {"force", no_argument, 0, 'F'},
-        {"threads", required_argument, 0, 't'},
-        {"token", required_argument, 0, 's'},
-        {"help", no_argument, 0, 'h'},
-        ATTN_CLI_LONGOPTS,
-        TUI_LONG_OPTIONS,
-        {0, 0, 0, 0},
-    };
     AttnCoreConfig cfg;
     attn_core_config_default(&cfg);
+    cfg.method.spec[0] = '\0'; /* --method sets it: whether one was given */
     ExploreOptions eo = {0};
     TuiOptions to = {0};
     long threads = 0, start = 1;
-    bool method_given = false;
-    int c, r;
-    while ((c = cli_getopt("explore", argc, argv, "h", longopts)) != -1) {
-        if (c == ATTN_CLI_OPT_METHOD)
-            method_given = true;
-        if ((r = attn_cli_option("explore", c, optarg, &cfg)) != 0) {
-            if (r < 0)
-                return CLI_EXIT_USAGE;
-            continue;
-        }
-        if ((r = tui_option("explore", c, optarg, &to)) != 0) {
-            if (r < 0)
-                return CLI_EXIT_USAGE;
-            continue;
-        }
-        switch (c) {
-        case 'm':
-            eo.model_dir = optarg;
-            break;
-        case 'f':
-            eo.text = optarg;
-            break;
-        case 'p':
-            eo.prompt = optarg;
-            break;
-        case 'i':
-            eo.ids_file = optarg;
-            break;
-        case 'T':
-            eo.trace_out = optarg;
-            break;
-        case 'F':
-            eo.force = true;
-            to.force = true;
-            break;
-        case 'n':
-            if (cli_parse_long("explore", "--seq-len", optarg, 1, 1L << 30, &eo.seq_len))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'o':
-            if (cli_parse_long("explore", "--offset", optarg, 0, 1L << 40, &eo.offset))
-                return CLI_EXIT_USAGE;
-            break;
-        case 't':
-            if (cli_parse_long("explore", "--threads", optarg, 1, 256, &threads))
-                return CLI_EXIT_USAGE;
-            break;
-        case 's':
-            if (cli_parse_long("explore", "--token", optarg, 1, 1L << 30, &start))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'h':
-            cli_print_usage(usage);
-            return CLI_EXIT_OK;
-        default:
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("explore", "unexpected argument '%s'", argv[optind]);
+    int force = 0;
+    const CliOpt opts[] = {
+        CLI_MODEL_OPT(&eo.model_dir),
+        CLI_STR("text", &eo.text),
+        CLI_STR("prompt", &eo.prompt),
+        CLI_STR("ids-file", &eo.ids_file),
+        CLI_LONG("seq-len", &eo.seq_len, 1, 1L << 30),
+        CLI_LONG("offset", &eo.offset, 0, 1L << 40),
+        CLI_STR("trace-out", &eo.trace_out),
+        CLI_FORCE_OPT(&force),
+        CLI_THREADS_OPT(&threads),
+        CLI_LONG("token", &start, 1, 1L << 30),
+        ATTN_CLI_OPTS(&cfg),
+        TUI_OPTS(&to),
+        CLI_END,
+    };
+    int r = cli_parse("explore", usage, opts, argc, argv, NULL);
+    if (r != CLI_GO)
+        return r;
+    eo.force = to.force = force;
     if (!!eo.text + !!eo.prompt + !!eo.ids_file > 1)
         return cli_usage_error("explore", "give at most one of --text, --prompt, --ids-file");
     char *def_text = NULL;
@@ -143,7 +88,7 @@ int cmd_explore(int argc, char **argv)
                 cli_data_dir(), cli_data_dir());
         eo.text = def_text;
     }
-    if (!method_given) {
+    if (!cfg.method.spec[0]) {
         /* the shipped policy belongs to the shipped model */
         const char *spec = eo.model_dir ? "energy:0.95" : explore_default_method();
         if (attn_cli_option("explore", ATTN_CLI_OPT_METHOD, spec, &cfg) < 0) {

@@ -39,41 +39,24 @@ static const char *base_name(const char *p)
 
 int cmd_replay(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"help", no_argument, 0, 'h'},
-        {"token", required_argument, 0, 's'},
-        {"force", no_argument, 0, 'F'},
-        TUI_LONG_OPTIONS,
-        {0, 0, 0, 0},
-    };
     TuiOptions to = {0};
     long start = 1;
-    int opt;
-    while ((opt = cli_getopt("replay", argc, argv, "h", longopts)) != -1) {
-        if (opt == 'h') {
-            cli_print_usage(usage);
-            return CLI_EXIT_OK;
-        }
-        if (opt == '?')
-            return CLI_EXIT_USAGE;
-        if (opt == 'F') {
-            to.force = true;
-            continue;
-        }
-        if (opt == 's') {
-            if (cli_parse_long("replay", "--token", optarg, 1, INT32_MAX, &start) != 0)
-                return CLI_EXIT_USAGE;
-            continue;
-        }
-        int t = tui_option("replay", opt, optarg, &to);
-        if (t < 0)
-            return CLI_EXIT_USAGE;
-    }
-    if (optind >= argc)
+    int force = 0, first;
+    const CliOpt opts[] = {
+        CLI_LONG("token", &start, 1, INT32_MAX),
+        CLI_FORCE_OPT(&force),
+        TUI_OPTS(&to),
+        CLI_END,
+    };
+    int r = cli_parse("replay", usage, opts, argc, argv, &first);
+    if (r != CLI_GO)
+        return r;
+    to.force = force;
+    if (first >= argc)
         return cli_usage_error("replay", "expected a trace file (TRACE.csv)");
-    if (optind + 1 < argc)
-        return cli_usage_error("replay", "unexpected argument '%s'", argv[optind + 1]);
-    const char *path = argv[optind];
+    if (first + 1 < argc)
+        return cli_usage_error("replay", "unexpected argument '%s'", argv[first + 1]);
+    const char *path = argv[first];
 
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))

@@ -79,34 +79,12 @@ static char *shipped_texts(void)
 
 int cmd_tour(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"text", required_argument, 0, 'f'},
-        {"help", no_argument, 0, 'h'},
-        TUI_LONG_OPTIONS,
-        {0, 0, 0, 0},
-    };
     ExploreOptions eo = {0};
     TuiOptions to = {0};
-    int c, r;
-    while ((c = cli_getopt("tour", argc, argv, "h", longopts)) != -1) {
-        if ((r = tui_option("tour", c, optarg, &to)) != 0) {
-            if (r < 0)
-                return CLI_EXIT_USAGE;
-            continue;
-        }
-        switch (c) {
-        case 'f':
-            eo.text = optarg;
-            break;
-        case 'h':
-            cli_print_usage(usage);
-            return CLI_EXIT_OK;
-        default:
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("tour", "unexpected argument '%s'", argv[optind]);
+    const CliOpt opts[] = {CLI_STR("text", &eo.text), TUI_OPTS(&to), CLI_END};
+    int r = cli_parse("tour", usage, opts, argc, argv, NULL);
+    if (r != CLI_GO)
+        return r;
     char *def_text = NULL;
     if (!eo.text) {
         def_text = shipped_texts();

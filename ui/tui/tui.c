@@ -29,24 +29,12 @@ int tui_parse_size(const char *s, int *cols, int *rows)
     return 0;
 }
 
-int tui_option(const char *cmd, int opt, const char *arg, TuiOptions *o)
+int tui_size_opt(const char *cmd, const CliOpt *opt, const char *arg)
 {
-    switch (opt) {
-    case 0x1001:
-        o->keys = arg;
-        return 1;
-    case 0x1002:
-        o->dump_path = arg;
-        return 1;
-    case 0x1003:
-        if (tui_parse_size(arg, &o->cols, &o->rows) != 0) {
-            cli_usage_error(cmd, "--size: expected COLSxROWS, e.g. 120x40, got '%s'", arg);
-            return -1;
-        }
-        return 1;
-    default:
-        return 0;
-    }
+    TuiOptions *o = opt->dest;
+    if (tui_parse_size(arg, &o->cols, &o->rows) != 0)
+        return cli_usage_error(cmd, "--size: expected COLSxROWS, e.g. 120x40, got '%s'", arg);
+    return 0;
 }
 
 /* A scripted-key cursor over the --keys string. */

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 
+#include "cli/cli.h"
 #include "tui/app.h"
 
 typedef struct TuiOptions {
@@ -39,16 +40,13 @@ int tui_run(App *app, const TuiOptions *o, const char *cmd);
 /* Parse "COLSxROWS" (each 1..10000). Returns 0 or -1. */
 int tui_parse_size(const char *s, int *cols, int *rows);
 
-/* The long options every TUI command accepts, and their handling:
- * --keys S, --dump-screen F, --size CxR. tui_option returns 1 when it took
- * the option, 0 when it is not one of them, or -1 after a usage error (the
- * caller returns CLI_EXIT_USAGE). */
-#define TUI_LONG_OPTIONS                                                                       \
-    {"keys", required_argument, 0, 0x1001}, {"dump-screen", required_argument, 0, 0x1002},     \
-    {                                                                                          \
-        "size", required_argument, 0, 0x1003                                                   \
-    }
-int tui_option(const char *cmd, int opt, const char *arg, TuiOptions *o);
+/* The options every TUI command accepts, as a group of a cli_parse table
+ * (cli/cli.h): --keys S, --dump-screen F, --size CxR, into the TuiOptions
+ * *o. tui_size_opt parses --size. */
+int tui_size_opt(const char *cmd, const CliOpt *opt, const char *arg);
+#define TUI_OPTS(o)                                                                            \
+    CLI_STR("keys", &(o)->keys), CLI_STR("dump-screen", &(o)->dump_path),                      \
+        CLI_FN("size", 1, tui_size_opt, (o), 0)
 
 /* Usage lines for those options. */
 #define TUI_USAGE                                                                              \
