@@ -67,79 +67,6 @@ static const char usage[] =
     "\n"
     "DATA is drrl's data directory ($DRRL_DATA, or the installed one).\n";
 
-enum {
-    OPT_MODEL = 256,
-    OPT_DATA,
-    OPT_OUT,
-    OPT_RESUME,
-    OPT_FORCE,
-    OPT_MAXTOK,
-    OPT_STEPS,
-    OPT_SEED,
-    OPT_BUDGET,
-    OPT_SEGMENT,
-    OPT_EPLEN,
-    OPT_EPISODES,
-    OPT_RMIN,
-    OPT_RSTEP,
-    OPT_ALPHA,
-    OPT_BETA,
-    OPT_GAMMA,
-    OPT_KAPPA,
-    OPT_LM,
-    OPT_EPS0,
-    OPT_EPSF,
-    OPT_EPSD,
-    OPT_LR,
-    OPT_EPOCHS,
-    OPT_MB,
-    OPT_CLIP,
-    OPT_ENT,
-    OPT_VCOEF,
-    OPT_DISC,
-    OPT_GAE,
-    OPT_CKPT,
-    OPT_THREADS
-};
-
-static const struct option longopts[] = {
-    {"model", required_argument, 0, OPT_MODEL},
-    {"data", required_argument, 0, OPT_DATA},
-    {"out", required_argument, 0, OPT_OUT},
-    {"resume", required_argument, 0, OPT_RESUME},
-    {"force", no_argument, 0, OPT_FORCE},
-    {"max-tokens", required_argument, 0, OPT_MAXTOK},
-    {"steps", required_argument, 0, OPT_STEPS},
-    {"seed", required_argument, 0, OPT_SEED},
-    {"budget", required_argument, 0, OPT_BUDGET},
-    {"segment", required_argument, 0, OPT_SEGMENT},
-    {"episode-len", required_argument, 0, OPT_EPLEN},
-    {"episodes", required_argument, 0, OPT_EPISODES},
-    {"rank-min", required_argument, 0, OPT_RMIN},
-    {"rank-step", required_argument, 0, OPT_RSTEP},
-    {"alpha", required_argument, 0, OPT_ALPHA},
-    {"beta", required_argument, 0, OPT_BETA},
-    {"gamma", required_argument, 0, OPT_GAMMA},
-    {"kappa", required_argument, 0, OPT_KAPPA},
-    {"lm-reward", required_argument, 0, OPT_LM},
-    {"eps-start", required_argument, 0, OPT_EPS0},
-    {"eps-floor", required_argument, 0, OPT_EPSF},
-    {"eps-decay", required_argument, 0, OPT_EPSD},
-    {"lr", required_argument, 0, OPT_LR},
-    {"epochs", required_argument, 0, OPT_EPOCHS},
-    {"minibatch", required_argument, 0, OPT_MB},
-    {"clip", required_argument, 0, OPT_CLIP},
-    {"ent-coef", required_argument, 0, OPT_ENT},
-    {"value-coef", required_argument, 0, OPT_VCOEF},
-    {"discount", required_argument, 0, OPT_DISC},
-    {"gae-lambda", required_argument, 0, OPT_GAE},
-    {"ckpt-every", required_argument, 0, OPT_CKPT},
-    {"threads", required_argument, 0, OPT_THREADS},
-    {"quiet", no_argument, 0, 'q'},
-    {"help", no_argument, 0, 'h'},
-    {0, 0, 0, 0},
-};
-
 typedef struct Progress {
     int quiet, tty;
     const char *warn; /* printed once, at the first step */
@@ -208,8 +135,10 @@ static char *data_path(const char *rel)
     return p;
 }
 
-static int parse_budget(const char *s, double *lo, double *hi)
+/* --budget B or LO:HI into the PolicyTrainConfig. */
+static int parse_budget(const char *cmd, const CliOpt *o, const char *s)
 {
+    PolicyTrainConfig *cfg = o->dest;
     char *end;
     errno = 0;
     double a = strtod(s, &end), b = a;
@@ -220,234 +149,164 @@ static int parse_budget(const char *s, double *lo, double *hi)
             end = (char *)t - 1; /* force failure */
     }
     if (errno || end == s || *end || !(a > 0 && a <= b && b <= 1))
-        return cli_usage_error("train-policy",
-                               "--budget '%s': expected B or LO:HI with 0 < LO <= HI <= 1", s);
-    *lo = a, *hi = b;
+        return cli_usage_error(cmd, "--budget '%s': expected B or LO:HI with 0 < LO <= HI <= 1",
+                               s);
+    cfg->budget_lo = a, cfg->budget_hi = b;
     return 0;
 }
 
-int cmd_train_policy(int argc, char **argv)
+/* --seed N: any unsigned 64-bit integer. */
+static int parse_seed(const char *cmd, const CliOpt *o, const char *arg)
 {
-    const char *model_dir = NULL, *data = NULL, *out = NULL, *resume = NULL;
-    int force = 0, quiet = 0;
-    long maxtok = 0;
-    PolicyTrainConfig cfg;
-    policy_train_config_default(&cfg);
-    int c;
-    long v;
-    double d;
-    cli_getopt_reset();
-#define L(opt, lo, hi, dst)                                                                    \
-    do {                                                                                       \
-        if (cli_parse_long("train-policy", opt, optarg, lo, hi, &v))                           \
-            return CLI_EXIT_USAGE;                                                             \
-        dst = v;                                                                               \
-    } while (0)
-#define D(opt, lo, hi, dst)                                                                    \
-    do {                                                                                       \
-        if (cli_parse_double("train-policy", opt, optarg, lo, hi, &d))                         \
-            return CLI_EXIT_USAGE;                                                             \
-        dst = d;                                                                               \
-    } while (0)
-    while ((c = cli_getopt("train-policy", argc, argv, "qh", longopts)) != -1) {
-        switch (c) {
-        case OPT_MODEL:
-            model_dir = optarg;
-            break;
-        case OPT_DATA:
-            data = optarg;
-            break;
-        case OPT_OUT:
-            out = optarg;
-            break;
-        case OPT_RESUME:
-            resume = optarg;
-            break;
-        case OPT_FORCE:
-            force = 1;
-            break;
-        case OPT_MAXTOK:
-            L("--max-tokens", 1, 1L << 40, maxtok);
-            break;
-        case OPT_STEPS:
-            L("--steps", 1, 100000000, cfg.steps);
-            break;
-        case OPT_SEED: {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(optarg, &end, 10);
-            if (errno || end == optarg || *end || optarg[0] == '-')
-                return cli_usage_error("train-policy", "--seed '%s': expected an integer",
-                                       optarg);
-            cfg.seed = s;
-            break;
-        }
-        case OPT_BUDGET:
-            if (parse_budget(optarg, &cfg.budget_lo, &cfg.budget_hi))
-                return CLI_EXIT_USAGE;
-            break;
-        case OPT_SEGMENT:
-            L("--segment", 1, 1 << 20, cfg.segment);
-            break;
-        case OPT_EPLEN:
-            L("--episode-len", 2, 1 << 24, cfg.episode_len);
-            break;
-        case OPT_EPISODES:
-            L("--episodes", 1, 1 << 20, cfg.episodes);
-            break;
-        case OPT_RMIN:
-            L("--rank-min", 1, 4096, cfg.r_min);
-            break;
-        case OPT_RSTEP:
-            L("--rank-step", 1, 4096, cfg.r_step);
-            break;
-        case OPT_ALPHA:
-            D("--alpha", -1e6, 1e6, cfg.reward.alpha);
-            break;
-        case OPT_BETA:
-            D("--beta", -1e6, 1e6, cfg.reward.beta);
-            break;
-        case OPT_GAMMA:
-            D("--gamma", -1e6, 1e6, cfg.reward.gamma);
-            break;
-        case OPT_KAPPA:
-            D("--kappa", -1e6, 1e6, cfg.reward.kappa);
-            break;
-        case OPT_LM:
-            D("--lm-reward", -1e6, 1e6, cfg.reward.lm);
-            break;
-        case OPT_EPS0:
-            D("--eps-start", 0, 1e30, cfg.eps_start);
-            break;
-        case OPT_EPSF:
-            D("--eps-floor", 0, 1e30, cfg.eps_floor);
-            break;
-        case OPT_EPSD:
-            D("--eps-decay", 0, 1, cfg.eps_decay);
-            break;
-        case OPT_LR:
-            D("--lr", 0, 1, cfg.ppo.lr);
-            break;
-        case OPT_EPOCHS:
-            L("--epochs", 1, 1000, cfg.ppo.epochs);
-            break;
-        case OPT_MB:
-            L("--minibatch", 1, 1 << 20, cfg.ppo.minibatch);
-            break;
-        case OPT_CLIP:
-            D("--clip", 0, 10, cfg.ppo.clip);
-            break;
-        case OPT_ENT:
-            D("--ent-coef", 0, 100, cfg.ppo.ent_coef);
-            break;
-        case OPT_VCOEF:
-            D("--value-coef", 0, 100, cfg.ppo.value_coef);
-            break;
-        case OPT_DISC:
-            D("--discount", 0, 1, cfg.ppo.discount);
-            break;
-        case OPT_GAE:
-            D("--gae-lambda", 0, 1, cfg.ppo.gae_lambda);
-            break;
-        case OPT_CKPT:
-            L("--ckpt-every", 0, 1L << 40, cfg.checkpoint_every);
-            break;
-        case OPT_THREADS:
-            L("--threads", 1, 1024, cfg.threads);
-            break;
-        case 'q':
-            quiet = 1;
-            break;
-        case 'h':
-            cli_print_usage(usage);
-            return CLI_EXIT_OK;
-        case '?':
-            return CLI_EXIT_USAGE;
-        default:
-            return CLI_EXIT_USAGE;
-        }
-    }
-#undef L
-#undef D
-    if (optind < argc)
-        return cli_usage_error("train-policy", "unexpected argument '%s'", argv[optind]);
-    if (!out)
-        return cli_usage_error("train-policy", "--out POLICY is required");
+    char *end;
+    errno = 0;
+    unsigned long long s = strtoull(arg, &end, 10);
+    if (errno || end == arg || *end || arg[0] == '-')
+        return cli_usage_error(cmd, "--seed '%s': expected an integer", arg);
+    *(uint64_t *)o->dest = s;
+    return 0;
+}
+
+/* The output rule for --out (process 0 of an MPI job alone writes, and
+ * checks): an existing file only with --force or resumed in place. */
+static int check_out(const char *out, const char *resume, int force, int *same)
+{
     struct stat sb, rb;
-    int same = resume && stat(resume, &rb) == 0 && stat(out, &sb) == 0 &&
-               rb.st_dev == sb.st_dev && rb.st_ino == sb.st_ino; /* resumed in place */
-    int32_t orc = 0; /* process 0 of an MPI job alone writes, and checks */
-    DrrlError oerr;  /* the output rule: a regular file (or /dev/null), never a FIFO */
-    if (dist_rank() == 0 && !force && !same && lstat(out, &sb) == 0)
+    *same = resume && stat(resume, &rb) == 0 && stat(out, &sb) == 0 && rb.st_dev == sb.st_dev &&
+            rb.st_ino == sb.st_ino; /* resumed in place */
+    int32_t orc = 0;
+    DrrlError oerr; /* the output rule: a regular file (or /dev/null), never a FIFO */
+    if (dist_rank() == 0 && !force && !*same && lstat(out, &sb) == 0)
         orc = cli_error(DRRL_E_EXISTS,
                         "%s: exists; use --force to overwrite it or --resume %s to continue",
                         out, out);
     else if (dist_rank() == 0 &&
-             fileio_out_check(out, FILEIO_FORCE | (same ? FILEIO_UPDATE : 0), &oerr))
+             fileio_out_check(out, FILEIO_FORCE | (*same ? FILEIO_UPDATE : 0), &oerr))
         orc = cli_fail(&oerr);
     if (dist_bcast(&orc, sizeof orc, &oerr))
         return cli_fail(&oerr);
-    if (orc)
-        return orc;
+    return orc;
+}
 
-    char *mdir = model_dir ? strdup(model_dir) : data_path("model");
-    char *dpath = data ? strdup(data) : data_path("brown/train.txt");
-    Model *m = NULL;
-    Tokenizer *tok = NULL;
-    char *text = NULL;
-    int32_t *ids = NULL;
-    size_t n_text = 0, n_ids = 0;
+/* The model, its tokenizer and the first maxtok tokens of the text. */
+static int load_inputs(const char *mdir, const char *dpath, long maxtok, Model **m,
+                       Tokenizer **tok, int32_t **ids, size_t *n_ids)
+{
     DrrlError err;
-    int rc = CLI_EXIT_OK;
-    if (!mdir || !dpath) {
-        rc = cli_error(DRRL_E_NOMEM, "out of memory");
-        goto done;
-    }
-    if (model_load(mdir, &m, &err) || tokenizer_load_dir(mdir, m->cfg.vocab, &tok, &err)) {
-        rc = cli_fail(&err);
-        goto done;
-    }
+    char *text = NULL;
+    size_t n_text = 0;
+    int rc;
+    if (!mdir || !dpath)
+        return cli_error(DRRL_E_NOMEM, "out of memory");
+    if (model_load(mdir, m, &err) || tokenizer_load_dir(mdir, (*m)->cfg.vocab, tok, &err))
+        return cli_fail(&err);
     if ((rc = cli_read_file(dpath, &text, &n_text)))
-        goto done;
-    if (tokenizer_encode(tok, text, n_text, &ids, &n_ids, &err)) {
+        return rc;
+    if (tokenizer_encode(*tok, text, n_text, ids, n_ids, &err))
         rc = cli_fail(&err);
-        goto done;
-    }
-    if (maxtok > 0 && (size_t)maxtok < n_ids)
-        n_ids = (size_t)maxtok;
+    free(text);
+    if (!rc && maxtok > 0 && (size_t)maxtok < *n_ids)
+        *n_ids = (size_t)maxtok;
+    return rc;
+}
 
-    /* The command line, recorded in the policy file. */
-    char cmdline[512];
-    size_t len = 0;
-    cmdline[0] = 0;
-    for (int i = 0; i < argc && len < sizeof cmdline - 1; i++)
-        len += (size_t)snprintf(cmdline + len, sizeof cmdline - len, "%s%s", i ? " " : "drrl ",
-                                argv[i]);
-    cfg.out_path = out;
-    cfg.out_flags = same ? FILEIO_UPDATE : 0;
-    cfg.command = cmdline;
+/* Train, with the progress line and signals. */
+static int train(const Model *m, const int32_t *ids, size_t n_ids, PolicyTrainConfig *cfg,
+                 const char *resume, int quiet)
+{
+    DrrlError err;
     PpoDist pd = {dist_rank(), dist_size(), dist_cb, NULL};
-    cfg.dist = &pd; /* one process: the gathers are copies */
-
+    cfg->dist = &pd; /* one process: the gathers are copies */
     char warn[512] = "";
     Progress pg = {quiet || dist_rank() != 0, isatty(2), dist_rank() == 0 ? warn : NULL};
     signals_catch(); /* Ctrl-C: stop at the next step, checkpoint saved */
     DrrlStatus st =
-        policy_train(m, ids, n_ids, &cfg, resume, on_progress, &pg, warn, sizeof warn, &err);
+        policy_train(m, ids, n_ids, cfg, resume, on_progress, &pg, warn, sizeof warn, &err);
     signals_restore();
     if (pg.warn && warn[0])
         fprintf(stderr, "drrl: warning: %s\n", warn);
     if (st) {
         if (pg.tty && !quiet)
             fputc('\n', stderr);
-        rc = cli_fail(&err);
-        goto done;
+        return cli_fail(&err);
     }
     if (!quiet && dist_rank() == 0)
-        fprintf(stderr, "wrote %s\n", out);
-done:
+        fprintf(stderr, "wrote %s\n", cfg->out_path);
+    return 0;
+}
+
+int cmd_train_policy(int argc, char **argv)
+{
+    const char *model_dir = NULL, *data = NULL, *out = NULL, *resume = NULL;
+    int force = 0, quiet = 0, same;
+    long maxtok = 0;
+    PolicyTrainConfig cfg;
+    policy_train_config_default(&cfg);
+    PpoConfig *ppo = &cfg.ppo;
+    PolicyRewardWeights *rw = &cfg.reward;
+    const CliOpt opts[] = {
+        CLI_MODEL_OPT(&model_dir),
+        CLI_STR("data", &data),
+        CLI_STR("out", &out),
+        CLI_STR("resume", &resume),
+        CLI_FORCE_OPT(&force),
+        CLI_LONG("max-tokens", &maxtok, 1, 1L << 40),
+        CLI_LONG("steps", &cfg.steps, 1, 100000000),
+        CLI_FN("seed", 1, parse_seed, &cfg.seed, 0),
+        CLI_FN("budget", 1, parse_budget, &cfg, 0),
+        CLI_INT("segment", &cfg.segment, 1, 1 << 20),
+        CLI_INT("episode-len", &cfg.episode_len, 2, 1 << 24),
+        CLI_INT("episodes", &cfg.episodes, 1, 1 << 20),
+        CLI_INT("rank-min", &cfg.r_min, 1, 4096),
+        CLI_INT("rank-step", &cfg.r_step, 1, 4096),
+        CLI_DOUBLE("alpha", &rw->alpha, -1e6, 1e6),
+        CLI_DOUBLE("beta", &rw->beta, -1e6, 1e6),
+        CLI_DOUBLE("gamma", &rw->gamma, -1e6, 1e6),
+        CLI_DOUBLE("kappa", &rw->kappa, -1e6, 1e6),
+        CLI_DOUBLE("lm-reward", &rw->lm, -1e6, 1e6),
+        CLI_DOUBLE("eps-start", &cfg.eps_start, 0, 1e30),
+        CLI_DOUBLE("eps-floor", &cfg.eps_floor, 0, 1e30),
+        CLI_DOUBLE("eps-decay", &cfg.eps_decay, 0, 1),
+        CLI_DOUBLE("lr", &ppo->lr, 0, 1),
+        CLI_INT("epochs", &ppo->epochs, 1, 1000),
+        CLI_INT("minibatch", &ppo->minibatch, 1, 1 << 20),
+        CLI_DOUBLE("clip", &ppo->clip, 0, 10),
+        CLI_DOUBLE("ent-coef", &ppo->ent_coef, 0, 100),
+        CLI_DOUBLE("value-coef", &ppo->value_coef, 0, 100),
+        CLI_DOUBLE("discount", &ppo->discount, 0, 1),
+        CLI_DOUBLE("gae-lambda", &ppo->gae_lambda, 0, 1),
+        CLI_LONG("ckpt-every", &cfg.checkpoint_every, 0, 1L << 40),
+        CLI_INT("threads", &cfg.threads, 1, 1024),
+        CLI_FLAG_SHORT("quiet", 'q', &quiet),
+        CLI_END,
+    };
+    int rc = cli_parse("train-policy", usage, opts, argc, argv, NULL);
+    if (rc != CLI_GO)
+        return rc;
+    if (!out)
+        return cli_usage_error("train-policy", "--out POLICY is required");
+    if ((rc = check_out(out, resume, force, &same)))
+        return rc;
+    char *mdir = model_dir ? strdup(model_dir) : data_path("model");
+    char *dpath = data ? strdup(data) : data_path("brown/train.txt");
+    Model *m = NULL;
+    Tokenizer *tok = NULL;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    if (!(rc = load_inputs(mdir, dpath, maxtok, &m, &tok, &ids, &n_ids))) {
+        /* The command line, recorded in the policy file. */
+        char cmdline[512];
+        size_t len = 0;
+        cmdline[0] = 0;
+        for (int i = 0; i < argc && len < sizeof cmdline - 1; i++)
+            len += (size_t)snprintf(cmdline + len, sizeof cmdline - len, "%s%s",
+                                    i ? " " : "drrl ", argv[i]);
+        cfg.out_path = out;
+        cfg.out_flags = same ? FILEIO_UPDATE : 0;
+        cfg.command = cmdline;
+        rc = train(m, ids, n_ids, &cfg, resume, quiet);
+    }
     free(ids);
-    free(text);
     tokenizer_free(tok);
     model_free(m);
     free(mdir);
