@@ -343,6 +343,61 @@ Test(attn_core, records_and_mask)
     fake_free(&f);
 }
 
+/* no_guard: for a method that does not decide by the guard (fixed here) the
+ * guard is skipped; the head outputs and ranks stay the same bits, only the
+ * estimate (NaN) and the mask (none) change. */
+typedef struct GuardSeen {
+    int n, masked, finite, rank_sum;
+} GuardSeen;
+
+static DrrlStatus guard_seen_put(TraceSink *self, const TraceRecord *rec, DrrlError *err)
+{
+    (void)err;
+    GuardSeen *g = self->ctx;
+    g->n++;
+    g->masked += rec->n_masked;
+    g->finite += isfinite(rec->guard_estimate) != 0;
+    g->rank_sum += rec->rank;
+    return DRRL_OK;
+}
+
+Test(attn_core, no_guard_changes_no_output)
+{
+    int D = 16, H = 2, K = 1, len = 96, T = 16;
+    GuardSeen seen[2];
+    float *out[2];
+    for (int ng = 0; ng < 2; ng++) {
+        TRng r = {19};
+        Fake f;
+        fake_make(&f, &r, H, K, D, len, 0.02);
+        ModelConfig mc = fake_cfg(H, K, D);
+        AttnCoreConfig c;
+        attn_core_config_default(&c);
+        DrrlError e;
+        cr_assert_eq(method_parse("fixed:2", &c.method, &e), DRRL_OK);
+        c.segment = T, c.r_min = 1, c.r_step = 1, c.no_guard = ng;
+        AttnCore *ac;
+        cr_assert_eq(attn_core_new(&mc, &c, &ac, &e), DRRL_OK, "%s", e.msg);
+        attn_core_bind_cache(ac, fk, fv, &f);
+        memset(&seen[ng], 0, sizeof seen[ng]);
+        TraceSink s = {guard_seen_put, &seen[ng]};
+        drive(ac, &f, len, 8, T, &s);
+        out[ng] = malloc((size_t)len * H * D * sizeof(float));
+        memcpy(out[ng], f.out, (size_t)len * H * D * sizeof(float));
+        attn_core_free(ac);
+        fake_free(&f);
+    }
+    cr_assert_eq(memcmp(out[0], out[1], (size_t)len * H * D * sizeof(float)), 0);
+    cr_assert_eq(seen[0].n, len * H);
+    cr_assert_eq(seen[1].n, seen[0].n);
+    cr_assert_eq(seen[1].rank_sum, seen[0].rank_sum);
+    cr_assert(seen[0].finite > 0 && seen[0].masked > 0, "finite %d masked %d", seen[0].finite,
+              seen[0].masked);
+    cr_assert_eq(seen[1].finite, 0);
+    cr_assert_eq(seen[1].masked, 0);
+    free(out[0]), free(out[1]);
+}
+
 static double mean_cos(const Fake *f, int from, int len)
 {
     double s = 0;
@@ -472,7 +527,9 @@ static DrrlStatus mask_chooser(void *ctx, const AttnDecision *dec, int32_t *rank
 
 Test(attn_core, mask_monotone_property)
 {
-    for (int adversarial = 0; adversarial < 2; adversarial++) {
+    /* the third run: no_guard, which drrl (deciding by the mask) ignores */
+    for (int run = 0; run < 3; run++) {
+        int adversarial = run == 1;
         TRng r = {31 + (uint64_t)adversarial};
         int D = 16, H = 2, K = 1, len = 256, T = 16;
         Fake f;
@@ -490,6 +547,7 @@ Test(attn_core, mask_monotone_property)
         cr_assert_eq(method_parse("drrl", &c.method, &e), DRRL_OK);
         c.segment = T, c.r_min = 2, c.r_step = 2, c.eps = 0.3;
         c.rot_tol = adversarial ? 1e9 : 0.1; /* adversarial: a stale basis, kept */
+        c.no_guard = run == 2;
         AttnCore *ac;
         cr_assert_eq(attn_core_new(&mc, &c, &ac, &e), DRRL_OK, "%s", e.msg);
         attn_core_bind_cache(ac, fk, fv, &f);

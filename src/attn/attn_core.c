@@ -1250,6 +1250,11 @@ static void *guard_task(void *arg)
 static DrrlStatus guard_layer(AttnCore *ac, int32_t l, int64_t seg, DrrlError *err)
 {
     enum { MAXT = 16 };
+    if (ac->cfg.no_guard && ac->cfg.method.kind != METHOD_DRRL) {
+        for (size_t i = 0; i < (size_t)ac->H * ac->grid.n; i++)
+            ac->dec_guard[i] = NAN;
+        return DRRL_OK;
+    }
     int32_t hbuf[256], *heads = ac->H <= 256 ? hbuf : malloc((size_t)ac->H * sizeof *heads);
     if (!heads)
         return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory in the guard");
@@ -1326,7 +1331,8 @@ static DrrlStatus decide_mask(AttnCore *ac, int32_t l, DrrlError *err)
                    bv = side_rel(&kv->s[SIDE_V], D, rv[r]);
             ac->dec_bound[h * ng + i] = b > bv ? b : bv;
             ac->dec_energy[h * ng + i] = side_energy(&kv->s[SIDE_K], D, r);
-            ac->dec_mask[h * ng + i] = g[i] <= ac->cfg.eps || r == D || r == hs->rank;
+            ac->dec_mask[h * ng + i] = g[i] <= ac->cfg.eps || r == D || r == hs->rank ||
+                                       (g[i] != g[i] && ac->cfg.no_guard);
         }
         ac->dec_value[h] = NAN;
     }
@@ -1428,7 +1434,8 @@ static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, s
         hs->tail_rel = side_tail_rel(kv, D, r);
         /* the guard is estimated at grid ranks only (fixed:R off the grid: none) */
         hs->guard = on_grid ? ac->dec_guard[h * ng + gi] : NAN;
-        hs->guard_ok = r >= D || (on_grid && ac->dec_guard[h * ng + gi] <= ac->cfg.eps);
+        hs->guard_ok = r >= D || (on_grid && ac->dec_guard[h * ng + gi] <= ac->cfg.eps) ||
+                       (ac->cfg.no_guard && m->kind != METHOD_DRRL);
         const Side *sk = &kv->s[SIDE_K];
         hs->sin_theta = sk->refresh == REFRESH_KEEP ? sk->sinr[r < D ? r : D] : 0.0;
         hs->n_probs = have_probs ? ng : 0;

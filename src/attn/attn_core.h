@@ -66,6 +66,10 @@ typedef struct AttnCoreConfig {
     int keep_queries;      /* keep every query (for attn_core_query: the views) */
     int lowrank_at_full;   /* run the rank-r kernel even at r == head_dim (tests:
                               it must then equal exact attention to 1e-5) */
+    int no_guard;          /* skip the guard where the method does not decide by
+                              it (all but drrl): it is then instrumentation that
+                              nobody reads (no measured rows, no trace, no view);
+                              the estimate is NaN and no rank is masked */
 } AttnCoreConfig;
 
 #define ATTN_CORE_EPS 0.25 /* the safety threshold when nothing else sets it */

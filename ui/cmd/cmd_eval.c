@@ -424,6 +424,7 @@ static int run_methods(Eval *e)
         Row *row = &e->rows[mi];
         e->n_started = mi + 1;
         method_config(e, mi);
+        e->cfg.no_guard = !e->cfg.measure; /* its columns come from measured rows only */
         if (session_open(attn_cli_model_dir(e->model), &e->cfg, (int)e->threads, &s, &err) !=
             DRRL_OK)
             return cli_fail(&err);

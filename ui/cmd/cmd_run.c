@@ -168,6 +168,9 @@ int cmd_run(int argc, char **argv)
     if (!!in.text + !!in.prompt + !!in.ids_file != 1)
         return cli_usage_error("run",
                                "give exactly one of --text FILE, --prompt S, --ids-file F");
+    /* --no-exact and no trace: nothing reads the guard's estimate unless the
+     * method decides by it */
+    cfg.no_guard = !cfg.measure && !tc.out;
     Session *s;
     DrrlError err;
     if (session_open(attn_cli_model_dir(model), &cfg, (int)threads, &s, &err) != DRRL_OK)
