@@ -1,8 +1,10 @@
 /* Policy training end to end on the tiny Llama fixture: determinism by seed,
- * exact continuation with --resume, and learning (a FLOP-only reward must
+ * exact continuation with --resume, the same file from 2 and 3 processes
+ * (threads standing in for MPI ranks), and learning (a FLOP-only reward must
  * drive the chosen ranks down). */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,4 +329,106 @@ Test(policy_train, lm_reward_term)
     PolicyNet *net = load(path_of("lm.st"), &m);
     cr_assert_float_eq(m.reward.lm, 0.5, 0);
     policy_net_free(net);
+}
+
+/* ---- spread over processes: threads with a barrier stand in for MPI ---- */
+
+typedef struct Group {
+    int size;
+    pthread_barrier_t bar;
+    const void *blk[4];
+    size_t n[4];
+} Group;
+
+typedef struct Member {
+    Group *g;
+    PpoDist dist;
+    PolicyTrainConfig cfg;
+    const char *resume;
+    DrrlStatus st;
+    DrrlError err;
+} Member;
+
+/* Everyone posts its block, everyone copies all of them, then the slots are
+ * free again: an allgather. */
+static DrrlStatus thread_allgather(void *ctx, const void *mine, size_t n, void **all,
+                                   size_t *counts, DrrlError *err)
+{
+    Member *m = ctx;
+    Group *g = m->g;
+    g->blk[m->dist.rank] = mine, g->n[m->dist.rank] = n;
+    pthread_barrier_wait(&g->bar);
+    size_t total = 0;
+    for (int r = 0; r < g->size; r++)
+        total += counts[r] = g->n[r];
+    char *buf = malloc(total ? total : 1);
+    for (size_t r = 0, off = 0; buf && r < (size_t)g->size; off += g->n[r], r++)
+        memcpy(buf + off, g->blk[r], g->n[r]);
+    pthread_barrier_wait(&g->bar);
+    *all = buf;
+    return buf ? DRRL_OK : drrl_error(err, DRRL_E_NOMEM, "out of memory");
+}
+
+static void *member_run(void *arg)
+{
+    Member *m = arg;
+    char warn[256];
+    m->st = policy_train(model, ids, sizeof ids / sizeof ids[0], &m->cfg, m->resume, NULL, NULL,
+                         warn, sizeof warn, &m->err);
+    return NULL;
+}
+
+/* Train with cfg on `size` members (threads); member 0 writes cfg->out_path. */
+static void train_spread(const PolicyTrainConfig *cfg, const char *resume, int size)
+{
+    Group g = {.size = size};
+    Member m[4];
+    pthread_t th[4];
+    cr_assert_eq(pthread_barrier_init(&g.bar, NULL, (unsigned)size), 0);
+    for (int r = 0; r < size; r++) {
+        m[r] = (Member){.g = &g, .cfg = *cfg, .resume = resume};
+        m[r].dist = (PpoDist){r, size, thread_allgather, &m[r]};
+        m[r].cfg.dist = &m[r].dist;
+        cr_assert_eq(pthread_create(&th[r], NULL, member_run, &m[r]), 0);
+    }
+    for (int r = 0; r < size; r++)
+        pthread_join(th[r], NULL);
+    pthread_barrier_destroy(&g.bar);
+    for (int r = 0; r < size; r++)
+        cr_assert_eq(m[r].st, DRRL_OK, "member %d: %s", r, m[r].err.msg);
+}
+
+static void same_params(const char *a, const char *b, const char *what)
+{
+    PolicyMeta ma, mb;
+    PolicyNet *na = load(a, &ma), *nb = load(b, &mb);
+    cr_assert_eq(na->n_params, nb->n_params);
+    cr_assert_eq(memcmp(na->params, nb->params, na->n_params * sizeof(float)), 0, "%s", what);
+    cr_assert_eq(ma.steps, mb.steps, "%s", what);
+    policy_net_free(na);
+    policy_net_free(nb);
+}
+
+Test(policy_train, the_same_policy_from_any_number_of_processes)
+{
+    PolicyTrainConfig c;
+    const char *one = path_of("one.st"), *two = path_of("two.st"), *three = path_of("three.st");
+    small_cfg(&c, one, 3);
+    c.episodes = 3; /* 3 episodes over 2 processes: 2 + 1 */
+    train(&c, NULL);
+    c.out_path = two;
+    train_spread(&c, NULL, 2);
+    same_params(one, two, "2 processes differ from one");
+    c.out_path = three;
+    train_spread(&c, NULL, 3);
+    same_params(one, three, "3 processes differ from one");
+    /* 1 step on 3 processes, resumed to 3 on 2 */
+    const char *half = path_of("half.st");
+    c.out_path = half;
+    c.steps = 1;
+    train_spread(&c, NULL, 3);
+    c.steps = 3;
+    c.out_flags = FILEIO_UPDATE;
+    train_spread(&c, half, 2);
+    same_params(one, half, "resumed at another process count differs");
 }

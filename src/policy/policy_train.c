@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "attn/attn_core.h"
+#include "base/blas.h"
 #include "base/clock.h"
 #include "model/forward.h"
 #include "attn/method.h"
@@ -437,6 +438,11 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
         return drrl_error(err, DRRL_E_NOMEM, "train-policy: out of memory");
     }
 
+    /* OpenBLAS at one thread throughout: its results for some products
+     * depend on its thread count, which differs between a plain run (every
+     * core) and an MPI rank (bound to one core); the products here are
+     * small, and the forward runs on threads of its own. */
+    int blas_saved = blas_serial_begin();
     double t0 = clock_now_s();
     if (step0 >= cfg->steps)
         st = save(&t, step0, err); /* nothing left to do: write the checkpoint as is */
@@ -567,6 +573,7 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
             break;
         }
     }
+    blas_serial_end(blas_saved);
     policy_net_cache_free(ucache);
     trainer_done(&t);
     return st;

@@ -58,6 +58,17 @@ nowall "$tmpdir/np1.csv" | cmp -s - "$tmpdir/one.nw" || fail "eval: np 1 differs
 run np 2 "$DRRL" $ev --csv "$tmpdir/two.csv"
 expect_rc 2
 expect_err_contains "exists"
+# A rank failing alone (here: rank 1 is given a missing file, mpirun's
+# MPMD form) does not leave rank 0 waiting: it aborts the job after the
+# grace period, saying so.
+root=
+[ "$(id -u)" != 0 ] || root=--allow-run-as-root
+run env DRRL_DIST_GRACE=1 ASAN_OPTIONS=detect_leaks=0 mpirun --oversubscribe $root \
+    -np 1 "$DRRL" $ev --csv "$tmpdir/alone.csv" : -np 1 "$DRRL" $ev --data "$tmpdir/nope.txt" </dev/null
+[ "$rc" -ne 0 ] || fail "a rank failed alone and the job exited 0"
+expect_err_contains "nope.txt"
+expect_err_contains "rank 1 of 2 failed (exit status 2)"
+[ -e "$tmpdir/alone.csv" ] && fail "a failed job wrote its CSV"
 
 # train-policy: the file records the command line, so every run below writes
 # p.st in a directory of its own.
