@@ -143,295 +143,302 @@ static int run_point(Session *s, const int32_t *ids, size_t L, double *wall, dou
     return 0;
 }
 
-int bench_attention(int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},
-        {"text", required_argument, 0, 'x'},
-        {"max-len", required_argument, 0, 'L'},
-        {"repeat", required_argument, 0, 'r'},
-        {"segment", required_argument, 0, 's'},
-        {"threads", required_argument, 0, 'j'},
-        {"csv", required_argument, 0, 'c'},
-        {"help", no_argument, 0, 'h'},
-        {"long-repeat", required_argument, 0, 'R'},
-        {"force", no_argument, 0, 'F'},
-        {0, 0, 0, 0},
-    };
-    const char *model = NULL, *text = NULL, *csv = NULL;
-    long max_len = 4096, repeat = 3, long_repeat = 0, segment = 128, threads = 0;
-    int c, force = 0;
-    while ((c = cli_getopt("bench attention", argc, argv, "h", longopts)) != -1) {
-        switch (c) {
-        case 'm':
-            model = optarg;
-            break;
-        case 'x':
-            text = optarg;
-            break;
-        case 'c':
-            csv = optarg;
-            break;
-        case 'F':
-            force = 1;
-            break;
-        case 'L':
-            if (cli_parse_long("bench attention", "--max-len", optarg, 512, 1L << 20, &max_len))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'r':
-            if (cli_parse_long("bench attention", "--repeat", optarg, 1, 1000, &repeat))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'R':
-            if (cli_parse_long("bench attention", "--long-repeat", optarg, 1, 1000,
-                               &long_repeat))
-                return CLI_EXIT_USAGE;
-            break;
-        case 's':
-            if (cli_parse_long("bench attention", "--segment", optarg, 1, 1 << 20, &segment))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'j':
-            if (cli_parse_long("bench attention", "--threads", optarg, 1, 256, &threads))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'h':
-            cli_print_usage(usage);
-            return CLI_EXIT_OK;
-        default:
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("bench attention", "unexpected argument '%s'", argv[optind]);
-    char def_model[4096], def_text[4096];
-    if (!model) {
-        snprintf(def_model, sizeof def_model, "%s/model", cli_data_dir());
-        model = def_model;
-    }
-    if (!text) {
-        snprintf(def_text, sizeof def_text, "%s/texts/brown-test-1-scifi.txt", cli_data_dir());
-        text = def_text;
-    }
-    if (long_repeat == 0)
-        long_repeat = repeat;
-    /* runs at each length; buffers hold rmax runs per method */
-    const long rmax = repeat > long_repeat ? repeat : long_repeat;
+/* One run of the benchmark: options, lengths, sessions and results. */
+typedef struct BenchAttn {
+    const char *model, *text, *csv;
+    long max_len, repeat, long_repeat, segment, threads, rmax;
+    int force, n_lens, D, n_kv;
     long lens[MAX_LENS], reps[MAX_LENS];
-    int n_lens = 0;
-    for (long L = 512; L <= max_len && n_lens < MAX_LENS; L *= 2)
-        reps[n_lens] = L >= LONG_LEN ? long_repeat : repeat, lens[n_lens++] = L;
+    FILE *cf;
+    FileOut *co;
+    Session *ss[N_METH + 1];
+    char names[N_METH + 1][48];
+    int32_t *ids;
+    double afl[N_METH + 1][MAX_LENS], rfl[N_METH + 1][MAX_LENS];
+    double wmed[N_METH + 1][MAX_LENS], awmed[N_METH + 1][MAX_LENS];
+    int64_t keep[N_METH + 1][MAX_LENS], recomp[N_METH + 1][MAX_LENS];
+} BenchAttn;
 
-    FILE *cf = NULL;
-    FileOut *co = NULL; /* the rule is checked again when published (the inputs known) */
-    if (csv) {
-        int r = cli_out_open(csv, force, &co);
-        if (r)
-            return r;
-        cf = fileio_out_stream(co);
-        fprintf(cf, "part,L,method,attn_flops_executed,refresh_flops_executed,refresh_keep,"
-                    "refresh_recompute,wall_s_median,attn_wall_s_median,repeats\n");
-    }
-    /* sessions: full, fixed D/8, D/4, D/2, and D/4 with full recompute */
+/* The first session's text (its first BENCH_TEXT_MAX bytes), its ids
+ * repeated to the largest L. */
+static int load_ids(BenchAttn *b)
+{
+    DrrlError err;
+    char *buf;
+    size_t nb;
+    if (fileio_read_file(b->text, BENCH_TEXT_MAX, FILEIO_TRUNCATE | FILEIO_SPECIAL_OK, &buf,
+                         &nb, &err) != DRRL_OK)
+        return cli_fail(&err);
+    DrrlStatus st = session_set_text(b->ss[0], buf, nb, &err);
+    free(buf);
+    if (st != DRRL_OK)
+        return cli_fail(&err);
+    size_t nt = session_len(b->ss[0]);
+    if (nt == 0)
+        return cli_error(DRRL_E_INPUT, "%s: no tokens", b->text);
+    b->ids = malloc((size_t)b->max_len * sizeof *b->ids);
+    if (!b->ids)
+        return cli_error(DRRL_E_NOMEM, "out of memory");
+    for (long i = 0; i < b->max_len; i++)
+        b->ids[i] = session_ids(b->ss[0])[(size_t)i % nt];
+    return 0;
+}
+
+/* Sessions: full, fixed D/8, D/4, D/2, and D/4 with full recompute. */
+static int open_sessions(BenchAttn *b)
+{
     AttnCoreConfig cfg;
     attn_core_config_default(&cfg);
     cfg.measure = 0;
-    cfg.segment = (int32_t)segment;
-    Session *ss[N_METH + 1] = {0};
-    char names[N_METH + 1][48];
+    cfg.segment = (int32_t)b->segment;
     DrrlError err;
-    int rc = CLI_EXIT_OK, D = 0, n_kv = 0;
-    int32_t *ids = NULL;
+    int rc = CLI_EXIT_OK;
     for (int k = 0; k <= N_METH && rc == CLI_EXIT_OK; k++) {
         if (k == 0) {
-            snprintf(names[k], sizeof names[k], "full");
+            snprintf(b->names[k], sizeof b->names[k], "full");
         } else {
             int den = k == 1 ? 8 : k == 2 ? 4 : k == 3 ? 2 : 4;
-            snprintf(names[k], sizeof names[k], "fixed:%d%s", D / den > 0 ? D / den : 1,
-                     k == N_METH ? " recompute" : "");
+            snprintf(b->names[k], sizeof b->names[k], "fixed:%d%s",
+                     b->D / den > 0 ? b->D / den : 1, k == N_METH ? " recompute" : "");
         }
         char spec[48];
-        snprintf(spec, sizeof spec, "%.40s", names[k]);
+        snprintf(spec, sizeof spec, "%.40s", b->names[k]);
         spec[strcspn(spec, " ")] = '\0';
-        if (method_parse(spec, &cfg.method, &err) != DRRL_OK) {
-            rc = cli_fail(&err);
-            break;
-        }
+        if (method_parse(spec, &cfg.method, &err) != DRRL_OK)
+            return cli_fail(&err);
         cfg.rot_tol = k == N_METH ? -1.0 : 0.1;
-        if (session_open(model, &cfg, (int)threads, &ss[k], &err) != DRRL_OK) {
-            rc = cli_fail(&err);
-            break;
-        }
+        if (session_open(b->model, &cfg, (int)b->threads, &b->ss[k], &err) != DRRL_OK)
+            return cli_fail(&err);
         if (k == 0) {
-            D = session_model(ss[0])->cfg.head_dim;
-            n_kv = session_model(ss[0])->cfg.n_layer * session_model(ss[0])->cfg.n_kv_head;
-            /* the text (its first BENCH_TEXT_MAX bytes), repeated to the largest L */
-            char *buf;
-            size_t nb;
-            if (fileio_read_file(text, BENCH_TEXT_MAX, FILEIO_TRUNCATE | FILEIO_SPECIAL_OK,
-                                 &buf, &nb, &err) != DRRL_OK ||
-                session_set_text(ss[0], buf, nb, &err) != DRRL_OK) {
-                rc = cli_fail(&err);
-                break;
-            }
-            free(buf);
-            size_t nt = session_len(ss[0]);
-            if (nt == 0) {
-                rc = cli_error(DRRL_E_INPUT, "%s: no tokens", text);
-                break;
-            }
-            ids = malloc((size_t)max_len * sizeof *ids);
-            if (!ids) {
-                rc = cli_error(DRRL_E_NOMEM, "out of memory");
-                break;
-            }
-            for (long i = 0; i < max_len; i++)
-                ids[i] = session_ids(ss[0])[(size_t)i % nt];
+            const ModelConfig *mc = &session_model(b->ss[0])->cfg;
+            b->D = mc->head_dim;
+            b->n_kv = mc->n_layer * mc->n_kv_head;
+            rc = load_ids(b);
         }
     }
-    static double afl[N_METH + 1][MAX_LENS], rfl[N_METH + 1][MAX_LENS];
-    static double wmed[N_METH + 1][MAX_LENS], awmed[N_METH + 1][MAX_LENS];
-    int64_t keep[N_METH + 1][MAX_LENS], recomp[N_METH + 1][MAX_LENS];
+    return rc;
+}
+
+/* " (of N at L >= LONG_LEN)" when the longest lengths repeat otherwise. */
+static void print_long_repeat(const BenchAttn *b)
+{
+    if (b->long_repeat != b->repeat && b->lens[b->n_lens - 1] >= LONG_LEN)
+        printf(" (of %ld at L >= %d)", b->long_repeat, LONG_LEN);
+    printf("\n");
+}
+
+/* Part 1 (attention core against L) and its CSV rows; stops after a length
+ * on a signal. */
+static int part_scaling(BenchAttn *b)
+{
+    int rc = CLI_EXIT_OK;
+    long rmax = b->rmax;
     double *wt = calloc((size_t)(N_METH + 1) * (size_t)rmax, sizeof *wt);
     double *awt = calloc((size_t)(N_METH + 1) * (size_t)rmax, sizeof *awt);
-    if (rc == CLI_EXIT_OK && (!wt || !awt))
-        rc = cli_error(DRRL_E_NOMEM, "out of memory");
-    if (rc == CLI_EXIT_OK) {
-        const Model *m = session_model(ss[0]);
-        printf("drrl bench attention: %s (%d layers, %d heads, head_dim %d), segment %ld, "
-               "median of %ld",
-               model, m->cfg.n_layer, m->cfg.n_head, D, segment, repeat);
-        if (long_repeat != repeat && lens[n_lens - 1] >= LONG_LEN)
-            printf(" (of %ld at L >= %d)", long_repeat, LONG_LEN);
-        printf("\n");
-        printf("\n1. Attention core against L (executed FLOPs from the ledger; wall: whole "
-               "forward; hook: inside attention, summed over threads)\n");
-        printf("%6s %-18s %14s %10s %10s %10s\n", "L", "method", "attn FLOPs", "vs full",
-               "wall s", "hook s");
-        fflush(stdout);
+    if (!wt || !awt) {
+        free(wt), free(awt);
+        return cli_error(DRRL_E_NOMEM, "out of memory");
     }
-    signals_catch(); /* Ctrl-C: stop after this length; the CSV keeps what was measured */
-    for (int li = 0; li < n_lens && rc == CLI_EXIT_OK && !signals_caught(); li++) {
-        const long nr = reps[li];
+    const Model *m = session_model(b->ss[0]);
+    printf("drrl bench attention: %s (%d layers, %d heads, head_dim %d), segment %ld, "
+           "median of %ld",
+           b->model, m->cfg.n_layer, m->cfg.n_head, b->D, b->segment, b->repeat);
+    print_long_repeat(b);
+    printf("\n1. Attention core against L (executed FLOPs from the ledger; wall: whole "
+           "forward; hook: inside attention, summed over threads)\n");
+    printf("%6s %-18s %14s %10s %10s %10s\n", "L", "method", "attn FLOPs", "vs full", "wall s",
+           "hook s");
+    fflush(stdout);
+    for (int li = 0; li < b->n_lens && rc == CLI_EXIT_OK && !signals_caught(); li++) {
+        const long nr = b->reps[li];
         for (long r = 0; r < nr && rc == CLI_EXIT_OK; r++)
             for (int k = 0; k <= N_METH && rc == CLI_EXIT_OK; k++)
-                rc = run_point(ss[k], ids, (size_t)lens[li], &wt[k * rmax + r],
-                               &awt[k * rmax + r], &afl[k][li], &rfl[k][li], &keep[k][li],
-                               &recomp[k][li]);
+                rc = run_point(b->ss[k], b->ids, (size_t)b->lens[li], &wt[k * rmax + r],
+                               &awt[k * rmax + r], &b->afl[k][li], &b->rfl[k][li],
+                               &b->keep[k][li], &b->recomp[k][li]);
         for (int k = 0; k <= N_METH && rc == CLI_EXIT_OK; k++) {
-            wmed[k][li] = bench_median(&wt[k * rmax], (int)nr);
-            awmed[k][li] = bench_median(&awt[k * rmax], (int)nr);
+            b->wmed[k][li] = bench_median(&wt[k * rmax], (int)nr);
+            b->awmed[k][li] = bench_median(&awt[k * rmax], (int)nr);
             if (k < N_METH)
-                printf("%6ld %-18s %14.4e %9.1f%% %10.4f %10.4f\n", lens[li], names[k],
-                       afl[k][li], 100.0 * afl[k][li] / afl[0][li], wmed[k][li], awmed[k][li]);
-            if (cf)
-                fprintf(cf, "%s,%ld,%s,%.17g,%.17g,%lld,%lld,%.6f,%.6f,%ld\n",
-                        k == N_METH ? "refresh" : "scaling", lens[li], names[k], afl[k][li],
-                        rfl[k][li], (long long)keep[k][li], (long long)recomp[k][li],
-                        wmed[k][li], awmed[k][li], nr);
+                printf("%6ld %-18s %14.4e %9.1f%% %10.4f %10.4f\n", b->lens[li], b->names[k],
+                       b->afl[k][li], 100.0 * b->afl[k][li] / b->afl[0][li], b->wmed[k][li],
+                       b->awmed[k][li]);
+            if (b->cf)
+                fprintf(b->cf, "%s,%ld,%s,%.17g,%.17g,%lld,%lld,%.6f,%.6f,%ld\n",
+                        k == N_METH ? "refresh" : "scaling", b->lens[li], b->names[k],
+                        b->afl[k][li], b->rfl[k][li], (long long)b->keep[k][li],
+                        (long long)b->recomp[k][li], b->wmed[k][li], b->awmed[k][li], nr);
         }
         fflush(stdout);
     }
-    if (rc == CLI_EXIT_OK) {
-        char leg[N_METH][64];
-        const char *pn[N_METH];
-        for (int k = 0; k < N_METH; k++) {
-            if (k)
-                snprintf(leg[k], sizeof leg[k], "D/%d %.40s",
-                         k == 1   ? 8
-                         : k == 2 ? 4
-                                  : 2,
-                         names[k]);
-            else
-                snprintf(leg[k], sizeof leg[k], "%.40s", names[k]);
-            pn[k] = leg[k];
-        }
-        plot("Executed attention FLOPs against L", "FLOPs", lens, n_lens,
-             (const double(*)[MAX_LENS])afl, N_METH, "F842", pn);
-        plot("Attention hook wall time against L", "s", lens, n_lens,
-             (const double(*)[MAX_LENS])awmed, N_METH, "F842", pn);
-        printf("\n2. Basis refresh at rank %s: incremental (keep while the bounds allow) "
-               "against recomputing every basis at every boundary\n",
-               names[2]);
-        printf("%6s %16s %16s %9s %9s %10s %10s\n", "L", "refresh FLOPs", "recompute FLOPs",
-               "keep", "recomp", "wall s", "recomp s");
-        for (int li = 0; li < n_lens; li++)
-            printf("%6ld %16.4e %16.4e %9lld %9lld %10.4f %10.4f\n", lens[li], rfl[2][li],
-                   rfl[N_METH][li], (long long)keep[2][li], (long long)recomp[2][li],
-                   wmed[2][li], wmed[N_METH][li]);
-    }
-    for (int k = 0; k <= N_METH; k++)
-        session_free(ss[k]);
-    free(wt), free(awt), free(ids);
+    free(wt), free(awt);
+    return rc;
+}
 
+/* The figures of part 1 and the table of part 2 (basis refresh). */
+static void part_refresh(const BenchAttn *b)
+{
+    char leg[N_METH][64];
+    const char *pn[N_METH];
+    for (int k = 0; k < N_METH; k++) {
+        if (k)
+            snprintf(leg[k], sizeof leg[k], "D/%d %.40s",
+                     k == 1   ? 8
+                     : k == 2 ? 4
+                              : 2,
+                     b->names[k]);
+        else
+            snprintf(leg[k], sizeof leg[k], "%.40s", b->names[k]);
+        pn[k] = leg[k];
+    }
+    plot("Executed attention FLOPs against L", "FLOPs", b->lens, b->n_lens,
+         (const double(*)[MAX_LENS])b->afl, N_METH, "F842", pn);
+    plot("Attention hook wall time against L", "s", b->lens, b->n_lens,
+         (const double(*)[MAX_LENS])b->awmed, N_METH, "F842", pn);
+    printf("\n2. Basis refresh at rank %s: incremental (keep while the bounds allow) "
+           "against recomputing every basis at every boundary\n",
+           b->names[2]);
+    printf("%6s %16s %16s %9s %9s %10s %10s\n", "L", "refresh FLOPs", "recompute FLOPs", "keep",
+           "recomp", "wall s", "recomp s");
+    for (int li = 0; li < b->n_lens; li++)
+        printf("%6ld %16.4e %16.4e %9lld %9lld %10.4f %10.4f\n", b->lens[li], b->rfl[2][li],
+               b->rfl[N_METH][li], (long long)b->keep[2][li], (long long)b->recomp[2][li],
+               b->wmed[2][li], b->wmed[N_METH][li]);
+}
+
+/* One length of part 3: gram, eigensolve and SVD times into t1. */
+static int svd_point(int n, long L, int D, long nr, long rmax, const float *X, double *G,
+                     double *lam, double *B, double *sig, double *V, double *t1)
+{
+    DrrlError err;
+    for (long r = 0; r < nr; r++) {
+        double t0 = clock_now_s();
+        memset(G, 0, (size_t)n * D * D * sizeof *G);
+        for (int h = 0; h < n; h++)
+            basis_gram_add(G + (size_t)h * D * D, X, L, D, D);
+        double t_1 = clock_now_s();
+        if (basis_eig_batch(G, n, D, lam, B, &err) != DRRL_OK)
+            return cli_fail(&err);
+        double t_2 = clock_now_s();
+        if (basis_svd_batch(X, n, L, D, D, 0, sig, V, &err) != DRRL_OK)
+            return cli_fail(&err);
+        double t_3 = clock_now_s();
+        t1[r] = t_1 - t0, t1[rmax + r] = t_2 - t_1, t1[2 * rmax + r] = t_3 - t_2;
+    }
+    return 0;
+}
+
+/* Part 3: batched Gram eigensolve against per-head SVD. */
+static int part_svd(const BenchAttn *b)
+{
+    int n = b->n_kv, D = b->D, rc = CLI_EXIT_OK; /* one key matrix per (layer, kv head) */
+    long rmax = b->rmax, Lmax = b->lens[b->n_lens - 1];
+    printf("\n3. Bases for %d key matrices (L x %d): batched Gram eigensolve against "
+           "per-head thin SVD (LAPACKE_dgesvd, values and right vectors only, no L-row "
+           "factor); median of %ld",
+           n, D, b->repeat);
+    print_long_repeat(b);
+    printf("%6s %12s %12s %12s %10s %12s\n", "L", "gram s", "eig batch s", "svd/head s",
+           "svd/eig", "svd/(g+eig)");
+    float *X = malloc((size_t)Lmax * (size_t)D * sizeof *X);
+    double *G = malloc((size_t)n * D * D * sizeof *G),
+           *lam = malloc((size_t)n * D * sizeof *lam);
+    double *B = malloc((size_t)n * D * D * sizeof *B),
+           *sig = malloc((size_t)n * D * sizeof *sig);
+    double *V = malloc((size_t)n * D * D * sizeof *V),
+           *t1 = malloc((size_t)rmax * 3 * sizeof *t1);
+    if (!X || !G || !lam || !B || !sig || !V || !t1) {
+        rc = cli_error(DRRL_E_NOMEM, "out of memory");
+    } else {
+        uint64_t s = 0x9e3779b97f4a7c15ull;
+        for (size_t i = 0; i < (size_t)Lmax * (size_t)D; i++)
+            X[i] = (float)(rng_unit(rng_xorshift64(&s)) - 0.5);
+        for (int li = 0; li < b->n_lens && rc == CLI_EXIT_OK; li++) {
+            long L = b->lens[li], nr = b->reps[li];
+            if ((rc = svd_point(n, L, D, nr, rmax, X, G, lam, B, sig, V, t1)))
+                break;
+            double g = bench_median(t1, (int)nr), e = bench_median(t1 + rmax, (int)nr);
+            double v = bench_median(t1 + 2 * rmax, (int)nr);
+            printf("%6ld %12.6f %12.6f %12.6f %9.1fx %11.1fx\n", L, g, e, v, v / e,
+                   v / (g + e));
+            if (b->cf)
+                fprintf(b->cf,
+                        "svd,%ld,gram,,,,,%.6f,,%ld\nsvd,%ld,eig_batch,,,,,%.6f,,%ld\n"
+                        "svd,%ld,svd_per_head,,,,,%.6f,,%ld\n",
+                        L, g, nr, L, e, nr, L, v, nr);
+        }
+    }
+    free(X), free(G), free(lam), free(B), free(sig), free(V), free(t1);
+    return rc;
+}
+
+/* Parts 1-3 (3 not after a signal); publishes the CSV when all went well. */
+static int bench_run(BenchAttn *b)
+{
+    int rc = open_sessions(b);
+    signals_catch(); /* Ctrl-C: stop after this length; the CSV keeps what was measured */
+    if (rc == CLI_EXIT_OK && (rc = part_scaling(b)) == CLI_EXIT_OK)
+        part_refresh(b);
+    for (int k = 0; k <= N_METH; k++)
+        session_free(b->ss[k]);
+    free(b->ids);
     int stopped = signals_caught() != 0;
     signals_restore();
-    /* 3. batched Gram eigensolve against per-head SVD */
-    if (rc == CLI_EXIT_OK && !stopped) {
-        int n = n_kv; /* one key matrix per (layer, kv head) */
-        printf("\n3. Bases for %d key matrices (L x %d): batched Gram eigensolve against "
-               "per-head thin SVD (LAPACKE_dgesvd, values and right vectors only, no L-row "
-               "factor); median of %ld",
-               n, D, repeat);
-        if (long_repeat != repeat && lens[n_lens - 1] >= LONG_LEN)
-            printf(" (of %ld at L >= %d)", long_repeat, LONG_LEN);
-        printf("\n");
-        printf("%6s %12s %12s %12s %10s %12s\n", "L", "gram s", "eig batch s", "svd/head s",
-               "svd/eig", "svd/(g+eig)");
-        float *X = malloc((size_t)lens[n_lens - 1] * (size_t)D * sizeof *X);
-        double *G = malloc((size_t)n * D * D * sizeof *G),
-               *lam = malloc((size_t)n * D * sizeof *lam);
-        double *B = malloc((size_t)n * D * D * sizeof *B);
-        double *sig = malloc((size_t)n * D * sizeof *sig);
-        double *V = malloc((size_t)n * D * D * sizeof *V);
-        double *t1 = malloc((size_t)rmax * 3 * sizeof *t1);
-        if (!X || !G || !lam || !B || !sig || !V || !t1) {
-            rc = cli_error(DRRL_E_NOMEM, "out of memory");
-        } else {
-            uint64_t s = 0x9e3779b97f4a7c15ull;
-            for (size_t i = 0; i < (size_t)lens[n_lens - 1] * (size_t)D; i++) {
-                X[i] = (float)(rng_unit(rng_xorshift64(&s)) - 0.5);
-            }
-            for (int li = 0; li < n_lens && rc == CLI_EXIT_OK; li++) {
-                long L = lens[li], nr = reps[li];
-                for (long r = 0; r < nr && rc == CLI_EXIT_OK; r++) {
-                    double t0 = clock_now_s();
-                    memset(G, 0, (size_t)n * D * D * sizeof *G);
-                    for (int h = 0; h < n; h++)
-                        basis_gram_add(G + (size_t)h * D * D, X, L, D, D);
-                    double t_1 = clock_now_s();
-                    if (basis_eig_batch(G, n, D, lam, B, &err) != DRRL_OK)
-                        rc = cli_fail(&err);
-                    double t_2 = clock_now_s();
-                    if (rc == CLI_EXIT_OK &&
-                        basis_svd_batch(X, n, L, D, D, 0, sig, V, &err) != DRRL_OK)
-                        rc = cli_fail(&err);
-                    double t_3 = clock_now_s();
-                    t1[r] = t_1 - t0, t1[rmax + r] = t_2 - t_1, t1[2 * rmax + r] = t_3 - t_2;
-                }
-                if (rc != CLI_EXIT_OK)
-                    break;
-                double g = bench_median(t1, (int)nr), e = bench_median(t1 + rmax, (int)nr);
-                double v = bench_median(t1 + 2 * rmax, (int)nr);
-                printf("%6ld %12.6f %12.6f %12.6f %9.1fx %11.1fx\n", L, g, e, v, v / e,
-                       v / (g + e));
-                if (cf)
-                    fprintf(cf,
-                            "svd,%ld,gram,,,,,%.6f,,%ld\nsvd,%ld,eig_batch,,,,,%.6f,,%ld\n"
-                            "svd,%ld,svd_per_head,,,,,%.6f,,%ld\n",
-                            L, g, nr, L, e, nr, L, v, nr);
-            }
-        }
-        free(X), free(G), free(lam), free(B), free(sig), free(V), free(t1);
-    }
-    if (co && rc == CLI_EXIT_OK)
-        rc = cli_out_commit(co);
+    if (rc == CLI_EXIT_OK && !stopped)
+        rc = part_svd(b);
+    if (b->co && rc == CLI_EXIT_OK)
+        rc = cli_out_commit(b->co);
     else
-        fileio_out_abort(co);
+        fileio_out_abort(b->co);
     if (stopped && rc == CLI_EXIT_OK)
         rc = cli_error(DRRL_E_INTERRUPTED, "bench attention: interrupted by %s%s",
-                       signals_name(), csv ? "; the lengths finished are in the CSV" : "");
+                       signals_name(), b->csv ? "; the lengths finished are in the CSV" : "");
+    return rc;
+}
+
+int bench_attention(int argc, char **argv)
+{
+    static BenchAttn b;
+    memset(&b, 0, sizeof b);
+    b.max_len = 4096, b.repeat = 3, b.segment = 128;
+    const CliOpt opts[] = {
+        CLI_MODEL_OPT(&b.model),
+        CLI_STR("text", &b.text),
+        CLI_LONG("max-len", &b.max_len, 512, 1L << 20),
+        CLI_LONG("repeat", &b.repeat, 1, 1000),
+        CLI_LONG("segment", &b.segment, 1, 1 << 20),
+        CLI_THREADS_OPT(&b.threads),
+        CLI_STR("csv", &b.csv),
+        CLI_LONG("long-repeat", &b.long_repeat, 1, 1000),
+        CLI_FORCE_OPT(&b.force),
+        CLI_END,
+    };
+    int rc = cli_parse("bench attention", usage, opts, argc, argv, NULL);
+    if (rc != CLI_GO)
+        return rc;
+    char def_model[4096], def_text[4096];
+    if (!b.model) {
+        snprintf(def_model, sizeof def_model, "%s/model", cli_data_dir());
+        b.model = def_model;
+    }
+    if (!b.text) {
+        snprintf(def_text, sizeof def_text, "%s/texts/brown-test-1-scifi.txt", cli_data_dir());
+        b.text = def_text;
+    }
+    if (b.long_repeat == 0)
+        b.long_repeat = b.repeat;
+    /* runs at each length; buffers hold rmax runs per method */
+    b.rmax = b.repeat > b.long_repeat ? b.repeat : b.long_repeat;
+    for (long L = 512; L <= b.max_len && b.n_lens < MAX_LENS; L *= 2)
+        b.reps[b.n_lens] = L >= LONG_LEN ? b.long_repeat : b.repeat, b.lens[b.n_lens++] = L;
+    if (b.csv) { /* the rule is checked again when published (the inputs known) */
+        if ((rc = cli_out_open(b.csv, b.force, &b.co)))
+            return rc;
+        b.cf = fileio_out_stream(b.co);
+        fprintf(b.cf, "part,L,method,attn_flops_executed,refresh_flops_executed,refresh_keep,"
+                      "refresh_recompute,wall_s_median,attn_wall_s_median,repeats\n");
+    }
+    rc = bench_run(&b);
     if (fflush(stdout) != 0 && rc == CLI_EXIT_OK)
         rc = cli_error(DRRL_E_IO, "standard output: write error");
     return rc;

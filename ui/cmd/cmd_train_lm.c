@@ -89,99 +89,6 @@ static const char usage[] =
     "DATA is drrl's data directory ($DRRL_DATA, or the installed one). The\n"
     "shipped Brown split is compressed: run `xz -dk DATA/brown/*.xz` first.\n";
 
-enum {
-    OPT_TRAIN = 256,
-    OPT_VALID,
-    OPT_OUT,
-    OPT_CKPT,
-    OPT_RESUME,
-    OPT_FORCE,
-    OPT_MAXSEC,
-    OPT_LAYERS,
-    OPT_DMODEL,
-    OPT_HEADS,
-    OPT_HEADDIM,
-    OPT_DFF,
-    OPT_UNTIED,
-    OPT_THETA,
-    OPT_MAXPOS,
-    OPT_BATCH,
-    OPT_CTX,
-    OPT_STEPS,
-    OPT_WARMUP,
-    OPT_LR,
-    OPT_MINLR,
-    OPT_WD,
-    OPT_CLIP,
-    OPT_SEED,
-    OPT_EVALEVERY,
-    OPT_EVALBYTES,
-    OPT_CKPTEVERY,
-    OPT_THREADS,
-    OPT_EVALONLY,
-    OPT_MODEL,
-    OPT_DATA,
-    OPT_STRIDE,
-    OPT_DUMP,
-    OPT_INIT,
-    OPT_RANKAWARE,
-    OPT_RASEG,
-    OPT_RAMIN,
-    OPT_RASTEP,
-    OPT_RAEXACT,
-    OPT_EVALRANK,
-    OPT_RAMAX,
-    OPT_EVALBASIS
-};
-
-static const struct option longopts[] = {
-    {"train", required_argument, 0, OPT_TRAIN},
-    {"valid", required_argument, 0, OPT_VALID},
-    {"out", required_argument, 0, OPT_OUT},
-    {"checkpoint", required_argument, 0, OPT_CKPT},
-    {"resume", no_argument, 0, OPT_RESUME},
-    {"force", no_argument, 0, OPT_FORCE},
-    {"max-seconds", required_argument, 0, OPT_MAXSEC},
-    {"layers", required_argument, 0, OPT_LAYERS},
-    {"d-model", required_argument, 0, OPT_DMODEL},
-    {"heads", required_argument, 0, OPT_HEADS},
-    {"head-dim", required_argument, 0, OPT_HEADDIM},
-    {"d-ff", required_argument, 0, OPT_DFF},
-    {"untied", no_argument, 0, OPT_UNTIED},
-    {"rope-theta", required_argument, 0, OPT_THETA},
-    {"max-positions", required_argument, 0, OPT_MAXPOS},
-    {"batch", required_argument, 0, OPT_BATCH},
-    {"ctx", required_argument, 0, OPT_CTX},
-    {"steps", required_argument, 0, OPT_STEPS},
-    {"warmup", required_argument, 0, OPT_WARMUP},
-    {"lr", required_argument, 0, OPT_LR},
-    {"min-lr", required_argument, 0, OPT_MINLR},
-    {"weight-decay", required_argument, 0, OPT_WD},
-    {"clip", required_argument, 0, OPT_CLIP},
-    {"seed", required_argument, 0, OPT_SEED},
-    {"eval-every", required_argument, 0, OPT_EVALEVERY},
-    {"eval-bytes", required_argument, 0, OPT_EVALBYTES},
-    {"ckpt-every", required_argument, 0, OPT_CKPTEVERY},
-    {"threads", required_argument, 0, OPT_THREADS},
-    {"eval-only", no_argument, 0, OPT_EVALONLY},
-    {"model", required_argument, 0, OPT_MODEL},
-    {"data", required_argument, 0, OPT_DATA},
-    {"stride", required_argument, 0, OPT_STRIDE},
-    {"dump-logits", required_argument, 0, OPT_DUMP},
-    {"init", required_argument, 0, OPT_INIT},
-    {"rank-aware", no_argument, 0, OPT_RANKAWARE},
-    {"ra-segment", required_argument, 0, OPT_RASEG},
-    {"ra-min-rank", required_argument, 0, OPT_RAMIN},
-    {"ra-rank-step", required_argument, 0, OPT_RASTEP},
-    {"ra-exact", required_argument, 0, OPT_RAEXACT},
-    {"eval-rank", required_argument, 0, OPT_EVALRANK},
-    {"ra-max-rank", required_argument, 0, OPT_RAMAX},
-    {"eval-basis", required_argument, 0, OPT_EVALBASIS},
-    {"quiet", no_argument, 0, 'q'},
-    {"help", no_argument, 0, 'h'},
-    {0, 0, 0, 0},
-};
-
 typedef struct Progress {
     int quiet, tty;
     double last_draw;
@@ -236,16 +143,6 @@ static int on_progress(void *user, const TrainProgress *p)
                 p->step, p->steps, bpb, p->tok_per_s, el);
     }
     return signals_caught() != 0;
-}
-
-static int parse_l(const char *opt, const char *s, long lo, long hi, long *out)
-{
-    return cli_parse_long("train-lm", opt, s, lo, hi, out);
-}
-
-static int parse_d(const char *opt, const char *s, double lo, double hi, double *out)
-{
-    return cli_parse_double("train-lm", opt, s, lo, hi, out);
 }
 
 static char *default_path(const char *rel)
@@ -378,267 +275,248 @@ static int check_out_dir(const char *out, unsigned flags, int *created)
     return s ? cli_fail(&e) : 0;
 }
 
-int cmd_train_lm(int argc, char **argv)
+/* --eval-basis keys|qk */
+static int parse_basis(const char *cmd, const CliOpt *o, const char *arg)
 {
+    if (strcmp(arg, "keys") && strcmp(arg, "qk"))
+        return cli_usage_error(cmd, "--eval-basis: '%s' is not keys or qk", arg);
+    *(int *)o->dest = strcmp(arg, "qk") == 0;
+    return 0;
+}
+
+/* The command line of train-lm: the training options and what decides the
+ * mode (values -1 / 0: not given). */
+typedef struct LmArgs {
     TrainOptions o;
-    train_options_default(&o);
-    const char *train = NULL, *valid = NULL, *out = "drrl-model", *ckpt = NULL;
-    const char *model_dir = NULL, *data = NULL, *dump = NULL, *init_dir = NULL;
-    int resume = 0, steps_set = 0, theta_set = 0, force = 0, quiet = 0, evalonly = 0,
-        ctx_set = 0, batch_set = 0;
-    double maxsec = 0;
-    EvalRank er = {128, 0, 0};
-    long threads = sysconf(_SC_NPROCESSORS_ONLN), stride = 0, v;
-    double d;
-    if (threads < 1)
-        threads = 1;
-    int c;
-    while ((c = cli_getopt("train-lm", argc, argv, "qh", longopts)) != -1) {
-        int e = 0;
-        switch (c) {
-        case 'h':
-            cli_print_usage(usage);
-            return CLI_EXIT_OK;
-        case 'q':
-            quiet = 1;
-            break;
-        case OPT_TRAIN:
-            train = optarg;
-            break;
-        case OPT_VALID:
-            valid = optarg;
-            break;
-        case OPT_OUT:
-            out = optarg;
-            break;
-        case OPT_CKPT:
-            ckpt = optarg;
-            break;
-        case OPT_RESUME:
-            resume = 1;
-            break;
-        case OPT_FORCE:
-            force = 1;
-            break;
-        case OPT_EVALONLY:
-            evalonly = 1;
-            break;
-        case OPT_MODEL:
-            model_dir = optarg;
-            break;
-        case OPT_DATA:
-            data = optarg;
-            break;
-        case OPT_DUMP:
-            dump = optarg;
-            break;
-        case OPT_INIT:
-            init_dir = optarg;
-            break;
-        case OPT_RANKAWARE:
-            o.rank_aware = 1;
-            break;
-        case OPT_RASEG:
-            e = parse_l("--ra-segment", optarg, 1, 65536, &v);
-            if (!e)
-                o.ra_segment = (size_t)v, er.segment = v;
-            break;
-        case OPT_EVALBASIS:
-            if (strcmp(optarg, "keys") && strcmp(optarg, "qk"))
-                return cli_usage_error("train-lm", "--eval-basis: '%s' is not keys or qk",
-                                       optarg);
-            er.basis_qk = strcmp(optarg, "qk") == 0;
-            break;
-        case OPT_RAEXACT:
-            e = parse_d("--ra-exact", optarg, 0, 1, &o.ra_p_exact);
-            break;
-        case OPT_UNTIED:
-            o.model.tied = 0;
-            break;
-        case OPT_MAXSEC:
-            e = parse_d("--max-seconds", optarg, 0, 1e9, &maxsec);
-            break;
-#define INT_OPT(K, NAME, LO, HI, DST)                                                          \
-    case K:                                                                                    \
-        e = parse_l(NAME, optarg, LO, HI, &v);                                                 \
-        if (!e)                                                                                \
-            DST = v;                                                                           \
-        break;
-            INT_OPT(OPT_LAYERS, "--layers", 1, 64, o.model.n_layer)
-            INT_OPT(OPT_DMODEL, "--d-model", 2, 8192, o.model.d_model)
-            INT_OPT(OPT_HEADS, "--heads", 1, 256, o.model.n_head)
-            INT_OPT(OPT_HEADDIM, "--head-dim", 2, 1024, o.model.head_dim)
-            INT_OPT(OPT_DFF, "--d-ff", 1, 65536, o.model.d_ff)
-            INT_OPT(OPT_MAXPOS, "--max-positions", 1, 1 << 24, o.model.max_positions)
-        case OPT_STEPS:
-            e = parse_l("--steps", optarg, 1, 100000000, &v);
-            if (!e)
-                o.steps = v, steps_set = 1;
-            break;
-            INT_OPT(OPT_WARMUP, "--warmup", 0, 100000000, o.warmup)
-            INT_OPT(OPT_SEED, "--seed", 0, 0x7fffffffL, o.seed)
-            INT_OPT(OPT_EVALEVERY, "--eval-every", 0, 100000000, o.eval_every)
-            INT_OPT(OPT_EVALBYTES, "--eval-bytes", 0, 0x7fffffffL, o.eval_bytes)
-            INT_OPT(OPT_CKPTEVERY, "--ckpt-every", 0, 100000000, o.ckpt_every)
-            INT_OPT(OPT_THREADS, "--threads", 1, 1024, threads)
-            INT_OPT(OPT_STRIDE, "--stride", 1, 65536, stride)
-            INT_OPT(OPT_RAMIN, "--ra-min-rank", 1, 1024, o.ra_r_min)
-            INT_OPT(OPT_RASTEP, "--ra-rank-step", 1, 1024, o.ra_r_step)
-            INT_OPT(OPT_RAMAX, "--ra-max-rank", 1, 1024, o.ra_r_max)
-            INT_OPT(OPT_EVALRANK, "--eval-rank", 0, 1024, er.rank)
-#undef INT_OPT
-        case OPT_BATCH:
-            e = parse_l("--batch", optarg, 1, 4096, &v);
-            if (!e)
-                o.batch = (size_t)v, batch_set = 1;
-            break;
-        case OPT_CTX:
-            e = parse_l("--ctx", optarg, 2, 65536, &v);
-            if (!e)
-                o.ctx = (size_t)v, ctx_set = 1;
-            break;
-        case OPT_THETA:
-            e = parse_d("--rope-theta", optarg, 1.0001, 1e9, &o.model.rope_theta);
-            theta_set = 1;
-            break;
-        case OPT_LR:
-            e = parse_d("--lr", optarg, 1e-9, 10, &o.lr);
-            break;
-        case OPT_MINLR:
-            e = parse_d("--min-lr", optarg, 0, 10, &o.min_lr);
-            break;
-        case OPT_WD:
-            e = parse_d("--weight-decay", optarg, 0, 10, &o.weight_decay);
-            break;
-        case OPT_CLIP:
-            e = parse_d("--clip", optarg, 0, 1e6, &o.clip);
-            break;
-        default:
-            return CLI_EXIT_USAGE;
-        }
-        if (e)
-            return e;
-    }
-    if (optind < argc)
-        return cli_usage_error("train-lm", "unexpected argument '%s'", argv[optind]);
-    (void)d;
+    const char *train, *valid, *out, *ckpt, *model_dir, *data, *dump, *init_dir;
+    int resume, force, quiet, evalonly, untied;
+    double maxsec, theta;
+    EvalRank er;
+    long threads, stride, steps, seed, eval_bytes, ra_seg, batch, ctx;
+} LmArgs;
 
-    char *def_a = NULL, *def_b = NULL, *def_ckpt = NULL;
-    int rc = CLI_EXIT_OK, out_created = 0;
-    if (evalonly) {
-        if (!model_dir)
-            model_dir = def_a = default_path("model");
-        if (!data)
-            data = def_b = default_path("brown/test.txt");
-        if (!model_dir || !data)
-            return cli_error(DRRL_E_NOMEM, "out of memory");
-        rc = eval_only(model_dir, data, ctx_set ? (long)o.ctx : 256, stride,
-                       batch_set ? (long)o.batch : 4, threads, quiet, dump, force,
-                       theta_set ? o.model.rope_theta : 0.0, &er);
-        free(def_a);
-        free(def_b);
-        return rc;
-    }
-    if (dump)
-        return cli_usage_error("train-lm", "--dump-logits works with --eval-only");
-    if (!train)
-        train = def_a = default_path("brown/train.txt");
-    if (!valid)
-        valid = def_b = default_path("brown/valid.txt");
-    if (!ckpt) {
-        size_t n = strlen(out) + 6;
-        def_ckpt = malloc(n);
-        if (def_ckpt)
-            snprintf(def_ckpt, n, "%s.ckpt", out);
-        ckpt = def_ckpt;
-    }
-    if (!train || !valid || !ckpt) {
+static int parse_args(LmArgs *a, int argc, char **argv)
+{
+    TrainOptions *o = &a->o;
+    TrainModelConfig *mc = &o->model;
+    const CliOpt opts[] = {
+        CLI_FLAG_SHORT("quiet", 'q', &a->quiet),
+        CLI_STR("train", &a->train),
+        CLI_STR("valid", &a->valid),
+        CLI_STR("out", &a->out),
+        CLI_STR("checkpoint", &a->ckpt),
+        CLI_FLAG("resume", &a->resume),
+        CLI_FORCE_OPT(&a->force),
+        CLI_DOUBLE("max-seconds", &a->maxsec, 0, 1e9),
+        CLI_INT("layers", &mc->n_layer, 1, 64),
+        CLI_INT("d-model", &mc->d_model, 2, 8192),
+        CLI_INT("heads", &mc->n_head, 1, 256),
+        CLI_INT("head-dim", &mc->head_dim, 2, 1024),
+        CLI_INT("d-ff", &mc->d_ff, 1, 65536),
+        CLI_FLAG("untied", &a->untied),
+        CLI_DOUBLE("rope-theta", &a->theta, 1.0001, 1e9),
+        CLI_INT("max-positions", &mc->max_positions, 1, 1 << 24),
+        CLI_LONG("batch", &a->batch, 1, 4096),
+        CLI_LONG("ctx", &a->ctx, 2, 65536),
+        CLI_LONG("steps", &a->steps, 1, 100000000),
+        CLI_LONG("warmup", &o->warmup, 0, 100000000),
+        CLI_DOUBLE("lr", &o->lr, 1e-9, 10),
+        CLI_DOUBLE("min-lr", &o->min_lr, 0, 10),
+        CLI_DOUBLE("weight-decay", &o->weight_decay, 0, 10),
+        CLI_DOUBLE("clip", &o->clip, 0, 1e6),
+        CLI_LONG("seed", &a->seed, 0, 0x7fffffffL),
+        CLI_LONG("eval-every", &o->eval_every, 0, 100000000),
+        CLI_LONG("eval-bytes", &a->eval_bytes, 0, 0x7fffffffL),
+        CLI_LONG("ckpt-every", &o->ckpt_every, 0, 100000000),
+        CLI_LONG("threads", &a->threads, 1, 1024),
+        CLI_FLAG("eval-only", &a->evalonly),
+        CLI_MODEL_OPT(&a->model_dir),
+        CLI_STR("data", &a->data),
+        CLI_LONG("stride", &a->stride, 1, 65536),
+        CLI_STR("dump-logits", &a->dump),
+        CLI_STR("init", &a->init_dir),
+        CLI_FLAG("rank-aware", &o->rank_aware),
+        CLI_LONG("ra-segment", &a->ra_seg, 1, 65536),
+        CLI_INT("ra-min-rank", &o->ra_r_min, 1, 1024),
+        CLI_INT("ra-rank-step", &o->ra_r_step, 1, 1024),
+        CLI_DOUBLE("ra-exact", &o->ra_p_exact, 0, 1),
+        CLI_LONG("eval-rank", &a->er.rank, 0, 1024),
+        CLI_INT("ra-max-rank", &o->ra_r_max, 1, 1024),
+        CLI_FN("eval-basis", 1, parse_basis, &a->er.basis_qk, 0),
+        CLI_END,
+    };
+    int r = cli_parse("train-lm", usage, opts, argc, argv, NULL);
+    if (r != CLI_GO)
+        return r;
+    if (a->steps > 0)
+        o->steps = a->steps;
+    if (a->seed >= 0)
+        o->seed = (uint64_t)a->seed;
+    if (a->eval_bytes >= 0)
+        o->eval_bytes = (size_t)a->eval_bytes;
+    if (a->ra_seg > 0)
+        o->ra_segment = (size_t)a->ra_seg, a->er.segment = a->ra_seg;
+    if (a->batch > 0)
+        o->batch = (size_t)a->batch;
+    if (a->ctx > 0)
+        o->ctx = (size_t)a->ctx;
+    if (a->theta > 0)
+        mc->rope_theta = a->theta;
+    if (a->untied)
+        mc->tied = 0;
+    return CLI_GO;
+}
+
+/* --eval-only: score a model directory on a text. */
+static int eval_mode(LmArgs *a)
+{
+    char *def_a = NULL, *def_b = NULL;
+    if (!a->model_dir)
+        a->model_dir = def_a = default_path("model");
+    if (!a->data)
+        a->data = def_b = default_path("brown/test.txt");
+    int rc;
+    if (!a->model_dir || !a->data)
         rc = cli_error(DRRL_E_NOMEM, "out of memory");
-        goto done;
-    }
-    if (strcmp(valid, "none") == 0)
-        valid = NULL;
-    if ((rc = check_text(train)) || (valid && (rc = check_text(valid))))
-        goto done;
-    struct stat sb;
-    if (!resume && !force && stat(ckpt, &sb) == 0) {
-        rc = cli_error(DRRL_E_EXISTS,
-                       "%s: checkpoint exists; --resume to continue it or --force to restart",
-                       ckpt);
-        goto done;
-    }
-    /* The model directory: its files are replaced only with --force or when
-     * resuming (the interrupted run wrote them); checked before training. */
-    unsigned out_flags = force || resume ? FILEIO_FORCE : 0;
-    if ((rc = check_out_dir(out, out_flags, &out_created)))
-        goto done;
+    else
+        rc = eval_only(a->model_dir, a->data, a->ctx > 0 ? (long)a->o.ctx : 256, a->stride,
+                       a->batch > 0 ? (long)a->o.batch : 4, a->threads, a->quiet, a->dump,
+                       a->force, a->theta > 0 ? a->o.model.rope_theta : 0.0, &a->er);
+    free(def_a);
+    free(def_b);
+    return rc;
+}
 
-    DrrlError err;
-    TrainSession *s = NULL;
-    DrrlStatus st = resume ? train_session_resume(ckpt, train, valid, (int)threads, &s, &err)
-                           : train_session_new(&o, train, valid, (int)threads, &s, &err);
-    if (!st && resume && steps_set && (st = train_session_set_steps(s, o.steps, &err)))
-        train_session_free(s);
-    if (!st && !resume && init_dir) {
+/* A new or resumed training session (--init: starting from a model's
+ * weights). */
+static DrrlStatus open_session(const LmArgs *a, const char *train, const char *valid,
+                               TrainSession **s, DrrlError *err)
+{
+    DrrlStatus st = a->resume
+                        ? train_session_resume(a->ckpt, train, valid, (int)a->threads, s, err)
+                        : train_session_new(&a->o, train, valid, (int)a->threads, s, err);
+    if (!st && a->resume && a->steps > 0 && (st = train_session_set_steps(*s, a->o.steps, err)))
+        train_session_free(*s);
+    if (!st && !a->resume && a->init_dir) {
         TrainModel *src = NULL;
-        st = train_export_load(init_dir, &src, NULL, &err);
+        st = train_export_load(a->init_dir, &src, NULL, err);
         if (!st)
-            st = train_model_copy_params(train_session_model(s), src, &err);
+            st = train_model_copy_params(train_session_model(*s), src, err);
         train_model_free(src);
         if (st)
-            train_session_free(s);
+            train_session_free(*s);
     }
-    if (st) {
-        rc = cli_fail(&err);
-        goto done;
-    }
+    return st;
+}
+
+/* Train, then write the model directory (it always reflects the latest
+ * step, even when stopped; a run that failed otherwise, a refused
+ * checkpoint path or a NaN, writes nothing). */
+static int train_and_write(const LmArgs *a, TrainSession *s, unsigned out_flags)
+{
+    DrrlError err, err2;
     const TrainOptions *so = train_session_options(s);
     const TrainModelConfig *mc = &so->model;
-    Progress pg = {.quiet = quiet, .tty = isatty(2)};
-    if (!quiet)
+    Progress pg = {.quiet = a->quiet, .tty = isatty(2)};
+    if (!a->quiet)
         fprintf(stderr,
                 "train-lm: %d layers, d_model %d, %d heads x %d, d_ff %d, %s, %zu parameters; "
                 "batch %zu x ctx %zu, %ld steps, lr %.2e, seed %llu, %ld threads (%s)%s%s\n",
                 mc->n_layer, mc->d_model, mc->n_head, mc->head_dim, mc->d_ff,
                 mc->tied ? "tied" : "untied", train_session_model(s)->n_params, so->batch,
-                so->ctx, so->steps, so->lr, (unsigned long long)so->seed, threads,
-                train_blas_info(), resume ? "; resumed" : "",
+                so->ctx, so->steps, so->lr, (unsigned long long)so->seed, a->threads,
+                train_blas_info(), a->resume ? "; resumed" : "",
                 so->rank_aware ? "; rank-aware" : "");
     signals_catch(); /* Ctrl-C: stop at the next step, checkpoint saved */
-    st = train_session_run(s, ckpt, maxsec, on_progress, &pg, &err);
+    DrrlStatus st = train_session_run(s, a->ckpt, a->maxsec, on_progress, &pg, &err);
     signals_restore();
-    if (pg.tty && !quiet)
+    if (pg.tty && !a->quiet)
         fprintf(stderr, "\n");
-    DrrlError err2;
     char meta[512];
     snprintf(meta, sizeof meta,
              "{\"format\":\"pt\",\"drrl_step\":\"%ld\",\"drrl_steps\":\"%ld\","
              "\"drrl_seed\":\"%llu\",\"drrl_train_seconds\":\"%.0f\"}",
              train_session_step(s), so->steps, (unsigned long long)so->seed,
              train_session_elapsed(s));
-    /* The model directory always reflects the latest step, even when stopped;
-     * a run that failed otherwise (a refused checkpoint path, a NaN) writes
-     * nothing. */
     DrrlStatus st2 = st && st != DRRL_E_INTERRUPTED
                          ? DRRL_OK
-                         : train_export_write(train_session_model(s), out, meta,
+                         : train_export_write(train_session_model(s), a->out, meta,
                                               SAFETENSORS_F32, out_flags, NULL, &err2);
-    if (st2) {
-        rc = cli_fail(&err2);
-    } else if (st) {
-        rc = cli_fail(&err);
-    } else if (!quiet) {
+    if (st2)
+        return cli_fail(&err2);
+    if (st)
+        return cli_fail(&err);
+    if (!a->quiet)
         fprintf(stderr,
                 "train-lm: step %ld/%ld, %.0f s of training; valid %.4f bpb; model in %s%s\n",
                 train_session_step(s), so->steps, train_session_elapsed(s),
-                train_session_valid_bpb(s), out,
+                train_session_valid_bpb(s), a->out,
                 train_session_step(s) < so->steps ? " (not finished: --resume to continue)"
                                                   : "");
-    }
+    return 0;
+}
+
+/* The inputs and outputs checked, then the session trained. */
+static int train_mode(LmArgs *a, const char *train, const char *valid, int *out_created)
+{
+    int rc;
+    if (strcmp(valid, "none") == 0)
+        valid = NULL;
+    if ((rc = check_text(train)) || (valid && (rc = check_text(valid))))
+        return rc;
+    struct stat sb;
+    if (!a->resume && !a->force && stat(a->ckpt, &sb) == 0)
+        return cli_error(DRRL_E_EXISTS,
+                         "%s: checkpoint exists; --resume to continue it or --force to restart",
+                         a->ckpt);
+    /* The model directory: its files are replaced only with --force or when
+     * resuming (the interrupted run wrote them); checked before training. */
+    unsigned out_flags = a->force || a->resume ? FILEIO_FORCE : 0;
+    if ((rc = check_out_dir(a->out, out_flags, out_created)))
+        return rc;
+    DrrlError err;
+    TrainSession *s = NULL;
+    if (open_session(a, train, valid, &s, &err))
+        return cli_fail(&err);
+    rc = train_and_write(a, s, out_flags);
     train_session_free(s);
-done:
+    return rc;
+}
+
+int cmd_train_lm(int argc, char **argv)
+{
+    static LmArgs a;
+    memset(&a, 0, sizeof a);
+    train_options_default(&a.o);
+    a.out = "drrl-model";
+    a.er = (EvalRank){128, 0, 0};
+    a.threads = sysconf(_SC_NPROCESSORS_ONLN);
+    if (a.threads < 1)
+        a.threads = 1;
+    a.steps = a.seed = a.eval_bytes = a.ra_seg = a.batch = a.ctx = -1;
+    int rc = parse_args(&a, argc, argv);
+    if (rc != CLI_GO)
+        return rc;
+    if (a.evalonly)
+        return eval_mode(&a);
+    if (a.dump)
+        return cli_usage_error("train-lm", "--dump-logits works with --eval-only");
+    char *def_a = NULL, *def_b = NULL, *def_ckpt = NULL;
+    const char *train = a.train ? a.train : (def_a = default_path("brown/train.txt"));
+    const char *valid = a.valid ? a.valid : (def_b = default_path("brown/valid.txt"));
+    if (!a.ckpt) {
+        size_t n = strlen(a.out) + 6;
+        if ((def_ckpt = malloc(n)))
+            snprintf(def_ckpt, n, "%s.ckpt", a.out);
+        a.ckpt = def_ckpt;
+    }
+    int out_created = 0;
+    if (!train || !valid || !a.ckpt)
+        rc = cli_error(DRRL_E_NOMEM, "out of memory");
+    else
+        rc = train_mode(&a, train, valid, &out_created);
     if (rc && out_created)
-        rmdir(out); /* a failure leaves no empty directory behind */
+        rmdir(a.out); /* a failure leaves no empty directory behind */
     free(def_a);
     free(def_b);
     free(def_ckpt);
