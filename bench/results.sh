@@ -121,18 +121,20 @@ hdr='| L | windows | method | bits per byte | Δ bpb vs exact [95% CI] | execute
 
 # M for performer/nystrom whose attention FLOPs come closest to target
 calib() { # kind L target
-    ev --seq-len "$2" --windows 1 --methods "$1:16,$1:64" --csv "$tmp/cal.csv"
+    # (one file per kind and L: drrl never overwrites an output)
+    ev --seq-len "$2" --windows 1 --methods "$1:16,$1:64" --csv "$tmp/cal-$1-$2.csv"
     awk -F, -v t="$3" 'NR == 2 { a = $11 } NR == 3 { b = $11 }
         END { s = (b - a) / 48; m = (s > 0) ? 16 + (t - a) / s : 64
-              m = int(m + 0.5); if (m < 1) m = 1; if (m > 4096) m = 4096; print m }' "$tmp/cal.csv"
+              m = int(m + 0.5); if (m < 1) m = 1; if (m > 4096) m = 4096; print m }' \
+        "$tmp/cal-$1-$2.csv"
 }
 
 # the knob sweep of the Pareto table (Table 1's methods are in it too)
 sweep="fixed:8,fixed:24,energy:0.8,energy:0.95,energy:0.99,random:4-16,drrl:@0.3,drrl:@0.5,drrl:@0.7,drrl:@0.9,performer:16,performer:64,performer:256,nystrom:4,nystrom:16"
 for L in $lengths; do
     # DR-RL's attention FLOPs on the first window: the calibration target
-    ev --seq-len "$L" --windows 1 --methods "$drrl_m" --csv "$tmp/d.csv"
-    target=$(awk -F, 'NR == 2 { printf "%.0f", $11 }' "$tmp/d.csv")
+    ev --seq-len "$L" --windows 1 --methods "$drrl_m" --csv "$tmp/d-$L.csv"
+    target=$(awk -F, 'NR == 2 { printf "%.0f", $11 }' "$tmp/d-$L.csv")
     mp=$(calib performer "$L" "$target")
     mn=$(calib nystrom "$L" "$target")
     base="full,fixed:16,energy:0.9,random:4-32,$drrl_m,performer:$mp,nystrom:$mn"
