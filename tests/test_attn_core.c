@@ -505,9 +505,9 @@ static DrrlStatus mask_chooser(void *ctx, const AttnDecision *dec, int32_t *rank
                 cr_assert(g[i] <= g[i - 1], "guard rises at rank %d", r);
                 cr_assert(b[i] <= b[i - 1], "tail bound rises at rank %d", r);
             }
-            int want = g[i] <= 0.3 || r == dec->head_dim || r == dec->prev_rank[h];
+            int want = g[i] <= 0.6 || r == dec->head_dim || r == dec->prev_rank[h];
             cr_assert_eq(mk[i], want, "mask at rank %d", r);
-            if (g[i] <= 0.3 && i < smallest)
+            if (g[i] <= 0.6 && i < smallest)
                 smallest = i;
         }
         for (int i = smallest; i < n; i++)
@@ -545,7 +545,7 @@ Test(attn_core, mask_monotone_property)
         attn_core_config_default(&c);
         DrrlError e;
         cr_assert_eq(method_parse("drrl", &c.method, &e), DRRL_OK);
-        c.segment = T, c.r_min = 2, c.r_step = 2, c.eps = 0.3;
+        c.segment = T, c.r_min = 2, c.r_step = 2, c.eps = 0.6;
         c.rot_tol = adversarial ? 1e9 : 0.1; /* adversarial: a stale basis, kept */
         c.no_guard = run == 2;
         AttnCore *ac;

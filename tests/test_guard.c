@@ -244,7 +244,7 @@ Test(guard, estimate_matches_direct_and_is_monotone)
             ranks[n++] = rk;
         if (ranks[n - 1] != d)
             ranks[n++] = d;
-        GuardInput in = {q, pos, ns, d, K, V, Bk, Bv, 0.5f};
+        GuardInput in = {q, pos, ns, d, K, V, Bk, Bv, 0.5f, 1.0};
         double g[65], g2[65], want[65];
         uint8_t ev[65];
         cr_assert(guard_estimate(&in, ranks, n, INFINITY, g, ev) > 0);
@@ -278,6 +278,28 @@ Test(guard, estimate_matches_direct_and_is_monotone)
                 cr_assert(g2[a] >= g2[a + 1]);
         }
         (void)stopped;
+        /* the margin scales the whole estimate and the stop compares the scaled value */
+        GuardInput in2 = in;
+        in2.margin = 2.0;
+        double g3[65];
+        guard_estimate(&in2, ranks, n, INFINITY, g3, ev);
+        for (int a = 0; a < n; a++)
+            cr_assert(g3[a] == 2.0 * g[a], "rank %d: %g vs 2 x %g", ranks[a], g3[a], g[a]);
+        guard_estimate(&in2, ranks, n, 2.0 * stop, g3, ev);
+        for (int a = 0; a < n; a++)
+            if (ev[a])
+                cr_assert(g3[a] == 2.0 * g[a]);
+            else
+                cr_assert(g3[a] > 2.0 * stop);
         free(K), free(V);
     }
+}
+
+Test(guard, no_evidence_masks_every_low_rank)
+{
+    int32_t ranks[] = {4, 8, 12, 16, 32, 40};
+    double g[6];
+    guard_no_evidence(ranks, 6, 32, g);
+    for (int a = 0; a < 6; a++)
+        cr_assert(ranks[a] >= 32 ? g[a] == 0.0 : isinf(g[a]) && g[a] > 0);
 }

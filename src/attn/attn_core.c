@@ -1203,6 +1203,11 @@ static DrrlStatus guard_head(AttnCore *ac, int32_t l, int32_t h, int64_t seg, do
     int64_t pos[GUARD_ROWS_MAX];
     Kv *kv = kv_at(ac, l, gk);
     int32_t ns = guard_sample_rows((seg - 1) * T, T, S, pos);
+    if (kv->s[SIDE_K].n_ref > (seg - 1) * T || kv->s[SIDE_V].n_ref > (seg - 1) * T) {
+        /* the bases saw the replayed segment's keys: in-sample, no evidence */
+        guard_no_evidence(ac->grid.r, ac->grid.n, D, g);
+        return DRRL_OK;
+    }
     GuardInput in = {ac->segq + ((size_t)l * ac->H + h) * S * D,
                      pos,
                      ns,
@@ -1211,7 +1216,8 @@ static DrrlStatus guard_head(AttnCore *ac, int32_t l, int32_t h, int64_t seg, do
                      ac->cache_v(ac->cache_ctx, l, gk),
                      kv->s[SIDE_K].B,
                      kv->s[SIDE_V].B,
-                     layer_scale(ac, l)};
+                     layer_scale(ac, l),
+                     GUARD_MARGIN};
     double fl = guard_estimate(&in, ac->grid.r, ac->grid.n, ac->cfg.eps, g, NULL);
     if (fl < 0.0)
         return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory in the guard");
@@ -1244,9 +1250,10 @@ static void *guard_task(void *arg)
 /* The guard of every head of layer l for segment seg not yet estimated
  * (dec_gdone), from the bases in force now; heads whose sides have no basis
  * yet are left for later (the second segment's have none before its
- * refresh: its guard then uses the first basis, which saw the rows). The
- * heads are independent (each writes its own estimate and ledger slot), so
- * they run on the cores side by side: the same numbers in any split. */
+ * refresh: its guard then finds the first basis, which saw the rows, and
+ * reports no evidence). The heads are independent (each writes its own
+ * estimate and ledger slot), so they run on the cores side by side: the
+ * same numbers in any split. */
 static DrrlStatus guard_layer(AttnCore *ac, int32_t l, int64_t seg, DrrlError *err)
 {
     enum { MAXT = 16 };

@@ -162,7 +162,7 @@ double guard_estimate(const GuardInput *in, const int32_t *ranks, int32_t n, dou
         if (evaluated)
             evaluated[a] = 0;
         if (ranks[a] >= d) {
-            g[a] = env; /* exact: e = 0 */
+            g[a] = in->margin * env; /* exact: e = 0 */
             if (evaluated)
                 evaluated[a] = 1;
             continue;
@@ -173,11 +173,17 @@ double guard_estimate(const GuardInput *in, const int32_t *ranks, int32_t n, dou
                 env = e;
             if (evaluated)
                 evaluated[a] = 1;
-            if (!(env <= stop))
+            if (!(in->margin * env <= stop))
                 stopped = 1;
         }
-        g[a] = env;
+        g[a] = in->margin * env;
     }
     free(s), free(o), free(buf);
     return fl;
+}
+
+void guard_no_evidence(const int32_t *ranks, int32_t n, int32_t d, double *g)
+{
+    for (int32_t a = 0; a < n; a++)
+        g[a] = ranks[a] >= d ? 0.0 : INFINITY;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "attn/guard.h"
 #include "tui/views.h"
 
 static void stop_at(Tour *t, int64_t step, int32_t l, int32_t h, int focus, const char *title)
@@ -51,12 +52,22 @@ static void stop_basis(Tour *t, const App *app)
         return;
     stop_at(t, T, 0, 0, VIEW_spectrum, "the first basis and its spectrum");
     TourStop *s = &t->stops[t->n - 1];
-    SAY("Token %d: the first segment is complete. Each head's keys and values from it are "
-        "decomposed into directions ordered by energy (eigenvectors of their Gram "
-        "matrices); the Spectrum pane shows their singular values. A few large ones carry "
-        "most of the energy, so a head can work in fewer directions: L0 H0 now runs at "
-        "rank %d of %d, keeping %.1f%% of its key energy (the cut line).",
-        (int)T + 1, (int)r.rank, (int)r.head_dim, 100 * r.energy_kept);
+    if (r.rank < r.head_dim)
+        SAY("Token %d: the first segment is complete. Each head's keys and values from it "
+            "are decomposed into directions ordered by energy (eigenvectors of their Gram "
+            "matrices); the Spectrum pane shows their singular values. A few large ones "
+            "carry most of the energy, so a head can work in fewer directions: L0 H0 now "
+            "runs at rank %d of %d, keeping %.1f%% of its key energy (the cut line).",
+            (int)T + 1, (int)r.rank, (int)r.head_dim, 100 * r.energy_kept);
+    else
+        SAY("Token %d: the first segment is complete. Each head's keys and values from it "
+            "are decomposed into directions ordered by energy (eigenvectors of their Gram "
+            "matrices); the Spectrum pane shows their singular values. A few large ones "
+            "carry most of the energy, so a head could work in fewer directions, but the "
+            "safety guard has no evidence yet (the only rows it could re-run are the ones "
+            "the basis was fitted to), so L0 H0 stays at rank %d of %d for this segment; "
+            "low ranks become possible from the next one.",
+            (int)T + 1, (int)r.rank, (int)r.head_dim);
 }
 
 /* 3: the first rank change after the first basis, and the policy's reasons. */
@@ -103,7 +114,9 @@ static void stop_masked(Tour *t, const App *app)
         for (int32_t l = 0; l < app->n_layers; l++)
             for (int32_t h = 0; h < app->n_heads; h++) {
                 TraceRecord r;
-                if (!app_read(app, st, l, h, &r) || r.n_masked <= 0)
+                /* the second segment's mask says only that the guard had no
+                 * evidence yet (guard.h): look for one it measured */
+                if (!app_read(app, st, l, h, &r) || r.n_masked <= 0 || r.segment <= 1)
                     continue;
                 stop_at(t, st, l, h, VIEW_bounds, "a masked rank and the bound behind it");
                 TourStop *s = &t->stops[t->n - 1];
@@ -113,13 +126,14 @@ static void stop_masked(Tour *t, const App *app)
                 else
                     snprintf(out, sizeof out, "is %.4f", r.output_bound);
                 SAY("At token %lld, L%d H%d may not use %d of the ranks (x in the Bounds "
-                    "pane): a safety guard re-ran rows of the last segment at every rank "
-                    "and measured an error above the threshold eps = %.2f there, an "
-                    "estimate for the next segment, not a proof. The proven numbers at "
+                    "pane): a safety guard re-ran a few rows of the last segment at every "
+                    "rank, and %g times the largest error it measured there exceeds the "
+                    "threshold eps = %.2f: an estimate for the next segment, not a "
+                    "proof. The proven numbers at "
                     "the rank in use (%d): the tail bound is %.4f; the output bound %s. "
                     "The error measured against exact attention is %.4f.",
-                    (long long)st + 1, (int)l, (int)h, (int)r.n_masked, r.threshold,
-                    (int)r.rank, r.tail_bound, out, r.measured_error);
+                    (long long)st + 1, (int)l, (int)h, (int)r.n_masked, GUARD_MARGIN,
+                    r.threshold, (int)r.rank, r.tail_bound, out, r.measured_error);
                 return;
             }
 }
