@@ -816,6 +816,14 @@ Test(tiny_families, display_text_in_context)
     expect_texts(t, sp + 4, 2, (const char *[]){"\\x98", "\\x83"});
     /* <0x0A> is a newline */
     expect_texts(t, (const int32_t[]){264, 13, 261}, 3, (const char *[]){" a", "\\n", "b"});
+    /* format characters draw nothing (U+200D) or reorder the line (U+202E):
+     * escaped; a tag character (U+E0061) with 8 digits */
+    expect_texts(t, (const int32_t[]){264, 229, 131, 144, 264}, 5,
+                 (const char *[]){" a", "\\u200D", "", "", " a"});
+    expect_texts(t, (const int32_t[]){229, 131, 177}, 3, (const char *[]){"\\u202E", "", ""});
+    expect_texts(t, (const int32_t[]){246, 163, 132, 164}, 4,
+                 (const char *[]){"\\U000E0061", "", "", ""});
+    expect_texts(t, (const int32_t[]){197, 176}, 2, (const char *[]){"\\u00AD", ""});
     tokenizer_free(t);
     t = tiny_byte_level(0);
     const int32_t bl[] = {99, 97, 260, 226, 152, 131};

@@ -256,9 +256,13 @@ static int render_display(Growbuf *g, const char *s, size_t n)
         } else if (cp < 0x20 || cp == 0x7F) {
             snprintf(tmp, sizeof tmp, "\\x%02X", (unsigned)cp);
             r = grow_append(g, tmp, 4);
-        } else if ((cp >= 0x80 && cp < 0xA0) || cp == 0x2028 || cp == 0x2029) {
-            snprintf(tmp, sizeof tmp, "\\u%04X", (unsigned)cp);
-            r = grow_append(g, tmp, 6);
+        } else if ((cp >= 0x80 && cp < 0xA0) || cp == 0x2028 || cp == 0x2029 ||
+                   tok_is_format(cp)) {
+            /* C1 controls, line/paragraph separators and format characters
+             * (invisible, or reordering the line: U+200D, U+202E...) */
+            int k2 = cp > 0xFFFF ? snprintf(tmp, sizeof tmp, "\\U%08X", (unsigned)cp)
+                                 : snprintf(tmp, sizeof tmp, "\\u%04X", (unsigned)cp);
+            r = grow_append(g, tmp, (size_t)k2);
         } else {
             r = grow_append(g, s + i, k);
         }

@@ -316,6 +316,12 @@ int tok_nfc(const char *s, size_t n, char **out, size_t *out_n)
     return 0;
 }
 
+int tok_is_format(uint32_t cp)
+{
+    return cp >= 0x80 && cp <= 0x10FFFF &&
+           utf8proc_category((utf8proc_int32_t)cp) == UTF8PROC_CATEGORY_CF;
+}
+
 const char *tok_unicode_version(void)
 {
     return utf8proc_unicode_version();

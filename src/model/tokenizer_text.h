@@ -40,6 +40,13 @@ size_t tok_pretoken_llama3(const unsigned char *s, size_t n, size_t i, int max_d
  * memory. */
 int tok_nfc(const char *s, size_t n, char **out, size_t *out_n);
 
+/* Is cp a format character (general category Cf: zero-width joiner and
+ * non-joiner, zero-width space, soft hyphen, word joiner, BOM, the
+ * bidirectional marks, embeddings, overrides and isolates, tags)? They
+ * draw nothing, and the bidirectional ones reorder what follows on a
+ * terminal line, so token display text escapes them. */
+int tok_is_format(uint32_t cp);
+
 /* The version of the Unicode data behind the character classes and NFC
  * (utf8proc's), e.g. "15.0.0". */
 const char *tok_unicode_version(void);
