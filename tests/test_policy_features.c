@@ -88,6 +88,41 @@ Test(policy_features, head_features_by_hand)
     cr_assert_eq(f[POLICY_FEAT_CONTEXT], 0.0f);
 }
 
+Test(policy_features, guard_features_v2_by_hand)
+{
+    double en[3] = {0.4, 0.7, 1.0}, bd[3] = {3.0, 1.0, 0.0}, gd[3] = {1.0, 0.25, 0.0};
+    float ws[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    cr_assert_eq(policy_features_count_v(3, 1), 18);
+    cr_assert_eq(policy_features_count_v(3, 2), 21);
+    cr_assert_eq(policy_features_version_of(18, 3), 1);
+    cr_assert_eq(policy_features_version_of(21, 3), 2);
+    cr_assert_eq(policy_features_version_of(19, 3), 0);
+    float f1[18], f[21];
+    policy_features_head(f1, ws, 3, 4, 2, 0.6, 255, en, bd);
+    policy_features_head_v(f, 2, ws, 3, 4, 2, 0.6, 255, en, bd, gd);
+    cr_assert_eq(memcmp(f, f1, sizeof f1), 0); /* version 2 extends version 1 */
+    cr_assert_float_eq(f[18], 0.5, 1e-7);
+    cr_assert_float_eq(f[19], 0.2, 1e-7);
+    cr_assert_float_eq(f[20], 0.0, 1e-7);
+    gd[0] = 0.0 / 0.0; /* unknown estimate: the worst value */
+    gd[1] = 1.0 / 0.0;
+    policy_features_head_v(f, 2, ws, 3, 4, 2, 0.6, 255, en, bd, gd);
+    cr_assert_eq(f[18], 1.0f);
+    cr_assert_eq(f[19], 1.0f);
+    policy_features_head_v(f, 2, ws, 3, 4, 4, 1.0, 0, NULL, NULL, NULL);
+    for (int i = 18; i < 21; i++)
+        cr_assert_eq(f[i], 0.0f);
+    char b[32];
+    cr_assert_str_eq(policy_features_name_v(20, 3, 2, b, sizeof b), "guard[2]");
+    cr_assert_str_eq(policy_features_name_v(20, 3, 1, b, sizeof b), "?");
+    char *j = policy_features_layout_json_v(3, 2);
+    cr_assert_not_null(j);
+    cr_assert(strstr(j, "\"version\":2"));
+    cr_assert(strstr(j, "\"bound[2]\",\"guard[0]\""));
+    cr_assert(strstr(j, "\"guard[2]\"]"));
+    free(j);
+}
+
 Test(policy_features, gather_kv_rows)
 {
     /* K = 2 kv heads, D = 2, cache of 4 rows; gather rows 1..2. */
@@ -174,4 +209,29 @@ Test(policy_reward, layer_totals_follow_the_formula)
     cr_assert_float_eq(t[1].total, 1.0 - 0.05 - 0.2 - 0.05, 1e-12);
     policy_reward_layer(&w, 0.8, t, 2);
     cr_assert_eq(t[1].budget, 0.0);
+}
+
+Test(policy_reward, per_head_error_and_budget_price)
+{
+    PolicyRewardWeights w;
+    policy_reward_defaults(&w);
+    cr_assert_eq(w.err, 0.0);
+    cr_assert_eq(w.price, 0.0);
+    w.kappa = 0;
+    w.err = 2.0;
+    w.price = 0.5;
+    PolicyRewardTerms t[2] = {{.fidelity = 0.9, .flops_frac = 0.5, .error = 0.3},
+                              {.fidelity = 1.0, .flops_frac = 1.0, .error = 0.0}};
+    /* budget 0.4: price 0.5 x (1/0.4 - 1) = 0.75 per unit of the head's cost */
+    policy_reward_layer(&w, 0.4, t, 2);
+    cr_assert_float_eq(t[0].total, 0.9 - 0.05 * 0.5 - 2.0 * 0.3 - 0.75 * 0.5, 1e-12);
+    cr_assert_float_eq(t[1].total, 1.0 - 0.05 - 0.75, 1e-12);
+    /* budget 1: no price; a lower budget never makes a cheaper head pay more
+       relative to a dearer one */
+    policy_reward_layer(&w, 1.0, t, 2);
+    cr_assert_float_eq(t[1].total, 1.0 - 0.05, 1e-12);
+    double gap_hi = t[1].total - t[0].total;
+    policy_reward_layer(&w, 0.3, t, 2);
+    double gap_lo = t[1].total - t[0].total;
+    cr_assert_lt(gap_lo, gap_hi);
 }

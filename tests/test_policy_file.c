@@ -179,3 +179,44 @@ Test(policy_file, bad_files_are_input_errors)
     cr_assert_null(back);
     policy_net_free(net);
 }
+
+Test(policy_file, feature_versions_and_new_reward_terms)
+{
+    PolicyNet *net, *back;
+    PolicyMeta m, mb;
+    make(&net, &m); /* version 1 layout (no guard features) */
+    DrrlError err;
+    const char *p = path_of("v1.safetensors");
+    cr_assert_eq(policy_file_save(p, net, &m, NULL, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(policy_file_load(p, &back, &mb, NULL, NULL, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(back->cfg.n_feat, policy_features_count_v(4, 1));
+    cr_assert_float_eq(mb.reward.err, 0.0, 1e-15);
+    cr_assert_float_eq(mb.reward.price, 0.0, 1e-15);
+    policy_net_free(back);
+    /* Version 2 (guard features) with the per-head error and price terms. */
+    PolicyNetConfig c = net->cfg;
+    c.n_feat = policy_features_count_v(4, 2);
+    PolicyNet *net2;
+    PolicyRng r;
+    policy_rng_seed(&r, 6);
+    cr_assert_eq(policy_net_new(&c, &r, &net2, NULL), DRRL_OK);
+    m.reward.err = 1.5;
+    m.reward.price = 0.75;
+    p = path_of("v2.safetensors");
+    cr_assert_eq(policy_file_save(p, net2, &m, NULL, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(policy_file_load(p, &back, &mb, NULL, NULL, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(back->cfg.n_feat, policy_features_count_v(4, 2));
+    cr_assert_float_eq(mb.reward.err, 1.5, 1e-15);
+    cr_assert_float_eq(mb.reward.price, 0.75, 1e-15);
+    policy_net_free(back);
+    /* A network whose n_feat fits neither layout is refused on load. */
+    c.n_feat = policy_features_count_v(4, 2) + 1;
+    PolicyNet *bad;
+    cr_assert_eq(policy_net_new(&c, &r, &bad, NULL), DRRL_OK);
+    p = path_of("bad.safetensors");
+    cr_assert_eq(policy_file_save(p, bad, &m, NULL, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(policy_file_load(p, &back, &mb, NULL, NULL, &err), DRRL_E_INPUT);
+    policy_net_free(bad);
+    policy_net_free(net2);
+    policy_net_free(net);
+}

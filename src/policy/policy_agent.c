@@ -9,8 +9,8 @@
 
 /* Per (layer, head) accumulators of the current segment's records. */
 typedef struct SegAcc {
-    double fid_sum, fl_exec, fl_exact;
-    int64_t rows;
+    double fid_sum, fl_exec, fl_exact, err_sum;
+    int64_t rows, err_rows;
     int32_t rank;
 } SegAcc;
 
@@ -22,6 +22,7 @@ struct PolicyAgent {
     int has_meta;
     PolicyNetCache *cache;
     int L, H, K, D, Cin, G, F, T;
+    int fv;        /* feature layout version (policy_features.h), from the net's n_feat */
     int32_t *grid; /* (G) */
     float *wstats; /* (L, H, 9) */
     double budget;
@@ -62,13 +63,15 @@ DrrlStatus policy_agent_new(const Model *m, PolicyNet *net, const int32_t *grid,
     const PolicyNetConfig *nc = &net->cfg;
     int cin = policy_features_conv_width(mc->n_kv_head, mc->head_dim);
     if (nc->n_layer != mc->n_layer || nc->n_head != mc->n_head || nc->conv_in != cin ||
-        nc->n_action != n_grid || nc->n_feat != policy_features_count(n_grid))
+        nc->n_action != n_grid || !policy_features_version_of(nc->n_feat, n_grid))
         return drrl_error(err, DRRL_E_INPUT,
                           "policy: network for %d layers x %d heads, conv width %d, %d ranks, "
                           "%d features does not fit this model (%d x %d, conv width %d) and "
-                          "grid (%d ranks, %d features)",
+                          "grid (%d ranks, %d or %d features)",
                           nc->n_layer, nc->n_head, nc->conv_in, nc->n_action, nc->n_feat,
-                          mc->n_layer, mc->n_head, cin, n_grid, policy_features_count(n_grid));
+                          mc->n_layer, mc->n_head, cin, n_grid,
+                          policy_features_count_v(n_grid, 1),
+                          policy_features_count_v(n_grid, 2));
     if (n_grid < 1 || grid[n_grid - 1] != mc->head_dim || T < 1)
         return drrl_error(err, DRRL_E_INPUT, "policy: the rank grid must end at head_dim %d",
                           mc->head_dim);
@@ -79,6 +82,7 @@ DrrlStatus policy_agent_new(const Model *m, PolicyNet *net, const int32_t *grid,
     a->net = net;
     a->L = mc->n_layer, a->H = mc->n_head, a->K = mc->n_kv_head, a->D = mc->head_dim;
     a->Cin = cin, a->G = n_grid, a->F = nc->n_feat, a->T = T;
+    a->fv = policy_features_version_of(nc->n_feat, n_grid);
     a->budget = budget;
     size_t LH = (size_t)a->L * a->H;
     a->cache = policy_net_cache_new(net);
@@ -267,9 +271,10 @@ DrrlStatus policy_agent_choose(void *ctx, const AttnDecision *dec, int32_t *rank
     int64_t pos = (int64_t)dec->segment * a->T; /* first position of the new segment */
     int T = pos >= a->T ? a->T : (int)pos;
     for (int h = 0; h < H; h++)
-        policy_features_head(a->feat + (size_t)h * a->F, a->wstats + ((size_t)l * H + h) * 9, G,
-                             a->D, dec->prev_rank[h], a->budget, pos,
-                             dec->energy + (size_t)h * G, dec->bound + (size_t)h * G);
+        policy_features_head_v(
+            a->feat + (size_t)h * a->F, a->fv, a->wstats + ((size_t)l * H + h) * 9, G, a->D,
+            dec->prev_rank[h], a->budget, pos, dec->energy + (size_t)h * G,
+            dec->bound + (size_t)h * G, dec->guard ? dec->guard + (size_t)h * G : NULL);
     for (int g = 0; g < a->K; g++) {
         a->kp[g] = a->ck(a->cctx, l, g);
         a->vp[g] = a->cv(a->cctx, l, g);
@@ -317,6 +322,10 @@ static DrrlStatus sink_put(TraceSink *self, const TraceRecord *r, DrrlError *err
         s->fid_sum += r->fidelity;
         s->rows++;
     }
+    if (isfinite(r->measured_error)) {
+        s->err_sum += r->measured_error;
+        s->err_rows++;
+    }
     if (isfinite(r->flops_executed) && isfinite(r->flops_exact)) {
         s->fl_exec += r->flops_executed;
         s->fl_exact += r->flops_exact;
@@ -355,6 +364,7 @@ void policy_agent_end_segment(PolicyAgent *a, const PolicyRewardWeights *w, doub
             t->band = policy_reward_band(a->lambda + i * a->D, a->D, a->seg_prev[i],
                                          a->grid[s->action[h]]);
             t->lm = lm_delta;
+            t->error = c->err_rows ? c->err_sum / (double)c->err_rows : 0.0;
         }
         policy_reward_layer(w, a->budget, terms, H);
         for (int h = 0; h < H; h++) {
@@ -365,6 +375,7 @@ void policy_agent_end_segment(PolicyAgent *a, const PolicyRewardWeights *w, doub
                 sum->band += terms[h].band;
                 sum->budget += terms[h].budget;
                 sum->lm += terms[h].lm;
+                sum->error += terms[h].error;
                 sum->total += terms[h].total;
             }
             n++;

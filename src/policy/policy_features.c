@@ -10,32 +10,43 @@ static const char *const static_names[POLICY_FEAT_ENERGY] = {
     "wv_mean_std", "wv_log_var", "wv_log_norm", "prev_rank",   "budget",     "log_context",
 };
 
-const char *policy_features_name(int i, int n_grid, char *buf, size_t n)
+const char *policy_features_name_v(int i, int n_grid, int version, char *buf, size_t n)
 {
-    if (i < 0 || i >= policy_features_count(n_grid))
+    if (i < 0 || i >= policy_features_count_v(n_grid, version))
         snprintf(buf, n, "?");
     else if (i < POLICY_FEAT_ENERGY)
         snprintf(buf, n, "%s", static_names[i]);
     else if (i < POLICY_FEAT_ENERGY + n_grid)
         snprintf(buf, n, "energy_k[%d]", i - POLICY_FEAT_ENERGY);
-    else
+    else if (i < POLICY_FEAT_ENERGY + 2 * n_grid)
         snprintf(buf, n, "bound[%d]", i - POLICY_FEAT_ENERGY - n_grid);
+    else
+        snprintf(buf, n, "guard[%d]", i - POLICY_FEAT_ENERGY - 2 * n_grid);
     return buf;
+}
+
+const char *policy_features_name(int i, int n_grid, char *buf, size_t n)
+{
+    return policy_features_name_v(i, n_grid, 1, buf, n);
 }
 
 char *policy_features_layout_json(int n_grid)
 {
-    int nf = policy_features_count(n_grid);
+    return policy_features_layout_json_v(n_grid, 1);
+}
+
+char *policy_features_layout_json_v(int n_grid, int version)
+{
+    int nf = policy_features_count_v(n_grid, version);
     size_t cap = 256 + (size_t)nf * 24;
     char *s = malloc(cap);
     if (!s)
         return NULL;
-    size_t len =
-        (size_t)snprintf(s, cap, "{\"version\":%d,\"static\":[", POLICY_FEATURES_VERSION);
+    size_t len = (size_t)snprintf(s, cap, "{\"version\":%d,\"static\":[", version);
     for (int i = 0; i < nf; i++) {
         char nm[32];
         len += (size_t)snprintf(s + len, cap - len, "%s\"%s\"", i ? "," : "",
-                                policy_features_name(i, n_grid, nm, sizeof nm));
+                                policy_features_name_v(i, n_grid, version, nm, sizeof nm));
     }
     snprintf(s + len, cap - len,
              "],\"conv\":\"completed segment's [keys | values] of all kv heads, rows / RMS; "
@@ -123,6 +134,14 @@ void policy_features_head(float *feat, const float *wstats, int n_grid, int head
                           int prev_rank, double budget, int64_t n_keys, const double *energy,
                           const double *bound)
 {
+    policy_features_head_v(feat, 1, wstats, n_grid, head_dim, prev_rank, budget, n_keys, energy,
+                           bound, NULL);
+}
+
+void policy_features_head_v(float *feat, int version, const float *wstats, int n_grid,
+                            int head_dim, int prev_rank, double budget, int64_t n_keys,
+                            const double *energy, const double *bound, const double *guard)
+{
     memcpy(feat, wstats, 9 * sizeof(float));
     feat[POLICY_FEAT_PREV_RANK] = (float)prev_rank / (float)head_dim;
     feat[POLICY_FEAT_BUDGET] = (float)budget;
@@ -135,6 +154,11 @@ void policy_features_head(float *feat, const float *wstats, int n_grid, int head
             b = 0;
         feat[POLICY_FEAT_ENERGY + i] = (float)(e > 1 ? 1 : e);
         feat[POLICY_FEAT_ENERGY + n_grid + i] = isinf(b) ? 1.0f : (float)(b / (1.0 + b));
+        if (version >= 2) {
+            double g = guard ? guard[i] : 0.0;
+            feat[POLICY_FEAT_ENERGY + 2 * n_grid + i] =
+                !(g >= 0) || isinf(g) ? 1.0f : (float)(g / (1.0 + g)); /* NaN: unknown */
+        }
     }
 }
 

@@ -29,8 +29,14 @@
  *                      rank i (attn_core.h's AttnDecision.energy)
  *   then n_grid        bound[i]: b / (1 + b) for the proven relative tail
  *                      bound b at grid rank i (the larger of the key and value
- *                      bounds, AttnDecision.bound), so the policy sees what
- *                      the safety mask sees, squashed into [0, 1)
+ *                      bounds, AttnDecision.bound), squashed into [0, 1)
+ *   version 2 only: then n_grid  guard[i]: g / (1 + g) for the guard's causal
+ *                      estimate g of the head's relative output error at grid
+ *                      rank i (AttnDecision.guard: what the safety mask
+ *                      compares with eps; 1 where it is unknown)
+ * Version 1 (no guard) is still read, so older policy files keep working;
+ * drrl train-policy writes version 2 unless told --features 1. A policy
+ * file's version follows from its n_feat.
  * The spectral norm is estimated by power iteration: it is a feature here,
  * not a bound (bounds.h has the certified upper bound where one is needed).
  */
@@ -52,23 +58,41 @@ enum {
     POLICY_FEAT_ENERGY = 12, /* n_grid key energies, then n_grid value energies */
 };
 
-/* Version of the layout above; bump it on any change. */
-#define POLICY_FEATURES_VERSION 1
+/* Newest version of the layout above; bump it on any change. */
+#define POLICY_FEATURES_VERSION 2
 
-/* Static features per head for a grid of n_grid ranks. */
+/* Static features per head for a grid of n_grid ranks, layout version 1 or 2. */
+static inline int policy_features_count_v(int n_grid, int version)
+{
+    return POLICY_FEAT_ENERGY + (version >= 2 ? 3 : 2) * n_grid;
+}
+
+/* Version 1's count (policy files written before the guard feature). */
 static inline int policy_features_count(int n_grid)
 {
-    return POLICY_FEAT_ENERGY + 2 * n_grid;
+    return policy_features_count_v(n_grid, 1);
+}
+
+/* The layout version with n_feat features for n_grid ranks: 1, 2, or 0 when
+ * neither fits. */
+static inline int policy_features_version_of(int n_feat, int n_grid)
+{
+    return n_feat == policy_features_count_v(n_grid, 1)   ? 1
+           : n_feat == policy_features_count_v(n_grid, 2) ? 2
+                                                          : 0;
 }
 
 /* Name of static feature i (e.g. "wk_log_norm", "energy_k[3]") into buf.
  * Returns buf. */
 const char *policy_features_name(int i, int n_grid, char *buf, size_t n);
+const char *policy_features_name_v(int i, int n_grid, int version, char *buf, size_t n);
 
 /* The layout as a JSON array string [{"name":..., "index":...}, ...] plus the
  * version: {"version":1,"static":[...],"conv":"rms-normalised layer input"}.
  * Returned string is malloc'd (caller frees) or NULL when out of memory. */
 char *policy_features_layout_json(int n_grid);
+/* The same for layout version 1 or 2 (policy_features_layout_json is 1). */
+char *policy_features_layout_json_v(int n_grid, int version);
 
 /* Statistics of one weight slice W (rows x cols, row stride ld): writes
  * out[0] = mean/std, out[1] = log(var + 1e-12), out[2] = log(||W||_2 + 1e-12)
@@ -93,6 +117,11 @@ void policy_features_model_stats(const float *wq, const float *wk, const float *
 void policy_features_head(float *feat, const float *wstats, int n_grid, int head_dim,
                           int prev_rank, double budget, int64_t n_keys, const double *energy,
                           const double *bound);
+/* The same for layout version 1 or 2 (policy_features_count_v floats); guard:
+ * n_grid guard estimates, or NULL (0: an exact head). */
+void policy_features_head_v(float *feat, int version, const float *wstats, int n_grid,
+                            int head_dim, int prev_rank, double budget, int64_t n_keys,
+                            const double *energy, const double *bound, const double *guard);
 
 /* Convolution input width for a model: keys and values of every kv head. */
 static inline int policy_features_conv_width(int n_kv_head, int head_dim)

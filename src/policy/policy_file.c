@@ -27,7 +27,8 @@ static char *meta_string(const PolicyNet *net, const PolicyMeta *m)
     json_t *grid = json_array();
     for (int i = 0; i < m->n_grid; i++)
         json_array_append_new(grid, json_integer(m->grid[i]));
-    char *layout = policy_features_layout_json(m->n_grid);
+    int fv = policy_features_version_of(net->cfg.n_feat, m->n_grid);
+    char *layout = policy_features_layout_json_v(m->n_grid, fv ? fv : POLICY_FEATURES_VERSION);
     json_t *features = layout ? json_loads(layout, 0, NULL) : NULL;
     free(layout);
     char rng[4][17];
@@ -36,18 +37,19 @@ static char *meta_string(const PolicyNet *net, const PolicyMeta *m)
     char seed[24];
     snprintf(seed, sizeof seed, "%" PRIu64, m->seed);
     json_t *doc = json_pack(
-        "{s:i, s:o, s:o, s:i, s:o*, s:{s:f, s:f, s:f, s:f, s:f}, s:[f, f], s:{s:f, s:f, s:f},"
+        "{s:i, s:o, s:o, s:i, s:o*, s:{s:f, s:f, s:f, s:f, s:f, s:f, s:f}, s:[f, f], s:{s:f, "
+        "s:f, s:f},"
         " s:{s:s, s:i, s:i, s:i, s:i, s:i, s:s},"
         " s:{s:I, s:s, s:I, s:o, s:s}}",
         "version", POLICY_FILE_VERSION, "net", net_json(&net->cfg), "rank_grid", grid,
         "segment", m->segment, "features", features, "reward", "alpha", m->reward.alpha, "beta",
         m->reward.beta, "gamma", m->reward.gamma, "kappa", m->reward.kappa, "lm", m->reward.lm,
-        "budget_range", m->budget_lo, m->budget_hi, "eps", "start", m->eps_start, "floor",
-        m->eps_floor, "decay", m->eps_decay, "model", "arch", m->model.arch, "n_layer",
-        m->model.n_layer, "n_head", m->model.n_head, "n_kv_head", m->model.n_kv_head,
-        "head_dim", m->model.head_dim, "d_model", m->model.d_model, "hash", m->model.hash,
-        "training", "steps", (json_int_t)m->steps, "seed", seed, "adam_t",
-        (json_int_t)m->adam_t, "rng",
+        "err", m->reward.err, "price", m->reward.price, "budget_range", m->budget_lo,
+        m->budget_hi, "eps", "start", m->eps_start, "floor", m->eps_floor, "decay",
+        m->eps_decay, "model", "arch", m->model.arch, "n_layer", m->model.n_layer, "n_head",
+        m->model.n_head, "n_kv_head", m->model.n_kv_head, "head_dim", m->model.head_dim,
+        "d_model", m->model.d_model, "hash", m->model.hash, "training", "steps",
+        (json_int_t)m->steps, "seed", seed, "adam_t", (json_int_t)m->adam_t, "rng",
         m->has_rng ? json_pack("[s, s, s, s]", rng[0], rng[1], rng[2], rng[3]) : json_null(),
         "command", m->command);
     if (!doc)
@@ -204,9 +206,14 @@ static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc,
     TRY(get_int(path, doc, "policy", "segment", 1, 1 << 24, &v, err));
     m->segment = (int)v;
 
-    /* Features: the layout must be exactly this build's. */
+    /* Features: the layout must be exactly one this build reads (version 1 or 2). */
     json_t *feat = json_object_get(doc, "features");
-    char *mine = policy_features_layout_json(m->n_grid);
+    json_t *fvj = feat ? json_object_get(feat, "version") : NULL;
+    int fv = json_is_integer(fvj) && json_integer_value(fvj) >= 1 &&
+                     json_integer_value(fvj) <= POLICY_FEATURES_VERSION
+                 ? (int)json_integer_value(fvj)
+                 : 0;
+    char *mine = fv ? policy_features_layout_json_v(m->n_grid, fv) : NULL;
     json_t *mj = mine ? json_loads(mine, 0, NULL) : NULL;
     free(mine);
     int same = feat && mj && json_equal(feat, mj);
@@ -215,11 +222,11 @@ static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc,
         return drrl_error(
             err, DRRL_E_INPUT,
             "%s: metadata features: the policy was trained on another feature "
-            "layout (this drrl has version %d); retrain it with drrl train-policy",
+            "layout (this drrl reads versions 1 to %d); retrain it with drrl train-policy",
             path, POLICY_FEATURES_VERSION);
-    if (nc->n_feat != policy_features_count(m->n_grid))
+    if (nc->n_feat != policy_features_count_v(m->n_grid, fv))
         return drrl_error(err, DRRL_E_INPUT, "%s: net.n_feat %d, the feature layout has %d",
-                          path, nc->n_feat, policy_features_count(m->n_grid));
+                          path, nc->n_feat, policy_features_count_v(m->n_grid, fv));
 
     TRY(get_obj(path, doc, "reward", &o, err));
     TRY(get_num(path, o, "reward", "alpha", -1e6, 1e6, &m->reward.alpha, err));
@@ -227,6 +234,12 @@ static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc,
     TRY(get_num(path, o, "reward", "gamma", -1e6, 1e6, &m->reward.gamma, err));
     TRY(get_num(path, o, "reward", "kappa", -1e6, 1e6, &m->reward.kappa, err));
     TRY(get_num(path, o, "reward", "lm", -1e6, 1e6, &m->reward.lm, err));
+    /* err and price came later: a file without them was trained without them. */
+    m->reward.err = m->reward.price = 0;
+    if (json_object_get(o, "err"))
+        TRY(get_num(path, o, "reward", "err", -1e6, 1e6, &m->reward.err, err));
+    if (json_object_get(o, "price"))
+        TRY(get_num(path, o, "reward", "price", -1e6, 1e6, &m->reward.price, err));
     json_t *br = json_object_get(doc, "budget_range");
     if (!json_is_array(br) || json_array_size(br) != 2 ||
         !json_is_number(json_array_get(br, 0)) || !json_is_number(json_array_get(br, 1)))

@@ -11,6 +11,8 @@ void policy_reward_defaults(PolicyRewardWeights *w)
     w->gamma = 0.1;
     w->kappa = 1.0;
     w->lm = 0.0;
+    w->err = 0.0;
+    w->price = 0.0;
 }
 
 double policy_reward_cosine(const float *a, size_t lda, const float *b, size_t ldb, int rows,
@@ -49,6 +51,7 @@ void policy_reward_layer(const PolicyRewardWeights *w, double budget, PolicyRewa
         mean += terms[h].flops_frac;
     mean /= n_head > 0 ? n_head : 1;
     double excess = mean > budget ? mean - budget : 0.0;
+    double price = budget > 0 && budget < 1 ? w->price * (1.0 / budget - 1.0) : 0.0;
     for (int h = 0; h < n_head; h++) {
         PolicyRewardTerms *t = &terms[h];
         /* Each head pays the layer's overshoot in proportion to its share of
@@ -58,6 +61,7 @@ void policy_reward_layer(const PolicyRewardWeights *w, double budget, PolicyRewa
          * learn from (a policy trained that way collapsed to exact). */
         t->budget = mean > 0 ? excess * t->flops_frac / mean : excess;
         t->total = w->alpha * t->fidelity - w->beta * t->flops_frac - w->gamma * t->band -
-                   w->kappa * t->budget + w->lm * t->lm;
+                   w->kappa * t->budget + w->lm * t->lm - w->err * t->error -
+                   price * t->flops_frac;
     }
 }

@@ -8,6 +8,8 @@
  *     - gamma * band(r_prev, r) / ||K||_F    rank-transition energy (paper Eq. 8)
  *     - kappa * max(0, c_mean - budget) * c_h / c_mean        (layer budget)
  *     + lm * (log p_r(next) - log p_exact(next))   (optional LM term)
+ *     - err * ||O_exact - O_r|| / ||O_exact||       (optional, per head)
+ *     - price * (1 / budget - 1) * FLOPs_r / FLOPs_exact   (optional, per head)
  * with c_h = FLOPs_r/FLOPs_exact of head h and c_mean its mean over the
  * layer's heads. The budget term is ours: it is what makes the budget feature
  * matter. A layer whose mean cost exceeds the budget pays the overshoot, each
@@ -15,6 +17,15 @@
  * it can learn to share the budget). The LM
  * term is the change in mean next-token log-likelihood over the segment,
  * shared by all decisions of the segment; 0 disables it.
+ *
+ * The last two terms (ours, both off by default) price each head on its own:
+ * its measured relative output error (mean over the segment's rows) against
+ * its own FLOPs at a price set by the budget, 0 at budget 1 and rising as
+ * the budget falls. The best rank of a head is then the one where its error
+ * curve meets the price, so heads whose spectra decay differently get
+ * different ranks, and a lower budget never pays for a higher rank. The
+ * cosine and the shared LM term give every head of a segment nearly the same
+ * signal; these do not.
  */
 #ifndef DRRL_POLICY_REWARD_H
 #define DRRL_POLICY_REWARD_H
@@ -28,6 +39,8 @@ typedef struct PolicyRewardWeights {
     double gamma; /* band-energy weight (0.1) */
     double kappa; /* budget hinge weight (1.0) */
     double lm;    /* LM reward weight (0: off) */
+    double err;   /* weight of the head's measured relative output error (0: off) */
+    double price; /* per-head FLOP price at budget 1/2; (1/b - 1) x at budget b (0: off) */
 } PolicyRewardWeights;
 
 void policy_reward_defaults(PolicyRewardWeights *w);
@@ -39,6 +52,7 @@ typedef struct PolicyRewardTerms {
     double band;       /* band energy / ||K||_F in [0, 1] */
     double budget;     /* the head's share of the layer's overshoot (see above) */
     double lm;         /* LM log-likelihood change (0 when unused) */
+    double error;      /* measured relative output error, mean over the rows (0: exact) */
     double total;      /* the reward */
 } PolicyRewardTerms;
 
@@ -54,7 +68,7 @@ double policy_reward_cosine(const float *a, size_t lda, const float *b, size_t l
 double policy_reward_band(const double *lambda, int d, int r_prev, int r);
 
 /* Fill terms[h].total for the n_head decisions of one layer, given each
- * head's fidelity, flops_frac, band and lm already set in terms[h]. */
+ * head's fidelity, flops_frac, band, lm and error already set in terms[h]. */
 void policy_reward_layer(const PolicyRewardWeights *w, double budget, PolicyRewardTerms *terms,
                          int n_head);
 

@@ -41,6 +41,7 @@ void policy_train_config_default(PolicyTrainConfig *c)
     c->n_block = 2;
     c->conv_kernel = 4;
     c->conv_out = 8;
+    c->features = POLICY_FEATURES_VERSION;
     c->checkpoint_every = 10;
 }
 
@@ -286,6 +287,7 @@ static DrrlStatus episode(Trainer *t, AttnCore *core, const int32_t *ids, size_t
         policy_agent_end_segment(t->agent, &c->reward, lm, &s, &n);
         sum->fidelity += s.fidelity, sum->flops_frac += s.flops_frac, sum->band += s.band;
         sum->budget += s.budget, sum->lm += s.lm, sum->total += s.total;
+        sum->error += s.error;
         *n_rew += n;
     }
     const FlopLedger *le = attn_core_flops_exact(core), *lx = attn_core_flops_executed(core);
@@ -323,6 +325,9 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
                           t.E + 1);
     if (!(cfg->budget_lo > 0 && cfg->budget_lo <= cfg->budget_hi && cfg->budget_hi <= 1))
         return drrl_error(err, DRRL_E_USAGE, "train-policy: budget range must be in (0, 1]");
+    if (cfg->features < 1 || cfg->features > POLICY_FEATURES_VERSION)
+        return drrl_error(err, DRRL_E_USAGE, "train-policy: --features must be 1 to %d",
+                          POLICY_FEATURES_VERSION);
     if (cfg->episodes < 1 || cfg->steps < 1)
         return drrl_error(err, DRRL_E_USAGE, "train-policy: steps and episodes must be >= 1");
     DrrlStatus st = method_grid(&t.grid, mc->head_dim, cfg->r_min, cfg->r_step, err);
@@ -371,7 +376,7 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
     } else {
         policy_rng_seed(&t.rng, cfg->seed);
         PolicyNetConfig nc = {
-            .n_feat = policy_features_count(t.grid.n),
+            .n_feat = policy_features_count_v(t.grid.n, cfg->features),
             .conv_in = policy_features_conv_width(mc->n_kv_head, mc->head_dim),
             .conv_kernel = cfg->conv_kernel,
             .conv_out = cfg->conv_out,
@@ -545,6 +550,7 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
         p.band = sum.band / nr;
         p.budget_excess = sum.budget / nr;
         p.lm = sum.lm / nr;
+        p.error = sum.error / nr;
         p.attn_savings = ex > 0 ? 1.0 - ax / ex : 0.0;
         p.entropy = ps.entropy;
         p.approx_kl = ps.approx_kl;

@@ -55,7 +55,8 @@ typedef struct PolicyTrainConfig {
     PpoConfig ppo;
     /* network shape (the rest follows from the model and the grid) */
     int32_t d_model, n_attn_head, d_ff, n_block, conv_kernel, conv_out;
-    int threads;              /* forward worker threads (0: default) */
+    int32_t features; /* feature layout version of a new network (policy_features.h; 2) */
+    int threads;      /* forward worker threads (0: default) */
     int64_t checkpoint_every; /* steps between checkpoints (0: only at the end) */
     const char *out_path;     /* policy file written at checkpoints and the end */
     unsigned out_flags;       /* base/fileio.h flags added to FILEIO_FORCE for out_path
@@ -69,7 +70,7 @@ void policy_train_config_default(PolicyTrainConfig *c);
 typedef struct PolicyTrainProgress {
     int64_t step, steps; /* step just finished (1-based), total */
     double reward;       /* mean reward per decision */
-    double fidelity, flops_frac, band, budget_excess, lm; /* mean terms */
+    double fidelity, flops_frac, band, budget_excess, lm, error; /* mean terms */
     double attn_savings; /* 1 - executed / exact attention-core FLOPs */
     double entropy, approx_kl, value_loss, clip_frac;
     double eps;        /* safety threshold in force */

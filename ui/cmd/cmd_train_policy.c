@@ -49,11 +49,16 @@ static const char usage[] =
     "  --episode-len N     tokens per episode, a multiple of T (8 T)\n"
     "  --episodes N        episodes per PPO step (4)\n"
     "  --rank-min R --rank-step S  rank grid {R, R+S, ..., head_dim} (head_dim/8 each)\n"
+    "  --features V        state layout of a new policy: 2 (with the guard's\n"
+    "                      estimates) or 1 (without, as older policies) (2)\n"
     "Reward (paper defaults):\n"
     "  --alpha X (1.0)  --beta X (0.05)  --gamma X (0.1)\n"
     "  --kappa X           weight of the budget overshoot (1.0)\n"
     "  --lm-reward X       weight of the change in next-token log-likelihood\n"
     "                      (0: off; on runs an exact forward beside)\n"
+    "  --err-weight X      weight of each head's measured relative output error (0)\n"
+    "  --price X           each head's FLOP price at budget 1/2, (1/B - 1) X at\n"
+    "                      budget B (0: off)\n"
     "Safety mask: eps_t = max(FLOOR, START * DECAY^step)\n"
     "  --eps-start X (1.0)  --eps-floor X (0.25)  --eps-decay X (0.97)\n"
     "PPO:\n"
@@ -106,11 +111,11 @@ static int on_progress(void *user, const PolicyTrainProgress *p)
         bar[i] = i < fill ? '#' : '.';
     bar[width] = 0;
     fprintf(stderr,
-            "%s[%s] %lld/%lld reward %.4f (fid %.4f flops %.3f band %.3f over %.3f) "
-            "attn savings %.1f%% ent %.2f eps %.2f ETA %s%s",
+            "%s[%s] %lld/%lld reward %.4f (fid %.4f err %.3f flops %.3f band %.3f over %.3f "
+            "lm %.3f) attn savings %.1f%% ent %.2f eps %.2f ETA %s%s",
             pg->tty ? "\r\033[K" : "", bar, (long long)p->step, (long long)p->steps, p->reward,
-            p->fidelity, p->flops_frac, p->band, p->budget_excess, 100.0 * p->attn_savings,
-            p->entropy, p->eps, eta, p->checkpoint ? " [saved]" : "");
+            p->fidelity, p->error, p->flops_frac, p->band, p->budget_excess, p->lm,
+            100.0 * p->attn_savings, p->entropy, p->eps, eta, p->checkpoint ? " [saved]" : "");
     if (!pg->tty || p->step == p->steps)
         fputc('\n', stderr);
     fflush(stderr);
@@ -259,11 +264,14 @@ int cmd_train_policy(int argc, char **argv)
         CLI_INT("episodes", &cfg.episodes, 1, 1 << 20),
         CLI_INT("rank-min", &cfg.r_min, 1, 4096),
         CLI_INT("rank-step", &cfg.r_step, 1, 4096),
+        CLI_INT("features", &cfg.features, 1, 2),
         CLI_DOUBLE("alpha", &rw->alpha, -1e6, 1e6),
         CLI_DOUBLE("beta", &rw->beta, -1e6, 1e6),
         CLI_DOUBLE("gamma", &rw->gamma, -1e6, 1e6),
         CLI_DOUBLE("kappa", &rw->kappa, -1e6, 1e6),
         CLI_DOUBLE("lm-reward", &rw->lm, -1e6, 1e6),
+        CLI_DOUBLE("err-weight", &rw->err, -1e6, 1e6),
+        CLI_DOUBLE("price", &rw->price, -1e6, 1e6),
         CLI_DOUBLE("eps-start", &cfg.eps_start, 0, 1e30),
         CLI_DOUBLE("eps-floor", &cfg.eps_floor, 0, 1e30),
         CLI_DOUBLE("eps-decay", &cfg.eps_decay, 0, 1),
