@@ -33,7 +33,7 @@ done
 
 # eval: 5 windows (an odd number: rank 0 runs 3, rank 1 runs 2) and the
 # bootstrap CIs against full; one process, then two.
-ev="eval --model $model --data $text --seq-len 64 --windows 5 --threads 1"
+ev="eval --model $model --data $text --seq-len 64 --segment 16 --windows 5 --threads 1"
 ev="$ev --methods full,fixed:4,energy:0.9,random:2-8 --boot 500 --seed 3"
 run "$DRRL" $ev --csv "$tmpdir/one.csv"
 expect_rc 0
@@ -118,6 +118,19 @@ train half3 plain 2
 train half3 3 4 --resume p.st
 payload "$tmpdir/half3/p.st" | cmp -s - "$tmpdir/long.t" ||
     fail "train-policy: 2 steps plain resumed to 4 at np 3 differ from 4 steps"
+
+# eval --ablations with the policies just trained: the no-RL row's rank
+# comes from the drrl row's mean rank over all windows, which every rank
+# must get from rank 0.
+ab="eval --model $model --data $text --seq-len 64 --segment 16 --windows 5 --threads 1 --boot 200"
+ab="$ab --methods full,drrl:$tmpdir/plain/p.st --ablations --beta0-policy $tmpdir/other/p.st"
+run "$DRRL" $ab --csv "$tmpdir/ab1.csv"
+expect_rc 0
+run np 2 "$DRRL" $ab --csv "$tmpdir/ab2.csv"
+expect_rc 0
+grep -q "no-RL=fixed:[2-9]" "$tmpdir/ab2.csv" || fail "ablations: no no-RL row above rank 1"
+nowall "$tmpdir/ab1.csv" >"$tmpdir/ab1.nw"
+nowall "$tmpdir/ab2.csv" | cmp -s - "$tmpdir/ab1.nw" || fail "eval --ablations: np 2 differs"
 
 # A rank killed mid-run: mpirun stops the job (non-zero exit, naming the
 # rank), and the last checkpoint resumes.

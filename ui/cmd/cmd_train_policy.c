@@ -231,8 +231,10 @@ static int train(const Model *m, const int32_t *ids, size_t n_ids, PolicyTrainCo
     if (pg.warn && warn[0])
         fprintf(stderr, "drrl: warning: %s\n", warn);
     if (st) {
-        if (pg.tty && !quiet)
+        if (pg.tty && !pg.quiet)
             fputc('\n', stderr);
+        if (st == DRRL_E_INTERRUPTED && dist_rank() != 0) /* the ranks stopped together: */
+            return drrl_status_exit_code(st);             /* rank 0 says so, once */
         return cli_fail(&err);
     }
     if (!quiet && dist_rank() == 0)
