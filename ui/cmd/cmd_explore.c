@@ -27,12 +27,13 @@ static const char usage[] =
     "\n"
     "Step the model through a text token by token and watch each head's rank,\n"
     "spectrum, bounds, FLOP savings, policy and attention, live. Press ? inside\n"
-    "for the keys. With no arguments: the data directory's model and text, and\n"
-    "the drrl method with its policy when the data directory has one; with\n"
-    "--model and no --method, energy:0.95.\n"
+    "for the keys. With no arguments: the data directory's model and longest\n"
+    "text, the drrl method with its policy when the data directory has one,\n"
+    "opened at the text's last token (all of it computed); with --model and no\n"
+    "--method, energy:0.95.\n"
     "\n"
     "  --model DIR       model directory (default: DATA/model)\n"
-    "  --text FILE       input text (default: DATA/texts/*.txt, else\n"
+    "  --text FILE       input text (default: the longest DATA/texts/*.txt, else\n"
     "                    DATA/brown/test.txt)\n"
     "  --prompt S        input string\n"
     "  --ids-file F      token ids, separated by whitespace or commas\n"
@@ -54,7 +55,7 @@ int cmd_explore(int argc, char **argv)
     cfg.method.spec[0] = '\0'; /* --method sets it: whether one was given */
     ExploreOptions eo = {0};
     TuiOptions to = {0};
-    long threads = 0, start = 1;
+    long threads = 0, start = 0; /* 0: no --token */
     int force = 0;
     const CliOpt opts[] = {
         CLI_MODEL_OPT(&eo.model_dir),
@@ -78,6 +79,9 @@ int cmd_explore(int argc, char **argv)
     if (!!eo.text + !!eo.prompt + !!eo.ids_file > 1)
         return cli_usage_error("explore", "give at most one of --text, --prompt, --ids-file");
     char *def_text = NULL;
+    /* the demo (plain drrl): no input, model, method or position given */
+    int demo = !eo.text && !eo.prompt && !eo.ids_file && !eo.model_dir && !cfg.method.spec[0] &&
+               start == 0 && eo.offset == 0;
     if (!eo.text && !eo.prompt && !eo.ids_file) {
         def_text = explore_default_text();
         if (!def_text)
@@ -112,6 +116,10 @@ int cmd_explore(int argc, char **argv)
      * (never a blank screen), cancelled by Esc or Ctrl-C */
     if (start > 1)
         app_go_to(app, start - 1);
+    else if (demo && app_n_tokens(app) > 0)
+        /* the demo opens at the end of the text, computed: every segment's
+         * ranks are in the rank history and the grid shows the last ones */
+        app_go_to(app, app_n_tokens(app) - 1);
     rc = tui_run(app, &to, "explore");
     size_t rows = trace_store_n_rows(app->store);
     /* the trace keeps what was computed, whatever ended the run */

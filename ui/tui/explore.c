@@ -211,15 +211,26 @@ char *explore_default_text(void)
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/texts", data);
     char *best = NULL;
+    off_t best_size = -1;
     DIR *d = opendir(dir);
     if (d) {
         struct dirent *e;
         while ((e = readdir(d))) {
             size_t n = strlen(e->d_name);
-            if (n > 4 && strcmp(e->d_name + n - 4, ".txt") == 0 &&
-                (!best || strcmp(e->d_name, best) < 0)) {
+            if (n <= 4 || strcmp(e->d_name + n - 4, ".txt") != 0)
+                continue;
+            /* the longest text (ties: the first by name): the most segments,
+             * so the most rank decisions to look at */
+            char p[4096 + 256];
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            struct stat es;
+            if (stat(p, &es) != 0 || !S_ISREG(es.st_mode))
+                continue;
+            if (!best || es.st_size > best_size ||
+                (es.st_size == best_size && strcmp(e->d_name, best) < 0)) {
                 free(best);
                 best = strdup(e->d_name);
+                best_size = es.st_size;
             }
         }
         closedir(d);

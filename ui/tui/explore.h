@@ -37,7 +37,8 @@ int explore_close(Explore *ex, int interrupted);
 App *explore_app(Explore *ex);
 Session *explore_session(Explore *ex);
 
-/* The default input text: the first DATA/texts/NAME.txt by name, else
+/* The default input text: the longest DATA/texts/NAME.txt (ties: the first
+ * by name), else
  * DATA/brown/test.txt; malloc'd, or NULL when neither exists. */
 char *explore_default_text(void);
 
