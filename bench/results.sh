@@ -129,8 +129,24 @@ calib() { # kind L target
         "$tmp/cal-$1-$2.csv"
 }
 
-# the knob sweep of the Pareto table (Table 1's methods are in it too)
-sweep="fixed:8,fixed:24,energy:0.8,energy:0.95,energy:0.99,random:4-16,drrl:@0.3,drrl:@0.5,drrl:@0.7,drrl:@0.9,performer:16,performer:64,performer:256,nystrom:4,nystrom:16"
+# the knob sweep of the Pareto table (Table 1's methods are in it too): every
+# rank of the default grid {D/8, 2 D/8, ..., D - D/8} (D = head_dim from the
+# model's config.json), so no fixed rank is left out of the comparison
+hd=$(sed -n 's/^ *"head_dim": *\([0-9][0-9]*\).*/\1/p' "$model/config.json" | head -1)
+if [ -z "$hd" ]; then
+    hs=$(sed -n 's/^ *"hidden_size": *\([0-9][0-9]*\).*/\1/p' "$model/config.json" | head -1)
+    nh=$(sed -n 's/^ *"num_attention_heads": *\([0-9][0-9]*\).*/\1/p' "$model/config.json" | head -1)
+    hd=$((hs / nh))
+fi
+step=$((hd / 8))
+[ "$step" -ge 1 ] || step=1
+fixed_sweep=
+r=$step
+while [ "$r" -lt "$hd" ]; do
+    fixed_sweep="$fixed_sweep${fixed_sweep:+,}fixed:$r"
+    r=$((r + step))
+done
+sweep="$fixed_sweep,energy:0.8,energy:0.95,energy:0.99,random:4-16,drrl,drrl:@0.3,drrl:@0.5,drrl:@0.7,drrl:@0.9,performer:16,performer:64,performer:256,nystrom:4,nystrom:16"
 for L in $lengths; do
     # DR-RL's attention FLOPs on the first window: the calibration target
     ev --seq-len "$L" --windows 1 --methods "$drrl_m" --csv "$tmp/d-$L.csv"
@@ -177,7 +193,9 @@ for L in $lengths; do
     echo
     echo "| method | executed FLOPs | bits per byte | Δ bpb [95% CI] | wall s | Pareto |"
     echo "|---|---|---|---|---|---|"
-    awk -F, 'NR > 1 { print $8 "," $0 }' "$tmp/t1-$L.csv" | sort -t, -k1,1g | cut -d, -f2- |
+    # by FLOPs, then bits per byte: a point is starred when every point before
+    # it (no more FLOPs) has higher bits per byte, i.e. none beats it on both
+    awk -F, 'NR > 1 { print $8 "," $0 }' "$tmp/t1-$L.csv" | sort -t, -k1,1g -k6,6g | cut -d, -f2- |
         awk -F, '{ n++; m[n] = $1; f[n] = $8; b[n] = $5; w[n] = $15
                    ci[n] = ($19 == "") ? "(reference)" : sprintf("%+.4f [%+.4f, %+.4f]", $19, $20, $21) }
             END { best = 1e300
