@@ -87,12 +87,13 @@ static int command_help(const Command *cmd)
 int cmd_version(int argc, char **argv)
 {
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: drrl version\n\nPrint drrl's version.\n");
+        printf("usage: drrl version\n\nPrint drrl's version and the MPI library it was built "
+               "with\n(for mpirun -np N drrl eval|train-policy), if any.\n");
         return CLI_EXIT_OK;
     }
     if (argc > 1)
         return cli_usage_error("version", "unexpected argument '%s'", argv[1]);
-    printf("drrl %s\n", PACKAGE_VERSION);
+    printf("drrl %s (MPI: %s)\n", PACKAGE_VERSION, dist_library() ? dist_library() : "none");
     return CLI_EXIT_OK;
 }
 
