@@ -1,3 +1,5 @@
+/* mmap's MAP_ANONYMOUS (the weights arena) is not in POSIX */
+#define _DEFAULT_SOURCE
 #include "model/model.h"
 
 #include "base/fileio.h"
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "model/safetensors.h"
@@ -348,12 +351,16 @@ static DrrlStatus alloc_model(const ModelConfig *cfg, Model **out, DrrlError *er
     m->cfg = *cfg;
     size_t n = layout(m, NULL);
     size_t bytes;
-    void *p = NULL;
-    if (drrl_size_mul(n, sizeof(float), &bytes) || posix_memalign(&p, 64, bytes ? bytes : 64)) {
+    void *p = MAP_FAILED;
+    /* fresh anonymous pages: zero already, and touched only as the weights
+     * are written (a memset of a 4 GB arena first doubled the page work) */
+    if (!drrl_size_mul(n, sizeof(float), &bytes))
+        p = mmap(NULL, bytes ? bytes : 64, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
+    if (p == MAP_FAILED) {
         free(m);
         return drrl_error(err, DRRL_E_NOMEM, "model: out of memory for %zu weights", n);
     }
-    memset(p, 0, bytes);
     m->arena = p;
     m->arena_floats = n;
     layout(m, m->arena);
@@ -364,6 +371,14 @@ static DrrlStatus alloc_model(const ModelConfig *cfg, Model **out, DrrlError *er
 
 void model_rehash(Model *m)
 {
+    m->hash[0] = '\0'; /* model_hash() computes it when first asked */
+}
+
+const char *model_hash(const Model *cm)
+{
+    Model *m = (Model *)cm; /* the cache only; every Model is allocated writable */
+    if (m->hash[0])
+        return m->hash;
     /* FNV-1a, 64-bit (Fowler, Noll, Vo; offset basis 14695981039346656037,
      * prime 1099511628211) over the arena's bytes, then the architecture and
      * dimensions so two shapes of the same bytes differ. */
@@ -383,6 +398,7 @@ void model_rehash(Model *m)
         h *= 1099511628211ull;
     }
     snprintf(m->hash, sizeof m->hash, "%016llx", (unsigned long long)h);
+    return m->hash;
 }
 
 DrrlStatus model_new(const ModelConfig *cfg, Model **out, DrrlError *err)
@@ -425,7 +441,8 @@ void model_free(Model *m)
 {
     if (!m)
         return;
-    free(m->arena);
+    if (m->arena)
+        munmap(m->arena, m->arena_floats ? m->arena_floats * sizeof(float) : 64);
     free(m->dir);
     free(m);
 }
@@ -643,6 +660,7 @@ static DrrlStatus load_spec(Source *s, const Spec *sp, const char *alt_prefix, D
         buf = s->tmp;
     }
     TRY(safetensors_to_f32(sh->st, t, buf, err));
+    safetensors_release(sh->st, t);
     for (size_t i = 0; i < t->numel; i++)
         if (!isfinite(buf[i])) {
             char idx[64];

@@ -64,7 +64,8 @@ typedef struct Model {
     ModelConfig cfg;
     char *dir;       /* the directory loaded from */
     size_t n_params; /* parameters as stored (a tied head counted once) */
-    char hash[17];   /* FNV-1a 64 of the float32 weights, 16 hex digits */
+    char hash[17];   /* FNV-1a 64 of the float32 weights, 16 hex digits, or ""
+                        until model_hash() first needs it: read it through that */
     float *arena;    /* every weight below points into this */
     size_t arena_floats;
 
@@ -106,6 +107,13 @@ void model_free(Model *m);
  * DRRL_E_NOMEM. Call model_rehash() after changing weights. */
 DrrlStatus model_new(const ModelConfig *cfg, Model **out, DrrlError *err);
 void model_rehash(Model *m);
+
+/* The weights hash (16 hex digits): FNV-1a 64 over the float32 weights'
+ * bytes, then the architecture and sizes. Computed on the first call after
+ * a load or model_rehash() (it reads every byte: seconds for a 1B model),
+ * so commands that never show or record it do not wait for it. The first
+ * call writes the cached string: not from two threads at once. */
+const char *model_hash(const Model *m);
 
 /* Parameter count implied by a config (a tied head counted once). */
 size_t model_param_count(const ModelConfig *cfg);

@@ -1,3 +1,6 @@
+/* madvise (MADV_DONTNEED: safetensors_release) is not in POSIX; glibc's
+ * posix_madvise ignores POSIX_MADV_DONTNEED */
+#define _DEFAULT_SOURCE
 #include "model/safetensors.h"
 
 #include "base/fileio.h"
@@ -9,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -544,19 +549,39 @@ DrrlStatus safetensors_to_f32(const Safetensors *st, const SafetensorsTensor *t,
         memcpy(dst, t->data, t->nbytes);
         return DRRL_OK;
     }
-    if (t->dtype == SAFETENSORS_BF16 || t->dtype == SAFETENSORS_F16) {
+    if (t->dtype == SAFETENSORS_BF16) { /* the high half of a float32: one shift */
         const unsigned char *p = t->data;
-        int bf = t->dtype == SAFETENSORS_BF16;
+        for (size_t i = 0; i < t->numel; i++) {
+            uint32_t u = (uint32_t)((unsigned)p[2 * i] | (unsigned)p[2 * i + 1] << 8) << 16;
+            memcpy(dst + i, &u, sizeof u);
+        }
+        return DRRL_OK;
+    }
+    if (t->dtype == SAFETENSORS_F16) {
+        const unsigned char *p = t->data;
         for (size_t i = 0; i < t->numel; i++) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
-            dst[i] = bf ? safetensors_bf16_to_f32(h) : safetensors_f16_to_f32(h);
+            dst[i] = safetensors_f16_to_f32(h);
         }
         return DRRL_OK;
     }
     for (size_t i = 0; i < t->numel; i++)
         dst[i] = (float)elem(t, i);
     return DRRL_OK;
+}
+
+void safetensors_release(const Safetensors *st, const SafetensorsTensor *t)
+{
+    if (!st->map_ || !t->nbytes)
+        return;
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t ps = pg > 0 ? (uintptr_t)pg : 4096;
+    /* whole pages inside the tensor only: its neighbours' stay mapped in */
+    uintptr_t a = ((uintptr_t)t->data + ps - 1) / ps * ps;
+    uintptr_t b = ((uintptr_t)t->data + t->nbytes) / ps * ps;
+    if (b > a)
+        madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 DrrlStatus safetensors_to_i32(const Safetensors *st, const SafetensorsTensor *t, int32_t *dst,

@@ -93,6 +93,12 @@ const char *safetensors_metadata(const Safetensors *st, const char *key);
  * checked: callers that need finite values check them. */
 DrrlStatus safetensors_to_f32(const Safetensors *st, const SafetensorsTensor *t, float *dst,
                               DrrlError *err);
+
+/* Drop the mapped pages of t's bytes from this process's memory (they come
+ * back from the page cache if read again): a loader that has converted t
+ * calls it, so a checkpoint is never resident twice (as stored and as
+ * float32). The header and other tensors stay readable. */
+void safetensors_release(const Safetensors *st, const SafetensorsTensor *t);
 /* Convert an integer tensor (I32, I64, U8, I8, I16, U16, U32) to int32 into dst;
  * values outside int32 range are an error. */
 DrrlStatus safetensors_to_i32(const Safetensors *st, const SafetensorsTensor *t, int32_t *dst,

@@ -142,7 +142,7 @@ DrrlStatus policy_agent_load(const char *path, const Model *m, int T, double bud
     shape.n_layer = m->cfg.n_layer, shape.n_head = m->cfg.n_head;
     shape.n_kv_head = m->cfg.n_kv_head, shape.head_dim = m->cfg.head_dim;
     shape.d_model = m->cfg.d_model;
-    snprintf(shape.hash, sizeof shape.hash, "%s", m->hash);
+    snprintf(shape.hash, sizeof shape.hash, "%s", model_hash(m));
     st = policy_file_check_model(path, &meta, &shape, warn, warn_n, err);
     if (!st) {
         if (budget <= 0)

@@ -343,7 +343,7 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
         snprintf(shape.arch, sizeof shape.arch, "%s", model_arch_short(mc->arch));
         shape.n_layer = mc->n_layer, shape.n_head = mc->n_head, shape.n_kv_head = mc->n_kv_head;
         shape.head_dim = mc->head_dim, shape.d_model = mc->d_model;
-        snprintf(shape.hash, sizeof shape.hash, "%s", m->hash);
+        snprintf(shape.hash, sizeof shape.hash, "%s", model_hash(m));
         st = policy_file_check_model(resume_path, &t.meta, &shape, warn, warn_n, err);
         if (!st && (t.meta.n_grid != t.grid.n ||
                     memcmp(t.meta.grid, t.grid.r, (size_t)t.grid.n * sizeof *t.grid.r)))
@@ -413,7 +413,7 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
     me->model.n_layer = mc->n_layer, me->model.n_head = mc->n_head;
     me->model.n_kv_head = mc->n_kv_head, me->model.head_dim = mc->head_dim;
     me->model.d_model = mc->d_model;
-    snprintf(me->model.hash, sizeof me->model.hash, "%s", m->hash);
+    snprintf(me->model.hash, sizeof me->model.hash, "%s", model_hash(m));
     snprintf(me->command, sizeof me->command, "%s", cfg->command ? cfg->command : "");
 
     if ((st = ppo_buffer_init(&t.buf, mc->n_head, t.net->cfg.n_feat, t.net->cfg.conv_in,

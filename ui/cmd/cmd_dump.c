@@ -292,7 +292,7 @@ static int dump_write(const Dump *d, const AttnCoreConfig *acfg, const char *out
              "\"architecture\":\"%s\",\"weights_hash\":\"%s\",\"tokens\":\"%zu\","
              "\"loss\":\"%s\"}",
              PACKAGE_VERSION, acfg->method.kind == METHOD_FULL ? "exact" : acfg->method.spec,
-             d->m->cfg.arch_name, d->m->hash, T, loss_s);
+             d->m->cfg.arch_name, model_hash(d->m), T, loss_s);
     DrrlError err;
     int rc = 0;
     if (safetensors_write_flags(out, w, k, meta, oflags, &err) != DRRL_OK)

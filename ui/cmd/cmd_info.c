@@ -99,7 +99,7 @@ int cmd_info(int argc, char **argv)
                cf->norm_eps);
     printf("lm_head       %s\n", cf->tied ? "tied to the token embedding" : "separate");
     printf("dtype         %s (computed in F32)\n", cf->dtype);
-    printf("weights hash  %s\n", m->hash);
+    printf("weights hash  %s\n", model_hash(m));
     printf("tokenizer     %s\n", tokdesc);
     model_free(m);
     if (fflush(stdout) != 0)
