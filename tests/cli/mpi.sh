@@ -58,6 +58,14 @@ nowall "$tmpdir/np1.csv" | cmp -s - "$tmpdir/one.nw" || fail "eval: np 1 differs
 run np 2 "$DRRL" $ev --csv "$tmpdir/two.csv"
 expect_rc 2
 expect_err_contains "exists"
+# Standard input reaches rank 0 alone: --data - is refused, once.
+run sh -c "echo hello | ASAN_OPTIONS=detect_leaks=0 mpirun --oversubscribe $(
+    [ "$(id -u)" != 0 ] || echo --allow-run-as-root) -np 2 $DRRL eval --model $model \
+    --data - --seq-len 4 --methods full"
+expect_rc 2
+[ "$(grep -c '^drrl: ' "$tmpdir/err")" -eq 1 ] || fail "stdin refusal: expected one drrl line"
+expect_err_contains "only rank 0 has standard input"
+
 # A rank failing alone (here: rank 1 is given a missing file, mpirun's
 # MPMD form) does not leave rank 0 waiting: it aborts the job after the
 # grace period, saying so.

@@ -3,6 +3,8 @@
 
 #include "cli/dist.h"
 
+#include "cli/cli.h"
+
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +26,16 @@ int dist_rank(void)
 int dist_size(void)
 {
     return g_size;
+}
+
+int dist_refuse_stdin(const char *cmd, const char *opt, const char *path)
+{
+    if (g_size < 2 || !path || strcmp(path, "-") != 0)
+        return 0;
+    if (g_rank == 0)
+        return cli_usage_error(
+            cmd, "%s -: under mpirun only rank 0 has standard input; give a file", opt);
+    return drrl_status_exit_code(DRRL_E_USAGE);
 }
 
 /* The single-process collectives: copies. */

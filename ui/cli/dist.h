@@ -59,6 +59,11 @@ DrrlStatus dist_allgather(const void *mine, size_t n, void **all, size_t *counts
 /* Rank 0's n bytes at buf copied to buf on every rank. */
 DrrlStatus dist_bcast(void *buf, size_t n, DrrlError *err);
 
+/* Under an MPI job of several ranks, standard input reaches rank 0 alone:
+ * an input path "-" is a usage error there (rank 0 prints it; every rank
+ * returns the exit status 2). Returns 0 when path may be read. */
+int dist_refuse_stdin(const char *cmd, const char *opt, const char *path);
+
 /* Logical OR of flag over the ranks (e.g. "someone was interrupted", "someone
  * failed"); every rank gets it. Returns -1 when the MPI call fails. */
 int dist_any(int flag);

@@ -623,6 +623,7 @@ int cmd_eval(int argc, char **argv)
         return cli_usage_error("eval",
                                "--data FILE, --seq-len N and --methods LIST are required");
     if ((r = parse_methods(&e)) || (e.ablations && (r = setup_ablations(&e))) ||
+        (r = dist_refuse_stdin("eval", "--data", e.data)) ||
         (r = cli_read_file(e.data, &e.text, &e.tlen)))
         return r;
     FileOut *co = NULL; /* --csv, checked now; the rule is checked again at commit */

@@ -205,7 +205,8 @@ static int load_inputs(const char *mdir, const char *dpath, long maxtok, Model *
         return cli_error(DRRL_E_NOMEM, "out of memory");
     if (model_load(mdir, m, &err) || tokenizer_load_dir(mdir, (*m)->cfg.vocab, tok, &err))
         return cli_fail(&err);
-    if ((rc = cli_read_file(dpath, &text, &n_text)))
+    if ((rc = dist_refuse_stdin("train-policy", "--data", dpath)) ||
+        (rc = cli_read_file(dpath, &text, &n_text)))
         return rc;
     if (tokenizer_encode(*tok, text, n_text, ids, n_ids, &err))
         rc = cli_fail(&err);
