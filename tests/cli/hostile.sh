@@ -90,8 +90,13 @@ bad 2 "eval CSV onto the text, --force" "$DRRL" eval --model m --data text.txt -
     --windows 1 --methods full --csv text.txt --force
 bad 2 "explore trace onto the text, --force" "$DRRL" explore --model m --text text.txt \
     --seq-len 16 --trace-out text.txt --force --dump-screen -
+# refused before the work, not at its end: an endless run would time out
 bad 2 "train-policy onto its text, --force" "$DRRL" train-policy --model m $pol --out text.txt \
-    --force
+    --force --steps 1000000 --ckpt-every 0
+TO=10
+bad 2 "bench attention CSV onto its text, --force" "$DRRL" bench attention --model m \
+    --text text.txt --max-len 65536 --csv text.txt --force
+TO=${DRRL_TEST_TIMEOUT:-60}
 bad 2 "train-lm checkpoint onto its text, --force" "$DRRL" train-lm $lm --steps 1 --out lm1 \
     --checkpoint text.txt --force
 [ ! -e lm1 ] || fail "train-lm left its --out directory behind"
@@ -154,6 +159,8 @@ bad 2 "dump exists" "$DRRL" dump --model m --ids 1,2 --out old.out
 bad 2 "logits dump exists" "$DRRL" train-lm --eval-only --model m --data text.txt --ctx 16 \
     --dump-logits old.out
 bad 2 "bench trace --write exists" "$DRRL" bench trace --write old.out --rows 10
+bad 2 "bench attention --csv exists" "$DRRL" bench attention --model m --text text.txt \
+    --csv old.out
 bad 2 "train-policy --out exists" "$DRRL" train-policy --model m $pol --out old.out
 name=old.csv.json
 bad 2 "trace sidecar exists (CSV does not)" "$DRRL" $run_s --trace-out old.csv

@@ -376,6 +376,12 @@ static int part_svd(const BenchAttn *b)
 static int bench_run(BenchAttn *b)
 {
     int rc = open_sessions(b);
+    /* Again, now that the model and the text are known inputs: --csv onto
+     * one of them is refused before measuring, not after. */
+    DrrlError oerr;
+    if (rc == CLI_EXIT_OK && b->csv &&
+        fileio_out_check(b->csv, FILEIO_STDOUT | (b->force ? FILEIO_FORCE : 0), &oerr))
+        rc = cli_fail(&oerr);
     signals_catch(); /* Ctrl-C: stop after this length; the CSV keeps what was measured */
     if (rc == CLI_EXIT_OK && (rc = part_scaling(b)) == CLI_EXIT_OK)
         part_refresh(b);

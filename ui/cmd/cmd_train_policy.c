@@ -304,7 +304,10 @@ int cmd_train_policy(int argc, char **argv)
     Tokenizer *tok = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    if (!(rc = load_inputs(mdir, dpath, maxtok, &m, &tok, &ids, &n_ids))) {
+    /* check_out again once the model and the text are known inputs: --out
+     * onto one of them is refused before training, not at the first save. */
+    if (!(rc = load_inputs(mdir, dpath, maxtok, &m, &tok, &ids, &n_ids)) &&
+        !(rc = check_out(out, resume, force, &same))) {
         /* The command line, recorded in the policy file. */
         char cmdline[512];
         size_t len = 0;
