@@ -119,7 +119,7 @@ static uint64_t stream_seed(uint64_t seed, int64_t step, int64_t e)
  * advantages (n_samples x H floats) follow it. */
 typedef struct EpRec {
     int64_t e, n_samples, n_rew;
-    double fidelity, flops_frac, band, budget, lm, total, ex, ax;
+    double fidelity, flops_frac, band, budget, lm, total, ex, ax, error;
 } EpRec;
 
 static DrrlStatus exchange(const PpoDist *d, const void *mine, size_t n, void **all,
@@ -203,6 +203,7 @@ static DrrlStatus share_rollout(Trainer *t, const char *mine, size_t n_mine, Ppo
         PolicyRewardTerms *su = &ss->sum;
         su->fidelity += er.fidelity, su->flops_frac += er.flops_frac, su->band += er.band;
         su->budget += er.budget, su->lm += er.lm, su->total += er.total;
+        su->error += er.error;
         ss->n_rew += er.n_rew, ss->ex += er.ex, ss->ax += er.ax;
     }
     if (!st) {
@@ -491,7 +492,7 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
                 break;
             EpRec er = {e,        t.buf.n - n0, n_rew,  sum.fidelity, sum.flops_frac,
                         sum.band, sum.budget,   sum.lm, sum.total,    ex,
-                        ax};
+                        ax,       sum.error};
             size_t need = n_pack + sizeof er + (size_t)er.n_samples * H * sizeof(float);
             char *np2 = realloc(pack, need);
             if (!np2) {
