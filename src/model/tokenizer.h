@@ -1,6 +1,6 @@
 /* tokenizer.h: text <-> token ids for the models drrl runs.
  *
- * Two kinds:
+ * Kinds (TokenizerKind):
  *   - byte-level: id i is the byte i (vocabulary 256); drrl's own models.
  *   - GPT-2 byte-level BPE (Radford et al. 2019; the reference is OpenAI's
  *     encoder.py / npm gpt-3-encoder): bytes are mapped to printable code
@@ -8,6 +8,13 @@
  *     regex, and each piece is merged pair by pair in merge-rank order.
  *     Read from a model directory's tokenizer.json (model.type "BPE"), or
  *     vocab.json + merges.txt.
+ *   - Hugging Face tokenizer.json pipelines of today's families: the
+ *     SentencePiece-style BPE of Llama-2, Mistral and TinyLlama ('\u2581'
+ *     for spaces by Prepend + Replace normalizers or a Metaspace
+ *     pre-tokenizer, byte fallback), and byte-level BPE after the Split
+ *     regexes of Llama-3 (digits in threes) and Qwen2/3 (NFC, digits one
+ *     by one). Ids equal Hugging Face's (tests/cli/tokenize_hf.sh); added
+ *     and special tokens are never produced from plain text.
  * For any other tokenizer, drrl takes token ids directly (--ids).
  *
  * A Tokenizer is immutable after loading and may be shared between threads.
@@ -38,8 +45,8 @@ typedef enum TokenizerKind {
 Tokenizer *tokenizer_bytes_new(void);
 
 /* Load the tokenizer of the model directory dir. Order of preference:
- *   1. dir/tokenizer.json (must be a BPE model with GPT-2's byte-level
- *      pre-tokenizer; other kinds are rejected naming what was found);
+ *   1. dir/tokenizer.json (a BPE model with one of the pipelines above;
+ *      others are rejected naming the key and what was found);
  *   2. dir/vocab.json + dir/merges.txt;
  *   3. byte-level, when dir/config.json says "drrl_tokenizer": "byte" or
  *      vocab_size_from_config is 256 (pass 0 or -1 when unknown; config.json
