@@ -1,6 +1,8 @@
 /* Model loading: configs of both families, dtypes, shards, and every kind of
  * bad checkpoint (one-line errors naming the file and the tensor). */
 #include <criterion/criterion.h>
+
+#include "test_util.h"
 #include <dirent.h>
 #include <jansson.h>
 #include <math.h>
@@ -17,15 +19,12 @@ static char tmp[256];
 
 static void setup(void)
 {
-    snprintf(tmp, sizeof tmp, "/tmp/drrl-model-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp));
+    test_tmpdir(tmp, sizeof tmp, "model");
 }
 
 static void teardown(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    cr_assert_eq(system(cmd), 0);
+    test_rmtree(tmp);
 }
 
 TestSuite(model, .init = setup, .fini = teardown);

@@ -1,5 +1,7 @@
 /* Policy file: round trips, checkpoints, model checks and bad files. */
 #include <criterion/criterion.h>
+
+#include "test_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,24 +15,19 @@ static char dir[64];
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/drrl-pf-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    test_tmpdir(dir, sizeof dir, "pf");
 }
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
+    test_rmtree(dir);
 }
 
 TestSuite(policy_file, .init = setup, .fini = teardown);
 
 static const char *path_of(const char *name)
 {
-    static char p[128];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    return p;
+    return test_path(dir, name);
 }
 
 static void make(PolicyNet **net, PolicyMeta *m)

@@ -3,6 +3,8 @@
  * (threads standing in for MPI ranks), and learning (a FLOP-only reward must
  * drive the chosen ranks down). */
 #include <criterion/criterion.h>
+
+#include "test_util.h"
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -24,8 +26,7 @@ static int32_t ids[4096];
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/drrl-pt-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    test_tmpdir(dir, sizeof dir, "pt");
     DrrlError err;
     cr_assert_eq(model_load(FIXTURES_DIR "/llama-tiny-b", &model, &err), DRRL_OK, "%s",
                  err.msg);
@@ -40,20 +41,14 @@ static void setup(void)
 static void teardown(void)
 {
     model_free(model);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
+    test_rmtree(dir);
 }
 
 TestSuite(policy_train, .init = setup, .fini = teardown, .timeout = 120);
 
 static const char *path_of(const char *name)
 {
-    static char p[4][128];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
-    return p[k];
+    return test_path(dir, name);
 }
 
 static void small_cfg(PolicyTrainConfig *c, const char *out, int64_t steps)

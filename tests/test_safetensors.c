@@ -1,5 +1,7 @@
 /* Unit tests for src/model/safetensors.c: round trips and every validation failure. */
 #include <criterion/criterion.h>
+
+#include "test_util.h"
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,32 +15,17 @@ static char dir[256];
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/drrl-st-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    test_tmpdir(dir, sizeof dir, "st");
 }
 
 static void teardown(void)
 {
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char p[512];
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
+    test_rmtree(dir);
 }
 
 static const char *path_of(const char *name)
 {
-    static char p[512];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    return p;
+    return test_path(dir, name);
 }
 
 /* Write a raw file: 8-byte length hlen (or the header's own length when

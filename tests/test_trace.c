@@ -1,5 +1,7 @@
 /* Tests of the trace store and trace files (src/trace/trace_store.c, src/trace/trace_csv.c). */
 #include <criterion/criterion.h>
+
+#include "test_util.h"
 #include <dirent.h>
 #include <math.h>
 #include <stddef.h>
@@ -18,33 +20,17 @@ static char dir[256];
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/drrl-test-trace.XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    test_tmpdir(dir, sizeof dir, "test-trace");
 }
 
 static void teardown(void)
 {
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char p[512];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-                unlink(p);
-            }
-        closedir(d);
-    }
-    rmdir(dir);
+    test_rmtree(dir);
 }
 
 static const char *in_dir(const char *name)
 {
-    static char p[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
-    return p[k];
+    return test_path(dir, name);
 }
 
 static int n_files(void)

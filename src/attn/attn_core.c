@@ -1494,6 +1494,78 @@ static void guard_keep_queries(AttnCore *ac, int32_t l, size_t pos0, size_t n, c
     }
 }
 
+/* keep_queries: the call's queries appended to the kept ones (for the
+ * attention pane's rows). */
+static DrrlStatus keep_call_queries(AttnCore *ac, int layer, size_t pos0, size_t n,
+                                    const float *q, DrrlError *err)
+{
+    if (pos0 + n > ac->qcap) {
+        size_t cap = ac->qcap ? ac->qcap : 256;
+        while (cap < pos0 + n)
+            cap *= 2;
+        float *nq = malloc((size_t)ac->L * ac->H * cap * ac->D * sizeof *nq);
+        if (!nq)
+            return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (queries)");
+        for (size_t lh = 0; ac->qh && lh < (size_t)ac->L * ac->H; lh++)
+            memcpy(nq + lh * cap * ac->D, ac->qh + lh * ac->qcap * ac->D,
+                   ac->qlen * ac->D * sizeof *nq);
+        free(ac->qh);
+        ac->qh = nq, ac->qcap = cap;
+    }
+    for (size_t i = 0; i < n; i++)
+        for (int32_t h = 0; h < ac->H; h++)
+            memcpy(ac->qh + (((size_t)layer * ac->H + h) * ac->qcap + pos0 + i) * ac->D,
+                   q + i * (size_t)ac->H * ac->D + (size_t)h * ac->D,
+                   (size_t)ac->D * sizeof(float));
+    if (layer == ac->L - 1)
+        ac->qlen = pos0 + n;
+    return DRRL_OK;
+}
+
+/* performer and nystrom: their layer, outside the low-rank machinery. */
+static DrrlStatus baseline_layer(AttnCore *ac, int layer, size_t pos0, size_t n, const float *q,
+                                 DrrlError *err)
+{
+    DrrlStatus st;
+    int64_t T = ac->cfg.segment;
+    MethodKind kind = ac->cfg.method.kind;
+    if (!ac->cache_k || !ac->cache_v)
+        return drrl_error(err, DRRL_E_INTERNAL, "attn_core: no KV cache bound");
+    size_t need = n * (size_t)ac->H * ac->D;
+    if (need > ac->bl_cap) {
+        float *b = realloc(ac->bl_out, need * sizeof *b);
+        if (!b)
+            return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
+        ac->bl_out = b, ac->bl_cap = need;
+    }
+    if (kind == METHOD_PERFORMER) {
+        perf_layer(ac, layer, pos0, n, q);
+        return DRRL_OK;
+    }
+    int64_t seg = (int64_t)pos0 / T;
+    if ((int64_t)(pos0 + n - 1) / T != seg)
+        return drrl_error(err, DRRL_E_INTERNAL,
+                          "attn_core: a forward call (positions %zu..%zu) crosses a segment "
+                          "boundary",
+                          pos0, pos0 + n - 1);
+    if ((int64_t)pos0 % T == 0 && seg > 0 && ac->seg_done[layer] < seg) {
+        if ((st = nys_boundary(ac, layer, (int64_t)pos0, err)))
+            return st;
+        ac->seg_done[layer] = seg;
+    }
+    if (seg == 0) { /* exact; just collect the segment's query sums */
+        for (size_t i = 0; i < n; i++)
+            for (int32_t h = 0; h < ac->H; h++) {
+                Nys *y = &ac->nys[(size_t)layer * ac->H + h];
+                for (int32_t j = 0; j < ac->D; j++)
+                    y->qsum[j] += q[i * (size_t)ac->H * ac->D + (size_t)h * ac->D + j];
+            }
+    } else {
+        nys_layer(ac, layer, pos0, n, q);
+    }
+    return DRRL_OK;
+}
+
 static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, const float *q,
                                    DrrlError *err)
 {
@@ -1508,67 +1580,11 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, 
         memset(ac->callfl, 0, (size_t)ac->L * ac->H * FLOPS_CAT_COUNT * sizeof *ac->callfl);
         memset(ac->callrow, 0, (size_t)ac->L * ac->H * FLOPS_CAT_COUNT * sizeof *ac->callrow);
     }
-    if (ac->cfg.keep_queries) {
-        if (pos0 + n > ac->qcap) {
-            size_t cap = ac->qcap ? ac->qcap : 256;
-            while (cap < pos0 + n)
-                cap *= 2;
-            float *nq = malloc((size_t)ac->L * ac->H * cap * ac->D * sizeof *nq);
-            if (!nq)
-                return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (queries)");
-            for (size_t lh = 0; ac->qh && lh < (size_t)ac->L * ac->H; lh++)
-                memcpy(nq + lh * cap * ac->D, ac->qh + lh * ac->qcap * ac->D,
-                       ac->qlen * ac->D * sizeof *nq);
-            free(ac->qh);
-            ac->qh = nq, ac->qcap = cap;
-        }
-        for (size_t i = 0; i < n; i++)
-            for (int32_t h = 0; h < ac->H; h++)
-                memcpy(ac->qh + (((size_t)layer * ac->H + h) * ac->qcap + pos0 + i) * ac->D,
-                       q + i * (size_t)ac->H * ac->D + (size_t)h * ac->D,
-                       (size_t)ac->D * sizeof(float));
-        if (layer == ac->L - 1)
-            ac->qlen = pos0 + n;
-    }
+    if (ac->cfg.keep_queries && (st = keep_call_queries(ac, layer, pos0, n, q, err)))
+        return st;
     MethodKind kind = ac->cfg.method.kind;
-    if (kind == METHOD_PERFORMER || kind == METHOD_NYSTROM) {
-        if (!ac->cache_k || !ac->cache_v)
-            return drrl_error(err, DRRL_E_INTERNAL, "attn_core: no KV cache bound");
-        size_t need = n * (size_t)ac->H * ac->D;
-        if (need > ac->bl_cap) {
-            float *b = realloc(ac->bl_out, need * sizeof *b);
-            if (!b)
-                return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
-            ac->bl_out = b, ac->bl_cap = need;
-        }
-        if (kind == METHOD_PERFORMER) {
-            perf_layer(ac, layer, pos0, n, q);
-            return DRRL_OK;
-        }
-        int64_t seg = (int64_t)pos0 / T;
-        if ((int64_t)(pos0 + n - 1) / T != seg)
-            return drrl_error(
-                err, DRRL_E_INTERNAL,
-                "attn_core: a forward call (positions %zu..%zu) crosses a segment "
-                "boundary",
-                pos0, pos0 + n - 1);
-        if ((int64_t)pos0 % T == 0 && seg > 0 && ac->seg_done[layer] < seg) {
-            if ((st = nys_boundary(ac, layer, (int64_t)pos0, err)))
-                return st;
-            ac->seg_done[layer] = seg;
-        }
-        if (seg == 0) { /* exact; just collect the segment's query sums */
-            for (size_t i = 0; i < n; i++)
-                for (int32_t h = 0; h < ac->H; h++) {
-                    Nys *y = &ac->nys[(size_t)layer * ac->H + h];
-                    for (int32_t j = 0; j < ac->D; j++)
-                        y->qsum[j] += q[i * (size_t)ac->H * ac->D + (size_t)h * ac->D + j];
-                }
-        } else {
-            nys_layer(ac, layer, pos0, n, q);
-        }
-        return DRRL_OK;
-    }
+    if (kind == METHOD_PERFORMER || kind == METHOD_NYSTROM)
+        return baseline_layer(ac, layer, pos0, n, q, err);
     if (!method_is_lowrank(&ac->cfg.method))
         return DRRL_OK;
     if (!ac->cache_k || !ac->cache_v)
@@ -1934,6 +1950,165 @@ ATTN_HOT static void lr_rows(const float *qb, int32_t R, const float *PK, const 
     }
 }
 
+/* The rank-r kernel of one head: q B_K, scores against the projected keys,
+ * softmax and the value product (fused per row up to LR_MAX_RANK), back to
+ * head_dim; ||p||_2 per row into pt2 and the query's residual norm into qres
+ * when measuring. Buffers qb, ab (n x r), qres, pt2 (n) from the caller. */
+static void lowrank_head(const AttnCore *ac, const ForwardAttnArgs *a, const Side *sk,
+                         const Side *sv, int32_t r, float *qb, float *ab, double *qres,
+                         double *pt2, double *fl)
+{
+    size_t n = a->n, N = a->n_keys;
+    int32_t D = a->head_dim;
+    float *S = a->scratch;
+    /* q B_K[:, :r] */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, r, D, 1.0f, a->q,
+                (int)a->q_stride, sk->B, D, 0.0f, qb, r);
+    fl[FLOPS_BASIS_PROJ] = 2.0 * n * D * r;
+    /* scores (inner dimension r), softmax and the value product (output
+     * width r), fused per row */
+    LrState *lst = r <= LR_MAX_RANK ? malloc(LR_ROWS * sizeof *lst) : NULL;
+    if (lst) {
+        lr_rows(qb, r, sk->P, sv->P, ac->pcap, n, N, a->pos0, a->scale, S, ab,
+                ac->cfg.measure ? pt2 : NULL, a->probs, a->probs_stride, lst);
+        free(lst);
+    } else { /* wider than lr_row's accumulators: products through sgemm */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)N, r, a->scale, qb,
+                    r, sk->P, (int)ac->pcap, 0.0f, S, (int)N);
+        double fs = 0.0;
+        softmax_rows(S, n, N, a->pos0, &fs);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, r, (int)N, 1.0f, S, (int)N,
+                    sv->P, (int)ac->pcap, 0.0f, ab, r);
+        for (size_t i = 0; i < n; i++) {
+            double pp = 0.0;
+            for (size_t t = 0; t < N; t++)
+                pp += (double)S[i * N + t] * S[i * N + t];
+            pt2[i] = sqrt(pp);
+            if (a->probs)
+                memcpy(a->probs + i * a->probs_stride, S + i * N, N * sizeof(float));
+        }
+    }
+    fl[FLOPS_SCORES] = 2.0 * n * N * r;
+    for (size_t i = 0; i < n; i++)
+        fl[FLOPS_SOFTMAX] += flops_softmax((double)(a->pos0 + i + 1));
+    fl[FLOPS_VALUE] = 2.0 * n * N * r;
+    /* back to head_dim: (n x r)(r x D) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, D, r, 1.0f, ab, r, sv->B, D,
+                0.0f, a->out, (int)a->out_stride);
+    fl[FLOPS_OUT_PROJ] = 2.0 * n * r * D;
+    if (ac->cfg.measure)
+        for (size_t i = 0; i < n; i++) {
+            double qq = 0.0, qp = 0.0;
+            for (int32_t j = 0; j < D; j++)
+                qq += (double)a->q[i * a->q_stride + j] * a->q[i * a->q_stride + j];
+            for (int32_t j = 0; j < r; j++)
+                qp += (double)qb[i * r + j] * qb[i * r + j];
+            qres[i] = sqrt(qq - qp > 0.0 ? qq - qp : 0.0);
+        }
+}
+
+/* Measured rows: the error against exact_out, the fidelity and, for a
+ * low-rank head, the proven output bound and its check. */
+static void measure_rows(AttnCore *ac, const ForwardAttnArgs *a, size_t row0, int lowrank,
+                         int baseline, int32_t r, const Side *sk, const Side *sv,
+                         const float *exact_out, const double *qres, const double *pt2)
+{
+    int32_t l = a->layer, h = a->head, D = a->head_dim;
+    size_t n = a->n, N = a->n_keys;
+    double kres2 = lowrank ? sk->res2[r] : 0.0;
+    double vres2 = lowrank ? sv->res2[r] : 0.0;
+    double vspec = sqrt(side_total(sv, D));
+    for (size_t i = 0; i < n; i++) {
+        RowStat *rs = row_at(ac, l, h, row0 + i);
+        const float *o = exact_out + i * D, *ot = a->out + i * a->out_stride;
+        double e2 = 0.0, no = 0.0, nt = 0.0, dot = 0.0;
+        for (int32_t j = 0; j < D; j++) {
+            double d = (double)o[j] - ot[j];
+            e2 += d * d, no += (double)o[j] * o[j], nt += (double)ot[j] * ot[j];
+            dot += (double)o[j] * ot[j];
+        }
+        rs->measured = no > 0.0 ? sqrt(e2 / no) : sqrt(e2);
+        rs->err_abs = sqrt(e2);
+        rs->fidelity = no > 0.0 && nt > 0.0 ? dot / sqrt(no * nt) : (e2 == 0.0 ? 1.0 : 0.0);
+        rs->measured_ok = 1;
+        if (lowrank) {
+            double ds = qres[i] * sqrt(kres2) * a->scale;
+            rs->bound_abs = bounds_output(ds, vspec, sv->rowmax, pt2[i], vres2);
+            rs->bound_rel = bounds_relative(rs->bound_abs, sqrt(nt));
+            double qn = 0.0;
+            for (int32_t j = 0; j < D; j++)
+                qn += (double)a->q[i * a->q_stride + j] * a->q[i * a->q_stride + j];
+            double smax = sqrt(qn) * sk->rowmax * a->scale;
+            double allow = bounds_roundoff((int64_t)N, D, sv->rowmax * (1.0 + 2.0 * smax));
+            rs->violation = sqrt(e2) > rs->bound_abs + allow;
+        } else if (baseline) {
+            rs->bound_abs = NAN, rs->bound_rel = NAN; /* no proven bound */
+            rs->violation = 0;
+        } else {
+            rs->bound_abs = 0.0, rs->bound_rel = 0.0;
+            rs->violation = 0; /* exact: nothing to bound */
+        }
+    }
+}
+
+/* performer and nystrom: the rows their layer computed (baseline_layer),
+ * and the weights they apply implicitly (instrumentation, not counted). */
+static DrrlStatus baseline_head(AttnCore *ac, const ForwardAttnArgs *a, size_t row0,
+                                DrrlError *err)
+{
+    int32_t l = a->layer, h = a->head, D = a->head_dim;
+    size_t n = a->n, N = a->n_keys;
+    DrrlStatus st = DRRL_OK;
+    for (size_t i = 0; i < n; i++)
+        memcpy(a->out + i * a->out_stride, ac->bl_out + ((row0 + i) * ac->H + h) * (size_t)D,
+               (size_t)D * sizeof(float));
+    if (a->probs)
+        for (size_t i = 0; i < n && st == DRRL_OK; i++) {
+            float *pr = a->probs + i * a->probs_stride;
+            size_t nk = a->pos0 + i + 1;
+            st = attn_core_row_probs(ac, l, h, a->q + i * a->q_stride, a->k, nk, pr, NULL, err);
+            memset(pr + nk, 0, (N - nk) * sizeof(float));
+        }
+    return st;
+}
+
+/* Every row's rank, time, FLOPs (executed and the exact counterfactual)
+ * and the head's guard state. */
+static void record_rows(AttnCore *ac, const ForwardAttnArgs *a, const HeadState *hs,
+                        size_t row0, int lowrank, int baseline, int32_t r, const double *fl,
+                        int64_t wall_ns)
+{
+    int32_t l = a->layer, h = a->head, D = a->head_dim;
+    size_t n = a->n;
+    for (size_t i = 0; i < n; i++) {
+        RowStat *rs = row_at(ac, l, h, row0 + i);
+        rs->rank = lowrank ? r : baseline ? ac->cfg.method.m : D;
+        rs->wall_ns = wall_ns / (int64_t)n;
+        /* Counted per row over its causal keys 0..pos (see flops_savings):
+         * the same count whether the row came alone or in a block, whose
+         * product also runs over the masked keys after pos. */
+        double nk = (double)(a->pos0 + i + 1), w = lowrank ? r : D;
+        for (int c = 0; c < FLOPS_CAT_COUNT; c++)
+            rs->fl[c] += fl[c] / (double)n; /* per-row products: the same per row */
+        if (!baseline) {
+            rs->fl[FLOPS_SCORES] = 2.0 * nk * w;
+            rs->fl[FLOPS_SOFTMAX] = flops_softmax(nk);
+            rs->fl[FLOPS_VALUE] = 2.0 * nk * w;
+        }
+        rs->fl_exact[FLOPS_SCORES] = 2.0 * nk * D;
+        rs->fl_exact[FLOPS_SOFTMAX] = flops_softmax(nk);
+        rs->fl_exact[FLOPS_VALUE] = 2.0 * nk * D;
+        if (!ac->cfg.measure) {
+            rs->measured = NAN, rs->fidelity = NAN;
+            rs->bound_abs = NAN, rs->bound_rel = NAN;
+        }
+        rs->tail_rel = lowrank ? hs->tail_rel : baseline ? NAN : 0.0;
+        rs->lowrank = lowrank && r < D;
+        rs->guard = lowrank ? hs->guard : NAN;
+        rs->guard_ok = lowrank ? hs->guard_ok : 1;
+    }
+}
+
 static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
 {
     AttnCore *ac = ctx;
@@ -1958,18 +2133,7 @@ static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
     int baseline = kind == METHOD_PERFORMER ||
                    (kind == METHOD_NYSTROM && a->pos0 >= (size_t)ac->cfg.segment);
     if (baseline) {
-        for (size_t i = 0; i < n; i++)
-            memcpy(a->out + i * a->out_stride,
-                   ac->bl_out + ((row0 + i) * ac->H + h) * (size_t)D,
-                   (size_t)D * sizeof(float));
-        if (a->probs) /* the weights applied implicitly (instrumentation, not counted) */
-            for (size_t i = 0; i < n && st == DRRL_OK; i++) {
-                float *pr = a->probs + i * a->probs_stride;
-                size_t nk = a->pos0 + i + 1;
-                st = attn_core_row_probs(ac, l, h, a->q + i * a->q_stride, a->k, nk, pr, NULL,
-                                         err);
-                memset(pr + nk, 0, (N - nk) * sizeof(float));
-            }
+        st = baseline_head(ac, a, row0, err);
     } else if (!lowrank) {
         st = forward_attn_exact(NULL, a, err);
         fl[FLOPS_SCORES] = 2.0 * n * N * D;
@@ -1984,51 +2148,7 @@ static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
             st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory in head kernel");
             goto done;
         }
-        float *S = a->scratch;
-        /* q B_K[:, :r] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, r, D, 1.0f, a->q,
-                    (int)a->q_stride, sk->B, D, 0.0f, qb, r);
-        fl[FLOPS_BASIS_PROJ] = 2.0 * n * D * r;
-        /* scores (inner dimension r), softmax and the value product (output
-         * width r), fused per row */
-        LrState *lst = r <= LR_MAX_RANK ? malloc(LR_ROWS * sizeof *lst) : NULL;
-        if (lst) {
-            lr_rows(qb, r, sk->P, sv->P, ac->pcap, n, N, a->pos0, a->scale, S, ab,
-                    ac->cfg.measure ? pt2 : NULL, a->probs, a->probs_stride, lst);
-            free(lst);
-        } else { /* wider than lr_row's accumulators: products through sgemm */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)N, r, a->scale,
-                        qb, r, sk->P, (int)ac->pcap, 0.0f, S, (int)N);
-            double fs = 0.0;
-            softmax_rows(S, n, N, a->pos0, &fs);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, r, (int)N, 1.0f, S,
-                        (int)N, sv->P, (int)ac->pcap, 0.0f, ab, r);
-            for (size_t i = 0; i < n; i++) {
-                double pp = 0.0;
-                for (size_t t = 0; t < N; t++)
-                    pp += (double)S[i * N + t] * S[i * N + t];
-                pt2[i] = sqrt(pp);
-                if (a->probs)
-                    memcpy(a->probs + i * a->probs_stride, S + i * N, N * sizeof(float));
-            }
-        }
-        fl[FLOPS_SCORES] = 2.0 * n * N * r;
-        for (size_t i = 0; i < n; i++)
-            fl[FLOPS_SOFTMAX] += flops_softmax((double)(a->pos0 + i + 1));
-        fl[FLOPS_VALUE] = 2.0 * n * N * r;
-        /* back to head_dim: (n x r)(r x D) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, D, r, 1.0f, ab, r, sv->B,
-                    D, 0.0f, a->out, (int)a->out_stride);
-        fl[FLOPS_OUT_PROJ] = 2.0 * n * r * D;
-        if (ac->cfg.measure)
-            for (size_t i = 0; i < n; i++) {
-                double qq = 0.0, qp = 0.0;
-                for (int32_t j = 0; j < D; j++)
-                    qq += (double)a->q[i * a->q_stride + j] * a->q[i * a->q_stride + j];
-                for (int32_t j = 0; j < r; j++)
-                    qp += (double)qb[i * r + j] * qb[i * r + j];
-                qres[i] = sqrt(qq - qp > 0.0 ? qq - qp : 0.0);
-            }
+        lowrank_head(ac, a, sk, sv, r, qb, ab, qres, pt2, fl);
     }
     int64_t t1 = clock_now_ns();
     if (st == DRRL_OK && ac->cfg.measure) {
@@ -2047,68 +2167,9 @@ static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
             if ((st = forward_attn_exact(NULL, &b, err)))
                 goto done;
         }
-        double kres2 = lowrank ? sk->res2[r] : 0.0;
-        double vres2 = lowrank ? sv->res2[r] : 0.0;
-        double vspec = sqrt(side_total(sv, D));
-        for (size_t i = 0; i < n; i++) {
-            RowStat *rs = row_at(ac, l, h, row0 + i);
-            const float *o = exact_out + i * D, *ot = a->out + i * a->out_stride;
-            double e2 = 0.0, no = 0.0, nt = 0.0, dot = 0.0;
-            for (int32_t j = 0; j < D; j++) {
-                double d = (double)o[j] - ot[j];
-                e2 += d * d, no += (double)o[j] * o[j], nt += (double)ot[j] * ot[j];
-                dot += (double)o[j] * ot[j];
-            }
-            rs->measured = no > 0.0 ? sqrt(e2 / no) : sqrt(e2);
-            rs->err_abs = sqrt(e2);
-            rs->fidelity = no > 0.0 && nt > 0.0 ? dot / sqrt(no * nt) : (e2 == 0.0 ? 1.0 : 0.0);
-            rs->measured_ok = 1;
-            if (lowrank) {
-                double ds = qres[i] * sqrt(kres2) * a->scale;
-                rs->bound_abs = bounds_output(ds, vspec, sv->rowmax, pt2[i], vres2);
-                rs->bound_rel = bounds_relative(rs->bound_abs, sqrt(nt));
-                double qn = 0.0;
-                for (int32_t j = 0; j < D; j++)
-                    qn += (double)a->q[i * a->q_stride + j] * a->q[i * a->q_stride + j];
-                double smax = sqrt(qn) * sk->rowmax * a->scale;
-                double allow = bounds_roundoff((int64_t)N, D, sv->rowmax * (1.0 + 2.0 * smax));
-                rs->violation = sqrt(e2) > rs->bound_abs + allow;
-            } else if (baseline) {
-                rs->bound_abs = NAN, rs->bound_rel = NAN; /* no proven bound */
-                rs->violation = 0;
-            } else {
-                rs->bound_abs = 0.0, rs->bound_rel = 0.0;
-                rs->violation = 0; /* exact: nothing to bound */
-            }
-        }
+        measure_rows(ac, a, row0, lowrank, baseline, r, sk, sv, exact_out, qres, pt2);
     }
-    for (size_t i = 0; i < n; i++) {
-        RowStat *rs = row_at(ac, l, h, row0 + i);
-        rs->rank = lowrank ? r : baseline ? ac->cfg.method.m : D;
-        rs->wall_ns = (t1 - t0) / (int64_t)n;
-        /* Counted per row over its causal keys 0..pos (see flops_savings):
-         * the same count whether the row came alone or in a block, whose
-         * product also runs over the masked keys after pos. */
-        double nk = (double)(a->pos0 + i + 1), w = lowrank ? r : D;
-        for (int c = 0; c < FLOPS_CAT_COUNT; c++)
-            rs->fl[c] += fl[c] / (double)n; /* per-row products: the same per row */
-        if (!baseline) {
-            rs->fl[FLOPS_SCORES] = 2.0 * nk * w;
-            rs->fl[FLOPS_SOFTMAX] = flops_softmax(nk);
-            rs->fl[FLOPS_VALUE] = 2.0 * nk * w;
-        }
-        rs->fl_exact[FLOPS_SCORES] = 2.0 * nk * D;
-        rs->fl_exact[FLOPS_SOFTMAX] = flops_softmax(nk);
-        rs->fl_exact[FLOPS_VALUE] = 2.0 * nk * D;
-        if (!ac->cfg.measure) {
-            rs->measured = NAN, rs->fidelity = NAN;
-            rs->bound_abs = NAN, rs->bound_rel = NAN;
-        }
-        rs->tail_rel = lowrank ? hs->tail_rel : baseline ? NAN : 0.0;
-        rs->lowrank = lowrank && r < D;
-        rs->guard = lowrank ? hs->guard : NAN;
-        rs->guard_ok = lowrank ? hs->guard_ok : 1;
-    }
+    record_rows(ac, a, hs, row0, lowrank, baseline, r, fl, t1 - t0);
 done:
     free(exact_out), free(qb), free(ab), free(qres), free(pt2);
     return st;

@@ -81,6 +81,104 @@ static const char *cfg_str(const json_t *root, const char *key)
             return s_;                                                                         \
     } while (0)
 
+/* GPT-2's fields (transformers' GPT2Config names). */
+static DrrlStatus parse_gpt2(const char *file, const json_t *root, ModelConfig *c,
+                             DrrlError *err)
+{
+    TRY(cfg_int(file, root, "n_layer", -1, &c->n_layer, err));
+    TRY(cfg_int(file, root, "n_head", -1, &c->n_head, err));
+    TRY(cfg_int(file, root, "n_embd", -1, &c->d_model, err));
+    TRY(cfg_int(file, root, "vocab_size", -1, &c->vocab, err));
+    TRY(cfg_int(file, root, "n_positions", -1, &c->n_ctx, err));
+    TRY(cfg_int(file, root, "n_inner", 4L * c->d_model, &c->d_ff, err));
+    TRY(cfg_num(file, root, "layer_norm_epsilon", 1e-5, &c->norm_eps, err));
+    const char *act = cfg_str(root, "activation_function");
+    if (act && strcmp(act, "gelu_new") != 0 && strcmp(act, "gelu_pytorch_tanh") != 0)
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s: activation_function '%s' is not supported (supported: "
+                          "gelu_new, gelu_pytorch_tanh)",
+                          file, act);
+    if (c->d_model % c->n_head != 0)
+        return drrl_error(err, DRRL_E_INPUT, "%s: n_embd %d is not a multiple of n_head %d",
+                          file, c->d_model, c->n_head);
+    c->n_kv_head = c->n_head;
+    c->head_dim = c->d_model / c->n_head;
+    c->tied = cfg_bool(root, "tie_word_embeddings", 1);
+    c->attn_bias = c->mlp_bias = 1;
+    c->scale_attn = cfg_bool(root, "scale_attn_weights", 1);
+    c->scale_attn_by_layer = cfg_bool(root, "scale_attn_by_inverse_layer_idx", 0);
+    return DRRL_OK;
+}
+
+/* The RoPE base: transformers >= 5 writes rope_parameters.rope_theta, older
+ * versions a top-level rope_theta (default 10000); no scaling. */
+static DrrlStatus parse_rope(const char *file, const json_t *root, ModelConfig *c,
+                             DrrlError *err)
+{
+    c->rope_theta = 10000.0;
+    const json_t *rp = json_object_get(root, "rope_parameters");
+    const json_t *rs = json_object_get(root, "rope_scaling");
+    if (json_is_object(rp)) {
+        TRY(cfg_num(file, rp, "rope_theta", 10000.0, &c->rope_theta, err));
+        const char *type = cfg_str(rp, "rope_type");
+        if (type && strcmp(type, "default") != 0)
+            return drrl_error(err, DRRL_E_INPUT,
+                              "%s: rope_parameters.rope_type '%s' is not supported "
+                              "(supported: default)",
+                              file, type);
+    } else {
+        TRY(cfg_num(file, root, "rope_theta", 10000.0, &c->rope_theta, err));
+    }
+    if (json_is_object(rs)) {
+        const char *type = cfg_str(rs, "rope_type");
+        if (!type)
+            type = cfg_str(rs, "type");
+        if (!type || strcmp(type, "default") != 0)
+            return drrl_error(err, DRRL_E_INPUT,
+                              "%s: rope_scaling '%s' is not supported (supported: none)", file,
+                              type ? type : "?");
+    }
+    return DRRL_OK;
+}
+
+/* Llama's fields (LlamaConfig names). */
+static DrrlStatus parse_llama(const char *file, const json_t *root, ModelConfig *c,
+                              DrrlError *err)
+{
+    TRY(cfg_int(file, root, "num_hidden_layers", -1, &c->n_layer, err));
+    TRY(cfg_int(file, root, "num_attention_heads", -1, &c->n_head, err));
+    TRY(cfg_int(file, root, "hidden_size", -1, &c->d_model, err));
+    TRY(cfg_int(file, root, "vocab_size", -1, &c->vocab, err));
+    TRY(cfg_int(file, root, "intermediate_size", -1, &c->d_ff, err));
+    TRY(cfg_int(file, root, "max_position_embeddings", 2048, &c->n_ctx, err));
+    TRY(cfg_int(file, root, "num_key_value_heads", c->n_head, &c->n_kv_head, err));
+    if (c->d_model % c->n_head != 0 && !json_is_integer(json_object_get(root, "head_dim")))
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s: hidden_size %d is not a multiple of num_attention_heads %d "
+                          "and no head_dim is given",
+                          file, c->d_model, c->n_head);
+    TRY(cfg_int(file, root, "head_dim", c->d_model / c->n_head, &c->head_dim, err));
+    TRY(cfg_num(file, root, "rms_norm_eps", 1e-6, &c->norm_eps, err));
+    if (c->n_head % c->n_kv_head != 0)
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s: num_attention_heads %d is not a multiple of "
+                          "num_key_value_heads %d",
+                          file, c->n_head, c->n_kv_head);
+    if (c->head_dim % 2 != 0)
+        return drrl_error(err, DRRL_E_INPUT, "%s: head_dim %d must be even for RoPE", file,
+                          c->head_dim);
+    const char *act = cfg_str(root, "hidden_act");
+    if (act && strcmp(act, "silu") != 0)
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s: hidden_act '%s' is not supported (supported: silu)", file, act);
+    TRY(parse_rope(file, root, c, err));
+    c->tied = cfg_bool(root, "tie_word_embeddings", 0);
+    c->attn_bias = cfg_bool(root, "attention_bias", 0);
+    c->mlp_bias = cfg_bool(root, "mlp_bias", 0);
+    c->scale_attn = 1;
+    return DRRL_OK;
+}
+
 static DrrlStatus parse_config(const char *file, const json_t *root, ModelConfig *c,
                                DrrlError *err)
 {
@@ -122,88 +220,8 @@ static DrrlStatus parse_config(const char *file, const json_t *root, ModelConfig
         snprintf(c->tokenizer, sizeof c->tokenizer, "%s", tok);
     }
 
-    if (c->arch == MODEL_ARCH_GPT2) {
-        TRY(cfg_int(file, root, "n_layer", -1, &c->n_layer, err));
-        TRY(cfg_int(file, root, "n_head", -1, &c->n_head, err));
-        TRY(cfg_int(file, root, "n_embd", -1, &c->d_model, err));
-        TRY(cfg_int(file, root, "vocab_size", -1, &c->vocab, err));
-        TRY(cfg_int(file, root, "n_positions", -1, &c->n_ctx, err));
-        TRY(cfg_int(file, root, "n_inner", 4L * c->d_model, &c->d_ff, err));
-        TRY(cfg_num(file, root, "layer_norm_epsilon", 1e-5, &c->norm_eps, err));
-        const char *act = cfg_str(root, "activation_function");
-        if (act && strcmp(act, "gelu_new") != 0 && strcmp(act, "gelu_pytorch_tanh") != 0)
-            return drrl_error(err, DRRL_E_INPUT,
-                              "%s: activation_function '%s' is not supported (supported: "
-                              "gelu_new, gelu_pytorch_tanh)",
-                              file, act);
-        if (c->d_model % c->n_head != 0)
-            return drrl_error(err, DRRL_E_INPUT, "%s: n_embd %d is not a multiple of n_head %d",
-                              file, c->d_model, c->n_head);
-        c->n_kv_head = c->n_head;
-        c->head_dim = c->d_model / c->n_head;
-        c->tied = cfg_bool(root, "tie_word_embeddings", 1);
-        c->attn_bias = c->mlp_bias = 1;
-        c->scale_attn = cfg_bool(root, "scale_attn_weights", 1);
-        c->scale_attn_by_layer = cfg_bool(root, "scale_attn_by_inverse_layer_idx", 0);
-    } else {
-        TRY(cfg_int(file, root, "num_hidden_layers", -1, &c->n_layer, err));
-        TRY(cfg_int(file, root, "num_attention_heads", -1, &c->n_head, err));
-        TRY(cfg_int(file, root, "hidden_size", -1, &c->d_model, err));
-        TRY(cfg_int(file, root, "vocab_size", -1, &c->vocab, err));
-        TRY(cfg_int(file, root, "intermediate_size", -1, &c->d_ff, err));
-        TRY(cfg_int(file, root, "max_position_embeddings", 2048, &c->n_ctx, err));
-        TRY(cfg_int(file, root, "num_key_value_heads", c->n_head, &c->n_kv_head, err));
-        if (c->d_model % c->n_head != 0 && !json_is_integer(json_object_get(root, "head_dim")))
-            return drrl_error(err, DRRL_E_INPUT,
-                              "%s: hidden_size %d is not a multiple of num_attention_heads %d "
-                              "and no head_dim is given",
-                              file, c->d_model, c->n_head);
-        TRY(cfg_int(file, root, "head_dim", c->d_model / c->n_head, &c->head_dim, err));
-        TRY(cfg_num(file, root, "rms_norm_eps", 1e-6, &c->norm_eps, err));
-        if (c->n_head % c->n_kv_head != 0)
-            return drrl_error(err, DRRL_E_INPUT,
-                              "%s: num_attention_heads %d is not a multiple of "
-                              "num_key_value_heads %d",
-                              file, c->n_head, c->n_kv_head);
-        if (c->head_dim % 2 != 0)
-            return drrl_error(err, DRRL_E_INPUT, "%s: head_dim %d must be even for RoPE", file,
-                              c->head_dim);
-        const char *act = cfg_str(root, "hidden_act");
-        if (act && strcmp(act, "silu") != 0)
-            return drrl_error(err, DRRL_E_INPUT,
-                              "%s: hidden_act '%s' is not supported (supported: silu)", file,
-                              act);
-        /* RoPE base: transformers >= 5 writes rope_parameters.rope_theta,
-         * older versions a top-level rope_theta (default 10000). */
-        c->rope_theta = 10000.0;
-        const json_t *rp = json_object_get(root, "rope_parameters");
-        const json_t *rs = json_object_get(root, "rope_scaling");
-        if (json_is_object(rp)) {
-            TRY(cfg_num(file, rp, "rope_theta", 10000.0, &c->rope_theta, err));
-            const char *type = cfg_str(rp, "rope_type");
-            if (type && strcmp(type, "default") != 0)
-                return drrl_error(err, DRRL_E_INPUT,
-                                  "%s: rope_parameters.rope_type '%s' is not supported "
-                                  "(supported: default)",
-                                  file, type);
-        } else {
-            TRY(cfg_num(file, root, "rope_theta", 10000.0, &c->rope_theta, err));
-        }
-        if (json_is_object(rs)) {
-            const char *type = cfg_str(rs, "rope_type");
-            if (!type)
-                type = cfg_str(rs, "type");
-            if (!type || strcmp(type, "default") != 0)
-                return drrl_error(err, DRRL_E_INPUT,
-                                  "%s: rope_scaling '%s' is not supported (supported: none)",
-                                  file, type ? type : "?");
-        }
-        c->tied = cfg_bool(root, "tie_word_embeddings", 0);
-        c->attn_bias = cfg_bool(root, "attention_bias", 0);
-        c->mlp_bias = cfg_bool(root, "mlp_bias", 0);
-        c->scale_attn = 1;
-    }
-    return DRRL_OK;
+    return c->arch == MODEL_ARCH_GPT2 ? parse_gpt2(file, root, c, err)
+                                      : parse_llama(file, root, c, err);
 }
 
 static DrrlStatus load_json(const char *file, json_t **out, DrrlError *err)
@@ -692,13 +710,8 @@ static DrrlStatus load_spec(Source *s, const Spec *sp, const char *alt_prefix, D
     return DRRL_OK;
 }
 
-static DrrlStatus load_weights(Model *m, Source *s, DrrlError *err)
-{
-    const ModelConfig *c = &m->cfg;
-    size_t C = (size_t)c->d_model, V = (size_t)c->vocab, H = (size_t)c->n_head;
-    size_t K = (size_t)c->n_kv_head, D = (size_t)c->head_dim, F = (size_t)c->d_ff;
-    size_t P = (size_t)c->n_ctx;
-    Spec sp;
+/* One tensor of 1 or 2 dimensions into DST through XF (sp, alt, s and err
+ * in scope). */
 #define SPEC1(NAME_FMT, N0, DST, XF, ...)                                                      \
     do {                                                                                       \
         memset(&sp, 0, sizeof sp);                                                             \
@@ -720,90 +733,107 @@ static DrrlStatus load_weights(Model *m, Source *s, DrrlError *err)
         sp.dst[0] = (DST);                                                                     \
         TRY(load_spec(s, &sp, alt, err));                                                      \
     } while (0)
-    if (c->arch == MODEL_ARCH_GPT2) {
-        const char *alt = "transformer.";
-        SPEC2("%s", V, C, m->tok_emb, XF_COPY, "transformer.wte.weight");
-        SPEC2("%s", P, C, m->pos_emb, XF_COPY, "transformer.wpe.weight");
-        for (int l = 0; l < c->n_layer; l++) {
-            size_t L = (size_t)l;
-            SPEC1("transformer.h.%d.ln_1.weight", C, m->ln1_w + L * C, XF_COPY, l);
-            SPEC1("transformer.h.%d.ln_1.bias", C, m->ln1_b + L * C, XF_COPY, l);
-            memset(&sp, 0, sizeof sp);
-            snprintf(sp.name, sizeof sp.name, "transformer.h.%d.attn.c_attn.weight", l);
-            sp.ndim = 2;
-            sp.shape[0] = C;
-            sp.shape[1] = 3 * C;
-            sp.xf = XF_SPLIT3_T;
-            sp.dst[0] = m->wq + L * C * C;
-            sp.dst[1] = m->wk + L * C * C;
-            sp.dst[2] = m->wv + L * C * C;
-            TRY(load_spec(s, &sp, alt, err));
-            snprintf(sp.name, sizeof sp.name, "transformer.h.%d.attn.c_attn.bias", l);
-            sp.ndim = 1;
-            sp.shape[0] = 3 * C;
-            sp.xf = XF_SPLIT3;
-            sp.dst[0] = m->bq + L * C;
-            sp.dst[1] = m->bk + L * C;
-            sp.dst[2] = m->bv + L * C;
-            TRY(load_spec(s, &sp, alt, err));
-            SPEC2("transformer.h.%d.attn.c_proj.weight", C, C, m->wo + L * C * C, XF_TRANSPOSE,
-                  l);
-            SPEC1("transformer.h.%d.attn.c_proj.bias", C, m->bo + L * C, XF_COPY, l);
-            SPEC1("transformer.h.%d.ln_2.weight", C, m->ln2_w + L * C, XF_COPY, l);
-            SPEC1("transformer.h.%d.ln_2.bias", C, m->ln2_b + L * C, XF_COPY, l);
-            SPEC2("transformer.h.%d.mlp.c_fc.weight", C, F, m->w_up + L * F * C, XF_TRANSPOSE,
-                  l);
-            SPEC1("transformer.h.%d.mlp.c_fc.bias", F, m->b_up + L * F, XF_COPY, l);
-            SPEC2("transformer.h.%d.mlp.c_proj.weight", F, C, m->w_down + L * C * F,
-                  XF_TRANSPOSE, l);
-            SPEC1("transformer.h.%d.mlp.c_proj.bias", C, m->b_down + L * C, XF_COPY, l);
-        }
-        SPEC1("%s", C, m->lnf_w, XF_COPY, "transformer.ln_f.weight");
-        SPEC1("%s", C, m->lnf_b, XF_COPY, "transformer.ln_f.bias");
-        if (!c->tied)
-            SPEC2("%s", V, C, m->lm_head, XF_COPY, "lm_head.weight");
-    } else {
-        const char *alt = NULL;
-        SPEC2("%s", V, C, m->tok_emb, XF_COPY, "model.embed_tokens.weight");
-        for (int l = 0; l < c->n_layer; l++) {
-            size_t L = (size_t)l;
-            SPEC1("model.layers.%d.input_layernorm.weight", C, m->ln1_w + L * C, XF_COPY, l);
-            SPEC2("model.layers.%d.self_attn.q_proj.weight", H * D, C, m->wq + L * H * D * C,
-                  XF_COPY, l);
-            SPEC2("model.layers.%d.self_attn.k_proj.weight", K * D, C, m->wk + L * K * D * C,
-                  XF_COPY, l);
-            SPEC2("model.layers.%d.self_attn.v_proj.weight", K * D, C, m->wv + L * K * D * C,
-                  XF_COPY, l);
-            SPEC2("model.layers.%d.self_attn.o_proj.weight", C, H * D, m->wo + L * C * H * D,
-                  XF_COPY, l);
-            if (c->attn_bias) {
-                SPEC1("model.layers.%d.self_attn.q_proj.bias", H * D, m->bq + L * H * D,
-                      XF_COPY, l);
-                SPEC1("model.layers.%d.self_attn.k_proj.bias", K * D, m->bk + L * K * D,
-                      XF_COPY, l);
-                SPEC1("model.layers.%d.self_attn.v_proj.bias", K * D, m->bv + L * K * D,
-                      XF_COPY, l);
-                SPEC1("model.layers.%d.self_attn.o_proj.bias", C, m->bo + L * C, XF_COPY, l);
-            }
-            SPEC1("model.layers.%d.post_attention_layernorm.weight", C, m->ln2_w + L * C,
-                  XF_COPY, l);
-            SPEC2("model.layers.%d.mlp.gate_proj.weight", F, C, m->w_gate + L * F * C, XF_COPY,
-                  l);
-            SPEC2("model.layers.%d.mlp.up_proj.weight", F, C, m->w_up + L * F * C, XF_COPY, l);
-            SPEC2("model.layers.%d.mlp.down_proj.weight", C, F, m->w_down + L * C * F, XF_COPY,
-                  l);
-            if (c->mlp_bias) {
-                SPEC1("model.layers.%d.mlp.gate_proj.bias", F, m->b_gate + L * F, XF_COPY, l);
-                SPEC1("model.layers.%d.mlp.up_proj.bias", F, m->b_up + L * F, XF_COPY, l);
-                SPEC1("model.layers.%d.mlp.down_proj.bias", C, m->b_down + L * C, XF_COPY, l);
-            }
-        }
-        SPEC1("%s", C, m->lnf_w, XF_COPY, "model.norm.weight");
-        if (!c->tied)
-            SPEC2("%s", V, C, m->lm_head, XF_COPY, "lm_head.weight");
+/* GPT-2's tensors (transformer.h.L...; Conv1D weights transposed, c_attn
+ * split into q, k, v). */
+static DrrlStatus load_gpt2(Model *m, Source *s, DrrlError *err)
+{
+    const ModelConfig *c = &m->cfg;
+    size_t C = (size_t)c->d_model, V = (size_t)c->vocab;
+    size_t F = (size_t)c->d_ff, P = (size_t)c->n_ctx;
+    Spec sp;
+    const char *alt = "transformer.";
+    SPEC2("%s", V, C, m->tok_emb, XF_COPY, "transformer.wte.weight");
+    SPEC2("%s", P, C, m->pos_emb, XF_COPY, "transformer.wpe.weight");
+    for (int l = 0; l < c->n_layer; l++) {
+        size_t L = (size_t)l;
+        SPEC1("transformer.h.%d.ln_1.weight", C, m->ln1_w + L * C, XF_COPY, l);
+        SPEC1("transformer.h.%d.ln_1.bias", C, m->ln1_b + L * C, XF_COPY, l);
+        memset(&sp, 0, sizeof sp);
+        snprintf(sp.name, sizeof sp.name, "transformer.h.%d.attn.c_attn.weight", l);
+        sp.ndim = 2;
+        sp.shape[0] = C;
+        sp.shape[1] = 3 * C;
+        sp.xf = XF_SPLIT3_T;
+        sp.dst[0] = m->wq + L * C * C;
+        sp.dst[1] = m->wk + L * C * C;
+        sp.dst[2] = m->wv + L * C * C;
+        TRY(load_spec(s, &sp, alt, err));
+        snprintf(sp.name, sizeof sp.name, "transformer.h.%d.attn.c_attn.bias", l);
+        sp.ndim = 1;
+        sp.shape[0] = 3 * C;
+        sp.xf = XF_SPLIT3;
+        sp.dst[0] = m->bq + L * C;
+        sp.dst[1] = m->bk + L * C;
+        sp.dst[2] = m->bv + L * C;
+        TRY(load_spec(s, &sp, alt, err));
+        SPEC2("transformer.h.%d.attn.c_proj.weight", C, C, m->wo + L * C * C, XF_TRANSPOSE, l);
+        SPEC1("transformer.h.%d.attn.c_proj.bias", C, m->bo + L * C, XF_COPY, l);
+        SPEC1("transformer.h.%d.ln_2.weight", C, m->ln2_w + L * C, XF_COPY, l);
+        SPEC1("transformer.h.%d.ln_2.bias", C, m->ln2_b + L * C, XF_COPY, l);
+        SPEC2("transformer.h.%d.mlp.c_fc.weight", C, F, m->w_up + L * F * C, XF_TRANSPOSE, l);
+        SPEC1("transformer.h.%d.mlp.c_fc.bias", F, m->b_up + L * F, XF_COPY, l);
+        SPEC2("transformer.h.%d.mlp.c_proj.weight", F, C, m->w_down + L * C * F, XF_TRANSPOSE,
+              l);
+        SPEC1("transformer.h.%d.mlp.c_proj.bias", C, m->b_down + L * C, XF_COPY, l);
     }
+    SPEC1("%s", C, m->lnf_w, XF_COPY, "transformer.ln_f.weight");
+    SPEC1("%s", C, m->lnf_b, XF_COPY, "transformer.ln_f.bias");
+    if (!c->tied)
+        SPEC2("%s", V, C, m->lm_head, XF_COPY, "lm_head.weight");
+    return DRRL_OK;
+}
+
+/* Llama's tensors (model.layers.L...). */
+static DrrlStatus load_llama(Model *m, Source *s, DrrlError *err)
+{
+    const ModelConfig *c = &m->cfg;
+    size_t C = (size_t)c->d_model, V = (size_t)c->vocab, H = (size_t)c->n_head;
+    size_t K = (size_t)c->n_kv_head, D = (size_t)c->head_dim, F = (size_t)c->d_ff;
+    Spec sp;
+    const char *alt = NULL;
+    SPEC2("%s", V, C, m->tok_emb, XF_COPY, "model.embed_tokens.weight");
+    for (int l = 0; l < c->n_layer; l++) {
+        size_t L = (size_t)l;
+        SPEC1("model.layers.%d.input_layernorm.weight", C, m->ln1_w + L * C, XF_COPY, l);
+        SPEC2("model.layers.%d.self_attn.q_proj.weight", H * D, C, m->wq + L * H * D * C,
+              XF_COPY, l);
+        SPEC2("model.layers.%d.self_attn.k_proj.weight", K * D, C, m->wk + L * K * D * C,
+              XF_COPY, l);
+        SPEC2("model.layers.%d.self_attn.v_proj.weight", K * D, C, m->wv + L * K * D * C,
+              XF_COPY, l);
+        SPEC2("model.layers.%d.self_attn.o_proj.weight", C, H * D, m->wo + L * C * H * D,
+              XF_COPY, l);
+        if (c->attn_bias) {
+            SPEC1("model.layers.%d.self_attn.q_proj.bias", H * D, m->bq + L * H * D, XF_COPY,
+                  l);
+            SPEC1("model.layers.%d.self_attn.k_proj.bias", K * D, m->bk + L * K * D, XF_COPY,
+                  l);
+            SPEC1("model.layers.%d.self_attn.v_proj.bias", K * D, m->bv + L * K * D, XF_COPY,
+                  l);
+            SPEC1("model.layers.%d.self_attn.o_proj.bias", C, m->bo + L * C, XF_COPY, l);
+        }
+        SPEC1("model.layers.%d.post_attention_layernorm.weight", C, m->ln2_w + L * C, XF_COPY,
+              l);
+        SPEC2("model.layers.%d.mlp.gate_proj.weight", F, C, m->w_gate + L * F * C, XF_COPY, l);
+        SPEC2("model.layers.%d.mlp.up_proj.weight", F, C, m->w_up + L * F * C, XF_COPY, l);
+        SPEC2("model.layers.%d.mlp.down_proj.weight", C, F, m->w_down + L * C * F, XF_COPY, l);
+        if (c->mlp_bias) {
+            SPEC1("model.layers.%d.mlp.gate_proj.bias", F, m->b_gate + L * F, XF_COPY, l);
+            SPEC1("model.layers.%d.mlp.up_proj.bias", F, m->b_up + L * F, XF_COPY, l);
+            SPEC1("model.layers.%d.mlp.down_proj.bias", C, m->b_down + L * C, XF_COPY, l);
+        }
+    }
+    SPEC1("%s", C, m->lnf_w, XF_COPY, "model.norm.weight");
+    if (!c->tied)
+        SPEC2("%s", V, C, m->lm_head, XF_COPY, "lm_head.weight");
+    return DRRL_OK;
+}
 #undef SPEC1
 #undef SPEC2
+
+static DrrlStatus load_weights(Model *m, Source *s, DrrlError *err)
+{
+    TRY(m->cfg.arch == MODEL_ARCH_GPT2 ? load_gpt2(m, s, err) : load_llama(m, s, err));
     int kinds = 0, last = 0;
     for (int d = 0; d < SAFETENSORS_DTYPE_COUNT; d++)
         if (s->dtype_seen[d]) {

@@ -250,6 +250,168 @@ static DrrlStatus parse_entry(Safetensors *st, const char *name, const json_t *v
     return DRRL_OK;
 }
 
+/* Map the file (a FIFO or device is refused; at least the 8-byte length). */
+static DrrlStatus map_file(Safetensors *st, const char *path, DrrlError *err)
+{
+    int fd;
+    DrrlStatus s = fileio_open_input(path, 0, &fd, err);
+    if (s)
+        return s;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        s = drrl_error(err, DRRL_E_IO, "%s: %s", path, strerror(errno));
+        close(fd);
+        return s;
+    }
+    size_t fsize = (size_t)sb.st_size;
+    if (fsize < 8) {
+        close(fd);
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s: %zu bytes, too short for a safetensors header (8-byte length)",
+                          path, fsize);
+    }
+    st->map_ = mmap(NULL, fsize, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (st->map_ == MAP_FAILED) {
+        st->map_ = NULL;
+        return drrl_error(err, DRRL_E_IO, "%s: mmap: %s", path, strerror(errno));
+    }
+    st->map_size_ = fsize;
+    return DRRL_OK;
+}
+
+/* The header's length (checked against the limit and the file) and its
+ * JSON object. */
+static DrrlStatus parse_header(const Safetensors *st, const char *path, uint64_t *hlen_out,
+                               json_t **root, DrrlError *err)
+{
+    const unsigned char *bytes = st->map_;
+    size_t fsize = st->map_size_;
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | bytes[i];
+    if (hlen > SAFETENSORS_MAX_HEADER)
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s: header length %llu exceeds the limit of %llu bytes (not a "
+                          "safetensors file?)",
+                          path, (unsigned long long)hlen,
+                          (unsigned long long)SAFETENSORS_MAX_HEADER);
+    if (hlen > fsize - 8)
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s: header length %llu exceeds the file's remaining %zu bytes (file "
+                          "truncated?)",
+                          path, (unsigned long long)hlen, fsize - 8);
+    if (hlen < 2 || bytes[8] != '{')
+        return drrl_error(err, DRRL_E_INPUT, "%s: header does not start with a JSON object",
+                          path);
+    json_error_t jerr;
+    *root = json_loadb((const char *)bytes + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
+    if (!*root)
+        return drrl_error(err, DRRL_E_INPUT, "%s: header JSON at byte %d: %s", path,
+                          jerr.position + 8, jerr.text);
+    if (!json_is_object(*root))
+        return drrl_error(err, DRRL_E_INPUT, "%s: header is not a JSON object", path);
+    *hlen_out = hlen;
+    return DRRL_OK;
+}
+
+/* "__metadata__": an object of strings, kept as compact JSON. */
+static DrrlStatus parse_metadata(Safetensors *st, const char *path, json_t *val, DrrlError *err)
+{
+    if (!json_is_object(val))
+        return drrl_error(err, DRRL_E_INPUT, "%s: \"__metadata__\" is not an object", path);
+    const char *mk;
+    json_t *mv;
+    json_object_foreach(val, mk, mv)
+    {
+        if (!json_is_string(mv))
+            return drrl_error(err, DRRL_E_INPUT,
+                              "%s: \"__metadata__\" value '%s' is not a string", path, mk);
+    }
+    st->metadata_json = json_dumps(val, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    st->metadata_ = json_incref(val);
+    if (!st->metadata_json)
+        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
+    return DRRL_OK;
+}
+
+/* Every entry of the header: the metadata and the tensors, their byte
+ * ranges into ranges. */
+static DrrlStatus parse_entries(Safetensors *st, const char *path, json_t *root,
+                                const unsigned char *data, size_t data_size, Range *ranges,
+                                DrrlError *err)
+{
+    const char *key;
+    json_t *val;
+    DrrlStatus s;
+    json_object_foreach(root, key, val)
+    {
+        if (strcmp(key, "__metadata__") == 0) {
+            if ((s = parse_metadata(st, path, val, err)))
+                return s;
+            continue;
+        }
+        if (key[0] == '\0')
+            return drrl_error(err, DRRL_E_INPUT, "%s: a tensor has an empty name", path);
+        size_t k = st->n_tensors;
+        SafetensorsTensor *t = &st->tensors[k];
+        if (!(t->name = strdup(key)))
+            return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
+        st->n_tensors++;
+        ranges[k].index = k;
+        if ((s = parse_entry(st, key, val, t, &ranges[k], data_size, err)))
+            return s;
+        t->data = data + ranges[k].begin;
+    }
+    return DRRL_OK;
+}
+
+/* No overlap, no gap: sorted by begin, each range starts where the last
+ * ended, and the last ends at the end of the file. Empty tensors (0 bytes)
+ * take no room and may sit anywhere in range. */
+static DrrlStatus check_ranges(const Safetensors *st, const char *path, Range *ranges,
+                               size_t data_size, DrrlError *err)
+{
+    qsort(ranges, st->n_tensors, sizeof *ranges, range_cmp);
+    size_t pos = 0;
+    for (size_t i = 0; i < st->n_tensors; i++) {
+        const Range *r = &ranges[i];
+        if (r->begin == r->end)
+            continue;
+        if (r->begin < pos)
+            return drrl_error(err, DRRL_E_INPUT,
+                              "%s: tensor '%s': data_offsets [%zu, %zu] overlap another "
+                              "tensor ending at %zu",
+                              path, st->tensors[r->index].name, r->begin, r->end, pos);
+        if (r->begin > pos)
+            return drrl_error(
+                err, DRRL_E_INPUT,
+                "%s: tensor '%s': gap of %zu bytes before data_offsets [%zu, %zu]", path,
+                st->tensors[r->index].name, r->begin - pos, r->begin, r->end);
+        pos = r->end;
+    }
+    if (pos != data_size)
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s: data section has %zu bytes but the tensors cover %zu (trailing "
+                          "bytes)",
+                          path, data_size, pos);
+    return DRRL_OK;
+}
+
+/* The tensors' indices sorted by name, for safetensors_find. */
+static DrrlStatus sort_names(Safetensors *st, const char *path, DrrlError *err)
+{
+    st->sorted_ = malloc((st->n_tensors ? st->n_tensors : 1) * sizeof *st->sorted_);
+    if (!st->sorted_)
+        return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
+    for (size_t i = 0; i < st->n_tensors; i++)
+        st->sorted_[i] = i;
+    sort_tensors = st->tensors;
+    qsort(st->sorted_, st->n_tensors, sizeof *st->sorted_, name_cmp);
+    sort_tensors = NULL;
+    return DRRL_OK;
+}
+
 DrrlStatus safetensors_load(const char *path, Safetensors **out, DrrlError *err)
 {
     *out = NULL;
@@ -258,179 +420,38 @@ DrrlStatus safetensors_load(const char *path, Safetensors **out, DrrlError *err)
         free(st);
         return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
     }
-    DrrlStatus s = DRRL_OK;
     json_t *root = NULL;
     Range *ranges = NULL;
-
-    int fd;
-    s = fileio_open_input(path, 0, &fd, err); /* a FIFO or device is refused */
-    if (s)
-        goto fail;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        s = drrl_error(err, DRRL_E_IO, "%s: %s", path, strerror(errno));
-        close(fd);
-        goto fail;
-    }
-    size_t fsize = (size_t)sb.st_size;
-    if (fsize < 8) {
-        s = drrl_error(err, DRRL_E_INPUT,
-                       "%s: %zu bytes, too short for a safetensors header (8-byte length)",
-                       path, fsize);
-        close(fd);
-        goto fail;
-    }
-    st->map_ = mmap(NULL, fsize, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (st->map_ == MAP_FAILED) {
-        st->map_ = NULL;
-        s = drrl_error(err, DRRL_E_IO, "%s: mmap: %s", path, strerror(errno));
-        goto fail;
-    }
-    st->map_size_ = fsize;
-    const unsigned char *bytes = st->map_;
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = (hlen << 8) | bytes[i];
-    if (hlen > SAFETENSORS_MAX_HEADER) {
-        s = drrl_error(err, DRRL_E_INPUT,
-                       "%s: header length %llu exceeds the limit of %llu bytes (not a "
-                       "safetensors file?)",
-                       path, (unsigned long long)hlen,
-                       (unsigned long long)SAFETENSORS_MAX_HEADER);
-        goto fail;
-    }
-    if (hlen > fsize - 8) {
-        s = drrl_error(err, DRRL_E_INPUT,
-                       "%s: header length %llu exceeds the file's remaining %zu bytes (file "
-                       "truncated?)",
-                       path, (unsigned long long)hlen, fsize - 8);
-        goto fail;
-    }
-    if (hlen < 2 || bytes[8] != '{') {
-        s = drrl_error(err, DRRL_E_INPUT, "%s: header does not start with a JSON object", path);
-        goto fail;
-    }
-    json_error_t jerr;
-    root = json_loadb((const char *)bytes + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        s = drrl_error(err, DRRL_E_INPUT, "%s: header JSON at byte %d: %s", path,
-                       jerr.position + 8, jerr.text);
-        goto fail;
-    }
-    if (!json_is_object(root)) {
-        s = drrl_error(err, DRRL_E_INPUT, "%s: header is not a JSON object", path);
-        goto fail;
-    }
-    const unsigned char *data = bytes + 8 + hlen;
-    size_t data_size = fsize - 8 - (size_t)hlen;
-
-    size_t n = json_object_size(root);
-    st->tensors = calloc(n ? n : 1, sizeof *st->tensors);
-    ranges = calloc(n ? n : 1, sizeof *ranges);
-    if (!st->tensors || !ranges) {
-        s = drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
-        goto fail;
-    }
-    const char *key;
-    json_t *val;
-    json_object_foreach(root, key, val)
-    {
-        if (strcmp(key, "__metadata__") == 0) {
-            if (!json_is_object(val)) {
-                s = drrl_error(err, DRRL_E_INPUT, "%s: \"__metadata__\" is not an object",
-                               path);
-                goto fail;
-            }
-            const char *mk;
-            json_t *mv;
-            json_object_foreach(val, mk, mv)
-            {
-                if (!json_is_string(mv)) {
-                    s = drrl_error(err, DRRL_E_INPUT,
-                                   "%s: \"__metadata__\" value '%s' is not a string", path, mk);
-                    goto fail;
-                }
-            }
-            st->metadata_json = json_dumps(val, JSON_COMPACT | JSON_PRESERVE_ORDER);
-            st->metadata_ = json_incref(val);
-            if (!st->metadata_json) {
-                s = drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
-                goto fail;
-            }
-            continue;
-        }
-        if (key[0] == '\0') {
-            s = drrl_error(err, DRRL_E_INPUT, "%s: a tensor has an empty name", path);
-            goto fail;
-        }
-        size_t k = st->n_tensors;
-        SafetensorsTensor *t = &st->tensors[k];
-        if (!(t->name = strdup(key))) {
+    DrrlStatus s = map_file(st, path, err);
+    if (!s)
+        s = parse_header(st, path, &hlen, &root, err);
+    if (!s) {
+        size_t n = json_object_size(root);
+        st->tensors = calloc(n ? n : 1, sizeof *st->tensors);
+        ranges = calloc(n ? n : 1, sizeof *ranges);
+        if (!st->tensors || !ranges)
             s = drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
-            goto fail;
-        }
-        st->n_tensors++;
-        ranges[k].index = k;
-        s = parse_entry(st, key, val, t, &ranges[k], data_size, err);
-        if (s != DRRL_OK)
-            goto fail;
-        t->data = data + ranges[k].begin;
     }
-
-    /* No overlap, no gap: sorted by begin, each range starts where the last
-     * ended, and the last ends at the end of the file. Empty tensors (0 bytes)
-     * take no room and may sit anywhere in range. */
-    qsort(ranges, st->n_tensors, sizeof *ranges, range_cmp);
-    size_t pos = 0;
-    for (size_t i = 0; i < st->n_tensors; i++) {
-        const Range *r = &ranges[i];
-        if (r->begin == r->end)
-            continue;
-        if (r->begin < pos) {
-            s = drrl_error(err, DRRL_E_INPUT,
-                           "%s: tensor '%s': data_offsets [%zu, %zu] overlap another tensor "
-                           "ending at %zu",
-                           path, st->tensors[r->index].name, r->begin, r->end, pos);
-            goto fail;
-        }
-        if (r->begin > pos) {
-            s = drrl_error(err, DRRL_E_INPUT,
-                           "%s: tensor '%s': gap of %zu bytes before data_offsets [%zu, %zu]",
-                           path, st->tensors[r->index].name, r->begin - pos, r->begin, r->end);
-            goto fail;
-        }
-        pos = r->end;
+    const unsigned char *data = NULL;
+    size_t data_size = 0;
+    if (!s) {
+        data = (const unsigned char *)st->map_ + 8 + hlen;
+        data_size = st->map_size_ - 8 - (size_t)hlen;
+        s = parse_entries(st, path, root, data, data_size, ranges, err);
     }
-    if (pos != data_size) {
-        s = drrl_error(err, DRRL_E_INPUT,
-                       "%s: data section has %zu bytes but the tensors cover %zu (trailing "
-                       "bytes)",
-                       path, data_size, pos);
-        goto fail;
-    }
-
-    st->sorted_ = malloc((st->n_tensors ? st->n_tensors : 1) * sizeof *st->sorted_);
-    if (!st->sorted_) {
-        s = drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
-        goto fail;
-    }
-    for (size_t i = 0; i < st->n_tensors; i++)
-        st->sorted_[i] = i;
-    sort_tensors = st->tensors;
-    qsort(st->sorted_, st->n_tensors, sizeof *st->sorted_, name_cmp);
-    sort_tensors = NULL;
-
+    if (!s)
+        s = check_ranges(st, path, ranges, data_size, err);
+    if (!s)
+        s = sort_names(st, path, err);
     free(ranges);
     json_decref(root);
+    if (s) {
+        safetensors_free(st);
+        return s;
+    }
     *out = st;
     return DRRL_OK;
-
-fail:
-    free(ranges);
-    json_decref(root);
-    safetensors_free(st);
-    return s;
 }
 
 const SafetensorsTensor *safetensors_find(const Safetensors *st, const char *name)
@@ -477,62 +498,52 @@ static int is_convertible(SafetensorsDtype d)
     }
 }
 
+/* One element of a dtype, read from unaligned memory. */
+#define READ_AS(NAME, TYPE)                                                                    \
+    static TYPE read_##NAME(const unsigned char *p)                                            \
+    {                                                                                          \
+        TYPE v;                                                                                \
+        memcpy(&v, p, sizeof v);                                                               \
+        return v;                                                                              \
+    }
+READ_AS(f32, float)
+READ_AS(f64, double)
+READ_AS(u16, uint16_t)
+READ_AS(i16, int16_t)
+READ_AS(u32, uint32_t)
+READ_AS(i32, int32_t)
+READ_AS(i64, int64_t)
+#undef READ_AS
+
 /* Element i of t as a double (the widest type all supported dtypes fit). */
 static double elem(const SafetensorsTensor *t, size_t i)
 {
     const unsigned char *p =
         (const unsigned char *)t->data + i * safetensors_dtype_size(t->dtype);
     switch (t->dtype) {
-    case SAFETENSORS_F32: {
-        float f;
-        memcpy(&f, p, 4);
-        return f;
-    }
-    case SAFETENSORS_F16: {
-        uint16_t h;
-        memcpy(&h, p, 2);
-        return safetensors_f16_to_f32(h);
-    }
-    case SAFETENSORS_BF16: {
-        uint16_t h;
-        memcpy(&h, p, 2);
-        return safetensors_bf16_to_f32(h);
-    }
-    case SAFETENSORS_F64: {
-        double d;
-        memcpy(&d, p, 8);
-        return d;
-    }
-    case SAFETENSORS_I32: {
-        int32_t v;
-        memcpy(&v, p, 4);
-        return v;
-    }
-    case SAFETENSORS_I64: {
-        int64_t v;
-        memcpy(&v, p, 8);
-        return (double)v;
-    }
+    case SAFETENSORS_F32:
+        return read_f32(p);
+    case SAFETENSORS_F16:
+        return safetensors_f16_to_f32(read_u16(p));
+    case SAFETENSORS_BF16:
+        return safetensors_bf16_to_f32(read_u16(p));
+    case SAFETENSORS_F64:
+        return read_f64(p);
+    case SAFETENSORS_I32:
+        return read_i32(p);
+    case SAFETENSORS_I64:
+        return (double)read_i64(p);
     case SAFETENSORS_U8:
     case SAFETENSORS_BOOL:
         return p[0];
     case SAFETENSORS_I8:
         return (int8_t)p[0];
-    case SAFETENSORS_I16: {
-        int16_t v;
-        memcpy(&v, p, 2);
-        return v;
-    }
-    case SAFETENSORS_U16: {
-        uint16_t v;
-        memcpy(&v, p, 2);
-        return v;
-    }
-    case SAFETENSORS_U32: {
-        uint32_t v;
-        memcpy(&v, p, 4);
-        return v;
-    }
+    case SAFETENSORS_I16:
+        return read_i16(p);
+    case SAFETENSORS_U16:
+        return read_u16(p);
+    case SAFETENSORS_U32:
+        return read_u32(p);
     default:
         return NAN;
     }

@@ -156,13 +156,12 @@ static DrrlStatus get_obj(const char *path, json_t *doc, const char *key, json_t
             goto out;                                                                          \
     } while (0)
 
-static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc, PolicyMeta *m,
-                             DrrlError *err)
+/* The file version and the network's shape (net). */
+static DrrlStatus parse_net(const char *path, json_t *doc, PolicyNetConfig *nc, DrrlError *err)
 {
     DrrlStatus st = DRRL_OK;
     long v;
     json_t *o;
-    memset(m, 0, sizeof *m);
     TRY(get_int(path, doc, "policy", "version", 1, 1000000, &v, err));
     if (v != POLICY_FILE_VERSION)
         return drrl_error(err, DRRL_E_INPUT,
@@ -183,6 +182,16 @@ static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc,
         TRY(get_int(path, o, "net", nf[i].k, nf[i].lo, 1 << 20, &v, err));
         *nf[i].dst = (int)v;
     }
+out:
+    return st;
+}
+
+/* The rank grid, the segment and the feature layout (exactly this build's). */
+static DrrlStatus parse_grid(const char *path, json_t *doc, const PolicyNetConfig *nc,
+                             PolicyMeta *m, DrrlError *err)
+{
+    DrrlStatus st = DRRL_OK;
+    long v;
     json_t *grid = json_object_get(doc, "rank_grid");
     if (!json_is_array(grid) || json_array_size(grid) < 1 ||
         json_array_size(grid) > POLICY_FILE_GRID_MAX)
@@ -228,6 +237,15 @@ static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc,
         return drrl_error(err, DRRL_E_INPUT, "%s: net.n_feat %d, the feature layout has %d",
                           path, nc->n_feat, policy_features_count_v(m->n_grid, fv));
 
+out:
+    return st;
+}
+
+/* The reward weights, the budget range and the threshold schedule. */
+static DrrlStatus parse_reward(const char *path, json_t *doc, PolicyMeta *m, DrrlError *err)
+{
+    DrrlStatus st = DRRL_OK;
+    json_t *o;
     TRY(get_obj(path, doc, "reward", &o, err));
     TRY(get_num(path, o, "reward", "alpha", -1e6, 1e6, &m->reward.alpha, err));
     TRY(get_num(path, o, "reward", "beta", -1e6, 1e6, &m->reward.beta, err));
@@ -255,6 +273,17 @@ static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc,
     TRY(get_num(path, o, "eps", "floor", 0, 1e30, &m->eps_floor, err));
     TRY(get_num(path, o, "eps", "decay", 0, 1, &m->eps_decay, err));
 
+out:
+    return st;
+}
+
+/* The model the policy was trained for; its shape against the network's. */
+static DrrlStatus parse_model(const char *path, json_t *doc, const PolicyNetConfig *nc,
+                              PolicyMeta *m, DrrlError *err)
+{
+    DrrlStatus st = DRRL_OK;
+    long v;
+    json_t *o;
     TRY(get_obj(path, doc, "model", &o, err));
     json_t *s = json_object_get(o, "arch");
     if (!json_is_string(s) || strlen(json_string_value(s)) >= sizeof m->model.arch)
@@ -281,6 +310,15 @@ static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc,
         return drrl_error(err, DRRL_E_INPUT,
                           "%s: the network's shape does not match its model section", path);
 
+out:
+    return st;
+}
+
+/* The training state: steps, Adam step, seed, command, rng. */
+static DrrlStatus parse_training(const char *path, json_t *doc, PolicyMeta *m, DrrlError *err)
+{
+    DrrlStatus st = DRRL_OK;
+    json_t *o;
     TRY(get_obj(path, doc, "training", &o, err));
     json_t *ts = json_object_get(o, "steps"), *ta = json_object_get(o, "adam_t");
     json_t *sd = json_object_get(o, "seed"), *cmd = json_object_get(o, "command");
@@ -312,6 +350,17 @@ static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc,
     }
 out:
     return st;
+}
+
+static DrrlStatus parse_meta(const char *path, json_t *doc, PolicyNetConfig *nc, PolicyMeta *m,
+                             DrrlError *err)
+{
+    DrrlStatus st;
+    memset(m, 0, sizeof *m);
+    if ((st = parse_net(path, doc, nc, err)) || (st = parse_grid(path, doc, nc, m, err)) ||
+        (st = parse_reward(path, doc, m, err)) || (st = parse_model(path, doc, nc, m, err)))
+        return st;
+    return parse_training(path, doc, m, err);
 }
 
 static DrrlStatus read_f32(const char *path, const Safetensors *st, const char *name, int ndim,

@@ -466,6 +466,75 @@ static int cache_reserve(PolicyNetCache *k, int T, int conv_out)
 
 /* ---- forward ---------------------------------------------------------- */
 
+/* Causal convolution over the segment's rows: Z[t] = b + sum_j X[t-j] W_j
+ * (zero before the segment), then s = mean_t tanh(Z[t]). */
+static void conv_forward(PolicyNetCache *k, const float *P, const Layout *Lp, const float *X,
+                         int T, int Ci, int Co, int K)
+{
+    Layout L = *Lp;
+    for (int o = 0; o < Co; o++)
+        k->s[o] = 0.0f;
+    if (T > 0) {
+        for (int t = 0; t < T; t++)
+            memcpy(k->convz + (size_t)t * Co, P + L.conv_b, (size_t)Co * sizeof(float));
+        for (int j = 0; j < K && j < T; j++)
+            mm(k->convz + (size_t)j * Co, X, P + L.conv_w + (size_t)j * Ci * Co, T - j, Co, Ci,
+               0, 0, 1.0f);
+        double acc[Co > 0 ? Co : 1];
+        for (int o = 0; o < Co; o++)
+            acc[o] = 0;
+        for (int t = 0; t < T; t++)
+            for (int o = 0; o < Co; o++) {
+                float u = tanhf(k->convz[(size_t)t * Co + o]);
+                k->convz[(size_t)t * Co + o] = u;
+                acc[o] += u;
+            }
+        for (int o = 0; o < Co; o++)
+            k->s[o] = (float)(acc[o] / T);
+    }
+}
+
+/* Multi-head self-attention across the H heads' rows of qkv (H, 3D):
+ * probabilities into att (NA, H, H), outputs into y (H, D). */
+static void mhsa_forward(float *att, float *y, const float *qkv, int H, int D, int NA,
+                         float scale)
+{
+    int dh = D / NA;
+    for (int a = 0; a < NA; a++) {
+        float *A = att + (size_t)a * H * H;
+        for (int i = 0; i < H; i++) {
+            const float *q = qkv + (size_t)i * 3 * D + a * dh;
+            float mx = -INFINITY;
+            for (int j = 0; j < H; j++) {
+                const float *kk = qkv + (size_t)j * 3 * D + D + a * dh;
+                float sdot = 0;
+                for (int t = 0; t < dh; t++)
+                    sdot += q[t] * kk[t];
+                A[(size_t)i * H + j] = sdot * scale;
+                if (A[(size_t)i * H + j] > mx)
+                    mx = A[(size_t)i * H + j];
+            }
+            double sum = 0;
+            for (int j = 0; j < H; j++) {
+                float e = expf(A[(size_t)i * H + j] - mx);
+                A[(size_t)i * H + j] = e;
+                sum += e;
+            }
+            for (int j = 0; j < H; j++)
+                A[(size_t)i * H + j] = (float)(A[(size_t)i * H + j] / sum);
+            float *yi = y + (size_t)i * D + a * dh;
+            for (int t = 0; t < dh; t++)
+                yi[t] = 0;
+            for (int j = 0; j < H; j++) {
+                const float *v = qkv + (size_t)j * 3 * D + 2 * D + a * dh;
+                float p = A[(size_t)i * H + j];
+                for (int t = 0; t < dh; t++)
+                    yi[t] += p * v[t];
+            }
+        }
+    }
+}
+
 DrrlStatus policy_net_forward(const PolicyNet *net, PolicyNetCache *k, const PolicyNetInput *in,
                               float *logits, float *value, DrrlError *err)
 {
@@ -487,28 +556,7 @@ DrrlStatus policy_net_forward(const PolicyNet *net, PolicyNetCache *k, const Pol
     k->layer = in->layer;
     k->conv_x = in->conv_x;
 
-    /* Causal convolution: Z[t] = b + sum_j X[t-j] W_j (zero before the segment),
-     * then s = mean_t tanh(Z[t]). */
-    for (int o = 0; o < Co; o++)
-        k->s[o] = 0.0f;
-    if (T > 0) {
-        for (int t = 0; t < T; t++)
-            memcpy(k->convz + (size_t)t * Co, P + L.conv_b, (size_t)Co * sizeof(float));
-        for (int j = 0; j < K && j < T; j++)
-            mm(k->convz + (size_t)j * Co, in->conv_x, P + L.conv_w + (size_t)j * Ci * Co, T - j,
-               Co, Ci, 0, 0, 1.0f);
-        double acc[Co > 0 ? Co : 1];
-        for (int o = 0; o < Co; o++)
-            acc[o] = 0;
-        for (int t = 0; t < T; t++)
-            for (int o = 0; o < Co; o++) {
-                float u = tanhf(k->convz[(size_t)t * Co + o]);
-                k->convz[(size_t)t * Co + o] = u;
-                acc[o] += u;
-            }
-        for (int o = 0; o < Co; o++)
-            k->s[o] = (float)(acc[o] / T);
-    }
+    conv_forward(k, P, &L, in->conv_x, T, Ci, Co, K);
 
     /* Token inputs and embedding. */
     for (int h = 0; h < H; h++) {
@@ -537,39 +585,7 @@ DrrlStatus policy_net_forward(const PolicyNet *net, PolicyNetCache *k, const Pol
         ln_forward(a1, h1, r1, bx, W + BL.ln1_g, W + BL.ln1_b, H, D);
         mm(qkv, a1, W + BL.qkv_w, H, 3 * D, D, 0, 0, 0.0f);
         add_bias(qkv, W + BL.qkv_b, H, 3 * D);
-        for (int a = 0; a < NA; a++) {
-            float *A = att + (size_t)a * H * H;
-            for (int i = 0; i < H; i++) {
-                const float *q = qkv + (size_t)i * 3 * D + a * dh;
-                float mx = -INFINITY;
-                for (int j = 0; j < H; j++) {
-                    const float *kk = qkv + (size_t)j * 3 * D + D + a * dh;
-                    float sdot = 0;
-                    for (int t = 0; t < dh; t++)
-                        sdot += q[t] * kk[t];
-                    A[(size_t)i * H + j] = sdot * scale;
-                    if (A[(size_t)i * H + j] > mx)
-                        mx = A[(size_t)i * H + j];
-                }
-                double sum = 0;
-                for (int j = 0; j < H; j++) {
-                    float e = expf(A[(size_t)i * H + j] - mx);
-                    A[(size_t)i * H + j] = e;
-                    sum += e;
-                }
-                for (int j = 0; j < H; j++)
-                    A[(size_t)i * H + j] = (float)(A[(size_t)i * H + j] / sum);
-                float *yi = y + (size_t)i * D + a * dh;
-                for (int t = 0; t < dh; t++)
-                    yi[t] = 0;
-                for (int j = 0; j < H; j++) {
-                    const float *v = qkv + (size_t)j * 3 * D + 2 * D + a * dh;
-                    float p = A[(size_t)i * H + j];
-                    for (int t = 0; t < dh; t++)
-                        yi[t] += p * v[t];
-                }
-            }
-        }
+        mhsa_forward(att, y, qkv, H, D, NA, scale);
         memcpy(xm, bx, HD * sizeof(float));
         mm(xm, y, W + BL.proj_w, H, D, D, 0, 0, 1.0f);
         add_bias(xm, W + BL.proj_b, H, D);
@@ -600,6 +616,78 @@ DrrlStatus policy_net_forward(const PolicyNet *net, PolicyNetCache *k, const Pol
 
 /* ---- backward --------------------------------------------------------- */
 
+/* mhsa_forward's backward: dy (H, D) into dqkv (H, 3D, zeroed by the
+ * caller), with dS (H, H) as scratch. */
+static void mhsa_backward(float *dqkv, float *dS, const float *dy, const float *att,
+                          const float *qkv, int H, int D, int NA, float scale)
+{
+    int dh = D / NA;
+    for (int a = 0; a < NA; a++) {
+        const float *A = att + (size_t)a * H * H;
+        for (int i = 0; i < H; i++) {
+            const float *dyi = dy + (size_t)i * D + a * dh;
+            double dot = 0;
+            for (int j = 0; j < H; j++) {
+                const float *v = qkv + (size_t)j * 3 * D + 2 * D + a * dh;
+                float *dv = dqkv + (size_t)j * 3 * D + 2 * D + a * dh;
+                float p = A[(size_t)i * H + j], dp = 0;
+                for (int t = 0; t < dh; t++) {
+                    dp += dyi[t] * v[t];
+                    dv[t] += p * dyi[t];
+                }
+                dS[(size_t)i * H + j] = dp;
+                dot += (double)p * dp;
+            }
+            for (int j = 0; j < H; j++)
+                dS[(size_t)i * H + j] =
+                    A[(size_t)i * H + j] * (float)(dS[(size_t)i * H + j] - dot) * scale;
+        }
+        for (int i = 0; i < H; i++) {
+            const float *q = qkv + (size_t)i * 3 * D + a * dh;
+            float *dq = dqkv + (size_t)i * 3 * D + a * dh;
+            for (int j = 0; j < H; j++) {
+                const float *kk = qkv + (size_t)j * 3 * D + D + a * dh;
+                float *dk = dqkv + (size_t)j * 3 * D + D + a * dh;
+                float s = dS[(size_t)i * H + j];
+                for (int t = 0; t < dh; t++) {
+                    dq[t] += s * kk[t];
+                    dk[t] += s * q[t];
+                }
+            }
+        }
+    }
+}
+
+/* The convolution's backward, from dx (the embedding's input gradient). */
+static void conv_backward(PolicyNet *net, PolicyNetCache *k, const float *dx)
+{
+    const PolicyNetConfig *c = &net->cfg;
+    const float *P = net->params;
+    float *G = net->grads;
+    Layout L = layout_of(net);
+    int H = c->n_head, D = c->d_model, T = k->T, Ci = c->conv_in, Co = c->conv_out;
+    int K = c->conv_kernel, F = c->n_feat, fin = F + Co;
+    mm(k->dxin, dx, P + L.in_w, H, fin, D, 0, 1, 0.0f);
+    /* ds = sum over heads of the summary part of dxin; dZ[t] = ds/T (1 - u^2). */
+    float ds[Co];
+    for (int o = 0; o < Co; o++) {
+        double acc = 0;
+        for (int h = 0; h < H; h++)
+            acc += k->dxin[(size_t)h * fin + F + o];
+        ds[o] = (float)(acc / T);
+    }
+    for (int t = 0; t < T; t++)
+        for (int o = 0; o < Co; o++) {
+            float u = k->convz[(size_t)t * Co + o];
+            float dz = ds[o] * (1.0f - u * u);
+            k->dconv[(size_t)t * Co + o] = dz;
+            G[L.conv_b + o] += dz;
+        }
+    for (int j = 0; j < K && j < T; j++)
+        mm(G + L.conv_w + (size_t)j * Ci * Co, k->conv_x, k->dconv + (size_t)j * Co, Ci, Co,
+           T - j, 1, 0, 1.0f);
+}
+
 void policy_net_backward(PolicyNet *net, PolicyNetCache *k, const float *dlogits,
                          const float *dvalue)
 {
@@ -609,7 +697,7 @@ void policy_net_backward(PolicyNet *net, PolicyNetCache *k, const float *dlogits
     Layout L = layout_of(net);
     BlockLayout BL = block_layout(c);
     int H = c->n_head, D = c->d_model, M = c->d_ff, NA = c->n_attn_head, dh = D / NA;
-    int T = k->T, Ci = c->conv_in, Co = c->conv_out, K = c->conv_kernel;
+    int T = k->T, Co = c->conv_out;
     int F = c->n_feat, fin = F + Co, NAct = c->n_action;
     size_t HD = (size_t)H * D;
     float scale = 1.0f / sqrtf((float)dh);
@@ -666,41 +754,7 @@ void policy_net_backward(PolicyNet *net, PolicyNetCache *k, const float *dlogits
         mm(dy, dx, W + BL.proj_w, H, D, D, 0, 1, 0.0f);
         float *dqkv = k->dqkv;
         memset(dqkv, 0, HD * 3 * sizeof(float));
-        for (int a = 0; a < NA; a++) {
-            const float *A = att + (size_t)a * H * H;
-            float *dS = k->datt;
-            for (int i = 0; i < H; i++) {
-                const float *dyi = dy + (size_t)i * D + a * dh;
-                double dot = 0;
-                for (int j = 0; j < H; j++) {
-                    const float *v = qkv + (size_t)j * 3 * D + 2 * D + a * dh;
-                    float *dv = dqkv + (size_t)j * 3 * D + 2 * D + a * dh;
-                    float p = A[(size_t)i * H + j], dp = 0;
-                    for (int t = 0; t < dh; t++) {
-                        dp += dyi[t] * v[t];
-                        dv[t] += p * dyi[t];
-                    }
-                    dS[(size_t)i * H + j] = dp;
-                    dot += (double)p * dp;
-                }
-                for (int j = 0; j < H; j++)
-                    dS[(size_t)i * H + j] =
-                        A[(size_t)i * H + j] * (float)(dS[(size_t)i * H + j] - dot) * scale;
-            }
-            for (int i = 0; i < H; i++) {
-                const float *q = qkv + (size_t)i * 3 * D + a * dh;
-                float *dq = dqkv + (size_t)i * 3 * D + a * dh;
-                for (int j = 0; j < H; j++) {
-                    const float *kk = qkv + (size_t)j * 3 * D + D + a * dh;
-                    float *dk = dqkv + (size_t)j * 3 * D + D + a * dh;
-                    float s = dS[(size_t)i * H + j];
-                    for (int t = 0; t < dh; t++) {
-                        dq[t] += s * kk[t];
-                        dk[t] += s * q[t];
-                    }
-                }
-            }
-        }
+        mhsa_backward(dqkv, k->datt, dy, att, qkv, H, D, NA, scale);
         mm(GW + BL.qkv_w, a1, dqkv, D, 3 * D, H, 1, 0, 1.0f);
         bias_grad(GW + BL.qkv_b, dqkv, H, 3 * D);
         float *da1 = k->dtmp;
@@ -718,25 +772,7 @@ void policy_net_backward(PolicyNet *net, PolicyNetCache *k, const float *dlogits
         }
     if (T == 0)
         return;
-    mm(k->dxin, dx, P + L.in_w, H, fin, D, 0, 1, 0.0f);
-    /* ds = sum over heads of the summary part of dxin; dZ[t] = ds/T (1 - u^2). */
-    float ds[Co];
-    for (int o = 0; o < Co; o++) {
-        double acc = 0;
-        for (int h = 0; h < H; h++)
-            acc += k->dxin[(size_t)h * fin + F + o];
-        ds[o] = (float)(acc / T);
-    }
-    for (int t = 0; t < T; t++)
-        for (int o = 0; o < Co; o++) {
-            float u = k->convz[(size_t)t * Co + o];
-            float dz = ds[o] * (1.0f - u * u);
-            k->dconv[(size_t)t * Co + o] = dz;
-            G[L.conv_b + o] += dz;
-        }
-    for (int j = 0; j < K && j < T; j++)
-        mm(G + L.conv_w + (size_t)j * Ci * Co, k->conv_x, k->dconv + (size_t)j * Co, Ci, Co,
-           T - j, 1, 0, 1.0f);
+    conv_backward(net, k, dx);
 }
 
 /* ---- optimiser -------------------------------------------------------- */

@@ -297,33 +297,24 @@ static DrrlStatus episode(Trainer *t, AttnCore *core, const int32_t *ids, size_t
     return DRRL_OK;
 }
 
-DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
-                        const PolicyTrainConfig *cfg, const char *resume_path,
-                        PolicyTrainCallback cb, void *cb_ctx, char *warn, size_t warn_n,
-                        DrrlError *err)
+/* The configuration against the model and the text. */
+static DrrlStatus check_config(const Trainer *t, size_t n_ids, DrrlError *err)
 {
-    if (warn && warn_n)
-        warn[0] = '\0';
-    const ModelConfig *mc = &m->cfg;
-    Trainer t;
-    memset(&t, 0, sizeof t);
-    t.m = m;
-    t.cfg = cfg;
-    t.T = cfg->segment;
-    t.E = cfg->episode_len > 0 ? cfg->episode_len : 8 * cfg->segment;
-    if (t.T < 1 || t.E % t.T || t.E < 2 * t.T)
+    const PolicyTrainConfig *cfg = t->cfg;
+    const ModelConfig *mc = &t->m->cfg;
+    if (t->T < 1 || t->E % t->T || t->E < 2 * t->T)
         return drrl_error(err, DRRL_E_USAGE,
                           "train-policy: the episode length %d must be a multiple (>= 2) of "
                           "the segment %d",
-                          t.E, t.T);
-    if (mc->arch == MODEL_ARCH_GPT2 && t.E > mc->n_ctx)
+                          t->E, t->T);
+    if (mc->arch == MODEL_ARCH_GPT2 && t->E > mc->n_ctx)
         return drrl_error(err, DRRL_E_USAGE,
                           "train-policy: episodes of %d tokens exceed the model's %d positions",
-                          t.E, mc->n_ctx);
-    if (n_ids < (size_t)t.E + 1)
+                          t->E, mc->n_ctx);
+    if (n_ids < (size_t)t->E + 1)
         return drrl_error(err, DRRL_E_USAGE,
                           "train-policy: the text has %zu tokens, an episode needs %d", n_ids,
-                          t.E + 1);
+                          t->E + 1);
     if (!(cfg->budget_lo > 0 && cfg->budget_lo <= cfg->budget_hi && cfg->budget_hi <= 1))
         return drrl_error(err, DRRL_E_USAGE, "train-policy: budget range must be in (0, 1]");
     if (cfg->features < 1 || cfg->features > POLICY_FEATURES_VERSION)
@@ -331,79 +322,91 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
                           POLICY_FEATURES_VERSION);
     if (cfg->episodes < 1 || cfg->steps < 1)
         return drrl_error(err, DRRL_E_USAGE, "train-policy: steps and episodes must be >= 1");
-    DrrlStatus st = method_grid(&t.grid, mc->head_dim, cfg->r_min, cfg->r_step, err);
+    return DRRL_OK;
+}
+
+/* Resume from a checkpoint: the network, Adam's state and the rng; its
+ * grid and segment must be this run's (the caller frees t on failure). */
+static DrrlStatus trainer_resume(Trainer *t, const char *resume_path, char *warn, size_t warn_n,
+                                 int64_t *step0, DrrlError *err)
+{
+    const PolicyTrainConfig *cfg = t->cfg;
+    const Model *m = t->m;
+    const ModelConfig *mc = &m->cfg;
+    DrrlStatus st =
+        policy_file_load(resume_path, &t->net, &t->meta, &t->adam, &t->have_adam, err);
     if (st)
         return st;
-
-    int64_t step0 = 0;
-    if (resume_path) {
-        st = policy_file_load(resume_path, &t.net, &t.meta, &t.adam, &t.have_adam, err);
-        if (st)
+    PolicyModelShape shape;
+    snprintf(shape.arch, sizeof shape.arch, "%s", model_arch_short(mc->arch));
+    shape.n_layer = mc->n_layer, shape.n_head = mc->n_head, shape.n_kv_head = mc->n_kv_head;
+    shape.head_dim = mc->head_dim, shape.d_model = mc->d_model;
+    snprintf(shape.hash, sizeof shape.hash, "%s", model_hash(m));
+    st = policy_file_check_model(resume_path, &t->meta, &shape, warn, warn_n, err);
+    if (!st && (t->meta.n_grid != t->grid.n ||
+                memcmp(t->meta.grid, t->grid.r, (size_t)t->grid.n * sizeof *t->grid.r)))
+        st = drrl_error(err, DRRL_E_USAGE,
+                        "%s: the checkpoint's rank grid differs from --rank-min/--rank-step",
+                        resume_path);
+    if (!st && t->meta.segment != t->T)
+        st = drrl_error(err, DRRL_E_USAGE,
+                        "%s: the checkpoint was trained with --segment %d, not %d", resume_path,
+                        t->meta.segment, t->T);
+    if (!st && !t->meta.has_rng)
+        st = drrl_error(err, DRRL_E_INPUT,
+                        "%s: not a checkpoint (no training state); cannot resume", resume_path);
+    if (st)
+        return st;
+    memcpy(t->rng.s, t->meta.rng, sizeof t->rng.s);
+    *step0 = t->meta.steps;
+    if (!t->have_adam) {
+        if ((st = policy_adam_init(&t->adam, t->net, cfg->ppo.lr, err)))
             return st;
-        PolicyModelShape shape;
-        snprintf(shape.arch, sizeof shape.arch, "%s", model_arch_short(mc->arch));
-        shape.n_layer = mc->n_layer, shape.n_head = mc->n_head, shape.n_kv_head = mc->n_kv_head;
-        shape.head_dim = mc->head_dim, shape.d_model = mc->d_model;
-        snprintf(shape.hash, sizeof shape.hash, "%s", model_hash(m));
-        st = policy_file_check_model(resume_path, &t.meta, &shape, warn, warn_n, err);
-        if (!st && (t.meta.n_grid != t.grid.n ||
-                    memcmp(t.meta.grid, t.grid.r, (size_t)t.grid.n * sizeof *t.grid.r)))
-            st =
-                drrl_error(err, DRRL_E_USAGE,
-                           "%s: the checkpoint's rank grid differs from --rank-min/--rank-step",
-                           resume_path);
-        if (!st && t.meta.segment != t.T)
-            st = drrl_error(err, DRRL_E_USAGE,
-                            "%s: the checkpoint was trained with --segment %d, not %d",
-                            resume_path, t.meta.segment, t.T);
-        if (!st && !t.meta.has_rng)
-            st = drrl_error(err, DRRL_E_INPUT,
-                            "%s: not a checkpoint (no training state); cannot resume",
-                            resume_path);
-        if (st) {
-            trainer_done(&t);
-            return st;
-        }
-        memcpy(t.rng.s, t.meta.rng, sizeof t.rng.s);
-        step0 = t.meta.steps;
-        if (!t.have_adam) {
-            if ((st = policy_adam_init(&t.adam, t.net, cfg->ppo.lr, err))) {
-                trainer_done(&t);
-                return st;
-            }
-            t.have_adam = 1;
-        }
-        t.adam.lr = cfg->ppo.lr;
-    } else {
-        policy_rng_seed(&t.rng, cfg->seed);
-        PolicyNetConfig nc = {
-            .n_feat = policy_features_count_v(t.grid.n, cfg->features),
-            .conv_in = policy_features_conv_width(mc->n_kv_head, mc->head_dim),
-            .conv_kernel = cfg->conv_kernel,
-            .conv_out = cfg->conv_out,
-            .n_layer = mc->n_layer,
-            .n_head = mc->n_head,
-            .n_action = t.grid.n,
-            .d_model = cfg->d_model,
-            .n_attn_head = cfg->n_attn_head,
-            .d_ff = cfg->d_ff,
-            .n_block = cfg->n_block,
-        };
-        if ((st = policy_net_new(&nc, &t.rng, &t.net, err)))
-            return st;
-        if ((st = policy_adam_init(&t.adam, t.net, cfg->ppo.lr, err))) {
-            trainer_done(&t);
-            return st;
-        }
-        t.have_adam = 1;
-        PolicyMeta *me = &t.meta;
-        me->seed = cfg->seed;
+        t->have_adam = 1;
     }
-    /* Metadata: what this run trains with (a resumed run keeps its seed). */
-    PolicyMeta *me = &t.meta;
-    me->n_grid = t.grid.n;
-    memcpy(me->grid, t.grid.r, (size_t)t.grid.n * sizeof *t.grid.r);
-    me->segment = t.T;
+    t->adam.lr = cfg->ppo.lr;
+    return DRRL_OK;
+}
+
+/* A fresh network from the seed (the caller frees t on failure). */
+static DrrlStatus trainer_fresh(Trainer *t, DrrlError *err)
+{
+    const PolicyTrainConfig *cfg = t->cfg;
+    const ModelConfig *mc = &t->m->cfg;
+    policy_rng_seed(&t->rng, cfg->seed);
+    PolicyNetConfig nc = {
+        .n_feat = policy_features_count_v(t->grid.n, cfg->features),
+        .conv_in = policy_features_conv_width(mc->n_kv_head, mc->head_dim),
+        .conv_kernel = cfg->conv_kernel,
+        .conv_out = cfg->conv_out,
+        .n_layer = mc->n_layer,
+        .n_head = mc->n_head,
+        .n_action = t->grid.n,
+        .d_model = cfg->d_model,
+        .n_attn_head = cfg->n_attn_head,
+        .d_ff = cfg->d_ff,
+        .n_block = cfg->n_block,
+    };
+    DrrlStatus st;
+    if ((st = policy_net_new(&nc, &t->rng, &t->net, err)) ||
+        (st = policy_adam_init(&t->adam, t->net, cfg->ppo.lr, err)))
+        return st;
+    t->have_adam = 1;
+    PolicyMeta *me = &t->meta;
+    me->seed = cfg->seed;
+    return DRRL_OK;
+}
+
+/* Metadata: what this run trains with (a resumed run keeps its seed). */
+static void set_meta(Trainer *t)
+{
+    const PolicyTrainConfig *cfg = t->cfg;
+    const Model *m = t->m;
+    const ModelConfig *mc = &m->cfg;
+    PolicyMeta *me = &t->meta;
+    me->n_grid = t->grid.n;
+    memcpy(me->grid, t->grid.r, (size_t)t->grid.n * sizeof *t->grid.r);
+    me->segment = t->T;
     me->reward = cfg->reward;
     me->budget_lo = cfg->budget_lo;
     me->budget_hi = cfg->budget_hi;
@@ -416,162 +419,204 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
     me->model.d_model = mc->d_model;
     snprintf(me->model.hash, sizeof me->model.hash, "%s", model_hash(m));
     snprintf(me->command, sizeof me->command, "%s", cfg->command ? cfg->command : "");
+}
 
-    if ((st = ppo_buffer_init(&t.buf, mc->n_head, t.net->cfg.n_feat, t.net->cfg.conv_in,
-                              t.grid.n, err)) ||
-        (st = policy_agent_new(m, t.net, t.grid.r, t.grid.n, t.T, cfg->budget_hi, &t.agent,
+/* The rollout buffer, the agent, the forward passes and the update's
+ * cache (the caller frees t on failure). */
+static DrrlStatus trainer_alloc(Trainer *t, PolicyNetCache **ucache, DrrlError *err)
+{
+    const PolicyTrainConfig *cfg = t->cfg;
+    const Model *m = t->m;
+    const ModelConfig *mc = &m->cfg;
+    DrrlStatus st;
+    if ((st = ppo_buffer_init(&t->buf, mc->n_head, t->net->cfg.n_feat, t->net->cfg.conv_in,
+                              t->grid.n, err)) ||
+        (st = policy_agent_new(m, t->net, t->grid.r, t->grid.n, t->T, cfg->budget_hi, &t->agent,
                                err)) ||
-        (st = forward_new(m, (size_t)t.E, cfg->threads, &t.fwd, err))) {
-        trainer_done(&t);
+        (st = forward_new(m, (size_t)t->E, cfg->threads, &t->fwd, err)))
         return st;
-    }
-    t.logits = malloc((size_t)t.T * mc->vocab * sizeof *t.logits);
+    t->logits = malloc((size_t)t->T * mc->vocab * sizeof *t->logits);
     if (cfg->reward.lm != 0) {
-        t.logits_exact = malloc((size_t)t.T * mc->vocab * sizeof *t.logits_exact);
-        st = forward_new(m, (size_t)t.E, cfg->threads, &t.fwd_exact, err);
+        t->logits_exact = malloc((size_t)t->T * mc->vocab * sizeof *t->logits_exact);
+        st = forward_new(m, (size_t)t->E, cfg->threads, &t->fwd_exact, err);
     }
-    if (!st && (!t.logits || (cfg->reward.lm != 0 && !t.logits_exact)))
+    if (!st && (!t->logits || (cfg->reward.lm != 0 && !t->logits_exact)))
         st = drrl_error(err, DRRL_E_NOMEM, "train-policy: out of memory");
-    if (st) {
-        trainer_done(&t);
+    if (st)
         return st;
-    }
-    policy_agent_bind_cache(t.agent, cache_k, cache_v, t.fwd);
-    policy_agent_set_training(t.agent, &t.ep_rng, &t.buf);
-    PolicyNetCache *ucache = policy_net_cache_new(t.net);
-    if (!ucache) {
-        trainer_done(&t);
+    policy_agent_bind_cache(t->agent, cache_k, cache_v, t->fwd);
+    policy_agent_set_training(t->agent, &t->ep_rng, &t->buf);
+    *ucache = policy_net_cache_new(t->net);
+    if (!*ucache)
         return drrl_error(err, DRRL_E_NOMEM, "train-policy: out of memory");
-    }
 
-    /* OpenBLAS at one thread throughout: its results for some products
-     * depend on its thread count, which differs between a plain run (every
-     * core) and an MPI rank (bound to one core); the products here are
-     * small, and the forward runs on threads of its own. */
-    int blas_saved = blas_serial_begin();
-    double t0 = clock_now_s();
-    if (step0 >= cfg->steps)
-        st = save(&t, step0, err); /* nothing left to do: write the checkpoint as is */
-    for (int64_t step = step0; step < cfg->steps; step++) {
-        AttnCoreConfig ac;
-        attn_core_config_default(&ac);
-        method_parse("drrl", &ac.method, NULL);
-        ac.segment = t.T;
-        ac.r_min = cfg->r_min;
-        ac.r_step = cfg->r_step;
-        ac.seed = cfg->seed;
-        ac.measure = 1;
-        ac.eps = eps_at(cfg, step);
-        ac.rot_tol = cfg->rot_tol;
-        AttnCore *core;
-        if ((st = attn_core_new(mc, &ac, &core, err)))
-            break;
-        attn_core_bind_cache(core, cache_k, cache_v, t.fwd);
-        attn_core_set_chooser(core, policy_agent_choose, t.agent);
-        ForwardAttn hook = attn_core_hook(core);
-        forward_set_attn(t.fwd, &hook);
+    return DRRL_OK;
+}
 
-        ppo_buffer_clear(&t.buf);
-        /* this process's episodes: e = rank, rank + N, ... */
-        const PpoDist *d = cfg->dist;
-        int rank = d ? d->rank : 0, np = d ? d->size : 1, H = t.buf.H;
-        uint64_t seed = t.meta.seed;
-        char *pack = NULL;
-        size_t n_pack = 0;
-        for (int e = rank; e < cfg->episodes && !st; e += np) {
-            policy_rng_seed(&t.ep_rng, stream_seed(seed, step, e));
-            size_t off = (size_t)policy_rng_below(&t.ep_rng, (uint64_t)(n_ids - (size_t)t.E));
-            double span = cfg->budget_hi - cfg->budget_lo;
-            double budget = cfg->budget_lo + span * policy_rng_uniform(&t.ep_rng);
-            PolicyRewardTerms sum;
-            memset(&sum, 0, sizeof sum);
-            int n_rew = 0, n0 = t.buf.n;
-            double ex = 0, ax = 0;
-            st = episode(&t, core, ids, off, budget, &sum, &n_rew, &ex, &ax, err);
-            if (st)
-                break;
-            EpRec er = {e,        t.buf.n - n0, n_rew,  sum.fidelity, sum.flops_frac,
-                        sum.band, sum.budget,   sum.lm, sum.total,    ex,
-                        ax,       sum.error};
-            size_t need = n_pack + sizeof er + (size_t)er.n_samples * H * sizeof(float);
-            char *np2 = realloc(pack, need);
-            if (!np2) {
-                st = drrl_error(err, DRRL_E_NOMEM, "train-policy: out of memory");
-                break;
-            }
-            pack = np2;
-            memcpy(pack + n_pack, &er, sizeof er);
-            n_pack += sizeof er;
-            /* advantages come later: reserve their room now */
-            n_pack = need;
-        }
-        forward_set_attn(t.fwd, NULL);
-        attn_core_free(core);
-        if (st) {
-            free(pack);
-            break;
-        }
-        ppo_compute_advantages(&t.buf, &cfg->ppo);
-        /* the advantages into the records, each episode's samples in order */
-        for (size_t off = 0, i = 0; off < n_pack;) {
-            EpRec er;
-            memcpy(&er, pack + off, sizeof er);
-            off += sizeof er;
-            for (int64_t j = 0; j < er.n_samples; j++, i++, off += (size_t)H * sizeof(float))
-                memcpy(pack + off, t.buf.s[i].adv, (size_t)H * sizeof(float));
-        }
-        PpoLayout lay;
-        int *owner = NULL, *local = NULL;
-        float *adv = NULL;
-        StepSums ss;
-        st = share_rollout(&t, pack, n_pack, &lay, &owner, &local, &adv, &ss, err);
-        free(pack);
-        PpoStats ps;
-        if (!st) {
-            PolicyRng urng;
-            policy_rng_seed(&urng, stream_seed(seed, step, -1));
-            st = ppo_update_dist(t.net, ucache, &t.adam, &t.buf, &lay, d, &cfg->ppo, &urng, &ps,
-                                 err);
-        }
-        free(owner), free(local), free(adv);
+/* This process's episodes of step `step` (e = rank, rank + N, ...), each
+ * with its budget and offset from its own stream: the samples into t->buf,
+ * a record per episode into *pack (with room for the advantages). */
+static DrrlStatus run_episodes(Trainer *t, AttnCore *core, const int32_t *ids, size_t n_ids,
+                               int64_t step, char **pack_out, size_t *n_out, DrrlError *err)
+{
+    const PolicyTrainConfig *cfg = t->cfg;
+    const PpoDist *d = cfg->dist;
+    int rank = d ? d->rank : 0, np = d ? d->size : 1, H = t->buf.H;
+    uint64_t seed = t->meta.seed;
+    char *pack = NULL;
+    size_t n_pack = 0;
+    DrrlStatus st = DRRL_OK;
+    for (int e = rank; e < cfg->episodes && !st; e += np) {
+        policy_rng_seed(&t->ep_rng, stream_seed(seed, step, e));
+        size_t off = (size_t)policy_rng_below(&t->ep_rng, (uint64_t)(n_ids - (size_t)t->E));
+        double span = cfg->budget_hi - cfg->budget_lo;
+        double budget = cfg->budget_lo + span * policy_rng_uniform(&t->ep_rng);
+        PolicyRewardTerms sum;
+        memset(&sum, 0, sizeof sum);
+        int n_rew = 0, n0 = t->buf.n;
+        double ex = 0, ax = 0;
+        st = episode(t, core, ids, off, budget, &sum, &n_rew, &ex, &ax, err);
         if (st)
             break;
-        PolicyRewardTerms sum = ss.sum;
-        int64_t n_rew = ss.n_rew;
-        double ex = ss.ex, ax = ss.ax;
+        EpRec er = {e,        t->buf.n - n0, n_rew,  sum.fidelity, sum.flops_frac,
+                    sum.band, sum.budget,    sum.lm, sum.total,    ex,
+                    ax,       sum.error};
+        size_t need = n_pack + sizeof er + (size_t)er.n_samples * H * sizeof(float);
+        char *np2 = realloc(pack, need);
+        if (!np2) {
+            st = drrl_error(err, DRRL_E_NOMEM, "train-policy: out of memory");
+            break;
+        }
+        pack = np2;
+        memcpy(pack + n_pack, &er, sizeof er);
+        n_pack += sizeof er;
+        /* advantages come later: reserve their room now */
+        n_pack = need;
+    }
+    *pack_out = pack, *n_out = n_pack;
+    return st;
+}
 
+/* The step's progress from its sums and the update's statistics. */
+static void fill_progress(PolicyTrainProgress *p, int64_t step, int64_t steps,
+                          const StepSums *ss, const PpoStats *ps, double eps)
+{
+    PolicyRewardTerms sum = ss->sum;
+    int64_t n_rew = ss->n_rew;
+    double ex = ss->ex, ax = ss->ax;
+    memset(p, 0, sizeof *p);
+    p->step = step + 1;
+    p->steps = steps;
+    double nr = n_rew ? n_rew : 1;
+    p->reward = sum.total / nr;
+    p->fidelity = sum.fidelity / nr;
+    p->flops_frac = sum.flops_frac / nr;
+    p->band = sum.band / nr;
+    p->budget_excess = sum.budget / nr;
+    p->lm = sum.lm / nr;
+    p->error = sum.error / nr;
+    p->attn_savings = ex > 0 ? 1.0 - ax / ex : 0.0;
+    p->entropy = ps->entropy;
+    p->approx_kl = ps->approx_kl;
+    p->value_loss = ps->value_loss;
+    p->clip_frac = ps->clip_frac;
+    p->eps = eps;
+    p->decisions = n_rew;
+}
+
+/* One PPO step: this process's episodes with the threshold of the step,
+ * the advantages, the rollout shared with the other processes and the
+ * update. */
+static DrrlStatus train_step(Trainer *t, const int32_t *ids, size_t n_ids, int64_t step,
+                             PolicyNetCache *ucache, StepSums *ss, PpoStats *ps, double *eps,
+                             DrrlError *err)
+{
+    const PolicyTrainConfig *cfg = t->cfg;
+    AttnCoreConfig ac;
+    attn_core_config_default(&ac);
+    method_parse("drrl", &ac.method, NULL);
+    ac.segment = t->T;
+    ac.r_min = cfg->r_min;
+    ac.r_step = cfg->r_step;
+    ac.seed = cfg->seed;
+    ac.measure = 1;
+    ac.eps = *eps = eps_at(cfg, step);
+    ac.rot_tol = cfg->rot_tol;
+    AttnCore *core;
+    DrrlStatus st = attn_core_new(&t->m->cfg, &ac, &core, err);
+    if (st)
+        return st;
+    attn_core_bind_cache(core, cache_k, cache_v, t->fwd);
+    attn_core_set_chooser(core, policy_agent_choose, t->agent);
+    ForwardAttn hook = attn_core_hook(core);
+    forward_set_attn(t->fwd, &hook);
+    ppo_buffer_clear(&t->buf);
+    char *pack = NULL;
+    size_t n_pack = 0;
+    st = run_episodes(t, core, ids, n_ids, step, &pack, &n_pack, err);
+    forward_set_attn(t->fwd, NULL);
+    attn_core_free(core);
+    if (st) {
+        free(pack);
+        return st;
+    }
+    ppo_compute_advantages(&t->buf, &cfg->ppo);
+    /* the advantages into the records, each episode's samples in order */
+    int H = t->buf.H;
+    for (size_t off = 0, i = 0; off < n_pack;) {
+        EpRec er;
+        memcpy(&er, pack + off, sizeof er);
+        off += sizeof er;
+        for (int64_t j = 0; j < er.n_samples; j++, i++, off += (size_t)H * sizeof(float))
+            memcpy(pack + off, t->buf.s[i].adv, (size_t)H * sizeof(float));
+    }
+    PpoLayout lay;
+    int *owner = NULL, *local = NULL;
+    float *adv = NULL;
+    st = share_rollout(t, pack, n_pack, &lay, &owner, &local, &adv, ss, err);
+    free(pack);
+    if (!st) {
+        PolicyRng urng;
+        policy_rng_seed(&urng, stream_seed(t->meta.seed, step, -1));
+        st = ppo_update_dist(t->net, ucache, &t->adam, &t->buf, &lay, cfg->dist, &cfg->ppo,
+                             &urng, ps, err);
+    }
+    free(owner), free(local), free(adv);
+    return st;
+}
+
+/* The steps from step0: progress, checkpoints and a stop asked for by the
+ * callback, agreed between the processes. */
+static DrrlStatus train_steps(Trainer *t, const int32_t *ids, size_t n_ids, int64_t step0,
+                              PolicyNetCache *ucache, PolicyTrainCallback cb, void *cb_ctx,
+                              DrrlError *err)
+{
+    const PolicyTrainConfig *cfg = t->cfg;
+    DrrlStatus st = DRRL_OK;
+    double t0 = clock_now_s();
+    if (step0 >= cfg->steps)
+        st = save(t, step0, err); /* nothing left to do: write the checkpoint as is */
+    for (int64_t step = step0; step < cfg->steps; step++) {
+        StepSums ss;
+        PpoStats ps;
+        double eps;
+        if ((st = train_step(t, ids, n_ids, step, ucache, &ss, &ps, &eps, err)))
+            break;
         PolicyTrainProgress p;
-        memset(&p, 0, sizeof p);
-        p.step = step + 1;
-        p.steps = cfg->steps;
-        double nr = n_rew ? n_rew : 1;
-        p.reward = sum.total / nr;
-        p.fidelity = sum.fidelity / nr;
-        p.flops_frac = sum.flops_frac / nr;
-        p.band = sum.band / nr;
-        p.budget_excess = sum.budget / nr;
-        p.lm = sum.lm / nr;
-        p.error = sum.error / nr;
-        p.attn_savings = ex > 0 ? 1.0 - ax / ex : 0.0;
-        p.entropy = ps.entropy;
-        p.approx_kl = ps.approx_kl;
-        p.value_loss = ps.value_loss;
-        p.clip_frac = ps.clip_frac;
-        p.eps = ac.eps;
-        p.decisions = n_rew;
+        fill_progress(&p, step, cfg->steps, &ss, &ps, eps);
         int last = step + 1 == cfg->steps;
         int stop = 0;
         p.checkpoint =
             last || (cfg->checkpoint_every > 0 && (step + 1) % cfg->checkpoint_every == 0);
         if (p.checkpoint)
-            st = save(&t, step + 1, err);
+            st = save(t, step + 1, err);
         p.wall_s = clock_now_s() - t0;
         if (cb && !st)
             stop = cb(cb_ctx, &p);
         if (agree(cfg->dist, &st, &stop, err)) /* every process stops together */
             break;
         if (stop && !last) {
-            if (!p.checkpoint && (st = save(&t, step + 1, err)))
+            if (!p.checkpoint && (st = save(t, step + 1, err)))
                 break;
             st = drrl_error(err, DRRL_E_INTERRUPTED,
                             "train-policy: interrupted after step %lld; checkpoint saved to %s "
@@ -580,6 +625,45 @@ DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
             break;
         }
     }
+    return st;
+}
+
+DrrlStatus policy_train(const Model *m, const int32_t *ids, size_t n_ids,
+                        const PolicyTrainConfig *cfg, const char *resume_path,
+                        PolicyTrainCallback cb, void *cb_ctx, char *warn, size_t warn_n,
+                        DrrlError *err)
+{
+    if (warn && warn_n)
+        warn[0] = '\0';
+    Trainer t;
+    memset(&t, 0, sizeof t);
+    t.m = m;
+    t.cfg = cfg;
+    t.T = cfg->segment;
+    t.E = cfg->episode_len > 0 ? cfg->episode_len : 8 * cfg->segment;
+    DrrlStatus st = check_config(&t, n_ids, err);
+    if (!st)
+        st = method_grid(&t.grid, m->cfg.head_dim, cfg->r_min, cfg->r_step, err);
+    if (st)
+        return st;
+    int64_t step0 = 0;
+    PolicyNetCache *ucache = NULL;
+    st = resume_path ? trainer_resume(&t, resume_path, warn, warn_n, &step0, err)
+                     : trainer_fresh(&t, err);
+    if (!st) {
+        set_meta(&t);
+        st = trainer_alloc(&t, &ucache, err);
+    }
+    if (st) {
+        trainer_done(&t);
+        return st;
+    }
+    /* OpenBLAS at one thread throughout: its results for some products
+     * depend on its thread count, which differs between a plain run (every
+     * core) and an MPI rank (bound to one core); the products here are
+     * small, and the forward runs on threads of its own. */
+    int blas_saved = blas_serial_begin();
+    st = train_steps(&t, ids, n_ids, step0, ucache, cb, cb_ctx, err);
     blas_serial_end(blas_saved);
     policy_net_cache_free(ucache);
     trainer_done(&t);

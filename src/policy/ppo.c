@@ -288,6 +288,76 @@ typedef struct GradHead {
     double pl, vl, ent, kl, clip;
 } GradHead;
 
+/* One sample alone: its decisions' losses into gh, its gradient (scaled by
+ * 1 / n_dec) into net->grads. */
+static DrrlStatus sample_grad(PolicyNet *net, PolicyNetCache *cache, const PpoSample *s,
+                              const PpoConfig *cfg, int H, int G, double mean, double sd,
+                              double n_dec, float *logits, float *dlogits, float *value,
+                              float *dvalue, GradHead *gh, DrrlError *err)
+{
+    PolicyNetInput in = {.layer = s->layer, .feat = s->feat, .conv_x = s->conv_x, .T = s->T};
+    policy_net_zero_grad(net);
+    DrrlStatus st = policy_net_forward(net, cache, &in, logits, value, err);
+    if (st)
+        return st;
+    for (int h = 0; h < H; h++) {
+        int clipped;
+        double e, lpn;
+        double A = (s->adv[h] - mean) / sd;
+        double L = ppo_decision_loss(cfg, logits + (size_t)h * G, s->mask + (size_t)h * G, G,
+                                     s->action[h], s->logp[h], A, value[h], s->ret[h],
+                                     dlogits + (size_t)h * G, &dvalue[h], &clipped, &e, &lpn);
+        double v_err = value[h] - s->ret[h];
+        gh->vl += 0.5 * v_err * v_err;
+        gh->pl += L - cfg->value_coef * 0.5 * v_err * v_err + cfg->ent_coef * e;
+        gh->ent += e;
+        gh->kl += s->logp[h] - lpn;
+        gh->clip += clipped;
+    }
+    for (size_t j = 0; j < (size_t)H * G; j++)
+        dlogits[j] = (float)(dlogits[j] / n_dec);
+    for (int h = 0; h < H; h++)
+        dvalue[h] = (float)(dvalue[h] / n_dec);
+    policy_net_backward(net, cache, dlogits, dvalue);
+    return DRRL_OK;
+}
+
+/* Every process's samples of the minibatch [start, end) (the records in
+ * all, counts[r] bytes from rank r), added in minibatch order: the loss
+ * terms into sum, the gradients into net->grads. */
+static DrrlStatus sum_minibatch(PolicyNet *net, const char *all, const size_t *counts, int np,
+                                size_t rec, int start, int end, const char **at, GradHead *sum,
+                                DrrlError *err)
+{
+    size_t P = net->n_params;
+    for (int k = 0; k < end - start; k++)
+        at[k] = NULL;
+    size_t total = 0;
+    for (int r = 0; r < np; r++)
+        total += counts[r];
+    for (size_t off = 0; off + rec <= total; off += rec) {
+        GradHead gh;
+        memcpy(&gh, all + off, sizeof gh);
+        if (gh.k >= start && gh.k < end)
+            at[gh.k - start] = all + off;
+    }
+    memset(net->grads, 0, P * sizeof(float));
+    for (int k = 0; k < end - start; k++) {
+        if (!at[k]) {
+            return drrl_error(err, DRRL_E_INTERNAL,
+                              "ppo: the gradient of minibatch sample %d is missing", start + k);
+        }
+        GradHead gh;
+        memcpy(&gh, at[k], sizeof gh);
+        sum->pl += gh.pl, sum->vl += gh.vl, sum->ent += gh.ent, sum->kl += gh.kl,
+            sum->clip += gh.clip;
+        const float *gk = (const float *)(at[k] + sizeof gh);
+        for (size_t j = 0; j < P; j++)
+            net->grads[j] += gk[j];
+    }
+    return DRRL_OK;
+}
+
 DrrlStatus ppo_update_dist(PolicyNet *net, PolicyNetCache *cache, PolicyAdam *opt,
                            const PpoBuffer *b, const PpoLayout *lay, const PpoDist *dist,
                            const PpoConfig *cfg, PolicyRng *rng, PpoStats *stats,
@@ -339,32 +409,10 @@ DrrlStatus ppo_update_dist(PolicyNet *net, PolicyNetCache *cache, PolicyAdam *op
                     continue;
                 const PpoSample *s = &b->s[lay->local[g]];
                 GradHead gh = {k, 0, 0, 0, 0, 0};
-                PolicyNetInput in = {
-                    .layer = s->layer, .feat = s->feat, .conv_x = s->conv_x, .T = s->T};
-                policy_net_zero_grad(net);
-                st = policy_net_forward(net, cache, &in, logits, value, err);
+                st = sample_grad(net, cache, s, cfg, H, G, mean, sd, n_dec, logits, dlogits,
+                                 value, dvalue, &gh, err);
                 if (st)
                     goto out;
-                for (int h = 0; h < H; h++) {
-                    int clipped;
-                    double e, lpn;
-                    double A = (s->adv[h] - mean) / sd;
-                    double L = ppo_decision_loss(
-                        cfg, logits + (size_t)h * G, s->mask + (size_t)h * G, G, s->action[h],
-                        s->logp[h], A, value[h], s->ret[h], dlogits + (size_t)h * G, &dvalue[h],
-                        &clipped, &e, &lpn);
-                    double v_err = value[h] - s->ret[h];
-                    gh.vl += 0.5 * v_err * v_err;
-                    gh.pl += L - cfg->value_coef * 0.5 * v_err * v_err + cfg->ent_coef * e;
-                    gh.ent += e;
-                    gh.kl += s->logp[h] - lpn;
-                    gh.clip += clipped;
-                }
-                for (size_t j = 0; j < (size_t)H * G; j++)
-                    dlogits[j] = (float)(dlogits[j] / n_dec);
-                for (int h = 0; h < H; h++)
-                    dvalue[h] = (float)(dvalue[h] / n_dec);
-                policy_net_backward(net, cache, dlogits, dvalue);
                 memcpy(pack + used * rec, &gh, sizeof gh);
                 memcpy(pack + used * rec + sizeof gh, net->grads, P * sizeof(float));
                 used++;
@@ -374,33 +422,10 @@ DrrlStatus ppo_update_dist(PolicyNet *net, PolicyNetCache *cache, PolicyAdam *op
                       : local_allgather(NULL, pack, used * rec, (void **)&all, counts, err);
             if (st)
                 goto out;
-            for (int k = 0; k < end - start; k++)
-                at[k] = NULL;
-            size_t total = 0;
-            for (int r = 0; r < np; r++)
-                total += counts[r];
-            for (size_t off = 0; off + rec <= total; off += rec) {
-                GradHead gh;
-                memcpy(&gh, all + off, sizeof gh);
-                if (gh.k >= start && gh.k < end)
-                    at[gh.k - start] = all + off;
-            }
-            double pl = 0, vl = 0, ent = 0, kl = 0, clip = 0;
-            memset(net->grads, 0, P * sizeof(float));
-            for (int k = 0; k < end - start; k++) {
-                if (!at[k]) {
-                    st = drrl_error(err, DRRL_E_INTERNAL,
-                                    "ppo: the gradient of minibatch sample %d is missing",
-                                    start + k);
-                    goto out;
-                }
-                GradHead gh;
-                memcpy(&gh, at[k], sizeof gh);
-                pl += gh.pl, vl += gh.vl, ent += gh.ent, kl += gh.kl, clip += gh.clip;
-                const float *gk = (const float *)(at[k] + sizeof gh);
-                for (size_t j = 0; j < P; j++)
-                    net->grads[j] += gk[j];
-            }
+            GradHead sum = {0, 0, 0, 0, 0, 0};
+            if ((st = sum_minibatch(net, all, counts, np, rec, start, end, at, &sum, err)))
+                goto out;
+            double pl = sum.pl, vl = sum.vl, ent = sum.ent, kl = sum.kl, clip = sum.clip;
             free(all);
             all = NULL;
             double gn = policy_net_clip_grad(net, cfg->max_grad_norm);

@@ -1322,6 +1322,151 @@ static int path_exists(const char *p)
     return lstat(p, &st) == 0;
 }
 
+/* The sidecar's JSON object. */
+static DrrlStatus load_sidecar(const char *path, const char *jpath, json_t **o, DrrlError *err)
+{
+    if (!path_exists(jpath))
+        return drrl_error(
+            err, path_exists(path) ? DRRL_E_INPUT : DRRL_E_NOTFOUND,
+            "%s: %s (a trace is TRACE.csv plus its sidecar TRACE.csv.json)", jpath,
+            path_exists(path) ? "the trace's sidecar is missing" : "no such trace");
+    json_error_t je;
+    char *text;
+    size_t tlen;
+    DrrlStatus st = fileio_read_file(jpath, FILEIO_MAX_JSON, 0, &text, &tlen, err);
+    if (st)
+        return st;
+    *o = json_loadb(text, tlen, JSON_REJECT_DUPLICATES, &je);
+    free(text);
+    if (!*o)
+        return drrl_error(err, DRRL_E_INPUT, "%s:%d:%d: %s", jpath, je.line, je.column,
+                          je.text);
+    if (!json_is_object(*o))
+        return drrl_error(err, DRRL_E_INPUT, "%s: expected a JSON object", jpath);
+    return DRRL_OK;
+}
+
+/* "seed": a non-negative integer, or one written as a string (above 2^63). */
+static DrrlStatus get_seed(json_t *o, const char *jpath, uint64_t *out, DrrlError *err)
+{
+    json_t *seed = json_object_get(o, "seed");
+    if (seed && json_is_integer(seed) && json_integer_value(seed) >= 0) {
+        *out = (uint64_t)json_integer_value(seed);
+        return DRRL_OK;
+    }
+    if (seed && json_is_string(seed)) {
+        const char *s = json_string_value(seed);
+        char *end;
+        errno = 0;
+        unsigned long long u = strtoull(s, &end, 10);
+        if (!*s || *end || errno || *s == '-')
+            return meta_bad(err, jpath, "seed", "expected a non-negative integer");
+        *out = u;
+        return DRRL_OK;
+    }
+    return meta_bad(err, jpath, "seed", seed ? "expected a non-negative integer" : "missing");
+}
+
+/* The shape: segment length, layers, heads, head_dim, steps; rows into
+ * *nrows. */
+static DrrlStatus get_shape(json_t *o, const char *jpath, TraceMeta *m, int64_t *nrows,
+                            DrrlError *err)
+{
+    int64_t seg, nl, nh, hd, ns;
+    DrrlStatus st;
+    if ((st = get_int(o, jpath, "segment_len", 0, INT32_MAX, &seg, err)) ||
+        (st = get_int(o, jpath, "n_layer", 0, 65536, &nl, err)) ||
+        (st = get_int(o, jpath, "n_head", 0, 65536, &nh, err)) ||
+        (st = get_int(o, jpath, "head_dim", 0, 65535, &hd, err)) ||
+        (st = get_int(o, jpath, "n_steps", 0, INT32_MAX, &ns, err)) ||
+        (st = get_int(o, jpath, "rows", 0, INT64_MAX, nrows, err)))
+        return st;
+    /* Views draw one cell per (layer, head): a shape of 65536 x 65536 would
+     * make every redraw of replay take seconds for a one-row trace. */
+    if (nl * nh > TRACE_MAX_CELLS)
+        return meta_bad(err, jpath, "n_layer",
+                        "n_layer x n_head is above " TRACE_MAX_CELLS_TEXT
+                        " (layer, head) pairs");
+    m->segment_len = (int32_t)seg;
+    m->n_layer = (int32_t)nl;
+    m->n_head = (int32_t)nh;
+    m->head_dim = (int32_t)hd;
+    m->n_steps = (int32_t)ns;
+    return DRRL_OK;
+}
+
+/* "rank_grid": ascending integers in 0..65535. */
+static DrrlStatus get_grid(json_t *o, const char *jpath, TraceMeta *m, DrrlError *err)
+{
+    json_t *grid = json_object_get(o, "rank_grid");
+    if (!grid || !json_is_array(grid) || json_array_size(grid) > 65536)
+        return meta_bad(err, jpath, "rank_grid", grid ? "expected an array" : "missing");
+    size_t ng = json_array_size(grid);
+    if (ng) {
+        m->rank_grid = malloc(ng * sizeof *m->rank_grid);
+        if (!m->rank_grid)
+            return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", jpath);
+    }
+    for (size_t i = 0; i < ng; i++) {
+        json_t *g = json_array_get(grid, i);
+        if (!json_is_integer(g) || json_integer_value(g) < 0 || json_integer_value(g) > 65535 ||
+            (i && json_integer_value(g) <= m->rank_grid[i - 1]))
+            return meta_bad(err, jpath, "rank_grid", "expected ascending integers in 0..65535");
+        m->rank_grid[i] = (int32_t)json_integer_value(g);
+        m->n_grid = (int32_t)(i + 1);
+    }
+    return DRRL_OK;
+}
+
+/* The reward weights and the threshold schedule. */
+static DrrlStatus get_weights(json_t *o, const char *jpath, TraceMeta *m, DrrlError *err)
+{
+    DrrlStatus st;
+    if ((st = get_real(o, jpath, "alpha", &m->alpha, err)) ||
+        (st = get_real(o, jpath, "beta", &m->beta, err)) ||
+        (st = get_real(o, jpath, "gamma", &m->gamma, err)))
+        return st;
+    json_t *eps = json_object_get(o, "eps_schedule");
+    if (!eps || !json_is_object(eps))
+        return meta_bad(err, jpath, "eps_schedule", eps ? "expected an object" : "missing");
+    if ((st = get_real(eps, jpath, "start", &m->eps_start, err)) ||
+        (st = get_real(eps, jpath, "floor", &m->eps_floor, err)) ||
+        (st = get_real(eps, jpath, "decay", &m->eps_decay, err)))
+        return st;
+    return DRRL_OK;
+}
+
+/* Every field of the sidecar object o. */
+static DrrlStatus parse_sidecar(json_t *o, const char *jpath, TraceMeta *m, size_t *rows,
+                                int *complete, DrrlError *err)
+{
+    int64_t v, nrows;
+    DrrlStatus st;
+    if ((st = get_int(o, jpath, "schema_version", INT64_MIN, INT64_MAX, &v, err)))
+        return st;
+    if (v != TRACE_SCHEMA_VERSION)
+        return drrl_error(err, DRRL_E_INPUT,
+                          "%s: unknown schema version %lld (this drrl reads version %d)", jpath,
+                          (long long)v, TRACE_SCHEMA_VERSION);
+    if ((st = get_str(o, jpath, "drrl_version", &m->drrl_version, err)) ||
+        (st = get_str(o, jpath, "model_path", &m->model_path, err)) ||
+        (st = get_str(o, jpath, "model_hash", &m->model_hash, err)) ||
+        (st = get_str(o, jpath, "text_hash", &m->text_hash, err)) ||
+        (st = get_str(o, jpath, "method", &m->method, err)) ||
+        (st = get_seed(o, jpath, &m->seed, err)) ||
+        (st = get_shape(o, jpath, m, &nrows, err)) || (st = get_grid(o, jpath, m, err)) ||
+        (st = get_weights(o, jpath, m, err)))
+        return st;
+    json_t *cpl = json_object_get(o, "complete");
+    if (!cpl || !json_is_boolean(cpl))
+        return meta_bad(err, jpath, "complete", cpl ? "expected true or false" : "missing");
+    if (rows)
+        *rows = (size_t)nrows;
+    if (complete)
+        *complete = json_is_true(cpl);
+    return DRRL_OK;
+}
+
 DrrlStatus trace_csv_read_meta(const char *path, TraceMeta *m, size_t *rows, int *complete,
                                DrrlError *err)
 {
@@ -1329,127 +1474,10 @@ DrrlStatus trace_csv_read_meta(const char *path, TraceMeta *m, size_t *rows, int
     char *jpath = trace_csv_sidecar_path(path);
     if (!jpath)
         return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", path);
-    DrrlStatus st = DRRL_OK;
     json_t *o = NULL;
-    if (!path_exists(jpath)) {
-        st = drrl_error(err, path_exists(path) ? DRRL_E_INPUT : DRRL_E_NOTFOUND,
-                        "%s: %s (a trace is TRACE.csv plus its sidecar TRACE.csv.json)", jpath,
-                        path_exists(path) ? "the trace's sidecar is missing" : "no such trace");
-        goto out;
-    }
-    json_error_t je;
-    char *text;
-    size_t tlen;
-    if ((st = fileio_read_file(jpath, FILEIO_MAX_JSON, 0, &text, &tlen, err)))
-        goto out;
-    o = json_loadb(text, tlen, JSON_REJECT_DUPLICATES, &je);
-    free(text);
-    if (!o) {
-        st = drrl_error(err, DRRL_E_INPUT, "%s:%d:%d: %s", jpath, je.line, je.column, je.text);
-        goto out;
-    }
-    if (!json_is_object(o)) {
-        st = drrl_error(err, DRRL_E_INPUT, "%s: expected a JSON object", jpath);
-        goto out;
-    }
-    int64_t v;
-    if ((st = get_int(o, jpath, "schema_version", INT64_MIN, INT64_MAX, &v, err)))
-        goto out;
-    if (v != TRACE_SCHEMA_VERSION) {
-        st = drrl_error(err, DRRL_E_INPUT,
-                        "%s: unknown schema version %lld (this drrl reads version %d)", jpath,
-                        (long long)v, TRACE_SCHEMA_VERSION);
-        goto out;
-    }
-    if ((st = get_str(o, jpath, "drrl_version", &m->drrl_version, err)) ||
-        (st = get_str(o, jpath, "model_path", &m->model_path, err)) ||
-        (st = get_str(o, jpath, "model_hash", &m->model_hash, err)) ||
-        (st = get_str(o, jpath, "text_hash", &m->text_hash, err)) ||
-        (st = get_str(o, jpath, "method", &m->method, err)))
-        goto out;
-    json_t *seed = json_object_get(o, "seed");
-    if (seed && json_is_integer(seed) && json_integer_value(seed) >= 0) {
-        m->seed = (uint64_t)json_integer_value(seed);
-    } else if (seed && json_is_string(seed)) {
-        const char *s = json_string_value(seed);
-        char *end;
-        errno = 0;
-        unsigned long long u = strtoull(s, &end, 10);
-        if (!*s || *end || errno || *s == '-') {
-            st = meta_bad(err, jpath, "seed", "expected a non-negative integer");
-            goto out;
-        }
-        m->seed = u;
-    } else {
-        st = meta_bad(err, jpath, "seed", seed ? "expected a non-negative integer" : "missing");
-        goto out;
-    }
-    int64_t seg, nl, nh, hd, ns, nrows;
-    if ((st = get_int(o, jpath, "segment_len", 0, INT32_MAX, &seg, err)) ||
-        (st = get_int(o, jpath, "n_layer", 0, 65536, &nl, err)) ||
-        (st = get_int(o, jpath, "n_head", 0, 65536, &nh, err)) ||
-        (st = get_int(o, jpath, "head_dim", 0, 65535, &hd, err)) ||
-        (st = get_int(o, jpath, "n_steps", 0, INT32_MAX, &ns, err)) ||
-        (st = get_int(o, jpath, "rows", 0, INT64_MAX, &nrows, err)))
-        goto out;
-    /* Views draw one cell per (layer, head): a shape of 65536 x 65536 would
-     * make every redraw of replay take seconds for a one-row trace. */
-    if (nl * nh > TRACE_MAX_CELLS) {
-        st = meta_bad(err, jpath, "n_layer",
-                      "n_layer x n_head is above " TRACE_MAX_CELLS_TEXT " (layer, head) pairs");
-        goto out;
-    }
-    m->segment_len = (int32_t)seg;
-    m->n_layer = (int32_t)nl;
-    m->n_head = (int32_t)nh;
-    m->head_dim = (int32_t)hd;
-    m->n_steps = (int32_t)ns;
-    json_t *grid = json_object_get(o, "rank_grid");
-    if (!grid || !json_is_array(grid) || json_array_size(grid) > 65536) {
-        st = meta_bad(err, jpath, "rank_grid", grid ? "expected an array" : "missing");
-        goto out;
-    }
-    size_t ng = json_array_size(grid);
-    if (ng) {
-        m->rank_grid = malloc(ng * sizeof *m->rank_grid);
-        if (!m->rank_grid) {
-            st = drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", jpath);
-            goto out;
-        }
-    }
-    for (size_t i = 0; i < ng; i++) {
-        json_t *g = json_array_get(grid, i);
-        if (!json_is_integer(g) || json_integer_value(g) < 0 || json_integer_value(g) > 65535 ||
-            (i && json_integer_value(g) <= m->rank_grid[i - 1])) {
-            st = meta_bad(err, jpath, "rank_grid", "expected ascending integers in 0..65535");
-            goto out;
-        }
-        m->rank_grid[i] = (int32_t)json_integer_value(g);
-        m->n_grid = (int32_t)(i + 1);
-    }
-    if ((st = get_real(o, jpath, "alpha", &m->alpha, err)) ||
-        (st = get_real(o, jpath, "beta", &m->beta, err)) ||
-        (st = get_real(o, jpath, "gamma", &m->gamma, err)))
-        goto out;
-    json_t *eps = json_object_get(o, "eps_schedule");
-    if (!eps || !json_is_object(eps)) {
-        st = meta_bad(err, jpath, "eps_schedule", eps ? "expected an object" : "missing");
-        goto out;
-    }
-    if ((st = get_real(eps, jpath, "start", &m->eps_start, err)) ||
-        (st = get_real(eps, jpath, "floor", &m->eps_floor, err)) ||
-        (st = get_real(eps, jpath, "decay", &m->eps_decay, err)))
-        goto out;
-    json_t *cpl = json_object_get(o, "complete");
-    if (!cpl || !json_is_boolean(cpl)) {
-        st = meta_bad(err, jpath, "complete", cpl ? "expected true or false" : "missing");
-        goto out;
-    }
-    if (rows)
-        *rows = (size_t)nrows;
-    if (complete)
-        *complete = json_is_true(cpl);
-out:
+    DrrlStatus st = load_sidecar(path, jpath, &o, err);
+    if (!st)
+        st = parse_sidecar(o, jpath, m, rows, complete, err);
     json_decref(o);
     free(jpath);
     return st;

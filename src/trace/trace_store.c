@@ -302,101 +302,125 @@ static const Row *lookup(const TraceStore *s, int64_t step, int32_t layer, int32
     return s->rows + s->steps[si].first_row + ri;
 }
 
-DrrlStatus trace_store_put(TraceStore *s, const TraceRecord *rec, DrrlError *err)
+/* The record is valid and comes after the last one: a new step, or the same
+ * step's next (layer, head) with the same token and segment. */
+static DrrlStatus check_order(const TraceStore *s, const TraceRecord *rec, const char *token,
+                              int *new_step, DrrlError *err)
 {
 #define BAD(...) drrl_error(err, DRRL_E_INPUT, __VA_ARGS__)
-    {
-        DrrlError e;
-        if (trace_record_check(rec, &e))
-            return BAD("trace record (step %lld, layer %d, head %d): %s", (long long)rec->step,
-                       (int)rec->layer, (int)rec->head, e.msg);
+    DrrlError e;
+    if (trace_record_check(rec, &e))
+        return BAD("trace record (step %lld, layer %d, head %d): %s", (long long)rec->step,
+                   (int)rec->layer, (int)rec->head, e.msg);
+    const Step *st = s->n_steps ? &s->steps[s->n_steps - 1] : NULL;
+    *new_step = !st || rec->step > st->step;
+    if (*new_step)
+        return DRRL_OK;
+    if (rec->step < st->step)
+        return BAD("trace record: step %lld after step %lld (records must be ordered by "
+                   "step, layer, head)",
+                   (long long)rec->step, (long long)st->step);
+    const Row *last = &s->rows[s->n_rows - 1];
+    if (rec->layer < last->layer || (rec->layer == last->layer && rec->head <= last->head))
+        return BAD("trace record: step %lld layer %d head %d after layer %d head %d "
+                   "(records must be ordered by step, layer, head, without repeats)",
+                   (long long)rec->step, (int)rec->layer, (int)rec->head, last->layer,
+                   last->head);
+    if (rec->token_index != st->token_index || rec->segment != st->segment ||
+        strcmp(token, st->token) != 0)
+        return BAD("trace record: step %lld: token_index, token and segment must be the "
+                   "same for every row of a step",
+                   (long long)rec->step);
+    return DRRL_OK;
+#undef BAD
+}
+
+/* The method's id (interned on first use): 0, or -1 out of memory, or -2
+ * more than 65535 methods. */
+static int method_id(TraceStore *s, const char *method, uint16_t *mid)
+{
+    size_t k = 0;
+    for (; k < s->n_methods; k++)
+        if (strcmp(s->methods[k], method) == 0)
+            break;
+    if (k == s->n_methods) {
+        if (k >= 65535)
+            return -2;
+        const char *m = intern(s, method);
+        if (!m || grow((void **)&s->methods, &s->cap_methods, k + 1, sizeof *s->methods))
+            return -1;
+        s->methods[s->n_methods++] = m;
     }
+    *mid = (uint16_t)k;
+    return 0;
+}
+
+/* The record's arrays packed into a blob, shared with the previous step's
+ * blob of the same head when equal. 0 (*blob NULL when there are none), or
+ * -1 out of memory. st: the last step (NULL if none). */
+static int pack_blob(TraceStore *s, const TraceRecord *rec, const Step *st, int new_step,
+                     const uint32_t **blob)
+{
+    *blob = NULL;
+    size_t nwords = (size_t)rec->n_sigma + (size_t)rec->n_sigma_v + (size_t)rec->n_masked +
+                    (size_t)rec->n_policy;
+    if (nwords == 0)
+        return 0;
+    size_t bytes = 8 + 4 * nwords;
+    uint32_t *b = arena_alloc(&s->blobs, bytes);
+    if (!b)
+        return -1;
+    uint16_t *cnt = (uint16_t *)b;
+    cnt[0] = (uint16_t)rec->n_sigma;
+    cnt[1] = (uint16_t)rec->n_sigma_v;
+    cnt[2] = (uint16_t)rec->n_masked;
+    cnt[3] = (uint16_t)rec->n_policy;
+    float *f = (float *)(b + 2);
+    if (rec->n_sigma)
+        memcpy(f, rec->sigma, 4 * (size_t)rec->n_sigma);
+    f += rec->n_sigma;
+    if (rec->n_sigma_v)
+        memcpy(f, rec->sigma_v, 4 * (size_t)rec->n_sigma_v);
+    f += rec->n_sigma_v;
+    if (rec->n_policy)
+        memcpy(f, rec->policy_probs, 4 * (size_t)rec->n_policy);
+    f += rec->n_policy;
+    if (rec->n_masked)
+        memcpy(f, rec->masked, 4 * (size_t)rec->n_masked);
+    *blob = b;
+    if (s->n_steps > 0) {
+        const Step *prev = new_step ? st : (s->n_steps > 1 ? st - 1 : NULL);
+        long ri = prev ? step_find(s, prev, rec->layer, rec->head) : -1;
+        const uint32_t *pb = ri >= 0 ? s->rows[prev->first_row + ri].blob : NULL;
+        if (pb && memcmp(pb, b, bytes) == 0) {
+            arena_unalloc(&s->blobs, bytes);
+            *blob = pb;
+        }
+    }
+    return 0;
+}
+
+DrrlStatus trace_store_put(TraceStore *s, const TraceRecord *rec, DrrlError *err)
+{
     const char *token = rec->token ? rec->token : "";
     const char *method = rec->method ? rec->method : "";
-
-    /* Order and step bookkeeping. */
-    Step *st = s->n_steps ? &s->steps[s->n_steps - 1] : NULL;
-    int new_step = !st || rec->step > st->step;
-    if (!new_step) {
-        if (rec->step < st->step)
-            return BAD("trace record: step %lld after step %lld (records must be ordered by "
-                       "step, layer, head)",
-                       (long long)rec->step, (long long)st->step);
-        const Row *last = &s->rows[s->n_rows - 1];
-        if (rec->layer < last->layer || (rec->layer == last->layer && rec->head <= last->head))
-            return BAD("trace record: step %lld layer %d head %d after layer %d head %d "
-                       "(records must be ordered by step, layer, head, without repeats)",
-                       (long long)rec->step, (int)rec->layer, (int)rec->head, last->layer,
-                       last->head);
-        if (rec->token_index != st->token_index || rec->segment != st->segment ||
-            strcmp(token, st->token) != 0)
-            return BAD("trace record: step %lld: token_index, token and segment must be the "
-                       "same for every row of a step",
-                       (long long)rec->step);
-    }
+    int new_step;
+    DrrlStatus bad = check_order(s, rec, token, &new_step, err);
+    if (bad)
+        return bad;
     if (s->n_rows >= UINT32_MAX)
         return drrl_error(err, DRRL_E_NOMEM, "trace store: more than 2^32 rows");
     if (grow((void **)&s->rows, &s->cap_rows, s->n_rows + 1, sizeof *s->rows) ||
         (new_step && grow((void **)&s->steps, &s->cap_steps, s->n_steps + 1, sizeof *s->steps)))
         goto nomem;
-    st = s->n_steps ? &s->steps[s->n_steps - 1] : NULL; /* steps may have moved */
-
-    /* Method id. */
+    Step *st = s->n_steps ? &s->steps[s->n_steps - 1] : NULL; /* steps may have moved */
     uint16_t mid = 0;
-    {
-        size_t k = 0;
-        for (; k < s->n_methods; k++)
-            if (strcmp(s->methods[k], method) == 0)
-                break;
-        if (k == s->n_methods) {
-            if (k >= 65535)
-                return BAD("trace record: more than 65535 distinct methods");
-            const char *m = intern(s, method);
-            if (!m || grow((void **)&s->methods, &s->cap_methods, k + 1, sizeof *s->methods))
-                goto nomem;
-            s->methods[s->n_methods++] = m;
-        }
-        mid = (uint16_t)k;
-    }
-
-    /* Arrays: pack, then share with the previous step's blob when equal. */
-    const uint32_t *blob = NULL;
-    size_t nwords = (size_t)rec->n_sigma + (size_t)rec->n_sigma_v + (size_t)rec->n_masked +
-                    (size_t)rec->n_policy;
-    if (nwords > 0) {
-        size_t bytes = 8 + 4 * nwords;
-        uint32_t *b = arena_alloc(&s->blobs, bytes);
-        if (!b)
-            goto nomem;
-        uint16_t *cnt = (uint16_t *)b;
-        cnt[0] = (uint16_t)rec->n_sigma;
-        cnt[1] = (uint16_t)rec->n_sigma_v;
-        cnt[2] = (uint16_t)rec->n_masked;
-        cnt[3] = (uint16_t)rec->n_policy;
-        float *f = (float *)(b + 2);
-        if (rec->n_sigma)
-            memcpy(f, rec->sigma, 4 * (size_t)rec->n_sigma);
-        f += rec->n_sigma;
-        if (rec->n_sigma_v)
-            memcpy(f, rec->sigma_v, 4 * (size_t)rec->n_sigma_v);
-        f += rec->n_sigma_v;
-        if (rec->n_policy)
-            memcpy(f, rec->policy_probs, 4 * (size_t)rec->n_policy);
-        f += rec->n_policy;
-        if (rec->n_masked)
-            memcpy(f, rec->masked, 4 * (size_t)rec->n_masked);
-        blob = b;
-        if (s->n_steps > 0) {
-            const Step *prev = new_step ? st : (s->n_steps > 1 ? st - 1 : NULL);
-            long ri = prev ? step_find(s, prev, rec->layer, rec->head) : -1;
-            const uint32_t *pb = ri >= 0 ? s->rows[prev->first_row + ri].blob : NULL;
-            if (pb && memcmp(pb, b, bytes) == 0) {
-                arena_unalloc(&s->blobs, bytes);
-                blob = pb;
-            }
-        }
-    }
-
+    int m = method_id(s, method, &mid);
+    if (m == -2)
+        return drrl_error(err, DRRL_E_INPUT, "trace record: more than 65535 distinct methods");
+    const uint32_t *blob;
+    if (m || pack_blob(s, rec, st, new_step, &blob))
+        goto nomem;
     if (new_step) {
         const char *tok = intern(s, token);
         if (!tok)
@@ -431,7 +455,6 @@ DrrlStatus trace_store_put(TraceStore *s, const TraceRecord *rec, DrrlError *err
     return DRRL_OK;
 nomem:
     return drrl_error(err, DRRL_E_NOMEM, "trace store: out of memory");
-#undef BAD
 }
 
 static DrrlStatus sink_put(TraceSink *self, const TraceRecord *rec, DrrlError *err)

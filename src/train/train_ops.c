@@ -376,23 +376,23 @@ static void attn_blas_run(TrainPool *pool, TrainPoolFn fn, AttnJob *j)
     blas_serial_end(saved);
 }
 
+/* Run the job over the (b, h) pairs: with OpenBLAS (blas_fn) or the loops
+ * (loop_fn), each worker with its scratch. */
+static void attn_dispatch(TrainPool *pool, AttnJob *j, TrainPoolFn blas_fn, TrainPoolFn loop_fn)
+{
+    const TrainAttnShape *s = j->s;
+    j->scratch_per_thread = s->use_blas ? attn_blas_scratch(s) : attn_loop_scratch(s);
+    if (s->use_blas)
+        attn_blas_run(pool, blas_fn, j);
+    else
+        train_pool_run(pool, loop_fn, j, s->b * s->n_head);
+}
+
 void train_ops_attention_forward(TrainPool *pool, const TrainAttnShape *s, float *out, float *p,
                                  const float *q, const float *k, const float *v, float *scratch)
 {
-    AttnJob j = {.s = s,
-                 .out = out,
-                 .p = p,
-                 .q = q,
-                 .k = k,
-                 .v = v,
-                 .scratch = scratch,
-                 .scratch_per_thread =
-                     s->use_blas ? attn_blas_scratch(s) : attn_loop_scratch(s)};
-    if (s->use_blas) {
-        attn_blas_run(pool, attn_blas_fwd_item, &j);
-        return;
-    }
-    train_pool_run(pool, attn_fwd_item, &j, s->b * s->n_head);
+    AttnJob j = {.s = s, .out = out, .p = p, .q = q, .k = k, .v = v, .scratch = scratch};
+    attn_dispatch(pool, &j, attn_blas_fwd_item, attn_fwd_item);
 }
 
 /* Backward for one (b, h), with S = scale Q K^T, P = softmax(S), O = P V:
@@ -478,14 +478,8 @@ void train_ops_attention_backward(TrainPool *pool, const TrainAttnShape *s, floa
                  .q = q,
                  .k = k,
                  .v = v,
-                 .scratch = scratch,
-                 .scratch_per_thread =
-                     s->use_blas ? attn_blas_scratch(s) : attn_loop_scratch(s)};
-    if (s->use_blas) {
-        attn_blas_run(pool, attn_blas_bwd_item, &j);
-        return;
-    }
-    train_pool_run(pool, attn_bwd_item, &j, s->b * s->n_head);
+                 .scratch = scratch};
+    attn_dispatch(pool, &j, attn_blas_bwd_item, attn_bwd_item);
 }
 
 /* ---- rank-aware attention --------------------------------------------- */

@@ -90,48 +90,57 @@ static int bench_one(const char *dir, const char *text, size_t len, int repeat)
     return rc;
 }
 
+/* The tokenizer directories of --tokenizer (repeatable). */
+typedef struct TokDirs {
+    const char *dir[MAX_TOK];
+    int n;
+} TokDirs;
+
+static int add_dir(const char *cmd, const CliOpt *o, const char *arg)
+{
+    TokDirs *d = o->dest;
+    if (d->n == MAX_TOK)
+        return cli_usage_error(cmd, "at most %d --tokenizer", MAX_TOK);
+    d->dir[d->n++] = arg;
+    return 0;
+}
+
+static int parse_mb(const char *cmd, const CliOpt *o, const char *arg)
+{
+    double mb = atof(arg);
+    if (!(mb > 0 && mb <= 1024))
+        return cli_usage_error(cmd, "--mb: expected 0 < N <= 1024");
+    *(double *)o->dest = mb;
+    return 0;
+}
+
+static int parse_repeat(const char *cmd, const CliOpt *o, const char *arg)
+{
+    int r = atoi(arg);
+    if (r < 1 || r > 1000)
+        return cli_usage_error(cmd, "--repeat: expected 1..1000");
+    *(int *)o->dest = r;
+    return 0;
+}
+
 int bench_tokenize(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"tokenizer", required_argument, 0, 't'},
-        {"text", required_argument, 0, 'f'},
-        {"mb", required_argument, 0, 'm'},
-        {"repeat", required_argument, 0, 'r'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    const char *dirs[MAX_TOK], *text = NULL;
-    int n_dirs = 0, repeat = 5, c;
+    TokDirs td = {.n = 0};
+    const char *text = NULL;
+    int repeat = 5;
     double mb = 4;
-    while ((c = cli_getopt("bench tokenize", argc, argv, "h", longopts)) != -1) {
-        switch (c) {
-        case 't':
-            if (n_dirs == MAX_TOK)
-                return cli_usage_error("bench tokenize", "at most %d --tokenizer", MAX_TOK);
-            dirs[n_dirs++] = optarg;
-            break;
-        case 'f':
-            text = optarg;
-            break;
-        case 'm':
-            mb = atof(optarg);
-            if (!(mb > 0 && mb <= 1024))
-                return cli_usage_error("bench tokenize", "--mb: expected 0 < N <= 1024");
-            break;
-        case 'r':
-            repeat = atoi(optarg);
-            if (repeat < 1 || repeat > 1000)
-                return cli_usage_error("bench tokenize", "--repeat: expected 1..1000");
-            break;
-        case 'h':
-            cli_print_usage(usage);
-            return CLI_EXIT_OK;
-        default:
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("bench tokenize", "unexpected argument '%s'", argv[optind]);
+    const CliOpt opts[] = {
+        CLI_FN("tokenizer", 1, add_dir, &td, 0),
+        CLI_STR("text", &text),
+        CLI_FN("mb", 1, parse_mb, &mb, 0),
+        CLI_FN("repeat", 1, parse_repeat, &repeat, 0),
+        CLI_END,
+    };
+    int r = cli_parse("bench tokenize", usage, opts, argc, argv, NULL);
+    if (r != CLI_GO)
+        return r;
+    const char **dirs = td.dir;
+    int n_dirs = td.n;
     if (!n_dirs || !text)
         return cli_usage_error("bench tokenize", "give --tokenizer DIR and --text FILE");
     char *one;

@@ -245,65 +245,25 @@ static int load_child(const char *path, double *secs, double *rss_mb, double *st
 
 int bench_trace(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"rows", required_argument, 0, 'r'},    {"head-dim", required_argument, 0, 'd'},
-        {"layers", required_argument, 0, 'L'},  {"heads", required_argument, 0, 'H'},
-        {"segment", required_argument, 0, 's'}, {"repeat", required_argument, 0, 'n'},
-        {"dir", required_argument, 0, 'D'},     {"write", required_argument, 0, 'w'},
-        {"load", required_argument, 0, 'l'},    {"force", no_argument, 0, 'F'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
-    };
     long rows = 1000000, hd = 32, layers = 4, heads = 8, seg = 128, repeat = 5;
     const char *dir = NULL, *write_to = NULL, *load = NULL;
-    int c;
     unsigned wflags = 0;
-    while ((c = cli_getopt("bench trace", argc, argv, "h", longopts)) != -1) {
-        switch (c) {
-        case 'r':
-            if (cli_parse_long("bench trace", "--rows", optarg, 0, 1L << 31, &rows))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'd':
-            if (cli_parse_long("bench trace", "--head-dim", optarg, 4, 4096, &hd))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'L':
-            if (cli_parse_long("bench trace", "--layers", optarg, 1, 1024, &layers))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'H':
-            if (cli_parse_long("bench trace", "--heads", optarg, 1, 1024, &heads))
-                return CLI_EXIT_USAGE;
-            break;
-        case 's':
-            if (cli_parse_long("bench trace", "--segment", optarg, 0, 1L << 30, &seg))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'n':
-            if (cli_parse_long("bench trace", "--repeat", optarg, 1, 1000, &repeat))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'D':
-            dir = optarg;
-            break;
-        case 'w':
-            write_to = optarg;
-            break;
-        case 'l':
-            load = optarg;
-            break;
-        case 'F':
-            wflags = TRACE_CSV_FORCE;
-            break;
-        case 'h':
-            cli_print_usage(usage);
-            return CLI_EXIT_OK;
-        default:
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("bench trace", "unexpected argument '%s'", argv[optind]);
+    const CliOpt opts[] = {
+        CLI_LONG("rows", &rows, 0, 1L << 31),
+        CLI_LONG("head-dim", &hd, 4, 4096),
+        CLI_LONG("layers", &layers, 1, 1024),
+        CLI_LONG("heads", &heads, 1, 1024),
+        CLI_LONG("segment", &seg, 0, 1L << 30),
+        CLI_LONG("repeat", &repeat, 1, 1000),
+        CLI_STR("dir", &dir),
+        CLI_STR("write", &write_to),
+        CLI_STR("load", &load),
+        CLI_BITS("force", &wflags, TRACE_CSV_FORCE),
+        CLI_END,
+    };
+    int r = cli_parse("bench trace", usage, opts, argc, argv, NULL);
+    if (r != CLI_GO)
+        return r;
     if (load)
         return load_once(load);
     DrrlError err;

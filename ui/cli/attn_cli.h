@@ -11,9 +11,9 @@
 #include "cli/cli.h"
 #include "run/session.h"
 
-/* Long options of the attention core, for a command's option table:
- * --method SPEC --segment T --seed N --rank-min R --rank-step S --eps E
- * --rot-tol X --no-exact. Option codes are 0x100.. (ATTN_CLI_OPT_*). */
+/* The options of the attention core: --method SPEC --segment T --seed N
+ * --rank-min R --rank-step S --eps E --rot-tol X --no-exact, each named by
+ * its code ATTN_CLI_OPT_* (attn_cli_option). */
 enum {
     ATTN_CLI_OPT_METHOD = 0x100,
     ATTN_CLI_OPT_SEGMENT,
@@ -24,18 +24,6 @@ enum {
     ATTN_CLI_OPT_ROT_TOL,
     ATTN_CLI_OPT_NO_EXACT,
 };
-#define ATTN_CLI_LONGOPTS                                                                      \
-    {"method", required_argument, 0, ATTN_CLI_OPT_METHOD},                                     \
-        {"segment", required_argument, 0, ATTN_CLI_OPT_SEGMENT},                               \
-        {"seed", required_argument, 0, ATTN_CLI_OPT_SEED},                                     \
-        {"rank-min", required_argument, 0, ATTN_CLI_OPT_RANK_MIN},                             \
-        {"rank-step", required_argument, 0, ATTN_CLI_OPT_RANK_STEP},                           \
-        {"eps", required_argument, 0, ATTN_CLI_OPT_EPS},                                       \
-        {"rot-tol", required_argument, 0, ATTN_CLI_OPT_ROT_TOL},                               \
-    {                                                                                          \
-        "no-exact", no_argument, 0, ATTN_CLI_OPT_NO_EXACT                                      \
-    }
-
 /* The same options as a group of a command's cli_parse table (cli.h), into
  * the AttnCoreConfig *cfg. */
 int attn_cli_opt(const char *cmd, const CliOpt *o, const char *arg);

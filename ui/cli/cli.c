@@ -154,6 +154,27 @@ const char *cli_data_dir(void)
     return DRRL_DATADIR;
 }
 
+char *cli_data_path(const char *rel)
+{
+    const char *d = cli_data_dir();
+    size_t n = strlen(d) + strlen(rel) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", d, rel);
+    return p;
+}
+
+void cli_fmt_time(char *buf, size_t n, double s)
+{
+    if (!isfinite(s) || s < 0)
+        s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, n, "%02ld:%02ld", t / 60, t % 60);
+}
+
 enum { CLI_MAX_OPTS = 96, CLI_OPT_BASE = 0x1000 };
 
 /* One option's value into its destination: 0 or an exit code. */

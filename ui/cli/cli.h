@@ -77,6 +77,13 @@ void cli_print_usage(const char *usage);
  * installed pkgdatadir. The returned string is static. */
 const char *cli_data_dir(void);
 
+/* cli_data_dir()/rel, malloc'ed (NULL when out of memory). */
+char *cli_data_path(const char *rel);
+
+/* s seconds as MM:SS, or H:MM:SS from an hour (negative or not finite: 00:00),
+ * for progress lines. */
+void cli_fmt_time(char *buf, size_t n, double s);
+
 /* ---- declarative options ---------------------------------------------
  * A command describes its options as a table of CliOpt (the CLI_* macros
  * below, ended by CLI_END) and parses argv with cli_parse. Commands that

@@ -13,23 +13,6 @@
 #include "policy/policy_reward.h"
 #include "cli/signals.h"
 
-int trace_cli_option(TraceCli *t, int c)
-{
-    switch (c) {
-    case TRACE_CLI_OPT_OUT:
-        t->out = optarg;
-        return 1;
-    case TRACE_CLI_OPT_FORCE:
-        t->flags |= TRACE_CSV_FORCE;
-        return 1;
-    case TRACE_CLI_OPT_NO_TIMING:
-        t->flags |= TRACE_CSV_NO_TIMING;
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 /* FNV-1a 64 over the ids as 4-byte little-endian integers, 16 hex digits. */
 static void ids_hash(const int32_t *ids, size_t n, char out[17])
 {

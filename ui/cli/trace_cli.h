@@ -9,16 +9,6 @@
 #include "run/session.h"
 #include "trace/trace_csv.h"
 
-/* Option codes 0x200.. (attn_cli uses 0x100..). */
-enum { TRACE_CLI_OPT_OUT = 0x200, TRACE_CLI_OPT_FORCE, TRACE_CLI_OPT_NO_TIMING };
-
-#define TRACE_CLI_LONGOPTS                                                                     \
-    {"trace-out", required_argument, 0, TRACE_CLI_OPT_OUT},                                    \
-        {"force", no_argument, 0, TRACE_CLI_OPT_FORCE},                                        \
-    {                                                                                          \
-        "no-timing", no_argument, 0, TRACE_CLI_OPT_NO_TIMING                                   \
-    }
-
 #define TRACE_CLI_USAGE                                                                        \
     "  --trace-out F     record every decision to the trace F and its sidecar F.json\n"        \
     "                    (drrl-trace(5)); Ctrl-C keeps the rows recorded so far\n"             \
@@ -35,9 +25,6 @@ typedef struct TraceCli {
 #define TRACE_CLI_OPTS(t)                                                                      \
     CLI_STR("trace-out", &(t)->out), CLI_BITS("force", &(t)->flags, TRACE_CSV_FORCE),          \
         CLI_BITS("no-timing", &(t)->flags, TRACE_CSV_NO_TIMING)
-
-/* Handle option c into t: 1 when it was one of the options above, else 0. */
-int trace_cli_option(TraceCli *t, int c);
 
 /* The sidecar metadata of a session run with cfg (model path and hash, hash
  * of the session's token ids, method, seed, segment length, shape, rank grid,

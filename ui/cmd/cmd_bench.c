@@ -44,16 +44,21 @@ static const BenchCommand bench_table[] = {
 };
 static const size_t n_bench = sizeof bench_table / sizeof bench_table[0];
 
-static void bench_usage(void)
+/* The usage text, with the table of benchmarks. */
+static void bench_usage(char *buf, size_t n)
 {
-    printf("usage: drrl bench SUBCOMMAND [options]\n"
-           "\n"
-           "Measure speed. Each benchmark reports medians of repeated runs.\n"
-           "\n"
-           "Subcommands:\n");
-    for (size_t i = 0; i < n_bench; i++)
-        printf("  %-12s %s\n", bench_table[i].name, bench_table[i].summary);
-    printf("\n'drrl bench SUBCOMMAND --help' describes one.\n");
+    size_t o =
+        (size_t)snprintf(buf, n,
+                         "usage: drrl bench SUBCOMMAND [options]\n"
+                         "\n"
+                         "Measure speed. Each benchmark reports medians of repeated runs.\n"
+                         "\n"
+                         "Subcommands:\n");
+    for (size_t i = 0; i < n_bench && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, "  %-12s %s\n", bench_table[i].name,
+                              bench_table[i].summary);
+    if (o < n)
+        snprintf(buf + o, n - o, "\n'drrl bench SUBCOMMAND --help' describes one.\n");
 }
 
 int cmd_bench(int argc, char **argv)
@@ -66,20 +71,12 @@ int cmd_bench(int argc, char **argv)
             }
         return cli_usage_error("bench", "unknown benchmark '%s'", argv[1]);
     }
-    static const struct option longopts[] = {
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    int c;
-    while ((c = cli_getopt("bench", argc, argv, "h", longopts)) != -1) {
-        switch (c) {
-        case 'h':
-            bench_usage();
-            return CLI_EXIT_OK;
-        default:
-            return CLI_EXIT_USAGE;
-        }
-    }
+    char usage[2048];
+    bench_usage(usage, sizeof usage);
+    const CliOpt opts[] = {CLI_END};
+    int first, r = cli_parse("bench", usage, opts, argc, argv, &first);
+    if (r != CLI_GO)
+        return r;
     char names[256];
     size_t o = 0;
     names[0] = '\0';
@@ -149,80 +146,113 @@ static int random_model(Model **out)
     return 0;
 }
 
-static int bench_forward(int argc, char **argv)
+/* --tokens LIST: comma-separated lengths into lens (at most 16). */
+static int parse_lens(const char *tokens, long *lens, size_t *n_lens)
 {
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},  {"tokens", required_argument, 0, 't'},
-        {"repeat", required_argument, 0, 'r'}, {"threads", required_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
-    };
-    const char *model_dir = NULL, *tokens = "1024,4096";
-    long repeat = 5, threads = 0;
-    int c;
-    while ((c = cli_getopt("bench forward", argc, argv, "h", longopts)) != -1) {
-        switch (c) {
-        case 'm':
-            model_dir = optarg;
-            break;
-        case 't':
-            tokens = optarg;
-            break;
-        case 'r':
-            if (cli_parse_long("bench forward", "--repeat", optarg, 1, 1000, &repeat))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'j':
-            if (cli_parse_long("bench forward", "--threads", optarg, 1, 256, &threads))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'h':
-            cli_print_usage(forward_usage);
-            return CLI_EXIT_OK;
-        default:
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("bench forward", "unexpected argument '%s'", argv[optind]);
-
-    long lens[16];
-    size_t n_lens = 0;
+    *n_lens = 0;
     for (const char *p = tokens; *p;) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > 1000000 || (*end && *end != ',') || n_lens == 16)
+        if (end == p || v < 1 || v > 1000000 || (*end && *end != ',') || *n_lens == 16)
             return cli_usage_error("bench forward",
                                    "--tokens: '%s' is not a list of lengths in 1..1000000",
                                    tokens);
-        lens[n_lens++] = v;
+        lens[(*n_lens)++] = v;
         p = *end ? end + 1 : end;
     }
-    if (n_lens == 0)
+    if (*n_lens == 0)
         return cli_usage_error("bench forward", "--tokens: no lengths");
+    return 0;
+}
 
-    if (threads > 0)
-        openblas_set_num_threads((int)threads);
-    threads = openblas_get_num_threads();
-
-    /* The default model when present, else random weights of its size. */
-    char def[4096];
+/* The default model when present, else random weights of its size. */
+static int forward_model(const char **model_dir, Model **m)
+{
+    static char def[4096];
     struct stat sb;
-    if (!model_dir) {
+    if (!*model_dir) {
         snprintf(def, sizeof def, "%s/model", cli_data_dir());
         char cfg[4200];
         snprintf(cfg, sizeof cfg, "%s/config.json", def);
         if (stat(cfg, &sb) == 0)
-            model_dir = def;
+            *model_dir = def;
     }
     DrrlError err;
-    drrl_error_clear(&err);
-    Model *m = NULL;
-    if (model_dir) {
-        if (model_load(model_dir, &m, &err) != DRRL_OK)
+    if (*model_dir) {
+        if (model_load(*model_dir, m, &err) != DRRL_OK)
             return cli_fail(&err);
-    } else if (random_model(&m)) {
+    } else if (random_model(m)) {
         return CLI_EXIT_FAIL;
     }
+    return 0;
+}
+
+/* One length: the median of repeat timed runs after a warm-up. */
+static int forward_point(const Model *m, size_t T, long repeat, long threads)
+{
+    const ModelConfig *cf = &m->cfg;
+    DrrlError err;
+    int rc = CLI_EXIT_OK;
+    int32_t *ids = malloc(T * sizeof *ids);
+    float *logits = malloc(T * (size_t)cf->vocab * sizeof *logits);
+    double *times = malloc((size_t)repeat * sizeof *times);
+    Forward *f = NULL;
+    if (!ids || !logits || !times) {
+        rc = cli_error(DRRL_E_NOMEM, "out of memory for %zu tokens", T);
+    } else if (forward_new(m, T, (int)threads, &f, &err) != DRRL_OK) {
+        rc = cli_fail(&err);
+    } else {
+        uint32_t s = 12345;
+        for (size_t i = 0; i < T; i++) {
+            s = s * 1664525u + 1013904223u;
+            ids[i] = (int32_t)((s >> 8) % (uint32_t)cf->vocab);
+        }
+        for (long r = -1; r < repeat && rc == CLI_EXIT_OK; r++) {
+            forward_reset(f);
+            double t0 = clock_now_s();
+            if (forward_tokens(f, ids, T, logits, NULL, &err) != DRRL_OK)
+                rc = cli_fail(&err);
+            double dt = clock_now_s() - t0;
+            if (r >= 0)
+                times[r] = dt; /* run -1 is the warm-up */
+        }
+        if (rc == CLI_EXIT_OK) {
+            double med = bench_median(times, (int)repeat);
+            printf("%-8zu %10.4f %12.1f %6ld\n", T, med, (double)T / med, repeat);
+            fflush(stdout);
+        }
+    }
+    forward_free(f);
+    free(ids);
+    free(logits);
+    free(times);
+    return rc;
+}
+
+static int bench_forward(int argc, char **argv)
+{
+    const char *model_dir = NULL, *tokens = "1024,4096";
+    long repeat = 5, threads = 0;
+    const CliOpt opts[] = {
+        CLI_MODEL_OPT(&model_dir),
+        CLI_STR("tokens", &tokens),
+        CLI_LONG("repeat", &repeat, 1, 1000),
+        CLI_THREADS_OPT(&threads),
+        CLI_END,
+    };
+    int rc = cli_parse("bench forward", forward_usage, opts, argc, argv, NULL);
+    if (rc != CLI_GO)
+        return rc;
+    long lens[16];
+    size_t n_lens = 0;
+    if ((rc = parse_lens(tokens, lens, &n_lens)))
+        return rc;
+    if (threads > 0)
+        openblas_set_num_threads((int)threads);
+    threads = openblas_get_num_threads();
+    Model *m = NULL;
+    if ((rc = forward_model(&model_dir, &m)))
+        return rc;
     const ModelConfig *cf = &m->cfg;
     for (size_t i = 0; i < n_lens; i++)
         if (cf->arch == MODEL_ARCH_GPT2 && lens[i] > cf->n_ctx) {
@@ -231,7 +261,6 @@ static int bench_forward(int argc, char **argv)
                                    "--tokens: %ld exceeds the model's %d positions", lens[i],
                                    cf->n_ctx);
         }
-
     printf("drrl bench forward: exact full-sequence forward pass, logits included\n");
     printf("model    %s: %s, d_model %d, %d layers, %d heads (%d kv), head_dim %d, d_ff %d, "
            "vocab %d\n",
@@ -240,44 +269,8 @@ static int bench_forward(int argc, char **argv)
     printf("threads  %ld (OpenBLAS and attention workers)\n", threads);
     printf("%-8s %10s %12s %6s\n", "T", "median_s", "tokens_per_s", "runs");
     fflush(stdout);
-
-    int rc = CLI_EXIT_OK;
-    for (size_t li = 0; li < n_lens && rc == CLI_EXIT_OK; li++) {
-        size_t T = (size_t)lens[li];
-        int32_t *ids = malloc(T * sizeof *ids);
-        float *logits = malloc(T * (size_t)cf->vocab * sizeof *logits);
-        double *times = malloc((size_t)repeat * sizeof *times);
-        Forward *f = NULL;
-        if (!ids || !logits || !times) {
-            rc = cli_error(DRRL_E_NOMEM, "out of memory for %zu tokens", T);
-        } else if (forward_new(m, T, (int)threads, &f, &err) != DRRL_OK) {
-            rc = cli_fail(&err);
-        } else {
-            uint32_t s = 12345;
-            for (size_t i = 0; i < T; i++) {
-                s = s * 1664525u + 1013904223u;
-                ids[i] = (int32_t)((s >> 8) % (uint32_t)cf->vocab);
-            }
-            for (long r = -1; r < repeat && rc == CLI_EXIT_OK; r++) {
-                forward_reset(f);
-                double t0 = clock_now_s();
-                if (forward_tokens(f, ids, T, logits, NULL, &err) != DRRL_OK)
-                    rc = cli_fail(&err);
-                double dt = clock_now_s() - t0;
-                if (r >= 0)
-                    times[r] = dt; /* run -1 is the warm-up */
-            }
-            if (rc == CLI_EXIT_OK) {
-                double med = bench_median(times, (int)repeat);
-                printf("%-8zu %10.4f %12.1f %6ld\n", T, med, (double)T / med, repeat);
-                fflush(stdout);
-            }
-        }
-        forward_free(f);
-        free(ids);
-        free(logits);
-        free(times);
-    }
+    for (size_t li = 0; li < n_lens && rc == CLI_EXIT_OK; li++)
+        rc = forward_point(m, (size_t)lens[li], repeat, threads);
     model_free(m);
     return rc;
 }

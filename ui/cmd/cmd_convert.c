@@ -31,29 +31,12 @@ static const char usage[] =
 
 int cmd_convert(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"dtype", required_argument, 0, 'd'},
-        {"force", no_argument, 0, 'f'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
     const char *dt = "f16";
-    int force = 0, c;
-    while ((c = cli_getopt("convert", argc, argv, "h", longopts)) != -1) {
-        switch (c) {
-        case 'd':
-            dt = optarg;
-            break;
-        case 'f':
-            force = 1;
-            break;
-        case 'h':
-            cli_print_usage(usage);
-            return CLI_EXIT_OK;
-        default:
-            return CLI_EXIT_USAGE;
-        }
-    }
+    int force = 0, first;
+    const CliOpt opts[] = {CLI_STR("dtype", &dt), CLI_FORCE_OPT(&force), CLI_END};
+    int r = cli_parse("convert", usage, opts, argc, argv, &first);
+    if (r != CLI_GO)
+        return r;
     SafetensorsDtype dtype;
     if (strcmp(dt, "f16") == 0)
         dtype = SAFETENSORS_F16;
@@ -63,9 +46,9 @@ int cmd_convert(int argc, char **argv)
         dtype = SAFETENSORS_F32;
     else
         return cli_usage_error("convert", "--dtype: '%s' is not f16, bf16 or f32", dt);
-    if (argc - optind != 2)
+    if (argc - first != 2)
         return cli_usage_error("convert", "expected IN_DIR and OUT_DIR");
-    const char *in = argv[optind], *out = argv[optind + 1];
+    const char *in = argv[first], *out = argv[first + 1];
     char path[4096];
     struct stat sb;
     snprintf(path, sizeof path, "%s/model.safetensors", out);

@@ -38,25 +38,15 @@ static const char *grouped(size_t v, char *buf, size_t n)
 
 int cmd_info(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    int c;
-    while ((c = cli_getopt("info", argc, argv, "h", longopts)) != -1) {
-        switch (c) {
-        case 'h':
-            cli_print_usage(usage);
-            return CLI_EXIT_OK;
-        default:
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind >= argc)
+    const CliOpt opts[] = {CLI_END};
+    int first, r = cli_parse("info", usage, opts, argc, argv, &first);
+    if (r != CLI_GO)
+        return r;
+    if (first >= argc)
         return cli_usage_error("info", "give a model directory");
-    if (optind + 1 < argc)
-        return cli_usage_error("info", "unexpected argument '%s'", argv[optind + 1]);
-    const char *dir = argv[optind];
+    if (first + 1 < argc)
+        return cli_usage_error("info", "unexpected argument '%s'", argv[first + 1]);
+    const char *dir = argv[first];
 
     DrrlError err;
     drrl_error_clear(&err);

@@ -123,109 +123,36 @@ static int print_lines(const Tokenizer *tok, const char *text, size_t len)
     return CLI_EXIT_OK;
 }
 
-int cmd_tokenize(int argc, char **argv)
+/* --decode IDS: the bytes of the ids. */
+static int decode_ids(const Tokenizer *tok, const char *decode)
 {
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},
-        {"tokenizer", required_argument, 0, 't'},
-        {"text", required_argument, 0, 'f'},
-        {"prompt", required_argument, 0, 'p'},
-        {"pieces", no_argument, 0, 'P'},
-        {"decode", required_argument, 0, 'd'},
-        {"lines", no_argument, 0, 'L'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    const char *model = NULL, *tokdir = NULL, *text = NULL, *prompt = NULL, *decode = NULL;
-    int pieces = 0, lines = 0, c;
-    while ((c = cli_getopt("tokenize", argc, argv, "h", longopts)) != -1) {
-        switch (c) {
-        case 'm':
-            model = optarg;
-            break;
-        case 't':
-            tokdir = optarg;
-            break;
-        case 'f':
-            text = optarg;
-            break;
-        case 'p':
-            prompt = optarg;
-            break;
-        case 'P':
-            pieces = 1;
-            break;
-        case 'L':
-            lines = 1;
-            break;
-        case 'd':
-            decode = optarg;
-            break;
-        case 'h':
-            cli_print_usage(usage);
-            return CLI_EXIT_OK;
-        default:
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("tokenize", "unexpected argument '%s'", argv[optind]);
-    if (!model == !tokdir)
-        return cli_usage_error("tokenize",
-                               "give exactly one of --model DIR and --tokenizer DIR");
-    if ((text != NULL) + (prompt != NULL) + (decode != NULL) != 1)
-        return cli_usage_error("tokenize",
-                               "give exactly one of --text FILE, --prompt S and --decode IDS");
-    if (decode && (pieces || lines))
-        return cli_usage_error("tokenize", "--%s goes with --text or --prompt, not --decode",
-                               pieces ? "pieces" : "lines");
-    if (pieces && lines)
-        return cli_usage_error("tokenize", "give at most one of --pieces and --lines");
-
     DrrlError err;
-    drrl_error_clear(&err);
-    const char *dir = model ? model : tokdir;
-    if (model) {
-        /* A model directory has a config.json; say so before anything else. */
-        char cfg[4096];
-        struct stat st;
-        int n = snprintf(cfg, sizeof cfg, "%s/config.json", model);
-        if (n > 0 && (size_t)n < sizeof cfg && stat(model, &st) == 0 && S_ISDIR(st.st_mode) &&
-            stat(cfg, &st) != 0)
-            return cli_error(DRRL_E_INPUT,
-                             "%s: not found (is %s a model directory? --tokenizer takes a "
-                             "directory of tokenizer files only)",
-                             cfg, model);
+    int32_t *ids = NULL;
+    size_t n = 0, len = 0;
+    char *bytes = NULL;
+    int rc = parse_ids(decode, &ids, &n);
+    if (rc == 0 && tokenizer_decode(tok, ids, n, &bytes, &len, &err))
+        rc = cli_fail(&err);
+    if (rc == 0) {
+        fwrite(bytes, 1, len, stdout);
+        /* the exact bytes into a pipe; on a terminal, a final newline so
+         * the prompt starts on its own line */
+        if (isatty(STDOUT_FILENO) && (len == 0 || bytes[len - 1] != '\n'))
+            putchar('\n');
+        rc = finish_output();
     }
-    Tokenizer *tok = NULL;
-    if (tokenizer_load_dir(dir, -1, &tok, &err))
-        return cli_fail(&err);
+    free(ids);
+    free(bytes);
+    return rc;
+}
 
-    int rc = CLI_EXIT_OK;
-    if (decode) {
-        int32_t *ids = NULL;
-        size_t n = 0;
-        char *bytes = NULL;
-        size_t len = 0;
-        rc = parse_ids(decode, &ids, &n);
-        if (rc == 0 && tokenizer_decode(tok, ids, n, &bytes, &len, &err))
-            rc = cli_fail(&err);
-        if (rc == 0) {
-            fwrite(bytes, 1, len, stdout);
-            /* the exact bytes into a pipe; on a terminal, a final newline so
-             * the prompt starts on its own line */
-            if (isatty(STDOUT_FILENO) && (len == 0 || bytes[len - 1] != '\n'))
-                putchar('\n');
-            rc = finish_output();
-        }
-        free(ids);
-        free(bytes);
-        tokenizer_free(tok);
-        return rc;
-    }
-
+/* --text FILE or --prompt S: the ids (--pieces, --lines). */
+static int encode_text(const Tokenizer *tok, const char *text, const char *prompt, int pieces,
+                       int lines)
+{
     char *buf = NULL;
     size_t len = 0;
+    int rc = 0;
     if (text) {
         rc = cli_read_file(text, &buf, &len);
     } else {
@@ -241,6 +168,55 @@ int cmd_tokenize(int argc, char **argv)
     if (rc == 0)
         rc = finish_output();
     free(buf);
+    return rc;
+}
+
+/* A model directory has a config.json; say so before anything else. */
+static int check_model_dir(const char *model)
+{
+    char cfg[4096];
+    struct stat st;
+    int n = snprintf(cfg, sizeof cfg, "%s/config.json", model);
+    if (n > 0 && (size_t)n < sizeof cfg && stat(model, &st) == 0 && S_ISDIR(st.st_mode) &&
+        stat(cfg, &st) != 0)
+        return cli_error(DRRL_E_INPUT,
+                         "%s: not found (is %s a model directory? --tokenizer takes a "
+                         "directory of tokenizer files only)",
+                         cfg, model);
+    return 0;
+}
+
+int cmd_tokenize(int argc, char **argv)
+{
+    const char *model = NULL, *tokdir = NULL, *text = NULL, *prompt = NULL, *decode = NULL;
+    int pieces = 0, lines = 0;
+    const CliOpt opts[] = {
+        CLI_MODEL_OPT(&model),       CLI_STR("tokenizer", &tokdir),
+        CLI_STR("text", &text),      CLI_STR("prompt", &prompt),
+        CLI_FLAG("pieces", &pieces), CLI_STR("decode", &decode),
+        CLI_FLAG("lines", &lines),   CLI_END,
+    };
+    int rc = cli_parse("tokenize", usage, opts, argc, argv, NULL);
+    if (rc != CLI_GO)
+        return rc;
+    if (!model == !tokdir)
+        return cli_usage_error("tokenize",
+                               "give exactly one of --model DIR and --tokenizer DIR");
+    if ((text != NULL) + (prompt != NULL) + (decode != NULL) != 1)
+        return cli_usage_error("tokenize",
+                               "give exactly one of --text FILE, --prompt S and --decode IDS");
+    if (decode && (pieces || lines))
+        return cli_usage_error("tokenize", "--%s goes with --text or --prompt, not --decode",
+                               pieces ? "pieces" : "lines");
+    if (pieces && lines)
+        return cli_usage_error("tokenize", "give at most one of --pieces and --lines");
+    if (model && (rc = check_model_dir(model)))
+        return rc;
+    DrrlError err;
+    Tokenizer *tok = NULL;
+    if (tokenizer_load_dir(model ? model : tokdir, -1, &tok, &err))
+        return cli_fail(&err);
+    rc = decode ? decode_ids(tok, decode) : encode_text(tok, text, prompt, pieces, lines);
     tokenizer_free(tok);
     return rc;
 }

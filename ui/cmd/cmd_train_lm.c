@@ -94,17 +94,6 @@ typedef struct Progress {
     double last_draw;
 } Progress;
 
-static void fmt_time(char *buf, size_t n, double s)
-{
-    if (!isfinite(s) || s < 0)
-        s = 0;
-    long t = (long)(s + 0.5);
-    if (t >= 3600)
-        snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else
-        snprintf(buf, n, "%02ld:%02ld", t / 60, t % 60);
-}
-
 /* Progress on stderr: a redrawn bar on a terminal (at most 10 times a
  * second), otherwise one line per validation and checkpoint. */
 static int on_progress(void *user, const TrainProgress *p)
@@ -113,8 +102,8 @@ static int on_progress(void *user, const TrainProgress *p)
     if (pg->quiet)
         return signals_caught() != 0;
     char eta[32], el[32];
-    fmt_time(eta, sizeof eta, p->eta_s);
-    fmt_time(el, sizeof el, p->elapsed_s);
+    cli_fmt_time(eta, sizeof eta, p->eta_s);
+    cli_fmt_time(el, sizeof el, p->elapsed_s);
     double bpb = p->loss / M_LN2;
     if (pg->tty && p->event == TRAIN_EVENT_STEP) {
         double now = clock_now_s();
@@ -143,16 +132,6 @@ static int on_progress(void *user, const TrainProgress *p)
                 p->step, p->steps, bpb, p->tok_per_s, el);
     }
     return signals_caught() != 0;
-}
-
-static char *default_path(const char *rel)
-{
-    const char *d = cli_data_dir();
-    size_t n = strlen(d) + strlen(rel) + 2;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%s", d, rel);
-    return p;
 }
 
 /* A missing default data file gets a hint about the compressed copy. */
@@ -372,9 +351,9 @@ static int eval_mode(LmArgs *a)
 {
     char *def_a = NULL, *def_b = NULL;
     if (!a->model_dir)
-        a->model_dir = def_a = default_path("model");
+        a->model_dir = def_a = cli_data_path("model");
     if (!a->data)
-        a->data = def_b = default_path("brown/test.txt");
+        a->data = def_b = cli_data_path("brown/test.txt");
     int rc;
     if (!a->model_dir || !a->data)
         rc = cli_error(DRRL_E_NOMEM, "out of memory");
@@ -502,8 +481,8 @@ int cmd_train_lm(int argc, char **argv)
     if (a.dump)
         return cli_usage_error("train-lm", "--dump-logits works with --eval-only");
     char *def_a = NULL, *def_b = NULL, *def_ckpt = NULL;
-    const char *train = a.train ? a.train : (def_a = default_path("brown/train.txt"));
-    const char *valid = a.valid ? a.valid : (def_b = default_path("brown/valid.txt"));
+    const char *train = a.train ? a.train : (def_a = cli_data_path("brown/train.txt"));
+    const char *valid = a.valid ? a.valid : (def_b = cli_data_path("brown/valid.txt"));
     if (!a.ckpt) {
         size_t n = strlen(a.out) + 6;
         if ((def_ckpt = malloc(n)))

@@ -77,17 +77,6 @@ typedef struct Progress {
     const char *warn; /* printed once, at the first step */
 } Progress;
 
-static void fmt_time(char *buf, size_t n, double s)
-{
-    if (!isfinite(s) || s < 0)
-        s = 0;
-    long t = (long)(s + 0.5);
-    if (t >= 3600)
-        snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else
-        snprintf(buf, n, "%02ld:%02ld", t / 60, t % 60);
-}
-
 /* One redrawn line on a terminal, one line per step otherwise. */
 static int on_progress(void *user, const PolicyTrainProgress *p)
 {
@@ -104,7 +93,7 @@ static int on_progress(void *user, const PolicyTrainProgress *p)
         first_wall = p->wall_s, first_step = p->step - 1;
     double per = (p->step - first_step) > 0 ? p->wall_s / (double)(p->step - first_step) : 0;
     char eta[32];
-    fmt_time(eta, sizeof eta, per * (double)(p->steps - p->step));
+    cli_fmt_time(eta, sizeof eta, per * (double)(p->steps - p->step));
     char bar[32];
     int width = 20, fill = (int)((double)width * (double)p->step / (double)p->steps);
     for (int i = 0; i < width; i++)
@@ -128,16 +117,6 @@ static DrrlStatus dist_cb(void *ctx, const void *mine, size_t n, void **all, siz
 {
     (void)ctx;
     return dist_allgather(mine, n, all, counts, err);
-}
-
-static char *data_path(const char *rel)
-{
-    const char *d = cli_data_dir();
-    size_t n = strlen(d) + strlen(rel) + 2;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%s", d, rel);
-    return p;
 }
 
 /* --budget B or LO:HI into the PolicyTrainConfig. */
@@ -298,8 +277,8 @@ int cmd_train_policy(int argc, char **argv)
         return cli_usage_error("train-policy", "--out POLICY is required");
     if ((rc = check_out(out, resume, force, &same)))
         return rc;
-    char *mdir = model_dir ? strdup(model_dir) : data_path("model");
-    char *dpath = data ? strdup(data) : data_path("brown/train.txt");
+    char *mdir = model_dir ? strdup(model_dir) : cli_data_path("model");
+    char *dpath = data ? strdup(data) : cli_data_path("brown/train.txt");
     Model *m = NULL;
     Tokenizer *tok = NULL;
     int32_t *ids = NULL;

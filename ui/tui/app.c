@@ -616,11 +616,13 @@ static int wheel(App *app, int dir)
     return app_apply(app, dir > 0 ? ACTION_next_token : ACTION_prev_token);
 }
 
-int app_apply(App *app, KeyAction a)
+/* What app_apply's helpers answer for an action that is not theirs. */
+#define APP_NOT_MINE (-1)
+
+/* The knobs: the policy's FLOP budget and the safety threshold (live). */
+static int apply_knobs(App *app, KeyAction a)
 {
     switch (a) {
-    case ACTION_NONE:
-        return APP_REDRAW_NONE;
     case ACTION_budget_up:
     case ACTION_budget_down:
     case ACTION_eps_up:
@@ -636,12 +638,15 @@ int app_apply(App *app, KeyAction a)
         app_message(app, r != 0, "%s", msg);
         return APP_REDRAW_ALL;
     }
-    case ACTION_page_down:
-    case ACTION_page_up:
-        return page(app, a == ACTION_page_down ? 1 : -1);
-    case ACTION_wheel_down:
-    case ACTION_wheel_up:
-        return wheel(app, a == ACTION_wheel_down ? 1 : -1);
+    default:
+        return APP_NOT_MINE;
+    }
+}
+
+/* The cursor: tokens, segments, layers, heads. */
+static int apply_cursor(App *app, KeyAction a)
+{
+    switch (a) {
     case ACTION_next_token:
         if (app->step + 1 >= app_n_tokens(app)) {
             app_message(app, false, "last token");
@@ -680,8 +685,15 @@ int app_apply(App *app, KeyAction a)
         if (app->head + 1 < app->n_heads)
             app->head++;
         return APP_REDRAW_ALL;
-    case ACTION_select_click:
-        return click(app);
+    default:
+        return APP_NOT_MINE;
+    }
+}
+
+/* The view: focus, zoom, playback, scale, overlays. */
+static int apply_view(App *app, KeyAction a)
+{
+    switch (a) {
     case ACTION_focus_next:
         cycle_focus(app, 1);
         return APP_REDRAW_ALL;
@@ -705,6 +717,39 @@ int app_apply(App *app, KeyAction a)
             app->speed = N_SPEEDS - 1;
         app_message(app, false, "speed: %d tokens/s", speeds[app->speed]);
         return APP_REDRAW_ALL;
+    case ACTION_scale:
+        app->log_scale = !app->log_scale;
+        return APP_REDRAW_ALL;
+    case ACTION_info:
+        app->overlay = app->overlay == OVERLAY_INFO ? OVERLAY_NONE : OVERLAY_INFO;
+        app->overlay_scroll = 0;
+        return APP_REDRAW_ALL;
+    case ACTION_help:
+        app->overlay = app->overlay == OVERLAY_HELP ? OVERLAY_NONE : OVERLAY_HELP;
+        app->overlay_scroll = 0;
+        return APP_REDRAW_ALL;
+    default:
+        return APP_NOT_MINE;
+    }
+}
+
+int app_apply(App *app, KeyAction a)
+{
+    int r;
+    if ((r = apply_knobs(app, a)) != APP_NOT_MINE ||
+        (r = apply_cursor(app, a)) != APP_NOT_MINE || (r = apply_view(app, a)) != APP_NOT_MINE)
+        return r;
+    switch (a) {
+    case ACTION_NONE:
+        return APP_REDRAW_NONE;
+    case ACTION_page_down:
+    case ACTION_page_up:
+        return page(app, a == ACTION_page_down ? 1 : -1);
+    case ACTION_wheel_down:
+    case ACTION_wheel_up:
+        return wheel(app, a == ACTION_wheel_down ? 1 : -1);
+    case ACTION_select_click:
+        return click(app);
     case ACTION_goto_token:
     case ACTION_search:
     case ACTION_break_add:
@@ -729,23 +774,12 @@ int app_apply(App *app, KeyAction a)
         return cont(app, 1);
     case ACTION_reverse_cont:
         return cont(app, -1);
-    case ACTION_scale:
-        app->log_scale = !app->log_scale;
-        return APP_REDRAW_ALL;
-    case ACTION_info:
-        app->overlay = app->overlay == OVERLAY_INFO ? OVERLAY_NONE : OVERLAY_INFO;
-        app->overlay_scroll = 0;
-        return APP_REDRAW_ALL;
-    case ACTION_help:
-        app->overlay = app->overlay == OVERLAY_HELP ? OVERLAY_NONE : OVERLAY_HELP;
-        app->overlay_scroll = 0;
-        return APP_REDRAW_ALL;
     case ACTION_redraw:
         return APP_REDRAW_ALL;
     case ACTION_quit:
         app->quit = true;
         return APP_QUIT;
-    case ACTION_COUNT:
+    default:
         break;
     }
     return APP_REDRAW_NONE;
