@@ -118,6 +118,8 @@ bad 2 "logits dump onto the model, --force" "$DRRL" train-lm --eval-only --model
 bad 2 "train-policy onto the model, --force" "$DRRL" train-policy --model m $pol \
     --out m/model.safetensors --force
 bad 2 "convert onto its own directory, --force" "$DRRL" convert --dtype f32 m m --force
+bad 2 "eval CSV onto the model, --force" "$DRRL" eval --model m --data text.txt --seq-len 16 \
+    --methods full,fixed:2 --csv m/model.safetensors --force
 name=m/config.json
 bad 2 "summary JSON onto config.json, --force" "$DRRL" $run_s --summary-json m/config.json \
     --force

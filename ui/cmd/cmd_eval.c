@@ -430,6 +430,14 @@ static int run_methods(Eval *e)
             return cli_fail(&err);
         if (dist_rank() == 0)
             attn_cli_warn(s);
+        /* --csv onto an input just read (the model, a policy) is refused now,
+         * not after the evaluation (one process; under MPI at the commit). */
+        DrrlError oerr;
+        if (dist_size() == 1 && e->csv &&
+            fileio_out_check(e->csv, FILEIO_STDOUT | (e->force ? FILEIO_FORCE : 0), &oerr)) {
+            session_free(s);
+            return cli_fail(&oerr);
+        }
         if (e->ablations && e->cfg.method.kind == METHOD_DRRL &&
             session_add_sink(s, (TraceSink){rank_sink_put, &e->cur}, &err) != DRRL_OK)
             rc = cli_fail(&err);
