@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/mem.h"
 #include "attn/basis.h"
 #include "base/blas.h"
 #include "base/clock.h"
@@ -327,12 +328,11 @@ void attn_core_free(AttnCore *ac)
             free(y->Lq), free(y->Lk), free(y->S), free(y->z), free(y->c), free(y->Ap),
                 free(y->qsum);
         }
-    free(ac->perf), free(ac->nys), free(ac->bl_out), free(ac->qh);
+    DRRL_FREE(ac->perf, ac->nys, ac->bl_out, ac->qh);
     free(ac->kv), free(ac->hs), free(ac->rows), free(ac->callfl), free(ac->callrow),
         free(ac->seg_done);
-    free(ac->dec_energy), free(ac->dec_bound), free(ac->dec_mask), free(ac->dec_prev);
-    free(ac->dec_guard), free(ac->dec_gdone), free(ac->segq), free(ac->ratios);
-    free(ac->dec_rank), free(ac->dec_probs), free(ac->dec_value);
+    DRRL_FREE(ac->dec_energy, ac->dec_bound, ac->dec_mask, ac->dec_prev, ac->dec_guard,
+              ac->dec_gdone, ac->segq, ac->ratios, ac->dec_rank, ac->dec_probs, ac->dec_value);
     flops_done(&ac->exec), flops_done(&ac->exact);
     free(ac);
 }
@@ -707,7 +707,7 @@ static DrrlStatus nys_boundary(AttnCore *ac, int32_t l, int64_t pos, DrrlError *
         double *A = malloc((size_t)m * m * sizeof *A), *sv = malloc((size_t)m * sizeof *sv);
         double *U = malloc((size_t)m * m * sizeof *U), *Vt = malloc((size_t)m * m * sizeof *Vt);
         if (!A || !sv || !U || !Vt) {
-            free(A), free(sv), free(U), free(Vt);
+            DRRL_FREE(A, sv, U, Vt);
             return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (nystrom)");
         }
         for (int32_t a = 0; a < m; a++) {
@@ -727,7 +727,7 @@ static DrrlStatus nys_boundary(AttnCore *ac, int32_t l, int64_t pos, DrrlError *
         cf[FLOPS_ROTATE] += 2.0 * m * m * D + flops_softmax((double)m * m);
         lapack_int info = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'A', m, m, A, m, sv, U, m, Vt, m);
         if (info != 0) {
-            free(A), free(sv), free(U), free(Vt);
+            DRRL_FREE(A, sv, U, Vt);
             return drrl_error(err, DRRL_E_INTERNAL, "attn_core: nystrom pinv failed (info %d)",
                               (int)info);
         }
@@ -741,7 +741,7 @@ static DrrlStatus nys_boundary(AttnCore *ac, int32_t l, int64_t pos, DrrlError *
                 y->Ap[a * M + b] = acc;
             }
         cf[FLOPS_EIG] += flops_svd(m, m) + 2.0 * m * m * m;
-        free(A), free(sv), free(U), free(Vt);
+        DRRL_FREE(A, sv, U, Vt);
     }
     return DRRL_OK;
 }
@@ -1076,7 +1076,7 @@ static void side_boundary(AttnCore *ac, int32_t l, int32_t g, int si, int64_t po
     memset(s->En, 0, (size_t)D * sizeof *s->En);
     memset(s->sinr, 0, ((size_t)D + 1) * sizeof *s->sinr);
 done:
-    free(dGm), free(tmp), free(Cm), free(lam), free(Bn);
+    DRRL_FREE(dGm, tmp, Cm, lam, Bn);
 }
 
 /* The new rows [pos0, pos0 + n) of one side: norms, widening to w_need
@@ -2171,7 +2171,7 @@ static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
     }
     record_rows(ac, a, hs, row0, lowrank, baseline, r, fl, t1 - t0);
 done:
-    free(exact_out), free(qb), free(ab), free(qres), free(pt2);
+    DRRL_FREE(exact_out, qb, ab, qres, pt2);
     return st;
 }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "base/blas.h"
 
 void basis_gram_add(double *G, const float *X, int64_t rows, int32_t d, int64_t ld)
@@ -81,7 +82,7 @@ static void *eig_job(void *arg)
     lapack_int *isuppz = malloc(2 * (size_t)d * sizeof *isuppz);
     if (!a || !w || !z || !isuppz) {
         j->info = -1000, j->bad = j->from;
-        free(a), free(w), free(z), free(isuppz);
+        DRRL_FREE(a, w, z, isuppz);
         return NULL;
     }
     for (int32_t h = j->from; h < j->to; h++) {
@@ -107,7 +108,7 @@ static void *eig_job(void *arg)
                 b[(size_t)i * d + c] = z[(size_t)i * d + d - 1 - c];
         basis_fix_signs(b, d);
     }
-    free(a), free(w), free(z), free(isuppz);
+    DRRL_FREE(a, w, z, isuppz);
     return NULL;
 }
 
@@ -209,7 +210,7 @@ DrrlStatus basis_svd(const float *X, int64_t rows, int32_t d, int64_t ld, double
     double *vt = V ? malloc((size_t)d * d * sizeof *vt) : NULL;
     double *superb = malloc((size_t)k * sizeof *superb);
     if (!a || !s || !superb || (V && !vt)) {
-        free(a), free(s), free(vt), free(superb);
+        DRRL_FREE(a, s, vt, superb);
         return drrl_error(err, DRRL_E_NOMEM, "basis: out of memory for SVD");
     }
     for (int64_t t = 0; t < rows; t++)
@@ -232,7 +233,7 @@ DrrlStatus basis_svd(const float *X, int64_t rows, int32_t d, int64_t ld, double
             basis_fix_signs(V, d);
         }
     }
-    free(a), free(s), free(vt), free(superb);
+    DRRL_FREE(a, s, vt, superb);
     return st;
 }
 

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE 1 /* renameat2, realpath */
 #include "config.h"
 
+#include "base/mem.h"
 #include "base/fileio.h"
 
 #include <errno.h>
@@ -284,10 +285,7 @@ static void out_free(FileOut *o)
         unlink(o->tmp);
         temp_forget(o->slot);
     }
-    free(o->tmp);
-    free(o->target);
-    free(o->shown);
-    free(o);
+    DRRL_FREE(o->tmp, o->target, o->shown, o);
 }
 
 /* Directory part of path (malloc'ed; "." when none). */

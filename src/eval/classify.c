@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "base/rng.h"
 #include "eval/classify.h"
 
@@ -149,7 +150,7 @@ DrrlStatus classify_logreg_fit(ClassifyLogreg *m, const float *X, const int *y, 
         m->w[j] = th[j];
     m->b = th[d];
 done:
-    free(Z), free(th), free(H), free(g), free(tn), free(yy);
+    DRRL_FREE(Z, th, H, g, tn, yy);
     if (st != DRRL_OK)
         classify_logreg_done(m);
     return st;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "base/blas.h"
 #include "base/fastexp.h"
 
@@ -620,14 +621,7 @@ DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **o
 
 static void free_rows(Forward *f)
 {
-    free(f->x);
-    free(f->h);
-    free(f->q);
-    free(f->k);
-    free(f->v);
-    free(f->att);
-    free(f->f1);
-    free(f->f2);
+    DRRL_FREE(f->x, f->h, f->q, f->k, f->v, f->att, f->f1, f->f2);
     f->x = f->h = f->q = f->k = f->v = f->att = f->f1 = f->f2 = NULL;
     f->rows = 0;
 }
@@ -652,13 +646,7 @@ void forward_free(Forward *f)
     if (f->ws)
         for (int i = 0; i < f->threads; i++)
             free(f->ws[i]);
-    free(f->ws);
-    free(f->ws_cap);
-    free(f->kc);
-    free(f->vc);
-    free(f->inv_freq);
-    free(f->rope_cs);
-    free(f);
+    DRRL_FREE(f->ws, f->ws_cap, f->kc, f->vc, f->inv_freq, f->rope_cs, f);
 }
 
 void forward_reset(Forward *f)

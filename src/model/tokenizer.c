@@ -23,6 +23,7 @@
  */
 #include "model/tokenizer.h"
 
+#include "base/mem.h"
 #include "base/fileio.h"
 
 #include <errno.h>
@@ -427,17 +428,8 @@ void tokenizer_free(Tokenizer *tok)
 {
     if (!tok)
         return;
-    free(tok->bytes);
-    free(tok->off);
-    free(tok->len);
-    free(tok->text);
-    free(tok->text_off);
-    free(tok->slots);
-    free(tok->merges);
-    free(tok->raw);
-    free(tok->raw_off);
-    free(tok->raw_len);
-    free(tok);
+    DRRL_FREE(tok->bytes, tok->off, tok->len, tok->text, tok->text_off, tok->slots, tok->merges,
+              tok->raw, tok->raw_off, tok->raw_len, tok);
 }
 
 /* Convert a vocabulary string in GPT-2's printable alphabet (UTF-8, n bytes)
@@ -1588,11 +1580,7 @@ static int scratch_reserve(Scratch *s, size_t n)
 
 static void scratch_done(Scratch *s)
 {
-    free(s->id);
-    free(s->prev);
-    free(s->next);
-    free(s->heap);
-    free(s->batch);
+    DRRL_FREE(s->id, s->prev, s->next, s->heap, s->batch);
 }
 
 static void push_pair(const Tokenizer *t, Scratch *s, int32_t left)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "policy/policy_features.h"
 
 /* Per (layer, head) accumulators of the current segment's records. */
@@ -122,10 +123,8 @@ void policy_agent_free(PolicyAgent *a)
         return;
     policy_net_cache_free(a->cache);
     policy_net_free(a->owned_net);
-    free(a->grid), free(a->wstats), free(a->last_idx), free(a->seg_idx), free(a->seg_prev);
-    free(a->acc), free(a->lambda), free(a->feat), free(a->conv_x), free(a->logp);
-    free(a->value), free(a->mask), free(a->action), free(a->kp), free(a->vp);
-    free(a);
+    DRRL_FREE(a->grid, a->wstats, a->last_idx, a->seg_idx, a->seg_prev, a->acc, a->lambda,
+              a->feat, a->conv_x, a->logp, a->value, a->mask, a->action, a->kp, a->vp, a);
 }
 
 DrrlStatus policy_agent_load(const char *path, const Model *m, int T, double budget,

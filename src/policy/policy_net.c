@@ -1,4 +1,5 @@
 #include "policy/policy_net.h"
+#include "base/mem.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -249,10 +250,7 @@ void policy_net_free(PolicyNet *net)
 {
     if (!net)
         return;
-    free(net->params);
-    free(net->grads);
-    free(net->blocks);
-    free(net);
+    DRRL_FREE(net->params, net->grads, net->blocks, net);
 }
 
 void policy_net_zero_grad(PolicyNet *net)

@@ -1,5 +1,6 @@
 #include "policy/policy_train.h"
 
+#include "base/mem.h"
 #include "base/fileio.h"
 
 #include <math.h>
@@ -209,10 +210,7 @@ static DrrlStatus share_rollout(Trainer *t, const char *mine, size_t n_mine, Ppo
     if (!st) {
         lay->n = (int)n, lay->owner = *owner, lay->local = *local, lay->adv = *adv;
     }
-    free(next_local);
-    free(all);
-    free(at);
-    free(counts);
+    DRRL_FREE(next_local, all, at, counts);
     return st;
 }
 

@@ -1,4 +1,5 @@
 #include "policy/ppo.h"
+#include "base/mem.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -148,11 +149,7 @@ DrrlStatus ppo_buffer_init(PpoBuffer *b, int H, int F, int C, int G, DrrlError *
 
 static void sample_free(PpoSample *s)
 {
-    free(s->feat);
-    free(s->conv_x);
-    free(s->mask);
-    free(s->action);
-    free(s->logp);
+    DRRL_FREE(s->feat, s->conv_x, s->mask, s->action, s->logp);
 }
 
 void ppo_buffer_done(PpoBuffer *b)
@@ -451,14 +448,6 @@ DrrlStatus ppo_update_dist(PolicyNet *net, PolicyNetCache *cache, PolicyAdam *op
         stats->grad_norm /= m;
     }
 out:
-    free(all);
-    free(order);
-    free(logits);
-    free(dlogits);
-    free(value);
-    free(dvalue);
-    free(pack);
-    free(at);
-    free(counts);
+    DRRL_FREE(all, order, logits, dlogits, value, dvalue, pack, at, counts);
     return st;
 }

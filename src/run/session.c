@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/mem.h"
 #include "base/clock.h"
 #include "policy/policy_agent.h"
 
@@ -140,9 +141,7 @@ void session_free(Session *s)
         model_free(s->m);
         tokenizer_free(s->tok);
     }
-    free(s->ids), free(s->logits), free(s->cap_h), free(s->cap_a);
-    free(s->disp), free(s->disp_arena);
-    free(s);
+    DRRL_FREE(s->ids, s->logits, s->cap_h, s->cap_a, s->disp, s->disp_arena, s);
 }
 
 void session_mute(Session *s, bool mute)

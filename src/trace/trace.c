@@ -1,5 +1,6 @@
 /* trace.c: TraceMeta lifetime helpers (see trace.h). */
 #include "trace/trace.h"
+#include "base/mem.h"
 
 #include <float.h>
 #include <math.h>
@@ -28,12 +29,8 @@ void trace_meta_done(TraceMeta *m)
 {
     if (!m)
         return;
-    free(m->drrl_version);
-    free(m->model_path);
-    free(m->model_hash);
-    free(m->text_hash);
-    free(m->method);
-    free(m->rank_grid);
+    DRRL_FREE(m->drrl_version, m->model_path, m->model_hash, m->text_hash, m->method,
+              m->rank_grid);
     trace_meta_init(m);
 }
 

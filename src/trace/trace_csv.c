@@ -2,6 +2,7 @@
 #define _GNU_SOURCE 1 /* sched_getaffinity: the CPUs this process may use */
 #include "trace/trace_csv.h"
 
+#include "base/mem.h"
 #include "base/fileio.h"
 
 #include <csv.h>
@@ -411,10 +412,7 @@ static void writer_free(TraceCsvWriter *w)
     free(w->path);
     free(w->json_path);
     trace_meta_done(&w->meta);
-    free(w->line.p);
-    free(w->tmp.p);
-    free(w->last_token);
-    free(w);
+    DRRL_FREE(w->line.p, w->tmp.p, w->last_token, w);
 }
 
 DrrlStatus trace_csv_writer_open(TraceCsvWriter **out, const char *path, const TraceMeta *meta,

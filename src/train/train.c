@@ -1,6 +1,7 @@
 /* train.c: the training loop, validation and checkpoints (see train.h). */
 #include "config.h"
 
+#include "base/mem.h"
 #include "train/train.h"
 
 #include "base/fileio.h"
@@ -112,13 +113,7 @@ void train_session_free(TrainSession *s)
     train_model_free(s->model);
     train_acts_free(s->acts);
     train_pool_free(s->pool);
-    free(s->m1);
-    free(s->m2);
-    free(s->train);
-    free(s->valid);
-    free(s->tok);
-    free(s->tgt);
-    free(s);
+    DRRL_FREE(s->m1, s->m2, s->train, s->valid, s->tok, s->tgt, s);
 }
 
 DrrlStatus train_session_set_steps(TrainSession *s, long steps, DrrlError *err)
@@ -455,7 +450,7 @@ DrrlStatus train_eval_bpb_rank(TrainModel *m, TrainPool *pool, const uint8_t *te
     double *nll = malloc(n * sizeof *nll);
     size_t *starts = malloc(batch * sizeof *starts), *from = malloc(batch * sizeof *from);
     if (!tok || !tgt || !nll || !starts || !from) {
-        free(tok), free(tgt), free(nll), free(starts), free(from);
+        DRRL_FREE(tok, tgt, nll, starts, from);
         train_acts_free(a);
         return drrl_error(err, DRRL_E_NOMEM, "eval: out of memory");
     }
@@ -482,7 +477,7 @@ DrrlStatus train_eval_bpb_rank(TrainModel *m, TrainPool *pool, const uint8_t *te
             for (size_t r = from[b]; r < ctx; r++)
                 sum += nll[b * ctx + r];
     }
-    free(tok), free(tgt), free(nll), free(starts), free(from);
+    DRRL_FREE(tok, tgt, nll, starts, from);
     train_acts_free(a);
     *bpb = sum / ((double)(len - 1) * M_LN2);
     if (n_scored)

@@ -2,6 +2,7 @@
  * model (see train_model.h). */
 #include "config.h"
 
+#include "base/mem.h"
 #include "train/train_model.h"
 
 #include <math.h>
@@ -41,12 +42,7 @@ void train_model_free(TrainModel *m)
 {
     if (!m)
         return;
-    free(m->params);
-    free(m->grads);
-    free(m->layers);
-    free(m->glayers);
-    free(m->tensors);
-    free(m);
+    DRRL_FREE(m->params, m->grads, m->layers, m->glayers, m->tensors, m);
 }
 
 /* Add a named tensor at *off in both arenas and advance *off. */
@@ -220,10 +216,7 @@ void train_acts_free(TrainActs *a)
                      a->dgu,   a->dh,     a->attn_scratch, a->cos_t, a->sin_t};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
-    free(a->rms_scratch);
-    free(a->ranks);
-    free(a->proj);
-    free(a);
+    DRRL_FREE(a->rms_scratch, a->ranks, a->proj, a);
 }
 
 DrrlStatus train_acts_set_lowrank(TrainActs *a, const TrainModel *m, size_t segment,

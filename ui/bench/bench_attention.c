@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/mem.h"
 #include "attn/basis.h"
 #include "base/rng.h"
 #include "bench/bench_attention.h"
@@ -368,7 +369,7 @@ static int part_svd(const BenchAttn *b)
                         L, g, nr, L, e, nr, L, v, nr);
         }
     }
-    free(X), free(G), free(lam), free(B), free(sig), free(V), free(t1);
+    DRRL_FREE(X, G, lam, B, sig, V, t1);
     return rc;
 }
 

@@ -6,6 +6,7 @@
  * getrusage's ru_maxrss, is that load's alone), and reports medians. */
 #include "config.h"
 
+#include "base/mem.h"
 #include "bench/bench_trace.h"
 
 #include <errno.h>
@@ -72,11 +73,7 @@ static DrrlStatus synth_write(const char *out, unsigned flags, long rows, int hd
     int32_t *ranks = malloc(cells * sizeof *ranks);
     int32_t *n_masked = calloc(cells, sizeof *n_masked);
     if (!sig || !sigv || !pol || !ranks || !n_masked) {
-        free(n_masked);
-        free(sig);
-        free(sigv);
-        free(pol);
-        free(ranks);
+        DRRL_FREE(n_masked, sig, sigv, pol, ranks);
         trace_csv_writer_abort(w);
         return drrl_error(err, DRRL_E_NOMEM, "out of memory");
     }
@@ -138,21 +135,13 @@ static DrrlStatus synth_write(const char *out, unsigned flags, long rows, int hd
             r.reward = uniform() - 0.5;
             r.wall_ns = 1000 + (int64_t)(uniform() * 9000);
             if ((st = trace_csv_writer_put(w, &r, err))) {
-                free(n_masked);
-                free(sig);
-                free(sigv);
-                free(pol);
-                free(ranks);
+                DRRL_FREE(n_masked, sig, sigv, pol, ranks);
                 trace_csv_writer_abort(w);
                 return st;
             }
         }
     }
-    free(n_masked);
-    free(sig);
-    free(sigv);
-    free(pol);
-    free(ranks);
+    DRRL_FREE(n_masked, sig, sigv, pol, ranks);
     return trace_csv_writer_finish(w, 0, err);
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/mem.h"
 #include "cli/cli.h"
 #include "run/session.h"
 #include "cmd/commands.h"
@@ -363,8 +364,7 @@ int cmd_dump(int argc, char **argv)
     if (!rc && !(rc = dump_alloc(&d, model, no_attn, no_hidden)) &&
         !(rc = dump_forward(&d, &acfg, (int)threads)))
         rc = dump_write(&d, &acfg, out, oflags);
-    free(d.logits), free(d.hidden), free(d.attn);
-    free(ids);
+    DRRL_FREE(d.logits, d.hidden, d.attn, ids);
     model_free(m);
     return rc;
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "cli/attn_cli.h"
 #include "attn/attn_core.h"
 #include "eval/classify.h"
@@ -193,7 +194,7 @@ static int bag_of_words(const Sent *s, size_t n, int32_t **words_out, size_t **o
     int32_t *ids = malloc(cap * sizeof *ids);
     char **uniq = malloc(cap * sizeof *uniq);
     if (!w || !off || !ids || !uniq) {
-        free(w), free(off), free(ids), free(uniq);
+        DRRL_FREE(w, off, ids, uniq);
         return cli_error(DRRL_E_NOMEM, "out of memory");
     }
     size_t nw = 0;
@@ -437,7 +438,7 @@ int cmd_eval_sentiment(int argc, char **argv)
     else
         rc = evaluate(&e);
     sents_free(e.s, e.n);
-    free(e.y), free(e.fold), free(e.train), free(e.res), free(e.feat);
+    DRRL_FREE(e.y, e.fold, e.train, e.res, e.feat);
     if (!rc && fflush(stdout) != 0)
         rc = cli_error(DRRL_E_IO, "standard output: write error");
     return rc;
