@@ -3,6 +3,8 @@
 #   fail MSG        prints MSG and exits 1
 #   expect_rc N     fails unless $rc is N
 #   expect_one_line_error   fails unless stderr is exactly one line starting "drrl: "
+#   expect_golden FILE NAME fails unless FILE equals tests/golden/NAME
+#                   (DRRL_REGEN_GOLDEN=1: FILE becomes the golden instead)
 set -u
 : "${DRRL:?DRRL must point at the drrl binary}"
 tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/drrl-test.XXXXXX")
@@ -38,4 +40,16 @@ expect_out_contains() {
 
 expect_err_contains() {
     case "$err" in *"$1"*) ;; *) fail "stderr lacks '$1'" ;; esac
+}
+
+expect_golden() {
+    golden="$top_srcdir/tests/golden/$2"
+    if [ "${DRRL_REGEN_GOLDEN:-0}" = 1 ]; then
+        cp "$1" "$golden"
+    else
+        diff -u "$golden" "$1" >"$tmpdir/diff" || {
+            cat "$tmpdir/diff" >&2
+            fail "$1 differs from tests/golden/$2"
+        }
+    fi
 }

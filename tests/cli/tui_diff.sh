@@ -60,14 +60,7 @@ check() {
         --dump-screen "$tmpdir/$1.txt" >"$tmpdir/out" 2>"$tmpdir/err"
     rc=$?
     expect_rc 0
-    if [ "${DRRL_REGEN_GOLDEN:-0}" = 1 ]; then
-        cp "$tmpdir/$1.txt" "$gold/$1.txt"
-    else
-        diff -u "$gold/$1.txt" "$tmpdir/$1.txt" >"$tmpdir/diff" || {
-            cat "$tmpdir/diff" >&2
-            fail "screen $1 differs from tests/golden/$1.txt"
-        }
-    fi
+    expect_golden "$tmpdir/$1.txt" "$1.txt"
 }
 # first divergence, next two diverging tokens, another head and layer
 keys_a="f d d . j"

@@ -15,14 +15,7 @@ for i in 1 2 3 4 5 6; do
     expect_rc 0
     grep -q "Tour $i/6: " "$tmpdir/s$i" || fail "stop $i: no narration: $(cat "$tmpdir/s$i")"
     grep -v "wall time" "$tmpdir/s$i" >"$tmpdir/tour-$i.txt"
-    if [ "${DRRL_REGEN_GOLDEN:-0}" = 1 ]; then
-        cp "$tmpdir/tour-$i.txt" "$gold/tour-$i-120x40.txt"
-    else
-        diff -u "$gold/tour-$i-120x40.txt" "$tmpdir/tour-$i.txt" >"$tmpdir/d" || {
-            cat "$tmpdir/d" >&2
-            fail "tour stop $i differs from tests/golden/tour-$i-120x40.txt"
-        }
-    fi
+    expect_golden "$tmpdir/tour-$i.txt" "tour-$i-120x40.txt"
     keys="$keys n"
 done
 # the stops follow the records: stop 2 is the first token of segment 1
