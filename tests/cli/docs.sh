@@ -163,6 +163,7 @@ mpirun --hostfile hosts -np 32 --bind-to core drrl eval --data test.txt --seq-le
 mpirun --hostfile hosts -np 32 --bind-to core drrl train-policy --model data/model --data data/brown/train.txt --episodes 32 --episode-len 2048 --threads 1 --out policy.safetensors => - several hosts and a hostfile; tests/cli/mpi.sh runs drrl train-policy under mpirun
 drrl eval --seq-len 1024 => - the command a table's row measured, not an example
 drrl run --method full --no-exact => - the command the speed table's rows measured (bench/speed_table.py runs it), not an example
+drrl run --seq-len 1024 => - the command a measurement was made with (an instrumented build), not an example
 drrl train-policy --data train.txt --steps 2 --episodes 4 --episode-len 1024 --seed 1 --threads 1 -q => - the command a table measured (about 35 s here); tests/cli/mpi.sh runs train-policy under mpirun
 drrl eval --data valid8k.txt --seq-len 4096 --threads 1 --methods full,fixed:4,fixed:8,fixed:12,fixed:16,fixed:20,fixed:24,fixed:28,energy:0.95,energy:0.99 => - the command a table measured (2,556 s here); the eval example above runs the same options shortened
 drrl eval --data valid8k.txt --seq-len 4096 --threads 1 --methods full,drrl,drrl:@0.3,drrl:@0.5,drrl:@0.8,energy:0.9 => - the command a table measured (1,125 s here); the eval example above runs drrl at several budgets
