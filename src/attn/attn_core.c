@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/hot.h"
 #include "base/mem.h"
 #include "attn/basis.h"
 #include "base/blas.h"
@@ -1659,20 +1660,12 @@ static DrrlStatus layer_begin(void *ctx, int layer, size_t pos0, size_t n, const
 
 /* ---- the per-head kernel ---- */
 
-/* Hot loop compiled so GCC vectorises it (no float reductions across lanes,
- * no calls), for AVX-512, AVX2 and baseline x86-64, picked at load time. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define ATTN_HOT                                                                               \
-    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math"),  \
-                   target_clones("avx512f", "avx2", "default")))
-#else
-#define ATTN_HOT
-#endif
+/* Hot loops are DRRL_HOT (base/hot.h): the same bits on every variant. */
 
 /* Causal softmax of the rows of S (n x N) in place: row i covers keys
  * 0..pos0+i, the rest is set to 0. Max-subtracted; the sum accumulates in
  * double over eight fixed lanes, so results do not depend on threads. */
-ATTN_HOT static void softmax_rows(float *S, size_t n, size_t N, size_t pos0, double *fl_softmax)
+DRRL_HOT static void softmax_rows(float *S, size_t n, size_t N, size_t pos0, double *fl_softmax)
 {
     for (size_t i = 0; i < n; i++) {
         float *s = S + i * N;
@@ -1923,7 +1916,7 @@ lr_block(const float *qb, int32_t R, const float *PK, const float *PV, size_t ld
 /* Rows [0, n) of a call through lr_block, the common ranks compiled with R
  * constant (the rank loops unrolled, accumulators in registers). st: LR_ROWS
  * states of scratch. */
-ATTN_HOT static void lr_rows(const float *qb, int32_t R, const float *PK, const float *PV,
+DRRL_HOT static void lr_rows(const float *qb, int32_t R, const float *PK, const float *PV,
                              size_t ld, size_t n, size_t N, size_t pos0, float scale, float *s,
                              float *ab, double *pnorm, float *probs, size_t probs_stride,
                              LrState *st)

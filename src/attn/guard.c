@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hot.h"
 #include "attn/flops.h"
 
 int32_t guard_sample_rows(int64_t seg_start, int32_t T, int32_t n_rows, int64_t *pos)
@@ -18,18 +19,7 @@ int32_t guard_sample_rows(int64_t seg_start, int32_t T, int32_t n_rows, int64_t 
     return n_rows;
 }
 
-/* Hot loops compiled so GCC vectorises them (no float reductions across
- * lanes, no calls), for AVX-512, AVX2 and baseline x86-64, picked at load
- * time; -std=c11 contracts no multiply-add, so every variant gives the same
- * bits as the plain loops. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define GUARD_HOT                                                                              \
-    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math"),  \
-                   target_clones("avx512f", "avx2", "default")))
-#else
-#define GUARD_HOT
-#endif
-
+/* Hot loops are DRRL_HOT (base/hot.h): the same bits on every variant. */
 #define GUARD_KB 8 /* keys per block of independent dot products */
 
 /* s[t] = scale * x . k_t for t < m. Each key's sum runs over j in order from
@@ -37,8 +27,8 @@ int32_t guard_sample_rows(int64_t seg_start, int32_t T, int32_t n_rows, int64_t 
  * transposed into kt, in double), so the sums are independent chains instead
  * of one chain of m d dependent additions: the same bits, several times the
  * throughput. */
-GUARD_HOT static void guard_scores(const double *x, const float *k, size_t m, int32_t d,
-                                   double scale, double *s, double *kt)
+DRRL_HOT static void guard_scores(const double *x, const float *k, size_t m, int32_t d,
+                                  double scale, double *s, double *kt)
 {
     size_t t = 0;
     for (; t + GUARD_KB <= m; t += GUARD_KB) {
@@ -64,8 +54,8 @@ GUARD_HOT static void guard_scores(const double *x, const float *k, size_t m, in
 }
 
 /* out[j] = sum_t (s[t] / z) v_t[j], t in order (each j its own chain). */
-GUARD_HOT static void guard_values(const double *s, double z, const float *v, size_t m,
-                                   int32_t d, double *out)
+DRRL_HOT static void guard_values(const double *s, double z, const float *v, size_t m,
+                                  int32_t d, double *out)
 {
     memset(out, 0, (size_t)d * sizeof *out);
     for (size_t t = 0; t < m; t++) {

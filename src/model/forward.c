@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hot.h"
 #include "base/mem.h"
 #include "base/blas.h"
 #include "base/fastexp.h"
@@ -368,21 +369,13 @@ static inline __attribute__((always_inline)) float silu(float x)
     return x * s;
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define FORWARD_HOT                                                                            \
-    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math"),  \
-                   target_clones("avx512f", "avx2", "default")))
-#else
-#define FORWARD_HOT
-#endif
-
-FORWARD_HOT static void act_gelu(float *v, size_t n)
+DRRL_HOT static void act_gelu(float *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         v[i] = gelu_new(v[i]);
 }
 
-FORWARD_HOT static void act_swiglu(float *up, const float *gate, size_t n)
+DRRL_HOT static void act_swiglu(float *up, const float *gate, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         up[i] *= silu(gate[i]);
@@ -477,7 +470,7 @@ static void norm(Forward *f, float *y, const float *x, const float *w, const flo
 
 /* ---- exact attention ----------------------------------------------------- */
 
-/* Hot loops (FORWARD_HOT) are written so that GCC vectorises them (no
+/* Hot loops (DRRL_HOT) are written so that GCC vectorises them (no
  * reductions across lanes in float, no calls), and are compiled for AVX-512,
  * AVX2 and baseline x86-64, picked at load time (target_clones); with
  * -std=c11 no multiply-add is contracted, so every variant gives the same
@@ -486,7 +479,7 @@ static void norm(Forward *f, float *y, const float *x, const float *w, const flo
 /* Softmax of row[0..lim) in place; row[lim..nk) set to 0. Max-subtracted;
  * the sum accumulates in double in a fixed order (eight partial sums), so
  * results do not depend on the thread or the instruction set. */
-FORWARD_HOT static void softmax_row(float *row, size_t lim, size_t nk)
+DRRL_HOT static void softmax_row(float *row, size_t lim, size_t nk)
 {
     float m8[8];
     for (int u = 0; u < 8; u++)
@@ -1019,7 +1012,7 @@ DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logit
 /* Next-token negative log-likelihood of one logits row: log-sum-exp (max
  * subtracted, exponentials from fastexp_nonpos, the sum in double over eight
  * fixed lanes) minus the target's logit. */
-FORWARD_HOT static double nll_row(const float *row, size_t V, int32_t target)
+DRRL_HOT static double nll_row(const float *row, size_t V, int32_t target)
 {
     float m8[8];
     for (int u = 0; u < 8; u++)
