@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -218,6 +219,22 @@ DrrlStatus fileio_read_file(const char *path, size_t max, unsigned flags, char *
         *len = 0;
         return drrl_error(err, DRRL_E_INPUT, "%s: more than the %zu-byte limit", path, max);
     }
+    return DRRL_OK;
+}
+
+DrrlStatus fileio_read_json(const char *path, size_t json_flags, json_t **out, DrrlError *err)
+{
+    char *text;
+    size_t len;
+    *out = NULL;
+    DrrlStatus s = fileio_read_file(path, FILEIO_MAX_JSON, 0, &text, &len, err);
+    if (s)
+        return s;
+    json_error_t je;
+    *out = json_loadb(text, len, json_flags, &je);
+    free(text);
+    if (!*out)
+        return drrl_error(err, DRRL_E_INPUT, "%s:%d:%d: %s", path, je.line, je.column, je.text);
     return DRRL_OK;
 }
 

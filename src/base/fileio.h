@@ -89,6 +89,15 @@ int fileio_is_input(dev_t dev, ino_t ino);
 DrrlStatus fileio_read_file(const char *path, size_t max, unsigned flags, char **buf,
                             size_t *len, DrrlError *err);
 
+/* Read a JSON file (at most FILEIO_MAX_JSON bytes) and parse it with
+ * jansson's json_flags (0, JSON_REJECT_DUPLICATES, ...). *out is a new
+ * reference the caller releases with json_decref, NULL on failure; any JSON
+ * value is accepted (the caller checks its type). A syntax error is
+ * DRRL_E_INPUT "PATH:LINE:COLUMN: what". */
+struct json_t;
+DrrlStatus fileio_read_json(const char *path, size_t json_flags, struct json_t **out,
+                            DrrlError *err);
+
 /* ---- outputs ---- */
 
 typedef struct FileOut FileOut;

@@ -226,17 +226,9 @@ static DrrlStatus parse_config(const char *file, const json_t *root, ModelConfig
 
 static DrrlStatus load_json(const char *file, json_t **out, DrrlError *err)
 {
-    json_error_t je;
-    char *text;
-    size_t len;
-    *out = NULL;
-    DrrlStatus s = fileio_read_file(file, FILEIO_MAX_JSON, 0, &text, &len, err);
+    DrrlStatus s = fileio_read_json(file, JSON_REJECT_DUPLICATES, out, err);
     if (s)
         return s;
-    *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    free(text);
-    if (!*out)
-        return drrl_error(err, DRRL_E_INPUT, "%s:%d:%d: %s", file, je.line, je.column, je.text);
     if (!json_is_object(*out)) {
         json_decref(*out);
         *out = NULL;

@@ -1328,17 +1328,9 @@ static DrrlStatus load_sidecar(const char *path, const char *jpath, json_t **o, 
             err, path_exists(path) ? DRRL_E_INPUT : DRRL_E_NOTFOUND,
             "%s: %s (a trace is TRACE.csv plus its sidecar TRACE.csv.json)", jpath,
             path_exists(path) ? "the trace's sidecar is missing" : "no such trace");
-    json_error_t je;
-    char *text;
-    size_t tlen;
-    DrrlStatus st = fileio_read_file(jpath, FILEIO_MAX_JSON, 0, &text, &tlen, err);
+    DrrlStatus st = fileio_read_json(jpath, JSON_REJECT_DUPLICATES, o, err);
     if (st)
         return st;
-    *o = json_loadb(text, tlen, JSON_REJECT_DUPLICATES, &je);
-    free(text);
-    if (!*o)
-        return drrl_error(err, DRRL_E_INPUT, "%s:%d:%d: %s", jpath, je.line, je.column,
-                          je.text);
     if (!json_is_object(*o))
         return drrl_error(err, DRRL_E_INPUT, "%s: expected a JSON object", jpath);
     return DRRL_OK;

@@ -170,17 +170,10 @@ static DrrlStatus cfg_int(const char *path, json_t *o, const char *key, long dfl
 
 static DrrlStatus parse_config(const char *path, TrainModelConfig *c, DrrlError *err)
 {
-    json_error_t je;
-    char *text;
-    size_t tlen;
-    DrrlStatus rs = fileio_read_file(path, FILEIO_MAX_JSON, 0, &text, &tlen, err);
-    if (rs)
-        return rs;
-    json_t *o = json_loadb(text, tlen, 0, &je);
-    free(text);
-    if (!o)
-        return drrl_error(err, DRRL_E_INPUT, "%s:%d:%d: %s", path, je.line, je.column, je.text);
-    DrrlStatus st = DRRL_OK;
+    json_t *o;
+    DrrlStatus st = fileio_read_json(path, 0, &o, err);
+    if (st)
+        return st;
     memset(c, 0, sizeof *c);
     json_t *mt = json_object_get(o, "model_type");
     int vocab = 0, kv = 0;
