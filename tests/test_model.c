@@ -129,28 +129,6 @@ Test(model, llama_configs)
 
 /* ---- bad checkpoints ---- */
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 typedef enum { MOD_NONE, MOD_DROP, MOD_SHAPE, MOD_NAN, MOD_INF, MOD_DTYPE } Mod;
 
 /* Copy fixtures/llama-tiny-b (or gpt2-tiny-b) into tmp/NAME with one tensor
@@ -162,9 +140,9 @@ static const char *make_dir(const char *fixture, const char *name, Mod mod, cons
     mkdir(dir, 0755);
     char src[512], dst[600];
     snprintf(src, sizeof src, "%s/%s/config.json", FIXTURES_DIR, fixture);
-    char *cfg = read_text(src);
+    char *cfg = test_slurp(src, NULL);
     snprintf(dst, sizeof dst, "%s/config.json", dir);
-    write_text(dst, cfg);
+    test_spit(dst, cfg);
     free(cfg);
 
     snprintf(src, sizeof src, "%s/%s/model.safetensors", FIXTURES_DIR, fixture);
@@ -339,7 +317,7 @@ Test(model, config_errors)
     d = make_dir("llama-tiny-b", "cfg7", MOD_NONE, NULL);
     char p[600];
     snprintf(p, sizeof p, "%s/config.json", d);
-    write_text(p, "{\"architectures\": [\"LlamaForCausalLM\"],\n  \"hidden_size\": 32,,}");
+    test_spit(p, "{\"architectures\": [\"LlamaForCausalLM\"],\n  \"hidden_size\": 32,,}");
     expect_fail(d, DRRL_E_INPUT, "cfg7/config.json:2:", NULL, NULL);
 
     d = make_dir("gpt2-tiny-b", "cfg8", MOD_NONE, NULL);
@@ -369,9 +347,9 @@ static const char *make_sharded(const char *name)
     mkdir(dir, 0755);
     char src[512], dst[600];
     snprintf(src, sizeof src, "%s/llama-tiny-b/config.json", FIXTURES_DIR);
-    char *cfg = read_text(src);
+    char *cfg = test_slurp(src, NULL);
     snprintf(dst, sizeof dst, "%s/config.json", dir);
-    write_text(dst, cfg);
+    test_spit(dst, cfg);
     free(cfg);
     snprintf(src, sizeof src, "%s/llama-tiny-b/model.safetensors", FIXTURES_DIR);
     Safetensors *st;

@@ -7,6 +7,8 @@
  * the fetched files (their ids checked against Hugging Face's JavaScript
  * tokenizers, see tiny_families below). */
 #include <criterion/criterion.h>
+
+#include "test_util.h"
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,26 +26,10 @@ static const char *texts[] = {
     "punctuation", "raven",        "spaces",        "unicode_spaces",
 };
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    cr_assert(b);
-    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 static int32_t *read_ids(const char *path, size_t *n)
 {
     size_t len;
-    char *s = slurp(path, &len);
+    char *s = test_slurp(path, &len);
     size_t cap = len / 2 + 1, k = 0;
     int32_t *ids = malloc(cap * sizeof *ids);
     char *p = s, *end;
@@ -84,7 +70,7 @@ static void check_reference(const Tokenizer *tok)
         char path[1024];
         size_t len, n_ref, n;
         snprintf(path, sizeof path, "%s/texts/%s.txt", BPE_DIR, texts[t]);
-        char *text = slurp(path, &len);
+        char *text = test_slurp(path, &len);
         snprintf(path, sizeof path, "%s/ids/%s.ids", BPE_DIR, texts[t]);
         int32_t *ref = read_ids(path, &n_ref);
         int32_t *ids;
@@ -237,7 +223,7 @@ static char *make_tokenizer_json(int pairs, const char *pre_tokenizer_type)
     cr_assert(vocab);
     json_t *merges = json_array();
     size_t len;
-    char *m = slurp(BPE_DIR "/merges.txt", &len);
+    char *m = test_slurp(BPE_DIR "/merges.txt", &len);
     char *save = NULL;
     int first = 1;
     for (char *line = strtok_r(m, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {

@@ -1,5 +1,6 @@
 /* Tests of the trace store and trace files (src/trace/trace_store.c, src/trace/trace_csv.c). */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 
 #include "test_util.h"
 #include <dirent.h>
@@ -42,30 +43,6 @@ static int n_files(void)
         n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
     closedir(d);
     return n;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *b = malloc((size_t)n + 1);
-    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return b;
-}
-
-static void spit(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
 }
 
 /* Deterministic record content: tokens with CSV and escaping hazards. */
@@ -382,13 +359,13 @@ Test(trace_csv, round_trip_is_byte_identical)
     cr_assert_eq(trace_csv_write_store(b, s, 0, &e), DRRL_OK, "%s", e.msg);
     trace_store_free(s);
     size_t na, nb;
-    char *ta = slurp(a, &na), *tb = slurp(b, &nb);
+    char *ta = test_slurp(a, &na), *tb = test_slurp(b, &nb);
     cr_assert_eq(na, nb);
     cr_assert(memcmp(ta, tb, na) == 0, "CSV differs after a round trip");
     free(ta);
     free(tb);
-    ta = slurp(in_dir("a.csv.json"), &na);
-    tb = slurp(in_dir("b.csv.json"), &nb);
+    ta = test_slurp(in_dir("a.csv.json"), &na);
+    tb = test_slurp(in_dir("b.csv.json"), &nb);
     cr_assert_str_eq(ta, tb);
     free(ta);
     free(tb);
@@ -398,7 +375,7 @@ Test(trace_csv, same_records_give_identical_bytes)
 {
     cr_assert_eq(write_trace(in_dir("1.csv"), 8, 0, 0), DRRL_OK);
     cr_assert_eq(write_trace(in_dir("2.csv"), 8, 0, 0), DRRL_OK);
-    char *a = slurp(in_dir("1.csv"), NULL), *b = slurp(in_dir("2.csv"), NULL);
+    char *a = test_slurp(in_dir("1.csv"), NULL), *b = test_slurp(in_dir("2.csv"), NULL);
     cr_assert_str_eq(a, b);
     /* Fixed formats: header, quoting, escapes, NaN/Inf, FLOPs as integers. */
     cr_assert(
@@ -419,7 +396,7 @@ Test(trace_csv, same_records_give_identical_bytes)
 Test(trace_csv, no_timing_leaves_wall_ns_empty)
 {
     cr_assert_eq(write_trace(in_dir("t.csv"), 2, TRACE_CSV_NO_TIMING, 0), DRRL_OK);
-    char *a = slurp(in_dir("t.csv"), NULL);
+    char *a = test_slurp(in_dir("t.csv"), NULL);
     cr_assert(strstr(a, ",1000\n") == NULL);
     TraceStore *s;
     DrrlError e;
@@ -432,7 +409,7 @@ Test(trace_csv, no_timing_leaves_wall_ns_empty)
 Test(trace_csv, never_overwrites_without_force)
 {
     const char *p = in_dir("t.csv");
-    spit(p, "precious\n");
+    test_spit(p, "precious\n");
     TraceMeta m;
     meta_fill(&m);
     TraceCsvWriter *w = (TraceCsvWriter *)1;
@@ -440,13 +417,13 @@ Test(trace_csv, never_overwrites_without_force)
     cr_assert_eq(trace_csv_writer_open(&w, p, &m, 0, &e), DRRL_E_EXISTS);
     cr_assert_null(w);
     cr_assert(strstr(e.msg, "--force") != NULL, "%s", e.msg);
-    char *t = slurp(p, NULL);
+    char *t = test_slurp(p, NULL);
     cr_assert_str_eq(t, "precious\n");
     free(t);
     cr_assert_eq(n_files(), 1, "no temporary file left");
     /* A sidecar alone also blocks. */
     unlink(p);
-    spit(in_dir("t.csv.json"), "{}");
+    test_spit(in_dir("t.csv.json"), "{}");
     cr_assert_eq(write_trace(p, 1, 0, 0), DRRL_E_EXISTS);
     cr_assert_eq(write_trace(p, 1, TRACE_CSV_FORCE, 0), DRRL_OK);
     TraceStore *s;
@@ -480,10 +457,10 @@ Test(trace_csv, atomic_nothing_visible_until_finish_and_nothing_left_on_failure)
     /* The target appears while recording: it is not replaced, rows are kept. */
     cr_assert_eq(trace_csv_writer_open(&w, p, &m, 0, &e), DRRL_OK);
     cr_assert_eq(trace_csv_writer_put(w, gen(&g, 0, 0, 0), &e), DRRL_OK);
-    spit(p, "someone else's\n");
+    test_spit(p, "someone else's\n");
     cr_assert_eq(trace_csv_writer_finish(w, 0, &e), DRRL_E_EXISTS);
     cr_assert(strstr(e.msg, "kept in") != NULL, "%s", e.msg);
-    char *t = slurp(p, NULL);
+    char *t = test_slurp(p, NULL);
     cr_assert_str_eq(t, "someone else's\n");
     free(t);
     cr_assert_eq(n_files(), 2, "target + the kept temporary file");
@@ -572,9 +549,9 @@ Test(trace_csv, raw_line_break_in_a_quoted_field_still_loads)
 {
     const char *p = in_dir("t.csv");
     cr_assert_eq(write_trace(p, 8, 0, 0), DRRL_OK);
-    char *t = slurp(p, NULL);
+    char *t = test_slurp(p, NULL);
     replace(&t, "\"line\\x0Abreak\"", "\"line\nbreak\"");
-    spit(p, t);
+    test_spit(p, t);
     free(t);
     TraceStore *s;
     DrrlError e;
@@ -586,37 +563,6 @@ Test(trace_csv, raw_line_break_in_a_quoted_field_still_loads)
 
 /* ---- reading malformed input ---- */
 
-/* Write a valid 3-step trace, apply edit to the CSV text (or the sidecar),
- * load, and expect DRRL_E_INPUT with a message starting with want. */
-typedef void (*Edit)(char **text);
-
-static void expect_bad(Edit csv_edit, Edit json_edit, const char *want)
-{
-    const char *p = in_dir("t.csv");
-    cr_assert_eq(write_trace(p, 3, 0, 0), DRRL_OK);
-    if (csv_edit) {
-        char *t = slurp(p, NULL);
-        csv_edit(&t);
-        spit(p, t);
-        free(t);
-    }
-    if (json_edit) {
-        char *t = slurp(in_dir("t.csv.json"), NULL);
-        json_edit(&t);
-        spit(in_dir("t.csv.json"), t);
-        free(t);
-    }
-    TraceStore *s = (TraceStore *)1;
-    DrrlError e;
-    DrrlStatus st = trace_csv_load(p, &s, &e);
-    cr_assert_eq(st, DRRL_E_INPUT, "status %d: %s", st, e.msg);
-    cr_assert_null(s);
-    char full[600];
-    snprintf(full, sizeof full, "%s%s", dir, want);
-    cr_assert(strncmp(e.msg, full, strlen(full)) == 0, "got '%s', want prefix '%s'", e.msg,
-              full);
-}
-
 /* The start of line k (1-based). */
 static char *line_at(char *t, int k)
 {
@@ -625,18 +571,6 @@ static char *line_at(char *t, int k)
     return t;
 }
 
-static void e_header_name(char **t)
-{
-    replace(t, "tail_bound", "tail_bnd");
-}
-static void e_header_missing(char **t)
-{
-    replace(t, "sigma_v,", "");
-}
-static void e_header_swapped(char **t)
-{
-    replace(t, "layer,head", "head,layer");
-}
 static void e_bad_number(char **t)
 {
     /* row 3 (line 4): the rank field */
@@ -671,30 +605,6 @@ static void e_truncated_rows(char **t)
     char *l = line_at(*t, 7);
     *l = '\0'; /* the file ends cleanly after 5 rows: only the sidecar tells */
 }
-static void e_schema(char **t)
-{
-    replace(t, "\"schema_version\": 1", "\"schema_version\": 2");
-}
-static void e_head_dim(char **t)
-{
-    replace(t, "\"head_dim\": 16", "\"head_dim\": 8");
-}
-static void e_method(char **t)
-{
-    replace(t, "\"method\": \"drrl\"", "\"method\": \"fixed:8\"");
-}
-static void e_json_syntax(char **t)
-{
-    replace(t, "\"seed\": 42,", "\"seed\": 42,,");
-}
-static void e_quote(char **t)
-{
-    replace(t, "\"the\"", "\"th\"e\"");
-}
-static void e_escape(char **t)
-{
-    replace(t, "\"the\"", "\"t\\qhe\"");
-}
 static void e_order(char **t)
 {
     /* line 3 (step 0, layer 0, head 1) -> head 0 again */
@@ -709,70 +619,79 @@ static void e_empty(char **t)
     (*t)[0] = '\0';
 }
 
-Test(trace_csv, wrong_header)
+/* A malformed trace: a valid 3-step trace with one file (t.csv or its
+ * sidecar t.csv.json) edited, by replacing from with to or by edit; loading
+ * it must fail with DRRL_E_INPUT and a message starting with the directory
+ * and then want. */
+typedef struct BadTrace {
+    const char *what, *file, *from, *to;
+    void (*edit)(char **text);
+    const char *want;
+} BadTrace;
+
+static const BadTrace bad_traces[] = {
+    {"wrong header", "t.csv", "tail_bound", "tail_bnd", NULL,
+     "/t.csv:1:13: missing column 'tail_bound'"},
+    {"missing column", "t.csv", "sigma_v,", "", NULL, "/t.csv:1:12: missing column 'sigma_v'"},
+    {"columns out of order", "t.csv", "layer,head", "head,layer", NULL,
+     "/t.csv:1:5: wrong header: column 5 is 'head', expected 'layer'"},
+    {"bad number", "t.csv", NULL, NULL, e_bad_number, "/t.csv:4:8: column 'rank': 'x"},
+    {"bad list item", "t.csv", NULL, NULL, e_bad_list_item,
+     "/t.csv:2:11: column 'sigma': item 1"},
+    {"wrong column count", "t.csv", NULL, NULL, e_column_count,
+     "/t.csv:3:26: wrong column count: 26 fields, expected 27"},
+    {"truncated last row", "t.csv", NULL, NULL, e_truncated, "/t.csv:19:26: truncated file"},
+    {"truncated at a row boundary", "t.csv", NULL, NULL, e_truncated_rows,
+     "/t.csv: 5 rows, but the sidecar says 18"},
+    {"unknown schema version", "t.csv.json", "\"schema_version\": 1", "\"schema_version\": 2",
+     NULL, "/t.csv.json: unknown schema version 2"},
+    {"sidecar head_dim mismatch", "t.csv.json", "\"head_dim\": 16", "\"head_dim\": 8", NULL,
+     "/t.csv:2:9: head_dim 16, but the sidecar says 8"},
+    {"sidecar method mismatch", "t.csv.json", "\"method\": \"drrl\"", "\"method\": \"fixed:8\"",
+     NULL, "/t.csv:2:7: method 'drrl', but the sidecar says 'fixed:8'"},
+    {"sidecar json syntax", "t.csv.json", "\"seed\": 42,", "\"seed\": 42,,", NULL,
+     "/t.csv.json:8:"},
+    {"malformed quotes", "t.csv", "\"the\"", "\"th\"e\"", NULL, "/t.csv:2:3: malformed CSV"},
+    {"malformed escape", "t.csv", "\"the\"", "\"t\\qhe\"", NULL,
+     "/t.csv:2:3: column 'token': malformed escape"},
+    {"rows out of order", "t.csv", NULL, NULL, e_order,
+     "/t.csv:3: trace record: step 0 layer 0 head 0 after"},
+    {"empty file", "t.csv", NULL, NULL, e_empty, "/t.csv:1: empty file"},
+};
+
+#define N_BAD_TRACES (sizeof bad_traces / sizeof bad_traces[0])
+
+/* The parameter is an index into bad_traces (Criterion copies parameters
+ * into the worker; the table's pointers are the worker's own). */
+ParameterizedTestParameters(trace_csv, malformed_input)
 {
-    expect_bad(e_header_name, NULL, "/t.csv:1:13: missing column 'tail_bound'");
+    static size_t index[N_BAD_TRACES];
+    for (size_t i = 0; i < N_BAD_TRACES; i++)
+        index[i] = i;
+    return cr_make_param_array(size_t, index, N_BAD_TRACES);
 }
-Test(trace_csv, missing_column)
+
+ParameterizedTest(const size_t *i, trace_csv, malformed_input)
 {
-    expect_bad(e_header_missing, NULL, "/t.csv:1:12: missing column 'sigma_v'");
-}
-Test(trace_csv, columns_out_of_order)
-{
-    expect_bad(e_header_swapped, NULL,
-               "/t.csv:1:5: wrong header: column 5 is 'head', expected 'layer'");
-}
-Test(trace_csv, bad_number)
-{
-    expect_bad(e_bad_number, NULL, "/t.csv:4:8: column 'rank': 'x");
-}
-Test(trace_csv, bad_list_item)
-{
-    expect_bad(e_bad_list_item, NULL, "/t.csv:2:11: column 'sigma': item 1");
-}
-Test(trace_csv, wrong_column_count)
-{
-    expect_bad(e_column_count, NULL, "/t.csv:3:26: wrong column count: 26 fields, expected 27");
-}
-Test(trace_csv, truncated_last_row)
-{
-    expect_bad(e_truncated, NULL, "/t.csv:19:26: truncated file");
-}
-Test(trace_csv, truncated_at_a_row_boundary)
-{
-    expect_bad(e_truncated_rows, NULL, "/t.csv: 5 rows, but the sidecar says 18");
-}
-Test(trace_csv, unknown_schema_version)
-{
-    expect_bad(NULL, e_schema, "/t.csv.json: unknown schema version 2");
-}
-Test(trace_csv, sidecar_head_dim_mismatch)
-{
-    expect_bad(NULL, e_head_dim, "/t.csv:2:9: head_dim 16, but the sidecar says 8");
-}
-Test(trace_csv, sidecar_method_mismatch)
-{
-    expect_bad(NULL, e_method, "/t.csv:2:7: method 'drrl', but the sidecar says 'fixed:8'");
-}
-Test(trace_csv, sidecar_json_syntax)
-{
-    expect_bad(NULL, e_json_syntax, "/t.csv.json:8:");
-}
-Test(trace_csv, malformed_quotes)
-{
-    expect_bad(e_quote, NULL, "/t.csv:2:3: malformed CSV");
-}
-Test(trace_csv, malformed_escape)
-{
-    expect_bad(e_escape, NULL, "/t.csv:2:3: column 'token': malformed escape");
-}
-Test(trace_csv, rows_out_of_order)
-{
-    expect_bad(e_order, NULL, "/t.csv:3: trace record: step 0 layer 0 head 0 after");
-}
-Test(trace_csv, empty_file)
-{
-    expect_bad(e_empty, NULL, "/t.csv:1: empty file");
+    const BadTrace *c = &bad_traces[*i];
+    const char *p = in_dir("t.csv");
+    cr_assert_eq(write_trace(p, 3, 0, 0), DRRL_OK);
+    char *t = test_slurp(in_dir(c->file), NULL);
+    if (c->edit)
+        c->edit(&t);
+    else
+        replace(&t, c->from, c->to);
+    test_spit(in_dir(c->file), t);
+    free(t);
+    TraceStore *s = (TraceStore *)1;
+    DrrlError e;
+    DrrlStatus st = trace_csv_load(p, &s, &e);
+    cr_assert_eq(st, DRRL_E_INPUT, "%s: status %d: %s", c->what, st, e.msg);
+    cr_assert_null(s);
+    char full[600];
+    snprintf(full, sizeof full, "%s%s", dir, c->want);
+    cr_assert(strncmp(e.msg, full, strlen(full)) == 0, "%s: got '%s', want prefix '%s'",
+              c->what, e.msg, full);
 }
 
 Test(trace_csv, missing_files)
@@ -780,7 +699,7 @@ Test(trace_csv, missing_files)
     TraceStore *s;
     DrrlError e;
     cr_assert_eq(trace_csv_load(in_dir("none.csv"), &s, &e), DRRL_E_NOTFOUND);
-    spit(in_dir("alone.csv"), "step\n");
+    test_spit(in_dir("alone.csv"), "step\n");
     cr_assert_eq(trace_csv_load(in_dir("alone.csv"), &s, &e), DRRL_E_INPUT);
     cr_assert(strstr(e.msg, "sidecar is missing") != NULL, "%s", e.msg);
 }
@@ -893,11 +812,11 @@ Test(trace_csv, numbers_ignore_the_program_locale)
 {
     cr_assert_eq(write_trace(in_dir("c.csv"), 4, 0, 0), DRRL_OK);
     const char *def = in_dir("comma.def");
-    spit(def, "LC_CTYPE\ncopy \"POSIX\"\nEND LC_CTYPE\nLC_COLLATE\ncopy \"POSIX\"\nEND "
-              "LC_COLLATE\nLC_MONETARY\ncopy \"POSIX\"\nEND LC_MONETARY\nLC_NUMERIC\n"
-              "decimal_point \",\"\nthousands_sep \".\"\ngrouping 3;3\nEND LC_NUMERIC\n"
-              "LC_TIME\ncopy \"POSIX\"\nEND LC_TIME\nLC_MESSAGES\ncopy \"POSIX\"\nEND "
-              "LC_MESSAGES\n");
+    test_spit(def, "LC_CTYPE\ncopy \"POSIX\"\nEND LC_CTYPE\nLC_COLLATE\ncopy \"POSIX\"\nEND "
+                   "LC_COLLATE\nLC_MONETARY\ncopy \"POSIX\"\nEND LC_MONETARY\nLC_NUMERIC\n"
+                   "decimal_point \",\"\nthousands_sep \".\"\ngrouping 3;3\nEND LC_NUMERIC\n"
+                   "LC_TIME\ncopy \"POSIX\"\nEND LC_TIME\nLC_MESSAGES\ncopy \"POSIX\"\nEND "
+                   "LC_MESSAGES\n");
     char cmd[1400];
     snprintf(cmd, sizeof cmd,
              "localedef -c -i '%s' -f ANSI_X3.4-1968 '%s/loc/comma' >/dev/null 2>&1", def, dir);
@@ -911,7 +830,7 @@ Test(trace_csv, numbers_ignore_the_program_locale)
     snprintf(b, sizeof b, "%.1f", 1.5);
     cr_assert_str_eq(b, "1,5", "the comma locale is active");
     cr_assert_eq(write_trace(in_dir("l.csv"), 4, 0, 0), DRRL_OK);
-    char *x = slurp(in_dir("c.csv"), NULL), *y = slurp(in_dir("l.csv"), NULL);
+    char *x = test_slurp(in_dir("c.csv"), NULL), *y = test_slurp(in_dir("l.csv"), NULL);
     cr_assert_str_eq(x, y, "the trace depends on LC_NUMERIC");
     free(x);
     free(y);
@@ -940,14 +859,7 @@ Test(trace_csv, numbers_ignore_the_program_locale)
  * separated by '\n' (the text before the first entry comes first). */
 static char *man_section(const char *sec)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/../man/drrl-trace.5", TEST_SRCDIR);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "cannot open %s", path);
-    static char man[1 << 16];
-    size_t n = fread(man, 1, sizeof man - 1, f);
-    fclose(f);
-    man[n] = 0;
+    char *man = test_slurp_src("../man/drrl-trace.5");
     char head[64];
     snprintf(head, sizeof head, "\n.SH %s\n", sec);
     char *p = strstr(man, head);
@@ -991,6 +903,7 @@ static char *man_section(const char *sec)
         }
     }
     *o = 0;
+    free(man);
     return out;
 }
 

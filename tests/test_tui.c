@@ -6,12 +6,15 @@
 #include "config.h"
 
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "test_util.h"
 
 #include "tui/app.h"
 #include "tui/canvas.h"
@@ -164,44 +167,11 @@ Test(keys, names_parse)
  * table, in order. */
 Test(keys, man_page_keys_table_matches)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/../man/drrl.1", TEST_SRCDIR);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "cannot open %s", path);
-    static char man[1 << 17];
-    size_t n = fread(man, 1, sizeof man - 1, f);
-    fclose(f);
-    man[n] = 0;
-    const char *keys = strstr(man, "\n.SH KEYS");
-    cr_assert_not_null(keys, "man/drrl.1 has no KEYS section");
-    const char *end = strstr(keys + 1, "\n.SH ");
-    const char *p = keys;
-    for (int i = 0; i < keys_count; i++) {
-        /* ".TP\n.B <keys>\n<help>" with the roff escape for '-' */
-        char want[512], label[64];
-        size_t k = 0;
-        for (const char *s = keys_table[i].keys; *s && k + 2 < sizeof label; s++) {
-            if (*s == '-')
-                label[k++] = '\\';
-            label[k++] = *s;
-        }
-        label[k] = 0;
-        snprintf(want, sizeof want, ".TP\n.B %s\n", label);
-        const char *hit = strstr(p, want);
-        cr_assert(hit && (!end || hit < end), "man KEYS lacks (in order) '%s'",
-                  keys_table[i].keys);
-        p = hit + strlen(want);
-        char help[512];
-        k = 0;
-        for (const char *s = keys_table[i].help; *s && k + 2 < sizeof help; s++) {
-            if (*s == '-')
-                help[k++] = '\\';
-            help[k++] = *s;
-        }
-        help[k] = 0;
-        cr_assert(strncmp(p, help, strlen(help)) == 0, "man KEYS: '%s' should read '%s'",
-                  keys_table[i].keys, keys_table[i].help);
-    }
+    TestMan man;
+    test_man_open(&man, "drrl.1", "KEYS");
+    for (int i = 0; i < keys_count; i++)
+        test_man_expect_tp(&man, keys_table[i].keys, keys_table[i].help);
+    test_man_close(&man);
 }
 
 /* ---- layout ---- */
@@ -775,108 +745,66 @@ static void golden(const char *name, App *app, int w, int h, bool utf8)
     screen_draw(app, c);
     char *got = canvas_dump_string(c);
     canvas_free(c);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/golden/%s.txt", TEST_SRCDIR, name);
+    char rel[256];
+    snprintf(rel, sizeof rel, "golden/%s.txt", name);
     const char *regen = getenv("DRRL_REGEN_GOLDEN");
     if (regen && strcmp(regen, "1") == 0) {
-        FILE *f = fopen(path, "w");
-        cr_assert_not_null(f, "cannot write %s", path);
-        fputs(got, f);
-        fclose(f);
+        test_spit(test_path(TEST_SRCDIR, rel), got);
         free(got);
         return;
     }
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "missing %s (DRRL_REGEN_GOLDEN=1 makes it)", path);
-    static char want[1 << 18];
-    size_t n = fread(want, 1, sizeof want - 1, f);
-    fclose(f);
-    want[n] = 0;
+    char *want = test_slurp_src(rel);
     if (strcmp(got, want) != 0) {
         fprintf(stderr, "--- %s: got\n%s", name, got);
-        cr_assert_fail("screen differs from %s", path);
+        cr_assert_fail("screen differs from tests/%s (DRRL_REGEN_GOLDEN=1 rewrites it)", rel);
     }
+    free(want);
     free(got);
 }
 
-static void golden_app(Fixture *f, bool policy)
+/* One golden screen: the app 20 tokens in, on layer 1 head 2 (with or
+ * without the policy pane), then the keys pressed and the pane focused
+ * before it is drawn at w x h. */
+typedef struct GoldenCase {
+    char name[32]; /* in the struct: Criterion hands the worker a copy */
+    int w, h;
+    bool utf8, policy;
+    int32_t keys[3]; /* pressed in turn, up to the first 0 */
+    int focus;       /* a View to focus, or -1 */
+} GoldenCase;
+
+static const GoldenCase golden_cases[] = {
+    {"compact-80x24", 80, 24, true, false, {0}, -1},
+    {"compact-80x24-ascii", 80, 24, false, false, {0}, -1},
+    {"full-120x40", 120, 40, true, true, {0}, -1},
+    {"full-200x60-log", 200, 60, true, true, {'s', KEY_CODE_TAB}, -1}, /* log scale */
+    {"single-60x20", 60, 20, true, false, {0}, VIEW_bounds},
+    {"too-small-10x5", 10, 5, true, false, {0}, -1},
+    {"help-100x40", 100, 40, true, false, {'?'}, -1},
+    {"info-80x24", 80, 24, true, false, {KEY_CODE_TAB, 'i'}, -1}, /* spectrum's */
+};
+
+ParameterizedTestParameters(golden, screens)
 {
-    fixture(f, 40, policy);
-    App *a = &f->app;
+    return cr_make_param_array(GoldenCase, (void *)golden_cases,
+                               sizeof golden_cases / sizeof golden_cases[0]);
+}
+
+ParameterizedTest(const GoldenCase *gc, golden, screens)
+{
+    Fixture f;
+    fixture(&f, 40, gc->policy);
+    App *a = &f.app;
     for (int i = 0; i < 20; i++)
         app_apply(a, ACTION_next_token);
     app_apply(a, ACTION_layer_down);
     app_apply(a, ACTION_head_next);
     app_apply(a, ACTION_head_next);
-}
-
-Test(golden, compact_80x24)
-{
-    Fixture f;
-    golden_app(&f, false);
-    golden("compact-80x24", &f.app, 80, 24, true);
-    fixture_done(&f);
-}
-
-Test(golden, compact_80x24_ascii)
-{
-    Fixture f;
-    golden_app(&f, false);
-    golden("compact-80x24-ascii", &f.app, 80, 24, false);
-    fixture_done(&f);
-}
-
-Test(golden, full_120x40_policy)
-{
-    Fixture f;
-    golden_app(&f, true);
-    golden("full-120x40", &f.app, 120, 40, true);
-    fixture_done(&f);
-}
-
-Test(golden, full_200x60_log_scale)
-{
-    Fixture f;
-    golden_app(&f, true);
-    app_apply(&f.app, ACTION_scale);
-    app_apply(&f.app, ACTION_focus_next);
-    golden("full-200x60-log", &f.app, 200, 60, true);
-    fixture_done(&f);
-}
-
-Test(golden, single_60x20_bounds)
-{
-    Fixture f;
-    golden_app(&f, false);
-    f.app.focus = VIEW_bounds;
-    golden("single-60x20", &f.app, 60, 20, true);
-    fixture_done(&f);
-}
-
-Test(golden, too_small_10x5)
-{
-    Fixture f;
-    golden_app(&f, false);
-    golden("too-small-10x5", &f.app, 10, 5, true);
-    fixture_done(&f);
-}
-
-Test(golden, help_overlay_100x40)
-{
-    Fixture f;
-    golden_app(&f, false);
-    app_key(&f.app, '?');
-    golden("help-100x40", &f.app, 100, 40, true);
-    fixture_done(&f);
-}
-
-Test(golden, info_overlay_80x24)
-{
-    Fixture f;
-    golden_app(&f, false);
-    app_key(&f.app, KEY_CODE_TAB); /* spectrum */
-    app_key(&f.app, 'i');
-    golden("info-80x24", &f.app, 80, 24, true);
+    for (int i = 0; i < 3 && gc->keys[i]; i++)
+        app_key(a, gc->keys[i]);
+    if (gc->focus >= 0)
+        a->focus = gc->focus;
+    golden(gc->name, a, gc->w, gc->h, gc->utf8);
     fixture_done(&f);
 }
 

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test_util.h"
+
 #include "tui/app.h"
 #include "tui/canvas.h"
 #include "tui/diff.h"
@@ -196,31 +198,11 @@ Test(tui_diff, screen_marks_deltas_and_details)
  * order, as the `?` overlay does. */
 Test(tui_diff, man_page_lists_the_keys)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/../man/drrl.1", TEST_SRCDIR);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "cannot open %s", path);
-    static char man[1 << 17];
-    size_t n = fread(man, 1, sizeof man - 1, f);
-    fclose(f);
-    man[n] = 0;
-    const char *p = strstr(man, "\n.SH KEYS");
-    cr_assert_not_null(p);
-    const char *end = strstr(p + 1, "\n.SH ");
-    for (int i = 0; i < diff_keys_count; i++) {
-        char want[512], help[256];
-        size_t k = 0;
-        for (const char *s = diff_keys[i].help; *s && k + 2 < sizeof help; s++) {
-            if (*s == '-')
-                help[k++] = '\\';
-            help[k++] = *s;
-        }
-        help[k] = 0;
-        snprintf(want, sizeof want, ".TP\n.B %s\n%s\n", diff_keys[i].keys, help);
-        const char *hit = strstr(p, want);
-        cr_assert(hit && (!end || hit < end), "man KEYS lacks (in order) '%s'", want);
-        p = hit + strlen(want);
-    }
+    TestMan man;
+    test_man_open(&man, "drrl.1", "KEYS");
+    for (int i = 0; i < diff_keys_count; i++)
+        test_man_expect_tp(&man, diff_keys[i].keys, diff_keys[i].help);
+    test_man_close(&man);
 }
 
 /* A click on a cell of the grid selects that head (found on the drawn
