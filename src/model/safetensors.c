@@ -18,18 +18,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Per dtype: the format's name, the bytes of one element, and what elem()
+ * converts it to: to_f32 (safetensors_to_f32), to_i32 (safetensors_to_i32,
+ * the integer types). */
 static const struct {
     const char *name;
     size_t size;
+    unsigned char to_f32, to_i32;
 } dtype_table[SAFETENSORS_DTYPE_COUNT] = {
-    [SAFETENSORS_BOOL] = {"BOOL", 1},       [SAFETENSORS_U8] = {"U8", 1},
-    [SAFETENSORS_I8] = {"I8", 1},           [SAFETENSORS_F8_E4M3] = {"F8_E4M3", 1},
-    [SAFETENSORS_F8_E5M2] = {"F8_E5M2", 1}, [SAFETENSORS_I16] = {"I16", 2},
-    [SAFETENSORS_U16] = {"U16", 2},         [SAFETENSORS_F16] = {"F16", 2},
-    [SAFETENSORS_BF16] = {"BF16", 2},       [SAFETENSORS_I32] = {"I32", 4},
-    [SAFETENSORS_U32] = {"U32", 4},         [SAFETENSORS_F32] = {"F32", 4},
-    [SAFETENSORS_F64] = {"F64", 8},         [SAFETENSORS_I64] = {"I64", 8},
-    [SAFETENSORS_U64] = {"U64", 8},
+    [SAFETENSORS_BOOL] = {"BOOL", 1, 1, 0},       [SAFETENSORS_U8] = {"U8", 1, 1, 1},
+    [SAFETENSORS_I8] = {"I8", 1, 1, 1},           [SAFETENSORS_F8_E4M3] = {"F8_E4M3", 1, 0, 0},
+    [SAFETENSORS_F8_E5M2] = {"F8_E5M2", 1, 0, 0}, [SAFETENSORS_I16] = {"I16", 2, 1, 1},
+    [SAFETENSORS_U16] = {"U16", 2, 1, 1},         [SAFETENSORS_F16] = {"F16", 2, 1, 0},
+    [SAFETENSORS_BF16] = {"BF16", 2, 1, 0},       [SAFETENSORS_I32] = {"I32", 4, 1, 1},
+    [SAFETENSORS_U32] = {"U32", 4, 1, 1},         [SAFETENSORS_F32] = {"F32", 4, 1, 0},
+    [SAFETENSORS_F64] = {"F64", 8, 1, 0},         [SAFETENSORS_I64] = {"I64", 8, 1, 1},
+    [SAFETENSORS_U64] = {"U64", 8, 0, 0},
 };
 
 const char *safetensors_dtype_name(SafetensorsDtype d)
@@ -479,23 +483,12 @@ const char *safetensors_metadata(const Safetensors *st, const char *key)
 
 static int is_convertible(SafetensorsDtype d)
 {
-    switch (d) {
-    case SAFETENSORS_F32:
-    case SAFETENSORS_F16:
-    case SAFETENSORS_BF16:
-    case SAFETENSORS_F64:
-    case SAFETENSORS_I32:
-    case SAFETENSORS_I64:
-    case SAFETENSORS_U8:
-    case SAFETENSORS_I8:
-    case SAFETENSORS_I16:
-    case SAFETENSORS_U16:
-    case SAFETENSORS_U32:
-    case SAFETENSORS_BOOL:
-        return 1;
-    default:
-        return 0;
-    }
+    return (int)d >= 0 && d < SAFETENSORS_DTYPE_COUNT && dtype_table[d].to_f32;
+}
+
+static int is_integer(SafetensorsDtype d)
+{
+    return (int)d >= 0 && d < SAFETENSORS_DTYPE_COUNT && dtype_table[d].to_i32;
 }
 
 /* One element of a dtype, read from unaligned memory. */
@@ -598,19 +591,9 @@ void safetensors_release(const Safetensors *st, const SafetensorsTensor *t)
 DrrlStatus safetensors_to_i32(const Safetensors *st, const SafetensorsTensor *t, int32_t *dst,
                               DrrlError *err)
 {
-    switch (t->dtype) {
-    case SAFETENSORS_I32:
-    case SAFETENSORS_I64:
-    case SAFETENSORS_U8:
-    case SAFETENSORS_I8:
-    case SAFETENSORS_I16:
-    case SAFETENSORS_U16:
-    case SAFETENSORS_U32:
-        break;
-    default:
+    if (!is_integer(t->dtype))
         return drrl_error(err, DRRL_E_INPUT, "%s: tensor '%s': dtype %s is not an integer type",
                           st->path, t->name, safetensors_dtype_name(t->dtype));
-    }
     for (size_t i = 0; i < t->numel; i++) {
         double v = elem(t, i);
         if (v < INT32_MIN || v > INT32_MAX)
