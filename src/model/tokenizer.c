@@ -25,6 +25,7 @@
 
 #include "base/mem.h"
 #include "base/fileio.h"
+#include "base/strbuf.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -211,30 +212,7 @@ static DrrlStatus builder_set(Builder *b, size_t id, const char *s, size_t n, co
 }
 
 /* Append a display rendering of token bytes s[0..n) to the growing buffer. */
-typedef struct Growbuf {
-    char *p;
-    size_t len, cap;
-} Growbuf;
-
-static int grow_append(Growbuf *g, const char *s, size_t n)
-{
-    if (g->len + n + 1 > g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 8192;
-        while (cap < g->len + n + 1)
-            cap *= 2;
-        char *p = realloc(g->p, cap);
-        if (!p)
-            return -1;
-        g->p = p;
-        g->cap = cap;
-    }
-    memcpy(g->p + g->len, s, n);
-    g->len += n;
-    g->p[g->len] = '\0';
-    return 0;
-}
-
-static int render_display(Growbuf *g, const char *s, size_t n)
+static int render_display(StrBuf *g, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
     char tmp[16];
@@ -244,34 +222,34 @@ static int render_display(Growbuf *g, const char *s, size_t n)
         int r;
         if (k == 0) {
             snprintf(tmp, sizeof tmp, "\\x%02X", u[i]);
-            r = grow_append(g, tmp, 4);
+            r = strbuf_add(g, tmp, 4);
             k = 1;
         } else if (cp == '\n') {
-            r = grow_append(g, "\\n", 2);
+            r = strbuf_add(g, "\\n", 2);
         } else if (cp == '\t') {
-            r = grow_append(g, "\\t", 2);
+            r = strbuf_add(g, "\\t", 2);
         } else if (cp == '\r') {
-            r = grow_append(g, "\\r", 2);
+            r = strbuf_add(g, "\\r", 2);
         } else if (cp == '\\') {
-            r = grow_append(g, "\\\\", 2);
+            r = strbuf_add(g, "\\\\", 2);
         } else if (cp < 0x20 || cp == 0x7F) {
             snprintf(tmp, sizeof tmp, "\\x%02X", (unsigned)cp);
-            r = grow_append(g, tmp, 4);
+            r = strbuf_add(g, tmp, 4);
         } else if ((cp >= 0x80 && cp < 0xA0) || cp == 0x2028 || cp == 0x2029 ||
                    tok_is_format(cp)) {
             /* C1 controls, line/paragraph separators and format characters
              * (invisible, or reordering the line: U+200D, U+202E...) */
             int k2 = cp > 0xFFFF ? snprintf(tmp, sizeof tmp, "\\U%08X", (unsigned)cp)
                                  : snprintf(tmp, sizeof tmp, "\\u%04X", (unsigned)cp);
-            r = grow_append(g, tmp, (size_t)k2);
+            r = strbuf_add(g, tmp, (size_t)k2);
         } else {
-            r = grow_append(g, s + i, k);
+            r = strbuf_add(g, s + i, k);
         }
         if (r)
             return -1;
         i += k;
     }
-    return grow_append(g, "", 1); /* the NUL is part of the entry */
+    return strbuf_add(g, "", 1); /* the NUL is part of the entry */
 }
 
 static uint32_t token_lookup(const Tokenizer *t, const char *s, size_t n)
@@ -319,11 +297,11 @@ static const char *raw_of(const Tokenizer *t, size_t id, size_t *n)
  * share the "<?>" at offset 0. Returns 0 or -1 when out of memory. */
 static int build_display(Tokenizer *t)
 {
-    Growbuf g = {0};
+    StrBuf g = {0};
     free(t->text), t->text = NULL;
     free(t->text_off);
     t->text_off = malloc((t->n_ids ? t->n_ids : 1) * sizeof *t->text_off);
-    if (!t->text_off || grow_append(&g, "<?>", 4)) {
+    if (!t->text_off || strbuf_add(&g, "<?>", 4)) {
         free(g.p);
         return -1;
     }
@@ -1451,7 +1429,7 @@ const char *tokenizer_token_text_in(const Tokenizer *tok, const int32_t *ids, si
         size_t k = utf8_decode(w + end, sizeof w - end, &cp);
         end += k ? k : 1;
     }
-    Growbuf g = {0};
+    StrBuf g = {0};
     if (render_display(&g, (const char *)w + start, end > start ? end - start : 0)) {
         free(g.p);
         return tokenizer_token_text(tok, ids[i]);

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <utf8proc.h>
 
+#include "base/strbuf.h"
+
 size_t tok_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 {
     unsigned c = s[0];
@@ -230,35 +232,13 @@ size_t tok_pretoken_llama3(const unsigned char *s, size_t n, size_t i, int max_d
     return space_run_len(n, i, e, last);
 }
 
-typedef struct TextBuf {
-    char *p;
-    size_t len, cap;
-} TextBuf;
-
-static int textbuf_add(TextBuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 64;
-        while (c < b->len + n + 1)
-            c *= 2;
-        char *p = realloc(b->p, c);
-        if (!p)
-            return -1;
-        b->p = p, b->cap = c;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
-}
-
 /* Append NFC of s[0..n) (valid UTF-8) with utf8proc. */
-static int nfc_map(TextBuf *b, const char *s, size_t n)
+static int nfc_map(StrBuf *b, const char *s, size_t n)
 {
     utf8proc_uint8_t *mapped = NULL;
     utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &mapped,
                                       (utf8proc_option_t)(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
-    int rc = r < 0 ? -1 : textbuf_add(b, (const char *)mapped, (size_t)r);
+    int rc = r < 0 ? -1 : strbuf_add(b, (const char *)mapped, (size_t)r);
     free(mapped);
     return rc;
 }
@@ -268,7 +248,7 @@ static int nfc_map(TextBuf *b, const char *s, size_t n)
  * a starter and never the second of a canonical composite): only each run
  * of non-ASCII characters, with the character before it (which may be the
  * starter its marks compose with), goes through utf8proc. */
-static int nfc_run(TextBuf *b, const char *s, size_t n)
+static int nfc_run(StrBuf *b, const char *s, size_t n)
 {
     size_t i = 0, done = 0;
     while (i < n) {
@@ -279,19 +259,19 @@ static int nfc_run(TextBuf *b, const char *s, size_t n)
         size_t start = i > done ? i - 1 : i, e = i;
         while (e < n && (unsigned char)s[e] >= 0x80)
             e++;
-        if (textbuf_add(b, s + done, start - done) || nfc_map(b, s + start, e - start))
+        if (strbuf_add(b, s + done, start - done) || nfc_map(b, s + start, e - start))
             return -1;
         done = i = e;
     }
-    return textbuf_add(b, s + done, n - done);
+    return strbuf_add(b, s + done, n - done);
 }
 
 int tok_nfc(const char *s, size_t n, char **out, size_t *out_n)
 {
-    TextBuf b = {0};
+    StrBuf b = {0};
     const unsigned char *u = (const unsigned char *)s;
     size_t start = 0, i = 0;
-    int rc = textbuf_add(&b, "", 0);
+    int rc = strbuf_add(&b, "", 0);
     while (rc == 0 && i < n) {
         uint32_t cp;
         size_t k = tok_utf8_decode(u + i, n - i, &cp);
@@ -302,7 +282,7 @@ int tok_nfc(const char *s, size_t n, char **out, size_t *out_n)
         /* an invalid byte ends the run [start, i) and is kept as it is */
         rc = nfc_run(&b, s + start, i - start);
         if (rc == 0)
-            rc = textbuf_add(&b, s + i, 1);
+            rc = strbuf_add(&b, s + i, 1);
         start = ++i;
     }
     if (rc == 0)

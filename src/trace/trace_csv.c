@@ -4,6 +4,7 @@
 
 #include "base/mem.h"
 #include "base/fileio.h"
+#include "base/strbuf.h"
 
 #include <csv.h>
 #include <errno.h>
@@ -46,41 +47,6 @@ static void col_set_int(TraceRecord *r, const TraceColumn *c, int64_t v)
         *FIELD(r, c, int32_t) = (int32_t)v;
     else
         *FIELD(r, c, int64_t) = v;
-}
-
-/* ================================================================ text buffer */
-
-typedef struct Buf {
-    char *p;
-    size_t n, cap;
-} Buf;
-
-static int buf_reserve(Buf *b, size_t extra)
-{
-    if (b->cap - b->n >= extra)
-        return 0;
-    size_t nc = b->cap ? b->cap : 1024;
-    while (nc - b->n < extra) {
-        if (nc > SIZE_MAX / 2)
-            return 1;
-        nc *= 2;
-    }
-    char *q = realloc(b->p, nc);
-    if (!q)
-        return 1;
-    b->p = q;
-    b->cap = nc;
-    return 0;
-}
-
-static int buf_add(Buf *b, const char *s, size_t n)
-{
-    if (buf_reserve(b, n + 1))
-        return 1;
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return 0;
 }
 
 /* ================================================================ locale */
@@ -167,25 +133,25 @@ static int utf8_len(const unsigned char *s)
 
 /* Escape a token's bytes so the CSV stays valid UTF-8 with one row per line:
  * '\' -> "\\", control bytes and bytes of invalid UTF-8 -> "\xHH". */
-static int escape_text(Buf *b, const char *s)
+static int escape_text(StrBuf *b, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
         int n = utf8_len(p);
         if (n == 1 && *p >= 0x20 && *p != 0x7F && *p != '\\') {
-            if (buf_add(b, (const char *)p, 1))
+            if (strbuf_add(b, (const char *)p, 1))
                 return 1;
         } else if (n > 1) {
-            if (buf_add(b, (const char *)p, (size_t)n))
+            if (strbuf_add(b, (const char *)p, (size_t)n))
                 return 1;
             p += n - 1;
         } else if (*p == '\\') {
-            if (buf_add(b, "\\\\", 2))
+            if (strbuf_add(b, "\\\\", 2))
                 return 1;
         } else {
             char e[5];
             snprintf(e, sizeof e, "\\x%02X", *p);
-            if (buf_add(b, e, 4))
+            if (strbuf_add(b, e, 4))
                 return 1;
         }
         p++;
@@ -194,55 +160,56 @@ static int escape_text(Buf *b, const char *s)
 }
 
 /* Append s, escaped and quoted by libcsv, to line. */
-static int add_text(Buf *line, Buf *tmp, const char *s)
+static int add_text(StrBuf *line, StrBuf *tmp, const char *s)
 {
-    tmp->n = 0;
-    if (buf_add(tmp, "", 0) || escape_text(tmp, s ? s : ""))
+    tmp->len = 0;
+    if (strbuf_add(tmp, "", 0) || escape_text(tmp, s ? s : ""))
         return 1;
-    size_t need = tmp->n * 2 + 2; /* csv_write's worst case */
-    if (buf_reserve(line, need + 1))
+    size_t need = tmp->len * 2 + 2; /* csv_write's worst case */
+    if (strbuf_reserve(line, need + 1))
         return 1;
-    line->n += csv_write(line->p + line->n, need, tmp->p, tmp->n);
+    line->len += csv_write(line->p + line->len, need, tmp->p, tmp->len);
     return 0;
 }
 
-static int add_str(Buf *b, const char *s)
+static int add_str(StrBuf *b, const char *s)
 {
-    return buf_add(b, s, strlen(s));
+    return strbuf_add(b, s, strlen(s));
 }
 
-static int add_fmt_i64(Buf *b, int64_t v)
+static int add_fmt_i64(StrBuf *b, int64_t v)
 {
     char t[32];
     int n = snprintf(t, sizeof t, "%lld", (long long)v);
-    return buf_add(b, t, (size_t)n);
+    return strbuf_add(b, t, (size_t)n);
 }
 
-static int add_real(Buf *b, double x)
+static int add_real(StrBuf *b, double x)
 {
     char t[40];
-    return buf_add(b, t, (size_t)fmt_real(t, x));
+    return strbuf_add(b, t, (size_t)fmt_real(t, x));
 }
 
-static int add_floats(Buf *b, const float *a, int32_t n)
+static int add_floats(StrBuf *b, const float *a, int32_t n)
 {
     for (int32_t i = 0; i < n; i++)
-        if ((i && buf_add(b, ";", 1)) || add_real(b, a[i]))
+        if ((i && strbuf_add(b, ";", 1)) || add_real(b, a[i]))
             return 1;
     return 0;
 }
 
-static int add_ints(Buf *b, const int32_t *a, int32_t n)
+static int add_ints(StrBuf *b, const int32_t *a, int32_t n)
 {
     for (int32_t i = 0; i < n; i++)
-        if ((i && buf_add(b, ";", 1)) || add_fmt_i64(b, a[i]))
+        if ((i && strbuf_add(b, ";", 1)) || add_fmt_i64(b, a[i]))
             return 1;
     return 0;
 }
 
 /* Column c of r as the file spells it: text quoted by libcsv (quoted) or only
  * escaped; an NS column empty unless timing. */
-static int add_column(Buf *b, Buf *tmp, const TraceRecord *r, int col, int quoted, int timing)
+static int add_column(StrBuf *b, StrBuf *tmp, const TraceRecord *r, int col, int quoted,
+                      int timing)
 {
     const TraceColumn *c = &trace_columns[col];
     char t[40];
@@ -257,7 +224,7 @@ static int add_column(Buf *b, Buf *tmp, const TraceRecord *r, int col, int quote
     case TRACE_REAL:
         return add_real(b, *CFIELD(r, c, double));
     case TRACE_F64:
-        return buf_add(b, t, (size_t)fmt_flops(t, *CFIELD(r, c, double)));
+        return strbuf_add(b, t, (size_t)fmt_flops(t, *CFIELD(r, c, double)));
     case TRACE_FLOATS:
         return add_floats(b, *CFIELD(r, c, const float *), COUNT(r, c));
     case TRACE_INTS:
@@ -269,10 +236,10 @@ static int add_column(Buf *b, Buf *tmp, const TraceRecord *r, int col, int quote
 }
 
 /* One CSV line (with '\n') for rec. */
-static int format_row(Buf *line, Buf *tmp, const TraceRecord *r, int timing)
+static int format_row(StrBuf *line, StrBuf *tmp, const TraceRecord *r, int timing)
 {
-    line->n = 0;
-    int bad = buf_add(line, "", 0);
+    line->len = 0;
+    int bad = strbuf_add(line, "", 0);
     for (int c = 0; !bad && c < TRACE_NCOLS; c++)
         bad = (c && add_str(line, ",")) || add_column(line, tmp, r, c, 1, timing);
     return bad || add_str(line, "\n");
@@ -280,9 +247,9 @@ static int format_row(Buf *line, Buf *tmp, const TraceRecord *r, int timing)
 
 int trace_csv_field(const TraceRecord *r, int col, char *out, size_t n)
 {
-    Buf b = {0};
+    StrBuf b = {0};
     locale_t loc = c_locale_enter();
-    int bad = buf_add(&b, "", 0) || col < 0 || col >= TRACE_NCOLS ||
+    int bad = strbuf_add(&b, "", 0) || col < 0 || col >= TRACE_NCOLS ||
               add_column(&b, NULL, r, col, 0, 1);
     c_locale_leave(loc);
     if (bad) {
@@ -292,8 +259,8 @@ int trace_csv_field(const TraceRecord *r, int col, char *out, size_t n)
         return -1;
     }
     if (n) {
-        if (b.n < n)
-            memcpy(out, b.p, b.n + 1);
+        if (b.len < n)
+            memcpy(out, b.p, b.len + 1);
         else if (n >= 4)
             snprintf(out, n, "%.*s...", (int)(n - 4), b.p);
         else
@@ -394,7 +361,7 @@ struct TraceCsvWriter {
     FILE *f;      /* its stream */
     unsigned flags;
     TraceMeta meta;
-    Buf line, tmp;
+    StrBuf line, tmp;
     size_t rows;
     int64_t steps;
     int failed;
@@ -508,7 +475,7 @@ DrrlStatus trace_csv_writer_put(TraceCsvWriter *w, const TraceRecord *r, DrrlErr
     c_locale_leave(loc);
     if (bad)
         return drrl_error(err, DRRL_E_NOMEM, "%s: out of memory", w->path);
-    if (fwrite(w->line.p, 1, w->line.n, w->f) != w->line.n) {
+    if (fwrite(w->line.p, 1, w->line.len, w->f) != w->line.len) {
         w->failed = 1;
         return drrl_error(err, DRRL_E_IO, "%s: write failed: %s", fileio_out_temp_path(w->out),
                           strerror(errno));
@@ -711,10 +678,10 @@ static int parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
 }
 
 /* Undo escape_text into b. Returns 0, or -1 on a malformed escape. */
-static int unescape_text(Buf *b, const char *s, size_t n)
+static int unescape_text(StrBuf *b, const char *s, size_t n)
 {
-    b->n = 0;
-    if (buf_reserve(b, n + 1))
+    b->len = 0;
+    if (strbuf_reserve(b, n + 1))
         return -2;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -743,9 +710,9 @@ static int unescape_text(Buf *b, const char *s, size_t n)
                 return -1;
             }
         }
-        b->p[b->n++] = c;
+        b->p[b->len++] = c;
     }
-    b->p[b->n] = '\0';
+    b->p[b->len] = '\0';
     return 0;
 }
 
@@ -777,8 +744,8 @@ typedef struct Reader {
     int header_done;
     char *hdr[TRACE_CSV_NCOLS];
     TraceRecord rec;
-    Buf text[TRACE_NCOLS];   /* TEXT columns, unescaped */
-    void *list[TRACE_NCOLS]; /* FLOATS and INTS columns: 4-byte items */
+    StrBuf text[TRACE_NCOLS]; /* TEXT columns, unescaped */
+    void *list[TRACE_NCOLS];  /* FLOATS and INTS columns: 4-byte items */
     size_t list_cap[TRACE_NCOLS];
     size_t rows;
     int64_t steps, last_step;
@@ -1034,7 +1001,7 @@ static int32_t field_floats(Reader *r, int c, const char *s, size_t len, const f
     return n;
 }
 
-static void field_text(Reader *r, int c, const char *s, size_t len, Buf *b)
+static void field_text(Reader *r, int c, const char *s, size_t len, StrBuf *b)
 {
     int e = unescape_text(b, s, len);
     if (e == -2) {
@@ -1559,19 +1526,19 @@ typedef struct BatchRow {
 typedef struct Batch {
     BatchRow *rows;
     size_t n, cap;
-    Buf bytes; /* strings and arrays, 4-byte aligned items */
+    StrBuf bytes; /* strings and arrays, 4-byte aligned items */
 } Batch;
 
 static int batch_add(Batch *b, const void *p, size_t n, size_t *off)
 {
-    size_t pad = (4 - b->bytes.n % 4) % 4;
-    if (buf_reserve(&b->bytes, pad + n + 1))
+    size_t pad = (4 - b->bytes.len % 4) % 4;
+    if (strbuf_reserve(&b->bytes, pad + n + 1))
         return 1;
-    b->bytes.n += pad;
-    *off = b->bytes.n;
+    b->bytes.len += pad;
+    *off = b->bytes.len;
     if (n)
-        memcpy(b->bytes.p + b->bytes.n, p, n);
-    b->bytes.n += n;
+        memcpy(b->bytes.p + b->bytes.len, p, n);
+    b->bytes.len += n;
     return 0;
 }
 
@@ -1588,7 +1555,7 @@ static DrrlStatus batch_put(TraceSink *self, const TraceRecord *rec, DrrlError *
     }
     BatchRow *row = &b->rows[b->n];
     row->rec = *rec;
-    row->off = (b->bytes.n + 3) & ~(size_t)3;
+    row->off = (b->bytes.len + 3) & ~(size_t)3;
     for (int i = 0; i < TRACE_NCOLS; i++) {
         const TraceColumn *c = &trace_columns[i];
         if (c->kind != TRACE_TEXT && c->kind != TRACE_FLOATS && c->kind != TRACE_INTS)
@@ -1634,7 +1601,7 @@ static void *part_run(void *arg)
 {
     Part *pt = arg;
     pt->batch.n = 0;
-    pt->batch.bytes.n = 0;
+    pt->batch.bytes.len = 0;
     pt->sink.put = batch_put;
     pt->sink.ctx = &pt->batch;
     Reader r = {0};
