@@ -122,12 +122,9 @@ static void ranks_row(const App *app, Canvas *c, CanvasRect r, int y, const Trac
 static void bounds_draw(const App *app, Canvas *c, CanvasRect r)
 {
     TraceRecord rec_buf;
-    const TraceRecord *rec =
-        app_read(app, app->step, app->layer, app->head, &rec_buf) ? &rec_buf : NULL;
-    if (!rec) {
-        views_note(c, r, "no record for this head");
+    const TraceRecord *rec = views_head_record(app, c, r, &rec_buf);
+    if (!rec)
         return;
-    }
     double eps = rec->threshold;
     double scale = 0;
     const double vals[] = {eps, rec->tail_bound, rec->output_bound, rec->measured_error,

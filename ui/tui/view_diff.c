@@ -17,16 +17,6 @@
 #include "trace/trace_csv.h"
 #include "trace/trace_diff.h"
 
-static int digits_of(int v)
-{
-    int d = 1;
-    while (v >= 10) {
-        v /= 10;
-        d++;
-    }
-    return d;
-}
-
 static void diff_title(const App *app, char *buf, size_t n)
 {
     const AppDiff *d = app->diff;
@@ -170,9 +160,9 @@ static DiffGrid grid_of(const App *app, CanvasRect r)
     DiffGrid g;
     TraceRecord probe;
     int hd = app_read(app, app->step, 0, 0, &probe) ? probe.head_dim : 64;
-    int dig = digits_of(hd);
+    int dig = views_digits(hd);
     g.cell_w = (d->show_ranks ? 2 * dig + 1 : dig + 1) + 1;
-    g.label_w = 2 + digits_of(d->n_layers > 0 ? d->n_layers - 1 : 0) + 1;
+    g.label_w = 2 + views_digits(d->n_layers > 0 ? d->n_layers - 1 : 0) + 1;
     int bottom = r.y + r.h, y = r.y + 2 < bottom ? r.y + 2 : bottom;
     int detail_h = 6;
     int room = bottom - y - 3 - detail_h; /* gap, header, legend, details */

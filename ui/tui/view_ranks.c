@@ -17,16 +17,6 @@ typedef struct Grid {
     int n_heads;
 } Grid;
 
-static int digits_of(int v)
-{
-    int d = 1;
-    while (v >= 10) {
-        v /= 10;
-        d++;
-    }
-    return d;
-}
-
 static int head_dim_of(const App *app)
 {
     TraceRecord r_buf;
@@ -37,8 +27,8 @@ static int head_dim_of(const App *app)
 static Grid grid_geometry(const App *app, CanvasRect r)
 {
     Grid g;
-    g.digits = digits_of(head_dim_of(app));
-    g.label_w = 2 + digits_of(app->n_layers > 0 ? app->n_layers - 1 : 0) + 1;
+    g.digits = views_digits(head_dim_of(app));
+    g.label_w = 2 + views_digits(app->n_layers > 0 ? app->n_layers - 1 : 0) + 1;
     /* heat glyph + rank, and a space between cells when it fits beside the
      * history sparklines */
     g.cell_w = g.digits + 1;
@@ -117,8 +107,8 @@ static void draw_history(const App *app, Canvas *c, CanvasRect r)
         if (first < 0)
             first = 0;
     }
-    int lw = 2 + digits_of(app->n_heads - 1) + 1;
-    int nw = digits_of(hd) + 1;
+    int lw = 2 + views_digits(app->n_heads - 1) + 1;
+    int nw = views_digits(hd) + 1;
     int sw = r.w - lw - nw;
     if (sw < 2)
         return;
@@ -175,7 +165,7 @@ static void ranks_draw(const App *app, Canvas *c, CanvasRect r)
                       h == app->head ? CANVAS_ROLE_CURSOR : CANVAS_ROLE_DIM,
                       h == app->head ? CANVAS_BOLD : 0, "%*d", g.digits, h);
         if (h == app->head)
-            canvas_put(c, x + g.digits - digits_of(h), r.y, gl->arrow_d, CANVAS_ROLE_CURSOR,
+            canvas_put(c, x + g.digits - views_digits(h), r.y, gl->arrow_d, CANVAS_ROLE_CURSOR,
                        CANVAS_BOLD);
     }
     for (int i = 0; i < g.n_rows; i++) {

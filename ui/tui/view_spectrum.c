@@ -43,6 +43,22 @@ static double height_of(double v, double max, double min_pos, bool log_scale)
     return 0.04 + 0.96 * (f < 0 ? 0 : f); /* the smallest value stays visible */
 }
 
+/* Columns for n values in aw cells: *cw cells per value (at most 4), or,
+ * when they do not fit, *bin values pooled per column; returns how many
+ * columns. The chart and its axis share it, so the cut lines up. */
+static int chart_columns(int n, int aw, int *cw, int *bin)
+{
+    *cw = aw / n;
+    *bin = 1;
+    if (*cw > 4)
+        *cw = 4;
+    if (*cw == 0) {
+        *cw = 1;
+        *bin = (n + aw - 1) / aw;
+    }
+    return (n + *bin - 1) / *bin;
+}
+
 /* Draw one chart of n values in r; the first `rank` are kept. Columns map
  * to values: cw columns per value, or `bin` values pooled (max) per column. */
 static void chart(const App *app, Canvas *c, CanvasRect r, const float *s, int n, int rank,
@@ -68,14 +84,8 @@ static void chart(const App *app, Canvas *c, CanvasRect r, const float *s, int n
     const double floor = max * SPEC_FLOOR;
     if (!(min_pos < INFINITY) || min_pos < floor)
         min_pos = floor;
-    int cw = aw / n, bin = 1;
-    if (cw > 4)
-        cw = 4;
-    if (cw == 0) {
-        cw = 1;
-        bin = (n + aw - 1) / aw;
-    }
-    int ncol = (n + bin - 1) / bin;
+    int cw, bin;
+    int ncol = chart_columns(n, aw, &cw, &bin);
     for (int col = 0; col < ncol; col++) {
         double v = 0;
         for (int i = col * bin; i < (col + 1) * bin && i < n; i++)
@@ -103,14 +113,8 @@ static void axis(Canvas *c, CanvasRect r, int n, int rank)
 {
     const CanvasGlyphs *g = canvas_glyphs(c);
     int x0 = r.x + 2, aw = r.w - 2;
-    int cw = aw / n, bin = 1;
-    if (cw > 4)
-        cw = 4;
-    if (cw == 0) {
-        cw = 1;
-        bin = (n + aw - 1) / aw;
-    }
-    int ncol = (n + bin - 1) / bin;
+    int cw, bin;
+    int ncol = chart_columns(n, aw, &cw, &bin);
     canvas_text(c, x0, r.y, 2, CANVAS_ROLE_DIM, 0, "1");
     char num[16];
     snprintf(num, sizeof num, "%d", n);
@@ -136,12 +140,9 @@ static void axis(Canvas *c, CanvasRect r, int n, int rank)
 static void spectrum_draw(const App *app, Canvas *c, CanvasRect r)
 {
     TraceRecord rec_buf;
-    const TraceRecord *rec =
-        app_read(app, app->step, app->layer, app->head, &rec_buf) ? &rec_buf : NULL;
-    if (!rec) {
-        views_note(c, r, "no record for this head");
+    const TraceRecord *rec = views_head_record(app, c, r, &rec_buf);
+    if (!rec)
         return;
-    }
     if (rec->n_sigma <= 0) {
         const TraceMeta *m = trace_store_meta(app->store);
         char msg[160];

@@ -96,3 +96,21 @@ void views_note(Canvas *c, CanvasRect r, const char *msg)
         canvas_text(c, x, y0 + i, r.w, CANVAS_ROLE_DIM, 0, lines[i]);
     }
 }
+
+const TraceRecord *views_head_record(const App *app, Canvas *c, CanvasRect r, TraceRecord *buf)
+{
+    if (app_read(app, app->step, app->layer, app->head, buf))
+        return buf;
+    views_note(c, r, "no record for this head");
+    return NULL;
+}
+
+int views_digits(int v)
+{
+    int d = 1;
+    while (v >= 10) {
+        v /= 10;
+        d++;
+    }
+    return d;
+}

@@ -67,5 +67,10 @@ const char *views_time(double ns, char *buf, size_t n);
 void views_percent(Canvas *c, int x, int y, int w, double saving);
 /* A one-line message centred in r (e.g. "no data yet"). */
 void views_note(Canvas *c, CanvasRect r, const char *msg);
+/* The selected head's record at the current token into *buf (returns buf),
+ * or NULL after noting "no record for this head" in r. */
+const TraceRecord *views_head_record(const App *app, Canvas *c, CanvasRect r, TraceRecord *buf);
+/* Decimal digits of v >= 0 (the width of a rank or layer number). */
+int views_digits(int v);
 
 #endif
