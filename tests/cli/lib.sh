@@ -5,6 +5,13 @@
 #   expect_one_line_error   fails unless stderr is exactly one line starting "drrl: "
 #   expect_golden FILE NAME fails unless FILE equals tests/golden/NAME
 #                   (DRRL_REGEN_GOLDEN=1: FILE becomes the golden instead)
+# and, for the tests that drive the explorer on a real terminal (tmux):
+#   tmux_init NAME  exits 0 (SKIP) without tmux; else tm runs tmux on a server of its own
+#   tmux_next       a fresh server for the next part of a test
+#   tm_start W H CMD    session t, W x H, runs CMD under LC_ALL=C.UTF-8 TERM=xterm-256color
+#                   (assignments at the start of CMD override them), then "exit=STATUS"
+#   wait_for TEXT [SECONDS [WHAT]]  polls session t until it shows TEXT
+#   expect_pane FILE [SKIP]         polls session t until it equals FILE (less lines matching SKIP)
 set -u
 : "${DRRL:?DRRL must point at the drrl binary}"
 tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/drrl-test.XXXXXX")
@@ -52,4 +59,62 @@ expect_golden() {
             fail "$1 differs from tests/golden/$2"
         }
     fi
+}
+
+tmux_init() {
+    command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux not installed (tmux part)"; exit 0; }
+    tmux_name=$1
+    tmux_phase=0
+    sock="drrl-$tmux_name-$$-$tmux_phase"
+    trap 'tm kill-server >/dev/null 2>&1; cd /; rm -rf "$tmpdir"' EXIT INT TERM
+}
+
+tm() { tmux -L "$sock" -f /dev/null "$@"; }
+
+tmux_next() {
+    tm kill-server >/dev/null 2>&1
+    tmux_phase=$((tmux_phase + 1))
+    sock="drrl-$tmux_name-$$-$tmux_phase"
+}
+
+# (the session stays tm_linger seconds after CMD, 30 by default, so that its
+# last screen can be read)
+tm_start() {
+    tm new-session -d -s t -x "$1" -y "$2" \
+        "env LC_ALL=C.UTF-8 TERM=xterm-256color $3; echo \"exit=\$?\"; sleep ${tm_linger:-30}"
+}
+
+# The pane as last polled stays in $tmpdir/pane. The bound (30 s by default)
+# is for liveness: make check may run under load and under the sanitizers.
+wait_for() {
+    i=0
+    while [ $i -lt $((${2:-30} * 10)) ]; do
+        tm capture-pane -p -t t >"$tmpdir/pane" 2>/dev/null
+        grep -q -- "$1" "$tmpdir/pane" && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    cat "$tmpdir/pane" >&2
+    fail "${3:-the terminal} never showed '$1'"
+}
+
+# capture-pane keeps each line's trailing blanks off, as --dump-screen does;
+# polled until the frame is complete (30 s at most).
+pane_lines() {
+    if [ -n "$pane_skip" ]; then grep -v -- "$pane_skip"; else cat; fi
+}
+
+expect_pane() {
+    pane_skip=${2:-}
+    pane_lines <"$1" >"$tmpdir/want"
+    i=0
+    until tm capture-pane -p -t t 2>/dev/null | pane_lines >"$tmpdir/pane" &&
+        cmp -s "$tmpdir/want" "$tmpdir/pane"; do
+        i=$((i + 1))
+        if [ $i -ge 300 ]; then
+            diff -u "$tmpdir/want" "$tmpdir/pane" >&2
+            fail "the terminal's screen differs from $1"
+        fi
+        sleep 0.1
+    done
 }

@@ -72,34 +72,10 @@ grep -q "!first differing decision: token 5, L0 H0, rank  (this token)" "$gold/d
 grep -q "first differing column: rank" "$gold/diff-100x30.txt" || fail "no column for the head"
 
 # The screen on a real terminal equals the headless dump; q restores it.
-command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux not installed (tmux part)"; exit 0; }
-sock="drrl-test-diff-$$"
-tm() { tmux -L "$sock" -f /dev/null "$@"; }
-cleanup() { tm kill-server >/dev/null 2>&1; cd /; rm -rf "$tmpdir"; }
-trap cleanup EXIT INT TERM
-wait_for() {
-    i=0
-    while [ $i -lt 300 ]; do
-        tm capture-pane -p -t t >"$tmpdir/pane" 2>/dev/null
-        grep -q -- "$1" "$tmpdir/pane" && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    cat "$tmpdir/pane" >&2
-    fail "the terminal never showed '$1'"
-}
-tm new-session -d -s t -x 100 -y 30 \
-    "env LC_ALL=C.UTF-8 TERM=xterm-256color '$DRRL' diff --tui a.csv b.csv --keys '$keys_a'; echo \"exit=\$?\"; sleep 30"
+tmux_init diff
+tm_start 100 30 "'$DRRL' diff --tui a.csv b.csv --keys '$keys_a'"
 wait_for "L1 H1"
-i=0
-until tm capture-pane -p -t t >"$tmpdir/pane" && cmp -s "$gold/diff-100x30.txt" "$tmpdir/pane"; do
-    i=$((i + 1))
-    if [ $i -ge 50 ]; then
-        diff -u "$gold/diff-100x30.txt" "$tmpdir/pane" >&2
-        fail "the tmux screen differs from the headless dump"
-    fi
-    sleep 0.1
-done
+expect_pane "$gold/diff-100x30.txt"
 tm send-keys -t t q
 wait_for "exit=0"
 grep -q "Diff B-A" "$tmpdir/pane" && fail "the TUI's screen is still shown after q"

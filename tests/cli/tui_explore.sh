@@ -88,22 +88,11 @@ for k in "Tab z" "Tab Tab z" "Tab Tab Tab z" "Tab Tab Tab Tab z" "Tab Tab Tab Ta
 done
 # Ctrl-C on a real terminal: the terminal comes back, exit status 1, one
 # line naming the trace, and the trace holds what was computed.
-command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux not installed (tmux part)"; exit 0; }
-sock="drrl-explore-$$"
-tm() { tmux -L "$sock" -f /dev/null "$@"; }
-trap 'tm kill-server >/dev/null 2>&1; rm -rf "$tmpdir"' EXIT INT TERM
-tm new-session -d -s t -x 100 -y 30 \
-    "env LC_ALL=C.UTF-8 TERM=xterm-256color '$DRRL' explore $common --trace-out '$tmpdir/int.csv' --keys 'l l l l'; echo \"exit=\$?\"; sleep 30"
-i=0
-until tm capture-pane -p -t t 2>/dev/null | grep -q "token 5/40"; do
-    i=$((i + 1)); [ $i -lt 300 ] || fail "explore never reached token 5 in tmux"; sleep 0.1
-done
+tmux_init explore
+tm_start 100 30 "'$DRRL' explore $common --trace-out '$tmpdir/int.csv' --keys 'l l l l'"
+wait_for "token 5/40" 30 "explore in tmux"
 tm send-keys -t t C-c
-i=0
-until tm capture-pane -p -t t 2>/dev/null | grep -q "exit=1"; do
-    i=$((i + 1)); [ $i -lt 300 ] || fail "explore did not exit on Ctrl-C"; sleep 0.1
-done
-tm capture-pane -p -t t >"$tmpdir/pane"
+wait_for "exit=1" 30 "explore after Ctrl-C"
 # (the engine runs whole segments of 4 tokens, as drrl run does: token 5
 # computed the second segment, 8 tokens of 4 heads)
 grep -q "interrupted (SIGINT): trace .*int.csv holds 32 rows" "$tmpdir/pane" || {
@@ -116,23 +105,11 @@ expect_out_contains "token 8/8"
 # Redrawn after every key on a terminal, the attention rows are reused from
 # one step to the next (explore.c); drawn once, headless, they are computed
 # afresh: the two screens must agree (but for the measured wall times).
-tm kill-server >/dev/null 2>&1
-sock="drrl-explore-$$-2"
+tmux_next
 K="l l l l l l l l l l l l l l l l l l l l l l Tab Tab Tab Tab h h h l"
 run env LC_ALL=C.UTF-8 "$DRRL" explore $common --keys "$K" --size 120x40 --dump-screen "$tmpdir/h.txt"
 expect_rc 0
 grep -q "relerr" "$tmpdir/h.txt" || fail "no attention rows on the screen"
-tm new-session -d -s t -x 120 -y 40 \
-    "env LC_ALL=C.UTF-8 TERM=xterm-256color '$DRRL' explore $common --keys '$K'; sleep 30"
-grep -v "wall time" "$tmpdir/h.txt" >"$tmpdir/h2.txt"
-i=0
-until tm capture-pane -p -t t 2>/dev/null | grep -v "wall time" >"$tmpdir/p2.txt" &&
-    cmp -s "$tmpdir/h2.txt" "$tmpdir/p2.txt"; do
-    i=$((i + 1))
-    if [ $i -ge 300 ]; then
-        diff -u "$tmpdir/h2.txt" "$tmpdir/p2.txt" >&2
-        fail "the terminal's screen (rows reused) differs from the headless one"
-    fi
-    sleep 0.1
-done
+tm_start 120 40 "'$DRRL' explore $common --keys '$K'"
+expect_pane "$tmpdir/h.txt" "wall time"
 exit 0

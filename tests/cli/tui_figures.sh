@@ -106,30 +106,18 @@ sed -n 2p "$tmpdir/s" | grep -qF "[h]unger" || fail "search: the cursor is not o
 
 # A long jump on a terminal: the screen shows its progress (never blank),
 # Esc stops it where it is, and G then goes to the end of the text.
-command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux not installed (tmux part)"; exit 0; }
+tmux_init figures
 command -v xz >/dev/null 2>&1 || { echo "SKIP: no xz (tmux part)"; exit 0; }
 xz -dc "$data/brown/test.txt.xz" >"$tmpdir/brown.txt"
-sock="drrl-figures-$$"
-tm() { tmux -L "$sock" -f /dev/null "$@"; }
-trap 'tm kill-server >/dev/null 2>&1; rm -rf "$tmpdir"' EXIT INT TERM
-tm new-session -d -s t -x 80 -y 24 \
-    "env LC_ALL=C.UTF-8 TERM=xterm-256color '$DRRL' explore --text '$tmpdir/brown.txt' --seq-len 4096 --token 4096; echo \"exit=\$?\"; sleep 900"
-i=0
-until tm capture-pane -p -t t 2>/dev/null | grep -q "computing to token 4096"; do
-    i=$((i + 1)); [ $i -lt 600 ] || fail "no progress shown for --token 4096"; sleep 0.05
-done
-tm capture-pane -p -t t | grep -q "Ranks" || fail "the screen is blank while computing"
+tm_linger=900
+tm_start 80 24 "'$DRRL' explore --text '$tmpdir/brown.txt' --seq-len 4096 --token 4096"
+wait_for "computing to token 4096" 30 "--token 4096's progress"
+grep -q "Ranks" "$tmpdir/pane" || fail "the screen is blank while computing"
 tm send-keys -t t Escape
-i=0
-until tm capture-pane -p -t t 2>/dev/null | grep -q "stopped: tokens 1-"; do
-    i=$((i + 1)); [ $i -lt 300 ] || fail "Esc did not stop the jump"; sleep 0.1
-done
-tm capture-pane -p -t t | grep -q "token 1/4096" || fail "Esc moved the cursor"
+wait_for "stopped: tokens 1-" 30 "Esc's stop"
+grep -q "token 1/4096" "$tmpdir/pane" || fail "Esc moved the cursor"
 tm send-keys -t t G
-i=0
 # (a liveness bound, not a timing test: 4096 tokens take seconds in a plain
 # build and minutes in a sanitizer build on a loaded 2-core machine)
-until tm capture-pane -p -t t 2>/dev/null | grep -q "token 4096/4096"; do
-    i=$((i + 1)); [ $i -lt 9000 ] || fail "G did not reach the end of the text in 15 minutes"; sleep 0.1
-done
+wait_for "token 4096/4096" 900 "G to the end of the text"
 exit 0

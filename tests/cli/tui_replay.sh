@@ -52,82 +52,41 @@ check replay-goto-search ": 25 Enter / lazy Enter n" 100x30 C.UTF-8
 grep -q "search wrapped: 'lazy' at token 8" "$gold/replay-goto-search.txt" || fail "search for 'lazy' did not run"
 
 # The screen on a real terminal equals the headless dump.
-command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux not installed (tmux part)"; exit 0; }
-phase=0
-sock="drrl-test-$$-$phase"
-tm() { tmux -L "$sock" -f /dev/null "$@"; }
-# next_phase: a fresh tmux server for the next part
-next_phase() {
-    tm kill-server >/dev/null 2>&1
-    phase=$((phase + 1))
-    sock="drrl-test-$$-$phase"
-}
-cleanup() { tm kill-server >/dev/null 2>&1; rm -rf "$tmpdir"; }
-trap cleanup EXIT INT TERM
-
-# wait_for PATTERN: poll the pane until it shows PATTERN (30 s at most:
-# make check may run under load, and under the sanitizers).
-wait_for() {
-    i=0
-    while [ $i -lt 300 ]; do
-        tm capture-pane -p -t t >"$tmpdir/pane" 2>/dev/null
-        grep -q -- "$1" "$tmpdir/pane" && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    cat "$tmpdir/pane" >&2
-    fail "the terminal never showed '$1'"
-}
-
+tmux_init replay
 start() {
-    tm new-session -d -s t -x 120 -y 40 \
-        "env LC_ALL=C.UTF-8 TERM=xterm-256color '$DRRL' replay '$trace' --keys '$1'; echo \"exit=\$?\"; sleep 30"
+    tm_start 120 40 "'$DRRL' replay '$trace' --keys '$1'"
 }
 
 start "$keys_a"
 wait_for "token 17/40"
-# capture-pane keeps each line's trailing blanks off, as --dump-screen does;
-# poll until the frame is complete
-i=0
-until tm capture-pane -p -t t >"$tmpdir/pane" && cmp -s "$gold/replay-120x40.txt" "$tmpdir/pane"; do
-    i=$((i + 1))
-    if [ $i -ge 50 ]; then
-        diff -u "$gold/replay-120x40.txt" "$tmpdir/pane" >&2
-        fail "the tmux screen differs from the headless dump"
-    fi
-    sleep 0.1
-done
+expect_pane "$gold/replay-120x40.txt"
 tm send-keys -t t q
 wait_for "exit=0"
 grep -q "Ranks" "$tmpdir/pane" && fail "the TUI's screen is still shown after q"
 
 # Colours: 256 colours on xterm-256color; none at all with NO_COLOR.
-tm capture-pane -e -p -t t >/dev/null 2>&1
-next_phase
-start "l"
-wait_for "token 2/40"
-tm capture-pane -e -p -t t >"$tmpdir/esc"
+# colours ENV: the escapes of the screen after one key, under ENV
+colours() {
+    tmux_next
+    tm_start 120 40 "$1 '$DRRL' replay '$trace' --keys 'l'"
+    wait_for "token 2/40"
+    tm capture-pane -e -p -t t >"$tmpdir/esc"
+    tm send-keys -t t q
+    wait_for "exit=0"
+}
+colours ""
 grep -q '38;5;' "$tmpdir/esc" || fail "no 256-colour cells on xterm-256color"
-tm send-keys -t t q
-wait_for "exit=0"
-next_phase
-tm new-session -d -s t -x 120 -y 40 \
-    "env NO_COLOR=1 LC_ALL=C.UTF-8 TERM=xterm-256color '$DRRL' replay '$trace' --keys 'l'; echo \"exit=\$?\"; sleep 30"
-wait_for "token 2/40"
-tm capture-pane -e -p -t t >"$tmpdir/esc"
+colours NO_COLOR=1
 grep -q '\[3[0-7]m\|\[4[0-7]m\|38;5;\|48;5;' "$tmpdir/esc" && fail "colours despite NO_COLOR"
-tm send-keys -t t q
-wait_for "exit=0"
 
 # A terminal that cannot address the cursor: a clear error, exit 2.
-next_phase
-tm new-session -d -s t -x 120 -y 40 \
-    "env LC_ALL=C.UTF-8 TERM=dumb '$DRRL' replay '$trace'; echo \"exit=\$?\"; sleep 30"
+tmux_next
+tm_start 120 40 "TERM=dumb '$DRRL' replay '$trace'"
 wait_for "exit=2"
 grep -q "cannot move the cursor" "$tmpdir/pane" || fail "no message for TERM=dumb"
 
 # SIGINT: the terminal comes back and the exit status says interrupted.
-next_phase
+tmux_next
 start "l"
 wait_for "token 2/40"
 tm send-keys -t t C-c
@@ -135,7 +94,7 @@ wait_for "exit=1"
 grep -q "Ranks" "$tmpdir/pane" && fail "the TUI's screen is still shown after SIGINT"
 
 # Resize at any time: shrink below the minimum, then grow back.
-next_phase
+tmux_next
 start "l l"
 wait_for "token 3/40"
 tm resize-window -t t -x 30 -y 8 2>/dev/null || tm resize-pane -t t -x 30 -y 8
