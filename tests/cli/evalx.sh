@@ -53,11 +53,7 @@ run $ev --methods full,fixed:3 --ablations --beta0-policy "$M/config.json"
 expect_rc 2; expect_one_line_error; expect_err_contains "drrl"
 run $ev --methods full --boot 0
 expect_rc 2; expect_one_line_error
-i=0
-while [ $i -lt 40 ]; do
-    echo "The quick brown fox jumps over the lazy dog; the cat sleeps on line $i." >>"$tmpdir/train.txt"
-    i=$((i + 1))
-done
+fox_text >"$tmpdir/train.txt"
 "$DRRL" train-policy --model "$M" --data "$tmpdir/train.txt" --segment 16 --episode-len 64 \
     --episodes 2 --threads 1 -q --out "$tmpdir/p.st" --steps 2 --seed 1 || fail "train-policy"
 "$DRRL" train-policy --model "$M" --data "$tmpdir/train.txt" --segment 16 --episode-len 64 \

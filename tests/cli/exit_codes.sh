@@ -8,11 +8,7 @@
 export LC_ALL=C
 L=$FIXTURES/llama-tiny-b
 T=$top_srcdir/tests/golden/tui-small.csv
-i=0
-while [ $i -lt 40 ]; do
-    echo "The quick brown fox jumps over the lazy dog; the cat sleeps on line $i." >>"$tmpdir/text.txt"
-    i=$((i + 1))
-done
+fox_text >"$tmpdir/text.txt"
 printf '1\tgood movie\n0\tbad movie\n1\tgreat\n0\tawful\n' >"$tmpdir/s.tsv"
 : >"$tmpdir/afile"
 no=$tmpdir/no-such

@@ -13,11 +13,7 @@ T=$top_srcdir/tests/golden/tui-small.csv
 w=$tmpdir/w
 mkdir "$w"
 cd "$w" || exit 1
-i=0
-while [ $i -lt 40 ]; do
-    echo "The quick brown fox jumps over the lazy dog; the cat sleeps on line $i." >>text.txt
-    i=$((i + 1))
-done
+fox_text >text.txt
 printf '1\tgood movie\n0\tbad movie\n1\tgreat fun\n0\tawful plot\n1\tfine film\n0\tdull\n' >s.tsv
 cp -r "$L" m
 cp "$T" t.csv

@@ -5,6 +5,8 @@
 #   expect_one_line_error   fails unless stderr is exactly one line starting "drrl: "
 #   expect_golden FILE NAME fails unless FILE equals tests/golden/NAME
 #                   (DRRL_REGEN_GOLDEN=1: FILE becomes the golden instead)
+#   text_lines N FORMAT [M]  prints N lines: printf FORMAT with i mod M (M: N), i = 0..N-1
+#   fox_text        prints the 40 lines of English the train and eval tests read
 # and, for the tests that drive the explorer on a real terminal (tmux):
 #   tmux_init NAME  exits 0 (SKIP) without tmux; else tm runs tmux on a server of its own
 #   tmux_next       a fresh server for the next part of a test
@@ -59,6 +61,18 @@ expect_golden() {
             fail "$1 differs from tests/golden/$2"
         }
     fi
+}
+
+text_lines() {
+    i=0
+    while [ $i -lt "$1" ]; do
+        printf "$2\n" $((i % ${3:-$1}))
+        i=$((i + 1))
+    done
+}
+
+fox_text() {
+    text_lines 40 'The quick brown fox jumps over the lazy dog; the cat sleeps on line %d.'
 }
 
 tmux_init() {

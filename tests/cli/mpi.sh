@@ -11,57 +11,60 @@
 command -v mpirun >/dev/null 2>&1 || { echo "no mpirun: skipped"; exit 77; }
 # Two processes on however many cores there are; root (CI containers) needs
 # Open MPI's consent. Open MPI's own allocations are not drrl's leaks.
+root=
+[ "$(id -u)" != 0 ] || root=--allow-run-as-root
 np() {
     n=$1
     shift
-    root=
-    [ "$(id -u)" != 0 ] || root=--allow-run-as-root
     ASAN_OPTIONS=detect_leaks=0 mpirun --oversubscribe $root -np "$n" "$@" </dev/null
 }
 # The CSV without its wall_s column (the 15th).
 nowall() {
     cut -d, -f1-14,16- "$1"
 }
+# eval_np12 TAG ARGS...: drrl ARGS --csv TAG1.csv in one process, then under
+# np 2 with --csv TAG2.csv: both succeed and the two CSVs agree but for wall_s
+# (TAG1.nw holds the first without it; $out is the np 2 run's).
+eval_np12() {
+    tag=$1
+    shift
+    run "$DRRL" "$@" --csv "$tmpdir/${tag}1.csv"
+    expect_rc 0
+    run np 2 "$DRRL" "$@" --csv "$tmpdir/${tag}2.csv"
+    expect_rc 0
+    [ -s "$tmpdir/${tag}2.csv" ] || fail "$tag: np 2: no CSV written"
+    nowall "$tmpdir/${tag}1.csv" >"$tmpdir/${tag}1.nw"
+    nowall "$tmpdir/${tag}2.csv" >"$tmpdir/${tag}2.nw"
+    cmp -s "$tmpdir/${tag}1.nw" "$tmpdir/${tag}2.nw" || {
+        diff "$tmpdir/${tag}1.nw" "$tmpdir/${tag}2.nw" >&2
+        fail "$tag: np 2 CSV differs from one process's (wall_s aside)"
+    }
+}
 
 model="$FIXTURES/llama-tiny-b"
 text="$tmpdir/text.txt"
-i=0
-while [ $i -lt 40 ]; do
-    echo "The quick brown fox jumps over the lazy dog; the cat sleeps on line $i." >>"$text"
-    i=$((i + 1))
-done
+fox_text >"$text"
 
 # eval: 5 windows (an odd number: rank 0 runs 3, rank 1 runs 2) and the
 # bootstrap CIs against full; one process, then two.
-ev="eval --model $model --data $text --seq-len 64 --segment 16 --windows 5 --threads 1"
-ev="$ev --methods full,fixed:4,energy:0.9,random:2-8 --boot 500 --seed 3"
-run "$DRRL" $ev --csv "$tmpdir/one.csv"
-expect_rc 0
-run np 2 "$DRRL" $ev --csv "$tmpdir/two.csv"
-expect_rc 0
-[ -s "$tmpdir/two.csv" ] || fail "np 2: no CSV written"
-[ "$(wc -l <"$tmpdir/two.csv")" -eq 5 ] || fail "np 2: expected a header and 4 rows"
-nowall "$tmpdir/one.csv" >"$tmpdir/one.nw"
-nowall "$tmpdir/two.csv" >"$tmpdir/two.nw"
-cmp -s "$tmpdir/one.nw" "$tmpdir/two.nw" || {
-    diff "$tmpdir/one.nw" "$tmpdir/two.nw" >&2
-    fail "eval: np 2 CSV differs from one process's (wall_s aside)"
-}
-grep -q '^fixed:4,64,' "$tmpdir/two.csv" || fail "np 2: no fixed:4 row"
+windows="eval --model $model --data $text --seq-len 64 --segment 16 --windows 5 --threads 1"
+ev="$windows --methods full,fixed:4,energy:0.9,random:2-8 --boot 500 --seed 3"
+eval_np12 eval $ev
+[ "$(wc -l <"$tmpdir/eval2.csv")" -eq 5 ] || fail "np 2: expected a header and 4 rows"
+grep -q '^fixed:4,64,' "$tmpdir/eval2.csv" || fail "np 2: no fixed:4 row"
 # One table on stdout (rank 0 alone prints).
 [ "$(printf '%s\n' "$out" | grep -c '^full ')" -eq 1 ] || fail "np 2: expected one table"
 # -np 1 is the plain run too.
 run np 1 "$DRRL" $ev --csv "$tmpdir/np1.csv"
 expect_rc 0
-nowall "$tmpdir/np1.csv" | cmp -s - "$tmpdir/one.nw" || fail "eval: np 1 differs from plain"
+nowall "$tmpdir/np1.csv" | cmp -s - "$tmpdir/eval1.nw" || fail "eval: np 1 differs from plain"
 # An existing --csv is refused once, by every rank together (no hang).
-run np 2 "$DRRL" $ev --csv "$tmpdir/two.csv"
+run np 2 "$DRRL" $ev --csv "$tmpdir/eval2.csv"
 expect_rc 2
 expect_err_contains "exists"
 # Standard input reaches rank 0 alone: --data - is refused, once.
-run sh -c "echo hello | ASAN_OPTIONS=detect_leaks=0 mpirun --oversubscribe $(
-    [ "$(id -u)" != 0 ] || echo --allow-run-as-root) -np 2 $DRRL eval --model $model \
-    --data - --seq-len 4 --methods full"
+run sh -c "echo hello | ASAN_OPTIONS=detect_leaks=0 mpirun --oversubscribe $root -np 2 \
+    $DRRL eval --model $model --data - --seq-len 4 --methods full"
 expect_rc 2
 [ "$(grep -c '^drrl: ' "$tmpdir/err")" -eq 1 ] || fail "stdin refusal: expected one drrl line"
 expect_err_contains "only rank 0 has standard input"
@@ -69,8 +72,6 @@ expect_err_contains "only rank 0 has standard input"
 # A rank failing alone (here: rank 1 is given a missing file, mpirun's
 # MPMD form) does not leave rank 0 waiting: it aborts the job after the
 # grace period, saying so.
-root=
-[ "$(id -u)" != 0 ] || root=--allow-run-as-root
 run env DRRL_DIST_GRACE=1 ASAN_OPTIONS=detect_leaks=0 mpirun --oversubscribe $root \
     -np 1 "$DRRL" $ev --csv "$tmpdir/alone.csv" : -np 1 "$DRRL" $ev --data "$tmpdir/nope.txt" </dev/null
 [ "$rc" -ne 0 ] || fail "a rank failed alone and the job exited 0"
@@ -130,15 +131,9 @@ payload "$tmpdir/half3/p.st" | cmp -s - "$tmpdir/long.t" ||
 # eval --ablations with the policies just trained: the no-RL row's rank
 # comes from the drrl row's mean rank over all windows, which every rank
 # must get from rank 0.
-ab="eval --model $model --data $text --seq-len 64 --segment 16 --windows 5 --threads 1 --boot 200"
-ab="$ab --methods full,drrl:$tmpdir/plain/p.st --ablations --beta0-policy $tmpdir/other/p.st"
-run "$DRRL" $ab --csv "$tmpdir/ab1.csv"
-expect_rc 0
-run np 2 "$DRRL" $ab --csv "$tmpdir/ab2.csv"
-expect_rc 0
-grep -q "no-RL=fixed:[2-9]" "$tmpdir/ab2.csv" || fail "ablations: no no-RL row above rank 1"
-nowall "$tmpdir/ab1.csv" >"$tmpdir/ab1.nw"
-nowall "$tmpdir/ab2.csv" | cmp -s - "$tmpdir/ab1.nw" || fail "eval --ablations: np 2 differs"
+ab="$windows --boot 200 --methods full,drrl:$tmpdir/plain/p.st --ablations"
+eval_np12 ablations $ab --beta0-policy "$tmpdir/other/p.st"
+grep -q "no-RL=fixed:[2-9]" "$tmpdir/ablations2.csv" || fail "ablations: no no-RL row above rank 1"
 
 # A rank killed mid-run: mpirun stops the job (non-zero exit, naming the
 # rank), and the last checkpoint resumes.

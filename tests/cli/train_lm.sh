@@ -3,13 +3,8 @@
 # export, evaluate the exported directory) and its error paths.
 . "$top_srcdir/tests/cli/lib.sh"
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-i=0
-while [ $i -lt 300 ]; do
-    echo "the cat sat on the mat $((i % 7)) and the dog sat on the log ." >>"$tmp/t.txt"
-    i=$((i + 1))
-done
+tmp=$tmpdir
+text_lines 300 'the cat sat on the mat %d and the dog sat on the log .' 7 >"$tmp/t.txt"
 
 small="--train $tmp/t.txt --valid $tmp/t.txt --layers 1 --d-model 16 --heads 2 --head-dim 8 --d-ff 32 --ctx 32 --batch 4 --warmup 2 --eval-every 5 --eval-bytes 2000 --threads 2 -q"
 

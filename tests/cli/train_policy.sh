@@ -5,11 +5,7 @@
 
 model="$FIXTURES/llama-tiny-b"
 text="$tmpdir/text.txt"
-i=0
-while [ $i -lt 40 ]; do
-    echo "The quick brown fox jumps over the lazy dog; the cat sleeps on line $i." >>"$text"
-    i=$((i + 1))
-done
+fox_text >"$text"
 small="--model $model --data $text --segment 16 --episode-len 64 --episodes 2 --threads 1 -q"
 
 run "$DRRL" train-policy --help
