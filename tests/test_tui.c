@@ -18,6 +18,7 @@
 
 #include "tui/app.h"
 #include "tui/canvas.h"
+#include "tui/diff.h"
 #include "tui/keys.h"
 #include "tui/layout.h"
 #include "tui/screen.h"
@@ -164,13 +165,16 @@ Test(keys, names_parse)
 }
 
 /* The KEYS section of man/drrl.1 lists every key label and help text of the
- * table, in order. */
+ * explorer's table, then those of the difference view (drrl diff --tui), in
+ * order, as the `?` overlay does. */
 Test(keys, man_page_keys_table_matches)
 {
     TestMan man;
     test_man_open(&man, "drrl.1", "KEYS");
     for (int i = 0; i < keys_count; i++)
         test_man_expect_tp(&man, keys_table[i].keys, keys_table[i].help);
+    for (int i = 0; i < diff_keys_count; i++)
+        test_man_expect_tp(&man, diff_keys[i].keys, diff_keys[i].help);
     test_man_close(&man);
 }
 

@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "test_util.h"
-
 #include "tui/app.h"
 #include "tui/canvas.h"
 #include "tui/diff.h"
@@ -192,17 +190,6 @@ Test(tui_diff, screen_marks_deltas_and_details)
             free(screen(a, w, h, (w + h) % 2));
         }
     fx_done(&f);
-}
-
-/* man/drrl.1's KEYS section lists the difference view's keys and help, in
- * order, as the `?` overlay does. */
-Test(tui_diff, man_page_lists_the_keys)
-{
-    TestMan man;
-    test_man_open(&man, "drrl.1", "KEYS");
-    for (int i = 0; i < diff_keys_count; i++)
-        test_man_expect_tp(&man, diff_keys[i].keys, diff_keys[i].help);
-    test_man_close(&man);
 }
 
 /* A click on a cell of the grid selects that head (found on the drawn
