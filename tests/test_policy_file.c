@@ -1,6 +1,7 @@
 /* Policy file: round trips, checkpoints, model checks and bad files. */
 #include <criterion/criterion.h>
 
+#include "fixture.h"
 #include "test_util.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,39 +33,16 @@ static const char *path_of(const char *name)
 
 static void make(PolicyNet **net, PolicyMeta *m)
 {
-    memset(m, 0, sizeof *m);
-    m->n_grid = 4;
-    for (int i = 0; i < 4; i++)
-        m->grid[i] = 2 * (i + 1);
-    m->segment = 16;
-    policy_reward_defaults(&m->reward);
-    m->budget_lo = 0.3;
-    m->budget_hi = 0.9;
-    m->eps_start = 0.5;
-    m->eps_floor = 0.05;
-    m->eps_decay = 0.99;
     PolicyModelShape s = {"gpt2", 2, 2, 2, 8, 16, "0123456789abcdef"};
-    m->model = s;
-    m->steps = 12;
-    m->seed = 18446744073709551615ULL;
+    fixture_policy_meta(m, s, 4, 16, 12, 18446744073709551615ULL,
+                        "drrl train-policy --steps 12");
     m->adam_t = 12;
     m->has_rng = 1;
     m->rng[0] = 1;
     m->rng[1] = 0xffffffffffffffffULL;
     m->rng[2] = 3;
     m->rng[3] = 4;
-    snprintf(m->command, sizeof m->command, "drrl train-policy --steps 12");
-    PolicyNetConfig c = {.n_feat = policy_features_count(4),
-                         .conv_in = 2 * 2 * 8,
-                         .conv_kernel = 4,
-                         .conv_out = 4,
-                         .n_layer = 2,
-                         .n_head = 2,
-                         .n_action = 4,
-                         .d_model = 8,
-                         .n_attn_head = 2,
-                         .d_ff = 16,
-                         .n_block = 1};
+    PolicyNetConfig c = fixture_policy_net(m, 4, 8, 2, 16);
     PolicyRng r;
     policy_rng_seed(&r, 5);
     cr_assert_eq(policy_net_new(&c, &r, net, NULL), DRRL_OK);

@@ -146,8 +146,8 @@ typedef struct BanditRun {
     double first_reward, last_reward;
 } BanditRun;
 
-/* Train on the bandit; mask_arm0 forbids arm 0 for every head. */
-static BanditRun bandit_train(uint64_t seed, int mask_arm0, int iters)
+/* A network for the bandit's heads, features and arms, of width d_model. */
+static PolicyNetConfig bandit_net(int d_model, int d_ff)
 {
     PolicyNetConfig nc = {.n_feat = BF,
                           .conv_in = BC,
@@ -156,10 +156,17 @@ static BanditRun bandit_train(uint64_t seed, int mask_arm0, int iters)
                           .n_layer = 1,
                           .n_head = BH,
                           .n_action = BG,
-                          .d_model = 16,
+                          .d_model = d_model,
                           .n_attn_head = 2,
-                          .d_ff = 32,
+                          .d_ff = d_ff,
                           .n_block = 1};
+    return nc;
+}
+
+/* Train on the bandit; mask_arm0 forbids arm 0 for every head. */
+static BanditRun bandit_train(uint64_t seed, int mask_arm0, int iters)
+{
+    PolicyNetConfig nc = bandit_net(16, 32);
     PolicyRng rng;
     policy_rng_seed(&rng, seed);
     BanditRun run = {0};
@@ -276,17 +283,7 @@ Test(ppo, training_is_deterministic_by_seed)
 
 Test(ppo, empty_mask_is_an_error)
 {
-    PolicyNetConfig nc = {.n_feat = BF,
-                          .conv_in = BC,
-                          .conv_kernel = 2,
-                          .conv_out = 2,
-                          .n_layer = 1,
-                          .n_head = BH,
-                          .n_action = BG,
-                          .d_model = 8,
-                          .n_attn_head = 2,
-                          .d_ff = 8,
-                          .n_block = 1};
+    PolicyNetConfig nc = bandit_net(8, 8);
     PolicyRng rng;
     policy_rng_seed(&rng, 1);
     PolicyNet *net;

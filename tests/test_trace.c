@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
+#include "fixture.h"
 #include "test_util.h"
 #include <dirent.h>
 #include <math.h>
@@ -118,25 +119,11 @@ static const TraceRecord *gen(Gen *g, int64_t step, int32_t layer, int32_t head)
 static void meta_fill(TraceMeta *m)
 {
     static int32_t grid[] = {4, 8, 12, 16};
-    trace_meta_init(m);
+    fixture_trace_meta(m, "drrl", 42, 2, 3, 16, 4, 4, grid);
     m->drrl_version = "test";
     m->model_path = "tests/fixtures/gpt2-tiny-b";
     m->model_hash = "abc123";
     m->text_hash = "def456";
-    m->method = "drrl";
-    m->seed = 42;
-    m->segment_len = 4;
-    m->n_layer = 2;
-    m->n_head = 3;
-    m->head_dim = 16;
-    m->n_grid = 4;
-    m->rank_grid = grid;
-    m->alpha = 1.0;
-    m->beta = 0.05;
-    m->gamma = 0.1;
-    m->eps_start = 0.2;
-    m->eps_floor = 0.01;
-    m->eps_decay = 0.999;
 }
 
 /* Write steps x 2 layers x 3 heads to path. */

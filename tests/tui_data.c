@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
+
 static const char *words[] = {
     "The",   " quick", " brown",     " fox",        " jumps", " over", " the",       " lazy",
     " dog",  ".",      "\n",         "Low",         "-",      "rank",  " attention", " keeps",
@@ -22,23 +24,13 @@ TraceStore *tui_data_store(int n_steps, int L, int H, int d, bool policy)
     TraceStore *s = trace_store_new();
     if (!s)
         return NULL;
-    int grid[5] = {d / 8, d / 4, d / 2, 3 * d / 4, d};
+    int32_t grid[5] = {d / 8, d / 4, d / 2, 3 * d / 4, d};
     TraceMeta m;
-    trace_meta_init(&m);
-    m.method = "drrl";
+    fixture_trace_meta(&m, "drrl", 7, L, H, d, 8, 5, grid);
     m.model_path = "tests/tui-data";
-    m.seed = 7;
-    m.segment_len = 8;
-    m.n_layer = L;
-    m.n_head = H;
-    m.head_dim = d;
     m.n_steps = n_steps;
-    m.n_grid = 5;
-    m.rank_grid = grid;
-    m.alpha = 1.0;
-    m.beta = 0.05;
-    m.gamma = 0.1;
-    m.eps_start = m.eps_floor = 0.2;
+    m.eps_floor = 0.2; /* a constant threshold */
+    m.eps_decay = 0;
     DrrlError err;
     if (trace_store_set_meta(s, &m, &err) != DRRL_OK) {
         trace_store_free(s);

@@ -92,7 +92,8 @@ seeds)
     mkdir -p "$gen"
     # shellcheck disable=SC2046
     $CC -std=c11 -g -O1 -fsanitize=address,undefined -D_POSIX_C_SOURCE=200809L \
-        -I"$top/src" $(deps_cflags) "$here/seed_writer.c" "$out/fuzz/libdrrl.a" $(deps_libs) \
+        -I"$top/src" -I"$top/tests" $(deps_cflags) "$here/seed_writer.c" "$top/tests/fixture.c" \
+        "$out/fuzz/libdrrl.a" $(deps_libs) \
         -o "$gen/seed_writer"
     "$gen/seed_writer" "$gen"
     python3 "$here/make_seeds.py" "$gen"

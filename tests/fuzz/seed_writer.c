@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy/policy_features.h"
+#include "fixture.h"
 #include "policy/policy_file.h"
 #include "trace/trace_csv.h"
 
@@ -15,24 +15,11 @@ static int write_trace(const char *path, int with_policy)
 {
     static int32_t grid[] = {2, 4};
     TraceMeta m;
-    trace_meta_init(&m);
+    fixture_trace_meta(&m, with_policy ? "drrl" : "fixed:2", 7, 1, 2, 4, 2, 2, grid);
     m.drrl_version = "seed";
     m.model_path = "m";
     m.model_hash = "0123456789abcdef";
     m.text_hash = "fedcba9876543210";
-    m.method = with_policy ? "drrl" : "fixed:2";
-    m.seed = 7;
-    m.segment_len = 2;
-    m.n_layer = 1;
-    m.n_head = 2;
-    m.head_dim = 4;
-    m.n_grid = 2;
-    m.rank_grid = grid;
-    m.alpha = 1.0;
-    m.beta = 0.05;
-    m.gamma = 0.1;
-    m.eps_start = 0.2;
-    m.eps_floor = 0.01;
     m.eps_decay = 0.99;
     TraceCsvWriter *w;
     DrrlError e;
@@ -92,33 +79,9 @@ static int write_trace(const char *path, int with_policy)
 static int write_policy(const char *path)
 {
     PolicyMeta m;
-    memset(&m, 0, sizeof m);
-    m.n_grid = 2;
-    m.grid[0] = 2;
-    m.grid[1] = 4;
-    m.segment = 2;
-    policy_reward_defaults(&m.reward);
-    m.budget_lo = 0.3;
-    m.budget_hi = 0.9;
-    m.eps_start = 0.5;
-    m.eps_floor = 0.05;
-    m.eps_decay = 0.99;
     PolicyModelShape s = {"gpt2", 1, 2, 2, 4, 8, "0123456789abcdef"};
-    m.model = s;
-    m.steps = 1;
-    m.seed = 1;
-    snprintf(m.command, sizeof m.command, "seed_writer");
-    PolicyNetConfig c = {.n_feat = policy_features_count(2),
-                         .conv_in = 2 * 2 * 4,
-                         .conv_kernel = 2,
-                         .conv_out = 2,
-                         .n_layer = 1,
-                         .n_head = 2,
-                         .n_action = 2,
-                         .d_model = 4,
-                         .n_attn_head = 1,
-                         .d_ff = 4,
-                         .n_block = 1};
+    fixture_policy_meta(&m, s, 2, 2, 1, 1, "seed_writer");
+    PolicyNetConfig c = fixture_policy_net(&m, 2, 4, 1, 4);
     PolicyRng r;
     policy_rng_seed(&r, 5);
     PolicyNet *net;
