@@ -10,8 +10,8 @@
 #include "tui/layout.h"
 #include "trace/trace_diff.h"
 
-const DiffKey diff_keys[] = {
-#define X(name, k1, k2, keys, help) {DIFF_ACTION_##name, k1, k2, keys, help},
+const KeyBinding diff_keys[] = {
+#define X(name, k1, k2, keys, help) {DIFF_ACTION_##name, #name, k1, k2, keys, help},
     UI_DIFF_KEYS(X)
 #undef X
 };
@@ -19,12 +19,7 @@ const int diff_keys_count = DIFF_ACTION_COUNT - 1;
 
 DiffAction diff_key_action(int32_t key)
 {
-    if (key == KEY_CODE_NONE)
-        return DIFF_ACTION_NONE;
-    for (int i = 0; i < diff_keys_count; i++)
-        if (diff_keys[i].key1 == key || diff_keys[i].key2 == key)
-            return diff_keys[i].action;
-    return DIFF_ACTION_NONE;
+    return (DiffAction)keys_lookup(diff_keys, diff_keys_count, key);
 }
 
 static int64_t max64(int64_t a, int64_t b)

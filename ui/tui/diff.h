@@ -38,13 +38,7 @@ typedef enum DiffAction {
         DIFF_ACTION_COUNT
 } DiffAction;
 
-typedef struct DiffKey {
-    DiffAction action;
-    int32_t key1, key2;
-    const char *keys, *help;
-} DiffKey;
-
-extern const DiffKey diff_keys[];
+extern const KeyBinding diff_keys[];
 extern const int diff_keys_count;
 
 typedef struct AppDiff {

@@ -13,14 +13,19 @@ const KeyBinding keys_table[] = {
 };
 const int keys_count = (int)(sizeof keys_table / sizeof keys_table[0]);
 
-KeyAction keys_action(int32_t key)
+int keys_lookup(const KeyBinding *table, int n, int32_t key)
 {
     if (key == KEY_CODE_NONE)
-        return ACTION_NONE;
-    for (int i = 0; i < keys_count; i++)
-        if (keys_table[i].key1 == key || keys_table[i].key2 == key)
-            return keys_table[i].action;
-    return ACTION_NONE;
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (table[i].key1 == key || table[i].key2 == key)
+            return table[i].action;
+    return 0;
+}
+
+KeyAction keys_action(int32_t key)
+{
+    return (KeyAction)keys_lookup(keys_table, keys_count, key);
 }
 
 static const struct {

@@ -99,8 +99,9 @@ typedef enum KeyAction {
         ACTION_COUNT
 } KeyAction;
 
+/* One row of a key table: UI_KEYS here, UI_DIFF_KEYS (diff.h). */
 typedef struct KeyBinding {
-    KeyAction action;
+    int action; /* a KeyAction, or a DiffAction in the difference view's table */
     const char *name;
     int32_t key1, key2;
     const char *keys;
@@ -110,6 +111,9 @@ typedef struct KeyBinding {
 /* The table (ACTION_COUNT - 1 entries, in UI_KEYS order). */
 extern const KeyBinding keys_table[];
 extern const int keys_count;
+
+/* The action bound to key in table[0..n), or 0 (ACTION_NONE, DIFF_ACTION_NONE). */
+int keys_lookup(const KeyBinding *table, int n, int32_t key);
 
 /* The action bound to a key, or ACTION_NONE. */
 KeyAction keys_action(int32_t key);

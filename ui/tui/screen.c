@@ -61,6 +61,18 @@ static CanvasRect centred(const Canvas *c, int w, int h)
     return (CanvasRect){(c->w - w) / 2, (c->h - 1 - h) / 2, w, h};
 }
 
+/* A key table's rows from line y on, those inside in; returns the line after them. */
+static int draw_keys(Canvas *c, CanvasRect in, int y, const KeyBinding *table, int n)
+{
+    for (int i = 0; i < n; i++, y++) {
+        if (y < in.y || y >= in.y + in.h)
+            continue;
+        canvas_text(c, in.x, y, 12, CANVAS_ROLE_TITLE, CANVAS_BOLD, table[i].keys);
+        canvas_text(c, in.x + 12, y, in.w - 12, CANVAS_ROLE_NORMAL, 0, table[i].help);
+    }
+    return y;
+}
+
 static void draw_help(const App *app, Canvas *c)
 {
     int n_diff = app->diff ? diff_keys_count + 1 : 0; /* the difference view's keys */
@@ -69,22 +81,9 @@ static void draw_help(const App *app, Canvas *c)
     canvas_fill(c, r, ' ', CANVAS_ROLE_NORMAL, 0);
     canvas_box(c, r, "Keys  (Esc closes; j/k scroll)", CANVAS_ROLE_FOCUS);
     CanvasRect in = {r.x + 2, r.y + 1, r.w - 4, r.h - 2};
-    int y = in.y - app->overlay_scroll;
-    for (int i = 0; i < keys_count; i++, y++) {
-        if (y < in.y || y >= in.y + in.h)
-            continue;
-        canvas_text(c, in.x, y, 12, CANVAS_ROLE_TITLE, CANVAS_BOLD, keys_table[i].keys);
-        canvas_text(c, in.x + 12, y, in.w - 12, CANVAS_ROLE_NORMAL, 0, keys_table[i].help);
-    }
-    if (app->diff) {
-        y++;
-        for (int i = 0; i < diff_keys_count; i++, y++) {
-            if (y < in.y || y >= in.y + in.h)
-                continue;
-            canvas_text(c, in.x, y, 12, CANVAS_ROLE_TITLE, CANVAS_BOLD, diff_keys[i].keys);
-            canvas_text(c, in.x + 12, y, in.w - 12, CANVAS_ROLE_NORMAL, 0, diff_keys[i].help);
-        }
-    }
+    int y = draw_keys(c, in, in.y - app->overlay_scroll, keys_table, keys_count);
+    if (app->diff)
+        y = draw_keys(c, in, y + 1, diff_keys, diff_keys_count);
     y++;
     static const char *more[] = {
         "Breakpoints (b):  rank [L.H]   err X [L.H]   masked [L.H]",
