@@ -48,6 +48,29 @@ void cli_getopt_reset(void)
     opterr = 0;
 }
 
+/* Compare a typed name with a table name, '-' in the typed one matching '_'. */
+static int name_matches(const char *typed, const char *table)
+{
+    for (; *typed && *table; typed++, table++)
+        if (*typed != *table && !(*typed == '-' && *table == '_'))
+            return 0;
+    return *typed == *table;
+}
+
+const CliCommand *cli_command_find(const CliCommand *table, size_t n, const char *typed)
+{
+    for (size_t i = 0; i < n; i++)
+        if (name_matches(typed, table[i].name))
+            return &table[i];
+    return NULL;
+}
+
+int cli_command_run(const CliCommand *cmd, int argc, char **argv)
+{
+    cli_getopt_reset();
+    return cmd->run(argc, argv);
+}
+
 int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                const struct option *longopts)
 {

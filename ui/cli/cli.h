@@ -84,6 +84,20 @@ char *cli_data_path(const char *rel);
  * for progress lines. */
 void cli_fmt_time(char *buf, size_t n, double s);
 
+/* A row of a command table: `drrl NAME` (ui/cmd/commands.h) or a
+ * subcommand such as `drrl bench NAME`. */
+typedef struct CliCommand {
+    const char *name; /* a C identifier: '_' is typed as '-' */
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the name as typed */
+} CliCommand;
+
+/* The row of table[0..n) whose name is typed ('-' matching '_'), or NULL. */
+const CliCommand *cli_command_find(const CliCommand *table, size_t n, const char *typed);
+
+/* Run a table's command on argv (argv[0] its name), getopt's state reset. */
+int cli_command_run(const CliCommand *cmd, int argc, char **argv);
+
 /* ---- declarative options ---------------------------------------------
  * A command describes its options as a table of CliOpt (the CLI_* macros
  * below, ended by CLI_END) and parses argv with cli_parse. Commands that

@@ -25,13 +25,7 @@
 
 static int bench_forward(int argc, char **argv);
 
-typedef struct BenchCommand {
-    const char *name;
-    const char *summary;
-    int (*run)(int argc, char **argv);
-} BenchCommand;
-
-static const BenchCommand bench_table[] = {
+static const CliCommand bench_table[] = {
     {"forward", "tokens per second of the exact forward pass at T = 1024 and 4096",
      bench_forward},
     {"tui", "the explorer: median step (one token, all layers, panes) and frame times",
@@ -64,12 +58,10 @@ static void bench_usage(char *buf, size_t n)
 int cmd_bench(int argc, char **argv)
 {
     if (argc >= 2 && argv[1][0] != '-') {
-        for (size_t i = 0; i < n_bench; i++)
-            if (strcmp(argv[1], bench_table[i].name) == 0) {
-                cli_getopt_reset();
-                return bench_table[i].run(argc - 1, argv + 1);
-            }
-        return cli_usage_error("bench", "unknown benchmark '%s'", argv[1]);
+        const CliCommand *b = cli_command_find(bench_table, n_bench, argv[1]);
+        if (!b)
+            return cli_usage_error("bench", "unknown benchmark '%s'", argv[1]);
+        return cli_command_run(b, argc - 1, argv + 1);
     }
     char usage[2048];
     bench_usage(usage, sizeof usage);

@@ -14,36 +14,18 @@
 #include "cli/signals.h"
 #include "cmd/commands.h"
 
-typedef struct Command {
-    const char *name;
-    const char *summary;
-    int (*run)(int argc, char **argv);
-} Command;
-
 /* Command names are C identifiers in the table; '_' shows as '-'
  * (train_lm is `drrl train-lm`). */
-static const Command commands[] = {
+static const CliCommand commands[] = {
 #define X(name, summary) {#name, summary, cmd_##name},
     DRRL_COMMANDS(X)
 #undef X
 };
 static const size_t n_commands = sizeof commands / sizeof commands[0];
 
-/* Compare a typed name with a table name, '-' in the typed one matching '_'. */
-static int name_matches(const char *typed, const char *table)
+static const CliCommand *find_command(const char *name)
 {
-    for (; *typed && *table; typed++, table++)
-        if (*typed != *table && !(*typed == '-' && *table == '_'))
-            return 0;
-    return *typed == *table;
-}
-
-static const Command *find_command(const char *name)
-{
-    for (size_t i = 0; i < n_commands; i++)
-        if (name_matches(name, commands[i].name))
-            return &commands[i];
-    return NULL;
+    return cli_command_find(commands, n_commands, name);
 }
 
 /* The user-facing spelling of a command name ('_' -> '-'). */
@@ -75,13 +57,12 @@ static void print_help(void)
 }
 
 /* Run cmd with argv {name, "--help"}. */
-static int command_help(const Command *cmd)
+static int command_help(const CliCommand *cmd)
 {
     char name[64], flag[] = "--help";
     display_name(cmd->name, name, sizeof name);
     char *argv[] = {name, flag, NULL};
-    cli_getopt_reset();
-    return cmd->run(2, argv);
+    return cli_command_run(cmd, 2, argv);
 }
 
 int cmd_version(int argc, char **argv)
@@ -153,12 +134,11 @@ int main(int argc, char **argv)
 static int run_main(int argc, char **argv)
 {
     if (argc < 2) {
-        const Command *explore = find_command("explore");
+        const CliCommand *explore = find_command("explore");
         if (explore) {
             char name[] = "explore";
             char *av[] = {name, NULL};
-            cli_getopt_reset();
-            return explore->run(1, av);
+            return cli_command_run(explore, 1, av);
         }
         print_help();
         return CLI_EXIT_OK;
@@ -177,16 +157,15 @@ static int run_main(int argc, char **argv)
         }
         if (argc > 3)
             return cli_usage_error("help", "expected one command name");
-        const Command *cmd = find_command(argv[2]);
+        const CliCommand *cmd = find_command(argv[2]);
         if (!cmd)
             return cli_usage_error(NULL, "'%s' is not a drrl command", argv[2]);
         return command_help(cmd);
     }
     if (arg[0] == '-')
         return cli_usage_error(NULL, "unknown option '%s'", arg);
-    const Command *cmd = find_command(arg);
+    const CliCommand *cmd = find_command(arg);
     if (!cmd)
         return cli_usage_error(NULL, "'%s' is not a drrl command", arg);
-    cli_getopt_reset();
-    return cmd->run(argc - 1, argv + 1);
+    return cli_command_run(cmd, argc - 1, argv + 1);
 }
