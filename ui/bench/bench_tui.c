@@ -228,8 +228,8 @@ int bench_tui(int argc, char **argv)
     long tokens = 2048, threads = 0;
     const CliOpt opts[] = {
         CLI_MODEL_OPT(&eo.model_dir),
-        CLI_STR("text", &eo.text),
-        CLI_STR("ids-file", &eo.ids_file),
+        CLI_STR("text", &eo.in.text),
+        CLI_STR("ids-file", &eo.in.ids_file),
         CLI_LONG("tokens", &tokens, 2, 1L << 20),
         CLI_LONG("steps", &b.steps, 1, 100000),
         CLI_LONG("frames", &b.frames, 1, 1000000),
@@ -246,13 +246,13 @@ int bench_tui(int argc, char **argv)
                         eo.model_dir ? "energy:0.95" : explore_default_method(), &eo.cfg) < 0)
         return CLI_EXIT_USAGE;
     char *def_text = NULL;
-    if (!eo.text && !eo.ids_file) {
+    if (!eo.in.text && !eo.in.ids_file) {
         def_text = explore_default_text();
         if (!def_text)
             return cli_error(DRRL_E_USAGE, "bench tui: no input: give --text FILE");
-        eo.text = def_text;
+        eo.in.text = def_text;
     }
-    eo.seq_len = tokens;
+    eo.in.seq_len = tokens;
     eo.threads = (int)threads;
     rc = bench_run(&b, &eo);
     free(def_text);

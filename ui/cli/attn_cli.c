@@ -61,7 +61,6 @@ void attn_cli_warn(const Session *s)
 int attn_cli_option(const char *cmd, int c, const char *arg, AttnCoreConfig *cfg)
 {
     long v;
-    double d;
     DrrlError err;
     switch (c) {
     case ATTN_CLI_OPT_METHOD:
@@ -71,35 +70,10 @@ int attn_cli_option(const char *cmd, int c, const char *arg, AttnCoreConfig *cfg
         }
         attn_cli_resolve_method(&cfg->method);
         return 1;
-    case ATTN_CLI_OPT_SEGMENT:
-        if (cli_parse_long(cmd, "--segment", arg, 1, 1 << 24, &v))
-            return -1;
-        cfg->segment = (int32_t)v;
-        return 1;
     case ATTN_CLI_OPT_SEED:
         if (cli_parse_long(cmd, "--seed", arg, 0, LONG_MAX, &v))
             return -1;
         cfg->seed = (uint64_t)v;
-        return 1;
-    case ATTN_CLI_OPT_RANK_MIN:
-        if (cli_parse_long(cmd, "--rank-min", arg, 1, 4096, &v))
-            return -1;
-        cfg->r_min = (int32_t)v;
-        return 1;
-    case ATTN_CLI_OPT_RANK_STEP:
-        if (cli_parse_long(cmd, "--rank-step", arg, 1, 4096, &v))
-            return -1;
-        cfg->r_step = (int32_t)v;
-        return 1;
-    case ATTN_CLI_OPT_EPS:
-        if (cli_parse_double(cmd, "--eps", arg, 0.0, 1e9, &d))
-            return -1;
-        cfg->eps = d;
-        return 1;
-    case ATTN_CLI_OPT_ROT_TOL:
-        if (cli_parse_double(cmd, "--rot-tol", arg, 0.0, 1.0, &d))
-            return -1;
-        cfg->rot_tol = d;
         return 1;
     case ATTN_CLI_OPT_NO_EXACT:
         cfg->measure = 0;
@@ -166,9 +140,10 @@ static int parse_ids_file(const char *path, const char *text, size_t len, int32_
     return 0;
 }
 
-int attn_cli_set_input(const char *cmd, Session *s, const char *text_file, const char *prompt,
-                       const char *ids_file, long offset, long seq_len)
+int attn_cli_set_input(const char *cmd, Session *s, const CliText *in)
 {
+    const char *text_file = in->text, *prompt = in->prompt, *ids_file = in->ids_file;
+    long offset = in->offset, seq_len = in->seq_len;
     int given = !!text_file + !!prompt + !!ids_file;
     if (given != 1)
         return cli_usage_error(cmd,

@@ -12,30 +12,27 @@
 #include "run/session.h"
 
 /* The options of the attention core: --method SPEC --segment T --seed N
- * --rank-min R --rank-step S --eps E --rot-tol X --no-exact, each named by
- * its code ATTN_CLI_OPT_* (attn_cli_option). */
+ * --rank-min R --rank-step S --eps E --rot-tol X --no-exact, as a group of a
+ * command's cli_parse table (cli.h), into the AttnCoreConfig *cfg. The plain
+ * numbers are CLI_INT and CLI_DOUBLE entries; the others, which need more
+ * than a range (the method is parsed, the seed is unsigned 64-bit,
+ * --no-exact clears a field), go through attn_cli_option by their code
+ * ATTN_CLI_OPT_*. */
 enum {
     ATTN_CLI_OPT_METHOD = 0x100,
-    ATTN_CLI_OPT_SEGMENT,
     ATTN_CLI_OPT_SEED,
-    ATTN_CLI_OPT_RANK_MIN,
-    ATTN_CLI_OPT_RANK_STEP,
-    ATTN_CLI_OPT_EPS,
-    ATTN_CLI_OPT_ROT_TOL,
     ATTN_CLI_OPT_NO_EXACT,
 };
-/* The same options as a group of a command's cli_parse table (cli.h), into
- * the AttnCoreConfig *cfg. */
 int attn_cli_opt(const char *cmd, const CliOpt *o, const char *arg);
 #define ATTN_CLI_OPT(name, arg, code, cfg) CLI_FN(name, arg, attn_cli_opt, (cfg), code)
 #define ATTN_CLI_OPTS(cfg)                                                                     \
     ATTN_CLI_OPT("method", 1, ATTN_CLI_OPT_METHOD, cfg),                                       \
-        ATTN_CLI_OPT("segment", 1, ATTN_CLI_OPT_SEGMENT, cfg),                                 \
+        CLI_INT("segment", &(cfg)->segment, 1, 1 << 24),                                       \
         ATTN_CLI_OPT("seed", 1, ATTN_CLI_OPT_SEED, cfg),                                       \
-        ATTN_CLI_OPT("rank-min", 1, ATTN_CLI_OPT_RANK_MIN, cfg),                               \
-        ATTN_CLI_OPT("rank-step", 1, ATTN_CLI_OPT_RANK_STEP, cfg),                             \
-        ATTN_CLI_OPT("eps", 1, ATTN_CLI_OPT_EPS, cfg),                                         \
-        ATTN_CLI_OPT("rot-tol", 1, ATTN_CLI_OPT_ROT_TOL, cfg),                                 \
+        CLI_INT("rank-min", &(cfg)->r_min, 1, 4096),                                           \
+        CLI_INT("rank-step", &(cfg)->r_step, 1, 4096),                                         \
+        CLI_DOUBLE("eps", &(cfg)->eps, 0.0, 1e9),                                              \
+        CLI_DOUBLE("rot-tol", &(cfg)->rot_tol, 0.0, 1.0),                                      \
         ATTN_CLI_OPT("no-exact", 0, ATTN_CLI_OPT_NO_EXACT, cfg)
 
 /* The --method line with the command's default, then the other options. */
@@ -53,9 +50,9 @@ int attn_cli_opt(const char *cmd, const CliOpt *o, const char *arg);
     "  --no-exact        do not compute exact attention alongside: faster, but no\n"           \
     "                    fidelity, measured error or bound check\n"
 
-/* Handle one of the options above into cfg (the method is parsed). Returns
- * 1 when c was such an option and it parsed, 0 when c is not one of them, or
- * -1 after printing a usage error. */
+/* Handle the option ATTN_CLI_OPT_* c into cfg (the method is parsed).
+ * Returns 1 when c was such an option and it parsed, 0 when c is not one of
+ * them, or -1 after printing a usage error. */
 int attn_cli_option(const char *cmd, int c, const char *arg, AttnCoreConfig *cfg);
 
 /* drrl with no :POLICY (or drrl:@B, a budget only): fill in the default
@@ -74,12 +71,11 @@ void attn_cli_warn(const Session *s);
 /* The model directory: dir, or the default model under cli_data_dir(). */
 const char *attn_cli_model_dir(const char *dir);
 
-/* Token ids from exactly one of text_file (bytes from byte offset `offset`),
- * prompt, or ids_file (integers separated by whitespace or commas), through
- * the session's tokenizer, cut to seq_len tokens (0 = all), set on the
- * session. 0 or an exit code after printing the error. */
-int attn_cli_set_input(const char *cmd, Session *s, const char *text_file, const char *prompt,
-                       const char *ids_file, long offset, long seq_len);
+/* Token ids from exactly one of in->text (bytes from byte offset in->offset),
+ * in->prompt, or in->ids_file (integers separated by whitespace or commas),
+ * through the session's tokenizer, cut to in->seq_len tokens (0 = all), set
+ * on the session. 0 or an exit code after printing the error. */
+int attn_cli_set_input(const char *cmd, Session *s, const CliText *in);
 
 /* The run summary of a finished session. */
 typedef struct AttnSummary {

@@ -59,11 +59,7 @@ int cmd_explore(int argc, char **argv)
     int force = 0;
     const CliOpt opts[] = {
         CLI_MODEL_OPT(&eo.model_dir),
-        CLI_STR("text", &eo.text),
-        CLI_STR("prompt", &eo.prompt),
-        CLI_STR("ids-file", &eo.ids_file),
-        CLI_LONG("seq-len", &eo.seq_len, 1, 1L << 30),
-        CLI_LONG("offset", &eo.offset, 0, 1L << 40),
+        CLI_TEXT_OPTS(&eo.in),
         CLI_STR("trace-out", &eo.trace_out),
         CLI_FORCE_OPT(&force),
         CLI_THREADS_OPT(&threads),
@@ -76,13 +72,13 @@ int cmd_explore(int argc, char **argv)
     if (r != CLI_GO)
         return r;
     eo.force = to.force = force;
-    if (!!eo.text + !!eo.prompt + !!eo.ids_file > 1)
+    if (!!eo.in.text + !!eo.in.prompt + !!eo.in.ids_file > 1)
         return cli_usage_error("explore", "give at most one of --text, --prompt, --ids-file");
     char *def_text = NULL;
     /* the demo (plain drrl): no input, model, method or position given */
-    int demo = !eo.text && !eo.prompt && !eo.ids_file && !eo.model_dir && !cfg.method.spec[0] &&
-               start == 0 && eo.offset == 0;
-    if (!eo.text && !eo.prompt && !eo.ids_file) {
+    int demo = !eo.in.text && !eo.in.prompt && !eo.in.ids_file && !eo.model_dir &&
+               !cfg.method.spec[0] && start == 0 && eo.in.offset == 0;
+    if (!eo.in.text && !eo.in.prompt && !eo.in.ids_file) {
         def_text = explore_default_text();
         if (!def_text)
             return cli_error(
@@ -90,7 +86,7 @@ int cmd_explore(int argc, char **argv)
                 "explore: no input: give --text FILE or --prompt S (no %s/texts/*.txt "
                 "or %s/brown/test.txt; `xz -dk DATA/brown/*.xz` makes the latter)",
                 cli_data_dir(), cli_data_dir());
-        eo.text = def_text;
+        eo.in.text = def_text;
     }
     if (!cfg.method.spec[0]) {
         /* the shipped policy belongs to the shipped model */

@@ -177,8 +177,7 @@ int cmd_run(int argc, char **argv)
         return cli_fail(&err);
     attn_cli_warn(s);
     FileOut *jo = NULL; /* opened after the inputs are read: never one of them */
-    if ((r = attn_cli_set_input("run", s, in.text, in.prompt, in.ids_file, in.offset,
-                                in.seq_len)) ||
+    if ((r = attn_cli_set_input("run", s, &in)) ||
         (json && (r = cli_out_open(json, tc.flags & TRACE_CSV_FORCE, &jo))) ||
         (r = trace_cli_start(&tc, "run", s, &cfg)) || (r = run_all(s, &tc, cfg.segment))) {
         fileio_out_abort(jo);

@@ -81,20 +81,20 @@ int cmd_tour(int argc, char **argv)
 {
     ExploreOptions eo = {0};
     TuiOptions to = {0};
-    const CliOpt opts[] = {CLI_STR("text", &eo.text), TUI_OPTS(&to), CLI_END};
+    const CliOpt opts[] = {CLI_STR("text", &eo.in.text), TUI_OPTS(&to), CLI_END};
     int r = cli_parse("tour", usage, opts, argc, argv, NULL);
     if (r != CLI_GO)
         return r;
     char *def_text = NULL;
-    if (!eo.text) {
+    if (!eo.in.text) {
         def_text = shipped_texts();
         if (!def_text)
             return cli_error(DRRL_E_USAGE,
                              "tour: no text: give --text FILE (no %s/texts/*.txt)",
                              cli_data_dir());
-        eo.prompt = def_text;
+        eo.in.prompt = def_text;
     }
-    eo.seq_len = 4096; /* as long as the shipped texts, within the model's context */
+    eo.in.seq_len = 4096; /* as long as the shipped texts, within the model's context */
     attn_core_config_default(&eo.cfg);
     if (attn_cli_option("tour", ATTN_CLI_OPT_METHOD, explore_default_method(), &eo.cfg) < 0) {
         free(def_text);

@@ -272,13 +272,12 @@ int explore_open(Explore **out, const ExploreOptions *o, const char *cmd)
         free(ex);
         return cli_fail(&err);
     }
-    long seq_len = o->seq_len;
-    if (seq_len <= 0) {
+    CliText in = o->in;
+    if (in.seq_len <= 0) {
         int n_ctx = session_model(ex->s)->cfg.n_ctx;
-        seq_len = n_ctx > 0 && n_ctx < 2048 ? n_ctx : 2048;
+        in.seq_len = n_ctx > 0 && n_ctx < 2048 ? n_ctx : 2048;
     }
-    int rc =
-        attn_cli_set_input(cmd, ex->s, o->text, o->prompt, o->ids_file, o->offset, seq_len);
+    int rc = attn_cli_set_input(cmd, ex->s, &in);
     if (rc != 0) {
         session_free(ex->s);
         free(ex);

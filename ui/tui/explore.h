@@ -8,15 +8,16 @@
 #include <stdbool.h>
 
 #include "tui/app.h"
+#include "cli/cli.h"
 #include "attn/attn_core.h"
 #include "run/session.h"
 
 typedef struct ExploreOptions {
-    const char *model_dir;                /* NULL: DATA/model */
-    const char *text, *prompt, *ids_file; /* exactly one */
-    long seq_len;                         /* 0: the model's context, at most 2048 */
-    long offset;                          /* byte offset into text */
-    AttnCoreConfig cfg;                   /* method and core settings */
+    const char *model_dir; /* NULL: DATA/model */
+    /* exactly one of text, prompt, ids_file; offset: bytes into text;
+     * seq_len 0: the model's context, at most 2048 */
+    CliText in;
+    AttnCoreConfig cfg; /* method and core settings */
     int threads;
     const char *trace_out; /* NULL: no trace file */
     bool force;            /* replace an existing trace */
