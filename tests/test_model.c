@@ -15,19 +15,7 @@
 #include "model/model.h"
 #include "model/safetensors.h"
 
-static char tmp[256];
-
-static void setup(void)
-{
-    test_tmpdir(tmp, sizeof tmp, "model");
-}
-
-static void teardown(void)
-{
-    test_rmtree(tmp);
-}
-
-TestSuite(model, .init = setup, .fini = teardown);
+TEST_SUITE_TMPDIR(model, tmp, "model");
 
 static Model *load_ok(const char *name)
 {

@@ -12,19 +12,7 @@
 #include "policy/policy_file.h"
 #include "model/safetensors.h"
 
-static char dir[64];
-
-static void setup(void)
-{
-    test_tmpdir(dir, sizeof dir, "pf");
-}
-
-static void teardown(void)
-{
-    test_rmtree(dir);
-}
-
-TestSuite(policy_file, .init = setup, .fini = teardown);
+TEST_SUITE_TMPDIR(policy_file, dir, "pf");
 
 static const char *path_of(const char *name)
 {

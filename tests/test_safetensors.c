@@ -11,17 +11,7 @@
 
 #include "model/safetensors.h"
 
-static char dir[256];
-
-static void setup(void)
-{
-    test_tmpdir(dir, sizeof dir, "st");
-}
-
-static void teardown(void)
-{
-    test_rmtree(dir);
-}
+TEST_SUITE_TMPDIR(safetensors, dir, "st");
 
 static const char *path_of(const char *name)
 {
@@ -68,8 +58,6 @@ static void expect_invalid(const char *header, uint64_t hlen, size_t datalen, co
         cr_assert(strstr(e.msg, frag2) != NULL, "message lacks '%s': %s", frag2, e.msg);
     cr_assert(strchr(e.msg, '\n') == NULL);
 }
-
-TestSuite(safetensors, .init = setup, .fini = teardown);
 
 Test(safetensors, round_trip_f32_i32_scalar_empty_and_metadata)
 {

@@ -18,17 +18,7 @@
 
 /* ---- fixtures ---- */
 
-static char dir[256];
-
-static void setup(void)
-{
-    test_tmpdir(dir, sizeof dir, "test-trace");
-}
-
-static void teardown(void)
-{
-    test_rmtree(dir);
-}
+TEST_SUITE_TMPDIR(trace_csv, dir, "test-trace");
 
 static const char *in_dir(const char *name)
 {
@@ -319,8 +309,6 @@ Test(trace_store, equal_arrays_are_shared_across_steps)
 }
 
 /* ---- writing ---- */
-
-TestSuite(trace_csv, .init = setup, .fini = teardown);
 
 Test(trace_csv, round_trip_is_byte_identical)
 {

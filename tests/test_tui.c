@@ -280,6 +280,13 @@ static void keys(App *app, const char *s)
         app_key(app, (unsigned char)*s);
 }
 
+/* Type s (its first key opens a prompt: ':', '/', 'b', ...), then Enter. */
+static void enter(App *app, const char *s)
+{
+    keys(app, s);
+    app_key(app, KEY_CODE_ENTER);
+}
+
 Test(app, navigation_stays_in_range)
 {
     Fixture f;
@@ -319,18 +326,14 @@ Test(app, goto_and_search_prompts)
     cr_assert_eq(a->prompt, PROMPT_GOTO);
     app_key(a, KEY_CODE_ENTER);
     cr_assert_eq(a->step, 12);
-    keys(a, ":41");
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, ":41");
     cr_assert_eq(a->step, 12);
-    keys(a, ":0");
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, ":0");
     cr_assert_eq(a->step, 12);
     cr_assert(a->msg_error);
-    keys(a, "/FOX");
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, "/FOX");
     cr_assert_eq(a->step, 3); /* " fox", wrapping around */
-    keys(a, "/the");
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, "/the");
     cr_assert_eq(a->step, 6);
     app_key(a, 'n');
     cr_assert_eq(a->step, 17);
@@ -385,8 +388,7 @@ Test(app, long_jumps_are_jobs_that_esc_cancels)
     app_init(&app, fl.live, &src, "fake", "drrl", "explore");
     cr_assert_eq(fake_advance(&fl, &err), DRRL_OK);
     cr_assert_eq(app_sync(&app), 0);
-    keys(&app, ":60");
-    app_key(&app, KEY_CODE_ENTER);
+    enter(&app, ":60");
     cr_assert(app_busy(&app));
     cr_assert_eq(fl.calls, 1, "computed before the loop asked");
     cr_assert_eq(app.step, 0);
@@ -435,15 +437,12 @@ Test(app, mouse_pages_and_checked_breakpoints)
     cr_assert_eq(a->step, 2);
     app_key(a, KEY_CODE_WHEEL_UP);
     cr_assert_eq(a->layer, 0);
-    keys(a, "bhead 9.9");
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, "bhead 9.9");
     cr_assert_eq(a->n_breaks, 0);
     cr_assert(a->msg_error);
-    keys(a, "btoken 41");
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, "btoken 41");
     cr_assert_eq(a->n_breaks, 0);
-    keys(a, "btoken 40");
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, "btoken 40");
     cr_assert_eq(a->n_breaks, 1);
     app_key(a, KEY_CODE_F10);
     cr_assert(a->quit);
@@ -457,28 +456,23 @@ Test(app, search_spans_tokens)
     Fixture f;
     fixture(&f, 40, false);
     App *a = &f.app;
-    keys(a, "/OWN FO");
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, "/OWN FO");
     cr_assert_eq(a->step, 2); /* " brown" " fox" */
     cr_assert_eq(a->match_first, 2);
     cr_assert_eq(a->match_last, 3);
     cr_assert(!a->msg_error, "%s", a->msg);
-    keys(a, "/.\\nlow-r");
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, "/.\\nlow-r");
     cr_assert_eq(a->step, 9, "%s", a->msg); /* "." "\n" "Low" "-" "rank" */
     cr_assert_eq(a->match_last, 13);
-    keys(a, "/dog");
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, "/dog");
     cr_assert_eq(a->step, 8);
     app_key(a, 'n'); /* the only one: found again, wrapped */
     cr_assert_eq(a->step, 8);
     cr_assert(!a->msg_error, "%s", a->msg);
-    keys(a, "/nowhere");
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, "/nowhere");
     cr_assert(a->msg_error);
     cr_assert_eq(a->match_first, -1);
-    keys(a, "/#3");
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, "/#3");
     cr_assert(a->msg_error); /* a trace has no token ids */
     fixture_done(&f);
 }
@@ -500,8 +494,7 @@ Test(app, breakpoints_stop_where_they_should)
     cr_assert_neq(app_parse_break("token 5 1.1 extra", &b, why, sizeof why), 0);
 
     /* rank changes happen at segment boundaries (8, 16, ...) in the data */
-    keys(a, "brank");
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, "brank");
     cr_assert_eq(a->n_breaks, 1);
     app_key(a, 'c');
     cr_assert_eq(a->step, 8);
@@ -513,16 +506,14 @@ Test(app, breakpoints_stop_where_they_should)
     app_key(a, 'C');
     cr_assert_eq(a->step, 8);
     app_key(a, 'B');
-    keys(a, "btoken 31 2.1");
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, "btoken 31 2.1");
     app_key(a, 'c');
     cr_assert_eq(a->step, 30);
     cr_assert_eq(a->layer, 2);
     cr_assert_eq(a->head, 1);
     /* an error threshold no head reaches runs to the end */
     app_key(a, 'B');
-    keys(a, "berr 5");
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, "berr 5");
     app_key(a, 'c');
     cr_assert_eq(a->step, 39);
     fixture_done(&f);
@@ -535,8 +526,7 @@ Test(app, breakpoints_brute_force_agree)
     Fixture f;
     fixture(&f, 40, false);
     App *a = &f.app;
-    keys(a, "brank");
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, "brank");
     int64_t at = 0;
     for (int64_t s = 1; s < 40; s++) {
         bool changed = false;
@@ -563,8 +553,7 @@ Test(app, w_writes_a_trace_that_loads_back_and_never_overwrites)
     char path[256];
     snprintf(path, sizeof path, "%s/t.csv", dir);
     app_key(a, 'w');
-    keys(a, path);
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, path);
     cr_assert(!a->msg_error, "%s", a->msg);
     TraceStore *back = NULL;
     DrrlError err;
@@ -572,8 +561,7 @@ Test(app, w_writes_a_trace_that_loads_back_and_never_overwrites)
     cr_assert_eq(trace_store_n_rows(back), trace_store_n_rows(f.s));
     trace_store_free(back);
     app_key(a, 'w');
-    keys(a, path);
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, path);
     cr_assert(a->msg_error, "an existing trace must not be replaced");
     char side[300];
     snprintf(side, sizeof side, "%s.json", path);
@@ -591,8 +579,7 @@ Test(app, playback_ticks_and_stops_at_a_breakpoint)
     cr_assert_eq(app_tick(a), APP_REDRAW_NONE);
     app_key(a, ' ');
     cr_assert(a->playing);
-    keys(a, "btoken 6");
-    app_key(a, KEY_CODE_ENTER);
+    enter(a, "btoken 6");
     for (int i = 0; i < 10; i++)
         app_tick(a);
     cr_assert_eq(a->step, 5);

@@ -23,6 +23,21 @@ static inline void test_rmtree(const char *path)
     cr_assert_eq(system(cmd), 0);
 }
 
+/* TEST_SUITE_TMPDIR(suite, dir, tag): declares suite, whose tests each run
+ * with a fresh directory /tmp/drrl-TAG-XXXXXX in static char dir[256],
+ * removed after the test. */
+#define TEST_SUITE_TMPDIR(suite, dir, tag)                                                     \
+    static char dir[256];                                                                      \
+    static void suite##_make_tmpdir(void)                                                      \
+    {                                                                                          \
+        test_tmpdir(dir, sizeof dir, tag);                                                     \
+    }                                                                                          \
+    static void suite##_remove_tmpdir(void)                                                    \
+    {                                                                                          \
+        test_rmtree(dir);                                                                      \
+    }                                                                                          \
+    TestSuite(suite, .init = suite##_make_tmpdir, .fini = suite##_remove_tmpdir)
+
 /* base/name, in one of 8 static buffers used in turn (several may be live in
  * one call). */
 static inline const char *test_path(const char *base, const char *name)
