@@ -5,6 +5,8 @@
 #   expect_one_line_error   fails unless stderr is exactly one line starting "drrl: "
 #   expect_golden FILE NAME fails unless FILE equals tests/golden/NAME
 #                   (DRRL_REGEN_GOLDEN=1: FILE becomes the golden instead)
+#   expect_screen NAME KEYS SIZE LOCALE CMD...  runs CMD --keys KEYS --size SIZE --dump-screen
+#                   under LC_ALL=LOCALE: exit 0 and the screen tests/golden/NAME.txt
 #   text_lines N FORMAT [M]  prints N lines: printf FORMAT with i mod M (M: N), i = 0..N-1
 #   fox_text        prints the 40 lines of English the train and eval tests read
 # and, for the tests that drive the explorer on a real terminal (tmux):
@@ -61,6 +63,15 @@ expect_golden() {
             fail "$1 differs from tests/golden/$2"
         }
     fi
+}
+
+expect_screen() {
+    es_name=$1 es_keys=$2 es_size=$3 es_locale=$4
+    shift 4
+    run env LC_ALL="$es_locale" "$@" --keys "$es_keys" --size "$es_size" \
+        --dump-screen "$tmpdir/$es_name.txt"
+    expect_rc 0
+    expect_golden "$tmpdir/$es_name.txt" "$es_name.txt"
 }
 
 text_lines() {

@@ -34,11 +34,7 @@ expect_err_contains "terminal"
 
 # check NAME KEYS SIZE LOCALE: the headless screen equals the golden file.
 check() {
-    LC_ALL=$4 "$DRRL" replay "$trace" --keys "$2" --size "$3" --dump-screen "$tmpdir/$1.txt" \
-        >"$tmpdir/out" 2>"$tmpdir/err"
-    rc=$?
-    expect_rc 0
-    expect_golden "$tmpdir/$1.txt" "$1.txt"
+    expect_screen "$1" "$2" "$3" "$4" "$DRRL" replay "$trace"
 }
 
 keys_a="l l l l l l l l l l ] j . . Tab"
