@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "model/tokenizer.h"
+#include "fuzz_tokenizer.h"
 
 #ifndef FUZZ_SRCDIR
 #define FUZZ_SRCDIR "."
@@ -16,26 +16,12 @@
 
 static Tokenizer *gpt2, *bytes;
 
+/* The round trip, never refused, with at most one id per byte. */
 static void check(const Tokenizer *tok, const uint8_t *data, size_t size)
 {
-    int32_t *ids;
     size_t n;
-    DrrlError err;
-    if (tokenizer_encode(tok, (const char *)data, size, &ids, &n, &err) != DRRL_OK)
+    if (fuzz_round_trip(tok, (const char *)data, size, &n) != DRRL_OK || n > size)
         abort();
-    if (n > size)
-        abort();
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] < 0 || (size_t)ids[i] >= tokenizer_vocab_size(tok))
-            abort();
-    char *back;
-    size_t blen;
-    if (tokenizer_decode(tok, ids, n, &back, &blen, &err) != DRRL_OK)
-        abort();
-    if (blen != size || memcmp(back, data, size) != 0)
-        abort();
-    free(back);
-    free(ids);
 }
 
 /* Load the vocabulary once, before fuzzing starts: under ASan on a busy

@@ -1,11 +1,11 @@
 /* fuzz_tokenizer_json.c: tokenizer.json. A tokenizer that loads must encode
- * and decode text losslessly. */
+ * and decode text losslessly, with every id inside its vocabulary. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "model/tokenizer.h"
+#include "fuzz_tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -20,20 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     static const char text[] =
         "Hello, world! It's 2024 -- don't  panic\n\tab abab \xc3\xa9\xff";
-    int32_t *ids;
     size_t n;
-    if (tokenizer_encode(tok, text, sizeof text - 1, &ids, &n, &err) == DRRL_OK) {
-        char *back;
-        size_t blen;
-        if (tokenizer_decode(tok, ids, n, &back, &blen, &err) != DRRL_OK)
-            abort();
-        if (blen != sizeof text - 1 || memcmp(back, text, blen) != 0)
-            abort();
-        free(back);
-        free(ids);
-    } else {
-        FUZZ_CHECK_MSG(err);
-    }
+    (void)fuzz_round_trip(tok, text, sizeof text - 1, &n);
     for (size_t i = 0; i < tokenizer_vocab_size(tok); i++)
         (void)tokenizer_token_text(tok, (int32_t)i);
     tokenizer_free(tok);
