@@ -374,6 +374,24 @@ static const char *make_sharded(const char *name)
     return dir;
 }
 
+/* make_sharded(name) with the index's entry for model.norm.weight naming the
+ * shard file (NULL: the entry removed). */
+static const char *sharded_with_norm_in(const char *name, const char *file)
+{
+    const char *d = make_sharded(name);
+    const char *p = test_path(d, "model.safetensors.index.json");
+    json_t *idx = json_load_file(p, 0, NULL);
+    cr_assert_not_null(idx);
+    json_t *map = json_object_get(idx, "weight_map");
+    if (file)
+        json_object_set_new(map, "model.norm.weight", json_string(file));
+    else
+        json_object_del(map, "model.norm.weight");
+    cr_assert_eq(json_dump_file(idx, p, 0), 0);
+    json_decref(idx);
+    return d;
+}
+
 Test(model, sharded_checkpoints)
 {
     const char *d = make_sharded("sh");
@@ -393,34 +411,17 @@ Test(model, sharded_checkpoints)
     expect_fail(d, DRRL_E_NOTFOUND, "sh2/model-00001-of-00002.safetensors", NULL, NULL);
 
     /* A tensor the index does not list. */
-    d = make_sharded("sh3");
-    snprintf(p, sizeof p, "%s/model.safetensors.index.json", d);
-    json_t *idx = json_load_file(p, 0, NULL);
-    json_object_del(json_object_get(idx, "weight_map"), "model.norm.weight");
-    json_dump_file(idx, p, 0);
-    json_decref(idx);
+    d = sharded_with_norm_in("sh3", NULL);
     expect_fail(d, DRRL_E_INPUT, "sh3/model.safetensors.index.json", "'model.norm.weight'",
                 "missing");
 
     /* The index points at the wrong shard. */
-    d = make_sharded("sh4");
-    snprintf(p, sizeof p, "%s/model.safetensors.index.json", d);
-    idx = json_load_file(p, 0, NULL);
-    json_object_set_new(json_object_get(idx, "weight_map"), "model.norm.weight",
-                        json_string("model-00001-of-00002.safetensors"));
-    json_dump_file(idx, p, 0);
-    json_decref(idx);
+    d = sharded_with_norm_in("sh4", "model-00001-of-00002.safetensors");
     expect_fail(d, DRRL_E_INPUT, "sh4/model-00001-of-00002.safetensors", "'model.norm.weight'",
                 "missing from the file");
 
     /* A shard name that escapes the directory. */
-    d = make_sharded("sh5");
-    snprintf(p, sizeof p, "%s/model.safetensors.index.json", d);
-    idx = json_load_file(p, 0, NULL);
-    json_object_set_new(json_object_get(idx, "weight_map"), "model.norm.weight",
-                        json_string("../sh/model-00002-of-00002.safetensors"));
-    json_dump_file(idx, p, 0);
-    json_decref(idx);
+    d = sharded_with_norm_in("sh5", "../sh/model-00002-of-00002.safetensors");
     expect_fail(d, DRRL_E_INPUT, "not a file in the directory", NULL, NULL);
 }
 
