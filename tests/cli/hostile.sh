@@ -375,15 +375,10 @@ done
 # ---- interruptions: no temporaries, finished results kept
 # sig_case WHAT SIG DELAY CMD...: start CMD, send SIG after DELAY seconds.
 sig_case() {
-    what=$1 sig=$2 delay=$3
-    shift 3
+    what=$1
+    shift
     n_cases=$((n_cases + 1))
-    "$@" >"$tmpdir/out" 2>"$tmpdir/err" &
-    pid=$!
-    sleep "$delay"
-    kill -"$sig" $pid 2>/dev/null
-    wait $pid
-    rc=$?
+    run_killed "$@"
     no_temps
 }
 seq 0 60 | tr '\n' ' ' >ids.txt

@@ -1,5 +1,7 @@
 # lib.sh: helpers for drrl's shell tests. Source it; it defines:
 #   run CMD...      runs CMD, storing stdout in $out, stderr in $err, status in $rc
+#   run_killed SIG SECONDS CMD...  as run, with signal SIG sent to CMD (process $pid)
+#                   SECONDS after its start
 #   fail MSG        prints MSG and exits 1
 #   expect_rc N     fails unless $rc is N
 #   expect_one_line_error   fails unless stderr is exactly one line starting "drrl: "
@@ -23,6 +25,19 @@ trap 'rm -rf "$tmpdir"' EXIT INT TERM
 
 run() {
     "$@" >"$tmpdir/out" 2>"$tmpdir/err"
+    rc=$?
+    out=$(cat "$tmpdir/out")
+    err=$(cat "$tmpdir/err")
+}
+
+run_killed() {
+    rk_sig=$1 rk_delay=$2
+    shift 2
+    "$@" >"$tmpdir/out" 2>"$tmpdir/err" &
+    pid=$!
+    sleep "$rk_delay"
+    kill -"$rk_sig" $pid 2>/dev/null
+    wait $pid
     rc=$?
     out=$(cat "$tmpdir/out")
     err=$(cat "$tmpdir/err")

@@ -38,14 +38,8 @@ cmp -s "$tmpdir/a.csv" "$tmpdir/keep.csv" && fail "--force did not replace the t
 # SIGINT in the middle of a long run.
 i=0
 while [ $i -lt 300 ]; do printf 'the quick brown fox %d jumps over the lazy dog. ' $i; i=$((i + 1)); done >"$tmpdir/long.txt"
-"$DRRL" run $opts --text "$tmpdir/long.txt" --trace-out "$tmpdir/int.csv" --no-timing \
-    >"$tmpdir/out" 2>"$tmpdir/err" &
-pid=$!
-sleep 1
-kill -INT $pid
-wait $pid
-rc=$?
-err=$(cat "$tmpdir/err")
+run_killed INT 1 "$DRRL" run $opts --text "$tmpdir/long.txt" --trace-out "$tmpdir/int.csv" \
+    --no-timing
 [ $rc -eq 0 ] && fail "the run finished before SIGINT arrived (make the text longer)"
 expect_rc 1
 expect_one_line_error
@@ -62,14 +56,7 @@ expect_rc 0
 cmp -s "$tmpdir/int.csv" "$tmpdir/prefix.csv" || fail "the interrupted trace is not the run's prefix"
 
 # SIGTERM likewise.
-"$DRRL" run $opts --text "$tmpdir/long.txt" --trace-out "$tmpdir/term.csv" \
-    >"$tmpdir/out" 2>"$tmpdir/err" &
-pid=$!
-sleep 1
-kill -TERM $pid
-wait $pid
-rc=$?
-err=$(cat "$tmpdir/err")
+run_killed TERM 1 "$DRRL" run $opts --text "$tmpdir/long.txt" --trace-out "$tmpdir/term.csv"
 expect_rc 1
 expect_err_contains "interrupted by SIGTERM"
 run "$DRRL" diff --quiet "$tmpdir/term.csv" "$tmpdir/term.csv"
