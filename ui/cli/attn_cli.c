@@ -101,11 +101,9 @@ const char *attn_cli_model_dir(const char *dir)
 static int parse_ids_file(const char *path, const char *text, size_t len, int32_t vocab,
                           int32_t **ids, size_t *n)
 {
-    size_t cap = 256, k = 0, line = 1;
+    size_t line = 1;
     const char *line_start = text;
-    int32_t *v = malloc(cap * sizeof *v);
-    if (!v)
-        return cli_error(DRRL_E_NOMEM, "out of memory");
+    CliIds v = {0};
     const char *p = text, *end = text + len;
     while (p < end) {
         if (*p == '\n') {
@@ -121,22 +119,16 @@ static int parse_ids_file(const char *path, const char *text, size_t len, int32_
         long x = strtol(p, &e, 10);
         if (e == p || errno || x < 0 || x >= vocab ||
             (e < end && *e != ',' && *e != ' ' && *e != '\t' && *e != '\n' && *e != '\r')) {
-            free(v);
+            free(v.v);
             return cli_error(DRRL_E_INPUT, "%s:%zu:%zu: expected a token id in 0..%d", path,
                              line, (size_t)(p - line_start) + 1, (int)vocab - 1);
         }
-        if (k == cap) {
-            int32_t *q = realloc(v, 2 * cap * sizeof *v);
-            if (!q) {
-                free(v);
-                return cli_error(DRRL_E_NOMEM, "out of memory");
-            }
-            v = q, cap *= 2;
-        }
-        v[k++] = (int32_t)x;
+        int rc = cli_ids_push(&v, (int32_t)x);
+        if (rc)
+            return rc;
         p = e;
     }
-    *ids = v, *n = k;
+    *ids = v.v, *n = v.n;
     return 0;
 }
 

@@ -106,6 +106,23 @@ int cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, lon
     return 0;
 }
 
+int cli_ids_push(CliIds *ids, int32_t id)
+{
+    if (ids->n == ids->cap) {
+        size_t cap = ids->cap ? 2 * ids->cap : 64;
+        int32_t *v = cap <= SIZE_MAX / sizeof *v ? realloc(ids->v, cap * sizeof *v) : NULL;
+        if (!v) {
+            free(ids->v);
+            *ids = (CliIds){0};
+            return cli_error(DRRL_E_NOMEM, "out of memory");
+        }
+        ids->v = v;
+        ids->cap = cap;
+    }
+    ids->v[ids->n++] = id;
+    return 0;
+}
+
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
                      double *out)
 {

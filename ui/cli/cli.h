@@ -10,6 +10,7 @@
 #define DRRL_CLI_H
 
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "base/fileio.h"
@@ -46,6 +47,16 @@ int cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, lon
                    long *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
                      double *out);
+
+/* A growing array of token ids, filled by the parsers of id lists (--ids,
+ * --ids-file, tokenize --decode); starts as {0}, the owner frees v. */
+typedef struct CliIds {
+    int32_t *v;
+    size_t n, cap;
+} CliIds;
+/* Append id: 0, or the exit code after printing "out of memory" (v is then
+ * freed and the array empty again). */
+int cli_ids_push(CliIds *ids, int32_t id);
 
 /* Read a whole file ("-" = standard input; a FIFO or device is read up to
  * FILEIO_MAX_TEXT bytes) into a malloc'ed, NUL-terminated buffer (the NUL is

@@ -55,10 +55,8 @@ static const char usage[] =
 static int parse_ids(const char *src, const char *s, size_t len, int vocab, int32_t **out,
                      size_t *n_out)
 {
-    size_t cap = 64, n = 0, line = 1, col = 1;
-    int32_t *ids = malloc(cap * sizeof *ids);
-    if (!ids)
-        return cli_error(DRRL_E_NOMEM, "out of memory");
+    size_t line = 1, col = 1;
+    CliIds ids = {0};
     size_t i = 0;
     while (i < len) {
         char ch = s[i];
@@ -85,7 +83,7 @@ static int parse_ids(const char *src, const char *s, size_t len, int vocab, int3
         }
         if (!ok || v >= vocab) {
             int w = (int)(j - i > 20 ? 20 : j - i);
-            free(ids);
+            free(ids.v);
             if (!ok)
                 return cli_error(DRRL_E_INPUT, "%s:%zu:%zu: '%.*s' is not a token id", src,
                                  line, col, w, s + i);
@@ -93,25 +91,16 @@ static int parse_ids(const char *src, const char *s, size_t len, int vocab, int3
                              "%s:%zu:%zu: token id %lld is outside the vocabulary 0..%d", src,
                              line, col, v, vocab - 1);
         }
-        if (n == cap) {
-            int32_t *p = realloc(ids, 2 * cap * sizeof *ids);
-            if (!p) {
-                free(ids);
-                return cli_error(DRRL_E_NOMEM, "out of memory");
-            }
-            ids = p;
-            cap *= 2;
-        }
-        ids[n++] = (int32_t)v;
+        int rc = cli_ids_push(&ids, (int32_t)v);
+        if (rc)
+            return rc;
         col += j - i;
         i = j;
     }
-    if (n == 0) {
-        free(ids);
+    if (ids.n == 0)
         return cli_error(DRRL_E_INPUT, "%s: no token ids", src);
-    }
-    *out = ids;
-    *n_out = n;
+    *out = ids.v;
+    *n_out = ids.n;
     return 0;
 }
 

@@ -38,10 +38,7 @@ static const char usage[] =
 /* Parse ids separated by commas and/or whitespace. */
 static int parse_ids(const char *s, int32_t **ids, size_t *n)
 {
-    size_t cap = 16, k = 0;
-    int32_t *v = malloc(cap * sizeof *v);
-    if (!v)
-        return cli_error(DRRL_E_NOMEM, "out of memory");
+    CliIds v = {0};
     const char *p = s;
     size_t index = 0;
     for (;;) {
@@ -56,25 +53,18 @@ static int parse_ids(const char *s, int32_t **ids, size_t *n)
         if (end == p || errno || x < 0 || x > INT32_MAX ||
             (*end && *end != ',' && *end != ' ' && *end != '\t' && *end != '\n' &&
              *end != '\r')) {
-            free(v);
+            free(v.v);
             return cli_usage_error("tokenize",
                                    "--decode: id %zu ('%.20s') is not an integer in 0..%ld",
                                    index, p, (long)INT32_MAX);
         }
-        if (k == cap) {
-            int32_t *q = realloc(v, 2 * cap * sizeof *v);
-            if (!q) {
-                free(v);
-                return cli_error(DRRL_E_NOMEM, "out of memory");
-            }
-            v = q;
-            cap *= 2;
-        }
-        v[k++] = (int32_t)x;
+        int rc = cli_ids_push(&v, (int32_t)x);
+        if (rc)
+            return rc;
         p = end;
     }
-    *ids = v;
-    *n = k;
+    *ids = v.v;
+    *n = v.n;
     return 0;
 }
 

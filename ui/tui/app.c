@@ -4,7 +4,6 @@
 #include "tui/app.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -407,16 +406,25 @@ static const char *next_word(const char **p)
     return buf;
 }
 
-static int parse_head(const char *w, int32_t *l, int32_t *h)
+int app_parse_pair(const char *s, const char *seps, long lo, long hi, long *a, long *b)
 {
     char *end;
-    errno = 0;
-    long a = strtol(w, &end, 10);
-    if (end == w || *end != '.' || a < 0 || a > 100000)
+    long x = strtol(s, &end, 10);
+    if (end == s || !*end || !strchr(seps, *end) || x < lo || x > hi)
         return -1;
-    const char *q = end + 1;
-    long b = strtol(q, &end, 10);
-    if (end == q || *end || b < 0 || b > 100000)
+    const char *p = end + 1;
+    long y = strtol(p, &end, 10);
+    if (end == p || *end || y < lo || y > hi)
+        return -1;
+    *a = x;
+    *b = y;
+    return 0;
+}
+
+static int parse_head(const char *w, int32_t *l, int32_t *h)
+{
+    long a, b;
+    if (app_parse_pair(w, ".", 0, 100000, &a, &b) != 0)
         return -1;
     *l = (int32_t)a;
     *h = (int32_t)b;

@@ -216,6 +216,11 @@ bool app_figures(const App *app, int64_t step, AppFigures *f);
 /* Whether a breakpoint fires at step (step > 0 compares with step - 1). */
 bool app_break_hits(const App *app, const Breakpoint *b, int64_t step);
 
+/* Two integers in lo..hi written A<sep>B, sep one of the characters seps
+ * (a breakpoint's L.H with ".", --size COLSxROWS with "xX"), nothing after:
+ * 0, or -1 when s is not such a pair. */
+int app_parse_pair(const char *s, const char *seps, long lo, long hi, long *a, long *b);
+
 /* Parse a breakpoint spec ("rank", "rank 2.3", "err 0.05", "err 0.05 2.3",
  * "masked", "token 120", "head 2.3" = rank change at layer 2 head 3).
  * Returns 0, or -1 with a message in why (at least 128 bytes). */

@@ -16,13 +16,8 @@
 
 int tui_parse_size(const char *s, int *cols, int *rows)
 {
-    char *end;
-    long c = strtol(s, &end, 10);
-    if (end == s || (*end != 'x' && *end != 'X') || c < 1 || c > 10000)
-        return -1;
-    const char *p = end + 1;
-    long r = strtol(p, &end, 10);
-    if (end == p || *end || r < 1 || r > 10000)
+    long c, r;
+    if (app_parse_pair(s, "xX", 1, 10000, &c, &r) != 0)
         return -1;
     *cols = (int)c;
     *rows = (int)r;
