@@ -6,6 +6,10 @@
 
 #include "model/tokenizer.h"
 
+/* A text with spaces, digits, a contraction, tabs, UTF-8 and an invalid byte. */
+static const char fuzz_text[] =
+    "Hello, world! It's 2024 -- don't  panic\n\tab abab \xc3\xa9\xff";
+
 /* Encode text (len bytes) with tok. When that fails, its error must be one
  * line and the status is returned. Else every id must lie inside tok's
  * vocabulary and decoding must give text back byte for byte (abort

@@ -13,15 +13,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     DrrlError err;
     if (tokenizer_parse_json((const char *)data, size, "tokenizer.json", &tok, &err) !=
         DRRL_OK) {
-        FUZZ_CHECK_MSG(err);
-        if (tok)
-            abort();
+        FUZZ_CHECK_REFUSAL(err, tok);
         return 0;
     }
-    static const char text[] =
-        "Hello, world! It's 2024 -- don't  panic\n\tab abab \xc3\xa9\xff";
     size_t n;
-    (void)fuzz_round_trip(tok, text, sizeof text - 1, &n);
+    (void)fuzz_round_trip(tok, fuzz_text, sizeof fuzz_text - 1, &n);
     for (size_t i = 0; i < tokenizer_vocab_size(tok); i++)
         (void)tokenizer_token_text(tok, (int32_t)i);
     tokenizer_free(tok);

@@ -15,9 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     TraceStore *s = NULL;
     DrrlError err;
     if (trace_csv_load(path, &s, &err) != DRRL_OK) {
-        FUZZ_CHECK_MSG(err);
-        if (s)
-            abort();
+        FUZZ_CHECK_REFUSAL(err, s);
     }
     trace_store_free(s);
     return 0;

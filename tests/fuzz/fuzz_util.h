@@ -77,4 +77,12 @@ static void fuzz_split(const uint8_t *data, size_t n, size_t *n1, size_t *off2)
             abort();                                                                           \
     } while (0)
 
+/* A parser's refusal: a one-line message, and no object returned in obj. */
+#define FUZZ_CHECK_REFUSAL(err, obj)                                                           \
+    do {                                                                                       \
+        FUZZ_CHECK_MSG(err);                                                                   \
+        if (obj)                                                                               \
+            abort();                                                                           \
+    } while (0)
+
 #endif
