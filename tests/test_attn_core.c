@@ -68,6 +68,19 @@ static void fake_free(Fake *f)
     free(f->k), free(f->v), free(f->q), free(f->out), free(f->exact);
 }
 
+/* For causality: two fakes made alike from seed, then the second's keys
+ * shifted by dk and head 0's queries by dq from position from on. */
+static void fake_pair(Fake *f1, Fake *f2, uint64_t seed, int H, int K, int D, int len,
+                      double decay, int from, float dk, float dq)
+{
+    TRng r1 = {seed}, r2 = {seed};
+    fake_make(f1, &r1, H, K, D, len, decay);
+    fake_make(f2, &r2, H, K, D, len, decay);
+    for (int t = from; t < len; t++)
+        for (int j = 0; j < D; j++)
+            f2->k[(size_t)t * D + j] += dk, f2->q[(size_t)t * H * D + j] += dq;
+}
+
 static ModelConfig fake_cfg(int H, int K, int D)
 {
     ModelConfig c;
@@ -295,16 +308,9 @@ Test(attn_core, ledger_matches_closed_form)
  * chunking the calls differently changes nothing beyond round-off. */
 Test(attn_core, causal_and_chunking_invariant)
 {
-    TRng r = {17};
     int D = 16, H = 2, K = 2, len = 120, T = 24;
     Fake f1, f2;
-    fake_make(&f1, &r, H, K, D, len, 0.2);
-    TRng r2 = {17};
-    fake_make(&f2, &r2, H, K, D, len, 0.2);
-    /* change the inputs from position 70 on */
-    for (int t = 70; t < len; t++)
-        for (int j = 0; j < D; j++)
-            f2.k[(size_t)t * D + j] += 0.5f, f2.q[(size_t)t * H * D + j] -= 0.3f;
+    fake_pair(&f1, &f2, 17, H, K, D, len, 0.2, 70, 0.5f, -0.3f); /* changed from 70 on */
     ModelConfig mc = fake_cfg(H, K, D);
     AttnCore *a1 = core_for("fixed:5", &mc, T, 0.1, 0),
              *a2 = core_for("fixed:5", &mc, T, 0.1, 0);
@@ -454,15 +460,9 @@ Test(attn_core, performer_converges_with_features_and_is_seeded)
 
 Test(attn_core, nystrom_causal_first_segment_exact)
 {
-    TRng r = {31};
     int D = 8, H = 2, K = 2, len = 96, T = 8;
     Fake f1, f2;
-    fake_make(&f1, &r, H, K, D, len, 0.1);
-    TRng r2 = {31};
-    fake_make(&f2, &r2, H, K, D, len, 0.1);
-    for (int t = 50; t < len; t++)
-        for (int j = 0; j < D; j++)
-            f2.k[(size_t)t * D + j] += 0.7f;
+    fake_pair(&f1, &f2, 31, H, K, D, len, 0.1, 50, 0.7f, 0.0f);
     ModelConfig mc = fake_cfg(H, K, D);
     mc.scale_attn = 1;
     AttnCore *a1 = core_for("nystrom:4", &mc, T, 0.1, 0),
