@@ -102,6 +102,16 @@ Test(policy_file, model_checks)
     policy_net_free(net);
 }
 
+/* Save net and m (without Adam moments) as name in the directory and load it
+ * back: the load's status. */
+static DrrlStatus save_load(const char *name, const PolicyNet *net, const PolicyMeta *m,
+                            PolicyNet **back, PolicyMeta *mb, DrrlError *err)
+{
+    const char *p = path_of(name);
+    cr_assert_eq(policy_file_save(p, net, m, NULL, err), DRRL_OK, "%s", err->msg);
+    return policy_file_load(p, back, mb, NULL, NULL, err);
+}
+
 Test(policy_file, bad_files_are_input_errors)
 {
     PolicyNet *net, *back = NULL;
@@ -130,14 +140,12 @@ Test(policy_file, bad_files_are_input_errors)
     cr_assert(strstr(err.msg, p), "%s", err.msg);
     /* A non-finite weight. */
     net->params[3] = 1.0f / 0.0f;
-    cr_assert_eq(policy_file_save(p, net, &m, NULL, &err), DRRL_OK);
-    cr_assert_eq(policy_file_load(p, &back, &mb, NULL, NULL, &err), DRRL_E_INPUT);
+    cr_assert_eq(save_load("p.safetensors", net, &m, &back, &mb, &err), DRRL_E_INPUT);
     cr_assert(strstr(err.msg, "not finite"), "%s", err.msg);
     net->params[3] = 0.0f;
     /* Grid not ending at head_dim. */
     m.model.head_dim = 16;
-    cr_assert_eq(policy_file_save(p, net, &m, NULL, &err), DRRL_OK);
-    cr_assert_eq(policy_file_load(p, &back, &mb, NULL, NULL, &err), DRRL_E_INPUT);
+    cr_assert_eq(save_load("p.safetensors", net, &m, &back, &mb, &err), DRRL_E_INPUT);
     cr_assert(strstr(err.msg, "head_dim"), "%s", err.msg);
     cr_assert_null(back);
     policy_net_free(net);
@@ -149,9 +157,8 @@ Test(policy_file, feature_versions_and_new_reward_terms)
     PolicyMeta m, mb;
     make(&net, &m); /* version 1 layout (no guard features) */
     DrrlError err;
-    const char *p = path_of("v1.safetensors");
-    cr_assert_eq(policy_file_save(p, net, &m, NULL, &err), DRRL_OK, "%s", err.msg);
-    cr_assert_eq(policy_file_load(p, &back, &mb, NULL, NULL, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(save_load("v1.safetensors", net, &m, &back, &mb, &err), DRRL_OK, "%s",
+                 err.msg);
     cr_assert_eq(back->cfg.n_feat, policy_features_count_v(4, 1));
     cr_assert_float_eq(mb.reward.err, 0.0, 1e-15);
     cr_assert_float_eq(mb.reward.price, 0.0, 1e-15);
@@ -165,9 +172,8 @@ Test(policy_file, feature_versions_and_new_reward_terms)
     cr_assert_eq(policy_net_new(&c, &r, &net2, NULL), DRRL_OK);
     m.reward.err = 1.5;
     m.reward.price = 0.75;
-    p = path_of("v2.safetensors");
-    cr_assert_eq(policy_file_save(p, net2, &m, NULL, &err), DRRL_OK, "%s", err.msg);
-    cr_assert_eq(policy_file_load(p, &back, &mb, NULL, NULL, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(save_load("v2.safetensors", net2, &m, &back, &mb, &err), DRRL_OK, "%s",
+                 err.msg);
     cr_assert_eq(back->cfg.n_feat, policy_features_count_v(4, 2));
     cr_assert_float_eq(mb.reward.err, 1.5, 1e-15);
     cr_assert_float_eq(mb.reward.price, 0.75, 1e-15);
@@ -176,9 +182,7 @@ Test(policy_file, feature_versions_and_new_reward_terms)
     c.n_feat = policy_features_count_v(4, 2) + 1;
     PolicyNet *bad;
     cr_assert_eq(policy_net_new(&c, &r, &bad, NULL), DRRL_OK);
-    p = path_of("bad.safetensors");
-    cr_assert_eq(policy_file_save(p, bad, &m, NULL, &err), DRRL_OK, "%s", err.msg);
-    cr_assert_eq(policy_file_load(p, &back, &mb, NULL, NULL, &err), DRRL_E_INPUT);
+    cr_assert_eq(save_load("bad.safetensors", bad, &m, &back, &mb, &err), DRRL_E_INPUT);
     policy_net_free(bad);
     policy_net_free(net2);
     policy_net_free(net);
