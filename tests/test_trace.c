@@ -5,6 +5,7 @@
 #include "fixture.h"
 #include "test_util.h"
 #include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -116,6 +117,20 @@ static void meta_fill(TraceMeta *m)
     m->text_hash = "def456";
 }
 
+/* Put the records of steps x layers x heads into w, in order, stopping after
+ * max_rows of them. */
+static void put_rows(TraceCsvWriter *w, int steps, int layers, int heads, long max_rows)
+{
+    Gen g;
+    DrrlError e;
+    long n = 0;
+    for (int s = 0; s < steps; s++)
+        for (int l = 0; l < layers; l++)
+            for (int h = 0; h < heads && n < max_rows; h++, n++)
+                cr_assert_eq(trace_csv_writer_put(w, gen(&g, s, l, h), &e), DRRL_OK, "%s",
+                             e.msg);
+}
+
 /* Write steps x 2 layers x 3 heads to path. */
 static DrrlStatus write_trace(const char *path, int steps, unsigned flags, int interrupted)
 {
@@ -126,12 +141,7 @@ static DrrlStatus write_trace(const char *path, int steps, unsigned flags, int i
     DrrlStatus st = trace_csv_writer_open(&w, path, &m, flags, &e);
     if (st)
         return st;
-    Gen g;
-    for (int s = 0; s < steps; s++)
-        for (int l = 0; l < 2; l++)
-            for (int h = 0; h < 3; h++)
-                cr_assert_eq(trace_csv_writer_put(w, gen(&g, s, l, h), &e), DRRL_OK, "%s",
-                             e.msg);
+    put_rows(w, steps, 2, 3, LONG_MAX);
     return trace_csv_writer_finish(w, interrupted, &e);
 }
 
@@ -448,14 +458,8 @@ Test(trace_csv, interrupted_run_is_a_valid_partial_trace)
     meta_fill(&m);
     TraceCsvWriter *w;
     DrrlError e;
-    Gen g;
     cr_assert_eq(trace_csv_writer_open(&w, p, &m, 0, &e), DRRL_OK);
-    /* Stopped in the middle of step 2. */
-    for (int st = 0; st < 3; st++)
-        for (int l = 0; l < 2; l++)
-            for (int h = 0; h < 3; h++)
-                if (st < 2 || l == 0)
-                    cr_assert_eq(trace_csv_writer_put(w, gen(&g, st, l, h), &e), DRRL_OK);
+    put_rows(w, 3, 2, 3, 15); /* stopped in the middle of step 2 */
     cr_assert_eq(trace_csv_writer_rows(w), 15);
     cr_assert_eq(trace_csv_writer_finish(w, 1, &e), DRRL_OK, "%s", e.msg);
     TraceStore *s;
@@ -496,10 +500,7 @@ Test(trace_csv, parallel_load_of_many_windows_equals_sequential_read)
     DrrlError e;
     Gen g;
     cr_assert_eq(trace_csv_writer_open(&w, p, &m, 0, &e), DRRL_OK);
-    for (int st = 0; st < 3000; st++)
-        for (int l = 0; l < 4; l++)
-            for (int h = 0; h < 4; h++)
-                cr_assert_eq(trace_csv_writer_put(w, gen(&g, st, l, h), &e), DRRL_OK);
+    put_rows(w, 3000, 4, 4, LONG_MAX);
     cr_assert_eq(trace_csv_writer_finish(w, 0, &e), DRRL_OK);
     TraceStore *a, *b = trace_store_new();
     cr_assert_eq(trace_csv_load(p, &a, &e), DRRL_OK, "%s", e.msg);
