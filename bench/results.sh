@@ -180,7 +180,8 @@ for L in $lengths; do
     lap "tables at L=$L"
 done
 
-if [ "$parts" = table2 ]; then
+# Table 2 (the DR-RL ablations), and the run time that closes the page.
+table2_section() {
     echo "### Table 2: DR-RL ablations"
     echo
     echo "no-RL: the fixed rank nearest the policy's mean rank on these windows; no-mask: safety threshold +inf (no rank ever masked); beta=0: \`data/policy-beta0.safetensors\`, trained by the shipped policy's command with \`--beta 0\`."
@@ -188,9 +189,16 @@ if [ "$parts" = table2 ]; then
     echo "$hdr"
     cat "$tmp/table2.md"
     echo
+}
+run_time_section() {
     echo "### Run time"
     echo
     echo "$(($(date +%s) - t_start)) s in all ($timing), measured by the script with \`date\`."
+}
+
+if [ "$parts" = table2 ]; then
+    table2_section
+    run_time_section
     exit 0
 fi
 
@@ -202,13 +210,7 @@ echo "$hdr"
 cat "$tmp/table1.md"
 echo
 
-echo "### Table 2: DR-RL ablations"
-echo
-echo "no-RL: the fixed rank nearest the policy's mean rank on these windows; no-mask: safety threshold +inf (no rank ever masked); beta=0: \`data/policy-beta0.safetensors\`, trained by the shipped policy's command with \`--beta 0\`."
-echo
-echo "$hdr"
-cat "$tmp/table2.md"
-echo
+table2_section
 
 echo "### Pareto: bits per byte against executed FLOPs"
 echo
@@ -250,6 +252,4 @@ echo '```'
 echo
 lap "eval-sentiment"
 
-echo "### Run time"
-echo
-echo "$(( $(date +%s) - t_start )) s in all ($timing), measured by the script with \`date\`."
+run_time_section
