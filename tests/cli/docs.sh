@@ -161,7 +161,6 @@ drrl train-policy --model data/model --data data/brown/train.txt --out tmp/pol/p
 drrl bench attention --max-len 16384 --repeat 3 --long-repeat 1 => drrl bench attention --max-len 512 --repeat 1 --long-repeat 1
 mpirun --hostfile hosts -np 32 --bind-to core drrl eval --data test.txt --seq-len 1024 --methods full,fixed:8,drrl --threads 1 --csv results.csv => - several hosts and a hostfile; tests/cli/mpi.sh runs drrl eval under mpirun
 mpirun --hostfile hosts -np 32 --bind-to core drrl train-policy --model data/model --data data/brown/train.txt --episodes 32 --episode-len 2048 --threads 1 --out policy.safetensors => - several hosts and a hostfile; tests/cli/mpi.sh runs drrl train-policy under mpirun
-drrl eval --seq-len 1024 => - the command a table's row measured, not an example
 drrl run --method full --no-exact => - the command the speed table's rows measured (bench/speed_table.py runs it), not an example
 drrl run --seq-len 1024 => - the command a measurement was made with (an instrumented build), not an example
 drrl train-policy --data train.txt --steps 2 --episodes 4 --episode-len 1024 --seed 1 --threads 1 -q => - the command a table measured (about 35 s here); tests/cli/mpi.sh runs train-policy under mpirun

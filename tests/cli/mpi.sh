@@ -79,6 +79,30 @@ expect_err_contains "nope.txt"
 expect_err_contains "rank 1 of 2 failed (exit status 2)"
 [ -e "$tmpdir/alone.csv" ] && fail "a failed job wrote its CSV"
 
+# Several hosts (README): a hostfile naming two hosts, reached through a
+# stand-in for ssh (Open MPI's plm_rsh_agent) that logs the host and runs
+# the command here, with a TMPDIR per host (the hosts share this machine's
+# name: in one /tmp their orteds' session directories would collide);
+# mpirun starts an orted per host, the ranks under them, with the README's
+# options: the same CSV as one process.
+cat >"$tmpdir/fakessh" <<'EOF'
+#!/bin/sh
+d=${0%/*}
+echo "$1" >>"$d/ssh.log"
+mkdir -p "$d/host-$1"
+export TMPDIR="$d/host-$1"
+shift
+exec sh -c "$*"
+EOF
+chmod +x "$tmpdir/fakessh"
+printf 'node1 slots=1\nnode2 slots=1\n' >"$tmpdir/hosts"
+run env ASAN_OPTIONS=detect_leaks=0 mpirun $root --mca plm_rsh_agent "$tmpdir/fakessh" \
+    --hostfile "$tmpdir/hosts" -np 2 --bind-to core "$DRRL" $ev --csv "$tmpdir/hosts.csv" </dev/null
+expect_rc 0
+[ "$(sort "$tmpdir/ssh.log" | tr '\n' ' ')" = "node1 node2 " ] ||
+    fail "hostfile: expected one launch on node1 and one on node2, got: $(cat "$tmpdir/ssh.log")"
+nowall "$tmpdir/hosts.csv" | cmp -s - "$tmpdir/eval1.nw" || fail "eval: 2 hosts differ from one process"
+
 # train-policy: the file records the command line, so every run below writes
 # p.st in a directory of its own.
 tp="train-policy --model $model --data $text --segment 16 --episode-len 64 --episodes 3"
@@ -135,36 +159,62 @@ ab="$windows --boot 200 --methods full,drrl:$tmpdir/plain/p.st --ablations"
 eval_np12 ablations $ab --beta0-policy "$tmpdir/other/p.st"
 grep -q "no-RL=fixed:[2-9]" "$tmpdir/ablations2.csv" || fail "ablations: no no-RL row above rank 1"
 
-# A rank killed mid-run: mpirun stops the job (non-zero exit, naming the
-# rank), and the last checkpoint resumes.
+# A rank killed mid-run, rank 1 and then rank 0 (the one that writes the
+# checkpoints): mpirun stops the job (non-zero exit, a message naming the
+# rank), and the last checkpoint resumes at another N (3) to exactly the
+# tensors of an uninterrupted plain run of one step more.
 command -v pgrep >/dev/null 2>&1 || exit 0
-mkdir "$tmpdir/kill"
-cd "$tmpdir/kill" || fail "cd"
-np 2 "$DRRL" $tp --steps 1000000 --ckpt-every 1 >out 2>err &
-job=$!
-i=0
-while [ ! -s p.st ] && [ $i -lt 600 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
-[ -s p.st ] || fail "no checkpoint within 60 s"
-# the ranks are mpirun's children (the shell may have exec'ed mpirun as $job)
-mp=$job
-[ "$(ps -o comm= -p "$job")" = mpirun ] || mp=$(pgrep -P "$job" | head -n 1)
-kid=$(pgrep -P "$mp" | tail -n 1)
-[ -n "$kid" ] && [ "$(ps -o comm= -p "$kid")" = drrl ] || fail "no rank to kill"
-kill -9 "$kid"
-i=0
-while kill -0 "$job" 2>/dev/null && [ $i -lt 300 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
-kill -0 "$job" 2>/dev/null && { kill "$job"; fail "the job did not stop within 30 s of a rank's death"; }
-wait "$job"
-jrc=$?
-[ "$jrc" -ne 0 ] || fail "a rank died and mpirun exited 0"
-grep -q "exited on signal 9" err || { cat err >&2; fail "no message naming the dead rank"; }
-run "$DRRL" $tp --resume p.st --steps 1
-expect_rc 0
-cd "$tmpdir" || fail "cd"
+# The steps recorded in a policy file's metadata ("training":{"steps":K).
+steps_of() {
+    h=$(od -An -t u8 -N8 "$1" | tr -d ' ')
+    head -c $((8 + h)) "$1" | tail -c "$h" |
+        sed -n 's/.*\\"training\\":{\\"steps\\":\([0-9]*\).*/\1/p'
+}
+[ "$(steps_of "$tmpdir/long/p.st")" = 4 ] || fail "steps_of: expected 4 steps in long/p.st"
+kill_rank() { # RANK
+    d=$tmpdir/kill$1
+    mkdir "$d"
+    cd "$d" || fail "cd $d"
+    np 2 "$DRRL" $tp --steps 1000000 --ckpt-every 1 >out 2>err &
+    job=$!
+    i=0
+    while [ ! -s p.st ] && [ $i -lt 600 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    [ -s p.st ] || fail "no checkpoint within 60 s"
+    # the ranks are mpirun's children (the shell may have exec'ed mpirun as
+    # $job); Open MPI gives each its rank in OMPI_COMM_WORLD_RANK
+    mp=$job
+    [ "$(ps -o comm= -p "$job")" = mpirun ] || mp=$(pgrep -P "$job" | head -n 1)
+    kid=
+    for c in $(pgrep -P "$mp"); do
+        tr '\0' '\n' <"/proc/$c/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" &&
+            kid=$c
+    done
+    [ -n "$kid" ] && [ "$(ps -o comm= -p "$kid")" = drrl ] || fail "no rank $1 to kill"
+    kill -9 "$kid"
+    i=0
+    while kill -0 "$job" 2>/dev/null && [ $i -lt 300 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    kill -0 "$job" 2>/dev/null && { kill "$job"; fail "the job did not stop within 30 s of rank $1's death"; }
+    wait "$job"
+    jrc=$?
+    [ "$jrc" -ne 0 ] || fail "rank $1 died and mpirun exited 0"
+    grep -q "process rank $1 with PID .*exited on signal 9" err ||
+        { cat err >&2; fail "no message naming the dead rank $1"; }
+    k=$(steps_of p.st)
+    [ -n "$k" ] && [ "$k" -ge 1 ] || fail "rank $1 killed: the checkpoint has no steps"
+    echo "rank $1 killed: checkpoint at step $k, resumed at np 3 to $((k + 1))"
+    cd "$tmpdir" || fail "cd"
+    train kill$1 3 $((k + 1)) --resume p.st
+    train ref$1 plain $((k + 1))
+    payload "$tmpdir/ref$1/p.st" >"$tmpdir/ref$1.t"
+    payload "$tmpdir/kill$1/p.st" | cmp -s - "$tmpdir/ref$1.t" ||
+        fail "rank $1 killed at step $k: resumed at np 3 to $((k + 1)) differs from a plain run"
+}
+kill_rank 1
+kill_rank 0
 exit 0
