@@ -19,7 +19,8 @@ t0=$(date +%s)
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 if [ -n "${BUNDLE:-}" ]; then
     m=$(mktemp -d)
-    tar -C "$m" -xJf "$BUNDLE/ompi.tar.xz" || exit 1
+    trap 'rm -rf "$m"' EXIT
+    tar -C "$m" -xzf "$BUNDLE/ompi.tar.gz" || exit 1
     R=$m/ompi
     . "$BUNDLE/env.sh"
     DRRL=$R/bin/drrl
