@@ -91,4 +91,19 @@ static inline void t_matrix(TRng *r, float *X, int n, int d, int kind, double sc
     free(U), free(V), free(s);
 }
 
+/* y = x (I - P) with P = B[:, :r] B[:, :r]^T (B: d x d, orthonormal columns),
+ * x and y of length d (distinct). */
+static inline void t_residual(const double *x, const double *B, int d, int r, double *y)
+{
+    for (int i = 0; i < d; i++)
+        y[i] = x[i];
+    for (int j = 0; j < r; j++) {
+        double c = 0;
+        for (int i = 0; i < d; i++)
+            c += x[i] * B[i * d + j];
+        for (int i = 0; i < d; i++)
+            y[i] -= c * B[i * d + j];
+    }
+}
+
 #endif

@@ -39,19 +39,6 @@ static void case_free(Case *c)
     free(c->K), free(c->G), free(c->lam), free(c->B);
 }
 
-/* y = x (I - P) with P = B[:, :r] B[:, :r]^T, x of length d. */
-static void residual(const double *x, const double *B, int d, int r, double *y)
-{
-    memcpy(y, x, (size_t)d * sizeof *y);
-    for (int j = 0; j < r; j++) {
-        double c = 0;
-        for (int i = 0; i < d; i++)
-            c += x[i] * B[i * d + j];
-        for (int i = 0; i < d; i++)
-            y[i] -= c * B[i * d + j];
-    }
-}
-
 /* ||X||_2 of a rows x d double matrix by direct SVD. */
 static double spec_norm(const double *X, int rows, int d)
 {
@@ -89,7 +76,7 @@ Test(bounds, eckart_young_and_stale_tail)
                 for (int i = 0; i < n; i++) {
                     for (int j = 0; j < d; j++)
                         x[j] = c.K[i * d + j];
-                    residual(x, c.B, d, rk, y);
+                    t_residual(x, c.B, d, rk, y);
                     for (int j = 0; j < d; j++)
                         R[i * d + j] = y[j], fro2 += y[j] * y[j];
                 }
@@ -107,7 +94,7 @@ Test(bounds, eckart_young_and_stale_tail)
                 for (int i = 0; i < n; i++) {
                     for (int j = 0; j < d; j++)
                         x[j] = c.K[i * d + j];
-                    residual(x, Bs, d, rk, y);
+                    t_residual(x, Bs, d, rk, y);
                     for (int j = 0; j < d; j++)
                         st += y[j] * y[j];
                 }
@@ -120,8 +107,8 @@ Test(bounds, eckart_young_and_stale_tail)
                     for (int j = 0; j < d; j++)
                         x[j] = c.K[i * d + j];
                     double y2[64];
-                    residual(x, c.B, d, rk, y);
-                    residual(x, c.B, d, r2, y2);
+                    t_residual(x, c.B, d, rk, y);
+                    t_residual(x, c.B, d, r2, y2);
                     for (int j = 0; j < d; j++)
                         band2 += (y[j] - y2[j]) * (y[j] - y2[j]);
                 }
@@ -162,7 +149,7 @@ Test(bounds, score_softmax_output_never_violated)
                 double q[64], qr[64], x[64], y[64];
                 for (int j = 0; j < d; j++)
                     q[j] = trng_normal(&r) * scale;
-                residual(q, BA, d, rk, qr);
+                t_residual(q, BA, d, rk, qr);
                 double q_res = 0;
                 for (int j = 0; j < d; j++)
                     q_res += qr[j] * qr[j];
@@ -172,12 +159,12 @@ Test(bounds, score_softmax_output_never_violated)
                 for (int i = na; i < n; i++) {
                     for (int j = 0; j < d; j++)
                         x[j] = K[i * d + j];
-                    residual(x, BA, d, rk, y);
+                    t_residual(x, BA, d, rk, y);
                     for (int j = 0; j < d; j++)
                         cres += y[j] * y[j];
                     for (int j = 0; j < d; j++)
                         x[j] = V[i * d + j];
-                    residual(x, BV, d, rk, y);
+                    t_residual(x, BV, d, rk, y);
                     for (int j = 0; j < d; j++)
                         vres += y[j] * y[j];
                 }
@@ -230,7 +217,7 @@ Test(bounds, score_softmax_output_never_violated)
                     for (int j = 0; j < d; j++)
                         o[j] += p[i] * V[i * d + j], tmp[j] += pt[i] * V[i * d + j];
                 double tp[64];
-                residual(tmp, BV, d, rk, tp);
+                t_residual(tmp, BV, d, rk, tp);
                 double err2 = 0, no = 0;
                 for (int j = 0; j < d; j++) {
                     ot[j] = tmp[j] - tp[j]; /* p~ V P_V */

@@ -72,14 +72,7 @@ static void side_case(TRng *r, int n, int na, int d, int w, int kind, int advers
             double x[64];
             for (int j = 0; j < d; j++)
                 x[j] = X[i * d + j];
-            for (int k = 0; k < rk; k++) {
-                double c = 0;
-                for (int j = 0; j < d; j++)
-                    c += x[j] * B[j * d + k];
-                for (int j = 0; j < d; j++)
-                    x[j] -= c * B[j * d + k];
-            }
-            memcpy(R + (size_t)i * d, x, (size_t)d * sizeof *x);
+            t_residual(x, B, d, rk, R + (size_t)i * d);
         }
         truth[rk] = spec2(R, n, d);
     }
