@@ -150,42 +150,48 @@ static int feq(double a, double b)
     return (isnan(a) && isnan(b)) || a == b;
 }
 
+/* a and b agree field by field: integers and strings exactly, the REAL
+ * columns as float32 (what the file keeps), the F64 ones as doubles, NaN
+ * equal to NaN; each failure names the field. */
+#define SAME(f) cr_assert_eq(a->f, b->f, #f)
+#define SAME_STR(f) cr_assert_str_eq(a->f, b->f, #f)
+#define SAME_F32(f) cr_assert(feq((float)a->f, (float)b->f), #f)
+#define SAME_F64(f) cr_assert(feq(a->f, b->f), #f)
+#define SAME_LIST(n, v)                                                                        \
+    do {                                                                                       \
+        SAME(n);                                                                               \
+        for (int i = 0; i < a->n; i++)                                                         \
+            cr_assert_eq(a->v[i], b->v[i], #v "[%d]", i);                                      \
+    } while (0)
+
 static void expect_same(const TraceRecord *a, const TraceRecord *b)
 {
-    cr_assert_eq(a->step, b->step);
-    cr_assert_eq(a->token_index, b->token_index);
-    cr_assert_str_eq(a->token, b->token);
-    cr_assert_eq(a->segment, b->segment);
-    cr_assert_eq(a->layer, b->layer);
-    cr_assert_eq(a->head, b->head);
-    cr_assert_str_eq(a->method, b->method);
-    cr_assert_eq(a->rank, b->rank);
-    cr_assert_eq(a->head_dim, b->head_dim);
-    cr_assert(feq((float)a->energy_kept, (float)b->energy_kept));
-    cr_assert_eq(a->n_sigma, b->n_sigma);
-    for (int i = 0; i < a->n_sigma; i++)
-        cr_assert_eq(a->sigma[i], b->sigma[i]);
-    cr_assert_eq(a->n_sigma_v, b->n_sigma_v);
-    for (int i = 0; i < a->n_sigma_v; i++)
-        cr_assert_eq(a->sigma_v[i], b->sigma_v[i]);
-    cr_assert(feq((float)a->tail_bound, (float)b->tail_bound));
-    cr_assert(feq((float)a->sin_theta_bound, (float)b->sin_theta_bound));
-    cr_assert(feq((float)a->output_bound, (float)b->output_bound));
-    cr_assert(feq((float)a->threshold, (float)b->threshold));
-    cr_assert_eq(a->n_masked, b->n_masked);
-    for (int i = 0; i < a->n_masked; i++)
-        cr_assert_eq(a->masked[i], b->masked[i]);
-    cr_assert(feq((float)a->measured_error, (float)b->measured_error));
-    cr_assert(feq((float)a->fidelity, (float)b->fidelity));
-    cr_assert(feq(a->flops_exact, b->flops_exact));
-    cr_assert(feq(a->flops_executed, b->flops_executed));
-    cr_assert(feq((float)a->savings_cum, (float)b->savings_cum));
-    cr_assert_eq(a->n_policy, b->n_policy);
-    for (int i = 0; i < a->n_policy; i++)
-        cr_assert_eq(a->policy_probs[i], b->policy_probs[i]);
-    cr_assert(feq((float)a->value, (float)b->value));
-    cr_assert(feq((float)a->reward, (float)b->reward));
-    cr_assert_eq(a->wall_ns, b->wall_ns);
+    SAME(step);
+    SAME(token_index);
+    SAME_STR(token);
+    SAME(segment);
+    SAME(layer);
+    SAME(head);
+    SAME_STR(method);
+    SAME(rank);
+    SAME(head_dim);
+    SAME_F32(energy_kept);
+    SAME_LIST(n_sigma, sigma);
+    SAME_LIST(n_sigma_v, sigma_v);
+    SAME_F32(tail_bound);
+    SAME_F32(sin_theta_bound);
+    SAME_F32(output_bound);
+    SAME_F32(threshold);
+    SAME_LIST(n_masked, masked);
+    SAME_F32(measured_error);
+    SAME_F32(fidelity);
+    SAME_F64(flops_exact);
+    SAME_F64(flops_executed);
+    SAME_F32(savings_cum);
+    SAME_LIST(n_policy, policy_probs);
+    SAME_F32(value);
+    SAME_F32(reward);
+    SAME(wall_ns);
 }
 
 /* Replace the first occurrence of from with to. */
