@@ -151,18 +151,27 @@ Test(policy_file, bad_files_are_input_errors)
     policy_net_free(net);
 }
 
+/* Saved as name and loaded back, net and m read as feature layout version
+ * with the reward's error and price terms err and price. */
+static void expect_layout(const char *name, const PolicyNet *net, const PolicyMeta *m,
+                          int version, double err, double price)
+{
+    PolicyNet *back;
+    PolicyMeta mb;
+    DrrlError e;
+    cr_assert_eq(save_load(name, net, m, &back, &mb, &e), DRRL_OK, "%s", e.msg);
+    cr_assert_eq(back->cfg.n_feat, policy_features_count_v(4, version));
+    cr_assert_float_eq(mb.reward.err, err, 1e-15);
+    cr_assert_float_eq(mb.reward.price, price, 1e-15);
+    policy_net_free(back);
+}
+
 Test(policy_file, feature_versions_and_new_reward_terms)
 {
     PolicyNet *net, *back;
     PolicyMeta m, mb;
     make(&net, &m); /* version 1 layout (no guard features) */
-    DrrlError err;
-    cr_assert_eq(save_load("v1.safetensors", net, &m, &back, &mb, &err), DRRL_OK, "%s",
-                 err.msg);
-    cr_assert_eq(back->cfg.n_feat, policy_features_count_v(4, 1));
-    cr_assert_float_eq(mb.reward.err, 0.0, 1e-15);
-    cr_assert_float_eq(mb.reward.price, 0.0, 1e-15);
-    policy_net_free(back);
+    expect_layout("v1.safetensors", net, &m, 1, 0.0, 0.0);
     /* Version 2 (guard features) with the per-head error and price terms. */
     PolicyNetConfig c = net->cfg;
     c.n_feat = policy_features_count_v(4, 2);
@@ -172,16 +181,12 @@ Test(policy_file, feature_versions_and_new_reward_terms)
     cr_assert_eq(policy_net_new(&c, &r, &net2, NULL), DRRL_OK);
     m.reward.err = 1.5;
     m.reward.price = 0.75;
-    cr_assert_eq(save_load("v2.safetensors", net2, &m, &back, &mb, &err), DRRL_OK, "%s",
-                 err.msg);
-    cr_assert_eq(back->cfg.n_feat, policy_features_count_v(4, 2));
-    cr_assert_float_eq(mb.reward.err, 1.5, 1e-15);
-    cr_assert_float_eq(mb.reward.price, 0.75, 1e-15);
-    policy_net_free(back);
+    expect_layout("v2.safetensors", net2, &m, 2, 1.5, 0.75);
     /* A network whose n_feat fits neither layout is refused on load. */
     c.n_feat = policy_features_count_v(4, 2) + 1;
     PolicyNet *bad;
     cr_assert_eq(policy_net_new(&c, &r, &bad, NULL), DRRL_OK);
+    DrrlError err;
     cr_assert_eq(save_load("bad.safetensors", bad, &m, &back, &mb, &err), DRRL_E_INPUT);
     policy_net_free(bad);
     policy_net_free(net2);
