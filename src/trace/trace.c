@@ -75,6 +75,17 @@ nomem:
     return drrl_error(err, DRRL_E_NOMEM, "trace metadata: out of memory");
 }
 
+DrrlStatus trace_meta_replace(TraceMeta *dst, const TraceMeta *src, DrrlError *err)
+{
+    TraceMeta copy;
+    DrrlStatus st = trace_meta_copy(&copy, src, err);
+    if (st)
+        return st;
+    trace_meta_done(dst);
+    *dst = copy;
+    return DRRL_OK;
+}
+
 float trace_to_float(double x)
 {
     if (x > FLT_MAX)

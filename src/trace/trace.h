@@ -59,6 +59,10 @@ void trace_meta_done(TraceMeta *m);
  * beforehand). On DRRL_E_NOMEM dst is left empty (as after trace_meta_init). */
 DrrlStatus trace_meta_copy(TraceMeta *dst, const TraceMeta *src, DrrlError *err);
 
+/* Replace *dst (an initialised metadata, freed) by a deep copy of src. On
+ * DRRL_E_NOMEM dst is left as it was. */
+DrrlStatus trace_meta_replace(TraceMeta *dst, const TraceMeta *src, DrrlError *err);
+
 /* Set *field to a malloc'd copy of s (NULL stays NULL), freeing the old one. */
 DrrlStatus trace_meta_set_str(char **field, const char *s, DrrlError *err);
 

@@ -426,13 +426,7 @@ DrrlStatus trace_csv_writer_open(TraceCsvWriter **out, const char *path, const T
 
 DrrlStatus trace_csv_writer_set_meta(TraceCsvWriter *w, const TraceMeta *meta, DrrlError *err)
 {
-    TraceMeta copy;
-    DrrlStatus st = trace_meta_copy(&copy, meta, err);
-    if (st)
-        return st;
-    trace_meta_done(&w->meta);
-    w->meta = copy;
-    return DRRL_OK;
+    return trace_meta_replace(&w->meta, meta, err);
 }
 
 DrrlStatus trace_csv_writer_put(TraceCsvWriter *w, const TraceRecord *r, DrrlError *err)

@@ -470,14 +470,10 @@ TraceSink trace_store_sink(TraceStore *s)
 
 DrrlStatus trace_store_set_meta(TraceStore *s, const TraceMeta *meta, DrrlError *err)
 {
-    TraceMeta copy;
-    DrrlStatus st = trace_meta_copy(&copy, meta, err);
-    if (st)
-        return st;
-    trace_meta_done(&s->meta);
-    s->meta = copy;
-    s->has_meta = 1;
-    return DRRL_OK;
+    DrrlStatus st = trace_meta_replace(&s->meta, meta, err);
+    if (!st)
+        s->has_meta = 1;
+    return st;
 }
 
 const TraceMeta *trace_store_meta(const TraceStore *s)
