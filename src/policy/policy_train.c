@@ -123,20 +123,6 @@ typedef struct EpRec {
     double fidelity, flops_frac, band, budget, lm, total, ex, ax, error;
 } EpRec;
 
-static DrrlStatus exchange(const PpoDist *d, const void *mine, size_t n, void **all,
-                           size_t *counts, DrrlError *err)
-{
-    if (d)
-        return d->allgather(d->ctx, mine, n, all, counts, err);
-    *all = malloc(n ? n : 1);
-    if (!*all)
-        return drrl_error(err, DRRL_E_NOMEM, "train-policy: out of memory");
-    if (n)
-        memcpy(*all, mine, n);
-    counts[0] = n;
-    return DRRL_OK;
-}
-
 /* What every process needs after the rollout of a step: the sample layout of
  * the update and the step's reward sums, added in episode order. */
 typedef struct StepSums {
@@ -158,7 +144,7 @@ static DrrlStatus share_rollout(Trainer *t, const char *mine, size_t n_mine, Ppo
     if (!counts || !at)
         st = drrl_error(err, DRRL_E_NOMEM, "train-policy: out of memory");
     if (!st)
-        st = exchange(d, mine, n_mine, (void **)&all, counts, err);
+        st = ppo_allgather(d, mine, n_mine, (void **)&all, counts, err);
     size_t total = 0;
     for (int r = 0; !st && r < np; r++)
         total += counts[r];
@@ -222,7 +208,7 @@ static DrrlStatus agree(const PpoDist *d, DrrlStatus *st, int *stop, DrrlError *
     size_t counts[np];
     int32_t *all = NULL;
     DrrlError e2;
-    DrrlStatus xs = exchange(d, mine, sizeof mine, (void **)&all, counts, &e2);
+    DrrlStatus xs = ppo_allgather(d, mine, sizeof mine, (void **)&all, counts, &e2);
     if (xs) {
         if (!*st)
             *err = e2, *st = xs;

@@ -242,11 +242,12 @@ void ppo_compute_advantages(PpoBuffer *b, const PpoConfig *cfg)
     }
 }
 
-/* One process: the allgather is a copy. */
-static DrrlStatus local_allgather(void *ctx, const void *mine, size_t n, void **all,
-                                  size_t *counts, DrrlError *err)
+DrrlStatus ppo_allgather(const PpoDist *d, const void *mine, size_t n, void **all,
+                         size_t *counts, DrrlError *err)
 {
-    (void)ctx;
+    if (d)
+        return d->allgather(d->ctx, mine, n, all, counts, err);
+    /* one process: the allgather is a copy */
     *all = malloc(n ? n : 1);
     if (!*all)
         return drrl_error(err, DRRL_E_NOMEM, "ppo: out of memory");
@@ -415,8 +416,7 @@ DrrlStatus ppo_update_dist(PolicyNet *net, PolicyNetCache *cache, PolicyAdam *op
                 used++;
             }
             /* every process's samples, added in minibatch order */
-            st = dist ? dist->allgather(dist->ctx, pack, used * rec, (void **)&all, counts, err)
-                      : local_allgather(NULL, pack, used * rec, (void **)&all, counts, err);
+            st = ppo_allgather(dist, pack, used * rec, (void **)&all, counts, err);
             if (st)
                 goto out;
             GradHead sum = {0, 0, 0, 0, 0, 0};

@@ -148,6 +148,11 @@ typedef struct PpoDist {
     void *ctx;
 } PpoDist;
 
+/* d->allgather, or with d NULL (one process) a malloc'ed copy of mine with
+ * counts[0] = n. Errors: the callback's, DRRL_E_NOMEM. */
+DrrlStatus ppo_allgather(const PpoDist *d, const void *mine, size_t n, void **all,
+                         size_t *counts, DrrlError *err);
+
 /* The samples of one update spread over processes: sample g (0 .. n-1, the
  * order one process alone would have them in its buffer) is sample local[g]
  * of process owner[g]'s buffer; adv (n, H) holds every sample's advantages
