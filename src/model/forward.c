@@ -11,6 +11,7 @@
 #include "base/mem.h"
 #include "base/blas.h"
 #include "base/fastexp.h"
+#include "base/logsumexp.h"
 
 /* Parallelism. A Forward owns a pool of threads-1 workers (plus the calling
  * thread) that runs every stage of a layer: row blocks of the matrix products
@@ -1073,14 +1074,9 @@ double forward_loss(const float *logits, const int32_t *ids, size_t n, int vocab
     size_t V = (size_t)vocab;
     for (size_t i = 0; i + 1 < n; i++) {
         const float *row = logits + i * V;
-        double mx = row[0];
-        for (size_t j = 1; j < V; j++)
-            if (row[j] > mx)
-                mx = row[j];
-        double sum = 0;
-        for (size_t j = 0; j < V; j++)
-            sum += exp((double)row[j] - mx);
-        total += (mx + log(sum)) - (double)row[ids[i + 1]];
+        float mx;
+        double ls = logsumexp_shifted(row, V, &mx);
+        total += ((double)mx + ls) - (double)row[ids[i + 1]];
     }
     return total / (double)(n - 1);
 }

@@ -12,6 +12,7 @@
 #include "attn/attn_core.h"
 #include "base/blas.h"
 #include "base/clock.h"
+#include "base/logsumexp.h"
 #include "model/forward.h"
 #include "attn/method.h"
 #include "policy/policy_agent.h"
@@ -68,14 +69,9 @@ static double mean_loglik(const float *logits, const int32_t *next, size_t n, in
     double acc = 0;
     for (size_t i = 0; i < n; i++) {
         const float *z = logits + i * (size_t)V;
-        float mx = z[0];
-        for (int j = 1; j < V; j++)
-            if (z[j] > mx)
-                mx = z[j];
-        double s = 0;
-        for (int j = 0; j < V; j++)
-            s += exp((double)z[j] - mx);
-        acc += (double)z[next[i]] - mx - log(s);
+        float mx;
+        double ls = logsumexp_shifted(z, (size_t)V, &mx);
+        acc += (double)z[next[i]] - mx - ls;
     }
     return n ? acc / (double)n : 0.0;
 }

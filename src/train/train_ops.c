@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/blas.h"
+#include "base/logsumexp.h"
 
 /* The hot loops are written as axpy's (independent lanes, no reduction to
  * reassociate), so vectorising them changes no result bit. -O2 in GCC 12
@@ -749,13 +750,9 @@ static void ce_item(void *ctx, size_t chunk, int thread)
     double acc = 0.0;
     for (size_t r = r0; r < r1; r++) {
         const float *l = j->logits + r * j->v;
-        float mx = l[0];
-        for (size_t i = 1; i < j->v; i++)
-            mx = l[i] > mx ? l[i] : mx;
-        double sum = 0.0;
-        for (size_t i = 0; i < j->v; i++)
-            sum += exp((double)l[i] - mx);
-        double lse = mx + log(sum);
+        float mx;
+        double ls = logsumexp_shifted(l, j->v, &mx);
+        double lse = mx + ls;
         double nll = lse - l[j->targets[r]];
         acc += nll;
         if (j->nll)
