@@ -468,31 +468,19 @@ void train_model_zero_grad(TrainModel *m)
     memset(m->grads, 0, m->n_params * sizeof(float));
 }
 
-typedef struct NormJob {
-    const float *g;
-    size_t n;
-    double partial[TRAIN_POOL_CHUNKS];
-} NormJob;
-
-static void norm_item(void *ctx, size_t chunk, int thread)
+/* Chunk [i0, i1) of the squared gradient norm. */
+static double norm_part(void *ctx, size_t i0, size_t i1)
 {
-    NormJob *j = ctx;
-    size_t i0, i1;
-    train_pool_chunk(j->n, chunk, &i0, &i1);
+    const float *g = ctx;
     double s = 0.0;
     for (size_t i = i0; i < i1; i++)
-        s += (double)j->g[i] * j->g[i];
-    j->partial[chunk] = s;
+        s += (double)g[i] * g[i];
+    return s;
 }
 
 double train_model_grad_norm(const TrainModel *m, TrainPool *pool)
 {
-    NormJob j = {.g = m->grads, .n = m->n_params};
-    train_pool_run(pool, norm_item, &j, TRAIN_POOL_CHUNKS);
-    double s = 0.0;
-    for (size_t c = 0; c < TRAIN_POOL_CHUNKS; c++)
-        s += j.partial[c];
-    return sqrt(s);
+    return sqrt(train_pool_sum(pool, norm_part, m->grads, m->n_params));
 }
 
 typedef struct AdamJob {

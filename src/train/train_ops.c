@@ -587,12 +587,9 @@ void train_ops_lowrank_bases(TrainPool *pool, const TrainAttnShape *s, const Tra
                              const float *q, const float *k, const float *v)
 {
     LowRankJob j = {.s = s, .lr = lr, .q = q, .k = k, .v = v};
-    int saved = openblas_get_num_threads(); /* LAPACK single-threaded in the workers */
-    if (saved > 1)
-        openblas_set_num_threads(1);
+    int saved = blas_serial_begin(); /* LAPACK single-threaded in the workers */
     train_pool_run(pool, lowrank_bases_item, &j, s->b * s->n_head);
-    if (saved > 1)
-        openblas_set_num_threads(saved);
+    blas_serial_end(saved);
 }
 
 /* row <- row P for the rows of one (b, h, segment): axpy's over P's rows
@@ -737,16 +734,14 @@ typedef struct CeJob {
     double *nll;
     const float *logits;
     const uint8_t *targets;
-    size_t n, v;
+    size_t v;
     float scale;
-    double partial[TRAIN_POOL_CHUNKS];
 } CeJob;
 
-static void ce_item(void *ctx, size_t chunk, int thread)
+/* Rows [r0, r1): their NLL sum; per-row NLLs and gradients where asked. */
+static double ce_part(void *ctx, size_t r0, size_t r1)
 {
-    CeJob *j = ctx;
-    size_t r0, r1;
-    train_pool_chunk(j->n, chunk, &r0, &r1);
+    const CeJob *j = ctx;
     double acc = 0.0;
     for (size_t r = r0; r < r1; r++) {
         const float *l = j->logits + r * j->v;
@@ -765,7 +760,7 @@ static void ce_item(void *ctx, size_t chunk, int thread)
             d[tgt] -= j->scale;
         }
     }
-    j->partial[chunk] = acc;
+    return acc;
 }
 
 double train_ops_crossentropy(TrainPool *pool, float *dlogits, double *nll, const float *logits,
@@ -775,12 +770,7 @@ double train_ops_crossentropy(TrainPool *pool, float *dlogits, double *nll, cons
                .nll = nll,
                .logits = logits,
                .targets = targets,
-               .n = n,
                .v = v,
                .scale = grad_scale};
-    train_pool_run(pool, ce_item, &j, TRAIN_POOL_CHUNKS);
-    double s = 0.0;
-    for (size_t c = 0; c < TRAIN_POOL_CHUNKS; c++)
-        s += j.partial[c];
-    return s;
+    return train_pool_sum(pool, ce_part, &j, n);
 }

@@ -148,3 +148,28 @@ void train_pool_chunk(size_t n, size_t c, size_t *begin, size_t *end)
     *begin = n * c / TRAIN_POOL_CHUNKS;
     *end = n * (c + 1) / TRAIN_POOL_CHUNKS;
 }
+
+typedef struct SumJob {
+    TrainPoolSumFn fn;
+    void *ctx;
+    size_t n;
+    double partial[TRAIN_POOL_CHUNKS];
+} SumJob;
+
+static void sum_item(void *ctx, size_t chunk, int thread)
+{
+    SumJob *j = ctx;
+    size_t begin, end;
+    train_pool_chunk(j->n, chunk, &begin, &end);
+    j->partial[chunk] = j->fn(j->ctx, begin, end);
+}
+
+double train_pool_sum(TrainPool *pool, TrainPoolSumFn fn, void *ctx, size_t n)
+{
+    SumJob j = {.fn = fn, .ctx = ctx, .n = n};
+    train_pool_run(pool, sum_item, &j, TRAIN_POOL_CHUNKS);
+    double s = 0.0;
+    for (size_t c = 0; c < TRAIN_POOL_CHUNKS; c++)
+        s += j.partial[c];
+    return s;
+}

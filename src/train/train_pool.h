@@ -40,4 +40,12 @@ void train_pool_run(TrainPool *pool, TrainPoolFn fn, void *ctx, size_t n);
 /* Chunk c of TRAIN_POOL_CHUNKS over [0, n): [*begin, *end). */
 void train_pool_chunk(size_t n, size_t c, size_t *begin, size_t *end);
 
+/* A reduction over [0, n): fn(ctx, begin, end) returns the partial result of
+ * one chunk's range (it may also write what its range owns). */
+typedef double (*TrainPoolSumFn)(void *ctx, size_t begin, size_t end);
+
+/* The sum of fn over the TRAIN_POOL_CHUNKS chunks of [0, n), the partials
+ * added in chunk order: the same bits whatever the thread count. */
+double train_pool_sum(TrainPool *pool, TrainPoolSumFn fn, void *ctx, size_t n);
+
 #endif
