@@ -1534,22 +1534,23 @@ static int scratch_reserve(Scratch *s, size_t n)
         cap *= 2;
     /* Every merge pushes at most two pairs: n - 1 initial + 2 (n - 1). */
     size_t hcap = 3 * cap;
-    int32_t *id = realloc(s->id, cap * sizeof *id);
-    if (id)
-        s->id = id;
-    int32_t *prev = realloc(s->prev, cap * sizeof *prev);
-    if (prev)
-        s->prev = prev;
-    int32_t *next = realloc(s->next, cap * sizeof *next);
-    if (next)
-        s->next = next;
-    HeapItem *heap = realloc(s->heap, hcap * sizeof *heap);
-    if (heap)
-        s->heap = heap;
-    HeapItem *batch = realloc(s->batch, hcap * sizeof *batch);
-    if (batch)
-        s->batch = batch;
-    if (!id || !prev || !next || !heap || !batch)
+    /* An array whose realloc fails keeps its old block (freed with s). */
+    int ok = 1;
+#define GROW(field, count)                                                                     \
+    do {                                                                                       \
+        void *p_ = realloc(s->field, (count) * sizeof *s->field);                              \
+        if (p_)                                                                                \
+            s->field = p_;                                                                     \
+        else                                                                                   \
+            ok = 0;                                                                            \
+    } while (0)
+    GROW(id, cap);
+    GROW(prev, cap);
+    GROW(next, cap);
+    GROW(heap, hcap);
+    GROW(batch, hcap);
+#undef GROW
+    if (!ok)
         return -1;
     s->cap = cap;
     s->heap_cap = hcap;
