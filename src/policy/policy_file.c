@@ -127,6 +127,26 @@ static DrrlStatus get_int(const char *path, json_t *obj, const char *where, cons
     return DRRL_OK;
 }
 
+/* Integer members of one metadata object: each key in [lo, hi] into *dst. */
+typedef struct IntField {
+    const char *key;
+    int *dst;
+    long lo;
+} IntField;
+
+static DrrlStatus get_ints(const char *path, json_t *obj, const char *where, const IntField *f,
+                           size_t n, long hi, DrrlError *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        long v;
+        DrrlStatus st = get_int(path, obj, where, f[i].key, f[i].lo, hi, &v, err);
+        if (st)
+            return st;
+        *f[i].dst = (int)v;
+    }
+    return DRRL_OK;
+}
+
 static DrrlStatus get_num(const char *path, json_t *obj, const char *where, const char *key,
                           double lo, double hi, double *out, DrrlError *err)
 {
@@ -168,20 +188,13 @@ static DrrlStatus parse_net(const char *path, json_t *doc, PolicyNetConfig *nc, 
                           "%s: policy file version %ld, this drrl reads version %d", path, v,
                           POLICY_FILE_VERSION);
     TRY(get_obj(path, doc, "net", &o, err));
-    const struct {
-        const char *k;
-        int *dst;
-        long lo;
-    } nf[] = {{"n_feat", &nc->n_feat, 1},           {"conv_in", &nc->conv_in, 1},
-              {"conv_kernel", &nc->conv_kernel, 1}, {"conv_out", &nc->conv_out, 1},
-              {"n_layer", &nc->n_layer, 1},         {"n_head", &nc->n_head, 1},
-              {"n_action", &nc->n_action, 1},       {"d_model", &nc->d_model, 1},
-              {"n_attn_head", &nc->n_attn_head, 1}, {"d_ff", &nc->d_ff, 1},
-              {"n_block", &nc->n_block, 0}};
-    for (size_t i = 0; i < sizeof nf / sizeof nf[0]; i++) {
-        TRY(get_int(path, o, "net", nf[i].k, nf[i].lo, 1 << 20, &v, err));
-        *nf[i].dst = (int)v;
-    }
+    const IntField nf[] = {{"n_feat", &nc->n_feat, 1},           {"conv_in", &nc->conv_in, 1},
+                           {"conv_kernel", &nc->conv_kernel, 1}, {"conv_out", &nc->conv_out, 1},
+                           {"n_layer", &nc->n_layer, 1},         {"n_head", &nc->n_head, 1},
+                           {"n_action", &nc->n_action, 1},       {"d_model", &nc->d_model, 1},
+                           {"n_attn_head", &nc->n_attn_head, 1}, {"d_ff", &nc->d_ff, 1},
+                           {"n_block", &nc->n_block, 0}};
+    TRY(get_ints(path, o, "net", nf, sizeof nf / sizeof nf[0], 1 << 20, err));
 out:
     return st;
 }
@@ -282,20 +295,18 @@ static DrrlStatus parse_model(const char *path, json_t *doc, const PolicyNetConf
                               PolicyMeta *m, DrrlError *err)
 {
     DrrlStatus st = DRRL_OK;
-    long v;
     json_t *o;
     TRY(get_obj(path, doc, "model", &o, err));
     json_t *s = json_object_get(o, "arch");
     if (!json_is_string(s) || strlen(json_string_value(s)) >= sizeof m->model.arch)
         return drrl_error(err, DRRL_E_INPUT, "%s: metadata model.arch: expected a name", path);
     snprintf(m->model.arch, sizeof m->model.arch, "%s", json_string_value(s));
-    int *mf[] = {&m->model.n_layer, &m->model.n_head, &m->model.n_kv_head, &m->model.head_dim,
-                 &m->model.d_model};
-    const char *mk[] = {"n_layer", "n_head", "n_kv_head", "head_dim", "d_model"};
-    for (int i = 0; i < 5; i++) {
-        TRY(get_int(path, o, "model", mk[i], 1, 1 << 24, &v, err));
-        *mf[i] = (int)v;
-    }
+    const IntField mf[] = {{"n_layer", &m->model.n_layer, 1},
+                           {"n_head", &m->model.n_head, 1},
+                           {"n_kv_head", &m->model.n_kv_head, 1},
+                           {"head_dim", &m->model.head_dim, 1},
+                           {"d_model", &m->model.d_model, 1}};
+    TRY(get_ints(path, o, "model", mf, sizeof mf / sizeof mf[0], 1 << 24, err));
     s = json_object_get(o, "hash");
     if (!json_is_string(s) || strlen(json_string_value(s)) != 16)
         return drrl_error(err, DRRL_E_INPUT, "%s: metadata model.hash: expected 16 hex digits",
