@@ -1301,41 +1301,37 @@ TokenizerKind tokenizer_kind(const Tokenizer *tok)
     return tok->kind;
 }
 
+/* Per kind: its name, its description, and the description when the
+ * tokenizer normalises to NFC (NULL: the kind never does). */
+static const struct {
+    const char *name, *plain, *nfc;
+} kind_info[] = {
+    [TOKENIZER_BYTES] = {"bytes", "byte-level (one id per byte)", NULL},
+    [TOKENIZER_GPT2_BPE] = {"gpt2-bpe", "GPT-2 byte-level BPE", NULL},
+    [TOKENIZER_LLAMA3_BPE] = {"llama3-bpe",
+                              "byte-level BPE, Llama-3 pre-tokenizer (digits in threes)",
+                              "byte-level BPE, NFC, Llama-3 pre-tokenizer (digits in threes)"},
+    [TOKENIZER_QWEN2_BPE] = {"qwen2-bpe",
+                             "byte-level BPE, Qwen2 pre-tokenizer (digits one by one)",
+                             "byte-level BPE, NFC, Qwen2 pre-tokenizer (digits one by one)"},
+    [TOKENIZER_SP_BPE] = {"sentencepiece-bpe",
+                          "SentencePiece-style BPE (U+2581 spaces, byte fallback), as Llama-2 "
+                          "and Mistral",
+                          NULL},
+};
+
 const char *tokenizer_kind_name(const Tokenizer *tok)
 {
-    switch (tok->kind) {
-    case TOKENIZER_BYTES:
-        return "bytes";
-    case TOKENIZER_GPT2_BPE:
-        return "gpt2-bpe";
-    case TOKENIZER_LLAMA3_BPE:
-        return "llama3-bpe";
-    case TOKENIZER_QWEN2_BPE:
-        return "qwen2-bpe";
-    case TOKENIZER_SP_BPE:
-        return "sentencepiece-bpe";
-    }
-    return "?";
+    size_t k = (size_t)tok->kind;
+    return k < sizeof kind_info / sizeof kind_info[0] ? kind_info[k].name : "?";
 }
 
 const char *tokenizer_describe(const Tokenizer *tok)
 {
-    switch (tok->kind) {
-    case TOKENIZER_BYTES:
-        return "byte-level (one id per byte)";
-    case TOKENIZER_GPT2_BPE:
-        return "GPT-2 byte-level BPE";
-    case TOKENIZER_LLAMA3_BPE:
-        return tok->nfc ? "byte-level BPE, NFC, Llama-3 pre-tokenizer (digits in threes)"
-                        : "byte-level BPE, Llama-3 pre-tokenizer (digits in threes)";
-    case TOKENIZER_QWEN2_BPE:
-        return tok->nfc ? "byte-level BPE, NFC, Qwen2 pre-tokenizer (digits one by one)"
-                        : "byte-level BPE, Qwen2 pre-tokenizer (digits one by one)";
-    case TOKENIZER_SP_BPE:
-        return "SentencePiece-style BPE (U+2581 spaces, byte fallback), as Llama-2 and "
-               "Mistral";
-    }
-    return "?";
+    size_t k = (size_t)tok->kind;
+    if (k >= sizeof kind_info / sizeof kind_info[0])
+        return "?";
+    return tok->nfc && kind_info[k].nfc ? kind_info[k].nfc : kind_info[k].plain;
 }
 
 size_t tokenizer_vocab_size(const Tokenizer *tok)
