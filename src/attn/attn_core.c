@@ -5,9 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "base/hot.h"
 #include "base/mem.h"
@@ -18,6 +16,7 @@
 #include "base/rng.h"
 #include "attn/bounds.h"
 #include "attn/guard.h"
+#include "attn/lowrank_kernel.h"
 
 enum { SIDE_K = 0, SIDE_V = 1 };
 enum { REFRESH_NONE = 0, REFRESH_KEEP = 1, REFRESH_RECOMPUTE = 2 };
@@ -108,6 +107,7 @@ struct AttnCore {
     RowStat *rows; /* (L, H, rows_cap) */
     size_t rows_cap, call_n, call_pos0;
     size_t pcap; /* capacity (rows) of every projected cache */
+    size_t pld;  /* its leading dimension: pcap + PROJ_PAD (see grow_proj) */
     float *qh;   /* (L, H, qcap, D) query history (keep_queries) */
     size_t qcap, qlen;
     double *callfl;  /* (L, H, FLOPS_CAT_COUNT): boundary work (refresh, policy) */
@@ -118,6 +118,7 @@ struct AttnCore {
     void *chooser_ctx;
     AttnCacheFn cache_k, cache_v;
     const void *cache_ctx;
+    Forward *pool;     /* whose threads run the refresh and the guard, or NULL */
     int64_t *seg_done; /* (L): last segment whose boundary was processed */
     uint64_t rng;
     /* baselines */
@@ -374,6 +375,27 @@ void attn_core_set_chooser(AttnCore *ac, AttnChooser fn, void *ctx)
 void attn_core_bind_cache(AttnCore *ac, AttnCacheFn k, AttnCacheFn v, const void *ctx)
 {
     ac->cache_k = k, ac->cache_v = v, ac->cache_ctx = ctx;
+}
+
+void attn_core_bind_pool(AttnCore *ac, Forward *f)
+{
+    ac->pool = f;
+}
+
+/* fn(ctx, t, worker) for t < n: on the bound forward's threads (at most
+ * `want`), else here. */
+static void core_parallel(AttnCore *ac, size_t n, int want, ForwardTaskFn fn, void *ctx)
+{
+    if (ac->pool && want > 1)
+        forward_parallel(ac->pool, n, want, fn, ctx);
+    else
+        for (size_t t = 0; t < n; t++)
+            fn(ctx, t, 0);
+}
+
+static int core_threads(const AttnCore *ac)
+{
+    return ac->pool ? forward_threads(ac->pool) : 1;
 }
 
 const FlopLedger *attn_core_flops_executed(const AttnCore *ac)
@@ -828,6 +850,12 @@ static void nys_layer(AttnCore *ac, int32_t l, size_t pos0, size_t n, const floa
 
 /* ---- layer_begin: boundary, refresh, projection, decision ---- */
 
+/* A projected cache holds direction j of row t at P[j * pld + t]. pld is
+ * the capacity plus one cache line, not a power of two: directions a power
+ * of two apart in memory fall into the same L1 sets, and the rank-r kernel
+ * reads up to 16 of them side by side (measured: 1.7x slower at r = 16). */
+#define PROJ_PAD 16
+
 static DrrlStatus grow_proj(AttnCore *ac, size_t need, DrrlError *err)
 {
     if (need <= ac->pcap)
@@ -835,8 +863,8 @@ static DrrlStatus grow_proj(AttnCore *ac, size_t need, DrrlError *err)
     size_t cap = ac->pcap ? ac->pcap : 256;
     while (cap < need)
         cap *= 2;
-    size_t bytes;
-    if (drrl_size_mul(cap, (size_t)ac->D * sizeof(float), &bytes))
+    size_t ld = cap + PROJ_PAD, bytes;
+    if (drrl_size_mul(ld, (size_t)ac->D * sizeof(float), &bytes))
         return drrl_error(err, DRRL_E_NOMEM, "attn_core: cache size overflow");
     for (size_t i = 0; i < (size_t)ac->L * ac->K; i++)
         for (int si = 0; si < 2; si++) {
@@ -849,12 +877,12 @@ static DrrlStatus grow_proj(AttnCore *ac, size_t need, DrrlError *err)
                                   cap);
             if (s->P)
                 for (int32_t j = 0; j < ac->D; j++)
-                    memcpy(np + (size_t)j * cap, s->P + (size_t)j * ac->pcap,
+                    memcpy(np + (size_t)j * ld, s->P + (size_t)j * ac->pld,
                            (size_t)s->n_proj * sizeof(float));
             free(s->P);
             s->P = np;
         }
-    ac->pcap = cap;
+    ac->pcap = cap, ac->pld = ld;
     return DRRL_OK;
 }
 
@@ -869,11 +897,11 @@ static void side_project(AttnCore *ac, Side *s, const float *x, int64_t from, in
     int n = (int)(to - from);
     if (w > 0) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, w, n, D, 1.0f, s->B, D,
-                    x + (size_t)from * D, D, 0.0f, s->P + from, (int)ac->pcap);
+                    x + (size_t)from * D, D, 0.0f, s->P + from, (int)ac->pld);
         s->fl_row[FLOPS_BASIS_PROJ] += 2.0 * D * w * n;
     }
     for (int32_t j = 0; j < w; j++) {
-        const float *p = s->P + (size_t)j * ac->pcap;
+        const float *p = s->P + (size_t)j * ac->pld;
         double e = 0.0;
         for (int64_t t = from; t < to; t++)
             e += (double)p[t] * p[t];
@@ -896,11 +924,11 @@ static void side_widen(AttnCore *ac, Side *s, const float *x, int32_t w_need, in
         return;
     if (n > 0) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, dw, n, D, 1.0f, s->B + w, D, x, D,
-                    0.0f, s->P + (size_t)w * ac->pcap, (int)ac->pcap);
+                    0.0f, s->P + (size_t)w * ac->pld, (int)ac->pld);
         s->fl[FLOPS_ROTATE] += 2.0 * n * D * dw;
     }
     for (int32_t j = w; j < w_need; j++) {
-        const float *p = s->P + (size_t)j * ac->pcap;
+        const float *p = s->P + (size_t)j * ac->pld;
         double e = 0.0, en = 0.0;
         for (int64_t t = 0; t < n; t++) {
             double v = (double)p[t] * p[t];
@@ -1104,34 +1132,32 @@ static void side_advance(AttnCore *ac, int32_t l, int32_t g, int si, size_t pos0
 }
 
 /* Run phase (0: boundary at pos, 1: advance rows) over the 2 K sides of
- * layer l on up to 16 threads. Each side's work is sequential code on one
- * thread, so results do not depend on the thread count. */
+ * layer l, one task per side on the bound forward's threads. Each side's
+ * work is sequential code on one thread, so results do not depend on the
+ * thread count. */
 typedef struct SideTask {
     AttnCore *ac;
-    int32_t l, phase, from, to;
+    int32_t l, phase;
     int64_t pos;
     size_t pos0, n;
     const int32_t *w_need; /* (K) */
 } SideTask;
 
-static void *side_task(void *arg)
+static void side_task(void *arg, size_t i, int worker)
 {
+    (void)worker;
     SideTask *t = arg;
-    for (int32_t i = t->from; i < t->to; i++) {
-        int32_t g = i / 2;
-        int si = i % 2;
-        if (t->phase == 0)
-            side_boundary(t->ac, t->l, g, si, t->pos);
-        else
-            side_advance(t->ac, t->l, g, si, t->pos0, t->n, t->w_need[g]);
-    }
-    return NULL;
+    int32_t g = (int32_t)(i / 2);
+    int si = (int)(i % 2);
+    if (t->phase == 0)
+        side_boundary(t->ac, t->l, g, si, t->pos);
+    else
+        side_advance(t->ac, t->l, g, si, t->pos0, t->n, t->w_need[g]);
 }
 
 static DrrlStatus run_sides(AttnCore *ac, int32_t l, int phase, int64_t pos, size_t pos0,
                             size_t n, const int32_t *w_need, DrrlError *err)
 {
-    enum { MAXT = 16 };
     int32_t ns = 2 * ac->K;
     for (int32_t i = 0; i < ns; i++) {
         Side *s = &kv_at(ac, l, i / 2)->s[i % 2];
@@ -1140,36 +1166,10 @@ static DrrlStatus run_sides(AttnCore *ac, int32_t l, int phase, int64_t pos, siz
         s->n_keep = s->n_recompute = 0;
         s->st = DRRL_OK;
     }
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int nt = (int)(cores < 1 ? 1 : cores > MAXT ? MAXT : cores);
-    if (nt > ns)
-        nt = ns;
     /* tiny work (one token, small heads) is not worth a thread */
-    if ((size_t)ac->D * ac->D * (phase == 0 ? 128 : n) < 65536)
-        nt = 1;
-    SideTask tasks[MAXT];
-    pthread_t tid[MAXT];
-    int started[MAXT] = {0};
-    for (int t = 0; t < nt; t++) {
-        tasks[t] = (SideTask){ac,
-                              l,
-                              phase,
-                              (int32_t)((int64_t)ns * t / nt),
-                              (int32_t)((int64_t)ns * (t + 1) / nt),
-                              pos,
-                              pos0,
-                              n,
-                              w_need};
-        if (t > 0 && pthread_create(&tid[t], NULL, side_task, &tasks[t]) == 0)
-            started[t] = 1;
-    }
-    side_task(&tasks[0]);
-    for (int t = 1; t < nt; t++) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
-        else
-            side_task(&tasks[t]);
-    }
+    int nt = (size_t)ac->D * ac->D * (phase == 0 ? 128 : n) < 65536 ? 1 : core_threads(ac);
+    SideTask task = {ac, l, phase, pos, pos0, n, w_need};
+    core_parallel(ac, (size_t)ns, nt, side_task, &task);
     DrrlStatus st = DRRL_OK;
     for (int32_t i = 0; i < ns; i++) {
         Side *s = &kv_at(ac, l, i / 2)->s[i % 2];
@@ -1232,20 +1232,17 @@ typedef struct GuardTask {
     int32_t l;
     int64_t seg;
     const int32_t *heads;
-    int32_t from, to;
-    DrrlStatus st;
-    DrrlError err;
+    DrrlStatus *st; /* (heads) */
+    DrrlError *err; /* (heads) */
 } GuardTask;
 
-static void *guard_task(void *arg)
+static void guard_task(void *arg, size_t i, int worker)
 {
+    (void)worker;
     GuardTask *t = arg;
-    for (int32_t i = t->from; i < t->to && t->st == DRRL_OK; i++) {
-        int32_t h = t->heads[i];
-        t->st = guard_head(t->ac, t->l, h, t->seg, t->ac->dec_guard + (size_t)h * t->ac->grid.n,
-                           &t->err);
-    }
-    return NULL;
+    int32_t h = t->heads[i];
+    t->st[i] = guard_head(t->ac, t->l, h, t->seg, t->ac->dec_guard + (size_t)h * t->ac->grid.n,
+                          &t->err[i]);
 }
 
 /* The guard of every head of layer l for segment seg not yet estimated
@@ -1253,63 +1250,41 @@ static void *guard_task(void *arg)
  * yet are left for later (the second segment's have none before its
  * refresh: its guard then finds the first basis, which saw the rows, and
  * reports no evidence). The heads are independent (each writes its own
- * estimate and ledger slot), so they run on the cores side by side: the
- * same numbers in any split. */
+ * estimate and ledger slot), so they run on the bound forward's threads
+ * side by side: the same numbers in any split. */
 static DrrlStatus guard_layer(AttnCore *ac, int32_t l, int64_t seg, DrrlError *err)
 {
-    enum { MAXT = 16 };
     if (ac->cfg.no_guard && ac->cfg.method.kind != METHOD_DRRL) {
         for (size_t i = 0; i < (size_t)ac->H * ac->grid.n; i++)
             ac->dec_guard[i] = NAN;
         return DRRL_OK;
     }
-    int32_t hbuf[256], *heads = ac->H <= 256 ? hbuf : malloc((size_t)ac->H * sizeof *heads);
-    if (!heads)
+    int32_t *heads = malloc((size_t)ac->H * sizeof *heads);
+    DrrlStatus *sts = malloc((size_t)ac->H * sizeof *sts);
+    DrrlError *errs = malloc((size_t)ac->H * sizeof *errs);
+    if (!heads || !sts || !errs) {
+        DRRL_FREE(heads, sts, errs);
         return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory in the guard");
+    }
     int32_t nh = 0;
     for (int32_t h = 0; h < ac->H; h++) {
         Kv *kv = kv_at(ac, l, h / ac->group);
         if (ac->dec_gdone[h] || !kv->s[SIDE_K].has_basis || !kv->s[SIDE_V].has_basis)
             continue;
+        sts[nh] = DRRL_OK;
         heads[nh++] = h;
         ac->dec_gdone[h] = 1;
     }
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int nt = (int)(cores < 1 ? 1 : cores > MAXT ? MAXT : cores);
-    if (nt > nh)
-        nt = nh;
     /* a short context is not worth a thread */
-    if ((int64_t)seg * ac->cfg.segment * ac->D * ac->guard_rows < 65536)
-        nt = 1;
-    GuardTask tasks[MAXT];
-    pthread_t tid[MAXT];
-    int started[MAXT] = {0};
-    for (int t = 0; t < nt; t++) {
-        tasks[t] = (GuardTask){ac,
-                               l,
-                               seg,
-                               heads,
-                               (int32_t)((int64_t)nh * t / nt),
-                               (int32_t)((int64_t)nh * (t + 1) / nt),
-                               DRRL_OK,
-                               {0}};
-        if (t > 0 && pthread_create(&tid[t], NULL, guard_task, &tasks[t]) == 0)
-            started[t] = 1;
-    }
-    if (nt > 0)
-        guard_task(&tasks[0]);
-    for (int t = 1; t < nt; t++) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
-        else
-            guard_task(&tasks[t]);
-    }
+    int nt =
+        (int64_t)seg * ac->cfg.segment * ac->D * ac->guard_rows < 65536 ? 1 : core_threads(ac);
+    GuardTask task = {ac, l, seg, heads, sts, errs};
+    core_parallel(ac, (size_t)nh, nt, guard_task, &task);
     DrrlStatus st = DRRL_OK;
-    for (int t = 0; t < nt && st == DRRL_OK; t++)
-        if ((st = tasks[t].st) && err)
-            *err = tasks[t].err;
-    if (heads != hbuf)
-        free(heads);
+    for (int32_t i = 0; i < nh && st == DRRL_OK; i++)
+        if ((st = sts[i]) && err)
+            *err = errs[i];
+    DRRL_FREE(heads, sts, errs);
     return st;
 }
 
@@ -1648,7 +1623,8 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, 
 
 /* The refresh works on D x D matrices and segment-sized blocks, far too
  * small for OpenBLAS's threads to pay (they spin and yield): run it with one
- * BLAS thread (basis_eig_batch has its own threads), restore after. */
+ * BLAS thread (the sides run side by side on the forward's threads),
+ * restore after. */
 static DrrlStatus layer_begin(void *ctx, int layer, size_t pos0, size_t n, const float *q,
                               DrrlError *err)
 {
@@ -1700,253 +1676,10 @@ DRRL_HOT static void softmax_rows(float *S, size_t n, size_t N, size_t pos0, dou
     }
 }
 
-/* The fused rank-r kernel: scores against the projected keys, causal
- * softmax and the value product in two passes over the keys, never writing
- * a score matrix for a GEMM to read again. For each query row:
- *   pass 1: s_t = scale * sum_{j<R} qs_j PK[j][t] for t < m, and their max;
- *   pass 2: e_t = exp(s_t - max) (fastexp_nonpos, as the exact softmax),
- *           z = sum_t e_t, pp = sum_t e_t^2 (both in double; pp only when
- *           pnorm is wanted),
- *           acc_j = sum_t e_t PV[j][t];
- *   ab_j = acc_j / z, ||p||_2 = sqrt(pp) / z; with probs, p_t = e_t / z.
- * Rows go in blocks of LR_ROWS and keys in chunks of LR_CHUNK, so one chunk
- * of PK or PV (R x LR_CHUNK floats) is read from cache for every row of a
- * block. Every sum runs over LR_LANES fixed lanes (key t in lane t mod
- * LR_LANES) in key order whatever the chunks, the lanes added in a fixed
- * order after, so the result is the same bits whatever the vector width,
- * CPU or thread count. */
-#define LR_LANES 16
-#define LR_MAX_RANK 64
-#define LR_ROWS 16
-#define LR_CHUNK 512
-#define LR_UNROLL 4
-
-typedef struct LrState {
-    float mx16[LR_LANES];
-    double z16[LR_LANES], p16[LR_LANES];
-    float acc[LR_MAX_RANK][LR_LANES];
-} LrState;
-
-/* Pass 1 over keys [t0, t1) of one row (t0 a multiple of LR_LANES). */
-static inline __attribute__((always_inline)) void lr_scores(const float *qs, int32_t R,
-                                                            const float *PK, size_t ld,
-                                                            size_t t0, size_t t1, float scale,
-                                                            float *s, float *mx16)
-{
-    size_t t = t0, tb = t0 + (t1 - t0) / LR_LANES * LR_LANES;
-    float mx[LR_LANES];
-    for (int u = 0; u < LR_LANES; u++)
-        mx[u] = mx16[u];
-    /* LR_UNROLL blocks of keys at a time: independent chains for the
-     * out-of-order core (each key's sum still runs over j in order) */
-    for (; t + LR_UNROLL * LR_LANES <= tb; t += LR_UNROLL * LR_LANES) {
-        float a[LR_UNROLL][LR_LANES] = {{0}};
-#pragma GCC unroll 32
-        for (int32_t j = 0; j < R; j++) {
-            const float qj = qs[j], *p = PK + (size_t)j * ld + t;
-#pragma GCC unroll 4
-            for (int b = 0; b < LR_UNROLL; b++)
-                for (int u = 0; u < LR_LANES; u++)
-                    a[b][u] += qj * p[b * LR_LANES + u];
-        }
-#pragma GCC unroll 4
-        for (int b = 0; b < LR_UNROLL; b++)
-            for (int u = 0; u < LR_LANES; u++) {
-                float v = a[b][u] * scale;
-                s[t + b * LR_LANES + u] = v;
-                mx[u] = v > mx[u] ? v : mx[u];
-            }
-    }
-    for (; t < tb; t += LR_LANES) {
-        float a[LR_LANES] = {0};
-#pragma GCC unroll 32
-        for (int32_t j = 0; j < R; j++) {
-            const float qj = qs[j], *p = PK + (size_t)j * ld + t;
-            for (int u = 0; u < LR_LANES; u++)
-                a[u] += qj * p[u];
-        }
-        for (int u = 0; u < LR_LANES; u++) {
-            float v = a[u] * scale;
-            s[t + u] = v;
-            mx[u] = v > mx[u] ? v : mx[u];
-        }
-    }
-    for (; t < t1; t++) {
-        float a = 0.0f;
-        for (int32_t j = 0; j < R; j++)
-            a += qs[j] * PK[(size_t)j * ld + t];
-        float v = a * scale;
-        s[t] = v;
-        mx[t % LR_LANES] = v > mx[t % LR_LANES] ? v : mx[t % LR_LANES];
-    }
-    for (int u = 0; u < LR_LANES; u++)
-        mx16[u] = mx[u];
-}
-
-/* Pass 2 over keys [t0, t1) of one row (t0 a multiple of LR_LANES). */
-static inline __attribute__((always_inline)) void lr_values(int32_t R, const float *PV,
-                                                            size_t ld, size_t t0, size_t t1,
-                                                            float mx, const float *s,
-                                                            int want_pp, LrState *st)
-{
-    size_t t = t0, tb = t0 + (t1 - t0) / LR_LANES * LR_LANES;
-    float acc[LR_MAX_RANK][LR_LANES];
-    double z16[LR_LANES], p16[LR_LANES];
-    for (int32_t j = 0; j < R; j++)
-        for (int u = 0; u < LR_LANES; u++)
-            acc[j][u] = st->acc[j][u];
-    for (int u = 0; u < LR_LANES; u++)
-        z16[u] = st->z16[u], p16[u] = st->p16[u];
-    /* LR_UNROLL blocks at a time: their exponentials are independent
-     * chains; the sums then take the keys of each lane in order */
-    for (; t + LR_UNROLL * LR_LANES <= tb; t += LR_UNROLL * LR_LANES) {
-        float e[LR_UNROLL][LR_LANES];
-#pragma GCC unroll 4
-        for (int b = 0; b < LR_UNROLL; b++)
-            for (int u = 0; u < LR_LANES; u++)
-                e[b][u] = fastexp_nonpos(s[t + b * LR_LANES + u] - mx);
-#pragma GCC unroll 4
-        for (int b = 0; b < LR_UNROLL; b++)
-            for (int u = 0; u < LR_LANES; u++)
-                z16[u] += e[b][u];
-        if (want_pp)
-#pragma GCC unroll 4
-            for (int b = 0; b < LR_UNROLL; b++)
-                for (int u = 0; u < LR_LANES; u++)
-                    p16[u] += (double)e[b][u] * e[b][u];
-#pragma GCC unroll 32
-        for (int32_t j = 0; j < R; j++) {
-            const float *p = PV + (size_t)j * ld + t;
-#pragma GCC unroll 4
-            for (int b = 0; b < LR_UNROLL; b++)
-                for (int u = 0; u < LR_LANES; u++)
-                    acc[j][u] += e[b][u] * p[b * LR_LANES + u];
-        }
-    }
-    for (; t < tb; t += LR_LANES) {
-        float e[LR_LANES];
-        for (int u = 0; u < LR_LANES; u++)
-            e[u] = fastexp_nonpos(s[t + u] - mx);
-        for (int u = 0; u < LR_LANES; u++) {
-            z16[u] += e[u];
-            p16[u] += (double)e[u] * e[u];
-        }
-#pragma GCC unroll 32
-        for (int32_t j = 0; j < R; j++) {
-            const float *p = PV + (size_t)j * ld + t;
-            for (int u = 0; u < LR_LANES; u++)
-                acc[j][u] += e[u] * p[u];
-        }
-    }
-    for (; t < t1; t++) {
-        float e = fastexp_nonpos(s[t] - mx);
-        int u = (int)(t % LR_LANES);
-        z16[u] += e, p16[u] += (double)e * e;
-        for (int32_t j = 0; j < R; j++)
-            acc[j][u] += e * PV[(size_t)j * ld + t];
-    }
-    for (int32_t j = 0; j < R; j++)
-        for (int u = 0; u < LR_LANES; u++)
-            st->acc[j][u] = acc[j][u];
-    for (int u = 0; u < LR_LANES; u++)
-        st->z16[u] = z16[u], st->p16[u] = p16[u];
-}
-
-/* Rows [i0, i1) of a call (row i sees keys 0..pos0+i; s + i N is its score
- * row). */
-static inline __attribute__((always_inline)) void
-lr_block(const float *qb, int32_t R, const float *PK, const float *PV, size_t ld, size_t i0,
-         size_t i1, size_t N, size_t pos0, float scale, float *s, float *ab, double *pnorm,
-         float *probs, size_t probs_stride, LrState *st)
-{
-    size_t last = pos0 + i1; /* keys of the block's last row */
-    for (size_t i = i0; i < i1; i++) {
-        LrState *x = &st[i - i0];
-        for (int u = 0; u < LR_LANES; u++)
-            x->mx16[u] = -INFINITY, x->z16[u] = 0.0, x->p16[u] = 0.0;
-        for (int32_t j = 0; j < R; j++)
-            for (int u = 0; u < LR_LANES; u++)
-                x->acc[j][u] = 0.0f;
-    }
-    for (size_t t0 = 0; t0 < last; t0 += LR_CHUNK)
-        for (size_t i = i0; i < i1; i++) {
-            size_t m = pos0 + i + 1, t1 = t0 + LR_CHUNK < m ? t0 + LR_CHUNK : m;
-            if (t0 < t1)
-                lr_scores(qb + i * (size_t)R, R, PK, ld, t0, t1, scale, s + i * N,
-                          st[i - i0].mx16);
-        }
-    float mx[LR_ROWS];
-    for (size_t i = i0; i < i1; i++) {
-        const float *m16 = st[i - i0].mx16;
-        mx[i - i0] = m16[0];
-        for (int u = 1; u < LR_LANES; u++)
-            mx[i - i0] = m16[u] > mx[i - i0] ? m16[u] : mx[i - i0];
-    }
-    for (size_t t0 = 0; t0 < last; t0 += LR_CHUNK)
-        for (size_t i = i0; i < i1; i++) {
-            size_t m = pos0 + i + 1, t1 = t0 + LR_CHUNK < m ? t0 + LR_CHUNK : m;
-            if (t0 < t1)
-                lr_values(R, PV, ld, t0, t1, mx[i - i0], s + i * N, pnorm != NULL, &st[i - i0]);
-        }
-    for (size_t i = i0; i < i1; i++) {
-        const LrState *x = &st[i - i0];
-        double z = 0.0, pp = 0.0;
-        for (int u = 0; u < LR_LANES; u++)
-            z += x->z16[u], pp += x->p16[u];
-        for (int32_t j = 0; j < R; j++) {
-            float sj = 0.0f;
-            for (int u = 0; u < LR_LANES; u++)
-                sj += x->acc[j][u];
-            ab[i * (size_t)R + (size_t)j] = (float)((double)sj / z);
-        }
-        if (pnorm)
-            pnorm[i] = sqrt(pp) / z;
-        if (probs) {
-            float inv = (float)(1.0 / z), *pr = probs + i * probs_stride;
-            const float *si = s + i * N;
-            size_t m = pos0 + i + 1, t = 0;
-            for (; t < m; t++)
-                pr[t] = fastexp_nonpos(si[t] - mx[i - i0]) * inv;
-            for (; t < N; t++)
-                pr[t] = 0.0f;
-        }
-    }
-}
-
-/* Rows [0, n) of a call through lr_block, the common ranks compiled with R
- * constant (the rank loops unrolled, accumulators in registers). st: LR_ROWS
- * states of scratch. */
-DRRL_HOT static void lr_rows(const float *qb, int32_t R, const float *PK, const float *PV,
-                             size_t ld, size_t n, size_t N, size_t pos0, float scale, float *s,
-                             float *ab, double *pnorm, float *probs, size_t probs_stride,
-                             LrState *st)
-{
-    for (size_t i0 = 0; i0 < n; i0 += LR_ROWS) {
-        size_t i1 = i0 + LR_ROWS < n ? i0 + LR_ROWS : n;
-        switch (R) {
-#define LR_CASE(K)                                                                             \
-    case K:                                                                                    \
-        lr_block(qb, K, PK, PV, ld, i0, i1, N, pos0, scale, s, ab, pnorm, probs, probs_stride, \
-                 st);                                                                          \
-        break;
-            LR_CASE(4)
-            LR_CASE(8)
-            LR_CASE(12)
-            LR_CASE(16)
-            LR_CASE(24)
-            LR_CASE(32)
-#undef LR_CASE
-        default:
-            lr_block(qb, R, PK, PV, ld, i0, i1, N, pos0, scale, s, ab, pnorm, probs,
-                     probs_stride, st);
-        }
-    }
-}
-
 /* The rank-r kernel of one head: q B_K, scores against the projected keys,
- * softmax and the value product (fused per row up to LR_MAX_RANK), back to
- * head_dim; ||p||_2 per row into pt2 and the query's residual norm into qres
- * when measuring. Buffers qb, ab (n x r), qres, pt2 (n) from the caller. */
+ * softmax and the value product (fused per row up to LOWRANK_KERNEL_MAX_RANK:
+ * lowrank_kernel.h), back to head_dim; ||p||_2 per row into pt2 and the query's residual norm
+ * into qres when measuring. Buffers qb, ab (n x r), qres, pt2 (n) from the caller. */
 static void lowrank_head(const AttnCore *ac, const ForwardAttnArgs *a, const Side *sk,
                          const Side *sv, int32_t r, float *qb, float *ab, double *qres,
                          double *pt2, double *fl)
@@ -1960,18 +1693,18 @@ static void lowrank_head(const AttnCore *ac, const ForwardAttnArgs *a, const Sid
     fl[FLOPS_BASIS_PROJ] = 2.0 * n * D * r;
     /* scores (inner dimension r), softmax and the value product (output
      * width r), fused per row */
-    LrState *lst = r <= LR_MAX_RANK ? malloc(LR_ROWS * sizeof *lst) : NULL;
+    void *lst = r <= LOWRANK_KERNEL_MAX_RANK ? malloc(lowrank_kernel_scratch(r)) : NULL;
     if (lst) {
-        lr_rows(qb, r, sk->P, sv->P, ac->pcap, n, N, a->pos0, a->scale, S, ab,
-                ac->cfg.measure ? pt2 : NULL, a->probs, a->probs_stride, lst);
+        lowrank_kernel_rows(qb, r, sk->P, sv->P, ac->pld, n, a->pos0, a->scale, ab,
+                            ac->cfg.measure ? pt2 : NULL, a->probs, a->probs_stride, N, lst);
         free(lst);
-    } else { /* wider than lr_row's accumulators: products through sgemm */
+    } else { /* wider than the kernel's accumulators: products through sgemm */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)N, r, a->scale, qb,
-                    r, sk->P, (int)ac->pcap, 0.0f, S, (int)N);
+                    r, sk->P, (int)ac->pld, 0.0f, S, (int)N);
         double fs = 0.0;
         softmax_rows(S, n, N, a->pos0, &fs);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, r, (int)N, 1.0f, S, (int)N,
-                    sv->P, (int)ac->pcap, 0.0f, ab, r);
+                    sv->P, (int)ac->pld, 0.0f, ab, r);
         for (size_t i = 0; i < n; i++) {
             double pp = 0.0;
             for (size_t t = 0; t < N; t++)
@@ -2390,7 +2123,7 @@ DrrlStatus attn_core_row_probs(AttnCore *ac, int32_t layer, int32_t head, const 
                         qb[j] = (float)a;
                     }
                 for (int32_t j = 0; j < r; j++)
-                    s += (double)qb[j] * sk->P[(size_t)j * ac->pcap + t];
+                    s += (double)qb[j] * sk->P[(size_t)j * ac->pld + t];
             } else {
                 for (int32_t i = 0; i < D; i++)
                     s += (double)q[i] * k[t * D + i];

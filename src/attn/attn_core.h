@@ -23,7 +23,8 @@
  * re-projected from the raw cache at the width in use (2 t D w FLOPs, never
  * more than rotating it, (K B_old)(B_old^T B_new) at 2 t D^2). The projected
  * caches hold only the w leading directions any head of the kv group uses.
- * Refresh and projection run per (kv head, side) on parallel threads. Each
+ * Refresh and projection run per (kv head, side) on the forward's threads
+ * (attn_core_bind_pool). Each
  * decision is counted (attn_core_stats) per (layer, kv head, side, boundary).
  *
  * Calls: forward_tokens() calls must not cross a segment boundary (drive the
@@ -117,6 +118,13 @@ void attn_core_set_chooser(AttnCore *ac, AttnChooser fn, void *ctx);
  * session; tests pass their own): (len, D) rows of layer l, kv head g. */
 typedef const float *(*AttnCacheFn)(const void *ctx, int l, int g);
 void attn_core_bind_cache(AttnCore *ac, AttnCacheFn k, AttnCacheFn v, const void *ctx);
+
+/* Run the segment-boundary work (Gram updates, eigensolves, re-projection,
+ * the guard) and the projection of new rows on f's worker threads
+ * (forward_parallel), one (kv head, side) or one head per task: the forward
+ * that drives the hook. Unbound (the default), it runs on the calling
+ * thread. Either way the same numbers. */
+void attn_core_bind_pool(AttnCore *ac, Forward *f);
 
 /* The hook to install with forward_set_attn (ctx = ac). */
 ForwardAttn attn_core_hook(AttnCore *ac);

@@ -121,6 +121,8 @@ enum { BASIS_MAX_THREADS = 16 };
 /* Threads for n problems of size d: online CPUs, at most n, 1 for d < 16. */
 static int batch_threads(int32_t n, int32_t d)
 {
+    if (n <= 1 || d < 16)
+        return 1; /* (sysconf reads a file each call) */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int nt = (int)(cores < 1 ? 1 : cores > BASIS_MAX_THREADS ? BASIS_MAX_THREADS : cores);
     if (nt > n)

@@ -166,6 +166,11 @@ static void pool_run(Forward *f, size_t n_tasks, int want, PoolFn fn, void *ctx)
     }
 }
 
+void forward_parallel(Forward *f, size_t n_tasks, int want, ForwardTaskFn fn, void *ctx)
+{
+    pool_run(f, n_tasks, want < 1 ? 1 : want, fn, ctx);
+}
+
 /* Split n items into at most f->threads blocks of a multiple of `align`
  * items; returns the block size. */
 static size_t block_of(const Forward *f, size_t n, size_t align)

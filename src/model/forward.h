@@ -135,6 +135,14 @@ void forward_reset(Forward *f);
 size_t forward_len(const Forward *f);
 int forward_threads(const Forward *f);
 
+/* Run fn(ctx, task, worker) for task 0..n_tasks-1 on up to `want` of f's
+ * threads (the caller is worker 0, workers 0..forward_threads(f)-1), and
+ * return when all are done. For a hook's layer_begin (it runs on the
+ * calling thread between the forward's own stages); never from inside a
+ * task or a head() call. */
+typedef void (*ForwardTaskFn)(void *ctx, size_t task, int worker);
+void forward_parallel(Forward *f, size_t n_tasks, int want, ForwardTaskFn fn, void *ctx);
+
 /* Install an attention hook (copied); NULL restores exact attention. */
 void forward_set_attn(Forward *f, const ForwardAttn *attn);
 

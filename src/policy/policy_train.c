@@ -527,6 +527,7 @@ static DrrlStatus train_step(Trainer *t, const int32_t *ids, size_t n_ids, int64
     if (st)
         return st;
     attn_core_bind_cache(core, cache_k, cache_v, t->fwd);
+    attn_core_bind_pool(core, t->fwd);
     attn_core_set_chooser(core, policy_agent_choose, t->agent);
     ForwardAttn hook = attn_core_hook(core);
     forward_set_attn(t->fwd, &hook);

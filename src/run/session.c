@@ -64,6 +64,7 @@ static DrrlStatus session_init(Session *s, const AttnCoreConfig *cfg, int thread
     if (st)
         return st;
     attn_core_bind_cache(s->core, cache_k, cache_v, s->f);
+    attn_core_bind_pool(s->core, s->f);
     if (s->agent)
         policy_agent_connect(s->agent, s->core, cache_k, cache_v, s->f);
     ForwardAttn fa = attn_core_hook(s->core);
