@@ -92,6 +92,7 @@ expect_screen() {
 text_lines() {
     i=0
     while [ $i -lt "$1" ]; do
+        # shellcheck disable=SC2059 # FORMAT is the caller's printf format
         printf "$2\n" $((i % ${3:-$1}))
         i=$((i + 1))
     done
