@@ -2,19 +2,23 @@
 # guard_check.sh: check a drrl trace (and optionally a run --summary-json
 # file) against the safety guard's promises (issue 15's "Done when").
 #
-#   tests/guard_check.sh [-f MIN] [-g MIN] TRACE.csv [SUMMARY.json]
+#   tests/guard_check.sh [-f MIN] [-g MIN] [-b] [-s] TRACE.csv [SUMMARY.json]
 #
 # Reads TRACE.csv and its sidecar TRACE.csv.json (the rank grid) and checks:
 #   monotone   in every row, no grid rank above the smallest allowed one is
 #              masked, where "allowed" leaves out the rank in force before
 #              the decision (the previous segment's rank of that head, which
-#              the mask never forbids);
+#              the mask of traces before the guard bound the methods never
+#              forbade); -s (strict) counts it like any other rank;
+#   binding    with -b, every low-rank row runs at a rank the guard allowed
+#              (guard_estimate <= threshold and the rank not in masked): the
+#              guard binds the method (drrl, energy, oracle);
 #   within     the fraction of low-rank rows (rank < head_dim, measured_error
 #              known) with measured_error <= threshold is >= the -f MIN
 #              (default 0.9), and the same fraction among the low-rank rows
 #              whose rank the guard allowed (guard_estimate <= threshold;
 #              the others run at the rank in force, which the mask never
-#              forbids) is >= the -g MIN (default 0.9);
+#              forbade) is >= the -g MIN (default 0.9);
 #   violations the summary's bound_violations is 0 (when SUMMARY is given);
 #   keys       the summary holds bound_vacuous, guard_exceeded and
 #              bound_ratio_median.
@@ -23,14 +27,18 @@
 set -u
 min=0.9
 gmin=0.9
+binding=0
+strict=0
 while :; do
     case "${1:-}" in
     -f) min=$2; shift 2 ;;
     -g) gmin=$2; shift 2 ;;
+    -b) binding=1; shift ;;
+    -s) strict=1; shift ;;
     *) break ;;
     esac
 done
-trace=${1:?usage: guard_check.sh [-f MIN] [-g MIN] TRACE.csv [SUMMARY.json]}
+trace=${1:?usage: guard_check.sh [-f MIN] [-g MIN] [-b] [-s] TRACE.csv [SUMMARY.json]}
 summary=${2:-}
 [ -r "$trace" ] || { echo "guard_check: $trace: cannot read" >&2; exit 2; }
 [ -r "$trace.json" ] || { echo "guard_check: $trace.json: cannot read" >&2; exit 2; }
@@ -39,9 +47,9 @@ summary=${2:-}
 grid=$(tr -d ' \n\t' <"$trace.json" | sed -n 's/.*"rank_grid":\[\([0-9,]*\)\].*/\1/p')
 [ -n "$grid" ] || { echo "guard_check: $trace.json: no rank_grid" >&2; exit 2; }
 
-awk -v grid="$grid" -v min="$min" -v gmin="$gmin" '
+awk -v grid="$grid" -v min="$min" -v gmin="$gmin" -v binding="$binding" -v strict="$strict" '
 function num(s) { return s + 0 }
-BEGIN { ng = split(grid, g, ","); bad = 0; lr = 0; ok = 0; alr = 0; aok = 0; rows = 0 }
+BEGIN { ng = split(grid, g, ","); bad = 0; lr = 0; ok = 0; alr = 0; aok = 0; rows = 0; unbound = 0 }
 {
     line = $0
     gsub(/"([^"]|"")*"/, "Q", line)   # quoted fields (token, method, ...) hold no number we need
@@ -69,7 +77,7 @@ BEGIN { ng = split(grid, g, ","); bad = 0; lr = 0; ok = 0; alr = 0; aok = 0; row
     lo = -1
     for (i = 1; i <= ng; i++) {
         gr = num(g[i])
-        if (!(gr in msk) && gr != prev[key]) { lo = gr; break }
+        if (!(gr in msk) && (strict || gr != prev[key])) { lo = gr; break }
     }
     for (i = 1; i <= nm; i++)
         if (lo >= 0 && num(ms[i]) > lo) {
@@ -80,6 +88,11 @@ BEGIN { ng = split(grid, g, ","); bad = 0; lr = 0; ok = 0; alr = 0; aok = 0; row
         }
     # within: measured error of low-rank rows against the threshold
     me = f[col["measured_error"]]; th = num(f[col["threshold"]]); ge = f[col["guard_estimate"]]
+    if (binding && r < D && ((r in msk) || ge == "" || ge == "NaN" || num(ge) > th)) {
+        if (unbound < 5)
+            print "guard_check: row " NR ": rank " r " runs where the guard flagged it (estimate " ge ", layer,head " key ", segment " seg ")" > "/dev/stderr"
+        unbound++
+    }
     if (r < D && me != "" && me != "NaN") {
         lr++
         if (num(me) <= th) ok++
@@ -89,10 +102,12 @@ BEGIN { ng = split(grid, g, ","); bad = 0; lr = 0; ok = 0; alr = 0; aok = 0; row
 END {
     if (NR < 2) { print "guard_check: " FILENAME ": no rows" > "/dev/stderr"; exit 2 }
     frac = lr ? ok / lr : 1; afrac = alr ? aok / alr : 1
-    printf "rows %d  mask_nonmonotone_rows %d  lowrank_rows %d  within_eps %.4f  allowed_rows %d  within_eps_allowed %.4f\n", rows, bad, lr, frac, alr, afrac
+    printf "rows %d  mask_nonmonotone_rows %d  lowrank_rows %d  within_eps %.4f  allowed_rows %d  within_eps_allowed %.4f", rows, bad, lr, frac, alr, afrac
+    if (binding) printf "  unbound_rows %d", unbound
+    printf "\n"
     if (frac < min) print "guard_check: within_eps " frac " < " min > "/dev/stderr"
     if (afrac < gmin) print "guard_check: within_eps_allowed " afrac " < " gmin > "/dev/stderr"
-    exit (bad > 0 || frac < min || afrac < gmin) ? 1 : 0
+    exit (bad > 0 || unbound > 0 || frac < min || afrac < gmin) ? 1 : 0
 }' "$trace"
 st=$?
 [ $st -eq 2 ] && exit 2

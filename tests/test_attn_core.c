@@ -161,7 +161,7 @@ static double max_rel_diff(const float *a, const float *b, size_t n)
 }
 
 typedef struct Collect {
-    int n, bad_mask, masked_any, informative;
+    int n, bad_mask, masked_any, informative, inforce_masked;
 } Collect;
 
 static DrrlStatus collect_put(TraceSink *self, const TraceRecord *rec, DrrlError *err)
@@ -176,12 +176,12 @@ static DrrlStatus collect_put(TraceSink *self, const TraceRecord *rec, DrrlError
     /* a finite, non-trivial bound beside a non-zero measured error */
     c->informative += rec->rank < rec->head_dim && isfinite(rec->output_bound) &&
                       rec->output_bound < 1.0 && rec->measured_error > 1e-6;
-    for (int i = 0; i < rec->n_masked; i++)
-        /* exact never masked; the rank in force before the decision (== the
-         * fixed rank from the second low-rank segment on) never masked */
-        if (rec->masked[i] == rec->head_dim ||
-            (rec->segment >= 2 && rec->masked[i] == rec->rank))
-            c->bad_mask++;
+    for (int i = 0; i < rec->n_masked; i++) {
+        /* exact never masked; the rank in force has no exemption: an
+         * unguarded method (fixed) runs at it all the same */
+        c->bad_mask += rec->masked[i] == rec->head_dim;
+        c->inforce_masked += rec->masked[i] == rec->rank;
+    }
     return DRRL_OK;
 }
 
@@ -210,7 +210,7 @@ Test(attn_core, lowrank_within_bounds_and_saves_flops)
 {
     TRng r = {5};
     int64_t rows = 0;
-    Collect c = {0, 0, 0, 0};
+    Collect c = {0, 0, 0, 0, 0};
     TraceSink sink = {collect_put, &c};
     for (int trial = 0; trial < 8; trial++) {
         int D = 16, H = 2, K = trial % 2 ? 1 : 2, len = 160, seg = trial < 4 ? 32 : 8;
@@ -339,12 +339,16 @@ Test(attn_core, records_and_mask)
     ModelConfig mc = fake_cfg(H, K, D);
     AttnCore *ac = core_for("fixed:2", &mc, T, 0.1, 0);
     attn_core_bind_cache(ac, fk, fv, &f);
-    Collect c = {0, 0, 0, 0};
+    Collect c = {0, 0, 0, 0, 0};
     TraceSink s = {collect_put, &c};
     drive(ac, &f, len, 1, T, &s);
     cr_assert_eq(c.n, len * H);
     cr_assert_eq(c.bad_mask, 0);
     cr_assert(c.masked_any > 0); /* the decaying spectrum makes rank 1 unsafe */
+    /* fixed is unguarded: it runs at rank 2 where the guard flags it */
+    cr_assert(c.inforce_masked > 0);
+    cr_assert(attn_core_stats(ac)->forced_rows > 0);
+    cr_assert_eq(attn_core_stats(ac)->guard_decisions, 0);
     attn_core_free(ac);
     fake_free(&f);
 }
@@ -482,8 +486,9 @@ Test(attn_core, nystrom_causal_first_segment_exact)
 
 /* The safety mask as a property: at every decision the guard's estimate and
  * the tail bound are non-increasing in rank, and the allowed ranks are
- * exactly {r : estimate <= eps} (an upper interval of the grid) plus exact
- * and the rank in force. A random chooser moves the rank in force around. */
+ * exactly {r : estimate <= eps} (an upper interval of the grid) plus exact;
+ * the rank in force gets no exemption. A random chooser moves the rank in
+ * force around. */
 typedef struct MaskCheck {
     TRng r;
     int decisions, masked_some, allowed_low;
@@ -505,7 +510,7 @@ static DrrlStatus mask_chooser(void *ctx, const AttnDecision *dec, int32_t *rank
                 cr_assert(g[i] <= g[i - 1], "guard rises at rank %d", r);
                 cr_assert(b[i] <= b[i - 1], "tail bound rises at rank %d", r);
             }
-            int want = g[i] <= 0.6 || r == dec->head_dim || r == dec->prev_rank[h];
+            int want = g[i] <= 0.6 || r == dec->head_dim;
             cr_assert_eq(mk[i], want, "mask at rank %d", r);
             if (g[i] <= 0.6 && i < smallest)
                 smallest = i;
@@ -555,13 +560,80 @@ Test(attn_core, mask_monotone_property)
         attn_core_set_chooser(ac, mask_chooser, &m);
         drive(ac, &f, len, 8, T, NULL);
         cr_assert_eq(m.decisions, len / T - 1);
-        cr_assert(m.masked_some > 0 && m.allowed_low > 0, "masked %d allowed %d", m.masked_some,
-                  m.allowed_low);
+        cr_assert(m.masked_some > 0 && m.allowed_low > 0, "run %d masked %d allowed %d", run,
+                  m.masked_some, m.allowed_low);
         const AttnCoreStats *st = attn_core_stats(ac);
-        cr_assert(st->lowrank_rows > 0 &&
-                  st->guarded_rows + st->forced_rows == st->lowrank_rows);
+        /* drrl chooses among the allowed ranks: no row at a flagged one */
+        cr_assert(st->lowrank_rows > 0 && st->guarded_rows == st->lowrank_rows &&
+                  st->forced_rows == 0);
+        cr_assert_eq(st->guard_raised, 0);
         cr_assert(flops_get(attn_core_flops_executed(ac), -1, -1, FLOPS_GUARD) > 0);
         attn_core_free(ac);
         fake_free(&f);
     }
+}
+
+/* The guard binds the adaptive methods energy and oracle: every low-rank
+ * row runs at a rank the guard allowed (estimate <= eps, not in masked),
+ * some decisions were raised from the method's own rank, and with eps = 0
+ * (no low rank allowed) they run exact throughout; fixed, unguarded, runs
+ * at ranks the guard flags on the same data. */
+typedef struct BindCheck {
+    double eps;
+    int lowrank, bad;
+} BindCheck;
+
+static DrrlStatus bind_put(TraceSink *self, const TraceRecord *rec, DrrlError *err)
+{
+    (void)err;
+    BindCheck *b = self->ctx;
+    if (rec->rank >= rec->head_dim)
+        return DRRL_OK;
+    b->lowrank++;
+    int flagged = !(rec->guard_estimate <= b->eps);
+    for (int i = 0; i < rec->n_masked; i++)
+        flagged |= rec->masked[i] == rec->rank;
+    b->bad += flagged;
+    return DRRL_OK;
+}
+
+Test(attn_core, guard_binds_adaptive_methods)
+{
+    static const char *specs[] = {"energy:0.95", "oracle:100", "fixed:3"};
+    for (int k = 0; k < 3; k++)
+        for (int zero = 0; zero < 2; zero++) {
+            TRng r = {31};
+            int D = 16, H = 2, K = 1, len = 256, T = 16;
+            Fake f;
+            fake_make(&f, &r, H, K, D, len, 0.05);
+            ModelConfig mc = fake_cfg(H, K, D);
+            AttnCoreConfig c;
+            attn_core_config_default(&c);
+            DrrlError e;
+            cr_assert_eq(method_parse(specs[k], &c.method, &e), DRRL_OK);
+            c.segment = T, c.r_min = 1, c.r_step = 1, c.eps = zero ? 0.0 : 0.6;
+            AttnCore *ac;
+            cr_assert_eq(attn_core_new(&mc, &c, &ac, &e), DRRL_OK, "%s", e.msg);
+            attn_core_bind_cache(ac, fk, fv, &f);
+            BindCheck b = {c.eps, 0, 0};
+            TraceSink s = {bind_put, &b};
+            drive(ac, &f, len, 8, T, &s);
+            const AttnCoreStats *st = attn_core_stats(ac);
+            if (k == 2) { /* fixed: unguarded, its rank stays where the guard flags it */
+                cr_assert(b.bad > 0 && st->forced_rows > 0, "%s: bad %d", specs[k], b.bad);
+                cr_assert_eq(st->guard_decisions, 0);
+            } else if (zero) {
+                cr_assert_eq(b.lowrank, 0, "%s at eps 0: %d low-rank rows", specs[k],
+                             b.lowrank);
+            } else {
+                cr_assert(b.lowrank > 0, "%s: no low-rank row", specs[k]);
+                cr_assert_eq(b.bad, 0, "%s: %d rows at flagged ranks", specs[k], b.bad);
+                cr_assert_eq(st->forced_rows, 0);
+                cr_assert(st->guard_raised > 0 && st->guard_decisions == (len / T - 1) * H,
+                          "%s: raised %lld of %lld", specs[k], (long long)st->guard_raised,
+                          (long long)st->guard_decisions);
+            }
+            attn_core_free(ac);
+            fake_free(&f);
+        }
 }

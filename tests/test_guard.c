@@ -237,7 +237,7 @@ Test(guard, estimate_matches_direct_and_is_monotone)
             ranks[n++] = rk;
         if (ranks[n - 1] != d)
             ranks[n++] = d;
-        GuardInput in = {q, pos, ns, d, K, V, Bk, Bv, 0.5f, 1.0};
+        GuardInput in = {q, pos, ns, d, K, V, Bk, Bv, 0.5f, 1.0, NULL, 0};
         double g[65], g2[65], want[65];
         uint8_t ev[65];
         cr_assert(guard_estimate(&in, ranks, n, INFINITY, g, ev) > 0);
@@ -295,4 +295,119 @@ Test(guard, no_evidence_masks_every_low_rank)
     guard_no_evidence(ranks, 6, 32, g);
     for (int a = 0; a < 6; a++)
         cr_assert(ranks[a] >= 32 ? g[a] == 0.0 : isinf(g[a]) && g[a] > 0);
+}
+
+/* The forward's own outputs stand in for the replay's: with the exact
+ * outputs (r_fwd = d) the exact reference is not run again, with the
+ * rank-r outputs (r_fwd = r) rank r is not; the estimate is the same (to
+ * float rounding of the handed-in outputs) for fewer FLOPs. */
+static void direct_out(const float *q, const float *K, const float *V, int m, int d,
+                       const float *Bk, const float *Bv, int r, double scale, float *out)
+{
+    double qp[64], s[512], u[64] = {0};
+    for (int j = 0; j < d; j++) {
+        qp[j] = 0;
+        for (int i = 0; i < d; i++)
+            for (int k = 0; k < r; k++)
+                qp[j] += q[i] * (double)Bk[i * d + k] * Bk[j * d + k];
+    }
+    double mx = -INFINITY, z = 0;
+    for (int t = 0; t < m; t++) {
+        double a = 0;
+        for (int j = 0; j < d; j++)
+            a += qp[j] * K[t * d + j];
+        s[t] = a * scale, mx = fmax(mx, s[t]);
+    }
+    for (int t = 0; t < m; t++)
+        z += (s[t] = exp(s[t] - mx));
+    for (int t = 0; t < m; t++)
+        for (int j = 0; j < d; j++)
+            u[j] += s[t] / z * V[t * d + j];
+    for (int j = 0; j < d; j++) {
+        double a = 0;
+        for (int i = 0; i < d; i++)
+            for (int k = 0; k < r; k++)
+                a += u[i] * (double)Bv[i * d + k] * Bv[j * d + k];
+        out[j] = (float)a;
+    }
+}
+
+Test(guard, forward_outputs_replace_the_replay)
+{
+    TRng r = {41};
+    for (int trial = 0; trial < 30; trial++) {
+        int d = 8 + 4 * (int)(trng_u64(&r) % 3), m = 30 + (int)(trng_u64(&r) % 60);
+        float *K = malloc((size_t)m * d * sizeof *K), *V = malloc((size_t)m * d * sizeof *V);
+        t_matrix(&r, K, m, d, trial % SPEC_COUNT, 2.0);
+        t_matrix(&r, V, m, d, (trial + 2) % SPEC_COUNT, 1.0);
+        double Bd[2][64 * 64];
+        float Bk[64 * 64], Bv[64 * 64], q[4 * 64], of[4 * 64];
+        t_orth(&r, Bd[0], d, d), t_orth(&r, Bd[1], d, d);
+        for (int i = 0; i < d * d; i++)
+            Bk[i] = (float)Bd[0][i], Bv[i] = (float)Bd[1][i];
+        int64_t pos[4] = {m - 10, m - 7, m - 4, m - 1};
+        for (int i = 0; i < 4 * d; i++)
+            q[i] = (float)(trng_normal(&r) * 2.0);
+        int32_t ranks[16], n = 0;
+        for (int rk = 2; rk < d; rk += 2)
+            ranks[n++] = rk;
+        ranks[n++] = d;
+        GuardInput in = {q, pos, 4, d, K, V, Bk, Bv, 0.5f, 2.0, NULL, 0};
+        double g[16], gf[16];
+        double fl = guard_estimate(&in, ranks, n, INFINITY, g, NULL);
+        /* exact outputs handed in; then rank ranks[n / 2]'s */
+        for (int pass = 0; pass < 2; pass++) {
+            int rf = pass ? ranks[n / 2] : d;
+            for (int i = 0; i < 4; i++)
+                direct_out(q + i * d, K, V, (int)pos[i] + 1, d, Bk, Bv, rf, 0.5, of + i * d);
+            GuardInput inf = in;
+            inf.o_fwd = of, inf.r_fwd = rf;
+            double flf = guard_estimate(&inf, ranks, n, INFINITY, gf, NULL);
+            cr_assert(flf < fl - 3.0 * m * d, "pass %d: %g FLOPs, %g without", pass, flf, fl);
+            for (int a = 0; a < n; a++)
+                cr_assert(fabs(gf[a] - g[a]) <= 1e-4 * (1 + g[a]), "pass %d rank %d: %g vs %g",
+                          pass, ranks[a], gf[a], g[a]);
+        }
+        free(K), free(V);
+    }
+}
+
+/* Early stop inside a rank: the rank that crosses stop stops at its first
+ * row over it, so it costs less than all rows would; every rank above it
+ * keeps its exact value. */
+Test(guard, early_stop_skips_rows)
+{
+    TRng r = {43};
+    int fewer = 0;
+    for (int trial = 0; trial < 30; trial++) {
+        int d = 8, m = 60;
+        float K[60 * 8], V[60 * 8], Bk[64], Bv[64], q[8 * 8];
+        t_matrix(&r, K, m, d, trial % SPEC_COUNT, 2.0);
+        t_matrix(&r, V, m, d, trial % SPEC_COUNT, 1.0);
+        double Bd[2][64];
+        t_orth(&r, Bd[0], d, d), t_orth(&r, Bd[1], d, d);
+        for (int i = 0; i < d * d; i++)
+            Bk[i] = (float)Bd[0][i], Bv[i] = (float)Bd[1][i];
+        int64_t pos[8];
+        for (int i = 0; i < 8; i++)
+            pos[i] = m - 1 - 3 * (7 - i);
+        for (int i = 0; i < 8 * d; i++)
+            q[i] = (float)(trng_normal(&r) * 3.0);
+        int32_t ranks[] = {1, 2, 3, 4, 5, 6, 7, 8};
+        GuardInput in = {q, pos, 8, d, K, V, Bk, Bv, 0.5f, 1.0, NULL, 0};
+        double g[8], g2[8];
+        uint8_t ev[8];
+        double fl = guard_estimate(&in, ranks, 8, INFINITY, g, NULL);
+        /* stop just below the estimate at rank 4: rank 4 crosses it */
+        double stop = g[3] * 0.999;
+        if (!(g[4] < stop))
+            continue;
+        double fl2 = guard_estimate(&in, ranks, 8, stop, g2, ev);
+        for (int a = 4; a < 8; a++)
+            cr_assert(ev[a] && g2[a] == g[a]);
+        cr_assert(g2[3] > stop && g2[3] <= g[3]);
+        cr_assert(fl2 < fl);
+        fewer += !ev[3];
+    }
+    cr_assert(fewer > 5, "the crossing rank never stopped early (%d)", fewer);
 }

@@ -132,6 +132,16 @@ Test(session, lowrank_on_fixtures_bounds_hold_and_chunking_agrees)
             for (int T = 1; T <= 8; T += 7) {
                 Session *a = open_session(fixtures[fi], specs[k], T, 0);
                 Session *b = open_session(fixtures[fi], specs[k], T, 0);
+                /* The guard binds energy and oracle, and it replays rows on
+                 * the bases in force; where a basis comes from fewer rows
+                 * than head_dim (T = 8 < 16 on gpt2-tiny-b) its trailing
+                 * directions span the Gram's null space, picked by round-off,
+                 * so the estimate (unlike the methods' own rules) differs
+                 * with the chunking. eps = inf allows every rank: the
+                 * methods' own rules decide here; test_attn_core tests the
+                 * guard's binding. */
+                attn_core_set_eps(session_core(a), INFINITY);
+                attn_core_set_eps(session_core(b), INFINITY);
                 DrrlError e;
                 Count c = {0, -1, 1};
                 TraceSink sink = {count_put, &c};

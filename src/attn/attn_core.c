@@ -126,8 +126,11 @@ struct AttnCore {
     Nys *nys;      /* (L, H) nystrom state */
     float *bl_out; /* (call n, H, D) baseline outputs of the current layer */
     size_t bl_cap;
-    /* the guard: sampled query rows of the segment in progress, (L, H, S, D) */
-    float *segq;
+    /* the guard: sampled query rows of the segment in progress, (L, H, S, D),
+     * their head outputs as the forward computed them, (L, H, S, D), and the
+     * rank each was computed at, (L, H, S) (0: none yet) */
+    float *segq, *sego;
+    int32_t *sego_r;
     int32_t guard_rows;
     double *ratios; /* bound / measured error of low-rank rows (for the median) */
     size_t n_ratios, ratios_cap;
@@ -234,14 +237,17 @@ DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCo
     if (ac->guard_rows > c->segment)
         ac->guard_rows = c->segment;
     ac->segq = calloc(LH * (size_t)ac->guard_rows * ac->D, sizeof *ac->segq);
+    ac->sego = calloc(LH * (size_t)ac->guard_rows * ac->D, sizeof *ac->sego);
+    ac->sego_r = calloc(LH * (size_t)ac->guard_rows, sizeof *ac->sego_r);
     ac->dec_mask = calloc((size_t)ac->H * G, sizeof *ac->dec_mask);
     ac->dec_prev = calloc((size_t)ac->H, sizeof *ac->dec_prev);
     ac->dec_rank = calloc((size_t)ac->H, sizeof *ac->dec_rank);
     ac->dec_probs = calloc((size_t)ac->H * G, sizeof *ac->dec_probs);
     ac->dec_value = calloc((size_t)ac->H, sizeof *ac->dec_value);
     if (!ac->kv || !ac->hs || !ac->callfl || !ac->callrow || !ac->seg_done || !ac->dec_energy ||
-        !ac->dec_bound || !ac->dec_guard || !ac->dec_gdone || !ac->segq || !ac->dec_mask ||
-        !ac->dec_prev || !ac->dec_rank || !ac->dec_probs || !ac->dec_value) {
+        !ac->dec_bound || !ac->dec_guard || !ac->dec_gdone || !ac->segq || !ac->sego ||
+        !ac->sego_r || !ac->dec_mask || !ac->dec_prev || !ac->dec_rank || !ac->dec_probs ||
+        !ac->dec_value) {
         st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
         goto fail;
     }
@@ -334,7 +340,8 @@ void attn_core_free(AttnCore *ac)
     free(ac->kv), free(ac->hs), free(ac->rows), free(ac->callfl), free(ac->callrow),
         free(ac->seg_done);
     DRRL_FREE(ac->dec_energy, ac->dec_bound, ac->dec_mask, ac->dec_prev, ac->dec_guard,
-              ac->dec_gdone, ac->segq, ac->ratios, ac->dec_rank, ac->dec_probs, ac->dec_value);
+              ac->dec_gdone, ac->segq, ac->sego, ac->sego_r, ac->ratios, ac->dec_rank,
+              ac->dec_probs, ac->dec_value);
     flops_done(&ac->exec), flops_done(&ac->exact);
     free(ac);
 }
@@ -427,6 +434,11 @@ void attn_core_set_eps(AttnCore *ac, double eps)
 const char *attn_core_method(const AttnCore *ac)
 {
     return ac->cfg.method.spec;
+}
+
+int attn_core_guarded(const AttnCore *ac)
+{
+    return method_is_guarded(&ac->cfg.method);
 }
 
 int32_t attn_core_rank(const AttnCore *ac, int32_t layer, int32_t head)
@@ -1194,9 +1206,9 @@ static DrrlStatus run_sides(AttnCore *ac, int32_t l, int phase, int64_t pos, siz
  * a replay of sampled rows of the segment that just completed, on the bases
  * in force while it ran (so, like the next segment's rows, they attend
  * recent keys that the bases never saw); evaluation stops below the first
- * rank over eps. Its work is charged (FLOPS_GUARD) when the method's
- * decision uses the mask (drrl); for the other methods it is
- * instrumentation, like the measured error. */
+ * rank over eps. Its work is charged (FLOPS_GUARD) when the guard binds the
+ * method (method_is_guarded: drrl, energy, oracle); for the unguarded ones
+ * (fixed, random) it is instrumentation, like the measured error. */
 static DrrlStatus guard_head(AttnCore *ac, int32_t l, int32_t h, int64_t seg, double *g,
                              DrrlError *err)
 {
@@ -1218,11 +1230,21 @@ static DrrlStatus guard_head(AttnCore *ac, int32_t l, int32_t h, int64_t seg, do
                      kv->s[SIDE_K].B,
                      kv->s[SIDE_V].B,
                      layer_scale(ac, l),
-                     GUARD_MARGIN};
+                     GUARD_MARGIN,
+                     NULL,
+                     0};
+    /* the forward's own outputs of the sampled rows, already paid for: the
+     * exact reference where the head ran exact, else the error at its rank */
+    const int32_t *rk = ac->sego_r + ((size_t)l * ac->H + h) * S;
+    int have = ns > 0 && rk[0] > 0;
+    for (int32_t k = 1; k < ns; k++)
+        have = have && rk[k] == rk[0];
+    if (have)
+        in.o_fwd = ac->sego + ((size_t)l * ac->H + h) * S * D, in.r_fwd = rk[0];
     double fl = guard_estimate(&in, ac->grid.r, ac->grid.n, ac->cfg.eps, g, NULL);
     if (fl < 0.0)
         return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory in the guard");
-    if (ac->cfg.method.kind == METHOD_DRRL)
+    if (method_is_guarded(&ac->cfg.method))
         callfl_at(ac, l, h)[FLOPS_GUARD] += fl;
     return DRRL_OK;
 }
@@ -1254,7 +1276,7 @@ static void guard_task(void *arg, size_t i, int worker)
  * side by side: the same numbers in any split. */
 static DrrlStatus guard_layer(AttnCore *ac, int32_t l, int64_t seg, DrrlError *err)
 {
-    if (ac->cfg.no_guard && ac->cfg.method.kind != METHOD_DRRL) {
+    if (ac->cfg.no_guard && !method_is_guarded(&ac->cfg.method)) {
         for (size_t i = 0; i < (size_t)ac->H * ac->grid.n; i++)
             ac->dec_guard[i] = NAN;
         return DRRL_OK;
@@ -1290,8 +1312,12 @@ static DrrlStatus guard_layer(AttnCore *ac, int32_t l, int64_t seg, DrrlError *e
 
 /* Bounds, guard and safety mask of every head of layer l at segment seg.
  * The mask allows a rank when the guard's estimate (non-increasing in rank)
- * is <= eps, and always allows exact and the rank in force, so the allowed
- * ranks are {r >= the smallest safe rank} plus the rank in force. */
+ * is <= eps, and always allows exact, so the allowed ranks are
+ * {r >= the smallest safe rank}. The rank in force gets no exemption: it
+ * stays allowed only while its own estimate passes. A missing estimate
+ * (NaN: a non-finite replay) fails the test like +inf (no evidence, no low
+ * rank); only where the guard was skipped as unread instrumentation
+ * (no_guard, unguarded methods) is NaN allowed. */
 static DrrlStatus decide_mask(AttnCore *ac, int32_t l, DrrlError *err)
 {
     int32_t D = ac->D, H = ac->H, ng = ac->grid.n;
@@ -1314,13 +1340,30 @@ static DrrlStatus decide_mask(AttnCore *ac, int32_t l, DrrlError *err)
                    bv = side_rel(&kv->s[SIDE_V], D, rv[r]);
             ac->dec_bound[h * ng + i] = b > bv ? b : bv;
             ac->dec_energy[h * ng + i] = side_energy(&kv->s[SIDE_K], D, r);
-            ac->dec_mask[h * ng + i] = g[i] <= ac->cfg.eps || r == D || r == hs->rank ||
-                                       (g[i] != g[i] && ac->cfg.no_guard);
+            ac->dec_mask[h * ng + i] =
+                g[i] <= ac->cfg.eps || r == D || (g[i] != g[i] && ac->cfg.no_guard);
         }
         ac->dec_value[h] = NAN;
     }
     free(rk);
     return st;
+}
+
+/* A guarded method's rank r for head h (method_is_guarded): r itself when
+ * the mask allows it, else the smallest allowed grid rank above it. The
+ * mask is monotone and allows exact, so that is the smallest allowed rank
+ * of all, and exact when the guard allows no low rank. Counted in the
+ * statistics (guard_decisions, guard_raised). */
+static int32_t guard_raise(AttnCore *ac, int32_t h, int32_t r)
+{
+    int32_t ng = ac->grid.n, gi = method_grid_index(&ac->grid, r), gj = gi;
+    while (gj < ng - 1 && !ac->dec_mask[h * ng + gj])
+        gj++;
+    ac->stats.guard_decisions++;
+    if (ac->grid.r[gj] == r)
+        return r;
+    ac->stats.guard_raised++;
+    return ac->grid.r[gj];
 }
 
 /* Decide ranks of every head of layer l for segment seg. */
@@ -1406,6 +1449,8 @@ static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, s
             r = D;
             break;
         }
+        if (method_is_guarded(m))
+            r = guard_raise(ac, h, r);
         hs->rank = r;
         hs->n_masked = 0;
         for (int32_t i = 0; i < ng; i++)
@@ -1418,7 +1463,7 @@ static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, s
         /* the guard is estimated at grid ranks only (fixed:R off the grid: none) */
         hs->guard = on_grid ? ac->dec_guard[h * ng + gi] : NAN;
         hs->guard_ok = r >= D || (on_grid && ac->dec_guard[h * ng + gi] <= ac->cfg.eps) ||
-                       (ac->cfg.no_guard && m->kind != METHOD_DRRL);
+                       (ac->cfg.no_guard && !method_is_guarded(m));
         const Side *sk = &kv->s[SIDE_K];
         hs->sin_theta = sk->refresh == REFRESH_KEEP ? sk->sinr[r < D ? r : D] : 0.0;
         hs->n_probs = have_probs ? ng : 0;
@@ -1467,6 +1512,28 @@ static void guard_keep_queries(AttnCore *ac, int32_t l, size_t pos0, size_t n, c
         for (int32_t h = 0; h < ac->H; h++)
             memcpy(ac->segq + (((size_t)l * ac->H + h) * S + k) * D, row + (size_t)h * D,
                    (size_t)D * sizeof(float));
+    }
+}
+
+/* The head outputs of the rows the guard will re-run, where this call
+ * computed them, at rank r (head_dim: exact); the forward's own result, no
+ * extra work (kept only when the forward's scale is the replay's). Called from head(), which
+ * may run concurrently for other rows of the same head: each sampled row is written by the one
+ * call that holds it. */
+static void guard_keep_outputs(AttnCore *ac, const ForwardAttnArgs *a, int32_t r)
+{
+    int32_t S = ac->guard_rows, T = ac->cfg.segment, D = ac->D;
+    if (a->scale != layer_scale(ac, a->layer))
+        r = 0; /* not what the replay computes: the guard runs them itself */
+    int64_t pos[GUARD_ROWS_MAX], p0 = (int64_t)a->pos0;
+    int32_t ns = guard_sample_rows(p0 / T * T, T, S, pos);
+    size_t lh = (size_t)a->layer * ac->H + a->head;
+    for (int32_t k = 0; k < ns; k++) {
+        if (pos[k] < p0 || pos[k] >= p0 + (int64_t)a->n)
+            continue;
+        memcpy(ac->sego + (lh * S + k) * D, a->out + (size_t)(pos[k] - p0) * a->out_stride,
+               (size_t)D * sizeof(float));
+        ac->sego_r[lh * S + k] = r;
     }
 }
 
@@ -1598,6 +1665,9 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, 
                    (st = decide(ac, layer, seg, q, n, err))) {
             return st;
         }
+        /* the replays of the completed segment are done: its outputs go */
+        memset(ac->sego_r + (size_t)layer * ac->H * ac->guard_rows, 0,
+               (size_t)ac->H * ac->guard_rows * sizeof *ac->sego_r);
     }
     int32_t wbuf[64], *w_need = ac->K <= 64 ? wbuf : malloc((size_t)ac->K * sizeof *w_need);
     if (!w_need)
@@ -1862,6 +1932,8 @@ static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
         st = baseline_head(ac, a, row0, err);
     } else if (!lowrank) {
         st = forward_attn_exact(NULL, a, err);
+        if (st == DRRL_OK && method_is_lowrank(&ac->cfg.method))
+            guard_keep_outputs(ac, a, D);
         fl[FLOPS_SCORES] = 2.0 * n * N * D;
         fl[FLOPS_SOFTMAX] = ex_soft;
         fl[FLOPS_VALUE] = 2.0 * n * N * D;
@@ -1875,6 +1947,7 @@ static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
             goto done;
         }
         lowrank_head(ac, a, sk, sv, r, qb, ab, qres, pt2, fl);
+        guard_keep_outputs(ac, a, r);
     }
     int64_t t1 = clock_now_ns();
     if (st == DRRL_OK && ac->cfg.measure) {

@@ -67,10 +67,11 @@ typedef struct AttnCoreConfig {
     int keep_queries;      /* keep every query (for attn_core_query: the views) */
     int lowrank_at_full;   /* run the rank-r kernel even at r == head_dim (tests:
                               it must then equal exact attention to 1e-5) */
-    int no_guard;          /* skip the guard where the method does not decide by
-                              it (all but drrl): it is then instrumentation that
-                              nobody reads (no measured rows, no trace, no view);
-                              the estimate is NaN and no rank is masked */
+    int no_guard;          /* skip the guard where it does not bind the method
+                              (fixed, random: method_is_guarded): it is then
+                              instrumentation that nobody reads (no measured rows,
+                              no trace, no view); the estimate is NaN and no rank
+                              is masked */
 } AttnCoreConfig;
 
 #define ATTN_CORE_EPS 0.25 /* the safety threshold when nothing else sets it */
@@ -91,8 +92,8 @@ typedef struct AttnDecision {
                                  (proven, non-increasing in rank) */
     const double *guard;      /* (n_head, n): the guard's estimate of the relative
                                  output error (guard.h; an ESTIMATE, non-increasing) */
-    const uint8_t *mask;      /* (n_head, n): 1 = allowed: guard <= eps, exact, or
-                                 the rank in force */
+    const uint8_t *mask;      /* (n_head, n): 1 = allowed: guard <= eps, or exact
+                                 (the rank in force gets no exemption) */
     const float *q;           /* (n_q, H*D) queries of the segment's first call */
     size_t n_q;
     double *policy_flops; /* out: the chooser adds the FLOPs it executed; they
@@ -150,17 +151,20 @@ const FlopLedger *attn_core_flops_exact(const AttnCore *ac);
 
 typedef struct AttnCoreStats {
     int64_t tokens;
-    int64_t rows;           /* (token, layer, head) rows measured */
-    double fidelity_sum;    /* sum of cos(o_exact, o~) over measured rows */
-    int64_t violations;     /* rows whose measured error exceeded a bound */
-    int64_t lowrank_rows;   /* measured rows run at a rank below head_dim */
-    int64_t guarded_rows;   /* ... whose rank the guard allowed (estimate <= eps) */
-    int64_t guard_exceeded; /* ... of those, measured relative error > eps */
-    int64_t forced_rows;    /* low-rank rows at a rank the guard flagged, allowed only
-                               as the rank in force (or chosen by a method that
-                               ignores the mask) */
-    int64_t bound_vacuous;  /* low-rank rows whose proven relative output bound is
-                               >= 1 (infinite included): it certifies nothing */
+    int64_t rows;            /* (token, layer, head) rows measured */
+    double fidelity_sum;     /* sum of cos(o_exact, o~) over measured rows */
+    int64_t violations;      /* rows whose measured error exceeded a bound */
+    int64_t lowrank_rows;    /* measured rows run at a rank below head_dim */
+    int64_t guarded_rows;    /* ... whose rank the guard allowed (estimate <= eps) */
+    int64_t guard_exceeded;  /* ... of those, measured relative error > eps */
+    int64_t forced_rows;     /* low-rank rows at a rank the guard flagged: only an
+                                unguarded method (fixed, random) runs one */
+    int64_t bound_vacuous;   /* low-rank rows whose proven relative output bound is
+                                >= 1 (infinite included): it certifies nothing */
+    int64_t guard_decisions; /* rank decisions of a guarded method (method_is_guarded) */
+    int64_t guard_raised;    /* ... where the guard flagged the method's rank and raised
+                                it to the smallest allowed one (never for drrl, whose
+                                policy chooses among the allowed ranks) */
     int64_t refresh_keep, refresh_recompute; /* basis refresh decisions */
     double attn_wall_s;                      /* wall time inside the hook (all threads) */
     /* FLOP totals over every token so far, summed in trace order (token, layer,
@@ -185,6 +189,8 @@ double attn_core_median(double *v, size_t n);
 int32_t attn_core_rank(const AttnCore *ac, int32_t layer, int32_t head);
 const RankGrid *attn_core_grid(const AttnCore *ac);
 const char *attn_core_method(const AttnCore *ac);
+/* Whether the safety guard binds the method's ranks (method_is_guarded). */
+int attn_core_guarded(const AttnCore *ac);
 /* The safety threshold in force (auto resolved). */
 double attn_core_eps(const AttnCore *ac);
 /* Change the safety threshold; it applies from the next rank decision. */

@@ -96,56 +96,101 @@ static void project(const float *B, int32_t d, int32_t r, const double *x, doubl
     }
 }
 
-/* Relative error of rank r on every row: max_i ||o_i - o_i(r)|| / ||o_i||. */
-static double rank_error(const GuardInput *in, int32_t r, const double *o, double *s,
-                         double *buf, double *fl)
+/* Relative error of rank r, the largest over the rows, taken in the order
+ * ord (n_rows indices) and each row's error written to er[row]. Once
+ * margin times the largest so far exceeds stop, the remaining rows are
+ * skipped (their er is NAN) and *partial is set: the result is then a lower
+ * bound of the full maximum, over stop too. */
+static double rank_error(const GuardInput *in, int32_t r, const double *o, const int32_t *ord,
+                         double stop, double *er, int *partial, double *s, double *buf,
+                         double *fl)
 {
     int32_t d = in->d;
     double *x = buf, *c = buf + d, *qr = buf + 2 * d, *u = buf + 3 * d, *orr = buf + 4 * d,
            *kt = buf + 5 * d;
     double worst = 0.0;
-    for (int32_t i = 0; i < in->n_rows; i++) {
+    *partial = 0;
+    for (int32_t k = 0; k < in->n_rows; k++) {
+        int32_t i = ord[k];
+        if (!(in->margin * worst <= stop)) {
+            er[i] = NAN, *partial = 1;
+            continue;
+        }
         size_t m = (size_t)in->pos[i] + 1;
-        for (int32_t j = 0; j < d; j++)
-            x[j] = in->q[(size_t)i * d + j];
-        project(in->Bk, d, r, x, c, qr);
-        attend(qr, in->k, in->v, m, d, in->scale, s, kt, u);
-        project(in->Bv, d, r, u, c, orr);
-        *fl += 8.0 * d * r + 4.0 * (double)m * d + flops_softmax((double)m);
+        if (in->o_fwd && r == in->r_fwd) { /* the forward ran this rank */
+            for (int32_t j = 0; j < d; j++)
+                orr[j] = in->o_fwd[(size_t)i * d + j];
+        } else {
+            for (int32_t j = 0; j < d; j++)
+                x[j] = in->q[(size_t)i * d + j];
+            project(in->Bk, d, r, x, c, qr);
+            attend(qr, in->k, in->v, m, d, in->scale, s, kt, u);
+            project(in->Bv, d, r, u, c, orr);
+            *fl += 8.0 * d * r + 4.0 * (double)m * d + flops_softmax((double)m);
+        }
         const double *oi = o + (size_t)i * d;
         double e2 = 0.0, n2 = 0.0;
         for (int32_t j = 0; j < d; j++)
             e2 += (oi[j] - orr[j]) * (oi[j] - orr[j]), n2 += oi[j] * oi[j];
         double e = n2 > 0.0 ? sqrt(e2 / n2) : sqrt(e2);
+        er[i] = e;
         if (!(e <= worst)) /* NaN propagates */
             worst = e;
     }
     return worst;
 }
 
+/* ord: the rows by decreasing error er (NaN first, then ties by index), so
+ * that the next rank meets its likeliest failing row first. Insertion sort:
+ * n_rows <= GUARD_ROWS_MAX. */
+static void order_rows(const double *er, int32_t n, int32_t *ord)
+{
+    for (int32_t i = 0; i < n; i++) {
+        int32_t k = i;
+        double ei = er[i] == er[i] ? er[i] : INFINITY;
+        while (k > 0) {
+            double ep = er[ord[k - 1]] == er[ord[k - 1]] ? er[ord[k - 1]] : INFINITY;
+            if (!(ep < ei))
+                break;
+            ord[k] = ord[k - 1];
+            k--;
+        }
+        ord[k] = i;
+    }
+}
+
 double guard_estimate(const GuardInput *in, const int32_t *ranks, int32_t n, double stop,
                       double *g, uint8_t *evaluated)
 {
-    int32_t d = in->d;
+    int32_t d = in->d, nr = in->n_rows;
     size_t m_max = 1;
-    for (int32_t i = 0; i < in->n_rows; i++)
+    for (int32_t i = 0; i < nr; i++)
         if ((size_t)in->pos[i] + 1 > m_max)
             m_max = (size_t)in->pos[i] + 1;
     double *s = malloc(m_max * sizeof *s);
-    double *o = malloc(((size_t)in->n_rows + 1) * d * sizeof *o);
+    double *o = malloc(((size_t)nr + 1) * d * sizeof *o);
     double *buf = malloc((5 + GUARD_KB) * (size_t)d * sizeof *buf);
     if (!s || !o || !buf) {
         free(s), free(o), free(buf);
         return -1.0;
     }
-    double fl = 0.0;
-    for (int32_t i = 0; i < in->n_rows; i++) {
+    double fl = 0.0, er[GUARD_ROWS_MAX];
+    int32_t ord[GUARD_ROWS_MAX];
+    for (int32_t i = 0; i < nr; i++) {
         size_t m = (size_t)in->pos[i] + 1;
+        er[i] = 0.0;
+        if (in->o_fwd && in->r_fwd >= d) { /* the forward's exact output */
+            for (int32_t j = 0; j < d; j++)
+                o[(size_t)i * d + j] = in->o_fwd[(size_t)i * d + j];
+            continue;
+        }
         for (int32_t j = 0; j < d; j++)
             buf[j] = in->q[(size_t)i * d + j];
         attend(buf, in->k, in->v, m, d, in->scale, s, buf + 5 * d, o + (size_t)i * d);
         fl += 4.0 * (double)m * d + flops_softmax((double)m);
     }
+    order_rows(er, nr, ord);
+    /* a rank whose c e exceeds stop stops the scan: its rows stop there too */
     double env = 0.0;
     int stopped = 0;
     for (int32_t a = n - 1; a >= 0; a--) {
@@ -158,13 +203,18 @@ double guard_estimate(const GuardInput *in, const int32_t *ranks, int32_t n, dou
             continue;
         }
         if (!stopped) {
-            double e = in->n_rows > 0 ? rank_error(in, ranks[a], o, s, buf, &fl) : 0.0;
+            int partial = 0;
+            double e = nr > 0
+                           ? rank_error(in, ranks[a], o, ord, stop, er, &partial, s, buf, &fl)
+                           : 0.0;
             if (!(e <= env))
                 env = e;
             if (evaluated)
-                evaluated[a] = 1;
+                evaluated[a] = !partial;
             if (!(in->margin * env <= stop))
                 stopped = 1;
+            else
+                order_rows(er, nr, ord);
         }
         g[a] = in->margin * env;
     }

@@ -131,6 +131,11 @@ int method_is_lowrank(const Method *m)
            m->kind == METHOD_ORACLE || m->kind == METHOD_DRRL;
 }
 
+int method_is_guarded(const Method *m)
+{
+    return m->kind == METHOD_ENERGY || m->kind == METHOD_ORACLE || m->kind == METHOD_DRRL;
+}
+
 DrrlStatus method_grid(RankGrid *g, int32_t head_dim, int32_t r_min, int32_t step,
                        DrrlError *err)
 {

@@ -71,6 +71,15 @@ DrrlStatus method_check(const Method *m, int32_t head_dim, DrrlError *err);
  * random, oracle, drrl). */
 int method_is_lowrank(const Method *m);
 
+/* Whether the safety guard binds the method's ranks (guard.h): the adaptive
+ * methods energy, oracle and drrl. Their rank is never one the guard flags:
+ * drrl's policy chooses among the allowed ranks only, and a rank that energy
+ * or oracle picks and the guard flags is raised to the smallest allowed rank
+ * above it (exact when none). fixed:R and random:A-B are unguarded (their
+ * ranks are the point of the ablation); the guard is only measured for
+ * them. */
+int method_is_guarded(const Method *m);
+
 /* The rank grid {r_min, r_min + step, ..., head_dim}: head_dim is always the
  * last entry even when (head_dim - r_min) is not a multiple of step. */
 typedef struct RankGrid {

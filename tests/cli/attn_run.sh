@@ -11,10 +11,11 @@ run "$DRRL" run --model "$M" --prompt "$P" --method fixed:4 --segment 8 \
 expect_rc 0
 expect_out_contains "bound violations  0"
 expect_out_contains "output bound      proven; vacuous (relative bound >= 1) on "
-expect_out_contains "guard             estimate (not a bound), eps 0.25: measured error > eps on "
+expect_out_contains "guard             estimate (not a bound), eps 0.25, not binding (an unguarded method): measured error > eps on "
 for k in tokens flops_exact flops_executed attn_flops_exact attn_flops_executed savings \
          attn_savings fidelity bound_violations bound_vacuous guard_exceeded \
-         bound_ratio_median lowrank_rows guard_allowed_rows guard_forced_rows wall_s; do
+         bound_ratio_median lowrank_rows guard_allowed_rows guard_forced_rows guard_binds \
+         guard_decisions guard_raised wall_s; do
     grep -q "\"$k\": " "$tmpdir/s.json" || fail "summary JSON lacks $k"
 done
 grep -q '"bound_violations": 0,' "$tmpdir/s.json" || fail "violations not 0"

@@ -222,6 +222,9 @@ void attn_cli_summary(Session *s, AttnSummary *o)
     o->lowrank_rows = st->lowrank_rows;
     o->guard_allowed_rows = st->guarded_rows;
     o->guard_forced_rows = st->forced_rows;
+    o->guard_binds = attn_core_guarded(ac);
+    o->guard_decisions = st->guard_decisions;
+    o->guard_raised = st->guard_raised;
     o->guard_exceeded =
         st->guarded_rows > 0 ? (double)st->guard_exceeded / (double)st->guarded_rows : NAN;
     o->bound_vacuous =

@@ -88,8 +88,11 @@ typedef struct AttnSummary {
      * below head_dim); NAN (and lowrank_rows 0) when none was measured. */
     int64_t lowrank_rows;
     int64_t guard_allowed_rows; /* rows whose rank the guard allowed (estimate <= eps) */
-    int64_t guard_forced_rows;  /* rows at a rank the guard flagged (the rank in force,
-                                   or a method that ignores the mask) */
+    int64_t guard_forced_rows;  /* rows at a rank the guard flagged (only an unguarded
+                                   method, fixed or random, runs one) */
+    int guard_binds;            /* the guard binds the method (method_is_guarded) */
+    int64_t guard_decisions;    /* a guarded method's rank decisions ... */
+    int64_t guard_raised;       /* ... where the guard raised the method's rank */
     double guard_exceeded;      /* fraction of guard_allowed_rows with measured error > eps */
     double bound_vacuous;       /* fraction of lowrank_rows whose relative bound is >= 1 */
     double bound_ratio_median;  /* median proven bound / measured error */

@@ -63,6 +63,9 @@ static int write_json(FileOut *o, const AttnSummary *s)
     fprintf(f, "  \"lowrank_rows\": %lld,\n", (long long)s->lowrank_rows);
     fprintf(f, "  \"guard_allowed_rows\": %lld,\n", (long long)s->guard_allowed_rows);
     fprintf(f, "  \"guard_forced_rows\": %lld,\n", (long long)s->guard_forced_rows);
+    fprintf(f, "  \"guard_binds\": %s,\n", s->guard_binds ? "true" : "false");
+    fprintf(f, "  \"guard_decisions\": %lld,\n", (long long)s->guard_decisions);
+    fprintf(f, "  \"guard_raised\": %lld,\n", (long long)s->guard_raised);
     json_num(f, "guard_exceeded", s->guard_exceeded, 0);
     json_num(f, "bound_vacuous", s->bound_vacuous, 0);
     json_num(f, "bound_ratio_median", s->bound_ratio_median, 0);
@@ -76,13 +79,17 @@ static int write_json(FileOut *o, const AttnSummary *s)
  * low-rank rows, in words. */
 static void print_guard(const AttnSummary *s)
 {
+    if (s->guard_binds && s->guard_decisions > 0)
+        printf("guard binds       %lld of %lld rank decisions raised to the smallest allowed "
+               "rank\n",
+               (long long)s->guard_raised, (long long)s->guard_decisions);
     if (s->lowrank_rows <= 0)
         return;
     printf("output bound      proven; vacuous (relative bound >= 1) on %.1f%% of %lld low-rank "
            "rows; median bound / measured error %.3g\n",
            100.0 * s->bound_vacuous, (long long)s->lowrank_rows, s->bound_ratio_median);
-    printf("guard             estimate (not a bound), eps %.3g: measured error > eps on ",
-           s->eps);
+    printf("guard             estimate (not a bound), eps %.3g, %s: measured error > eps on ",
+           s->eps, s->guard_binds ? "binding" : "not binding (an unguarded method)");
     if (s->guard_allowed_rows > 0)
         printf("%.1f%% of %lld low-rank rows at ranks it allowed", 100.0 * s->guard_exceeded,
                (long long)s->guard_allowed_rows);
