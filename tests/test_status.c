@@ -52,3 +52,22 @@ Test(status, output_path_errors_are_the_users)
     cr_assert_eq(drrl_status_exit_code(DRRL_E_INTERRUPTED), 1);
     cr_assert_eq(drrl_status_exit_code(DRRL_E_NUMERIC), 1);
 }
+
+/* The same errno can mean different things for an input and an output: an
+ * input the user may not read is bad input (DRRL_E_INPUT), an output path the
+ * user may not write a usage error; a read-only file system only matters for
+ * writing, out of memory only for reading. */
+Test(status, read_and_write_errno_differ_where_they_should)
+{
+    cr_assert_eq(drrl_status_of_read_errno(ENOENT), DRRL_E_NOTFOUND);
+    cr_assert_eq(drrl_status_of_write_errno(ENOENT), DRRL_E_NOTFOUND);
+    cr_assert_eq(drrl_status_of_read_errno(EACCES), DRRL_E_INPUT);
+    cr_assert_eq(drrl_status_of_write_errno(EACCES), DRRL_E_USAGE);
+    cr_assert_eq(drrl_status_of_read_errno(ENXIO), DRRL_E_INPUT);
+    cr_assert_eq(drrl_status_of_write_errno(ENXIO), DRRL_E_IO);
+    cr_assert_eq(drrl_status_of_read_errno(EROFS), DRRL_E_IO);
+    cr_assert_eq(drrl_status_of_write_errno(EROFS), DRRL_E_USAGE);
+    cr_assert_eq(drrl_status_of_read_errno(ENOMEM), DRRL_E_NOMEM);
+    cr_assert_eq(drrl_status_of_write_errno(ENOMEM), DRRL_E_IO);
+    cr_assert_eq(drrl_status_of_read_errno(ENOSPC), DRRL_E_IO);
+}

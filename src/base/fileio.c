@@ -77,27 +77,6 @@ void fileio_note_input_fd(int fd)
         note_input(&st);
 }
 
-static DrrlStatus open_errno_status(int e)
-{
-    switch (e) {
-    case ENOENT:
-    case ENOTDIR:
-        return DRRL_E_NOTFOUND;
-    case EACCES:
-    case EPERM:
-    case ELOOP:
-    case ENAMETOOLONG:
-    case EISDIR:
-    case ENXIO:
-    case ENODEV:
-        return DRRL_E_INPUT;
-    case ENOMEM:
-        return DRRL_E_NOMEM;
-    default:
-        return DRRL_E_IO;
-    }
-}
-
 static const char *kind_name(mode_t m)
 {
     return S_ISDIR(m)    ? "a directory"
@@ -116,7 +95,8 @@ DrrlStatus fileio_open_input(const char *path, unsigned flags, int *fd, DrrlErro
     int f = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (f < 0) {
         int e = errno;
-        return drrl_error(err, open_errno_status(e), "%s: cannot open: %s", path, strerror(e));
+        return drrl_error(err, drrl_status_of_read_errno(e), "%s: cannot open: %s", path,
+                          strerror(e));
     }
     struct stat st;
     if (fstat(f, &st) != 0) {
@@ -349,7 +329,7 @@ static DrrlStatus out_rule(const char *path, unsigned flags, int *mode, char **r
         return drrl_error(err,
                           drrl_status_of_write_errno(e) == DRRL_E_NOTFOUND
                               ? DRRL_E_NOTFOUND
-                              : open_errno_status(e),
+                              : drrl_status_of_read_errno(e),
                           "%s: cannot write: %s", path, strerror(e));
     }
     if (S_ISLNK(st.st_mode)) {

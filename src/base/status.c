@@ -29,24 +29,38 @@ const char *drrl_status_name(DrrlStatus s)
     return status_table[s].name;
 }
 
+/* One row an errno: the status when reading an input, then when writing an
+ * output (the two columns differ on purpose: an unreadable input is bad
+ * input, an unwritable output the user's choice of path). */
+static const struct {
+    int e;
+    DrrlStatus read, write;
+} errno_table[] = {
+    {ENOENT, DRRL_E_NOTFOUND, DRRL_E_NOTFOUND}, {ENOTDIR, DRRL_E_NOTFOUND, DRRL_E_NOTFOUND},
+    {EACCES, DRRL_E_INPUT, DRRL_E_USAGE},       {EPERM, DRRL_E_INPUT, DRRL_E_USAGE},
+    {ELOOP, DRRL_E_INPUT, DRRL_E_USAGE},        {ENAMETOOLONG, DRRL_E_INPUT, DRRL_E_USAGE},
+    {EISDIR, DRRL_E_INPUT, DRRL_E_USAGE},       {ENXIO, DRRL_E_INPUT, DRRL_E_IO},
+    {ENODEV, DRRL_E_INPUT, DRRL_E_IO},          {ENOMEM, DRRL_E_NOMEM, DRRL_E_IO},
+    {EROFS, DRRL_E_IO, DRRL_E_USAGE},           {EEXIST, DRRL_E_IO, DRRL_E_USAGE},
+    {ETXTBSY, DRRL_E_IO, DRRL_E_USAGE},
+};
+
+static DrrlStatus status_of_errno(int e, int writing)
+{
+    for (size_t i = 0; i < sizeof errno_table / sizeof errno_table[0]; i++)
+        if (errno_table[i].e == e)
+            return writing ? errno_table[i].write : errno_table[i].read;
+    return DRRL_E_IO;
+}
+
+DrrlStatus drrl_status_of_read_errno(int e)
+{
+    return status_of_errno(e, 0);
+}
+
 DrrlStatus drrl_status_of_write_errno(int e)
 {
-    switch (e) {
-    case ENOENT:
-    case ENOTDIR:
-        return DRRL_E_NOTFOUND;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-    case EISDIR:
-    case ENAMETOOLONG:
-    case ELOOP:
-    case EEXIST:
-    case ETXTBSY:
-        return DRRL_E_USAGE;
-    default:
-        return DRRL_E_IO;
-    }
+    return status_of_errno(e, 1);
 }
 
 int drrl_status_exit_code(DrrlStatus s)

@@ -54,6 +54,12 @@ int drrl_status_exit_code(DrrlStatus s);
  * command. Anything else (ENOSPC, EIO, EFBIG, EDQUOT...) is DRRL_E_IO. */
 DrrlStatus drrl_status_of_write_errno(int e);
 
+/* The status for a failed open of an input: missing (ENOENT, ENOTDIR) is
+ * DRRL_E_NOTFOUND; not readable by the user (EACCES, EPERM, ELOOP,
+ * ENAMETOOLONG, EISDIR, ENXIO, ENODEV) DRRL_E_INPUT; ENOMEM DRRL_E_NOMEM;
+ * anything else DRRL_E_IO. */
+DrrlStatus drrl_status_of_read_errno(int e);
+
 /* Fill err (if non-NULL) with code and a printf-formatted message; returns
  * code so callers can write `return drrl_error(err, DRRL_E_INPUT, ...)`. */
 DrrlStatus drrl_error(DrrlError *err, DrrlStatus code, const char *fmt, ...)
