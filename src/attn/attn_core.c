@@ -1785,6 +1785,42 @@ DRRL_HOT static void softmax_rows(float *S, size_t n, size_t N, size_t pos0, dou
     }
 }
 
+/* y[i][j] = sum_d x[i][d] B[d][j] for rows i < n (stride ldx) and the first
+ * r columns of B (D x D, row-major): sums in d order, vectorised over j. A
+ * loop, not an sgemm: these are a few thousand flops per call, and each
+ * row's result is then the same bits whatever rows come with it. */
+DRRL_HOT static void rows_times_basis(const float *x, size_t ldx, size_t n, int32_t D,
+                                      const float *B, int32_t r, float *y)
+{
+    for (size_t i = 0; i < n; i++) {
+        float *yi = y + i * (size_t)r;
+        for (int32_t j = 0; j < r; j++)
+            yi[j] = 0.0f;
+        for (int32_t d = 0; d < D; d++) {
+            const float xv = x[i * ldx + (size_t)d], *b = B + (size_t)d * D;
+            for (int32_t j = 0; j < r; j++)
+                yi[j] += xv * b[j];
+        }
+    }
+}
+
+/* out[i][d] = sum_j ab[i][j] Bt[j][d] for i < n (out row stride ldo), j < r:
+ * sums in j order, vectorised over d. */
+DRRL_HOT static void rows_times_basis_t(const float *ab, size_t n, int32_t r, const float *Bt,
+                                        int32_t D, float *out, size_t ldo)
+{
+    for (size_t i = 0; i < n; i++) {
+        float *o = out + i * ldo;
+        for (int32_t d = 0; d < D; d++)
+            o[d] = 0.0f;
+        for (int32_t j = 0; j < r; j++) {
+            const float a = ab[i * (size_t)r + (size_t)j], *bt = Bt + (size_t)j * D;
+            for (int32_t d = 0; d < D; d++)
+                o[d] += a * bt[d];
+        }
+    }
+}
+
 /* The rank-r kernel of one head: q B_K, scores against the projected keys,
  * softmax and the value product (fused per row up to LOWRANK_KERNEL_MAX_RANK:
  * lowrank_kernel.h), back to head_dim; ||p||_2 per row into pt2 and the query's residual norm
@@ -1797,8 +1833,7 @@ static void lowrank_head(const AttnCore *ac, const ForwardAttnArgs *a, const Sid
     int32_t D = a->head_dim;
     float *S = a->scratch;
     /* q B_K[:, :r] */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, r, D, 1.0f, a->q,
-                (int)a->q_stride, sk->B, D, 0.0f, qb, r);
+    rows_times_basis(a->q, a->q_stride, n, D, sk->B, r, qb);
     fl[FLOPS_BASIS_PROJ] = 2.0 * n * D * r;
     /* scores (inner dimension r), softmax and the value product (output
      * width r), fused per row */
@@ -1828,8 +1863,17 @@ static void lowrank_head(const AttnCore *ac, const ForwardAttnArgs *a, const Sid
         fl[FLOPS_SOFTMAX] += flops_softmax((double)(a->pos0 + i + 1));
     fl[FLOPS_VALUE] = 2.0 * n * N * r;
     /* back to head_dim: (n x r)(r x D) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, D, r, 1.0f, ab, r, sv->B, D,
-                0.0f, a->out, (int)a->out_stride);
+    float *bt = malloc((size_t)r * D * sizeof *bt);
+    if (bt) {
+        for (int32_t j = 0; j < r; j++)
+            for (int32_t d = 0; d < D; d++)
+                bt[(size_t)j * D + d] = sv->B[(size_t)d * D + j];
+        rows_times_basis_t(ab, n, r, bt, D, a->out, a->out_stride);
+        free(bt);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, D, r, 1.0f, ab, r, sv->B,
+                    D, 0.0f, a->out, (int)a->out_stride);
+    }
     fl[FLOPS_OUT_PROJ] = 2.0 * n * r * D;
     if (ac->cfg.measure)
         for (size_t i = 0; i < n; i++) {

@@ -28,6 +28,7 @@
 
 #include "base/mem.h"
 #include "attn/basis.h"
+#include "attn/lowrank_kernel.h"
 #include "base/rng.h"
 #include "bench/bench_attention.h"
 #include "bench/bench_util.h"
@@ -242,13 +243,15 @@ static int part_scaling(BenchAttn *b)
     }
     const Model *m = session_model(b->ss[0]);
     printf("drrl bench attention: %s (%d layers, %d heads, head_dim %d), segment %ld, "
-           "median of %ld",
-           b->model, m->cfg.n_layer, m->cfg.n_head, b->D, b->segment, b->repeat);
+           "rank-r kernel %s, median of %ld",
+           b->model, m->cfg.n_layer, m->cfg.n_head, b->D, b->segment,
+           lowrank_kernel_isa_name(lowrank_kernel_best()), b->repeat);
     print_long_repeat(b);
     printf("\n1. Attention core against L (executed FLOPs from the ledger; wall: whole "
-           "forward; hook: inside attention, summed over threads)\n");
-    printf("%6s %-18s %14s %10s %10s %10s\n", "L", "method", "attn FLOPs", "vs full", "wall s",
-           "hook s");
+           "forward; hook: inside attention, summed over threads; rate: the FLOPs less the "
+           "refresh's over hook s, and against full's)\n");
+    printf("%6s %-18s %14s %10s %10s %10s %8s %8s\n", "L", "method", "attn FLOPs", "vs full",
+           "wall s", "hook s", "GFLOP/s", "vs full");
     fflush(stdout);
     for (int li = 0; li < b->n_lens && rc == CLI_EXIT_OK && !signals_caught(); li++) {
         const long nr = b->reps[li];
@@ -260,10 +263,13 @@ static int part_scaling(BenchAttn *b)
         for (int k = 0; k <= N_METH && rc == CLI_EXIT_OK; k++) {
             b->wmed[k][li] = bench_median(&wt[k * rmax], (int)nr);
             b->awmed[k][li] = bench_median(&awt[k * rmax], (int)nr);
-            if (k < N_METH)
-                printf("%6ld %-18s %14.4e %9.1f%% %10.4f %10.4f\n", b->lens[li], b->names[k],
-                       b->afl[k][li], 100.0 * b->afl[k][li] / b->afl[0][li], b->wmed[k][li],
-                       b->awmed[k][li]);
+            if (k < N_METH) {
+                double rate = (b->afl[k][li] - b->rfl[k][li]) / b->awmed[k][li] / 1e9;
+                double rfull = (b->afl[0][li] - b->rfl[0][li]) / b->awmed[0][li] / 1e9;
+                printf("%6ld %-18s %14.4e %9.1f%% %10.4f %10.4f %8.2f %8.2f\n", b->lens[li],
+                       b->names[k], b->afl[k][li], 100.0 * b->afl[k][li] / b->afl[0][li],
+                       b->wmed[k][li], b->awmed[k][li], rate, rate / rfull);
+            }
             if (b->cf)
                 fprintf(b->cf, "%s,%ld,%s,%.17g,%.17g,%lld,%lld,%.6f,%.6f,%ld\n",
                         k == N_METH ? "refresh" : "scaling", b->lens[li], b->names[k],
