@@ -1821,6 +1821,8 @@ DRRL_HOT static void rows_times_basis_t(const float *ab, size_t n, int32_t r, co
     }
 }
 
+#define ATTN_CORE_LOWRANK_ROWS 32 /* query rows per head call of a low-rank method */
+
 /* The rank-r kernel of one head: q B_K, scores against the projected keys,
  * softmax and the value product (fused per row up to LOWRANK_KERNEL_MAX_RANK:
  * lowrank_kernel.h), back to head_dim; ||p||_2 per row into pt2 and the query's residual norm
@@ -2065,7 +2067,12 @@ ForwardAttn attn_core_hook(AttnCore *ac)
     fa.ctx = ac;
     fa.head = head_fn;
     fa.layer_begin = layer_begin;
-    fa.rows_per_call = 0;
+    /* The rank-r kernel has no score block to amortise: small calls cost it
+     * nothing and give the forward's threads H * n / 32 tasks per layer
+     * instead of H (8 for the default model, idle threads at 16). Exact
+     * attention keeps the forward's block (FORWARD_ATTN_BLOCK), whose
+     * sgemms run faster on more rows (measured on 2 threads). */
+    fa.rows_per_call = method_is_lowrank(&ac->cfg.method) ? ATTN_CORE_LOWRANK_ROWS : 0;
     return fa;
 }
 
