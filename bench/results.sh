@@ -75,6 +75,8 @@ posint DRRL_RESULTS_BENCH_LEN "$bench_len"
 posint DRRL_RESULTS_BENCH_REPEAT "$bench_repeat"
 posint DRRL_RESULTS_BENCH_LONG_REPEAT "$bench_long"
 command -v "$DRRL" >/dev/null 2>&1 || die "$DRRL: not found (set DRRL=path/to/drrl)"
+# a relative DRRL keeps working from $top (bench attention runs there)
+case $DRRL in /*) ;; */*) DRRL=$(pwd)/$DRRL ;; esac
 
 [ -f "$test_txt" ] || xz -dk "$test_txt.xz"
 tmp=$(mktemp -d)
@@ -235,8 +237,10 @@ echo
 echo "### Fig. 3, measured: \`drrl bench attention --max-len $bench_len --repeat $bench_repeat --long-repeat $bench_long\`"
 echo
 echo '```'
-"$DRRL" bench attention --model "$model" --text "$top/data/texts/brown-test-1-scifi.txt" \
-    --max-len "$bench_len" --repeat "$bench_repeat" --long-repeat "$bench_long"
+# from $top with paths relative to it: the output names the model by the
+# path given, and the README holds no path outside the repository
+(cd "$top" && "$DRRL" bench attention --model data/model --text data/texts/brown-test-1-scifi.txt \
+    --max-len "$bench_len" --repeat "$bench_repeat" --long-repeat "$bench_long")
 echo '```'
 echo
 lap "bench attention"
