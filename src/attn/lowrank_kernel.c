@@ -94,21 +94,6 @@ static inline __attribute__((always_inline)) float lk_exp1(float x)
 #define VMAX(a, b) lk_max1((a), (b))
 #define VSCALE2K(p, k) lk_scale2k1((p), (k))
 #include "attn/lowrank_kernel_impl.h"
-#undef LK_SFX
-#undef LK_ATTR
-#undef LK_W
-#undef LK_G
-#undef LK_NU
-#undef VLOAD
-#undef VSTORE
-#undef VSET1
-#undef VADD
-#undef VSUB
-#undef VMUL
-#undef VFMA
-#undef VMAX
-#undef VSCALE2K
-#undef VF
 
 #if LK_X86
 /* ---- AVX2 with FMA: a "vector" of 8 floats, two per 16 lanes ---- */
@@ -131,21 +116,6 @@ static inline __attribute__((always_inline)) float lk_exp1(float x)
                   _mm256_castsi256_ps(_mm256_slli_epi32(                                       \
                       _mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23)))
 #include "attn/lowrank_kernel_impl.h"
-#undef LK_SFX
-#undef LK_ATTR
-#undef LK_W
-#undef LK_G
-#undef LK_NU
-#undef VF
-#undef VLOAD
-#undef VSTORE
-#undef VSET1
-#undef VADD
-#undef VSUB
-#undef VMUL
-#undef VFMA
-#undef VMAX
-#undef VSCALE2K
 
 /* ---- AVX-512: 16 floats, the 16 lanes in one register ---- */
 #define LK_SFX avx512
@@ -164,21 +134,6 @@ static inline __attribute__((always_inline)) float lk_exp1(float x)
 #define VMAX(a, b) _mm512_max_ps((a), (b))
 #define VSCALE2K(p, k) _mm512_scalef_ps((p), (k)) /* p * 2^floor(k), one rounding */
 #include "attn/lowrank_kernel_impl.h"
-#undef LK_SFX
-#undef LK_ATTR
-#undef LK_W
-#undef LK_G
-#undef LK_NU
-#undef VF
-#undef VLOAD
-#undef VSTORE
-#undef VSET1
-#undef VADD
-#undef VSUB
-#undef VMUL
-#undef VFMA
-#undef VMAX
-#undef VSCALE2K
 #endif
 
 float lowrank_kernel_exp(float x)

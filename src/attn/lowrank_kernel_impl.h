@@ -9,7 +9,8 @@
  * VMAX(a, b) = a > b ? a : b (per lane) and VSCALE2K(p, k) = p * 2^k for
  * integral k in [-126, 0] (one rounding: 2^k is exact). Every operation is
  * the same IEEE operation in every variant, so every variant gives the same
- * bits. */
+ * bits. The header undefines all of them at its end, so the includer
+ * defines the next variant's afresh. */
 
 #define LK_CAT2(a, b) a##_##b
 #define LK_CAT(a, b) LK_CAT2(a, b)
@@ -290,3 +291,19 @@ static LK_ATTR void LK_ROWSFN(const float *qs, int32_t R, const float *PK, const
 #undef LK_CHUNK
 #undef LK_PROBS
 #undef LK_ROWSFN
+/* the includer's parameters */
+#undef LK_SFX
+#undef LK_ATTR
+#undef LK_W
+#undef LK_G
+#undef LK_NU
+#undef VF
+#undef VLOAD
+#undef VSTORE
+#undef VSET1
+#undef VADD
+#undef VSUB
+#undef VMUL
+#undef VFMA
+#undef VMAX
+#undef VSCALE2K
