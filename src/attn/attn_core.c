@@ -195,6 +195,47 @@ static void side_reset(Side *s, int32_t D)
     s->has_basis = 0, s->refresh = REFRESH_NONE;
 }
 
+/* The baselines' state: Performer's random features and running sums per
+ * (layer, kv head), Nystrom's landmarks and sums per (layer, head). On
+ * failure what was allocated is left for attn_core_free. */
+static DrrlStatus baselines_alloc(AttnCore *ac, DrrlError *err)
+{
+    const AttnCoreConfig *c = &ac->cfg;
+    size_t LK = (size_t)ac->L * ac->K, LH = (size_t)ac->L * ac->H;
+    int32_t M = c->method.m, D = ac->D;
+    size_t MD = (size_t)M * D;
+    if (c->method.kind == METHOD_PERFORMER) {
+        if (!(ac->perf = calloc(LK, sizeof *ac->perf)))
+            return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (performer)");
+        for (size_t i = 0; i < LK; i++) {
+            Perf *p = &ac->perf[i];
+            p->W = malloc(MD * sizeof *p->W);
+            p->S = malloc(MD * sizeof *p->S);
+            p->z = malloc((size_t)M * sizeof *p->z);
+            if (!p->W || !p->S || !p->z)
+                return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (performer)");
+            /* seeded per (layer, kv head): the same seed gives the same features */
+            orf_fill(p->W, M, D, c->seed * 0x100000001b3ull + i * 0x9e3779b97f4a7c15ull + 1);
+        }
+        return DRRL_OK;
+    }
+    if (!(ac->nys = calloc(LH, sizeof *ac->nys)))
+        return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (nystrom)");
+    for (size_t i = 0; i < LH; i++) {
+        Nys *y = &ac->nys[i];
+        y->Lq = calloc(MD, sizeof *y->Lq);
+        y->Lk = calloc(MD, sizeof *y->Lk);
+        y->S = calloc(MD, sizeof *y->S);
+        y->z = calloc((size_t)M, sizeof *y->z);
+        y->c = calloc((size_t)M, sizeof *y->c);
+        y->Ap = calloc((size_t)M * M, sizeof *y->Ap);
+        y->qsum = calloc((size_t)D, sizeof *y->qsum);
+        if (!y->Lq || !y->Lk || !y->S || !y->z || !y->c || !y->Ap || !y->qsum)
+            return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (nystrom)");
+    }
+    return DRRL_OK;
+}
+
 DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCore **out,
                          DrrlError *err)
 {
@@ -265,50 +306,9 @@ DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCo
             goto fail;
         }
     }
-    if (c->method.kind == METHOD_PERFORMER || c->method.kind == METHOD_NYSTROM) {
-        int32_t M = c->method.m, D = ac->D;
-        size_t MD = (size_t)M * D;
-        if (c->method.kind == METHOD_PERFORMER) {
-            ac->perf = calloc(LK, sizeof *ac->perf);
-            for (size_t i = 0; ac->perf && i < LK; i++) {
-                Perf *p = &ac->perf[i];
-                p->W = malloc(MD * sizeof *p->W);
-                p->S = malloc(MD * sizeof *p->S);
-                p->z = malloc((size_t)M * sizeof *p->z);
-                if (!p->W || !p->S || !p->z) {
-                    st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (performer)");
-                    goto fail;
-                }
-                /* seeded per (layer, kv head): the same seed gives the same features */
-                orf_fill(p->W, M, D,
-                         c->seed * 0x100000001b3ull + i * 0x9e3779b97f4a7c15ull + 1);
-            }
-            if (!ac->perf) {
-                st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (performer)");
-                goto fail;
-            }
-        } else {
-            ac->nys = calloc(LH, sizeof *ac->nys);
-            for (size_t i = 0; ac->nys && i < LH; i++) {
-                Nys *y = &ac->nys[i];
-                y->Lq = calloc(MD, sizeof *y->Lq);
-                y->Lk = calloc(MD, sizeof *y->Lk);
-                y->S = calloc(MD, sizeof *y->S);
-                y->z = calloc((size_t)M, sizeof *y->z);
-                y->c = calloc((size_t)M, sizeof *y->c);
-                y->Ap = calloc((size_t)M * M, sizeof *y->Ap);
-                y->qsum = calloc((size_t)D, sizeof *y->qsum);
-                if (!y->Lq || !y->Lk || !y->S || !y->z || !y->c || !y->Ap || !y->qsum) {
-                    st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (nystrom)");
-                    goto fail;
-                }
-            }
-            if (!ac->nys) {
-                st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory (nystrom)");
-                goto fail;
-            }
-        }
-    }
+    if ((c->method.kind == METHOD_PERFORMER || c->method.kind == METHOD_NYSTROM) &&
+        (st = baselines_alloc(ac, err)))
+        goto fail;
     attn_core_reset(ac);
     *out = ac;
     return DRRL_OK;
