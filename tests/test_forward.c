@@ -11,6 +11,7 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "model/safetensors.h"
+#include "test_util.h"
 
 /* Tolerances (max abs difference / max abs reference value). */
 #define TOL_REF 1e-4         /* logits, attention, hidden states vs transformers */
@@ -403,16 +404,7 @@ Test(forward, loss_of_uniform_logits_is_log_vocab)
 /* The softmax's exp: within 2 ulp of exp() over the range that matters. */
 Test(forward, exp_nonpos_is_accurate)
 {
-    double worst = 0;
-    for (int i = 0; i <= 2000000; i++) {
-        float x = -87.0f * (float)i / 2000000.0f;
-        double want = exp((double)x);
-        double got = forward_exp_nonpos(x);
-        double ulp = ldexp(1.0, ilogb(want) - 23);
-        double e = fabs(got - want) / ulp;
-        if (e > worst)
-            worst = e;
-    }
+    double worst = test_exp_worst_ulp(forward_exp_nonpos);
     cr_assert(worst <= 2.0, "exp error %.2f ulp", worst);
     cr_assert_eq(forward_exp_nonpos(0.0f), 1.0f);
     cr_assert_eq(forward_exp_nonpos(-100.0f), 0.0f);
