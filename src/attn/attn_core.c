@@ -12,8 +12,8 @@
 #include "attn/basis.h"
 #include "base/blas.h"
 #include "base/clock.h"
-#include "base/fastexp.h"
 #include "base/rng.h"
+#include "base/softmax.h"
 #include "attn/bounds.h"
 #include "attn/guard.h"
 #include "attn/lowrank_kernel.h"
@@ -1748,39 +1748,13 @@ static DrrlStatus layer_begin(void *ctx, int layer, size_t pos0, size_t n, const
 /* Hot loops are DRRL_HOT (base/hot.h): the same bits on every variant. */
 
 /* Causal softmax of the rows of S (n x N) in place: row i covers keys
- * 0..pos0+i, the rest is set to 0. Max-subtracted; the sum accumulates in
- * double over eight fixed lanes, so results do not depend on threads. */
-DRRL_HOT static void softmax_rows(float *S, size_t n, size_t N, size_t pos0, double *fl_softmax)
+ * 0..pos0+i, the rest is set to 0 (base/softmax.h: the exact path's row
+ * softmax, the same bits whatever the thread). */
+static void softmax_rows(float *S, size_t n, size_t N, size_t pos0, double *fl_softmax)
 {
     for (size_t i = 0; i < n; i++) {
-        float *s = S + i * N;
-        size_t m = pos0 + i + 1, t;
-        float m8[8];
-        for (int u = 0; u < 8; u++)
-            m8[u] = s[0];
-        for (t = 0; t + 8 <= m; t += 8)
-            for (int u = 0; u < 8; u++)
-                m8[u] = s[t + u] > m8[u] ? s[t + u] : m8[u];
-        float mx = m8[0];
-        for (int u = 1; u < 8; u++)
-            mx = m8[u] > mx ? m8[u] : mx;
-        for (; t < m; t++)
-            mx = s[t] > mx ? s[t] : mx;
-        for (t = 0; t < m; t++)
-            s[t] = fastexp_nonpos(s[t] - mx);
-        double z8[8] = {0}, z = 0.0;
-        for (t = 0; t + 8 <= m; t += 8)
-            for (int u = 0; u < 8; u++)
-                z8[u] += s[t + u];
-        for (int u = 0; u < 8; u++)
-            z += z8[u];
-        for (; t < m; t++)
-            z += s[t];
-        float inv = (float)(1.0 / z);
-        for (t = 0; t < m; t++)
-            s[t] *= inv;
-        for (t = m; t < N; t++)
-            s[t] = 0.0f;
+        size_t m = pos0 + i + 1;
+        softmax_row(S + i * N, m, N);
         *fl_softmax += flops_softmax((double)m);
     }
 }

@@ -12,6 +12,7 @@
 #include "base/blas.h"
 #include "base/fastexp.h"
 #include "base/logsumexp.h"
+#include "base/softmax.h"
 
 /* Parallelism. A Forward owns a pool of threads-1 workers (plus the calling
  * thread) that runs every stage of a layer: row blocks of the matrix products
@@ -481,41 +482,6 @@ static void norm(Forward *f, float *y, const float *x, const float *w, const flo
  * AVX2 and baseline x86-64, picked at load time (target_clones); with
  * -std=c11 no multiply-add is contracted, so every variant gives the same
  * bits. */
-
-/* Softmax of row[0..lim) in place; row[lim..nk) set to 0. Max-subtracted;
- * the sum accumulates in double in a fixed order (eight partial sums), so
- * results do not depend on the thread or the instruction set. */
-DRRL_HOT static void softmax_row(float *row, size_t lim, size_t nk)
-{
-    float m8[8];
-    for (int u = 0; u < 8; u++)
-        m8[u] = row[0];
-    size_t j = 0;
-    for (; j + 8 <= lim; j += 8)
-        for (int u = 0; u < 8; u++)
-            m8[u] = row[j + u] > m8[u] ? row[j + u] : m8[u];
-    float mx = m8[0];
-    for (int u = 1; u < 8; u++)
-        mx = m8[u] > mx ? m8[u] : mx;
-    for (; j < lim; j++)
-        mx = row[j] > mx ? row[j] : mx;
-    for (j = 0; j < lim; j++)
-        row[j] = fastexp_nonpos(row[j] - mx);
-    double s8[8] = {0};
-    for (j = 0; j + 8 <= lim; j += 8)
-        for (int u = 0; u < 8; u++)
-            s8[u] += row[j + u];
-    double sum = 0;
-    for (int u = 0; u < 8; u++)
-        sum += s8[u];
-    for (; j < lim; j++)
-        sum += row[j];
-    float inv = (float)(1.0 / sum);
-    for (j = 0; j < lim; j++)
-        row[j] *= inv;
-    for (j = lim; j < nk; j++)
-        row[j] = 0.0f;
-}
 
 float forward_exp_nonpos(float x)
 {
@@ -1020,19 +986,9 @@ DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logit
  * fixed lanes) minus the target's logit. */
 DRRL_HOT static double nll_row(const float *row, size_t V, int32_t target)
 {
-    float m8[8];
-    for (int u = 0; u < 8; u++)
-        m8[u] = row[0];
-    size_t j = 0;
-    for (; j + 8 <= V; j += 8)
-        for (int u = 0; u < 8; u++)
-            m8[u] = row[j + u] > m8[u] ? row[j + u] : m8[u];
-    float mx = m8[0];
-    for (int u = 1; u < 8; u++)
-        mx = m8[u] > mx ? m8[u] : mx;
-    for (; j < V; j++)
-        mx = row[j] > mx ? row[j] : mx;
+    float mx = softmax_row_max(row, V);
     double s8[8] = {0};
+    size_t j;
     for (j = 0; j + 8 <= V; j += 8)
         for (int u = 0; u < 8; u++)
             s8[u] += fastexp_nonpos(row[j + u] - mx);
