@@ -135,17 +135,13 @@ static void attention_draw(const App *app, Canvas *c, CanvasRect r)
     app->src->attention_free(app->src->ctx, &rows);
 }
 
-const View view_attention = {
-    .name = "attention",
-    .title = attention_title,
-    .draw = attention_draw,
-    .info =
-        "Each line is one query token (the bottom one is the current token) "
-        "and shows how much it attends to the tokens just before it (the "
-        "rightmost column is the token itself, then one back, two back...): left with exact "
-        "attention, middle with the low-rank approximation, right their "
-        "difference (upper half block: the approximation gives more weight, "
-        "lower half block: less). relerr is the relative error of the row, KL "
-        "the information lost (Kullback-Leibler divergence, 0 = identical), "
-        "and top5 how many of the five most attended tokens agree.",
-};
+VIEW_DEFINE(
+    attention, NULL,
+    "Each line is one query token (the bottom one is the current token) "
+    "and shows how much it attends to the tokens just before it (the "
+    "rightmost column is the token itself, then one back, two back...): left with exact "
+    "attention, middle with the low-rank approximation, right their "
+    "difference (upper half block: the approximation gives more weight, "
+    "lower half block: less). relerr is the relative error of the row, KL "
+    "the information lost (Kullback-Leibler divergence, 0 = identical), "
+    "and top5 how many of the five most attended tokens agree.");

@@ -174,11 +174,8 @@ static void bounds_draw(const App *app, Canvas *c, CanvasRect r)
         ranks_row(app, c, r, y, rec);
 }
 
-const View view_bounds = {
-    .name = "bounds",
-    .title = bounds_title,
-    .draw = bounds_draw,
-    .info = "Cutting a head to rank r changes its output. The bounds are proven "
+VIEW_DEFINE(bounds, NULL,
+            "Cutting a head to rank r changes its output. The bounds are proven "
             "inequalities: whatever the input, the true relative error cannot be "
             "larger than them. The tail bound follows from the singular values "
             "dropped (Eckart-Young); the output bound carries that error through "
@@ -196,5 +193,4 @@ const View view_bounds = {
             "worst case the proof allows is at least as large as the head's output "
             "itself, so it proves nothing here; n/a means no bound applies (exact, "
             "or a baseline without one). A measured error above the bound would be "
-            "a bug and is shown as BOUND VIOLATED.",
-};
+            "a bug and is shown as BOUND VIOLATED.");

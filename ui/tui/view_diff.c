@@ -286,18 +286,12 @@ static void diff_draw(const App *app, Canvas *c, CanvasRect r)
     draw_details(app, c, r.x, y, r.w, bottom - y);
 }
 
-const View view_diff = {
-    .name = "diff",
-    .title = diff_title,
-    .draw = diff_draw,
-    .handle = diff_handle,
-    .resize = NULL,
-    .info = "Two traces of the same text side by side, aligned by token, layer and head. "
+VIEW_DEFINE(diff, diff_handle,
+            "Two traces of the same text side by side, aligned by token, layer and head. "
             "Each cell of the grid is one head at this token: '=' when its rows agree in "
             "every column (the method's label and timing aside), '+N' or '-N' when trace B "
             "chose N more or fewer ranks than A, '~' when the ranks agree but another column "
             "(error, bounds, spectrum) differs, '?' when only one trace has the row. Below: "
             "the selected head's rank, measured output error and executed FLOPs in A and B, "
             "with B-A. f jumps to the first divergence, d and D to the next and previous "
-            "token where any head diverges, v shows both ranks instead of the delta.",
-};
+            "token where any head diverges, v shows both ranks instead of the delta.");

@@ -122,11 +122,8 @@ static void flops_draw(const App *app, Canvas *c, CanvasRect r)
     }
 }
 
-const View view_flops = {
-    .name = "flops",
-    .title = flops_title,
-    .draw = flops_draw,
-    .info = "A FLOP is one floating-point operation (a multiply or an add). "
+VIEW_DEFINE(flops, NULL,
+            "A FLOP is one floating-point operation (a multiply or an add). "
             "The table is the attention core, the part a rank changes: 'exact' is "
             "what full attention would have executed for the tokens so far, "
             "'executed' what drrl really executed at the chosen ranks, with the "
@@ -137,5 +134,4 @@ const View view_flops = {
             "network and the output layer too): the same two figures drrl run "
             "prints, and the trace's savings_cum. The per-token line shows the "
             "core's savings token by token ('-': a loss, blank: none); the wall "
-            "time is measured, not estimated.",
-};
+            "time is measured, not estimated.");

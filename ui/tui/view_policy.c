@@ -83,16 +83,12 @@ static void policy_draw(const App *app, Canvas *c, CanvasRect r)
     }
 }
 
-const View view_policy = {
-    .name = "policy",
-    .title = policy_title,
-    .draw = policy_draw,
-    .info = "The policy is a small neural network that looks at each head at the "
+VIEW_DEFINE(policy, NULL,
+            "The policy is a small neural network that looks at each head at the "
             "start of a segment and gives a probability to every allowed rank; "
             "drrl then takes the most likely one. Masked ranks (their bound is "
             "above the threshold) get no probability. The value is the network's "
             "own estimate of the reward it expects. The reward says how good the "
             "choice was: fidelity (how close the output stayed to exact attention) "
             "minus a price for the FLOPs executed minus a price for disturbing "
-            "the spectrum when the rank changes.",
-};
+            "the spectrum when the rank changes.");

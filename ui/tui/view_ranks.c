@@ -232,17 +232,12 @@ static int ranks_handle(App *app, KeyAction a, CanvasRect r)
     return APP_REDRAW_ALL;
 }
 
-const View view_ranks = {
-    .name = "ranks",
-    .title = ranks_title,
-    .draw = ranks_draw,
-    .handle = ranks_handle,
-    .info = "Each cell is one attention head (rows are layers, columns heads) and "
+VIEW_DEFINE(ranks, ranks_handle,
+            "Each cell is one attention head (rows are layers, columns heads) and "
             "shows the rank it used for the current token: how many directions of "
             "its keys and values were kept. The taller the block, the higher the "
             "rank; the largest rank is exact attention. A rank r costs about r/d "
             "of the exact work, so low blocks are where the savings come from. "
             "Underlined cells changed rank at this token. On the right, each head "
             "of the selected layer has its rank history over the tokens so far. "
-            "Arrows or a click select a head; the other panes follow it.",
-};
+            "Arrows or a click select a head; the other panes follow it.");

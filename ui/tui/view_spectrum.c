@@ -192,11 +192,8 @@ static void spectrum_draw(const App *app, Canvas *c, CanvasRect r)
     axis(c, (CanvasRect){r.x, r.y + 1 + kh + vh, r.w, 1}, rec->n_sigma, rec->rank);
 }
 
-const View view_spectrum = {
-    .name = "spectrum",
-    .title = spectrum_title,
-    .draw = spectrum_draw,
-    .info = "A head's keys (and values) form a matrix with one row per past token "
+VIEW_DEFINE(spectrum, NULL,
+            "A head's keys (and values) form a matrix with one row per past token "
             "and one column per dimension. Its singular values, drawn here from "
             "largest to smallest, say how much of that matrix lies along each of "
             "its independent directions. Keeping only the first r directions (the "
@@ -205,5 +202,4 @@ const View view_spectrum = {
             "tail is what is thrown away; the energy kept is the share of the sum "
             "of squared singular values left of the cut. A steep spectrum loses "
             "little; a flat one loses a lot. s switches between linear and log "
-            "scale (log shows the small values in the tail).",
-};
+            "scale (log shows the small values in the tail).");

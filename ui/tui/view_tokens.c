@@ -178,16 +178,11 @@ static int tokens_handle(App *app, KeyAction a, CanvasRect r)
     return app_go_to(app, s);
 }
 
-const View view_tokens = {
-    .name = "tokens",
-    .title = tokens_title,
-    .draw = tokens_draw,
-    .handle = tokens_handle,
-    .info = "The token strip shows the text the model reads, cut into tokens. "
+VIEW_DEFINE(tokens, tokens_handle,
+            "The token strip shows the text the model reads, cut into tokens. "
             "The bracketed token is the one being processed now: every pane shows "
             "what happened when the model read it. Tokens to its left are the "
             "context it can attend to; tokens to its right come later (in replay) "
             "or are not computed yet (live). A bar marks the start of a segment: "
             "ranks are chosen once per head and segment, and the low-rank bases "
-            "are refreshed at each boundary from past tokens only.",
-};
+            "are refreshed at each boundary from past tokens only.");

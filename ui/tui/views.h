@@ -2,7 +2,8 @@
  *
  * A view draws the App into a rectangle of a Canvas and may handle actions
  * (a mouse click inside it, for instance). Adding a view is one file
- * (ui/view_NAME.c defining `const View view_NAME`) and one line in UI_VIEWS.
+ * (ui/view_NAME.c: NAME_title, NAME_draw and VIEW_DEFINE(NAME, ...)) and one
+ * line in UI_VIEWS.
  * Views never call curses and never change the App while drawing.
  */
 #ifndef DRRL_VIEWS_H
@@ -40,11 +41,19 @@ typedef struct View {
      * click at app->mouse_x/y, r being the pane's inside); returns
      * APP_REDRAW_* flags. May be NULL. */
     int (*handle)(App *app, KeyAction a, CanvasRect r);
-    /* Told the pane's new inside after a resize (may be NULL). */
-    void (*resize)(App *app, CanvasRect r);
     /* Plain-words explanation for the info overlay (teaching). */
     const char *info;
 } View;
+
+/* VIEW_DEFINE(id, handle, info): defines `const View view_id`, named "id",
+ * drawn by id_title and id_draw, its actions handled by handle (or NULL),
+ * and info the text of its info overlay. */
+#define VIEW_DEFINE(id, handle_fn, info_text)                                                  \
+    const View view_##id = {.name = #id,                                                       \
+                            .title = id##_title,                                               \
+                            .draw = id##_draw,                                                 \
+                            .handle = handle_fn,                                               \
+                            .info = info_text}
 
 #define X(name) extern const View view_##name;
 UI_VIEWS(X)
