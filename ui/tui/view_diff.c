@@ -71,6 +71,13 @@ static void detail_row(Canvas *c, int x, int y, int w, const char *label, const 
     canvas_text(c, x + 40, y, w - 40, role, CANVAS_BOLD, dv);
 }
 
+/* The role of a change from a to b: up when b > a, down when b < a, else
+ * (equal, or not comparable) normal. */
+static int delta_role(double a, double b, int up, int down)
+{
+    return b > a ? up : b < a ? down : CANVAS_ROLE_NORMAL;
+}
+
 static void draw_details(const App *app, Canvas *c, int x, int y, int w, int h)
 {
     const AppDiff *d = app->diff;
@@ -97,18 +104,15 @@ static void draw_details(const App *app, Canvas *c, int x, int y, int w, int h)
     snprintf(dv, sizeof dv, "%+d", dr);
     if (h >= 2)
         detail_row(c, x, y + 1, w, "rank", va, vb, dv,
-                   dr > 0   ? CANVAS_ROLE_POS
-                   : dr < 0 ? CANVAS_ROLE_NEG
-                            : CANVAS_ROLE_NORMAL);
+                   delta_role(ra.rank, rb.rank, CANVAS_ROLE_POS, CANVAS_ROLE_NEG));
     double de = rb.measured_error - ra.measured_error;
     snprintf(va, sizeof va, "%.4g", ra.measured_error);
     snprintf(vb, sizeof vb, "%.4g", rb.measured_error);
     snprintf(dv, sizeof dv, "%+.3g", de);
     if (h >= 3)
-        detail_row(c, x, y + 2, w, "error", va, vb, dv,
-                   de > 0   ? CANVAS_ROLE_BAD
-                   : de < 0 ? CANVAS_ROLE_OK
-                            : CANVAS_ROLE_NORMAL);
+        detail_row(
+            c, x, y + 2, w, "error", va, vb, dv,
+            delta_role(ra.measured_error, rb.measured_error, CANVAS_ROLE_BAD, CANVAS_ROLE_OK));
     /* FLOPs executed at this token, and summed over tokens 1..this one */
     double fa = ra.flops_executed, fb = rb.flops_executed, ca = 0, cb = 0;
     for (int64_t s = 0; s <= app->step; s++) {
@@ -129,9 +133,7 @@ static void draw_details(const App *app, Canvas *c, int x, int y, int w, int h)
         else
             snprintf(dv, sizeof dv, "%s", q == 0 ? "+0" : "new");
         detail_row(c, x, y + 3 + i, w, labels[i], va, vb, dv,
-                   q < p   ? CANVAS_ROLE_OK
-                   : q > p ? CANVAS_ROLE_BAD
-                           : CANVAS_ROLE_NORMAL);
+                   delta_role(p, q, CANVAS_ROLE_BAD, CANVAS_ROLE_OK));
     }
     if (h >= 6) {
         TraceRecord rb2 = rb;
