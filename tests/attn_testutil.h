@@ -1,5 +1,6 @@
 /* attn_testutil.h: random matrices with prescribed spectra for the
- * attention-core tests (header-only, test code). */
+ * attention-core tests, and the core's configuration they start from
+ * (header-only, test code; include it after <criterion/criterion.h>). */
 #ifndef DRRL_ATTN_TESTUTIL_H
 #define DRRL_ATTN_TESTUTIL_H
 
@@ -9,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn/attn_core.h"
+#include "attn/method.h"
 #include "base/rng.h"
 
 typedef struct TRng {
@@ -104,6 +107,18 @@ static inline void t_residual(const double *x, const double *B, int d, int r, do
         for (int i = 0; i < d; i++)
             y[i] -= c * B[i * d + j];
     }
+}
+
+/* The attention core's default configuration with the method spec (which
+ * must parse) and segments of segment tokens. */
+static inline AttnCoreConfig t_attn_config(const char *spec, int segment)
+{
+    AttnCoreConfig c;
+    attn_core_config_default(&c);
+    DrrlError e;
+    cr_assert_eq(method_parse(spec, &c.method, &e), DRRL_OK, "%s: %s", spec, e.msg);
+    c.segment = segment;
+    return c;
 }
 
 #endif

@@ -135,19 +135,22 @@ static void drive(AttnCore *ac, Fake *f, int len, int chunk, int seg, TraceSink 
     free(scratch);
 }
 
+/* A core for mc configured by c (which must be valid). */
+static AttnCore *core_new(const ModelConfig *mc, const AttnCoreConfig *c)
+{
+    AttnCore *ac;
+    DrrlError e;
+    cr_assert_eq(attn_core_new(mc, c, &ac, &e), DRRL_OK, "%s", e.msg);
+    return ac;
+}
+
 static AttnCore *core_for(const char *spec, ModelConfig *mc, int seg, double rot_tol, int full)
 {
-    AttnCoreConfig c;
-    attn_core_config_default(&c);
-    DrrlError e;
-    cr_assert_eq(method_parse(spec, &c.method, &e), DRRL_OK);
-    c.segment = seg;
+    AttnCoreConfig c = t_attn_config(spec, seg);
     c.rot_tol = rot_tol;
     c.lowrank_at_full = full;
     c.r_min = 1, c.r_step = 1;
-    AttnCore *ac;
-    cr_assert_eq(attn_core_new(mc, &c, &ac, &e), DRRL_OK, "%s", e.msg);
-    return ac;
+    return core_new(mc, &c);
 }
 
 static double max_rel_diff(const float *a, const float *b, size_t n)
@@ -381,13 +384,9 @@ Test(attn_core, no_guard_changes_no_output)
         Fake f;
         fake_make(&f, &r, H, K, D, len, 0.02);
         ModelConfig mc = fake_cfg(H, K, D);
-        AttnCoreConfig c;
-        attn_core_config_default(&c);
-        DrrlError e;
-        cr_assert_eq(method_parse("fixed:2", &c.method, &e), DRRL_OK);
-        c.segment = T, c.r_min = 1, c.r_step = 1, c.no_guard = ng;
-        AttnCore *ac;
-        cr_assert_eq(attn_core_new(&mc, &c, &ac, &e), DRRL_OK, "%s", e.msg);
+        AttnCoreConfig c = t_attn_config("fixed:2", T);
+        c.r_min = 1, c.r_step = 1, c.no_guard = ng;
+        AttnCore *ac = core_new(&mc, &c);
         attn_core_bind_cache(ac, fk, fv, &f);
         memset(&seen[ng], 0, sizeof seen[ng]);
         TraceSink s = {guard_seen_put, &seen[ng]};
@@ -546,15 +545,11 @@ Test(attn_core, mask_monotone_property)
                     f.v[(size_t)t * D + (D - 1 - j)] *= (float)(j < D / 2 ? 3.0 : 1.0);
                 }
         ModelConfig mc = fake_cfg(H, K, D);
-        AttnCoreConfig c;
-        attn_core_config_default(&c);
-        DrrlError e;
-        cr_assert_eq(method_parse("drrl", &c.method, &e), DRRL_OK);
-        c.segment = T, c.r_min = 2, c.r_step = 2, c.eps = 0.6;
+        AttnCoreConfig c = t_attn_config("drrl", T);
+        c.r_min = 2, c.r_step = 2, c.eps = 0.6;
         c.rot_tol = adversarial ? 1e9 : 0.1; /* adversarial: a stale basis, kept */
         c.no_guard = run == 2;
-        AttnCore *ac;
-        cr_assert_eq(attn_core_new(&mc, &c, &ac, &e), DRRL_OK, "%s", e.msg);
+        AttnCore *ac = core_new(&mc, &c);
         attn_core_bind_cache(ac, fk, fv, &f);
         MaskCheck m = {{77}, 0, 0, 0};
         attn_core_set_chooser(ac, mask_chooser, &m);
@@ -607,13 +602,9 @@ Test(attn_core, guard_binds_adaptive_methods)
             Fake f;
             fake_make(&f, &r, H, K, D, len, 0.05);
             ModelConfig mc = fake_cfg(H, K, D);
-            AttnCoreConfig c;
-            attn_core_config_default(&c);
-            DrrlError e;
-            cr_assert_eq(method_parse(specs[k], &c.method, &e), DRRL_OK);
-            c.segment = T, c.r_min = 1, c.r_step = 1, c.eps = zero ? 0.0 : 0.6;
-            AttnCore *ac;
-            cr_assert_eq(attn_core_new(&mc, &c, &ac, &e), DRRL_OK, "%s", e.msg);
+            AttnCoreConfig c = t_attn_config(specs[k], T);
+            c.r_min = 1, c.r_step = 1, c.eps = zero ? 0.0 : 0.6;
+            AttnCore *ac = core_new(&mc, &c);
             attn_core_bind_cache(ac, fk, fv, &f);
             BindCheck b = {c.eps, 0, 0};
             TraceSink s = {bind_put, &b};

@@ -10,6 +10,7 @@
 
 #include "model/safetensors.h"
 #include "run/session.h"
+#include "attn_testutil.h"
 
 typedef struct Ref {
     Safetensors *st;
@@ -45,14 +46,11 @@ static Session *open_session(const char *name, const char *spec, int T, int full
 {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/%s", FIXTURES_DIR, name);
-    AttnCoreConfig c;
-    attn_core_config_default(&c);
-    DrrlError e;
-    cr_assert_eq(method_parse(spec, &c.method, &e), DRRL_OK);
-    c.segment = T;
+    AttnCoreConfig c = t_attn_config(spec, T);
     c.lowrank_at_full = full_kernel;
     c.keep_queries = 1;
     Session *s;
+    DrrlError e;
     cr_assert_eq(session_open(dir, &c, 1, &s, &e), DRRL_OK, "%s", e.msg);
     return s;
 }
