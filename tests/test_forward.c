@@ -255,6 +255,40 @@ Test(forward, long_sequence_full_equals_chunked, .timeout = 120)
     model_free(m);
 }
 
+/* forward_reserve makes room once: a run of the reserved length then
+ * neither moves the cache (no grow-and-copy per doubling) nor changes the
+ * numbers; the cache's contents survive a reserve past them. */
+Test(forward, reserve_keeps_cache_in_place)
+{
+    Model *m = random_model(MODEL_ARCH_LLAMA, 2, 4, 2, 32, 8, 48, 64, 256);
+    size_t T = 3000, V = 64;
+    int32_t *ids = malloc(T * sizeof *ids);
+    for (size_t i = 0; i < T; i++)
+        ids[i] = (int32_t)((i * 7919u + 13u) % V);
+    Forward *f, *g;
+    DrrlError e;
+    cr_assert_eq(forward_new(m, 256, 2, &f, &e), DRRL_OK);
+    cr_assert_eq(forward_new(m, 256, 2, &g, &e), DRRL_OK);
+    cr_assert_eq(forward_tokens(f, ids, 100, NULL, NULL, &e), DRRL_OK, "%s", e.msg);
+    cr_assert_eq(forward_reserve(f, T, &e), DRRL_OK, "%s", e.msg);
+    const float *k0 = forward_cache_k(f, 1, 1);
+    float *lf = malloc(V * sizeof *lf), *lg = malloc(V * sizeof *lg);
+    for (size_t t = 100; t < T; t += 700) {
+        size_t n = T - t < 700 ? T - t : 700;
+        cr_assert_eq(forward_tokens(f, ids + t, n, NULL, NULL, &e), DRRL_OK, "%s", e.msg);
+        cr_assert_eq(forward_cache_k(f, 1, 1), k0, "the cache moved at position %zu", t);
+    }
+    cr_assert_eq(forward_tokens(g, ids, T - 1, NULL, NULL, &e), DRRL_OK, "%s", e.msg);
+    forward_reset(f);
+    cr_assert_eq(forward_tokens(f, ids, T - 1, NULL, NULL, &e), DRRL_OK, "%s", e.msg);
+    cr_assert_eq(forward_tokens(f, ids + T - 1, 1, lf, NULL, &e), DRRL_OK, "%s", e.msg);
+    cr_assert_eq(forward_tokens(g, ids + T - 1, 1, lg, NULL, &e), DRRL_OK, "%s", e.msg);
+    cr_assert(memcmp(lf, lg, V * sizeof *lf) == 0, "a reserved cache changed the logits");
+    free(lf), free(lg), free(ids);
+    forward_free(f), forward_free(g);
+    model_free(m);
+}
+
 /* Thread count does not change the numbers. */
 Test(forward, threads_give_identical_results)
 {

@@ -554,7 +554,7 @@ DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **o
     size_t per, total;
     if (drrl_size_mul((size_t)c->n_layer * (size_t)c->n_kv_head, D, &per) ||
         drrl_size_mul(per, f->cap, &total) || drrl_size_mul(total, sizeof(float), &total) ||
-        !(f->kc = malloc(total ? total : 1)) || !(f->vc = malloc(total ? total : 1))) {
+        !(f->kc = drrl_alloc_large(total)) || !(f->vc = drrl_alloc_large(total))) {
         forward_free(f);
         return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory for a %zu-token cache",
                           cap_hint);
@@ -661,7 +661,7 @@ static DrrlStatus grow_cache(Forward *f, size_t need, DrrlError *err)
     size_t total;
     if (drrl_size_mul(heads * D, ncap, &total) || drrl_size_mul(total, sizeof(float), &total))
         return drrl_error(err, DRRL_E_NOMEM, "forward: cache of %zu tokens too large", need);
-    float *nk = malloc(total), *nv = malloc(total);
+    float *nk = drrl_alloc_large(total), *nv = drrl_alloc_large(total);
     if (!nk || !nv) {
         free(nk);
         free(nv);
@@ -678,6 +678,11 @@ static DrrlStatus grow_cache(Forward *f, size_t need, DrrlError *err)
     f->vc = nv;
     f->cap = ncap;
     return DRRL_OK;
+}
+
+DrrlStatus forward_reserve(Forward *f, size_t n, DrrlError *err)
+{
+    return grow_cache(f, n, err);
 }
 
 static DrrlStatus grow_rows(Forward *f, size_t n, DrrlError *err)

@@ -131,6 +131,10 @@ void forward_free(Forward *f);
 /* Empty the cache (position 0 again); keeps the memory. */
 void forward_reset(Forward *f);
 
+/* Room in the cache for n positions, so that a run of n tokens never grows
+ * (and copies) it; keeps what is cached. DRRL_E_NOMEM. */
+DrrlStatus forward_reserve(Forward *f, size_t n, DrrlError *err);
+
 /* Tokens processed so far (the cache length). */
 size_t forward_len(const Forward *f);
 int forward_threads(const Forward *f);

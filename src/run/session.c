@@ -237,7 +237,8 @@ DrrlStatus session_set_ids(Session *s, const int32_t *ids, size_t n, DrrlError *
     s->ids = c, s->n_ids = n, s->disp = disp, s->disp_arena = arena;
     memset(&s->cap, 0, sizeof s->cap);
     session_restart(s);
-    return attn_core_reserve(s->core, n, err);
+    DrrlStatus st = forward_reserve(s->f, n, err);
+    return st ? st : attn_core_reserve(s->core, n, err);
 }
 
 DrrlStatus session_set_text(Session *s, const char *bytes, size_t len, DrrlError *err)
