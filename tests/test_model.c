@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cblas.h>
+
 #include "model/model.h"
 #include "model/safetensors.h"
 
@@ -237,6 +239,81 @@ Test(model, non_finite_values)
     expect_fail(d, DRRL_E_INPUT, "nan/model.safetensors", "'" Q "'", "nan at [31, 31]");
     d = make_dir("gpt2-tiny-b", "inf", MOD_INF, "transformer.wpe.weight");
     expect_fail(d, DRRL_E_INPUT, "'transformer.wpe.weight'", "inf at [0, 0]", NULL);
+}
+
+/* A BF16 Llama whose embedding (V x 32, V = 8200: five conversion blocks of
+ * 65,536 values) is converted on several threads: every value lands where
+ * it belongs, and of two non-finite values the first in the tensor is
+ * reported, whichever thread met it first. nan_at[] lists flat indices to
+ * poison (-1 for none). Returns the directory. */
+static const char *make_big_bf16(const char *name, const long *nan_at, int n_nan)
+{
+    static char dir[512];
+    snprintf(dir, sizeof dir, "%s/%s", tmp, name);
+    mkdir(dir, 0755);
+    char path[600];
+    snprintf(path, sizeof path, "%s/llama-tiny-b/config.json", FIXTURES_DIR);
+    json_t *cfg = json_load_file(path, 0, NULL);
+    json_object_set_new(cfg, "vocab_size", json_integer(8200));
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    cr_assert_eq(json_dump_file(cfg, path, 0), 0);
+    json_decref(cfg);
+
+    snprintf(path, sizeof path, "%s/llama-tiny-b/model.safetensors", FIXTURES_DIR);
+    Safetensors *st;
+    cr_assert_eq(safetensors_load(path, &st, NULL), DRRL_OK);
+    SafetensorsWriteTensor *w = calloc(st->n_tensors, sizeof *w);
+    uint16_t **bufs = calloc(st->n_tensors, sizeof *bufs);
+    for (size_t i = 0; i < st->n_tensors; i++) {
+        const SafetensorsTensor *t = &st->tensors[i];
+        w[i].name = t->name;
+        w[i].dtype = SAFETENSORS_BF16;
+        w[i].ndim = t->ndim;
+        memcpy(w[i].shape, t->shape, sizeof t->shape);
+        int emb = strcmp(t->name, "model.embed_tokens.weight") == 0;
+        size_t n = t->numel;
+        if (emb)
+            n = (size_t)(w[i].shape[0] = 8200) * t->shape[1];
+        float *f = malloc(n * sizeof *f);
+        if (emb)
+            for (size_t k = 0; k < n; k++)
+                f[k] = (float)((long)(k % 251) - 125) / 64.0f; /* exact in BF16 */
+        else
+            safetensors_to_f32(st, t, f, NULL);
+        for (int k = 0; emb && k < n_nan; k++)
+            f[nan_at[k]] = NAN;
+        bufs[i] = malloc(n * sizeof **bufs);
+        for (size_t k = 0; k < n; k++)
+            bufs[i][k] = safetensors_f32_to_bf16(f[k]);
+        free(f);
+        w[i].data = bufs[i];
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    cr_assert_eq(safetensors_write(path, w, st->n_tensors, NULL, NULL), DRRL_OK);
+    for (size_t i = 0; i < st->n_tensors; i++)
+        free(bufs[i]);
+    free(bufs);
+    free(w);
+    safetensors_free(st);
+    return dir;
+}
+
+Test(model, large_tensors_convert_in_parallel)
+{
+    int saved = openblas_get_num_threads();
+    openblas_set_num_threads(3); /* par_threads(): more than one, on any machine */
+    const char *d = make_big_bf16("big", NULL, 0);
+    Model *m;
+    DrrlError e;
+    cr_assert_eq(model_load(d, &m, &e), DRRL_OK, "%s", e.msg);
+    cr_assert_str_eq(m->cfg.dtype, "BF16");
+    for (size_t k = 0; k < (size_t)8200 * 32; k++)
+        cr_assert_eq(m->tok_emb[k], (float)((long)(k % 251) - 125) / 64.0f, "element %zu", k);
+    model_free(m);
+    const long at[] = {200000 + 5, 70000}; /* blocks 3 and 1; 70000 = [2187, 16] */
+    d = make_big_bf16("bignan", at, 2);
+    expect_fail(d, DRRL_E_INPUT, "'model.embed_tokens.weight'", "nan at [2187, 16]", NULL);
+    openblas_set_num_threads(saved);
 }
 
 Test(model, wrong_dtype)

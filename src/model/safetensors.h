@@ -94,6 +94,12 @@ const char *safetensors_metadata(const Safetensors *st, const char *key);
 DrrlStatus safetensors_to_f32(const Safetensors *st, const SafetensorsTensor *t, float *dst,
                               DrrlError *err);
 
+/* The same for elements [first, first + n) of t into dst (n floats), so
+ * that several threads can convert one tensor; a range beyond t is
+ * DRRL_E_USAGE. Reads only t's mapped bytes: safe from several threads. */
+DrrlStatus safetensors_to_f32_range(const Safetensors *st, const SafetensorsTensor *t,
+                                    size_t first, size_t n, float *dst, DrrlError *err);
+
 /* Drop the mapped pages of t's bytes from this process's memory (they come
  * back from the page cache if read again): a loader that has converted t
  * calls it, so a checkpoint is never resident twice (as stored and as
