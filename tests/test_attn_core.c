@@ -260,6 +260,30 @@ Test(attn_core, refresh_keep_and_recompute_both_happen)
     fake_free(&f);
 }
 
+/* The third refresh test keeps a basis on the eigenvalues an earlier
+ * boundary's eigenvalue test computed (Weyl: the Gram only grows), so some
+ * boundaries keep without a solve; every kept basis still satisfies the
+ * bounds (no violation against exact attention). */
+Test(attn_core, refresh_keeps_on_earlier_eigenvalues)
+{
+    TRng r = {9};
+    int D = 16, H = 2, K = 2, len = 1024, seg = 16;
+    Fake f;
+    fake_make(&f, &r, H, K, D, len, 0.3);
+    ModelConfig mc = fake_cfg(H, K, D);
+    AttnCore *ac = core_for("fixed:4", &mc, seg, 0.1, 0);
+    attn_core_bind_cache(ac, fk, fv, &f);
+    drive(ac, &f, len, seg, seg, NULL);
+    const AttnCoreStats *st = attn_core_stats(ac);
+    cr_assert_gt(st->refresh_keep_stale, 0, "no basis kept on earlier eigenvalues");
+    cr_assert_gt(st->refresh_eigvals, 0);
+    cr_assert_leq(st->refresh_keep_stale, st->refresh_keep);
+    cr_assert_eq(st->refresh_keep + st->refresh_recompute, 2 * K * (len / seg - 1));
+    cr_assert_eq(st->violations, 0);
+    attn_core_free(ac);
+    fake_free(&f);
+}
+
 /* The ledger equals the closed forms: one token per call, fixed rank r,
  * always recompute, H = K. */
 Test(attn_core, ledger_matches_closed_form)

@@ -166,7 +166,9 @@ typedef struct AttnCoreStats {
                                 it to the smallest allowed one (never for drrl, whose
                                 policy chooses among the allowed ranks) */
     int64_t refresh_keep, refresh_recompute; /* basis refresh decisions */
-    double attn_wall_s;                      /* wall time inside the hook (all threads) */
+    int64_t refresh_keep_stale; /* ... kept on an earlier boundary's eigenvalues (no solve) */
+    int64_t refresh_eigvals;    /* eigenvalue-only solves at boundaries */
+    double attn_wall_s;         /* wall time inside the hook (all threads) */
     /* FLOP totals over every token so far, summed in trace order (token, layer,
      * head), so the trace's rows add up to them exactly; savings from them
      * with flops_savings. Whole model: every category; attention core: the
