@@ -55,19 +55,19 @@ struct Forward {
     float *inv_freq; /* (D/2) RoPE inverse frequencies, Llama only */
     float *rope_cs;  /* (threads, D) cos and sin of one position per worker */
 
-    /* The pool. */
+    /* The pool (see pool_run). */
     pthread_t *tid;
     int n_started;
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_done;
     int pool_ok;
-    atomic_uint gen;
-    atomic_int pending;
-    int quit, active;
-    PoolFn fn;
-    void *fn_ctx;
-    size_t n_tasks;
-    atomic_size_t next;
+    int quit, sleepers, caller_waits; /* under mu */
+    _Atomic uint64_t work;            /* stage << 32 | next task (POOL_CLOSED: none) */
+    atomic_size_t done;               /* tasks of the stage finished */
+    _Atomic(PoolFn) fn;               /* the stage: set while it is closed */
+    _Atomic(void *) fn_ctx;
+    atomic_size_t n_tasks;
+    atomic_int want;
 };
 
 /* ---- the pool ------------------------------------------------------------ */
@@ -77,13 +77,47 @@ typedef struct PoolWorker {
     int id;
 } PoolWorker;
 
-static void pool_tasks(Forward *f, int worker)
+/* A stage is published in one word, work = stage << 32 | next: a thread
+ * claims task k by moving next from k to k + 1 (compare-and-swap on the whole
+ * word), so a claim succeeds only while that stage is open. The caller waits
+ * for the stage's tasks to finish (done == n_tasks), never for the workers
+ * themselves: on a shared machine a worker that gets no CPU during a stage
+ * costs nothing, the caller runs its tasks. Between stages the word says
+ * POOL_CLOSED while the caller rewrites fn, fn_ctx, n_tasks and want (release
+ * stores; a worker reads them with acquire loads after seeing the stage open,
+ * and its claim fails if they changed since). Which thread runs a task never
+ * changes what the task computes. */
+#define POOL_CLOSED 0xffffffffu
+
+static inline uint32_t pool_stage(uint64_t w)
+{
+    return (uint32_t)(w >> 32);
+}
+
+/* Claim and run tasks of stage g as worker id until none is left. */
+static void pool_tasks(Forward *f, uint32_t g, int id)
 {
     for (;;) {
-        size_t t = atomic_fetch_add(&f->next, 1);
-        if (t >= f->n_tasks)
+        uint64_t w = atomic_load_explicit(&f->work, memory_order_acquire);
+        uint32_t k = (uint32_t)w;
+        if (pool_stage(w) != g || k == POOL_CLOSED)
             return;
-        f->fn(f->fn_ctx, t, worker);
+        size_t n = atomic_load_explicit(&f->n_tasks, memory_order_acquire);
+        int want = atomic_load_explicit(&f->want, memory_order_acquire);
+        PoolFn fn = atomic_load_explicit(&f->fn, memory_order_acquire);
+        void *ctx = atomic_load_explicit(&f->fn_ctx, memory_order_acquire);
+        if (k >= n || id >= want)
+            return;
+        if (!atomic_compare_exchange_weak_explicit(&f->work, &w, w + 1, memory_order_acq_rel,
+                                                   memory_order_relaxed))
+            continue;
+        fn(ctx, k, id);
+        if (atomic_fetch_add_explicit(&f->done, 1, memory_order_acq_rel) + 1 == n) {
+            pthread_mutex_lock(&f->mu);
+            if (f->caller_waits)
+                pthread_cond_signal(&f->cv_done);
+            pthread_mutex_unlock(&f->mu);
+        }
     }
 }
 
@@ -100,34 +134,43 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* An open stage other than `seen`: its number, or 0 after quit. */
+static int pool_next_stage(Forward *f, uint32_t seen, uint32_t *g)
+{
+    for (int i = 0; i < FORWARD_SPIN; i++) {
+        uint64_t w = atomic_load_explicit(&f->work, memory_order_acquire);
+        if (pool_stage(w) != seen && (uint32_t)w != POOL_CLOSED) {
+            *g = pool_stage(w);
+            return 1;
+        }
+        cpu_relax();
+    }
+    pthread_mutex_lock(&f->mu);
+    f->sleepers++;
+    for (;;) {
+        uint64_t w = atomic_load_explicit(&f->work, memory_order_acquire);
+        if (f->quit || (pool_stage(w) != seen && (uint32_t)w != POOL_CLOSED)) {
+            *g = pool_stage(w);
+            break;
+        }
+        pthread_cond_wait(&f->cv_work, &f->mu);
+    }
+    f->sleepers--;
+    int quit = f->quit;
+    pthread_mutex_unlock(&f->mu);
+    return !quit;
+}
+
 static void *pool_main(void *arg)
 {
     PoolWorker *w = arg;
     Forward *f = w->f;
     int id = w->id;
     free(w);
-    unsigned seen = 0;
-    for (;;) {
-        for (int i = 0; i < FORWARD_SPIN && atomic_load(&f->gen) == seen; i++)
-            cpu_relax();
-        pthread_mutex_lock(&f->mu);
-        while (!f->quit && atomic_load(&f->gen) == seen)
-            pthread_cond_wait(&f->cv_work, &f->mu);
-        if (f->quit) {
-            pthread_mutex_unlock(&f->mu);
-            break;
-        }
-        seen = atomic_load(&f->gen);
-        int active = f->active;
-        pthread_mutex_unlock(&f->mu);
-        if (id >= active)
-            continue;
-        pool_tasks(f, id);
-        if (atomic_fetch_sub(&f->pending, 1) == 1) {
-            pthread_mutex_lock(&f->mu);
-            pthread_cond_signal(&f->cv_done);
-            pthread_mutex_unlock(&f->mu);
-        }
+    uint32_t seen = 0, g;
+    while (pool_next_stage(f, seen, &g)) {
+        pool_tasks(f, g, id);
+        seen = g;
     }
     return NULL;
 }
@@ -146,25 +189,32 @@ static void pool_run(Forward *f, size_t n_tasks, int want, PoolFn fn, void *ctx)
             fn(ctx, t, 0);
         return;
     }
+    uint32_t g = pool_stage(atomic_load_explicit(&f->work, memory_order_relaxed)) + 1;
+    if (g == 0) /* 0 is the workers' "seen nothing yet" */
+        g = 1;
+    atomic_store_explicit(&f->work, (uint64_t)g << 32 | POOL_CLOSED, memory_order_relaxed);
+    atomic_store_explicit(&f->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&f->fn, fn, memory_order_release);
+    atomic_store_explicit(&f->fn_ctx, ctx, memory_order_release);
+    atomic_store_explicit(&f->n_tasks, n_tasks, memory_order_release);
+    atomic_store_explicit(&f->want, nw, memory_order_release);
+    atomic_store_explicit(&f->work, (uint64_t)g << 32, memory_order_release);
     pthread_mutex_lock(&f->mu);
-    f->fn = fn;
-    f->fn_ctx = ctx;
-    f->n_tasks = n_tasks;
-    atomic_store(&f->next, 0);
-    f->active = nw;
-    atomic_store(&f->pending, nw - 1);
-    atomic_fetch_add(&f->gen, 1);
-    pthread_cond_broadcast(&f->cv_work);
+    if (f->sleepers)
+        pthread_cond_broadcast(&f->cv_work);
     pthread_mutex_unlock(&f->mu);
-    pool_tasks(f, 0);
-    for (int i = 0; i < FORWARD_SPIN && atomic_load(&f->pending) > 0; i++)
+    pool_tasks(f, g, 0);
+    for (int i = 0; i < FORWARD_SPIN; i++) {
+        if (atomic_load_explicit(&f->done, memory_order_acquire) == n_tasks)
+            return;
         cpu_relax();
-    if (atomic_load(&f->pending) > 0) {
-        pthread_mutex_lock(&f->mu);
-        while (atomic_load(&f->pending) > 0)
-            pthread_cond_wait(&f->cv_done, &f->mu);
-        pthread_mutex_unlock(&f->mu);
     }
+    pthread_mutex_lock(&f->mu);
+    f->caller_waits = 1;
+    while (atomic_load_explicit(&f->done, memory_order_acquire) < n_tasks)
+        pthread_cond_wait(&f->cv_done, &f->mu);
+    f->caller_waits = 0;
+    pthread_mutex_unlock(&f->mu);
 }
 
 void forward_parallel(Forward *f, size_t n_tasks, int want, ForwardTaskFn fn, void *ctx)
@@ -188,28 +238,34 @@ typedef struct LinJob {
     const float *x, *w, *b;
     size_t n, in, out, rb, cb, n_cb;
     float beta;
+    size_t n_rb, g, n_grp; /* row tiles; tiles per task; tasks per column block */
 } LinJob;
 
-/* Tile t of y: rows [r0, r1) x output columns [c0, c1), one single-threaded
- * cblas_sgemm (the bias added after). */
+/* Task t: output columns [c0, c1) of column block t / n_grp, for the g row
+ * tiles [r0, r0 + rb), ... of row group t % n_grp, one single-threaded
+ * cblas_sgemm per tile (the bias added after). A task's tiles share their
+ * weights, which the first tile brings into cache and the next reuse (the
+ * weights of a layer do not fit in cache; a segment's rows do). */
 static void lin_task(void *ctx, size_t t, int worker)
 {
     (void)worker;
     const LinJob *j = ctx;
-    size_t r0 = t / j->n_cb * j->rb, c0 = t % j->n_cb * j->cb;
-    size_t r1 = r0 + j->rb < j->n ? r0 + j->rb : j->n;
-    size_t c1 = c0 + j->cb < j->out ? c0 + j->cb : j->out;
-    if (r0 >= r1 || c0 >= c1)
-        return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)(c1 - c0),
-                (int)j->in, 1.0f, j->x + r0 * j->in, (int)j->in, j->w + c0 * j->in, (int)j->in,
-                j->beta, j->y + r0 * j->out + c0, (int)j->out);
-    if (j->b)
-        for (size_t i = r0; i < r1; i++) {
-            float *row = j->y + i * j->out;
-            for (size_t c = c0; c < c1; c++)
-                row[c] += j->b[c];
-        }
+    size_t c0 = t / j->n_grp * j->cb, c1 = c0 + j->cb < j->out ? c0 + j->cb : j->out;
+    for (size_t rt = t % j->n_grp * j->g; rt < (t % j->n_grp + 1) * j->g && rt < j->n_rb;
+         rt++) {
+        size_t r0 = rt * j->rb, r1 = r0 + j->rb < j->n ? r0 + j->rb : j->n;
+        if (r0 >= r1 || c0 >= c1)
+            return;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)(c1 - c0),
+                    (int)j->in, 1.0f, j->x + r0 * j->in, (int)j->in, j->w + c0 * j->in,
+                    (int)j->in, j->beta, j->y + r0 * j->out + c0, (int)j->out);
+        if (j->b)
+            for (size_t i = r0; i < r1; i++) {
+                float *row = j->y + i * j->out;
+                for (size_t c = c0; c < c1; c++)
+                    row[c] += j->b[c];
+            }
+    }
 }
 
 /* y (n, out) = x (n, in) W^T + b, W (out, in); with accumulate, y += ... (the
@@ -229,7 +285,7 @@ static void lin_task(void *ctx, size_t t, int worker)
 static LinJob lin_job(float *y, const float *x, const float *w, const float *b, size_t n,
                       size_t in, size_t out, int accumulate)
 {
-    LinJob j = {y, x, w, b, n, in, out, 0, 0, 0, accumulate ? 1.0f : 0.0f};
+    LinJob j = {y, x, w, b, n, in, out, 0, 0, 0, accumulate ? 1.0f : 0.0f, 0, 0, 0};
     j.rb = n < FORWARD_LIN_ROWS ? n : FORWARD_LIN_ROWS;
     size_t per_col = j.rb * (in ? in : 1);
     size_t cb = (FORWARD_LIN_MACS + per_col - 1) / per_col;
@@ -246,9 +302,20 @@ static LinJob lin_job(float *y, const float *x, const float *w, const float *b, 
     return j;
 }
 
-static size_t lin_tasks(const LinJob *j)
+/* Group j's row tiles into tasks: as many tiles per task as still leaves
+ * about FORWARD_LIN_TASKS tasks per thread over the n_jobs products of one
+ * pool run. Which tiles a task runs changes nothing in what a tile computes. */
+#define FORWARD_LIN_TASKS 2
+
+static size_t lin_tasks(LinJob *j, int threads, int n_jobs)
 {
-    return (j->n + j->rb - 1) / j->rb * j->n_cb;
+    j->n_rb = (j->n + j->rb - 1) / j->rb;
+    size_t want = ((size_t)threads * FORWARD_LIN_TASKS + (size_t)n_jobs - 1) / (size_t)n_jobs;
+    size_t grp = (want + j->n_cb - 1) / j->n_cb;
+    grp = grp < 1 ? 1 : grp > j->n_rb ? j->n_rb : grp;
+    j->g = (j->n_rb + grp - 1) / grp;
+    j->n_grp = (j->n_rb + j->g - 1) / j->g;
+    return j->n_grp * j->n_cb;
 }
 
 /* Several independent products (q, k, v; up and gate) in one pool run, so
@@ -273,7 +340,7 @@ static void linear_multi(Forward *f, LinMulti *m)
     size_t macs = 0;
     m->first[0] = 0;
     for (int i = 0; i < m->n; i++) {
-        m->first[i + 1] = m->first[i] + lin_tasks(&m->jobs[i]);
+        m->first[i + 1] = m->first[i] + lin_tasks(&m->jobs[i], f->threads, m->n);
         macs += m->jobs[i].n * m->jobs[i].in * m->jobs[i].out;
     }
     pool_run(f, m->first[m->n], macs >= FORWARD_PAR_MACS ? f->threads : 1, lin_multi_task, m);
@@ -564,9 +631,12 @@ DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **o
     pthread_cond_init(&f->cv_work, NULL);
     pthread_cond_init(&f->cv_done, NULL);
     f->pool_ok = 1;
-    atomic_init(&f->next, 0);
-    atomic_init(&f->gen, 0);
-    atomic_init(&f->pending, 0);
+    atomic_init(&f->work, 0);
+    atomic_init(&f->done, 0);
+    atomic_init(&f->fn, NULL);
+    atomic_init(&f->fn_ctx, NULL);
+    atomic_init(&f->n_tasks, 0);
+    atomic_init(&f->want, 0);
     f->tid = calloc((size_t)threads, sizeof *f->tid);
     for (int i = 1; f->tid && i < threads; i++) {
         PoolWorker *w = malloc(sizeof *w);
