@@ -329,9 +329,13 @@ static DrrlStatus run_call(Session *s, size_t n, DrrlError *err)
     size_t V = (size_t)s->m->cfg.vocab;
     bool logits = !s->cap.no_logits;
     if (logits && n > s->logits_cap) {
-        float *l = realloc(s->logits, n * V * sizeof *l);
+        /* a segment's logits (26 MB for GPT-2's vocabulary): huge pages */
+        float *l = drrl_alloc_large(n * V * sizeof *l);
         if (!l)
             return drrl_error(err, DRRL_E_NOMEM, "session: out of memory for logits");
+        if (s->logits)
+            memcpy(l, s->logits, s->last_rows * V * sizeof *l);
+        free(s->logits);
         s->logits = l, s->logits_cap = n;
     }
     ForwardCapture fc = {NULL, NULL, s->n_ids};
