@@ -14,6 +14,7 @@
 
 #include <cblas.h>
 
+#include "base/xxh64.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 
@@ -314,6 +315,78 @@ Test(model, large_tensors_convert_in_parallel)
     d = make_big_bf16("bignan", at, 2);
     expect_fail(d, DRRL_E_INPUT, "'model.embed_tokens.weight'", "nan at [2187, 16]", NULL);
     openblas_set_num_threads(saved);
+}
+
+/* XXH64 against `xxhsum -H1` (xxHash 0.8.1) on the same bytes, one shot
+ * and fed in pieces that cross its 32-byte stripes. */
+Test(model, xxh64_matches_xxhsum)
+{
+    cr_assert_eq(xxh64("", 0, 0), 0xef46db3751d8e999ull);
+    cr_assert_eq(xxh64("abc", 3, 0), 0x44bc2cf5ad770999ull);
+    unsigned char b[1025];
+    for (int i = 0; i < 1024; i++)
+        b[i] = (unsigned char)i;
+    b[1024] = 'x';
+    cr_assert_eq(xxh64(b, sizeof b, 0), 0xd45268781c4d3e74ull);
+    Xxh64 s;
+    xxh64_init(&s, 0);
+    for (size_t i = 0, k = 1; i < sizeof b; i += k, k = k * 3 % 41 + 1)
+        xxh64_update(&s, b + i, k < sizeof b - i ? k : sizeof b - i);
+    cr_assert_eq(xxh64_digest(&s), 0xd45268781c4d3e74ull);
+}
+
+/* The weights hash as man/drrl-trace.5 defines it, computed here in one
+ * thread: XXH64 of each 1 MiB of the float32 arena, then XXH64 of those
+ * digests (8-byte little-endian) and ten 4-byte sizes. */
+static void spec_hash(const Model *m, char out[17])
+{
+    const unsigned char *p = (const unsigned char *)m->arena;
+    size_t n = m->arena_floats * sizeof(float), chunk = (size_t)1 << 20;
+    Xxh64 top;
+    xxh64_init(&top, 0);
+    for (size_t off = 0; off < n; off += chunk) {
+        uint64_t h = xxh64(p + off, n - off < chunk ? n - off : chunk, 0);
+        unsigned char le[8];
+        for (int k = 0; k < 8; k++)
+            le[k] = (unsigned char)(h >> (8 * k));
+        xxh64_update(&top, le, 8);
+    }
+    const ModelConfig *c = &m->cfg;
+    int32_t dims[10] = {c->arch,     c->n_layer, c->n_head, c->n_kv_head, c->d_model,
+                        c->head_dim, c->d_ff,    c->vocab,  c->n_ctx,     c->tied};
+    xxh64_update(&top, dims, sizeof dims);
+    snprintf(out, 17, "%016llx", (unsigned long long)xxh64_digest(&top));
+}
+
+/* A model of more than one chunk: the hash follows the definition and does
+ * not depend on the thread count; the old one is still there by name and is
+ * what drrl printed before (FNV-1a, `drrl info` at 97b8b34 for the
+ * fixtures). */
+Test(model, weights_hash_by_definition_and_any_thread_count)
+{
+    int saved = openblas_get_num_threads();
+    Model *m;
+    DrrlError e;
+    cr_assert_eq(model_load(make_big_bf16("bighash", NULL, 0), &m, &e), DRRL_OK, "%s", e.msg);
+    cr_assert_gt(m->arena_floats * sizeof(float), (size_t)1 << 20);
+    char want[17];
+    spec_hash(m, want);
+    for (int t = 1; t <= 5; t += 2) {
+        openblas_set_num_threads(t);
+        model_rehash(m);
+        cr_assert_str_eq(model_hash(m), want, "%d threads", t);
+    }
+    openblas_set_num_threads(saved);
+    cr_assert_eq(model_hash_by(m, MODEL_HASH_ALGO), model_hash(m));
+    cr_assert_null(model_hash_by(m, "md5"));
+    cr_assert_null(model_hash_by(m, NULL));
+    model_free(m);
+    m = load_ok("gpt2-tiny-b");
+    cr_assert_str_eq(model_hash_by(m, MODEL_HASH_ALGO_V1), "d0e943444c675d13");
+    model_free(m);
+    m = load_ok("llama-tiny-b");
+    cr_assert_str_eq(model_hash_by(m, MODEL_HASH_ALGO_V1), "63ca415f4fc7e81c");
+    model_free(m);
 }
 
 Test(model, wrong_dtype)

@@ -21,7 +21,7 @@ static const char *path_of(const char *name)
 
 static void make(PolicyNet **net, PolicyMeta *m)
 {
-    PolicyModelShape s = {"gpt2", 2, 2, 2, 8, 16, "0123456789abcdef"};
+    PolicyModelShape s = {"gpt2", 2, 2, 2, 8, 16, "0123456789abcdef", MODEL_HASH_ALGO};
     fixture_policy_meta(m, s, 4, 16, 12, 18446744073709551615ULL,
                         "drrl train-policy --steps 12");
     m->adam_t = 12;
@@ -65,6 +65,7 @@ Test(policy_file, round_trip_with_checkpoint)
     cr_assert_float_eq(mb.reward.beta, 0.05, 1e-15);
     cr_assert_float_eq(mb.budget_lo, 0.3, 1e-15);
     cr_assert_str_eq(mb.model.hash, "0123456789abcdef");
+    cr_assert_str_eq(mb.model.hash_algo, MODEL_HASH_ALGO);
     cr_assert_eq(mb.seed, m.seed);
     cr_assert_eq(mb.has_rng, 1);
     cr_assert_eq(memcmp(mb.rng, m.rng, sizeof m.rng), 0);
@@ -100,6 +101,79 @@ Test(policy_file, model_checks)
                  DRRL_E_INPUT);
     cr_assert(strstr(err.msg, "p: the policy was trained for a gpt2 model"), "%s", err.msg);
     policy_net_free(net);
+}
+
+/* `drrl info tests/fixtures/gpt2-tiny-b` at 97b8b34, the last drrl whose
+ * hash was FNV-1a 64 */
+#define OLD_HASH_GPT2_TINY "d0e943444c675d13"
+
+/* The policy's shape with model's hash by algo (policy_model_shape's). */
+static void hash_of(const Model *model, const char *algo, const PolicyModelShape *policy,
+                    PolicyModelShape *out)
+{
+    PolicyModelShape s;
+    policy_model_shape(model, algo, &s);
+    *out = *policy;
+    memcpy(out->hash, s.hash, sizeof s.hash);
+    memcpy(out->hash_algo, s.hash_algo, sizeof s.hash_algo);
+}
+
+/* A policy file written before the hash algorithm was recorded (no
+ * model.hash_algo) holds FNV-1a 64 of its model: it loads as such and is
+ * compared with that hash of the model, recomputed, not with today's. */
+Test(policy_file, old_files_compare_by_their_hash)
+{
+    Model *model;
+    DrrlError err;
+    cr_assert_eq(model_load(FIXTURES_DIR "/gpt2-tiny-b", &model, &err), DRRL_OK, "%s", err.msg);
+    /* what drrl printed for this fixture before the algorithm changed
+     * (`drrl info` at 97b8b34) */
+    cr_assert_str_eq(model_hash_by(model, MODEL_HASH_ALGO_V1), OLD_HASH_GPT2_TINY);
+    cr_assert_str_neq(model_hash(model), OLD_HASH_GPT2_TINY);
+    PolicyNet *net, *back;
+    PolicyMeta m, mb;
+    make(&net, &m); /* its shape is not the model's: only the hash is compared here */
+    snprintf(m.model.hash, sizeof m.model.hash, "%s", OLD_HASH_GPT2_TINY);
+    snprintf(m.model.hash_algo, sizeof m.model.hash_algo, "%s", MODEL_HASH_ALGO_V1);
+    const char *p = path_of("old.safetensors");
+    cr_assert_eq(policy_file_save(p, net, &m, NULL, &err), DRRL_OK, "%s", err.msg);
+    /* as an older drrl wrote it: the key blanked out (the header keeps its size) */
+    size_t n;
+    char *bytes = test_slurp(p, &n);
+    const char key[] = ",\\\"hash_algo\\\":\\\"fnv1a64\\\"";
+    char *k = NULL;
+    for (size_t i = 0; !k && i + sizeof key - 1 <= n; i++)
+        if (memcmp(bytes + i, key, sizeof key - 1) == 0)
+            k = bytes + i;
+    cr_assert_not_null(k);
+    memset(k, ' ', sizeof key - 1);
+    FILE *f = fopen(p, "wb");
+    cr_assert_eq(fwrite(bytes, 1, n, f), n);
+    fclose(f);
+    free(bytes);
+    cr_assert_eq(policy_file_load(p, &back, &mb, NULL, NULL, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_str_eq(mb.model.hash_algo, MODEL_HASH_ALGO_V1);
+    cr_assert_str_eq(mb.model.hash, OLD_HASH_GPT2_TINY);
+    char warn[512];
+    PolicyModelShape shape;
+    hash_of(model, mb.model.hash_algo, &mb.model, &shape);
+    cr_assert_eq(policy_file_check_model(p, &mb, &shape, warn, sizeof warn, &err), DRRL_OK);
+    cr_assert_str_eq(warn, "", "%s", warn);
+    /* another model of the shape is still told apart */
+    model->wq[3] += 0.5f;
+    model_rehash(model);
+    hash_of(model, mb.model.hash_algo, &mb.model, &shape);
+    cr_assert_eq(policy_file_check_model(p, &mb, &shape, warn, sizeof warn, &err), DRRL_OK);
+    cr_assert(strstr(warn, "another model of this shape"), "%s", warn);
+    /* an algorithm this drrl does not know: a warning, no comparison */
+    snprintf(mb.model.hash_algo, sizeof mb.model.hash_algo, "sha3-tree");
+    hash_of(model, mb.model.hash_algo, &mb.model, &shape);
+    cr_assert_str_eq(shape.hash, "");
+    cr_assert_eq(policy_file_check_model(p, &mb, &shape, warn, sizeof warn, &err), DRRL_OK);
+    cr_assert(strstr(warn, "sha3-tree hash, which this drrl cannot compute"), "%s", warn);
+    policy_net_free(back);
+    policy_net_free(net);
+    model_free(model);
 }
 
 /* Save net and m (without Adam moments) as name in the directory and load it

@@ -114,6 +114,7 @@ static void meta_fill(TraceMeta *m)
     m->drrl_version = "test";
     m->model_path = "tests/fixtures/gpt2-tiny-b";
     m->model_hash = "abc123";
+    m->model_hash_algo = "xxh64-tree";
     m->text_hash = "def456";
 }
 
@@ -342,6 +343,7 @@ Test(trace_csv, round_trip_is_byte_identical)
     const TraceMeta *m = trace_store_meta(s);
     cr_assert_not_null(m);
     cr_assert_str_eq(m->model_hash, "abc123");
+    cr_assert_str_eq(m->model_hash_algo, "xxh64-tree");
     cr_assert_eq(m->seed, 42);
     cr_assert_eq(m->n_grid, 4);
     cr_assert_eq(m->rank_grid[3], 16);
@@ -632,7 +634,7 @@ static const BadTrace bad_traces[] = {
     {"sidecar method mismatch", "t.csv.json", "\"method\": \"drrl\"", "\"method\": \"fixed:8\"",
      NULL, "/t.csv:2:7: method 'drrl', but the sidecar says 'fixed:8'"},
     {"sidecar json syntax", "t.csv.json", "\"seed\": 42,", "\"seed\": 42,,", NULL,
-     "/t.csv.json:8:"},
+     "/t.csv.json:9:"},
     {"malformed quotes", "t.csv", "\"the\"", "\"th\"e\"", NULL, "/t.csv:2:3: malformed CSV"},
     {"malformed escape", "t.csv", "\"the\"", "\"t\\qhe\"", NULL,
      "/t.csv:2:3: column 'token': malformed escape"},
@@ -781,6 +783,47 @@ Test(trace_diff, sidecar_differences_count)
     trace_diff_done(&d);
     trace_store_free(a);
     trace_store_free(b);
+}
+
+/* Sidecars written before the hash algorithm was recorded name none: their
+ * model_hash reads as FNV-1a 64, and a diff against a trace of today's hash
+ * says the two cannot be compared instead of calling the models different
+ * (or, for equal digits, the same). */
+Test(trace_csv, model_hashes_by_two_algorithms)
+{
+    const char *a = in_dir("old.csv");
+    cr_assert_eq(write_trace(a, 2, 0, 0), DRRL_OK);
+    char *side = test_slurp(in_dir("old.csv.json"), NULL);
+    char *k = strstr(side, "\"model_hash_algo\"");
+    cr_assert_not_null(k, "%s", side);
+    char *end = strchr(k, '\n'); /* the key's whole line, as an older drrl wrote none */
+    memmove(k, end + 1, strlen(end + 1) + 1);
+    test_spit(in_dir("old.csv.json"), side);
+    free(side);
+    TraceStore *old, *now = store_of(2, -1, 0, 0);
+    DrrlError e;
+    cr_assert_eq(trace_csv_load(a, &old, &e), DRRL_OK, "%s", e.msg);
+    cr_assert_str_eq(trace_store_meta(old)->model_hash_algo, TRACE_MODEL_HASH_ALGO_V1);
+    TraceMeta m;
+    meta_fill(&m);
+    cr_assert_eq(trace_store_set_meta(now, &m, NULL), DRRL_OK);
+    TraceDiff d;
+    cr_assert_eq(trace_diff_compute(old, now, 0, &d, NULL), DRRL_OK);
+    cr_assert_not(d.identical);
+    cr_assert(d.meta_hash_algos_differ);
+    cr_assert_str_eq(d.meta_key, "model_hash");
+    cr_assert_str_eq(d.meta_a, "abc123 (fnv1a64)");
+    cr_assert_str_eq(d.meta_b, "abc123 (xxh64-tree)");
+    trace_diff_done(&d);
+    /* the same algorithm on both sides: compared as before */
+    m.model_hash_algo = TRACE_MODEL_HASH_ALGO_V1;
+    cr_assert_eq(trace_store_set_meta(now, &m, NULL), DRRL_OK);
+    cr_assert_eq(trace_diff_compute(old, now, 0, &d, NULL), DRRL_OK);
+    cr_assert_not(d.meta_hash_algos_differ);
+    cr_assert_str_neq(d.meta_key, "model_hash");
+    trace_diff_done(&d);
+    trace_store_free(old);
+    trace_store_free(now);
 }
 
 /* ---- locale ---- */

@@ -4,6 +4,7 @@
 
 #include "base/fileio.h"
 #include "base/par.h"
+#include "base/xxh64.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -395,16 +396,24 @@ static DrrlStatus alloc_model(const ModelConfig *cfg, Model **out, DrrlError *er
 void model_rehash(Model *m)
 {
     m->hash[0] = '\0'; /* model_hash() computes it when first asked */
+    m->hash_v1[0] = '\0';
 }
 
-const char *model_hash(const Model *cm)
+/* The architecture and dimensions, hashed after the weights so that two
+ * shapes of the same bytes differ (ten 4-byte integers, native order). */
+static void model_dims(const Model *m, int dims[10])
 {
-    Model *m = (Model *)cm; /* the cache only; every Model is allocated writable */
-    if (m->hash[0])
-        return m->hash;
-    /* FNV-1a, 64-bit (Fowler, Noll, Vo; offset basis 14695981039346656037,
-     * prime 1099511628211) over the arena's bytes, then the architecture and
-     * dimensions so two shapes of the same bytes differ. */
+    const ModelConfig *c = &m->cfg;
+    int d[10] = {c->arch,     c->n_layer, c->n_head, c->n_kv_head, c->d_model,
+                 c->head_dim, c->d_ff,    c->vocab,  c->n_ctx,     c->tied};
+    memcpy(dims, d, sizeof d);
+}
+
+/* Version 1, "fnv1a64": FNV-1a, 64-bit (Fowler, Noll, Vo; offset basis
+ * 14695981039346656037, prime 1099511628211) over the arena's bytes, then
+ * the dimensions. One multiply per byte in a chain: seconds for a 1B model. */
+static uint64_t hash_fnv1a64(const Model *m)
+{
     uint64_t h = 14695981039346656037ull;
     const unsigned char *p = (const unsigned char *)m->arena;
     size_t n = m->arena_floats * sizeof(float);
@@ -412,16 +421,77 @@ const char *model_hash(const Model *cm)
         h ^= p[i];
         h *= 1099511628211ull;
     }
-    int dims[] = {m->cfg.arch,    m->cfg.n_layer,  m->cfg.n_head, m->cfg.n_kv_head,
-                  m->cfg.d_model, m->cfg.head_dim, m->cfg.d_ff,   m->cfg.vocab,
-                  m->cfg.n_ctx,   m->cfg.tied};
+    int dims[10];
+    model_dims(m, dims);
     const unsigned char *q = (const unsigned char *)dims;
     for (size_t i = 0; i < sizeof dims; i++) {
         h ^= q[i];
         h *= 1099511628211ull;
     }
-    snprintf(m->hash, sizeof m->hash, "%016llx", (unsigned long long)h);
-    return m->hash;
+    return h;
+}
+
+/* Version 2, "xxh64-tree": XXH64 (seed 0) of every MODEL_HASH_CHUNK bytes
+ * of the arena in order (the last chunk shorter), then XXH64 (seed 0) of
+ * those digests as 8-byte words followed by the dimensions. Chunks are
+ * hashed on par_for's threads HASH_BATCH at a time and their digests fed
+ * in chunk order, so the value does not depend on the thread count. */
+#define MODEL_HASH_CHUNK ((size_t)1 << 20)
+#define HASH_BATCH 256
+
+typedef struct HashJob {
+    const unsigned char *p;
+    size_t n;     /* bytes in the arena */
+    size_t first; /* the batch's first chunk */
+    uint64_t digest[HASH_BATCH];
+} HashJob;
+
+static void hash_chunk(void *ctx, size_t i)
+{
+    HashJob *j = ctx;
+    size_t off = (j->first + i) * MODEL_HASH_CHUNK, len = j->n - off;
+    j->digest[i] = xxh64(j->p + off, len < MODEL_HASH_CHUNK ? len : MODEL_HASH_CHUNK, 0);
+}
+
+static uint64_t hash_xxh64_tree(const Model *m)
+{
+    HashJob j = {.p = (const unsigned char *)m->arena, .n = m->arena_floats * sizeof(float)};
+    size_t chunks = (j.n + MODEL_HASH_CHUNK - 1) / MODEL_HASH_CHUNK;
+    int threads = par_threads();
+    Xxh64 top;
+    xxh64_init(&top, 0);
+    for (j.first = 0; j.first < chunks; j.first += HASH_BATCH) {
+        size_t b = chunks - j.first < HASH_BATCH ? chunks - j.first : HASH_BATCH;
+        par_for(threads, b, hash_chunk, &j);
+        for (size_t i = 0; i < b; i++) {
+            unsigned char le[8];
+            for (int k = 0; k < 8; k++)
+                le[k] = (unsigned char)(j.digest[i] >> (8 * k));
+            xxh64_update(&top, le, sizeof le);
+        }
+    }
+    int dims[10];
+    model_dims(m, dims);
+    xxh64_update(&top, dims, sizeof dims);
+    return xxh64_digest(&top);
+}
+
+const char *model_hash_by(const Model *cm, const char *algo)
+{
+    Model *m = (Model *)cm; /* the cache only; every Model is allocated writable */
+    int v1 = algo && strcmp(algo, MODEL_HASH_ALGO_V1) == 0;
+    if (!algo || (!v1 && strcmp(algo, MODEL_HASH_ALGO) != 0))
+        return NULL;
+    char *out = v1 ? m->hash_v1 : m->hash;
+    if (!out[0])
+        snprintf(out, sizeof m->hash, "%016llx",
+                 (unsigned long long)(v1 ? hash_fnv1a64(m) : hash_xxh64_tree(m)));
+    return out;
+}
+
+const char *model_hash(const Model *m)
+{
+    return model_hash_by(m, MODEL_HASH_ALGO);
 }
 
 DrrlStatus model_new(const ModelConfig *cfg, Model **out, DrrlError *err)

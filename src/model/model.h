@@ -62,11 +62,12 @@ typedef struct ModelConfig {
 
 typedef struct Model {
     ModelConfig cfg;
-    char *dir;       /* the directory loaded from */
-    size_t n_params; /* parameters as stored (a tied head counted once) */
-    char hash[17];   /* FNV-1a 64 of the float32 weights, 16 hex digits, or ""
-                        until model_hash() first needs it: read it through that */
-    float *arena;    /* every weight below points into this */
+    char *dir;        /* the directory loaded from */
+    size_t n_params;  /* parameters as stored (a tied head counted once) */
+    char hash[17];    /* MODEL_HASH_ALGO of the weights, 16 hex digits, or ""
+                         until model_hash() first needs it: read it through that */
+    char hash_v1[17]; /* the same for MODEL_HASH_ALGO_V1 (model_hash_by) */
+    float *arena;     /* every weight below points into this */
     size_t arena_floats;
 
     float *tok_emb; /* (V, C)  wte / embed_tokens */
@@ -108,12 +109,28 @@ void model_free(Model *m);
 DrrlStatus model_new(const ModelConfig *cfg, Model **out, DrrlError *err);
 void model_rehash(Model *m);
 
-/* The weights hash (16 hex digits): FNV-1a 64 over the float32 weights'
- * bytes, then the architecture and sizes. Computed on the first call after
- * a load or model_rehash() (it reads every byte: seconds for a 1B model),
- * so commands that never show or record it do not wait for it. The first
- * call writes the cached string: not from two threads at once. */
+/* The weights hash (16 hex digits), by the algorithm MODEL_HASH_ALGO names:
+ * XXH64 of every 1 MiB of the float32 weights' bytes, then XXH64 of those
+ * digests and the architecture and sizes (man/drrl-trace.5 gives it
+ * exactly). The chunks are hashed on par_threads() threads; the value is
+ * the same for any thread count and for any storage dtype of the same
+ * values. Computed on the first call after a load or model_rehash() (about
+ * a second for a 1B model on 2 cores), so commands that never show or
+ * record it do not wait for it. The first call writes the cached string:
+ * not from two threads at once. */
 const char *model_hash(const Model *m);
+
+/* Traces and policy files name the algorithm of the hash they record; files
+ * written before drrl had MODEL_HASH_ALGO name none and hold a
+ * MODEL_HASH_ALGO_V1 hash (FNV-1a 64 over the same bytes and sizes, one
+ * chain of a multiply per byte: seconds for a 1B model). */
+#define MODEL_HASH_ALGO "xxh64-tree"
+#define MODEL_HASH_ALGO_V1 "fnv1a64"
+
+/* The weights hash by a named algorithm (MODEL_HASH_ALGO or
+ * MODEL_HASH_ALGO_V1; NULL for any other name), cached as model_hash's, so
+ * that an old file is compared with the hash it holds. */
+const char *model_hash_by(const Model *m, const char *algo);
 
 /* Parameter count implied by a config (a tied head counted once). */
 size_t model_param_count(const ModelConfig *cfg);

@@ -137,11 +137,7 @@ DrrlStatus policy_agent_load(const char *path, const Model *m, int T, double bud
     if (st)
         return st;
     PolicyModelShape shape;
-    snprintf(shape.arch, sizeof shape.arch, "%s", model_arch_short(m->cfg.arch));
-    shape.n_layer = m->cfg.n_layer, shape.n_head = m->cfg.n_head;
-    shape.n_kv_head = m->cfg.n_kv_head, shape.head_dim = m->cfg.head_dim;
-    shape.d_model = m->cfg.d_model;
-    snprintf(shape.hash, sizeof shape.hash, "%s", model_hash(m));
+    policy_model_shape(m, meta.model.hash_algo, &shape);
     st = policy_file_check_model(path, &meta, &shape, warn, warn_n, err);
     if (!st) {
         if (budget <= 0)

@@ -39,7 +39,7 @@ static char *meta_string(const PolicyNet *net, const PolicyMeta *m)
     json_t *doc = json_pack(
         "{s:i, s:o, s:o, s:i, s:o*, s:{s:f, s:f, s:f, s:f, s:f, s:f, s:f}, s:[f, f], s:{s:f, "
         "s:f, s:f},"
-        " s:{s:s, s:i, s:i, s:i, s:i, s:i, s:s},"
+        " s:{s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:s},"
         " s:{s:I, s:s, s:I, s:o, s:s}}",
         "version", POLICY_FILE_VERSION, "net", net_json(&net->cfg), "rank_grid", grid,
         "segment", m->segment, "features", features, "reward", "alpha", m->reward.alpha, "beta",
@@ -48,7 +48,8 @@ static char *meta_string(const PolicyNet *net, const PolicyMeta *m)
         m->budget_hi, "eps", "start", m->eps_start, "floor", m->eps_floor, "decay",
         m->eps_decay, "model", "arch", m->model.arch, "n_layer", m->model.n_layer, "n_head",
         m->model.n_head, "n_kv_head", m->model.n_kv_head, "head_dim", m->model.head_dim,
-        "d_model", m->model.d_model, "hash", m->model.hash, "training", "steps",
+        "d_model", m->model.d_model, "hash", m->model.hash, "hash_algo",
+        m->model.hash_algo[0] ? m->model.hash_algo : MODEL_HASH_ALGO, "training", "steps",
         (json_int_t)m->steps, "seed", seed, "adam_t", (json_int_t)m->adam_t, "rng",
         m->has_rng ? json_pack("[s, s, s, s]", rng[0], rng[1], rng[2], rng[3]) : json_null(),
         "command", m->command);
@@ -312,6 +313,13 @@ static DrrlStatus parse_model(const char *path, json_t *doc, const PolicyNetConf
         return drrl_error(err, DRRL_E_INPUT, "%s: metadata model.hash: expected 16 hex digits",
                           path);
     snprintf(m->model.hash, sizeof m->model.hash, "%s", json_string_value(s));
+    s = json_object_get(o, "hash_algo"); /* absent before it was recorded: FNV-1a */
+    if (s && (!json_is_string(s) || !json_string_value(s)[0] ||
+              strlen(json_string_value(s)) >= sizeof m->model.hash_algo))
+        return drrl_error(err, DRRL_E_INPUT, "%s: metadata model.hash_algo: expected a name",
+                          path);
+    snprintf(m->model.hash_algo, sizeof m->model.hash_algo, "%s",
+             s ? json_string_value(s) : MODEL_HASH_ALGO_V1);
     if (m->grid[m->n_grid - 1] != m->model.head_dim)
         return drrl_error(err, DRRL_E_INPUT,
                           "%s: metadata rank_grid ends at %d, not at head_dim %d", path,
@@ -484,10 +492,31 @@ DrrlStatus policy_file_check_model(const char *path, const PolicyMeta *meta,
                           path, p->arch, p->n_layer, p->n_head, p->n_kv_head, p->head_dim,
                           p->d_model, model->arch, model->n_layer, model->n_head,
                           model->n_kv_head, model->head_dim, model->d_model);
-    if (strcmp(p->hash, model->hash) && warn && warn_n)
+    if (!warn || !warn_n)
+        return DRRL_OK;
+    if (strcmp(p->hash_algo, model->hash_algo) || !model->hash[0])
+        snprintf(warn, warn_n,
+                 "%s: the policy names its model by a %s hash, which this drrl cannot "
+                 "compute (it knows %s and %s): it may have been trained for another model",
+                 path, p->hash_algo, MODEL_HASH_ALGO, MODEL_HASH_ALGO_V1);
+    else if (strcmp(p->hash, model->hash))
         snprintf(warn, warn_n,
                  "%s: the policy was trained for another model of this shape (weights %s, "
-                 "this model %s); its decisions may be poor",
-                 path, p->hash, model->hash);
+                 "this model %s, %s); its decisions may be poor",
+                 path, p->hash, model->hash, p->hash_algo);
     return DRRL_OK;
+}
+
+void policy_model_shape(const Model *m, const char *hash_algo, PolicyModelShape *out)
+{
+    const ModelConfig *c = &m->cfg;
+    memset(out, 0, sizeof *out);
+    snprintf(out->arch, sizeof out->arch, "%s", model_arch_short(c->arch));
+    out->n_layer = c->n_layer, out->n_head = c->n_head, out->n_kv_head = c->n_kv_head;
+    out->head_dim = c->head_dim, out->d_model = c->d_model;
+    if (!hash_algo)
+        hash_algo = MODEL_HASH_ALGO;
+    snprintf(out->hash_algo, sizeof out->hash_algo, "%s", hash_algo);
+    const char *h = model_hash_by(m, hash_algo);
+    snprintf(out->hash, sizeof out->hash, "%s", h ? h : "");
 }

@@ -9,7 +9,9 @@
  *     version, net (PolicyNetConfig fields), rank_grid, segment,
  *     features (policy_features_layout_json), reward {alpha, beta, gamma,
  *     kappa, lm}, budget_range [lo, hi], eps {start, floor, decay},
- *     model {arch, n_layer, n_head, n_kv_head, head_dim, d_model, hash},
+ *     model {arch, n_layer, n_head, n_kv_head, head_dim, d_model, hash,
+ *     hash_algo (model.h's MODEL_HASH_ALGO; files without it hold a
+ *     MODEL_HASH_ALGO_V1 hash)},
  *     training {steps, seed, adam_t, rng (4 hex words), command}.
  *
  * Loading validates everything before use: the format tag, the JSON fields and
@@ -24,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/model.h"
 #include "policy/policy_net.h"
 #include "policy/policy_reward.h"
 #include "base/status.h"
@@ -35,7 +38,9 @@
 typedef struct PolicyModelShape {
     char arch[16]; /* "gpt2" / "llama" */
     int n_layer, n_head, n_kv_head, head_dim, d_model;
-    char hash[17]; /* model.h's content hash (16 hex digits) */
+    char hash[17];      /* model.h's content hash (16 hex digits), or "" */
+    char hash_algo[16]; /* its algorithm: MODEL_HASH_ALGO, or MODEL_HASH_ALGO_V1 in
+                           files written before the algorithm was recorded */
 } PolicyModelShape;
 
 typedef struct PolicyMeta {
@@ -71,10 +76,18 @@ DrrlStatus policy_file_save_flags(const char *path, const PolicyNet *net,
 DrrlStatus policy_file_load(const char *path, PolicyNet **net, PolicyMeta *meta,
                             PolicyAdam *adam, int *has_adam, DrrlError *err);
 
+/* m's shape and content hash by the algorithm hash_algo (a policy file's
+ * model.hash_algo, so that an old file is compared with the hash it holds;
+ * NULL for MODEL_HASH_ALGO); an algorithm model.h does not know leaves
+ * hash "". Computing a hash reads every weight (model_hash_by). */
+void policy_model_shape(const Model *m, const char *hash_algo, PolicyModelShape *out);
+
 /* Check that a loaded policy fits a model: another shape (arch, layers,
  * heads, kv heads, head_dim, d_model) is DRRL_E_INPUT naming both shapes; the
  * same shape with another content hash is allowed but writes a one-line
- * warning into warn (warn[0] = 0 otherwise). path is used in messages. */
+ * warning into warn (warn[0] = 0 otherwise), and so is a hash whose
+ * algorithm differs from model's or is unknown (no hash to compare). path
+ * is used in messages. */
 DrrlStatus policy_file_check_model(const char *path, const PolicyMeta *meta,
                                    const PolicyModelShape *model, char *warn, size_t warn_n,
                                    DrrlError *err);

@@ -312,16 +312,12 @@ static DrrlStatus trainer_resume(Trainer *t, const char *resume_path, char *warn
 {
     const PolicyTrainConfig *cfg = t->cfg;
     const Model *m = t->m;
-    const ModelConfig *mc = &m->cfg;
     DrrlStatus st =
         policy_file_load(resume_path, &t->net, &t->meta, &t->adam, &t->have_adam, err);
     if (st)
         return st;
     PolicyModelShape shape;
-    snprintf(shape.arch, sizeof shape.arch, "%s", model_arch_short(mc->arch));
-    shape.n_layer = mc->n_layer, shape.n_head = mc->n_head, shape.n_kv_head = mc->n_kv_head;
-    shape.head_dim = mc->head_dim, shape.d_model = mc->d_model;
-    snprintf(shape.hash, sizeof shape.hash, "%s", model_hash(m));
+    policy_model_shape(m, t->meta.model.hash_algo, &shape);
     st = policy_file_check_model(resume_path, &t->meta, &shape, warn, warn_n, err);
     if (!st && (t->meta.n_grid != t->grid.n ||
                 memcmp(t->meta.grid, t->grid.r, (size_t)t->grid.n * sizeof *t->grid.r)))
@@ -382,7 +378,6 @@ static void set_meta(Trainer *t)
 {
     const PolicyTrainConfig *cfg = t->cfg;
     const Model *m = t->m;
-    const ModelConfig *mc = &m->cfg;
     PolicyMeta *me = &t->meta;
     me->n_grid = t->grid.n;
     memcpy(me->grid, t->grid.r, (size_t)t->grid.n * sizeof *t->grid.r);
@@ -393,11 +388,7 @@ static void set_meta(Trainer *t)
     me->eps_start = cfg->eps_start;
     me->eps_floor = cfg->eps_floor;
     me->eps_decay = cfg->eps_decay;
-    snprintf(me->model.arch, sizeof me->model.arch, "%s", model_arch_short(mc->arch));
-    me->model.n_layer = mc->n_layer, me->model.n_head = mc->n_head;
-    me->model.n_kv_head = mc->n_kv_head, me->model.head_dim = mc->head_dim;
-    me->model.d_model = mc->d_model;
-    snprintf(me->model.hash, sizeof me->model.hash, "%s", model_hash(m));
+    policy_model_shape(m, MODEL_HASH_ALGO, &me->model);
     snprintf(me->command, sizeof me->command, "%s", cfg->command ? cfg->command : "");
 }
 

@@ -29,8 +29,8 @@ void trace_meta_done(TraceMeta *m)
 {
     if (!m)
         return;
-    DRRL_FREE(m->drrl_version, m->model_path, m->model_hash, m->text_hash, m->method,
-              m->rank_grid);
+    DRRL_FREE(m->drrl_version, m->model_path, m->model_hash, m->model_hash_algo, m->text_hash,
+              m->method, m->rank_grid);
     trace_meta_init(m);
 }
 
@@ -50,7 +50,7 @@ DrrlStatus trace_meta_set_str(char **field, const char *s, DrrlError *err)
 DrrlStatus trace_meta_copy(TraceMeta *dst, const TraceMeta *src, DrrlError *err)
 {
     *dst = *src;
-    dst->drrl_version = dst->model_path = dst->model_hash = NULL;
+    dst->drrl_version = dst->model_path = dst->model_hash = dst->model_hash_algo = NULL;
     dst->text_hash = dst->method = NULL;
     dst->rank_grid = NULL;
     if (src->n_grid < 0 || (src->n_grid > 0 && !src->rank_grid)) {
@@ -60,6 +60,7 @@ DrrlStatus trace_meta_copy(TraceMeta *dst, const TraceMeta *src, DrrlError *err)
     if (trace_meta_set_str(&dst->drrl_version, src->drrl_version, err) ||
         trace_meta_set_str(&dst->model_path, src->model_path, err) ||
         trace_meta_set_str(&dst->model_hash, src->model_hash, err) ||
+        trace_meta_set_str(&dst->model_hash_algo, src->model_hash_algo, err) ||
         trace_meta_set_str(&dst->text_hash, src->text_hash, err) ||
         trace_meta_set_str(&dst->method, src->method, err))
         goto nomem;

@@ -29,14 +29,22 @@ typedef struct TraceRecord {
 /* The columns as data, in file order (trace.c). */
 extern const TraceColumn trace_columns[TRACE_NCOLS];
 
+/* The hash algorithm of a sidecar's model_hash when it names none: traces
+ * written before the algorithm was recorded hold FNV-1a 64 (model.h's
+ * MODEL_HASH_ALGO_V1). */
+#define TRACE_MODEL_HASH_ALGO_V1 "fnv1a64"
+
 /* What produced a trace (the CSV's JSON sidecar). Strings owned by the
  * struct's owner; trace_meta_done frees those set by trace_meta_* helpers. */
 typedef struct TraceMeta {
     int schema_version; /* TRACE_SCHEMA_VERSION */
     char *drrl_version;
     char *model_path;
-    char *model_hash; /* hex content hash of the model's weights */
-    char *text_hash;  /* hex hash of the token ids */
+    char *model_hash;      /* hex content hash of the model's weights */
+    char *model_hash_algo; /* the algorithm that made model_hash (model.h's
+                              MODEL_HASH_ALGO), TRACE_MODEL_HASH_ALGO_V1
+                              when a sidecar names none, or NULL */
+    char *text_hash;       /* hex hash of the token ids */
     char *method;
     uint64_t seed;
     int32_t segment_len;

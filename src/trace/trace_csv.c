@@ -310,6 +310,8 @@ static char *sidecar_text(const TraceMeta *m, size_t rows, int64_t steps, int co
                         jstr(m->drrl_version ? m->drrl_version : PACKAGE_VERSION));
     json_object_set_new(o, "model_path", jstr(m->model_path));
     json_object_set_new(o, "model_hash", jstr(m->model_hash));
+    if (m->model_hash) /* a trace without a model hash names no algorithm */
+        json_object_set_new(o, "model_hash_algo", jstr(m->model_hash_algo));
     json_object_set_new(o, "text_hash", jstr(m->text_hash));
     json_object_set_new(o, "method", jstr(m->method));
     /* JSON readers lose integers past 2^53 (JavaScript) or 2^63 (jansson):
@@ -1260,6 +1262,16 @@ static DrrlStatus get_str(json_t *o, const char *jpath, const char *key, char **
     return trace_meta_set_str(out, json_string_value(v), err);
 }
 
+/* model_hash_algo: absent in sidecars written before it was recorded, whose
+ * model_hash is FNV-1a 64 (TRACE_MODEL_HASH_ALGO_V1). */
+static DrrlStatus get_hash_algo(json_t *o, const char *jpath, TraceMeta *m, DrrlError *err)
+{
+    if (json_object_get(o, "model_hash_algo"))
+        return get_str(o, jpath, "model_hash_algo", &m->model_hash_algo, err);
+    return trace_meta_set_str(&m->model_hash_algo,
+                              m->model_hash ? TRACE_MODEL_HASH_ALGO_V1 : NULL, err);
+}
+
 static DrrlStatus get_real(json_t *o, const char *jpath, const char *key, double *out,
                            DrrlError *err)
 {
@@ -1402,6 +1414,7 @@ static DrrlStatus parse_sidecar(json_t *o, const char *jpath, TraceMeta *m, size
     if ((st = get_str(o, jpath, "drrl_version", &m->drrl_version, err)) ||
         (st = get_str(o, jpath, "model_path", &m->model_path, err)) ||
         (st = get_str(o, jpath, "model_hash", &m->model_hash, err)) ||
+        (st = get_hash_algo(o, jpath, m, err)) ||
         (st = get_str(o, jpath, "text_hash", &m->text_hash, err)) ||
         (st = get_str(o, jpath, "method", &m->method, err)) ||
         (st = get_seed(o, jpath, &m->seed, err)) ||

@@ -195,7 +195,19 @@ static void meta_compare(TraceDiff *d, const TraceMeta *a, const TraceMeta *b)
         return;                                                                                \
     }
     STR(model_path)
+    if (!str_eq(a->model_hash_algo, b->model_hash_algo) && a->model_hash && b->model_hash) {
+        /* hashes by two algorithms (an older drrl wrote one trace) say
+         * nothing about whether the weights differ */
+        d->meta_hash_algos_differ = 1;
+        snprintf(d->meta_key, sizeof d->meta_key, "model_hash");
+        snprintf(d->meta_a, sizeof d->meta_a, "%s (%s)", a->model_hash,
+                 a->model_hash_algo ? a->model_hash_algo : "null");
+        snprintf(d->meta_b, sizeof d->meta_b, "%s (%s)", b->model_hash,
+                 b->model_hash_algo ? b->model_hash_algo : "null");
+        return;
+    }
     STR(model_hash)
+    STR(model_hash_algo)
     STR(text_hash)
     STR(method)
     NUM(seed, "%llu", unsigned long long)

@@ -70,6 +70,9 @@ typedef struct TraceDiff {
     /* The first differing sidecar key, if any ("" when the sidecars agree). */
     char meta_key[32];
     char meta_a[96], meta_b[96];
+    /* meta_key is model_hash, and the two hashes were made by different
+     * algorithms (meta_a and meta_b name them): not comparable. */
+    int meta_hash_algos_differ;
 } TraceDiff;
 
 /* Compare a with b into *out (initialised here; trace_diff_done frees it).

@@ -16,6 +16,15 @@ expect_rc 0
 expect_out_contains "GPT2LMHeadModel"
 expect_out_contains "parameters    30,624"
 expect_out_contains "tied"
+expect_out_contains "(xxh64-tree)"
+# the hash older traces and policy files hold (drrl info at 97b8b34)
+run "$DRRL" info --hash-algo fnv1a64 "$FIXTURES/gpt2-tiny-b"
+expect_rc 0
+expect_out_contains "weights hash  d0e943444c675d13 (fnv1a64)"
+run "$DRRL" info --hash-algo md5 "$FIXTURES/gpt2-tiny-b"
+expect_rc 2
+expect_one_line_error
+expect_err_contains "--hash-algo: 'md5'"
 run "$DRRL" info "$FIXTURES/llama-sharded-f16"
 expect_rc 0
 expect_out_contains "dtype         F16"

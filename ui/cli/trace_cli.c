@@ -36,6 +36,7 @@ DrrlStatus trace_cli_meta(Session *s, const AttnCoreConfig *cfg, TraceMeta *m, D
     if ((st = trace_meta_set_str(&m->drrl_version, PACKAGE_VERSION, err)) ||
         (st = trace_meta_set_str(&m->model_path, model->dir, err)) ||
         (st = trace_meta_set_str(&m->model_hash, model_hash(model), err)) ||
+        (st = trace_meta_set_str(&m->model_hash_algo, MODEL_HASH_ALGO, err)) ||
         (st = trace_meta_set_str(&m->text_hash, text_hash, err)) ||
         (st = trace_meta_set_str(&m->method, attn_core_method(session_core(s)), err)))
         goto fail;

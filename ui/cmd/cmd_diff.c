@@ -63,6 +63,10 @@ static void print_diff(const char *pa, const char *pb, const TraceStore *a, cons
     }
     if (d->meta_key[0])
         printf("sidecar: %s: A %s, B %s\n", d->meta_key, d->meta_a, d->meta_b);
+    if (d->meta_hash_algos_differ)
+        printf("note: the model hashes were made by different algorithms (a trace written "
+               "before drrl named its hash holds fnv1a64): they do not tell whether the "
+               "weights differ; `drrl run` again to compare\n");
     char note[320];
     trace_diff_note(d, note, sizeof note);
     if (note[0])

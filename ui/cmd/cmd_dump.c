@@ -30,7 +30,7 @@ static const char usage[] =
     "  hidden.L [T, d_model] for L = 0..n_layer (transformers' output_hidden_states:\n"
     "  hidden.0 is the embedding output, the last is after the final norm), and\n"
     "  input_ids [T] (I32). The header's metadata holds the loss and the weights'\n"
-    "  hash.\n"
+    "  hash and its algorithm.\n"
     "\n"
     "  --model DIR       a Hugging Face GPT-2 or Llama model directory\n"
     "  --ids IDS         token ids separated by commas or whitespace\n"
@@ -279,10 +279,10 @@ static int dump_write(const Dump *d, const AttnCoreConfig *acfg, const char *out
      * characters that would need JSON escaping and says little). */
     snprintf(meta, sizeof meta,
              "{\"format\":\"pt\",\"producer\":\"drrl %s\",\"method\":\"%s\","
-             "\"architecture\":\"%s\",\"weights_hash\":\"%s\",\"tokens\":\"%zu\","
-             "\"loss\":\"%s\"}",
+             "\"architecture\":\"%s\",\"weights_hash\":\"%s\",\"weights_hash_algo\":\"%s\","
+             "\"tokens\":\"%zu\",\"loss\":\"%s\"}",
              PACKAGE_VERSION, acfg->method.kind == METHOD_FULL ? "exact" : acfg->method.spec,
-             d->m->cfg.arch_name, model_hash(d->m), T, loss_s);
+             d->m->cfg.arch_name, model_hash(d->m), MODEL_HASH_ALGO, T, loss_s);
     DrrlError err;
     int rc = 0;
     if (safetensors_write_flags(out, w, k, meta, oflags, &err) != DRRL_OK)

@@ -11,15 +11,18 @@
 #include "model/tokenizer.h"
 
 static const char usage[] =
-    "usage: drrl info DIR\n"
+    "usage: drrl info [--hash-algo NAME] DIR\n"
     "\n"
     "Load and validate the Hugging Face model directory DIR (config.json and\n"
     "model.safetensors, or a sharded model.safetensors.index.json) and print its\n"
     "architecture, parameter count, layers, heads and kv heads, d_model,\n"
     "head_dim, MLP size, vocabulary, context length, weight dtype, a hash of the\n"
-    "weights, and the tokenizer found.\n"
+    "weights (and its algorithm, as traces record it), and the tokenizer found.\n"
     "\n"
-    "  -h, --help   show this help\n";
+    "  --hash-algo NAME  the weights hash by NAME: xxh64-tree (the default, what\n"
+    "                    drrl records) or fnv1a64 (what traces and policy files\n"
+    "                    written before drrl named its hash hold; slower)\n"
+    "  -h, --help        show this help\n";
 
 /* 1234567 -> "1,234,567" */
 static const char *grouped(size_t v, char *buf, size_t n)
@@ -38,7 +41,8 @@ static const char *grouped(size_t v, char *buf, size_t n)
 
 int cmd_info(int argc, char **argv)
 {
-    const CliOpt opts[] = {CLI_END};
+    const char *algo = MODEL_HASH_ALGO;
+    const CliOpt opts[] = {CLI_STR("hash-algo", &algo), CLI_END};
     int first, r = cli_parse("info", usage, opts, argc, argv, &first);
     if (r != CLI_GO)
         return r;
@@ -47,6 +51,9 @@ int cmd_info(int argc, char **argv)
     if (first + 1 < argc)
         return cli_usage_error("info", "unexpected argument '%s'", argv[first + 1]);
     const char *dir = argv[first];
+    if (strcmp(algo, MODEL_HASH_ALGO) && strcmp(algo, MODEL_HASH_ALGO_V1))
+        return cli_usage_error("info", "--hash-algo: '%s' is not %s or %s", algo,
+                               MODEL_HASH_ALGO, MODEL_HASH_ALGO_V1);
 
     DrrlError err;
     drrl_error_clear(&err);
@@ -89,7 +96,7 @@ int cmd_info(int argc, char **argv)
                cf->norm_eps);
     printf("lm_head       %s\n", cf->tied ? "tied to the token embedding" : "separate");
     printf("dtype         %s (computed in F32)\n", cf->dtype);
-    printf("weights hash  %s\n", model_hash(m));
+    printf("weights hash  %s (%s)\n", model_hash_by(m, algo), algo);
     printf("tokenizer     %s\n", tokdesc);
     model_free(m);
     if (fflush(stdout) != 0)
