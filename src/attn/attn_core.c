@@ -3,6 +3,8 @@
 #include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -54,6 +56,11 @@ typedef struct Side {
     int n_keep, n_recompute, n_keep_stale, n_eigvals;
     DrrlStatus st;
     DrrlError err;
+    /* the call's advance (side_advance to adv_w directions), run by the
+     * first head task of the layer that claims it (advance_help) */
+    int32_t adv_w;
+    size_t adv_pos0, adv_n;
+    atomic_int adv_claim, adv_done;
 } Side;
 
 typedef struct Kv {
@@ -121,8 +128,9 @@ struct AttnCore {
     void *chooser_ctx;
     AttnCacheFn cache_k, cache_v;
     const void *cache_ctx;
-    Forward *pool;     /* whose threads run the refresh and the guard, or NULL */
-    int64_t *seg_done; /* (L): last segment whose boundary was processed */
+    Forward *pool;        /* whose threads run the refresh and the guard, or NULL */
+    int64_t *seg_done;    /* (L): last segment whose boundary was processed */
+    uint8_t *adv_pending; /* (L): the layer's advance is set up, not yet merged */
     uint64_t rng;
     /* baselines */
     Perf *perf;    /* (L, K) performer state */
@@ -274,6 +282,7 @@ DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCo
     ac->callfl = calloc(LH * FLOPS_CAT_COUNT, sizeof *ac->callfl);
     ac->callrow = calloc(LH * FLOPS_CAT_COUNT, sizeof *ac->callrow);
     ac->seg_done = calloc((size_t)ac->L, sizeof *ac->seg_done);
+    ac->adv_pending = calloc((size_t)ac->L, sizeof *ac->adv_pending);
     ac->dec_energy = calloc((size_t)ac->H * G, sizeof *ac->dec_energy);
     ac->dec_bound = calloc((size_t)ac->H * G, sizeof *ac->dec_bound);
     ac->dec_guard = calloc((size_t)ac->H * G, sizeof *ac->dec_guard);
@@ -292,10 +301,10 @@ DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCo
     ac->dec_rank = calloc((size_t)ac->H, sizeof *ac->dec_rank);
     ac->dec_probs = calloc((size_t)ac->H * G, sizeof *ac->dec_probs);
     ac->dec_value = calloc((size_t)ac->H, sizeof *ac->dec_value);
-    if (!ac->kv || !ac->hs || !ac->callfl || !ac->callrow || !ac->seg_done || !ac->dec_energy ||
-        !ac->dec_bound || !ac->dec_guard || !ac->dec_gdone || !ac->segq || !ac->sego ||
-        !ac->sego_r || !ac->dec_mask || !ac->dec_prev || !ac->dec_rank || !ac->dec_probs ||
-        !ac->dec_value) {
+    if (!ac->kv || !ac->hs || !ac->callfl || !ac->callrow || !ac->seg_done ||
+        !ac->adv_pending || !ac->dec_energy || !ac->dec_bound || !ac->dec_guard ||
+        !ac->dec_gdone || !ac->segq || !ac->sego || !ac->sego_r || !ac->dec_mask ||
+        !ac->dec_prev || !ac->dec_rank || !ac->dec_probs || !ac->dec_value) {
         st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
         goto fail;
     }
@@ -345,7 +354,7 @@ void attn_core_free(AttnCore *ac)
         }
     DRRL_FREE(ac->perf, ac->nys, ac->bl_out, ac->qh);
     free(ac->kv), free(ac->hs), free(ac->rows), free(ac->callfl), free(ac->callrow),
-        free(ac->seg_done);
+        free(ac->seg_done), free(ac->adv_pending);
     DRRL_FREE(ac->dec_energy, ac->dec_bound, ac->dec_mask, ac->dec_prev, ac->dec_guard,
               ac->dec_gdone, ac->segq, ac->sego, ac->sego_r, ac->ratios, ac->dec_rank,
               ac->dec_probs, ac->dec_value);
@@ -363,7 +372,7 @@ void attn_core_reset(AttnCore *ac)
         h->n_masked = 0, h->n_probs = 0, h->value = NAN, h->guard = NAN, h->guard_ok = 1;
     }
     for (int32_t l = 0; l < ac->L; l++)
-        ac->seg_done[l] = 0;
+        ac->seg_done[l] = 0, ac->adv_pending[l] = 0;
     flops_clear(&ac->exec), flops_clear(&ac->exact);
     memset(&ac->stats, 0, sizeof ac->stats);
     ac->n_ratios = 0;
@@ -1209,45 +1218,117 @@ static void side_advance(AttnCore *ac, int32_t l, int32_t g, int si, size_t pos0
     }
 }
 
-/* Run phase (0: boundary at pos, 1: advance rows) over the 2 K sides of
- * layer l, one task per side on the bound forward's threads. Each side's
- * work is sequential code on one thread, so results do not depend on the
- * thread count. */
+/* The boundary at pos of the 2 K sides of layer l, one task per side on
+ * the bound forward's threads. Each side's work is sequential code on one
+ * thread, so results do not depend on the thread count. */
 typedef struct SideTask {
     AttnCore *ac;
-    int32_t l, phase;
+    int32_t l;
     int64_t pos;
-    size_t pos0, n;
-    const int32_t *w_need; /* (K) */
 } SideTask;
 
 static void side_task(void *arg, size_t i, int worker)
 {
     (void)worker;
     SideTask *t = arg;
-    int32_t g = (int32_t)(i / 2);
-    int si = (int)(i % 2);
-    if (t->phase == 0)
-        side_boundary(t->ac, t->l, g, si, t->pos);
-    else
-        side_advance(t->ac, t->l, g, si, t->pos0, t->n, t->w_need[g]);
+    side_boundary(t->ac, t->l, (int32_t)(i / 2), (int)(i % 2), t->pos);
 }
 
-static DrrlStatus run_sides(AttnCore *ac, int32_t l, int phase, int64_t pos, size_t pos0,
-                            size_t n, const int32_t *w_need, DrrlError *err)
+static void sides_clear(AttnCore *ac, int32_t l);
+static DrrlStatus sides_merge(AttnCore *ac, int32_t l, DrrlError *err);
+
+static DrrlStatus run_boundaries(AttnCore *ac, int32_t l, int64_t pos, DrrlError *err)
 {
-    int32_t ns = 2 * ac->K;
-    for (int32_t i = 0; i < ns; i++) {
+    sides_clear(ac, l);
+    /* tiny work (small heads) is not worth a thread */
+    int nt = (size_t)ac->D * ac->D * 128 < 65536 ? 1 : core_threads(ac);
+    SideTask task = {ac, l, pos};
+    core_parallel(ac, (size_t)(2 * ac->K), nt, side_task, &task);
+    return sides_merge(ac, l, err);
+}
+
+/* The call's new rows of layer l's sides: side_advance to the width set up
+ * in layer_begin, then the side's res2, one side at a time, each claimed by
+ * whichever thread comes first. The layer's head tasks (head_fn) run this
+ * before their kernels, inside the forward's attention stage: the
+ * projection then needs no stage, and no meeting of the threads, of its
+ * own (one fewer per layer and call; on a loaded machine each meeting waits
+ * for the other thread to be scheduled). A side's advance is sequential
+ * code on one thread, so the numbers do not depend on which thread or how
+ * many. */
+static void advance_help(AttnCore *ac, int32_t l)
+{
+    for (int32_t i = 0; i < 2 * ac->K; i++) {
+        Side *s = &kv_at(ac, l, i / 2)->s[i % 2];
+        if (atomic_load_explicit(&s->adv_claim, memory_order_relaxed) ||
+            atomic_exchange_explicit(&s->adv_claim, 1, memory_order_acq_rel))
+            continue;
+        side_advance(ac, l, i / 2, i % 2, s->adv_pos0, s->adv_n, s->adv_w);
+        side_res2_all(s, ac->D, s->res2);
+        atomic_store_explicit(&s->adv_done, 1, memory_order_release);
+    }
+}
+
+/* Wait until kv head g's two sides of layer l are advanced (by this thread
+ * or another that claimed them in advance_help). */
+static void advance_wait(AttnCore *ac, int32_t l, int32_t g)
+{
+    for (int si = 0; si < 2; si++) {
+        Side *s = &kv_at(ac, l, g)->s[si];
+        for (unsigned k = 0; !atomic_load_explicit(&s->adv_done, memory_order_acquire); k++) {
+#if defined(__x86_64__) || defined(__i386__)
+            if (k < 4000) {
+                __builtin_ia32_pause();
+                continue;
+            }
+#endif
+            sched_yield();
+        }
+    }
+}
+
+/* Set up layer l's advance of rows [pos0, pos0 + n) to w_need[g] directions. */
+static void advance_begin(AttnCore *ac, int32_t l, size_t pos0, size_t n, const int32_t *w_need)
+{
+    sides_clear(ac, l);
+    for (int32_t i = 0; i < 2 * ac->K; i++) {
+        Side *s = &kv_at(ac, l, i / 2)->s[i % 2];
+        s->adv_w = w_need[i / 2], s->adv_pos0 = pos0, s->adv_n = n;
+        atomic_store_explicit(&s->adv_claim, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->adv_done, 0, memory_order_relaxed);
+    }
+    ac->adv_pending[l] = 1;
+}
+
+/* After the attention stage (or instead of it, if it never ran): any side
+ * still to advance advanced here, then the work merged into the ledger. */
+static DrrlStatus advance_end(AttnCore *ac, int32_t l, DrrlError *err)
+{
+    if (!ac->adv_pending[l])
+        return DRRL_OK;
+    advance_help(ac, l);
+    ac->adv_pending[l] = 0;
+    return sides_merge(ac, l, err);
+}
+
+/* Before a layer's side work: every side's per-call accumulators cleared. */
+static void sides_clear(AttnCore *ac, int32_t l)
+{
+    for (int32_t i = 0; i < 2 * ac->K; i++) {
         Side *s = &kv_at(ac, l, i / 2)->s[i % 2];
         memset(s->fl, 0, sizeof s->fl);
         memset(s->fl_row, 0, sizeof s->fl_row);
         s->n_keep = s->n_recompute = s->n_keep_stale = s->n_eigvals = 0;
         s->st = DRRL_OK;
     }
-    /* tiny work (one token, small heads) is not worth a thread */
-    int nt = (size_t)ac->D * ac->D * (phase == 0 ? 128 : n) < 65536 ? 1 : core_threads(ac);
-    SideTask task = {ac, l, phase, pos, pos0, n, w_need};
-    core_parallel(ac, (size_t)ns, nt, side_task, &task);
+}
+
+/* After it, on the calling thread in side order: their work into the
+ * ledger (boundary work on the segment's first row, the rows' own spread
+ * over the call), their counts into the statistics; the first error. */
+static DrrlStatus sides_merge(AttnCore *ac, int32_t l, DrrlError *err)
+{
+    int32_t ns = 2 * ac->K;
     DrrlStatus st = DRRL_OK;
     for (int32_t i = 0; i < ns; i++) {
         Side *s = &kv_at(ac, l, i / 2)->s[i % 2];
@@ -1684,6 +1765,11 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, 
     DrrlStatus st;
     int64_t T = ac->cfg.segment;
     if (layer == 0) {
+        /* a call that stopped before its attention (an error) left its
+         * advances set up: they run now, before this call's rows */
+        for (int32_t l = 0; l < ac->L; l++)
+            if ((st = advance_end(ac, l, err)))
+                return st;
         if ((st = ensure_rows(ac, n, err)))
             return st;
         ac->call_n = n, ac->call_pos0 = pos0;
@@ -1716,7 +1802,7 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, 
          * force for it, before the refresh replaces them */
         if ((st = guard_layer(ac, layer, seg, err)))
             return st;
-        if ((st = run_sides(ac, layer, 0, (int64_t)pos0, 0, 0, NULL, err)))
+        if ((st = run_boundaries(ac, layer, (int64_t)pos0, err)))
             return st;
         ac->seg_done[layer] = seg;
     }
@@ -1749,14 +1835,11 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, 
                 w_need[g] = r;
         }
     }
-    st = run_sides(ac, layer, 1, 0, pos0, n, w_need, err);
+    advance_begin(ac, layer, pos0, n, w_need);
     if (w_need != wbuf)
         free(w_need);
-    for (int32_t g = 0; g < ac->K && st == DRRL_OK; g++)
-        for (int si = 0; si < 2; si++)
-            side_res2_all(&kv_at(ac, layer, g)->s[si], ac->D, kv_at(ac, layer, g)->s[si].res2);
     guard_keep_queries(ac, layer, pos0, n, q);
-    return st;
+    return DRRL_OK;
 }
 
 /* The refresh works on D x D matrices and segment-sized blocks, far too
@@ -1996,6 +2079,10 @@ static void record_rows(AttnCore *ac, const ForwardAttnArgs *a, const HeadState 
 static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
 {
     AttnCore *ac = ctx;
+    if (ac->adv_pending[a->layer]) {
+        advance_help(ac, a->layer);
+        advance_wait(ac, a->layer, a->kv_head);
+    }
     int64_t t0 = clock_now_ns();
     int32_t l = a->layer, h = a->head, D = a->head_dim;
     size_t n = a->n, N = a->n_keys, row0 = a->pos0 - ac->call_pos0;
@@ -2192,6 +2279,11 @@ DrrlStatus attn_core_finish_call(AttnCore *ac, size_t pos0, size_t n, const char
                           "attn_core: finish_call(%zu, %zu) does not "
                           "match the last forward call (%zu, %zu)",
                           pos0, n, ac->call_pos0, ac->call_n);
+    for (int32_t l = 0; l < ac->L; l++) {
+        DrrlStatus st = advance_end(ac, l, err);
+        if (st)
+            return st;
+    }
     TraceRecord rec;
     for (size_t i = 0; i < n; i++) {
         step_flops(ac, i, n, &ac->stats.flops_executed, &ac->stats.flops_exact);
