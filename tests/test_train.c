@@ -326,6 +326,96 @@ Test(train, attention_lowrank_full_rank_is_exact)
     lr_free(&k);
 }
 
+/* ---- spectral tail of the rank-r bases (--ra-tail) ---- */
+typedef struct {
+    LrCtx *k;
+    double *tail;
+    float coef;
+} TailCtx;
+/* coef * sum over items of (f_K + f_V), bases fixed */
+static double tail_loss(void *pv)
+{
+    TailCtx *c = pv;
+    const TrainAttnShape *s = &c->k->a.s;
+    size_t D = s->n_head * s->head_dim, items = s->b * s->n_head * c->k->lr.n_seg;
+    train_ops_lowrank_tail(NULL, s, &c->k->lr, c->k->a.qkv + D, c->k->a.qkv + 2 * D, c->tail);
+    double sum = 0;
+    for (size_t i = 0; i < 2 * items; i++)
+        sum += c->tail[i];
+    return c->coef * sum;
+}
+
+/* The tail fractions against a direct computation, their gradient against
+ * finite differences, and the same bits from a pool of 3 threads. The loss
+ * is computed in double from float inputs, so the difference quotient is
+ * limited by truncation (h^2/6 f''' ~ 1e-6 here) and by the rounding of
+ * x +- h to float (relative 2^-24 |x| / h ~ 1e-5): the bound is
+ * |fd - an| <= 1e-4 + 1e-3 |an|, against gradients of order 0.05. */
+Test(train_grad, lowrank_tail)
+{
+    size_t b = 2, t = 13, h = 2, hd = 6, seg = 4, D = h * hd, n = b * t;
+    int32_t rank[2 * 2 * 4] = {6, 2, 4, 6, 6, 1, 3, 5, 6, 4, 2, 2, 6, 3, 6, 1};
+    LrCtx k = lr_setup(b, t, h, hd, seg, rank);
+    size_t items = b * h * k.lr.n_seg;
+    double *tail = calloc(2 * items, sizeof *tail), *tail3 = calloc(2 * items, sizeof *tail3);
+    TailCtx c = {&k, tail, 0.7f};
+    size_t n_active =
+        train_ops_lowrank_tail(NULL, &k.a.s, &k.lr, k.a.qkv + D, k.a.qkv + 2 * D, tail);
+    cr_expect_eq(n_active, 10, "active items %zu", n_active); /* 12 after segment 0, 2 at 6 */
+    /* f_K of (b 0, h 0, segment 1, rank 2) directly: sum |x - x P|^2 / sum |x|^2 */
+    const float *P = k.lr.proj + ((0 * h + 0) * k.lr.n_seg + 1) * 2 * hd * hd;
+    double res = 0, nrm = 0;
+    for (size_t r = seg; r < 2 * seg; r++) {
+        const float *x = k.a.qkv + r * 3 * D + D;
+        for (size_t j = 0; j < hd; j++) {
+            double y = 0;
+            for (size_t i = 0; i < hd; i++)
+                y += (double)x[i] * P[i * hd + j];
+            res += (x[j] - y) * (x[j] - y), nrm += (double)x[j] * x[j];
+        }
+    }
+    cr_expect(fabs(tail[2 * 1] - res / nrm) < 1e-12, "f_K %.9g vs %.9g", tail[2], res / nrm);
+    cr_expect(tail[2 * 1] > 0.2 && tail[2 * 1] < 1.0, "f_K at rank 2 of 6: %g", tail[2]);
+    cr_expect(tail[0] == 0 && tail[1] == 0, "segment 0 is exact: no tail");
+    /* gradient, accumulated (+=) onto what is there */
+    float *dqkv = malloc(n * 3 * D * 4), *base = malloc(n * 3 * D * 4);
+    fill(base, n * 3 * D, 0.1);
+    memcpy(dqkv, base, n * 3 * D * 4);
+    train_ops_lowrank_tail_backward(NULL, &k.a.s, &k.lr, dqkv + D, dqkv + 2 * D, k.a.qkv + D,
+                                    k.a.qkv + 2 * D, c.coef);
+    double worst = 0, gmax = 0;
+    for (size_t i = 0; i < n * 3 * D; i++) {
+        float keep = k.a.qkv[i];
+        k.a.qkv[i] = keep + (float)H_FD;
+        double lp = tail_loss(&c);
+        k.a.qkv[i] = keep - (float)H_FD;
+        double lm = tail_loss(&c);
+        k.a.qkv[i] = keep;
+        double fd = (lp - lm) / (2 * H_FD), an = (double)dqkv[i] - base[i];
+        worst = fmax(worst, fabs(fd - an) - 1e-3 * fabs(an));
+        gmax = fmax(gmax, fabs(an));
+        cr_expect(fabs(fd - an) <= 1e-4 + 1e-3 * fabs(an),
+                  "tail d[%zu]: fd %.8g, backward %.8g", i, fd, an);
+    }
+    cr_expect(gmax > 1e-2, "the tail gradient must not vanish (max %g)", gmax);
+    /* a pool of 3 threads: the same bits */
+    TrainPool *pool;
+    cr_assert_eq(train_pool_new(3, &pool, NULL), DRRL_OK);
+    float *dqkv3 = malloc(n * 3 * D * 4);
+    memcpy(dqkv3, base, n * 3 * D * 4);
+    cr_expect_eq(
+        train_ops_lowrank_tail(pool, &k.a.s, &k.lr, k.a.qkv + D, k.a.qkv + 2 * D, tail3),
+        n_active);
+    train_ops_lowrank_tail_backward(pool, &k.a.s, &k.lr, dqkv3 + D, dqkv3 + 2 * D, k.a.qkv + D,
+                                    k.a.qkv + 2 * D, c.coef);
+    tail_loss(&c);
+    cr_expect(memcmp(tail, tail3, 2 * items * sizeof *tail) == 0);
+    cr_expect(memcmp(dqkv, dqkv3, n * 3 * D * 4) == 0);
+    train_pool_free(pool);
+    free(tail), free(tail3), free(dqkv), free(dqkv3), free(base);
+    lr_free(&k);
+}
+
 /* ---- SwiGLU ---- */
 typedef struct {
     size_t n, f;
@@ -506,6 +596,67 @@ Test(train_grad, model_rank_aware)
     model_check(1, 1);
 }
 
+/* The tail penalty through the whole model: the gradient it adds (with
+ * lambda 1.5, minus the gradient without it) against finite differences of
+ * the penalty alone, the bases frozen as in backward; tolerance as for the
+ * model checks above (float32 activations). */
+static double model_tail(void *p)
+{
+    ModelCtx *k = p;
+    train_model_forward(k->m, k->a, NULL, k->tok, k->tgt, 0, NULL);
+    return train_acts_tail(k->a, NULL, NULL, NULL);
+}
+Test(train_grad, model_rank_aware_tail)
+{
+    ModelCtx k;
+    cr_assert_eq(train_model_new(&tiny, &k.m, NULL), DRRL_OK);
+    cr_assert_eq(train_acts_new(k.m, 2, 8, 1, 1, &k.a, NULL), DRRL_OK);
+    cr_assert_eq(train_acts_set_lowrank(k.a, k.m, 3, NULL), DRRL_OK);
+    size_t n_seg;
+    int32_t *rk = train_acts_ranks(k.a, &n_seg);
+    for (size_t i = 0; i < 2 * 2 * 2 * 3; i++)
+        rk[i] = 1 + (int32_t)(i * 5 % 8);
+    train_model_init(k.m, 7);
+    for (size_t i = 0; i < k.m->n_tensors; i++)
+        if (k.m->tensors[i].ndim == 2)
+            fill(k.m->tensors[i].w, k.m->tensors[i].numel, 0.4);
+    for (int i = 0; i < 16; i++) {
+        k.tok[i] = (uint8_t)(urand() * 256);
+        k.tgt[i] = (uint8_t)(urand() * 256);
+    }
+    size_t np = k.m->n_params;
+    float *g0 = malloc(np * 4), *g1 = malloc(np * 4);
+    train_model_zero_grad(k.m);
+    model_loss(&k); /* bases computed here, then frozen */
+    train_acts_lowrank_debug(k.a, 1, 0);
+    size_t items;
+    double tk, tv;
+    cr_expect(train_acts_tail(k.a, &items, &tk, &tv) == 0 && items == 0, "lambda 0: no tail");
+    train_model_backward(k.m, k.a, NULL, k.tok);
+    memcpy(g0, k.m->grads, np * 4);
+    train_acts_lowrank_tail(k.a, 1.5);
+    train_model_zero_grad(k.m);
+    double pen = model_tail(&k);
+    train_acts_tail(k.a, &items, &tk, &tv);
+    cr_expect(items > 0 && tk > 0 && tv > 0 && fabs(pen - 1.5 * (tk + tv)) < 1e-12,
+              "%zu items, tail K %g V %g, penalty %g", items, tk, tv, pen);
+    train_model_backward(k.m, k.a, NULL, k.tok);
+    memcpy(g1, k.m->grads, np * 4);
+    double gmax = 0;
+    for (size_t i = 0; i < np; i++) {
+        g1[i] -= g0[i];
+        gmax = fmax(gmax, fabs(g1[i]));
+    }
+    cr_expect(gmax > 1e-2, "the penalty must add gradient (max %g)", gmax);
+    for (size_t i = 0; i < k.m->n_tensors; i++) {
+        TrainTensor *t = &k.m->tensors[i];
+        check_grad(t->name, t->w, g1 + (t->w - k.m->params), t->numel, model_tail, &k, 24);
+    }
+    free(g0), free(g1);
+    train_acts_free(k.a);
+    train_model_free(k.m);
+}
+
 /* ---- schedule ---- */
 Test(train, lr_schedule)
 {
@@ -658,6 +809,118 @@ Test(train, rank_aware_resume)
     train_session_free(a);
     train_session_free(b);
     train_session_free(e);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -f '%s' '%s'", text, ck);
+    cr_expect_eq(system(cmd), 0);
+    free(text);
+}
+
+/* --ra-tail 0 is off: three model-level training steps with lambda 0 give
+ * the same loss bytes and parameters as acts that never heard of the
+ * penalty (the code before it); lambda > 0 leaves the first loss alone
+ * (the penalty is not in it) and changes the training after. */
+static void tail_steps(double lambda, int set, double *loss, float *params)
+{
+    TrainModel *m;
+    TrainActs *a;
+    cr_assert_eq(train_model_new(&tiny, &m, NULL), DRRL_OK);
+    cr_assert_eq(train_acts_new(m, 2, 8, 1, 1, &a, NULL), DRRL_OK);
+    cr_assert_eq(train_acts_set_lowrank(a, m, 3, NULL), DRRL_OK);
+    if (set)
+        train_acts_lowrank_tail(a, lambda);
+    int32_t *rk = train_acts_ranks(a, NULL);
+    for (size_t i = 0; i < 2 * 2 * 2 * 3; i++)
+        rk[i] = 1 + (int32_t)(i * 5 % 8);
+    train_model_init(m, 7);
+    float *m1 = calloc(m->n_params, 4), *m2 = calloc(m->n_params, 4);
+    uint8_t tok[16], tgt[16];
+    for (int i = 0; i < 16; i++)
+        tok[i] = (uint8_t)(i * 37 + 5), tgt[i] = (uint8_t)(i * 11 + 3);
+    TrainAdamW adam = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f};
+    for (long s = 0; s < 3; s++) {
+        train_model_zero_grad(m);
+        loss[s] = train_model_forward(m, a, NULL, tok, tgt, 0, NULL);
+        train_model_backward(m, a, NULL, tok);
+        train_model_adamw(m, NULL, m1, m2, &adam, s + 1, 1.0f);
+    }
+    memcpy(params, m->params, m->n_params * 4);
+    free(m1), free(m2);
+    train_acts_free(a);
+    train_model_free(m);
+}
+
+static int record_step(void *user, const TrainProgress *p)
+{
+    double *rec = user; /* per step: loss, tail K, tail V */
+    if (p->event == TRAIN_EVENT_STEP && p->step <= 8) {
+        rec[3 * (p->step - 1)] = p->loss;
+        rec[3 * (p->step - 1) + 1] = p->tail_k;
+        rec[3 * (p->step - 1) + 2] = p->tail_v;
+    }
+    return 0;
+}
+
+Test(train, ra_tail_zero_unchanged)
+{
+    TrainModel *probe;
+    cr_assert_eq(train_model_new(&tiny, &probe, NULL), DRRL_OK);
+    size_t np = probe->n_params;
+    train_model_free(probe);
+    double l_none[3], l_zero[3], l_on[3];
+    float *p_none = malloc(np * 4), *p_zero = malloc(np * 4), *p_on = malloc(np * 4);
+    tail_steps(0.0, 0, l_none, p_none);
+    tail_steps(0.0, 1, l_zero, p_zero);
+    tail_steps(2.0, 1, l_on, p_on);
+    cr_expect(memcmp(l_none, l_zero, sizeof l_none) == 0, "lambda 0: loss bytes changed");
+    cr_expect(memcmp(p_none, p_zero, np * 4) == 0, "lambda 0: parameters changed");
+    cr_expect(l_on[0] == l_none[0], "the penalty is not part of the returned loss");
+    cr_expect(memcmp(p_none, p_on, np * 4) != 0, "lambda 2 must change training");
+    free(p_none), free(p_zero), free(p_on);
+
+    /* The session: progress shows the tail only when on; a tail run resumes
+     * bit for bit with other thread counts (lambda travels in the
+     * checkpoint); the penalty needs rank-aware training. */
+    char *text = write_text("tail");
+    char ck[256];
+    snprintf(ck, sizeof ck, "%s.ckpt", text);
+    TrainOptions o = small_opts();
+    o.steps = 8;
+    o.eval_every = 0;
+    o.rank_aware = 1;
+    o.ra_segment = 8;
+    o.ra_r_min = 2;
+    o.ra_r_step = 2;
+    o.ra_r_max = 6;
+    DrrlError err;
+    TrainSession *a, *b, *c;
+    double ra[24], rb[24];
+    cr_assert_eq(train_session_new(&o, text, text, 1, &a, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(train_session_run(a, NULL, 0, record_step, ra, &err), DRRL_OK, "%s", err.msg);
+    o.ra_tail = 1.0;
+    cr_assert_eq(train_session_new(&o, text, text, 1, &b, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(train_session_run(b, NULL, 0, record_step, rb, &err), DRRL_OK, "%s", err.msg);
+    cr_expect(ra[0] == rb[0], "step 1: same loss (%.9g vs %.9g)", ra[0], rb[0]);
+    for (int s = 0; s < 8; s++) {
+        cr_expect(isnan(ra[3 * s + 1]) && isnan(ra[3 * s + 2]), "off: no tail reported");
+        cr_expect(rb[3 * s + 1] > 0 && rb[3 * s + 1] < 1 && rb[3 * s + 2] > 0 &&
+                      rb[3 * s + 2] < 1,
+                  "step %d: tail K %g V %g", s + 1, rb[3 * s + 1], rb[3 * s + 2]);
+    }
+    TrainModel *mb = train_session_model(b);
+    cr_expect(memcmp(train_session_model(a)->params, mb->params, mb->n_params * 4) != 0);
+    cr_assert_eq(train_session_new(&o, text, text, 2, &c, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(train_session_run(c, ck, 1e-9, NULL, NULL, &err), DRRL_OK, "%s", err.msg);
+    train_session_free(c);
+    cr_assert_eq(train_session_resume(ck, text, text, 3, &c, &err), DRRL_OK, "%s", err.msg);
+    cr_expect(train_session_options(c)->ra_tail == 1.0);
+    cr_assert_eq(train_session_run(c, NULL, 0, NULL, NULL, &err), DRRL_OK, "%s", err.msg);
+    cr_expect(memcmp(train_session_model(c)->params, mb->params, mb->n_params * 4) == 0,
+              "tail run resumed with other thread counts must be bit-identical");
+    train_session_free(c);
+    o.rank_aware = 0;
+    cr_expect_eq(train_session_new(&o, text, text, 1, &c, &err), DRRL_E_USAGE);
+    train_session_free(a);
+    train_session_free(b);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -f '%s' '%s'", text, ck);
     cr_expect_eq(system(cmd), 0);

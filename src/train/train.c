@@ -159,6 +159,9 @@ static DrrlStatus options_check(const TrainOptions *o, DrrlError *err)
         return drrl_error(err, DRRL_E_USAGE,
                           "train: rank-aware needs segment >= 1, 0 <= r_min <= head_dim, "
                           "step >= 0 and 0 <= p_exact <= 1");
+    if (!(o->ra_tail >= 0 && o->ra_tail <= 1e6) || (o->ra_tail > 0 && !o->rank_aware))
+        return drrl_error(err, DRRL_E_USAGE,
+                          "train: the tail penalty needs rank-aware training and 0..1e6");
     if (!(o->lr > 0) || !(o->min_lr >= 0) || !(o->weight_decay >= 0) ||
         !(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) || !(o->eps > 0) ||
         !(o->clip >= 0))
@@ -198,6 +201,7 @@ static DrrlStatus session_setup(TrainSession *s, const char *train_path, const c
     if (s->opt.rank_aware &&
         (st = train_acts_set_lowrank(s->acts, s->model, s->opt.ra_segment, err)))
         return st;
+    train_acts_lowrank_tail(s->acts, s->opt.ra_tail);
     size_t n = s->opt.batch * s->opt.ctx;
     s->m1 = calloc(s->model->n_params, sizeof(float));
     s->m2 = calloc(s->model->n_params, sizeof(float));
@@ -265,9 +269,9 @@ static void ckpt_pack(const TrainSession *s, int64_t *iv, double *dv)
                    o->ra_r_min,
                    o->ra_r_step,
                    o->ra_r_max};
-    double d[] = {c->rms_eps,      c->rope_theta, o->lr,        o->min_lr,
-                  o->weight_decay, o->beta1,      o->beta2,     o->eps,
-                  o->clip,         s->elapsed,    s->valid_bpb, o->ra_p_exact};
+    double d[] = {c->rms_eps,   c->rope_theta, o->lr,     o->min_lr, o->weight_decay,
+                  o->beta1,     o->beta2,      o->eps,    o->clip,   s->elapsed,
+                  s->valid_bpb, o->ra_p_exact, o->ra_tail};
     memcpy(iv, i, sizeof i);
     memcpy(dv, d, sizeof d);
 }
@@ -299,6 +303,7 @@ static void ckpt_unpack(TrainOptions *o, long *step, double *elapsed, double *vb
     o->ra_r_step = (int)iv[21];
     o->ra_r_max = (int)iv[22];
     o->ra_p_exact = dv[11];
+    o->ra_tail = dv[12]; /* 0 in older checkpoints: off */
     c->rms_eps = (float)dv[0];
     c->rope_theta = dv[1];
     o->lr = dv[2];
@@ -536,7 +541,7 @@ DrrlStatus train_session_run(TrainSession *s, const char *ckpt_path, double max_
     const TrainOptions *o = &s->opt;
     double t0 = clock_now_s(), elapsed0 = s->elapsed;
     long step0 = s->step;
-    TrainProgress pr = {.steps = o->steps, .valid_bpb = NAN};
+    TrainProgress pr = {.steps = o->steps, .valid_bpb = NAN, .tail_k = NAN, .tail_v = NAN};
     DrrlStatus st = DRRL_OK;
     int stop = 0;
     /* The checkpoint's path under the output rule before the first step. */
@@ -550,6 +555,9 @@ DrrlStatus train_session_run(TrainSession *s, const char *ckpt_path, double max_
         train_model_zero_grad(s->model);
         double loss = train_model_forward(s->model, s->acts, s->pool, s->tok, s->tgt, 0, NULL);
         loss /= (double)(o->batch * o->ctx);
+        double tail_k = NAN, tail_v = NAN;
+        if (o->ra_tail > 0 && !isfinite(train_acts_tail(s->acts, NULL, &tail_k, &tail_v)))
+            loss = NAN;
         if (!isfinite(loss))
             return drrl_error(err, DRRL_E_NUMERIC,
                               "train: loss is not finite at step %ld (lower --lr?)", step);
@@ -573,7 +581,9 @@ DrrlStatus train_session_run(TrainSession *s, const char *ckpt_path, double max_
                              s->elapsed,
                              (double)(o->steps - s->step) * (now - t0) /
                                  (double)(s->step - step0),
-                             s->valid_bpb};
+                             s->valid_bpb,
+                             tail_k,
+                             tail_v};
         if (fn && fn(user, &pr))
             stop = 1;
         int last = s->step == o->steps;

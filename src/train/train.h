@@ -45,6 +45,11 @@ typedef struct TrainOptions {
     int ra_r_min, ra_r_step; /* 0: head_dim / 8 each (the engine's default grid) */
     int ra_r_max;            /* highest reduced rank drawn (0: any below head_dim) */
     double ra_p_exact;       /* 0.25 */
+    /* Spectral-tail penalty (needs rank_aware; 0: off): the loss gains
+     * ra_tail * mean over the active (layer, sequence, head, segment) items
+     * of ||K_s (I - P_K)||^2 / ||K_s||^2 + ||V_s (I - P_V)||^2 / ||V_s||^2
+     * (train_acts_lowrank_tail), pushing keys and values towards rank r. */
+    double ra_tail;
 } TrainOptions;
 
 /* The defaults of `drrl train-lm` (a 4-layer, 256-wide model). */
@@ -58,14 +63,15 @@ double train_lr(const TrainOptions *o, long s);
 enum { TRAIN_EVENT_STEP, TRAIN_EVENT_EVAL, TRAIN_EVENT_CHECKPOINT };
 
 typedef struct TrainProgress {
-    int event;            /* TRAIN_EVENT_* */
-    long step, steps;     /* steps done, total */
-    double loss;          /* last step's training loss, nats per byte */
-    double lr, grad_norm; /* grad_norm before clipping */
-    double tok_per_s;     /* over this sitting */
-    double elapsed_s;     /* training time, all sittings */
-    double eta_s;         /* remaining, at this sitting's speed */
-    double valid_bpb;     /* on TRAIN_EVENT_EVAL */
+    int event;             /* TRAIN_EVENT_* */
+    long step, steps;      /* steps done, total */
+    double loss;           /* last step's training loss, nats per byte */
+    double lr, grad_norm;  /* grad_norm before clipping */
+    double tok_per_s;      /* over this sitting */
+    double elapsed_s;      /* training time, all sittings */
+    double eta_s;          /* remaining, at this sitting's speed */
+    double valid_bpb;      /* on TRAIN_EVENT_EVAL */
+    double tail_k, tail_v; /* last step's mean tail fractions (ra_tail > 0), else NaN */
 } TrainProgress;
 
 /* Return nonzero to stop: the loop then saves a checkpoint and returns

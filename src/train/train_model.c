@@ -200,10 +200,14 @@ struct TrainActs {
     double *rms_scratch;
     float *cos_t, *sin_t; /* (T, head_dim / 2) */
     TrainAttnShape shape;
-    int32_t *ranks;  /* (L, B, H, n_seg) rank-aware ranks, or NULL (exact) */
-    float *proj;     /* (Lk, B, H, n_seg, 2, hd, hd) projectors */
-    TrainLowRank lr; /* segment, n_seg, at_full; rank and proj set per layer */
-    int lr_frozen;   /* tests: keep the projectors of the last pass */
+    int32_t *ranks;                  /* (L, B, H, n_seg) rank-aware ranks, or NULL (exact) */
+    float *proj;                     /* (Lk, B, H, n_seg, 2, hd, hd) projectors */
+    TrainLowRank lr;                 /* segment, n_seg, at_full; rank and proj set per layer */
+    int lr_frozen;                   /* tests: keep the projectors of the last pass */
+    double tail_lambda;              /* spectral-tail penalty weight (0: off) */
+    double *tail;                    /* (L, B, H, n_seg, 2) f_K, f_V of the last forward */
+    size_t tail_items;               /* active items of the last forward */
+    double tail_k, tail_v, tail_pen; /* their means; the penalty */
 };
 
 void train_acts_free(TrainActs *a)
@@ -216,7 +220,7 @@ void train_acts_free(TrainActs *a)
                      a->dgu,   a->dh,     a->attn_scratch, a->cos_t, a->sin_t};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
-    DRRL_FREE(a->rms_scratch, a->ranks, a->proj, a);
+    DRRL_FREE(a->rms_scratch, a->ranks, a->proj, a->tail, a);
 }
 
 DrrlStatus train_acts_set_lowrank(TrainActs *a, const TrainModel *m, size_t segment,
@@ -227,14 +231,16 @@ DrrlStatus train_acts_set_lowrank(TrainActs *a, const TrainModel *m, size_t segm
     const TrainModelConfig *c = &m->cfg;
     size_t L = (size_t)c->n_layer, H = (size_t)c->n_head, hd = (size_t)c->head_dim;
     size_t n_seg = (a->t + segment - 1) / segment, cells = a->b * H * n_seg;
-    free(a->ranks), free(a->proj);
-    a->ranks = NULL, a->proj = NULL;
+    DRRL_FREE(a->ranks, a->proj, a->tail);
+    a->ranks = NULL, a->proj = NULL, a->tail = NULL;
     int fail = 0;
     a->ranks = calloc(L * cells, sizeof *a->ranks);
     a->proj = acts_alloc(a->layers_kept * cells, 2 * hd, hd, &fail);
+    if (a->for_training && !(a->tail = calloc(L * cells * 2, sizeof *a->tail)))
+        fail = 1;
     if (!a->ranks || fail) {
-        free(a->ranks), free(a->proj);
-        a->ranks = NULL, a->proj = NULL;
+        DRRL_FREE(a->ranks, a->proj, a->tail);
+        a->ranks = NULL, a->proj = NULL, a->tail = NULL;
         return drrl_error(err, DRRL_E_NOMEM, "train: out of memory for rank-aware attention");
     }
     for (size_t i = 0; i < L * cells; i++)
@@ -254,6 +260,28 @@ int32_t *train_acts_ranks(TrainActs *a, size_t *n_seg)
 void train_acts_lowrank_basis(TrainActs *a, int qk)
 {
     a->lr.key_basis_qk = qk;
+}
+
+void train_acts_lowrank_tail(TrainActs *a, double lambda)
+{
+    a->tail_lambda = lambda;
+}
+
+double train_acts_tail(const TrainActs *a, size_t *n_items, double *tail_k, double *tail_v)
+{
+    if (n_items)
+        *n_items = a->tail_items;
+    if (tail_k)
+        *tail_k = a->tail_k;
+    if (tail_v)
+        *tail_v = a->tail_v;
+    return a->tail_pen;
+}
+
+/* Whether training forward and backward carry the tail penalty. */
+static int acts_tail_on(const TrainActs *a)
+{
+    return a->tail && a->for_training && a->tail_lambda > 0;
 }
 
 void train_acts_lowrank_debug(TrainActs *a, int frozen, int at_full)
@@ -369,6 +397,8 @@ double train_model_forward(TrainModel *m, TrainActs *a, TrainPool *pool, const u
     size_t L = (size_t)c->n_layer, C = (size_t)c->d_model, F = (size_t)c->d_ff;
     size_t H = (size_t)c->n_head, hd = (size_t)c->head_dim, D = H * hd;
     size_t n = a->n, V = TRAIN_VOCAB;
+    size_t tail_cells = a->ranks ? a->b * H * a->lr.n_seg * 2 : 0;
+    a->tail_items = 0, a->tail_k = a->tail_v = a->tail_pen = 0.0;
     train_ops_embedding_forward(pool, a->x, m->wte, tokens, n, C);
     for (size_t l = 0; l < L; l++) {
         size_t k = a->for_training ? l : 0;
@@ -386,6 +416,9 @@ double train_model_forward(TrainModel *m, TrainActs *a, TrainPool *pool, const u
         if (lr) {
             if (!a->lr_frozen)
                 train_ops_lowrank_bases(pool, &a->shape, lr, qkv, qkv + D, qkv + 2 * D);
+            if (acts_tail_on(a)) /* before q is projected; k and v stay as they are */
+                a->tail_items += train_ops_lowrank_tail(pool, &a->shape, lr, qkv + D,
+                                                        qkv + 2 * D, a->tail + l * tail_cells);
             train_ops_lowrank_project(pool, &a->shape, lr, qkv, 3 * D, 0); /* q P_K */
         }
         train_ops_attention_forward(pool, &a->shape, ao, p, qkv, qkv + D, qkv + 2 * D,
@@ -399,6 +432,15 @@ double train_model_forward(TrainModel *m, TrainActs *a, TrainPool *pool, const u
         train_ops_swiglu_forward(pool, hh, gu, n, F);
         memcpy(xnext, xmid, n * C * sizeof(float));
         train_ops_linear_forward(xnext, hh, ly->wd, n, F, C, 1);
+    }
+    if (acts_tail_on(a) && a->tail_items) {
+        /* inactive items hold 0: a plain sum in a fixed order */
+        double sk = 0.0, sv = 0.0;
+        for (size_t i = 0; i < L * tail_cells; i += 2)
+            sk += a->tail[i], sv += a->tail[i + 1];
+        a->tail_k = sk / (double)a->tail_items;
+        a->tail_v = sv / (double)a->tail_items;
+        a->tail_pen = a->tail_lambda * (a->tail_k + a->tail_v);
     }
     train_ops_rmsnorm_forward(pool, a->xf, a->rstdf, a->x + L * n * C, m->lnf, n, C,
                               c->rms_eps);
@@ -454,6 +496,10 @@ void train_model_backward(TrainModel *m, TrainActs *a, TrainPool *pool, const ui
                                      a->dao, p, qkv, qkv + D, qkv + 2 * D, a->attn_scratch);
         if (lr)
             train_ops_lowrank_project(pool, &a->shape, lr, a->dqkv, 3 * D, 0);
+        if (lr && acts_tail_on(a) && a->tail_items) /* d(penalty)/d(K, V), rotated K */
+            train_ops_lowrank_tail_backward(pool, &a->shape, lr, a->dqkv + D, a->dqkv + 2 * D,
+                                            qkv + D, qkv + 2 * D,
+                                            (float)(a->tail_lambda / (double)a->tail_items));
         train_ops_rope_backward(pool, a->dqkv, n, a->t, 0, 3 * D, 2 * H, hd, a->cos_t,
                                 a->sin_t);
         train_ops_linear_backward(a->dxn, gl->wqkv, a->dqkv, xn1, ly->wqkv, n, C, 3 * D, 0);

@@ -106,6 +106,19 @@ int32_t *train_acts_ranks(TrainActs *a, size_t *n_seg);
 /* Key basis: 0 from the key Gram (the engine's), 1 query-aware (TrainLowRank
  * key_basis_qk). */
 void train_acts_lowrank_basis(TrainActs *a, int qk);
+/* Spectral-tail penalty of rank-aware training acts (train_ops.h,
+ * train_ops_lowrank_tail): with lambda > 0, each training forward pass also
+ * computes, over every active (layer, sequence, head, segment) item,
+ *   penalty = lambda * mean over items of (f_K + f_V)
+ * and the next backward adds its gradient (projectors constant) into the
+ * key and value gradients before RoPE and the QKV projection. The penalty
+ * is not part of train_model_forward's return value. lambda 0 (the
+ * default): nothing computed. */
+void train_acts_lowrank_tail(TrainActs *a, double lambda);
+/* After a training forward with a tail penalty: the number of active items
+ * (0: none, or no penalty), and in *tail_k, *tail_v (may be NULL) the mean
+ * f_K and f_V over them (0 when none). Returns the penalty. */
+double train_acts_tail(const TrainActs *a, size_t *n_items, double *tail_k, double *tail_v);
 /* Tests: with frozen set, forward passes reuse the projectors of the last
  * unfrozen pass (so finite differences see fixed bases); at_full builds
  * projectors at rank head_dim too. */

@@ -627,6 +627,93 @@ void train_ops_lowrank_project(TrainPool *pool, const TrainAttnShape *s, const T
     train_pool_run(pool, lowrank_project_item, &j, s->b * s->n_head * lr->n_seg);
 }
 
+/* ---- spectral tail of the rank-r bases ------------------------------- */
+
+typedef struct TailJob {
+    const TrainAttnShape *s;
+    const TrainLowRank *lr;
+    const float *x[2]; /* k, v */
+    float *dx[2];      /* dk, dv (backward) or NULL */
+    double *tail;      /* (b, n_head, n_seg, 2) (forward) or NULL */
+    float coef;
+} TailJob;
+
+/* e = x (I - P) for one row, in double (P symmetric). */
+static inline void tail_resid(double *e, const float *x, const float *P, size_t hd)
+{
+    for (size_t c = 0; c < hd; c++)
+        e[c] = x[c];
+    for (size_t i = 0; i < hd; i++) {
+        double xi = x[i];
+        const float *pi = P + i * hd;
+        for (size_t c = 0; c < hd; c++)
+            e[c] -= xi * pi[c];
+    }
+}
+
+/* One (b, h, segment): f = ||X (I - P)||^2 / ||X||^2 for X = K_s and V_s;
+ * with dx, dX += coef * 2 (X (I - P) - f X) / ||X||^2 on the segment's rows,
+ * which no other item touches. */
+TRAIN_HOT static void tail_item(void *ctx, size_t item, int thread)
+{
+    const TailJob *j = ctx;
+    const TrainAttnShape *s = j->s;
+    const TrainLowRank *lr = j->lr;
+    size_t sg = item % lr->n_seg, bh = item / lr->n_seg;
+    size_t b = bh / s->n_head, h = bh % s->n_head, hd = s->head_dim, T = s->t;
+    if (!train_ops_lowrank_active(s, lr, b, h, sg))
+        return;
+    size_t r0 = sg * lr->segment, r1 = r0 + lr->segment < T ? r0 + lr->segment : T;
+    double e[1024];
+    for (int side = 0; side < 2; side++) {
+        const float *P =
+            lr->proj + (bh * lr->n_seg + sg) * 2 * hd * hd + (size_t)side * hd * hd;
+        double res = 0.0, nrm = 0.0;
+        for (size_t r = r0; r < r1; r++) {
+            const float *x = j->x[side] + (b * T + r) * s->qkv_stride + h * hd;
+            tail_resid(e, x, P, hd);
+            for (size_t c = 0; c < hd; c++)
+                res += e[c] * e[c], nrm += (double)x[c] * x[c];
+        }
+        double f = nrm > 0.0 ? res / nrm : 0.0;
+        if (j->tail)
+            j->tail[item * 2 + (size_t)side] = f;
+        if (!j->dx[side] || !(nrm > 0.0))
+            continue;
+        double g = 2.0 * (double)j->coef / nrm;
+        for (size_t r = r0; r < r1; r++) {
+            const float *x = j->x[side] + (b * T + r) * s->qkv_stride + h * hd;
+            float *dx = j->dx[side] + (b * T + r) * s->qkv_stride + h * hd;
+            tail_resid(e, x, P, hd);
+            for (size_t c = 0; c < hd; c++)
+                dx[c] += (float)(g * (e[c] - f * x[c]));
+        }
+    }
+}
+
+size_t train_ops_lowrank_tail(TrainPool *pool, const TrainAttnShape *s, const TrainLowRank *lr,
+                              const float *k, const float *v, double *tail)
+{
+    size_t items = s->b * s->n_head * lr->n_seg, n_active = 0;
+    memset(tail, 0, items * 2 * sizeof *tail);
+    TailJob j = {.s = s, .lr = lr, .x = {k, v}, .dx = {NULL, NULL}, .tail = tail};
+    train_pool_run(pool, tail_item, &j, items);
+    for (size_t i = 0; i < items; i++) {
+        size_t bh = i / lr->n_seg;
+        n_active += (size_t)train_ops_lowrank_active(s, lr, bh / s->n_head, bh % s->n_head,
+                                                     i % lr->n_seg);
+    }
+    return n_active;
+}
+
+void train_ops_lowrank_tail_backward(TrainPool *pool, const TrainAttnShape *s,
+                                     const TrainLowRank *lr, float *dk, float *dv,
+                                     const float *k, const float *v, float coef)
+{
+    TailJob j = {.s = s, .lr = lr, .x = {k, v}, .dx = {dk, dv}, .coef = coef};
+    train_pool_run(pool, tail_item, &j, s->b * s->n_head * lr->n_seg);
+}
+
 /* ---- SwiGLU ------------------------------------------------------------ */
 
 typedef struct GluJob {

@@ -126,6 +126,21 @@ void train_ops_lowrank_bases(TrainPool *pool, const TrainAttnShape *s, const Tra
  * P_K, 1: P_V). x rows have stride `stride` floats, head h at h * hd. */
 void train_ops_lowrank_project(TrainPool *pool, const TrainAttnShape *s, const TrainLowRank *lr,
                                float *x, size_t stride, int side);
+/* Spectral tail of the rank-r bases (`drrl train-lm --ra-tail`): for every
+ * active (b, h, segment s) with K_s, V_s that segment's key and value rows
+ * (k, v in the row layout of train_ops_attention_forward: the rotated keys
+ * the bases come from),
+ *   f_K = ||K_s (I - P_K)||_F^2 / ||K_s||_F^2,  f_V likewise with P_V
+ * (0 where ||K_s|| = 0). tail (b, n_head, n_seg, 2) receives f_K, f_V (0 for
+ * inactive items); returns the number of active items. */
+size_t train_ops_lowrank_tail(TrainPool *pool, const TrainAttnShape *s, const TrainLowRank *lr,
+                              const float *k, const float *v, double *tail);
+/* dk, dv (same layout, stride qkv_stride) += coef * d(f_K + f_V)/d(K_s, V_s)
+ * over the active items, the projectors constant (P symmetric idempotent):
+ *   d f / dX = 2 (X (I - P) - f X) / ||X||_F^2. */
+void train_ops_lowrank_tail_backward(TrainPool *pool, const TrainAttnShape *s,
+                                     const TrainLowRank *lr, float *dk, float *dv,
+                                     const float *k, const float *v, float coef);
 
 /* h (N, F) = silu(g) * u where gu row r = [g (F) | u (F)]. */
 void train_ops_swiglu_forward(TrainPool *pool, float *h, const float *gu, size_t n, size_t f);

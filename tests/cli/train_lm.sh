@@ -42,6 +42,18 @@ run "$DRRL" train-lm --layers 0
 expect_rc 2
 expect_one_line_error
 
+# --ra-tail: the mean tail fractions beside train bpb on the progress lines;
+# it needs --rank-aware
+run "$DRRL" train-lm --train "$tmp/t.txt" --valid "$tmp/t.txt" --layers 1 --d-model 16 --heads 2 --head-dim 8 --d-ff 32 --ctx 32 --batch 4 --warmup 2 --eval-every 1 --eval-bytes 2000 --threads 2 --steps 2 --rank-aware --ra-segment 8 --ra-tail 0.5 --out "$tmp/tail"
+expect_rc 0
+expect_err_contains "tail penalty 0.5"
+grep -q "^step 2/2  train [0-9.]* bpb  tail K 0\.[0-9]* V 0\.[0-9]*  valid" "$tmp/err" ||
+    fail "--ra-tail: no tail on the step line: $(cat "$tmp/err")"
+run "$DRRL" train-lm --train "$tmp/t.txt" --valid none --steps 2 --ra-tail 0.5 --out "$tmp/tail0"
+expect_rc 2
+expect_one_line_error
+expect_err_contains "rank-aware"
+
 # Ctrl-C (SIGINT) stops a run with a checkpoint that --resume continues
 "$DRRL" train-lm $small --steps 100000 --ckpt-every 1 --out "$tmp/sig" 2>"$tmp/sig.err" &
 pid=$!

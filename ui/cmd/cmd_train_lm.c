@@ -67,6 +67,14 @@ static const char usage[] =
     "  --ra-min-rank N     lowest rank (head_dim/8)  --ra-rank-step N (head_dim/8)\n"
     "  --ra-max-rank N     highest reduced rank drawn (head_dim - 1)\n"
     "  --ra-exact P        probability of rank head_dim (exact) per draw (0.25)\n"
+    "  --ra-tail LAMBDA    spectral-tail penalty (0 = off): adds LAMBDA times the\n"
+    "                      mean, over the (layer, sequence, head, segment) items\n"
+    "                      run at reduced rank r, of ||K(I-P_K)||^2/||K||^2 +\n"
+    "                      ||V(I-P_V)||^2/||V||^2 (the segment's rotated keys and\n"
+    "                      values outside their rank-r bases; bases constant in\n"
+    "                      backward) to the loss, making keys and values low\n"
+    "                      rank; progress lines show the mean fractions (tail K,\n"
+    "                      V); the train bpb stays the cross-entropy alone\n"
     "Evaluation (--eval-only):\n"
     "  --model DIR         model directory (default DATA/model)\n"
     "  --data FILE         text (default DATA/brown/test.txt)\n"
@@ -105,6 +113,9 @@ static int on_progress(void *user, const TrainProgress *p)
     cli_fmt_time(eta, sizeof eta, p->eta_s);
     cli_fmt_time(el, sizeof el, p->elapsed_s);
     double bpb = p->loss / M_LN2;
+    char tail[64] = ""; /* --ra-tail: the mean tail fractions beside train bpb */
+    if (isfinite(p->tail_k))
+        snprintf(tail, sizeof tail, "  tail K %.4f V %.4f", p->tail_k, p->tail_v);
     if (pg->tty && p->event == TRAIN_EVENT_STEP) {
         double now = clock_now_s();
         if (now - pg->last_draw < 0.1 && p->step != p->steps)
@@ -117,19 +128,21 @@ static int on_progress(void *user, const TrainProgress *p)
         bar[width] = 0;
         fprintf(stderr, "\r[%s] %ld/%ld loss %.3f (%.3f bpb) lr %.2e %.0f tok/s ETA %s ", bar,
                 p->step, p->steps, p->loss, bpb, p->lr, p->tok_per_s, eta);
+        if (isfinite(p->tail_k))
+            fprintf(stderr, "tail K %.3f V %.3f ", p->tail_k, p->tail_v);
         if (isfinite(p->valid_bpb))
             fprintf(stderr, "val %.3f ", p->valid_bpb);
         fflush(stderr);
     } else if (p->event == TRAIN_EVENT_EVAL) {
         fprintf(stderr,
-                "%sstep %ld/%ld  train %.4f bpb  valid %.4f bpb  lr %.2e  |g| %.3f  "
+                "%sstep %ld/%ld  train %.4f bpb%s  valid %.4f bpb  lr %.2e  |g| %.3f  "
                 "%.0f tok/s  elapsed %s  ETA %s\n",
-                pg->tty ? "\r\033[K" : "", p->step, p->steps, bpb, p->valid_bpb, p->lr,
+                pg->tty ? "\r\033[K" : "", p->step, p->steps, bpb, tail, p->valid_bpb, p->lr,
                 p->grad_norm, p->tok_per_s, el, eta);
     } else if (p->event == TRAIN_EVENT_CHECKPOINT && !pg->tty) {
         fprintf(stderr,
-                "step %ld/%ld  checkpoint saved  train %.4f bpb  %.0f tok/s  elapsed %s\n",
-                p->step, p->steps, bpb, p->tok_per_s, el);
+                "step %ld/%ld  checkpoint saved  train %.4f bpb%s  %.0f tok/s  elapsed %s\n",
+                p->step, p->steps, bpb, tail, p->tok_per_s, el);
     }
     return signals_caught() != 0;
 }
@@ -319,6 +332,7 @@ static int parse_args(LmArgs *a, int argc, char **argv)
         CLI_INT("ra-min-rank", &o->ra_r_min, 1, 1024),
         CLI_INT("ra-rank-step", &o->ra_r_step, 1, 1024),
         CLI_DOUBLE("ra-exact", &o->ra_p_exact, 0, 1),
+        CLI_DOUBLE("ra-tail", &o->ra_tail, 0, 1e6),
         CLI_LONG("eval-rank", &a->er.rank, 0, 1024),
         CLI_INT("ra-max-rank", &o->ra_r_max, 1, 1024),
         CLI_FN("eval-basis", 1, parse_basis, &a->er.basis_qk, 0),
@@ -397,15 +411,18 @@ static int train_and_write(const LmArgs *a, TrainSession *s, unsigned out_flags)
     const TrainOptions *so = train_session_options(s);
     const TrainModelConfig *mc = &so->model;
     Progress pg = {.quiet = a->quiet, .tty = isatty(2)};
+    char tail_note[48] = "";
+    if (so->ra_tail > 0)
+        snprintf(tail_note, sizeof tail_note, ", tail penalty %g", so->ra_tail);
     if (!a->quiet)
         fprintf(stderr,
                 "train-lm: %d layers, d_model %d, %d heads x %d, d_ff %d, %s, %zu parameters; "
-                "batch %zu x ctx %zu, %ld steps, lr %.2e, seed %llu, %ld threads (%s)%s%s\n",
+                "batch %zu x ctx %zu, %ld steps, lr %.2e, seed %llu, %ld threads (%s)%s%s%s\n",
                 mc->n_layer, mc->d_model, mc->n_head, mc->head_dim, mc->d_ff,
                 mc->tied ? "tied" : "untied", train_session_model(s)->n_params, so->batch,
                 so->ctx, so->steps, so->lr, (unsigned long long)so->seed, a->threads,
                 train_blas_info(), a->resume ? "; resumed" : "",
-                so->rank_aware ? "; rank-aware" : "");
+                so->rank_aware ? "; rank-aware" : "", tail_note);
     signals_catch(); /* Ctrl-C: stop at the next step, checkpoint saved */
     DrrlStatus st = train_session_run(s, a->ckpt, a->maxsec, on_progress, &pg, &err);
     signals_restore();
