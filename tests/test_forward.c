@@ -313,6 +313,52 @@ Test(forward, threads_give_identical_results)
     model_free(m);
 }
 
+/* A 128-token segment gives each layer only H attention tasks; with more
+ * threads the forward splits each block of query rows (see forward.h): the
+ * numbers must stay those of 1 thread, bit for bit. Two heads of dimension
+ * 64 over 768 tokens in segments of 128, as drrl run feeds them; a hook
+ * around the exact one checks the calls were split. */
+typedef struct SplitCtx {
+    int split_calls;
+} SplitCtx;
+
+static DrrlStatus split_counting_head(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
+{
+    SplitCtx *c = ctx;
+    cr_assert(a->n_keys >= a->pos0 + a->n);
+    if (a->n < FORWARD_ATTN_BLOCK)
+        __atomic_add_fetch(&c->split_calls, 1, __ATOMIC_SEQ_CST);
+    return forward_attn_exact(NULL, a, err);
+}
+
+Test(forward, split_attention_blocks_keep_bits)
+{
+    Model *m = random_model(MODEL_ARCH_GPT2, 2, 2, 2, 128, 64, 256, 50, 768);
+    size_t T = 768, V = 50, seg = 128;
+    int32_t *ids = malloc(T * sizeof *ids);
+    for (size_t i = 0; i < T; i++)
+        ids[i] = (int32_t)((i * 7919u + 3u) % V);
+    float *a = malloc(T * V * sizeof *a), *b = malloc(T * V * sizeof *b);
+    Forward *f1, *f8;
+    cr_assert_eq(forward_new(m, 0, 1, &f1, NULL), DRRL_OK);
+    cr_assert_eq(forward_new(m, 0, 8, &f8, NULL), DRRL_OK);
+    SplitCtx sc = {0};
+    ForwardAttn hook = {"split-counting", &sc, split_counting_head, NULL, 0};
+    forward_set_attn(f8, &hook);
+    for (size_t t = 0; t < T; t += seg) {
+        cr_assert_eq(forward_tokens(f1, ids + t, seg, a + t * V, NULL, NULL), DRRL_OK);
+        cr_assert_eq(forward_tokens(f8, ids + t, seg, b + t * V, NULL, NULL), DRRL_OK);
+    }
+    cr_assert(sc.split_calls > 0, "no attention block was split");
+    cr_assert_eq(memcmp(a, b, T * V * sizeof *a), 0);
+    free(a);
+    free(b);
+    free(ids);
+    forward_free(f1);
+    forward_free(f8);
+    model_free(m);
+}
+
 /* ---- the attention hook ---- */
 
 typedef struct HookCtx {

@@ -52,6 +52,11 @@ struct Forward {
     float **ws;
     size_t *ws_cap;
 
+    /* Sub-block sizes of exact attention checked to reproduce a whole
+     * block's bits (attn_split_checked): bit i for FORWARD_ATTN_ALIGN * i
+     * rows, tried and passed. */
+    uint32_t split_tried, split_ok;
+
     float *inv_freq; /* (D/2) RoPE inverse frequencies, Llama only */
     float *rope_cs;  /* (threads, D) cos and sin of one position per worker */
 
@@ -781,10 +786,121 @@ static DrrlStatus grow_rows(Forward *f, size_t n, DrrlError *err)
 
 /* ---- attention stage ------------------------------------------------------ */
 
+/* Exact attention runs as tasks of (head, block of FORWARD_ATTN_BLOCK query
+ * rows); a 128-token segment gives only H tasks per layer (12 for GPT-2),
+ * fewer than 16 threads. When tasks are fewer than threads and the hook lets
+ * the forward choose its rows, each block is split further into sub-blocks
+ * of sb query rows (a multiple of FORWARD_ATTN_ALIGN; the last sub-block
+ * takes the rest of the block), every sub-block called with the block's
+ * n_keys, so that each of its products is the block's product restricted to
+ * its rows: the same sgemm shapes along keys and dimensions, rows starting at
+ * multiples of 12. A score or output's bits depend on where its row falls in
+ * OpenBLAS's micro-tiles (Haswell's are 12 rows by 24 columns; a row in the
+ * block's last, partial tile goes through other code), so rows cut at
+ * multiples of 12 are computed with the same operations as in the whole
+ * block, and the result depends neither on the split nor on the thread
+ * count. Sub-blocks also keep sb * n_keys * D above OpenBLAS's small-matrix
+ * limit (100^3), under which the SkylakeX kernels sum differently. Checked
+ * bit for bit with Debian's OpenBLAS 0.3.21 on this machine, for the Haswell
+ * and the SkylakeX kernels (D = 32, 64, 128, every 12-multiple sb, n_keys up
+ * to 4096), and at run time for each sub-block size before its first use
+ * (attn_split_checked): a BLAS that does not reproduce a block's bits is
+ * never split. */
+#define FORWARD_ATTN_ALIGN 12
+#define FORWARD_ATTN_SMALL 1e6
+#define FORWARD_ATTN_TASKS 4 /* aim at this many tasks per thread when splitting */
+
+/* Does forward_attn_exact give the same bits for a block of FORWARD_ATTN_BLOCK
+ * rows over n_keys keys whole and in sub-blocks of sb rows? Deterministic
+ * data; 0 when out of memory. */
+static int attn_split_same(size_t sb, size_t D, size_t nk)
+{
+    size_t n = FORWARD_ATTN_BLOCK;
+    float *q = malloc(n * D * sizeof *q), *k = malloc(nk * D * sizeof *k);
+    float *v = malloc(nk * D * sizeof *v), *s = malloc(n * nk * sizeof *s);
+    float *o1 = malloc(n * D * sizeof *o1), *o2 = malloc(n * D * sizeof *o2);
+    int same = q && k && v && s && o1 && o2;
+    if (same) {
+        uint32_t x = 12345u;
+        for (size_t i = 0; i < n * D; i++, x = x * 1103515245u + 12345u)
+            q[i] = (float)((x >> 9) & 0xffff) / 16384.0f - 2.0f;
+        for (size_t i = 0; i < nk * D; i++, x = x * 1103515245u + 12345u) {
+            k[i] = (float)((x >> 9) & 0xffff) / 16384.0f - 2.0f;
+            v[i] = (float)((x >> 3) & 0xffff) / 32768.0f - 1.0f;
+        }
+        ForwardAttnArgs a;
+        memset(&a, 0, sizeof a);
+        a.head_dim = (int)D;
+        a.pos0 = nk - n;
+        a.n = n;
+        a.n_keys = nk;
+        a.scale = 0.125f;
+        a.q = q;
+        a.q_stride = D;
+        a.k = k;
+        a.v = v;
+        a.out = o1;
+        a.out_stride = D;
+        a.scratch = s;
+        forward_attn_exact(NULL, &a, NULL);
+        for (size_t r0 = 0; r0 < n; r0 += sb) {
+            size_t r1 = r0 + 2 * sb <= n ? r0 + sb : n;
+            ForwardAttnArgs b = a;
+            b.pos0 = a.pos0 + r0;
+            b.n = r1 - r0;
+            b.q = q + r0 * D;
+            b.out = o2 + r0 * D;
+            forward_attn_exact(NULL, &b, NULL);
+            if (r1 == n)
+                break;
+        }
+        same = memcmp(o1, o2, n * D * sizeof *o1) == 0;
+    }
+    DRRL_FREE(q, k, v, s, o1, o2);
+    return same;
+}
+
+/* sb is safe to use on this BLAS: tried once per Forward and size, with
+ * n_keys past a K-blocking boundary and off the 24-column micro-tiles. */
+static int attn_split_checked(Forward *f, size_t sb, size_t D)
+{
+    uint32_t bit = (uint32_t)1 << (sb / FORWARD_ATTN_ALIGN);
+    if (!(f->split_tried & bit)) {
+        size_t nk = (size_t)(FORWARD_ATTN_SMALL / (double)(sb * D)) + 1;
+        nk = nk < 1000 ? 1000 : nk + 37;
+        f->split_tried |= bit;
+        if (attn_split_same(sb, D, nk))
+            f->split_ok |= bit;
+    }
+    return (f->split_ok & bit) != 0;
+}
+
+/* Rows per sub-block for a call of `tasks` (head, block) tasks whose first
+ * block sees nk keys: FORWARD_ATTN_BLOCK (no split) unless threads would
+ * idle. */
+static size_t attn_sub_rows(Forward *f, size_t tasks, size_t block, size_t nk, size_t D)
+{
+    size_t threads = (size_t)f->n_started + 1;
+    if (f->attn.rows_per_call || block != FORWARD_ATTN_BLOCK || tasks >= threads)
+        return block;
+    size_t per = (threads * FORWARD_ATTN_TASKS + tasks - 1) / tasks; /* sub-blocks wanted */
+    size_t sb =
+        (block / per + FORWARD_ATTN_ALIGN - 1) / FORWARD_ATTN_ALIGN * FORWARD_ATTN_ALIGN;
+    if (sb < FORWARD_ATTN_ALIGN)
+        sb = FORWARD_ATTN_ALIGN;
+    while (sb < block && (double)sb * (double)nk * (double)D <= FORWARD_ATTN_SMALL)
+        sb += FORWARD_ATTN_ALIGN;
+    while (sb <= block / 2 && !attn_split_checked(f, sb, D))
+        sb += FORWARD_ATTN_ALIGN;
+    return sb <= block / 2 ? sb : block;
+}
+
 typedef struct AttnJob {
     Forward *f;
     int layer;
     size_t pos0, n, n_keys, block, n_blocks;
+    size_t sb, s_full, s_last, units; /* sub-blocks: rows, per full block, in the
+                                         last block, per head */
     float scale;
     float *probs; /* capture for this layer: (H, n, stride) or NULL */
     size_t probs_stride;
@@ -803,8 +919,15 @@ static void attn_task(void *ctx, size_t t, int worker)
     const ModelConfig *c = &f->m->cfg;
     size_t H = (size_t)c->n_head, D = (size_t)c->head_dim, HD = H * D;
     size_t group = H / (size_t)c->n_kv_head;
-    size_t h = t / j->n_blocks, b = t % j->n_blocks;
-    size_t r0 = b * j->block, r1 = r0 + j->block < j->n ? r0 + j->block : j->n;
+    size_t h = t / j->units, u = t % j->units;
+    size_t b = u / j->s_full, sub = u % j->s_full, s_b = j->s_full;
+    if (b >= j->n_blocks - 1) { /* the last block (maybe partial) */
+        b = j->n_blocks - 1;
+        sub = u - b * j->s_full;
+        s_b = j->s_last;
+    }
+    size_t b0 = b * j->block, b1 = b0 + j->block < j->n ? b0 + j->block : j->n;
+    size_t r0 = b0 + sub * j->sb, r1 = sub + 1 == s_b ? b1 : r0 + j->sb;
     ForwardAttnArgs a;
     a.layer = j->layer;
     a.head = (int)h;
@@ -812,7 +935,7 @@ static void attn_task(void *ctx, size_t t, int worker)
     a.head_dim = (int)D;
     a.pos0 = j->pos0 + r0;
     a.n = r1 - r0;
-    a.n_keys = j->pos0 + r1;
+    a.n_keys = j->pos0 + b1;
     a.scale = j->scale;
     a.q = f->q + r0 * HD + h * D;
     a.q_stride = HD;
@@ -852,9 +975,13 @@ static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, float 
     int nt = H * n * n_keys < FORWARD_PAR_SCORES ? 1 : f->threads;
     if (nt > f->n_started + 1)
         nt = f->n_started + 1;
+    size_t sb = nt > 1 ? attn_sub_rows(f, n_tasks, block, pos0 + block, D) : block;
+    size_t last = n - (n_blocks - 1) * block;
+    size_t s_full = block / sb, s_last = last / sb ? last / sb : 1;
+    size_t units = (n_blocks - 1) * s_full + s_last;
+    n_tasks = H * units;
     if ((size_t)nt > n_tasks)
         nt = (int)n_tasks;
-
     size_t need;
     if (drrl_size_mul(block, n_keys, &need))
         return drrl_error(err, DRRL_E_NOMEM, "forward: attention scratch too large");
@@ -884,6 +1011,10 @@ static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, float 
     j.n_keys = n_keys;
     j.block = block;
     j.n_blocks = n_blocks;
+    j.sb = sb;
+    j.s_full = s_full;
+    j.s_last = s_last;
+    j.units = units;
     j.scale = scale;
     j.probs = probs;
     j.probs_stride = probs_stride;

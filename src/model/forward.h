@@ -54,7 +54,12 @@
 
 /* One attention call: n query rows of one head of one layer. The rows are the
  * queries at absolute positions pos0 .. pos0+n-1, and each attends causally to
- * keys 0 .. its own position, so the call sees n_keys = pos0 + n keys. */
+ * keys 0 .. its own position. The call sees n_keys >= pos0 + n keys: pos0 + n,
+ * except where the forward split a block of FORWARD_ATTN_BLOCK rows over its
+ * threads (rows_per_call 0, threads more than tasks): then n_keys is the end
+ * of the block, and each row's keys past its own position count as masked
+ * (zero probability), so the call computes the block's products restricted to
+ * its rows, with the same bits. */
 typedef struct ForwardAttnArgs {
     int layer;      /* 0 .. L-1 */
     int head;       /* query head 0 .. H-1 */
@@ -62,7 +67,7 @@ typedef struct ForwardAttnArgs {
     int head_dim;   /* D */
     size_t pos0;    /* absolute position of query row 0 */
     size_t n;       /* query rows in this call (>= 1) */
-    size_t n_keys;  /* pos0 + n */
+    size_t n_keys;  /* >= pos0 + n (see above) */
     float scale;    /* multiply q.k by this before the softmax */
     const float *q; /* (n, D), row stride q_stride: post-RoPE queries */
     size_t q_stride;
@@ -92,7 +97,8 @@ typedef struct ForwardAttn {
      * step's keys and values (forward_cache_k/v). */
     DrrlStatus (*layer_begin)(void *ctx, int layer, size_t pos0, size_t n, const float *q,
                               DrrlError *err);
-    /* Query rows per call: 0 lets the forward choose (FORWARD_ATTN_BLOCK);
+    /* Query rows per call: 0 lets the forward choose (FORWARD_ATTN_BLOCK,
+     * split further into rows at multiples of 12 when threads would idle);
      * SIZE_MAX gives each head all n rows in one call (scratch is then
      * n * n_keys floats: mind the memory for long sequences). */
     size_t rows_per_call;
