@@ -174,6 +174,49 @@ Test(session, lowrank_on_fixtures_bounds_hold_and_chunking_agrees)
     }
 }
 
+/* Without the guard (no_guard, an unguarded method), a segment's basis
+ * refreshes of every layer run in one stage at its first layer; with it, a
+ * layer at a time after that layer's guard. The logits, ranks and refresh
+ * decisions are the same bits either way. */
+Test(session, unguarded_refresh_of_all_layers_at_once_changes_nothing)
+{
+    for (int fi = 0; fi < 2; fi++) {
+        Ref r;
+        ref_load(&r, fixtures[fi]);
+        const char *specs[] = {"fixed:2", "random:1-6"};
+        for (int k = 0; k < 2; k++) {
+            Session *s[2];
+            float *lg[2];
+            for (int ng = 0; ng < 2; ng++) {
+                char dir[512];
+                snprintf(dir, sizeof dir, "%s/%s", FIXTURES_DIR, fixtures[fi]);
+                AttnCoreConfig c = t_attn_config(specs[k], 4);
+                c.no_guard = ng, c.measure = !ng;
+                DrrlError e;
+                cr_assert_eq(session_open(dir, &c, 2, &s[ng], &e), DRRL_OK, "%s", e.msg);
+                cr_assert_eq(session_set_ids(s[ng], r.ids, r.n, &e), DRRL_OK);
+                lg[ng] = step_all(s[ng], &r);
+            }
+            const ModelConfig *mc = &session_model(s[0])->cfg;
+            cr_assert_gt(mc->n_layer, 1);
+            cr_assert_eq(memcmp(lg[0], lg[1], r.n * r.vocab * sizeof *lg[0]), 0, "%s %s",
+                         fixtures[fi], specs[k]);
+            const AttnCoreStats *a = attn_core_stats(session_core(s[0]));
+            const AttnCoreStats *b = attn_core_stats(session_core(s[1]));
+            cr_assert_gt(a->refresh_keep + a->refresh_recompute, 0);
+            cr_assert_eq(a->refresh_keep, b->refresh_keep);
+            cr_assert_eq(a->refresh_recompute, b->refresh_recompute);
+            for (int l = 0; l < mc->n_layer; l++)
+                for (int h = 0; h < mc->n_head; h++)
+                    cr_assert_eq(attn_core_rank(session_core(s[0]), l, h),
+                                 attn_core_rank(session_core(s[1]), l, h));
+            for (int ng = 0; ng < 2; ng++)
+                free(lg[ng]), session_free(s[ng]);
+        }
+        ref_free(&r);
+    }
+}
+
 Test(session, attention_rows_match_reference)
 {
     for (int fi = 0; fi < 2; fi++) {

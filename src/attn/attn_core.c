@@ -1218,12 +1218,12 @@ static void side_advance(AttnCore *ac, int32_t l, int32_t g, int si, size_t pos0
     }
 }
 
-/* The boundary at pos of the 2 K sides of layer l, one task per side on
- * the bound forward's threads. Each side's work is sequential code on one
- * thread, so results do not depend on the thread count. */
+/* The boundary at pos of the 2 K sides of layers [l0, l1), one task per
+ * side on the bound forward's threads. Each side's work is sequential code
+ * on one thread, so results do not depend on the thread count. */
 typedef struct SideTask {
     AttnCore *ac;
-    int32_t l;
+    int32_t l0;
     int64_t pos;
 } SideTask;
 
@@ -1231,20 +1231,29 @@ static void side_task(void *arg, size_t i, int worker)
 {
     (void)worker;
     SideTask *t = arg;
-    side_boundary(t->ac, t->l, (int32_t)(i / 2), (int)(i % 2), t->pos);
+    size_t ns = 2 * (size_t)t->ac->K;
+    side_boundary(t->ac, t->l0 + (int32_t)(i / ns), (int32_t)(i % ns / 2), (int)(i % 2),
+                  t->pos);
 }
 
 static void sides_clear(AttnCore *ac, int32_t l);
 static DrrlStatus sides_merge(AttnCore *ac, int32_t l, DrrlError *err);
 
-static DrrlStatus run_boundaries(AttnCore *ac, int32_t l, int64_t pos, DrrlError *err)
+static DrrlStatus run_boundaries(AttnCore *ac, int32_t l0, int32_t l1, int64_t pos,
+                                 DrrlError *err)
 {
-    sides_clear(ac, l);
+    for (int32_t l = l0; l < l1; l++)
+        sides_clear(ac, l);
     /* tiny work (small heads) is not worth a thread */
     int nt = (size_t)ac->D * ac->D * 128 < 65536 ? 1 : core_threads(ac);
-    SideTask task = {ac, l, pos};
-    core_parallel(ac, (size_t)(2 * ac->K), nt, side_task, &task);
-    return sides_merge(ac, l, err);
+    SideTask task = {ac, l0, pos};
+    core_parallel(ac, (size_t)(l1 - l0) * 2 * (size_t)ac->K, nt, side_task, &task);
+    DrrlStatus st = DRRL_OK;
+    for (int32_t l = l0; l < l1; l++) {
+        DrrlStatus sl = sides_merge(ac, l, st ? NULL : err);
+        st = st ? st : sl;
+    }
+    return st;
 }
 
 /* The call's new rows of layer l's sides: side_advance to the width set up
@@ -1802,9 +1811,19 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, 
          * force for it, before the refresh replaces them */
         if ((st = guard_layer(ac, layer, seg, err)))
             return st;
-        if ((st = run_boundaries(ac, layer, (int64_t)pos0, err)))
+        /* with no guard to replay first (it does not bind the method and
+         * nothing reads it), the boundaries of the layers after this one
+         * run in the same stage: one meeting of the threads per segment
+         * instead of one per layer. A layer's boundary touches only its own
+         * sides and reads rows of earlier calls, so the order is free. */
+        int32_t l1 = layer + 1;
+        if (ac->cfg.no_guard && !method_is_guarded(&ac->cfg.method))
+            while (l1 < ac->L && ac->seg_done[l1] < seg)
+                l1++;
+        if ((st = run_boundaries(ac, layer, l1, (int64_t)pos0, err)))
             return st;
-        ac->seg_done[layer] = seg;
+        for (int32_t l = layer; l < l1; l++)
+            ac->seg_done[l] = seg;
     }
     /* decide from the state at the boundary (completed segments only), then
      * project the call's new rows */
