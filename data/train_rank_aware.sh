@@ -11,10 +11,12 @@
 # The default recipe is data/model-ra's (batch 2 x 4,096, 380 steps planned,
 # warmup 20, lr 3e-4 -> 3e-5, ranks 4, 8, ..., 28 plus exact with p 0.25,
 # seed 5). data/model-ra was trained on the device machine (16 threads) and
-# stopped by --max-seconds after step 345: to get the same point, stop this
-# at step 345 (Ctrl-C when the log passes step 344 saves the checkpoint and
-# the model; `train` then resumes). Another thread count or BLAS kernel
-# gives the same numbers up to float32 rounding, not the same bits.
+# stopped by --max-seconds after step 345: to get the same point, press
+# Ctrl-C while step 345 runs (RA_CKPT_EVERY=5 logs every 5th step to
+# $RA_WORK/chunk.log; the checkpoint interval does not change the weights;
+# Ctrl-C saves the checkpoint and the model after the step in progress).
+# Another thread count or BLAS kernel gives the same numbers up to float32
+# rounding, not the same bits.
 # The local recipe of data/README.md (ctx 1,024; not shipped):
 #   RA_CTX=1024 RA_BATCH=8 RA_STEPS=280 RA_SEED=7 RA_MAX_RANK=16 RA_EXACT=0.3 \
 #     RA_CKPT_EVERY=25 data/train_rank_aware.sh train
