@@ -1048,6 +1048,56 @@ static void side_sin_residual(AttnCore *ac, Side *s, double *dGm, double *tmp, d
     s->sinr[0] = s->sinr[D] = 0.0;
 }
 
+/* Test (1), (3) or (4) of side_boundary: is the kept basis's residual
+ * energy tot - sum_{j<r} E_j within (1 + tol) of the lower bound
+ * sum_{j>=r} ev_j of the Eckart-Young optimum (plus the rounding allowance)
+ * at every rank r < D in use by the kv group's heads? */
+static int side_within_optimum(AttnCore *ac, const Side *s, int32_t l, int32_t g,
+                               const double *ev, double tol, double allow)
+{
+    int32_t D = ac->D;
+    for (int32_t j = 0; j < ac->group; j++) {
+        int32_t r = hs_at(ac, l, g * ac->group + j)->rank;
+        if (r >= D || r > s->w)
+            continue;
+        double kept = 0.0, ey = 0.0;
+        for (int32_t q = 0; q < r; q++)
+            kept += s->E[q];
+        for (int32_t q = r; q < D; q++)
+            ey += ev[q];
+        if (!(s->tot - kept <= (1.0 + tol) * ey + allow))
+            return 0;
+    }
+    return 1;
+}
+
+/* Adopt a recomputed basis (eigenvectors Bn, eigenvalues lam of G) at
+ * boundary pos: G becomes the reference, every cached row is to be
+ * re-projected (width 0 until side_widen). */
+static void side_adopt(Side *s, int32_t D, const double *lam, const double *Bn, int64_t pos)
+{
+    size_t dd = (size_t)D * D;
+    double tr = 0.0;
+    for (int32_t j = 0; j < D; j++)
+        tr += s->G[(size_t)j * D + j];
+    memcpy(s->Bd, Bn, dd * sizeof *Bn);
+    for (size_t i = 0; i < dd; i++)
+        s->B[i] = (float)Bn[i];
+    memcpy(s->lam, lam, (size_t)D * sizeof *lam);
+    s->lamg_new = 0;
+    memcpy(s->Gref, s->G, dd * sizeof *s->G);
+    s->trace_ref = tr;
+    s->n_ref = s->n_gram;
+    s->dG = 0.0;
+    s->has_basis = 1;
+    s->n_proj = pos; /* every cached row, at width 0 until side_widen */
+    s->w = 0;
+    s->tot_new = 0.0;
+    memset(s->E, 0, (size_t)D * sizeof *s->E);
+    memset(s->En, 0, (size_t)D * sizeof *s->En);
+    memset(s->sinr, 0, ((size_t)D + 1) * sizeof *s->sinr);
+}
+
 /* Boundary at position pos (a multiple of T, > 0) for one side of layer l,
  * kv head g: fold the completed segment into the Gram, then decide, cheapest
  * test first (details at the tests):
@@ -1148,18 +1198,7 @@ static void side_boundary(AttnCore *ac, int32_t l, int32_t g, int si, int64_t po
                 ev = lam;
             }
             s->fl[FLOPS_EIG] += 2.0 * D;
-            keep = 1;
-            for (int32_t j = 0; j < ac->group && keep; j++) {
-                int32_t r = hs_at(ac, l, g * ac->group + j)->rank;
-                if (r >= D || r > s->w)
-                    continue;
-                double kept = 0.0, ey = 0.0;
-                for (int32_t q = 0; q < r; q++)
-                    kept += s->E[q];
-                for (int32_t q = r; q < D; q++)
-                    ey += ev[q];
-                keep = s->tot - kept <= (1.0 + tol) * ey + allow;
-            }
+            keep = side_within_optimum(ac, s, l, g, ev, tol, allow);
             s->n_keep_stale += keep && test == 3;
         }
         if (keep) {
@@ -1172,25 +1211,7 @@ static void side_boundary(AttnCore *ac, int32_t l, int32_t g, int si, int64_t po
         goto done;
     s->fl[FLOPS_EIG] += flops_eig(D);
     s->n_recompute++;
-    double tr = 0.0;
-    for (int32_t j = 0; j < D; j++)
-        tr += s->G[(size_t)j * D + j];
-    memcpy(s->Bd, Bn, dd * sizeof *Bn);
-    for (size_t i = 0; i < dd; i++)
-        s->B[i] = (float)Bn[i];
-    memcpy(s->lam, lam, (size_t)D * sizeof *lam);
-    s->lamg_new = 0;
-    memcpy(s->Gref, s->G, dd * sizeof *s->G);
-    s->trace_ref = tr;
-    s->n_ref = s->n_gram;
-    s->dG = 0.0;
-    s->has_basis = 1;
-    s->n_proj = pos; /* every cached row, at width 0 until side_widen */
-    s->w = 0;
-    s->tot_new = 0.0;
-    memset(s->E, 0, (size_t)D * sizeof *s->E);
-    memset(s->En, 0, (size_t)D * sizeof *s->En);
-    memset(s->sinr, 0, ((size_t)D + 1) * sizeof *s->sinr);
+    side_adopt(s, D, lam, Bn, pos);
 done:
     DRRL_FREE(dGm, tmp, Cm, lam, Bn);
 }
