@@ -592,22 +592,41 @@ void train_ops_lowrank_bases(TrainPool *pool, const TrainAttnShape *s, const Tra
     blas_serial_end(saved);
 }
 
+/* Item = (b, h, segment) of the rank-aware ops: its coordinates, its rows
+ * [r0, r1) and its two projectors (key, then value); 0 when the segment
+ * runs exact (nothing to do). */
+typedef struct LowRankItem {
+    size_t b, h, r0, r1;
+    const float *P; /* key projector; the value projector follows at hd * hd */
+} LowRankItem;
+
+static int lowrank_item(const TrainAttnShape *s, const TrainLowRank *lr, size_t item,
+                        LowRankItem *it)
+{
+    size_t sg = item % lr->n_seg, bh = item / lr->n_seg, hd = s->head_dim, T = s->t;
+    it->b = bh / s->n_head, it->h = bh % s->n_head;
+    if (!train_ops_lowrank_active(s, lr, it->b, it->h, sg))
+        return 0;
+    it->P = lr->proj + (bh * lr->n_seg + sg) * 2 * hd * hd;
+    it->r0 = sg * lr->segment;
+    it->r1 = it->r0 + lr->segment < T ? it->r0 + lr->segment : T;
+    return 1;
+}
+
 /* row <- row P for the rows of one (b, h, segment): axpy's over P's rows
  * (P is symmetric), accumulated in float like the other kernels. */
 TRAIN_HOT static void lowrank_project_item(void *ctx, size_t item, int thread)
 {
     const LowRankJob *j = ctx;
     const TrainAttnShape *s = j->s;
-    const TrainLowRank *lr = j->lr;
-    size_t sg = item % lr->n_seg, bh = item / lr->n_seg;
-    size_t b = bh / s->n_head, h = bh % s->n_head, hd = s->head_dim, T = s->t;
-    if (!train_ops_lowrank_active(s, lr, b, h, sg))
+    size_t hd = s->head_dim, T = s->t;
+    LowRankItem it;
+    if (!lowrank_item(s, j->lr, item, &it))
         return;
-    const float *P = lr->proj + (bh * lr->n_seg + sg) * 2 * hd * hd + (size_t)j->side * hd * hd;
-    size_t r0 = sg * lr->segment, r1 = r0 + lr->segment < T ? r0 + lr->segment : T;
+    const float *P = it.P + (size_t)j->side * hd * hd;
     float tmp[1024];
-    for (size_t r = r0; r < r1; r++) {
-        float *x = j->x + (b * T + r) * j->stride + h * hd;
+    for (size_t r = it.r0; r < it.r1; r++) {
+        float *x = j->x + (it.b * T + r) * j->stride + it.h * hd;
         for (size_t c = 0; c < hd; c++)
             tmp[c] = 0.0f;
         for (size_t i = 0; i < hd; i++) {
@@ -658,16 +677,14 @@ TRAIN_HOT static void tail_item(void *ctx, size_t item, int thread)
 {
     const TailJob *j = ctx;
     const TrainAttnShape *s = j->s;
-    const TrainLowRank *lr = j->lr;
-    size_t sg = item % lr->n_seg, bh = item / lr->n_seg;
-    size_t b = bh / s->n_head, h = bh % s->n_head, hd = s->head_dim, T = s->t;
-    if (!train_ops_lowrank_active(s, lr, b, h, sg))
+    size_t hd = s->head_dim, T = s->t;
+    LowRankItem it;
+    if (!lowrank_item(s, j->lr, item, &it))
         return;
-    size_t r0 = sg * lr->segment, r1 = r0 + lr->segment < T ? r0 + lr->segment : T;
+    size_t b = it.b, h = it.h, r0 = it.r0, r1 = it.r1;
     double e[1024];
     for (int side = 0; side < 2; side++) {
-        const float *P =
-            lr->proj + (bh * lr->n_seg + sg) * 2 * hd * hd + (size_t)side * hd * hd;
+        const float *P = it.P + (size_t)side * hd * hd;
         double res = 0.0, nrm = 0.0;
         for (size_t r = r0; r < r1; r++) {
             const float *x = j->x[side] + (b * T + r) * s->qkv_stride + h * hd;
