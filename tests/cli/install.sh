@@ -22,7 +22,7 @@ data=$(find "$dest" -path '*/share/drrl/model/config.json' | head -1)
 data=${data%/model/config.json}
 [ -n "$data" ] || fail "no share/drrl/model under $dest"
 for f in model/model.safetensors policy.safetensors policy-beta0.safetensors README.md \
-    texts/brown-test-1-scifi.txt brown/test.txt.xz sentiment/imdb.tsv; do
+    texts/brown-test-1-scifi.txt texts/DEFAULT brown/test.txt.xz sentiment/imdb.tsv; do
     [ -f "$data/$f" ] || fail "make install did not install DATA/$f"
 done
 

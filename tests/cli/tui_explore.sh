@@ -86,6 +86,31 @@ for k in "Tab z" "Tab Tab z" "Tab Tab Tab z" "Tab Tab Tab Tab z" "Tab Tab Tab Ta
         --method oracle:0.2 --segment 3 --keys "l l l l l l l $k" --size 90x28 --dump-screen -
     expect_rc 0
 done
+# Plain drrl's text: the one DATA/texts/DEFAULT names (its first line), else
+# the longest DATA/texts/*.txt; a name outside DATA/texts, or of no file,
+# counts as none.
+if [ -f "$top_srcdir/data/model/model.safetensors" ]; then
+    d=$tmpdir/data
+    mkdir -p "$d/texts"
+    ln -s "$top_srcdir/data/model" "$d/model"
+    text_lines 2 'A short text, line %d.' >"$d/texts/a.txt"
+    text_lines 3 'A longer text, line %d.' >"$d/texts/b.txt"
+    cp "$d/texts/b.txt" "$d/c.txt"
+    demo_text() { # TEXT: plain explore opens DATA/texts/TEXT
+        run env DRRL_DATA="$d" "$DRRL" explore --keys ': 2 Enter' --dump-screen -
+        expect_rc 0
+        tail -1 "$tmpdir/out" | grep -q "| token 2/$(wc -c <"$d/texts/$1" | tr -d ' ') |" ||
+            fail "DEFAULT '$(cat "$d/texts/DEFAULT" 2>/dev/null)': not $1: $(tail -1 "$tmpdir/out")"
+    }
+    demo_text b.txt
+    printf 'a.txt\nb.txt\n' >"$d/texts/DEFAULT"
+    demo_text a.txt
+    for bad in ../c.txt missing.txt ''; do
+        echo "$bad" >"$d/texts/DEFAULT"
+        demo_text b.txt
+    done
+fi
+
 # Ctrl-C on a real terminal: the terminal comes back, exit status 1, one
 # line naming the trace, and the trace holds what was computed.
 tmux_init explore

@@ -203,13 +203,36 @@ static DrrlStatus fill_meta(Explore *ex, const ExploreOptions *o, TraceMeta *m, 
     return st;
 }
 
-/* The first DATA/texts/NAME.txt (by name), else DATA/brown/test.txt; malloc'd,
- * or NULL when neither exists. */
+/* The file DATA/texts/DEFAULT names (its first line: a file name in
+ * DATA/texts), when that is a regular file; malloc'd, else NULL. */
+static char *named_default_text(const char *dir)
+{
+    char p[4096 + 256], name[256] = "";
+    snprintf(p, sizeof p, "%s/DEFAULT", dir);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return NULL;
+    if (!fgets(name, sizeof name, f))
+        name[0] = '\0';
+    fclose(f);
+    name[strcspn(name, "\r\n")] = '\0';
+    struct stat st;
+    if (!name[0] || name[0] == '.' || strchr(name, '/'))
+        return NULL;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode) ? strdup(p) : NULL;
+}
+
+/* The text DATA/texts/DEFAULT names, else the longest DATA/texts/NAME.txt,
+ * else DATA/brown/test.txt; malloc'd, or NULL when none exists. */
 char *explore_default_text(void)
 {
     const char *data = cli_data_dir();
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/texts", data);
+    char *named = named_default_text(dir);
+    if (named)
+        return named;
     char *best = NULL;
     off_t best_size = -1;
     DIR *d = opendir(dir);

@@ -38,9 +38,10 @@ int explore_close(Explore *ex, int interrupted);
 App *explore_app(Explore *ex);
 Session *explore_session(Explore *ex);
 
-/* The default input text: the longest DATA/texts/NAME.txt (ties: the first
- * by name), else
- * DATA/brown/test.txt; malloc'd, or NULL when neither exists. */
+/* The default input text: the one DATA/texts/DEFAULT names (its first line,
+ * a file name in DATA/texts; data/ship_model.sh demo picks it), else the
+ * longest DATA/texts/NAME.txt (ties: the first by name), else
+ * DATA/brown/test.txt; malloc'd, or NULL when none exists. */
 char *explore_default_text(void);
 
 /* The default method: drrl with the shipped policy when DATA holds one
