@@ -8,6 +8,9 @@
 #                                       # the first 64 KiB at 4,096: exact, rank 16, 8
 #   data/train_rank_aware.sh convert [MODEL]    # float16 copy as data/model-ra
 #
+# To ship a model as the default data/model (with a policy trained on its
+# float16 copy): data/ship_model.sh install MODEL POLICY.
+#
 # The default recipe is data/model-ra's (batch 2 x 4,096, 380 steps planned,
 # warmup 20, lr 3e-4 -> 3e-5, ranks 4, 8, ..., 28 plus exact with p 0.25,
 # seed 5). data/model-ra was trained on the device machine (16 threads) and
