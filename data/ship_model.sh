@@ -28,8 +28,11 @@
 #   data/ship_model.sh demo [--write] [TEXT...]
 #       how much the shipped policy's ranks vary (bench/rank_diversity.py)
 #       on each data/texts/*.txt and each TEXT, with `drrl run --method drrl`
-#       at 2,048 tokens at most, best first: plain `drrl` opens the text
-#       data/texts/DEFAULT names (else the longest) at its last token.
+#       at 2,048 tokens at most, best first, each with the token to open at
+#       (4 tokens into the segment where most of layer 0's heads change rank:
+#       the rank history shows the tokens just before the cursor): plain
+#       `drrl` opens the text data/texts/DEFAULT names ("NAME [TOKEN]"; else
+#       the longest) there (else at its last token).
 #       --write names the best there and regenerates the README's screen
 #       (a TEXT must be copied into data/texts/ first, with its source in
 #       data/README.md; `drrl tour` reads every data/texts/*.txt).
@@ -215,26 +218,53 @@ demo() {
         "$DRRL" run --method drrl --text "$f" --seq-len 2048 --trace-out "$tmp/t.csv" --force \
             --no-timing >/dev/null 2>"$tmp/err" || die "drrl run on $f: $(cat "$tmp/err")"
         python3 - "$top/bench" "$tmp/t.csv" "$f" >>"$tmp/list" <<'EOF'
-import contextlib, io, sys
+import contextlib, csv, io, sys
 sys.path.insert(0, sys.argv[1])
 import rank_diversity
 with contextlib.redirect_stdout(io.StringIO()):
     distinct, differ, moving = rank_diversity.stats(sys.argv[2])
+# The token to open at: the rank history shows the tokens just before the
+# cursor (9 at 120x40) and ranks change at segment starts, so 4 tokens after
+# the start of the segment where most of layer 0's heads change rank (ties:
+# the most distinct ranks there, then the later), from segment 3 on (segment
+# 0 is exact, and the guard has no evidence in segment 1, so segment 2's
+# change is from exact for every method); 0 (the last token) if none.
+dec, first = {}, {}
+with open(sys.argv[2], newline="") as f:
+    for r in csv.DictReader(f):
+        s, l, h, st = int(r["segment"]), int(r["layer"]), int(r["head"]), int(r["step"])
+        dec.setdefault((s, l, h), int(r["rank"]))
+        first[s] = min(first.get(s, st), st)
+heads = sorted({h for (s, l, h) in dec if l == 0})
+best, token = (0, 0, 0), 0
+for s in sorted(first):
+    if s < 3 or any((s - 1, 0, h) not in dec or (s, 0, h) not in dec for h in heads):
+        continue
+    key = (sum(dec[(s - 1, 0, h)] != dec[(s, 0, h)] for h in heads),
+           len({dec[(s, 0, h)] for h in heads}), s)
+    if key[0] > 0 and key > best:
+        best, token = key, first[s] + 5
 # score: heads differing and heads changing, each up to 1, then distinct ranks
-print(f"{differ + moving:.4f}\t{distinct}\t{differ:.3f}\t{moving:.3f}\t{sys.argv[3]}")
+print(f"{differ + moving:.4f}\t{distinct}\t{differ:.3f}\t{moving:.3f}\t{token}"
+      f"\t{best[0]}/{len(heads)}\t{sys.argv[3]}")
 EOF
     done
-    echo "score	distinct ranks	heads of a layer differ	heads change over time	text"
+    echo "score	distinct ranks	heads of a layer differ	heads change over time	token	L0 heads changing there	text"
     sort -t '	' -k1,1gr -k2,2nr "$tmp/list" | tee "$tmp/sorted"
-    best=$(head -1 "$tmp/sorted" | cut -f5)
+    best=$(head -1 "$tmp/sorted" | cut -f7)
+    token=$(head -1 "$tmp/sorted" | cut -f5)
     cur=$(sed -n 1p "$top/data/texts/DEFAULT" 2>/dev/null || true)
-    say "best: $best (data/texts/DEFAULT: ${cur:-none, so the longest text})"
+    say "best: $best at token $token (0: the last; data/texts/DEFAULT: ${cur:-none, so the longest text})"
     [ $write = 1 ] || return 0
     case $best in "$top/data/texts/"*) ;; *)
         die "$best is not in data/texts/: copy it there (and say where it comes from in data/README.md)" ;;
     esac
-    basename "$best" >"$top/data/texts/DEFAULT"
-    say "data/texts/DEFAULT: $(basename "$best")"
+    if [ "$token" -gt 0 ]; then
+        echo "$(basename "$best") $token" >"$top/data/texts/DEFAULT"
+    else
+        basename "$best" >"$top/data/texts/DEFAULT"
+    fi
+    say "data/texts/DEFAULT: $(cat "$top/data/texts/DEFAULT")"
     readme_screen
 }
 

@@ -86,9 +86,10 @@ for k in "Tab z" "Tab Tab z" "Tab Tab Tab z" "Tab Tab Tab Tab z" "Tab Tab Tab Ta
         --method oracle:0.2 --segment 3 --keys "l l l l l l l $k" --size 90x28 --dump-screen -
     expect_rc 0
 done
-# Plain drrl's text: the one DATA/texts/DEFAULT names (its first line), else
-# the longest DATA/texts/*.txt; a name outside DATA/texts, or of no file,
-# counts as none.
+# Plain drrl's text: the one DATA/texts/DEFAULT names (its first line, "NAME
+# [TOKEN]"), else the longest DATA/texts/*.txt; a name outside DATA/texts,
+# or of no file, counts as none. It opens at TOKEN, else (none, past the
+# end, not a number) at the last token.
 if [ -f "$top_srcdir/data/model/model.safetensors" ]; then
     d=$tmpdir/data
     mkdir -p "$d/texts"
@@ -108,6 +109,14 @@ if [ -f "$top_srcdir/data/model/model.safetensors" ]; then
     for bad in ../c.txt missing.txt ''; do
         echo "$bad" >"$d/texts/DEFAULT"
         demo_text b.txt
+    done
+    na=$(wc -c <"$d/texts/a.txt" | tr -d ' ')
+    for line in "a.txt 7:7" "a.txt:$na" "a.txt 999:$na" "a.txt x:$na" "a.txt 7 x:$na"; do
+        echo "${line%:*}" >"$d/texts/DEFAULT"
+        run env DRRL_DATA="$d" "$DRRL" explore --dump-screen -
+        expect_rc 0
+        tail -1 "$tmpdir/out" | grep -q "| token ${line##*:}/$na |" ||
+            fail "DEFAULT '${line%:*}': not at token ${line##*:}: $(tail -1 "$tmpdir/out")"
     done
 fi
 

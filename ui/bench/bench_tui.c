@@ -247,7 +247,7 @@ int bench_tui(int argc, char **argv)
         return CLI_EXIT_USAGE;
     char *def_text = NULL;
     if (!eo.in.text && !eo.in.ids_file) {
-        def_text = explore_default_text();
+        def_text = explore_default_text(NULL);
         if (!def_text)
             return cli_error(DRRL_E_USAGE, "bench tui: no input: give --text FILE");
         eo.in.text = def_text;

@@ -29,8 +29,8 @@ static const char usage[] =
     "spectrum, bounds, FLOP savings, policy and attention, live. Press ? inside\n"
     "for the keys. With no arguments: the data directory's model and default\n"
     "text, the drrl method with its policy when the data directory has one,\n"
-    "opened at the text's last token (all of it computed); with --model and no\n"
-    "--method, energy:0.95.\n"
+    "opened at DATA/texts/DEFAULT's token, else the text's last token (computed\n"
+    "up to there); with --model and no --method, energy:0.95.\n"
     "\n"
     "  --model DIR       model directory (default: DATA/model)\n"
     "  --text FILE       input text (default: the DATA/texts/*.txt that\n"
@@ -76,11 +76,12 @@ int cmd_explore(int argc, char **argv)
     if (!!eo.in.text + !!eo.in.prompt + !!eo.in.ids_file > 1)
         return cli_usage_error("explore", "give at most one of --text, --prompt, --ids-file");
     char *def_text = NULL;
+    long demo_token = 0; /* DATA/texts/DEFAULT's TOKEN: where the demo opens */
     /* the demo (plain drrl): no input, model, method or position given */
     int demo = !eo.in.text && !eo.in.prompt && !eo.in.ids_file && !eo.model_dir &&
                !cfg.method.spec[0] && start == 0 && eo.in.offset == 0;
     if (!eo.in.text && !eo.in.prompt && !eo.in.ids_file) {
-        def_text = explore_default_text();
+        def_text = explore_default_text(&demo_token);
         if (!def_text)
             return cli_error(
                 DRRL_E_USAGE,
@@ -113,10 +114,13 @@ int cmd_explore(int argc, char **argv)
      * (never a blank screen), cancelled by Esc or Ctrl-C */
     if (start > 1)
         app_go_to(app, start - 1);
-    else if (demo && app_n_tokens(app) > 0)
-        /* the demo opens at the end of the text, computed: every segment's
-         * ranks are in the rank history and the grid shows the last ones */
-        app_go_to(app, app_n_tokens(app) - 1);
+    else if (demo && app_n_tokens(app) > 0) {
+        /* the demo opens at DEFAULT's token, else at the end of the text,
+         * computed up to there: the grid shows that segment's ranks, the
+         * rank history the tokens before it */
+        int64_t n = app_n_tokens(app);
+        app_go_to(app, (demo_token > 0 && demo_token <= n ? demo_token : n) - 1);
+    }
     rc = tui_run(app, &to, "explore");
     size_t rows = trace_store_n_rows(app->store);
     /* the trace keeps what was computed, whatever ended the run */

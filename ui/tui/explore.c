@@ -203,34 +203,41 @@ static DrrlStatus fill_meta(Explore *ex, const ExploreOptions *o, TraceMeta *m, 
     return st;
 }
 
-/* The file DATA/texts/DEFAULT names (its first line: a file name in
- * DATA/texts), when that is a regular file; malloc'd, else NULL. */
-static char *named_default_text(const char *dir)
+/* The file DATA/texts/DEFAULT names (its first line: "NAME [TOKEN]", NAME a
+ * file in DATA/texts), when that is a regular file; malloc'd, else NULL.
+ * *token: TOKEN when it is a number > 0, else 0. */
+static char *named_default_text(const char *dir, long *token)
 {
-    char p[4096 + 256], name[256] = "";
+    char p[4096 + 256], line[512] = "", name[256] = "";
     snprintf(p, sizeof p, "%s/DEFAULT", dir);
     FILE *f = fopen(p, "r");
     if (!f)
         return NULL;
-    if (!fgets(name, sizeof name, f))
-        name[0] = '\0';
+    if (!fgets(line, sizeof line, f))
+        line[0] = '\0';
     fclose(f);
-    name[strcspn(name, "\r\n")] = '\0';
+    long tok = 0;
+    char extra;
+    int n = sscanf(line, "%255s %ld %c", name, &tok, &extra);
     struct stat st;
-    if (!name[0] || name[0] == '.' || strchr(name, '/'))
+    if (n < 1 || name[0] == '.' || strchr(name, '/'))
         return NULL;
+    *token = n == 2 && tok > 0 ? tok : 0;
     snprintf(p, sizeof p, "%s/%s", dir, name);
     return stat(p, &st) == 0 && S_ISREG(st.st_mode) ? strdup(p) : NULL;
 }
 
 /* The text DATA/texts/DEFAULT names, else the longest DATA/texts/NAME.txt,
  * else DATA/brown/test.txt; malloc'd, or NULL when none exists. */
-char *explore_default_text(void)
+char *explore_default_text(long *token)
 {
     const char *data = cli_data_dir();
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/texts", data);
-    char *named = named_default_text(dir);
+    long tok = 0;
+    char *named = named_default_text(dir, &tok);
+    if (token)
+        *token = named ? tok : 0;
     if (named)
         return named;
     char *best = NULL;

@@ -39,10 +39,11 @@ App *explore_app(Explore *ex);
 Session *explore_session(Explore *ex);
 
 /* The default input text: the one DATA/texts/DEFAULT names (its first line,
- * a file name in DATA/texts; data/ship_model.sh demo picks it), else the
- * longest DATA/texts/NAME.txt (ties: the first by name), else
- * DATA/brown/test.txt; malloc'd, or NULL when none exists. */
-char *explore_default_text(void);
+ * "NAME [TOKEN]", NAME a file in DATA/texts; data/ship_model.sh demo picks
+ * it), else the longest DATA/texts/NAME.txt (ties: the first by name), else
+ * DATA/brown/test.txt; malloc'd, or NULL when none exists. token (may be
+ * NULL): DEFAULT's TOKEN, where plain drrl opens, else 0 (its last token). */
+char *explore_default_text(long *token);
 
 /* The default method: drrl with the shipped policy when DATA holds one
  * (EXPLORE_POLICY_FILE), else energy:0.95. */
