@@ -55,8 +55,10 @@ DRRL=${DRRL:-$B/ui/drrl}
 case $DRRL in /*) ;; */*) DRRL=$(pwd)/$DRRL ;; esac
 export DRRL_DATA="$top/data"
 say() { echo "ship_model: $*" >&2; }
+undo=
 die() {
     say "$*"
+    [ -z "$undo" ] || say "to undo the swap: $undo"
     exit 2
 }
 [ -x "$DRRL" ] || die "$DRRL: not found (build first, or set DRRL / DRRL_BUILD)"
@@ -88,7 +90,7 @@ policy_fits() {
     "$DRRL" run --model "$2" --method "drrl:$1" --prompt 'The policy fits.' --no-timing \
         >"$tmp/pf.out" 2>"$tmp/pf.err" || die "$1 does not run on $2: $(cat "$tmp/pf.err")"
     ! grep -q "another model" "$tmp/pf.err" ||
-        die "$1 was not trained on $2 (weights $(whash "$2")): $(cat "$tmp/pf.err")"
+        die "$1 was not trained on ${3:-$2} (weights $(whash "$2")): $(cat "$tmp/pf.err")"
 }
 
 # mk/data.am installs data/model-base and data/policy-base.safetensors
@@ -159,12 +161,14 @@ install() {
     "$DRRL" convert "$model" "$tmp/model" >"$tmp/convert.txt" || die "drrl convert failed"
     [ "$(whash "$tmp/model")" != "$(whash "$d/model")" ] ||
         die "$model holds data/model's weights already"
-    policy_fits "$policy" "$tmp/model"
-    [ -z "$beta0" ] || policy_fits "$beta0" "$tmp/model"
+    policy_fits "$policy" "$tmp/model" "$1's float16 copy"
+    [ -z "$beta0" ] || policy_fits "$beta0" "$tmp/model" "$1's float16 copy"
     # 1
+    undo="git checkout -- data/model data/policy.safetensors data/policy-beta0.safetensors tests/golden README.md mk/data.am"
     if [ -e "$d/model-base" ]; then
         say "data/model-base exists: kept; data/model is replaced"
     else
+        undo="$undo; rm -rf data/model-base data/policy-base.safetensors"
         mv "$d/model" "$d/model-base"
         cp "$d/policy.safetensors" "$d/policy-base.safetensors"
         say "data/model -> data/model-base, data/policy.safetensors -> data/policy-base.safetensors"
