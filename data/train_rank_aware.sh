@@ -7,6 +7,8 @@
 #   data/train_rank_aware.sh eval [MODEL]   # test bpb at 1,024 and 4,096, and
 #                                       # the first 64 KiB at 4,096: exact, rank 16, 8
 #   data/train_rank_aware.sh convert [MODEL]    # float16 copy as data/model-ra
+#   data/train_rank_aware.sh tail       # the three --ra-tail 4 stages from
+#                                       # model-ra that made data/model (2026-12-07)
 #
 # To ship a model as the default data/model (with a policy trained on its
 # float16 copy): data/ship_model.sh install MODEL POLICY.
@@ -89,12 +91,55 @@ evaluate() {
     done
 }
 
+# One stage of the spectral-tail recipe (data/README.md, "model/"): NAME INIT
+# SEED STEPS LR MIN_LR THREADS; resumes NAME's checkpoint after a stop, skips a
+# finished stage.
+tail_stage() {
+    if [ -f "$W/$1.done" ]; then
+        return 0
+    elif [ -f "$W/$1.ckpt" ]; then
+        set -- "$1" --resume
+    else
+        set -- "$1" --init "$2" --force --rank-aware --ra-tail 4 --ra-min-rank 8 \
+            --ra-rank-step 4 --ra-max-rank 24 --batch 2 --ctx 4096 --steps "$4" \
+            --warmup 10 --lr "$5" --min-lr "$6" --seed "$3" --eval-every 100000 \
+            --ckpt-every 10 --threads "$7"
+    fi
+    n=$1
+    shift
+    OPENBLAS_NUM_THREADS=${RA_THREADS:-$T} nice -n "$N" "$DRRL" train-lm "$@" \
+        --out "$W/$n" --checkpoint "$W/$n.ckpt" --train "$W/train.txt" --valid none \
+        --max-seconds "$CHUNK" 2>"$W/$n.log" || true
+    tail -1 "$W/$n.log"
+    if grep -q 'not finished' "$W/$n.log"; then
+        echo "$0: stage $n stopped; run again to resume" >&2
+        exit 1
+    fi
+    : >"$W/$n.done"
+}
+
+# data/model (2026-12-07): from model-ra, three stages at --ra-tail 4, ranks
+# 8..24; the thread counts are the ones used (stage 1 on this project's 2-core
+# development machine, 2 and 3 on the device machine's Xeon at 5 threads each,
+# three runs side by side); other thread counts give the same model up to
+# float32 rounding, not the same bits. RA_FROM: the starting weights (default
+# data/model-ra; the original run started from its float32 weights, of which
+# data/model-ra is the float16 copy).
+tail_recipe() {
+    split
+    tail_stage t1 "${RA_FROM:-$top/data/model-ra}" 7 120 2e-4 2e-5 2
+    tail_stage t2 "$W/t1" 11 120 1.5e-4 1.5e-5 5
+    tail_stage t3 "$W/t2" 12 100 1e-4 1e-5 5
+    echo "model in $W/t3; data/ship_model.sh install $W/t3 POLICY ships it"
+}
+
 case "${1:-}" in
 train) train ;;
+tail) tail_recipe ;;
 eval) evaluate "${2:-$W/ra}" ;;
 convert) "$DRRL" convert --force "${2:-$W/ra}" "$top/data/model-ra" ;;
 *)
-    echo "usage: $0 train | eval [MODEL] | convert [MODEL]" >&2
+    echo "usage: $0 train | tail | eval [MODEL] | convert [MODEL]" >&2
     exit 2
     ;;
 esac
