@@ -343,7 +343,7 @@ Test(forward, split_attention_blocks_keep_bits)
     cr_assert_eq(forward_new(m, 0, 1, &f1, NULL), DRRL_OK);
     cr_assert_eq(forward_new(m, 0, 8, &f8, NULL), DRRL_OK);
     SplitCtx sc = {0};
-    ForwardAttn hook = {"split-counting", &sc, split_counting_head, NULL, 0};
+    ForwardAttn hook = {"split-counting", &sc, split_counting_head, NULL, 0, NULL, 0, 0};
     forward_set_attn(f8, &hook);
     for (size_t t = 0; t < T; t += seg) {
         cr_assert_eq(forward_tokens(f1, ids + t, seg, a + t * V, NULL, NULL), DRRL_OK);
@@ -410,7 +410,7 @@ Test(forward, hook_replaces_attention_per_head)
     memset(&hc, 0, sizeof hc);
     hc.fail_layer = -1;
     hc.max_rows = FORWARD_ATTN_BLOCK;
-    ForwardAttn hook = {"counting", &hc, counting_head, counting_layer, 0};
+    ForwardAttn hook = {"counting", &hc, counting_head, counting_layer, 0, NULL, 0, 0};
     forward_set_attn(f, &hook);
     forward_reset(f);
     cr_assert_eq(forward_tokens(f, ids, T, b, NULL, NULL), DRRL_OK);
@@ -449,6 +449,111 @@ Test(forward, hook_replaces_attention_per_head)
     free(b);
     forward_free(f);
     model_free(m);
+}
+
+/* A segmented hook (ForwardAttn.segment): one call over several segments,
+ * starting and ending inside one, gives the bits of one call per piece
+ * (logits, hidden states, attention rows), calls layer_begin once per piece
+ * and layer, in order, and hands the logits out a piece at a time
+ * (forward_logits) with the same bits. */
+typedef struct PieceCtx {
+    int begins, calls;
+    size_t last_pos0[4], call_pos0, call_n;
+} PieceCtx;
+
+static DrrlStatus piece_layer(void *ctx, int layer, size_t pos0, size_t n, const float *q,
+                              DrrlError *err)
+{
+    PieceCtx *p = ctx;
+    (void)q, (void)err;
+    cr_assert(p->begins == 0 || pos0 > p->last_pos0[layer] || pos0 == p->call_pos0);
+    cr_assert_eq(pos0 / 16, (pos0 + n - 1) / 16, "a piece crosses a segment");
+    p->last_pos0[layer] = pos0;
+    p->begins++;
+    return DRRL_OK;
+}
+
+static DrrlStatus piece_call(void *ctx, size_t pos0, size_t n, DrrlError *err)
+{
+    PieceCtx *p = ctx;
+    (void)err;
+    p->call_pos0 = pos0, p->call_n = n, p->calls++;
+    return DRRL_OK;
+}
+
+Test(forward, pieces_of_a_segmented_hook_keep_bits)
+{
+    for (int together = 0; together < 2; together++)
+        for (int arch = 0; arch < 2; arch++) {
+            Model *m = random_model(arch ? MODEL_ARCH_LLAMA : MODEL_ARCH_GPT2, 2, 4,
+                                    arch ? 2 : 4, 96, 24, 160, 50, 256);
+            size_t T = 100, V = 50, C = 96, L = 2, H = 4, seg = 16, cut = 7;
+            int32_t ids[100];
+            for (size_t i = 0; i < T; i++)
+                ids[i] = (int32_t)((i * 7919u + 3u) % V);
+            float *a = malloc(T * V * sizeof *a), *b = malloc(T * V * sizeof *b);
+            float *c = malloc(T * V * sizeof *c);
+            float *ha = calloc((L + 1) * T * C, sizeof *ha),
+                  *pa = calloc(L * H * T * T, sizeof *pa);
+            PieceCtx pc;
+            memset(&pc, 0, sizeof pc);
+            ForwardAttn hook = {"pieces", &pc, NULL, piece_layer, 0, piece_call, seg, together};
+            Forward *f;
+            cr_assert_eq(forward_new(m, 0, 3, &f, NULL), DRRL_OK);
+            forward_set_attn(f, &hook);
+            /* one call per piece: [0, cut), then up to each boundary */
+            for (size_t t = 0; t < T;) {
+                size_t n = t < cut ? cut : (t / seg + 1) * seg - t;
+                if (n > T - t)
+                    n = T - t;
+                float *hid = malloc((L + 1) * n * C * sizeof *hid);
+                float *att = malloc(L * H * n * T * sizeof *att);
+                ForwardCapture cap = {hid, att, T};
+                cr_assert_eq(forward_tokens(f, ids + t, n, a + t * V, &cap, NULL), DRRL_OK);
+                for (size_t l = 0; l <= L; l++)
+                    memcpy(ha + (l * T + t) * C, hid + l * n * C, n * C * sizeof *hid);
+                for (size_t lh = 0; lh < L * H; lh++)
+                    memcpy(pa + (lh * T + t) * T, att + lh * n * T, n * T * sizeof *att);
+                free(hid), free(att);
+                t += n;
+            }
+            cr_assert_eq(pc.calls, 8); /* [0,7) [7,16) ... [96,100) */
+            /* [0, cut) then one call over the rest: a head piece, five
+             * whole segments and a tail */
+            forward_reset(f);
+            memset(&pc, 0, sizeof pc);
+            cr_assert_eq(forward_tokens(f, ids, cut, b, NULL, NULL), DRRL_OK);
+            size_t n = T - cut;
+            float *hid = malloc((L + 1) * n * C * sizeof *hid);
+            float *att = malloc(L * H * n * T * sizeof *att);
+            ForwardCapture cap = {hid, att, T};
+            cr_assert_eq(forward_tokens(f, ids + cut, n, b + cut * V, &cap, NULL), DRRL_OK);
+            cr_assert_eq(pc.calls, 2);
+            cr_assert_eq(pc.begins, (int)(L * (1 + 7)), "%d layer_begins", pc.begins);
+            cr_assert_eq(memcmp(a, b, T * V * sizeof *a), 0, "logits differ");
+            for (size_t l = 0; l <= L; l++)
+                cr_assert_eq(
+                    memcmp(ha + (l * T + cut) * C, hid + l * n * C, n * C * sizeof *hid), 0,
+                    "hidden states of layer %zu differ", l);
+            for (size_t lh = 0; lh < L * H; lh++)
+                cr_assert_eq(
+                    memcmp(pa + (lh * T + cut) * T, att + lh * n * T, n * T * sizeof *att), 0,
+                    "attention rows differ");
+            /* the same call without logits, handed out a piece at a time */
+            forward_reset(f);
+            cr_assert_eq(forward_tokens(f, ids, cut, c, NULL, NULL), DRRL_OK);
+            cr_assert_eq(forward_tokens(f, ids + cut, n, NULL, NULL, NULL), DRRL_OK);
+            for (size_t r0 = 0, pn = seg - cut; r0 < n;
+                 r0 += pn, pn = n - r0 < seg ? n - r0 : seg)
+                cr_assert_eq(forward_logits(f, r0, pn, c + (cut + r0) * V, NULL), DRRL_OK);
+            cr_assert_eq(memcmp(a, c, T * V * sizeof *a), 0, "forward_logits differ");
+            DrrlError e;
+            cr_assert_eq(forward_logits(f, n - 1, 2, c, &e), DRRL_E_USAGE);
+            free(hid), free(att);
+            free(a), free(b), free(c), free(ha), free(pa);
+            forward_free(f);
+            model_free(m);
+        }
 }
 
 Test(forward, bad_ids_and_positions)

@@ -10,6 +10,7 @@
 
 #include "model/safetensors.h"
 #include "run/session.h"
+#include "trace/trace_csv.h"
 #include "attn_testutil.h"
 
 typedef struct Ref {
@@ -169,6 +170,98 @@ Test(session, lowrank_on_fixtures_bounds_hold_and_chunking_agrees)
                 free(la);
                 session_free(a), session_free(b);
             }
+        }
+        ref_free(&r);
+    }
+}
+
+/* Every record as the trace writes it (wall_ns left out), appended to buf. */
+typedef struct Dump {
+    char *buf;
+    size_t len, cap;
+} Dump;
+
+static DrrlStatus dump_put(TraceSink *self, const TraceRecord *rec, DrrlError *err)
+{
+    (void)err;
+    Dump *d = self->ctx;
+    static char field[1 << 16];
+    for (int col = 0; col < TRACE_CSV_NCOLS; col++) {
+        if (!strcmp(trace_csv_columns[col], "wall_ns"))
+            continue;
+        cr_assert_eq(trace_csv_field(rec, col, field, sizeof field), 0);
+        size_t k = strlen(field) + 1;
+        if (d->len + k > d->cap) {
+            d->cap = 2 * (d->len + k);
+            d->buf = realloc(d->buf, d->cap);
+            cr_assert(d->buf);
+        }
+        memcpy(d->buf + d->len, field, k);
+        d->len += k;
+    }
+    return DRRL_OK;
+}
+
+/* Layer-major calls (session_chunk: several segments per forward call for
+ * the methods that decide a layer from its own state) give byte for byte
+ * the records, logits, loss and ledger of one call per segment, from a
+ * segment boundary or from inside a segment, whatever the segment length. */
+Test(session, layer_major_calls_change_nothing)
+{
+    const char *specs[] = {"full", "fixed:2", "energy:0.9", "oracle:0.2"};
+    for (int fi = 0; fi < 2; fi++) {
+        Ref r;
+        ref_load(&r, fixtures[fi]);
+        for (int k = 0; k < 4; k++)
+            for (int T = 4; T <= 5; T++) {
+                Session *s[2];
+                Dump d[2] = {{0}};
+                float *lg[2];
+                for (int i = 0; i < 2; i++) {
+                    s[i] = open_session(fixtures[fi], specs[k], T, 0);
+                    DrrlError e;
+                    TraceSink sink = {dump_put, &d[i]};
+                    cr_assert_eq(session_add_sink(s[i], sink, &e), DRRL_OK);
+                    cr_assert_eq(session_set_ids(s[i], r.ids, r.n, &e), DRRL_OK);
+                    lg[i] = malloc(r.n * r.vocab * sizeof *lg[i]);
+                    SessionCapture cap = {lg[i], NULL, NULL, false};
+                    session_set_capture(s[i], &cap);
+                    cr_assert_gt(session_chunk(s[i]), (size_t)T, "%s", specs[k]);
+                }
+                DrrlError e;
+                size_t done;
+                /* three tokens, the rest of the segment, then one call per
+                 * segment */
+                cr_assert_eq(session_advance(s[0], 3, NULL, &e), DRRL_OK, "%s", e.msg);
+                cr_assert_eq(session_advance(s[0], (size_t)T - 3, NULL, &e), DRRL_OK, "%s",
+                             e.msg);
+                while (session_pos(s[0]) < r.n)
+                    cr_assert_eq(session_advance(s[0], (size_t)T, NULL, &e), DRRL_OK, "%s",
+                                 e.msg);
+                /* three tokens, then everything (layer-major) */
+                cr_assert_eq(session_advance(s[1], 3, NULL, &e), DRRL_OK, "%s", e.msg);
+                cr_assert_eq(session_advance(s[1], r.n, &done, &e), DRRL_OK, "%s", e.msg);
+                cr_assert_eq(done, r.n - 3);
+                cr_assert_gt(d[0].len, 0);
+                cr_assert_eq(d[0].len, d[1].len, "%s T=%d", specs[k], T);
+                cr_assert_eq(memcmp(d[0].buf, d[1].buf, d[0].len), 0,
+                             "%s %s T=%d: records differ", fixtures[fi], specs[k], T);
+                cr_assert_eq(memcmp(lg[0], lg[1], r.n * r.vocab * sizeof *lg[0]), 0);
+                cr_assert_eq(session_nll_sum(s[0]), session_nll_sum(s[1]));
+                const AttnCoreStats *a = attn_core_stats(session_core(s[0]));
+                const AttnCoreStats *b = attn_core_stats(session_core(s[1]));
+                cr_assert_eq(a->flops_executed, b->flops_executed);
+                cr_assert_eq(a->refresh_keep, b->refresh_keep);
+                cr_assert_eq(a->refresh_recompute, b->refresh_recompute);
+                for (int i = 0; i < 2; i++)
+                    free(d[i].buf), free(lg[i]), session_free(s[i]);
+            }
+        /* methods that decide across layers keep one segment per call */
+        const char *one[] = {"random:1-6", "performer:4", "nystrom:4"};
+        for (int k = 0; k < 3; k++) {
+            Session *x = open_session(fixtures[fi], one[k], 4, 0);
+            cr_assert_eq(session_chunk(x), 4, "%s", one[k]);
+            session_free(x);
         }
         ref_free(&r);
     }

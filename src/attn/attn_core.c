@@ -116,12 +116,31 @@ struct AttnCore {
     HeadState *hs; /* (L, H) */
     RowStat *rows; /* (L, H, rows_cap) */
     size_t rows_cap, call_n, call_pos0;
+    /* A call spans call_np pieces (one per segment it touches: layer-major
+     * calls, attn_core_layer_major); piece[l] is the one layer l works on.
+     * fin_pos: the first position finish_call has not emitted yet.
+     * call_hooked: calls are announced by call_begin (a forward drives the
+     * hook), else layer 0's layer_begin starts a call of one piece. */
+    size_t call_np, np_cap, fin_pos;
+    size_t *piece; /* (L) */
+    int call_hooked;
+    /* the state each piece's records show, per piece, kept when a call has
+     * several (later pieces change it before the records go out): the
+     * heads' decisions, (np, L, H) with their masked ranks and policy
+     * probabilities (np, L, H, grid.n), and the kv heads' eigenvalues
+     * (np, L, K, 2, D) and whether they have a basis (np, L, K) */
+    HeadState *snap_hs;
+    int32_t *snap_masked;
+    float *snap_probs;
+    double *snap_lam;
+    uint8_t *snap_basis;
     size_t pcap; /* capacity (rows) of every projected cache */
     size_t pld;  /* its leading dimension: pcap + PROJ_PAD (see grow_proj) */
     float *qh;   /* (L, H, qcap, D) query history (keep_queries) */
     size_t qcap, qlen;
-    double *callfl;  /* (L, H, FLOPS_CAT_COUNT): boundary work (refresh, policy) */
-    double *callrow; /* (L, H, FLOPS_CAT_COUNT): per-row work of the call, spread evenly */
+    double *callfl;  /* (np, L, H, FLOPS_CAT_COUNT): boundary work (refresh, policy) */
+    double *callrow; /* (np, L, H, FLOPS_CAT_COUNT): per-row work of each piece, spread
+                        evenly */
     FlopLedger exec, exact;
     AttnCoreStats stats;
     AttnChooser chooser;
@@ -282,6 +301,8 @@ DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCo
     ac->callfl = calloc(LH * FLOPS_CAT_COUNT, sizeof *ac->callfl);
     ac->callrow = calloc(LH * FLOPS_CAT_COUNT, sizeof *ac->callrow);
     ac->seg_done = calloc((size_t)ac->L, sizeof *ac->seg_done);
+    ac->piece = calloc((size_t)ac->L, sizeof *ac->piece);
+    ac->np_cap = 1;
     ac->adv_pending = calloc((size_t)ac->L, sizeof *ac->adv_pending);
     ac->dec_energy = calloc((size_t)ac->H * G, sizeof *ac->dec_energy);
     ac->dec_bound = calloc((size_t)ac->H * G, sizeof *ac->dec_bound);
@@ -301,7 +322,7 @@ DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCo
     ac->dec_rank = calloc((size_t)ac->H, sizeof *ac->dec_rank);
     ac->dec_probs = calloc((size_t)ac->H * G, sizeof *ac->dec_probs);
     ac->dec_value = calloc((size_t)ac->H, sizeof *ac->dec_value);
-    if (!ac->kv || !ac->hs || !ac->callfl || !ac->callrow || !ac->seg_done ||
+    if (!ac->kv || !ac->hs || !ac->callfl || !ac->callrow || !ac->seg_done || !ac->piece ||
         !ac->adv_pending || !ac->dec_energy || !ac->dec_bound || !ac->dec_guard ||
         !ac->dec_gdone || !ac->segq || !ac->sego || !ac->sego_r || !ac->dec_mask ||
         !ac->dec_prev || !ac->dec_rank || !ac->dec_probs || !ac->dec_value) {
@@ -354,7 +375,8 @@ void attn_core_free(AttnCore *ac)
         }
     DRRL_FREE(ac->perf, ac->nys, ac->bl_out, ac->qh);
     free(ac->kv), free(ac->hs), free(ac->rows), free(ac->callfl), free(ac->callrow),
-        free(ac->seg_done), free(ac->adv_pending);
+        free(ac->seg_done), free(ac->adv_pending), free(ac->piece);
+    DRRL_FREE(ac->snap_hs, ac->snap_masked, ac->snap_probs, ac->snap_lam, ac->snap_basis);
     DRRL_FREE(ac->dec_energy, ac->dec_bound, ac->dec_mask, ac->dec_prev, ac->dec_guard,
               ac->dec_gdone, ac->segq, ac->sego, ac->sego_r, ac->ratios, ac->dec_rank,
               ac->dec_probs, ac->dec_value);
@@ -472,13 +494,23 @@ static HeadState *hs_at(AttnCore *ac, int32_t l, int32_t h)
 {
     return &ac->hs[(size_t)l * ac->H + h];
 }
+/* The call's boundary work and per-row work of (layer, head) in piece p,
+ * and in the piece layer l works on now. */
+static double *callfl_p(AttnCore *ac, size_t p, int32_t l, int32_t h)
+{
+    return ac->callfl + ((p * ac->L + l) * ac->H + h) * FLOPS_CAT_COUNT;
+}
+static double *callrow_p(AttnCore *ac, size_t p, int32_t l, int32_t h)
+{
+    return ac->callrow + ((p * ac->L + l) * ac->H + h) * FLOPS_CAT_COUNT;
+}
 static double *callfl_at(AttnCore *ac, int32_t l, int32_t h)
 {
-    return ac->callfl + ((size_t)l * ac->H + h) * FLOPS_CAT_COUNT;
+    return callfl_p(ac, ac->piece[l], l, h);
 }
 static double *callrow_at(AttnCore *ac, int32_t l, int32_t h)
 {
-    return ac->callrow + ((size_t)l * ac->H + h) * FLOPS_CAT_COUNT;
+    return callrow_p(ac, ac->piece[l], l, h);
 }
 static RowStat *row_at(AttnCore *ac, int32_t l, int32_t h, size_t i);
 /* Charge n FLOPs of kv-head boundary work to its query heads, split evenly. */
@@ -1657,11 +1689,13 @@ static DrrlStatus ensure_rows(AttnCore *ac, size_t n, DrrlError *err)
 {
     size_t need = (size_t)ac->L * ac->H * n;
     if (need > ac->rows_cap) {
-        RowStat *r = realloc(ac->rows, need * sizeof *r);
-        if (!r)
+        /* rewritten by every call: huge pages (mem.h), a layer-major call's
+         * rows take megabytes */
+        free(ac->rows);
+        ac->rows = drrl_alloc_large(need * sizeof *ac->rows);
+        ac->rows_cap = ac->rows ? need : 0;
+        if (!ac->rows)
             return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory for row statistics");
-        ac->rows = r;
-        ac->rows_cap = need;
     }
     return DRRL_OK;
 }
@@ -1788,25 +1822,146 @@ static DrrlStatus baseline_layer(AttnCore *ac, int layer, size_t pos0, size_t n,
     return DRRL_OK;
 }
 
+int attn_core_layer_major(const AttnCore *ac)
+{
+    MethodKind k = ac->cfg.method.kind;
+    return k == METHOD_FULL || k == METHOD_FIXED || k == METHOD_ENERGY || k == METHOD_ORACLE;
+}
+
+size_t attn_core_row_bytes(const AttnCore *ac)
+{
+    return (size_t)ac->L * ac->H * sizeof(RowStat);
+}
+
+/* Room for the per-piece state of a call of np pieces. */
+static DrrlStatus ensure_pieces(AttnCore *ac, size_t np, DrrlError *err)
+{
+    if (np <= ac->np_cap && (np == 1 || ac->snap_hs))
+        return DRRL_OK;
+    size_t LH = (size_t)ac->L * ac->H, LK = (size_t)ac->L * ac->K, G = (size_t)ac->grid.n;
+    size_t cap = np > ac->np_cap ? np : ac->np_cap;
+    double *fl = realloc(ac->callfl, cap * LH * FLOPS_CAT_COUNT * sizeof *fl);
+    if (fl)
+        ac->callfl = fl;
+    double *fr = fl ? realloc(ac->callrow, cap * LH * FLOPS_CAT_COUNT * sizeof *fr) : NULL;
+    if (fr)
+        ac->callrow = fr;
+    if (!fl || !fr)
+        return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory for %zu segments", np);
+    ac->np_cap = cap;
+    DRRL_FREE(ac->snap_hs, ac->snap_masked, ac->snap_probs, ac->snap_lam, ac->snap_basis);
+    ac->snap_hs = malloc(cap * LH * sizeof *ac->snap_hs);
+    ac->snap_masked = malloc(cap * LH * G * sizeof *ac->snap_masked);
+    ac->snap_probs = malloc(cap * LH * G * sizeof *ac->snap_probs);
+    ac->snap_lam = malloc(cap * LK * 2 * (size_t)ac->D * sizeof *ac->snap_lam);
+    ac->snap_basis = malloc(cap * LK * sizeof *ac->snap_basis);
+    if (!ac->snap_hs || !ac->snap_masked || !ac->snap_probs || !ac->snap_lam ||
+        !ac->snap_basis) {
+        DRRL_FREE(ac->snap_hs, ac->snap_masked, ac->snap_probs, ac->snap_lam, ac->snap_basis);
+        ac->snap_hs = NULL, ac->snap_masked = NULL, ac->snap_probs = NULL;
+        ac->snap_lam = NULL, ac->snap_basis = NULL;
+        return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory for %zu segments", np);
+    }
+    return DRRL_OK;
+}
+
+/* A call of n rows from pos0 starts: one piece per segment it touches
+ * (more than one only for a layer-major method). */
+static DrrlStatus call_setup(AttnCore *ac, size_t pos0, size_t n, DrrlError *err)
+{
+    DrrlStatus st;
+    size_t T = (size_t)ac->cfg.segment;
+    /* a call that stopped before its attention (an error) left its
+     * advances set up: they run now, before this call's rows */
+    for (int32_t l = 0; l < ac->L; l++)
+        if ((st = advance_end(ac, l, err)))
+            return st;
+    size_t np = n ? (pos0 + n - 1) / T - pos0 / T + 1 : 1;
+    if (np > 1 && !attn_core_layer_major(ac))
+        return drrl_error(err, DRRL_E_INTERNAL,
+                          "attn_core: a forward call (positions %zu..%zu) crosses a segment "
+                          "boundary (segment %zu) with method %s, which decides across layers",
+                          pos0, pos0 + n - 1, T, ac->cfg.method.spec);
+    if ((st = ensure_rows(ac, n, err)) || (st = ensure_pieces(ac, np, err)))
+        return st;
+    ac->call_n = n, ac->call_pos0 = pos0, ac->call_np = np, ac->fin_pos = pos0;
+    size_t LH = (size_t)ac->L * ac->H;
+    memset(ac->rows, 0, LH * n * sizeof *ac->rows);
+    memset(ac->callfl, 0, np * LH * FLOPS_CAT_COUNT * sizeof *ac->callfl);
+    memset(ac->callrow, 0, np * LH * FLOPS_CAT_COUNT * sizeof *ac->callrow);
+    for (int32_t l = 0; l < ac->L; l++)
+        ac->piece[l] = 0;
+    return DRRL_OK;
+}
+
+static DrrlStatus call_begin(void *ctx, size_t pos0, size_t n, DrrlError *err)
+{
+    AttnCore *ac = ctx;
+    ac->call_hooked = 1;
+    int saved = blas_serial_begin();
+    DrrlStatus st = call_setup(ac, pos0, n, err);
+    blas_serial_end(saved);
+    return st;
+}
+
+static DrrlStatus layer_begin_piece(AttnCore *ac, int layer, size_t pos0, size_t n,
+                                    const float *q, DrrlError *err);
+
+/* What piece p's records of layer l show (finish_call), kept as layer_begin
+ * left it. */
+static void snapshot(AttnCore *ac, int32_t l, size_t p)
+{
+    size_t G = (size_t)ac->grid.n, D = (size_t)ac->D;
+    for (int32_t h = 0; h < ac->H; h++) {
+        size_t i = (p * ac->L + l) * ac->H + h;
+        const HeadState *hs = hs_at(ac, l, h);
+        ac->snap_hs[i] = *hs;
+        memcpy(ac->snap_masked + i * G, hs->masked, G * sizeof *hs->masked);
+        memcpy(ac->snap_probs + i * G, hs->probs, G * sizeof *hs->probs);
+        ac->snap_hs[i].masked = ac->snap_masked + i * G;
+        ac->snap_hs[i].probs = ac->snap_probs + i * G;
+    }
+    for (int32_t g = 0; g < ac->K; g++) {
+        size_t i = (p * ac->L + l) * ac->K + g;
+        const Kv *kv = kv_at(ac, l, g);
+        memcpy(ac->snap_lam + (2 * i) * D, kv->s[SIDE_K].lam, D * sizeof(double));
+        memcpy(ac->snap_lam + (2 * i + 1) * D, kv->s[SIDE_V].lam, D * sizeof(double));
+        ac->snap_basis[i] = (uint8_t)kv->s[SIDE_K].has_basis;
+    }
+}
+
 static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, const float *q,
                                    DrrlError *err)
 {
     AttnCore *ac = ctx;
     DrrlStatus st;
     int64_t T = ac->cfg.segment;
-    if (layer == 0) {
-        /* a call that stopped before its attention (an error) left its
-         * advances set up: they run now, before this call's rows */
-        for (int32_t l = 0; l < ac->L; l++)
-            if ((st = advance_end(ac, l, err)))
-                return st;
-        if ((st = ensure_rows(ac, n, err)))
+    if (layer == 0 && !ac->call_hooked && (st = call_setup(ac, pos0, n, err)))
+        return st;
+    size_t piece = (size_t)pos0 / (size_t)T - ac->call_pos0 / (size_t)T;
+    if (piece >= ac->call_np || pos0 + n > ac->call_pos0 + ac->call_n)
+        return drrl_error(err, DRRL_E_INTERNAL,
+                          "attn_core: layer %d: positions %zu..%zu outside the call", layer,
+                          pos0, pos0 + n - 1);
+    if (piece != ac->piece[layer]) {
+        /* a later piece of a layer-major call: the earlier piece's rows
+         * are projected (if its heads have not done it) and its work
+         * charged to it, before this piece's boundary reads them */
+        if ((st = advance_end(ac, layer, err)))
             return st;
-        ac->call_n = n, ac->call_pos0 = pos0;
-        memset(ac->rows, 0, (size_t)ac->L * ac->H * n * sizeof *ac->rows);
-        memset(ac->callfl, 0, (size_t)ac->L * ac->H * FLOPS_CAT_COUNT * sizeof *ac->callfl);
-        memset(ac->callrow, 0, (size_t)ac->L * ac->H * FLOPS_CAT_COUNT * sizeof *ac->callrow);
+        ac->piece[layer] = piece;
     }
+    st = layer_begin_piece(ac, layer, pos0, n, q, err);
+    if (st == DRRL_OK && ac->call_np > 1)
+        snapshot(ac, layer, piece);
+    return st;
+}
+
+static DrrlStatus layer_begin_piece(AttnCore *ac, int layer, size_t pos0, size_t n,
+                                    const float *q, DrrlError *err)
+{
+    DrrlStatus st;
+    int64_t T = ac->cfg.segment;
     if (ac->cfg.keep_queries && (st = keep_call_queries(ac, layer, pos0, n, q, err)))
         return st;
     MethodKind kind = ac->cfg.method.kind;
@@ -1838,7 +1993,9 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, 
          * instead of one per layer. A layer's boundary touches only its own
          * sides and reads rows of earlier calls, so the order is free. */
         int32_t l1 = layer + 1;
-        if (ac->cfg.no_guard && !method_is_guarded(&ac->cfg.method))
+        /* (the first piece of a call only: before a later piece, the later
+         * layers have not run the pieces before it) */
+        if (ac->cfg.no_guard && !method_is_guarded(&ac->cfg.method) && ac->piece[layer] == 0)
             while (l1 < ac->L && ac->seg_done[l1] < seg)
                 l1++;
         if ((st = run_boundaries(ac, layer, l1, (int64_t)pos0, err)))
@@ -2197,6 +2354,13 @@ ForwardAttn attn_core_hook(AttnCore *ac)
     fa.ctx = ac;
     fa.head = head_fn;
     fa.layer_begin = layer_begin;
+    fa.call_begin = call_begin;
+    /* Calls of a layer-major method may span segments (forward.h): the
+     * forward then runs the projections and MLP of a layer over all of
+     * them, and this hook piece by piece; exact attention decides nothing,
+     * so its pieces run in one stage. */
+    fa.segment = (size_t)ac->cfg.segment;
+    fa.pieces_together = ac->cfg.method.kind == METHOD_FULL;
     /* The rank-r kernel has no score block to amortise: small calls cost it
      * nothing and give the forward's threads H * n / 32 tasks per layer
      * instead of H (8 for the default model, idle threads at 16). Exact
@@ -2220,12 +2384,14 @@ static void model_flops_per_token(const ModelConfig *c, double *proj, double *ml
     *lm_head = flops_linear(1, C, c->vocab);
 }
 
-/* Step i of the call into the ledgers: the layer work of one token (the
- * same exact and executed) and every head's row, the call's boundary work on
- * its first row and its per-row work spread evenly. Each row's attention-core
- * FLOPs go to rs->attn_exec / attn_exact; *exec_tot / *exact_tot, the
- * whole-model totals, grow by what the step added. */
-static void step_flops(AttnCore *ac, size_t i, size_t n, double *exec_tot, double *exact_tot)
+/* Step i of piece p (n rows; row `row` of the call) into the ledgers: the
+ * layer work of one token (the same exact and executed) and every head's
+ * row, the piece's boundary work on its first row and its per-row work
+ * spread evenly. Each row's attention-core FLOPs go to rs->attn_exec /
+ * attn_exact; *exec_tot / *exact_tot, the whole-model totals, grow by what
+ * the step added. */
+static void step_flops(AttnCore *ac, size_t p, size_t row, size_t i, size_t n, double *exec_tot,
+                       double *exact_tot)
 {
     double proj, mlp, other, lmh;
     model_flops_per_token(&ac->mc, &proj, &mlp, &other, &lmh);
@@ -2238,11 +2404,11 @@ static void step_flops(AttnCore *ac, size_t i, size_t n, double *exec_tot, doubl
         }
         *exec_tot += proj + mlp + o, *exact_tot += proj + mlp + o;
         for (int32_t h = 0; h < ac->H; h++) {
-            RowStat *rs = row_at(ac, l, h, i);
+            RowStat *rs = row_at(ac, l, h, row);
             rs->attn_exec = rs->attn_exact = 0.0;
             for (int c = 0; c < FLOPS_CAT_COUNT; c++) {
-                double fe = rs->fl[c] + callrow_at(ac, l, h)[c] / (double)n +
-                            (i == 0 ? callfl_at(ac, l, h)[c] : 0.0);
+                double fe = rs->fl[c] + callrow_p(ac, p, l, h)[c] / (double)n +
+                            (i == 0 ? callfl_p(ac, p, l, h)[c] : 0.0);
                 flops_add(&ac->exec, l, h, (FlopCat)c, fe);
                 flops_add(&ac->exact, l, h, (FlopCat)c, rs->fl_exact[c]);
                 *exec_tot += fe, *exact_tot += rs->fl_exact[c];
@@ -2314,26 +2480,40 @@ const double *attn_core_bound_ratios(const AttnCore *ac, size_t *n)
 DrrlStatus attn_core_finish_call(AttnCore *ac, size_t pos0, size_t n, const char *const *tokens,
                                  TraceSink *sinks, int n_sinks, DrrlError *err)
 {
-    if (n != ac->call_n || pos0 != ac->call_pos0)
+    size_t T = (size_t)ac->cfg.segment, end = ac->call_pos0 + ac->call_n;
+    if (pos0 != ac->fin_pos || n == 0 || pos0 + n > end || (pos0 + n != end && (pos0 + n) % T))
         return drrl_error(err, DRRL_E_INTERNAL,
                           "attn_core: finish_call(%zu, %zu) does not "
-                          "match the last forward call (%zu, %zu)",
-                          pos0, n, ac->call_pos0, ac->call_n);
-    for (int32_t l = 0; l < ac->L; l++) {
-        DrrlStatus st = advance_end(ac, l, err);
-        if (st)
-            return st;
-    }
+                          "continue the last forward call (%zu, %zu; emitted up to %zu) by "
+                          "whole segments",
+                          pos0, n, ac->call_pos0, ac->call_n, ac->fin_pos);
+    if (pos0 == ac->call_pos0)
+        for (int32_t l = 0; l < ac->L; l++) {
+            DrrlStatus st = advance_end(ac, l, err);
+            if (st)
+                return st;
+        }
     TraceRecord rec;
     for (size_t i = 0; i < n; i++) {
-        step_flops(ac, i, n, &ac->stats.flops_executed, &ac->stats.flops_exact);
+        /* the piece of position pos0 + i: rows [p0, p1) of the call */
+        size_t pos = pos0 + i, row = pos - ac->call_pos0;
+        size_t p = pos / T - ac->call_pos0 / T;
+        size_t p0 = pos / T * T > ac->call_pos0 ? pos / T * T : ac->call_pos0;
+        size_t p1 = (pos / T + 1) * T < end ? (pos / T + 1) * T : end;
+        step_flops(ac, p, row, pos - p0, p1 - p0, &ac->stats.flops_executed,
+                   &ac->stats.flops_exact);
         /* whole-model savings over tokens 0..pos0 + i, the same on every row of the step */
         double saved = flops_savings(ac->stats.flops_exact, ac->stats.flops_executed);
         for (int32_t l = 0; l < ac->L; l++)
             for (int32_t h = 0; h < ac->H; h++) {
-                RowStat *rs = row_at(ac, l, h, i);
-                HeadState *hs = hs_at(ac, l, h);
-                Kv *kv = kv_at(ac, l, h / ac->group);
+                RowStat *rs = row_at(ac, l, h, row);
+                /* the state the records show: as the piece's layer_begin
+                 * left it (kept when later pieces ran since) */
+                int snap = ac->call_np > 1;
+                size_t sg = (p * ac->L + l) * ac->K + h / ac->group;
+                const HeadState *hs =
+                    snap ? &ac->snap_hs[(p * ac->L + l) * ac->H + h] : hs_at(ac, l, h);
+                const Kv *kv = kv_at(ac, l, h / ac->group);
                 if (rs->measured_ok) {
                     ac->stats.rows++;
                     ac->stats.fidelity_sum += rs->fidelity;
@@ -2345,11 +2525,12 @@ DrrlStatus attn_core_finish_call(AttnCore *ac, size_t pos0, size_t n, const char
                 if (n_sinks <= 0)
                     continue;
                 float sig[4096], sigv[4096];
-                const Side *sk = &kv->s[SIDE_K], *sv = &kv->s[SIDE_V];
-                int nsig = sk->has_basis ? ac->D : 0;
+                const double *lk = snap ? ac->snap_lam + 2 * sg * ac->D : kv->s[SIDE_K].lam;
+                const double *lv = snap ? lk + ac->D : kv->s[SIDE_V].lam;
+                int nsig = (snap ? ac->snap_basis[sg] : kv->s[SIDE_K].has_basis) ? ac->D : 0;
                 for (int32_t j = 0; j < nsig; j++) {
-                    sig[j] = (float)sqrt(sk->lam[j]);
-                    sigv[j] = (float)sqrt(sv->lam[j]);
+                    sig[j] = (float)sqrt(lk[j]);
+                    sigv[j] = (float)sqrt(lv[j]);
                 }
                 memset(&rec, 0, sizeof rec);
                 rec.step = (int64_t)(pos0 + i);
@@ -2388,6 +2569,7 @@ DrrlStatus attn_core_finish_call(AttnCore *ac, size_t pos0, size_t n, const char
             }
     }
     ac->stats.tokens += (int64_t)n;
+    ac->fin_pos = pos0 + n;
     return DRRL_OK;
 }
 

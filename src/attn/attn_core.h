@@ -28,9 +28,13 @@
  * decision is counted (attn_core_stats) per (layer, kv head, side, boundary).
  *
  * Calls: forward_tokens() calls must not cross a segment boundary (drive the
- * forward one segment, or one token, at a time; session.h does). After each
- * forward_tokens(), call attn_core_finish_call() to fold the call's per-row
- * results into the FLOP ledgers and statistics and to emit TraceRecords.
+ * forward one segment, or one token, at a time; session.h does), except
+ * with a layer-major method (attn_core_layer_major): a call may then span
+ * several segments, which the forward cuts into pieces at the boundaries
+ * (the hook's segment, forward.h); the core keeps what each piece's records
+ * show. After each forward_tokens(), call attn_core_finish_call() to fold
+ * the call's per-row results into the FLOP ledgers and statistics and to
+ * emit TraceRecords (once for the call, or once per run of its segments).
  *
  * Thread safety: the hook's head() runs concurrently for different (head,
  * rows) pairs and writes only its own rows' slots; everything shared is
@@ -130,6 +134,19 @@ void attn_core_bind_pool(AttnCore *ac, Forward *f);
 /* The hook to install with forward_set_attn (ctx = ac). */
 ForwardAttn attn_core_hook(AttnCore *ac);
 
+/* Whether calls may span several segments ("layer-major": forward.h,
+ * ForwardAttn.segment): the method decides a layer's ranks from that
+ * layer's own state (its earlier segments' keys, values, bases and guard
+ * replays) and nothing run-wide, so running layer l of several segments
+ * before layer l+1 of the first changes no number: full, fixed, energy,
+ * oracle. Not random (one generator across layers), drrl (its policy reads
+ * the records of the segment before), performer and nystrom. A call that
+ * spans segments with another method fails (DRRL_E_INTERNAL). */
+int attn_core_layer_major(const AttnCore *ac);
+/* Bytes the core holds per row of a call (its per-(layer, head) row
+ * statistics), to size calls by. */
+size_t attn_core_row_bytes(const AttnCore *ac);
+
 /* Reserve room for n positions in the core's caches (optional: they grow
  * by doubling otherwise). DRRL_E_NOMEM. */
 DrrlStatus attn_core_reserve(AttnCore *ac, size_t n, DrrlError *err);
@@ -137,7 +154,9 @@ DrrlStatus attn_core_reserve(AttnCore *ac, size_t n, DrrlError *err);
 /* Forget all state (new sequence); keeps memory. */
 void attn_core_reset(AttnCore *ac);
 
-/* After forward_tokens(f, ids, n, ...) at positions pos0..pos0+n-1: update
+/* After forward_tokens(f, ids, n, ...) at positions pos0..pos0+n-1 (or, for
+ * a call over several segments, after it for each run of whole segments of
+ * it in turn, the last maybe partial): update
  * the ledgers (model FLOPs outside attention are counted here by closed form
  * from the config), the run statistics, and, if n_sinks > 0, emit one
  * TraceRecord per (token, layer, head) to every sink in order. tokens: n

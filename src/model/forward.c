@@ -36,6 +36,7 @@ struct Forward {
     /* KV cache: (L, K, cap, D) each; len positions valid. */
     float *kc, *vc;
     size_t cap, len;
+    size_t last_n; /* rows of the last call, whose final states f->h holds */
 
     /* Activations for up to rows tokens. */
     size_t rows;
@@ -73,6 +74,9 @@ struct Forward {
     _Atomic(void *) fn_ctx;
     atomic_size_t n_tasks;
     atomic_int want;
+    /* stages run (pool_run calls with work), and those that met several
+     * threads: forward_pool_stats */
+    uint64_t n_stages, n_meets;
 };
 
 /* ---- the pool ------------------------------------------------------------ */
@@ -189,11 +193,13 @@ static void pool_run(Forward *f, size_t n_tasks, int want, PoolFn fn, void *ctx)
     int nw = want < f->n_started + 1 ? want : f->n_started + 1;
     if ((size_t)nw > n_tasks)
         nw = (int)n_tasks;
+    f->n_stages++;
     if (nw <= 1) {
         for (size_t t = 0; t < n_tasks; t++)
             fn(ctx, t, 0);
         return;
     }
+    f->n_meets++;
     uint32_t g = pool_stage(atomic_load_explicit(&f->work, memory_order_relaxed)) + 1;
     if (g == 0) /* 0 is the workers' "seen nothing yet" */
         g = 1;
@@ -227,6 +233,11 @@ void forward_parallel(Forward *f, size_t n_tasks, int want, ForwardTaskFn fn, vo
     pool_run(f, n_tasks, want < 1 ? 1 : want, fn, ctx);
 }
 
+void forward_pool_stats(const Forward *f, uint64_t *stages, uint64_t *meets)
+{
+    *stages = f->n_stages, *meets = f->n_meets;
+}
+
 /* Split n items into at most f->threads blocks of a multiple of `align`
  * items; returns the block size. */
 static size_t block_of(const Forward *f, size_t n, size_t align)
@@ -243,6 +254,7 @@ typedef struct LinJob {
     const float *x, *w, *b;
     size_t n, in, out, rb, cb, n_cb;
     float beta;
+    size_t period, tpp;    /* rows per piece (n: one), row tiles per piece */
     size_t n_rb, g, n_grp; /* row tiles; tiles per task; tasks per column block */
 } LinJob;
 
@@ -250,7 +262,8 @@ typedef struct LinJob {
  * tiles [r0, r0 + rb), ... of row group t % n_grp, one single-threaded
  * cblas_sgemm per tile (the bias added after). A task's tiles share their
  * weights, which the first tile brings into cache and the next reuse (the
- * weights of a layer do not fit in cache; a segment's rows do). */
+ * weights of a layer do not fit in cache; a segment's rows do). The rows
+ * come in pieces of `period` rows, each tiled from its own first row. */
 static void lin_task(void *ctx, size_t t, int worker)
 {
     (void)worker;
@@ -258,7 +271,8 @@ static void lin_task(void *ctx, size_t t, int worker)
     size_t c0 = t / j->n_grp * j->cb, c1 = c0 + j->cb < j->out ? c0 + j->cb : j->out;
     for (size_t rt = t % j->n_grp * j->g; rt < (t % j->n_grp + 1) * j->g && rt < j->n_rb;
          rt++) {
-        size_t r0 = rt * j->rb, r1 = r0 + j->rb < j->n ? r0 + j->rb : j->n;
+        size_t p0 = rt / j->tpp * j->period, p1 = p0 + j->period < j->n ? p0 + j->period : j->n;
+        size_t r0 = p0 + rt % j->tpp * j->rb, r1 = r0 + j->rb < p1 ? r0 + j->rb : p1;
         if (r0 >= r1 || c0 >= c1)
             return;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)(c1 - c0),
@@ -285,13 +299,15 @@ static void lin_task(void *ctx, size_t t, int worker)
 #define FORWARD_LIN_COLS 64
 #define FORWARD_LIN_MACS ((size_t)1 << 22)
 #define FORWARD_LIN_WEIGHTS ((size_t)1 << 18)
-#define FORWARD_LIN_MAX 3
+#define FORWARD_LIN_MAX 9
 
-static LinJob lin_job(float *y, const float *x, const float *w, const float *b, size_t n,
-                      size_t in, size_t out, int accumulate)
+static LinJob lin_job_period(float *y, const float *x, const float *w, const float *b, size_t n,
+                             size_t period, size_t in, size_t out, int accumulate)
 {
-    LinJob j = {y, x, w, b, n, in, out, 0, 0, 0, accumulate ? 1.0f : 0.0f, 0, 0, 0};
-    j.rb = n < FORWARD_LIN_ROWS ? n : FORWARD_LIN_ROWS;
+    LinJob j = {y, x, w, b, n, in, out, 0, 0, 0, accumulate ? 1.0f : 0.0f, 0, 0, 0, 0, 0};
+    j.period = period ? period : n;
+    j.rb = j.period < FORWARD_LIN_ROWS ? j.period : FORWARD_LIN_ROWS;
+    j.tpp = (j.period + j.rb - 1) / j.rb;
     size_t per_col = j.rb * (in ? in : 1);
     size_t cb = (FORWARD_LIN_MACS + per_col - 1) / per_col;
     /* a few rows (token by token) read weights more than they compute: cap
@@ -307,6 +323,12 @@ static LinJob lin_job(float *y, const float *x, const float *w, const float *b, 
     return j;
 }
 
+static LinJob lin_job(float *y, const float *x, const float *w, const float *b, size_t n,
+                      size_t in, size_t out, int accumulate)
+{
+    return lin_job_period(y, x, w, b, n, n, in, out, accumulate);
+}
+
 /* Group j's row tiles into tasks: as many tiles per task as still leaves
  * about FORWARD_LIN_TASKS tasks per thread over the n_jobs products of one
  * pool run. Which tiles a task runs changes nothing in what a tile computes. */
@@ -314,7 +336,7 @@ static LinJob lin_job(float *y, const float *x, const float *w, const float *b, 
 
 static size_t lin_tasks(LinJob *j, int threads, int n_jobs)
 {
-    j->n_rb = (j->n + j->rb - 1) / j->rb;
+    j->n_rb = (j->n + j->period - 1) / j->period * j->tpp;
     size_t want = ((size_t)threads * FORWARD_LIN_TASKS + (size_t)n_jobs - 1) / (size_t)n_jobs;
     size_t grp = (want + j->n_cb - 1) / j->n_cb;
     grp = grp < 1 ? 1 : grp > j->n_rb ? j->n_rb : grp;
@@ -324,7 +346,8 @@ static size_t lin_tasks(LinJob *j, int threads, int n_jobs)
 }
 
 /* Several independent products (q, k, v; up and gate) in one pool run, so
- * the threads meet once instead of once per product. */
+ * the threads meet once instead of once per product; each product may take
+ * up to three jobs (lin_add). */
 typedef struct LinMulti {
     LinJob jobs[FORWARD_LIN_MAX];
     size_t first[FORWARD_LIN_MAX + 1]; /* task index where each job starts */
@@ -349,6 +372,73 @@ static void linear_multi(Forward *f, LinMulti *m)
         macs += m->jobs[i].n * m->jobs[i].in * m->jobs[i].out;
     }
     pool_run(f, m->first[m->n], macs >= FORWARD_PAR_MACS ? f->threads : 1, lin_multi_task, m);
+}
+
+/* A call's rows in pieces (forward.h, ForwardAttn.segment): `head` rows up
+ * to the first segment boundary (0 when the call starts on one), then k
+ * whole segments of T rows, then `tail` rows. A call of an unsegmented hook
+ * is one piece (head = n). */
+typedef struct Pieces {
+    size_t head, T, k, tail;
+} Pieces;
+
+static Pieces pieces_of(const Forward *f, size_t pos0, size_t n)
+{
+    Pieces pc = {n, 0, 0, 0};
+    size_t T = f->attn.segment;
+    if (T) {
+        size_t off = pos0 % T;
+        pc.head = off ? (n < T - off ? n : T - off) : 0;
+        pc.T = T, pc.k = (n - pc.head) / T, pc.tail = (n - pc.head) % T;
+    }
+    return pc;
+}
+
+static size_t pieces_count(const Pieces *pc)
+{
+    return (pc->head > 0) + pc->k + (pc->tail > 0);
+}
+
+/* Piece i: rows [*r0, *r0 + *n) of the call. */
+static void piece_at(const Pieces *pc, size_t i, size_t *r0, size_t *n)
+{
+    if (pc->head && i == 0) {
+        *r0 = 0, *n = pc->head;
+        return;
+    }
+    i -= pc->head > 0;
+    *r0 = pc->head + i * pc->T;
+    *n = i < pc->k ? pc->T : pc->tail;
+}
+
+/* y = x W^T + b (as lin_job) over the call's rows, each piece tiled as a
+ * call of that piece alone would tile it (so every row gets the bits it
+ * would get there): the head and the tail as jobs of their own, the whole
+ * segments as one job of period T. */
+static void lin_add(LinMulti *m, const Pieces *pc, float *y, const float *x, const float *w,
+                    const float *b, size_t in, size_t out, int accumulate)
+{
+    size_t r = 0;
+    if (pc->head) {
+        m->jobs[m->n++] = lin_job(y, x, w, b, pc->head, in, out, accumulate);
+        r = pc->head;
+    }
+    if (pc->k) {
+        m->jobs[m->n++] = lin_job_period(y + r * out, x + r * in, w, b, pc->k * pc->T, pc->T,
+                                         in, out, accumulate);
+        r += pc->k * pc->T;
+    }
+    if (pc->tail)
+        m->jobs[m->n++] = lin_job(y + r * out, x + r * in, w, b, pc->tail, in, out, accumulate);
+}
+
+static void linear_pieces(Forward *f, const Pieces *pc, float *y, const float *x,
+                          const float *w, const float *b, size_t in, size_t out, int accumulate)
+{
+    LinMulti m;
+    m.n = 0;
+    lin_add(&m, pc, y, x, w, b, in, out, accumulate);
+    linear_multi(f, &m);
 }
 
 static void linear(Forward *f, float *y, const float *x, const float *w, const float *b,
@@ -583,7 +673,7 @@ DrrlStatus forward_attn_exact(void *ctx, const ForwardAttnArgs *a, DrrlError *er
 
 /* ---- lifetime ------------------------------------------------------------ */
 
-static const ForwardAttn exact_attn = {"exact", NULL, forward_attn_exact, NULL, 0};
+static const ForwardAttn exact_attn = {"exact", NULL, forward_attn_exact, NULL, 0, NULL, 0, 0};
 
 DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **out,
                        DrrlError *err)
@@ -691,7 +781,7 @@ void forward_free(Forward *f)
 
 void forward_reset(Forward *f)
 {
-    f->len = 0;
+    f->len = 0, f->last_n = 0;
 }
 
 size_t forward_len(const Forward *f)
@@ -768,14 +858,16 @@ static DrrlStatus grow_rows(Forward *f, size_t n, DrrlError *err)
     size_t C = (size_t)c->d_model, HD = (size_t)c->n_head * (size_t)c->head_dim;
     size_t KD = (size_t)c->n_kv_head * (size_t)c->head_dim, F = (size_t)c->d_ff;
     free_rows(f);
-    f->x = malloc(n * C * sizeof(float));
-    f->h = malloc(n * C * sizeof(float));
-    f->q = malloc(n * HD * sizeof(float));
-    f->k = malloc(n * KD * sizeof(float));
-    f->v = malloc(n * KD * sizeof(float));
-    f->att = malloc(n * HD * sizeof(float));
-    f->f1 = malloc(n * F * sizeof(float));
-    f->f2 = malloc(n * F * sizeof(float));
+    /* rewritten by every call: huge pages (mem.h) for a long call's
+     * megabytes, one page fault per 2 MiB on their first writes */
+    f->x = drrl_alloc_large(n * C * sizeof(float));
+    f->h = drrl_alloc_large(n * C * sizeof(float));
+    f->q = drrl_alloc_large(n * HD * sizeof(float));
+    f->k = drrl_alloc_large(n * KD * sizeof(float));
+    f->v = drrl_alloc_large(n * KD * sizeof(float));
+    f->att = drrl_alloc_large(n * HD * sizeof(float));
+    f->f1 = drrl_alloc_large(n * F * sizeof(float));
+    f->f2 = drrl_alloc_large(n * F * sizeof(float));
     if (!f->x || !f->h || !f->q || !f->k || !f->v || !f->att || !f->f1 || !f->f2) {
         free_rows(f);
         return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory for %zu tokens", n);
@@ -895,14 +987,24 @@ static size_t attn_sub_rows(Forward *f, size_t tasks, size_t block, size_t nk, s
     return sb <= block / 2 ? sb : block;
 }
 
+/* One piece of a call in an attention stage: rows [row0, row0 + n) of the
+ * call at positions pos0.., its blocks and sub-blocks as attention() would
+ * cut a call of this piece alone, and its first task in the stage. */
+typedef struct AttnPiece {
+    size_t row0, pos0, n, block, n_blocks;
+    size_t sb, s_full, s_last, units; /* sub-blocks: rows, per full block, in the
+                                         last block, per head */
+    size_t first;
+} AttnPiece;
+
 typedef struct AttnJob {
     Forward *f;
     int layer;
-    size_t pos0, n, n_keys, block, n_blocks;
-    size_t sb, s_full, s_last, units; /* sub-blocks: rows, per full block, in the
-                                         last block, per head */
+    size_t n_call; /* rows of the call (the capture's rows per head) */
+    const AttnPiece *pc;
+    size_t n_pc;
     float scale;
-    float *probs; /* capture for this layer: (H, n, stride) or NULL */
+    float *probs; /* capture for this layer: (H, n_call, stride) or NULL */
     size_t probs_stride;
     atomic_int failed;
     pthread_mutex_t lock;
@@ -919,31 +1021,37 @@ static void attn_task(void *ctx, size_t t, int worker)
     const ModelConfig *c = &f->m->cfg;
     size_t H = (size_t)c->n_head, D = (size_t)c->head_dim, HD = H * D;
     size_t group = H / (size_t)c->n_kv_head;
-    size_t h = t / j->units, u = t % j->units;
-    size_t b = u / j->s_full, sub = u % j->s_full, s_b = j->s_full;
-    if (b >= j->n_blocks - 1) { /* the last block (maybe partial) */
-        b = j->n_blocks - 1;
-        sub = u - b * j->s_full;
-        s_b = j->s_last;
+    size_t ip = 0;
+    while (ip + 1 < j->n_pc && t >= j->pc[ip + 1].first)
+        ip++;
+    const AttnPiece *p = &j->pc[ip];
+    t -= p->first;
+    size_t h = t / p->units, u = t % p->units;
+    size_t b = u / p->s_full, sub = u % p->s_full, s_b = p->s_full;
+    if (b >= p->n_blocks - 1) { /* the last block (maybe partial) */
+        b = p->n_blocks - 1;
+        sub = u - b * p->s_full;
+        s_b = p->s_last;
     }
-    size_t b0 = b * j->block, b1 = b0 + j->block < j->n ? b0 + j->block : j->n;
-    size_t r0 = b0 + sub * j->sb, r1 = sub + 1 == s_b ? b1 : r0 + j->sb;
+    size_t b0 = b * p->block, b1 = b0 + p->block < p->n ? b0 + p->block : p->n;
+    size_t r0 = b0 + sub * p->sb, r1 = sub + 1 == s_b ? b1 : r0 + p->sb;
+    size_t row = p->row0 + r0; /* in the call */
     ForwardAttnArgs a;
     a.layer = j->layer;
     a.head = (int)h;
     a.kv_head = (int)(h / group);
     a.head_dim = (int)D;
-    a.pos0 = j->pos0 + r0;
+    a.pos0 = p->pos0 + r0;
     a.n = r1 - r0;
-    a.n_keys = j->pos0 + b1;
+    a.n_keys = p->pos0 + b1;
     a.scale = j->scale;
-    a.q = f->q + r0 * HD + h * D;
+    a.q = f->q + row * HD + h * D;
     a.q_stride = HD;
     a.k = forward_cache_k(f, j->layer, a.kv_head);
     a.v = forward_cache_v(f, j->layer, a.kv_head);
-    a.out = f->att + r0 * HD + h * D;
+    a.out = f->att + row * HD + h * D;
     a.out_stride = HD;
-    a.probs = j->probs ? j->probs + (h * j->n + r0) * j->probs_stride : NULL;
+    a.probs = j->probs ? j->probs + (h * j->n_call + row) * j->probs_stride : NULL;
     a.probs_stride = j->probs_stride;
     a.scratch = f->ws[worker];
     a.thread_ctx = NULL;
@@ -962,36 +1070,63 @@ static void attn_task(void *ctx, size_t t, int worker)
     }
 }
 
-static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, float *probs,
-                            size_t probs_stride, DrrlError *err)
+/* The attention of pieces [i0, i1) of a call of n rows at pos0 (Pieces) in
+ * one pool stage; each piece cut into blocks and sub-blocks as a call of
+ * that piece alone would be (the same head() calls, so the same bits). */
+static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, const Pieces *pcs,
+                            size_t i0, size_t i1, float *probs, size_t probs_stride,
+                            DrrlError *err)
 {
     const ModelConfig *c = &f->m->cfg;
     size_t H = (size_t)c->n_head, D = (size_t)c->head_dim;
-    size_t n_keys = pos0 + n;
-    size_t block = f->attn.rows_per_call ? f->attn.rows_per_call : FORWARD_ATTN_BLOCK;
-    if (block > n)
-        block = n;
-    size_t n_blocks = (n + block - 1) / block, n_tasks = H * n_blocks;
-    int nt = H * n * n_keys < FORWARD_PAR_SCORES ? 1 : f->threads;
+    AttnPiece one, *pc = i1 - i0 > 1 ? malloc((i1 - i0) * sizeof *pc) : &one;
+    if (!pc)
+        return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory");
+    size_t np = i1 - i0, blocks = 0, need = 0;
+    double scores = 0.0;
+    for (size_t i = 0; i < np; i++) {
+        AttnPiece *p = &pc[i];
+        piece_at(pcs, i0 + i, &p->row0, &p->n);
+        p->pos0 = pos0 + p->row0;
+        p->block = f->attn.rows_per_call ? f->attn.rows_per_call : FORWARD_ATTN_BLOCK;
+        if (p->block > p->n)
+            p->block = p->n;
+        p->n_blocks = (p->n + p->block - 1) / p->block;
+        blocks += H * p->n_blocks;
+        scores += (double)(H * p->n) * (double)(p->pos0 + p->n);
+        size_t nd;
+        if (drrl_size_mul(p->block, p->pos0 + p->n, &nd)) {
+            if (pc != &one)
+                free(pc);
+            return drrl_error(err, DRRL_E_NOMEM, "forward: attention scratch too large");
+        }
+        need = nd > need ? nd : need;
+    }
+    int nt = scores < (double)FORWARD_PAR_SCORES ? 1 : f->threads;
     if (nt > f->n_started + 1)
         nt = f->n_started + 1;
-    size_t sb = nt > 1 ? attn_sub_rows(f, n_tasks, block, pos0 + block, D) : block;
-    size_t last = n - (n_blocks - 1) * block;
-    size_t s_full = block / sb, s_last = last / sb ? last / sb : 1;
-    size_t units = (n_blocks - 1) * s_full + s_last;
-    n_tasks = H * units;
+    size_t n_tasks = 0;
+    for (size_t i = 0; i < np; i++) {
+        AttnPiece *p = &pc[i];
+        p->sb = nt > 1 ? attn_sub_rows(f, blocks, p->block, p->pos0 + p->block, D) : p->block;
+        size_t last = p->n - (p->n_blocks - 1) * p->block;
+        p->s_full = p->block / p->sb, p->s_last = last / p->sb ? last / p->sb : 1;
+        p->units = (p->n_blocks - 1) * p->s_full + p->s_last;
+        p->first = n_tasks;
+        n_tasks += H * p->units;
+    }
     if ((size_t)nt > n_tasks)
         nt = (int)n_tasks;
-    size_t need;
-    if (drrl_size_mul(block, n_keys, &need))
-        return drrl_error(err, DRRL_E_NOMEM, "forward: attention scratch too large");
     for (int w = 0; w < nt; w++)
         if (f->ws_cap[w] < need) {
             float *p = realloc(f->ws[w], need * sizeof(float));
-            if (!p)
+            if (!p) {
+                if (pc != &one)
+                    free(pc);
                 return drrl_error(err, DRRL_E_NOMEM,
-                                  "forward: out of memory for attention scratch (%zu x %zu)",
-                                  block, n_keys);
+                                  "forward: out of memory for attention scratch (%zu floats)",
+                                  need);
+            }
             f->ws[w] = p;
             f->ws_cap[w] = need;
         }
@@ -1006,15 +1141,9 @@ static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, float 
     memset(&j, 0, sizeof j);
     j.f = f;
     j.layer = layer;
-    j.pos0 = pos0;
-    j.n = n;
-    j.n_keys = n_keys;
-    j.block = block;
-    j.n_blocks = n_blocks;
-    j.sb = sb;
-    j.s_full = s_full;
-    j.s_last = s_last;
-    j.units = units;
+    j.n_call = n;
+    j.pc = pc;
+    j.n_pc = np;
     j.scale = scale;
     j.probs = probs;
     j.probs_stride = probs_stride;
@@ -1023,6 +1152,8 @@ static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, float 
     j.status = DRRL_OK;
     pool_run(f, n_tasks, nt, attn_task, &j);
     pthread_mutex_destroy(&j.lock);
+    if (pc != &one)
+        free(pc);
     if (j.status != DRRL_OK) {
         if (err)
             *err = j.err;
@@ -1035,20 +1166,25 @@ static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, float 
 
 /* DRRL_E_NUMERIC naming layer l (or the output when l < 0) and what when one
  * of x[0, n) is NaN or Inf: finite weights can still overflow float32 on an
- * input, and nothing computed from such a value may be reported. */
+ * input, and nothing computed from such a value may be reported. The token
+ * is counted from the start of its piece (pc; NULL: of x), as a call of
+ * that piece alone would name it. */
 static DrrlStatus check_finite(const Model *m, const float *x, size_t n, size_t width, long l,
-                               const char *what, DrrlError *err)
+                               const char *what, const Pieces *pc, DrrlError *err)
 {
     const char *dir = m->dir ? m->dir : "model";
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i])) {
+            size_t tok = i / width;
+            if (pc && tok >= pc->head)
+                tok = (tok - pc->head) % pc->T;
             if (l < 0)
                 return drrl_error(err, DRRL_E_NUMERIC,
                                   "%s: output layer: %s of token %zu is %s (float32 overflow)",
-                                  dir, what, i / width, isnan(x[i]) ? "NaN" : "infinite");
+                                  dir, what, tok, isnan(x[i]) ? "NaN" : "infinite");
             return drrl_error(err, DRRL_E_NUMERIC,
                               "%s: layer %ld: %s of token %zu is %s (float32 overflow)", dir, l,
-                              what, i / width, isnan(x[i]) ? "NaN" : "infinite");
+                              what, tok, isnan(x[i]) ? "NaN" : "infinite");
         }
     return DRRL_OK;
 }
@@ -1064,6 +1200,12 @@ static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *lo
     size_t pos0 = f->len, n_keys = pos0 + n;
     int gpt2 = c->arch == MODEL_ARCH_GPT2;
     DrrlStatus s;
+    /* the hook's pieces (one for an unsegmented hook): the products run
+     * over all rows, each piece tiled as alone; attention piece by piece */
+    Pieces pc = pieces_of(f, pos0, n);
+    size_t np = pieces_count(&pc);
+    if (f->attn.call_begin && (s = f->attn.call_begin(f->attn.ctx, pos0, n, err)))
+        return s;
 
     /* Embeddings. */
     for (size_t i = 0; i < n; i++) {
@@ -1084,28 +1226,23 @@ static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *lo
         /* Attention sublayer. */
         norm(f, f->h, f->x, m->ln1_w + l * C, m->ln1_b ? m->ln1_b + l * C : NULL, n);
         LinMulti qkv;
-        qkv.n = 3;
-        qkv.jobs[0] =
-            lin_job(f->q, f->h, m->wq + l * HD * C, m->bq ? m->bq + l * HD : NULL, n, C, HD, 0);
-        qkv.jobs[1] =
-            lin_job(f->k, f->h, m->wk + l * KD * C, m->bk ? m->bk + l * KD : NULL, n, C, KD, 0);
-        qkv.jobs[2] =
-            lin_job(f->v, f->h, m->wv + l * KD * C, m->bv ? m->bv + l * KD : NULL, n, C, KD, 0);
+        qkv.n = 0;
+        lin_add(&qkv, &pc, f->q, f->h, m->wq + l * HD * C, m->bq ? m->bq + l * HD : NULL, C, HD,
+                0);
+        lin_add(&qkv, &pc, f->k, f->h, m->wk + l * KD * C, m->bk ? m->bk + l * KD : NULL, C, KD,
+                0);
+        lin_add(&qkv, &pc, f->v, f->h, m->wv + l * KD * C, m->bv ? m->bv + l * KD : NULL, C, KD,
+                0);
         linear_multi(f, &qkv);
         RowJob rj = {0};
         rj.layer = l;
         rj.pos0 = pos0;
         rows_run(f, ROW_ROPE, n, HD + 2 * KD, &rj);
         /* before any attention method (an SVD of a NaN fails obscurely) */
-        if ((s = check_finite(m, f->q, n * HD, HD, (long)l, "a query", err)) ||
-            (s = check_finite(m, f->k, n * KD, KD, (long)l, "a key", err)) ||
-            (s = check_finite(m, f->v, n * KD, KD, (long)l, "a value", err)))
+        if ((s = check_finite(m, f->q, n * HD, HD, (long)l, "a query", &pc, err)) ||
+            (s = check_finite(m, f->k, n * KD, KD, (long)l, "a key", &pc, err)) ||
+            (s = check_finite(m, f->v, n * KD, KD, (long)l, "a value", &pc, err)))
             return s;
-        if (f->attn.layer_begin) {
-            s = f->attn.layer_begin(f->attn.ctx, (int)l, pos0, n, f->q, err);
-            if (s != DRRL_OK)
-                return s;
-        }
         float *probs = NULL;
         size_t pstride = 0;
         if (cap && cap->attn) {
@@ -1113,32 +1250,46 @@ static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *lo
             probs = cap->attn + l * H * n * pstride;
             memset(probs, 0, H * n * pstride * sizeof(float));
         }
-        /* The keys of this step are in the cache; count them while the hook
-         * runs (restored on error by the caller). */
-        f->len = n_keys;
-        s = attention(f, (int)l, pos0, n, probs, pstride, err);
-        f->len = pos0;
-        if (s != DRRL_OK)
-            return s;
+        /* Piece by piece (all pieces in one stage when the hook allows):
+         * layer_begin, then the heads. The keys of the pieces are in the
+         * cache; count them while the hook runs (restored on error by the
+         * caller). */
+        for (size_t i = 0; i < np;) {
+            size_t i1 = f->attn.pieces_together ? np : i + 1, r0 = 0, pn = 0;
+            for (size_t k = i; k < i1; k++) {
+                piece_at(&pc, k, &r0, &pn);
+                if (f->attn.layer_begin &&
+                    (s = f->attn.layer_begin(f->attn.ctx, (int)l, pos0 + r0, pn, f->q + r0 * HD,
+                                             err)))
+                    return s;
+            }
+            f->len = pos0 + r0 + pn;
+            s = attention(f, (int)l, pos0, n, &pc, i, i1, probs, pstride, err);
+            f->len = pos0;
+            if (s != DRRL_OK)
+                return s;
+            i = i1;
+        }
         /* x += att Wo^T + bo */
-        linear(f, f->x, f->att, m->wo + l * C * HD, m->bo ? m->bo + l * C : NULL, n, HD, C, 1);
+        linear_pieces(f, &pc, f->x, f->att, m->wo + l * C * HD, m->bo ? m->bo + l * C : NULL,
+                      HD, C, 1);
 
         /* MLP sublayer. */
         norm(f, f->h, f->x, m->ln2_w + l * C, m->ln2_b ? m->ln2_b + l * C : NULL, n);
         LinMulti up;
-        up.n = gpt2 ? 1 : 2;
-        up.jobs[0] = lin_job(f->f1, f->h, m->w_up + l * F * C, m->b_up ? m->b_up + l * F : NULL,
-                             n, C, F, 0);
+        up.n = 0;
+        lin_add(&up, &pc, f->f1, f->h, m->w_up + l * F * C, m->b_up ? m->b_up + l * F : NULL, C,
+                F, 0);
         if (!gpt2)
-            up.jobs[1] = lin_job(f->f2, f->h, m->w_gate + l * F * C,
-                                 m->b_gate ? m->b_gate + l * F : NULL, n, C, F, 0);
+            lin_add(&up, &pc, f->f2, f->h, m->w_gate + l * F * C,
+                    m->b_gate ? m->b_gate + l * F : NULL, C, F, 0);
         linear_multi(f, &up);
         RowJob aj = {0};
         rows_run(f, ROW_ACT, n, F, &aj);
         /* x += act Wdown^T + bdown */
-        linear(f, f->x, f->f1, m->w_down + l * C * F, m->b_down ? m->b_down + l * C : NULL, n,
-               F, C, 1);
-        if ((s = check_finite(m, f->x, n * C, C, (long)l, "the hidden state", err)))
+        linear_pieces(f, &pc, f->x, f->f1, m->w_down + l * C * F,
+                      m->b_down ? m->b_down + l * C : NULL, F, C, 1);
+        if ((s = check_finite(m, f->x, n * C, C, (long)l, "the hidden state", &pc, err)))
             return s;
     }
 
@@ -1146,8 +1297,8 @@ static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *lo
     if (cap && cap->hidden)
         memcpy(cap->hidden + L * n * C, f->h, n * C * sizeof(float));
     if (logits) {
-        linear(f, logits, f->h, m->lm_head, NULL, n, C, V, 0);
-        if ((s = check_finite(m, logits, n * V, V, -1, "a logit", err)))
+        linear_pieces(f, &pc, logits, f->h, m->lm_head, NULL, C, V, 0);
+        if ((s = check_finite(m, logits, n * V, V, -1, "a logit", &pc, err)))
             return s;
     }
     f->len = n_keys;
@@ -1180,11 +1331,30 @@ DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logit
         return s;
     /* Every product runs single-threaded inside the pool (see the top). */
     int blas_threads = blas_serial_begin();
+    f->last_n = 0;
     s = run_tokens(f, ids, n, logits, cap, err);
     blas_serial_end(blas_threads);
     if (s != DRRL_OK)
         f->len = pos0;
+    else
+        f->last_n = n;
     return s;
+}
+
+DrrlStatus forward_logits(Forward *f, size_t row0, size_t n, float *logits, DrrlError *err)
+{
+    const Model *m = f->m;
+    size_t C = (size_t)m->cfg.d_model, V = (size_t)m->cfg.vocab;
+    if (row0 > f->last_n || n > f->last_n - row0)
+        return drrl_error(err, DRRL_E_USAGE,
+                          "forward: logits of rows %zu..%zu asked, the last call ran %zu", row0,
+                          row0 + n, f->last_n);
+    if (n == 0)
+        return DRRL_OK;
+    int blas_threads = blas_serial_begin();
+    linear(f, logits, f->h + row0 * C, m->lm_head, NULL, n, C, V, 0);
+    blas_serial_end(blas_threads);
+    return check_finite(m, logits, n * V, V, -1, "a logit", NULL, err);
 }
 
 /* Next-token negative log-likelihood of one logits row: log-sum-exp (max

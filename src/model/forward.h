@@ -102,6 +102,26 @@ typedef struct ForwardAttn {
      * SIZE_MAX gives each head all n rows in one call (scratch is then
      * n * n_keys floats: mind the memory for long sequences). */
     size_t rows_per_call;
+    /* Optional, called on the calling thread at the start of every
+     * forward_tokens() call, before its first layer: positions pos0 ..
+     * pos0+n-1. */
+    DrrlStatus (*call_begin)(void *ctx, size_t pos0, size_t n, DrrlError *err);
+    /* 0, or the hook's segment length T: a call is then cut into pieces at
+     * the positions that are multiples of T, and each layer runs its
+     * projections, norms and MLP once over all the call's rows ("layer
+     * major"), but layer_begin and the attention stage once per piece, in
+     * order, each as a call of that piece alone would (the same head()
+     * calls). Every product is tiled piece by piece as such a call tiles
+     * it, so a call over several pieces gives bit for bit what one call per
+     * piece gives; only the order across layers changes (layer l of every
+     * piece runs before layer l+1 of the first): the hook must not carry
+     * anything from a layer to a later one within a call. */
+    size_t segment;
+    /* With segment: nothing a piece's head() calls read is changed by a
+     * later piece's layer_begin, nor written by an earlier piece's head()
+     * calls (exact attention): a layer then runs the layer_begin of every
+     * piece first, then one attention stage for all. */
+    int pieces_together;
 } ForwardAttn;
 
 /* The exact hook: scores = scale * q k^T (cblas_sgemm), causal mask, softmax
@@ -153,6 +173,11 @@ int forward_threads(const Forward *f);
 typedef void (*ForwardTaskFn)(void *ctx, size_t task, int worker);
 void forward_parallel(Forward *f, size_t n_tasks, int want, ForwardTaskFn fn, void *ctx);
 
+/* Counters for tuning (deterministic for a given model, input and thread
+ * count): the pool stages run so far (every stage, forward_parallel's
+ * included), and how many of them met several threads (a barrier each). */
+void forward_pool_stats(const Forward *f, uint64_t *stages, uint64_t *meets);
+
 /* Install an attention hook (copied); NULL restores exact attention. */
 void forward_set_attn(Forward *f, const ForwardAttn *attn);
 
@@ -163,6 +188,15 @@ void forward_set_attn(Forward *f, const ForwardAttn *attn);
  * call. */
 DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logits,
                           const ForwardCapture *cap, DrrlError *err);
+
+/* The language-model head of rows row0 .. row0+n-1 of the last successful
+ * forward_tokens() call (which may have been given logits NULL): logits
+ * (n, V). The same bits as that call gives when row0 .. row0+n-1 is one of
+ * its pieces (ForwardAttn.segment; the whole call for an unsegmented hook),
+ * so a long call can hand its logits out a segment at a time. Valid until
+ * the next forward_tokens() or forward_reset(). DRRL_E_USAGE for rows the
+ * call did not run; DRRL_E_NUMERIC as forward_tokens(). */
+DrrlStatus forward_logits(Forward *f, size_t row0, size_t n, float *logits, DrrlError *err);
 
 /* The cache of layer l, kv head g: (forward_len(f), D) contiguous rows. */
 const float *forward_cache_k(const Forward *f, int l, int g);

@@ -38,6 +38,7 @@ struct Session {
     SessionCapture cap;   /* session_set_capture */
     float *cap_h, *cap_a; /* one call's hidden states and attention rows */
     size_t cap_h_n, cap_a_n;
+    size_t chunk_segs; /* session_set_chunk: segments per call, 0 = automatic */
 };
 
 static const float *cache_k(const void *ctx, int l, int g)
@@ -304,53 +305,41 @@ static DrrlStatus capture_buffers(Session *s, size_t n, ForwardCapture *fc, Drrl
     return DRRL_OK;
 }
 
-/* One call's logits, hidden states and attention rows into place. */
-static void capture_copy(Session *s, size_t n, const ForwardCapture *fc)
+/* The rows [r0, r0 + n) of a call of n_call rows (one piece, at s->pos)
+ * into place: their logits (lg, (n, V)), hidden states and attention
+ * rows. */
+static void capture_copy(Session *s, size_t r0, size_t n, size_t n_call, const float *lg,
+                         const ForwardCapture *fc)
 {
     const ModelConfig *c = &s->m->cfg;
     size_t L = (size_t)c->n_layer, H = (size_t)c->n_head, C = (size_t)c->d_model;
     size_t V = (size_t)c->vocab, T = s->n_ids, p = s->pos;
     if (s->cap.logits && !s->cap.no_logits)
-        memcpy(s->cap.logits + p * V, s->logits, n * V * sizeof *s->logits);
+        memcpy(s->cap.logits + p * V, lg, n * V * sizeof *lg);
     for (size_t l = 0; fc->hidden && l <= L; l++)
-        memcpy(s->cap.hidden + (l * T + p) * C, fc->hidden + l * n * C, n * C * sizeof(float));
+        memcpy(s->cap.hidden + (l * T + p) * C, fc->hidden + (l * n_call + r0) * C,
+               n * C * sizeof(float));
     for (size_t lh = 0; fc->attn && lh < L * H; lh++)
         for (size_t i = 0; i < n; i++) {
             float *dst = s->cap.attn + (lh * T + p + i) * T;
-            memcpy(dst, fc->attn + (lh * n + i) * T, (p + n) * sizeof(float));
+            memcpy(dst, fc->attn + (lh * n_call + r0 + i) * T, (p + n) * sizeof(float));
             memset(dst + p + n, 0, (T - p - n) * sizeof(float));
         }
 }
 
-/* Run n tokens from s->pos in one forward call (n never crosses a segment
- * boundary). */
-static DrrlStatus run_call(Session *s, size_t n, DrrlError *err)
+/* Logits of at most this many floats are computed in the forward call;
+ * beyond, a call over several segments hands them out a segment at a
+ * time (forward_logits): the same bits, a segment's worth of memory. */
+#define SESSION_LOGITS_WHOLE ((size_t)4 << 20)
+
+/* Piece r0.. (n rows, at s->pos) of a call of n_call rows, run: its logits
+ * lg, captures, records and loss (its rows' terms from nll + r0 when the
+ * call's were computed at once, else here); then s->pos moves past it. */
+static DrrlStatus finish_piece(Session *s, size_t r0, size_t n, size_t n_call, const float *lg,
+                               const ForwardCapture *fc, const double *nll_call, DrrlError *err)
 {
-    size_t V = (size_t)s->m->cfg.vocab;
     bool logits = !s->cap.no_logits;
-    if (logits && n > s->logits_cap) {
-        /* a segment's logits (26 MB for GPT-2's vocabulary): huge pages */
-        float *l = drrl_alloc_large(n * V * sizeof *l);
-        if (!l)
-            return drrl_error(err, DRRL_E_NOMEM, "session: out of memory for logits");
-        if (s->logits)
-            memcpy(l, s->logits, s->last_rows * V * sizeof *l);
-        free(s->logits);
-        s->logits = l, s->logits_cap = n;
-    }
-    ForwardCapture fc = {NULL, NULL, s->n_ids};
-    DrrlStatus st = capture_buffers(s, n, &fc, err);
-    if (st)
-        return st;
-    int64_t t0 = clock_now_ns();
-    st = forward_tokens(s->f, s->ids + s->pos, n, logits ? s->logits : NULL,
-                        fc.hidden || fc.attn ? &fc : NULL, err);
-    s->wall += 1e-9 * (double)(clock_now_ns() - t0);
-    if (st)
-        return st;
-    if (logits)
-        s->last_rows = n;
-    capture_copy(s, n, &fc);
+    capture_copy(s, r0, n, n_call, lg, fc);
     /* token texts for the records (the display texts live as long as the
      * ids; the "#ID" fallback needs per-row storage) */
     const char **texts = NULL;
@@ -371,8 +360,8 @@ static DrrlStatus run_call(Session *s, size_t n, DrrlError *err)
             }
         }
     }
-    st = attn_core_finish_call(s->core, s->pos, n, texts, s->sinks, s->muted ? 0 : s->n_sinks,
-                               err);
+    DrrlStatus st = attn_core_finish_call(s->core, s->pos, n, texts, s->sinks,
+                                          s->muted ? 0 : s->n_sinks, err);
     free(texts), free(idt);
     if (st)
         return st;
@@ -380,17 +369,124 @@ static DrrlStatus run_call(Session *s, size_t n, DrrlError *err)
      * threads), summed in row order */
     size_t nn = s->pos + n < s->n_ids ? n : s->n_ids - s->pos - 1;
     if (logits && s->pos + 1 < s->n_ids && nn > 0) {
-        double *nll = malloc(nn * sizeof *nll);
-        if (!nll)
+        double *nll = nll_call ? NULL : malloc(nn * sizeof *nll);
+        if (!nll_call && !nll)
             return drrl_error(err, DRRL_E_NOMEM, "session: out of memory");
-        forward_nll_rows(s->f, s->logits, s->ids + s->pos + 1, nn, nll);
+        if (!nll_call)
+            forward_nll_rows(s->f, lg, s->ids + s->pos + 1, nn, nll);
+        const double *t = nll_call ? nll_call + r0 : nll;
         for (size_t i = 0; i < nn; i++)
-            s->nll += nll[i];
+            s->nll += t[i];
         s->nll_n += nn;
         free(nll);
     }
     s->pos += n;
     return DRRL_OK;
+}
+
+/* Run n tokens from s->pos in one forward call: within one segment, or
+ * from a segment boundary over several with a layer-major method
+ * (session_chunk); then each segment's records, in order. */
+static DrrlStatus run_call(Session *s, size_t n, DrrlError *err)
+{
+    size_t V = (size_t)s->m->cfg.vocab, T = (size_t)s->cfg.segment;
+    bool logits = !s->cap.no_logits;
+    size_t first = T - s->pos % T < n ? T - s->pos % T : n; /* rows of the first piece */
+    bool whole = first == n || n * V <= SESSION_LOGITS_WHOLE;
+    size_t lrows = whole ? n : T;
+    if (logits && lrows > s->logits_cap) {
+        /* a segment's logits (26 MB for GPT-2's vocabulary): huge pages */
+        float *l = drrl_alloc_large(lrows * V * sizeof *l);
+        if (!l)
+            return drrl_error(err, DRRL_E_NOMEM, "session: out of memory for logits");
+        if (s->logits)
+            memcpy(l, s->logits, s->last_rows * V * sizeof *l);
+        free(s->logits);
+        s->logits = l, s->logits_cap = lrows;
+    }
+    ForwardCapture fc = {NULL, NULL, s->n_ids};
+    DrrlStatus st = capture_buffers(s, n, &fc, err);
+    if (st)
+        return st;
+    int64_t t0 = clock_now_ns();
+    st = forward_tokens(s->f, s->ids + s->pos, n, logits && whole ? s->logits : NULL,
+                        fc.hidden || fc.attn ? &fc : NULL, err);
+    s->wall += 1e-9 * (double)(clock_now_ns() - t0);
+    if (st)
+        return st;
+    /* logits of several segments at hand: their rows' losses in one stage
+     * (each row's term depends on that row alone) */
+    double *nll = NULL;
+    size_t nn = s->pos + n < s->n_ids ? n : s->n_ids - s->pos - 1;
+    if (logits && whole && first < n && s->pos + 1 < s->n_ids && nn > 0) {
+        if (!(nll = malloc(nn * sizeof *nll)))
+            return drrl_error(err, DRRL_E_NOMEM, "session: out of memory");
+        forward_nll_rows(s->f, s->logits, s->ids + s->pos + 1, nn, nll);
+    }
+    for (size_t r0 = 0, pn = first; r0 < n; r0 += pn, pn = n - r0 < T ? n - r0 : T) {
+        const float *lg = s->logits ? s->logits + (whole ? r0 : 0) * V : NULL;
+        if (logits && !whole) {
+            t0 = clock_now_ns();
+            st = forward_logits(s->f, r0, pn, s->logits, err);
+            s->wall += 1e-9 * (double)(clock_now_ns() - t0);
+            if (st)
+                break;
+            s->last_rows = pn;
+        } else if (logits) {
+            s->last_rows = r0 + pn;
+        }
+        if ((st = finish_piece(s, r0, pn, n, lg, &fc, nll, err)))
+            break;
+    }
+    free(nll);
+    return st;
+}
+
+/* Tokens per forward call from a segment boundary: several segments
+ * (layer-major, forward.h) where the method allows, about
+ * SESSION_CHUNK_ROWS_PER_THREAD rows per thread of the forward (each stage
+ * then has a few 64-row tiles per thread, where one 128-token segment
+ * leaves most of 16 threads idle), at most SESSION_CHUNK_ROWS, and as many
+ * as keep the call's activations, row statistics and captures within
+ * SESSION_CHUNK_BYTES; else one segment. */
+#define SESSION_CHUNK_ROWS_PER_THREAD ((size_t)128)
+#define SESSION_CHUNK_ROWS ((size_t)2048)
+#define SESSION_CHUNK_BYTES ((size_t)256 << 20)
+
+size_t session_chunk(const Session *s)
+{
+    size_t T = (size_t)s->cfg.segment;
+    if (!attn_core_layer_major(s->core) || T >= SESSION_CHUNK_ROWS)
+        return T;
+    const ModelConfig *c = &s->m->cfg;
+    size_t L = (size_t)c->n_layer, H = (size_t)c->n_head, C = (size_t)c->d_model;
+    size_t HD = H * (size_t)c->head_dim, KD = (size_t)c->n_kv_head * (size_t)c->head_dim;
+    /* per row: x, h, q, att, k, v, f1, f2; the core's row statistics;
+     * captures (the logits take at most SESSION_LOGITS_WHOLE floats) */
+    double row = 4.0 * (2.0 * C + 2.0 * HD + 2.0 * KD + 2.0 * (double)c->d_ff) +
+                 (double)attn_core_row_bytes(s->core);
+    if (s->cap.hidden)
+        row += 4.0 * (double)(L + 1) * C;
+    if (s->cap.attn)
+        row += 4.0 * (double)(L * H) * (double)s->n_ids;
+    double segs = (double)SESSION_CHUNK_BYTES / (row * (double)T);
+    size_t rows = (size_t)forward_threads(s->f) * SESSION_CHUNK_ROWS_PER_THREAD;
+    size_t k = (rows < SESSION_CHUNK_ROWS ? rows : SESSION_CHUNK_ROWS) / T;
+    if (s->chunk_segs)
+        k = s->chunk_segs;
+    if (segs < (double)k)
+        k = (size_t)segs;
+    return (k ? k : 1) * T;
+}
+
+void session_set_chunk(Session *s, size_t segments)
+{
+    s->chunk_segs = segments;
+}
+
+void session_pool_stats(const Session *s, uint64_t *stages, uint64_t *meets)
+{
+    forward_pool_stats(s->f, stages, meets);
 }
 
 DrrlStatus session_step(Session *s, DrrlError *err)
@@ -402,10 +498,10 @@ DrrlStatus session_step(Session *s, DrrlError *err)
 
 DrrlStatus session_advance(Session *s, size_t n, size_t *done, DrrlError *err)
 {
-    size_t ran = 0, T = (size_t)s->cfg.segment;
+    size_t ran = 0, T = (size_t)s->cfg.segment, chunk = session_chunk(s);
     DrrlStatus st = DRRL_OK;
     while (ran < n && s->pos < s->n_ids) {
-        size_t k = T - s->pos % T;
+        size_t k = s->pos % T ? T - s->pos % T : chunk;
         if (k > n - ran)
             k = n - ran;
         if (k > s->n_ids - s->pos)

@@ -10,8 +10,9 @@
  *
  * Stepping: session_step() runs exactly one token (the TUI); session_advance()
  * runs up to n tokens in calls that end at segment boundaries (faster: the
- * projections run as matrix products). Both give the same records up to
- * float round-off, and the same decisions.
+ * projections run as matrix products), several segments per call where the
+ * method allows (session_chunk). Both give the same records up to float
+ * round-off, and the same decisions.
  *
  * Errors: DRRL_E_USAGE (bad method for the model, nothing left to run),
  * DRRL_E_INPUT / DRRL_E_NOTFOUND (model or tokenizer files), DRRL_E_NOMEM,
@@ -92,6 +93,21 @@ DrrlStatus session_step(Session *s, DrrlError *err);
 /* Run up to n more tokens (stopping at the end of the ids); *done (if
  * non-NULL) gets how many ran. */
 DrrlStatus session_advance(Session *s, size_t n, size_t *done, DrrlError *err);
+
+/* Tokens session_advance() runs per forward call from a segment boundary:
+ * one segment, or several where the method allows layer-major calls
+ * (attn_core_layer_major): each layer's projections and MLP then run once
+ * over all their rows (far fewer, bigger stages for the forward's threads),
+ * bounded by the memory the call's activations, row statistics and
+ * captures take. The records, losses and ledgers are bit for bit those of
+ * one call per segment. */
+size_t session_chunk(const Session *s);
+/* For tuning: at most `segments` segments per layer-major call (the memory
+ * bound still applies); 0 (the default) chooses by the thread count. */
+void session_set_chunk(Session *s, size_t segments);
+/* The forward's pool counters (forward_pool_stats): stages run, and those
+ * that met several threads. */
+void session_pool_stats(const Session *s, uint64_t *stages, uint64_t *meets);
 
 size_t session_pos(const Session *s); /* tokens run so far */
 size_t session_len(const Session *s); /* tokens in the sequence */

@@ -130,6 +130,10 @@ static void print_summary(const Session *s, const AttnSummary *sum)
 static int run_all(Session *s, TraceCli *tc, int32_t segment)
 {
     size_t total = session_len(s), done = 0;
+    /* progress steps of a few segments, whole layer-major calls */
+    size_t step = session_chunk(s);
+    while (step < (size_t)segment * 4)
+        step += session_chunk(s);
     DrrlError err;
     int r = 0;
     signals_catch();
@@ -139,7 +143,7 @@ static int run_all(Session *s, TraceCli *tc, int32_t segment)
             r = trace_cli_interrupted(tc, "run");
             break;
         }
-        if (session_advance(s, (size_t)segment * 4, &done, &err) != DRRL_OK) {
+        if (session_advance(s, step, &done, &err) != DRRL_OK) {
             attn_cli_progress_end();
             trace_cli_finish(tc, 1); /* the rows so far stay a valid trace */
             r = cli_fail(&err);
@@ -183,13 +187,21 @@ int cmd_run(int argc, char **argv)
     if (session_open(attn_cli_model_dir(model), &cfg, (int)threads, &s, &err) != DRRL_OK)
         return cli_fail(&err);
     attn_cli_warn(s);
-    FileOut *jo = NULL; /* opened after the inputs are read: never one of them */
+    FileOut *jo = NULL;       /* opened after the inputs are read: never one of them */
+    if (getenv("DRRL_CHUNK")) /* tuning: segments per layer-major call (session.h) */
+        session_set_chunk(s, (size_t)strtoul(getenv("DRRL_CHUNK"), NULL, 10));
     if ((r = attn_cli_set_input("run", s, &in)) ||
         (json && (r = cli_out_open(json, tc.flags & TRACE_CSV_FORCE, &jo))) ||
         (r = trace_cli_start(&tc, "run", s, &cfg)) || (r = run_all(s, &tc, cfg.segment))) {
         fileio_out_abort(jo);
         session_free(s);
         return r;
+    }
+    if (getenv("DRRL_POOL_STATS")) { /* tuning: the forward's stages (forward.h) */
+        uint64_t stages, meets;
+        session_pool_stats(s, &stages, &meets);
+        fprintf(stderr, "pool stages %llu, %llu of them on several threads\n",
+                (unsigned long long)stages, (unsigned long long)meets);
     }
     AttnSummary sum;
     attn_cli_summary(s, &sum);
