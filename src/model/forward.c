@@ -1086,7 +1086,9 @@ static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, const 
     double scores = 0.0;
     for (size_t i = 0; i < np; i++) {
         AttnPiece *p = &pc[i];
-        piece_at(pcs, i0 + i, &p->row0, &p->n);
+        /* the last piece first: it attends the most keys, and its tasks,
+         * the longest, then start first (the order changes no result) */
+        piece_at(pcs, i1 - 1 - i, &p->row0, &p->n);
         p->pos0 = pos0 + p->row0;
         p->block = f->attn.rows_per_call ? f->attn.rows_per_call : FORWARD_ATTN_BLOCK;
         if (p->block > p->n)
