@@ -1021,10 +1021,15 @@ static void attn_task(void *ctx, size_t t, int worker)
     const ModelConfig *c = &f->m->cfg;
     size_t H = (size_t)c->n_head, D = (size_t)c->head_dim, HD = H * D;
     size_t group = H / (size_t)c->n_kv_head;
-    size_t ip = 0;
-    while (ip + 1 < j->n_pc && t >= j->pc[ip + 1].first)
-        ip++;
-    const AttnPiece *p = &j->pc[ip];
+    size_t lo = 0, hi = j->n_pc; /* the piece of task t: pc[lo].first <= t */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t >= j->pc[mid].first)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    const AttnPiece *p = &j->pc[lo];
     t -= p->first;
     size_t h = t / p->units, u = t % p->units;
     size_t b = u / p->s_full, sub = u % p->s_full, s_b = p->s_full;
