@@ -235,3 +235,27 @@ Test(policy_reward, per_head_error_and_budget_price)
     double gap_lo = t[1].total - t[0].total;
     cr_assert_lt(gap_lo, gap_hi);
 }
+
+Test(policy_reward, error_power)
+{
+    PolicyRewardWeights w;
+    policy_reward_defaults(&w);
+    cr_assert_eq(w.err_power, 1.0);
+    w.kappa = 0;
+    w.err = 10.0;
+    w.err_power = 2.0;
+    PolicyRewardTerms t[3] = {{.fidelity = 1.0, .flops_frac = 0.5, .error = 0.1},
+                              {.fidelity = 1.0, .flops_frac = 0.75, .error = 0.05},
+                              {.fidelity = 1.0, .flops_frac = 1.0, .error = 0.0}};
+    policy_reward_layer(&w, 1.0, t, 3);
+    cr_assert_float_eq(t[0].total, 1.0 - 0.05 * 0.5 - 10.0 * 0.01, 1e-12);
+    cr_assert_float_eq(t[1].total, 1.0 - 0.05 * 0.75 - 10.0 * 0.0025, 1e-12);
+    cr_assert_float_eq(t[2].total, 1.0 - 0.05, 1e-12);
+    cr_assert_float_eq(t[0].error, 0.1, 0); /* the term shown stays the error */
+    /* squared: halving the error costs a quarter, where linear costs half */
+    double sq = (1.0 - 0.05 * 0.75) - t[1].total;
+    w.err_power = 1.0;
+    policy_reward_layer(&w, 1.0, t, 3);
+    cr_assert_float_eq((1.0 - 0.05 * 0.75) - t[1].total, 10.0 * 0.05, 1e-12);
+    cr_assert_float_eq(sq, 10.0 * 0.05 * 0.05, 1e-12);
+}

@@ -256,6 +256,17 @@ Test(policy_file, feature_versions_and_new_reward_terms)
     m.reward.err = 1.5;
     m.reward.price = 0.75;
     expect_layout("v2.safetensors", net2, &m, 2, 1.5, 0.75);
+    /* err_power travels when it is not 1 and reads as 1 when absent */
+    PolicyMeta mp;
+    DrrlError err2;
+    cr_assert_eq(save_load("v2p.safetensors", net2, &m, &back, &mp, &err2), DRRL_OK);
+    cr_assert_float_eq(mp.reward.err_power, 1.0, 0);
+    policy_net_free(back);
+    m.reward.err_power = 2.0;
+    cr_assert_eq(save_load("v2p.safetensors", net2, &m, &back, &mp, &err2), DRRL_OK);
+    cr_assert_float_eq(mp.reward.err_power, 2.0, 0);
+    policy_net_free(back);
+    m.reward.err_power = 1.0;
     /* A network whose n_feat fits neither layout is refused on load. */
     c.n_feat = policy_features_count_v(4, 2) + 1;
     PolicyNet *bad;

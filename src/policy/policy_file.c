@@ -55,6 +55,11 @@ static char *meta_string(const PolicyNet *net, const PolicyMeta *m)
         "command", m->command);
     if (!doc)
         return NULL;
+    /* err_power only where it is not 1: files of the linear error term keep
+     * their bytes. */
+    if (m->reward.err_power > 0 && m->reward.err_power != 1.0)
+        json_object_set_new(json_object_get(doc, "reward"), "err_power",
+                            json_real(m->reward.err_power));
     char *inner = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(doc);
     if (!inner)
@@ -268,6 +273,9 @@ static DrrlStatus parse_reward(const char *path, json_t *doc, PolicyMeta *m, Drr
     TRY(get_num(path, o, "reward", "lm", -1e6, 1e6, &m->reward.lm, err));
     /* err and price came later: a file without them was trained without them. */
     m->reward.err = m->reward.price = 0;
+    m->reward.err_power = 1; /* and err_power later still: 1 before it */
+    if (json_object_get(o, "err_power"))
+        TRY(get_num(path, o, "reward", "err_power", 0.01, 100, &m->reward.err_power, err));
     if (json_object_get(o, "err"))
         TRY(get_num(path, o, "reward", "err", -1e6, 1e6, &m->reward.err, err));
     if (json_object_get(o, "price"))

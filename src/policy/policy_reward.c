@@ -12,6 +12,7 @@ void policy_reward_defaults(PolicyRewardWeights *w)
     w->kappa = 1.0;
     w->lm = 0.0;
     w->err = 0.0;
+    w->err_power = 1.0;
     w->price = 0.0;
 }
 
@@ -52,6 +53,7 @@ void policy_reward_layer(const PolicyRewardWeights *w, double budget, PolicyRewa
     mean /= n_head > 0 ? n_head : 1;
     double excess = mean > budget ? mean - budget : 0.0;
     double price = budget > 0 && budget < 1 ? w->price * (1.0 / budget - 1.0) : 0.0;
+    double pw = w->err_power > 0 ? w->err_power : 1.0;
     for (int h = 0; h < n_head; h++) {
         PolicyRewardTerms *t = &terms[h];
         /* Each head pays the layer's overshoot in proportion to its share of
@@ -61,7 +63,7 @@ void policy_reward_layer(const PolicyRewardWeights *w, double budget, PolicyRewa
          * learn from (a policy trained that way collapsed to exact). */
         t->budget = mean > 0 ? excess * t->flops_frac / mean : excess;
         t->total = w->alpha * t->fidelity - w->beta * t->flops_frac - w->gamma * t->band -
-                   w->kappa * t->budget + w->lm * t->lm - w->err * t->error -
-                   price * t->flops_frac;
+                   w->kappa * t->budget + w->lm * t->lm -
+                   w->err * (pw == 1.0 ? t->error : pow(t->error, pw)) - price * t->flops_frac;
     }
 }

@@ -8,7 +8,7 @@
  *     - gamma * band(r_prev, r) / ||K||_F    rank-transition energy (paper Eq. 8)
  *     - kappa * max(0, c_mean - budget) * c_h / c_mean        (layer budget)
  *     + lm * (log p_r(next) - log p_exact(next))   (optional LM term)
- *     - err * ||O_exact - O_r|| / ||O_exact||       (optional, per head)
+ *     - err * (||O_exact - O_r|| / ||O_exact||)^err_power  (optional, per head)
  *     - price * (1 / budget - 1) * FLOPs_r / FLOPs_exact   (optional, per head)
  * with c_h = FLOPs_r/FLOPs_exact of head h and c_mean its mean over the
  * layer's heads. The budget term is ours: it is what makes the budget feature
@@ -26,6 +26,14 @@
  * different ranks, and a lower budget never pays for a higher rank. The
  * cosine and the shared LM term give every head of a segment nearly the same
  * signal; these do not.
+ *
+ * err_power (ours, 1 by default): the error term is err * e^err_power for
+ * the head's mean relative error e. With 1, a head's error curve is concave
+ * in its FLOPs on a rank-aware model (the first step below exact costs the
+ * most error), so the best rank of a head is a corner (exact or the lowest
+ * allowed); the loss grows faster than the error (about as e^2 over ranks
+ * 24, 20, 16 of the rank-aware model), and with 2 moderate ranks on many
+ * heads pay less than low ranks on a few, as for the loss.
  */
 #ifndef DRRL_POLICY_REWARD_H
 #define DRRL_POLICY_REWARD_H
@@ -34,13 +42,14 @@
 #include <stdint.h>
 
 typedef struct PolicyRewardWeights {
-    double alpha; /* fidelity weight (1.0) */
-    double beta;  /* FLOP weight (0.05) */
-    double gamma; /* band-energy weight (0.1) */
-    double kappa; /* budget hinge weight (1.0) */
-    double lm;    /* LM reward weight (0: off) */
-    double err;   /* weight of the head's measured relative output error (0: off) */
-    double price; /* per-head FLOP price at budget 1/2; (1/b - 1) x at budget b (0: off) */
+    double alpha;     /* fidelity weight (1.0) */
+    double beta;      /* FLOP weight (0.05) */
+    double gamma;     /* band-energy weight (0.1) */
+    double kappa;     /* budget hinge weight (1.0) */
+    double lm;        /* LM reward weight (0: off) */
+    double err;       /* weight of the head's measured relative output error (0: off) */
+    double err_power; /* the error enters as error^err_power (1; 2: squared) */
+    double price;     /* per-head FLOP price at budget 1/2; (1/b - 1) x at budget b (0: off) */
 } PolicyRewardWeights;
 
 void policy_reward_defaults(PolicyRewardWeights *w);

@@ -57,6 +57,7 @@ static const char usage[] =
     "  --lm-reward X       weight of the change in next-token log-likelihood\n"
     "                      (0: off; on runs an exact forward beside)\n"
     "  --err-weight X      weight of each head's measured relative output error (0)\n"
+    "  --err-power P       the error term is X e^P for the head's error e (1)\n"
     "  --price X           each head's FLOP price at budget 1/2, (1/B - 1) X at\n"
     "                      budget B (0: off)\n"
     "Safety mask: eps_t = max(FLOOR, START * DECAY^step)\n"
@@ -254,6 +255,7 @@ int cmd_train_policy(int argc, char **argv)
         CLI_DOUBLE("lm-reward", &rw->lm, -1e6, 1e6),
         CLI_DOUBLE("err-weight", &rw->err, -1e6, 1e6),
         CLI_DOUBLE("price", &rw->price, -1e6, 1e6),
+        CLI_DOUBLE("err-power", &rw->err_power, 0.01, 100),
         CLI_DOUBLE("eps-start", &cfg.eps_start, 0, 1e30),
         CLI_DOUBLE("eps-floor", &cfg.eps_floor, 0, 1e30),
         CLI_DOUBLE("eps-decay", &cfg.eps_decay, 0, 1),
