@@ -95,19 +95,20 @@ evaluate() {
 # SEED STEPS LR MIN_LR THREADS; resumes NAME's checkpoint after a stop, skips a
 # finished stage.
 tail_stage() {
-    if [ -f "$W/$1.done" ]; then
+    n=$1 thr=$7
+    if [ -f "$W/$n.done" ]; then
         return 0
-    elif [ -f "$W/$1.ckpt" ]; then
-        set -- "$1" --resume
+    elif [ -f "$W/$n.ckpt" ]; then
+        set -- --resume
     else
-        set -- "$1" --init "$2" --force --rank-aware --ra-tail 4 --ra-min-rank 8 \
+        set -- --init "$2" --force --rank-aware --ra-tail 4 --ra-min-rank 8 \
             --ra-rank-step 4 --ra-max-rank 24 --batch 2 --ctx 4096 --steps "$4" \
             --warmup 10 --lr "$5" --min-lr "$6" --seed "$3" --eval-every 100000 \
-            --ckpt-every 10 --threads "$7"
+            --ckpt-every 10
     fi
-    n=$1
-    shift
-    OPENBLAS_NUM_THREADS=${RA_THREADS:-$T} nice -n "$N" "$DRRL" train-lm "$@" \
+    # the stage's own thread count, for drrl and OpenBLAS alike (the run's
+    # bits depend on both), on every chunk of it
+    OPENBLAS_NUM_THREADS=$thr nice -n "$N" "$DRRL" train-lm "$@" --threads "$thr" \
         --out "$W/$n" --checkpoint "$W/$n.ckpt" --train "$W/train.txt" --valid none \
         --max-seconds "$CHUNK" 2>"$W/$n.log" || true
     tail -1 "$W/$n.log"
@@ -121,8 +122,8 @@ tail_stage() {
 # data/model (2026-12-07): from model-ra, three stages at --ra-tail 4, ranks
 # 8..24; the thread counts are the ones used (stage 1 on this project's 2-core
 # development machine, 2 and 3 on the device machine's Xeon at 5 threads each,
-# three runs side by side); other thread counts give the same model up to
-# float32 rounding, not the same bits. RA_FROM: the starting weights (default
+# three runs side by side; RA_THREADS does not apply); other thread counts give
+# the same model up to float32 rounding, not the same bits. RA_FROM: the starting weights (default
 # data/model-ra; the original run started from its float32 weights, of which
 # data/model-ra is the float16 copy).
 tail_recipe() {
