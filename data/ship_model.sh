@@ -12,7 +12,7 @@
 #       1. moves data/model to data/model-base (and data/policy.safetensors
 #          to data/policy-base.safetensors), once: when data/model-base
 #          exists already, data/model is replaced (git holds it) and the
-#          base stays; mk/data.am installs both (added when missing);
+#          base stays; mk/data.am installs both;
 #       2. writes MODEL's float16 copy (`drrl convert`) as data/model;
 #       3. installs POLICY as data/policy.safetensors (and P0 as
 #          data/policy-beta0.safetensors, the ablation of `drrl eval
@@ -67,7 +67,7 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 
 # what `install` writes (git must have no uncommitted change there)
 OWNED="data/model data/model-base data/policy.safetensors data/policy-base.safetensors
-data/policy-beta0.safetensors data/texts tests/golden README.md mk/data.am"
+data/policy-beta0.safetensors data/texts tests/golden README.md"
 # the tests that read the shipped model, policy or texts (and the goldens)
 TESTS="tests/test_tui tests/cli/tui_replay.sh tests/cli/tui_diff.sh tests/cli/tui_tour.sh"
 TESTS="$TESTS tests/cli/tui_figures.sh tests/cli/tui_explore.sh tests/cli/guards.sh"
@@ -91,20 +91,6 @@ policy_fits() {
         >"$tmp/pf.out" 2>"$tmp/pf.err" || die "$1 does not run on $2: $(cat "$tmp/pf.err")"
     ! grep -q "another model" "$tmp/pf.err" ||
         die "$1 was not trained on ${3:-$2} (weights $(whash "$2")): $(cat "$tmp/pf.err")"
-}
-
-# mk/data.am installs data/model-base and data/policy-base.safetensors
-data_am() {
-    f=$top/mk/data.am
-    grep -q 'model-base' "$f" && return 0
-    cat >>"$f" <<'EOF'
-# DATA/model-base and DATA/policy-base.safetensors: the default model and
-# policy before the rank-aware one (data/README.md), kept for comparison.
-drrlmodelbasedir = $(pkgdatadir)/model-base
-dist_drrlmodelbase_DATA = data/model-base/config.json data/model-base/model.safetensors
-dist_pkgdata_DATA += data/policy-base.safetensors
-EOF
-    say "mk/data.am: installs data/model-base and data/policy-base.safetensors"
 }
 
 # The README's screen: its own capture command, run again, replaces the
@@ -164,7 +150,7 @@ install() {
     policy_fits "$policy" "$tmp/model" "$1's float16 copy"
     [ -z "$beta0" ] || policy_fits "$beta0" "$tmp/model" "$1's float16 copy"
     # 1
-    undo="git checkout -- data/model data/policy.safetensors data/policy-beta0.safetensors tests/golden README.md mk/data.am"
+    undo="git checkout -- data/model data/policy.safetensors data/policy-beta0.safetensors tests/golden README.md"
     if [ -e "$d/model-base" ]; then
         say "data/model-base exists: kept; data/model is replaced"
     else
@@ -173,7 +159,6 @@ install() {
         cp "$d/policy.safetensors" "$d/policy-base.safetensors"
         say "data/model -> data/model-base, data/policy.safetensors -> data/policy-base.safetensors"
     fi
-    data_am
     # 2, 3
     rm -rf "$d/model"
     mkdir "$d/model"
