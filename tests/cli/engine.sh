@@ -160,3 +160,17 @@ run "$DRRL" dump --model "$tmpdir/bytes" --prompt "hello" --out "$tmpdir/t2.safe
 expect_rc 0
 expect_out_contains "5 tokens"
 exit 0
+
+# bench forward, full pass and through the session (drrl run's path), on a fixture
+run "$DRRL" bench forward --model "$FIXTURES/gpt2-tiny-b" --tokens 40,100 --repeat 1 --threads 1
+expect_rc 0
+expect_out_contains "full-sequence forward pass"
+expect_out_contains "100 "
+run "$DRRL" bench forward --session --model "$FIXTURES/gpt2-tiny-b" --tokens 40,100 --repeat 2 --threads 1
+expect_rc 0
+expect_out_contains "through the session, segment by segment"
+expect_out_contains "40 "
+expect_out_contains "100 "
+run "$DRRL" bench forward --session --model "$FIXTURES/gpt2-tiny-b" --tokens 0
+expect_rc 2
+expect_one_line_error

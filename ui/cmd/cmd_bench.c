@@ -22,6 +22,7 @@
 #include "cmd/commands.h"
 #include "model/forward.h"
 #include "model/model.h"
+#include "run/session.h"
 
 static int bench_forward(int argc, char **argv);
 
@@ -82,6 +83,7 @@ int cmd_bench(int argc, char **argv)
 
 static const char forward_usage[] =
     "usage: drrl bench forward [--model DIR] [--tokens LIST] [--repeat N] [--threads N]\n"
+    "                          [--session]\n"
     "\n"
     "Time the exact full-sequence forward pass (logits included) and print the\n"
     "median wall time and tokens per second for each sequence length.\n"
@@ -94,6 +96,11 @@ static const char forward_usage[] =
     "  --repeat N      timed runs per length, after one warm-up (default 5)\n"
     "  --threads N     threads for OpenBLAS and for the attention workers\n"
     "                  (default: OpenBLAS's count, OPENBLAS_NUM_THREADS)\n"
+    "  --session       time the path `drrl run --method full --no-exact` takes\n"
+    "                  instead (segment by segment through the attention core,\n"
+    "                  logits and loss of every row), in one process: a warm-up\n"
+    "                  run, then --repeat timed runs from position 0, as PyTorch\n"
+    "                  is timed; `drrl run` itself times one cold run\n"
     "  -h, --help      show this help\n"
     "\n"
     "bench/forward_torch.py runs the same computation in PyTorch on the CPU with\n"
@@ -179,6 +186,16 @@ static int forward_model(const char **model_dir, Model **m)
     return 0;
 }
 
+/* T pseudo-random token ids below vocab (a fixed LCG: the same everywhere). */
+static void bench_ids(int32_t *ids, size_t T, int32_t vocab)
+{
+    uint32_t s = 12345;
+    for (size_t i = 0; i < T; i++) {
+        s = s * 1664525u + 1013904223u;
+        ids[i] = (int32_t)((s >> 8) % (uint32_t)vocab);
+    }
+}
+
 /* One length: the median of repeat timed runs after a warm-up. */
 static int forward_point(const Model *m, size_t T, long repeat, long threads)
 {
@@ -194,11 +211,7 @@ static int forward_point(const Model *m, size_t T, long repeat, long threads)
     } else if (forward_new(m, T, (int)threads, &f, &err) != DRRL_OK) {
         rc = cli_fail(&err);
     } else {
-        uint32_t s = 12345;
-        for (size_t i = 0; i < T; i++) {
-            s = s * 1664525u + 1013904223u;
-            ids[i] = (int32_t)((s >> 8) % (uint32_t)cf->vocab);
-        }
+        bench_ids(ids, T, cf->vocab);
         for (long r = -1; r < repeat && rc == CLI_EXIT_OK; r++) {
             forward_reset(f);
             double t0 = clock_now_s();
@@ -221,15 +234,61 @@ static int forward_point(const Model *m, size_t T, long repeat, long threads)
     return rc;
 }
 
+/* One length through a session (the path of `drrl run --method full
+ * --no-exact`): the median of repeat timed runs after a warm-up, each from
+ * position 0 (session_restart) on the same session, so that only the first
+ * run pays for first touches of its buffers. */
+static int session_point(const Model *m, size_t T, long repeat, long threads)
+{
+    DrrlError err;
+    int rc = CLI_EXIT_OK;
+    int32_t *ids = malloc(T * sizeof *ids);
+    double *times = malloc((size_t)repeat * sizeof *times);
+    AttnCoreConfig cfg;
+    attn_core_config_default(&cfg);
+    cfg.measure = 0, cfg.no_guard = 1; /* as `drrl run --no-exact` without a trace */
+    Session *s = NULL;
+    if (!ids || !times) {
+        rc = cli_error(DRRL_E_NOMEM, "out of memory for %zu tokens", T);
+    } else if (session_new_shared(m, NULL, &cfg, (int)threads, &s, &err) != DRRL_OK) {
+        rc = cli_fail(&err);
+    } else {
+        bench_ids(ids, T, m->cfg.vocab);
+        if (session_set_ids(s, ids, T, &err) != DRRL_OK)
+            rc = cli_fail(&err);
+        for (long r = -1; r < repeat && rc == CLI_EXIT_OK; r++) {
+            session_restart(s);
+            double t0 = clock_now_s();
+            size_t done = 0;
+            if (session_advance(s, T, &done, &err) != DRRL_OK)
+                rc = cli_fail(&err);
+            double dt = clock_now_s() - t0;
+            if (r >= 0)
+                times[r] = dt; /* run -1 is the warm-up */
+        }
+        if (rc == CLI_EXIT_OK) {
+            double med = bench_median(times, (int)repeat);
+            printf("%-8zu %10.4f %12.1f %6ld\n", T, med, (double)T / med, repeat);
+            fflush(stdout);
+        }
+    }
+    session_free(s);
+    free(ids);
+    free(times);
+    return rc;
+}
+
 static int bench_forward(int argc, char **argv)
 {
     const char *model_dir = NULL, *tokens = "1024,4096";
     long repeat = 5, threads = 0;
+    int session = 0;
     const CliOpt opts[] = {
         CLI_MODEL_OPT(&model_dir),
         CLI_STR("tokens", &tokens),
         CLI_LONG("repeat", &repeat, 1, 1000),
         CLI_THREADS_OPT(&threads),
+        CLI_FLAG("session", &session),
         CLI_END,
     };
     int rc = cli_parse("bench forward", forward_usage, opts, argc, argv, NULL);
@@ -253,7 +312,11 @@ static int bench_forward(int argc, char **argv)
                                    "--tokens: %ld exceeds the model's %d positions", lens[i],
                                    cf->n_ctx);
         }
-    printf("drrl bench forward: exact full-sequence forward pass, logits included\n");
+    if (session)
+        printf("drrl bench forward: exact forward through the session, segment by segment "
+               "(drrl run's path), logits and loss included\n");
+    else
+        printf("drrl bench forward: exact full-sequence forward pass, logits included\n");
     printf("model    %s: %s, d_model %d, %d layers, %d heads (%d kv), head_dim %d, d_ff %d, "
            "vocab %d\n",
            model_dir ? model_dir : "random weights", cf->arch_name, cf->d_model, cf->n_layer,
@@ -262,7 +325,7 @@ static int bench_forward(int argc, char **argv)
     printf("%-8s %10s %12s %6s\n", "T", "median_s", "tokens_per_s", "runs");
     fflush(stdout);
     for (size_t li = 0; li < n_lens && rc == CLI_EXIT_OK; li++)
-        rc = forward_point(m, (size_t)lens[li], repeat, threads);
+        rc = (session ? session_point : forward_point)(m, (size_t)lens[li], repeat, threads);
     model_free(m);
     return rc;
 }
