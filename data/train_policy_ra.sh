@@ -41,12 +41,8 @@ T=${PR_THREADS:-2}
 N=${PR_NICE:-10}
 P="$W/policy.safetensors"
 export OPENBLAS_NUM_THREADS="$T"
-split() {
-    mkdir -p "$W"
-    for s in train valid test; do
-        [ -s "$W/$s.txt" ] || xz -dc "$top/data/brown/$s.txt.xz" >"$W/$s.txt"
-    done
-}
+# shellcheck source=data/brown_split.sh
+. "$top/data/brown_split.sh"
 
 train() {
     split

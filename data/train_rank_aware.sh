@@ -49,12 +49,8 @@ CHUNK=${RA_CHUNK:-1200}
 T=${RA_THREADS:-2}
 N=${RA_NICE:-19}
 export OPENBLAS_NUM_THREADS="$T"
-split() {
-    mkdir -p "$W"
-    for s in train valid test; do
-        [ -s "$W/$s.txt" ] || xz -dc "$top/data/brown/$s.txt.xz" >"$W/$s.txt"
-    done
-}
+# shellcheck source=data/brown_split.sh
+. "$top/data/brown_split.sh"
 
 train() {
     split
