@@ -52,10 +52,11 @@ Test(method, nystrom_landmark_limit)
 Test(method, rejects_bad_specs_listing_forms)
 {
     const char *bad[] = {
-        "",           "fixed",        "fixed:0",        "fixed:x",  "fixed:3x", "energy:0",
-        "energy:1.5", "energy:",      "random:5-2",     "random:3", "random:-", "oracle:0",
-        "oracle:-1",  "performer",    "nystrom:0",      "drrl:",    "full:3",   "lowrank:4",
-        "FULL",       "nystrom:4097", "performer:65537"};
+        "",           "fixed",        "fixed:0",         "fixed:x",  "fixed:3x", "energy:0",
+        "energy:1.5", "energy:",      "random:5-2",      "random:3", "random:-", "oracle:0",
+        "oracle:-1",  "performer",    "nystrom:0",       "drrl:",    "full:3",   "lowrank:4",
+        "FULL",       "nystrom:4097", "performer:65537", "fixed:8/", "fixed:/8", "fixed:8//8",
+        "fixed:8/0",  "fixed:8/x"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         Method m;
         DrrlError e;
@@ -70,10 +71,29 @@ Test(method, check_against_head_dim)
     Method m;
     DrrlError e;
     method_parse("fixed:9", &m, &e);
-    cr_assert_eq(method_check(&m, 8, &e), DRRL_E_USAGE);
-    cr_assert_eq(method_check(&m, 16, &e), DRRL_OK);
+    cr_assert_eq(method_check(&m, 8, 4, &e), DRRL_E_USAGE);
+    cr_assert_eq(method_check(&m, 16, 4, &e), DRRL_OK);
     method_parse("random:1-17", &m, &e);
-    cr_assert_eq(method_check(&m, 16, &e), DRRL_E_USAGE);
+    cr_assert_eq(method_check(&m, 16, 4, &e), DRRL_E_USAGE);
+}
+
+Test(method, fixed_per_layer)
+{
+    Method m;
+    DrrlError e;
+    cr_assert_eq(method_parse("fixed:20/016/16/12", &m, &e), DRRL_OK);
+    cr_assert_str_eq(m.spec, "fixed:20/16/16/12");
+    cr_assert_eq(m.n_layer_ranks, 4);
+    cr_assert_eq(m.rank, 20);
+    cr_assert_eq(method_fixed_rank(&m, 0), 20);
+    cr_assert_eq(method_fixed_rank(&m, 3), 12);
+    cr_assert_eq(method_check(&m, 32, 4, &e), DRRL_OK);
+    cr_assert_eq(method_check(&m, 32, 5, &e), DRRL_E_USAGE);
+    cr_assert(strstr(e.msg, "4 ranks for the model's 5 layers"), "%s", e.msg);
+    cr_assert_eq(method_check(&m, 16, 4, &e), DRRL_E_USAGE); /* 20 > head_dim */
+    cr_assert_eq(method_parse("fixed:8", &m, &e), DRRL_OK);
+    cr_assert_eq(m.n_layer_ranks, 0);
+    cr_assert_eq(method_fixed_rank(&m, 2), 8);
 }
 
 Test(method, rank_grid)

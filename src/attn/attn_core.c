@@ -274,7 +274,7 @@ DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCo
                          DrrlError *err)
 {
     *out = NULL;
-    DrrlStatus st = method_check(&c->method, cfg->head_dim, err);
+    DrrlStatus st = method_check(&c->method, cfg->head_dim, cfg->n_layer, err);
     if (st)
         return st;
     if (c->segment < 1)
@@ -1620,7 +1620,7 @@ static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, s
         int32_t r = D;
         switch (m->kind) {
         case METHOD_FIXED:
-            r = m->rank;
+            r = method_fixed_rank(m, l);
             break;
         case METHOD_ENERGY:
             for (int32_t i = 0; i < ng; i++) {

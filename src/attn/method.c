@@ -62,10 +62,33 @@ DrrlStatus method_parse(const char *spec, Method *m, DrrlError *err)
         m->kind = METHOD_FULL;
         snprintf(m->spec, sizeof m->spec, "full");
     } else if (IS("fixed")) {
-        if (!arg || parse_int(arg, 1, 1 << 20, &m->rank))
-            return bad(err, spec, "fixed:R needs an integer rank R >= 1");
         m->kind = METHOD_FIXED;
-        snprintf(m->spec, sizeof m->spec, "fixed:%d", (int)m->rank);
+        if (arg && strchr(arg, '/')) { /* one rank per layer */
+            size_t o = (size_t)snprintf(m->spec, sizeof m->spec, "fixed:");
+            for (const char *p = arg;;) {
+                const char *sl = strchr(p, '/');
+                size_t len = sl ? (size_t)(sl - p) : strlen(p);
+                char a[32];
+                int32_t r;
+                if (len >= sizeof a || m->n_layer_ranks == METHOD_LAYERS_MAX)
+                    return bad(err, spec, "fixed:R0/R1/... needs one rank >= 1 per layer");
+                memcpy(a, p, len);
+                a[len] = 0;
+                if (parse_int(a, 1, 1 << 20, &r))
+                    return bad(err, spec, "fixed:R0/R1/... needs one rank >= 1 per layer");
+                m->layer_rank[m->n_layer_ranks++] = r;
+                m->rank = r > m->rank ? r : m->rank;
+                o += (size_t)snprintf(m->spec + o, sizeof m->spec - o, "%s%d",
+                                      m->n_layer_ranks > 1 ? "/" : "", (int)r);
+                if (!sl)
+                    break;
+                p = sl + 1;
+            }
+        } else if (!arg || parse_int(arg, 1, 1 << 20, &m->rank)) {
+            return bad(err, spec, "fixed:R needs an integer rank R >= 1");
+        } else {
+            snprintf(m->spec, sizeof m->spec, "fixed:%d", (int)m->rank);
+        }
     } else if (IS("energy")) {
         if (!arg || parse_dbl(arg, &m->energy) || !(m->energy > 0.0 && m->energy <= 1.0))
             return bad(err, spec, "energy:E needs a fraction 0 < E <= 1");
@@ -112,8 +135,13 @@ DrrlStatus method_parse(const char *spec, Method *m, DrrlError *err)
     return DRRL_OK;
 }
 
-DrrlStatus method_check(const Method *m, int32_t head_dim, DrrlError *err)
+DrrlStatus method_check(const Method *m, int32_t head_dim, int32_t n_layer, DrrlError *err)
 {
+    if (m->kind == METHOD_FIXED && m->n_layer_ranks && m->n_layer_ranks != n_layer)
+        return drrl_error(err, DRRL_E_USAGE,
+                          "--method '%s': %d ranks for the model's %d layers (give one per "
+                          "layer)",
+                          m->spec, (int)m->n_layer_ranks, (int)n_layer);
     if (m->kind == METHOD_FIXED && m->rank > head_dim)
         return drrl_error(err, DRRL_E_USAGE,
                           "--method '%s': rank %d exceeds the model's head_dim %d", m->spec,
@@ -123,6 +151,11 @@ DrrlStatus method_check(const Method *m, int32_t head_dim, DrrlError *err)
                           "--method '%s': rank %d exceeds the model's head_dim %d", m->spec,
                           (int)m->hi, (int)head_dim);
     return DRRL_OK;
+}
+
+int32_t method_fixed_rank(const Method *m, int32_t l)
+{
+    return m->n_layer_ranks && l >= 0 && l < m->n_layer_ranks ? m->layer_rank[l] : m->rank;
 }
 
 int method_is_lowrank(const Method *m)

@@ -4,6 +4,7 @@
  * computed. Specs (see doc/method.md):
  *   full            exact attention (no basis work at all)
  *   fixed:R         rank R (1 <= R <= head_dim) for every head
+ *   fixed:R0/R1/... rank Ri for every head of layer i (one rank per layer)
  *   energy:E        smallest grid rank keeping fraction E (0 < E <= 1) of the
  *                   key and value energy (the paper's "adaptive SVD")
  *   random:A-B      a grid rank drawn uniformly from [A, B], seeded
@@ -36,12 +37,16 @@ typedef enum MethodKind {
 /* nystrom:M landmark limit: the attention core keeps a row's landmark
  * weights on the stack (method_parse enforces it). */
 #define METHOD_NYSTROM_MAX 4096
+/* fixed:R0/R1/...: at most this many layers. */
+#define METHOD_LAYERS_MAX 256
 /* performer:M feature limit. */
 #define METHOD_PERFORMER_MAX 65536
 
 typedef struct Method {
     MethodKind kind;
-    int32_t rank;                 /* fixed:R */
+    int32_t rank;          /* fixed:R (per layer: the largest Ri) */
+    int32_t n_layer_ranks; /* fixed:R0/R1/...: one rank per layer; 0 = fixed:R */
+    int32_t layer_rank[METHOD_LAYERS_MAX];
     double energy;                /* energy:E, in (0, 1] */
     int32_t lo, hi;               /* random:A-B, 1 <= lo <= hi */
     double eps;                   /* oracle:EPS, > 0 */
@@ -52,7 +57,8 @@ typedef struct Method {
 
 /* One line listing the valid forms (used in usage errors and --help). */
 #define METHOD_FORMS                                                                           \
-    "full, fixed:R, energy:E, random:A-B, oracle:EPS, performer:M, nystrom:M, drrl[:POLICY]"
+    "full, fixed:R, fixed:R0/R1/..., energy:E, random:A-B, oracle:EPS, performer:M, "          \
+    "nystrom:M, drrl[:POLICY]"
 
 /* Parse spec into *m. A bad spec is DRRL_E_USAGE with a message that names
  * the spec, says what is wrong and lists METHOD_FORMS. */
@@ -64,8 +70,12 @@ DrrlStatus method_parse(const char *spec, Method *m, DrrlError *err);
 const char *method_budget_at(const char *policy);
 
 /* Check a parsed method against a model's head_dim (fixed:R and random:A-B
- * need ranks <= head_dim): DRRL_E_USAGE otherwise. */
-DrrlStatus method_check(const Method *m, int32_t head_dim, DrrlError *err);
+ * need ranks <= head_dim) and layer count (fixed:R0/R1/... gives one rank
+ * per layer): DRRL_E_USAGE otherwise. */
+DrrlStatus method_check(const Method *m, int32_t head_dim, int32_t n_layer, DrrlError *err);
+
+/* The rank fixed:R or fixed:R0/R1/... gives the heads of layer l. */
+int32_t method_fixed_rank(const Method *m, int32_t l);
 
 /* Whether the method uses the low-rank basis machinery (fixed, energy,
  * random, oracle, drrl). */

@@ -41,6 +41,26 @@ run "$DRRL" run --model "$M" --prompt "$P" --method fixed:99
 expect_rc 2; expect_one_line_error; expect_err_contains "head_dim"
 run "$DRRL" run --model "$M"
 expect_rc 2; expect_one_line_error
+run "$DRRL" run --model "$M" --prompt "$P" --method fixed:2/2/2
+expect_rc 2; expect_one_line_error; expect_err_contains "3 ranks for the model's 2 layers"
+run "$DRRL" run --model "$M" --prompt "$P" --method fixed:2/
+expect_rc 2; expect_one_line_error; expect_err_contains "one rank >= 1 per layer"
+
+# fixed:R0/R1 (one rank per layer): the same rank in every layer is fixed:R
+# bit for bit; other ranks per layer run at those ranks (the trace's rank
+# column, per layer) and change the loss
+pl() { # pl NAME SPEC: trace NAME.csv and the loss line NAME.loss
+    "$DRRL" run --model "$M" --prompt "$P" --method "$2" --segment 8 --no-timing \
+        --trace-out "$tmpdir/$1.csv" --force >"$tmpdir/$1.out" || fail "run --method $2 failed"
+    grep '^loss' "$tmpdir/$1.out" >"$tmpdir/$1.loss" || fail "no loss line for $2"
+}
+pl u fixed:2; pl s fixed:2/2; pl d fixed:2/6
+cmp -s "$tmpdir/u.loss" "$tmpdir/s.loss" || fail "fixed:2/2 differs from fixed:2"
+cmp -s "$tmpdir/u.loss" "$tmpdir/d.loss" && fail "fixed:2/6 gives fixed:2's loss"
+grep -q 'fixed:2/6' "$tmpdir/d.csv.json" || fail "trace sidecar lacks the spec fixed:2/6"
+awk -F, '$5 == 0 && $8 == 2' "$tmpdir/d.csv" | grep -q . || fail "fixed:2/6: no layer-0 row at rank 2"
+awk -F, '$5 == 1 && $8 == 6' "$tmpdir/d.csv" | grep -q . || fail "fixed:2/6: no layer-1 row at rank 6"
+awk -F, '$5 == 1 && $8 == 2' "$tmpdir/d.csv" | grep -q . && fail "fixed:2/6: a layer-1 row at rank 2"
 run "$DRRL" run --model "$M" --prompt "$P" --segment 0
 expect_rc 2; expect_one_line_error
 printf '1 2 3\n4 x 5\n' >"$tmpdir/bad.ids"

@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     static const int32_t dims[] = {1, 8, 64};
     for (size_t i = 0; i < 3; i++)
-        if (method_check(&m, dims[i], &err) != DRRL_OK)
+        if (method_check(&m, dims[i], 4, &err) != DRRL_OK)
             FUZZ_CHECK_MSG(err);
     (void)method_is_lowrank(&m);
     return 0;
