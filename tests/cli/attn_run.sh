@@ -102,3 +102,17 @@ expect_rc 0
 run "$DRRL" dump --model "$M" --prompt "$P" --method nope --out "$tmpdir/h.st"
 expect_rc 2; expect_one_line_error
 exit 0
+
+# bench/layer_ranks.py: the uniform sweep, then the greedy per-layer path
+# down to rank 1 everywhere (the random fixture's bpb never passes --stop)
+if command -v python3 >/dev/null 2>&1; then
+    printf '%s\n' "$P" "$P" "$P" "$P" "$P" >"$tmpdir/lr.txt"
+    python3 "$top_srcdir/bench/layer_ranks.py" --drrl "$DRRL" --model "$M" \
+        --data "$tmpdir/lr.txt" --seq-len 64 --stop 10 --check "$tmpdir/lr.txt" \
+        >"$tmpdir/lr.md" 2>&1 || fail "layer_ranks.py: $(cat "$tmpdir/lr.md")"
+    grep -q '^| fixed:7 | ' "$tmpdir/lr.md" || fail "layer_ranks.py: no uniform sweep"
+    grep -q '^| fixed:8/7 | \|^| fixed:7/8 | ' "$tmpdir/lr.md" || fail "layer_ranks.py: no first step"
+    grep -q '^| fixed:1/1 | .* | same as fixed:1 |$' "$tmpdir/lr.md" ||
+        fail "layer_ranks.py: the path does not end at fixed:1/1 = fixed:1"
+    grep -q '^# the same points on ' "$tmpdir/lr.md" || fail "layer_ranks.py: no --check table"
+fi
