@@ -116,3 +116,15 @@ if command -v python3 >/dev/null 2>&1; then
         fail "layer_ranks.py: the path does not end at fixed:1/1 = fixed:1"
     grep -q '^# the same points on ' "$tmpdir/lr.md" || fail "layer_ranks.py: no --check table"
 fi
+
+# bench/bases.py (needs numpy): its exact pass must match drrl's (GQA, attention
+# biases, BF16), then key-only against query-aware bases at one rank
+if python3 -c 'import numpy' 2>/dev/null; then
+    seq 1 100 >"$tmpdir/b.ids"
+    python3 "$top_srcdir/bench/bases.py" --drrl "$DRRL" --model "$FIXTURES/llama-gqa-bf16" \
+        --ids-file "$tmpdir/b.ids" --seq-len 100 --segment 16 --ranks 4 >"$tmpdir/b.md" 2>&1 ||
+        fail "bases.py: $(cat "$tmpdir/b.md")"
+    for v in key qk 2sided; do
+        grep -q "^| 4 | $v | 0\.[0-9]* | " "$tmpdir/b.md" || fail "bases.py: no rank-4 $v row"
+    done
+fi
