@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/hot.h"
 #include "base/mem.h"
 #include "base/blas.h"
@@ -75,8 +76,14 @@ struct Forward {
     atomic_size_t n_tasks;
     atomic_int want;
     /* stages run (pool_run calls with work), and those that met several
-     * threads: forward_pool_stats */
+     * threads; per kind of stage, the wall time of those on several threads,
+     * that times the threads asked, and the tasks' own time:
+     * forward_pool_stats */
     uint64_t n_stages, n_meets;
+    uint64_t k_stages[FORWARD_STAGE_KINDS], k_ns[FORWARD_STAGE_KINDS],
+        k_slot_ns[FORWARD_STAGE_KINDS];
+    _Atomic uint64_t k_busy_ns[FORWARD_STAGE_KINDS];
+    _Atomic int cur_kind; /* the open stage's kind, for its tasks' time */
 };
 
 /* ---- the pool ------------------------------------------------------------ */
@@ -120,7 +127,11 @@ static void pool_tasks(Forward *f, uint32_t g, int id)
         if (!atomic_compare_exchange_weak_explicit(&f->work, &w, w + 1, memory_order_acq_rel,
                                                    memory_order_relaxed))
             continue;
+        int64_t t0 = clock_now_ns();
         fn(ctx, k, id);
+        atomic_fetch_add_explicit(&f->k_busy_ns[atomic_load_explicit(&f->cur_kind,
+                                                                      memory_order_relaxed)],
+                                  (uint64_t)(clock_now_ns() - t0), memory_order_relaxed);
         if (atomic_fetch_add_explicit(&f->done, 1, memory_order_acq_rel) + 1 == n) {
             pthread_mutex_lock(&f->mu);
             if (f->caller_waits)
@@ -184,9 +195,12 @@ static void *pool_main(void *arg)
     return NULL;
 }
 
+static void pool_wait(Forward *f, size_t n_tasks);
+
 /* Run fn for tasks 0..n_tasks-1 on up to `want` threads (the caller is
  * worker 0); returns when all are done. */
-static void pool_run(Forward *f, size_t n_tasks, int want, PoolFn fn, void *ctx)
+static void pool_run(Forward *f, ForwardStageKind kind, size_t n_tasks, int want, PoolFn fn,
+                     void *ctx)
 {
     if (n_tasks == 0)
         return;
@@ -194,12 +208,15 @@ static void pool_run(Forward *f, size_t n_tasks, int want, PoolFn fn, void *ctx)
     if ((size_t)nw > n_tasks)
         nw = (int)n_tasks;
     f->n_stages++;
+    f->k_stages[kind]++;
     if (nw <= 1) {
         for (size_t t = 0; t < n_tasks; t++)
             fn(ctx, t, 0);
         return;
     }
     f->n_meets++;
+    int64_t t0 = clock_now_ns();
+    atomic_store_explicit(&f->cur_kind, (int)kind, memory_order_relaxed);
     uint32_t g = pool_stage(atomic_load_explicit(&f->work, memory_order_relaxed)) + 1;
     if (g == 0) /* 0 is the workers' "seen nothing yet" */
         g = 1;
@@ -215,6 +232,14 @@ static void pool_run(Forward *f, size_t n_tasks, int want, PoolFn fn, void *ctx)
         pthread_cond_broadcast(&f->cv_work);
     pthread_mutex_unlock(&f->mu);
     pool_tasks(f, g, 0);
+    pool_wait(f, n_tasks);
+    uint64_t dt = (uint64_t)(clock_now_ns() - t0);
+    f->k_ns[kind] += dt, f->k_slot_ns[kind] += dt * (uint64_t)nw;
+}
+
+/* The caller, its own tasks done: wait for the others' (spin, then sleep). */
+static void pool_wait(Forward *f, size_t n_tasks)
+{
     for (int i = 0; i < FORWARD_SPIN; i++) {
         if (atomic_load_explicit(&f->done, memory_order_acquire) == n_tasks)
             return;
@@ -230,12 +255,19 @@ static void pool_run(Forward *f, size_t n_tasks, int want, PoolFn fn, void *ctx)
 
 void forward_parallel(Forward *f, size_t n_tasks, int want, ForwardTaskFn fn, void *ctx)
 {
-    pool_run(f, n_tasks, want < 1 ? 1 : want, fn, ctx);
+    pool_run(f, FORWARD_STAGE_HOOK, n_tasks, want < 1 ? 1 : want, fn, ctx);
 }
 
-void forward_pool_stats(const Forward *f, uint64_t *stages, uint64_t *meets)
+void forward_pool_stats(const Forward *f, ForwardPoolStats *ps)
 {
-    *stages = f->n_stages, *meets = f->n_meets;
+    memset(ps, 0, sizeof *ps);
+    ps->stages = f->n_stages, ps->meets = f->n_meets;
+    for (int k = 0; k < FORWARD_STAGE_KINDS; k++) {
+        ps->kind_stages[k] = f->k_stages[k];
+        ps->kind_s[k] = 1e-9 * (double)f->k_ns[k];
+        ps->kind_slot_s[k] = 1e-9 * (double)f->k_slot_ns[k];
+        ps->kind_busy_s[k] = 1e-9 * (double)atomic_load(&f->k_busy_ns[k]);
+    }
 }
 
 /* Split n items into at most f->threads blocks of a multiple of `align`
@@ -371,7 +403,7 @@ static void linear_multi(Forward *f, LinMulti *m)
         m->first[i + 1] = m->first[i] + lin_tasks(&m->jobs[i], f->threads, m->n);
         macs += m->jobs[i].n * m->jobs[i].in * m->jobs[i].out;
     }
-    pool_run(f, m->first[m->n], macs >= FORWARD_PAR_MACS ? f->threads : 1, lin_multi_task, m);
+    pool_run(f, FORWARD_STAGE_LINEAR, m->first[m->n], macs >= FORWARD_PAR_MACS ? f->threads : 1, lin_multi_task, m);
 }
 
 /* A call's rows in pieces (forward.h, ForwardAttn.segment): `head` rows up
@@ -515,7 +547,7 @@ static void rows_run(Forward *f, int kind, size_t n, size_t width, RowJob *j)
     } else {
         j->block = n;
     }
-    pool_run(f, tasks, f->threads, row_task, j);
+    pool_run(f, FORWARD_STAGE_ROWS, tasks, f->threads, row_task, j);
 }
 
 /* gelu_new (GPT-2; Hendrycks & Gimpel 2016, tanh approximation), with
@@ -1157,7 +1189,7 @@ static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, const 
     atomic_init(&j.failed, 0);
     pthread_mutex_init(&j.lock, NULL);
     j.status = DRRL_OK;
-    pool_run(f, n_tasks, nt, attn_task, &j);
+    pool_run(f, FORWARD_STAGE_ATTN, n_tasks, nt, attn_task, &j);
     pthread_mutex_destroy(&j.lock);
     if (pc != &one)
         free(pc);
@@ -1407,7 +1439,7 @@ void forward_nll_rows(Forward *f, const float *logits, const int32_t *next, size
 {
     NllJob j = {logits, next, n, (size_t)f->m->cfg.vocab, nll};
     size_t tasks = (n + FORWARD_NLL_ROWS - 1) / FORWARD_NLL_ROWS;
-    pool_run(f, tasks, n * j.V >= FORWARD_PAR_ELEMS ? f->threads : 1, nll_task, &j);
+    pool_run(f, FORWARD_STAGE_ROWS, tasks, n * j.V >= FORWARD_PAR_ELEMS ? f->threads : 1, nll_task, &j);
 }
 
 double forward_loss(const float *logits, const int32_t *ids, size_t n, int vocab)

@@ -173,10 +173,27 @@ int forward_threads(const Forward *f);
 typedef void (*ForwardTaskFn)(void *ctx, size_t task, int worker);
 void forward_parallel(Forward *f, size_t n_tasks, int want, ForwardTaskFn fn, void *ctx);
 
-/* Counters for tuning (deterministic for a given model, input and thread
- * count): the pool stages run so far (every stage, forward_parallel's
- * included), and how many of them met several threads (a barrier each). */
-void forward_pool_stats(const Forward *f, uint64_t *stages, uint64_t *meets);
+/* Counters for tuning: the pool stages run so far (every stage,
+ * forward_parallel's included) and how many of them met several threads (a
+ * barrier each), deterministic for a given model, input and thread count;
+ * and per kind of stage, measured (wall clock) over the stages on several
+ * threads: their time from opening to the last task's end, that times the
+ * threads the stage asked for (the room), and the time its tasks ran
+ * (busy / slot is how well the stage kept its threads working). */
+typedef enum ForwardStageKind {
+    FORWARD_STAGE_LINEAR, /* linear layers (sgemm tiles) */
+    FORWARD_STAGE_ROWS,   /* row-wise work: norms, RoPE, activations, losses */
+    FORWARD_STAGE_ATTN,   /* the attention heads (exact, or the hook's head()) */
+    FORWARD_STAGE_HOOK,   /* the hook's own stages (forward_parallel) */
+    FORWARD_STAGE_KINDS
+} ForwardStageKind;
+typedef struct ForwardPoolStats {
+    uint64_t stages, meets;
+    uint64_t kind_stages[FORWARD_STAGE_KINDS];
+    double kind_s[FORWARD_STAGE_KINDS], kind_slot_s[FORWARD_STAGE_KINDS],
+        kind_busy_s[FORWARD_STAGE_KINDS];
+} ForwardPoolStats;
+void forward_pool_stats(const Forward *f, ForwardPoolStats *ps);
 
 /* Install an attention hook (copied); NULL restores exact attention. */
 void forward_set_attn(Forward *f, const ForwardAttn *attn);

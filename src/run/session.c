@@ -484,9 +484,9 @@ void session_set_chunk(Session *s, size_t segments)
     s->chunk_segs = segments;
 }
 
-void session_pool_stats(const Session *s, uint64_t *stages, uint64_t *meets)
+void session_pool_stats(const Session *s, ForwardPoolStats *ps)
 {
-    forward_pool_stats(s->f, stages, meets);
+    forward_pool_stats(s->f, ps);
 }
 
 DrrlStatus session_step(Session *s, DrrlError *err)

@@ -105,9 +105,8 @@ size_t session_chunk(const Session *s);
 /* For tuning: at most `segments` segments per layer-major call (the memory
  * bound still applies); 0 (the default) chooses by the thread count. */
 void session_set_chunk(Session *s, size_t segments);
-/* The forward's pool counters (forward_pool_stats): stages run, and those
- * that met several threads. */
-void session_pool_stats(const Session *s, uint64_t *stages, uint64_t *meets);
+/* The forward's pool counters and stage times (forward_pool_stats). */
+void session_pool_stats(const Session *s, ForwardPoolStats *ps);
 
 size_t session_pos(const Session *s); /* tokens run so far */
 size_t session_len(const Session *s); /* tokens in the sequence */

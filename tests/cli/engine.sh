@@ -159,18 +159,32 @@ expect_out_contains "8 tokens"
 run "$DRRL" dump --model "$tmpdir/bytes" --prompt "hello" --out "$tmpdir/t2.safetensors"
 expect_rc 0
 expect_out_contains "5 tokens"
-exit 0
 
 # bench forward, full pass and through the session (drrl run's path), on a fixture
-run "$DRRL" bench forward --model "$FIXTURES/gpt2-tiny-b" --tokens 40,100 --repeat 1 --threads 1
+run "$DRRL" bench forward --model "$FIXTURES/gpt2-tiny-b" --tokens 20,60 --repeat 1 --threads 1
 expect_rc 0
 expect_out_contains "full-sequence forward pass"
-expect_out_contains "100 "
-run "$DRRL" bench forward --session --model "$FIXTURES/gpt2-tiny-b" --tokens 40,100 --repeat 2 --threads 1
+expect_out_contains "60 "
+run "$DRRL" bench forward --session --model "$FIXTURES/gpt2-tiny-b" --tokens 20,60 --repeat 2 --threads 1
 expect_rc 0
 expect_out_contains "through the session, segment by segment"
-expect_out_contains "40 "
-expect_out_contains "100 "
+expect_out_contains "20 "
+expect_out_contains "60 "
 run "$DRRL" bench forward --session --model "$FIXTURES/gpt2-tiny-b" --tokens 0
 expect_rc 2
 expect_one_line_error
+
+# DRRL_POOL_STATS: stage counts, and per kind of stage its time and how busy
+# its threads were, on 2 threads (the low-rank method adds its own stages)
+printf 'the cat sat on the mat and the dog sat on the log. ' >"$tmpdir/p.txt"
+for i in 1 2 3 4 5 6; do cat "$tmpdir/p.txt" "$tmpdir/p.txt" >"$tmpdir/p2.txt"; mv "$tmpdir/p2.txt" "$tmpdir/p.txt"; done
+# (the default model: the fixtures are too small for stages on several threads)
+run env DRRL_POOL_STATS=1 "$DRRL" run --text "$tmpdir/p.txt" --seq-len 600 --segment 32 --method fixed:4 --no-exact --threads 2
+expect_rc 0
+expect_err_contains "pool stages "
+expect_err_contains "pool linear "
+expect_err_contains "pool attention "
+expect_err_contains "pool hook "
+printf "%s\n" "$err" | grep -q "^pool attention .* stages, .* s on several threads, threads busy  *[0-9]*% of it$" ||
+    fail "DRRL_POOL_STATS: no attention line with its time and busy share"
+exit 0

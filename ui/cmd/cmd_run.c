@@ -198,10 +198,20 @@ int cmd_run(int argc, char **argv)
         return r;
     }
     if (getenv("DRRL_POOL_STATS")) { /* tuning: the forward's stages (forward.h) */
-        uint64_t stages, meets;
-        session_pool_stats(s, &stages, &meets);
+        ForwardPoolStats ps;
+        session_pool_stats(s, &ps);
         fprintf(stderr, "pool stages %llu, %llu of them on several threads\n",
-                (unsigned long long)stages, (unsigned long long)meets);
+                (unsigned long long)ps.stages, (unsigned long long)ps.meets);
+        static const char *const kn[FORWARD_STAGE_KINDS] = {"linear", "rows", "attention",
+                                                            "hook"};
+        for (int k = 0; k < FORWARD_STAGE_KINDS; k++)
+            if (ps.kind_stages[k])
+                fprintf(stderr,
+                        "pool %-9s %6llu stages, %8.4f s on several threads, threads busy "
+                        "%3.0f%% of it\n",
+                        kn[k], (unsigned long long)ps.kind_stages[k], ps.kind_s[k],
+                        ps.kind_slot_s[k] > 0.0 ? 100.0 * ps.kind_busy_s[k] / ps.kind_slot_s[k]
+                                                : 0.0);
     }
     AttnSummary sum;
     attn_cli_summary(s, &sum);
