@@ -196,6 +196,50 @@ static void bench_ids(int32_t *ids, size_t T, int32_t vocab)
     }
 }
 
+/* One timed run of a length (forward_point, session_point): reset, then the
+ * whole forward pass; DRRL_OK or the failure in *err. */
+typedef DrrlStatus (*BenchRunFn)(void *ctx, DrrlError *err);
+
+/* The median of repeat timed runs of fn after a warm-up (run -1), printed
+ * as one row for length T; a failed run ends it with its error. */
+static int bench_timed(size_t T, long repeat, BenchRunFn fn, void *ctx)
+{
+    DrrlError err;
+    double *times = malloc((size_t)repeat * sizeof *times);
+    if (!times)
+        return cli_error(DRRL_E_NOMEM, "out of memory");
+    int rc = CLI_EXIT_OK;
+    for (long r = -1; r < repeat && rc == CLI_EXIT_OK; r++) {
+        double t0 = clock_now_s();
+        if (fn(ctx, &err) != DRRL_OK)
+            rc = cli_fail(&err);
+        double dt = clock_now_s() - t0;
+        if (r >= 0)
+            times[r] = dt;
+    }
+    if (rc == CLI_EXIT_OK) {
+        double med = bench_median(times, (int)repeat);
+        printf("%-8zu %10.4f %12.1f %6ld\n", T, med, (double)T / med, repeat);
+        fflush(stdout);
+    }
+    free(times);
+    return rc;
+}
+
+typedef struct ForwardRun {
+    Forward *f;
+    const int32_t *ids;
+    size_t T;
+    float *logits;
+} ForwardRun;
+
+static DrrlStatus forward_run(void *ctx, DrrlError *err)
+{
+    ForwardRun *r = ctx;
+    forward_reset(r->f);
+    return forward_tokens(r->f, r->ids, r->T, r->logits, NULL, err);
+}
+
 /* One length: the median of repeat timed runs after a warm-up. */
 static int forward_point(const Model *m, size_t T, long repeat, long threads)
 {
@@ -204,34 +248,28 @@ static int forward_point(const Model *m, size_t T, long repeat, long threads)
     int rc = CLI_EXIT_OK;
     int32_t *ids = malloc(T * sizeof *ids);
     float *logits = malloc(T * (size_t)cf->vocab * sizeof *logits);
-    double *times = malloc((size_t)repeat * sizeof *times);
     Forward *f = NULL;
-    if (!ids || !logits || !times) {
+    if (!ids || !logits) {
         rc = cli_error(DRRL_E_NOMEM, "out of memory for %zu tokens", T);
     } else if (forward_new(m, T, (int)threads, &f, &err) != DRRL_OK) {
         rc = cli_fail(&err);
     } else {
         bench_ids(ids, T, cf->vocab);
-        for (long r = -1; r < repeat && rc == CLI_EXIT_OK; r++) {
-            forward_reset(f);
-            double t0 = clock_now_s();
-            if (forward_tokens(f, ids, T, logits, NULL, &err) != DRRL_OK)
-                rc = cli_fail(&err);
-            double dt = clock_now_s() - t0;
-            if (r >= 0)
-                times[r] = dt; /* run -1 is the warm-up */
-        }
-        if (rc == CLI_EXIT_OK) {
-            double med = bench_median(times, (int)repeat);
-            printf("%-8zu %10.4f %12.1f %6ld\n", T, med, (double)T / med, repeat);
-            fflush(stdout);
-        }
+        ForwardRun run = {f, ids, T, logits};
+        rc = bench_timed(T, repeat, forward_run, &run);
     }
     forward_free(f);
     free(ids);
     free(logits);
-    free(times);
     return rc;
+}
+
+static DrrlStatus session_run(void *ctx, DrrlError *err)
+{
+    Session *s = ctx;
+    session_restart(s);
+    size_t done = 0;
+    return session_advance(s, session_len(s), &done, err);
 }
 
 /* One length through a session (the path of `drrl run --method full
@@ -243,12 +281,11 @@ static int session_point(const Model *m, size_t T, long repeat, long threads)
     DrrlError err;
     int rc = CLI_EXIT_OK;
     int32_t *ids = malloc(T * sizeof *ids);
-    double *times = malloc((size_t)repeat * sizeof *times);
     AttnCoreConfig cfg;
     attn_core_config_default(&cfg);
     cfg.measure = 0, cfg.no_guard = 1; /* as `drrl run --no-exact` without a trace */
     Session *s = NULL;
-    if (!ids || !times) {
+    if (!ids) {
         rc = cli_error(DRRL_E_NOMEM, "out of memory for %zu tokens", T);
     } else if (session_new_shared(m, NULL, &cfg, (int)threads, &s, &err) != DRRL_OK) {
         rc = cli_fail(&err);
@@ -256,25 +293,11 @@ static int session_point(const Model *m, size_t T, long repeat, long threads)
         bench_ids(ids, T, m->cfg.vocab);
         if (session_set_ids(s, ids, T, &err) != DRRL_OK)
             rc = cli_fail(&err);
-        for (long r = -1; r < repeat && rc == CLI_EXIT_OK; r++) {
-            session_restart(s);
-            double t0 = clock_now_s();
-            size_t done = 0;
-            if (session_advance(s, T, &done, &err) != DRRL_OK)
-                rc = cli_fail(&err);
-            double dt = clock_now_s() - t0;
-            if (r >= 0)
-                times[r] = dt; /* run -1 is the warm-up */
-        }
-        if (rc == CLI_EXIT_OK) {
-            double med = bench_median(times, (int)repeat);
-            printf("%-8zu %10.4f %12.1f %6ld\n", T, med, (double)T / med, repeat);
-            fflush(stdout);
-        }
+        else
+            rc = bench_timed(T, repeat, session_run, s);
     }
     session_free(s);
     free(ids);
-    free(times);
     return rc;
 }
 
