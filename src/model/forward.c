@@ -129,9 +129,9 @@ static void pool_tasks(Forward *f, uint32_t g, int id)
             continue;
         int64_t t0 = clock_now_ns();
         fn(ctx, k, id);
-        atomic_fetch_add_explicit(&f->k_busy_ns[atomic_load_explicit(&f->cur_kind,
-                                                                      memory_order_relaxed)],
-                                  (uint64_t)(clock_now_ns() - t0), memory_order_relaxed);
+        atomic_fetch_add_explicit(
+            &f->k_busy_ns[atomic_load_explicit(&f->cur_kind, memory_order_relaxed)],
+            (uint64_t)(clock_now_ns() - t0), memory_order_relaxed);
         if (atomic_fetch_add_explicit(&f->done, 1, memory_order_acq_rel) + 1 == n) {
             pthread_mutex_lock(&f->mu);
             if (f->caller_waits)
@@ -403,7 +403,8 @@ static void linear_multi(Forward *f, LinMulti *m)
         m->first[i + 1] = m->first[i] + lin_tasks(&m->jobs[i], f->threads, m->n);
         macs += m->jobs[i].n * m->jobs[i].in * m->jobs[i].out;
     }
-    pool_run(f, FORWARD_STAGE_LINEAR, m->first[m->n], macs >= FORWARD_PAR_MACS ? f->threads : 1, lin_multi_task, m);
+    pool_run(f, FORWARD_STAGE_LINEAR, m->first[m->n], macs >= FORWARD_PAR_MACS ? f->threads : 1,
+             lin_multi_task, m);
 }
 
 /* A call's rows in pieces (forward.h, ForwardAttn.segment): `head` rows up
@@ -1439,7 +1440,8 @@ void forward_nll_rows(Forward *f, const float *logits, const int32_t *next, size
 {
     NllJob j = {logits, next, n, (size_t)f->m->cfg.vocab, nll};
     size_t tasks = (n + FORWARD_NLL_ROWS - 1) / FORWARD_NLL_ROWS;
-    pool_run(f, FORWARD_STAGE_ROWS, tasks, n * j.V >= FORWARD_PAR_ELEMS ? f->threads : 1, nll_task, &j);
+    pool_run(f, FORWARD_STAGE_ROWS, tasks, n * j.V >= FORWARD_PAR_ELEMS ? f->threads : 1,
+             nll_task, &j);
 }
 
 double forward_loss(const float *logits, const int32_t *ids, size_t n, int vocab)
