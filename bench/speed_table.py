@@ -28,7 +28,9 @@ a time, logits and loss included):
      full on the default model, L = --lengths, text data/brown/test.txt.xz
      (targets: <= 1.0 at 4096, 0.65 at 8192, 0.5 at 16384); full and
      fixed alternate, the median of the per-pair wall ratios (a shared
-     machine's load moves between pairs less than within a batch).
+     machine's load moves between pairs less than within a batch); after
+     the table, where each method's time goes (DRRL_POOL_STATS: per kind
+     of pool stage, its time and how busy its threads were).
   6. loading the 1.1B BF16 checkpoint: `drrl info` wall and peak RSS
      against its float32 weights (targets 3 s and 1.2x).
   7. the explorer on the 1.1B model at context 2048 (`drrl bench tui`, its
@@ -122,22 +124,46 @@ def drrl_run(a, threads, model, inp, method, n=None):
     return statistics.median(walls), flops
 
 
-def drrl_pair(a, threads, model, inp, methods, n=None):
+def pool_kinds(out):
+    """{kind: (seconds, busy %)} from the per-kind lines DRRL_POOL_STATS prints
+    ("pool KIND N stages, X s on several threads, threads busy P% of it")."""
+    kinds = {}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 14 and f[0] == "pool" and f[3] == "stages," and f[-4] == "busy":
+            kinds[f[1]] = (float(f[4]), float(f[-3].rstrip("%")))
+    return kinds
+
+
+def drrl_pair(a, threads, model, inp, methods, n=None, stages=None):
     """Alternate `drrl run ... --no-exact` over methods, --repeat rounds:
-    (median wall per method, median over rounds of wall[m] / wall[methods[0]])."""
+    (median wall per method, median over rounds of wall[m] / wall[methods[0]]).
+    With stages (a dict), the runs print DRRL_POOL_STATS (printing only: the
+    pool times its stages whether or not it is set) and stages[m][kind]
+    gets the medians of each kind of stage's time and busy share."""
     walls = {m: [] for m in methods}
     ratios = {m: [] for m in methods}
+    kinds = {m: {} for m in methods}
+    env = env_threads(threads)
+    if stages is not None:
+        env["DRRL_POOL_STATS"] = "1"
     for _ in range(a.repeat):
         w = {}
         for m in methods:
             argv = [a.drrl, "run", "--threads", str(threads), "--method", m, "--no-exact"]
             argv += (["--model", model] if model else []) + inp
             argv += ["--seq-len", str(n)] if n else []
-            out, _, _ = run_child(argv, env_threads(threads))
+            out, _, _ = run_child(argv, env)
             w[m] = field(out, "wall time")
             walls[m].append(w[m])
+            for k, v in pool_kinds(out).items():
+                kinds[m].setdefault(k, []).append(v)
         for m in methods:
             ratios[m].append(w[m] / w[methods[0]])
+    if stages is not None:
+        for m in methods:
+            stages[m] = {k: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v))
+                         for k, v in kinds[m].items()}
     return ({m: statistics.median(v) for m, v in walls.items()},
             {m: statistics.median(v) for m, v in ratios.items()})
 
@@ -250,6 +276,7 @@ def have_torch():
 class Table:
     def __init__(self, mach, out):
         self.mach, self.out, self.rows = mach, out, []
+        self.notes = []  # printed after the table (not in --out: rows only)
 
     def row(self, what, drrl, ref, ratio, target):
         r = f"| {what} | {drrl} | {ref} | {ratio} | {target} | {self.mach} |"
@@ -339,11 +366,17 @@ def main():
             D = 32  # the default model's head_dim
             for L in [int(x) for x in a.lengths.split(",")]:
                 fx = f"fixed:{D // 4}"
-                w, r = drrl_pair(a, n, None, ["--text", text], ["full", fx], L)
+                st = {}
+                w, r = drrl_pair(a, n, None, ["--text", text], ["full", fx], L, st)
                 tgt = "<= 1.0" if L <= 4096 else "<= 0.65" if L <= 8192 else "<= 0.5"
                 t.row(f"fixed:{D // 4} (d/4) against full, default model, --no-exact, L={L}, "
                       f"{n} threads (alternating, median of per-pair ratios)",
                       f"{w[fx]:.2f} s", f"full {w['full']:.2f} s", f"{r[fx]:.2f}", tgt)
+                for m in ("full", fx):
+                    parts = ", ".join(f"{k} {v[0]:.3f} s (busy {v[1]:.0f}%)"
+                                      for k, v in st[m].items())
+                    t.notes.append(f"- L={L}, {n} threads, {m}: wall {w[m]:.3f} s; stages on "
+                                   f"several threads: {parts or 'none'}")
     if "load" not in skip:
         walls, rss = [], []
         for _ in range(a.repeat):
@@ -371,6 +404,10 @@ def main():
         t.row(f"explorer on the 1.1B model, context 2048, {n} threads (`drrl bench tui`, "
               f"energy:0.95, exact alongside): median step (segment step / 128 tokens)",
               f"{step:.1f} ms ({seg / 128:.1f} ms/token)", "-", "-", "<= 150 ms/token")
+    if t.notes:
+        print("\nWhere the low-rank rows' time goes (DRRL_POOL_STATS=1, medians of the runs "
+              "above; linear layers, row-wise work, attention heads, the method's own stages):")
+        print("\n".join(t.notes))
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

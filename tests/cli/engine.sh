@@ -187,4 +187,16 @@ expect_err_contains "pool attention "
 expect_err_contains "pool hook "
 printf "%s\n" "$err" | grep -q "^pool attention .* stages, .* s on several threads, threads busy  *[0-9]*% of it$" ||
     fail "DRRL_POOL_STATS: no attention line with its time and busy share"
+
+# bench/speed_table.py's low-rank rows and, after the table, where each
+# method's time goes (from DRRL_POOL_STATS): the default model, 512 tokens
+if command -v python3 >/dev/null 2>&1; then
+    python3 "$top_srcdir/bench/speed_table.py" --drrl "$DRRL" --threads 2 --repeat 1 \
+        --skip tinyllama,load,tui,torch,gpt2,default --lengths 512 --models "$tmpdir/models" \
+        >"$tmpdir/st.md" 2>&1 || fail "speed_table.py: $(cat "$tmpdir/st.md")"
+    grep -q '^| fixed:8 (d/4) against full, default model, --no-exact, L=512, 2 threads' "$tmpdir/st.md" ||
+        fail "speed_table.py: no low-rank row: $(cat "$tmpdir/st.md")"
+    grep -q '^- L=512, 2 threads, fixed:8: wall [0-9.]* s; stages on several threads: .*attention [0-9.]* s (busy [0-9]*%)' "$tmpdir/st.md" ||
+        fail "speed_table.py: no stage breakdown: $(cat "$tmpdir/st.md")"
+fi
 exit 0
