@@ -19,6 +19,21 @@ for k in tokens flops_exact flops_executed attn_flops_exact attn_flops_executed 
     grep -q "\"$k\": " "$tmpdir/s.json" || fail "summary JSON lacks $k"
 done
 grep -q '"bound_violations": 0,' "$tmpdir/s.json" || fail "violations not 0"
+# the ledger by category: every category once, and the executed column sums
+# to flops_executed (the exact one to flops_exact)
+if command -v python3 >/dev/null 2>&1; then
+    python3 - "$tmpdir/s.json" <<'PY' || fail "flops_by_category wrong"
+import json, sys
+j = json.load(open(sys.argv[1]))
+c = j["flops_by_category"]
+assert list(c) == ["projections", "gram", "eigensolve", "rotation", "basis_proj", "scores",
+                   "softmax", "value", "out_proj", "mlp", "policy", "other", "guard"], list(c)
+for k, i in (("flops_exact", 0), ("flops_executed", 1)):
+    s = sum(v[i] for v in c.values())
+    assert abs(s - j[k]) <= 1e-9 * j[k], (k, s, j[k])
+assert c["gram"][1] > 0 and c["gram"][0] == 0, c["gram"]
+PY
+fi
 grep -q '"tokens": 60,' "$tmpdir/s.json" || fail "expected 60 byte tokens"
 
 # every method form runs on both fixture families

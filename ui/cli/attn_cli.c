@@ -233,6 +233,10 @@ void attn_cli_summary(Session *s, AttnSummary *o)
     o->eps = attn_core_eps(ac);
     o->wall_s = session_wall_s(s);
     o->loss = session_nll_count(s) ? session_nll_sum(s) / (double)session_nll_count(s) : NAN;
+    for (FlopCat c = 0; c < FLOPS_CAT_COUNT; c++) {
+        o->cat_exact[c] = flops_get(attn_core_flops_exact(ac), -1, -1, c);
+        o->cat_executed[c] = flops_get(attn_core_flops_executed(ac), -1, -1, c);
+    }
 }
 
 static int progress_on = -1;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "attn/attn_core.h"
+#include "attn/flops.h"
 #include "cli/cli.h"
 #include "run/session.h"
 
@@ -99,6 +100,9 @@ typedef struct AttnSummary {
     double eps;                 /* the threshold in force */
     double wall_s;
     double loss; /* mean nats per predicted token, NAN if none */
+    /* the ledgers by category (flops.h), summed over layers and heads: where
+     * the executed FLOPs went, beside what exact attention would run */
+    double cat_exact[FLOPS_CAT_COUNT], cat_executed[FLOPS_CAT_COUNT];
 } AttnSummary;
 void attn_cli_summary(Session *s, AttnSummary *out);
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn/flops.h"
 #include "cli/attn_cli.h"
 #include "cli/cli.h"
 #include "cmd/commands.h"
@@ -70,6 +71,12 @@ static int write_json(FileOut *o, const AttnSummary *s)
     json_num(f, "bound_vacuous", s->bound_vacuous, 0);
     json_num(f, "bound_ratio_median", s->bound_ratio_median, 0);
     json_num(f, "eps", s->eps, 0);
+    /* where the FLOPs went: {"category": [exact, executed], ...} (flops.h) */
+    fprintf(f, "  \"flops_by_category\": {");
+    for (FlopCat c = 0; c < FLOPS_CAT_COUNT; c++)
+        fprintf(f, "%s\n    \"%s\": [%.17g, %.17g]", c ? "," : "", flops_cat_name(c),
+                s->cat_exact[c], s->cat_executed[c]);
+    fprintf(f, "\n  },\n");
     json_num(f, "wall_s", s->wall_s, 1);
     fprintf(f, "}\n");
     return cli_out_commit(o);
