@@ -1,5 +1,6 @@
 /* Forward pass against Hugging Face transformers' outputs (tests/fixtures),
  * incremental against full, long sequences, and the attention hook. */
+#include <cblas.h>
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <math.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/blas.h"
 #include "base/rng.h"
 #include "model/forward.h"
 #include "model/model.h"
@@ -310,6 +312,45 @@ Test(forward, threads_give_identical_results)
     free(ids);
     forward_free(f1);
     forward_free(f4);
+    model_free(m);
+}
+
+/* A forward holds OpenBLAS at one thread with its threads stopped
+ * (base/blas.h) until it is freed; OpenBLAS must then start them again for
+ * a threaded product, and get it right (against one thread's, within float
+ * rounding: the blocking may differ). */
+Test(forward, openblas_threads_stopped_and_restarted)
+{
+    Model *m = random_model(MODEL_ARCH_GPT2, 1, 2, 2, 16, 8, 32, 20, 64);
+    Forward *f;
+    openblas_set_num_threads(3);
+    cr_assert_eq(forward_new(m, 0, 3, &f, NULL), DRRL_OK);
+    cr_assert_eq(openblas_get_num_threads(), 1);
+    cr_assert_eq(blas_hold_serial(), 0, "held already: nothing to stop");
+    blas_release_serial();
+    cr_assert_eq(openblas_get_num_threads(), 1, "the forward still holds");
+    forward_free(f);
+    cr_assert_eq(openblas_get_num_threads(), 3, "restored when the forward went");
+    cr_assert_eq(blas_hold_serial(), 1, "linked BLAS has no blas_thread_shutdown_");
+    blas_release_serial();
+    enum { N = 300 };
+    float *a = malloc(N * N * sizeof *a), *c1 = malloc(N * N * sizeof *c1),
+          *c4 = malloc(N * N * sizeof *c4);
+    for (int i = 0; i < N * N; i++)
+        a[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
+    openblas_set_num_threads(1);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, N, N, 1.0f, a, N, a, N, 0.0f, c1,
+                N);
+    openblas_set_num_threads(4);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, N, N, 1.0f, a, N, a, N, 0.0f, c4,
+                N);
+    double md = 0.0;
+    for (int i = 0; i < N * N; i++)
+        md = fmax(md, fabs((double)c1[i] - c4[i]));
+    cr_assert_lt(md, 1e-4, "threaded sgemm after the stop: max difference %g", md);
+    free(a);
+    free(c1);
+    free(c4);
     model_free(m);
 }
 

@@ -19,4 +19,18 @@ int blas_serial_begin(void);
 /* Restore the count blas_serial_begin returned. */
 void blas_serial_end(int saved);
 
+/* Hold OpenBLAS at one thread with its own threads stopped, for as long
+ * as a pool of ours runs every product single-threaded (model/forward.h):
+ * OpenBLAS (pthreads build) starts its threads when the library loads and
+ * again at every change of its thread count, and they spin (sched_yield)
+ * for about 2^28 cycles, about 0.1 s, before they sleep: on every core at
+ * once, beside our threads (measured on 16 threads: 0.03-0.05 s of a 0.4 s
+ * `drrl run`). Holds nest (a count); the last release restores the thread
+ * count of the first hold, and OpenBLAS starts its threads again when a
+ * product wants them. Inside a hold blas_serial_begin/end change nothing.
+ * blas_hold_serial returns 1 if OpenBLAS's threads were stopped (0 with a
+ * BLAS that has no such call, or already held). Thread-safe. */
+int blas_hold_serial(void);
+void blas_release_serial(void);
+
 #endif

@@ -68,6 +68,7 @@ struct Forward {
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_done;
     int pool_ok;
+    int blas_held;                    /* a blas_hold_serial to release */
     int quit, sleepers, caller_waits; /* under mu */
     _Atomic uint64_t work;            /* stage << 32 | next task (POOL_CLOSED: none) */
     atomic_size_t done;               /* tasks of the stage finished */
@@ -778,6 +779,10 @@ DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **o
         }
         f->n_started = i;
     }
+    /* every product runs single-threaded in the pool: OpenBLAS's own
+     * threads would only spin beside ours (blas.h) */
+    f->blas_held = 1;
+    blas_hold_serial();
     *out = f;
     return DRRL_OK;
 }
@@ -809,6 +814,8 @@ void forward_free(Forward *f)
     if (f->ws)
         for (int i = 0; i < f->threads; i++)
             free(f->ws[i]);
+    if (f->blas_held)
+        blas_release_serial();
     DRRL_FREE(f->ws, f->ws_cap, f->kc, f->vc, f->inv_freq, f->rope_cs, f);
 }
 
