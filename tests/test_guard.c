@@ -9,6 +9,7 @@
 #include "attn_testutil.h"
 #include "attn/basis.h"
 #include "attn/bounds.h"
+#include "attn/flops.h"
 #include "attn/guard.h"
 
 /* ||X||_2^2 of a rows x d double matrix (direct SVD). */
@@ -237,7 +238,7 @@ Test(guard, estimate_matches_direct_and_is_monotone)
             ranks[n++] = rk;
         if (ranks[n - 1] != d)
             ranks[n++] = d;
-        GuardInput in = {q, pos, ns, d, K, V, Bk, Bv, 0.5f, 1.0, NULL, 0};
+        GuardInput in = {q, pos, ns, d, K, V, Bk, Bv, 0.5f, 1.0, NULL, 0, NULL, NULL, 0, 0, 0};
         double g[65], g2[65], want[65];
         uint8_t ev[65];
         cr_assert(guard_estimate(&in, ranks, n, INFINITY, g, ev) > 0);
@@ -352,7 +353,7 @@ Test(guard, forward_outputs_replace_the_replay)
         for (int rk = 2; rk < d; rk += 2)
             ranks[n++] = rk;
         ranks[n++] = d;
-        GuardInput in = {q, pos, 4, d, K, V, Bk, Bv, 0.5f, 2.0, NULL, 0};
+        GuardInput in = {q, pos, 4, d, K, V, Bk, Bv, 0.5f, 2.0, NULL, 0, NULL, NULL, 0, 0, 0};
         double g[16], gf[16];
         double fl = guard_estimate(&in, ranks, n, INFINITY, g, NULL);
         /* exact outputs handed in; then rank ranks[n / 2]'s */
@@ -394,7 +395,7 @@ Test(guard, early_stop_skips_rows)
         for (int i = 0; i < 8 * d; i++)
             q[i] = (float)(trng_normal(&r) * 3.0);
         int32_t ranks[] = {1, 2, 3, 4, 5, 6, 7, 8};
-        GuardInput in = {q, pos, 8, d, K, V, Bk, Bv, 0.5f, 1.0, NULL, 0};
+        GuardInput in = {q, pos, 8, d, K, V, Bk, Bv, 0.5f, 1.0, NULL, 0, NULL, NULL, 0, 0, 0};
         double g[8], g2[8];
         uint8_t ev[8];
         double fl = guard_estimate(&in, ranks, 8, INFINITY, g, NULL);
@@ -410,4 +411,66 @@ Test(guard, early_stop_skips_rows)
         fewer += !ev[3];
     }
     cr_assert(fewer > 5, "the crossing rank never stopped early (%d)", fewer);
+}
+
+/* The projected caches stand in for the raw ones at the ranks within their
+ * width: the same estimate (to float rounding of the projected rows), the
+ * cost of a rank-r row (flops_lowrank_attn) instead of a raw replay at those
+ * ranks and no others; rows past p_rows, or no caches, replay raw. */
+Test(guard, projected_caches_replace_the_raw_replay)
+{
+    TRng r = {47};
+    for (int trial = 0; trial < 30; trial++) {
+        int d = 8 + 4 * (int)(trng_u64(&r) % 3), m = 30 + (int)(trng_u64(&r) % 60);
+        size_t ld = (size_t)m + 3;
+        float *K = malloc((size_t)m * d * sizeof *K), *V = malloc((size_t)m * d * sizeof *V);
+        float *Pk = malloc(ld * d * sizeof *Pk), *Pv = malloc(ld * d * sizeof *Pv);
+        t_matrix(&r, K, m, d, trial % SPEC_COUNT, 2.0);
+        t_matrix(&r, V, m, d, (trial + 1) % SPEC_COUNT, 1.0);
+        double Bd[2][64 * 64];
+        float Bk[64 * 64], Bv[64 * 64], q[4 * 64];
+        t_orth(&r, Bd[0], d, d), t_orth(&r, Bd[1], d, d);
+        for (int i = 0; i < d * d; i++)
+            Bk[i] = (float)Bd[0][i], Bv[i] = (float)Bd[1][i];
+        for (int j = 0; j < d; j++)
+            for (int t = 0; t < m; t++) {
+                double a = 0, b = 0;
+                for (int i = 0; i < d; i++)
+                    a += (double)K[t * d + i] * Bk[i * d + j],
+                        b += (double)V[t * d + i] * Bv[i * d + j];
+                Pk[(size_t)j * ld + t] = (float)a, Pv[(size_t)j * ld + t] = (float)b;
+            }
+        int64_t pos[4] = {m - 10, m - 7, m - 4, m - 1};
+        for (int i = 0; i < 4 * d; i++)
+            q[i] = (float)(trng_normal(&r) * 2.0);
+        int32_t ranks[16], n = 0;
+        for (int rk = 2; rk < d; rk += 2)
+            ranks[n++] = rk;
+        ranks[n++] = d;
+        int32_t w = ranks[n / 2];
+        GuardInput in = {q, pos, 4, d, K, V, Bk, Bv, 0.5f, 2.0, NULL, 0, NULL, NULL, 0, 0, 0};
+        double g[16], gp[16], g0[16];
+        double fl = guard_estimate(&in, ranks, n, INFINITY, g, NULL);
+        GuardInput ip = in;
+        ip.Pk = Pk, ip.Pv = Pv, ip.p_ld = ld, ip.p_w = w, ip.p_rows = m;
+        double flp = guard_estimate(&ip, ranks, n, INFINITY, gp, NULL);
+        double want = fl;
+        for (int a = 0; a < n && ranks[a] <= w; a++)
+            for (int i = 0; i < 4; i++) {
+                double mi = (double)pos[i] + 1;
+                want -= 8.0 * d * ranks[a] + 4.0 * mi * d + flops_softmax(mi);
+                want += flops_lowrank_attn(mi, ranks[a], d);
+            }
+        cr_assert(fabs(flp - want) <= 1e-9 * fl, "%g FLOPs, want %g", flp, want);
+        cr_assert(flp < fl);
+        for (int a = 0; a < n; a++)
+            cr_assert(fabs(gp[a] - g[a]) <= 1e-4 * (1 + g[a]), "rank %d: %g vs %g", ranks[a],
+                      gp[a], g[a]);
+        /* every row past the projected rows: the raw replay, bit for bit */
+        ip.p_rows = pos[0];
+        cr_assert(guard_estimate(&ip, ranks, n, INFINITY, g0, NULL) == fl);
+        for (int a = 0; a < n; a++)
+            cr_assert(g0[a] == g[a]);
+        free(K), free(V), free(Pk), free(Pv);
+    }
 }

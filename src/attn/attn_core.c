@@ -1443,6 +1443,11 @@ static DrrlStatus guard_head(AttnCore *ac, int32_t l, int32_t h, int64_t seg, do
                      layer_scale(ac, l),
                      GUARD_MARGIN,
                      NULL,
+                     0,
+                     NULL,
+                     NULL,
+                     0,
+                     0,
                      0};
     /* the forward's own outputs of the sampled rows, already paid for: the
      * exact reference where the head ran exact, else the error at its rank */
@@ -1452,6 +1457,12 @@ static DrrlStatus guard_head(AttnCore *ac, int32_t l, int32_t h, int64_t seg, do
         have = have && rk[k] == rk[0];
     if (have)
         in.o_fwd = ac->sego + ((size_t)l * ac->H + h) * S * D, in.r_fwd = rk[0];
+    /* the projected caches, in these bases until the refresh after the
+     * guard: the ranks within their width replay at low-rank cost */
+    const Side *sk = &kv->s[SIDE_K], *sv = &kv->s[SIDE_V];
+    in.Pk = sk->P, in.Pv = sv->P, in.p_ld = ac->pld;
+    in.p_w = sk->w < sv->w ? sk->w : sv->w;
+    in.p_rows = sk->n_proj < sv->n_proj ? sk->n_proj : sv->n_proj;
     double fl = guard_estimate(&in, ac->grid.r, ac->grid.n, ac->cfg.eps, g, NULL);
     if (fl < 0.0)
         return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory in the guard");

@@ -79,6 +79,58 @@ static void attend(const double *x, const float *k, const float *v, size_t m, in
     guard_values(s, z, v, m, d, out);
 }
 
+/* s[t] = sum_{j<r} c[j] P[j][t] for t < m, j in order from 0 for every t
+ * (elementwise across t: the same bits in every variant). */
+DRRL_HOT static void guard_proj_scores(const double *c, const float *P, size_t ld, int32_t r,
+                                       size_t m, double *s)
+{
+    for (size_t t = 0; t < m; t++)
+        s[t] = 0.0;
+    for (int32_t j = 0; j < r; j++) {
+        double cj = c[j];
+        const float *p = P + (size_t)j * ld;
+        for (size_t t = 0; t < m; t++)
+            s[t] += cj * p[t];
+    }
+}
+
+/* out = B_V[:, :r] (softmax(scale (q B_K[:, :r]) P_K[:r]) P_V[:r]^T), the
+ * rank-r attention of one query from the projected caches (GuardInput):
+ * mathematically B_V,r B_V,r^T softmax(scale (B_K,r B_K,r^T q) . K) V, what
+ * the raw path computes. c, y: d scratch each; s: m scratch. */
+static void attend_proj(const GuardInput *in, int32_t r, const double *x, size_t m, double *c,
+                        double *y, double *s, double *out)
+{
+    int32_t d = in->d;
+    for (int32_t j = 0; j < r; j++) {
+        double a = 0.0;
+        for (int32_t i = 0; i < d; i++)
+            a += (double)in->Bk[(size_t)i * d + j] * x[i];
+        c[j] = a;
+    }
+    guard_proj_scores(c, in->Pk, in->p_ld, r, m, s);
+    double mx = -INFINITY, z = 0.0;
+    for (size_t t = 0; t < m; t++)
+        mx = (s[t] *= in->scale) > mx ? s[t] : mx;
+    for (size_t t = 0; t < m; t++)
+        z += (s[t] = exp(s[t] - mx));
+    for (size_t t = 0; t < m; t++)
+        s[t] /= z;
+    for (int32_t j = 0; j < r; j++) {
+        const float *p = in->Pv + (size_t)j * in->p_ld;
+        double a = 0.0;
+        for (size_t t = 0; t < m; t++)
+            a += s[t] * p[t];
+        y[j] = a;
+    }
+    for (int32_t i = 0; i < d; i++) {
+        double a = 0.0;
+        for (int32_t j = 0; j < r; j++)
+            a += (double)in->Bv[(size_t)i * d + j] * y[j];
+        out[i] = a;
+    }
+}
+
 /* y = B[:, :r] B[:, :r]^T x (d x d row-major B, column j = direction j). */
 static void project(const float *B, int32_t d, int32_t r, const double *x, double *c, double *y)
 {
@@ -120,6 +172,11 @@ static double rank_error(const GuardInput *in, int32_t r, const double *o, const
         if (in->o_fwd && r == in->r_fwd) { /* the forward ran this rank */
             for (int32_t j = 0; j < d; j++)
                 orr[j] = in->o_fwd[(size_t)i * d + j];
+        } else if (in->Pk && in->Pv && r <= in->p_w && (int64_t)m <= in->p_rows) {
+            for (int32_t j = 0; j < d; j++)
+                x[j] = in->q[(size_t)i * d + j];
+            attend_proj(in, r, x, m, c, u, s, orr);
+            *fl += flops_lowrank_attn((double)m, r, d);
         } else {
             for (int32_t j = 0; j < d; j++)
                 x[j] = in->q[(size_t)i * d + j];

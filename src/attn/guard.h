@@ -88,6 +88,17 @@ typedef struct GuardInput {
                              r_fwd >= d they are the exact reference, else the
                              rank-r_fwd outputs; either way not computed again */
     int32_t r_fwd;
+    /* The projected caches in the bases Bk and Bv, as the forward's rank-r
+     * kernel reads them, or NULL: P[j * p_ld + t] = (x_t B)_j (float) for
+     * directions j < p_w and rows t < p_rows, in both. A rank r <= p_w
+     * whose rows all lie below p_rows is replayed from them, at the cost of
+     * a rank-r row (flops_lowrank_attn: 4 m r + 4 d r + softmax instead of
+     * 4 m d + 8 d r); the same quantity, to float rounding of the projected
+     * keys and values. */
+    const float *Pk, *Pv;
+    size_t p_ld;
+    int32_t p_w;
+    int64_t p_rows;
 } GuardInput;
 
 /* The estimate g = margin * envelope over the grid ranks (n increasing
