@@ -238,7 +238,8 @@ Test(guard, estimate_matches_direct_and_is_monotone)
             ranks[n++] = rk;
         if (ranks[n - 1] != d)
             ranks[n++] = d;
-        GuardInput in = {q, pos, ns, d, K, V, Bk, Bv, 0.5f, 1.0, NULL, 0, NULL, NULL, 0, 0, 0};
+        GuardInput in = {q,   pos,  ns, d,    K,    V, Bk, Bv, 0.5f,
+                         1.0, NULL, 0,  NULL, NULL, 0, 0,  0,  0};
         double g[65], g2[65], want[65];
         uint8_t ev[65];
         cr_assert(guard_estimate(&in, ranks, n, INFINITY, g, ev) > 0);
@@ -353,7 +354,8 @@ Test(guard, forward_outputs_replace_the_replay)
         for (int rk = 2; rk < d; rk += 2)
             ranks[n++] = rk;
         ranks[n++] = d;
-        GuardInput in = {q, pos, 4, d, K, V, Bk, Bv, 0.5f, 2.0, NULL, 0, NULL, NULL, 0, 0, 0};
+        GuardInput in = {q,   pos,  4, d,    K,    V, Bk, Bv, 0.5f,
+                         2.0, NULL, 0, NULL, NULL, 0, 0,  0,  0};
         double g[16], gf[16];
         double fl = guard_estimate(&in, ranks, n, INFINITY, g, NULL);
         /* exact outputs handed in; then rank ranks[n / 2]'s */
@@ -395,7 +397,8 @@ Test(guard, early_stop_skips_rows)
         for (int i = 0; i < 8 * d; i++)
             q[i] = (float)(trng_normal(&r) * 3.0);
         int32_t ranks[] = {1, 2, 3, 4, 5, 6, 7, 8};
-        GuardInput in = {q, pos, 8, d, K, V, Bk, Bv, 0.5f, 1.0, NULL, 0, NULL, NULL, 0, 0, 0};
+        GuardInput in = {q,   pos,  8, d,    K,    V, Bk, Bv, 0.5f,
+                         1.0, NULL, 0, NULL, NULL, 0, 0,  0,  0};
         double g[8], g2[8];
         uint8_t ev[8];
         double fl = guard_estimate(&in, ranks, 8, INFINITY, g, NULL);
@@ -413,10 +416,34 @@ Test(guard, early_stop_skips_rows)
     cr_assert(fewer > 5, "the crossing rank never stopped early (%d)", fewer);
 }
 
+/* FLOPs of the replay of rank ranks[a] on a row of m keys (every rank
+ * evaluated, from the top down): scores from projected keys at ranks <= wk
+ * (after the first such rank of the row, only the dropped directions),
+ * values from projected values at ranks <= wv, the rest raw. */
+static double want_row_flops(const int32_t *ranks, int n, int d, double m, int wk, int wv)
+{
+    double f = 0;
+    int r0 = 0;
+    for (int a = n - 1; a >= 0; a--) {
+        int r = ranks[a];
+        if (r >= d)
+            continue;
+        f += flops_softmax(m);
+        if (r <= wk) {
+            f += r0 > r ? 2.0 * m * (r0 - r) : 2.0 * d * r + 2.0 * m * r;
+            r0 = r;
+        } else {
+            f += 4.0 * d * r + 2.0 * m * d;
+        }
+        f += r <= wv ? 2.0 * m * r + 2.0 * d * r : 2.0 * m * d + 4.0 * d * r;
+    }
+    return f;
+}
+
 /* The projected caches stand in for the raw ones at the ranks within their
- * width: the same estimate (to float rounding of the projected rows), the
- * cost of a rank-r row (flops_lowrank_attn) instead of a raw replay at those
- * ranks and no others; rows past p_rows, or no caches, replay raw. */
+ * widths (keys and values apart): the same estimate (to float rounding of
+ * the projected rows), for the FLOPs of want_row_flops; rows past p_rows,
+ * or no caches, replay raw, bit for bit. */
 Test(guard, projected_caches_replace_the_raw_replay)
 {
     TRng r = {47};
@@ -447,27 +474,36 @@ Test(guard, projected_caches_replace_the_raw_replay)
         for (int rk = 2; rk < d; rk += 2)
             ranks[n++] = rk;
         ranks[n++] = d;
-        int32_t w = ranks[n / 2];
-        GuardInput in = {q, pos, 4, d, K, V, Bk, Bv, 0.5f, 2.0, NULL, 0, NULL, NULL, 0, 0, 0};
+        GuardInput in = {q,   pos,  4, d,    K,    V, Bk, Bv, 0.5f,
+                         2.0, NULL, 0, NULL, NULL, 0, 0,  0,  0};
         double g[16], gp[16], g0[16];
-        double fl = guard_estimate(&in, ranks, n, INFINITY, g, NULL);
-        GuardInput ip = in;
-        ip.Pk = Pk, ip.Pv = Pv, ip.p_ld = ld, ip.p_w = w, ip.p_rows = m;
-        double flp = guard_estimate(&ip, ranks, n, INFINITY, gp, NULL);
-        double want = fl;
-        for (int a = 0; a < n && ranks[a] <= w; a++)
-            for (int i = 0; i < 4; i++) {
-                double mi = (double)pos[i] + 1;
-                want -= 8.0 * d * ranks[a] + 4.0 * mi * d + flops_softmax(mi);
-                want += flops_lowrank_attn(mi, ranks[a], d);
-            }
-        cr_assert(fabs(flp - want) <= 1e-9 * fl, "%g FLOPs, want %g", flp, want);
-        cr_assert(flp < fl);
-        for (int a = 0; a < n; a++)
-            cr_assert(fabs(gp[a] - g[a]) <= 1e-4 * (1 + g[a]), "rank %d: %g vs %g", ranks[a],
-                      gp[a], g[a]);
+        double fl = guard_estimate(&in, ranks, n, INFINITY, g, NULL), fl_exact = 0;
+        for (int i = 0; i < 4; i++)
+            fl_exact += 4.0 * (pos[i] + 1.0) * d + flops_softmax(pos[i] + 1.0);
+        /* widths: equal, keys wider, values wider */
+        for (int c = 0; c < 3; c++) {
+            int wk = ranks[n / 2] + (c == 1 ? 2 : 0), wv = ranks[n / 2] + (c == 2 ? 4 : 0);
+            GuardInput ip = in;
+            ip.Pk = Pk, ip.Pv = Pv, ip.p_ld = ld, ip.p_wk = wk, ip.p_wv = wv, ip.p_rows = m;
+            double flp = guard_estimate(&ip, ranks, n, INFINITY, gp, NULL);
+            double want = fl_exact;
+            for (int i = 0; i < 4; i++)
+                want += want_row_flops(ranks, n, d, pos[i] + 1.0, wk, wv);
+            cr_assert(fabs(flp - want) <= 1e-9 * fl, "widths %d/%d: %g FLOPs, want %g", wk, wv,
+                      flp, want);
+            cr_assert(flp < fl);
+            for (int a = 0; a < n; a++)
+                cr_assert(fabs(gp[a] - g[a]) <= 1e-4 * (1 + g[a]),
+                          "widths %d/%d rank %d: %g vs %g", wk, wv, ranks[a], gp[a], g[a]);
+        }
+        /* the raw replay's FLOPs are want_row_flops with no widths */
+        double want = fl_exact;
+        for (int i = 0; i < 4; i++)
+            want += want_row_flops(ranks, n, d, pos[i] + 1.0, 0, 0);
+        cr_assert(fabs(fl - want) <= 1e-9 * fl, "raw: %g FLOPs, want %g", fl, want);
         /* every row past the projected rows: the raw replay, bit for bit */
-        ip.p_rows = pos[0];
+        GuardInput ip = in;
+        ip.Pk = Pk, ip.Pv = Pv, ip.p_ld = ld, ip.p_wk = d, ip.p_wv = d, ip.p_rows = pos[0];
         cr_assert(guard_estimate(&ip, ranks, n, INFINITY, g0, NULL) == fl);
         for (int a = 0; a < n; a++)
             cr_assert(g0[a] == g[a]);

@@ -1448,6 +1448,7 @@ static DrrlStatus guard_head(AttnCore *ac, int32_t l, int32_t h, int64_t seg, do
                      NULL,
                      0,
                      0,
+                     0,
                      0};
     /* the forward's own outputs of the sampled rows, already paid for: the
      * exact reference where the head ran exact, else the error at its rank */
@@ -1461,7 +1462,7 @@ static DrrlStatus guard_head(AttnCore *ac, int32_t l, int32_t h, int64_t seg, do
      * guard: the ranks within their width replay at low-rank cost */
     const Side *sk = &kv->s[SIDE_K], *sv = &kv->s[SIDE_V];
     in.Pk = sk->P, in.Pv = sv->P, in.p_ld = ac->pld;
-    in.p_w = sk->w < sv->w ? sk->w : sv->w;
+    in.p_wk = sk->w, in.p_wv = sv->w;
     in.p_rows = sk->n_proj < sv->n_proj ? sk->n_proj : sv->n_proj;
     double fl = guard_estimate(&in, ac->grid.r, ac->grid.n, ac->cfg.eps, g, NULL);
     if (fl < 0.0)

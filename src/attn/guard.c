@@ -94,42 +94,28 @@ DRRL_HOT static void guard_proj_scores(const double *c, const float *P, size_t l
     }
 }
 
-/* out = B_V[:, :r] (softmax(scale (q B_K[:, :r]) P_K[:r]) P_V[:r]^T), the
- * rank-r attention of one query from the projected caches (GuardInput):
- * mathematically B_V,r B_V,r^T softmax(scale (B_K,r B_K,r^T q) . K) V, what
- * the raw path computes. c, y: d scratch each; s: m scratch. */
-static void attend_proj(const GuardInput *in, int32_t r, const double *x, size_t m, double *c,
-                        double *y, double *s, double *out)
+/* s[t] -= sum_{r <= j < r0} c[j] P[j][t] for t < m, j from r0 - 1 down:
+ * the sums over j < r0 become those over j < r. */
+DRRL_HOT static void guard_proj_drop(const double *c, const float *P, size_t ld, int32_t r,
+                                     int32_t r0, size_t m, double *s)
 {
-    int32_t d = in->d;
-    for (int32_t j = 0; j < r; j++) {
-        double a = 0.0;
-        for (int32_t i = 0; i < d; i++)
-            a += (double)in->Bk[(size_t)i * d + j] * x[i];
-        c[j] = a;
-    }
-    guard_proj_scores(c, in->Pk, in->p_ld, r, m, s);
-    double mx = -INFINITY, z = 0.0;
-    for (size_t t = 0; t < m; t++)
-        mx = (s[t] *= in->scale) > mx ? s[t] : mx;
-    for (size_t t = 0; t < m; t++)
-        z += (s[t] = exp(s[t] - mx));
-    for (size_t t = 0; t < m; t++)
-        s[t] /= z;
-    for (int32_t j = 0; j < r; j++) {
-        const float *p = in->Pv + (size_t)j * in->p_ld;
-        double a = 0.0;
+    for (int32_t j = r0 - 1; j >= r; j--) {
+        double cj = c[j];
+        const float *p = P + (size_t)j * ld;
         for (size_t t = 0; t < m; t++)
-            a += s[t] * p[t];
-        y[j] = a;
-    }
-    for (int32_t i = 0; i < d; i++) {
-        double a = 0.0;
-        for (int32_t j = 0; j < r; j++)
-            a += (double)in->Bv[(size_t)i * d + j] * y[j];
-        out[i] = a;
+            s[t] -= cj * p[t];
     }
 }
+
+/* Scratch of one estimate. s: m_max; buf: (5 + GUARD_KB) d. With projected
+ * keys, per row: acc, the unscaled scores sum_{j<racc} c_j P_K[j] of the
+ * last rank replayed from them (m_max each), and c = B_K^T q (d each), so
+ * that the next lower rank only drops directions. */
+typedef struct GuardWork {
+    double *s, *buf, *acc, *cc;
+    int32_t racc[GUARD_ROWS_MAX];
+    size_t m_max;
+} GuardWork;
 
 /* y = B[:, :r] B[:, :r]^T x (d x d row-major B, column j = direction j). */
 static void project(const float *B, int32_t d, int32_t r, const double *x, double *c, double *y)
@@ -148,18 +134,85 @@ static void project(const float *B, int32_t d, int32_t r, const double *x, doubl
     }
 }
 
+/* Row i's head output at rank r into out (rank_error's replay); returns its
+ * FLOPs. Scores from the projected keys where r <= p_wk (only the dropped
+ * directions when a higher rank of the row came from them before), else
+ * from the raw keys; the value product likewise from the projected values
+ * where r <= p_wv (GuardInput). */
+static double replay_row(const GuardInput *in, int32_t r, int32_t i, GuardWork *w, double *out)
+{
+    int32_t d = in->d;
+    size_t m = (size_t)in->pos[i] + 1;
+    int in_p = (int64_t)m <= in->p_rows;
+    int pk = in->Pk && r <= in->p_wk && in_p, pv = in->Pv && r <= in->p_wv && in_p;
+    double *x = w->buf, *c = x + d, *qr = x + 2 * d, *u = x + 3 * d, *kt = x + 5 * d, *s = w->s;
+    double fl = flops_softmax((double)m);
+    for (int32_t j = 0; j < d; j++)
+        x[j] = in->q[(size_t)i * d + j];
+    if (pk) {
+        double *a = w->acc + (size_t)i * w->m_max, *ci = w->cc + (size_t)i * d;
+        int32_t r0 = w->racc[i];
+        if (r0 > r) {
+            guard_proj_drop(ci, in->Pk, in->p_ld, r, r0, m, a);
+            fl += 2.0 * (double)m * (r0 - r);
+        } else {
+            for (int32_t j = 0; j < r; j++) {
+                double v = 0.0;
+                for (int32_t k = 0; k < d; k++)
+                    v += (double)in->Bk[(size_t)k * d + j] * x[k];
+                ci[j] = v;
+            }
+            guard_proj_scores(ci, in->Pk, in->p_ld, r, m, a);
+            fl += 2.0 * d * r + 2.0 * (double)m * r;
+        }
+        w->racc[i] = r;
+        for (size_t t = 0; t < m; t++)
+            s[t] = a[t] * in->scale;
+    } else {
+        project(in->Bk, d, r, x, c, qr);
+        guard_scores(qr, in->k, m, d, in->scale, s, kt);
+        fl += 4.0 * d * r + 2.0 * (double)m * d;
+    }
+    double mx = -INFINITY, z = 0.0;
+    for (size_t t = 0; t < m; t++)
+        mx = s[t] > mx ? s[t] : mx;
+    for (size_t t = 0; t < m; t++)
+        z += (s[t] = exp(s[t] - mx));
+    if (pv) {
+        for (size_t t = 0; t < m; t++)
+            s[t] /= z;
+        for (int32_t j = 0; j < r; j++) {
+            const float *p = in->Pv + (size_t)j * in->p_ld;
+            double a = 0.0;
+            for (size_t t = 0; t < m; t++)
+                a += s[t] * p[t];
+            c[j] = a;
+        }
+        for (int32_t k = 0; k < d; k++) {
+            double a = 0.0;
+            for (int32_t j = 0; j < r; j++)
+                a += (double)in->Bv[(size_t)k * d + j] * c[j];
+            out[k] = a;
+        }
+        fl += 2.0 * (double)m * r + 2.0 * d * r;
+    } else {
+        guard_values(s, z, in->v, m, d, u);
+        project(in->Bv, d, r, u, c, out);
+        fl += 2.0 * (double)m * d + 4.0 * d * r;
+    }
+    return fl;
+}
+
 /* Relative error of rank r, the largest over the rows, taken in the order
  * ord (n_rows indices) and each row's error written to er[row]. Once
  * margin times the largest so far exceeds stop, the remaining rows are
  * skipped (their er is NAN) and *partial is set: the result is then a lower
  * bound of the full maximum, over stop too. */
 static double rank_error(const GuardInput *in, int32_t r, const double *o, const int32_t *ord,
-                         double stop, double *er, int *partial, double *s, double *buf,
-                         double *fl)
+                         double stop, double *er, int *partial, GuardWork *w, double *fl)
 {
     int32_t d = in->d;
-    double *x = buf, *c = buf + d, *qr = buf + 2 * d, *u = buf + 3 * d, *orr = buf + 4 * d,
-           *kt = buf + 5 * d;
+    double *orr = w->buf + 4 * d;
     double worst = 0.0;
     *partial = 0;
     for (int32_t k = 0; k < in->n_rows; k++) {
@@ -168,22 +221,11 @@ static double rank_error(const GuardInput *in, int32_t r, const double *o, const
             er[i] = NAN, *partial = 1;
             continue;
         }
-        size_t m = (size_t)in->pos[i] + 1;
         if (in->o_fwd && r == in->r_fwd) { /* the forward ran this rank */
             for (int32_t j = 0; j < d; j++)
                 orr[j] = in->o_fwd[(size_t)i * d + j];
-        } else if (in->Pk && in->Pv && r <= in->p_w && (int64_t)m <= in->p_rows) {
-            for (int32_t j = 0; j < d; j++)
-                x[j] = in->q[(size_t)i * d + j];
-            attend_proj(in, r, x, m, c, u, s, orr);
-            *fl += flops_lowrank_attn((double)m, r, d);
         } else {
-            for (int32_t j = 0; j < d; j++)
-                x[j] = in->q[(size_t)i * d + j];
-            project(in->Bk, d, r, x, c, qr);
-            attend(qr, in->k, in->v, m, d, in->scale, s, kt, u);
-            project(in->Bv, d, r, u, c, orr);
-            *fl += 8.0 * d * r + 4.0 * (double)m * d + flops_softmax((double)m);
+            *fl += replay_row(in, r, i, w, orr);
         }
         const double *oi = o + (size_t)i * d;
         double e2 = 0.0, n2 = 0.0;
@@ -227,8 +269,13 @@ double guard_estimate(const GuardInput *in, const int32_t *ranks, int32_t n, dou
     double *s = malloc(m_max * sizeof *s);
     double *o = malloc(((size_t)nr + 1) * d * sizeof *o);
     double *buf = malloc((5 + GUARD_KB) * (size_t)d * sizeof *buf);
-    if (!s || !o || !buf) {
-        free(s), free(o), free(buf);
+    GuardWork w = {s, buf, NULL, NULL, {0}, m_max};
+    if (in->Pk && nr > 0) {
+        w.acc = malloc((size_t)nr * m_max * sizeof *w.acc);
+        w.cc = malloc((size_t)nr * d * sizeof *w.cc);
+    }
+    if (!s || !o || !buf || (in->Pk && nr > 0 && (!w.acc || !w.cc))) {
+        free(s), free(o), free(buf), free(w.acc), free(w.cc);
         return -1.0;
     }
     double fl = 0.0, er[GUARD_ROWS_MAX];
@@ -261,9 +308,8 @@ double guard_estimate(const GuardInput *in, const int32_t *ranks, int32_t n, dou
         }
         if (!stopped) {
             int partial = 0;
-            double e = nr > 0
-                           ? rank_error(in, ranks[a], o, ord, stop, er, &partial, s, buf, &fl)
-                           : 0.0;
+            double e =
+                nr > 0 ? rank_error(in, ranks[a], o, ord, stop, er, &partial, &w, &fl) : 0.0;
             if (!(e <= env))
                 env = e;
             if (evaluated)
@@ -275,7 +321,7 @@ double guard_estimate(const GuardInput *in, const int32_t *ranks, int32_t n, dou
         }
         g[a] = in->margin * env;
     }
-    free(s), free(o), free(buf);
+    free(s), free(o), free(buf), free(w.acc), free(w.cc);
     return fl;
 }
 

@@ -90,14 +90,15 @@ typedef struct GuardInput {
     int32_t r_fwd;
     /* The projected caches in the bases Bk and Bv, as the forward's rank-r
      * kernel reads them, or NULL: P[j * p_ld + t] = (x_t B)_j (float) for
-     * directions j < p_w and rows t < p_rows, in both. A rank r <= p_w
-     * whose rows all lie below p_rows is replayed from them, at the cost of
-     * a rank-r row (flops_lowrank_attn: 4 m r + 4 d r + softmax instead of
-     * 4 m d + 8 d r); the same quantity, to float rounding of the projected
-     * keys and values. */
+     * directions j < p_wk (keys) or p_wv (values) and rows t < p_rows. A
+     * rank r <= p_wk of a row below p_rows takes its scores from Pk (2 m r
+     * + 2 d r instead of 2 m d + 4 d r; at the row's next lower rank only
+     * the dropped directions, 2 m per direction), a rank r <= p_wv its value
+     * product from Pv (2 m r + 2 d r instead of 2 m d + 4 d r): the same
+     * quantity, to float rounding of the projected keys and values. */
     const float *Pk, *Pv;
     size_t p_ld;
-    int32_t p_w;
+    int32_t p_wk, p_wv;
     int64_t p_rows;
 } GuardInput;
 
