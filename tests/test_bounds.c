@@ -428,3 +428,90 @@ Test(bounds, softmax_worst_case_directions)
         cr_assert(l1 >= b * (1 - 1e-9), "l1 not tight: %g vs %g", l1, b);
     }
 }
+
+/* The engine's eigensolver (basis.c: Householder + implicit QL, no BLAS)
+ * against LAPACK's dsyevr, over Grams of every spectrum kind, scales from
+ * 1e-6 to 1e6 and sizes 1 to 64, plus a diagonal, a zero and a matrix of
+ * two repeated eigenvalues. The allowance bounds_gram_allowance takes for
+ * the eigensolver is 16 d u ||G||_2 (bounds.h): each eigenvalue within that
+ * of dsyevr's (both backward stable: 2 x 16 d u ||G||), the eigenvectors'
+ * residual ||G b - lambda b|| and orthonormality within 16 d u ||G|| and
+ * 16 d u. A NaN gives an error, not a hang. */
+Test(bounds, eigensolver_matches_lapack)
+{
+    TRng r = {2027};
+    const double u = 0x1p-53;
+    for (int d = 1; d <= 64; d += d < 8 ? 1 : 7) {
+        for (int kind = 0; kind < SPEC_COUNT + 3; kind++) {
+            double scale = pow(10.0, (double)(kind % 5) * 3.0 - 6.0);
+            double *G = calloc((size_t)d * d, sizeof *G),
+                   *a = malloc((size_t)d * d * sizeof *a);
+            double *lam = malloc((size_t)d * sizeof *lam),
+                   *B = malloc((size_t)d * d * sizeof *B);
+            double *w = malloc((size_t)d * sizeof *w);
+            if (kind < SPEC_COUNT) {
+                int n = 2 * d + 3;
+                float *X = malloc((size_t)n * d * sizeof *X);
+                t_matrix(&r, X, n, d, kind, scale);
+                basis_gram_add(G, X, n, d, d);
+                basis_gram_symmetrize(G, d);
+                free(X);
+            } else if (kind == SPEC_COUNT) { /* diagonal, unsorted */
+                for (int i = 0; i < d; i++)
+                    G[i * d + i] = (double)((i * 7) % 5) * scale;
+            } else if (kind == SPEC_COUNT + 2) { /* eigenvalues 2 and 1, many times */
+                double *U = malloc((size_t)d * d * sizeof *U);
+                t_orth(&r, U, d, d);
+                for (int i = 0; i < d; i++)
+                    for (int j = 0; j < d; j++) {
+                        double s = 0.0;
+                        for (int k = 0; k < d; k++)
+                            s += U[i * d + k] * (k % 2 ? 1.0 : 2.0) * U[j * d + k];
+                        G[i * d + j] = s;
+                    }
+                basis_gram_symmetrize(G, d); /* exactly symmetric */
+                free(U);
+            }                 /* SPEC_COUNT + 1: zero */
+            double nrm = 0.0; /* ||G||_F >= ||G||_2 */
+            for (int i = 0; i < d * d; i++)
+                nrm += G[i] * G[i];
+            nrm = sqrt(nrm);
+            DrrlError e;
+            cr_assert_eq(basis_eig_batch(G, 1, d, lam, B, &e), DRRL_OK);
+            memcpy(a, G, (size_t)d * d * sizeof *a);
+            lapack_int m = 0;
+            lapack_int *isuppz = malloc(2 * (size_t)d * sizeof *isuppz);
+            double *zz = malloc((size_t)d * d * sizeof *zz);
+            cr_assert_eq(LAPACKE_dsyevr(LAPACK_ROW_MAJOR, 'N', 'A', 'U', d, a, d, 0.0, 0.0, 0,
+                                        0, 0.0, &m, w, zz, d, isuppz),
+                         0);
+            double tol = 16.0 * d * u * nrm;
+            for (int i = 0; i < d; i++) {
+                double ref = w[d - 1 - i] > 0.0 ? w[d - 1 - i] : 0.0;
+                cr_assert_leq(fabs(lam[i] - ref), 2.0 * tol,
+                              "d %d kind %d: lambda_%d %.17g vs %.17g", d, kind, i, lam[i],
+                              ref);
+                if (i > 0)
+                    cr_assert_geq(lam[i - 1], lam[i], "descending");
+            }
+            for (int j = 0; j < d; j++)
+                for (int i = 0; i < d; i++) {
+                    double gb = 0.0, bb = 0.0;
+                    for (int k = 0; k < d; k++) {
+                        gb += G[i * d + k] * B[k * d + j];
+                        bb += B[k * d + i] * B[k * d + j];
+                    }
+                    /* lam is clamped at 0: a tiny negative eigenvalue's residual is its size */
+                    cr_assert_leq(fabs(gb - lam[j] * B[i * d + j]), 2.0 * tol,
+                                  "d %d kind %d: residual", d, kind);
+                    cr_assert_leq(fabs(bb - (i == j)), 16.0 * d * u, "d %d kind %d: B^T B", d,
+                                  kind);
+                }
+            free(G), free(a), free(lam), free(B), free(w), free(isuppz), free(zz);
+        }
+    }
+    double G[9] = {1, 2, 3, 2, NAN, 4, 3, 4, 5}, lam[3], B[9];
+    DrrlError e;
+    cr_assert_eq(basis_eig_batch(G, 1, 3, lam, B, &e), DRRL_E_INTERNAL);
+    cr_assert(strstr(e.msg, "did not converge") != NULL, "%s", e.msg);
+}

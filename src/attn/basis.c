@@ -63,6 +63,162 @@ void basis_fix_signs(double *B, int32_t d)
     }
 }
 
+/* sqrt(a^2 + b^2) without overflow or underflow for extreme inputs (hypot
+ * there), the plain formula for the rest (hypot is a slow libm call, and
+ * the QL sweep below calls this once per rotation). */
+static double pyth(double a, double b)
+{
+    double m = fmax(fabs(a), fabs(b));
+    if (m > 0x1p500 || (m < 0x1p-500 && m > 0.0))
+        return hypot(a, b);
+    return sqrt(a * a + b * b);
+}
+
+/* Eigenvalues (and, if z is non-NULL, eigenvectors) of the symmetric n x n
+ * matrix a (row-major, both triangles), with no BLAS or LAPACK call: each
+ * OpenBLAS level-2 call inside LAPACK's dsyevr takes a lock of OpenBLAS's
+ * buffer allocator, some 60 per 32 x 32 solve, which serialised the basis
+ * refreshes of 16 threads (a boundary took ~8x its one-thread time). The
+ * algorithms are LAPACK's dsytd2 and dsteqr in substance (Golub & Van Loan,
+ * Matrix Computations, 4th ed., Alg. 8.3.1 and Sec. 8.3.5): Householder
+ * reduction to tridiagonal T = Q^T a Q, then implicit QL sweeps with
+ * Wilkinson-type shifts on T, the rotations accumulated into Q. Both steps
+ * are backward stable (ibid. Sec. 8.3.1 and 8.3.6; Wilkinson, The
+ * Algebraic Eigenvalue Problem, Ch. 5 and 8): the computed eigenvalues are
+ * exact for a + E with ||E||_2 <= p(n) u ||a||_2, p a modest polynomial, the
+ * class bounds_gram_allowance assumes (bounds.h, p(n) = 16 n; tested against
+ * dsyevr in tests/test_bounds.c). On return w holds the eigenvalues
+ * (unordered) and column j of z (row-major n x n) the unit eigenvector of
+ * w[j]; a is destroyed. e, p: n doubles each of scratch. Returns 0, or -1 if
+ * a QL sweep did not converge (30 sweeps per eigenvalue, as dsteqr; a NaN
+ * in a never converges). */
+static int sym_eig(double *a, int32_t n, double *w, double *z, double *e, double *p)
+{
+    /* Householder: step k zeroes row (and column) k beyond the superdiagonal
+     * with H = I - v v^T / h acting on rows and columns k+1..n-1; v is kept
+     * in row k (a[k][k+1..]) and h in a[k+1][k], both free afterwards. */
+    for (int32_t k = 0; k + 2 < n; k++) {
+        double *ak = a + (size_t)k * n;
+        double sc = 0.0;
+        for (int32_t i = k + 1; i < n; i++)
+            sc += fabs(ak[i]);
+        if (sc == 0.0) { /* already reduced: H = I */
+            e[k] = 0.0;
+            a[(size_t)(k + 1) * n + k] = 0.0;
+            continue;
+        }
+        double sig = 0.0;
+        for (int32_t i = k + 1; i < n; i++) {
+            ak[i] /= sc; /* scaled: H does not depend on the scale */
+            sig += ak[i] * ak[i];
+        }
+        double f = ak[k + 1], g = f >= 0.0 ? -sqrt(sig) : sqrt(sig);
+        double h = sig - f * g; /* = ||v||^2 / 2 for v = x - g e_1 */
+        e[k] = sc * g;
+        ak[k + 1] = f - g;
+        /* p = A v / h, K = v^T p / (2 h), q = p - K v; A <- A - v q^T - q v^T
+         * on the trailing block (H A H, symmetric: both triangles kept) */
+        double K = 0.0;
+        for (int32_t i = k + 1; i < n; i++) {
+            const double *ai = a + (size_t)i * n;
+            double t = 0.0;
+            for (int32_t j = k + 1; j < n; j++)
+                t += ai[j] * ak[j];
+            p[i] = t / h;
+            K += ak[i] * p[i];
+        }
+        K /= 2.0 * h;
+        for (int32_t i = k + 1; i < n; i++)
+            p[i] -= K * ak[i];
+        for (int32_t i = k + 1; i < n; i++) {
+            double *ai = a + (size_t)i * n;
+            double vi = ak[i], qi = p[i];
+            for (int32_t j = k + 1; j < n; j++)
+                ai[j] -= vi * p[j] + qi * ak[j];
+        }
+        a[(size_t)(k + 1) * n + k] = h;
+    }
+    for (int32_t k = 0; k < n; k++)
+        w[k] = a[(size_t)k * n + k];
+    if (n >= 2)
+        e[n - 2] = a[(size_t)(n - 2) * n + n - 1];
+    e[n - 1] = 0.0;
+    if (z) { /* Q = H_0 H_1 ... H_{n-3}, built from the right: Z <- H_k Z */
+        for (int32_t i = 0; i < n; i++)
+            for (int32_t j = 0; j < n; j++)
+                z[(size_t)i * n + j] = i == j ? 1.0 : 0.0;
+        for (int32_t k = n - 3; k >= 0; k--) {
+            const double *v = a + (size_t)k * n;
+            double h = a[(size_t)(k + 1) * n + k];
+            if (h == 0.0)
+                continue;
+            for (int32_t j = k + 1; j < n; j++) {
+                double t = 0.0;
+                for (int32_t i = k + 1; i < n; i++)
+                    t += v[i] * z[(size_t)i * n + j];
+                t /= h;
+                for (int32_t i = k + 1; i < n; i++)
+                    z[(size_t)i * n + j] -= t * v[i];
+            }
+        }
+    }
+    /* Implicit QL on (w, e), e[i] coupling i and i + 1: deflate at the first
+     * negligible e[m] at or after l, else one sweep from m up to l with the
+     * shift from the leading 2 x 2 block, until e[l] is negligible. */
+    double tn = 0.0; /* ||T||_1 >= ||T||_2 */
+    for (int32_t i = 0; i < n; i++)
+        tn = fmax(tn, fabs(w[i]) + fabs(e[i]) + (i > 0 ? fabs(e[i - 1]) : 0.0));
+    for (int32_t l = 0; l < n; l++) {
+        for (int iter = 0;; iter++) {
+            /* negligible: below u times its neighbours (relative accuracy
+             * where it costs nothing) or times ||T|| (norm-wise, the
+             * backward error model above: zeroing it perturbs T by that) */
+            int32_t m = l;
+            while (m + 1 < n && !(fabs(e[m]) <= 0x1p-53 * (fabs(w[m]) + fabs(w[m + 1])) ||
+                                  fabs(e[m]) <= 0x1p-53 * tn))
+                m++;
+            if (m == l)
+                break;
+            if (iter >= 30)
+                return -1;
+            double g = (w[l + 1] - w[l]) / (2.0 * e[l]);
+            double r = pyth(g, 1.0);
+            g = w[m] - w[l] + e[l] / (g + (g >= 0.0 ? r : -r));
+            double s = 1.0, c = 1.0, pp = 0.0;
+            int32_t i;
+            for (i = m - 1; i >= l; i--) {
+                double f = s * e[i], b = c * e[i];
+                r = pyth(f, g);
+                e[i + 1] = r;
+                if (r == 0.0) { /* underflow: split here and sweep again */
+                    w[i + 1] -= pp;
+                    e[m] = 0.0;
+                    break;
+                }
+                s = f / r, c = g / r;
+                g = w[i + 1] - pp;
+                r = (w[i] - g) * s + 2.0 * c * b;
+                pp = s * r;
+                w[i + 1] = g + pp;
+                g = c * r - b;
+                if (z)
+                    for (int32_t k = 0; k < n; k++) {
+                        double *zk = z + (size_t)k * n;
+                        double t = zk[i + 1];
+                        zk[i + 1] = s * zk[i] + c * t;
+                        zk[i] = c * zk[i] - s * t;
+                    }
+            }
+            if (i >= l) /* the underflow split above */
+                continue;
+            w[l] -= pp;
+            e[l] = g;
+            e[m] = 0.0;
+        }
+    }
+    return 0;
+}
+
 /* One worker's share of a batch: matrices [from, to). */
 typedef struct EigJob {
     const double *G;
@@ -77,38 +233,46 @@ static void *eig_job(void *arg)
     int32_t d = j->d;
     size_t dd = (size_t)d * d;
     double *a = malloc(dd * sizeof *a);
-    double *w = malloc((size_t)d * sizeof *w);
-    double *z = malloc(dd * sizeof *z);
-    lapack_int *isuppz = malloc(2 * (size_t)d * sizeof *isuppz);
-    if (!a || !w || !z || !isuppz) {
+    double *w = malloc(3 * (size_t)d * sizeof *w);
+    double *z = j->B ? malloc(dd * sizeof *z) : NULL;
+    int32_t *ord = malloc((size_t)d * sizeof *ord);
+    if (!a || !w || !ord || (j->B && !z)) {
         j->info = -1000, j->bad = j->from;
-        DRRL_FREE(a, w, z, isuppz);
+        DRRL_FREE(a, w, z, ord);
         return NULL;
     }
     for (int32_t h = j->from; h < j->to; h++) {
-        memcpy(a, j->G + (size_t)h * dd, dd * sizeof *a);
-        lapack_int m = 0;
-        lapack_int info = LAPACKE_dsyevr(LAPACK_ROW_MAJOR, j->B ? 'V' : 'N', 'A', 'U', d, a, d,
-                                         0.0, 0.0, 0, 0, 0.0, &m, w, z, d, isuppz);
-        if (info != 0 || m != d) {
-            j->info = info ? (int)info : -2000, j->bad = h;
+        const double *g = j->G + (size_t)h * dd;
+        for (int32_t r = 0; r < d; r++) /* the upper triangle, mirrored */
+            for (int32_t c = r; c < d; c++)
+                a[(size_t)r * d + c] = a[(size_t)c * d + r] = g[(size_t)r * d + c];
+        if (sym_eig(a, d, w, z, w + d, w + 2 * (size_t)d) != 0) {
+            j->info = -2000, j->bad = h;
             break;
         }
-        /* dsyevr returns ascending eigenvalues: reverse to descending. */
-        double *lam = j->lambda + (size_t)h * d;
+        /* descending (selection: d is small), vectors along */
+        for (int32_t c = 0; c < d; c++)
+            ord[c] = c;
         for (int32_t c = 0; c < d; c++) {
-            int32_t src = d - 1 - c;
-            lam[c] = w[src] > 0.0 ? w[src] : 0.0;
+            int32_t best = c;
+            for (int32_t q = c + 1; q < d; q++)
+                if (w[ord[q]] > w[ord[best]])
+                    best = q;
+            int32_t t = ord[c];
+            ord[c] = ord[best], ord[best] = t;
         }
+        double *lam = j->lambda + (size_t)h * d;
+        for (int32_t c = 0; c < d; c++)
+            lam[c] = w[ord[c]] > 0.0 ? w[ord[c]] : 0.0;
         if (!j->B)
             continue;
         double *b = j->B + (size_t)h * dd;
         for (int32_t c = 0; c < d; c++)
             for (int32_t i = 0; i < d; i++)
-                b[(size_t)i * d + c] = z[(size_t)i * d + d - 1 - c];
+                b[(size_t)i * d + c] = z[(size_t)i * d + ord[c]];
         basis_fix_signs(b, d);
     }
-    DRRL_FREE(a, w, z, isuppz);
+    DRRL_FREE(a, w, z, ord);
     return NULL;
 }
 
@@ -171,8 +335,10 @@ static DrrlStatus eig_run(const double *G, int32_t n, int32_t d, double *lambda,
             return drrl_error(err, DRRL_E_NOMEM,
                               "basis: out of memory for a %d x %d eigensolve", (int)d, (int)d);
         if (jobs[t].info)
-            return drrl_error(err, DRRL_E_INTERNAL, "basis: dsyevr failed on head %d (info %d)",
-                              (int)jobs[t].bad, jobs[t].info);
+            return drrl_error(err, DRRL_E_INTERNAL,
+                              "basis: the eigensolver did not converge on matrix %d (a NaN or "
+                              "an infinity in it?)",
+                              (int)jobs[t].bad);
     }
     return DRRL_OK;
 }
