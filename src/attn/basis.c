@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hot.h"
 #include "base/mem.h"
 #include "base/blas.h"
 
@@ -66,12 +67,75 @@ void basis_fix_signs(double *B, int32_t d)
 /* sqrt(a^2 + b^2) without overflow or underflow for extreme inputs (hypot
  * there), the plain formula for the rest (hypot is a slow libm call, and
  * the QL sweep below calls this once per rotation). */
-static double pyth(double a, double b)
+static inline double pyth(double a, double b)
 {
     double m = fmax(fabs(a), fabs(b));
     if (m > 0x1p500 || (m < 0x1p-500 && m > 0.0))
         return hypot(a, b);
     return sqrt(a * a + b * b);
+}
+
+/* The eigensolver's loops over a row, for GCC to vectorise (base/hot.h:
+ * no reductions across lanes, so the same bits on every variant): each
+ * output element is one chain in the order of the plain loop. */
+
+/* p[i] = sum_{j in [k, n)} a[j][i] v[j] for i in [k, n), j in order. */
+DRRL_HOT static void hh_matvec(const double *a, int32_t n, int32_t k, const double *v,
+                               double *p)
+{
+    for (int32_t i = k; i < n; i++)
+        p[i] = 0.0;
+    for (int32_t j = k; j < n; j++) {
+        const double *aj = a + (size_t)j * n;
+        double vj = v[j];
+        for (int32_t i = k; i < n; i++)
+            p[i] += aj[i] * vj;
+    }
+}
+
+/* a[i][j] -= v[i] q[j] + q[i] v[j] for i, j in [k, n). */
+DRRL_HOT static void hh_rank2(double *a, int32_t n, int32_t k, const double *v, const double *q)
+{
+    for (int32_t i = k; i < n; i++) {
+        double *ai = a + (size_t)i * n;
+        double vi = v[i], qi = q[i];
+        for (int32_t j = k; j < n; j++)
+            ai[j] -= vi * q[j] + qi * v[j];
+    }
+}
+
+/* Z <- (I - v v^T / h) Z on rows and columns [k, n): t[j] = sum_i v[i]
+ * z[i][j] (i in order), then z[i][j] -= (t[j] / h) v[i]. */
+DRRL_HOT static void hh_apply(double *z, int32_t n, int32_t k, const double *v, double h,
+                              double *t)
+{
+    for (int32_t j = k; j < n; j++)
+        t[j] = 0.0;
+    for (int32_t i = k; i < n; i++) {
+        const double *zi = z + (size_t)i * n;
+        double vi = v[i];
+        for (int32_t j = k; j < n; j++)
+            t[j] += vi * zi[j];
+    }
+    for (int32_t j = k; j < n; j++)
+        t[j] /= h;
+    for (int32_t i = k; i < n; i++) {
+        double *zi = z + (size_t)i * n;
+        double vi = v[i];
+        for (int32_t j = k; j < n; j++)
+            zi[j] -= t[j] * vi;
+    }
+}
+
+/* The plane rotation of rows x and y (n entries): y' = s x + c y,
+ * x' = c x - s y. */
+DRRL_HOT static void rot_rows(double *x, double *y, int32_t n, double c, double s)
+{
+    for (int32_t k = 0; k < n; k++) {
+        double t = y[k];
+        y[k] = s * x[k] + c * t;
+        x[k] = c * x[k] - s * t;
+    }
 }
 
 /* Eigenvalues (and, if z is non-NULL, eigenvectors) of the symmetric n x n
@@ -88,8 +152,8 @@ static double pyth(double a, double b)
  * exact for a + E with ||E||_2 <= p(n) u ||a||_2, p a modest polynomial, the
  * class bounds_gram_allowance assumes (bounds.h, p(n) = 16 n; tested against
  * dsyevr in tests/test_bounds.c). On return w holds the eigenvalues
- * (unordered) and column j of z (row-major n x n) the unit eigenvector of
- * w[j]; a is destroyed. e, p: n doubles each of scratch. Returns 0, or -1 if
+ * (unordered) and row j of z (n x n) the unit eigenvector of w[j]; a is
+ * destroyed. e, p: n doubles each of scratch. Returns 0, or -1 if
  * a QL sweep did not converge (30 sweeps per eigenvalue, as dsteqr; a NaN
  * in a never converges). */
 static int sym_eig(double *a, int32_t n, double *w, double *z, double *e, double *p)
@@ -118,24 +182,16 @@ static int sym_eig(double *a, int32_t n, double *w, double *z, double *e, double
         ak[k + 1] = f - g;
         /* p = A v / h, K = v^T p / (2 h), q = p - K v; A <- A - v q^T - q v^T
          * on the trailing block (H A H, symmetric: both triangles kept) */
+        hh_matvec(a, n, k + 1, ak, p); /* A v, by columns (A is symmetric) */
         double K = 0.0;
         for (int32_t i = k + 1; i < n; i++) {
-            const double *ai = a + (size_t)i * n;
-            double t = 0.0;
-            for (int32_t j = k + 1; j < n; j++)
-                t += ai[j] * ak[j];
-            p[i] = t / h;
+            p[i] /= h;
             K += ak[i] * p[i];
         }
         K /= 2.0 * h;
         for (int32_t i = k + 1; i < n; i++)
             p[i] -= K * ak[i];
-        for (int32_t i = k + 1; i < n; i++) {
-            double *ai = a + (size_t)i * n;
-            double vi = ak[i], qi = p[i];
-            for (int32_t j = k + 1; j < n; j++)
-                ai[j] -= vi * p[j] + qi * ak[j];
-        }
+        hh_rank2(a, n, k + 1, ak, p);
         a[(size_t)(k + 1) * n + k] = h;
     }
     for (int32_t k = 0; k < n; k++)
@@ -148,19 +204,18 @@ static int sym_eig(double *a, int32_t n, double *w, double *z, double *e, double
             for (int32_t j = 0; j < n; j++)
                 z[(size_t)i * n + j] = i == j ? 1.0 : 0.0;
         for (int32_t k = n - 3; k >= 0; k--) {
-            const double *v = a + (size_t)k * n;
             double h = a[(size_t)(k + 1) * n + k];
-            if (h == 0.0)
-                continue;
-            for (int32_t j = k + 1; j < n; j++) {
-                double t = 0.0;
-                for (int32_t i = k + 1; i < n; i++)
-                    t += v[i] * z[(size_t)i * n + j];
-                t /= h;
-                for (int32_t i = k + 1; i < n; i++)
-                    z[(size_t)i * n + j] -= t * v[i];
-            }
+            if (h != 0.0)
+                hh_apply(z, n, k + 1, a + (size_t)k * n, h, p);
         }
+        /* transposed, so that a QL rotation works on two rows: row j of z
+         * is now the eigenvector of w[j] */
+        for (int32_t i = 0; i < n; i++)
+            for (int32_t j = 0; j < i; j++) {
+                double t = z[(size_t)i * n + j];
+                z[(size_t)i * n + j] = z[(size_t)j * n + i];
+                z[(size_t)j * n + i] = t;
+            }
     }
     /* Implicit QL on (w, e), e[i] coupling i and i + 1: deflate at the first
      * negligible e[m] at or after l, else one sweep from m up to l with the
@@ -202,12 +257,7 @@ static int sym_eig(double *a, int32_t n, double *w, double *z, double *e, double
                 w[i + 1] = g + pp;
                 g = c * r - b;
                 if (z)
-                    for (int32_t k = 0; k < n; k++) {
-                        double *zk = z + (size_t)k * n;
-                        double t = zk[i + 1];
-                        zk[i + 1] = s * zk[i] + c * t;
-                        zk[i] = c * zk[i] - s * t;
-                    }
+                    rot_rows(z + (size_t)i * n, z + (size_t)(i + 1) * n, n, c, s);
             }
             if (i >= l) /* the underflow split above */
                 continue;
@@ -269,7 +319,7 @@ static void *eig_job(void *arg)
         double *b = j->B + (size_t)h * dd;
         for (int32_t c = 0; c < d; c++)
             for (int32_t i = 0; i < d; i++)
-                b[(size_t)i * d + c] = z[(size_t)i * d + ord[c]];
+                b[(size_t)i * d + c] = z[(size_t)ord[c] * d + i];
         basis_fix_signs(b, d);
     }
     DRRL_FREE(a, w, z, ord);
