@@ -315,6 +315,43 @@ Test(forward, threads_give_identical_results)
     model_free(m);
 }
 
+/* A NaN or an infinity anywhere in a query, key, value or hidden state is
+ * an error naming the layer, what and the token (forward.c check_finite,
+ * whose fast path is a vectorised scan): token 37 of 40 and, in another
+ * run, token 0, each at the last element of its row and at the first. */
+Test(forward, non_finite_values_named)
+{
+    Model *m = random_model(MODEL_ARCH_LLAMA, 2, 4, 2, 32, 8, 48, 64, 256);
+    int32_t ids[40];
+    for (int i = 0; i < 40; i++)
+        ids[i] = i % 60;
+    const struct {
+        int tok, col;
+        float v;
+        const char *want;
+    } cases[] = {
+        {37, 31, NAN, "layer 0: a query of token 37 is NaN"},
+        {0, 0, INFINITY, "layer 0: a query of token 0 is"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        Model *mk = random_model(MODEL_ARCH_LLAMA, 2, 4, 2, 32, 8, 48, 64, 256);
+        /* a non-finite embedding of the token's id: RMSNorm carries it into q */
+        mk->tok_emb[(size_t)ids[cases[k].tok] * 32 + cases[k].col] = cases[k].v;
+        Forward *f;
+        DrrlError e;
+        cr_assert_eq(forward_new(mk, 0, 2, &f, NULL), DRRL_OK);
+        cr_assert_eq(forward_tokens(f, ids, 40, NULL, NULL, &e), DRRL_E_NUMERIC);
+        cr_assert(strstr(e.msg, cases[k].want) != NULL, "%s", e.msg);
+        forward_free(f);
+        model_free(mk);
+    }
+    Forward *f;
+    cr_assert_eq(forward_new(m, 0, 2, &f, NULL), DRRL_OK);
+    cr_assert_eq(forward_tokens(f, ids, 40, NULL, NULL, NULL), DRRL_OK, "finite: no error");
+    forward_free(f);
+    model_free(m);
+}
+
 /* A forward holds OpenBLAS at one thread with its threads stopped
  * (base/blas.h) until it is freed; OpenBLAS must then start them again for
  * a threaded product, and get it right (against one thread's, within float

@@ -2417,10 +2417,16 @@ static void step_flops(AttnCore *ac, size_t p, size_t row, size_t i, size_t n, d
         *exec_tot += proj + mlp + o, *exact_tot += proj + mlp + o;
         for (int32_t h = 0; h < ac->H; h++) {
             RowStat *rs = row_at(ac, l, h, row);
+            const double *crow = callrow_p(ac, p, l, h), *cfl = callfl_p(ac, p, l, h);
             rs->attn_exec = rs->attn_exact = 0.0;
             for (int c = 0; c < FLOPS_CAT_COUNT; c++) {
-                double fe = rs->fl[c] + callrow_p(ac, p, l, h)[c] / (double)n +
-                            (i == 0 ? callfl_p(ac, p, l, h)[c] : 0.0);
+                double fe = rs->fl[c] + crow[c] / (double)n + (i == 0 ? cfl[c] : 0.0);
+                /* most categories are empty on most rows: adding +0.0 to a
+                 * count (never -0.0) changes no bit, so skip it (this loop
+                 * runs rows x layers x heads x categories times, on the
+                 * calling thread while the pool waits) */
+                if (fe == 0.0 && rs->fl_exact[c] == 0.0)
+                    continue;
                 flops_add(&ac->exec, l, h, (FlopCat)c, fe);
                 flops_add(&ac->exact, l, h, (FlopCat)c, rs->fl_exact[c]);
                 *exec_tot += fe, *exact_tot += rs->fl_exact[c];
