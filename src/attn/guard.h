@@ -57,6 +57,22 @@
  * attention saved for drrl) held 0.91-0.94 of low-rank rows within eps on
  * Brown valid and the unseen texts, but at 0.7 of eps it fell to 0.887 on
  * Brown valid: too little margin left for what it saves.
+ *
+ * Ranks within the projected caches' widths (the engine's P = x B, in the
+ * very bases the guard replays on: it runs before the boundary's refresh)
+ * replay from them at a rank-r row's cost, and a row's next lower rank
+ * only drops directions from its score sums (GuardInput: Pk, Pv). On the
+ * default model (data/model, drrl run --seq-len 4096, first 4 KiB of Brown
+ * valid, this 2-core AMD EPYC) that took the guard from 7.99% to 6.32% of
+ * the whole model's exact FLOPs for drrl (8.07% to 6.25% for energy:0.9),
+ * with the same rank and mask in every trace row. What is left: the exact
+ * reference (about 1.5%) and the ranks above the widths (about 3.5%: the
+ * head ran lower, so its caches are narrower), replayed raw. Widening the
+ * caches for them would cost about what it saves (rank 28 from P is 7/8
+ * of a raw replay, and every eigensolve re-projects the caches), and
+ * carrying a rank's previous estimate when it was far below eps would
+ * have let through ranks whose error had grown past eps/c (15 of 657
+ * carried at a quarter of eps, simulated on the same run): not done.
  */
 #ifndef DRRL_GUARD_H
 #define DRRL_GUARD_H
