@@ -127,11 +127,16 @@ def drrl_run(a, threads, model, inp, method, n=None):
 def pool_kinds(out):
     """{kind: (seconds, busy %)} from the per-kind lines DRRL_POOL_STATS prints
     ("pool KIND N stages, X s on several threads, threads busy P% of it")."""
-    kinds = {}
+    kinds, calls = {}, None
     for line in out.splitlines():
         f = line.split()
         if len(f) >= 14 and f[0] == "pool" and f[3] == "stages," and f[-4] == "busy":
             kinds[f[1]] = (float(f[4]), float(f[-3].rstrip("%")))
+        elif len(f) >= 10 and f[0] == "pool" and f[1] == "calls" and f[4] == "calls,":
+            calls = float(f[5])
+    if calls is not None and kinds:
+        # the calling thread's own work between the stages (busy: none)
+        kinds["serial"] = (calls - sum(v[0] for v in kinds.values()), -1.0)
     return kinds
 
 
@@ -373,7 +378,9 @@ def main():
                       f"{n} threads (alternating, median of per-pair ratios)",
                       f"{w[fx]:.2f} s", f"full {w['full']:.2f} s", f"{r[fx]:.2f}", tgt)
                 for m in ("full", fx):
-                    parts = ", ".join(f"{k} {v[0]:.3f} s (busy {v[1]:.0f}%)"
+                    parts = ", ".join(f"{k} {v[0]:.3f} s" +
+                                      (f" (busy {v[1]:.0f}%)" if v[1] >= 0 else
+                                       " (the calling thread between stages)")
                                       for k, v in st[m].items())
                     t.notes.append(f"- L={L}, {n} threads, {m}: wall {w[m]:.3f} s; stages on "
                                    f"several threads: {parts or 'none'}")

@@ -81,6 +81,8 @@ struct Forward {
      * that times the threads asked, and the tasks' own time:
      * forward_pool_stats */
     uint64_t n_stages, n_meets;
+    uint64_t n_calls, call_ns; /* forward_tokens calls and their wall time */
+    uint64_t hook_ns;          /* of it, in the hook's call_begin and layer_begin */
     uint64_t k_stages[FORWARD_STAGE_KINDS], k_ns[FORWARD_STAGE_KINDS],
         k_slot_ns[FORWARD_STAGE_KINDS];
     _Atomic uint64_t k_busy_ns[FORWARD_STAGE_KINDS];
@@ -263,6 +265,8 @@ void forward_pool_stats(const Forward *f, ForwardPoolStats *ps)
 {
     memset(ps, 0, sizeof *ps);
     ps->stages = f->n_stages, ps->meets = f->n_meets;
+    ps->calls = f->n_calls, ps->call_s = 1e-9 * (double)f->call_ns;
+    ps->hook_s = 1e-9 * (double)f->hook_ns;
     for (int k = 0; k < FORWARD_STAGE_KINDS; k++) {
         ps->kind_stages[k] = f->k_stages[k];
         ps->kind_s[k] = 1e-9 * (double)f->k_ns[k];
@@ -1268,8 +1272,10 @@ static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *lo
      * over all rows, each piece tiled as alone; attention piece by piece */
     Pieces pc = pieces_of(f, pos0, n);
     size_t np = pieces_count(&pc);
+    int64_t th = clock_now_ns();
     if (f->attn.call_begin && (s = f->attn.call_begin(f->attn.ctx, pos0, n, err)))
         return s;
+    f->hook_ns += (uint64_t)(clock_now_ns() - th);
 
     /* Embeddings. */
     for (size_t i = 0; i < n; i++) {
@@ -1322,10 +1328,12 @@ static DrrlStatus run_tokens(Forward *f, const int32_t *ids, size_t n, float *lo
             size_t i1 = f->attn.pieces_together ? np : i + 1, r0 = 0, pn = 0;
             for (size_t k = i; k < i1; k++) {
                 piece_at(&pc, k, &r0, &pn);
+                th = clock_now_ns();
                 if (f->attn.layer_begin &&
                     (s = f->attn.layer_begin(f->attn.ctx, (int)l, pos0 + r0, pn, f->q + r0 * HD,
                                              err)))
                     return s;
+                f->hook_ns += (uint64_t)(clock_now_ns() - th);
             }
             f->len = pos0 + r0 + pn;
             s = attention(f, (int)l, pos0, n, &pc, i, i1, probs, pstride, err);
@@ -1396,7 +1404,9 @@ DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logit
     /* Every product runs single-threaded inside the pool (see the top). */
     int blas_threads = blas_serial_begin();
     f->last_n = 0;
+    int64_t t0 = clock_now_ns();
     s = run_tokens(f, ids, n, logits, cap, err);
+    f->n_calls++, f->call_ns += (uint64_t)(clock_now_ns() - t0);
     blas_serial_end(blas_threads);
     if (s != DRRL_OK)
         f->len = pos0;

@@ -189,6 +189,10 @@ typedef enum ForwardStageKind {
 } ForwardStageKind;
 typedef struct ForwardPoolStats {
     uint64_t stages, meets;
+    uint64_t calls; /* forward_tokens calls, */
+    double call_s;  /* and their wall time, the stages' included; */
+    double hook_s;  /* of it, in the hook's call_begin and layer_begin (its
+                       stages included) */
     uint64_t kind_stages[FORWARD_STAGE_KINDS];
     double kind_s[FORWARD_STAGE_KINDS], kind_slot_s[FORWARD_STAGE_KINDS],
         kind_busy_s[FORWARD_STAGE_KINDS];

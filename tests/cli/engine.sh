@@ -187,6 +187,8 @@ expect_err_contains "pool attention "
 expect_err_contains "pool hook "
 printf "%s\n" "$err" | grep -q "^pool attention .* stages, .* s on several threads, threads busy  *[0-9]*% of it$" ||
     fail "DRRL_POOL_STATS: no attention line with its time and busy share"
+printf "%s\n" "$err" | grep -q "^pool calls  *[1-9][0-9]* forward calls,  *[0-9.]* s inside them,  *[0-9.]* s of it in the hook's call and layer set-up" ||
+    fail "DRRL_POOL_STATS: no line with the forward calls' time"
 
 # bench/speed_table.py's low-rank rows and, after the table, where each
 # method's time goes (from DRRL_POOL_STATS): the default model, 512 tokens
@@ -198,5 +200,7 @@ if command -v python3 >/dev/null 2>&1; then
         fail "speed_table.py: no low-rank row: $(cat "$tmpdir/st.md")"
     grep -q '^- L=512, 2 threads, fixed:8: wall [0-9.]* s; stages on several threads: .*attention [0-9.]* s (busy [0-9]*%)' "$tmpdir/st.md" ||
         fail "speed_table.py: no stage breakdown: $(cat "$tmpdir/st.md")"
+    grep -q '^- L=512, 2 threads, fixed:8: wall .*, serial -*[0-9.]* s (the calling thread between stages)$' "$tmpdir/st.md" ||
+        fail "speed_table.py: no serial share: $(cat "$tmpdir/st.md")"
 fi
 exit 0

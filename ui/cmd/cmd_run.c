@@ -209,6 +209,10 @@ int cmd_run(int argc, char **argv)
         session_pool_stats(s, &ps);
         fprintf(stderr, "pool stages %llu, %llu of them on several threads\n",
                 (unsigned long long)ps.stages, (unsigned long long)ps.meets);
+        fprintf(stderr,
+                "pool calls  %6llu forward calls, %8.4f s inside them, %8.4f s of it in the "
+                "hook's call and layer set-up (its stages included)\n",
+                (unsigned long long)ps.calls, ps.call_s, ps.hook_s);
         static const char *const kn[FORWARD_STAGE_KINDS] = {"linear", "rows", "attention",
                                                             "hook"};
         for (int k = 0; k < FORWARD_STAGE_KINDS; k++)
