@@ -142,7 +142,8 @@ DRRL_HOT static void rot_rows(double *x, double *y, int32_t n, double c, double 
  * matrix a (row-major, both triangles), with no BLAS or LAPACK call: each
  * OpenBLAS level-2 call inside LAPACK's dsyevr takes a lock of OpenBLAS's
  * buffer allocator, some 60 per 32 x 32 solve, which serialised the basis
- * refreshes of 16 threads (a boundary took ~8x its one-thread time). The
+ * refreshes of 16 threads (dsyevr's eigenvalues of a 32 x 32 matrix: 43 us
+ * on one thread, 488 us each on 16 at once, 16-core Xeon). The
  * algorithms are LAPACK's dsytd2 and dsteqr in substance (Golub & Van Loan,
  * Matrix Computations, 4th ed., Alg. 8.3.1 and Sec. 8.3.5): Householder
  * reduction to tridiagonal T = Q^T a Q, then implicit QL sweeps with
