@@ -67,10 +67,16 @@
  * the whole model's exact FLOPs for drrl (8.07% to 6.25% for energy:0.9),
  * with the same rank and mask in every trace row. What is left: the exact
  * reference (about 1.5%) and the ranks above the widths (about 3.5%: the
- * head ran lower, so its caches are narrower), replayed raw. Widening the
- * caches for them would cost about what it saves (rank 28 from P is 7/8
- * of a raw replay, and every eigensolve re-projects the caches), and
- * carrying a rank's previous estimate when it was far below eps would
+ * head ran lower, so its caches are narrower), replayed raw. Tried, not
+ * shipped: widening the caches of the guarded methods to the largest grid
+ * rank below head_dim (a prototype in attn_core's w_need) cut the guard
+ * to 4.85% for 0.25 + 0.27 points more rotation and projection: drrl
+ * 17.67 -> 18.92% saved, energy:0.9 18.88 -> 19.91% on the same 4 KiB;
+ * but the width enters the refresh's keep tests and the per-direction
+ * energies (E, the tail bounds, the policy's features), so the bases and
+ * 8% of drrl's ranks changed (loss 1.383491 -> 1.382870 nats/token,
+ * energy:0.9 1.383034 -> 1.383252): a change to the refresh, left to it.
+ * Carrying a rank's previous estimate when it was far below eps would
  * have let through ranks whose error had grown past eps/c (15 of 657
  * carried at a quarter of eps, simulated on the same run): not done.
  */
