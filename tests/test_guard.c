@@ -238,8 +238,16 @@ Test(guard, estimate_matches_direct_and_is_monotone)
             ranks[n++] = rk;
         if (ranks[n - 1] != d)
             ranks[n++] = d;
-        GuardInput in = {q,   pos,  ns, d,    K,    V, Bk, Bv, 0.5f,
-                         1.0, NULL, 0,  NULL, NULL, 0, 0,  0,  0};
+        GuardInput in = {.q = q,
+                         .pos = pos,
+                         .n_rows = ns,
+                         .d = d,
+                         .k = K,
+                         .v = V,
+                         .Bk = Bk,
+                         .Bv = Bv,
+                         .scale = 0.5f,
+                         .margin = 1.0};
         double g[65], g2[65], want[65];
         uint8_t ev[65];
         cr_assert(guard_estimate(&in, ranks, n, INFINITY, g, ev) > 0);
@@ -354,8 +362,16 @@ Test(guard, forward_outputs_replace_the_replay)
         for (int rk = 2; rk < d; rk += 2)
             ranks[n++] = rk;
         ranks[n++] = d;
-        GuardInput in = {q,   pos,  4, d,    K,    V, Bk, Bv, 0.5f,
-                         2.0, NULL, 0, NULL, NULL, 0, 0,  0,  0};
+        GuardInput in = {.q = q,
+                         .pos = pos,
+                         .n_rows = 4,
+                         .d = d,
+                         .k = K,
+                         .v = V,
+                         .Bk = Bk,
+                         .Bv = Bv,
+                         .scale = 0.5f,
+                         .margin = 2.0};
         double g[16], gf[16];
         double fl = guard_estimate(&in, ranks, n, INFINITY, g, NULL);
         /* exact outputs handed in; then rank ranks[n / 2]'s */
@@ -397,8 +413,16 @@ Test(guard, early_stop_skips_rows)
         for (int i = 0; i < 8 * d; i++)
             q[i] = (float)(trng_normal(&r) * 3.0);
         int32_t ranks[] = {1, 2, 3, 4, 5, 6, 7, 8};
-        GuardInput in = {q,   pos,  8, d,    K,    V, Bk, Bv, 0.5f,
-                         1.0, NULL, 0, NULL, NULL, 0, 0,  0,  0};
+        GuardInput in = {.q = q,
+                         .pos = pos,
+                         .n_rows = 8,
+                         .d = d,
+                         .k = K,
+                         .v = V,
+                         .Bk = Bk,
+                         .Bv = Bv,
+                         .scale = 0.5f,
+                         .margin = 1.0};
         double g[8], g2[8];
         uint8_t ev[8];
         double fl = guard_estimate(&in, ranks, 8, INFINITY, g, NULL);
@@ -474,8 +498,16 @@ Test(guard, projected_caches_replace_the_raw_replay)
         for (int rk = 2; rk < d; rk += 2)
             ranks[n++] = rk;
         ranks[n++] = d;
-        GuardInput in = {q,   pos,  4, d,    K,    V, Bk, Bv, 0.5f,
-                         2.0, NULL, 0, NULL, NULL, 0, 0,  0,  0};
+        GuardInput in = {.q = q,
+                         .pos = pos,
+                         .n_rows = 4,
+                         .d = d,
+                         .k = K,
+                         .v = V,
+                         .Bk = Bk,
+                         .Bv = Bv,
+                         .scale = 0.5f,
+                         .margin = 2.0};
         double g[16], gp[16], g0[16];
         double fl = guard_estimate(&in, ranks, n, INFINITY, g, NULL), fl_exact = 0;
         for (int i = 0; i < 4; i++)
@@ -495,6 +527,26 @@ Test(guard, projected_caches_replace_the_raw_replay)
             for (int a = 0; a < n; a++)
                 cr_assert(fabs(gp[a] - g[a]) <= 1e-4 * (1 + g[a]),
                           "widths %d/%d rank %d: %g vs %g", wk, wv, ranks[a], gp[a], g[a]);
+        }
+        /* the guard's own columns X (guard.h) extend the widths to x1 when
+         * they start within them; with a gap (x0 > p_w) they are unused */
+        for (int c = 0; c < 2; c++) {
+            int wk = ranks[n / 2], x0 = c ? wk + 1 : wk - 1, x1 = ranks[n - 2];
+            float *Xk = Pk + (size_t)x0 * ld, *Xv = Pv + (size_t)x0 * ld;
+            GuardInput ip = in;
+            ip.Pk = Pk, ip.Pv = Pv, ip.p_ld = ld, ip.p_wk = wk, ip.p_wv = wk, ip.p_rows = m;
+            ip.Xk = Xk, ip.Xv = Xv, ip.x_ld = ld, ip.xk0 = ip.xv0 = x0, ip.xk1 = ip.xv1 = x1;
+            ip.x_rows = m;
+            double flp = guard_estimate(&ip, ranks, n, INFINITY, gp, NULL);
+            int w = c ? wk : x1;
+            double want = fl_exact;
+            for (int i = 0; i < 4; i++)
+                want += want_row_flops(ranks, n, d, pos[i] + 1.0, w, w);
+            cr_assert(fabs(flp - want) <= 1e-9 * fl, "X from %d to %d: %g FLOPs, want %g", x0,
+                      x1, flp, want);
+            for (int a = 0; a < n; a++)
+                cr_assert(fabs(gp[a] - g[a]) <= 1e-4 * (1 + g[a]), "X rank %d: %g vs %g",
+                          ranks[a], gp[a], g[a]);
         }
         /* the raw replay's FLOPs are want_row_flops with no widths */
         double want = fl_exact;

@@ -67,6 +67,20 @@ typedef struct Kv {
     Side s[2];
 } Kv;
 
+/* The guard's own projected columns of one kv head's sides (guard.h, Xk /
+ * Xv): directions c0[si] <= j < c1[si] of rows t < n[si] in the side's
+ * basis, X[si][(j - c0) * cap + t], where c0 was the side's width when the
+ * basis ver[si] (its n_ref) was first replayed; rebuilt when the basis
+ * changes. They let the guard replay the ranks above the heads' widths
+ * at low-rank cost without widening P, whose width the refresh's tests
+ * and the per-direction energies depend on. */
+typedef struct GuardCols {
+    float *X[2];
+    size_t cap;
+    int64_t n[2], ver[2];
+    int32_t c0[2], c1[2];
+} GuardCols;
+
 typedef struct Perf {
     float *W;  /* (M, D) */
     double *S; /* (M, D) */
@@ -162,7 +176,8 @@ struct AttnCore {
     float *segq, *sego;
     int32_t *sego_r;
     int32_t guard_rows;
-    double *ratios; /* bound / measured error of low-rank rows (for the median) */
+    GuardCols *gcols; /* (L, K), for the guarded methods */
+    double *ratios;   /* bound / measured error of low-rank rows (for the median) */
     size_t n_ratios, ratios_cap;
     /* decision scratch */
     double *dec_energy, *dec_bound, *dec_guard;
@@ -317,6 +332,7 @@ DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCo
     ac->segq = calloc(LH * (size_t)ac->guard_rows * ac->D, sizeof *ac->segq);
     ac->sego = calloc(LH * (size_t)ac->guard_rows * ac->D, sizeof *ac->sego);
     ac->sego_r = calloc(LH * (size_t)ac->guard_rows, sizeof *ac->sego_r);
+    ac->gcols = calloc(LK, sizeof *ac->gcols);
     ac->dec_mask = calloc((size_t)ac->H * G, sizeof *ac->dec_mask);
     ac->dec_prev = calloc((size_t)ac->H, sizeof *ac->dec_prev);
     ac->dec_rank = calloc((size_t)ac->H, sizeof *ac->dec_rank);
@@ -324,8 +340,8 @@ DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCo
     ac->dec_value = calloc((size_t)ac->H, sizeof *ac->dec_value);
     if (!ac->kv || !ac->hs || !ac->callfl || !ac->callrow || !ac->seg_done || !ac->piece ||
         !ac->adv_pending || !ac->dec_energy || !ac->dec_bound || !ac->dec_guard ||
-        !ac->dec_gdone || !ac->segq || !ac->sego || !ac->sego_r || !ac->dec_mask ||
-        !ac->dec_prev || !ac->dec_rank || !ac->dec_probs || !ac->dec_value) {
+        !ac->dec_gdone || !ac->segq || !ac->sego || !ac->sego_r || !ac->gcols ||
+        !ac->dec_mask || !ac->dec_prev || !ac->dec_rank || !ac->dec_probs || !ac->dec_value) {
         st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
         goto fail;
     }
@@ -377,6 +393,9 @@ void attn_core_free(AttnCore *ac)
     free(ac->kv), free(ac->hs), free(ac->rows), free(ac->callfl), free(ac->callrow),
         free(ac->seg_done), free(ac->adv_pending), free(ac->piece);
     DRRL_FREE(ac->snap_hs, ac->snap_masked, ac->snap_probs, ac->snap_lam, ac->snap_basis);
+    for (size_t i = 0; ac->gcols && i < (size_t)ac->L * ac->K; i++)
+        free(ac->gcols[i].X[0]), free(ac->gcols[i].X[1]);
+    free(ac->gcols);
     DRRL_FREE(ac->dec_energy, ac->dec_bound, ac->dec_mask, ac->dec_prev, ac->dec_guard,
               ac->dec_gdone, ac->segq, ac->sego, ac->sego_r, ac->ratios, ac->dec_rank,
               ac->dec_probs, ac->dec_value);
@@ -395,6 +414,9 @@ void attn_core_reset(AttnCore *ac)
     }
     for (int32_t l = 0; l < ac->L; l++)
         ac->seg_done[l] = 0, ac->adv_pending[l] = 0;
+    for (size_t i = 0; i < (size_t)ac->L * ac->K; i++)
+        for (int si = 0; si < 2; si++)
+            ac->gcols[i].n[si] = 0, ac->gcols[i].ver[si] = -1;
     flops_clear(&ac->exec), flops_clear(&ac->exact);
     memset(&ac->stats, 0, sizeof ac->stats);
     ac->n_ratios = 0;
@@ -1413,6 +1435,74 @@ static DrrlStatus sides_merge(AttnCore *ac, int32_t l, DrrlError *err)
     return st;
 }
 
+/* Bring the guard's columns (GuardCols) of the kv heads of the heads[0..nh)
+ * of layer l up to the rows of the completed segments, seg T, for the
+ * directions from the side's width up to the largest grid rank below
+ * head_dim, where the replay will use them (bases with evidence, guard_head);
+ * rebuilt from the raw cache after a new basis. Charged to the guard
+ * (2 D per direction and row, split over the group's heads). DRRL_E_NOMEM
+ * or DRRL_OK. */
+static DrrlStatus guard_cols_update(AttnCore *ac, int32_t l, int64_t seg, const int32_t *heads,
+                                    int32_t nh)
+{
+    int32_t D = ac->D, top = 0;
+    int64_t need = seg * ac->cfg.segment;
+    for (int32_t i = 0; i < ac->grid.n; i++)
+        if (ac->grid.r[i] < D && ac->grid.r[i] > top)
+            top = ac->grid.r[i];
+    for (int32_t k = 0; k < nh; k++) {
+        int32_t g = heads[k] / ac->group;
+        if (k > 0 && heads[k - 1] / ac->group == g)
+            continue; /* the group's first head did it */
+        Kv *kv = kv_at(ac, l, g);
+        GuardCols *gc = &ac->gcols[(size_t)l * ac->K + g];
+        if (kv->s[SIDE_K].n_ref > (seg - 1) * ac->cfg.segment ||
+            kv->s[SIDE_V].n_ref > (seg - 1) * ac->cfg.segment)
+            continue; /* no evidence: no replay */
+        if ((size_t)need > gc->cap) {
+            size_t cap = gc->cap ? gc->cap : 256, bytes;
+            while (cap < (size_t)need)
+                cap *= 2;
+            if (drrl_size_mul(cap, (size_t)D * sizeof(float), &bytes))
+                return DRRL_E_NOMEM;
+            for (int si = 0; si < 2; si++) {
+                float *x = malloc(bytes);
+                if (!x)
+                    return DRRL_E_NOMEM;
+                for (int32_t j = 0; gc->X[si] && j < gc->c1[si] - gc->c0[si]; j++)
+                    memcpy(x + (size_t)j * cap, gc->X[si] + (size_t)j * gc->cap,
+                           (size_t)gc->n[si] * sizeof(float));
+                free(gc->X[si]);
+                gc->X[si] = x;
+            }
+            gc->cap = cap;
+        }
+        double fl = 0.0;
+        for (int si = 0; si < 2; si++) {
+            Side *s = &kv->s[si];
+            if (gc->ver[si] != s->n_ref) {
+                gc->ver[si] = s->n_ref, gc->n[si] = 0;
+                gc->c0[si] = s->w, gc->c1[si] = top > s->w ? top : s->w;
+            }
+            int32_t w = gc->c1[si] - gc->c0[si];
+            if (w <= 0 || gc->n[si] >= need) {
+                gc->n[si] = need;
+                continue;
+            }
+            const float *x = si == SIDE_K ? ac->cache_k(ac->cache_ctx, l, g)
+                                          : ac->cache_v(ac->cache_ctx, l, g);
+            size_t n = (size_t)(need - gc->n[si]);
+            project_rows(x + (size_t)gc->n[si] * D, n, D, s->B + gc->c0[si], w,
+                         gc->X[si] + gc->n[si], gc->cap);
+            fl += 2.0 * D * w * (double)n;
+            gc->n[si] = need;
+        }
+        for (int32_t j = 0; j < ac->group; j++)
+            callfl_at(ac, l, g * ac->group + j)[FLOPS_GUARD] += fl / ac->group;
+    }
+    return DRRL_OK;
+}
+
 /* The guard's estimate for head h of layer l at every grid rank (guard.h):
  * a replay of sampled rows of the segment that just completed, on the bases
  * in force while it ran (so, like the next segment's rows, they attend
@@ -1432,24 +1522,16 @@ static DrrlStatus guard_head(AttnCore *ac, int32_t l, int32_t h, int64_t seg, do
         guard_no_evidence(ac->grid.r, ac->grid.n, D, g);
         return DRRL_OK;
     }
-    GuardInput in = {ac->segq + ((size_t)l * ac->H + h) * S * D,
-                     pos,
-                     ns,
-                     D,
-                     ac->cache_k(ac->cache_ctx, l, gk),
-                     ac->cache_v(ac->cache_ctx, l, gk),
-                     kv->s[SIDE_K].B,
-                     kv->s[SIDE_V].B,
-                     layer_scale(ac, l),
-                     GUARD_MARGIN,
-                     NULL,
-                     0,
-                     NULL,
-                     NULL,
-                     0,
-                     0,
-                     0,
-                     0};
+    GuardInput in = {.q = ac->segq + ((size_t)l * ac->H + h) * S * D,
+                     .pos = pos,
+                     .n_rows = ns,
+                     .d = D,
+                     .k = ac->cache_k(ac->cache_ctx, l, gk),
+                     .v = ac->cache_v(ac->cache_ctx, l, gk),
+                     .Bk = kv->s[SIDE_K].B,
+                     .Bv = kv->s[SIDE_V].B,
+                     .scale = layer_scale(ac, l),
+                     .margin = GUARD_MARGIN};
     /* the forward's own outputs of the sampled rows, already paid for: the
      * exact reference where the head ran exact, else the error at its rank */
     const int32_t *rk = ac->sego_r + ((size_t)l * ac->H + h) * S;
@@ -1464,6 +1546,14 @@ static DrrlStatus guard_head(AttnCore *ac, int32_t l, int32_t h, int64_t seg, do
     in.Pk = sk->P, in.Pv = sv->P, in.p_ld = ac->pld;
     in.p_wk = sk->w, in.p_wv = sv->w;
     in.p_rows = sk->n_proj < sv->n_proj ? sk->n_proj : sv->n_proj;
+    const GuardCols *gc = &ac->gcols[(size_t)l * ac->K + gk];
+    if (method_is_guarded(&ac->cfg.method) && gc->ver[SIDE_K] == sk->n_ref &&
+        gc->ver[SIDE_V] == sv->n_ref) {
+        in.Xk = gc->X[SIDE_K], in.Xv = gc->X[SIDE_V], in.x_ld = gc->cap;
+        in.xk0 = gc->c0[SIDE_K], in.xk1 = gc->c1[SIDE_K];
+        in.xv0 = gc->c0[SIDE_V], in.xv1 = gc->c1[SIDE_V];
+        in.x_rows = gc->n[SIDE_K] < gc->n[SIDE_V] ? gc->n[SIDE_K] : gc->n[SIDE_V];
+    }
     double fl = guard_estimate(&in, ac->grid.r, ac->grid.n, ac->cfg.eps, g, NULL);
     if (fl < 0.0)
         return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory in the guard");
@@ -1519,6 +1609,12 @@ static DrrlStatus guard_layer(AttnCore *ac, int32_t l, int64_t seg, DrrlError *e
         sts[nh] = DRRL_OK;
         heads[nh++] = h;
         ac->dec_gdone[h] = 1;
+    }
+    DrrlStatus st0 =
+        method_is_guarded(&ac->cfg.method) ? guard_cols_update(ac, l, seg, heads, nh) : DRRL_OK;
+    if (st0) {
+        DRRL_FREE(heads, sts, errs);
+        return drrl_error(err, st0, "attn_core: out of memory in the guard");
     }
     /* a short context is not worth a thread */
     int nt =

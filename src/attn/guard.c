@@ -79,16 +79,17 @@ static void attend(const double *x, const float *k, const float *v, size_t m, in
     guard_values(s, z, v, m, d, out);
 }
 
-/* s[t] = sum_{j<r} c[j] P[j][t] for t < m, j in order from 0 for every t
- * (elementwise across t: the same bits in every variant). */
-DRRL_HOT static void guard_proj_scores(const double *c, const float *P, size_t ld, int32_t r,
+/* s[t] = sum_{j<r} c[j] P[j][t] for t < m (P[j]: column j's pointer), j in
+ * order from 0 for every t (elementwise across t: the same bits in every
+ * variant). */
+DRRL_HOT static void guard_proj_scores(const double *c, const float *const *P, int32_t r,
                                        size_t m, double *s)
 {
     for (size_t t = 0; t < m; t++)
         s[t] = 0.0;
     for (int32_t j = 0; j < r; j++) {
         double cj = c[j];
-        const float *p = P + (size_t)j * ld;
+        const float *p = P[j];
         for (size_t t = 0; t < m; t++)
             s[t] += cj * p[t];
     }
@@ -96,12 +97,12 @@ DRRL_HOT static void guard_proj_scores(const double *c, const float *P, size_t l
 
 /* s[t] -= sum_{r <= j < r0} c[j] P[j][t] for t < m, j from r0 - 1 down:
  * the sums over j < r0 become those over j < r. */
-DRRL_HOT static void guard_proj_drop(const double *c, const float *P, size_t ld, int32_t r,
+DRRL_HOT static void guard_proj_drop(const double *c, const float *const *P, int32_t r,
                                      int32_t r0, size_t m, double *s)
 {
     for (int32_t j = r0 - 1; j >= r; j--) {
         double cj = c[j];
-        const float *p = P + (size_t)j * ld;
+        const float *p = P[j];
         for (size_t t = 0; t < m; t++)
             s[t] -= cj * p[t];
     }
@@ -115,7 +116,20 @@ typedef struct GuardWork {
     double *s, *buf, *acc, *cc;
     int32_t racc[GUARD_ROWS_MAX];
     size_t m_max;
+    /* the projected columns of keys and values, (d) pointers each: from P
+     * below p_wk (p_wv), then from X up to wk (wv); wk_p = p_wk or 0 */
+    const float **colk, **colv;
+    int32_t wk_p, wk, wv_p, wv;
 } GuardWork;
+
+/* Whether rank r of a row of m keys has all its projected columns (width
+ * w_p from P, up to w with X) over the row's keys. */
+static int guard_has_cols(const GuardInput *in, int32_t r, size_t m, int32_t w_p, int32_t w)
+{
+    if (r > w || (int64_t)m > in->p_rows)
+        return 0;
+    return r <= w_p || (int64_t)m <= in->x_rows;
+}
 
 /* y = B[:, :r] B[:, :r]^T x (d x d row-major B, column j = direction j). */
 static void project(const float *B, int32_t d, int32_t r, const double *x, double *c, double *y)
@@ -143,8 +157,8 @@ static double replay_row(const GuardInput *in, int32_t r, int32_t i, GuardWork *
 {
     int32_t d = in->d;
     size_t m = (size_t)in->pos[i] + 1;
-    int in_p = (int64_t)m <= in->p_rows;
-    int pk = in->Pk && r <= in->p_wk && in_p, pv = in->Pv && r <= in->p_wv && in_p;
+    int pk = guard_has_cols(in, r, m, w->wk_p, w->wk);
+    int pv = guard_has_cols(in, r, m, w->wv_p, w->wv);
     double *x = w->buf, *c = x + d, *qr = x + 2 * d, *u = x + 3 * d, *kt = x + 5 * d, *s = w->s;
     double fl = flops_softmax((double)m);
     for (int32_t j = 0; j < d; j++)
@@ -153,7 +167,7 @@ static double replay_row(const GuardInput *in, int32_t r, int32_t i, GuardWork *
         double *a = w->acc + (size_t)i * w->m_max, *ci = w->cc + (size_t)i * d;
         int32_t r0 = w->racc[i];
         if (r0 > r) {
-            guard_proj_drop(ci, in->Pk, in->p_ld, r, r0, m, a);
+            guard_proj_drop(ci, w->colk, r, r0, m, a);
             fl += 2.0 * (double)m * (r0 - r);
         } else {
             for (int32_t j = 0; j < r; j++) {
@@ -162,7 +176,7 @@ static double replay_row(const GuardInput *in, int32_t r, int32_t i, GuardWork *
                     v += (double)in->Bk[(size_t)k * d + j] * x[k];
                 ci[j] = v;
             }
-            guard_proj_scores(ci, in->Pk, in->p_ld, r, m, a);
+            guard_proj_scores(ci, w->colk, r, m, a);
             fl += 2.0 * d * r + 2.0 * (double)m * r;
         }
         w->racc[i] = r;
@@ -182,7 +196,7 @@ static double replay_row(const GuardInput *in, int32_t r, int32_t i, GuardWork *
         for (size_t t = 0; t < m; t++)
             s[t] /= z;
         for (int32_t j = 0; j < r; j++) {
-            const float *p = in->Pv + (size_t)j * in->p_ld;
+            const float *p = w->colv[j];
             double a = 0.0;
             for (size_t t = 0; t < m; t++)
                 a += s[t] * p[t];
@@ -269,14 +283,35 @@ double guard_estimate(const GuardInput *in, const int32_t *ranks, int32_t n, dou
     double *s = malloc(m_max * sizeof *s);
     double *o = malloc(((size_t)nr + 1) * d * sizeof *o);
     double *buf = malloc((5 + GUARD_KB) * (size_t)d * sizeof *buf);
-    GuardWork w = {s, buf, NULL, NULL, {0}, m_max};
-    if (in->Pk && nr > 0) {
+    GuardWork w = {s, buf, NULL, NULL, {0}, m_max, NULL, NULL, 0, 0, 0, 0};
+    w.wk_p = w.wk = in->Pk ? in->p_wk : 0;
+    w.wv_p = w.wv = in->Pv ? in->p_wv : 0;
+    if (in->Xk && in->xk0 <= w.wk_p && in->xk1 > w.wk)
+        w.wk = in->xk1;
+    if (in->Xv && in->xv0 <= w.wv_p && in->xv1 > w.wv)
+        w.wv = in->xv1;
+    if (w.wk > d)
+        w.wk = d;
+    if (w.wv > d)
+        w.wv = d;
+    int cols = (w.wk > 0 || w.wv > 0) && nr > 0;
+    if (cols) {
         w.acc = malloc((size_t)nr * m_max * sizeof *w.acc);
         w.cc = malloc((size_t)nr * d * sizeof *w.cc);
+        w.colk = malloc(2 * (size_t)d * sizeof *w.colk);
+        w.colv = w.colk ? w.colk + d : NULL;
     }
-    if (!s || !o || !buf || (in->Pk && nr > 0 && (!w.acc || !w.cc))) {
-        free(s), free(o), free(buf), free(w.acc), free(w.cc);
+    if (!s || !o || !buf || (cols && (!w.acc || !w.cc || !w.colk))) {
+        free(s), free(o), free(buf), free(w.acc), free(w.cc), free(w.colk);
         return -1.0;
+    }
+    for (int32_t j = 0; cols && j < d; j++) {
+        w.colk[j] = j < w.wk_p ? in->Pk + (size_t)j * in->p_ld
+                    : j < w.wk ? in->Xk + (size_t)(j - in->xk0) * in->x_ld
+                               : NULL;
+        w.colv[j] = j < w.wv_p ? in->Pv + (size_t)j * in->p_ld
+                    : j < w.wv ? in->Xv + (size_t)(j - in->xv0) * in->x_ld
+                               : NULL;
     }
     double fl = 0.0, er[GUARD_ROWS_MAX];
     int32_t ord[GUARD_ROWS_MAX];
@@ -321,7 +356,7 @@ double guard_estimate(const GuardInput *in, const int32_t *ranks, int32_t n, dou
         }
         g[a] = in->margin * env;
     }
-    free(s), free(o), free(buf), free(w.acc), free(w.cc);
+    free(s), free(o), free(buf), free(w.acc), free(w.cc), free(w.colk);
     return fl;
 }
 

@@ -76,6 +76,11 @@
  * energies (E, the tail bounds, the policy's features), so the bases and
  * 8% of drrl's ranks changed (loss 1.383491 -> 1.382870 nats/token,
  * energy:0.9 1.383034 -> 1.383252): a change to the refresh, left to it.
+ * Instead the engine keeps the guard its own columns in the same bases
+ * (Xk, Xv: from the width a basis had at its first replay up to that
+ * grid rank, rebuilt after each new basis, charged to the guard), which
+ * changes no width, refresh or decision: guard 6.32% -> 5.65%, drrl
+ * 17.67 -> 18.34% saved, energy:0.9 18.88 -> 19.51% on the same 4 KiB.
  * Carrying a rank's previous estimate when it was far below eps would
  * have let through ranks whose error had grown past eps/c (15 of 657
  * carried at a quarter of eps, simulated on the same run): not done.
@@ -122,6 +127,15 @@ typedef struct GuardInput {
     size_t p_ld;
     int32_t p_wk, p_wv;
     int64_t p_rows;
+    /* More directions in the same bases, kept for the guard beyond the
+     * projected caches' widths, or NULL: X[(j - x0) * x_ld + t] for
+     * directions x0 <= j < x1 (xk0/xk1 for Xk, xv0/xv1 for Xv) and rows
+     * t < x_rows. With x0 <= p_w they extend the width to x1 for rows below
+     * x_rows (a rank replayed from them costs as above). */
+    const float *Xk, *Xv;
+    size_t x_ld;
+    int32_t xk0, xk1, xv0, xv1;
+    int64_t x_rows;
 } GuardInput;
 
 /* The estimate g = margin * envelope over the grid ranks (n increasing
