@@ -109,14 +109,7 @@ DRRL_HOT static void hh_rank2(double *a, int32_t n, int32_t k, const double *v, 
 DRRL_HOT static void hh_apply(double *z, int32_t n, int32_t k, const double *v, double h,
                               double *t)
 {
-    for (int32_t j = k; j < n; j++)
-        t[j] = 0.0;
-    for (int32_t i = k; i < n; i++) {
-        const double *zi = z + (size_t)i * n;
-        double vi = v[i];
-        for (int32_t j = k; j < n; j++)
-            t[j] += vi * zi[j];
-    }
+    hh_matvec(z, n, k, v, t); /* t[j] = sum_i z[i][j] v[i], i in order */
     for (int32_t j = k; j < n; j++)
         t[j] /= h;
     for (int32_t i = k; i < n; i++) {
