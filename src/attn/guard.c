@@ -108,6 +108,24 @@ DRRL_HOT static void guard_proj_drop(const double *c, const float *const *P, int
     }
 }
 
+/* sum_t p[t] P[t] for t < m, in GUARD_KB interleaved partial sums (t mod
+ * GUARD_KB, each in t order) added in order at the end: independent chains
+ * a vector unit runs side by side, the same bits in every variant. */
+DRRL_HOT static double guard_dot(const double *p, const float *P, size_t m)
+{
+    double a[GUARD_KB] = {0};
+    size_t t = 0;
+    for (; t + GUARD_KB <= m; t += GUARD_KB)
+        for (int u = 0; u < GUARD_KB; u++)
+            a[u] += p[t + u] * P[t + u];
+    double r = 0.0;
+    for (int u = 0; u < GUARD_KB; u++)
+        r += a[u];
+    for (; t < m; t++)
+        r += p[t] * P[t];
+    return r;
+}
+
 /* Scratch of one estimate. s: m_max; buf: (5 + GUARD_KB) d. With projected
  * keys, per row: acc, the unscaled scores sum_{j<racc} c_j P_K[j] of the
  * last rank replayed from them (m_max each), and c = B_K^T q (d each), so
@@ -195,13 +213,8 @@ static double replay_row(const GuardInput *in, int32_t r, int32_t i, GuardWork *
     if (pv) {
         for (size_t t = 0; t < m; t++)
             s[t] /= z;
-        for (int32_t j = 0; j < r; j++) {
-            const float *p = w->colv[j];
-            double a = 0.0;
-            for (size_t t = 0; t < m; t++)
-                a += s[t] * p[t];
-            c[j] = a;
-        }
+        for (int32_t j = 0; j < r; j++)
+            c[j] = guard_dot(s, w->colv[j], m);
         for (int32_t k = 0; k < d; k++) {
             double a = 0.0;
             for (int32_t j = 0; j < r; j++)
