@@ -1168,9 +1168,16 @@ static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, const 
     }
     if ((size_t)nt > n_tasks)
         nt = (int)n_tasks;
+    /* Scratch only (nothing in it outlives a task): a fresh buffer, not a
+     * realloc that would copy the old contents on this thread, and grown by
+     * half again so that a run's growing key count reallocates it a few
+     * times, not every call (16 workers' score blocks are tens of MB). */
+    size_t grow = need + need / 2;
     for (int w = 0; w < nt; w++)
         if (f->ws_cap[w] < need) {
-            float *p = realloc(f->ws[w], need * sizeof(float));
+            free(f->ws[w]);
+            f->ws[w] = NULL, f->ws_cap[w] = 0;
+            float *p = malloc(grow * sizeof(float));
             if (!p) {
                 if (pc != &one)
                     free(pc);
@@ -1179,7 +1186,7 @@ static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, const 
                                   need);
             }
             f->ws[w] = p;
-            f->ws_cap[w] = need;
+            f->ws_cap[w] = grow;
         }
 
     float scale = 1.0f;
