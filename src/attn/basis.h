@@ -30,13 +30,16 @@ void basis_gram_symmetrize(double *G, int32_t d);
 /* Eigendecomposition of n symmetric d x d matrices G[i] (only the upper
  * triangle is read): lambda (n, d) descending and clamped at >= 0 (a PSD
  * matrix's tiny negative eigenvalues are rounding), B (n, d, d) as described
- * above. LAPACKE_dsyevr. DRRL_E_INTERNAL if LAPACK fails to converge,
+ * above. drrl's own eigensolver (basis.c: Householder reduction and
+ * implicit QL, no BLAS or LAPACK calls, so that threads solving at once do
+ * not meet on OpenBLAS's allocator lock; backward stable like dsyevr).
+ * DRRL_E_INTERNAL if it fails to converge (a NaN or an infinity in G),
  * DRRL_E_NOMEM if workspace cannot be allocated. */
 DrrlStatus basis_eig_batch(const double *G, int32_t n, int32_t d, double *lambda, double *B,
                            DrrlError *err);
 
 /* Eigenvalues only (descending, clamped at >= 0) of n symmetric d x d
- * matrices: LAPACKE_dsyevr with jobz 'N', about a third of the work with
+ * matrices: the same eigensolver without the vectors, about a third of the work with
  * vectors (the tridiagonal reduction dominates). Errors as basis_eig_batch. */
 DrrlStatus basis_eigvals_batch(const double *G, int32_t n, int32_t d, double *lambda,
                                DrrlError *err);

@@ -24,9 +24,12 @@ double bounds_tail_fro(const double *lambda, int32_t d, int32_t r);
 /* Eigenvalues from a double Gram matrix are accurate to an absolute error,
  * not a relative one: accumulating G = X^T X over n rows errs by at most
  * gamma_n trace(G) in ||.||_2 (|dG_ij| <= gamma_n a_i a_j, a_i = ||X e_i||,
- * Higham Sec. 3.5), and dsyevr's eigenvalues are exact for G + E with
- * ||E||_2 <= p(d) u ||G||_2 (LAPACK Users' Guide, Sec. 4.7; we take p(d) =
- * 16 d). So sigma_k^2 computed this way may be low by up to
+ * Higham Sec. 3.5), and the eigensolver's eigenvalues (basis.c:
+ * Householder reduction and implicit QL, the algorithms of LAPACK's dsytd2
+ * and dsteqr) are exact for G + E with ||E||_2 <= p(d) u ||G||_2 (LAPACK
+ * Users' Guide, Sec. 4.7; we take p(d) = 16 d, and tests/test_bounds.c
+ * checks the solver against dsyevr within it). So sigma_k^2 computed this
+ * way may be low by up to
  *   (gamma_n + 16 d u) trace(G),  u = 2^-53,
  * which bounds_gram_allowance returns; add it to any squared tail taken from
  * such eigenvalues (it matters only for tails near zero). */
