@@ -170,6 +170,24 @@ Test(guard, sample_rows)
         }
 }
 
+/* The replay's input over rows pos (n_rows of them) with queries q, keys K
+ * and values V (head_dim d) and bases Bk, Bv; scale 0.5. */
+static GuardInput guard_input(const float *q, const int64_t *pos, int32_t n_rows, int32_t d,
+                              const float *K, const float *V, const float *Bk, const float *Bv,
+                              double margin)
+{
+    return (GuardInput){.q = q,
+                        .pos = pos,
+                        .n_rows = n_rows,
+                        .d = d,
+                        .k = K,
+                        .v = V,
+                        .Bk = Bk,
+                        .Bv = Bv,
+                        .scale = 0.5f,
+                        .margin = margin};
+}
+
 /* Direct: o(r) = softmax(s q P_K K^T) V P_V with explicit projector matrices. */
 static double direct_err(const float *q, const float *K, const float *V, int m, int d,
                          const float *Bk, const float *Bv, int r, double scale)
@@ -238,16 +256,7 @@ Test(guard, estimate_matches_direct_and_is_monotone)
             ranks[n++] = rk;
         if (ranks[n - 1] != d)
             ranks[n++] = d;
-        GuardInput in = {.q = q,
-                         .pos = pos,
-                         .n_rows = ns,
-                         .d = d,
-                         .k = K,
-                         .v = V,
-                         .Bk = Bk,
-                         .Bv = Bv,
-                         .scale = 0.5f,
-                         .margin = 1.0};
+        GuardInput in = guard_input(q, pos, ns, d, K, V, Bk, Bv, 1.0);
         double g[65], g2[65], want[65];
         uint8_t ev[65];
         cr_assert(guard_estimate(&in, ranks, n, INFINITY, g, ev) > 0);
@@ -342,36 +351,52 @@ static void direct_out(const float *q, const float *K, const float *V, int m, in
     }
 }
 
+/* A replay case as the tests below draw it: head_dim d in {8, 12, 16}, m
+ * rows of keys and values of spectrum kinds kk and kv, random orthonormal
+ * bases (float), 4 sampled rows at m-10, m-7, m-4, m-1 with their queries,
+ * the even ranks below d then d, and the GuardInput over them. */
+typedef struct ReplayCase {
+    int d, m, n;
+    float *K, *V;
+    float Bk[64 * 64], Bv[64 * 64], q[4 * 64];
+    int64_t pos[4];
+    int32_t ranks[16];
+    GuardInput in;
+} ReplayCase;
+
+static void replay_case_make(TRng *r, int kk, int kv, ReplayCase *c)
+{
+    int d = c->d = 8 + 4 * (int)(trng_u64(r) % 3), m = c->m = 30 + (int)(trng_u64(r) % 60);
+    c->K = malloc((size_t)m * d * sizeof *c->K), c->V = malloc((size_t)m * d * sizeof *c->V);
+    t_matrix(r, c->K, m, d, kk, 2.0);
+    t_matrix(r, c->V, m, d, kv, 1.0);
+    double Bd[2][64 * 64];
+    t_orth(r, Bd[0], d, d), t_orth(r, Bd[1], d, d);
+    for (int i = 0; i < d * d; i++)
+        c->Bk[i] = (float)Bd[0][i], c->Bv[i] = (float)Bd[1][i];
+    int64_t pos[4] = {m - 10, m - 7, m - 4, m - 1};
+    memcpy(c->pos, pos, sizeof pos);
+    for (int i = 0; i < 4 * d; i++)
+        c->q[i] = (float)(trng_normal(r) * 2.0);
+    c->n = 0;
+    for (int rk = 2; rk < d; rk += 2)
+        c->ranks[c->n++] = rk;
+    c->ranks[c->n++] = d;
+    c->in = guard_input(c->q, c->pos, 4, d, c->K, c->V, c->Bk, c->Bv, 2.0);
+}
+
 Test(guard, forward_outputs_replace_the_replay)
 {
     TRng r = {41};
     for (int trial = 0; trial < 30; trial++) {
-        int d = 8 + 4 * (int)(trng_u64(&r) % 3), m = 30 + (int)(trng_u64(&r) % 60);
-        float *K = malloc((size_t)m * d * sizeof *K), *V = malloc((size_t)m * d * sizeof *V);
-        t_matrix(&r, K, m, d, trial % SPEC_COUNT, 2.0);
-        t_matrix(&r, V, m, d, (trial + 2) % SPEC_COUNT, 1.0);
-        double Bd[2][64 * 64];
-        float Bk[64 * 64], Bv[64 * 64], q[4 * 64], of[4 * 64];
-        t_orth(&r, Bd[0], d, d), t_orth(&r, Bd[1], d, d);
-        for (int i = 0; i < d * d; i++)
-            Bk[i] = (float)Bd[0][i], Bv[i] = (float)Bd[1][i];
-        int64_t pos[4] = {m - 10, m - 7, m - 4, m - 1};
-        for (int i = 0; i < 4 * d; i++)
-            q[i] = (float)(trng_normal(&r) * 2.0);
-        int32_t ranks[16], n = 0;
-        for (int rk = 2; rk < d; rk += 2)
-            ranks[n++] = rk;
-        ranks[n++] = d;
-        GuardInput in = {.q = q,
-                         .pos = pos,
-                         .n_rows = 4,
-                         .d = d,
-                         .k = K,
-                         .v = V,
-                         .Bk = Bk,
-                         .Bv = Bv,
-                         .scale = 0.5f,
-                         .margin = 2.0};
+        ReplayCase rc;
+        replay_case_make(&r, trial % SPEC_COUNT, (trial + 2) % SPEC_COUNT, &rc);
+        int d = rc.d, m = rc.m, n = rc.n;
+        const float *K = rc.K, *V = rc.V, *Bk = rc.Bk, *Bv = rc.Bv, *q = rc.q;
+        const int64_t *pos = rc.pos;
+        const int32_t *ranks = rc.ranks;
+        GuardInput in = rc.in;
+        float of[4 * 64];
         double g[16], gf[16];
         double fl = guard_estimate(&in, ranks, n, INFINITY, g, NULL);
         /* exact outputs handed in; then rank ranks[n / 2]'s */
@@ -387,7 +412,7 @@ Test(guard, forward_outputs_replace_the_replay)
                 cr_assert(fabs(gf[a] - g[a]) <= 1e-4 * (1 + g[a]), "pass %d rank %d: %g vs %g",
                           pass, ranks[a], gf[a], g[a]);
         }
-        free(K), free(V);
+        free(rc.K), free(rc.V);
     }
 }
 
@@ -413,16 +438,7 @@ Test(guard, early_stop_skips_rows)
         for (int i = 0; i < 8 * d; i++)
             q[i] = (float)(trng_normal(&r) * 3.0);
         int32_t ranks[] = {1, 2, 3, 4, 5, 6, 7, 8};
-        GuardInput in = {.q = q,
-                         .pos = pos,
-                         .n_rows = 8,
-                         .d = d,
-                         .k = K,
-                         .v = V,
-                         .Bk = Bk,
-                         .Bv = Bv,
-                         .scale = 0.5f,
-                         .margin = 1.0};
+        GuardInput in = guard_input(q, pos, 8, d, K, V, Bk, Bv, 1.0);
         double g[8], g2[8];
         uint8_t ev[8];
         double fl = guard_estimate(&in, ranks, 8, INFINITY, g, NULL);
@@ -472,17 +488,15 @@ Test(guard, projected_caches_replace_the_raw_replay)
 {
     TRng r = {47};
     for (int trial = 0; trial < 30; trial++) {
-        int d = 8 + 4 * (int)(trng_u64(&r) % 3), m = 30 + (int)(trng_u64(&r) % 60);
+        ReplayCase rc;
+        replay_case_make(&r, trial % SPEC_COUNT, (trial + 1) % SPEC_COUNT, &rc);
+        int d = rc.d, m = rc.m, n = rc.n;
+        const float *K = rc.K, *V = rc.V, *Bk = rc.Bk, *Bv = rc.Bv;
+        const int64_t *pos = rc.pos;
+        const int32_t *ranks = rc.ranks;
+        GuardInput in = rc.in;
         size_t ld = (size_t)m + 3;
-        float *K = malloc((size_t)m * d * sizeof *K), *V = malloc((size_t)m * d * sizeof *V);
         float *Pk = malloc(ld * d * sizeof *Pk), *Pv = malloc(ld * d * sizeof *Pv);
-        t_matrix(&r, K, m, d, trial % SPEC_COUNT, 2.0);
-        t_matrix(&r, V, m, d, (trial + 1) % SPEC_COUNT, 1.0);
-        double Bd[2][64 * 64];
-        float Bk[64 * 64], Bv[64 * 64], q[4 * 64];
-        t_orth(&r, Bd[0], d, d), t_orth(&r, Bd[1], d, d);
-        for (int i = 0; i < d * d; i++)
-            Bk[i] = (float)Bd[0][i], Bv[i] = (float)Bd[1][i];
         for (int j = 0; j < d; j++)
             for (int t = 0; t < m; t++) {
                 double a = 0, b = 0;
@@ -491,23 +505,6 @@ Test(guard, projected_caches_replace_the_raw_replay)
                         b += (double)V[t * d + i] * Bv[i * d + j];
                 Pk[(size_t)j * ld + t] = (float)a, Pv[(size_t)j * ld + t] = (float)b;
             }
-        int64_t pos[4] = {m - 10, m - 7, m - 4, m - 1};
-        for (int i = 0; i < 4 * d; i++)
-            q[i] = (float)(trng_normal(&r) * 2.0);
-        int32_t ranks[16], n = 0;
-        for (int rk = 2; rk < d; rk += 2)
-            ranks[n++] = rk;
-        ranks[n++] = d;
-        GuardInput in = {.q = q,
-                         .pos = pos,
-                         .n_rows = 4,
-                         .d = d,
-                         .k = K,
-                         .v = V,
-                         .Bk = Bk,
-                         .Bv = Bv,
-                         .scale = 0.5f,
-                         .margin = 2.0};
         double g[16], gp[16], g0[16];
         double fl = guard_estimate(&in, ranks, n, INFINITY, g, NULL), fl_exact = 0;
         for (int i = 0; i < 4; i++)
@@ -559,6 +556,6 @@ Test(guard, projected_caches_replace_the_raw_replay)
         cr_assert(guard_estimate(&ip, ranks, n, INFINITY, g0, NULL) == fl);
         for (int a = 0; a < n; a++)
             cr_assert(g0[a] == g[a]);
-        free(K), free(V), free(Pk), free(Pv);
+        free(rc.K), free(rc.V), free(Pk), free(Pv);
     }
 }
