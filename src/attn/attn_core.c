@@ -932,6 +932,33 @@ static void nys_layer(AttnCore *ac, int32_t l, size_t pos0, size_t n, const floa
 
 /* ---- layer_begin: boundary, refresh, projection, decision ---- */
 
+/* Column buffers (column j at j * ld, rows contiguous: the projected
+ * caches P and the guard's columns) grow to a capacity doubled from 256 (or
+ * from cap) until it holds need rows. */
+static size_t cols_cap(size_t cap, size_t need)
+{
+    cap = cap ? cap : 256;
+    while (cap < need)
+        cap *= 2;
+    return cap;
+}
+
+/* *x regrown into a fresh buffer of `bytes`, column stride old_ld -> new_ld,
+ * the first nrows rows of its first ncols columns kept (*x NULL: nothing to
+ * keep). 0, or -1 when out of memory (*x left as it was). */
+static int cols_regrow(float **x, size_t old_ld, int32_t ncols, int64_t nrows, size_t new_ld,
+                       size_t bytes)
+{
+    float *nx = malloc(bytes);
+    if (!nx)
+        return -1;
+    for (int32_t j = 0; *x && j < ncols; j++)
+        memcpy(nx + (size_t)j * new_ld, *x + (size_t)j * old_ld, (size_t)nrows * sizeof *nx);
+    free(*x);
+    *x = nx;
+    return 0;
+}
+
 /* A projected cache holds direction j of row t at P[j * pld + t]. pld is
  * the capacity plus one cache line, not a power of two: directions a power
  * of two apart in memory fall into the same L1 sets, and the rank-r kernel
@@ -942,27 +969,18 @@ static DrrlStatus grow_proj(AttnCore *ac, size_t need, DrrlError *err)
 {
     if (need <= ac->pcap)
         return DRRL_OK;
-    size_t cap = ac->pcap ? ac->pcap : 256;
-    while (cap < need)
-        cap *= 2;
+    size_t cap = cols_cap(ac->pcap, need);
     size_t ld = cap + PROJ_PAD, bytes;
     if (drrl_size_mul(ld, (size_t)ac->D * sizeof(float), &bytes))
         return drrl_error(err, DRRL_E_NOMEM, "attn_core: cache size overflow");
     for (size_t i = 0; i < (size_t)ac->L * ac->K; i++)
         for (int si = 0; si < 2; si++) {
             Side *s = &ac->kv[i].s[si];
-            float *np = malloc(bytes);
-            if (!np)
+            if (cols_regrow(&s->P, ac->pld, ac->D, s->n_proj, ld, bytes))
                 return drrl_error(err, DRRL_E_NOMEM,
                                   "attn_core: out of memory for a %zu-row "
                                   "projected cache",
                                   cap);
-            if (s->P)
-                for (int32_t j = 0; j < ac->D; j++)
-                    memcpy(np + (size_t)j * ld, s->P + (size_t)j * ac->pld,
-                           (size_t)s->n_proj * sizeof(float));
-            free(s->P);
-            s->P = np;
         }
     ac->pcap = cap, ac->pld = ld;
     return DRRL_OK;
@@ -1460,21 +1478,13 @@ static DrrlStatus guard_cols_update(AttnCore *ac, int32_t l, int64_t seg, const 
             kv->s[SIDE_V].n_ref > (seg - 1) * ac->cfg.segment)
             continue; /* no evidence: no replay */
         if ((size_t)need > gc->cap) {
-            size_t cap = gc->cap ? gc->cap : 256, bytes;
-            while (cap < (size_t)need)
-                cap *= 2;
+            size_t cap = cols_cap(gc->cap, (size_t)need), bytes;
             if (drrl_size_mul(cap, (size_t)D * sizeof(float), &bytes))
                 return DRRL_E_NOMEM;
-            for (int si = 0; si < 2; si++) {
-                float *x = malloc(bytes);
-                if (!x)
+            for (int si = 0; si < 2; si++)
+                if (cols_regrow(&gc->X[si], gc->cap, gc->c1[si] - gc->c0[si], gc->n[si], cap,
+                                bytes))
                     return DRRL_E_NOMEM;
-                for (int32_t j = 0; gc->X[si] && j < gc->c1[si] - gc->c0[si]; j++)
-                    memcpy(x + (size_t)j * cap, gc->X[si] + (size_t)j * gc->cap,
-                           (size_t)gc->n[si] * sizeof(float));
-                free(gc->X[si]);
-                gc->X[si] = x;
-            }
             gc->cap = cap;
         }
         double fl = 0.0;
@@ -1973,8 +1983,6 @@ static DrrlStatus ensure_pieces(AttnCore *ac, size_t np, DrrlError *err)
     return DRRL_OK;
 }
 
-/* A call of n rows from pos0 starts: one piece per segment it touches
- * (more than one only for a layer-major method). */
 /* memset(p, 0, bytes) in pieces of at least 1 MiB on the bound forward's
  * threads: a layer-major call's row statistics take tens of megabytes
  * (2,048 rows x 32 heads x ~330 bytes for the default model on 16 threads),
@@ -2006,6 +2014,8 @@ static void clear_parallel(AttnCore *ac, void *p, size_t bytes)
     core_parallel(ac, (bytes + piece - 1) / piece, nt, clear_task, &t);
 }
 
+/* A call of n rows from pos0 starts: one piece per segment it touches
+ * (more than one only for a layer-major method). */
 static DrrlStatus call_setup(AttnCore *ac, size_t pos0, size_t n, DrrlError *err)
 {
     DrrlStatus st;

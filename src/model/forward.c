@@ -19,9 +19,9 @@
  * thread) that runs every stage of a layer: row blocks of the matrix products
  * (each a single-threaded cblas_sgemm), row blocks of norms, RoPE and
  * activations, and (head, query block) attention calls. OpenBLAS is held at
- * one thread for the duration of forward_tokens() and restored after, so its
- * own threads never compete with the pool. Stages smaller than these
- * thresholds run on the calling thread alone. */
+ * one thread, its own threads stopped, from forward_new() to forward_free()
+ * (blas_hold_serial, base/blas.h), so they never compete with the pool. Stages smaller than
+ * these thresholds run on the calling thread alone. */
 #define FORWARD_MAX_THREADS 256
 #define FORWARD_PAR_MACS ((size_t)1 << 17)   /* multiply-adds of one product */
 #define FORWARD_PAR_ELEMS ((size_t)1 << 14)  /* elements of an elementwise stage */
@@ -1409,12 +1409,10 @@ DrrlStatus forward_tokens(Forward *f, const int32_t *ids, size_t n, float *logit
     if (s != DRRL_OK)
         return s;
     /* Every product runs single-threaded inside the pool (see the top). */
-    int blas_threads = blas_serial_begin();
     f->last_n = 0;
     int64_t t0 = clock_now_ns();
     s = run_tokens(f, ids, n, logits, cap, err);
     f->n_calls++, f->call_ns += (uint64_t)(clock_now_ns() - t0);
-    blas_serial_end(blas_threads);
     if (s != DRRL_OK)
         f->len = pos0;
     else
@@ -1432,9 +1430,7 @@ DrrlStatus forward_logits(Forward *f, size_t row0, size_t n, float *logits, Drrl
                           row0 + n, f->last_n);
     if (n == 0)
         return DRRL_OK;
-    int blas_threads = blas_serial_begin();
     linear(f, logits, f->h + row0 * C, m->lm_head, NULL, n, C, V, 0);
-    blas_serial_end(blas_threads);
     return check_finite(m, logits, n * V, V, -1, "a logit", NULL, err);
 }
 
