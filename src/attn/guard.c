@@ -65,18 +65,25 @@ DRRL_HOT static void guard_values(const double *s, double z, const float *v, siz
     }
 }
 
+/* s[t] <- exp(s[t] - max s) for t < m; returns their sum (in t order), the
+ * softmax's denominator. */
+static double exp_shifted(double *s, size_t m)
+{
+    double mx = -INFINITY, z = 0.0;
+    for (size_t t = 0; t < m; t++)
+        mx = s[t] > mx ? s[t] : mx;
+    for (size_t t = 0; t < m; t++)
+        z += (s[t] = exp(s[t] - mx));
+    return z;
+}
+
 /* out = softmax(scale * x K^T) V over keys 0..m-1 (double); s: m scratch;
  * kt: GUARD_KB d scratch. */
 static void attend(const double *x, const float *k, const float *v, size_t m, int32_t d,
                    double scale, double *s, double *kt, double *out)
 {
-    double mx = -INFINITY, z = 0.0;
     guard_scores(x, k, m, d, scale, s, kt);
-    for (size_t t = 0; t < m; t++)
-        mx = s[t] > mx ? s[t] : mx;
-    for (size_t t = 0; t < m; t++)
-        z += (s[t] = exp(s[t] - mx));
-    guard_values(s, z, v, m, d, out);
+    guard_values(s, exp_shifted(s, m), v, m, d, out);
 }
 
 /* s[t] = sum_{j<r} c[j] P[j][t] for t < m (P[j]: column j's pointer), j in
@@ -205,11 +212,7 @@ static double replay_row(const GuardInput *in, int32_t r, int32_t i, GuardWork *
         guard_scores(qr, in->k, m, d, in->scale, s, kt);
         fl += 4.0 * d * r + 2.0 * (double)m * d;
     }
-    double mx = -INFINITY, z = 0.0;
-    for (size_t t = 0; t < m; t++)
-        mx = s[t] > mx ? s[t] : mx;
-    for (size_t t = 0; t < m; t++)
-        z += (s[t] = exp(s[t] - mx));
+    double z = exp_shifted(s, m);
     if (pv) {
         for (size_t t = 0; t < m; t++)
             s[t] /= z;
