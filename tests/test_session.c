@@ -202,6 +202,90 @@ static DrrlStatus dump_put(TraceSink *self, const TraceRecord *rec, DrrlError *e
     return DRRL_OK;
 }
 
+/* Records of the columns that do not depend on the guard (its estimate and
+ * mask are NaN and none without it), wall_ns left out: dump_put's format. */
+static DrrlStatus dump_unguarded_put(TraceSink *self, const TraceRecord *rec, DrrlError *err)
+{
+    (void)err;
+    Dump *d = self->ctx;
+    static char field[1 << 16];
+    for (int col = 0; col < TRACE_CSV_NCOLS; col++) {
+        const char *name = trace_csv_columns[col];
+        if (!strcmp(name, "wall_ns") || !strcmp(name, "guard_estimate") ||
+            !strcmp(name, "masked"))
+            continue;
+        cr_assert_eq(trace_csv_field(rec, col, field, sizeof field), 0);
+        size_t k = strlen(field) + 1;
+        if (d->len + k > d->cap) {
+            d->cap = 2 * (d->len + k);
+            d->buf = realloc(d->buf, d->cap);
+            cr_assert(d->buf);
+        }
+        memcpy(d->buf + d->len, field, k);
+        d->len += k;
+    }
+    return DRRL_OK;
+}
+
+/* Without the guard, fixed ranks run each layer's basis refresh inside its
+ * attention stage (attn_core.c boundaries_folded), the decision's records
+ * of the sides taken after it: the records (energy kept, tail and
+ * sin-theta bounds, spectra), logits, loss, ledger and refresh decisions
+ * are the same bits as with the refresh in a stage of its own before the
+ * decision (the guard on), in layer-major calls over several segments and
+ * on 1 and 3 threads. */
+Test(session, folded_refresh_changes_no_record)
+{
+    const char *specs[] = {"fixed:2", "fixed:3/2"};
+    for (int fi = 0; fi < 2; fi++) {
+        Ref r;
+        ref_load(&r, fixtures[fi]);
+        for (int k = 0; k < 2; k++)
+            for (int T = 4; T <= 5; T++) {
+                Session *s[3];
+                Dump d[3] = {{0}};
+                float *lg[3];
+                for (int i = 0; i < 3; i++) {
+                    char dir[512];
+                    snprintf(dir, sizeof dir, "%s/%s", FIXTURES_DIR, fixtures[fi]);
+                    AttnCoreConfig c = t_attn_config(specs[k], T);
+                    c.measure = 0, c.no_guard = i > 0;
+                    DrrlError e;
+                    cr_assert_eq(session_open(dir, &c, i == 2 ? 3 : 1, &s[i], &e), DRRL_OK,
+                                 "%s", e.msg);
+                    TraceSink sink = {dump_unguarded_put, &d[i]};
+                    cr_assert_eq(session_add_sink(s[i], sink, &e), DRRL_OK);
+                    cr_assert_eq(session_set_ids(s[i], r.ids, r.n, &e), DRRL_OK);
+                    lg[i] = malloc(r.n * r.vocab * sizeof *lg[i]);
+                    SessionCapture cap = {lg[i], NULL, NULL, false};
+                    session_set_capture(s[i], &cap);
+                    cr_assert_gt(session_chunk(s[i]), (size_t)T, "%s", specs[k]);
+                    cr_assert_eq(session_advance(s[i], 3, NULL, &e), DRRL_OK, "%s", e.msg);
+                    cr_assert_eq(session_advance(s[i], r.n, NULL, &e), DRRL_OK, "%s", e.msg);
+                }
+                const AttnCoreStats *a = attn_core_stats(session_core(s[0]));
+                cr_assert_gt(a->refresh_keep, 0);
+                cr_assert_gt(a->refresh_recompute, 0);
+                for (int i = 1; i < 3; i++) {
+                    const AttnCoreStats *b = attn_core_stats(session_core(s[i]));
+                    cr_assert_gt(d[0].len, 0);
+                    cr_assert_eq(d[0].len, d[i].len, "%s T=%d", specs[k], T);
+                    cr_assert_eq(memcmp(d[0].buf, d[i].buf, d[0].len), 0,
+                                 "%s %s T=%d run %d: records differ", fixtures[fi], specs[k], T,
+                                 i);
+                    cr_assert_eq(memcmp(lg[0], lg[i], r.n * r.vocab * sizeof *lg[0]), 0);
+                    cr_assert_eq(session_nll_sum(s[0]), session_nll_sum(s[i]));
+                    cr_assert_eq(a->flops_executed, b->flops_executed);
+                    cr_assert_eq(a->refresh_keep, b->refresh_keep);
+                    cr_assert_eq(a->refresh_recompute, b->refresh_recompute);
+                }
+                for (int i = 0; i < 3; i++)
+                    free(d[i].buf), free(lg[i]), session_free(s[i]);
+            }
+        ref_free(&r);
+    }
+}
+
 /* Layer-major calls (session_chunk: several segments per forward call for
  * the methods that decide a layer from its own state) give byte for byte
  * the records, logits, loss and ledger of one call per segment, from a

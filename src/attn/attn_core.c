@@ -47,6 +47,8 @@ typedef struct Side {
     double dG;      /* ||G - Gref||_F at the last boundary */
     double *sinr;   /* (D + 1) residual Davis-Kahan bound per rank, last boundary */
     double *res2;   /* (D + 1) bounds_side_res2 after the last advance (head kernel) */
+    double *vrel;   /* (D + 1) side_rel of each rank's res2 at the last boundary */
+    double *ven;    /* (D + 1) side_energy of each rank at the last boundary */
     int has_basis;
     int refresh; /* last boundary's decision */
     /* per-call accumulators, written by the one thread that works on this
@@ -61,10 +63,14 @@ typedef struct Side {
     int32_t adv_w;
     size_t adv_pos0, adv_n;
     atomic_int adv_claim, adv_done;
+    /* a boundary at bnd_pos left to the head tasks (boundaries_folded) */
+    int bnd_pending;
+    int64_t bnd_pos;
 } Side;
 
 typedef struct Kv {
     Side s[2];
+    atomic_int bnd_sides; /* sides whose folded boundary is done */
 } Kv;
 
 /* The guard's own projected columns of one kv head's sides (guard.h, Xk /
@@ -205,7 +211,7 @@ void attn_core_config_default(AttnCoreConfig *c)
 static void side_free(Side *s)
 {
     free(s->G), free(s->Gref), free(s->lam), free(s->lamg), free(s->Bd), free(s->B), free(s->P),
-        free(s->E), free(s->En), free(s->sinr), free(s->res2);
+        free(s->E), free(s->En), free(s->sinr), free(s->res2), free(s->vrel), free(s->ven);
 }
 
 static int side_alloc(Side *s, int32_t D)
@@ -222,8 +228,10 @@ static int side_alloc(Side *s, int32_t D)
     s->En = calloc((size_t)D, sizeof *s->En);
     s->sinr = calloc((size_t)D + 1, sizeof *s->sinr);
     s->res2 = calloc((size_t)D + 1, sizeof *s->res2);
+    s->vrel = calloc((size_t)D + 1, sizeof *s->vrel);
+    s->ven = calloc((size_t)D + 1, sizeof *s->ven);
     return s->G && s->Gref && s->lam && s->lamg && s->Bd && s->B && s->E && s->En && s->sinr &&
-           s->res2;
+           s->res2 && s->vrel && s->ven;
 }
 
 static void side_reset(Side *s, int32_t D)
@@ -242,6 +250,7 @@ static void side_reset(Side *s, int32_t D)
     s->w = 0, s->tot = s->tot_new = 0.0;
     s->rowmax = s->dG = 0;
     s->has_basis = 0, s->refresh = REFRESH_NONE;
+    s->bnd_pending = 0;
 }
 
 /* The baselines' state: Performer's random features and running sums per
@@ -516,6 +525,22 @@ static HeadState *hs_at(AttnCore *ac, int32_t l, int32_t h)
 {
     return &ac->hs[(size_t)l * ac->H + h];
 }
+
+/* Does a layer's boundary run inside its attention stage, each side by the
+ * first head task that claims it (advance_help), instead of in a stage of
+ * its own before the decision? Only where the decision reads nothing of
+ * the boundary and the boundary nothing of the decision: fixed ranks
+ * (constant over segments, so the ranks in use that the boundary's tests
+ * read are the same before and after the decision), no guard. The
+ * decision's records of the sides (head_side_stats) are then taken when
+ * both sides of a kv head are done. Saves a meeting of the threads per
+ * layer and segment, and the threads that finish their side early go on
+ * to their heads' kernels instead of waiting for the slowest eigensolve. */
+static int boundaries_folded(const AttnCore *ac)
+{
+    return ac->cfg.method.kind == METHOD_FIXED && ac->cfg.no_guard &&
+           !method_is_guarded(&ac->cfg.method);
+}
 /* The call's boundary work and per-row work of (layer, head) in piece p,
  * and in the piece layer l works on now. */
 static double *callfl_p(AttnCore *ac, size_t p, int32_t l, int32_t h)
@@ -572,19 +597,6 @@ static double side_rel(const Side *s, int32_t D, double res2)
     return b < 1.0 ? b : 1.0;
 }
 
-/* The larger relative tail bound of keys and values at rank r (proven). */
-static double side_tail_rel(const Kv *kv, int32_t D, int32_t r)
-{
-    double res2[4097];
-    if (r >= D)
-        return 0.0;
-    side_res2_all(&kv->s[SIDE_K], D, res2);
-    double b = side_rel(&kv->s[SIDE_K], D, res2[r]);
-    side_res2_all(&kv->s[SIDE_V], D, res2);
-    double bv = side_rel(&kv->s[SIDE_V], D, res2[r]);
-    return b > bv ? b : bv;
-}
-
 /* Fraction of the energy kept at rank r: exact for r <= w; beyond the
  * projected width an estimate from the last eigensolve's spectrum (used only
  * to choose ranks, never as a bound). */
@@ -606,6 +618,31 @@ static double side_energy(const Side *s, int32_t D, int32_t r)
     }
     double e = kept / tot;
     return e > 1.0 ? 1.0 : e;
+}
+
+/* What a decision's records read of a side at a boundary: side_rel of
+ * each rank's res2 and side_energy of each rank, r = 0..D, into vrel, ven. */
+static void side_views(Side *s, int32_t D)
+{
+    double res2[4097];
+    side_res2_all(s, D, res2);
+    for (int32_t r = 0; r <= D; r++) {
+        s->vrel[r] = side_rel(s, D, res2[r]);
+        s->ven[r] = side_energy(s, D, r);
+    }
+}
+
+/* A head's records of its kv head's sides at the boundary (side_views of
+ * both taken): the keys' energy kept at its rank, the larger relative
+ * tail bound of keys and values there (proven; 0 at head_dim) and the
+ * keys' residual sin-theta bound when the basis was kept. */
+static void head_side_stats(HeadState *hs, const Kv *kv, int32_t D)
+{
+    const Side *sk = &kv->s[SIDE_K], *sv = &kv->s[SIDE_V];
+    int32_t r = hs->rank < D ? hs->rank : D;
+    hs->energy = sk->ven[r];
+    hs->tail_rel = r >= D ? 0.0 : (sk->vrel[r] > sv->vrel[r] ? sk->vrel[r] : sv->vrel[r]);
+    hs->sin_theta = sk->refresh == REFRESH_KEEP ? sk->sinr[r] : 0.0;
 }
 
 /* The forward's attention scale for layer l (mirrors forward.c). */
@@ -1365,7 +1402,21 @@ static void advance_help(AttnCore *ac, int32_t l)
         if (atomic_load_explicit(&s->adv_claim, memory_order_relaxed) ||
             atomic_exchange_explicit(&s->adv_claim, 1, memory_order_acq_rel))
             continue;
-        side_advance(ac, l, i / 2, i % 2, s->adv_pos0, s->adv_n, s->adv_w);
+        if (s->bnd_pending) {
+            /* a folded boundary (boundaries_folded): the side's records
+             * as decide would have read them, then the kv head's heads'
+             * once both sides are done (before the last side's adv_done,
+             * which the heads wait for) */
+            Kv *kv = kv_at(ac, l, i / 2);
+            side_boundary(ac, l, i / 2, i % 2, s->bnd_pos);
+            s->bnd_pending = 0;
+            side_views(s, ac->D);
+            if (atomic_fetch_add_explicit(&kv->bnd_sides, 1, memory_order_acq_rel) == 1)
+                for (int32_t j = 0; j < ac->group; j++)
+                    head_side_stats(hs_at(ac, l, i / 2 * ac->group + j), kv, ac->D);
+        }
+        if (s->st == DRRL_OK)
+            side_advance(ac, l, i / 2, i % 2, s->adv_pos0, s->adv_n, s->adv_w);
         side_res2_all(s, ac->D, s->res2);
         atomic_store_explicit(&s->adv_done, 1, memory_order_release);
     }
@@ -1402,6 +1453,8 @@ static void advance_begin(AttnCore *ac, int32_t l, size_t pos0, size_t n, const 
     ac->adv_pending[l] = 1;
 }
 
+static void snapshot(AttnCore *ac, int32_t l, size_t p);
+
 /* After the attention stage (or instead of it, if it never ran): any side
  * still to advance advanced here, then the work merged into the ledger. */
 static DrrlStatus advance_end(AttnCore *ac, int32_t l, DrrlError *err)
@@ -1410,6 +1463,9 @@ static DrrlStatus advance_end(AttnCore *ac, int32_t l, DrrlError *err)
         return DRRL_OK;
     advance_help(ac, l);
     ac->adv_pending[l] = 0;
+    /* folded boundaries: the piece's records are complete only now */
+    if (boundaries_folded(ac) && ac->call_np > 1)
+        snapshot(ac, l, ac->piece[l]);
     return sides_merge(ac, l, err);
 }
 
@@ -1647,35 +1703,46 @@ static DrrlStatus guard_layer(AttnCore *ac, int32_t l, int64_t seg, DrrlError *e
  * (NaN: a non-finite replay) fails the test like +inf (no evidence, no low
  * rank); only where the guard was skipped as unread instrumentation
  * (no_guard, unguarded methods) is NaN allowed. */
-static DrrlStatus decide_mask(AttnCore *ac, int32_t l, DrrlError *err)
+static void decide_mask(AttnCore *ac, int32_t l)
 {
     int32_t D = ac->D, H = ac->H, ng = ac->grid.n;
-    double *rk = malloc(2 * ((size_t)D + 1) * sizeof *rk), *rv = rk ? rk + D + 1 : NULL;
-    if (!rk)
-        return drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
-    DrrlStatus st = DRRL_OK;
-    for (int32_t h = 0; h < H && st == DRRL_OK; h++) {
+    for (int32_t h = 0; h < H; h++) {
         HeadState *hs = hs_at(ac, l, h);
         Kv *kv = kv_at(ac, l, h / ac->group);
+        const Side *sk = &kv->s[SIDE_K], *sv = &kv->s[SIDE_V];
         ac->dec_prev[h] = hs->rank;
         if (h % ac->group == 0) {
-            side_res2_all(&kv->s[SIDE_K], D, rk);
-            side_res2_all(&kv->s[SIDE_V], D, rv);
+            side_views(&kv->s[SIDE_K], D);
+            side_views(&kv->s[SIDE_V], D);
         }
         const double *g = ac->dec_guard + (size_t)h * ng;
         for (int32_t i = 0; i < ng; i++) {
             int32_t r = ac->grid.r[i];
-            double b = side_rel(&kv->s[SIDE_K], D, rk[r]),
-                   bv = side_rel(&kv->s[SIDE_V], D, rv[r]);
-            ac->dec_bound[h * ng + i] = b > bv ? b : bv;
-            ac->dec_energy[h * ng + i] = side_energy(&kv->s[SIDE_K], D, r);
+            ac->dec_bound[h * ng + i] = sk->vrel[r] > sv->vrel[r] ? sk->vrel[r] : sv->vrel[r];
+            ac->dec_energy[h * ng + i] = sk->ven[r];
             ac->dec_mask[h * ng + i] =
                 g[i] <= ac->cfg.eps || r == D || (g[i] != g[i] && ac->cfg.no_guard);
         }
         ac->dec_value[h] = NAN;
     }
-    free(rk);
-    return st;
+}
+
+/* decide_mask for a method whose boundaries are folded into the head tasks
+ * (boundaries_folded): they have not run, and nothing here reads them. The
+ * guard was skipped (its estimates NaN), so the mask allows every rank, as
+ * decide_mask would; the bounds and energies are read only by methods
+ * that do not fold. */
+static void decide_mask_folded(AttnCore *ac, int32_t l)
+{
+    int32_t H = ac->H, ng = ac->grid.n;
+    for (int32_t h = 0; h < H; h++) {
+        ac->dec_prev[h] = hs_at(ac, l, h)->rank;
+        for (int32_t i = 0; i < ng; i++) {
+            ac->dec_bound[h * ng + i] = NAN, ac->dec_energy[h * ng + i] = NAN;
+            ac->dec_mask[h * ng + i] = 1;
+        }
+        ac->dec_value[h] = NAN;
+    }
 }
 
 /* A guarded method's rank r for head h (method_is_guarded): r itself when
@@ -1701,9 +1768,11 @@ static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, s
 {
     int32_t D = ac->D, H = ac->H, ng = ac->grid.n;
     const Method *m = &ac->cfg.method;
-    DrrlStatus mst = decide_mask(ac, l, err);
-    if (mst)
-        return mst;
+    int fold = boundaries_folded(ac);
+    if (fold)
+        decide_mask_folded(ac, l);
+    else
+        decide_mask(ac, l);
     int have_probs = 0;
     if (m->kind == METHOD_DRRL) {
         if (!ac->chooser)
@@ -1785,16 +1854,15 @@ static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, s
         for (int32_t i = 0; i < ng; i++)
             if (!ac->dec_mask[h * ng + i])
                 hs->masked[hs->n_masked++] = ac->grid.r[i];
-        hs->energy = side_energy(&kv->s[SIDE_K], D, r);
+        /* folded: the head tasks take these after the boundary (advance_help) */
+        if (!fold)
+            head_side_stats(hs, kv, D);
         int32_t gi = method_grid_index(&ac->grid, r);
         int on_grid = ac->grid.r[gi] == r;
-        hs->tail_rel = side_tail_rel(kv, D, r);
         /* the guard is estimated at grid ranks only (fixed:R off the grid: none) */
         hs->guard = on_grid ? ac->dec_guard[h * ng + gi] : NAN;
         hs->guard_ok = r >= D || (on_grid && ac->dec_guard[h * ng + gi] <= ac->cfg.eps) ||
                        (ac->cfg.no_guard && !method_is_guarded(m));
-        const Side *sk = &kv->s[SIDE_K];
-        hs->sin_theta = sk->refresh == REFRESH_KEEP ? sk->sinr[r < D ? r : D] : 0.0;
         hs->n_probs = have_probs ? ng : 0;
         if (have_probs)
             memcpy(hs->probs, ac->dec_probs + h * ng, (size_t)ng * sizeof *hs->probs);
@@ -2101,7 +2169,7 @@ static DrrlStatus layer_begin_impl(void *ctx, int layer, size_t pos0, size_t n, 
         ac->piece[layer] = piece;
     }
     st = layer_begin_piece(ac, layer, pos0, n, q, err);
-    if (st == DRRL_OK && ac->call_np > 1)
+    if (st == DRRL_OK && ac->call_np > 1 && !boundaries_folded(ac))
         snapshot(ac, layer, piece);
     return st;
 }
@@ -2136,21 +2204,32 @@ static DrrlStatus layer_begin_piece(AttnCore *ac, int layer, size_t pos0, size_t
          * force for it, before the refresh replaces them */
         if ((st = guard_layer(ac, layer, seg, err)))
             return st;
-        /* with no guard to replay first (it does not bind the method and
-         * nothing reads it), the boundaries of the layers after this one
-         * run in the same stage: one meeting of the threads per segment
-         * instead of one per layer. A layer's boundary touches only its own
-         * sides and reads rows of earlier calls, so the order is free. */
-        int32_t l1 = layer + 1;
-        /* (the first piece of a call only: before a later piece, the later
-         * layers have not run the pieces before it) */
-        if (ac->cfg.no_guard && !method_is_guarded(&ac->cfg.method) && ac->piece[layer] == 0)
-            while (l1 < ac->L && ac->seg_done[l1] < seg)
-                l1++;
-        if ((st = run_boundaries(ac, layer, l1, (int64_t)pos0, err)))
-            return st;
-        for (int32_t l = layer; l < l1; l++)
-            ac->seg_done[l] = seg;
+        if (boundaries_folded(ac)) {
+            for (int32_t i = 0; i < 2 * ac->K; i++) {
+                Side *s = &kv_at(ac, layer, i / 2)->s[i % 2];
+                s->bnd_pending = 1, s->bnd_pos = (int64_t)pos0;
+                atomic_store_explicit(&kv_at(ac, layer, i / 2)->bnd_sides, 0,
+                                      memory_order_relaxed);
+            }
+            ac->seg_done[layer] = seg;
+        } else {
+            /* with no guard to replay first (it does not bind the method and
+             * nothing reads it), the boundaries of the layers after this one
+             * run in the same stage: one meeting of the threads per segment
+             * instead of one per layer. A layer's boundary touches only its own
+             * sides and reads rows of earlier calls, so the order is free. */
+            int32_t l1 = layer + 1;
+            /* (the first piece of a call only: before a later piece, the later
+             * layers have not run the pieces before it) */
+            if (ac->cfg.no_guard && !method_is_guarded(&ac->cfg.method) &&
+                ac->piece[layer] == 0)
+                while (l1 < ac->L && ac->seg_done[l1] < seg)
+                    l1++;
+            if ((st = run_boundaries(ac, layer, l1, (int64_t)pos0, err)))
+                return st;
+            for (int32_t l = layer; l < l1; l++)
+                ac->seg_done[l] = seg;
+        }
     }
     /* decide from the state at the boundary (completed segments only), then
      * project the call's new rows */
