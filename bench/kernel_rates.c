@@ -14,7 +14,11 @@
  * head_dim: 4 D r per row) are not in it: they are per row, not per pair.
  *
  *   kernel_rates [--threads 16] [--len 8192] [--dim 32] [--ranks 4,8,16]
+ *                [--isa portable|avx2|avx512]
  *
+ * --isa runs the rank-r kernel's variant for that instruction set (all
+ * give the same bits; the default is the widest the CPU has, as drrl
+ * runs it).
  * Built by `make check` (not run there): build/bench/kernel_rates. The
  * README speed section quotes its output on the device and here.
  */
@@ -73,6 +77,8 @@ static void exact_pass(const Job *j, const float *q, const float *k, const float
     }
 }
 
+static LowrankIsa isa;
+
 static void lowrank_pass(const Job *j, const float *qs, const float *PK, const float *PV,
                          float *ab, void *scr, double *flops)
 {
@@ -80,8 +86,8 @@ static void lowrank_pass(const Job *j, const float *qs, const float *PK, const f
     *flops = 0.0;
     for (size_t p = 0; p < L; p += LOWRANK_ROWS) {
         size_t n = p + LOWRANK_ROWS < L ? LOWRANK_ROWS : L - p;
-        lowrank_kernel_rows(qs + p * r, j->rank, PK, PV, L, n, p, 0.25f, ab + p * r, NULL, NULL,
-                            0, p + n, scr);
+        lowrank_kernel_rows_isa(isa, qs + p * r, j->rank, PK, PV, L, n, p, 0.25f, ab + p * r,
+                                NULL, NULL, 0, p + n, scr);
         *flops += 4.0 * (double)n * (double)(p + n) * (double)r;
     }
 }
@@ -165,10 +171,11 @@ static int parse_int(const char *opt, const char *s, long hi, int *dst)
 int main(int argc, char **argv)
 {
     int threads = 16, len = 8192, dim = 32, ranks[MAX_RANKS] = {4, 8, 16}, nr = 3;
+    isa = lowrank_kernel_best();
     for (int i = 1; i < argc; i += 2) {
         if (i + 1 >= argc) {
             fprintf(stderr, "usage: kernel_rates [--threads N] [--len L] [--dim D] "
-                            "[--ranks R1,R2,...]\n");
+                            "[--ranks R1,R2,...] [--isa portable|avx2|avx512]\n");
             return 2;
         }
         const char *o = argv[i], *val = argv[i + 1];
@@ -179,7 +186,17 @@ int main(int argc, char **argv)
             st = parse_int(o, val, 1 << 20, &len);
         else if (!strcmp(o, "--dim"))
             st = parse_int(o, val, 512, &dim);
-        else if (!strcmp(o, "--ranks")) {
+        else if (!strcmp(o, "--isa")) {
+            int k = 0;
+            while (k < LOWRANK_ISA_COUNT && strcmp(val, lowrank_kernel_isa_name((LowrankIsa)k)))
+                k++;
+            if (k == LOWRANK_ISA_COUNT || !lowrank_kernel_supported((LowrankIsa)k)) {
+                fprintf(stderr, "kernel_rates: --isa: %s is not a variant this CPU runs\n",
+                        val);
+                return 2;
+            }
+            isa = (LowrankIsa)k;
+        } else if (!strcmp(o, "--ranks")) {
             char buf[256];
             snprintf(buf, sizeof buf, "%s", val);
             nr = 0;
@@ -201,7 +218,7 @@ int main(int argc, char **argv)
     blas_hold_serial(); /* as the forward's pool runs the heads */
     printf("kernel_rates: L = %d causal rows and keys per head, head_dim %d, kernel %s; per "
            "thread count the median thread, the faster of 2 passes\n",
-           len, dim, lowrank_kernel_isa_name(lowrank_kernel_best()));
+           len, dim, lowrank_kernel_isa_name(isa));
     printf("threads  kernel    ns/pair  GFLOP/s  rate / exact's\n");
     double pairs = (double)len * (len + 1) / 2.0;
     for (int nt = 1; nt <= threads; nt = nt * 2 > threads && nt < threads ? threads : nt * 2) {
