@@ -143,3 +143,17 @@ if python3 -c 'import numpy' 2>/dev/null; then
         grep -q "^| 4 | $v | 0\.[0-9]* | " "$tmpdir/b.md" || fail "bases.py: no rank-4 $v row"
     done
 fi
+
+# bench/kernel_rates (a check program): both kernels on a short head, every
+# output finite (its own check), a line per kernel and thread count; a
+# variant the CPU lacks or a bad option exits 2
+kr="${DRRL%/ui/drrl}/bench/kernel_rates"
+"$kr" --threads 2 --len 300 --ranks 4,8 --isa portable >"$tmpdir/kr.txt" 2>&1 ||
+    fail "kernel_rates: $(cat "$tmpdir/kr.txt")"
+[ "$(grep -c '^ *[12]  \(exact  32\|rank    [48]\) ' "$tmpdir/kr.txt")" = 6 ] ||
+    fail "kernel_rates: $(cat "$tmpdir/kr.txt")"
+grep -q 'kernel portable' "$tmpdir/kr.txt" || fail "kernel_rates: --isa portable not run"
+"$kr" --isa nosuch >/dev/null 2>&1
+[ $? = 2 ] || fail "kernel_rates --isa nosuch: not exit 2"
+"$kr" --ranks 0 >/dev/null 2>&1
+[ $? = 2 ] || fail "kernel_rates --ranks 0: not exit 2"
