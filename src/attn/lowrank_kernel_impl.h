@@ -66,12 +66,14 @@ LK_VSUM(const float *e, const float *pv, size_t ld, size_t nv, float *acc, const
 
 /* The exponentials of the chunk's nv keys (a multiple of 16) and, in the
  * same loop, their lane sums (zs, and of squares ps when want_pp) and the
- * value sums of all G = R directions (G <= LK_G, a constant): the same
+ * value sums of directions 0..G-1 (G <= LK_G, a constant): the same
  * operations in the same order per lane as the exponentials-then-lk_vsum
- * path, without storing the exponentials. */
+ * path. es: NULL (G = R: the exponentials are not needed again), or where
+ * to store them for the other directions' lk_vsum (s itself: each is
+ * stored where its score was read). */
 static inline LK_ATTR __attribute__((always_inline)) void
 LK_FUSED(const float *s, VF M, const float *pv, size_t ld, size_t nv, float *acc, float *zs,
-         float *ps, int want_pp, const int G)
+         float *ps, int want_pp, const int G, float *es)
 {
     for (int h = 0; h < LK_PARTS; h++) {
         VF a[LK_G], z = VSET1(0.0f), p2 = VSET1(0.0f);
@@ -81,6 +83,8 @@ LK_FUSED(const float *s, VF M, const float *pv, size_t ld, size_t nv, float *acc
         if (want_pp)
             for (size_t t = 0; t < nv; t += LK_LANES) {
                 VF e = LK_VEXP(VSUB(VLOAD(s + t + h * LK_W), M));
+                if (es)
+                    VSTORE(es + t + h * LK_W, e);
                 z = VADD(z, e);
                 p2 = VFMA(e, e, p2);
 #pragma GCC unroll 16
@@ -90,6 +94,8 @@ LK_FUSED(const float *s, VF M, const float *pv, size_t ld, size_t nv, float *acc
         else
             for (size_t t = 0; t < nv; t += LK_LANES) {
                 VF e = LK_VEXP(VSUB(VLOAD(s + t + h * LK_W), M));
+                if (es)
+                    VSTORE(es + t + h * LK_W, e);
                 z = VADD(z, e);
 #pragma GCC unroll 16
                 for (int g = 0; g < G; g++)
@@ -168,14 +174,28 @@ LK_CHUNK(const float *q, int32_t R, const float *PK, const float *PV, size_t ld,
     float zs[LK_LANES], ps[LK_LANES];
     VF M = VSET1(st->m);
     if (R == 4)
-        LK_FUSED(buf, M, pv, ld, nv, acc, zs, ps, want_pp, 4);
+        LK_FUSED(buf, M, pv, ld, nv, acc, zs, ps, want_pp, 4, NULL);
     else if (R == 8 && LK_G >= 8)
-        LK_FUSED(buf, M, pv, ld, nv, acc, zs, ps, want_pp, 8);
+        LK_FUSED(buf, M, pv, ld, nv, acc, zs, ps, want_pp, 8, NULL);
     else if (R == 12 && LK_G >= 12)
-        LK_FUSED(buf, M, pv, ld, nv, acc, zs, ps, want_pp, 12);
+        LK_FUSED(buf, M, pv, ld, nv, acc, zs, ps, want_pp, 12, NULL);
     else if (R == 16 && LK_G >= 16)
-        LK_FUSED(buf, M, pv, ld, nv, acc, zs, ps, want_pp, 16);
-    else {
+        LK_FUSED(buf, M, pv, ld, nv, acc, zs, ps, want_pp, 16, NULL);
+    else if (R > LK_G) {
+        /* the first LK_G directions fused, the exponentials stored in
+         * place for the rest: LK_G at a time, then 8, then 4, then one by
+         * one (as below, one pass over the chunk fewer) */
+        LK_FUSED(buf, M, pv, ld, nv, acc, zs, ps, want_pp, LK_G, buf);
+        int32_t j = LK_G;
+        for (; j + LK_G <= R; j += LK_G)
+            LK_VSUM(buf, pv + (size_t)j * ld, ld, nv, acc + (size_t)j * LK_LANES, LK_G);
+        if (LK_G > 8 && j + 8 <= R)
+            LK_VSUM(buf, pv + (size_t)j * ld, ld, nv, acc + (size_t)j * LK_LANES, 8), j += 8;
+        if (j + 4 <= R)
+            LK_VSUM(buf, pv + (size_t)j * ld, ld, nv, acc + (size_t)j * LK_LANES, 4), j += 4;
+        for (; j < R; j++)
+            LK_VSUM(buf, pv + (size_t)j * ld, ld, nv, acc + (size_t)j * LK_LANES, 1);
+    } else {
         /* exponentials in place, then the value sums LK_G directions at a
          * time, then 8, then 4, then one by one */
         VF zc[LK_PARTS], pc[LK_PARTS];
