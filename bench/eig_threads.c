@@ -15,7 +15,6 @@
 
 #include <cblas.h>
 #include <lapacke.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +22,9 @@
 
 #include "attn/basis.h"
 #include "base/blas.h"
+#include "bench_threads.h"
 
-enum { MAX_THREADS = 256 };
+enum { MAX_THREADS = BENCH_MAX_THREADS };
 
 typedef struct Job {
     const double *G;
@@ -32,13 +32,6 @@ typedef struct Job {
     double us; /* per solve */
     int failed;
 } Job;
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void *run(void *arg)
 {
@@ -56,7 +49,7 @@ static void *run(void *arg)
     double t0 = 0.0;
     for (int it = -10; it < j->iters; it++) { /* 10 warm-up solves */
         if (it == 0)
-            t0 = now();
+            t0 = bench_now();
         if (j->lapack) {
             memcpy(a, j->G, (size_t)d * d * sizeof *a);
             lapack_int m = 0;
@@ -67,7 +60,7 @@ static void *run(void *arg)
             j->failed = 1;
         }
     }
-    j->us = (now() - t0) / j->iters * 1e6;
+    j->us = (bench_now() - t0) / j->iters * 1e6;
     free(a), free(w), free(z), free(isuppz);
     return NULL;
 }
@@ -119,16 +112,10 @@ int main(int argc, char **argv)
         double med[2];
         for (int lapack = 1; lapack >= 0; lapack--) {
             Job jobs[MAX_THREADS];
-            pthread_t tid[MAX_THREADS];
-            for (int t = 0; t < nt; t++) {
-                jobs[t] = (Job){G, d, iters, lapack, 0.0, 0};
-                if (pthread_create(&tid[t], NULL, run, &jobs[t]) != 0) {
-                    fprintf(stderr, "eig_threads: cannot start thread %d\n", t);
-                    return 1;
-                }
-            }
             for (int t = 0; t < nt; t++)
-                pthread_join(tid[t], NULL);
+                jobs[t] = (Job){G, d, iters, lapack, 0.0, 0};
+            if (bench_threads_run("eig_threads", nt, run, jobs, sizeof *jobs))
+                return 1;
             for (int t = 0; t < nt; t++)
                 if (jobs[t].failed) {
                     fprintf(stderr, "eig_threads: an eigensolve failed\n");

@@ -25,7 +25,6 @@
 #include "config.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,9 +32,10 @@
 
 #include "attn/lowrank_kernel.h"
 #include "base/blas.h"
+#include "bench_threads.h"
 #include "model/forward.h"
 
-enum { MAX_THREADS = 256, MAX_RANKS = 16, LOWRANK_ROWS = 32 };
+enum { MAX_THREADS = BENCH_MAX_THREADS, MAX_RANKS = 16, LOWRANK_ROWS = 32 };
 
 typedef struct Job {
     int seed, len, dim, rank; /* rank 0: exact */
@@ -43,13 +43,6 @@ typedef struct Job {
     double flops;             /* the ledger's count of one pass */
     int failed;
 } Job;
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void fill(float *x, size_t n, uint64_t *s)
 {
@@ -110,12 +103,12 @@ static void *run(void *arg)
     fill(q, L * w, &s), fill(k, L * w, &s), fill(v, L * w, &s);
     j->s = INFINITY;
     for (int pass = 0; pass < 3; pass++) { /* one warm-up, two timed */
-        double t0 = now();
+        double t0 = bench_now();
         if (r)
             lowrank_pass(j, q, k, v, out, scr, &j->flops);
         else
             exact_pass(j, q, k, v, out, S, &j->flops);
-        double t = now() - t0;
+        double t = bench_now() - t0;
         if (pass > 0 && t < j->s)
             j->s = t;
     }
@@ -136,16 +129,10 @@ static int cmp(const void *x, const void *y)
 static int measure(int nt, int len, int dim, int rank, Job *med)
 {
     Job jobs[MAX_THREADS];
-    pthread_t tid[MAX_THREADS];
-    for (int t = 0; t < nt; t++) {
-        jobs[t] = (Job){t, len, dim, rank, 0.0, 0.0, 0};
-        if (pthread_create(&tid[t], NULL, run, &jobs[t]) != 0) {
-            fprintf(stderr, "kernel_rates: cannot start thread %d\n", t);
-            return 1;
-        }
-    }
     for (int t = 0; t < nt; t++)
-        pthread_join(tid[t], NULL);
+        jobs[t] = (Job){t, len, dim, rank, 0.0, 0.0, 0};
+    if (bench_threads_run("kernel_rates", nt, run, jobs, sizeof *jobs))
+        return 1;
     for (int t = 0; t < nt; t++)
         if (jobs[t].failed) {
             fprintf(stderr, "kernel_rates: out of memory or a non-finite output\n");

@@ -179,6 +179,8 @@ Test(session, lowrank_on_fixtures_bounds_hold_and_chunking_agrees)
 typedef struct Dump {
     char *buf;
     size_t len, cap;
+    int unguarded; /* leave out the guard's columns (its estimate and mask,
+                      NaN and none without it) */
 } Dump;
 
 static DrrlStatus dump_put(TraceSink *self, const TraceRecord *rec, DrrlError *err)
@@ -187,7 +189,9 @@ static DrrlStatus dump_put(TraceSink *self, const TraceRecord *rec, DrrlError *e
     Dump *d = self->ctx;
     static char field[1 << 16];
     for (int col = 0; col < TRACE_CSV_NCOLS; col++) {
-        if (!strcmp(trace_csv_columns[col], "wall_ns"))
+        const char *name = trace_csv_columns[col];
+        if (!strcmp(name, "wall_ns") ||
+            (d->unguarded && (!strcmp(name, "guard_estimate") || !strcmp(name, "masked"))))
             continue;
         cr_assert_eq(trace_csv_field(rec, col, field, sizeof field), 0);
         size_t k = strlen(field) + 1;
@@ -202,29 +206,18 @@ static DrrlStatus dump_put(TraceSink *self, const TraceRecord *rec, DrrlError *e
     return DRRL_OK;
 }
 
-/* Records of the columns that do not depend on the guard (its estimate and
- * mask are NaN and none without it), wall_ns left out: dump_put's format. */
-static DrrlStatus dump_unguarded_put(TraceSink *self, const TraceRecord *rec, DrrlError *err)
+/* Session s records into d, runs r's ids, captures its logits into a new
+ * *lg, and takes several segments per call. */
+static void attach(Session *s, Dump *d, const Ref *r, float **lg, const char *spec, int T)
 {
-    (void)err;
-    Dump *d = self->ctx;
-    static char field[1 << 16];
-    for (int col = 0; col < TRACE_CSV_NCOLS; col++) {
-        const char *name = trace_csv_columns[col];
-        if (!strcmp(name, "wall_ns") || !strcmp(name, "guard_estimate") ||
-            !strcmp(name, "masked"))
-            continue;
-        cr_assert_eq(trace_csv_field(rec, col, field, sizeof field), 0);
-        size_t k = strlen(field) + 1;
-        if (d->len + k > d->cap) {
-            d->cap = 2 * (d->len + k);
-            d->buf = realloc(d->buf, d->cap);
-            cr_assert(d->buf);
-        }
-        memcpy(d->buf + d->len, field, k);
-        d->len += k;
-    }
-    return DRRL_OK;
+    DrrlError e;
+    TraceSink sink = {dump_put, d};
+    cr_assert_eq(session_add_sink(s, sink, &e), DRRL_OK);
+    cr_assert_eq(session_set_ids(s, r->ids, r->n, &e), DRRL_OK);
+    *lg = malloc(r->n * r->vocab * sizeof **lg);
+    SessionCapture cap = {*lg, NULL, NULL, false};
+    session_set_capture(s, &cap);
+    cr_assert_gt(session_chunk(s), (size_t)T, "%s", spec);
 }
 
 /* Without the guard, fixed ranks run each layer's basis refresh inside its
@@ -243,7 +236,7 @@ Test(session, folded_refresh_changes_no_record)
         for (int k = 0; k < 2; k++)
             for (int T = 4; T <= 5; T++) {
                 Session *s[3];
-                Dump d[3] = {{0}};
+                Dump d[3] = {{.unguarded = 1}, {.unguarded = 1}, {.unguarded = 1}};
                 float *lg[3];
                 for (int i = 0; i < 3; i++) {
                     char dir[512];
@@ -253,13 +246,7 @@ Test(session, folded_refresh_changes_no_record)
                     DrrlError e;
                     cr_assert_eq(session_open(dir, &c, i == 2 ? 3 : 1, &s[i], &e), DRRL_OK,
                                  "%s", e.msg);
-                    TraceSink sink = {dump_unguarded_put, &d[i]};
-                    cr_assert_eq(session_add_sink(s[i], sink, &e), DRRL_OK);
-                    cr_assert_eq(session_set_ids(s[i], r.ids, r.n, &e), DRRL_OK);
-                    lg[i] = malloc(r.n * r.vocab * sizeof *lg[i]);
-                    SessionCapture cap = {lg[i], NULL, NULL, false};
-                    session_set_capture(s[i], &cap);
-                    cr_assert_gt(session_chunk(s[i]), (size_t)T, "%s", specs[k]);
+                    attach(s[i], &d[i], &r, &lg[i], specs[k], T);
                     cr_assert_eq(session_advance(s[i], 3, NULL, &e), DRRL_OK, "%s", e.msg);
                     cr_assert_eq(session_advance(s[i], r.n, NULL, &e), DRRL_OK, "%s", e.msg);
                 }
@@ -303,14 +290,7 @@ Test(session, layer_major_calls_change_nothing)
                 float *lg[2];
                 for (int i = 0; i < 2; i++) {
                     s[i] = open_session(fixtures[fi], specs[k], T, 0);
-                    DrrlError e;
-                    TraceSink sink = {dump_put, &d[i]};
-                    cr_assert_eq(session_add_sink(s[i], sink, &e), DRRL_OK);
-                    cr_assert_eq(session_set_ids(s[i], r.ids, r.n, &e), DRRL_OK);
-                    lg[i] = malloc(r.n * r.vocab * sizeof *lg[i]);
-                    SessionCapture cap = {lg[i], NULL, NULL, false};
-                    session_set_capture(s[i], &cap);
-                    cr_assert_gt(session_chunk(s[i]), (size_t)T, "%s", specs[k]);
+                    attach(s[i], &d[i], &r, &lg[i], specs[k], T);
                 }
                 DrrlError e;
                 size_t done;

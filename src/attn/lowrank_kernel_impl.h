@@ -181,39 +181,33 @@ LK_CHUNK(const float *q, int32_t R, const float *PK, const float *PV, size_t ld,
         LK_FUSED(buf, M, pv, ld, nv, acc, zs, ps, want_pp, 12, NULL);
     else if (R == 16 && LK_G >= 16)
         LK_FUSED(buf, M, pv, ld, nv, acc, zs, ps, want_pp, 16, NULL);
-    else if (R > LK_G) {
-        /* the first LK_G directions fused, the exponentials stored in
-         * place for the rest: LK_G at a time, then 8, then 4, then one by
-         * one (as below, one pass over the chunk fewer) */
-        LK_FUSED(buf, M, pv, ld, nv, acc, zs, ps, want_pp, LK_G, buf);
-        int32_t j = LK_G;
-        for (; j + LK_G <= R; j += LK_G)
-            LK_VSUM(buf, pv + (size_t)j * ld, ld, nv, acc + (size_t)j * LK_LANES, LK_G);
-        if (LK_G > 8 && j + 8 <= R)
-            LK_VSUM(buf, pv + (size_t)j * ld, ld, nv, acc + (size_t)j * LK_LANES, 8), j += 8;
-        if (j + 4 <= R)
-            LK_VSUM(buf, pv + (size_t)j * ld, ld, nv, acc + (size_t)j * LK_LANES, 4), j += 4;
-        for (; j < R; j++)
-            LK_VSUM(buf, pv + (size_t)j * ld, ld, nv, acc + (size_t)j * LK_LANES, 1);
-    } else {
-        /* exponentials in place, then the value sums LK_G directions at a
-         * time, then 8, then 4, then one by one */
-        VF zc[LK_PARTS], pc[LK_PARTS];
-#pragma GCC unroll 16
-        for (int h = 0; h < LK_PARTS; h++)
-            zc[h] = VSET1(0.0f), pc[h] = VSET1(0.0f);
-        for (t = 0; t < nv; t += LK_LANES)
-#pragma GCC unroll 16
-            for (int h = 0; h < LK_PARTS; h++) {
-                VF e = LK_VEXP(VSUB(VLOAD(buf + t + h * LK_W), M));
-                VSTORE(buf + t + h * LK_W, e);
-                zc[h] = VADD(zc[h], e);
-                pc[h] = VFMA(e, e, pc[h]);
-            }
-#pragma GCC unroll 16
-        for (int h = 0; h < LK_PARTS; h++)
-            VSTORE(zs + h * LK_W, zc[h]), VSTORE(ps + h * LK_W, pc[h]);
+    else {
+        /* above LK_G directions, the first LK_G fused with the
+         * exponentials, which are stored in place for the rest (one pass
+         * over the chunk fewer); else the exponentials in place first.
+         * Then the value sums LK_G directions at a time, then 8, then 4,
+         * then one by one. */
         int32_t j = 0;
+        if (R > LK_G) {
+            LK_FUSED(buf, M, pv, ld, nv, acc, zs, ps, want_pp, LK_G, buf);
+            j = LK_G;
+        } else {
+            VF zc[LK_PARTS], pc[LK_PARTS];
+#pragma GCC unroll 16
+            for (int h = 0; h < LK_PARTS; h++)
+                zc[h] = VSET1(0.0f), pc[h] = VSET1(0.0f);
+            for (t = 0; t < nv; t += LK_LANES)
+#pragma GCC unroll 16
+                for (int h = 0; h < LK_PARTS; h++) {
+                    VF e = LK_VEXP(VSUB(VLOAD(buf + t + h * LK_W), M));
+                    VSTORE(buf + t + h * LK_W, e);
+                    zc[h] = VADD(zc[h], e);
+                    pc[h] = VFMA(e, e, pc[h]);
+                }
+#pragma GCC unroll 16
+            for (int h = 0; h < LK_PARTS; h++)
+                VSTORE(zs + h * LK_W, zc[h]), VSTORE(ps + h * LK_W, pc[h]);
+        }
         for (; j + LK_G <= R; j += LK_G)
             LK_VSUM(buf, pv + (size_t)j * ld, ld, nv, acc + (size_t)j * LK_LANES, LK_G);
         if (LK_G > 8 && j + 8 <= R)
