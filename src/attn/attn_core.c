@@ -1702,8 +1702,11 @@ static DrrlStatus guard_layer(AttnCore *ac, int32_t l, int64_t seg, DrrlError *e
  * stays allowed only while its own estimate passes. A missing estimate
  * (NaN: a non-finite replay) fails the test like +inf (no evidence, no low
  * rank); only where the guard was skipped as unread instrumentation
- * (no_guard, unguarded methods) is NaN allowed. */
-static void decide_mask(AttnCore *ac, int32_t l)
+ * (no_guard, unguarded methods) is NaN allowed. fold (boundaries_folded):
+ * the boundaries have not run yet, so no bounds or energies (NaN: only
+ * methods that do not fold read them); the guard was skipped there, so
+ * the mask allows every rank. */
+static void decide_mask(AttnCore *ac, int32_t l, int fold)
 {
     int32_t D = ac->D, H = ac->H, ng = ac->grid.n;
     for (int32_t h = 0; h < H; h++) {
@@ -1711,35 +1714,19 @@ static void decide_mask(AttnCore *ac, int32_t l)
         Kv *kv = kv_at(ac, l, h / ac->group);
         const Side *sk = &kv->s[SIDE_K], *sv = &kv->s[SIDE_V];
         ac->dec_prev[h] = hs->rank;
-        if (h % ac->group == 0) {
+        if (!fold && h % ac->group == 0) {
             side_views(&kv->s[SIDE_K], D);
             side_views(&kv->s[SIDE_V], D);
         }
         const double *g = ac->dec_guard + (size_t)h * ng;
         for (int32_t i = 0; i < ng; i++) {
             int32_t r = ac->grid.r[i];
-            ac->dec_bound[h * ng + i] = sk->vrel[r] > sv->vrel[r] ? sk->vrel[r] : sv->vrel[r];
-            ac->dec_energy[h * ng + i] = sk->ven[r];
+            ac->dec_bound[h * ng + i] = fold                        ? NAN
+                                        : sk->vrel[r] > sv->vrel[r] ? sk->vrel[r]
+                                                                    : sv->vrel[r];
+            ac->dec_energy[h * ng + i] = fold ? NAN : sk->ven[r];
             ac->dec_mask[h * ng + i] =
                 g[i] <= ac->cfg.eps || r == D || (g[i] != g[i] && ac->cfg.no_guard);
-        }
-        ac->dec_value[h] = NAN;
-    }
-}
-
-/* decide_mask for a method whose boundaries are folded into the head tasks
- * (boundaries_folded): they have not run, and nothing here reads them. The
- * guard was skipped (its estimates NaN), so the mask allows every rank, as
- * decide_mask would; the bounds and energies are read only by methods
- * that do not fold. */
-static void decide_mask_folded(AttnCore *ac, int32_t l)
-{
-    int32_t H = ac->H, ng = ac->grid.n;
-    for (int32_t h = 0; h < H; h++) {
-        ac->dec_prev[h] = hs_at(ac, l, h)->rank;
-        for (int32_t i = 0; i < ng; i++) {
-            ac->dec_bound[h * ng + i] = NAN, ac->dec_energy[h * ng + i] = NAN;
-            ac->dec_mask[h * ng + i] = 1;
         }
         ac->dec_value[h] = NAN;
     }
@@ -1769,10 +1756,7 @@ static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, s
     int32_t D = ac->D, H = ac->H, ng = ac->grid.n;
     const Method *m = &ac->cfg.method;
     int fold = boundaries_folded(ac);
-    if (fold)
-        decide_mask_folded(ac, l);
-    else
-        decide_mask(ac, l);
+    decide_mask(ac, l, fold);
     int have_probs = 0;
     if (m->kind == METHOD_DRRL) {
         if (!ac->chooser)
@@ -2205,11 +2189,11 @@ static DrrlStatus layer_begin_piece(AttnCore *ac, int layer, size_t pos0, size_t
         if ((st = guard_layer(ac, layer, seg, err)))
             return st;
         if (boundaries_folded(ac)) {
-            for (int32_t i = 0; i < 2 * ac->K; i++) {
-                Side *s = &kv_at(ac, layer, i / 2)->s[i % 2];
-                s->bnd_pending = 1, s->bnd_pos = (int64_t)pos0;
-                atomic_store_explicit(&kv_at(ac, layer, i / 2)->bnd_sides, 0,
-                                      memory_order_relaxed);
+            for (int32_t g = 0; g < ac->K; g++) {
+                Kv *kv = kv_at(ac, layer, g);
+                for (int si = 0; si < 2; si++)
+                    kv->s[si].bnd_pending = 1, kv->s[si].bnd_pos = (int64_t)pos0;
+                atomic_store_explicit(&kv->bnd_sides, 0, memory_order_relaxed);
             }
             ac->seg_done[layer] = seg;
         } else {
