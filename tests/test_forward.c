@@ -421,7 +421,7 @@ Test(forward, split_attention_blocks_keep_bits)
     cr_assert_eq(forward_new(m, 0, 1, &f1, NULL), DRRL_OK);
     cr_assert_eq(forward_new(m, 0, 8, &f8, NULL), DRRL_OK);
     SplitCtx sc = {0};
-    ForwardAttn hook = {"split-counting", &sc, split_counting_head, NULL, 0, NULL, 0, 0};
+    ForwardAttn hook = {"split-counting", &sc, split_counting_head, NULL, 0, NULL, 0, 0, NULL};
     forward_set_attn(f8, &hook);
     for (size_t t = 0; t < T; t += seg) {
         cr_assert_eq(forward_tokens(f1, ids + t, seg, a + t * V, NULL, NULL), DRRL_OK);
@@ -472,6 +472,12 @@ static DrrlStatus counting_layer(void *ctx, int layer, size_t pos0, size_t n, co
     return DRRL_OK;
 }
 
+static size_t five_rows(void *ctx, int layer, size_t pos0, size_t n)
+{
+    (void)ctx, (void)layer, (void)pos0, (void)n;
+    return 5;
+}
+
 Test(forward, hook_replaces_attention_per_head)
 {
     Model *m = random_model(MODEL_ARCH_LLAMA, 2, 4, 2, 32, 8, 48, 64, 256);
@@ -488,7 +494,7 @@ Test(forward, hook_replaces_attention_per_head)
     memset(&hc, 0, sizeof hc);
     hc.fail_layer = -1;
     hc.max_rows = FORWARD_ATTN_BLOCK;
-    ForwardAttn hook = {"counting", &hc, counting_head, counting_layer, 0, NULL, 0, 0};
+    ForwardAttn hook = {"counting", &hc, counting_head, counting_layer, 0, NULL, 0, 0, NULL};
     forward_set_attn(f, &hook);
     forward_reset(f);
     cr_assert_eq(forward_tokens(f, ids, T, b, NULL, NULL), DRRL_OK);
@@ -510,6 +516,22 @@ Test(forward, hook_replaces_attention_per_head)
     for (int l = 0; l < 2; l++)
         for (int h = 0; h < 4; h++)
             cr_assert_eq(hc.calls[l][h], 7); /* ceil(100 / 16) row blocks */
+
+    /* Rows per call from piece_rows, asked per piece: 0 keeps
+     * rows_per_call, else it wins. */
+    memset(&hc, 0, sizeof hc);
+    hc.fail_layer = -1;
+    hc.max_rows = 5;
+    hook.piece_rows = five_rows;
+    forward_set_attn(f, &hook);
+    forward_reset(f);
+    cr_assert_eq(forward_tokens(f, ids, T, b, NULL, NULL), DRRL_OK);
+    cr_assert(rel_diff(b, a, T * V) <= TOL_INCREMENTAL);
+    for (int l = 0; l < 2; l++)
+        for (int h = 0; h < 4; h++)
+            cr_assert_eq(hc.calls[l][h], 20); /* 100 / 5 */
+    hook.piece_rows = NULL;
+    forward_set_attn(f, &hook);
 
     /* A hook's error stops the pass and leaves the cache as it was. */
     hc.fail_layer = 1;
@@ -575,7 +597,8 @@ Test(forward, pieces_of_a_segmented_hook_keep_bits)
                   *pa = calloc(L * H * T * T, sizeof *pa);
             PieceCtx pc;
             memset(&pc, 0, sizeof pc);
-            ForwardAttn hook = {"pieces", &pc, NULL, piece_layer, 0, piece_call, seg, together};
+            ForwardAttn hook = {"pieces",   &pc, NULL,     piece_layer, 0,
+                                piece_call, seg, together, NULL};
             Forward *f;
             cr_assert_eq(forward_new(m, 0, 3, &f, NULL), DRRL_OK);
             forward_set_attn(f, &hook);

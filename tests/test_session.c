@@ -179,8 +179,10 @@ Test(session, lowrank_on_fixtures_bounds_hold_and_chunking_agrees)
 typedef struct Dump {
     char *buf;
     size_t len, cap;
-    int unguarded; /* leave out the guard's columns (its estimate and mask,
-                      NaN and none without it) */
+    int unguarded;    /* leave out the guard's columns (its estimate and mask,
+                         NaN and none without it) */
+    int32_t head_dim; /* with it, count the records below it into low */
+    size_t low;
 } Dump;
 
 static DrrlStatus dump_put(TraceSink *self, const TraceRecord *rec, DrrlError *err)
@@ -188,6 +190,7 @@ static DrrlStatus dump_put(TraceSink *self, const TraceRecord *rec, DrrlError *e
     (void)err;
     Dump *d = self->ctx;
     static char field[1 << 16];
+    d->low += rec->rank < d->head_dim;
     for (int col = 0; col < TRACE_CSV_NCOLS; col++) {
         const char *name = trace_csv_columns[col];
         if (!strcmp(name, "wall_ns") ||
@@ -269,6 +272,56 @@ Test(session, folded_refresh_changes_no_record)
                 for (int i = 0; i < 3; i++)
                     free(d[i].buf), free(lg[i]), session_free(s[i]);
             }
+        ref_free(&r);
+    }
+}
+
+/* Without measuring, segments where every head runs the rank-r kernel cut
+ * their head calls finer (attn_core.c piece_rows): records, logits, loss
+ * and ledger are the same bits at 5 rows a call as at the usual 32 (here a
+ * whole segment), for fixed, per-layer, guarded and oracle ranks, a call
+ * per segment or several, on 1 and 3 threads. Exact heads (the first
+ * segment) keep their rows: their sgemm's bits follow the call's. */
+Test(session, fine_head_calls_change_no_bits)
+{
+    const char *specs[] = {"fixed:2", "fixed:3/2", "energy:0.9", "energy:0.5"};
+    int T = 12;
+    for (int fi = 0; fi < 2; fi++) {
+        Ref r;
+        ref_load(&r, fixtures[fi]);
+        for (int k = 0; k < 4; k++) {
+            Session *s[3];
+            Dump d[3] = {{0}};
+            float *lg[3];
+            for (int i = 0; i < 3; i++) {
+                char dir[512];
+                snprintf(dir, sizeof dir, "%s/%s", FIXTURES_DIR, fixtures[fi]);
+                AttnCoreConfig c = t_attn_config(specs[k], T);
+                c.measure = 0, c.fine_rows = i == 0 ? 32 : 5;
+                DrrlError e;
+                cr_assert_eq(session_open(dir, &c, i == 2 ? 3 : 1, &s[i], &e), DRRL_OK, "%s",
+                             e.msg);
+                d[i].head_dim = session_model(s[i])->cfg.head_dim;
+                attach(s[i], &d[i], &r, &lg[i], specs[k], T);
+                cr_assert_eq(session_advance(s[i], 7, NULL, &e), DRRL_OK, "%s", e.msg);
+                cr_assert_eq(session_advance(s[i], r.n, NULL, &e), DRRL_OK, "%s", e.msg);
+            }
+            const AttnCoreStats *a = attn_core_stats(session_core(s[0]));
+            cr_assert_gt(d[0].low, 0, "%s: nothing ran at low rank", specs[k]);
+            for (int i = 1; i < 3; i++) {
+                const AttnCoreStats *b = attn_core_stats(session_core(s[i]));
+                cr_assert_gt(d[0].len, 0);
+                cr_assert_eq(d[0].len, d[i].len, "%s", specs[k]);
+                cr_assert_eq(memcmp(d[0].buf, d[i].buf, d[0].len), 0,
+                             "%s %s run %d: records differ", fixtures[fi], specs[k], i);
+                cr_assert_eq(memcmp(lg[0], lg[i], r.n * r.vocab * sizeof *lg[0]), 0,
+                             "%s %s run %d: logits differ", fixtures[fi], specs[k], i);
+                cr_assert_eq(session_nll_sum(s[0]), session_nll_sum(s[i]));
+                cr_assert_eq(a->flops_executed, b->flops_executed);
+            }
+            for (int i = 0; i < 3; i++)
+                free(d[i].buf), free(lg[i]), session_free(s[i]);
+        }
         ref_free(&r);
     }
 }

@@ -2317,6 +2317,7 @@ DRRL_HOT static void rows_times_basis_t(const float *ab, size_t n, int32_t r, co
 }
 
 #define ATTN_CORE_LOWRANK_ROWS 32 /* query rows per head call of a low-rank method */
+#define ATTN_CORE_FINE_ROWS 16    /* ... where every head runs the rank-r kernel */
 
 /* The rank-r kernel of one head: q B_K, scores against the projected keys,
  * softmax and the value product (fused per row up to LOWRANK_KERNEL_MAX_RANK:
@@ -2558,6 +2559,33 @@ done:
     return st;
 }
 
+/* Rows per head call of layer l's piece at pos0 (ForwardAttn.piece_rows):
+ * finer where every head of the piece runs the rank-r kernel, whose rows
+ * are each computed alone (lowrank_kernel.h; the query projection and the
+ * way back are per-row loops), so a row's bits do not depend on the rows
+ * that come with it. Not where a head runs exact attention (the first
+ * segment, a rank at head_dim) or an sgemm (ranks above the kernel's), nor
+ * when measuring (the exact outputs alongside come from sgemm over the
+ * call's rows): those keep ATTN_CORE_LOWRANK_ROWS, whose bits the traces
+ * hold. More and smaller tasks per stage: the last of them ends sooner
+ * after the others (a segment of 128 rows gives 4 x H tasks at 32 rows,
+ * two for each of 16 threads of the default model). Called after the
+ * piece's layer_begin, so the ranks are the piece's. */
+static size_t piece_rows(void *ctx, int layer, size_t pos0, size_t n)
+{
+    (void)n;
+    const AttnCore *ac = ctx;
+    if (!method_is_lowrank(&ac->cfg.method) || ac->cfg.measure ||
+        pos0 < (size_t)ac->cfg.segment)
+        return 0;
+    for (int32_t h = 0; h < ac->H; h++) {
+        int32_t r = hs_at((AttnCore *)ac, layer, h)->rank;
+        if ((r >= ac->D && !ac->cfg.lowrank_at_full) || r > LOWRANK_KERNEL_MAX_RANK)
+            return 0;
+    }
+    return ac->cfg.fine_rows > 0 ? (size_t)ac->cfg.fine_rows : ATTN_CORE_FINE_ROWS;
+}
+
 ForwardAttn attn_core_hook(AttnCore *ac)
 {
     ForwardAttn fa;
@@ -2579,6 +2607,7 @@ ForwardAttn attn_core_hook(AttnCore *ac)
      * attention keeps the forward's block (FORWARD_ATTN_BLOCK), whose
      * sgemms run faster on more rows (measured on 2 threads). */
     fa.rows_per_call = method_is_lowrank(&ac->cfg.method) ? ATTN_CORE_LOWRANK_ROWS : 0;
+    fa.piece_rows = piece_rows;
     return fa;
 }
 

@@ -76,6 +76,10 @@ typedef struct AttnCoreConfig {
                               instrumentation that nobody reads (no measured rows,
                               no trace, no view); the estimate is NaN and no rank
                               is masked */
+    int32_t fine_rows;     /* query rows per head call in a segment where every
+                              head runs the rank-r kernel and nothing is measured
+                              (0: ATTN_CORE_FINE_ROWS); the same bits for any
+                              value (tests compare) */
 } AttnCoreConfig;
 
 #define ATTN_CORE_EPS 0.25 /* the safety threshold when nothing else sets it */

@@ -711,7 +711,7 @@ DrrlStatus forward_attn_exact(void *ctx, const ForwardAttnArgs *a, DrrlError *er
 
 /* ---- lifetime ------------------------------------------------------------ */
 
-static const ForwardAttn exact_attn = {"exact", NULL, forward_attn_exact, NULL, 0, NULL, 0, 0};
+static const ForwardAttn exact_attn = {"exact", NULL, forward_attn_exact, NULL, 0, NULL, 0, 0, NULL};
 
 DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **out,
                        DrrlError *err)
@@ -1140,6 +1140,10 @@ static DrrlStatus attention(Forward *f, int layer, size_t pos0, size_t n, const 
         piece_at(pcs, i1 - 1 - i, &p->row0, &p->n);
         p->pos0 = pos0 + p->row0;
         p->block = f->attn.rows_per_call ? f->attn.rows_per_call : FORWARD_ATTN_BLOCK;
+        size_t pr =
+            f->attn.piece_rows ? f->attn.piece_rows(f->attn.ctx, layer, p->pos0, p->n) : 0;
+        if (pr)
+            p->block = pr;
         if (p->block > p->n)
             p->block = p->n;
         p->n_blocks = (p->n + p->block - 1) / p->block;

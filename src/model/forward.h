@@ -122,6 +122,12 @@ typedef struct ForwardAttn {
      * calls (exact attention): a layer then runs the layer_begin of every
      * piece first, then one attention stage for all. */
     int pieces_together;
+    /* Optional: query rows per call for the piece of n rows at pos0 of
+     * layer `layer` (0: rows_per_call), asked on the calling thread after
+     * that piece's layer_begin (with pieces_together, after every piece's),
+     * so that a hook can cut finer where its calls' bits do not depend on
+     * the rows that come with them. */
+    size_t (*piece_rows)(void *ctx, int layer, size_t pos0, size_t n);
 } ForwardAttn;
 
 /* The exact hook: scores = scale * q k^T (cblas_sgemm), causal mask, softmax
