@@ -72,14 +72,19 @@ static void exact_pass(const Job *j, const float *q, const float *k, const float
 
 static LowrankIsa isa;
 
+/* The projected keys and values' leading dimension: the length plus one
+ * cache line, as attn_core lays out its projected caches (PROJ_PAD there):
+ * directions a power of two apart in memory share L1 sets. */
+#define KR_PAD 16
+
 static void lowrank_pass(const Job *j, const float *qs, const float *PK, const float *PV,
                          float *ab, void *scr, double *flops)
 {
-    size_t L = (size_t)j->len, r = (size_t)j->rank;
+    size_t L = (size_t)j->len, r = (size_t)j->rank, ld = L + KR_PAD;
     *flops = 0.0;
     for (size_t p = 0; p < L; p += LOWRANK_ROWS) {
         size_t n = p + LOWRANK_ROWS < L ? LOWRANK_ROWS : L - p;
-        lowrank_kernel_rows_isa(isa, qs + p * r, j->rank, PK, PV, L, n, p, 0.25f, ab + p * r,
+        lowrank_kernel_rows_isa(isa, qs + p * r, j->rank, PK, PV, ld, n, p, 0.25f, ab + p * r,
                                 NULL, NULL, 0, p + n, scr);
         *flops += 4.0 * (double)n * (double)(p + n) * (double)r;
     }
@@ -90,9 +95,10 @@ static void *run(void *arg)
     Job *j = arg;
     size_t L = (size_t)j->len, D = (size_t)j->dim, r = (size_t)j->rank;
     size_t w = r ? r : D; /* the width of queries, keys and values */
+    size_t nkv = r ? (L + KR_PAD) * w : L * w;
     uint64_t s = 0x9e3779b97f4a7c15ull ^ ((uint64_t)j->seed * 0x100000001b3ull);
-    float *q = malloc(L * w * sizeof *q), *k = malloc(L * w * sizeof *k);
-    float *v = malloc(L * w * sizeof *v), *out = malloc(L * w * sizeof *out);
+    float *q = malloc(L * w * sizeof *q), *k = malloc(nkv * sizeof *k);
+    float *v = malloc(nkv * sizeof *v), *out = malloc(L * w * sizeof *out);
     float *S = r ? NULL : malloc((size_t)FORWARD_ATTN_BLOCK * L * sizeof *S);
     void *scr = r ? malloc(lowrank_kernel_scratch(j->rank)) : NULL;
     if (!q || !k || !v || !out || (r ? !scr : !S)) {
@@ -100,7 +106,7 @@ static void *run(void *arg)
         free(q), free(k), free(v), free(out), free(S), free(scr);
         return NULL;
     }
-    fill(q, L * w, &s), fill(k, L * w, &s), fill(v, L * w, &s);
+    fill(q, L * w, &s), fill(k, nkv, &s), fill(v, nkv, &s);
     j->s = INFINITY;
     for (int pass = 0; pass < 3; pass++) { /* one warm-up, two timed */
         double t0 = bench_now();
