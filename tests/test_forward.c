@@ -472,10 +472,24 @@ static DrrlStatus counting_layer(void *ctx, int layer, size_t pos0, size_t n, co
     return DRRL_OK;
 }
 
-static size_t five_rows(void *ctx, int layer, size_t pos0, size_t n)
+static size_t five_rows_past_layer0(void *ctx, int layer, size_t pos0, size_t n)
 {
-    (void)ctx, (void)layer, (void)pos0, (void)n;
-    return 5;
+    (void)ctx, (void)pos0, (void)n;
+    return layer > 0 ? 5 : 0;
+}
+
+/* A pass of T ids through hook (counting into hc, at most max_rows per
+ * call) into b: the numbers of a, up to rounding. */
+static void counting_pass(Forward *f, ForwardAttn *hook, HookCtx *hc, size_t max_rows,
+                          const int32_t *ids, size_t T, float *b, const float *a, size_t V)
+{
+    memset(hc, 0, sizeof *hc);
+    hc->fail_layer = -1;
+    hc->max_rows = max_rows;
+    forward_set_attn(f, hook);
+    forward_reset(f);
+    cr_assert_eq(forward_tokens(f, ids, T, b, NULL, NULL), DRRL_OK);
+    cr_assert(rel_diff(b, a, T * V) <= TOL_INCREMENTAL);
 }
 
 Test(forward, hook_replaces_attention_per_head)
@@ -505,31 +519,20 @@ Test(forward, hook_replaces_attention_per_head)
     cr_assert_eq(hc.layer_begins, 2);
 
     /* Smaller row blocks: more calls, same numbers up to rounding. */
-    memset(&hc, 0, sizeof hc);
-    hc.fail_layer = -1;
-    hc.max_rows = 16;
     hook.rows_per_call = 16;
-    forward_set_attn(f, &hook);
-    forward_reset(f);
-    cr_assert_eq(forward_tokens(f, ids, T, b, NULL, NULL), DRRL_OK);
-    cr_assert(rel_diff(b, a, T * V) <= TOL_INCREMENTAL);
+    counting_pass(f, &hook, &hc, 16, ids, T, b, a, V);
     for (int l = 0; l < 2; l++)
         for (int h = 0; h < 4; h++)
             cr_assert_eq(hc.calls[l][h], 7); /* ceil(100 / 16) row blocks */
 
-    /* Rows per call from piece_rows, asked per piece: 0 keeps
-     * rows_per_call, else it wins. */
-    memset(&hc, 0, sizeof hc);
-    hc.fail_layer = -1;
-    hc.max_rows = 5;
-    hook.piece_rows = five_rows;
-    forward_set_attn(f, &hook);
-    forward_reset(f);
-    cr_assert_eq(forward_tokens(f, ids, T, b, NULL, NULL), DRRL_OK);
-    cr_assert(rel_diff(b, a, T * V) <= TOL_INCREMENTAL);
-    for (int l = 0; l < 2; l++)
-        for (int h = 0; h < 4; h++)
-            cr_assert_eq(hc.calls[l][h], 20); /* 100 / 5 */
+    /* Rows per call from piece_rows, asked per piece: 0 (layer 0 here)
+     * keeps rows_per_call, else it wins. */
+    hook.piece_rows = five_rows_past_layer0;
+    counting_pass(f, &hook, &hc, 16, ids, T, b, a, V);
+    for (int h = 0; h < 4; h++) {
+        cr_assert_eq(hc.calls[0][h], 7);
+        cr_assert_eq(hc.calls[1][h], 20); /* 100 / 5 */
+    }
     hook.piece_rows = NULL;
     forward_set_attn(f, &hook);
 
