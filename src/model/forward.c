@@ -711,7 +711,8 @@ DrrlStatus forward_attn_exact(void *ctx, const ForwardAttnArgs *a, DrrlError *er
 
 /* ---- lifetime ------------------------------------------------------------ */
 
-static const ForwardAttn exact_attn = {"exact", NULL, forward_attn_exact, NULL, 0, NULL, 0, 0, NULL};
+static const ForwardAttn exact_attn = {"exact", NULL, forward_attn_exact, NULL, 0, NULL, 0,
+                                       0,       NULL};
 
 DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **out,
                        DrrlError *err)
