@@ -72,10 +72,9 @@ static void exact_pass(const Job *j, const float *q, const float *k, const float
 
 static LowrankIsa isa;
 
-/* The projected keys and values' leading dimension: the length plus one
- * cache line, as attn_core lays out its projected caches (PROJ_PAD there):
- * directions a power of two apart in memory share L1 sets. */
-#define KR_PAD 16
+/* The projected keys and values' leading dimension: the length plus
+ * LOWRANK_KERNEL_LD_PAD, as attn_core lays out its projected caches. */
+#define KR_PAD LOWRANK_KERNEL_LD_PAD
 
 static void lowrank_pass(const Job *j, const float *qs, const float *PK, const float *PV,
                          float *ab, void *scr, double *flops)

@@ -536,6 +536,14 @@ static HeadState *hs_at(AttnCore *ac, int32_t l, int32_t h)
  * both sides of a kv head are done. Saves a meeting of the threads per
  * layer and segment, and the threads that finish their side early go on
  * to their heads' kernels instead of waiting for the slowest eigensolve. */
+/* Rank r of a low-rank method runs at reduced rank (the rank-r kernel, or
+ * its sgemm path above LOWRANK_KERNEL_MAX_RANK), not exact attention:
+ * below head_dim, or at it when the tests ask (lowrank_at_full). */
+static int rank_runs_lowrank(const AttnCore *ac, int32_t r)
+{
+    return r < ac->D || ac->cfg.lowrank_at_full;
+}
+
 static int boundaries_folded(const AttnCore *ac)
 {
     return ac->cfg.method.kind == METHOD_FIXED && ac->cfg.no_guard &&
@@ -997,10 +1005,8 @@ static int cols_regrow(float **x, size_t old_ld, int32_t ncols, int64_t nrows, s
 }
 
 /* A projected cache holds direction j of row t at P[j * pld + t]. pld is
- * the capacity plus one cache line, not a power of two: directions a power
- * of two apart in memory fall into the same L1 sets, and the rank-r kernel
- * reads up to 16 of them side by side (measured: 1.7x slower at r = 16). */
-#define PROJ_PAD 16
+ * the capacity plus LOWRANK_KERNEL_LD_PAD, not a power of two. */
+#define PROJ_PAD LOWRANK_KERNEL_LD_PAD
 
 static DrrlStatus grow_proj(AttnCore *ac, size_t need, DrrlError *err)
 {
@@ -2271,7 +2277,7 @@ static DrrlStatus layer_begin_piece(AttnCore *ac, int layer, size_t pos0, size_t
         w_need[g] = 0;
         for (int32_t j = 0; j < ac->group; j++) {
             int32_t r = hs_at(ac, layer, g * ac->group + j)->rank;
-            if ((r < ac->D || ac->cfg.lowrank_at_full) && r > w_need[g])
+            if (rank_runs_lowrank(ac, r) && r > w_need[g])
                 w_need[g] = r;
         }
     }
@@ -2531,8 +2537,8 @@ static DrrlStatus head_fn(void *ctx, const ForwardAttnArgs *a, DrrlError *err)
     Kv *kv = kv_at(ac, l, a->kv_head);
     Side *sk = &kv->s[SIDE_K], *sv = &kv->s[SIDE_V];
     int32_t r = hs->rank;
-    int lowrank = method_is_lowrank(&ac->cfg.method) && (r < D || ac->cfg.lowrank_at_full) &&
-                  sk->has_basis;
+    int lowrank =
+        method_is_lowrank(&ac->cfg.method) && rank_runs_lowrank(ac, r) && sk->has_basis;
     double fl[FLOPS_CAT_COUNT] = {0};
     /* exact counterfactual: the exact hook's products over the n x N block */
     double ex_soft = 0.0;
@@ -2605,13 +2611,13 @@ done:
 static size_t piece_rows(void *ctx, int layer, size_t pos0, size_t n)
 {
     (void)n;
-    const AttnCore *ac = ctx;
+    AttnCore *ac = ctx;
     if (!method_is_lowrank(&ac->cfg.method) || ac->cfg.measure ||
         pos0 < (size_t)ac->cfg.segment)
         return 0;
     for (int32_t h = 0; h < ac->H; h++) {
-        int32_t r = hs_at((AttnCore *)ac, layer, h)->rank;
-        if ((r >= ac->D && !ac->cfg.lowrank_at_full) || r > LOWRANK_KERNEL_MAX_RANK)
+        int32_t r = hs_at(ac, layer, h)->rank;
+        if (!rank_runs_lowrank(ac, r) || r > LOWRANK_KERNEL_MAX_RANK)
             return 0;
     }
     return ac->cfg.fine_rows > 0 ? (size_t)ac->cfg.fine_rows : ATTN_CORE_FINE_ROWS;
