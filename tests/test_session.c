@@ -279,7 +279,7 @@ Test(session, folded_refresh_changes_no_record)
 /* Without measuring, segments where every head runs the rank-r kernel cut
  * their head calls finer (attn_core.c piece_rows): records, logits, loss
  * and ledger are the same bits at 5 rows a call as at the usual 32 (here a
- * whole segment), for fixed, per-layer, guarded and oracle ranks, a call
+ * whole segment), for fixed, per-layer and guarded (energy) ranks, a call
  * per segment or several, on 1 and 3 threads. Exact heads (the first
  * segment) keep their rows: their sgemm's bits follow the call's. */
 Test(session, fine_head_calls_change_no_bits)
