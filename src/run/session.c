@@ -61,7 +61,12 @@ static DrrlStatus session_init(Session *s, const AttnCoreConfig *cfg, int thread
     if (!st)
         st = attn_core_new(&m->cfg, &s->cfg, &s->core, err);
     if (!st)
-        st = forward_new(m, 0, threads, &s->f, err);
+        /* cache room for 1 position: session_set_ids reserves what the
+         * text needs. n_ctx's room (the default) was zeroed by the kernel
+         * at first touch whether or not the text reached it: on 2 MiB
+         * pages, the default model's 32 per-head slabs of 512 KiB all fault
+         * in at position 0 (32 MiB zeroed for a 1,024-token run). */
+        st = forward_new(m, 1, threads, &s->f, err);
     if (st)
         return st;
     attn_core_bind_cache(s->core, cache_k, cache_v, s->f);
