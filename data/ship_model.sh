@@ -17,6 +17,9 @@
 #       3. installs POLICY as data/policy.safetensors (and P0 as
 #          data/policy-beta0.safetensors, the ablation of `drrl eval
 #          --ablations`; without --beta0 the old one stays and is stale);
+#       When MODEL holds data/model's weights (MODEL may be data/model),
+#       only the policy is replaced: steps 1 and 2 are skipped (data/model,
+#       model-base and policy-base stay), 3 to 5 run.
 #       4. regenerates the golden screens (`make regen-golden`: only the
 #          tour-*.txt may change; any other golden that moves is an error)
 #          and the README's screen (its own capture command);
@@ -145,13 +148,23 @@ install() {
         die "$model's shape differs from data/model's (drrl info): the tests and texts assume it"
     # 2 (first, into scratch: nothing moves if it fails)
     "$DRRL" convert "$model" "$tmp/model" >"$tmp/convert.txt" || die "drrl convert failed"
-    [ "$(whash "$tmp/model")" != "$(whash "$d/model")" ] ||
-        die "$model holds data/model's weights already"
+    same=0
+    if [ "$(whash "$tmp/model")" = "$(whash "$d/model")" ]; then
+        # a policy-only swap: data/model stays, and so do model-base and
+        # policy-base (the replaced policy was trained for data/model: git
+        # holds it)
+        cmp -s "$policy" "$d/policy.safetensors" &&
+            die "$model holds data/model's weights and $2 is data/policy.safetensors: nothing to replace"
+        same=1
+        say "$model holds data/model's weights: only the policy is replaced"
+    fi
     policy_fits "$policy" "$tmp/model" "$1's float16 copy"
     [ -z "$beta0" ] || policy_fits "$beta0" "$tmp/model" "$1's float16 copy"
     # 1
     undo="git checkout -- data/model data/policy.safetensors data/policy-beta0.safetensors tests/golden README.md"
-    if [ -e "$d/model-base" ]; then
+    if [ $same = 1 ]; then
+        :
+    elif [ -e "$d/model-base" ]; then
         say "data/model-base exists: kept; data/model is replaced"
     else
         undo="$undo; rm -rf data/model-base data/policy-base.safetensors"
@@ -159,10 +172,12 @@ install() {
         cp "$d/policy.safetensors" "$d/policy-base.safetensors"
         say "data/model -> data/model-base, data/policy.safetensors -> data/policy-base.safetensors"
     fi
-    # 2, 3
-    rm -rf "$d/model"
-    mkdir "$d/model"
-    cp "$tmp/model/config.json" "$tmp/model/model.safetensors" "$d/model/"
+    # 2 (not for a policy-only swap: the same weights), 3
+    if [ $same = 0 ]; then
+        rm -rf "$d/model"
+        mkdir "$d/model"
+        cp "$tmp/model/config.json" "$tmp/model/model.safetensors" "$d/model/"
+    fi
     cp "$policy" "$d/policy.safetensors"
     [ -z "$beta0" ] || cp "$beta0" "$d/policy-beta0.safetensors"
     [ -n "$beta0" ] || say "data/policy-beta0.safetensors still belongs to the old model" \
