@@ -20,7 +20,10 @@
 # noisy; with 0.9 the budget input had no effect), the per-head error term
 # (--err-weight 1) and FLOP price (--price 0.85), no layer budget hinge, and
 # the inference threshold (eps 0.25, what energy:E gets) from the first step.
-# 30 steps of 2 episodes: 4 to 13 minutes on 2 shared cores.
+# 30 steps of 2 episodes: 4 to 13 minutes on 2 shared cores. The shipped
+# data/policy.safetensors (since the evening of 2026-12-07) is this recipe with
+# PR_EXTRA='--err-weight 25 --err-power 2' (a squared error term: its budget
+# input then moves it; data/README.md, "Budget response on model/").
 #
 # Knobs (environment):
 #   DRRL        the drrl binary (default: drrl on PATH)
