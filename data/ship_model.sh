@@ -195,12 +195,16 @@ install() {
     # 5
     run_tests
     sz=$(wc -c <"$d/model/model.safetensors" | tr -d ' ')
+    new="New files: git add data/model-base data/policy-base.safetensors (first swap)"
+    [ $same = 0 ] || new="Only the policy was replaced: data/model, model-base and policy-base are as they were"
     cat >&2 <<EOF
 ship_model: installed in $((t1 - t0)) s, tests in $(($(date +%s) - t1)) s. For data/README.md:
   $(cat "$tmp/convert.txt")
   data/model: weights hash $(whash "$d/model"), $sz bytes, sha256 $(sha256sum "$d/model/model.safetensors" | cut -c1-16)...
   data/model-base: weights hash $(whash "$d/model-base")
-New files: git add data/model-base data/policy-base.safetensors (first swap)
+  data/policy.safetensors: sha256 $(sha256sum "$d/policy.safetensors" | cut -d' ' -f1)
+  data/policy-beta0.safetensors: sha256 $(sha256sum "$d/policy-beta0.safetensors" | cut -d' ' -f1)
+$new
 Review: git diff --stat; git diff tests/golden README.md (UTF-8 and ASCII);
 then the prose that quotes the old model or policy (not regenerated):
   README.md: the text under the screen, "bench tui" output, "The DR-RL policy",
