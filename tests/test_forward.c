@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/blas.h"
+#include "base/par.h"
 #include "base/rng.h"
 #include "model/forward.h"
 #include "model/model.h"
@@ -366,7 +367,18 @@ Test(forward, openblas_threads_stopped_and_restarted)
     cr_assert_eq(blas_hold_serial(), 0, "held already: nothing to stop");
     blas_release_serial();
     cr_assert_eq(openblas_get_num_threads(), 1, "the forward still holds");
+    /* "0 threads" is the user's count, not the held 1: a second forward
+     * opened beside the first (bench attention's sessions) got 1 thread */
+    cr_assert_eq(blas_threads(), 3);
+    cr_assert_eq(par_threads(), 3);
+    Forward *f2;
+    cr_assert_eq(forward_new(m, 0, 0, &f2, NULL), DRRL_OK);
+    cr_assert_eq(forward_threads(f2), 3, "threads 0 beside a held forward: %d",
+                 forward_threads(f2));
+    forward_free(f2);
+    cr_assert_eq(openblas_get_num_threads(), 1, "the first forward still holds");
     forward_free(f);
+    cr_assert_eq(blas_threads(), 3);
     cr_assert_eq(openblas_get_num_threads(), 3, "restored when the forward went");
     cr_assert_eq(blas_hold_serial(), 1, "linked BLAS has no blas_thread_shutdown_");
     blas_release_serial();

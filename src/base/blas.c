@@ -49,3 +49,11 @@ void blas_release_serial(void)
         openblas_set_num_threads(held_threads);
     pthread_mutex_unlock(&hold_mu);
 }
+
+int blas_threads(void)
+{
+    pthread_mutex_lock(&hold_mu);
+    int t = holds > 0 ? held_threads : openblas_get_num_threads();
+    pthread_mutex_unlock(&hold_mu);
+    return t;
+}

@@ -33,4 +33,11 @@ void blas_serial_end(int saved);
 int blas_hold_serial(void);
 void blas_release_serial(void);
 
+/* OpenBLAS's thread count as the user set it (OPENBLAS_NUM_THREADS, the
+ * CPUs, openblas_set_num_threads), also inside a hold, where OpenBLAS
+ * itself says 1: what "0 threads = OpenBLAS's count" means. Without this,
+ * a second session opened while the first holds (bench attention's five,
+ * a model loaded beside a session) got one thread. Thread-safe. */
+int blas_threads(void);
+
 #endif

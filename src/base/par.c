@@ -1,7 +1,8 @@
 /* par.c: a loop on short-lived threads (par.h). */
 #include "base/par.h"
 
-#include <cblas.h>
+#include "base/blas.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -25,7 +26,7 @@ static void *par_main(void *arg)
 
 int par_threads(void)
 {
-    int t = openblas_get_num_threads();
+    int t = blas_threads();
     return t < 1 ? 1 : t > PAR_MAX_THREADS ? PAR_MAX_THREADS : t;
 }
 

@@ -723,7 +723,7 @@ DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **o
         return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory");
     f->m = m;
     if (threads <= 0)
-        threads = openblas_get_num_threads();
+        threads = blas_threads();
     if (threads < 1)
         threads = 1;
     if (threads > FORWARD_MAX_THREADS)
