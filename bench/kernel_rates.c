@@ -14,7 +14,7 @@
  * head_dim: 4 D r per row) are not in it: they are per row, not per pair.
  *
  *   kernel_rates [--threads 16] [--len 8192] [--dim 32] [--ranks 4,8,16]
- *                [--isa portable|avx2|avx512]
+ *                [--isa portable|avx2|avx512|avx512-8]
  *
  * --isa runs the rank-r kernel's variant for that instruction set (all
  * give the same bits; the default is the widest the CPU has, as drrl
@@ -167,7 +167,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i += 2) {
         if (i + 1 >= argc) {
             fprintf(stderr, "usage: kernel_rates [--threads N] [--len L] [--dim D] "
-                            "[--ranks R1,R2,...] [--isa portable|avx2|avx512]\n");
+                            "[--ranks R1,R2,...] [--isa portable|avx2|avx512|avx512-8]\n");
             return 2;
         }
         const char *o = argv[i], *val = argv[i + 1];

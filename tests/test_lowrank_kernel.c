@@ -124,6 +124,22 @@ Test(lowrank_kernel, matches_double_reference)
     }
 }
 
+/* The variant engines run: AVX-512 with 8 score vectors in flight on Intel
+ * (two full-width FMA ports), with 4 elsewhere (AMD splits 512-bit FMAs). */
+Test(lowrank_kernel, best_variant_follows_the_cpu)
+{
+    LowrankIsa b = lowrank_kernel_best();
+    cr_assert(lowrank_kernel_supported(b));
+#if defined(__x86_64__) || defined(__i386__)
+    if (lowrank_kernel_supported(LOWRANK_ISA_AVX512))
+        cr_assert_eq(b, __builtin_cpu_is("intel") ? LOWRANK_ISA_AVX512_8 : LOWRANK_ISA_AVX512,
+                     "%s", lowrank_kernel_isa_name(b));
+    else if (lowrank_kernel_supported(LOWRANK_ISA_AVX2))
+        cr_assert_eq(b, LOWRANK_ISA_AVX2);
+#endif
+    cr_assert_str_eq(lowrank_kernel_isa_name(LOWRANK_ISA_AVX512_8), "avx512-8");
+}
+
 Test(lowrank_kernel, every_variant_gives_the_same_bits)
 {
     TRng r = {43};

@@ -134,6 +134,33 @@ static inline __attribute__((always_inline)) float lk_exp1(float x)
 #define VMAX(a, b) _mm512_max_ps((a), (b))
 #define VSCALE2K(p, k) _mm512_scalef_ps((p), (k)) /* p * 2^floor(k), one rounding */
 #include "attn/lowrank_kernel_impl.h"
+
+/* ---- the same with 8 score vectors in flight instead of 4 (pass 1): two
+ * 512-bit FMA ports with 4-cycle latency want 8 independent sums. Intel
+ * Xeon (the device machine, 16 threads, `drrl run --method fixed:8
+ * --no-exact --seq-len 8192`, 3 alternating rounds): 0.269-0.276 s against
+ * 0.286-0.309 s, attention stage 0.156-0.159 s against 0.174-0.190 s. AMD
+ * Zen, which splits 512-bit operations in two, runs it slower (this 2-core
+ * AMD EPYC, 2 threads, 4 rounds: 0.954-0.970 s against 0.925-0.986 s;
+ * kernel_rates rank 8, 1 thread: 0.541 against 0.50 ns per pair), so
+ * lowrank_kernel_best picks it on Intel only. Same bits (the key order of
+ * every sum is the same). ---- */
+#define LK_SFX avx512_8
+#define LK_ATTR __attribute__((target("avx512f,fma")))
+#define LK_W 16
+#define LK_G 8 /* more pointers than registers at 16 */
+#define LK_NU 8
+#define VF __m512
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VSTORE(p, v) _mm512_storeu_ps((p), (v))
+#define VSET1(x) _mm512_set1_ps(x)
+#define VADD(a, b) _mm512_add_ps((a), (b))
+#define VSUB(a, b) _mm512_sub_ps((a), (b))
+#define VMUL(a, b) _mm512_mul_ps((a), (b))
+#define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define VMAX(a, b) _mm512_max_ps((a), (b))
+#define VSCALE2K(p, k) _mm512_scalef_ps((p), (k)) /* p * 2^floor(k), one rounding */
+#include "attn/lowrank_kernel_impl.h"
 #endif
 
 float lowrank_kernel_exp(float x)
@@ -150,6 +177,7 @@ int lowrank_kernel_supported(LowrankIsa isa)
     case LOWRANK_ISA_AVX2:
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case LOWRANK_ISA_AVX512:
+    case LOWRANK_ISA_AVX512_8:
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
 #endif
     default:
@@ -159,7 +187,12 @@ int lowrank_kernel_supported(LowrankIsa isa)
 
 LowrankIsa lowrank_kernel_best(void)
 {
-    for (int i = LOWRANK_ISA_COUNT - 1; i > 0; i--)
+#if LK_X86
+    /* AVX512_8 where the CPU has two full-width FMA ports: Intel's */
+    if (lowrank_kernel_supported(LOWRANK_ISA_AVX512))
+        return __builtin_cpu_is("intel") ? LOWRANK_ISA_AVX512_8 : LOWRANK_ISA_AVX512;
+#endif
+    for (int i = LOWRANK_ISA_AVX512 - 1; i > 0; i--)
         if (lowrank_kernel_supported((LowrankIsa)i))
             return (LowrankIsa)i;
     return LOWRANK_ISA_PORTABLE;
@@ -167,7 +200,8 @@ LowrankIsa lowrank_kernel_best(void)
 
 const char *lowrank_kernel_isa_name(LowrankIsa isa)
 {
-    static const char *const names[LOWRANK_ISA_COUNT] = {"portable", "avx2", "avx512"};
+    static const char *const names[LOWRANK_ISA_COUNT] = {"portable", "avx2", "avx512",
+                                                         "avx512-8"};
     return isa >= 0 && isa < LOWRANK_ISA_COUNT ? names[isa] : "?";
 }
 
@@ -178,6 +212,10 @@ void lowrank_kernel_rows_isa(LowrankIsa isa, const float *qs, int32_t R, const f
 {
     switch (isa) {
 #if LK_X86
+    case LOWRANK_ISA_AVX512_8:
+        lk_rows_avx512_8(qs, R, PK, PV, ld, n, pos0, scale, ab, pnorm, probs, probs_stride, N,
+                         scratch);
+        return;
     case LOWRANK_ISA_AVX512:
         lk_rows_avx512(qs, R, PK, PV, ld, n, pos0, scale, ab, pnorm, probs, probs_stride, N,
                        scratch);

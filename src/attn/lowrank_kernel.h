@@ -39,6 +39,7 @@ typedef enum LowrankIsa {
     LOWRANK_ISA_PORTABLE = 0,
     LOWRANK_ISA_AVX2 = 1, /* AVX2 and FMA */
     LOWRANK_ISA_AVX512 = 2,
+    LOWRANK_ISA_AVX512_8 = 3, /* AVX-512, 8 score vectors in flight: best on Intel */
     LOWRANK_ISA_COUNT
 } LowrankIsa;
 
@@ -68,7 +69,7 @@ void lowrank_kernel_rows_isa(LowrankIsa isa, const float *qs, int32_t R, const f
 float lowrank_kernel_exp(float x);
 
 /* Whether this build and CPU run isa; the best of them; its name
- * ("avx512", "avx2", "portable"). */
+ * ("avx512-8", "avx512", "avx2", "portable"). */
 int lowrank_kernel_supported(LowrankIsa isa);
 LowrankIsa lowrank_kernel_best(void);
 const char *lowrank_kernel_isa_name(LowrankIsa isa);
