@@ -119,21 +119,8 @@ static inline __attribute__((always_inline)) float lk_exp1(float x)
 
 /* ---- AVX-512: 16 floats, the 16 lanes in one register ---- */
 #define LK_SFX avx512
-#define LK_ATTR __attribute__((target("avx512f,fma")))
-#define LK_W 16
-#define LK_G 8 /* more pointers than registers at 16 */
 #define LK_NU 4
-#define VF __m512
-#define VLOAD(p) _mm512_loadu_ps(p)
-#define VSTORE(p, v) _mm512_storeu_ps((p), (v))
-#define VSET1(x) _mm512_set1_ps(x)
-#define VADD(a, b) _mm512_add_ps((a), (b))
-#define VSUB(a, b) _mm512_sub_ps((a), (b))
-#define VMUL(a, b) _mm512_mul_ps((a), (b))
-#define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
-#define VMAX(a, b) _mm512_max_ps((a), (b))
-#define VSCALE2K(p, k) _mm512_scalef_ps((p), (k)) /* p * 2^floor(k), one rounding */
-#include "attn/lowrank_kernel_impl.h"
+#include "attn/lowrank_kernel_avx512.h"
 
 /* ---- the same with 8 score vectors in flight instead of 4 (pass 1): two
  * 512-bit FMA ports with 4-cycle latency want 8 independent sums. Intel
@@ -146,21 +133,8 @@ static inline __attribute__((always_inline)) float lk_exp1(float x)
  * lowrank_kernel_best picks it on Intel only. Same bits (the key order of
  * every sum is the same). ---- */
 #define LK_SFX avx512_8
-#define LK_ATTR __attribute__((target("avx512f,fma")))
-#define LK_W 16
-#define LK_G 8 /* more pointers than registers at 16 */
 #define LK_NU 8
-#define VF __m512
-#define VLOAD(p) _mm512_loadu_ps(p)
-#define VSTORE(p, v) _mm512_storeu_ps((p), (v))
-#define VSET1(x) _mm512_set1_ps(x)
-#define VADD(a, b) _mm512_add_ps((a), (b))
-#define VSUB(a, b) _mm512_sub_ps((a), (b))
-#define VMUL(a, b) _mm512_mul_ps((a), (b))
-#define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
-#define VMAX(a, b) _mm512_max_ps((a), (b))
-#define VSCALE2K(p, k) _mm512_scalef_ps((p), (k)) /* p * 2^floor(k), one rounding */
-#include "attn/lowrank_kernel_impl.h"
+#include "attn/lowrank_kernel_avx512.h"
 #endif
 
 float lowrank_kernel_exp(float x)
