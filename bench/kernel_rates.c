@@ -17,8 +17,8 @@
  *                [--isa portable|avx2|avx512|avx512-8]
  *
  * --isa runs the rank-r kernel's variant for that instruction set (all
- * give the same bits; the default is the widest the CPU has, as drrl
- * runs it).
+ * give the same bits; the default is the one drrl runs on this CPU,
+ * lowrank_kernel_best).
  * Built by `make check` (not run there): build/bench/kernel_rates. The
  * README speed section quotes its output on the device and here.
  */

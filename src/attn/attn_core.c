@@ -526,6 +526,14 @@ static HeadState *hs_at(AttnCore *ac, int32_t l, int32_t h)
     return &ac->hs[(size_t)l * ac->H + h];
 }
 
+/* Rank r of a low-rank method runs at reduced rank (the rank-r kernel, or
+ * its sgemm path above LOWRANK_KERNEL_MAX_RANK), not exact attention:
+ * below head_dim, or at it when the tests ask (lowrank_at_full). */
+static int rank_runs_lowrank(const AttnCore *ac, int32_t r)
+{
+    return r < ac->D || ac->cfg.lowrank_at_full;
+}
+
 /* Does a layer's boundary run inside its attention stage, each side by the
  * first head task that claims it (advance_help), instead of in a stage of
  * its own before the decision? Only where the decision reads nothing of
@@ -536,14 +544,6 @@ static HeadState *hs_at(AttnCore *ac, int32_t l, int32_t h)
  * both sides of a kv head are done. Saves a meeting of the threads per
  * layer and segment, and the threads that finish their side early go on
  * to their heads' kernels instead of waiting for the slowest eigensolve. */
-/* Rank r of a low-rank method runs at reduced rank (the rank-r kernel, or
- * its sgemm path above LOWRANK_KERNEL_MAX_RANK), not exact attention:
- * below head_dim, or at it when the tests ask (lowrank_at_full). */
-static int rank_runs_lowrank(const AttnCore *ac, int32_t r)
-{
-    return r < ac->D || ac->cfg.lowrank_at_full;
-}
-
 static int boundaries_folded(const AttnCore *ac)
 {
     return ac->cfg.method.kind == METHOD_FIXED && ac->cfg.no_guard &&

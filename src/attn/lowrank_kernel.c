@@ -162,7 +162,8 @@ int lowrank_kernel_supported(LowrankIsa isa)
 LowrankIsa lowrank_kernel_best(void)
 {
 #if LK_X86
-    /* AVX512_8 where the CPU has two full-width FMA ports: Intel's */
+    /* AVX512_8 on Intel, where it measured faster (the device Xeon);
+     * AVX512 elsewhere (AMD Zen, slower with 8: the comment above) */
     if (lowrank_kernel_supported(LOWRANK_ISA_AVX512))
         return __builtin_cpu_is("intel") ? LOWRANK_ISA_AVX512_8 : LOWRANK_ISA_AVX512;
 #endif
