@@ -559,3 +559,88 @@ Test(guard, projected_caches_replace_the_raw_replay)
         free(rc.K), free(rc.V), free(Pk), free(Pv);
     }
 }
+
+/* The scan up (the engine's, guard.h): the smallest rank whose own estimate
+ * is within stop ends it, with every rank above it allowed at its estimate
+ * and not replayed; every rank below it is over stop. That rank is never
+ * above the envelope scan's smallest allowed one. From the projected caches
+ * (each row's scores grown by the added directions) it finds the same rank
+ * and estimates, for fewer FLOPs. */
+Test(guard, scan_up_stops_at_the_smallest_passing_rank)
+{
+    TRng r = {53};
+    for (int trial = 0; trial < 30; trial++) {
+        ReplayCase rc;
+        replay_case_make(&r, trial % SPEC_COUNT, (trial + 2) % SPEC_COUNT, &rc);
+        int d = rc.d, m = rc.m, n = rc.n;
+        double own[16], genv[16], g[16], gp[16];
+        uint8_t ev[16];
+        for (int a = 0; a < n; a++) {
+            double e = 0;
+            for (int i = 0; i < 4; i++)
+                e = fmax(e, direct_err(rc.q + i * d, rc.K, rc.V, (int)rc.pos[i] + 1, d, rc.Bk,
+                                       rc.Bv, rc.ranks[a], 0.5));
+            own[a] = 2.0 * e;
+        }
+        cr_assert(guard_estimate(&rc.in, rc.ranks, n, INFINITY, genv, NULL) > 0);
+        size_t ld = (size_t)m + 5;
+        float *Pk = malloc(ld * d * sizeof *Pk), *Pv = malloc(ld * d * sizeof *Pv);
+        for (int j = 0; j < d; j++)
+            for (int t = 0; t < m; t++) {
+                double a = 0, b = 0;
+                for (int i = 0; i < d; i++)
+                    a += (double)rc.K[t * d + i] * rc.Bk[i * d + j],
+                        b += (double)rc.V[t * d + i] * rc.Bv[i * d + j];
+                Pk[(size_t)j * ld + t] = (float)a, Pv[(size_t)j * ld + t] = (float)b;
+            }
+        for (int c = 0; c < n; c++) {
+            /* stops just above and just below each rank's own estimate */
+            double stop = own[c / 2] * (c % 2 ? 1.001 : 0.999);
+            int near = 0; /* float rounding may decide (the projected run) */
+            for (int a = 0; a < n; a++)
+                near |= fabs(own[a] - stop) <= 1e-4 * stop;
+            int want = n - 1;
+            for (int a = 0; a < n; a++)
+                if (own[a] <= stop || rc.ranks[a] >= d) {
+                    want = a;
+                    break;
+                }
+            GuardInput in = rc.in;
+            in.scan_up = 1;
+            double fl = guard_estimate(&in, rc.ranks, n, stop, g, ev);
+            cr_assert(fl >= 0);
+            for (int a = 0; a < n; a++) {
+                if (a < want)
+                    cr_assert(g[a] > stop, "rank %d below the passing %d: %g <= %g",
+                              rc.ranks[a], rc.ranks[want], g[a], stop);
+                else if (a == want) {
+                    cr_assert(ev[a]);
+                    cr_assert(fabs(g[a] - (rc.ranks[a] >= d ? 0.0 : own[a])) <=
+                                  1e-6 * (1 + own[a]),
+                              "rank %d: %g vs %g", rc.ranks[a], g[a], own[a]);
+                } else {
+                    cr_assert(g[a] == g[want]);
+                    cr_assert(!ev[a] || rc.ranks[a] >= d);
+                }
+                if (a > 0)
+                    cr_assert(g[a] <= g[a - 1] || !(g[a - 1] <= stop));
+            }
+            int env_first = n - 1;
+            while (env_first > 0 && genv[env_first - 1] <= stop)
+                env_first--;
+            cr_assert(want <= env_first, "up: rank %d, envelope: rank %d", rc.ranks[want],
+                      rc.ranks[env_first]);
+            if (near)
+                continue;
+            /* from the projected caches: the added directions' scores */
+            in.Pk = Pk, in.Pv = Pv, in.p_ld = ld, in.p_wk = d, in.p_wv = d, in.p_rows = m;
+            double flp = guard_estimate(&in, rc.ranks, n, stop, gp, NULL);
+            for (int a = 0; a < n; a++)
+                cr_assert(fabs(gp[a] - g[a]) <= 1e-4 * (1 + g[a]) ||
+                              (g[a] > stop && gp[a] > stop),
+                          "projected, rank %d: %g vs %g", rc.ranks[a], gp[a], g[a]);
+            cr_assert(flp <= fl);
+        }
+        free(rc.K), free(rc.V), free(Pk), free(Pv);
+    }
+}

@@ -1634,7 +1634,8 @@ static DrrlStatus guard_head(AttnCore *ac, int32_t l, int32_t h, int64_t seg, do
                      .Bk = kv->s[SIDE_K].B,
                      .Bv = kv->s[SIDE_V].B,
                      .scale = layer_scale(ac, l),
-                     .margin = GUARD_MARGIN};
+                     .margin = GUARD_MARGIN,
+                     .scan_up = !ac->cfg.guard_envelope};
     /* the forward's own outputs of the sampled rows, already paid for: the
      * exact reference where the head ran exact, else the error at its rank */
     const int32_t *rk = ac->sego_r + ((size_t)l * ac->H + h) * S;

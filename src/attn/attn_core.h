@@ -66,6 +66,9 @@ typedef struct AttnCoreConfig {
                               (policy_agent_prepare), else ATTN_CORE_EPS */
     int32_t guard_rows;    /* rows of the completed segment the guard re-runs
                               (0: GUARD_ROWS) */
+    int guard_envelope;    /* 1: the guard's envelope scan down from the largest
+                              rank, as before 2026-12-08 (tests, comparisons);
+                              0 (default): the scan up (guard.h) */
     double rot_tol;        /* keep a stale basis while the bounds allow (above); < 0:
                               always recompute */
     int keep_queries;      /* keep every query (for attn_core_query: the views) */

@@ -115,6 +115,18 @@ DRRL_HOT static void guard_proj_drop(const double *c, const float *const *P, int
     }
 }
 
+/* s[t] += sum_{r0 <= j < r} c[j] P[j][t] for t < m, j up from r0. */
+DRRL_HOT static void guard_proj_add(const double *c, const float *const *P, int32_t r0,
+                                    int32_t r, size_t m, double *s)
+{
+    for (int32_t j = r0; j < r; j++) {
+        double cj = c[j];
+        const float *p = P[j];
+        for (size_t t = 0; t < m; t++)
+            s[t] += cj * p[t];
+    }
+}
+
 /* sum_t p[t] P[t] for t < m, in GUARD_KB interleaved partial sums (t mod
  * GUARD_KB, each in t order) added in order at the end: independent chains
  * a vector unit runs side by side, the same bits in every variant. */
@@ -194,7 +206,16 @@ static double replay_row(const GuardInput *in, int32_t r, int32_t i, GuardWork *
         if (r0 > r) {
             guard_proj_drop(ci, w->colk, r, r0, m, a);
             fl += 2.0 * (double)m * (r0 - r);
-        } else {
+        } else if (r0 > 0 && r0 < r) {
+            for (int32_t j = r0; j < r; j++) {
+                double v = 0.0;
+                for (int32_t k = 0; k < d; k++)
+                    v += (double)in->Bk[(size_t)k * d + j] * x[k];
+                ci[j] = v;
+            }
+            guard_proj_add(ci, w->colk, r0, r, m, a);
+            fl += 2.0 * d * (r - r0) + 2.0 * (double)m * (r - r0);
+        } else if (r0 != r) {
             for (int32_t j = 0; j < r; j++) {
                 double v = 0.0;
                 for (int32_t k = 0; k < d; k++)
@@ -345,6 +366,43 @@ double guard_estimate(const GuardInput *in, const int32_t *ranks, int32_t n, dou
         fl += 4.0 * (double)m * d + flops_softmax((double)m);
     }
     order_rows(er, nr, ord);
+    if (in->scan_up) {
+        /* up from the smallest rank: the first whose c e is within stop is
+         * allowed with every rank above it, which are not replayed (guard.h) */
+        int found = 0;
+        double gf = 0.0;
+        for (int32_t a = 0; a < n; a++) {
+            if (evaluated)
+                evaluated[a] = 0;
+            if (ranks[a] >= d) {
+                g[a] = found ? gf : 0.0;
+                if (evaluated)
+                    evaluated[a] = 1;
+                continue;
+            }
+            if (found) {
+                g[a] = gf;
+                continue;
+            }
+            int partial = 0;
+            double e =
+                nr > 0 ? rank_error(in, ranks[a], o, ord, stop, er, &partial, &w, &fl) : 0.0;
+            if (evaluated)
+                evaluated[a] = !partial;
+            g[a] = in->margin * e;
+            if (g[a] <= stop)
+                found = 1, gf = g[a];
+            else
+                order_rows(er, nr, ord);
+        }
+        /* the failing ranks' estimates (lower bounds when their rows
+         * stopped early) made non-increasing: each at least the next's */
+        for (int32_t a = n - 2; a >= 0; a--)
+            if (g[a] < g[a + 1]) /* a NaN stays (not within stop) */
+                g[a] = g[a + 1];
+        free(s), free(o), free(buf), free(w.acc), free(w.cc), free(w.colk);
+        return fl;
+    }
     /* a rank whose c e exceeds stop stops the scan: its rows stop there too */
     double env = 0.0;
     int stopped = 0;

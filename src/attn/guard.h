@@ -10,10 +10,24 @@
  * it ran (so, like the next segment's rows, they attend recent keys the
  * bases never saw), and takes the largest relative output error
  *   e(r) = max over sampled rows of ||o - o_r||_2 / ||o||_2
- * (||o - o_r|| when o = 0). It then forms the envelope times a margin
- *   g(r) = c * max over grid ranks r' >= r of e(r'),
- * which is non-increasing in r by construction and never below c e(r), so
- * the ranks with g(r) <= eps are exactly {r >= smallest such rank}. g is an
+ * (||o - o_r|| when o = 0). Scanning the grid up from its smallest rank,
+ * the first rank r* with c e(r*) <= eps (c the margin) is the smallest safe
+ * rank, and
+ *   g(r) = c e(r) below r*, c e(r*) at and above it (not replayed above),
+ * made non-increasing below r* (a failing rank's e, a lower bound when its
+ * rows stopped early, raised to the next one's), so the ranks with
+ * g(r) <= eps are exactly {r >= r*}. Until 2026-12-08 the guard scanned
+ * down and formed the envelope g(r) = c max over r' >= r of e(r'), which
+ * also masks r when any rank above it fails, at the cost of a replay of
+ * every rank above r* (kept: AttnCoreConfig.guard_envelope; tests compare
+ * the two). The scan up differs where a rank above r* would fail on its
+ * own: measured with the shipped model and policy (drrl, first 8 KiB at
+ * L = 4,096), r* was below the envelope's smallest safe rank in 56 of the
+ * first 1,500 (layer, head, segment) estimates on Brown valid and 47 of
+ * 1,500 on GPL-3; the low-rank rows over eps at allowed ranks went from
+ * 1.68% to 1.71% of 106,752 / 106,880 (first 4,096 tokens of Brown valid),
+ * and the guard's replay from 5.47% to 3.21% of the whole model's
+ * exact FLOPs (README, "What the guards guarantee"). g is an
  * estimate of a high quantile (about the 90th percentile) of the next
  * segment's row errors, not a bound: the next rows have other queries and
  * more keys. Everything that shows it calls it an estimate.
@@ -39,8 +53,8 @@
  * (guard_no_evidence) and evaluates nothing.
  *
  * What it binds (method.h, method_is_guarded): the mask allows exact and
- * the ranks with g(r) <= eps, the rank in force included only while its own
- * estimate passes; drrl's policy chooses among them, and energy's and
+ * the ranks with g(r) <= eps, and the rank in force has no exemption;
+ * drrl's policy chooses among them, and energy's and
  * oracle's flagged picks are raised to the smallest allowed rank. fixed and
  * random are unguarded (only measured).
  *
@@ -136,19 +150,38 @@ typedef struct GuardInput {
     size_t x_ld;
     int32_t xk0, xk1, xv0, xv1;
     int64_t x_rows;
+    /* 1: the scan up (guard_estimate): from the smallest rank, stopping at
+     * the first within stop; 0: the envelope scan down */
+    int scan_up;
 } GuardInput;
 
-/* The estimate g = margin * envelope over the grid ranks (n increasing
- * ranks; a rank >= d is exact, e = 0). Ranks are evaluated from the top
- * down; once g exceeds stop, no lower rank is evaluated and each gets g at
- * that point (a lower bound of its own g, which is then also > stop): pass
- * INFINITY to evaluate all. Within the rank that crosses stop, the rows stop
- * at the first one that crosses it (they run in decreasing order of their
- * error at the rank above, the likeliest to fail first), so its g is also
- * a lower bound > stop. Every decision g <= stop is the same as with all
- * rows and ranks evaluated. evaluated[i] (may be NULL) says which ranks
- * were evaluated on every row (g exact). Returns the FLOPs executed
- * (flops.h rules), or -1 when out of memory. */
+/* The estimate at every grid rank (n increasing ranks; a rank >= d is
+ * exact, e = 0), by one of two scans.
+ *
+ * Envelope, down (scan_up 0): g = margin * envelope, ranks evaluated from
+ * the top down; once g exceeds stop, no lower rank is evaluated and each
+ * gets g at that point (a lower bound of its own g, which is then also >
+ * stop): pass INFINITY to evaluate all. Within the rank that crosses stop,
+ * the rows stop at the first one that crosses it (they run in decreasing
+ * order of their error at the rank above, the likeliest to fail first), so
+ * its g is also a lower bound > stop. Every decision g <= stop is the same
+ * as with all rows and ranks evaluated.
+ *
+ * Up (scan_up 1, the engine's since 2026-12-08): ranks evaluated from the
+ * smallest up, g(r) = margin * e(r), each failing rank stopped at its first
+ * row over stop as above (rows in decreasing order of their error at the
+ * rank below); the first rank r* with g(r*) <= stop ends the scan, and every
+ * rank above it gets g(r*) without a replay (not evaluated). So g is
+ * non-increasing, the ranks with g <= stop are exactly {r >= r*}, and r* is
+ * never above the envelope scan's smallest allowed rank (that rank passes
+ * on its own). It differs where a rank above r* would fail on its own (the
+ * envelope blocks r* and below then): README, "What the guards guarantee",
+ * measures how often and what it changes. With stop INFINITY only the
+ * smallest rank is evaluated.
+ *
+ * evaluated[i] (may be NULL) says which ranks were evaluated on every row
+ * (g exact). Returns the FLOPs executed (flops.h rules), or -1 when out of
+ * memory. */
 double guard_estimate(const GuardInput *in, const int32_t *ranks, int32_t n, double stop,
                       double *g, uint8_t *evaluated);
 
