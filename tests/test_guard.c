@@ -385,6 +385,21 @@ static void replay_case_make(TRng *r, int kk, int kv, ReplayCase *c)
     c->in = guard_input(c->q, c->pos, 4, d, c->K, c->V, c->Bk, c->Bv, 2.0);
 }
 
+/* The projected caches of the case's keys and values, P[j * ld + t] =
+ * (x_t B)_j, as the engine lays them out (GuardInput's Pk, Pv). */
+static void replay_case_project(const ReplayCase *c, size_t ld, float *Pk, float *Pv)
+{
+    int d = c->d;
+    for (int j = 0; j < d; j++)
+        for (int t = 0; t < c->m; t++) {
+            double a = 0, b = 0;
+            for (int i = 0; i < d; i++)
+                a += (double)c->K[t * d + i] * c->Bk[i * d + j],
+                    b += (double)c->V[t * d + i] * c->Bv[i * d + j];
+            Pk[(size_t)j * ld + t] = (float)a, Pv[(size_t)j * ld + t] = (float)b;
+        }
+}
+
 Test(guard, forward_outputs_replace_the_replay)
 {
     TRng r = {41};
@@ -491,20 +506,12 @@ Test(guard, projected_caches_replace_the_raw_replay)
         ReplayCase rc;
         replay_case_make(&r, trial % SPEC_COUNT, (trial + 1) % SPEC_COUNT, &rc);
         int d = rc.d, m = rc.m, n = rc.n;
-        const float *K = rc.K, *V = rc.V, *Bk = rc.Bk, *Bv = rc.Bv;
         const int64_t *pos = rc.pos;
         const int32_t *ranks = rc.ranks;
         GuardInput in = rc.in;
         size_t ld = (size_t)m + 3;
         float *Pk = malloc(ld * d * sizeof *Pk), *Pv = malloc(ld * d * sizeof *Pv);
-        for (int j = 0; j < d; j++)
-            for (int t = 0; t < m; t++) {
-                double a = 0, b = 0;
-                for (int i = 0; i < d; i++)
-                    a += (double)K[t * d + i] * Bk[i * d + j],
-                        b += (double)V[t * d + i] * Bv[i * d + j];
-                Pk[(size_t)j * ld + t] = (float)a, Pv[(size_t)j * ld + t] = (float)b;
-            }
+        replay_case_project(&rc, ld, Pk, Pv);
         double g[16], gp[16], g0[16];
         double fl = guard_estimate(&in, ranks, n, INFINITY, g, NULL), fl_exact = 0;
         for (int i = 0; i < 4; i++)
@@ -585,14 +592,7 @@ Test(guard, scan_up_stops_at_the_smallest_passing_rank)
         cr_assert(guard_estimate(&rc.in, rc.ranks, n, INFINITY, genv, NULL) > 0);
         size_t ld = (size_t)m + 5;
         float *Pk = malloc(ld * d * sizeof *Pk), *Pv = malloc(ld * d * sizeof *Pv);
-        for (int j = 0; j < d; j++)
-            for (int t = 0; t < m; t++) {
-                double a = 0, b = 0;
-                for (int i = 0; i < d; i++)
-                    a += (double)rc.K[t * d + i] * rc.Bk[i * d + j],
-                        b += (double)rc.V[t * d + i] * rc.Bv[i * d + j];
-                Pk[(size_t)j * ld + t] = (float)a, Pv[(size_t)j * ld + t] = (float)b;
-            }
+        replay_case_project(&rc, ld, Pk, Pv);
         for (int c = 0; c < n; c++) {
             /* stops just above and just below each rank's own estimate */
             double stop = own[c / 2] * (c % 2 ? 1.001 : 0.999);
