@@ -618,9 +618,10 @@ Test(guard, scan_up_stops_at_the_smallest_passing_rank)
                     cr_assert(fabs(g[a] - (rc.ranks[a] >= d ? 0.0 : own[a])) <=
                                   1e-6 * (1 + own[a]),
                               "rank %d: %g vs %g", rc.ranks[a], g[a], own[a]);
+                } else if (rc.ranks[a] >= d) {
+                    cr_assert(g[a] == 0.0 && ev[a]); /* exact */
                 } else {
-                    cr_assert(g[a] == g[want]);
-                    cr_assert(!ev[a] || rc.ranks[a] >= d);
+                    cr_assert(g[a] == g[want] && !ev[a]);
                 }
                 if (a > 0)
                     cr_assert(g[a] <= g[a - 1] || !(g[a - 1] <= stop));

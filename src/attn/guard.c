@@ -375,7 +375,7 @@ double guard_estimate(const GuardInput *in, const int32_t *ranks, int32_t n, dou
             if (evaluated)
                 evaluated[a] = 0;
             if (ranks[a] >= d) {
-                g[a] = found ? gf : 0.0;
+                g[a] = 0.0; /* exact: e = 0 */
                 if (evaluated)
                     evaluated[a] = 1;
                 continue;

@@ -13,7 +13,8 @@
  * (||o - o_r|| when o = 0). Scanning the grid up from its smallest rank,
  * the first rank r* with c e(r*) <= eps (c the margin) is the smallest safe
  * rank, and
- *   g(r) = c e(r) below r*, c e(r*) at and above it (not replayed above),
+ *   g(r) = c e(r) below r*, c e(r*) at and above it (not replayed above;
+ *   exact, r = head_dim, is 0 as always),
  * made non-increasing below r* (a failing rank's e, a lower bound when its
  * rows stopped early, raised to the next one's), so the ranks with
  * g(r) <= eps are exactly {r >= r*}. Until 2026-12-08 the guard scanned
@@ -171,7 +172,8 @@ typedef struct GuardInput {
  * smallest up, g(r) = margin * e(r), each failing rank stopped at its first
  * row over stop as above (rows in decreasing order of their error at the
  * rank below); the first rank r* with g(r*) <= stop ends the scan, and every
- * rank above it gets g(r*) without a replay (not evaluated). So g is
+ * rank above it but exact gets g(r*) without a replay (not evaluated;
+ * exact gets 0). So g is
  * non-increasing, the ranks with g <= stop are exactly {r >= r*}, and r* is
  * never above the envelope scan's smallest allowed rank (that rank passes
  * on its own). It differs where a rank above r* would fail on its own (the
