@@ -331,10 +331,16 @@ static void lin_task(void *ctx, size_t t, int worker)
  * multiply-adds (and at most FORWARD_LIN_WEIGHTS weights): a 128-token segment of a 768-wide
  * model still gives dozens of tiles (whole rows alone would give two), and a long sequence
  * gives big ones. The tiles depend only on the shapes, never on the thread count, so results
- * are bit-identical whatever the number of threads. */
-#define FORWARD_LIN_ROWS 64
+ * are bit-identical whatever the number of threads. OpenBLAS packs a tile's weight panel
+ * for every call, so the rows per tile set how often the weights are packed: 128 rows (a
+ * whole segment) and 8M multiply-adds per tile instead of 64 and 4M (until 2026-12-08)
+ * halved that packing (18% of a 1-thread GPT-2 run's samples in perf) and ran
+ * `drrl run --method full --no-exact` 8-12% faster on GPT-2 at T = 1024 and 3-8% on the
+ * default model, at 1 and 2 threads (2-core Intel Xeon); the exact outputs moved in their
+ * last bits (OpenBLAS's sums depend on the tile's row count). */
+#define FORWARD_LIN_ROWS 128
 #define FORWARD_LIN_COLS 64
-#define FORWARD_LIN_MACS ((size_t)1 << 22)
+#define FORWARD_LIN_MACS ((size_t)1 << 23)
 #define FORWARD_LIN_WEIGHTS ((size_t)1 << 18)
 #define FORWARD_LIN_MAX 9
 
