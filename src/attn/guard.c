@@ -86,22 +86,6 @@ static void attend(const double *x, const float *k, const float *v, size_t m, in
     guard_values(s, exp_shifted(s, m), v, m, d, out);
 }
 
-/* s[t] = sum_{j<r} c[j] P[j][t] for t < m (P[j]: column j's pointer), j in
- * order from 0 for every t (elementwise across t: the same bits in every
- * variant). */
-DRRL_HOT static void guard_proj_scores(const double *c, const float *const *P, int32_t r,
-                                       size_t m, double *s)
-{
-    for (size_t t = 0; t < m; t++)
-        s[t] = 0.0;
-    for (int32_t j = 0; j < r; j++) {
-        double cj = c[j];
-        const float *p = P[j];
-        for (size_t t = 0; t < m; t++)
-            s[t] += cj * p[t];
-    }
-}
-
 /* s[t] -= sum_{r <= j < r0} c[j] P[j][t] for t < m, j from r0 - 1 down:
  * the sums over j < r0 become those over j < r. */
 DRRL_HOT static void guard_proj_drop(const double *c, const float *const *P, int32_t r,
@@ -115,7 +99,9 @@ DRRL_HOT static void guard_proj_drop(const double *c, const float *const *P, int
     }
 }
 
-/* s[t] += sum_{r0 <= j < r} c[j] P[j][t] for t < m, j up from r0. */
+/* s[t] += sum_{r0 <= j < r} c[j] P[j][t] for t < m (P[j]: column j's
+ * pointer), j in order up from r0 for every t (elementwise across t: the
+ * same bits in every variant). */
 DRRL_HOT static void guard_proj_add(const double *c, const float *const *P, int32_t r0,
                                     int32_t r, size_t m, double *s)
 {
@@ -206,7 +192,12 @@ static double replay_row(const GuardInput *in, int32_t r, int32_t i, GuardWork *
         if (r0 > r) {
             guard_proj_drop(ci, w->colk, r, r0, m, a);
             fl += 2.0 * (double)m * (r0 - r);
-        } else if (r0 > 0 && r0 < r) {
+        } else if (r0 < r) {
+            /* grow the row's scores from rank r0 (the scan up), or from
+             * none (r0 = 0: a first replay) */
+            if (r0 == 0)
+                for (size_t t = 0; t < m; t++)
+                    a[t] = 0.0;
             for (int32_t j = r0; j < r; j++) {
                 double v = 0.0;
                 for (int32_t k = 0; k < d; k++)
@@ -215,15 +206,6 @@ static double replay_row(const GuardInput *in, int32_t r, int32_t i, GuardWork *
             }
             guard_proj_add(ci, w->colk, r0, r, m, a);
             fl += 2.0 * d * (r - r0) + 2.0 * (double)m * (r - r0);
-        } else if (r0 != r) {
-            for (int32_t j = 0; j < r; j++) {
-                double v = 0.0;
-                for (int32_t k = 0; k < d; k++)
-                    v += (double)in->Bk[(size_t)k * d + j] * x[k];
-                ci[j] = v;
-            }
-            guard_proj_scores(ci, w->colk, r, m, a);
-            fl += 2.0 * d * r + 2.0 * (double)m * r;
         }
         w->racc[i] = r;
         for (size_t t = 0; t < m; t++)
@@ -309,6 +291,84 @@ static void order_rows(const double *er, int32_t n, int32_t *ord)
     }
 }
 
+/* guard_estimate's scans (guard.h) over the rows' exact outputs o, in the
+ * row order ord (reordered as they go) with the rows' errors er; the
+ * replays' FLOPs added to *fl. */
+
+/* Up from the smallest rank: the first whose c e is within stop is allowed
+ * with every rank above it, which are not replayed. */
+static void scan_up(const GuardInput *in, const int32_t *ranks, int32_t n, double stop,
+                    const double *o, int32_t *ord, double *er, GuardWork *w, double *fl,
+                    double *g, uint8_t *evaluated)
+{
+    int32_t d = in->d, nr = in->n_rows;
+    int found = 0;
+    double gf = 0.0;
+    for (int32_t a = 0; a < n; a++) {
+        if (evaluated)
+            evaluated[a] = 0;
+        if (ranks[a] >= d) {
+            g[a] = 0.0; /* exact: e = 0 */
+            if (evaluated)
+                evaluated[a] = 1;
+            continue;
+        }
+        if (found) {
+            g[a] = gf;
+            continue;
+        }
+        int partial = 0;
+        double e = nr > 0 ? rank_error(in, ranks[a], o, ord, stop, er, &partial, w, fl) : 0.0;
+        if (evaluated)
+            evaluated[a] = !partial;
+        g[a] = in->margin * e;
+        if (g[a] <= stop)
+            found = 1, gf = g[a];
+        else
+            order_rows(er, nr, ord);
+    }
+    /* the failing ranks' estimates (lower bounds when their rows
+     * stopped early) made non-increasing: each at least the next's */
+    for (int32_t a = n - 2; a >= 0; a--)
+        if (g[a] < g[a + 1]) /* a NaN stays (not within stop) */
+            g[a] = g[a + 1];
+}
+
+/* Down from the largest rank, the envelope: a rank whose c e exceeds stop
+ * stops the scan, and its rows stop there too. */
+static void scan_down(const GuardInput *in, const int32_t *ranks, int32_t n, double stop,
+                      const double *o, int32_t *ord, double *er, GuardWork *w, double *fl,
+                      double *g, uint8_t *evaluated)
+{
+    int32_t d = in->d, nr = in->n_rows;
+    double env = 0.0;
+    int stopped = 0;
+    for (int32_t a = n - 1; a >= 0; a--) {
+        if (evaluated)
+            evaluated[a] = 0;
+        if (ranks[a] >= d) {
+            g[a] = in->margin * env; /* exact: e = 0 */
+            if (evaluated)
+                evaluated[a] = 1;
+            continue;
+        }
+        if (!stopped) {
+            int partial = 0;
+            double e =
+                nr > 0 ? rank_error(in, ranks[a], o, ord, stop, er, &partial, w, fl) : 0.0;
+            if (!(e <= env))
+                env = e;
+            if (evaluated)
+                evaluated[a] = !partial;
+            if (!(in->margin * env <= stop))
+                stopped = 1;
+            else
+                order_rows(er, nr, ord);
+        }
+        g[a] = in->margin * env;
+    }
+}
+
 double guard_estimate(const GuardInput *in, const int32_t *ranks, int32_t n, double stop,
                       double *g, uint8_t *evaluated)
 {
@@ -366,70 +426,10 @@ double guard_estimate(const GuardInput *in, const int32_t *ranks, int32_t n, dou
         fl += 4.0 * (double)m * d + flops_softmax((double)m);
     }
     order_rows(er, nr, ord);
-    if (in->scan_up) {
-        /* up from the smallest rank: the first whose c e is within stop is
-         * allowed with every rank above it, which are not replayed (guard.h) */
-        int found = 0;
-        double gf = 0.0;
-        for (int32_t a = 0; a < n; a++) {
-            if (evaluated)
-                evaluated[a] = 0;
-            if (ranks[a] >= d) {
-                g[a] = 0.0; /* exact: e = 0 */
-                if (evaluated)
-                    evaluated[a] = 1;
-                continue;
-            }
-            if (found) {
-                g[a] = gf;
-                continue;
-            }
-            int partial = 0;
-            double e =
-                nr > 0 ? rank_error(in, ranks[a], o, ord, stop, er, &partial, &w, &fl) : 0.0;
-            if (evaluated)
-                evaluated[a] = !partial;
-            g[a] = in->margin * e;
-            if (g[a] <= stop)
-                found = 1, gf = g[a];
-            else
-                order_rows(er, nr, ord);
-        }
-        /* the failing ranks' estimates (lower bounds when their rows
-         * stopped early) made non-increasing: each at least the next's */
-        for (int32_t a = n - 2; a >= 0; a--)
-            if (g[a] < g[a + 1]) /* a NaN stays (not within stop) */
-                g[a] = g[a + 1];
-        free(s), free(o), free(buf), free(w.acc), free(w.cc), free(w.colk);
-        return fl;
-    }
-    /* a rank whose c e exceeds stop stops the scan: its rows stop there too */
-    double env = 0.0;
-    int stopped = 0;
-    for (int32_t a = n - 1; a >= 0; a--) {
-        if (evaluated)
-            evaluated[a] = 0;
-        if (ranks[a] >= d) {
-            g[a] = in->margin * env; /* exact: e = 0 */
-            if (evaluated)
-                evaluated[a] = 1;
-            continue;
-        }
-        if (!stopped) {
-            int partial = 0;
-            double e =
-                nr > 0 ? rank_error(in, ranks[a], o, ord, stop, er, &partial, &w, &fl) : 0.0;
-            if (!(e <= env))
-                env = e;
-            if (evaluated)
-                evaluated[a] = !partial;
-            if (!(in->margin * env <= stop))
-                stopped = 1;
-            else
-                order_rows(er, nr, ord);
-        }
-        g[a] = in->margin * env;
-    }
+    if (in->scan_up)
+        scan_up(in, ranks, n, stop, o, ord, er, &w, &fl, g, evaluated);
+    else
+        scan_down(in, ranks, n, stop, o, ord, er, &w, &fl, g, evaluated);
     free(s), free(o), free(buf), free(w.acc), free(w.cc), free(w.colk);
     return fl;
 }
