@@ -12,6 +12,7 @@
 #include "base/mem.h"
 #include "base/blas.h"
 #include "base/fastexp.h"
+#include "base/gemm.h"
 #include "base/logsumexp.h"
 #include "base/softmax.h"
 
@@ -53,6 +54,11 @@ struct Forward {
     /* Per-worker attention scratch. */
     float **ws;
     size_t *ws_cap;
+
+    /* The linear layers' kernel (base/gemm.h) and, per worker, room for the
+     * weight panels one product's task packs (lin_pack_floats). */
+    GemmIsa isa;
+    float **wpk;
 
     /* Sub-block sizes of exact attention checked to reproduce a whole
      * block's bits (attn_split_checked): bit i for FORWARD_ATTN_ALIGN * i
@@ -287,6 +293,7 @@ static size_t block_of(const Forward *f, size_t n, size_t align)
 /* ---- matrix products ------------------------------------------------------ */
 
 typedef struct LinJob {
+    Forward *f;
     float *y;
     const float *x, *w, *b;
     size_t n, in, out, rb, cb, n_cb;
@@ -296,25 +303,41 @@ typedef struct LinJob {
 } LinJob;
 
 /* Task t: output columns [c0, c1) of column block t / n_grp, for the g row
- * tiles [r0, r0 + rb), ... of row group t % n_grp, one single-threaded
- * cblas_sgemm per tile (the bias added after). A task's tiles share their
- * weights, which the first tile brings into cache and the next reuse (the
- * weights of a layer do not fit in cache; a segment's rows do). The rows
- * come in pieces of `period` rows, each tiled from its own first row. */
+ * tiles [r0, r0 + rb), ... of row group t % n_grp (the bias added after).
+ * The task packs its columns' weights once (gemm_pack, into the worker's
+ * buffer) and runs every tile on them (gemm_packed): each output is one
+ * chain of multiply-adds over k in order, so its bits depend on neither the
+ * tiles nor the threads. A tile of fewer than FORWARD_LIN_PACKED rows (token
+ * by token) goes to a single-threaded cblas_sgemm instead, which streams the
+ * weights without packing them (this 2-core Intel Xeon, 1 thread, 384 columns
+ * of 768: 38 GFLOP/s at 1 row, 67 at 2, against 7 and 13 packing them; from
+ * 4 rows up the two are even, and the packed kernel is ahead from 32). The
+ * rows come in pieces of `period` rows, each tiled from its own first row. */
+#define FORWARD_LIN_PACKED 4
+
 static void lin_task(void *ctx, size_t t, int worker)
 {
-    (void)worker;
     const LinJob *j = ctx;
     size_t c0 = t / j->n_grp * j->cb, c1 = c0 + j->cb < j->out ? c0 + j->cb : j->out;
+    float *wp = j->f->wpk[worker];
+    int packed = 0;
     for (size_t rt = t % j->n_grp * j->g; rt < (t % j->n_grp + 1) * j->g && rt < j->n_rb;
          rt++) {
         size_t p0 = rt / j->tpp * j->period, p1 = p0 + j->period < j->n ? p0 + j->period : j->n;
         size_t r0 = p0 + rt % j->tpp * j->rb, r1 = r0 + j->rb < p1 ? r0 + j->rb : p1;
         if (r0 >= r1 || c0 >= c1)
             return;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)(c1 - c0),
-                    (int)j->in, 1.0f, j->x + r0 * j->in, (int)j->in, j->w + c0 * j->in,
-                    (int)j->in, j->beta, j->y + r0 * j->out + c0, (int)j->out);
+        if (r1 - r0 < FORWARD_LIN_PACKED) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)(c1 - c0),
+                        (int)j->in, 1.0f, j->x + r0 * j->in, (int)j->in, j->w + c0 * j->in,
+                        (int)j->in, j->beta, j->y + r0 * j->out + c0, (int)j->out);
+        } else {
+            if (!packed)
+                gemm_pack(j->f->isa, wp, j->w + c0 * j->in, j->in, c1 - c0, j->in);
+            packed = 1;
+            gemm_packed(j->f->isa, j->y + r0 * j->out + c0, j->out, j->x + r0 * j->in, j->in,
+                        wp, r1 - r0, c1 - c0, j->in, j->beta != 0.0f);
+        }
         if (j->b)
             for (size_t i = r0; i < r1; i++) {
                 float *row = j->y + i * j->out;
@@ -330,28 +353,21 @@ static void lin_task(void *ctx, size_t t, int worker)
  * the columns chosen so that a tile holds about FORWARD_LIN_MACS
  * multiply-adds (and at most FORWARD_LIN_WEIGHTS weights): a 128-token segment of a 768-wide
  * model still gives dozens of tiles (whole rows alone would give two), and a long sequence
- * gives big ones. The tiles depend only on the shapes, never on the thread count, so results
- * are bit-identical whatever the number of threads. OpenBLAS packs a tile's weight panel
- * for every call, so the rows per tile set how often the weights are packed: 128 rows (a
- * whole segment) and 8M multiply-adds per tile instead of 64 and 4M (until 2026-12-08)
- * halved that packing (18% of a 1-thread GPT-2 run's samples in perf) and ran
- * `drrl run --method full --no-exact` 8-12% faster on GPT-2 at T = 1024 and 3-8% on the
- * default model, at 1 and 2 threads (2-core Intel Xeon); the exact outputs moved in their
- * last bits (OpenBLAS's sums depend on the tile's row count). */
+ * gives big ones. The tiles depend only on the shapes, never on the thread count (and the
+ * packed kernel's bits not even on the tiles). A task packs its columns' weights once for
+ * all its row tiles; until 2026-12-08 every tile was a cblas_sgemm, which packed them again
+ * for each tile (a third of the products' time in perf, GPT-2 at T = 1024, 2 threads). */
 #define FORWARD_LIN_ROWS 128
 #define FORWARD_LIN_COLS 64
 #define FORWARD_LIN_MACS ((size_t)1 << 23)
 #define FORWARD_LIN_WEIGHTS ((size_t)1 << 18)
 #define FORWARD_LIN_MAX 9
 
-static LinJob lin_job_period(float *y, const float *x, const float *w, const float *b, size_t n,
-                             size_t period, size_t in, size_t out, int accumulate)
+/* Output columns of a tile of rb rows by in inputs (before the product's
+ * own width caps it); at most lin_cols(1, in) for any rb. */
+static size_t lin_cols(size_t rb, size_t in)
 {
-    LinJob j = {y, x, w, b, n, in, out, 0, 0, 0, accumulate ? 1.0f : 0.0f, 0, 0, 0, 0, 0};
-    j.period = period ? period : n;
-    j.rb = j.period < FORWARD_LIN_ROWS ? j.period : FORWARD_LIN_ROWS;
-    j.tpp = (j.period + j.rb - 1) / j.rb;
-    size_t per_col = j.rb * (in ? in : 1);
+    size_t per_col = rb * (in ? in : 1);
     size_t cb = (FORWARD_LIN_MACS + per_col - 1) / per_col;
     /* a few rows (token by token) read weights more than they compute: cap
      * a tile's weights at FORWARD_LIN_WEIGHTS floats so the threads share
@@ -359,6 +375,23 @@ static LinJob lin_job_period(float *y, const float *x, const float *w, const flo
     size_t cw = FORWARD_LIN_WEIGHTS / (in ? in : 1);
     cb = cw < cb ? cw : cb;
     cb = (cb + FORWARD_LIN_COLS - 1) / FORWARD_LIN_COLS * FORWARD_LIN_COLS;
+    return cb ? cb : 1;
+}
+
+/* Floats of one task's packed weights for a product of in inputs. */
+static size_t lin_pack_floats(GemmIsa isa, size_t in)
+{
+    return gemm_pack_floats(isa, lin_cols(1, in), in);
+}
+
+static LinJob lin_job_period(float *y, const float *x, const float *w, const float *b, size_t n,
+                             size_t period, size_t in, size_t out, int accumulate)
+{
+    LinJob j = {NULL, y, x, w, b, n, in, out, 0, 0, 0, accumulate ? 1.0f : 0.0f, 0, 0, 0, 0, 0};
+    j.period = period ? period : n;
+    j.rb = j.period < FORWARD_LIN_ROWS ? j.period : FORWARD_LIN_ROWS;
+    j.tpp = (j.period + j.rb - 1) / j.rb;
+    size_t cb = lin_cols(j.rb, in);
     j.cb = cb < out ? cb : out;
     if (j.cb == 0)
         j.cb = 1;
@@ -411,6 +444,7 @@ static void linear_multi(Forward *f, LinMulti *m)
     size_t macs = 0;
     m->first[0] = 0;
     for (int i = 0; i < m->n; i++) {
+        m->jobs[i].f = f;
         m->first[i + 1] = m->first[i] + lin_tasks(&m->jobs[i], f->threads, m->n);
         macs += m->jobs[i].n * m->jobs[i].in * m->jobs[i].out;
     }
@@ -740,6 +774,19 @@ DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **o
     f->ws_cap = calloc((size_t)threads, sizeof *f->ws_cap);
     const ModelConfig *c = &m->cfg;
     size_t D = (size_t)c->head_dim;
+    /* every product's inputs: the model width, the heads' outputs, the MLP's */
+    f->isa = gemm_best();
+    size_t pk = lin_pack_floats(f->isa, (size_t)c->d_model),
+           pk2 = lin_pack_floats(f->isa, (size_t)c->n_head * D),
+           pk3 = lin_pack_floats(f->isa, (size_t)c->d_ff);
+    pk = pk2 > pk ? pk2 : pk;
+    pk = pk3 > pk ? pk3 : pk;
+    f->wpk = calloc((size_t)threads, sizeof *f->wpk);
+    for (int i = 0; f->wpk && i < threads; i++)
+        if (!(f->wpk[i] = aligned_alloc(64, (pk * sizeof(float) + 63) / 64 * 64))) {
+            forward_free(f);
+            return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory");
+        }
     if (c->arch == MODEL_ARCH_LLAMA) {
         f->inv_freq = malloc(D / 2 * sizeof *f->inv_freq);
         f->rope_cs = malloc((size_t)threads * D * sizeof *f->rope_cs);
@@ -752,7 +799,7 @@ DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **o
                 f->inv_freq[j] = 1.0f / p;
             }
     }
-    if (!f->ws || !f->ws_cap ||
+    if (!f->ws || !f->ws_cap || !f->wpk ||
         (c->arch == MODEL_ARCH_LLAMA && (!f->inv_freq || !f->rope_cs))) {
         forward_free(f);
         return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory");
@@ -822,12 +869,15 @@ void forward_free(Forward *f)
     }
     free(f->tid);
     free_rows(f);
-    if (f->ws)
-        for (int i = 0; i < f->threads; i++)
+    for (int i = 0; i < f->threads; i++) {
+        if (f->ws)
             free(f->ws[i]);
+        if (f->wpk)
+            free(f->wpk[i]);
+    }
     if (f->blas_held)
         blas_release_serial();
-    DRRL_FREE(f->ws, f->ws_cap, f->kc, f->vc, f->inv_freq, f->rope_cs, f);
+    DRRL_FREE(f->ws, f->ws_cap, f->wpk, f->kc, f->vc, f->inv_freq, f->rope_cs, f);
 }
 
 void forward_reset(Forward *f)

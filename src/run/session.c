@@ -454,7 +454,7 @@ static DrrlStatus run_call(Session *s, size_t n, DrrlError *err)
  * leaves most of 16 threads idle), at most SESSION_CHUNK_ROWS, and as many
  * as keep the call's activations, row statistics and captures within
  * SESSION_CHUNK_BYTES; else one segment. */
-#define SESSION_CHUNK_ROWS_PER_THREAD ((size_t)128)
+#define SESSION_CHUNK_ROWS_PER_THREAD ((size_t)512)
 #define SESSION_CHUNK_ROWS ((size_t)2048)
 #define SESSION_CHUNK_BYTES ((size_t)256 << 20)
 
