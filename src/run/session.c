@@ -450,8 +450,9 @@ static DrrlStatus run_call(Session *s, size_t n, DrrlError *err)
 /* Tokens per forward call from a segment boundary: several segments
  * (layer-major, forward.h) where the method allows, about
  * SESSION_CHUNK_ROWS_PER_THREAD rows per thread of the forward (each stage
- * then has a few 64-row tiles per thread, where one 128-token segment
- * leaves most of 16 threads idle), at most SESSION_CHUNK_ROWS, and as many
+ * then has a few row tiles per thread, where one 128-token segment leaves
+ * most of 16 threads idle; and a linear task packs its weights once for
+ * more rows: 512 since 2026-12-08, was 128), at most SESSION_CHUNK_ROWS, and as many
  * as keep the call's activations, row statistics and captures within
  * SESSION_CHUNK_BYTES; else one segment. */
 #define SESSION_CHUNK_ROWS_PER_THREAD ((size_t)512)
