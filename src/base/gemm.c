@@ -44,115 +44,32 @@ static void kern_port(size_t mr, size_t k, const float *x, size_t ldx, const flo
 
 #if GEMM_X86
 #define GEMM_T512 __attribute__((target("avx512f,fma")))
-#define GEMM_T256 __attribute__((target("avx2,fma")))
 
-GEMM_T512 static inline __attribute__((always_inline)) void kern512(const size_t mr, size_t k,
-                                                                    const float *x, size_t ldx,
-                                                                    const float *b, float *y,
-                                                                    size_t ldy, int acc)
-{
-    __m512 c0[GEMM_MR512], c1[GEMM_MR512];
-#pragma GCC unroll 12
-    for (size_t i = 0; i < mr; i++)
-        c0[i] = c1[i] = _mm512_setzero_ps();
-    for (size_t kk = 0; kk < k; kk++) {
-        __m512 b0 = _mm512_loadu_ps(b + kk * GEMM_P512);
-        __m512 b1 = _mm512_loadu_ps(b + kk * GEMM_P512 + 16);
-#pragma GCC unroll 12
-        for (size_t i = 0; i < mr; i++) {
-            __m512 a = _mm512_set1_ps(x[i * ldx + kk]);
-            c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
-            c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
-        }
-    }
-#pragma GCC unroll 12
-    for (size_t i = 0; i < mr; i++) {
-        float *yi = y + i * ldy;
-        if (acc) {
-            c0[i] = _mm512_add_ps(_mm512_loadu_ps(yi), c0[i]);
-            c1[i] = _mm512_add_ps(_mm512_loadu_ps(yi + 16), c1[i]);
-        }
-        _mm512_storeu_ps(yi, c0[i]);
-        _mm512_storeu_ps(yi + 16, c1[i]);
-    }
-}
+#define GK_SFX 512
+#define GK_ATTR GEMM_T512
+#define GK_MR GEMM_MR512
+#define GK_W 16
+#define GK_VT __m512
+#define GK_ZERO() _mm512_setzero_ps()
+#define GK_LOAD(p) _mm512_loadu_ps(p)
+#define GK_STORE(p, v) _mm512_storeu_ps((p), (v))
+#define GK_SET1(x) _mm512_set1_ps(x)
+#define GK_ADD(a, b) _mm512_add_ps((a), (b))
+#define GK_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#include "base/gemm_kernel_impl.h"
 
-#define GEMM_CASE512(M)                                                                        \
-    case M:                                                                                    \
-        kern512(M, k, x, ldx, b, y, ldy, acc);                                                 \
-        break;
-
-GEMM_T512 static void run512(size_t mr, size_t k, const float *x, size_t ldx, const float *b,
-                             float *y, size_t ldy, int acc)
-{
-    switch (mr) {
-        GEMM_CASE512(1)
-        GEMM_CASE512(2)
-        GEMM_CASE512(3)
-        GEMM_CASE512(4)
-        GEMM_CASE512(5)
-        GEMM_CASE512(6)
-        GEMM_CASE512(7)
-        GEMM_CASE512(8)
-        GEMM_CASE512(9)
-        GEMM_CASE512(10)
-        GEMM_CASE512(11)
-        GEMM_CASE512(12)
-    default:
-        break;
-    }
-}
-
-GEMM_T256 static inline __attribute__((always_inline)) void kern256(const size_t mr, size_t k,
-                                                                    const float *x, size_t ldx,
-                                                                    const float *b, float *y,
-                                                                    size_t ldy, int acc)
-{
-    __m256 c0[GEMM_MR256], c1[GEMM_MR256];
-#pragma GCC unroll 6
-    for (size_t i = 0; i < mr; i++)
-        c0[i] = c1[i] = _mm256_setzero_ps();
-    for (size_t kk = 0; kk < k; kk++) {
-        __m256 b0 = _mm256_loadu_ps(b + kk * GEMM_P256);
-        __m256 b1 = _mm256_loadu_ps(b + kk * GEMM_P256 + 8);
-#pragma GCC unroll 6
-        for (size_t i = 0; i < mr; i++) {
-            __m256 a = _mm256_set1_ps(x[i * ldx + kk]);
-            c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
-            c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
-        }
-    }
-#pragma GCC unroll 6
-    for (size_t i = 0; i < mr; i++) {
-        float *yi = y + i * ldy;
-        if (acc) {
-            c0[i] = _mm256_add_ps(_mm256_loadu_ps(yi), c0[i]);
-            c1[i] = _mm256_add_ps(_mm256_loadu_ps(yi + 8), c1[i]);
-        }
-        _mm256_storeu_ps(yi, c0[i]);
-        _mm256_storeu_ps(yi + 8, c1[i]);
-    }
-}
-
-#define GEMM_CASE256(M)                                                                        \
-    case M:                                                                                    \
-        kern256(M, k, x, ldx, b, y, ldy, acc);                                                 \
-        break;
-
-GEMM_T256 static void run256(size_t mr, size_t k, const float *x, size_t ldx, const float *b,
-                             float *y, size_t ldy, int acc)
-{
-    switch (mr) {
-        GEMM_CASE256(1)
-        GEMM_CASE256(2)
-        GEMM_CASE256(3)
-        GEMM_CASE256(4)
-        GEMM_CASE256(5)
-        GEMM_CASE256(6)
-    default:
-        break;
-    }
-}
+#define GK_SFX 256
+#define GK_ATTR __attribute__((target("avx2,fma")))
+#define GK_MR GEMM_MR256
+#define GK_W 8
+#define GK_VT __m256
+#define GK_ZERO() _mm256_setzero_ps()
+#define GK_LOAD(p) _mm256_loadu_ps(p)
+#define GK_STORE(p, v) _mm256_storeu_ps((p), (v))
+#define GK_SET1(x) _mm256_set1_ps(x)
+#define GK_ADD(a, b) _mm256_add_ps((a), (b))
+#define GK_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#include "base/gemm_kernel_impl.h"
 #endif
 
 int gemm_supported(GemmIsa isa)
@@ -271,11 +188,11 @@ static void kern(GemmIsa isa, size_t mr, size_t k, const float *x, size_t ldx, c
 {
 #if GEMM_X86
     if (isa == GEMM_ISA_AVX512) {
-        run512(mr, k, x, ldx, b, y, ldy, acc);
+        run_512(mr, k, x, ldx, b, y, ldy, acc);
         return;
     }
     if (isa == GEMM_ISA_AVX2) {
-        run256(mr, k, x, ldx, b, y, ldy, acc);
+        run_256(mr, k, x, ldx, b, y, ldy, acc);
         return;
     }
 #endif
