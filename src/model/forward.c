@@ -311,8 +311,11 @@ typedef struct LinJob {
  * by token) goes to a single-threaded cblas_sgemm instead, which streams the
  * weights without packing them (this 2-core Intel Xeon, 1 thread, 384 columns
  * of 768: 38 GFLOP/s at 1 row, 67 at 2, against 7 and 13 packing them; from
- * 4 rows up the two are even, and the packed kernel is ahead from 32). The
- * rows come in pieces of `period` rows, each tiled from its own first row. */
+ * 4 rows up the two are even, and the packed kernel is ahead from 32). A CPU
+ * with neither AVX-512 nor AVX2 and FMA (gemm_best() portable: older x86,
+ * ARM) keeps cblas_sgemm throughout: the portable kernel is there for its
+ * bits (tests), not measured fast anywhere. The rows come in pieces of
+ * `period` rows, each tiled from its own first row. */
 #define FORWARD_LIN_PACKED 4
 
 static void lin_task(void *ctx, size_t t, int worker)
@@ -327,7 +330,7 @@ static void lin_task(void *ctx, size_t t, int worker)
         size_t r0 = p0 + rt % j->tpp * j->rb, r1 = r0 + j->rb < p1 ? r0 + j->rb : p1;
         if (r0 >= r1 || c0 >= c1)
             return;
-        if (r1 - r0 < FORWARD_LIN_PACKED) {
+        if (r1 - r0 < FORWARD_LIN_PACKED || j->f->isa == GEMM_ISA_PORTABLE) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)(c1 - c0),
                         (int)j->in, 1.0f, j->x + r0 * j->in, (int)j->in, j->w + c0 * j->in,
                         (int)j->in, j->beta, j->y + r0 * j->out + c0, (int)j->out);
