@@ -155,6 +155,30 @@ GEMM_T512 static void transpose16(float *d, size_t P, const float *s, size_t ld)
         _mm512_storeu_ps(d + (size_t)(e + 12) * P, _mm512_shuffle_f32x4(v1, w1, 0xDD));
     }
 }
+
+/* The same for 8 x 8 with AVX: d[e * P + c] = s[c * ld + e], c, e < 8. */
+__attribute__((target("avx2"))) static void transpose8(float *d, size_t P, const float *s,
+                                                       size_t ld)
+{
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(s + (size_t)i * ld);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    /* r[4h + e]: rows 4h .. 4h+3, element 4L + e of each 128-bit lane L */
+    for (int h = 0; h < 2; h++) {
+        r[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+        r[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+        r[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+        r[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+    }
+    for (int e = 0; e < 4; e++) {
+        _mm256_storeu_ps(d + (size_t)e * P, _mm256_permute2f128_ps(r[e], r[4 + e], 0x20));
+        _mm256_storeu_ps(d + (size_t)(e + 4) * P, _mm256_permute2f128_ps(r[e], r[4 + e], 0x31));
+    }
+}
 #endif
 
 void gemm_pack(GemmIsa isa, float *wp, const float *w, size_t ldw, size_t n, size_t k)
@@ -169,6 +193,10 @@ void gemm_pack(GemmIsa isa, float *wp, const float *w, size_t ldw, size_t n, siz
             if (isa == GEMM_ISA_AVX512 && k1 - k0 == 16)
                 for (; c + 16 <= P && p0 + c + 16 <= n; c += 16)
                     transpose16(d + k0 * P + c, P, w + (p0 + c) * ldw + k0, ldw);
+            if (isa == GEMM_ISA_AVX2 && k1 - k0 == 16)
+                for (; c + 8 <= P && p0 + c + 8 <= n; c += 8)
+                    for (size_t h = 0; h < 16; h += 8)
+                        transpose8(d + (k0 + h) * P + c, P, w + (p0 + c) * ldw + k0 + h, ldw);
 #endif
             for (; c < P; c++) {
                 if (p0 + c < n) {
