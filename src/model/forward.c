@@ -309,9 +309,9 @@ typedef struct LinJob {
  * chain of multiply-adds over k in order, so its bits depend on neither the
  * tiles nor the threads. A tile of fewer than FORWARD_LIN_PACKED rows (token
  * by token) goes to a single-threaded cblas_sgemm instead, which streams the
- * weights without packing them (this 2-core Intel Xeon, 1 thread, 384 columns
- * of 768: 38 GFLOP/s at 1 row, 67 at 2, against 7 and 13 packing them; from
- * 4 rows up the two are even, and the packed kernel is ahead from 32). A CPU
+ * weights without packing them (bench/gemm_rates, this 2-core Intel Xeon, 384
+ * columns of 768: 70 GFLOP/s at 1 row against 8 packing them, 22 against 24 at
+ * 4; at 128 and 1,024 rows 122 / 128 against 161 / 160). A CPU
  * with neither AVX-512 nor AVX2 and FMA (gemm_best() portable: older x86,
  * ARM) keeps cblas_sgemm throughout: the portable kernel is there for its
  * bits (tests), not measured fast anywhere. The rows come in pieces of
