@@ -10,6 +10,7 @@ expect_out_contains "version"
 run "$DRRL" --version
 expect_rc 0
 expect_out_contains "drrl "
+expect_out_contains "kernels: linear "
 
 run "$DRRL" help version
 expect_rc 0

@@ -9,6 +9,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "attn/lowrank_kernel.h"
+#include "base/gemm.h"
 #include "cli/cli.h"
 #include "cli/dist.h"
 #include "cli/signals.h"
@@ -68,13 +70,20 @@ static int command_help(const CliCommand *cmd)
 int cmd_version(int argc, char **argv)
 {
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: drrl version\n\nPrint drrl's version and the MPI library it was built "
-               "with\n(for mpirun -np N drrl eval|train-policy), if any.\n");
+        printf("usage: drrl version\n\nPrint drrl's version, the MPI library it was built "
+               "with\n(for mpirun -np N drrl eval|train-policy), if any, and the kernel "
+               "variants\nthis CPU runs: the linear layers' (avx512 or avx2, else OpenBLAS) "
+               "and the\n"
+               "rank-r attention kernel's (avx512-8, avx512, avx2 or portable: the same\n"
+               "bits on each).\n");
         return CLI_EXIT_OK;
     }
     if (argc > 1)
         return cli_usage_error("version", "unexpected argument '%s'", argv[1]);
-    printf("drrl %s (MPI: %s)\n", PACKAGE_VERSION, dist_library() ? dist_library() : "none");
+    printf("drrl %s (MPI: %s; kernels: linear %s, rank-r %s)\n", PACKAGE_VERSION,
+           dist_library() ? dist_library() : "none",
+           gemm_best() == GEMM_ISA_PORTABLE ? "openblas" : gemm_isa_name(gemm_best()),
+           lowrank_kernel_isa_name(lowrank_kernel_best()));
     return CLI_EXIT_OK;
 }
 
