@@ -21,31 +21,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "attn/attn_core.h"
 #include "base/blas.h"
 #include "base/gemm.h"
+#include "bench_threads.h"
 
 enum { MAX_SHAPES = 16, MAX_REPEAT = 101 };
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, int n)
-{
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
 
 typedef struct Shape {
     size_t m, n, k;
@@ -138,25 +120,26 @@ int main(int argc, char **argv)
         snprintf(name, sizeof name, "%zux%zux%zu", s->m, s->n, s->k);
         openblas_run(s, tile, x, w, y);
         for (int i = 0; i < repeat; i++) {
-            double t0 = now();
+            double t0 = bench_now();
             openblas_run(s, tile, x, w, y);
-            t[i] = now() - t0;
+            t[i] = bench_now() - t0;
         }
-        printf("%-18s %10.1f", name, fl / median(t, repeat) / 1e9);
+        printf("%-18s %10.1f", name, fl / attn_core_median(t, (size_t)repeat) / 1e9);
         for (int isa = 0; isa < GEMM_ISA_COUNT; isa++) {
             if (!gemm_supported((GemmIsa)isa))
                 continue;
             double tp[MAX_REPEAT];
             for (int i = 0; i <= repeat; i++) {
-                double t0 = now();
+                double t0 = bench_now();
                 gemm_pack((GemmIsa)isa, wp, w, s->k, s->n, s->k);
-                double t1 = now();
+                double t1 = bench_now();
                 gemm_packed((GemmIsa)isa, y, s->n, x, s->k, wp, s->m, s->n, s->k, 0);
-                double t2 = now();
+                double t2 = bench_now();
                 if (i)
                     t[i - 1] = t2 - t0, tp[i - 1] = t1 - t0;
             }
-            double whole = median(t, repeat), pack = median(tp, repeat);
+            double whole = attn_core_median(t, (size_t)repeat),
+                   pack = attn_core_median(tp, (size_t)repeat);
             printf(" %10.1f %5.1f%%", fl / whole / 1e9, 100.0 * pack / whole);
         }
         printf("\n");

@@ -777,7 +777,8 @@ DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **o
     f->ws_cap = calloc((size_t)threads, sizeof *f->ws_cap);
     const ModelConfig *c = &m->cfg;
     size_t D = (size_t)c->head_dim;
-    /* every product's inputs: the model width, the heads' outputs, the MLP's */
+    /* every product's inputs: the model width, the heads' outputs, the MLP's;
+     * no buffers where the linear layers stay on cblas_sgemm (lin_task) */
     f->isa = gemm_best();
     size_t pk = lin_pack_floats(f->isa, (size_t)c->d_model),
            pk2 = lin_pack_floats(f->isa, (size_t)c->n_head * D),
@@ -785,7 +786,7 @@ DrrlStatus forward_new(const Model *m, size_t cap_hint, int threads, Forward **o
     pk = pk2 > pk ? pk2 : pk;
     pk = pk3 > pk ? pk3 : pk;
     f->wpk = calloc((size_t)threads, sizeof *f->wpk);
-    for (int i = 0; f->wpk && i < threads; i++)
+    for (int i = 0; f->wpk && f->isa != GEMM_ISA_PORTABLE && i < threads; i++)
         if (!(f->wpk[i] = aligned_alloc(64, (pk * sizeof(float) + 63) / 64 * 64))) {
             forward_free(f);
             return drrl_error(err, DRRL_E_NOMEM, "forward: out of memory");
