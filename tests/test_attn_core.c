@@ -715,3 +715,76 @@ Test(attn_core, guard_scan_up_allows_at_least_the_envelope)
     cr_assert(lower > 0, "the two scans agree everywhere: the test shows nothing");
     cr_assert(gfl[0] > 0 && gfl[0] < gfl[1], "guard FLOPs up %g, envelope %g", gfl[0], gfl[1]);
 }
+
+/* The decision's energies are the ones energy:E reads: a chooser that
+ * applies energy:E's rule to dec->energy (keys) and dec->energy_v (values),
+ * then takes the smallest allowed rank at or above it as the guard would,
+ * makes the decisions energy:E makes, so the two runs execute the same
+ * attention FLOPs (the chooser adds none). Also: both energies lie in
+ * [0, 1], grow with the rank and keep everything at head_dim. */
+typedef struct EnergyRule {
+    double e;
+    int n, low, bad;
+} EnergyRule;
+
+static DrrlStatus energy_chooser(void *ctx, const AttnDecision *dec, int32_t *rank,
+                                 float *probs, double *value, DrrlError *err)
+{
+    (void)probs, (void)value, (void)err;
+    EnergyRule *s = ctx;
+    int n = dec->grid->n;
+    for (int h = 0; h < dec->n_head; h++) {
+        const double *ek = dec->energy + (size_t)h * n, *ev = dec->energy_v + (size_t)h * n;
+        int k = n - 1;
+        for (int i = 0; i < n; i++) {
+            s->bad += !(ek[i] >= 0 && ek[i] <= 1 + 1e-12 && ev[i] >= 0 && ev[i] <= 1 + 1e-12);
+            s->bad += i > 0 && (ek[i] < ek[i - 1] - 1e-12 || ev[i] < ev[i - 1] - 1e-12);
+            if (k == n - 1 && ek[i] >= s->e && ev[i] >= s->e)
+                k = i;
+        }
+        s->bad += fabs(ek[n - 1] - 1) > 1e-9 || fabs(ev[n - 1] - 1) > 1e-9;
+        while (k < n - 1 && !dec->mask[(size_t)h * n + k])
+            k++;
+        rank[h] = dec->grid->r[k];
+        s->low += k < n - 1;
+        s->n++;
+    }
+    return DRRL_OK;
+}
+
+Test(attn_core, decision_energies_are_energy_methods)
+{
+    TRng r = {67};
+    int D = 16, H = 2, K = 1, len = 256, T = 16;
+    Fake f;
+    fake_make(&f, &r, H, K, D, len, 0.3);
+    /* values with a far flatter spectrum than the keys: the values' energy
+     * decides the rule's rank, so a decision that passed the keys' energy
+     * as the values' would make other choices */
+    for (int i = 0; i < K * len * D; i++)
+        f.v[i] = (float)(trng_normal(&r) * exp(-0.08 * (i % D)));
+    ModelConfig mc = fake_cfg(H, K, D);
+    double fl[2];
+    EnergyRule rule = {0.9, 0, 0, 0};
+    for (int pol = 0; pol < 2; pol++) {
+        AttnCoreConfig c = t_attn_config(pol ? "drrl" : "energy:0.9", T);
+        c.r_min = 2, c.r_step = 2, c.eps = 0.6;
+        AttnCore *ac = core_new(&mc, &c);
+        attn_core_bind_cache(ac, fk, fv, &f);
+        if (pol)
+            attn_core_set_chooser(ac, energy_chooser, &rule);
+        drive(ac, &f, len, 8, T, NULL);
+        fl[pol] = flops_attn(attn_core_flops_executed(ac)) -
+                  flops_get(attn_core_flops_executed(ac), -1, -1, FLOPS_POLICY);
+        attn_core_free(ac);
+    }
+    fake_free(&f);
+    cr_assert_gt(rule.n, 0);
+    cr_assert_eq(rule.bad, 0, "%d energies out of [0, 1] or decreasing", rule.bad);
+    cr_assert_float_eq(fl[1], fl[0], 1e-9 * fl[0],
+                       "energy:0.9 %.17g, its rule on the decision %.17g", fl[0], fl[1]);
+    cr_assert(rule.low > 0 && rule.low < rule.n,
+              "the rule chose low rank in %d of %d decisions: "
+              "the test shows nothing",
+              rule.low, rule.n);
+}

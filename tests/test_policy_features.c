@@ -99,17 +99,17 @@ Test(policy_features, guard_features_v2_by_hand)
     cr_assert_eq(policy_features_version_of(19, 3), 0);
     float f1[18], f[21];
     policy_features_head(f1, ws, 3, 4, 2, 0.6, 255, en, bd);
-    policy_features_head_v(f, 2, ws, 3, 4, 2, 0.6, 255, en, bd, gd);
+    policy_features_head_v(f, 2, ws, 3, 4, 2, 0.6, 255, en, bd, gd, NULL);
     cr_assert_eq(memcmp(f, f1, sizeof f1), 0); /* version 2 extends version 1 */
     cr_assert_float_eq(f[18], 0.5, 1e-7);
     cr_assert_float_eq(f[19], 0.2, 1e-7);
     cr_assert_float_eq(f[20], 0.0, 1e-7);
     gd[0] = 0.0 / 0.0; /* unknown estimate: the worst value */
     gd[1] = 1.0 / 0.0;
-    policy_features_head_v(f, 2, ws, 3, 4, 2, 0.6, 255, en, bd, gd);
+    policy_features_head_v(f, 2, ws, 3, 4, 2, 0.6, 255, en, bd, gd, NULL);
     cr_assert_eq(f[18], 1.0f);
     cr_assert_eq(f[19], 1.0f);
-    policy_features_head_v(f, 2, ws, 3, 4, 4, 1.0, 0, NULL, NULL, NULL);
+    policy_features_head_v(f, 2, ws, 3, 4, 4, 1.0, 0, NULL, NULL, NULL, NULL);
     for (int i = 18; i < 21; i++)
         cr_assert_eq(f[i], 0.0f);
     char b[32];
@@ -258,4 +258,35 @@ Test(policy_reward, error_power)
     policy_reward_layer(&w, 1.0, t, 3);
     cr_assert_float_eq((1.0 - 0.05 * 0.75) - t[1].total, 10.0 * 0.05, 1e-12);
     cr_assert_float_eq(sq, 10.0 * 0.05 * 0.05, 1e-12);
+}
+
+Test(policy_features, value_energy_v3_by_hand)
+{
+    double en[3] = {0.4, 0.7, 1.0}, bd[3] = {3.0, 1.0, 0.0}, gd[3] = {1.0, 0.25, 0.0};
+    double ev[3] = {0.3, 0.0 / 0.0, 1.5};
+    float ws[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    cr_assert_eq(policy_features_count_v(3, 3), 24);
+    cr_assert_eq(policy_features_version_of(24, 3), 3);
+    cr_assert_eq(policy_features_version_of(21, 3), 2);
+    cr_assert_eq(policy_features_version_of(25, 3), 0);
+    float f2[21], f[24];
+    policy_features_head_v(f2, 2, ws, 3, 4, 2, 0.6, 255, en, bd, gd, ev);
+    policy_features_head_v(f, 3, ws, 3, 4, 2, 0.6, 255, en, bd, gd, ev);
+    cr_assert_eq(memcmp(f, f2, sizeof f2), 0); /* version 3 extends version 2 */
+    cr_assert_float_eq(f[21], 0.3, 1e-7);
+    cr_assert_eq(f[22], 0.0f); /* NaN: none kept, as the keys' */
+    cr_assert_eq(f[23], 1.0f); /* clamped */
+    policy_features_head_v(f, 3, ws, 3, 4, 4, 1.0, 0, NULL, NULL, NULL, NULL);
+    for (int i = 21; i < 24; i++)
+        cr_assert_eq(f[i], 1.0f); /* an exact head keeps all */
+    char b[32];
+    cr_assert_str_eq(policy_features_name_v(21, 3, 3, b, sizeof b), "energy_v[0]");
+    cr_assert_str_eq(policy_features_name_v(23, 3, 3, b, sizeof b), "energy_v[2]");
+    cr_assert_str_eq(policy_features_name_v(21, 3, 2, b, sizeof b), "?");
+    char *j = policy_features_layout_json_v(3, 3);
+    cr_assert_not_null(j);
+    cr_assert(strstr(j, "\"version\":3"));
+    cr_assert(strstr(j, "\"guard[2]\",\"energy_v[0]\""));
+    cr_assert(strstr(j, "\"energy_v[2]\"]"));
+    free(j);
 }

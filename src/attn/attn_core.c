@@ -186,7 +186,7 @@ struct AttnCore {
     double *ratios;   /* bound / measured error of low-rank rows (for the median) */
     size_t n_ratios, ratios_cap;
     /* decision scratch */
-    double *dec_energy, *dec_bound, *dec_guard;
+    double *dec_energy, *dec_energy_v, *dec_bound, *dec_guard;
     uint8_t *dec_mask, *dec_gdone;
     int32_t *dec_prev, *dec_rank;
     float *dec_probs;
@@ -329,6 +329,7 @@ DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCo
     ac->np_cap = 1;
     ac->adv_pending = calloc((size_t)ac->L, sizeof *ac->adv_pending);
     ac->dec_energy = calloc((size_t)ac->H * G, sizeof *ac->dec_energy);
+    ac->dec_energy_v = calloc((size_t)ac->H * G, sizeof *ac->dec_energy_v);
     ac->dec_bound = calloc((size_t)ac->H * G, sizeof *ac->dec_bound);
     ac->dec_guard = calloc((size_t)ac->H * G, sizeof *ac->dec_guard);
     ac->dec_gdone = calloc((size_t)ac->H, sizeof *ac->dec_gdone);
@@ -348,9 +349,10 @@ DrrlStatus attn_core_new(const ModelConfig *cfg, const AttnCoreConfig *c, AttnCo
     ac->dec_probs = calloc((size_t)ac->H * G, sizeof *ac->dec_probs);
     ac->dec_value = calloc((size_t)ac->H, sizeof *ac->dec_value);
     if (!ac->kv || !ac->hs || !ac->callfl || !ac->callrow || !ac->seg_done || !ac->piece ||
-        !ac->adv_pending || !ac->dec_energy || !ac->dec_bound || !ac->dec_guard ||
-        !ac->dec_gdone || !ac->segq || !ac->sego || !ac->sego_r || !ac->gcols ||
-        !ac->dec_mask || !ac->dec_prev || !ac->dec_rank || !ac->dec_probs || !ac->dec_value) {
+        !ac->adv_pending || !ac->dec_energy || !ac->dec_energy_v || !ac->dec_bound ||
+        !ac->dec_guard || !ac->dec_gdone || !ac->segq || !ac->sego || !ac->sego_r ||
+        !ac->gcols || !ac->dec_mask || !ac->dec_prev || !ac->dec_rank || !ac->dec_probs ||
+        !ac->dec_value) {
         st = drrl_error(err, DRRL_E_NOMEM, "attn_core: out of memory");
         goto fail;
     }
@@ -405,9 +407,9 @@ void attn_core_free(AttnCore *ac)
     for (size_t i = 0; ac->gcols && i < (size_t)ac->L * ac->K; i++)
         free(ac->gcols[i].X[0]), free(ac->gcols[i].X[1]);
     free(ac->gcols);
-    DRRL_FREE(ac->dec_energy, ac->dec_bound, ac->dec_mask, ac->dec_prev, ac->dec_guard,
-              ac->dec_gdone, ac->segq, ac->sego, ac->sego_r, ac->ratios, ac->dec_rank,
-              ac->dec_probs, ac->dec_value);
+    DRRL_FREE(ac->dec_energy, ac->dec_energy_v, ac->dec_bound, ac->dec_mask, ac->dec_prev,
+              ac->dec_guard, ac->dec_gdone, ac->segq, ac->sego, ac->sego_r, ac->ratios,
+              ac->dec_rank, ac->dec_probs, ac->dec_value);
     flops_done(&ac->exec), flops_done(&ac->exact);
     free(ac);
 }
@@ -1763,6 +1765,7 @@ static void decide_mask(AttnCore *ac, int32_t l, int fold)
                                         : sk->vrel[r] > sv->vrel[r] ? sk->vrel[r]
                                                                     : sv->vrel[r];
             ac->dec_energy[h * ng + i] = fold ? NAN : sk->ven[r];
+            ac->dec_energy_v[h * ng + i] = fold ? NAN : sv->ven[r];
             ac->dec_mask[h * ng + i] =
                 g[i] <= ac->cfg.eps || r == D || (g[i] != g[i] && ac->cfg.no_guard);
         }
@@ -1808,6 +1811,7 @@ static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, s
                             &ac->grid,
                             ac->dec_prev,
                             ac->dec_energy,
+                            ac->dec_energy_v,
                             ac->dec_bound,
                             ac->dec_guard,
                             ac->dec_mask,

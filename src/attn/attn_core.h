@@ -99,6 +99,7 @@ typedef struct AttnDecision {
     const RankGrid *grid;
     const int32_t *prev_rank; /* (n_head) */
     const double *energy;     /* (n_head, n): key energy kept at each rank */
+    const double *energy_v;   /* (n_head, n): value energy kept at each rank */
     const double *bound;      /* (n_head, n): relative K/V tail bound at each rank
                                  (proven, non-increasing in rank) */
     const double *guard;      /* (n_head, n): the guard's estimate of the relative

@@ -65,14 +65,14 @@ DrrlStatus policy_agent_new(const Model *m, PolicyNet *net, const int32_t *grid,
     int cin = policy_features_conv_width(mc->n_kv_head, mc->head_dim);
     if (nc->n_layer != mc->n_layer || nc->n_head != mc->n_head || nc->conv_in != cin ||
         nc->n_action != n_grid || !policy_features_version_of(nc->n_feat, n_grid))
-        return drrl_error(err, DRRL_E_INPUT,
-                          "policy: network for %d layers x %d heads, conv width %d, %d ranks, "
-                          "%d features does not fit this model (%d x %d, conv width %d) and "
-                          "grid (%d ranks, %d or %d features)",
-                          nc->n_layer, nc->n_head, nc->conv_in, nc->n_action, nc->n_feat,
-                          mc->n_layer, mc->n_head, cin, n_grid,
-                          policy_features_count_v(n_grid, 1),
-                          policy_features_count_v(n_grid, 2));
+        return drrl_error(
+            err, DRRL_E_INPUT,
+            "policy: network for %d layers x %d heads, conv width %d, %d ranks, "
+            "%d features does not fit this model (%d x %d, conv width %d) and "
+            "grid (%d ranks, %d, %d or %d features)",
+            nc->n_layer, nc->n_head, nc->conv_in, nc->n_action, nc->n_feat, mc->n_layer,
+            mc->n_head, cin, n_grid, policy_features_count_v(n_grid, 1),
+            policy_features_count_v(n_grid, 2), policy_features_count_v(n_grid, 3));
     if (n_grid < 1 || grid[n_grid - 1] != mc->head_dim || T < 1)
         return drrl_error(err, DRRL_E_INPUT, "policy: the rank grid must end at head_dim %d",
                           mc->head_dim);
@@ -269,7 +269,8 @@ DrrlStatus policy_agent_choose(void *ctx, const AttnDecision *dec, int32_t *rank
         policy_features_head_v(
             a->feat + (size_t)h * a->F, a->fv, a->wstats + ((size_t)l * H + h) * 9, G, a->D,
             dec->prev_rank[h], a->budget, pos, dec->energy + (size_t)h * G,
-            dec->bound + (size_t)h * G, dec->guard ? dec->guard + (size_t)h * G : NULL);
+            dec->bound + (size_t)h * G, dec->guard ? dec->guard + (size_t)h * G : NULL,
+            dec->energy_v ? dec->energy_v + (size_t)h * G : NULL);
     for (int g = 0; g < a->K; g++) {
         a->kp[g] = a->ck(a->cctx, l, g);
         a->vp[g] = a->cv(a->cctx, l, g);

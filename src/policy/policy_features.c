@@ -20,8 +20,10 @@ const char *policy_features_name_v(int i, int n_grid, int version, char *buf, si
         snprintf(buf, n, "energy_k[%d]", i - POLICY_FEAT_ENERGY);
     else if (i < POLICY_FEAT_ENERGY + 2 * n_grid)
         snprintf(buf, n, "bound[%d]", i - POLICY_FEAT_ENERGY - n_grid);
-    else
+    else if (i < POLICY_FEAT_ENERGY + 3 * n_grid)
         snprintf(buf, n, "guard[%d]", i - POLICY_FEAT_ENERGY - 2 * n_grid);
+    else
+        snprintf(buf, n, "energy_v[%d]", i - POLICY_FEAT_ENERGY - 3 * n_grid);
     return buf;
 }
 
@@ -135,12 +137,13 @@ void policy_features_head(float *feat, const float *wstats, int n_grid, int head
                           const double *bound)
 {
     policy_features_head_v(feat, 1, wstats, n_grid, head_dim, prev_rank, budget, n_keys, energy,
-                           bound, NULL);
+                           bound, NULL, NULL);
 }
 
 void policy_features_head_v(float *feat, int version, const float *wstats, int n_grid,
                             int head_dim, int prev_rank, double budget, int64_t n_keys,
-                            const double *energy, const double *bound, const double *guard)
+                            const double *energy, const double *bound, const double *guard,
+                            const double *energy_v)
 {
     memcpy(feat, wstats, 9 * sizeof(float));
     feat[POLICY_FEAT_PREV_RANK] = (float)prev_rank / (float)head_dim;
@@ -158,6 +161,12 @@ void policy_features_head_v(float *feat, int version, const float *wstats, int n
             double g = guard ? guard[i] : 0.0;
             feat[POLICY_FEAT_ENERGY + 2 * n_grid + i] =
                 !(g >= 0) || isinf(g) ? 1.0f : (float)(g / (1.0 + g)); /* NaN: unknown */
+        }
+        if (version >= 3) {
+            double ev = energy_v ? energy_v[i] : 1.0;
+            if (!(ev >= 0))
+                ev = 0; /* NaN guard, as the keys' */
+            feat[POLICY_FEAT_ENERGY + 3 * n_grid + i] = (float)(ev > 1 ? 1 : ev);
         }
     }
 }

@@ -34,9 +34,14 @@
  *                      estimate g of the head's relative output error at grid
  *                      rank i (AttnDecision.guard: what the safety mask
  *                      compares with eps; 1 where it is unknown)
- * Version 1 (no guard) is still read, so older policy files keep working;
- * drrl train-policy writes version 2 unless told --features 1. A policy
- * file's version follows from its n_feat.
+ *   version 3 only: then n_grid  energy_v[i]: fraction of the value energy
+ *                      kept at grid rank i (AttnDecision.energy_v). energy:E
+ *                      keeps E of both sides; before version 3 the policy
+ *                      saw the values only through bound[i]
+ * All three are read, so older policy files keep working; drrl train-policy
+ * writes version 2 unless told --features 1 or 3 (version 3 gained nothing
+ * measurable with the shipped recipe: data/README.md). A policy file's
+ * version follows from its n_feat.
  * The spectral norm is estimated by power iteration: it is a feature here,
  * not a bound (bounds.h has the certified upper bound where one is needed).
  */
@@ -59,12 +64,13 @@ enum {
 };
 
 /* Newest version of the layout above; bump it on any change. */
-#define POLICY_FEATURES_VERSION 2
+#define POLICY_FEATURES_VERSION 3
 
-/* Static features per head for a grid of n_grid ranks, layout version 1 or 2. */
+/* Static features per head for a grid of n_grid ranks, layout version 1, 2
+ * or 3: 2, 3 or 4 values per grid rank. */
 static inline int policy_features_count_v(int n_grid, int version)
 {
-    return POLICY_FEAT_ENERGY + (version >= 2 ? 3 : 2) * n_grid;
+    return POLICY_FEAT_ENERGY + (version >= 3 ? 4 : version == 2 ? 3 : 2) * n_grid;
 }
 
 /* Version 1's count (policy files written before the guard feature). */
@@ -73,13 +79,14 @@ static inline int policy_features_count(int n_grid)
     return policy_features_count_v(n_grid, 1);
 }
 
-/* The layout version with n_feat features for n_grid ranks: 1, 2, or 0 when
- * neither fits. */
+/* The layout version with n_feat features for n_grid ranks (n_grid >= 1):
+ * 1, 2, 3, or 0 when none fits. */
 static inline int policy_features_version_of(int n_feat, int n_grid)
 {
-    return n_feat == policy_features_count_v(n_grid, 1)   ? 1
-           : n_feat == policy_features_count_v(n_grid, 2) ? 2
-                                                          : 0;
+    for (int v = 1; v <= POLICY_FEATURES_VERSION; v++)
+        if (n_feat == policy_features_count_v(n_grid, v))
+            return v;
+    return 0;
 }
 
 /* Name of static feature i (e.g. "wk_log_norm", "energy_k[3]") into buf.
@@ -91,7 +98,7 @@ const char *policy_features_name_v(int i, int n_grid, int version, char *buf, si
  * version: {"version":1,"static":[...],"conv":"rms-normalised layer input"}.
  * Returned string is malloc'd (caller frees) or NULL when out of memory. */
 char *policy_features_layout_json(int n_grid);
-/* The same for layout version 1 or 2 (policy_features_layout_json is 1). */
+/* The same for layout version 1, 2 or 3 (policy_features_layout_json is 1). */
 char *policy_features_layout_json_v(int n_grid, int version);
 
 /* Statistics of one weight slice W (rows x cols, row stride ld): writes
@@ -117,11 +124,13 @@ void policy_features_model_stats(const float *wq, const float *wk, const float *
 void policy_features_head(float *feat, const float *wstats, int n_grid, int head_dim,
                           int prev_rank, double budget, int64_t n_keys, const double *energy,
                           const double *bound);
-/* The same for layout version 1 or 2 (policy_features_count_v floats); guard:
- * n_grid guard estimates, or NULL (0: an exact head). */
+/* The same for layout version 1, 2 or 3 (policy_features_count_v floats);
+ * guard: n_grid guard estimates, or NULL (0: an exact head); energy_v: n_grid
+ * value energies kept (version 3), or NULL (1: an exact head). */
 void policy_features_head_v(float *feat, int version, const float *wstats, int n_grid,
                             int head_dim, int prev_rank, double budget, int64_t n_keys,
-                            const double *energy, const double *bound, const double *guard);
+                            const double *energy, const double *bound, const double *guard,
+                            const double *energy_v);
 
 /* Convolution input width for a model: keys and values of every kv head. */
 static inline int policy_features_conv_width(int n_kv_head, int head_dim)

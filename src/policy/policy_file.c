@@ -234,7 +234,7 @@ static DrrlStatus parse_grid(const char *path, json_t *doc, const PolicyNetConfi
     TRY(get_int(path, doc, "policy", "segment", 1, 1 << 24, &v, err));
     m->segment = (int)v;
 
-    /* Features: the layout must be exactly one this build reads (version 1 or 2). */
+    /* Features: the layout must be exactly one this build reads (versions 1 to 3). */
     json_t *feat = json_object_get(doc, "features");
     json_t *fvj = feat ? json_object_get(feat, "version") : NULL;
     int fv = json_is_integer(fvj) && json_integer_value(fvj) >= 1 &&
