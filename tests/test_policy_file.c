@@ -265,8 +265,22 @@ Test(policy_file, feature_versions_and_new_reward_terms)
     m.reward.err_power = 2.0;
     cr_assert_eq(save_load("v2p.safetensors", net2, &m, &back, &mp, &err2), DRRL_OK);
     cr_assert_float_eq(mp.reward.err_power, 2.0, 0);
+    cr_assert_eq(mp.reward.n_err_layer, 0); /* absent: none */
     policy_net_free(back);
     m.reward.err_power = 1.0;
+    /* per-layer error factors travel, in order */
+    m.reward.n_err_layer = 3;
+    m.reward.err_layer[0] = 2.0, m.reward.err_layer[1] = 0.5, m.reward.err_layer[2] = 0.0;
+    cr_assert_eq(save_load("v2l.safetensors", net2, &m, &back, &mp, &err2), DRRL_OK);
+    cr_assert_eq(mp.reward.n_err_layer, 3);
+    cr_assert_float_eq(mp.reward.err_layer[0], 2.0, 0);
+    cr_assert_float_eq(mp.reward.err_layer[1], 0.5, 0);
+    cr_assert_float_eq(mp.reward.err_layer[2], 0.0, 0);
+    policy_net_free(back);
+    m.reward.err_layer[1] = -1.0; /* written as given, refused on load */
+    cr_assert_eq(save_load("v2n.safetensors", net2, &m, &back, &mp, &err2), DRRL_E_INPUT);
+    cr_assert(strstr(err2.msg, "err_layers[1]"), "%s", err2.msg);
+    m.reward.n_err_layer = 0;
     /* A network whose n_feat fits neither layout is refused on load. */
     c.n_feat = policy_features_count_v(4, 2) + 1;
     PolicyNet *bad;

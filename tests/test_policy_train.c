@@ -307,6 +307,43 @@ Test(policy_train, features_v3_round_trip)
     cr_assert_eq(memcmp(r1, r2, sizeof r1), 0);
 }
 
+/* --err-layers: all-1 factors train the very policy no factors do; other
+ * factors another; a count other than the model's layers is refused. */
+Test(policy_train, err_layer_factors)
+{
+    PolicyTrainConfig c;
+    const char *a = path_of("e0.st"), *b = path_of("e1.st"), *d = path_of("e2.st");
+    small_cfg(&c, a, 3);
+    c.reward.err = 5.0;
+    c.eps_start = c.eps_floor = 1e9; /* nothing masked: low ranks, errors to weigh */
+    train(&c, NULL);
+    c.out_path = b;
+    c.reward.n_err_layer = model->cfg.n_layer;
+    for (int l = 0; l < model->cfg.n_layer; l++)
+        c.reward.err_layer[l] = 1.0;
+    train(&c, NULL);
+    c.out_path = d;
+    c.reward.err_layer[0] = 20.0;
+    train(&c, NULL);
+    PolicyMeta ma, mb, md;
+    PolicyNet *na = load(a, &ma), *nb = load(b, &mb), *nd = load(d, &md);
+    cr_assert_eq(memcmp(na->params, nb->params, na->n_params * sizeof(float)), 0);
+    cr_assert_neq(memcmp(na->params, nd->params, na->n_params * sizeof(float)), 0,
+                  "a layer's factor changed nothing");
+    cr_assert_eq(md.reward.n_err_layer, model->cfg.n_layer);
+    cr_assert_float_eq(md.reward.err_layer[0], 20.0, 0);
+    policy_net_free(na);
+    policy_net_free(nb);
+    policy_net_free(nd);
+    c.out_path = path_of("e3.st");
+    c.reward.n_err_layer = model->cfg.n_layer + 1;
+    DrrlError err;
+    cr_assert_eq(policy_train(model, ids, sizeof ids / sizeof ids[0], &c, NULL, NULL, NULL,
+                              NULL, 0, &err),
+                 DRRL_E_USAGE);
+    cr_assert(strstr(err.msg, "--err-layers"), "%s", err.msg);
+}
+
 typedef struct LmSeen {
     int steps;
     double lm;

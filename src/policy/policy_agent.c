@@ -362,7 +362,8 @@ void policy_agent_end_segment(PolicyAgent *a, const PolicyRewardWeights *w, doub
             t->lm = lm_delta;
             t->error = c->err_rows ? c->err_sum / (double)c->err_rows : 0.0;
         }
-        policy_reward_layer(w, a->budget, terms, H);
+        PolicyRewardWeights wl;
+        policy_reward_layer(policy_reward_err_layer(w, l, &wl), a->budget, terms, H);
         for (int h = 0; h < H; h++) {
             s->reward[h] = (float)terms[h].total;
             if (sum) {

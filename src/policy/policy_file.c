@@ -60,6 +60,16 @@ static char *meta_string(const PolicyNet *net, const PolicyMeta *m)
     if (m->reward.err_power > 0 && m->reward.err_power != 1.0)
         json_object_set_new(json_object_get(doc, "reward"), "err_power",
                             json_real(m->reward.err_power));
+    /* err_layers likewise only where set */
+    if (m->reward.n_err_layer > 0) {
+        json_t *a = json_array();
+        for (int i = 0; a && i < m->reward.n_err_layer; i++)
+            json_array_append_new(a, json_real(m->reward.err_layer[i]));
+        if (!a || json_object_set_new(json_object_get(doc, "reward"), "err_layers", a)) {
+            json_decref(doc);
+            return NULL;
+        }
+    }
     char *inner = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(doc);
     if (!inner)
@@ -280,6 +290,26 @@ static DrrlStatus parse_reward(const char *path, json_t *doc, PolicyMeta *m, Drr
         TRY(get_num(path, o, "reward", "err", -1e6, 1e6, &m->reward.err, err));
     if (json_object_get(o, "price"))
         TRY(get_num(path, o, "reward", "price", -1e6, 1e6, &m->reward.price, err));
+    m->reward.n_err_layer = 0;
+    json_t *el = json_object_get(o, "err_layers");
+    if (el) {
+        size_t ne = json_is_array(el) ? json_array_size(el) : 0;
+        if (ne < 1 || ne > POLICY_REWARD_MAX_LAYERS)
+            return drrl_error(err, DRRL_E_INPUT,
+                              "%s: metadata reward.err_layers: expected 1 to %d numbers", path,
+                              POLICY_REWARD_MAX_LAYERS);
+        for (size_t i = 0; i < ne; i++) {
+            json_t *v = json_array_get(el, i);
+            double x = json_is_number(v) ? json_number_value(v) : -1;
+            if (!(x >= 0 && x <= 1e6))
+                return drrl_error(err, DRRL_E_INPUT,
+                                  "%s: metadata reward.err_layers[%zu]: expected a number in "
+                                  "[0, 1e6]",
+                                  path, i);
+            m->reward.err_layer[i] = x;
+        }
+        m->reward.n_err_layer = (int)ne;
+    }
     json_t *br = json_object_get(doc, "budget_range");
     if (!json_is_array(br) || json_array_size(br) != 2 ||
         !json_is_number(json_array_get(br, 0)) || !json_is_number(json_array_get(br, 1)))

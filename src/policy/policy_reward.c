@@ -14,6 +14,17 @@ void policy_reward_defaults(PolicyRewardWeights *w)
     w->err = 0.0;
     w->err_power = 1.0;
     w->price = 0.0;
+    w->n_err_layer = 0;
+}
+
+const PolicyRewardWeights *policy_reward_err_layer(const PolicyRewardWeights *w, int l,
+                                                   PolicyRewardWeights *out)
+{
+    if (w->n_err_layer <= 0 || l < 0 || l >= w->n_err_layer)
+        return w;
+    *out = *w;
+    out->err = w->err * w->err_layer[l];
+    return out;
 }
 
 double policy_reward_cosine(const float *a, size_t lda, const float *b, size_t ldb, int rows,

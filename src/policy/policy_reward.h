@@ -8,7 +8,8 @@
  *     - gamma * band(r_prev, r) / ||K||_F    rank-transition energy (paper Eq. 8)
  *     - kappa * max(0, c_mean - budget) * c_h / c_mean        (layer budget)
  *     + lm * (log p_r(next) - log p_exact(next))   (optional LM term)
- *     - err * (||O_exact - O_r|| / ||O_exact||)^err_power  (optional, per head)
+ *     - err * f_l * (||O_exact - O_r|| / ||O_exact||)^err_power  (optional, per head;
+ *                                            f_l: layer l's factor, 1 unless set)
  *     - price * (1 / budget - 1) * FLOPs_r / FLOPs_exact   (optional, per head)
  * with c_h = FLOPs_r/FLOPs_exact of head h and c_mean its mean over the
  * layer's heads. The budget term is ours: it is what makes the budget feature
@@ -41,6 +42,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Most layers --err-layers can weigh (PolicyRewardWeights.err_layer). */
+#define POLICY_REWARD_MAX_LAYERS 256
+
 typedef struct PolicyRewardWeights {
     double alpha;     /* fidelity weight (1.0) */
     double beta;      /* FLOP weight (0.05) */
@@ -50,6 +54,13 @@ typedef struct PolicyRewardWeights {
     double err;       /* weight of the head's measured relative output error (0: off) */
     double err_power; /* the error enters as error^err_power (1; 2: squared) */
     double price;     /* per-head FLOP price at budget 1/2; (1/b - 1) x at budget b (0: off) */
+    /* Per-layer factors of the error term: layer l's heads pay
+     * err * err_layer[l] * e^err_power (n_err_layer = 0: 1 for every layer;
+     * else the model's layer count). What a head's output error does to the
+     * loss depends on its layer (data/README.md, "Value energies in the
+     * state"): the factors let the reward say so. */
+    int n_err_layer;
+    double err_layer[POLICY_REWARD_MAX_LAYERS];
 } PolicyRewardWeights;
 
 void policy_reward_defaults(PolicyRewardWeights *w);
@@ -77,8 +88,15 @@ double policy_reward_cosine(const float *a, size_t lda, const float *b, size_t l
 double policy_reward_band(const double *lambda, int d, int r_prev, int r);
 
 /* Fill terms[h].total for the n_head decisions of one layer, given each
- * head's fidelity, flops_frac, band, lm and error already set in terms[h]. */
+ * head's fidelity, flops_frac, band, lm and error already set in terms[h].
+ * The error term's weight is w->err; the caller applies err_layer
+ * (policy_reward_err_layer). */
 void policy_reward_layer(const PolicyRewardWeights *w, double budget, PolicyRewardTerms *terms,
                          int n_head);
+
+/* w with its error weight multiplied by layer l's factor (w itself when no
+ * factors are set), into *out; returns out. */
+const PolicyRewardWeights *policy_reward_err_layer(const PolicyRewardWeights *w, int l,
+                                                   PolicyRewardWeights *out);
 
 #endif

@@ -297,6 +297,10 @@ static DrrlStatus check_config(const Trainer *t, size_t n_ids, DrrlError *err)
                           t->E + 1);
     if (!(cfg->budget_lo > 0 && cfg->budget_lo <= cfg->budget_hi && cfg->budget_hi <= 1))
         return drrl_error(err, DRRL_E_USAGE, "train-policy: budget range must be in (0, 1]");
+    if (cfg->reward.n_err_layer && cfg->reward.n_err_layer != mc->n_layer)
+        return drrl_error(err, DRRL_E_USAGE,
+                          "train-policy: --err-layers has %d factors, the model %d layers",
+                          cfg->reward.n_err_layer, mc->n_layer);
     if (cfg->features < 1 || cfg->features > POLICY_FEATURES_VERSION)
         return drrl_error(err, DRRL_E_USAGE, "train-policy: --features must be 1 to %d",
                           POLICY_FEATURES_VERSION);

@@ -102,4 +102,24 @@ run "$DRRL" run --model "$model" --text "$text" --seq-len 48 --segment 16 \
     --method energy:0.9 --trace-out "$tmpdir/e4.csv"
 expect_rc 0
 grep -q '"floor": 0.25,' "$tmpdir/e4.csv.json" || fail "default eps is not 0.25 without a policy"
+# Feature layout 3 and per-layer error factors from the command line; a
+# factor list that does not fit the model is a one-line usage error.
+run "$DRRL" train-policy $small --out "$tmpdir/v3.st" --steps 1 --features 3 \
+    --err-weight 2 --err-layers 2,0.5
+expect_rc 0
+run "$DRRL" run --model "$model" --text "$text" --seq-len 48 --segment 16 \
+    --method "drrl:$tmpdir/v3.st"
+expect_rc 0
+run "$DRRL" train-policy $small --out "$tmpdir/v4.st" --steps 1 --features 4
+expect_rc 2
+expect_one_line_error
+run "$DRRL" train-policy $small --out "$tmpdir/v4.st" --steps 1 --err-layers 1,2,3
+expect_rc 2
+expect_one_line_error
+expect_err_contains "--err-layers"
+run "$DRRL" train-policy $small --out "$tmpdir/v4.st" --steps 1 --err-layers 1,x
+expect_rc 2
+expect_one_line_error
+expect_err_contains "--err-layers"
+[ -e "$tmpdir/v4.st" ] && fail "a refused run wrote a policy"
 exit 0

@@ -16,6 +16,7 @@
 #include "cli/signals.h"
 #include "cmd/commands.h"
 #include "model/model.h"
+#include "policy/policy_features.h"
 #include "policy/policy_train.h"
 #include "model/tokenizer.h"
 
@@ -59,6 +60,7 @@ static const char usage[] =
     "                      (0: off; on runs an exact forward beside)\n"
     "  --err-weight X      weight of each head's measured relative output error (0)\n"
     "  --err-power P       the error term is X e^P for the head's error e (1)\n"
+    "  --err-layers W0,... a factor of the error term per model layer (all 1)\n"
     "  --price X           each head's FLOP price at budget 1/2, (1/B - 1) X at\n"
     "                      budget B (0: off)\n"
     "Safety mask: eps_t = max(FLOOR, START * DECAY^step)\n"
@@ -138,6 +140,34 @@ static int parse_budget(const char *cmd, const CliOpt *o, const char *s)
         return cli_usage_error(cmd, "--budget '%s': expected B or LO:HI with 0 < LO <= HI <= 1",
                                s);
     cfg->budget_lo = a, cfg->budget_hi = b;
+    return 0;
+}
+
+/* --err-layers W0,W1,...: one factor of the error term per model layer
+ * (its count is checked against the model in policy_train). */
+static int parse_err_layers(const char *cmd, const CliOpt *o, const char *s)
+{
+    PolicyRewardWeights *rw = o->dest;
+    const char *p = s;
+    int n = 0;
+    for (;;) {
+        char *end;
+        errno = 0;
+        double v = strtod(p, &end);
+        if (errno || end == p || !(v >= 0 && v <= 1e6) || (*end && *end != ','))
+            return cli_usage_error(cmd,
+                                   "--err-layers '%s': expected a factor >= 0 per layer, "
+                                   "separated by commas",
+                                   s);
+        if (n == POLICY_REWARD_MAX_LAYERS)
+            return cli_usage_error(cmd, "--err-layers '%s': more than %d factors", s,
+                                   POLICY_REWARD_MAX_LAYERS);
+        rw->err_layer[n++] = v;
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    rw->n_err_layer = n;
     return 0;
 }
 
@@ -248,7 +278,7 @@ int cmd_train_policy(int argc, char **argv)
         CLI_INT("episodes", &cfg.episodes, 1, 1 << 20),
         CLI_INT("rank-min", &cfg.r_min, 1, 4096),
         CLI_INT("rank-step", &cfg.r_step, 1, 4096),
-        CLI_INT("features", &cfg.features, 1, 2),
+        CLI_INT("features", &cfg.features, 1, POLICY_FEATURES_VERSION),
         CLI_DOUBLE("alpha", &rw->alpha, -1e6, 1e6),
         CLI_DOUBLE("beta", &rw->beta, -1e6, 1e6),
         CLI_DOUBLE("gamma", &rw->gamma, -1e6, 1e6),
@@ -257,6 +287,7 @@ int cmd_train_policy(int argc, char **argv)
         CLI_DOUBLE("err-weight", &rw->err, -1e6, 1e6),
         CLI_DOUBLE("price", &rw->price, -1e6, 1e6),
         CLI_DOUBLE("err-power", &rw->err_power, 0.01, 100),
+        CLI_FN("err-layers", 1, parse_err_layers, rw, 0),
         CLI_DOUBLE("eps-start", &cfg.eps_start, 0, 1e30),
         CLI_DOUBLE("eps-floor", &cfg.eps_floor, 0, 1e30),
         CLI_DOUBLE("eps-decay", &cfg.eps_decay, 0, 1),
