@@ -281,6 +281,22 @@ Test(policy_file, feature_versions_and_new_reward_terms)
     cr_assert_eq(save_load("v2n.safetensors", net2, &m, &back, &mp, &err2), DRRL_E_INPUT);
     cr_assert(strstr(err2.msg, "err_layers[1]"), "%s", err2.msg);
     m.reward.n_err_layer = 0;
+    /* the energy prior travels with the network's shape (layout 3) */
+    PolicyNetConfig c3 = net->cfg;
+    c3.n_feat = policy_features_count_v(4, 3);
+    c3.prior_weight = 3.0, c3.prior_energy = 0.985;
+    PolicyNet *net3;
+    cr_assert_eq(policy_net_new(&c3, &r, &net3, NULL), DRRL_OK);
+    cr_assert_eq(save_load("v3p.safetensors", net3, &m, &back, &mp, &err2), DRRL_OK, "%s",
+                 err2.msg);
+    cr_assert_float_eq(back->cfg.prior_weight, 3.0, 0);
+    cr_assert_float_eq(back->cfg.prior_energy, 0.985, 0);
+    cr_assert_eq(memcmp(back->params, net3->params, net3->n_params * sizeof(float)), 0);
+    policy_net_free(back);
+    policy_net_free(net3);
+    cr_assert_eq(save_load("v2np.safetensors", net2, &m, &back, &mp, &err2), DRRL_OK);
+    cr_assert_eq(back->cfg.prior_weight, 0.0); /* absent: none */
+    policy_net_free(back);
     /* A network whose n_feat fits neither layout is refused on load. */
     c.n_feat = policy_features_count_v(4, 2) + 1;
     PolicyNet *bad;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/policy_features.h"
 #include "policy/policy_net.h"
 #include "policy/policy_rng.h"
 
@@ -225,4 +226,65 @@ Test(policy_rng, deterministic_and_uniform)
         s2 += z * z;
     }
     cr_assert(fabs(s / 50000) < 0.03 && fabs(s2 / 50000 - 1) < 0.05);
+}
+
+/* The energy prior adds its weight to the logit of the rank energy:E would
+ * take from each head's features (keys' and values' energies, layout 3),
+ * and nothing else: two networks with the same parameters, with and without
+ * it, differ by exactly the weight there. */
+Test(policy_net, energy_prior_adds_its_weight_at_the_rules_rank)
+{
+    enum { G = 4, F = POLICY_FEAT_ENERGY + 4 * G, H = 3 };
+    PolicyNetConfig c = small_cfg();
+    c.n_feat = F;
+    PolicyNetConfig cp = c;
+    cp.prior_weight = 2.5, cp.prior_energy = 0.9;
+    PolicyRng r1, r2;
+    policy_rng_seed(&r1, 4), policy_rng_seed(&r2, 4);
+    PolicyNet *a, *b;
+    DrrlError err;
+    cr_assert_eq(policy_net_new(&c, &r1, &a, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(policy_net_new(&cp, &r2, &b, &err), DRRL_OK, "%s", err.msg);
+    cr_assert_eq(memcmp(a->params, b->params, a->n_params * sizeof(float)), 0);
+    /* per head: keys' energies, values' energies; the rule's index */
+    static const float ek[H][G] = {
+        {0.5f, 0.95f, 0.99f, 1}, {0.99f, 0.99f, 0.99f, 1}, {0.91f, 0.95f, 0.99f, 1}};
+    static const float ev[H][G] = {
+        {0.95f, 0.95f, 0.99f, 1}, {0.2f, 0.5f, 0.8f, 1}, {0.92f, 0.95f, 0.99f, 1}};
+    static const int want[H] = {1, 3, 0};
+    float feat[H * F], x[7 * 6];
+    PolicyRng r;
+    policy_rng_seed(&r, 5);
+    for (int i = 0; i < H * F; i++)
+        feat[i] = (float)policy_rng_normal(&r);
+    for (int i = 0; i < 42; i++)
+        x[i] = (float)policy_rng_normal(&r);
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < G; i++) {
+            feat[h * F + POLICY_FEAT_ENERGY + i] = ek[h][i];
+            feat[h * F + POLICY_FEAT_ENERGY + 3 * G + i] = ev[h][i];
+        }
+    for (int h = 0; h < H; h++)
+        cr_assert_eq(policy_net_prior_action(&cp, feat + h * F), want[h], "head %d", h);
+    PolicyNetCache *ka = policy_net_cache_new(a), *kb = policy_net_cache_new(b);
+    PolicyNetInput in = {.layer = 1, .feat = feat, .conv_x = x, .T = 7};
+    float la[H * G], lb[H * G], va[H], vb[H];
+    cr_assert_eq(policy_net_forward(a, ka, &in, la, va, NULL), DRRL_OK);
+    cr_assert_eq(policy_net_forward(b, kb, &in, lb, vb, NULL), DRRL_OK);
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < G; i++) {
+            float e = i == want[h] ? la[h * G + i] + 2.5f : la[h * G + i];
+            cr_assert_eq(lb[h * G + i], e, "head %d rank %d: %g, want %g", h, i, lb[h * G + i],
+                         e);
+        }
+    cr_assert_eq(memcmp(va, vb, sizeof va), 0);
+    policy_net_cache_free(ka), policy_net_cache_free(kb);
+    policy_net_free(a), policy_net_free(b);
+    /* the prior reads layout 3's value energies: another layout is refused */
+    cp.n_feat = POLICY_FEAT_ENERGY + 3 * G;
+    PolicyNet *bad = NULL;
+    cr_assert_eq(policy_net_new(&cp, &r1, &bad, &err), DRRL_E_USAGE);
+    cr_assert(strstr(err.msg, "prior"), "%s", err.msg);
+    cp.n_feat = F, cp.prior_energy = 1.5;
+    cr_assert_eq(policy_net_new(&cp, &r1, &bad, &err), DRRL_E_USAGE);
 }

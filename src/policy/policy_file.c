@@ -15,11 +15,20 @@
 
 static json_t *net_json(const PolicyNetConfig *c)
 {
-    return json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}", "n_feat",
-                     c->n_feat, "conv_in", c->conv_in, "conv_kernel", c->conv_kernel,
-                     "conv_out", c->conv_out, "n_layer", c->n_layer, "n_head", c->n_head,
-                     "n_action", c->n_action, "d_model", c->d_model, "n_attn_head",
-                     c->n_attn_head, "d_ff", c->d_ff, "n_block", c->n_block);
+    json_t *j = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}", "n_feat",
+                          c->n_feat, "conv_in", c->conv_in, "conv_kernel", c->conv_kernel,
+                          "conv_out", c->conv_out, "n_layer", c->n_layer, "n_head", c->n_head,
+                          "n_action", c->n_action, "d_model", c->d_model, "n_attn_head",
+                          c->n_attn_head, "d_ff", c->d_ff, "n_block", c->n_block);
+    /* the energy prior only where set: files without it keep their bytes */
+    if (j && c->prior_weight > 0 &&
+        json_object_set_new(
+            j, "prior",
+            json_pack("{s:f, s:f}", "weight", c->prior_weight, "energy", c->prior_energy))) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
 }
 
 static char *meta_string(const PolicyNet *net, const PolicyMeta *m)
@@ -211,6 +220,15 @@ static DrrlStatus parse_net(const char *path, json_t *doc, PolicyNetConfig *nc, 
                            {"n_attn_head", &nc->n_attn_head, 1}, {"d_ff", &nc->d_ff, 1},
                            {"n_block", &nc->n_block, 0}};
     TRY(get_ints(path, o, "net", nf, sizeof nf / sizeof nf[0], 1 << 20, err));
+    nc->prior_weight = nc->prior_energy = 0;
+    json_t *pr = json_object_get(o, "prior");
+    if (pr) {
+        if (!json_is_object(pr))
+            return drrl_error(err, DRRL_E_INPUT, "%s: metadata net.prior: expected an object",
+                              path);
+        TRY(get_num(path, pr, "net.prior", "weight", 0, 1e3, &nc->prior_weight, err));
+        TRY(get_num(path, pr, "net.prior", "energy", 1e-9, 1, &nc->prior_energy, err));
+    }
 out:
     return st;
 }

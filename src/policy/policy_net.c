@@ -1,5 +1,6 @@
 #include "policy/policy_net.h"
 #include "base/mem.h"
+#include "policy/policy_features.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -57,6 +58,17 @@ static size_t block_floats(const PolicyNetConfig *c)
     return 4 * D + D * 3 * D + 3 * D + D * D + D + D * M + M + M * D + D;
 }
 
+int policy_net_prior_action(const PolicyNetConfig *c, const float *feat)
+{
+    int G = c->n_action;
+    const float *ek = feat + POLICY_FEAT_ENERGY, *ev = feat + POLICY_FEAT_ENERGY + 3 * G;
+    float e = (float)c->prior_energy;
+    for (int i = 0; i < G - 1; i++)
+        if (ek[i] >= e && ev[i] >= e)
+            return i;
+    return G - 1;
+}
+
 DrrlStatus policy_net_check_config(const PolicyNetConfig *c, DrrlError *err)
 {
     const struct {
@@ -75,6 +87,16 @@ DrrlStatus policy_net_check_config(const PolicyNetConfig *c, DrrlError *err)
             return drrl_error(err, DRRL_E_USAGE, "policy_net:%s: %d is out of range [%d, %d]",
                               f[i].name, f[i].v, f[i].min, 1 << 20);
     }
+    if (!(c->prior_weight >= 0 && c->prior_weight <= 1e3))
+        return drrl_error(err, DRRL_E_USAGE,
+                          "policy_net:prior_weight: %g is out of range [0, 1000]",
+                          c->prior_weight);
+    if (c->prior_weight > 0 && (!(c->prior_energy > 0 && c->prior_energy <= 1) ||
+                                policy_features_version_of(c->n_feat, c->n_action) != 3))
+        return drrl_error(err, DRRL_E_USAGE,
+                          "policy_net: the energy prior needs 0 < energy <= 1 (got %g) and the "
+                          "value energies of feature layout 3",
+                          c->prior_energy);
     if (c->d_model % c->n_attn_head)
         return drrl_error(err, DRRL_E_USAGE,
                           "policy_net:d_model: %d is not divisible by n_attn_head %d",
@@ -603,6 +625,11 @@ DrrlStatus policy_net_forward(const PolicyNet *net, PolicyNetCache *k, const Pol
     ln_forward(k->f, k->hf, k->rf, k->xf, P + L.lnf_g, P + L.lnf_b, H, D);
     mm(logits, k->f, P + L.actor_w, H, c->n_action, D, 0, 0, 0.0f);
     add_bias(logits, P + L.actor_b, H, c->n_action);
+    if (c->prior_weight > 0) /* constant in the parameters: backward is unchanged */
+        for (int h = 0; h < H; h++)
+            logits[(size_t)h * c->n_action +
+                   policy_net_prior_action(c, in->feat + (size_t)h * F)] +=
+                (float)c->prior_weight;
     for (int h = 0; h < H; h++) {
         double v = P[L.critic_b];
         for (int d = 0; d < D; d++)

@@ -46,10 +46,21 @@ typedef struct PolicyNetConfig {
     int n_attn_head; /* encoder attention heads; divides d_model */
     int d_ff;        /* encoder MLP width */
     int n_block;     /* encoder blocks, >= 0 */
+    /* The energy-rule prior (0: none): the logit of the rank energy:E would
+     * take, the smallest grid rank keeping prior_energy of both the keys'
+     * and the values' energy as the head's features give them (layout 3),
+     * gets +prior_weight. A constant of the state, not a parameter: the
+     * network learns a residual on the rule (policy_net_prior_action). */
+    double prior_weight, prior_energy;
 } PolicyNetConfig;
 
 #define POLICY_NET_MAX_DIMS 3
 #define POLICY_NET_NAME_MAX 32
+
+/* The grid index the prior favours for one head's features feat (n_feat of
+ * layout 3, n_action grid ranks): the first i with energy_k[i] and
+ * energy_v[i] >= prior_energy, else the last (exact). */
+int policy_net_prior_action(const PolicyNetConfig *c, const float *feat);
 
 typedef struct PolicyNetBlock {
     char name[POLICY_NET_NAME_MAX]; /* e.g. "conv.w", "block0.qkv.w" */

@@ -366,6 +366,8 @@ static DrrlStatus trainer_fresh(Trainer *t, DrrlError *err)
         .n_attn_head = cfg->n_attn_head,
         .d_ff = cfg->d_ff,
         .n_block = cfg->n_block,
+        .prior_weight = cfg->prior_weight,
+        .prior_energy = cfg->prior_energy,
     };
     DrrlStatus st;
     if ((st = policy_net_new(&nc, &t->rng, &t->net, err)) ||

@@ -56,13 +56,15 @@ typedef struct PolicyTrainConfig {
     /* network shape (the rest follows from the model and the grid) */
     int32_t d_model, n_attn_head, d_ff, n_block, conv_kernel, conv_out;
     int32_t features; /* feature layout version of a new network (policy_features.h; 2) */
-    int threads;      /* forward worker threads (0: default) */
-    int64_t checkpoint_every; /* steps between checkpoints (0: only at the end) */
-    const char *out_path;     /* policy file written at checkpoints and the end */
-    unsigned out_flags;       /* base/fileio.h flags added to FILEIO_FORCE for out_path
-                                 (FILEIO_UPDATE: it is the file resumed from) */
-    const char *command;      /* recorded in the file */
-    const PpoDist *dist;      /* processes sharing the work (NULL: this one alone) */
+    double prior_weight, prior_energy; /* a new network's energy-rule prior
+                                          (PolicyNetConfig; 0: none; needs layout 3) */
+    int threads;                       /* forward worker threads (0: default) */
+    int64_t checkpoint_every;          /* steps between checkpoints (0: only at the end) */
+    const char *out_path;              /* policy file written at checkpoints and the end */
+    unsigned out_flags;                /* base/fileio.h flags added to FILEIO_FORCE for out_path
+                                          (FILEIO_UPDATE: it is the file resumed from) */
+    const char *command;               /* recorded in the file */
+    const PpoDist *dist;               /* processes sharing the work (NULL: this one alone) */
 } PolicyTrainConfig;
 
 void policy_train_config_default(PolicyTrainConfig *c);

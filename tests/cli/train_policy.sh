@@ -121,5 +121,21 @@ run "$DRRL" train-policy $small --out "$tmpdir/v4.st" --steps 1 --err-layers 1,x
 expect_rc 2
 expect_one_line_error
 expect_err_contains "--err-layers"
+run "$DRRL" train-policy $small --out "$tmpdir/pr.st" --steps 1 --energy-prior 0.9:3
+expect_rc 0
+run "$DRRL" run --model "$model" --text "$text" --seq-len 48 --segment 16 \
+    --method "drrl:$tmpdir/pr.st"
+expect_rc 0
+for bad in 0.9 1.5:3 0.9:0 0.9:x; do
+    run "$DRRL" train-policy $small --out "$tmpdir/v4.st" --steps 1 --energy-prior "$bad"
+    expect_rc 2
+    expect_one_line_error
+    expect_err_contains "--energy-prior"
+done
+run "$DRRL" train-policy $small --out "$tmpdir/v4.st" --steps 1 --energy-prior 0.9:3 \
+    --features 2
+expect_rc 2
+expect_one_line_error
+expect_err_contains "prior"
 [ -e "$tmpdir/v4.st" ] && fail "a refused run wrote a policy"
 exit 0

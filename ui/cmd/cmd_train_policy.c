@@ -53,6 +53,9 @@ static const char usage[] =
     "  --features V        state layout of a new policy: 2 (with the guard's\n"
     "                      estimates), 3 (and the values' energies) or 1\n"
     "                      (neither, as the oldest policies) (2)\n"
+    "  --energy-prior E:W  add W to the logit of the rank energy:E would take\n"
+    "                      (a fixed prior: the network learns a residual on\n"
+    "                      the rule; needs layout 3, the default with it)\n"
     "Reward (paper defaults):\n"
     "  --alpha X (1.0)  --beta X (0.05)  --gamma X (0.1)\n"
     "  --kappa X           weight of the budget overshoot (1.0)\n"
@@ -171,6 +174,30 @@ static int parse_err_layers(const char *cmd, const CliOpt *o, const char *s)
     return 0;
 }
 
+/* --energy-prior E:W: a new network's energy-rule prior (policy_net.h). */
+static int parse_prior(const char *cmd, const CliOpt *o, const char *s)
+{
+    PolicyTrainConfig *cfg = o->dest;
+    char *end;
+    errno = 0;
+    double e = strtod(s, &end), w = -1;
+    if (end != s && *end == ':') {
+        const char *t = end + 1;
+        w = strtod(t, &end);
+        if (end == t)
+            end = (char *)t - 1; /* force failure */
+    } else {
+        end = (char *)s; /* force failure */
+    }
+    if (errno || end == s || *end || !(e > 0 && e <= 1) || !(w > 0 && w <= 1e3))
+        return cli_usage_error(cmd,
+                               "--energy-prior '%s': expected E:W with 0 < E <= 1 and 0 < W "
+                               "<= 1000",
+                               s);
+    cfg->prior_energy = e, cfg->prior_weight = w;
+    return 0;
+}
+
 /* --seed N: any unsigned 64-bit integer. */
 static int parse_seed(const char *cmd, const CliOpt *o, const char *arg)
 {
@@ -261,6 +288,7 @@ int cmd_train_policy(int argc, char **argv)
     long maxtok = 0;
     PolicyTrainConfig cfg;
     policy_train_config_default(&cfg);
+    int features = 0; /* 0: not given */
     PpoConfig *ppo = &cfg.ppo;
     PolicyRewardWeights *rw = &cfg.reward;
     const CliOpt opts[] = {
@@ -278,7 +306,7 @@ int cmd_train_policy(int argc, char **argv)
         CLI_INT("episodes", &cfg.episodes, 1, 1 << 20),
         CLI_INT("rank-min", &cfg.r_min, 1, 4096),
         CLI_INT("rank-step", &cfg.r_step, 1, 4096),
-        CLI_INT("features", &cfg.features, 1, POLICY_FEATURES_VERSION),
+        CLI_INT("features", &features, 1, POLICY_FEATURES_VERSION),
         CLI_DOUBLE("alpha", &rw->alpha, -1e6, 1e6),
         CLI_DOUBLE("beta", &rw->beta, -1e6, 1e6),
         CLI_DOUBLE("gamma", &rw->gamma, -1e6, 1e6),
@@ -288,6 +316,7 @@ int cmd_train_policy(int argc, char **argv)
         CLI_DOUBLE("price", &rw->price, -1e6, 1e6),
         CLI_DOUBLE("err-power", &rw->err_power, 0.01, 100),
         CLI_FN("err-layers", 1, parse_err_layers, rw, 0),
+        CLI_FN("energy-prior", 1, parse_prior, &cfg, 0),
         CLI_DOUBLE("eps-start", &cfg.eps_start, 0, 1e30),
         CLI_DOUBLE("eps-floor", &cfg.eps_floor, 0, 1e30),
         CLI_DOUBLE("eps-decay", &cfg.eps_decay, 0, 1),
@@ -307,6 +336,9 @@ int cmd_train_policy(int argc, char **argv)
     int rc = cli_parse("train-policy", usage, opts, argc, argv, NULL);
     if (rc != CLI_GO)
         return rc;
+    /* the prior reads the value energies: layout 3 unless told otherwise
+     * (which the network's check then refuses) */
+    cfg.features = features ? features : cfg.prior_weight > 0 ? 3 : cfg.features;
     if (!out)
         return cli_usage_error("train-policy", "--out POLICY is required");
     if ((rc = check_out(out, resume, force, &same)))
