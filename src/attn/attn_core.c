@@ -1842,17 +1842,17 @@ static DrrlStatus decide(AttnCore *ac, int32_t l, int64_t seg, const float *q, s
     }
     for (int32_t h = 0; h < H; h++) {
         HeadState *hs = hs_at(ac, l, h);
-        const double *bd = ac->dec_bound + h * ng, *en = ac->dec_energy + h * ng;
+        const double *bd = ac->dec_bound + h * ng, *en = ac->dec_energy + h * ng,
+                     *ev = ac->dec_energy_v + h * ng;
         Kv *kv = kv_at(ac, l, h / ac->group);
         int32_t r = D;
         switch (m->kind) {
         case METHOD_FIXED:
             r = method_fixed_rank(m, l);
             break;
-        case METHOD_ENERGY:
+        case METHOD_ENERGY: /* both sides' kept energy, as decide_mask took them */
             for (int32_t i = 0; i < ng; i++) {
-                double ev = side_energy(&kv->s[SIDE_V], D, ac->grid.r[i]);
-                if (en[i] >= m->energy && ev >= m->energy) {
+                if (en[i] >= m->energy && ev[i] >= m->energy) {
                     r = ac->grid.r[i];
                     break;
                 }

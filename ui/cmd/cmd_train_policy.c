@@ -127,19 +127,32 @@ static DrrlStatus dist_cb(void *ctx, const void *mine, size_t n, void **all, siz
 }
 
 /* --budget B or LO:HI into the PolicyTrainConfig. */
+/* "A" or "A:B", the numbers and nothing else: 1 (*b untouched) or 2, 0 when
+ * malformed. */
+static int parse_pair(const char *s, double *a, double *b)
+{
+    char *end;
+    errno = 0;
+    *a = strtod(s, &end);
+    if (errno || end == s)
+        return 0;
+    if (!*end)
+        return 1;
+    if (*end != ':')
+        return 0;
+    const char *t = end + 1;
+    *b = strtod(t, &end);
+    return errno || end == t || *end ? 0 : 2;
+}
+
 static int parse_budget(const char *cmd, const CliOpt *o, const char *s)
 {
     PolicyTrainConfig *cfg = o->dest;
-    char *end;
-    errno = 0;
-    double a = strtod(s, &end), b = a;
-    if (end != s && *end == ':') {
-        const char *t = end + 1;
-        b = strtod(t, &end);
-        if (end == t)
-            end = (char *)t - 1; /* force failure */
-    }
-    if (errno || end == s || *end || !(a > 0 && a <= b && b <= 1))
+    double a, b;
+    int n = parse_pair(s, &a, &b);
+    if (n == 1)
+        b = a;
+    if (!n || !(a > 0 && a <= b && b <= 1))
         return cli_usage_error(cmd, "--budget '%s': expected B or LO:HI with 0 < LO <= HI <= 1",
                                s);
     cfg->budget_lo = a, cfg->budget_hi = b;
@@ -178,18 +191,8 @@ static int parse_err_layers(const char *cmd, const CliOpt *o, const char *s)
 static int parse_prior(const char *cmd, const CliOpt *o, const char *s)
 {
     PolicyTrainConfig *cfg = o->dest;
-    char *end;
-    errno = 0;
-    double e = strtod(s, &end), w = -1;
-    if (end != s && *end == ':') {
-        const char *t = end + 1;
-        w = strtod(t, &end);
-        if (end == t)
-            end = (char *)t - 1; /* force failure */
-    } else {
-        end = (char *)s; /* force failure */
-    }
-    if (errno || end == s || *end || !(e > 0 && e <= 1) || !(w > 0 && w <= 1e3))
+    double e, w;
+    if (parse_pair(s, &e, &w) != 2 || !(e > 0 && e <= 1) || !(w > 0 && w <= 1e3))
         return cli_usage_error(cmd,
                                "--energy-prior '%s': expected E:W with 0 < E <= 1 and 0 < W "
                                "<= 1000",
